@@ -1,0 +1,81 @@
+package conntrack
+
+// Expectation is a flow a helper predicts before its first packet (the GRE
+// of a PPTP call, the RTP of a SIP call, FTP data). It matches a packet
+// whose tuple equals Match, where a zero Match.SrcID matches any source id.
+type Expectation struct {
+	Match    Tuple
+	Reply    Tuple   // the reply tuple the new flow gets
+	Host     [4]byte // LAN host to charge
+	Helper   uint8
+	Data     uint64
+	Deadline int64
+}
+
+// maxExpectations bounds helpers' predictions so a chatty peer cannot grow
+// the table without bound.
+const maxExpectations = 4096
+
+// ErrTooManyExpectations is returned when the bound is reached.
+var ErrTooManyExpectations = errorString("conntrack: too many expectations")
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// Expect registers an expectation, replacing one with the same Match.
+func (t *Table) Expect(e Expectation) error {
+	if _, ok := t.expect[e.Match]; !ok && len(t.expect) >= maxExpectations {
+		return ErrTooManyExpectations
+	}
+	t.expect[e.Match] = e
+	return nil
+}
+
+// Expected finds and removes the expectation that k fulfils: an exact match
+// first, then one with any source id.
+func (t *Table) Expected(k Tuple, now int64) (Expectation, bool) {
+	if len(t.expect) == 0 {
+		return Expectation{}, false
+	}
+	e, ok := t.expect[k]
+	if !ok {
+		k.SrcID = 0
+		e, ok = t.expect[k]
+	}
+	if !ok {
+		return Expectation{}, false
+	}
+	delete(t.expect, e.Match)
+	if e.Deadline <= now {
+		return Expectation{}, false
+	}
+	return e, true
+}
+
+// Unexpect removes every expectation for which drop returns true (a helper
+// ending a call removes its predictions).
+func (t *Table) Unexpect(drop func(*Expectation) bool) {
+	for k, e := range t.expect {
+		if drop(&e) {
+			delete(t.expect, k)
+		}
+	}
+}
+
+// Expectations is the number of pending expectations.
+func (t *Table) Expectations() int { return len(t.expect) }
+
+// expireExpectations drops stale expectations. They are few (bounded by
+// maxExpectations and in practice a handful per call), so a pass over them
+// is cheap.
+func (t *Table) expireExpectations(now int64) int {
+	n := 0
+	for k, e := range t.expect {
+		if e.Deadline <= now {
+			delete(t.expect, k)
+			n++
+		}
+	}
+	return n
+}

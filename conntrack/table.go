@@ -1,0 +1,279 @@
+package conntrack
+
+import "errors"
+
+// Dir says which of a flow's tuples a packet matched.
+type Dir uint8
+
+const (
+	Original Dir = 0
+	Reply    Dir = 1
+)
+
+// Errors returned by Insert. Values, so the packet path never formats.
+var (
+	ErrFull      = errors.New("conntrack: table full")
+	ErrHostLimit = errors.New("conntrack: per-host flow limit reached")
+	ErrExists    = errors.New("conntrack: tuple already tracked")
+)
+
+// Flow is one tracked connection. The owner interprets State, Origin, Ext
+// and Data; the table owns the tuples, the deadline and the bookkeeping.
+type Flow struct {
+	Orig, Reply Tuple
+	State       uint8
+	Origin      uint8
+	Flags       uint16
+	Host        [4]byte // LAN host charged for this flow (zero: none)
+	Ext         uint32  // owner's handle (for NAT: the mapping)
+	Data        uint64  // owner's or a helper's data
+	Created     int64
+	Deadline    int64
+	Packets     [2]uint64
+	Bytes       [2]uint64
+
+	next, prev int32 // timing wheel list
+	slot       int32
+	tick       int64 // the wheel tick of slot
+	inUse      bool
+}
+
+const (
+	tickShift = 28 // a wheel tick is 2^28 ns, about 268 ms
+	wheelBits = 10 // 1024 slots: one turn is about 275 s
+	wheelSize = 1 << wheelBits
+	noFlow    = -1
+)
+
+// Table is the flow table. Flows live in a slab sized at creation, so the
+// packet path never allocates; both tuples of every flow are in one index.
+type Table struct {
+	flows   []Flow
+	free    []int32
+	index   *Index // value: flow id << 1 | Dir
+	perHost map[[4]byte]int32
+	maxHost int32
+	live    int
+
+	wheel    [wheelSize]int32
+	lastTick int64
+
+	expect map[Tuple]Expectation
+
+	// OnDelete, if set, is called for every flow just before it is removed
+	// (expiry or Delete), so the owner can release what the flow held.
+	OnDelete func(id int32, f *Flow)
+}
+
+// New makes a table for at most max flows, at most perHost of them charged
+// to any one LAN host (0: no per-host limit).
+func New(max, perHost int, now int64) *Table {
+	t := &Table{
+		flows:    make([]Flow, max),
+		free:     make([]int32, max),
+		index:    NewIndex(2 * max),
+		perHost:  make(map[[4]byte]int32, 256),
+		maxHost:  int32(perHost),
+		lastTick: now >> tickShift,
+		expect:   make(map[Tuple]Expectation, 64),
+	}
+	for i := range t.free {
+		t.free[i] = int32(max - 1 - i)
+	}
+	for i := range t.wheel {
+		t.wheel[i] = noFlow
+	}
+	return t
+}
+
+// Len is the number of live flows; Cap the table size.
+func (t *Table) Len() int { return t.live }
+func (t *Table) Cap() int { return len(t.flows) }
+
+// HostFlows is the number of flows charged to host.
+func (t *Table) HostFlows(host [4]byte) int { return int(t.perHost[host]) }
+
+// Lookup finds the flow one of whose tuples is k.
+func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) {
+	v, ok := t.index.Get(k)
+	if !ok {
+		return noFlow, 0, false
+	}
+	return int32(v >> 1), Dir(v & 1), true
+}
+
+// Get returns the flow with id; valid until the flow is deleted.
+func (t *Table) Get(id int32) *Flow { return &t.flows[id] }
+
+// Insert adds a flow. host, if not zero, is charged against the per-host
+// limit. The caller fills the returned flow's other fields.
+func (t *Table) Insert(orig, reply Tuple, host [4]byte, now, deadline int64) (int32, error) {
+	if len(t.free) == 0 {
+		return noFlow, ErrFull
+	}
+	if host != ([4]byte{}) && t.maxHost > 0 && t.perHost[host] >= t.maxHost {
+		return noFlow, ErrHostLimit
+	}
+	if orig == reply {
+		return noFlow, ErrExists
+	}
+	id := t.free[len(t.free)-1]
+	if !t.index.Add(orig, uint32(id)<<1) {
+		return noFlow, ErrExists
+	}
+	if !t.index.Add(reply, uint32(id)<<1|1) {
+		t.index.Del(orig)
+		return noFlow, ErrExists
+	}
+	t.free = t.free[:len(t.free)-1]
+	f := &t.flows[id]
+	*f = Flow{Orig: orig, Reply: reply, Host: host, Created: now, Deadline: deadline, inUse: true}
+	if host != ([4]byte{}) {
+		t.perHost[host]++
+	}
+	t.live++
+	t.link(id, deadline)
+	return id, nil
+}
+
+// Rekey replaces a flow's reply tuple (helpers learn ids after creation,
+// like an ESP SPI chosen by the server).
+func (t *Table) Rekey(id int32, reply Tuple) error {
+	f := &t.flows[id]
+	if reply == f.Reply {
+		return nil
+	}
+	if _, ok := t.index.Get(reply); ok {
+		return ErrExists
+	}
+	t.index.Del(f.Reply)
+	f.Reply = reply
+	t.index.Put(reply, uint32(id)<<1|1)
+	return nil
+}
+
+// SetDeadline moves a flow's deadline. Later is free (the wheel finds out
+// when the old slot comes round); earlier, as after a TCP reset, moves the
+// flow to an earlier slot so it does not outlive its new deadline.
+func (t *Table) SetDeadline(id int32, deadline int64) {
+	f := &t.flows[id]
+	f.Deadline = deadline
+	if deadline>>tickShift < f.tick && f.slot != noFlow {
+		t.unlink(id)
+		t.link(id, deadline)
+	}
+}
+
+// Delete removes a flow now.
+func (t *Table) Delete(id int32) {
+	f := &t.flows[id]
+	if !f.inUse {
+		return
+	}
+	t.unlink(id)
+	t.remove(id)
+}
+
+func (t *Table) remove(id int32) {
+	f := &t.flows[id]
+	if t.OnDelete != nil {
+		t.OnDelete(id, f)
+	}
+	t.index.Del(f.Orig)
+	t.index.Del(f.Reply)
+	if f.Host != ([4]byte{}) {
+		if n := t.perHost[f.Host] - 1; n > 0 {
+			t.perHost[f.Host] = n
+		} else {
+			delete(t.perHost, f.Host)
+		}
+	}
+	f.inUse = false
+	t.live--
+	t.free = append(t.free, id)
+}
+
+// Range calls fn for every live flow until fn returns false. Not for the
+// packet path.
+func (t *Table) Range(fn func(id int32, f *Flow) bool) {
+	for i := range t.flows {
+		if t.flows[i].inUse && !fn(int32(i), &t.flows[i]) {
+			return
+		}
+	}
+}
+
+// Expire removes every flow whose deadline is at or before now, and
+// returns how many it removed. A flow's deadline can move later without
+// touching the wheel (a packet only writes Flow.Deadline); when its slot
+// comes round and the deadline has moved, the flow is put in the slot of its
+// new deadline. So the work done here follows the flows that expire or
+// reach their old slot, never the size of the table.
+func (t *Table) Expire(now int64) int {
+	n := t.expireExpectations(now)
+	tick := now >> tickShift
+	if tick-t.lastTick > wheelSize {
+		// Idle for longer than a turn: visit every slot once.
+		t.lastTick = tick - wheelSize
+	}
+	for ; t.lastTick <= tick; t.lastTick++ {
+		s := int32(t.lastTick & (wheelSize - 1))
+		id := t.wheel[s]
+		t.wheel[s] = noFlow
+		for id != noFlow {
+			f := &t.flows[id]
+			next := f.next
+			f.next, f.prev, f.slot = noFlow, noFlow, noFlow
+			if f.Deadline <= now {
+				t.remove(id)
+				n++
+			} else {
+				t.linkAfter(id, f.Deadline, t.lastTick)
+			}
+			id = next
+		}
+	}
+	t.lastTick = tick
+	return n
+}
+
+func (t *Table) link(id int32, deadline int64) { t.linkAfter(id, deadline, t.lastTick) }
+
+// linkAfter puts a flow in the slot of its deadline, never in a slot at or
+// before the tick being processed (it would be seen again a turn late, or
+// twice in one pass).
+func (t *Table) linkAfter(id int32, deadline int64, cur int64) {
+	tick := deadline >> tickShift
+	if tick <= cur {
+		tick = cur + 1
+	}
+	if tick-cur >= wheelSize {
+		tick = cur + wheelSize - 1
+	}
+	s := int32(tick & (wheelSize - 1))
+	f := &t.flows[id]
+	f.slot = s
+	f.tick = tick
+	f.prev = noFlow
+	f.next = t.wheel[s]
+	if f.next != noFlow {
+		t.flows[f.next].prev = id
+	}
+	t.wheel[s] = id
+}
+
+func (t *Table) unlink(id int32) {
+	f := &t.flows[id]
+	if f.slot == noFlow {
+		return
+	}
+	if f.prev != noFlow {
+		t.flows[f.prev].next = f.next
+	} else {
+		t.wheel[f.slot] = f.next
+	}
+	if f.next != noFlow {
+		t.flows[f.next].prev = f.prev
+	}
+	f.next, f.prev, f.slot = noFlow, noFlow, noFlow
+}

@@ -1,0 +1,191 @@
+package conntrack
+
+import (
+	"math/rand"
+	"testing"
+)
+
+const ms = int64(1e6)
+
+func tup(i int, side uint8) Tuple {
+	return Tuple{Src: [4]byte{10, 0, byte(i >> 8), byte(i)}, Dst: [4]byte{1, 1, 1, 1}, SrcID: uint16(i), DstID: 80, Proto: 6, Side: side}
+}
+
+func TestInsertLookupBothDirections(t *testing.T) {
+	tb := New(8, 0, 0)
+	id, err := tb.Insert(tup(1, 0), tup(1, 1), [4]byte{10, 0, 0, 1}, 0, 1000*ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		k   Tuple
+		dir Dir
+	}{{tup(1, 0), Original}, {tup(1, 1), Reply}} {
+		got, dir, ok := tb.Lookup(c.k)
+		if !ok || got != id || dir != c.dir {
+			t.Fatalf("lookup %v: %d %d %v", c.k, got, dir, ok)
+		}
+	}
+	if _, err := tb.Insert(tup(1, 0), tup(2, 1), [4]byte{}, 0, 1); err != ErrExists {
+		t.Fatalf("duplicate orig: %v", err)
+	}
+	if _, err := tb.Insert(tup(3, 0), tup(1, 1), [4]byte{}, 0, 1); err != ErrExists {
+		t.Fatalf("duplicate reply: %v", err)
+	}
+	if _, _, ok := tb.Lookup(tup(3, 0)); ok {
+		t.Fatal("failed insert left its original tuple behind")
+	}
+}
+
+func TestLimits(t *testing.T) {
+	tb := New(4, 2, 0)
+	h := [4]byte{10, 0, 0, 1}
+	for i := 0; i < 2; i++ {
+		if _, err := tb.Insert(tup(i, 0), tup(i, 1), h, 0, 1000*ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tb.Insert(tup(2, 0), tup(2, 1), h, 0, 1000*ms); err != ErrHostLimit {
+		t.Fatalf("third flow of one host: %v", err)
+	}
+	for i := 3; i < 5; i++ {
+		if _, err := tb.Insert(tup(i, 0), tup(i, 1), [4]byte{10, 0, 0, byte(i)}, 0, 1000*ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tb.Insert(tup(9, 0), tup(9, 1), [4]byte{10, 0, 0, 9}, 0, 1000*ms); err != ErrFull {
+		t.Fatalf("full table: %v", err)
+	}
+}
+
+// TestWheelExpiry checks against a model: random deadlines, moved later and
+// earlier, must expire within a tick of when due and never before.
+func TestWheelExpiry(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	tb := New(2000, 0, 0)
+	deadline := map[int32]int64{}
+	deleted := 0
+	now := int64(0)
+	tb.OnDelete = func(id int32, f *Flow) {
+		deleted++
+		if f.Deadline != deadline[id] {
+			t.Fatalf("flow %d removed with deadline %d, model %d", id, f.Deadline, deadline[id])
+		}
+		if f.Deadline > now {
+			t.Fatalf("flow %d removed at %d before its deadline %d", id, now, f.Deadline)
+		}
+		delete(deadline, id)
+	}
+	for step := 0; step < 4000; step++ {
+		now += int64(r.Intn(400)) * ms
+		if len(deadline) < 1500 {
+			i := step
+			d := now + int64(r.Intn(600_000))*ms // up to 10 min: longer than a wheel turn
+			id, err := tb.Insert(tup(i, 0), tup(i, 1), [4]byte{}, now, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline[id] = d
+		}
+		for id := range deadline {
+			if r.Intn(10) == 0 {
+				d := now + int64(r.Intn(300_000))*ms
+				tb.SetDeadline(id, d)
+				deadline[id] = d
+			}
+			break
+		}
+		tb.Expire(now)
+		for id, d := range deadline {
+			// The wheel's resolution is one tick: a flow may outlive its
+			// deadline by less than that (lookups treat it as gone).
+			if d+1<<tickShift <= now {
+				t.Fatalf("step %d: flow %d due at %d still live at %d", step, id, d, now)
+			}
+		}
+		if tb.Len() != len(deadline) {
+			t.Fatalf("table has %d flows, model %d", tb.Len(), len(deadline))
+		}
+	}
+	if deleted == 0 {
+		t.Fatal("nothing expired")
+	}
+}
+
+func TestRekey(t *testing.T) {
+	tb := New(4, 0, 0)
+	id, _ := tb.Insert(tup(1, 0), tup(1, 1), [4]byte{}, 0, 1000*ms)
+	if err := tb.Rekey(id, tup(7, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := tb.Lookup(tup(1, 1)); ok {
+		t.Fatal("old reply tuple still indexed")
+	}
+	if got, dir, ok := tb.Lookup(tup(7, 1)); !ok || got != id || dir != Reply {
+		t.Fatal("new reply tuple not indexed")
+	}
+}
+
+func TestExpectations(t *testing.T) {
+	tb := New(4, 0, 0)
+	match := Tuple{Src: [4]byte{1, 1, 1, 1}, Dst: [4]byte{2, 2, 2, 2}, DstID: 5004, Proto: 17, Side: 1}
+	if err := tb.Expect(Expectation{Match: match, Deadline: 10 * ms, Data: 42}); err != nil {
+		t.Fatal(err)
+	}
+	pkt := match
+	pkt.SrcID = 6000 // any source port
+	e, ok := tb.Expected(pkt, 5*ms)
+	if !ok || e.Data != 42 {
+		t.Fatalf("expectation not found: %+v %v", e, ok)
+	}
+	if _, ok := tb.Expected(pkt, 5*ms); ok {
+		t.Fatal("an expectation matched twice")
+	}
+	tb.Expect(Expectation{Match: match, Deadline: 10 * ms})
+	if _, ok := tb.Expected(pkt, 11*ms); ok {
+		t.Fatal("a stale expectation matched")
+	}
+	tb.Expect(Expectation{Match: match, Deadline: 10 * ms})
+	tb.Expire(20 * ms)
+	if tb.Expectations() != 0 {
+		t.Fatal("expired expectation kept")
+	}
+}
+
+// FuzzIndex drives the index with random operations against a Go map.
+func FuzzIndex(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 1, 1, 2, 2})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		x := NewIndex(64)
+		model := map[Tuple]uint32{}
+		for i := 0; i+1 < len(ops); i += 2 {
+			// Few distinct keys (and colliding home slots) stress the
+			// backward-shift deletion.
+			k := Tuple{SrcID: uint16(ops[i+1] & 0x3f), Proto: 17}
+			switch ops[i] % 3 {
+			case 0:
+				if len(model) < 64 {
+					x.Put(k, uint32(i))
+					model[k] = uint32(i)
+				}
+			case 1:
+				x.Del(k)
+				delete(model, k)
+			case 2:
+				v, ok := x.Get(k)
+				mv, mok := model[k]
+				if ok != mok || v != mv {
+					t.Fatalf("get %v: %d %v, model %d %v", k, v, ok, mv, mok)
+				}
+			}
+		}
+		if x.Len() != len(model) {
+			t.Fatalf("len %d, model %d", x.Len(), len(model))
+		}
+		for k, mv := range model {
+			if v, ok := x.Get(k); !ok || v != mv {
+				t.Fatalf("final get %v: %d %v want %d", k, v, ok, mv)
+			}
+		}
+	})
+}

@@ -1,0 +1,116 @@
+package nat
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Time is the engine's clock: nanoseconds on a monotonic scale chosen by the
+// caller. The engine never reads a clock itself, so the lab, pcap replay,
+// fuzzers and benchmarks all drive the same code deterministically.
+type Time int64
+
+// FromDuration converts an offset from the caller's epoch into engine time.
+func FromDuration(d time.Duration) Time { return Time(d) }
+
+// Iface names the side a packet arrived on or leaves by.
+type Iface uint8
+
+const (
+	LAN Iface = iota
+	WAN
+)
+
+func (i Iface) String() string {
+	if i == LAN {
+		return "lan"
+	}
+	return "wan"
+}
+
+// Action is what the caller must do with the packet handed to Process.
+type Action uint8
+
+const (
+	// Drop: discard the packet; Verdict.Reason says why.
+	Drop Action = iota
+	// Forward: the packet was rewritten in place; send it out Verdict.Out to
+	// Verdict.NextHop.
+	Forward
+	// Consumed: the engine took what it needed (a held fragment, a packet it
+	// answered itself); the caller sends nothing for it, but must still send
+	// what Emitted returns.
+	Consumed
+)
+
+// Verdict is the outcome of Process for one packet.
+type Verdict struct {
+	Action  Action
+	Out     Iface
+	NextHop [4]byte
+	Reason  DropReason
+}
+
+// Emit is a packet the engine generated (ICMP error, echo reply, a fragment,
+// a released held fragment). Frame[:EtherHeadroom] is free for the link
+// layer's header; Frame[EtherHeadroom:] is the IPv4 packet.
+type Emit struct {
+	Out     Iface
+	NextHop [4]byte
+	Frame   []byte
+}
+
+// EtherHeadroom is the room reserved in front of every emitted IPv4 packet.
+const EtherHeadroom = 14
+
+// Filtering is the RFC 4787 filtering behaviour of inbound packets on an
+// existing mapping.
+type Filtering uint8
+
+const (
+	AddressDependent Filtering = iota // default (RFC 4787 REQ-8 recommends EIF or ADF)
+	EndpointIndependent
+	AddressAndPortDependent
+)
+
+// PortForward sends inbound traffic for Proto on the outside ports
+// [OutsideLo, OutsideHi] to Host, at InsidePort + (port - OutsideLo).
+type PortForward struct {
+	Name       string
+	Proto      uint8 // 6 TCP, 17 UDP
+	OutsideLo  uint16
+	OutsideHi  uint16
+	Host       netip.Addr
+	InsidePort uint16
+}
+
+// Timeouts are per protocol state, RFC 4787/5382/5508 minimums by default.
+type Timeouts struct {
+	UDP            time.Duration // default 5 min (REQ-5: at least 2 min)
+	UDPStream      time.Duration // UDP seen both ways more than once; default 5 min
+	TCPEstablished time.Duration // default 2 h 4 min (RFC 5382 REQ-5)
+	TCPTransitory  time.Duration // default 4 min
+	TCPClosed      time.Duration // after RST; default 10 s
+	ICMP           time.Duration // default 60 s (RFC 5508 REQ-1)
+	Fragment       time.Duration // reassembly state; default 30 s
+	Expectation    time.Duration // default 60 s
+}
+
+// Config is the engine's whole configuration.
+type Config struct {
+	LANAddr    netip.Prefix // router address on the LAN and the LAN prefix
+	WANAddr    netip.Prefix // router address on the WAN (the public address) and its prefix
+	WANGateway netip.Addr   // next hop for destinations off the WAN prefix; invalid = none
+	LANMTU     int          // default 1500
+	WANMTU     int          // default 1500
+
+	Filtering       Filtering
+	Timeouts        Timeouts
+	MaxFlows        int    // whole table; default 65536
+	MaxFlowsPerHost int    // per LAN host (RFC 6888); default MaxFlows/4
+	MSSClamp        uint16 // 0 = off; otherwise clamp TCP MSS on SYNs to this
+	PortLo, PortHi  uint16 // dynamic port range; default 1024-65535
+	PortForwards    []PortForward
+	DMZ             netip.Addr // invalid = none
+	ICMPRate        int        // generated ICMP errors per second; default 100
+}

@@ -1,0 +1,102 @@
+package nat
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"passgate/packet"
+	"passgate/packet/pkttest"
+)
+
+// BenchmarkEstablishedUDP is the steady state: a known flow, both ways.
+func BenchmarkEstablishedUDP(b *testing.B) {
+	e := newEngine(b, nil)
+	out := pkttest.UDP("192.168.50.10:5000", "203.0.113.10:9", make([]byte, 18))
+	in := pkttest.UDP("203.0.113.10:9", "203.0.113.1:5000", make([]byte, 18))
+	po, pi := append([]byte(nil), out...), append([]byte(nil), in...)
+	e.Process(0, LAN, po)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		copy(po, out)
+		if v := e.Process(Time(i), LAN, po); v.Action != Forward {
+			b.Fatal(v)
+		}
+		copy(pi, in)
+		if v := e.Process(Time(i), WAN, pi); v.Action != Forward {
+			b.Fatal(v)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/pkt")
+}
+
+// BenchmarkNewFlow sets up a UDP flow per packet (a new source port each
+// time, so a new mapping too), with expiry keeping the table from filling.
+func BenchmarkNewFlow(b *testing.B) {
+	e := newEngine(b, func(c *Config) { c.MaxFlows = 1 << 17; c.MaxFlowsPerHost = 1 << 17 })
+	tmpl := pkttest.UDP("192.168.50.10:1", "203.0.113.10:9", make([]byte, 18))
+	p := append([]byte(nil), tmpl...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	now := Time(0)
+	for i := 0; i < b.N; i++ {
+		copy(p, tmpl)
+		port := uint16(i%60000) + 1024
+		u := packet.UDP(packet.IPv4(p).Payload())
+		u.SetSrcPort(port)
+		if i%60000 == 59999 {
+			// Let every flow of this round expire, as a busy table would.
+			now += e.timeouts.udp + sec
+			b.StopTimer()
+			e.Expire(now)
+			b.StartTimer()
+		}
+		if v := e.Process(now, LAN, p); v.Action != Forward {
+			b.Fatalf("%d: %+v", i, v)
+		}
+	}
+}
+
+func TestEstablishedPathAllocatesNothing(t *testing.T) {
+	e := newEngine(t, nil)
+	out := pkttest.UDP("192.168.50.10:5000", "203.0.113.10:9", make([]byte, 18))
+	p := append([]byte(nil), out...)
+	e.Process(0, LAN, p)
+	tcp := pkttest.TCP("192.168.50.10:4000", "203.0.113.10:80", packet.TCPSyn, 1, 0, nil, nil)
+	q := append([]byte(nil), tcp...)
+	e.Process(0, LAN, q)
+	ping := pkttest.Echo("192.168.50.10", "203.0.113.10", false, 9, 1, nil)
+	r := append([]byte(nil), ping...)
+	e.Process(0, LAN, r)
+	n := testing.AllocsPerRun(1000, func() {
+		copy(p, out)
+		e.Process(1, LAN, p)
+		copy(q, tcp)
+		e.Process(1, LAN, q)
+		copy(r, ping)
+		e.Process(1, LAN, r)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per run on established flows", n)
+	}
+}
+
+func TestNewFlowAllocatesNothing(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlows = 4096; c.MaxFlowsPerHost = 4096 })
+	tmpl := pkttest.UDP("192.168.50.10:1", "203.0.113.10:9", nil)
+	p := append([]byte(nil), tmpl...)
+	port := uint16(2000)
+	n := testing.AllocsPerRun(1000, func() {
+		copy(p, tmpl)
+		binary.BigEndian.PutUint16(p[20:], port)
+		binary.BigEndian.PutUint16(p[26:], 0) // no checksum to keep
+		port++
+		if v := e.Process(1, LAN, p); v.Action != Forward {
+			t.Fatal(v)
+		}
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per new flow", n)
+	}
+}

@@ -1,0 +1,606 @@
+// Package nat is passgate's engine: a pure function of (clock, interface,
+// packet) that owns the flow table, the RFC 4787/5382/5508 mapping and
+// filtering, port forwarding and the DMZ host, hairpinning, ICMP query and
+// error translation, fragments, TTL and path MTU handling.
+//
+// The engine makes no system calls, starts no goroutines and never reads a
+// clock: the caller passes the time, so the lab, replays, fuzzers and
+// benchmarks run the same code. It is not safe for concurrent use; the data
+// plane serialises batches through it. Nothing on the packet path
+// allocates: the flow table, the mapper and the buffers for generated
+// packets are sized when the engine is made.
+package nat
+
+import (
+	"fmt"
+
+	"passgate/conntrack"
+	"passgate/packet"
+)
+
+// Flow origins, for people reading the table.
+const (
+	originLAN uint8 = iota
+	originMapping
+	originForward
+	originDMZ
+	originHairpin
+)
+
+var originNames = [...]string{"lan", "wan-mapping", "port-forward", "dmz", "hairpin"}
+
+// Engine is the NAT engine. Make one with New.
+type Engine struct {
+	cfg      Config
+	lanAddr  [4]byte
+	wanAddr  [4]byte
+	lanNet   prefix4
+	wanNet   prefix4
+	gateway  [4]byte
+	hasGW    bool
+	mtu      [2]int
+	timeouts struct {
+		udp, tcpEst, tcpTrans, tcpClosed, icmp, frag Time
+	}
+
+	ct    *conntrack.Table
+	maps  *mapper
+	fwd   []PortForward
+	dmz   [4]byte
+	frags *fragTable
+
+	emits    []Emit
+	emitPool [][]byte
+	emitUsed int
+
+	icmpTokens int64 // in 1/1000 of a packet
+	icmpLast   Time
+	ipID       uint16
+
+	stats Stats
+}
+
+const (
+	emitBufs = 128
+	emitSize = EtherHeadroom + 2048
+)
+
+// New validates cfg (with defaults filled) and makes an engine.
+func New(cfg Config, now Time) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("nat: invalid configuration: %w", err)
+	}
+	e := &Engine{
+		ct:    conntrack.New(cfg.MaxFlows, cfg.MaxFlowsPerHost, int64(now)),
+		maps:  newMapper(cfg.MaxFlows, cfg.PortLo, cfg.PortHi),
+		frags: newFragTable(),
+		emits: make([]Emit, 0, emitBufs),
+	}
+	e.emitPool = make([][]byte, emitBufs)
+	for i := range e.emitPool {
+		e.emitPool[i] = make([]byte, emitSize)
+	}
+	e.ct.OnDelete = e.onDelete
+	e.apply(cfg)
+	e.icmpTokens = int64(cfg.ICMPRate) * 1000
+	e.icmpLast = now
+	return e, nil
+}
+
+// apply installs the parts of cfg that can change while flows live.
+func (e *Engine) apply(cfg Config) {
+	e.cfg = cfg
+	e.lanAddr = cfg.LANAddr.Addr().As4()
+	e.wanAddr = cfg.WANAddr.Addr().As4()
+	e.lanNet = mkPrefix(cfg.LANAddr)
+	e.wanNet = mkPrefix(cfg.WANAddr)
+	e.hasGW = cfg.WANGateway.IsValid()
+	if e.hasGW {
+		e.gateway = cfg.WANGateway.As4()
+	}
+	e.mtu = [2]int{cfg.LANMTU, cfg.WANMTU}
+	t := cfg.Timeouts
+	e.timeouts.udp = Time(t.UDP)
+	e.timeouts.tcpEst = Time(t.TCPEstablished)
+	e.timeouts.tcpTrans = Time(t.TCPTransitory)
+	e.timeouts.tcpClosed = Time(t.TCPClosed)
+	e.timeouts.icmp = Time(t.ICMP)
+	e.timeouts.frag = Time(t.Fragment)
+	e.fwd = append(e.fwd[:0], cfg.PortForwards...)
+	e.dmz = [4]byte{}
+	if cfg.DMZ.IsValid() {
+		e.dmz = cfg.DMZ.As4()
+	}
+	e.maps.lo, e.maps.hi = cfg.PortLo, cfg.PortHi
+}
+
+// Process handles one IPv4 packet that arrived on from. The packet is
+// rewritten in place; the verdict says where it goes. Packets the engine
+// generates meanwhile are in Emitted.
+func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
+	ip, err := packet.ParseIPv4(b)
+	if err != nil {
+		if err == packet.ErrVersion {
+			return e.drop(DropNotIPv4)
+		}
+		return e.drop(DropMalformed)
+	}
+	if !ip.ValidChecksum() {
+		return e.drop(DropMalformed)
+	}
+	e.stats.Packets[from]++
+	e.stats.Bytes[from] += uint64(len(ip))
+
+	if ip.IsFragment() && ip.FragmentOffset() != 0 {
+		return e.laterFragment(now, from, ip)
+	}
+	src, dst := ip.Src(), ip.Dst()
+	if from == LAN {
+		if !e.lanNet.contains(src) || src == e.lanAddr || e.lanNet.edge(src) {
+			return e.drop(DropMartian)
+		}
+		if dst == e.lanAddr {
+			return e.local(now, from, ip)
+		}
+		if e.lanNet.contains(dst) || dst[0] >= 224 || dst[0] == 127 || dst[0] == 0 {
+			return e.drop(DropMartian)
+		}
+		if ip.TTL() <= 1 {
+			e.icmpError(now, from, ip, packet.ICMPTimeExceeded, 0, 0)
+			return e.drop(DropTTLExceeded)
+		}
+	} else if dst != e.wanAddr {
+		return e.drop(DropMartian)
+	}
+
+	k, ok := tupleOf(ip, from)
+	if !ok {
+		if ip.Protocol() == packet.ProtoICMP {
+			return e.icmp(now, from, ip)
+		}
+		if isL4(ip.Protocol()) {
+			return e.drop(DropMalformed)
+		}
+		return e.drop(DropUnsupportedProto)
+	}
+
+	id, dir, found := e.ct.Lookup(k)
+	if found && e.ct.Get(id).Deadline <= int64(now) {
+		e.ct.Delete(id)
+		found = false
+	}
+	if !found {
+		var r DropReason
+		id, dir, r = e.newFlow(now, from, ip, k)
+		if r != DropNone {
+			if r == dropLocal {
+				return e.local(now, from, ip)
+			}
+			return e.drop(r)
+		}
+	}
+	return e.forward(now, from, ip, id, dir)
+}
+
+// dropLocal is an internal marker: the packet is for the router itself.
+const dropLocal = numDropReasons + 1
+
+func isL4(p uint8) bool {
+	return p == packet.ProtoTCP || p == packet.ProtoUDP || p == packet.ProtoICMP
+}
+
+// tupleOf builds the tuple of a TCP, UDP or ICMP query packet. ok is false
+// for other protocols, ICMP errors and truncated headers.
+func tupleOf(ip packet.IPv4, side Iface) (conntrack.Tuple, bool) {
+	k := conntrack.Tuple{Src: ip.Src(), Dst: ip.Dst(), Proto: ip.Protocol(), Side: uint8(side)}
+	l4 := ip.Payload()
+	switch k.Proto {
+	case packet.ProtoTCP:
+		t, err := packet.ParseTCP(l4)
+		if err != nil {
+			return k, false
+		}
+		k.SrcID, k.DstID = t.SrcPort(), t.DstPort()
+	case packet.ProtoUDP:
+		if len(l4) < packet.UDPHeaderLen {
+			return k, false
+		}
+		u := packet.UDP(l4)
+		k.SrcID, k.DstID = u.SrcPort(), u.DstPort()
+	case packet.ProtoICMP:
+		if len(l4) < packet.ICMPHeader {
+			return k, false
+		}
+		c := packet.ICMP(l4)
+		switch c.Type() {
+		case packet.ICMPEcho, packet.ICMPTimestamp:
+			k.SrcID = c.ID()
+		case packet.ICMPEchoReply, packet.ICMPTimestampReply:
+			k.DstID = c.ID()
+		default:
+			return k, false
+		}
+	default:
+		return k, false
+	}
+	return k, true
+}
+
+// translation gives, for a packet matching dir of f, its new source and
+// destination (address and id) and the interface it leaves by.
+func translation(f *conntrack.Flow, dir conntrack.Dir) (src, dst [4]byte, sid, did uint16, out Iface) {
+	if dir == conntrack.Original {
+		r := &f.Reply
+		return r.Dst, r.Src, r.DstID, r.SrcID, Iface(r.Side)
+	}
+	o := &f.Orig
+	return o.Dst, o.Src, o.DstID, o.SrcID, Iface(o.Side)
+}
+
+// forward applies a flow to a packet: state, limits on the way out, the
+// rewrite, TTL.
+func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir conntrack.Dir) Verdict {
+	f := e.ct.Get(id)
+	nsrc, ndst, nsid, ndid, out := translation(f, dir)
+	if from == WAN && ip.TTL() <= 1 {
+		e.icmpError(now, from, ip, packet.ICMPTimeExceeded, 0, 0)
+		return e.drop(DropTTLExceeded)
+	}
+	nh, ok := e.nextHop(out, ndst)
+	if !ok {
+		return e.drop(DropNoRoute)
+	}
+	tooBig := len(ip) > e.mtu[out]
+	if tooBig && ip.DontFragment() {
+		e.icmpError(now, from, ip, packet.ICMPUnreachable, packet.ICMPFragNeeded, uint16(e.mtu[out]))
+		return e.drop(DropFragNeeded)
+	}
+	if r := e.track(now, id, f, dir, ip); r != DropNone {
+		return e.drop(r)
+	}
+	f.Packets[dir]++
+	f.Bytes[dir] += uint64(len(ip))
+
+	isFirstFrag := ip.MoreFragments()
+	oldSrc, oldDst := ip.Src(), ip.Dst()
+	rewrite(ip, nsrc, ndst, nsid, ndid)
+	ip.DecTTL()
+	if isFirstFrag {
+		e.firstFragment(now, from, oldSrc, oldDst, ip, out, nh)
+	}
+	if tooBig {
+		e.fragmentOut(ip, out, nh)
+		return Verdict{Action: Consumed}
+	}
+	return Verdict{Action: Forward, Out: out, NextHop: nh}
+}
+
+// rewrite sets addresses and ids, keeping every checksum right
+// incrementally. Only the first fragment carries the transport header; its
+// checksum covers the whole datagram, and the incremental update stays
+// right because only the pseudo-header and the ports change.
+func rewrite(ip packet.IPv4, nsrc, ndst [4]byte, nsid, ndid uint16) {
+	osrc, odst := ip.Src(), ip.Dst()
+	l4 := ip.Payload()
+	switch ip.Protocol() {
+	case packet.ProtoTCP:
+		t := packet.TCP(l4)
+		if osrc != nsrc {
+			t.UpdateAddr(osrc, nsrc)
+		}
+		if odst != ndst {
+			t.UpdateAddr(odst, ndst)
+		}
+		if t.SrcPort() != nsid {
+			t.SetSrcPort(nsid)
+		}
+		if t.DstPort() != ndid {
+			t.SetDstPort(ndid)
+		}
+	case packet.ProtoUDP:
+		u := packet.UDP(l4)
+		if osrc != nsrc {
+			u.UpdateAddr(osrc, nsrc)
+		}
+		if odst != ndst {
+			u.UpdateAddr(odst, ndst)
+		}
+		if u.SrcPort() != nsid {
+			u.SetSrcPort(nsid)
+		}
+		if u.DstPort() != ndid {
+			u.SetDstPort(ndid)
+		}
+	case packet.ProtoICMP:
+		c := packet.ICMP(l4)
+		// A query's id is its SrcID, a reply's its DstID (see tupleOf).
+		id := nsid
+		if c.Type() == packet.ICMPEchoReply || c.Type() == packet.ICMPTimestampReply {
+			id = ndid
+		}
+		if c.ID() != id {
+			c.SetID(id)
+		}
+	}
+	if osrc != nsrc {
+		ip.SetSrc(nsrc)
+	}
+	if odst != ndst {
+		ip.SetDst(ndst)
+	}
+}
+
+// nextHop picks the neighbour a packet to dst leaves through on out.
+func (e *Engine) nextHop(out Iface, dst [4]byte) ([4]byte, bool) {
+	if out == LAN {
+		return dst, e.lanNet.contains(dst)
+	}
+	if e.wanNet.contains(dst) {
+		return dst, true
+	}
+	return e.gateway, e.hasGW
+}
+
+// newFlow creates the flow for a packet that matched none. It returns
+// dropLocal for packets the router answers itself.
+func (e *Engine) newFlow(now Time, from Iface, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, DropReason) {
+	if k.Proto == packet.ProtoTCP {
+		fl := packet.TCP(ip.Payload()).Flags()
+		if fl&(packet.TCPSyn|packet.TCPAck|packet.TCPRst|packet.TCPFin) != packet.TCPSyn {
+			// Only a bare SYN opens a connection: stray segments of flows
+			// that ended, and scans, create no state (RFC 5382 REQ-4 lets
+			// us drop unsolicited SYNs; we also drop the rest).
+			if from == WAN {
+				return 0, 0, DropUnsolicited
+			}
+			return 0, 0, DropTCPInvalid
+		}
+	}
+	if k.Proto == packet.ProtoICMP && !isQueryRequest(ip) {
+		// A reply with no request: nothing asked for it.
+		return 0, 0, DropUnsolicited
+	}
+	if from == LAN {
+		if k.Dst == e.wanAddr {
+			return e.newHairpin(now, ip, k)
+		}
+		return e.newOutbound(now, k, originLAN)
+	}
+	return e.newInbound(now, k)
+}
+
+func isQueryRequest(ip packet.IPv4) bool {
+	t := packet.ICMP(ip.Payload()).Type()
+	return t == packet.ICMPEcho || t == packet.ICMPTimestamp
+}
+
+// timeoutFor is the timeout of a new flow.
+func (e *Engine) timeoutFor(proto uint8) Time {
+	switch proto {
+	case packet.ProtoTCP:
+		return e.timeouts.tcpTrans
+	case packet.ProtoUDP:
+		return e.timeouts.udp
+	default:
+		return e.timeouts.icmp
+	}
+}
+
+// newOutbound maps a LAN endpoint (endpoint-independent: the same mapping
+// for every destination) and makes the flow.
+func (e *Engine) newOutbound(now Time, k conntrack.Tuple, origin uint8) (int32, conntrack.Dir, DropReason) {
+	if e.ct.HostFlows(k.Src) >= e.cfg.MaxFlowsPerHost {
+		return 0, 0, DropHostLimit
+	}
+	if e.ct.Len() >= e.ct.Cap() {
+		return 0, 0, DropTableFull
+	}
+	m, ok := e.maps.acquire(k.Proto, k.Src, k.SrcID, e.reserved)
+	if !ok {
+		return 0, 0, DropPortsExhausted
+	}
+	ext := e.maps.slab[m].extPort
+	reply := conntrack.Tuple{Src: k.Dst, Dst: e.wanAddr, SrcID: k.DstID, DstID: ext, Proto: k.Proto, Side: uint8(WAN)}
+	if k.Proto == packet.ProtoICMP {
+		reply.SrcID = 0
+	}
+	id, err := e.ct.Insert(k, reply, k.Src, int64(now), int64(now+e.timeoutFor(k.Proto)))
+	if err != nil {
+		e.maps.release(m)
+		return 0, 0, insertReason(err)
+	}
+	f := e.ct.Get(id)
+	f.Ext = m + 1
+	f.Origin = origin
+	e.maps.filterAdd(k.Proto, ext, k.Dst, 1)
+	e.stats.Created++
+	return id, conntrack.Original, DropNone
+}
+
+func insertReason(err error) DropReason {
+	switch err {
+	case conntrack.ErrHostLimit:
+		return DropHostLimit
+	case conntrack.ErrFull:
+		return DropTableFull
+	}
+	return DropMalformed
+}
+
+// newInbound handles a WAN packet that matched no flow: a port forward, an
+// existing mapping that its filtering admits, the router itself, the DMZ
+// host, or nothing (unsolicited: dropped, no state).
+func (e *Engine) newInbound(now Time, k conntrack.Tuple) (int32, conntrack.Dir, DropReason) {
+	if k.Proto == packet.ProtoICMP {
+		return 0, 0, dropLocal // a query to the router's public address
+	}
+	if host, port, ok := e.forwardTarget(k.Proto, k.DstID); ok {
+		return e.newDNAT(now, k, host, port, originForward)
+	}
+	if m, ok := e.maps.lookupExt(k.Proto, k.DstID); ok {
+		if !e.admits(k.Proto, k.DstID, k.Src) {
+			return 0, 0, DropFiltered
+		}
+		mp := &e.maps.slab[m]
+		orig := conntrack.Tuple{Src: mp.key.host, Dst: k.Src, SrcID: mp.key.port, DstID: k.SrcID, Proto: k.Proto, Side: uint8(LAN)}
+		id, err := e.ct.Insert(orig, k, mp.key.host, int64(now), int64(now+e.timeoutFor(k.Proto)))
+		if err != nil {
+			return 0, 0, insertReason(err)
+		}
+		mp.refs++
+		f := e.ct.Get(id)
+		f.Ext = m + 1
+		f.Origin = originMapping
+		e.maps.filterAdd(k.Proto, k.DstID, k.Src, 1)
+		e.stats.Created++
+		return id, conntrack.Reply, DropNone
+	}
+	if e.dmz != ([4]byte{}) {
+		return e.newDNAT(now, k, e.dmz, k.DstID, originDMZ)
+	}
+	return 0, 0, DropUnsolicited
+}
+
+// admits is RFC 4787 filtering for a packet from remote to an existing
+// mapping's outside port (an exact flow match never gets here).
+func (e *Engine) admits(proto uint8, ext uint16, remote [4]byte) bool {
+	switch e.cfg.Filtering {
+	case EndpointIndependent:
+		return true
+	case AddressDependent:
+		return e.maps.filterHas(proto, ext, remote)
+	}
+	return false
+}
+
+// newDNAT makes a flow for an inbound packet sent on to a LAN host.
+func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16, origin uint8) (int32, conntrack.Dir, DropReason) {
+	reply := conntrack.Tuple{Src: host, Dst: k.Src, SrcID: port, DstID: k.SrcID, Proto: k.Proto, Side: uint8(LAN)}
+	id, err := e.ct.Insert(k, reply, host, int64(now), int64(now+e.timeoutFor(k.Proto)))
+	if err != nil {
+		return 0, 0, insertReason(err)
+	}
+	e.ct.Get(id).Origin = origin
+	e.stats.Created++
+	return id, conntrack.Original, DropNone
+}
+
+// newHairpin handles a LAN packet to the router's public address (RFC 4787
+// REQ-9, RFC 5382 REQ-8): it is sent back into the LAN to whichever host
+// that outside port leads to, with the sender's public mapping as source,
+// as if it had gone out and come back.
+func (e *Engine) newHairpin(now Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, DropReason) {
+	if k.Proto == packet.ProtoICMP {
+		return 0, 0, dropLocal
+	}
+	var host [4]byte
+	var port uint16
+	origin := originHairpin
+	if h, p, ok := e.forwardTarget(k.Proto, k.DstID); ok {
+		host, port = h, p
+	} else if m, ok := e.maps.lookupExt(k.Proto, k.DstID); ok && e.admits(k.Proto, k.DstID, e.wanAddr) {
+		host, port = e.maps.slab[m].key.host, e.maps.slab[m].key.port
+	} else if e.dmz != ([4]byte{}) {
+		host, port = e.dmz, k.DstID
+	} else {
+		return 0, 0, DropUnsolicited
+	}
+	if e.ct.HostFlows(k.Src) >= e.cfg.MaxFlowsPerHost {
+		return 0, 0, DropHostLimit
+	}
+	m, ok := e.maps.acquire(k.Proto, k.Src, k.SrcID, e.reserved)
+	if !ok {
+		return 0, 0, DropPortsExhausted
+	}
+	ext := e.maps.slab[m].extPort
+	reply := conntrack.Tuple{Src: host, Dst: e.wanAddr, SrcID: port, DstID: ext, Proto: k.Proto, Side: uint8(LAN)}
+	id, err := e.ct.Insert(k, reply, k.Src, int64(now), int64(now+e.timeoutFor(k.Proto)))
+	if err != nil {
+		e.maps.release(m)
+		return 0, 0, insertReason(err)
+	}
+	f := e.ct.Get(id)
+	f.Ext = m + 1
+	f.Origin = origin
+	// The hairpinned peer now may answer from its own mapping: count the
+	// router's address as a remote this mapping has sent to.
+	e.maps.filterAdd(k.Proto, ext, e.wanAddr, 1)
+	e.stats.Created++
+	return id, conntrack.Original, DropNone
+}
+
+// forwardTarget finds the port forward for an outside port.
+func (e *Engine) forwardTarget(proto uint8, port uint16) ([4]byte, uint16, bool) {
+	for i := range e.fwd {
+		r := &e.fwd[i]
+		if r.Proto == proto && port >= r.OutsideLo && port <= r.OutsideHi {
+			return r.Host.As4(), r.InsidePort + (port - r.OutsideLo), true
+		}
+	}
+	return [4]byte{}, 0, false
+}
+
+// reserved says whether port forwarding owns an outside port, so dynamic
+// mappings never take it.
+func (e *Engine) reserved(proto uint8, port uint16) bool {
+	_, _, ok := e.forwardTarget(proto, port)
+	return ok
+}
+
+// onDelete releases what a flow held when the table removes it.
+func (e *Engine) onDelete(_ int32, f *conntrack.Flow) {
+	if f.Ext != 0 {
+		m := f.Ext - 1
+		mp := &e.maps.slab[m]
+		remote := f.Orig.Dst
+		if f.Origin == originHairpin {
+			remote = e.wanAddr
+		}
+		e.maps.filterAdd(mp.key.proto, mp.extPort, remote, -1)
+		e.maps.release(m)
+	}
+	e.stats.Expired++
+}
+
+func (e *Engine) drop(r DropReason) Verdict {
+	e.stats.Drops[r]++
+	return Verdict{Action: Drop, Reason: r}
+}
+
+// Expire ends flows whose time is up and returns how many.
+func (e *Engine) Expire(now Time) int {
+	e.frags.expire(now, e)
+	return e.ct.Expire(int64(now))
+}
+
+// Emitted returns the packets the engine generated since ResetEmitted.
+func (e *Engine) Emitted() []Emit { return e.emits }
+
+// ResetEmitted hands the generated packets' buffers back to the engine;
+// the caller must have sent or copied them.
+func (e *Engine) ResetEmitted() {
+	e.emits = e.emits[:0]
+	e.emitUsed = 0
+}
+
+// emitBuf returns a buffer for a generated packet of n bytes, or nil when
+// the batch's buffers are used up (counted).
+func (e *Engine) emitBuf(n int) []byte {
+	if e.emitUsed == len(e.emitPool) || EtherHeadroom+n > emitSize {
+		e.stats.Drops[DropEmitFull]++
+		return nil
+	}
+	b := e.emitPool[e.emitUsed][:EtherHeadroom+n]
+	e.emitUsed++
+	return b
+}
+
+func (e *Engine) emit(out Iface, nh [4]byte, frame []byte) {
+	e.emits = append(e.emits, Emit{Out: out, NextHop: nh, Frame: frame})
+}
+
+func (e *Engine) nextIPID() uint16 {
+	e.ipID++
+	return e.ipID
+}

@@ -1,0 +1,217 @@
+package nat
+
+import (
+	"encoding/binary"
+
+	"passgate/packet"
+)
+
+// Fragments. The first fragment carries the transport header, so it alone
+// finds (or makes) the flow; it then leaves a note keyed by the datagram's
+// (source, destination, protocol, IP id, side) saying how to rewrite the
+// others, which only need their addresses changed. Later fragments that
+// arrive before the first (RFC 4787 REQ-14 asks for out-of-order support)
+// are held in a small fixed pool until it comes or the note expires.
+// Every note lives the same fixed time, so notes expire in creation order
+// and a FIFO is the whole expiry structure.
+
+const (
+	fragNotes   = 1024
+	heldBufs    = 128
+	heldPerNote = 16
+	heldBufSize = 2048
+)
+
+type fragKey struct {
+	src, dst [4]byte
+	id       uint16
+	proto    uint8
+	side     uint8
+}
+
+type fragNote struct {
+	key      fragKey
+	known    bool
+	nsrc     [4]byte
+	ndst     [4]byte
+	out      Iface
+	nh       [4]byte
+	deadline Time
+	held     [heldPerNote]int16
+	nheld    int
+}
+
+type fragTable struct {
+	notes    [fragNotes]fragNote
+	index    map[fragKey]int16
+	fifo     [fragNotes]int16 // note ids in creation order
+	head, n  int
+	held     [heldBufs][]byte
+	heldLen  [heldBufs]int
+	heldFree []int16
+}
+
+func newFragTable() *fragTable {
+	t := &fragTable{index: make(map[fragKey]int16, fragNotes)}
+	t.heldFree = make([]int16, heldBufs)
+	for i := range t.held {
+		t.held[i] = make([]byte, heldBufSize)
+		t.heldFree[i] = int16(heldBufs - 1 - i)
+	}
+	return t
+}
+
+func keyOf(ip packet.IPv4, side Iface) fragKey {
+	return fragKey{src: ip.Src(), dst: ip.Dst(), id: ip.ID(), proto: ip.Protocol(), side: uint8(side)}
+}
+
+// note finds or makes the note for k, evicting the oldest when full.
+func (t *fragTable) note(k fragKey, now, life Time) *fragNote {
+	if i, ok := t.index[k]; ok {
+		return &t.notes[i]
+	}
+	if t.n == fragNotes {
+		t.evict(t.fifo[t.head])
+	}
+	// The slot at the FIFO's tail is free: notes leave from the head only.
+	i := int16((t.head + t.n) % fragNotes)
+	t.fifo[i] = i
+	t.n++
+	nt := &t.notes[i]
+	*nt = fragNote{key: k, deadline: now + life}
+	t.index[k] = i
+	return nt
+}
+
+// evict removes the oldest note (which must be id) and frees what it held.
+func (t *fragTable) evict(id int16) {
+	nt := &t.notes[id]
+	for _, h := range nt.held[:nt.nheld] {
+		t.heldFree = append(t.heldFree, h)
+	}
+	delete(t.index, nt.key)
+	*nt = fragNote{}
+	t.head = (t.head + 1) % fragNotes
+	t.n--
+}
+
+func (t *fragTable) expire(now Time, e *Engine) {
+	for t.n > 0 {
+		id := t.fifo[t.head]
+		nt := &t.notes[id]
+		if nt.deadline > now {
+			return
+		}
+		if nt.nheld > 0 {
+			e.stats.Drops[DropFragments] += uint64(nt.nheld)
+		}
+		t.evict(id)
+	}
+}
+
+// firstFragment records how the datagram whose first fragment was just
+// translated (orig addresses osrc, odst as it arrived) is rewritten, and
+// sends the fragments held for it.
+func (e *Engine) firstFragment(now Time, from Iface, osrc, odst [4]byte, ip packet.IPv4, out Iface, nh [4]byte) {
+	k := fragKey{src: osrc, dst: odst, id: ip.ID(), proto: ip.Protocol(), side: uint8(from)}
+	nt := e.frags.note(k, now, e.timeouts.frag)
+	nt.known = true
+	nt.nsrc, nt.ndst, nt.out, nt.nh = ip.Src(), ip.Dst(), out, nh
+	for _, h := range nt.held[:nt.nheld] {
+		b := e.frags.held[h][:e.frags.heldLen[h]]
+		e.sendFragment(packet.IPv4(b), nt, true)
+		e.frags.heldFree = append(e.frags.heldFree, h)
+	}
+	nt.nheld = 0
+}
+
+// laterFragment handles a fragment with a non-zero offset.
+func (e *Engine) laterFragment(now Time, from Iface, ip packet.IPv4) Verdict {
+	if from == LAN && !e.lanNet.contains(ip.Src()) || from == WAN && ip.Dst() != e.wanAddr {
+		return e.drop(DropMartian)
+	}
+	k := keyOf(ip, from)
+	if i, ok := e.frags.index[k]; ok && e.frags.notes[i].known {
+		nt := &e.frags.notes[i]
+		if ip.TTL() <= 1 {
+			return e.drop(DropTTLExceeded)
+		}
+		return e.sendFragment(ip, nt, false)
+	}
+	// Before its first fragment: hold a copy.
+	if len(ip) > heldBufSize || len(e.frags.heldFree) == 0 {
+		return e.drop(DropFragments)
+	}
+	nt := e.frags.note(k, now, e.timeouts.frag)
+	if nt.nheld == heldPerNote {
+		return e.drop(DropFragments)
+	}
+	h := e.frags.heldFree[len(e.frags.heldFree)-1]
+	e.frags.heldFree = e.frags.heldFree[:len(e.frags.heldFree)-1]
+	copy(e.frags.held[h], ip)
+	e.frags.heldLen[h] = len(ip)
+	nt.held[nt.nheld] = h
+	nt.nheld++
+	return Verdict{Action: Consumed}
+}
+
+// sendFragment rewrites a later fragment's addresses. A held fragment
+// (copy true) goes out as an emitted packet, since its buffer is the
+// engine's; a fresh one is forwarded in place.
+func (e *Engine) sendFragment(ip packet.IPv4, nt *fragNote, copied bool) Verdict {
+	if ip.Src() != nt.nsrc {
+		ip.SetSrc(nt.nsrc)
+	}
+	if ip.Dst() != nt.ndst {
+		ip.SetDst(nt.ndst)
+	}
+	ip.DecTTL()
+	if len(ip) > e.mtu[nt.out] {
+		if ip.DontFragment() {
+			return e.drop(DropFragNeeded)
+		}
+		e.fragmentOut(ip, nt.out, nt.nh)
+		return Verdict{Action: Consumed}
+	}
+	if !copied {
+		return Verdict{Action: Forward, Out: nt.out, NextHop: nt.nh}
+	}
+	buf := e.emitBuf(len(ip))
+	if buf == nil {
+		return e.drop(DropEmitFull)
+	}
+	copy(buf[EtherHeadroom:], ip)
+	e.emit(nt.out, nt.nh, buf)
+	return Verdict{Action: Consumed}
+}
+
+// fragmentOut splits a packet without DF that is larger than the egress
+// MTU into fragments, emitted in order.
+func (e *Engine) fragmentOut(ip packet.IPv4, out Iface, nh [4]byte) {
+	hl := ip.HeaderLen()
+	payload := ip.Payload()
+	chunk := (e.mtu[out] - hl) &^ 7
+	base := ip.FragmentOffset()
+	lastMF := ip.MoreFragments()
+	for off := 0; off < len(payload); off += chunk {
+		end := off + chunk
+		if end > len(payload) {
+			end = len(payload)
+		}
+		buf := e.emitBuf(hl + end - off)
+		if buf == nil {
+			return
+		}
+		p := packet.IPv4(buf[EtherHeadroom:])
+		copy(p, ip[:hl])
+		copy(p[hl:], payload[off:end])
+		binary.BigEndian.PutUint16(p[2:], uint16(hl+end-off))
+		v := uint16((base+off)/8) & 0x1fff
+		if end < len(payload) || lastMF {
+			v |= 0x2000
+		}
+		binary.BigEndian.PutUint16(p[6:], v)
+		p.ComputeChecksum()
+		e.emit(out, nh, buf)
+	}
+}

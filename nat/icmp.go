@@ -1,0 +1,267 @@
+package nat
+
+import (
+	"encoding/binary"
+
+	"passgate/conntrack"
+	"passgate/packet"
+)
+
+// local answers what is addressed to the router itself: echo requests get
+// a reply, turned round in place; anything else is dropped (the admin plane
+// reaches the kernel's sockets by its own path).
+func (e *Engine) local(now Time, from Iface, ip packet.IPv4) Verdict {
+	if ip.Protocol() != packet.ProtoICMP || ip.IsFragment() {
+		return e.drop(DropToRouter)
+	}
+	c, err := packet.ParseICMP(ip.Payload())
+	if err != nil || c.Type() != packet.ICMPEcho {
+		return e.drop(DropToRouter)
+	}
+	if packet.Checksum(c) != 0 {
+		return e.drop(DropMalformed)
+	}
+	if !e.icmpAllowed(now) {
+		return e.drop(DropToRouter)
+	}
+	src, dst := ip.Src(), ip.Dst()
+	nh, ok := e.nextHop(from, src)
+	if !ok {
+		return e.drop(DropNoRoute)
+	}
+	c[0] = packet.ICMPEchoReply
+	c.AdjustChecksum(uint16(packet.ICMPEcho)<<8|uint16(c.Code()), uint16(packet.ICMPEchoReply)<<8|uint16(c.Code()))
+	ip.SetSrc(dst)
+	ip.SetDst(src)
+	old := binary.BigEndian.Uint16(ip[8:])
+	ip[8] = 64
+	binary.BigEndian.PutUint16(ip[10:], packet.Update16(ip.Checksum(), old, binary.BigEndian.Uint16(ip[8:])))
+	e.stats.ICMPSent++
+	return Verdict{Action: Forward, Out: from, NextHop: nh}
+}
+
+// icmp handles ICMP messages that are not queries: errors about a flow are
+// translated with the datagram they embed (RFC 5508 REQ-3..REQ-6); others
+// are dropped.
+func (e *Engine) icmp(now Time, from Iface, ip packet.IPv4) Verdict {
+	if ip.IsFragment() {
+		return e.drop(DropFragments)
+	}
+	c, err := packet.ParseICMP(ip.Payload())
+	if err != nil || !c.IsError() || c.Type() == packet.ICMPRedirect {
+		if err == nil && from == WAN && !c.IsError() {
+			return e.drop(DropUnsolicited)
+		}
+		return e.drop(DropMalformed)
+	}
+	inner, err := parseEmbedded(c.Payload())
+	if err != nil {
+		return e.drop(DropMalformed)
+	}
+	// The embedded datagram went out from the flow; its reverse is what a
+	// reply would look like arriving on this side.
+	k, ok := embeddedReverseTuple(inner, from)
+	if !ok {
+		return e.drop(DropICMPNoFlow)
+	}
+	id, dir, found := e.ct.Lookup(k)
+	if !found {
+		return e.drop(DropICMPNoFlow)
+	}
+	f := e.ct.Get(id)
+	nsrc, ndst, nsid, ndid, out := translation(f, dir)
+	if ip.TTL() <= 1 {
+		return e.drop(DropTTLExceeded)
+	}
+	nh, ok := e.nextHop(out, ndst)
+	if !ok {
+		return e.drop(DropNoRoute)
+	}
+	// The embedded datagram is restored to what the LAN (or WAN) side sent:
+	// its source is where the error goes, its destination where it went.
+	osrc := ip.Src()
+	innerDst := inner.Dst()
+	setEmbedded(inner, ndst, nsrc, ndid, nsid)
+	if osrc == innerDst {
+		// The peer itself reports: it appears as the translated peer.
+		ip.SetSrc(nsrc)
+	}
+	ip.SetDst(ndst)
+	c.ComputeChecksum()
+	ip.DecTTL()
+	if len(ip) > e.mtu[out] {
+		return e.drop(DropFragNeeded)
+	}
+	f.Packets[dir]++
+	f.Bytes[dir] += uint64(len(ip))
+	return Verdict{Action: Forward, Out: out, NextHop: nh}
+}
+
+// parseEmbedded reads the datagram inside an ICMP error: a full IPv4
+// header and at least the 8 bytes RFC 792 promises; the rest may be cut.
+func parseEmbedded(b []byte) (packet.IPv4, error) {
+	if len(b) < packet.IPv4MinHeader {
+		return nil, packet.ErrTruncated
+	}
+	if b[0]>>4 != 4 {
+		return nil, packet.ErrVersion
+	}
+	hl := int(b[0]&0x0f) * 4
+	if hl < packet.IPv4MinHeader || len(b) < hl+8 {
+		return nil, packet.ErrHeaderLen
+	}
+	return packet.IPv4(b), nil
+}
+
+// embeddedReverseTuple is the tuple of a reply to the embedded datagram,
+// arriving on side.
+func embeddedReverseTuple(in packet.IPv4, side Iface) (conntrack.Tuple, bool) {
+	hl := in.HeaderLen()
+	l4 := in[hl:]
+	k := conntrack.Tuple{Src: in.Dst(), Dst: in.Src(), Proto: in.Protocol(), Side: uint8(side)}
+	if binary.BigEndian.Uint16(in[6:])&0x1fff != 0 {
+		return k, false // not the first fragment: no ports to read
+	}
+	switch k.Proto {
+	case packet.ProtoTCP, packet.ProtoUDP:
+		k.SrcID = binary.BigEndian.Uint16(l4[2:])
+		k.DstID = binary.BigEndian.Uint16(l4[0:])
+	case packet.ProtoICMP:
+		switch l4[0] {
+		case packet.ICMPEcho, packet.ICMPTimestamp:
+			k.DstID = binary.BigEndian.Uint16(l4[4:]) // the reply carries it
+		case packet.ICMPEchoReply, packet.ICMPTimestampReply:
+			k.SrcID = binary.BigEndian.Uint16(l4[4:])
+		default:
+			return k, false
+		}
+	default:
+		return k, false
+	}
+	return k, true
+}
+
+// setEmbedded rewrites the embedded datagram's addresses and ids, with its
+// header checksum and, when the embedded transport checksum is there, that
+// one too. The ICMP checksum is recomputed by the caller.
+func setEmbedded(in packet.IPv4, src, dst [4]byte, sid, did uint16) {
+	hl := in.HeaderLen()
+	l4 := in[hl:]
+	osrc, odst := in.Src(), in.Dst()
+	proto := in.Protocol()
+	switch proto {
+	case packet.ProtoTCP, packet.ProtoUDP:
+		csOff := 16
+		if proto == packet.ProtoUDP {
+			csOff = 6
+		}
+		osid := binary.BigEndian.Uint16(l4[0:])
+		odid := binary.BigEndian.Uint16(l4[2:])
+		binary.BigEndian.PutUint16(l4[0:], sid)
+		binary.BigEndian.PutUint16(l4[2:], did)
+		if len(l4) >= csOff+2 {
+			cs := binary.BigEndian.Uint16(l4[csOff:])
+			if cs != 0 || proto == packet.ProtoTCP {
+				cs = packet.Update32(cs, osrc, src)
+				cs = packet.Update32(cs, odst, dst)
+				cs = packet.Update16(cs, osid, sid)
+				cs = packet.Update16(cs, odid, did)
+				if cs == 0 && proto == packet.ProtoUDP {
+					cs = 0xffff
+				}
+				binary.BigEndian.PutUint16(l4[csOff:], cs)
+			}
+		}
+	case packet.ProtoICMP:
+		id := sid
+		if l4[0] == packet.ICMPEchoReply || l4[0] == packet.ICMPTimestampReply {
+			id = did
+		}
+		if len(l4) >= 8 {
+			old := binary.BigEndian.Uint16(l4[4:])
+			binary.BigEndian.PutUint16(l4[4:], id)
+			cs := packet.Update16(binary.BigEndian.Uint16(l4[2:]), old, id)
+			binary.BigEndian.PutUint16(l4[2:], cs)
+		}
+	}
+	// The embedded header checksum, incrementally: the header is complete.
+	cs := binary.BigEndian.Uint16(in[10:])
+	cs = packet.Update32(cs, osrc, src)
+	cs = packet.Update32(cs, odst, dst)
+	binary.BigEndian.PutUint16(in[10:], cs)
+	copy(in[12:16], src[:])
+	copy(in[16:20], dst[:])
+}
+
+// icmpAllowed is a token bucket on generated ICMP (RFC 1812 4.3.2.8).
+func (e *Engine) icmpAllowed(now Time) bool {
+	rate := int64(e.cfg.ICMPRate)
+	if rate == 0 {
+		return false
+	}
+	el := int64(now - e.icmpLast)
+	if el > 0 {
+		e.icmpTokens += el * rate / 1e6 // tokens in 1/1000 packet: rate*1000*el/1e9
+		if max := rate * 1000; e.icmpTokens > max {
+			e.icmpTokens = max
+		}
+		e.icmpLast = now
+	}
+	if e.icmpTokens < 1000 {
+		return false
+	}
+	e.icmpTokens -= 1000
+	return true
+}
+
+// icmpError sends an ICMP error about orig (still as it arrived) back to its
+// sender, from the router's address on the side it came in by.
+func (e *Engine) icmpError(now Time, from Iface, orig packet.IPv4, typ, code uint8, mtu uint16) {
+	// Never an error about an error, a non-first fragment, or a packet
+	// whose source cannot take one (RFC 1122 3.2.2).
+	if orig.IsFragment() && orig.FragmentOffset() != 0 {
+		return
+	}
+	if orig.Protocol() == packet.ProtoICMP {
+		if c, err := packet.ParseICMP(orig.Payload()); err != nil || c.IsError() {
+			return
+		}
+	}
+	src := orig.Src()
+	if src == ([4]byte{}) || src[0] >= 224 {
+		return
+	}
+	if !e.icmpAllowed(now) {
+		return
+	}
+	nh, ok := e.nextHop(from, src)
+	if !ok {
+		return
+	}
+	quote := len(orig)
+	const maxQuote = 576 - packet.IPv4MinHeader - packet.ICMPHeader
+	if quote > maxQuote {
+		quote = maxQuote
+	}
+	n := packet.IPv4MinHeader + packet.ICMPHeader + quote
+	buf := e.emitBuf(n)
+	if buf == nil {
+		return
+	}
+	pkt := buf[EtherHeadroom:]
+	me := e.lanAddr
+	if from == WAN {
+		me = e.wanAddr
+	}
+	packet.InitIPv4(pkt, n, e.nextIPID(), 64, packet.ProtoICMP, me, src)
+	c := packet.ICMP(pkt[packet.IPv4MinHeader:])
+	c[0], c[1] = typ, code
+	binary.BigEndian.PutUint32(c[4:], 0)
+	if typ == packet.ICMPUnreachable && code == packet.ICMPFragNeeded {
+		binary.BigEndian.PutUint16(c[6:], mtu)
+	}
+	copy(c[packet.ICMPHeader:], orig[:quote])
+	c.ComputeChecksum()
+	e.stats.ICMPSent++
+	e.emit(from, nh, buf)
+}

@@ -1,0 +1,123 @@
+package nat
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"passgate/conntrack"
+	"passgate/packet"
+)
+
+var protoNames = map[uint8]string{packet.ProtoTCP: "tcp", packet.ProtoUDP: "udp", packet.ProtoICMP: "icmp"}
+
+// Flows calls fn with a description of every live flow until fn returns
+// false. For the control plane, not the packet path.
+func (e *Engine) Flows(now Time, fn func(FlowInfo) bool) {
+	e.ct.Range(func(_ int32, f *conntrack.Flow) bool {
+		if f.Deadline <= int64(now) {
+			return true
+		}
+		return fn(e.describe(now, f))
+	})
+}
+
+func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
+	fi := FlowInfo{
+		Proto:      protoNames[f.Orig.Proto],
+		Origin:     originNames[f.Origin],
+		PacketsOut: f.Packets[conntrack.Original],
+		PacketsIn:  f.Packets[conntrack.Reply],
+		BytesOut:   f.Bytes[conntrack.Original],
+		BytesIn:    f.Bytes[conntrack.Reply],
+		AgeSec:     time.Duration(int64(now) - f.Created).Seconds(),
+		ExpiresSec: time.Duration(f.Deadline - int64(now)).Seconds(),
+	}
+	if fi.Proto == "" {
+		fi.Proto = fmt.Sprint(f.Orig.Proto)
+	}
+	switch f.Origin {
+	case originLAN, originMapping:
+		// Orig is LAN host -> remote; Reply is remote -> public mapping.
+		fi.Inside = f.Orig.SrcAddrPort()
+		fi.Remote = f.Orig.DstAddrPort()
+		fi.Outside = f.Reply.DstAddrPort()
+	case originForward, originDMZ:
+		// Orig is remote -> public port; Reply is LAN host -> remote.
+		fi.Inside = f.Reply.SrcAddrPort()
+		fi.Remote = f.Orig.SrcAddrPort()
+		fi.Outside = f.Orig.DstAddrPort()
+		fi.PacketsOut, fi.PacketsIn = fi.PacketsIn, fi.PacketsOut
+		fi.BytesOut, fi.BytesIn = fi.BytesIn, fi.BytesOut
+	case originHairpin:
+		fi.Inside = f.Orig.SrcAddrPort()
+		fi.Outside = f.Reply.DstAddrPort()
+		fi.Remote = f.Reply.SrcAddrPort()
+	}
+	if f.Orig.Proto == packet.ProtoICMP {
+		fi.Inside = netip.AddrPortFrom(fi.Inside.Addr(), f.Orig.SrcID)
+		fi.Outside = netip.AddrPortFrom(fi.Outside.Addr(), f.Reply.DstID)
+		fi.Remote = netip.AddrPortFrom(fi.Remote.Addr(), 0)
+	}
+	switch f.Orig.Proto {
+	case packet.ProtoTCP:
+		fi.State = tcpStateNames[f.State]
+	default:
+		if f.Flags&flagReplied != 0 {
+			fi.State = "replied"
+		} else {
+			fi.State = "unreplied"
+		}
+	}
+	return fi
+}
+
+// Stats returns a copy of the counters with the table's current sizes.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Flows = e.ct.Len()
+	s.Mappings = e.maps.len()
+	s.FlowsByProto = map[string]int{}
+	e.ct.Range(func(_ int32, f *conntrack.Flow) bool {
+		s.FlowsByProto[protoNames[f.Orig.Proto]]++
+		return true
+	})
+	return s
+}
+
+// Reconfigure applies a new configuration while running. Flows the change
+// does not concern stay: a new address plan ends every flow (their
+// translations name the old addresses), a changed port forward or DMZ ends
+// the flows it created, timeouts apply from each flow's next packet.
+func (e *Engine) Reconfigure(cfg Config, now Time) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("nat: invalid configuration: %w", err)
+	}
+	if cfg.MaxFlows != e.cfg.MaxFlows || cfg.MaxFlowsPerHost != e.cfg.MaxFlowsPerHost {
+		return fmt.Errorf("nat: max_flows and max_flows_per_host take effect at restart")
+	}
+	old := e.cfg
+	addrChanged := old.LANAddr != cfg.LANAddr || old.WANAddr != cfg.WANAddr
+	e.apply(cfg)
+	var doomed []int32
+	e.ct.Range(func(id int32, f *conntrack.Flow) bool {
+		switch {
+		case addrChanged:
+			doomed = append(doomed, id)
+		case f.Origin == originForward || f.Origin == originDMZ:
+			host, port, ok := e.forwardTarget(f.Orig.Proto, f.Orig.DstID)
+			if f.Origin == originDMZ {
+				host, port, ok = e.dmz, f.Orig.DstID, e.dmz != ([4]byte{})
+			}
+			if !ok || host != f.Reply.Src || port != f.Reply.SrcID {
+				doomed = append(doomed, id)
+			}
+		}
+		return true
+	})
+	for _, id := range doomed {
+		e.ct.Delete(id)
+	}
+	return nil
+}

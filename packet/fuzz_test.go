@@ -1,0 +1,50 @@
+package packet_test
+
+import (
+	"testing"
+
+	"passgate/packet"
+)
+
+// FuzzParse feeds arbitrary bytes to every parser and accessor: none may
+// panic, and a parsed view stays within its bytes.
+func FuzzParse(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ip, err := packet.ParseIPv4(b)
+		if err != nil {
+			return
+		}
+		if ip.HeaderLen() > len(ip) || ip.TotalLen() != len(ip) {
+			t.Fatalf("view out of bounds: hl %d total %d len %d", ip.HeaderLen(), ip.TotalLen(), len(ip))
+		}
+		_ = ip.ValidChecksum()
+		_, _, _ = ip.Src(), ip.Dst(), ip.Options()
+		_, _, _ = ip.IsFragment(), ip.FragmentOffset(), ip.MoreFragments()
+		pl := ip.Payload()
+		switch ip.Protocol() {
+		case packet.ProtoTCP:
+			if tc, err := packet.ParseTCP(pl); err == nil {
+				_, _, _ = tc.MSS()
+				tc.ClampMSS(536)
+				_ = tc.Payload()
+				tc.SetSrcPort(1)
+			}
+		case packet.ProtoUDP:
+			if u, err := packet.ParseUDP(pl); err == nil {
+				u.SetDstPort(2)
+				_ = u.Payload()
+			}
+		case packet.ProtoICMP:
+			if c, err := packet.ParseICMP(pl); err == nil {
+				_, _ = c.IsError(), c.IsQuery()
+				c.SetID(3)
+			}
+		}
+		ip.SetSrc([4]byte{1, 2, 3, 4})
+		ip.DecTTL()
+		if !ip.ValidChecksum() {
+			// Only a header that was valid to begin with must stay valid.
+			return
+		}
+	})
+}
