@@ -21,16 +21,24 @@ var (
 // and Data; the table owns the tuples, the deadline and the bookkeeping.
 type Flow struct {
 	Orig, Reply Tuple
-	State       uint8
-	Origin      uint8
-	Flags       uint16
-	Host        [4]byte // LAN host charged for this flow (zero: none)
-	Ext         uint32  // owner's handle (for NAT: the mapping)
-	Data        uint64  // owner's or a helper's data
-	Created     int64
-	Deadline    int64
-	Packets     [2]uint64
-	Bytes       [2]uint64
+	// Xlate is the reply tuple as it appears on the wire. It equals Reply
+	// unless a helper indexes the reply direction by a key of its own (an
+	// IKE SPI, an L2TP tunnel id on a shared outside port, an ESP SPI not
+	// yet learned); translation always follows Xlate.
+	Xlate    Tuple
+	State    uint8
+	Origin   uint8
+	Helper   uint8  // which helper owns the flow (0: none)
+	Gen      uint32 // incremented each time the slot is reused
+	Flags    uint16
+	Host     [4]byte // LAN host charged for this flow (zero: none)
+	Ext      uint32  // owner's handle (for NAT: the mapping)
+	Data     uint64  // owner's or a helper's data
+	Aux      uint64  // more of a helper's data
+	Created  int64
+	Deadline int64
+	Packets  [2]uint64
+	Bytes    [2]uint64
 
 	next, prev int32 // timing wheel list
 	slot       int32
@@ -102,6 +110,12 @@ func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) {
 	return int32(v >> 1), Dir(v & 1), true
 }
 
+// Live reports whether id is a live flow of generation gen (ids are
+// reused, so whoever keeps an id keeps its Gen too).
+func (t *Table) Live(id int32, gen uint32) bool {
+	return id >= 0 && int(id) < len(t.flows) && t.flows[id].inUse && t.flows[id].Gen == gen
+}
+
 // Get returns the flow with id; valid until the flow is deleted.
 func (t *Table) Get(id int32) *Flow { return &t.flows[id] }
 
@@ -127,7 +141,7 @@ func (t *Table) Insert(orig, reply Tuple, host [4]byte, now, deadline int64) (in
 	}
 	t.free = t.free[:len(t.free)-1]
 	f := &t.flows[id]
-	*f = Flow{Orig: orig, Reply: reply, Host: host, Created: now, Deadline: deadline, inUse: true}
+	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Created: now, Deadline: deadline, Gen: f.Gen + 1, inUse: true}
 	if host != ([4]byte{}) {
 		t.perHost[host]++
 	}

@@ -10,6 +10,9 @@ import (
 // fuzzers and benchmarks all drive the same code deterministically.
 type Time int64
 
+// sec is one second of engine time.
+const sec = Time(time.Second)
+
 // FromDuration converts an offset from the caller's epoch into engine time.
 func FromDuration(d time.Duration) Time { return Time(d) }
 
@@ -113,4 +116,35 @@ type Config struct {
 	PortForwards    []PortForward
 	DMZ             netip.Addr // invalid = none
 	ICMPRate        int        // generated ICMP errors per second; default 100
+
+	Passthrough Passthrough
+}
+
+// Switch is a run-time on/off setting whose zero value means the default.
+type Switch uint8
+
+const (
+	Default Switch = iota
+	On
+	Off
+)
+
+// Enabled resolves the switch against its default.
+func (s Switch) Enabled(def bool) bool {
+	switch s {
+	case On:
+		return true
+	case Off:
+		return false
+	}
+	return def
+}
+
+// Passthrough switches VPN passthrough per protocol. All are on by
+// default, as on home routers. Off means what routers do: the protocol's
+// traffic from the LAN is dropped, counted and logged, and its flows end.
+type Passthrough struct {
+	IPsec Switch // IKE (UDP 500), NAT-T (UDP 4500), ESP
+	PPTP  Switch // control on TCP 1723, GRE
+	L2TP  Switch // UDP 1701
 }

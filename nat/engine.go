@@ -57,7 +57,25 @@ type Engine struct {
 	icmpLast   Time
 	ipID       uint16
 
-	stats Stats
+	// VPN passthrough (vpn.go, pptp.go).
+	pass struct{ ipsec, pptp, l2tp bool }
+	// keys indexes helpers' ids: IKE SPIs, L2TP tunnel ids, PPTP call ids.
+	keys       *conntrack.Index
+	keysMax    int
+	espPending []espPending
+	pptp       []pptpConn
+	// doomed are flows to delete once the table is not being walked (a
+	// flow's removal can end others: a PPTP control connection its GRE).
+	doomed []doomedFlow
+	now    Time
+
+	events events
+	stats  Stats
+}
+
+type doomedFlow struct {
+	id  int32
+	gen uint32
 }
 
 const (
@@ -76,7 +94,13 @@ func New(cfg Config, now Time) (*Engine, error) {
 		maps:  newMapper(cfg.MaxFlows, cfg.PortLo, cfg.PortHi),
 		frags: newFragTable(),
 		emits: make([]Emit, 0, emitBufs),
+
+		keys:       conntrack.NewIndex(2 * cfg.MaxFlows),
+		keysMax:    2 * cfg.MaxFlows,
+		espPending: make([]espPending, 0, espPendingMax),
+		doomed:     make([]doomedFlow, 0, pptpConnsMax*pptpCallsPerConn),
 	}
+	e.pptpInit()
 	e.emitPool = make([][]byte, emitBufs)
 	for i := range e.emitPool {
 		e.emitPool[i] = make([]byte, emitSize)
@@ -113,12 +137,42 @@ func (e *Engine) apply(cfg Config) {
 		e.dmz = cfg.DMZ.As4()
 	}
 	e.maps.lo, e.maps.hi = cfg.PortLo, cfg.PortHi
+	e.pass.ipsec = cfg.Passthrough.IPsec.Enabled(true)
+	e.pass.pptp = cfg.Passthrough.PPTP.Enabled(true)
+	e.pass.l2tp = cfg.Passthrough.L2TP.Enabled(true)
+}
+
+// doom queues a flow for deletion by reap.
+func (e *Engine) doom(id int32, gen uint32) {
+	if len(e.doomed) < cap(e.doomed) {
+		e.doomed = append(e.doomed, doomedFlow{id, gen})
+	}
+}
+
+// reap deletes the doomed flows (which may doom more).
+func (e *Engine) reap() {
+	for len(e.doomed) > 0 {
+		d := e.doomed[len(e.doomed)-1]
+		e.doomed = e.doomed[:len(e.doomed)-1]
+		if e.ct.Live(d.id, d.gen) {
+			e.ct.Delete(d.id)
+		}
+	}
 }
 
 // Process handles one IPv4 packet that arrived on from. The packet is
 // rewritten in place; the verdict says where it goes. Packets the engine
 // generates meanwhile are in Emitted.
 func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
+	e.now = now
+	v := e.process(now, from, b)
+	if len(e.doomed) > 0 {
+		e.reap()
+	}
+	return v
+}
+
+func (e *Engine) process(now Time, from Iface, b []byte) Verdict {
 	ip, err := packet.ParseIPv4(b)
 	if err != nil {
 		if err == packet.ErrVersion {
@@ -154,6 +208,14 @@ func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
 		return e.drop(DropMartian)
 	}
 
+	switch ip.Protocol() {
+	case packet.ProtoESP:
+		return e.esp(now, from, ip)
+	case packet.ProtoAH:
+		return e.ah(now, from, ip)
+	case packet.ProtoGRE:
+		return e.gre(now, from, ip)
+	}
 	k, ok := tupleOf(ip, from)
 	if !ok {
 		if ip.Protocol() == packet.ProtoICMP {
@@ -165,11 +227,7 @@ func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
 		return e.drop(DropUnsupportedProto)
 	}
 
-	id, dir, found := e.ct.Lookup(k)
-	if found && e.ct.Get(id).Deadline <= int64(now) {
-		e.ct.Delete(id)
-		found = false
-	}
+	id, dir, found := e.lookupLive(now, k)
 	if !found {
 		var r DropReason
 		id, dir, r = e.newFlow(now, from, ip, k)
@@ -231,7 +289,7 @@ func tupleOf(ip packet.IPv4, side Iface) (conntrack.Tuple, bool) {
 // destination (address and id) and the interface it leaves by.
 func translation(f *conntrack.Flow, dir conntrack.Dir) (src, dst [4]byte, sid, did uint16, out Iface) {
 	if dir == conntrack.Original {
-		r := &f.Reply
+		r := &f.Xlate
 		return r.Dst, r.Src, r.DstID, r.SrcID, Iface(r.Side)
 	}
 	o := &f.Orig
@@ -259,12 +317,20 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 	if r := e.track(now, id, f, dir, ip); r != DropNone {
 		return e.drop(r)
 	}
+	if f.Helper != helperNone {
+		if r := e.helperPacket(now, id, f, dir, ip); r != DropNone {
+			return e.drop(r)
+		}
+	}
 	f.Packets[dir]++
 	f.Bytes[dir] += uint64(len(ip))
 
 	isFirstFrag := ip.MoreFragments()
 	oldSrc, oldDst := ip.Src(), ip.Dst()
 	rewrite(ip, nsrc, ndst, nsid, ndid)
+	if f.Helper != helperNone {
+		e.helperAfter(f, dir, ip)
+	}
 	ip.DecTTL()
 	if isFirstFrag {
 		e.firstFragment(now, from, oldSrc, oldDst, ip, out, nh)
@@ -365,9 +431,12 @@ func (e *Engine) newFlow(now Time, from Iface, ip packet.IPv4, k conntrack.Tuple
 		if k.Dst == e.wanAddr {
 			return e.newHairpin(now, ip, k)
 		}
+		if id, dir, r, ok := e.vpnOutbound(now, ip, k); ok {
+			return id, dir, r
+		}
 		return e.newOutbound(now, k, originLAN)
 	}
-	return e.newInbound(now, k)
+	return e.newInbound(now, ip, k)
 }
 
 func isQueryRequest(ip packet.IPv4) bool {
@@ -431,12 +500,15 @@ func insertReason(err error) DropReason {
 // newInbound handles a WAN packet that matched no flow: a port forward, an
 // existing mapping that its filtering admits, the router itself, the DMZ
 // host, or nothing (unsolicited: dropped, no state).
-func (e *Engine) newInbound(now Time, k conntrack.Tuple) (int32, conntrack.Dir, DropReason) {
+func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, DropReason) {
 	if k.Proto == packet.ProtoICMP {
 		return 0, 0, dropLocal // a query to the router's public address
 	}
 	if host, port, ok := e.forwardTarget(k.Proto, k.DstID); ok {
 		return e.newDNAT(now, k, host, port, originForward)
+	}
+	if id, dir, r, ok := e.vpnInbound(now, ip, k); ok {
+		return id, dir, r
 	}
 	if m, ok := e.maps.lookupExt(k.Proto, k.DstID); ok {
 		if !e.admits(k.Proto, k.DstID, k.Src) {
@@ -544,6 +616,9 @@ func (e *Engine) forwardTarget(proto uint8, port uint16) ([4]byte, uint16, bool)
 // reserved says whether port forwarding owns an outside port, so dynamic
 // mappings never take it.
 func (e *Engine) reserved(proto uint8, port uint16) bool {
+	if proto == packet.ProtoUDP && (port == 500 && e.pass.ipsec || port == 1701 && e.pass.l2tp) {
+		return true // shared by every LAN host's IKE or L2TP (vpn.go)
+	}
 	_, _, ok := e.forwardTarget(proto, port)
 	return ok
 }
@@ -560,6 +635,9 @@ func (e *Engine) onDelete(_ int32, f *conntrack.Flow) {
 		e.maps.filterAdd(mp.key.proto, mp.extPort, remote, -1)
 		e.maps.release(m)
 	}
+	if f.Helper != helperNone {
+		e.vpnDeleted(f)
+	}
 	e.stats.Expired++
 }
 
@@ -570,8 +648,11 @@ func (e *Engine) drop(r DropReason) Verdict {
 
 // Expire ends flows whose time is up and returns how many.
 func (e *Engine) Expire(now Time) int {
+	e.now = now
 	e.frags.expire(now, e)
-	return e.ct.Expire(int64(now))
+	n := e.ct.Expire(int64(now))
+	e.reap()
+	return n
 }
 
 // Emitted returns the packets the engine generated since ResetEmitted.

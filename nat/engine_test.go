@@ -10,8 +10,6 @@ import (
 	. "passgate/packet/pkttest"
 )
 
-const sec = Time(time.Second)
-
 func testConfig() Config {
 	return Config{
 		LANAddr:    netip.MustParsePrefix("192.168.50.1/24"),

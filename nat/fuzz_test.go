@@ -22,6 +22,16 @@ func FuzzProcess(f *testing.F) {
 		pkttest.ICMP("203.0.113.10", "203.0.113.1", 3, 3, 0, pkttest.UDP("203.0.113.1:5000", "203.0.113.10:53", nil)[:28]),
 		pkttest.UDP("192.168.50.10:5000", "203.0.113.10:53", make([]byte, 40), pkttest.TTL(1)),
 	}
+	seeds = append(seeds,
+		espPkt("192.168.50.10", "203.0.113.10", 0x1000, "x"),
+		espPkt("203.0.113.10", "203.0.113.1", 0x2000, "y"),
+		grePkt("203.0.113.10", "203.0.113.1", 0x0100, "z"),
+		pkttest.UDP("192.168.50.10:500", "203.0.113.10:500", ikeMsg(0xaaaa, 0, false, 60)),
+		pkttest.UDP("203.0.113.10:500", "203.0.113.1:500", ikeMsg(0xaaaa, 1, true, 60)),
+		pkttest.UDP("192.168.50.10:1701", "203.0.113.10:1701", l2tpSCCRQ(5, false)),
+		pkttest.UDP("203.0.113.10:1701", "203.0.113.1:1701", l2tpTo(5)),
+		pkttest.TCP("192.168.50.10:40000", "203.0.113.10:1723", packet.TCPSyn, 1, 0, nil, nil),
+	)
 	for _, s := range seeds {
 		f.Add(byte(0), s)
 		f.Add(byte(1), s)
@@ -38,6 +48,11 @@ func FuzzProcess(f *testing.F) {
 		e.Process(0, LAN, pkttest.UDP("192.168.50.10:5000", "203.0.113.10:53", nil))
 		e.Process(0, LAN, pkttest.TCP("192.168.50.10:4000", "203.0.113.10:80", packet.TCPSyn, 1, 0, nil, nil))
 		e.Process(0, LAN, pkttest.Echo("192.168.50.10", "203.0.113.10", false, 1, 1, nil))
+		e.Process(0, LAN, espPkt("192.168.50.10", "203.0.113.10", 0x1000, "x"))
+		e.Process(0, LAN, pkttest.UDP("192.168.50.10:500", "203.0.113.10:500", ikeMsg(0xaaaa, 0, false, 60)))
+		e.Process(0, LAN, pkttest.UDP("192.168.50.10:1701", "203.0.113.10:1701", l2tpSCCRQ(5, false)))
+		c := &pptpClient{t: nil, e: e, host: "192.168.50.11", port: 40000, cseq: 1, sseq: 1}
+		c.connectQuiet()
 		e.ResetEmitted()
 		p := append([]byte(nil), b...)
 		v := e.Process(sec, Iface(side&1), p)

@@ -9,7 +9,7 @@ import (
 	"passgate/packet"
 )
 
-var protoNames = map[uint8]string{packet.ProtoTCP: "tcp", packet.ProtoUDP: "udp", packet.ProtoICMP: "icmp"}
+var protoNames = map[uint8]string{packet.ProtoTCP: "tcp", packet.ProtoUDP: "udp", packet.ProtoICMP: "icmp", packet.ProtoESP: "esp", packet.ProtoGRE: "gre"}
 
 // Flows calls fn with a description of every live flow until fn returns
 // false. For the control plane, not the packet path.
@@ -41,7 +41,7 @@ func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
 		// Orig is LAN host -> remote; Reply is remote -> public mapping.
 		fi.Inside = f.Orig.SrcAddrPort()
 		fi.Remote = f.Orig.DstAddrPort()
-		fi.Outside = f.Reply.DstAddrPort()
+		fi.Outside = f.Xlate.DstAddrPort()
 	case originForward, originDMZ:
 		// Orig is remote -> public port; Reply is LAN host -> remote.
 		fi.Inside = f.Reply.SrcAddrPort()
@@ -51,9 +51,10 @@ func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
 		fi.BytesOut, fi.BytesIn = fi.BytesIn, fi.BytesOut
 	case originHairpin:
 		fi.Inside = f.Orig.SrcAddrPort()
-		fi.Outside = f.Reply.DstAddrPort()
-		fi.Remote = f.Reply.SrcAddrPort()
+		fi.Outside = f.Xlate.DstAddrPort()
+		fi.Remote = f.Xlate.SrcAddrPort()
 	}
+	e.describeVPN(f, &fi)
 	if f.Orig.Proto == packet.ProtoICMP {
 		fi.Inside = netip.AddrPortFrom(fi.Inside.Addr(), f.Orig.SrcID)
 		fi.Outside = netip.AddrPortFrom(fi.Outside.Addr(), f.Reply.DstID)
@@ -78,8 +79,12 @@ func (e *Engine) Stats() Stats {
 	s.Flows = e.ct.Len()
 	s.Mappings = e.maps.len()
 	s.FlowsByProto = map[string]int{}
+	s.VPNSessions = map[string]int{"ipsec": 0, "pptp": 0, "l2tp": 0}
 	e.ct.Range(func(_ int32, f *conntrack.Flow) bool {
 		s.FlowsByProto[protoNames[f.Orig.Proto]]++
+		if v := vpnProto(f); v != "" && f.Helper != helperGRE {
+			s.VPNSessions[v]++
+		}
 		return true
 	})
 	return s
@@ -99,11 +104,15 @@ func (e *Engine) Reconfigure(cfg Config, now Time) error {
 	}
 	old := e.cfg
 	addrChanged := old.LANAddr != cfg.LANAddr || old.WANAddr != cfg.WANAddr
+	e.now = now
 	e.apply(cfg)
 	var doomed []int32
 	e.ct.Range(func(id int32, f *conntrack.Flow) bool {
-		switch {
+		switch v := vpnProto(f); {
 		case addrChanged:
+			doomed = append(doomed, id)
+		case v == "ipsec" && !e.pass.ipsec, v == "pptp" && !e.pass.pptp, v == "l2tp" && !e.pass.l2tp:
+			// A passthrough switched off ends its sessions.
 			doomed = append(doomed, id)
 		case f.Origin == originForward || f.Origin == originDMZ:
 			host, port, ok := e.forwardTarget(f.Orig.Proto, f.Orig.DstID)
@@ -117,7 +126,50 @@ func (e *Engine) Reconfigure(cfg Config, now Time) error {
 		return true
 	})
 	for _, id := range doomed {
-		e.ct.Delete(id)
+		e.doom(id, e.ct.Get(id).Gen)
 	}
+	e.reap()
 	return nil
+}
+
+func (e *Engine) describeVPN(f *conntrack.Flow, fi *FlowInfo) {
+	fi.VPN = vpnProto(f)
+	switch f.Helper {
+	case helperIKE:
+		for _, spi := range [2]uint64{f.Data, f.Aux} {
+			if spi != 0 {
+				fi.IKESPIs = append(fi.IKESPIs, fmt.Sprintf("%016x", spi))
+			}
+		}
+	case helperESP:
+		fi.Proto = "esp"
+		fi.ESPSPIOut = fmt.Sprintf("%08x", uint32(f.Data))
+		if f.Aux != 0 {
+			fi.ESPSPIIn = fmt.Sprintf("%08x", uint32(f.Aux))
+		}
+		fi.Inside = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Src), 0)
+		fi.Outside = netip.AddrPortFrom(netip.AddrFrom4(e.wanAddr), 0)
+		fi.Remote = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Dst), 0)
+	case helperL2TP:
+		for i := 0; i < 4; i++ {
+			if tid := uint16(f.Data >> (16 * i)); tid != 0 {
+				fi.TunnelIDs = append(fi.TunnelIDs, tid)
+			}
+		}
+	case helperGRE:
+		fi.Proto = "gre"
+		fi.CallIDInside = uint16(f.Data)
+		fi.CallIDOutside = f.Reply.DstID
+		fi.CallIDServer = f.Orig.DstID
+		fi.Inside = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Src), 0)
+		fi.Outside = netip.AddrPortFrom(netip.AddrFrom4(e.wanAddr), 0)
+		fi.Remote = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Dst), 0)
+	case helperPPTP:
+		c := &e.pptp[f.Data]
+		for i := range c.calls {
+			if cl := &c.calls[i]; cl.inUse {
+				fi.CallIDInside, fi.CallIDOutside, fi.CallIDServer = cl.inside, cl.outside, cl.server
+			}
+		}
+	}
 }

@@ -24,28 +24,50 @@ const (
 	DropToRouter
 	DropNoRoute
 	DropEmitFull
+	DropAH
+	DropIPsecOff
+	DropPPTPOff
+	DropL2TPOff
+	DropGRENoControl
+	DropESPUnknownSPI
+	DropIKEUnknownSPI
+	DropL2TPUnknownTunnel
+	DropPPTPOutOfOrder
+	DropPPTPLimit
+	DropHelperFull
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
-	DropNone:             "none",
-	DropMalformed:        "malformed",
-	DropNotIPv4:          "not_ipv4",
-	DropTTLExceeded:      "ttl_exceeded",
-	DropUnsolicited:      "unsolicited_inbound",
-	DropFiltered:         "filtered",
-	DropTableFull:        "table_full",
-	DropHostLimit:        "host_limit",
-	DropPortsExhausted:   "ports_exhausted",
-	DropFragNeeded:       "frag_needed",
-	DropFragments:        "fragment_limit",
-	DropUnsupportedProto: "unsupported_protocol",
-	DropMartian:          "martian",
-	DropICMPNoFlow:       "icmp_error_no_flow",
-	DropTCPInvalid:       "tcp_invalid",
-	DropToRouter:         "to_router",
-	DropNoRoute:          "no_route",
-	DropEmitFull:         "emit_full",
+	DropNone:              "none",
+	DropMalformed:         "malformed",
+	DropNotIPv4:           "not_ipv4",
+	DropTTLExceeded:       "ttl_exceeded",
+	DropUnsolicited:       "unsolicited_inbound",
+	DropFiltered:          "filtered",
+	DropTableFull:         "table_full",
+	DropHostLimit:         "host_limit",
+	DropPortsExhausted:    "ports_exhausted",
+	DropFragNeeded:        "frag_needed",
+	DropFragments:         "fragment_limit",
+	DropUnsupportedProto:  "unsupported_protocol",
+	DropMartian:           "martian",
+	DropICMPNoFlow:        "icmp_error_no_flow",
+	DropTCPInvalid:        "tcp_invalid",
+	DropToRouter:          "to_router",
+	DropNoRoute:           "no_route",
+	DropEmitFull:          "emit_full",
+	DropAH:                "ah_cannot_cross_nat",
+	DropIPsecOff:          "ipsec_passthrough_off",
+	DropPPTPOff:           "pptp_passthrough_off",
+	DropL2TPOff:           "l2tp_passthrough_off",
+	DropGRENoControl:      "gre_without_control",
+	DropESPUnknownSPI:     "esp_unknown_spi",
+	DropIKEUnknownSPI:     "ike_unknown_spi",
+	DropL2TPUnknownTunnel: "l2tp_unknown_tunnel",
+	DropPPTPOutOfOrder:    "pptp_out_of_order",
+	DropPPTPLimit:         "pptp_control_limit",
+	DropHelperFull:        "helper_table_full",
 }
 
 func (r DropReason) String() string {
@@ -75,6 +97,12 @@ type Stats struct {
 	Mappings     int
 	Expired      uint64
 	Created      uint64
+
+	// VPN passthrough.
+	ESPAmbiguous uint64         // inbound SPIs bound with more than one candidate host
+	L2TPFallback uint64         // L2TP tunnels given an ordinary port mapping
+	PPTPUnparsed uint64         // control connections that could not be followed
+	VPNSessions  map[string]int // live flows per passthrough protocol
 }
 
 // FlowInfo describes one flow for people and the control API.
@@ -91,4 +119,14 @@ type FlowInfo struct {
 	BytesIn    uint64         `json:"bytes_in"`
 	AgeSec     float64        `json:"age_s"`
 	ExpiresSec float64        `json:"expires_s"`
+
+	// For VPN passthrough flows: the protocol and its ids.
+	VPN           string   `json:"vpn,omitempty"`             // ipsec, pptp, l2tp
+	IKESPIs       []string `json:"ike_spis,omitempty"`        // initiator SPIs, newest first
+	ESPSPIOut     string   `json:"esp_spi_out,omitempty"`     // SPI of LAN->server ESP
+	ESPSPIIn      string   `json:"esp_spi_in,omitempty"`      // SPI of server->LAN ESP, once learned
+	CallIDInside  uint16   `json:"call_id_inside,omitempty"`  // PPTP: the LAN client's call id
+	CallIDOutside uint16   `json:"call_id_outside,omitempty"` // PPTP: what the server sees
+	CallIDServer  uint16   `json:"call_id_server,omitempty"`  // PPTP: the server's call id
+	TunnelIDs     []uint16 `json:"tunnel_ids,omitempty"`      // L2TP: the LAN host's tunnel ids
 }
