@@ -1,0 +1,250 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"passgate/config"
+	"passgate/control"
+	"passgate/dataplane/router"
+	"passgate/nat"
+)
+
+// backend exposes the running router to the control API.
+type backend struct {
+	r        *router.Router
+	settings *config.Settings
+	started  time.Time
+}
+
+func (b *backend) Flows(fn func(nat.FlowInfo) bool) { b.r.Flows(fn) }
+
+func (b *backend) Status() control.Status {
+	s := control.Status{
+		Version:   version,
+		PID:       os.Getpid(),
+		Started:   b.started,
+		UptimeSec: time.Since(b.started).Seconds(),
+		Workers:   b.r.Workers(),
+		NAT:       control.NATStatsFrom(b.r.NATStats()),
+		Dataplane: b.r.Counters(),
+	}
+	for _, i := range b.r.Interfaces() {
+		ci := control.Interface{
+			Role: i.Role.String(), Name: i.Name, Index: i.Index, Address: i.Addr.String(),
+			MAC: i.MAC.String(), MTU: i.MTU, ARP: b.r.Neighbours(i.Role).Stats(),
+		}
+		if i.Role == nat.WAN && b.settings.NAT.WANGateway.IsValid() {
+			ci.Gateway = b.settings.NAT.WANGateway.String()
+		}
+		s.Interfaces = append(s.Interfaces, ci)
+	}
+	for _, k := range b.r.Sockets() {
+		s.Sockets = append(s.Sockets, control.SocketStats{
+			Interface: k.Interface, Worker: k.Worker, Loop: k.Loop, Kind: k.Kind,
+			RxPackets: k.Stats.RxPackets, RxDrops: k.Stats.RxDrops, RxFreezes: k.Stats.RxFreezes,
+			TxPackets: k.Stats.TxPackets, TxErrors: k.Stats.TxErrors,
+		})
+	}
+	return s
+}
+
+func controlFlag(fs interface {
+	String(name, value, usage string) *string
+}) *string {
+	return fs.String("control", config.DefaultControlSocket, "control `socket` of the running passgate")
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", stderr, "[--json] [--control SOCKET]")
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	sock := controlFlag(fs)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := control.NewClient(*sock).Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, st)
+	}
+	printStatus(stdout, st)
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printStatus(w io.Writer, st *control.Status) {
+	up := time.Duration(st.UptimeSec * float64(time.Second)).Round(time.Second)
+	fmt.Fprintf(w, "passgate %s  pid %d  up %s  %d workers\n\n", st.Version, st.PID, up, st.Workers)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tINTERFACE\tADDRESS\tGATEWAY\tMAC\tMTU\tNEIGHBOURS\tARP DROPS")
+	for _, i := range st.Interfaces {
+		gw := i.Gateway
+		if gw == "" {
+			gw = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d resolved, %d waiting\t%d\n",
+			i.Role, i.Name, i.Address, gw, i.MAC, i.MTU, i.ARP.Resolved, i.ARP.Incomplete, i.ARP.Drops())
+	}
+	tw.Flush()
+
+	n := st.NAT
+	fmt.Fprintf(w, "\nNAT\n")
+	fmt.Fprintf(w, "  flows      %d%s, %d mappings, %d created, %d expired\n", n.Flows, byProto(n.FlowsByProto), n.Mappings, n.Created, n.Expired)
+	fmt.Fprintf(w, "  lan -> wan %d packets, %s\n", n.PacketsOut, bytesText(n.BytesOut))
+	fmt.Fprintf(w, "  wan -> lan %d packets, %s\n", n.PacketsIn, bytesText(n.BytesIn))
+	fmt.Fprintf(w, "  icmp sent  %d\n", n.ICMPSent)
+	fmt.Fprintf(w, "  drops      %d%s\n", n.TotalDrops(), nonZero(n.Drops))
+
+	if len(st.Dataplane) > 0 {
+		fmt.Fprintf(w, "\nDATA PLANE\n")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		keys := make([]string, 0, len(st.Dataplane))
+		for k := range st.Dataplane {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(tw, "  %s\t%d\n", k, st.Dataplane[k])
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintf(w, "\nSOCKETS\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "WORKER\tLOOP\tINTERFACE\tKIND\tRX PACKETS\tRX DROPS\tRX FREEZES\tTX PACKETS\tTX ERRORS\t")
+	for _, s := range st.Sockets {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", s.Worker, s.Loop, s.Interface, s.Kind, s.RxPackets, s.RxDrops, s.RxFreezes, s.TxPackets, s.TxErrors)
+	}
+	tw.Flush()
+}
+
+func byProto(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func nonZero(m map[string]uint64) string {
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		if v != 0 {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return ": " + strings.Join(parts, ", ")
+}
+
+func bytesText(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func cmdConntrack(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("conntrack", stderr, "[--json] [--host IP] [--proto tcp|udp|icmp] [--control SOCKET]")
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	host := fs.String("host", "", "only flows with this `IP` as inside, outside or remote address")
+	proto := fs.String("proto", "", "only flows of this `protocol`: tcp, udp, icmp")
+	sock := controlFlag(fs)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	var ff control.FlowFilter
+	if *host != "" {
+		a, err := netip.ParseAddr(*host)
+		if err != nil {
+			return fmt.Errorf("conntrack: --host %q is not an IP address: %w", *host, errUsage)
+		}
+		ff.Host = a
+	}
+	if *proto != "" {
+		switch p := strings.ToLower(*proto); p {
+		case "tcp", "udp", "icmp":
+			ff.Proto = p
+		default:
+			return fmt.Errorf("conntrack: --proto %q: want tcp, udp or icmp: %w", *proto, errUsage)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	flows, err := control.NewClient(*sock).Flows(ctx, ff)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if flows == nil {
+			flows = []nat.FlowInfo{}
+		}
+		return writeJSON(stdout, flows)
+	}
+	printFlows(stdout, flows)
+	return nil
+}
+
+func printFlows(w io.Writer, flows []nat.FlowInfo) {
+	slices.SortFunc(flows, func(a, b nat.FlowInfo) int {
+		return cmp.Or(
+			cmp.Compare(a.Proto, b.Proto),
+			a.Inside.Compare(b.Inside),
+			a.Remote.Compare(b.Remote),
+		)
+	})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROTO\tINSIDE\tOUTSIDE\tREMOTE\tSTATE\tORIGIN\tPKTS OUT/IN\tBYTES OUT/IN\tAGE\tEXPIRES")
+	for _, f := range flows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s/%s\t%s\t%s\n",
+			f.Proto, f.Inside, f.Outside, f.Remote, f.State, f.Origin,
+			f.PacketsOut, f.PacketsIn, bytesText(f.BytesOut), bytesText(f.BytesIn),
+			secs(f.AgeSec), secs(f.ExpiresSec))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d flows\n", len(flows))
+}
+
+func secs(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"passgate/control"
+	"passgate/lab"
+	"passgate/nat"
+)
+
+// TestLabCLI runs `passgate run` in the lab's router namespace (this test
+// binary re-executed as passgate) and reads it with status and conntrack
+// over the control socket. Namespaces carry the prefix "pgrtc".
+func TestLabCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("lab test skipped in -short mode")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("lab test needs root")
+	}
+	for _, tool := range []string{"ip", "nft", "ethtool", "/usr/bin/python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("lab test needs %s", tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, "pgrtc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			if p.ProcessState == nil {
+				p.Process.Kill()
+				p.Wait()
+			}
+		}
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	}()
+
+	dir, err := os.MkdirTemp("", "pgrtc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "run", "pg.sock")
+	cfgPath := filepath.Join(dir, "pg.json")
+	os.WriteFile(cfgPath, []byte(`{
+	  "lan":{"interface":"lan0","address":"192.168.50.1/24"},
+	  "wan":{"interface":"wan0","address":"203.0.113.1/24"},
+	  "nat":{"allow_short_timeouts":true,"timeouts":{"udp":"30s"}},
+	  "port_forwards":[{"name":"web","proto":"tcp","outside_port":8080,"host":"192.168.50.10","inside_port":80}],
+	  "workers":4
+	}`), 0o600)
+	echo := filepath.Join(dir, "echo.py")
+	os.WriteFile(echo, []byte(pyServers), 0o644)
+
+	exe, _ := os.Executable()
+	// --workers on the command line overrides the file's 4.
+	rtr := l.Cmd(context.Background(), lab.Router, exe, "run", "--config", cfgPath, "--control", sock, "--workers", "1")
+	rtr.Env = append(os.Environ(), "PASSGATE_TEST_MAIN=1")
+	var logs syncBuf
+	rtr.Stdout, rtr.Stderr = &logs, &logs
+	if err := rtr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	procs = append(procs, rtr)
+	defer func() {
+		if t.Failed() || testing.Verbose() {
+			t.Logf("passgate log:\n%s", logs.String())
+		}
+	}()
+
+	client := control.NewClient(sock)
+	var st *control.Status
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		st, err = client.Status(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("passgate not answering: %v\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.Workers != 1 || len(st.Interfaces) != 2 || st.Interfaces[1].Name != "wan0" || len(st.Sockets) != 6 {
+		t.Fatalf("status %+v", st)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket: %v %v", fi.Mode(), err)
+	}
+
+	run := func(node string, args ...string) string {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out, err := l.Run(c, node, args[0], args[1:]...)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		return out
+	}
+	start := func(node string, args ...string) {
+		c := l.Cmd(context.Background(), node, args[0], args[1:]...)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, c)
+	}
+
+	// Outbound UDP, then the flow shows in conntrack.
+	start(lab.Server1, "/usr/bin/python3", echo, "udp", "9000")
+	if out := run(lab.Lan1, "/usr/bin/python3", echo, "udpclient", lab.Srv1, "9000", "41000"); strings.TrimSpace(out) != "203.0.113.1:41000" {
+		t.Fatalf("udp echo %q", out)
+	}
+	// Port forward: the server reaches lan1's port 80 through 8080.
+	start(lab.Lan1, "/usr/bin/python3", echo, "tcp", "80")
+	if out := run(lab.Server2, "/usr/bin/python3", echo, "tcpclient", lab.WANAddr, "8080"); !strings.HasPrefix(strings.TrimSpace(out), lab.Srv2+":") {
+		t.Fatalf("port forward: lan1 saw %q", out)
+	}
+
+	code, o, e := runCLI("conntrack", "--control", sock, "--proto", "udp")
+	if code != 0 || !strings.Contains(o, "192.168.50.10:41000") || !strings.Contains(o, "203.0.113.10:9000") || !strings.Contains(o, "1 flows") {
+		t.Fatalf("conntrack udp: %d\n%s%s", code, o, e)
+	}
+	code, o, e = runCLI("conntrack", "--control", sock, "--json", "--host", lab.Srv2)
+	var flows []nat.FlowInfo
+	if code != 0 || json.Unmarshal([]byte(o), &flows) != nil || len(flows) == 0 {
+		t.Fatalf("conntrack json: %d %s %s", code, o, e)
+	}
+	// The client may have tried before lan1 listened (RST): one flow per try.
+	for _, f := range flows {
+		if f.Proto != "tcp" || f.Inside.String() != "192.168.50.10:80" || f.Outside.Port() != 8080 || f.Origin != "port-forward" {
+			t.Fatalf("conntrack json: unexpected flow %+v", f)
+		}
+	}
+	code, o, e = runCLI("status", "--control", sock)
+	for _, want := range []string{"lan0", "wan0", "203.0.113.1/24", "SOCKETS", "lan -> wan"} {
+		if code != 0 || !strings.Contains(o, want) {
+			t.Fatalf("status lacks %q: %d\n%s%s", want, code, o, e)
+		}
+	}
+	code, o, _ = runCLI("status", "--control", sock, "--json")
+	if code != 0 || json.Unmarshal([]byte(o), &st) != nil || st.NAT.PacketsOut == 0 || st.NAT.PacketsIn == 0 || st.Dataplane["forwarded"] == 0 {
+		t.Fatalf("status json: %s", o)
+	}
+	if st.Interfaces[0].ARP.Resolved == 0 || st.Interfaces[1].ARP.Resolved == 0 {
+		t.Errorf("no neighbours resolved: %+v", st.Interfaces)
+	}
+
+	// A second instance refuses the same control socket, leaving the
+	// first one alone.
+	code, _, e = runCLI("run", "--lan", "lan0", "--lan-addr", "192.168.50.1/24", "--wan", "wan0", "--wan-addr", "203.0.113.1/24", "--control", sock)
+	if code != 1 || !strings.Contains(e, "in use") {
+		t.Fatalf("second instance: %d %s", code, e)
+	}
+
+	rtr.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- rtr.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("passgate exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("passgate did not stop on SIGTERM")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+	if out := run(lab.Router, "nft", "list", "tables"); strings.Contains(out, "passgate") {
+		t.Errorf("nftables table left behind:\n%s", out)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// pyServers: udp PORT | udpclient HOST PORT LOCALPORT | tcp PORT |
+// tcpclient HOST PORT. Servers answer with the address they saw.
+const pyServers = `
+import socket, sys, time
+mode = sys.argv[1]
+if mode == "udp":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", int(sys.argv[2])))
+    while True:
+        d, a = s.recvfrom(4096)
+        s.sendto(("%s:%d" % a).encode(), a)
+elif mode == "udpclient":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", int(sys.argv[4])))
+    s.settimeout(0.5)
+    for i in range(20):
+        s.sendto(b"x", (sys.argv[2], int(sys.argv[3])))
+        try:
+            print(s.recvfrom(4096)[0].decode()); sys.exit(0)
+        except socket.timeout:
+            pass
+    sys.exit("no answer")
+elif mode == "tcp":
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[2])))
+    s.listen(8)
+    while True:
+        c, a = s.accept()
+        c.sendall(("%s:%d\n" % a).encode())
+        c.close()
+elif mode == "tcpclient":
+    for i in range(30):
+        try:
+            c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=1)
+            break
+        except (ConnectionRefusedError, socket.timeout, OSError):
+            time.sleep(0.3)
+    else:
+        sys.exit("cannot connect")
+    print(c.makefile().readline().strip())
+`

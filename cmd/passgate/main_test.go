@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"passgate/control"
+)
+
+func TestMain(m *testing.M) {
+	// The lab test re-executes this binary as passgate itself.
+	if os.Getenv("PASSGATE_TEST_MAIN") == "1" {
+		os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = runMain(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, e := runCLI(); code != 2 || !strings.Contains(e, "Usage:") {
+		t.Errorf("no args: %d %q", code, e)
+	}
+	if code, _, e := runCLI("frobnicate"); code != 2 || !strings.Contains(e, `unknown command "frobnicate"`) {
+		t.Errorf("unknown: %d %q", code, e)
+	}
+	if code, o, _ := runCLI("help"); code != 0 || !strings.Contains(o, "passgate conntrack") {
+		t.Errorf("help: %d %q", code, o)
+	}
+	if code, o, _ := runCLI("version"); code != 0 || !strings.HasPrefix(o, "passgate ") {
+		t.Errorf("version: %d %q", code, o)
+	}
+	if code, _, e := runCLI("status", "--bogus"); code != 1 || !strings.Contains(e, "flag provided but not defined") {
+		t.Errorf("bad flag: %d %q", code, e)
+	}
+	if code, _, _ := runCLI("status", "-h"); code != 0 {
+		t.Errorf("status -h: %d", code)
+	}
+	if code, _, e := runCLI("status", "extra"); code != 2 || !strings.Contains(e, `unexpected argument "extra"`) {
+		t.Errorf("stray arg: %d %q", code, e)
+	}
+	if code, _, e := runCLI("conntrack", "--proto", "sctp"); code != 2 || !strings.Contains(e, "want tcp, udp or icmp") {
+		t.Errorf("bad proto: %d %q", code, e)
+	}
+	if code, _, e := runCLI("conntrack", "--host", "nohost"); code != 2 || !strings.Contains(e, "not an IP address") {
+		t.Errorf("bad host: %d %q", code, e)
+	}
+	if code, _, e := runCLI("config"); code != 2 || !strings.Contains(e, "config check FILE") {
+		t.Errorf("config: %d %q", code, e)
+	}
+}
+
+func TestClientWithoutServer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, cmd := range []string{"status", "conntrack"} {
+		code, _, e := runCLI(cmd, "--control", sock)
+		if code != 1 || !strings.Contains(e, "is passgate running?") {
+			t.Errorf("%s: %d %q", cmd, code, e)
+		}
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"}}`), 0o600)
+	if code, o, e := runCLI("config", "check", good); code != 0 || !strings.Contains(o, "good.json: ok") {
+		t.Errorf("good: %d %q %q", code, o, e)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},
+		"port_forwards":[{"proto":"tcp","outside_port":80,"host":"192.168.50.10"},{"proto":"tcp","outside_port":"70000","host":"192.168.50.10"}],
+		"nat":{"timeouts":{"udp":"10s"}}}`), 0o600)
+	code, o, _ := runCLI("config", "check", bad)
+	lines := strings.Split(strings.TrimSpace(o), "\n")
+	if code != 1 || len(lines) != 2 ||
+		lines[0] != "nat.timeouts.udp: 10s is below the RFC minimum 2m (set nat.allow_short_timeouts for tests)" ||
+		lines[1] != "port_forwards[1].outside_port: 70000 out of range 1-65535" {
+		t.Errorf("bad: %d\n%s", code, o)
+	}
+	unknown := filepath.Join(dir, "unknown.json")
+	os.WriteFile(unknown, []byte(`{"lan":{"iface":"lan0"}}`), 0o600)
+	if code, o, _ := runCLI("config", "check", unknown); code != 1 || strings.TrimSpace(o) != "lan.iface: unknown field" {
+		t.Errorf("unknown: %d %q", code, o)
+	}
+	if code, _, e := runCLI("config", "check", filepath.Join(dir, "missing.json")); code != 1 || !strings.Contains(e, "no such file") {
+		t.Errorf("missing: %d %q", code, e)
+	}
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	// Validation happens before anything touches the system.
+	code, _, e := runCLI("run", "--lan", "lan0", "--lan-addr", "192.168.50.1/24", "--wan", "wan0", "--wan-addr", "nonsense")
+	if code != 1 || !strings.Contains(e, `flags: wan.address: "nonsense" is not an IPv4 address`) {
+		t.Errorf("%d %q", code, e)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.json")
+	os.WriteFile(cfg, []byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},"workers":-1}`), 0o600)
+	// A flag overrides the file's bad value... and the file's others stay.
+	code, _, e = runCLI("run", "--config", cfg, "--wan-addr", "192.168.50.2/24", "--workers", "1")
+	if code != 1 || !strings.Contains(e, "wan.address: 192.168.50.2/24 overlaps the LAN") || strings.Contains(e, "workers") {
+		t.Errorf("%d %q", code, e)
+	}
+	if code, _, e := runCLI("run", "--log-level", "loud"); code != 2 || !strings.Contains(e, "--log-level") {
+		t.Errorf("log level: %d %q", code, e)
+	}
+}
+
+func TestPrinters(t *testing.T) {
+	var b bytes.Buffer
+	st := &control.Status{Version: "x", Workers: 2, UptimeSec: 61,
+		Interfaces: []control.Interface{{Role: "lan", Name: "lan0", Address: "192.168.50.1/24", MAC: "02:00:00:00:00:01", MTU: 1500}},
+		NAT:        control.NATStats{Drops: map[string]uint64{"filtered": 2, "malformed": 0}, FlowsByProto: map[string]int{"udp": 1}, Flows: 1},
+		Sockets:    []control.SocketStats{{Interface: "lan0", Kind: "rx", RxPackets: 7}},
+		Dataplane:  map[string]uint64{"rx_frames": 7},
+	}
+	printStatus(&b, st)
+	out := b.String()
+	for _, want := range []string{"up 1m1s", "lan0", "192.168.50.1/24", "drops      2: filtered 2", "flows      1 (udp 1)", "rx_frames", "RX PACKETS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "malformed") {
+		t.Errorf("zero drop reasons printed:\n%s", out)
+	}
+	if bytesText(1536) != "1.5 KiB" || bytesText(10) != "10 B" || bytesText(3<<30) != "3.0 GiB" {
+		t.Errorf("bytesText: %s %s %s", bytesText(1536), bytesText(10), bytesText(3<<30))
+	}
+	var j bytes.Buffer
+	if err := writeJSON(&j, st); err != nil {
+		t.Fatal(err)
+	}
+	var back control.Status
+	if err := json.Unmarshal(j.Bytes(), &back); err != nil || back.Version != "x" {
+		t.Errorf("json: %v", err)
+	}
+	_ = time.Second
+}

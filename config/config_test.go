@@ -1,0 +1,359 @@
+package config
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"passgate/nat"
+)
+
+const full = `{
+ "lan":{"interface":"lan0","address":"192.168.50.1/24","mtu":1500},
+ "wan":{"interface":"wan0","address":"203.0.113.1/24","gateway":"203.0.113.254","mtu":1400},
+ "nat":{"filtering":"endpoint-independent","port_range":"2000-3000","max_flows":1000,"max_flows_per_host":100,"mss_clamp":1400,
+        "timeouts":{"udp":"3m","tcp_established":"3h","tcp_transitory":"5m","tcp_closed":"20s","icmp":"90s"}},
+ "port_forwards":[
+   {"name":"web","proto":"tcp","outside_port":8080,"host":"192.168.50.10","inside_port":80},
+   {"name":"game","proto":"udp","outside_port":"27000-27010","host":"192.168.50.11","inside_port":27000},
+   {"proto":"tcp","outside_port":"2222","host":"192.168.50.12"}
+ ],
+ "dmz":"192.168.50.20",
+ "workers":2,
+ "control_socket":"/tmp/pg.sock"
+}`
+
+func TestFullConfig(t *testing.T) {
+	c, err := Parse([]byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := s.NAT
+	want := nat.Config{
+		LANAddr:         netip.MustParsePrefix("192.168.50.1/24"),
+		WANAddr:         netip.MustParsePrefix("203.0.113.1/24"),
+		WANGateway:      netip.MustParseAddr("203.0.113.254"),
+		LANMTU:          1500,
+		WANMTU:          1400,
+		Filtering:       nat.EndpointIndependent,
+		MaxFlows:        1000,
+		MaxFlowsPerHost: 100,
+		MSSClamp:        1400,
+		PortLo:          2000,
+		PortHi:          3000,
+		DMZ:             netip.MustParseAddr("192.168.50.20"),
+		Timeouts: nat.Timeouts{
+			UDP: 3 * time.Minute, UDPStream: 3 * time.Minute, TCPEstablished: 3 * time.Hour,
+			TCPTransitory: 5 * time.Minute, TCPClosed: 20 * time.Second, ICMP: 90 * time.Second,
+			Fragment: nat.DefaultTimeouts.Fragment, Expectation: nat.DefaultTimeouts.Expectation,
+		},
+	}
+	fw := n.PortForwards
+	n.PortForwards = nil
+	if !reflect.DeepEqual(n, want) {
+		t.Errorf("nat config\n got %+v\nwant %+v", n, want)
+	}
+	wantFw := []nat.PortForward{
+		{Name: "web", Proto: 6, OutsideLo: 8080, OutsideHi: 8080, Host: netip.MustParseAddr("192.168.50.10"), InsidePort: 80},
+		{Name: "game", Proto: 17, OutsideLo: 27000, OutsideHi: 27010, Host: netip.MustParseAddr("192.168.50.11"), InsidePort: 27000},
+		{Name: "", Proto: 6, OutsideLo: 2222, OutsideHi: 2222, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: 2222},
+	}
+	if len(fw) != len(wantFw) {
+		t.Fatalf("forwards %+v", fw)
+	}
+	for i := range fw {
+		if fw[i] != wantFw[i] {
+			t.Errorf("forward %d: got %+v want %+v", i, fw[i], wantFw[i])
+		}
+	}
+	if s.LANInterface != "lan0" || s.WANInterface != "wan0" || s.Workers != 2 || s.ControlSocket != "/tmp/pg.sock" {
+		t.Errorf("settings %+v", s)
+	}
+	if _, err := nat.New(s.NAT, 0); err != nil {
+		t.Errorf("engine refuses the converted config: %v", err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := s.NAT
+	if n.LANMTU != 1500 || n.WANMTU != 1500 || n.Filtering != nat.AddressDependent || n.PortLo != 1024 || n.PortHi != 65535 ||
+		n.MaxFlows != 65536 || n.MaxFlowsPerHost != 16384 || n.MSSClamp != 0 || n.WANGateway.IsValid() || n.DMZ.IsValid() {
+		t.Errorf("defaults: %+v", n)
+	}
+	wantT := nat.DefaultTimeouts
+	wantT.UDPStream = wantT.UDP
+	if n.Timeouts != wantT {
+		t.Errorf("timeouts %+v, want %+v", n.Timeouts, wantT)
+	}
+	if s.ControlSocket != DefaultControlSocket || s.Workers != 0 {
+		t.Errorf("settings %+v", s)
+	}
+	// Defaults are filled into the file form too.
+	if c.NAT.Timeouts.TCPEstablished != "2h4m" || c.NAT.Filtering != DefaultFiltering || c.LAN.MTU != 1500 {
+		t.Errorf("file form not filled: %+v", c.NAT)
+	}
+	if _, err := nat.New(n, 0); err != nil {
+		t.Errorf("engine refuses defaults: %v", err)
+	}
+}
+
+func TestShortTimeoutsAllowed(t *testing.T) {
+	c, _ := Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},
+		"nat":{"allow_short_timeouts":true,"timeouts":{"udp":"2s","tcp_established":"5s","tcp_transitory":"1s","icmp":"1s"}}}`))
+	s, err := c.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.NAT.Timeouts.UDP != 2*time.Second || s.NAT.Timeouts.TCPEstablished != 5*time.Second {
+		t.Errorf("timeouts %+v", s.NAT.Timeouts)
+	}
+}
+
+// base is a valid configuration; each case changes one thing.
+func base() map[string]any {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(`{
+	 "lan":{"interface":"lan0","address":"192.168.50.1/24"},
+	 "wan":{"interface":"wan0","address":"203.0.113.1/24"},
+	 "nat":{"timeouts":{}},
+	 "port_forwards":[{"name":"web","proto":"tcp","outside_port":"8080","host":"192.168.50.10","inside_port":80}]}`), &m); err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func set(m map[string]any, path string, v any) {
+	parts := strings.Split(path, ".")
+	cur := m
+	for _, p := range parts[:len(parts)-1] {
+		if strings.HasPrefix(p, "port_forwards[") {
+			var i int
+			for _, ch := range p[len("port_forwards["):] {
+				if ch >= '0' && ch <= '9' {
+					i = i*10 + int(ch-'0')
+				}
+			}
+			fws := cur["port_forwards"].([]any)
+			for len(fws) <= i {
+				fws = append(fws, map[string]any{})
+			}
+			cur["port_forwards"] = fws
+			cur = fws[i].(map[string]any)
+			continue
+		}
+		next, ok := cur[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			cur[p] = next
+		}
+		cur = next
+	}
+	if v == nil {
+		delete(cur, parts[len(parts)-1])
+	} else {
+		cur[parts[len(parts)-1]] = v
+	}
+}
+
+func TestValidationErrors(t *testing.T) {
+	fw := func(proto, out, host string, in int) map[string]any {
+		return map[string]any{"proto": proto, "outside_port": out, "host": host, "inside_port": in}
+	}
+	cases := []struct {
+		name  string
+		edit  func(m map[string]any)
+		field string
+		msg   string
+	}{
+		{"lan iface missing", func(m map[string]any) { set(m, "lan.interface", nil) }, "lan.interface", "required"},
+		{"wan iface too long", func(m map[string]any) { set(m, "wan.interface", "abcdefghijklmnop") }, "wan.interface", "longer than 15"},
+		{"iface slash", func(m map[string]any) { set(m, "wan.interface", "a/b") }, "wan.interface", "not a valid interface name"},
+		{"same iface", func(m map[string]any) { set(m, "wan.interface", "lan0") }, "wan.interface", "also the LAN interface"},
+		{"lan addr missing", func(m map[string]any) { set(m, "lan.address", nil) }, "lan.address", "required"},
+		{"lan addr no prefix", func(m map[string]any) { set(m, "lan.address", "192.168.50.1") }, "lan.address", "not an IPv4 address with prefix length"},
+		{"lan addr v6", func(m map[string]any) { set(m, "lan.address", "fd00::1/64") }, "lan.address", "not an IPv4"},
+		{"lan addr network", func(m map[string]any) { set(m, "lan.address", "192.168.50.0/24") }, "lan.address", "network or broadcast"},
+		{"lan addr broadcast", func(m map[string]any) { set(m, "lan.address", "192.168.50.255/24") }, "lan.address", "network or broadcast"},
+		{"lan /31", func(m map[string]any) { set(m, "lan.address", "192.168.50.1/31") }, "lan.address", "out of range 8-30"},
+		{"wan /32", func(m map[string]any) { set(m, "wan.address", "203.0.113.1/32") }, "wan.address", "out of range 8-31"},
+		{"wan loopback", func(m map[string]any) { set(m, "wan.address", "127.0.0.1/8") }, "wan.address", "cannot be a router address"},
+		{"overlap", func(m map[string]any) { set(m, "wan.address", "192.168.50.200/24") }, "wan.address", "overlaps the LAN"},
+		{"gateway bad", func(m map[string]any) { set(m, "wan.gateway", "gw") }, "wan.gateway", "not an IPv4 address"},
+		{"gateway off-link", func(m map[string]any) { set(m, "wan.gateway", "198.51.100.1") }, "wan.gateway", "not a host on the WAN"},
+		{"gateway is us", func(m map[string]any) { set(m, "wan.gateway", "203.0.113.255") }, "wan.gateway", "not a host on the WAN"},
+		{"mtu low", func(m map[string]any) { set(m, "lan.mtu", 100) }, "lan.mtu", "100 out of range 576-9000"},
+		{"mtu high", func(m map[string]any) { set(m, "wan.mtu", 9001) }, "wan.mtu", "out of range 576-9000"},
+		{"filtering", func(m map[string]any) { set(m, "nat.filtering", "full-cone") }, "nat.filtering", "not one of"},
+		{"port range text", func(m map[string]any) { set(m, "nat.port_range", "low-high") }, "nat.port_range", "not a port number"},
+		{"port range order", func(m map[string]any) { set(m, "nat.port_range", "5000-4000") }, "nat.port_range", "ends before it starts"},
+		{"port range high", func(m map[string]any) { set(m, "nat.port_range", "1024-70000") }, "nat.port_range", "70000 out of range 1-65535"},
+		{"port range small", func(m map[string]any) { set(m, "nat.port_range", "1024-1030") }, "nat.port_range", "at least 64"},
+		{"max flows", func(m map[string]any) { set(m, "nat.max_flows", 5) }, "nat.max_flows", "5 out of range 16-4194304"},
+		{"per host", func(m map[string]any) { set(m, "nat.max_flows_per_host", 70000) }, "nat.max_flows_per_host", "out of range 1-65536"},
+		{"mss", func(m map[string]any) { set(m, "nat.mss_clamp", 100) }, "nat.mss_clamp", "out of range 536-8960"},
+		{"timeout syntax", func(m map[string]any) { set(m, "nat.timeouts.udp", "5 minutes") }, "nat.timeouts.udp", "not a duration"},
+		{"timeout negative", func(m map[string]any) { set(m, "nat.timeouts.tcp_closed", "-1s") }, "nat.timeouts.tcp_closed", "must be positive"},
+		{"udp short", func(m map[string]any) { set(m, "nat.timeouts.udp", "30s") }, "nat.timeouts.udp", "below the RFC minimum 2m"},
+		{"tcp est short", func(m map[string]any) { set(m, "nat.timeouts.tcp_established", "2h") }, "nat.timeouts.tcp_established", "below the RFC minimum 2h4m"},
+		{"tcp trans short", func(m map[string]any) { set(m, "nat.timeouts.tcp_transitory", "1m") }, "nat.timeouts.tcp_transitory", "below the RFC minimum 4m"},
+		{"icmp short", func(m map[string]any) { set(m, "nat.timeouts.icmp", "10s") }, "nat.timeouts.icmp", "below the RFC minimum 1m"},
+		{"fw proto", func(m map[string]any) { set(m, "port_forwards[0].proto", "sctp") }, "port_forwards[0].proto", `"sctp" is not tcp or udp`},
+		{"fw proto missing", func(m map[string]any) { set(m, "port_forwards[0].proto", nil) }, "port_forwards[0].proto", "required"},
+		{"fw port high", func(m map[string]any) {
+			m["port_forwards"] = append(m["port_forwards"].([]any), fw("udp", "70000", "192.168.50.10", 1))
+		},
+			"port_forwards[1].outside_port", "70000 out of range 1-65535"},
+		{"fw port number high", func(m map[string]any) { set(m, "port_forwards[0].outside_port", 70000) }, "port_forwards[0].outside_port", "70000 out of range 1-65535"},
+		{"fw port missing", func(m map[string]any) { set(m, "port_forwards[0].outside_port", nil) }, "port_forwards[0].outside_port", "required"},
+		{"fw port garbage", func(m map[string]any) { set(m, "port_forwards[0].outside_port", true) }, "port_forwards[0].outside_port", `"true" is not a port number`},
+		{"fw inside high", func(m map[string]any) { set(m, "port_forwards[0].inside_port", 65536) }, "port_forwards[0].inside_port", "65536 out of range 1-65535"},
+		{"fw inside overflow", func(m map[string]any) {
+			set(m, "port_forwards[0].outside_port", "8000-8010")
+			set(m, "port_forwards[0].inside_port", 65530)
+		}, "port_forwards[0].inside_port", "passes 65535"},
+		{"fw host off lan", func(m map[string]any) { set(m, "port_forwards[0].host", "203.0.113.5") }, "port_forwards[0].host", "not a host on the LAN 192.168.50.0/24"},
+		{"fw host router", func(m map[string]any) { set(m, "port_forwards[0].host", "192.168.50.1") }, "port_forwards[0].host", "not a host on the LAN"},
+		{"fw host bad", func(m map[string]any) { set(m, "port_forwards[0].host", "host") }, "port_forwards[0].host", "not an IPv4 address"},
+		{"fw host missing", func(m map[string]any) { set(m, "port_forwards[0].host", nil) }, "port_forwards[0].host", "required"},
+		{"fw name long", func(m map[string]any) { set(m, "port_forwards[0].name", strings.Repeat("x", 65)) }, "port_forwards[0].name", "longer than 64"},
+		{"fw overlap", func(m map[string]any) {
+			m["port_forwards"] = append(m["port_forwards"].([]any), fw("tcp", "8000-8080", "192.168.50.11", 1000))
+		}, "port_forwards[1].outside_port", `8000-8080 overlaps port_forwards[0] "web" (tcp 8080)`},
+		{"dmz bad", func(m map[string]any) { m["dmz"] = "10.0.0.1" }, "dmz", "not a host on the LAN"},
+		{"dmz syntax", func(m map[string]any) { m["dmz"] = "x" }, "dmz", "not an IPv4 address"},
+		{"workers", func(m map[string]any) { m["workers"] = -1 }, "workers", "-1 out of range 0-256"},
+		{"control relative", func(m map[string]any) { m["control_socket"] = "pg.sock" }, "control_socket", "not an absolute path"},
+		{"control long", func(m map[string]any) { m["control_socket"] = "/" + strings.Repeat("a", 120) }, "control_socket", "shorter than 108"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := base()
+			c.edit(m)
+			data, _ := json.Marshal(m)
+			cfg, err := Parse(data)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			_, err = cfg.Validate()
+			es := AsErrors(err)
+			if len(es) == 0 {
+				t.Fatalf("no error; want %s: %s", c.field, c.msg)
+			}
+			for _, e := range es {
+				if e.Field == c.field && strings.Contains(e.Msg, c.msg) {
+					return
+				}
+			}
+			t.Fatalf("want %s: ...%s...; got\n%v", c.field, c.msg, err)
+		})
+	}
+}
+
+func TestSameForwardOtherProtoAllowed(t *testing.T) {
+	m := base()
+	m["port_forwards"] = append(m["port_forwards"].([]any), map[string]any{"proto": "udp", "outside_port": 8080, "host": "192.168.50.10"})
+	data, _ := json.Marshal(m)
+	c, _ := Parse(data)
+	if _, err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAllErrorsReported(t *testing.T) {
+	c, err := Parse([]byte(`{"lan":{"mtu":1},"wan":{"interface":"wan0","address":"x"},"workers":-3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Validate()
+	es := AsErrors(err)
+	fields := map[string]bool{}
+	for _, e := range es {
+		fields[e.Field] = true
+	}
+	for _, f := range []string{"lan.interface", "lan.address", "lan.mtu", "wan.address", "workers"} {
+		if !fields[f] {
+			t.Errorf("missing error for %s in:\n%v", f, err)
+		}
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	cases := []struct {
+		name, doc, field, msg string
+	}{
+		{"unknown top", `{"lan":{},"bogus":1}`, "bogus", "unknown field"},
+		{"unknown nested", `{"lan":{"interface":"lan0","mtuu":1500}}`, "lan.mtuu", "unknown field"},
+		{"unknown timeout", `{"nat":{"timeouts":{"udp":"5m","sctp":"1m"}}}`, "nat.timeouts.sctp", "unknown field"},
+		{"unknown in forward", `{"port_forwards":[{"proto":"tcp"},{"proto":"udp","hots":"x"}]}`, "port_forwards[1].hots", "unknown field"},
+		{"type in forward", `{"port_forwards":[{"proto":"tcp"},{"inside_port":"80"}]}`, "port_forwards[1].inside_port", "expected a whole number, got JSON string"},
+		{"type nested", `{"lan":{"mtu":"1500"}}`, "lan.mtu", "expected a whole number"},
+		{"type object", `{"lan":"lan0"}`, "lan", "expected an object"},
+		{"type bool", `{"nat":{"allow_short_timeouts":"yes"}}`, "nat.allow_short_timeouts", "expected true or false"},
+		{"syntax", "{\n \"lan\": {,}\n}", "line 2, column", "invalid JSON"},
+		{"truncated", `{"lan":{`, "line 1", "unexpected end"},
+		{"trailing", `{} {}`, "line 1, column", "unexpected data after"},
+		{"empty", ``, "(file)", "empty"},
+		{"not object", `[1]`, "(top level)", "expected an object"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.doc))
+			es := AsErrors(err)
+			if len(es) != 1 {
+				t.Fatalf("want one field error, got %v", err)
+			}
+			if !strings.HasPrefix(es[0].Field, c.field) || !strings.Contains(es[0].Msg, c.msg) {
+				t.Fatalf("got %q: %q; want %s: ...%s...", es[0].Field, es[0].Msg, c.field, c.msg)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pg.json")
+	if err := os.WriteFile(p, []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("missing file: %v", err)
+	}
+	os.WriteFile(p, []byte(`{"x":1}`), 0o600)
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), "pg.json") || AsErrors(err)[0].Field != "x" {
+		t.Fatalf("bad file: %v", err)
+	}
+}
+
+func TestPortSpecJSON(t *testing.T) {
+	for in, want := range map[string]string{`8080`: `8080`, `"8080"`: `8080`, `"8000-8010"`: `"8000-8010"`} {
+		var p PortSpec
+		if err := json.Unmarshal([]byte(in), &p); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := json.Marshal(p)
+		if string(out) != want {
+			t.Errorf("%s -> %s, want %s", in, out, want)
+		}
+	}
+}

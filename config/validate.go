@@ -1,0 +1,431 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"passgate/dataplane/router"
+	"passgate/nat"
+)
+
+// Defaults for fields left out.
+const (
+	DefaultMTU       = 1500
+	DefaultFiltering = "address-dependent"
+	DefaultPortRange = "1024-65535"
+	DefaultMaxFlows  = 65536
+	MaxWorkers       = 256
+)
+
+// DefaultTimeouts are the RFC 4787, 5382 and 5508 values.
+var DefaultTimeouts = Timeouts{
+	UDP:            "5m",
+	TCPEstablished: "2h4m",
+	TCPTransitory:  "4m",
+	TCPClosed:      "10s",
+	ICMP:           "60s",
+}
+
+// Minimum timeouts the RFCs require; shorter ones need
+// nat.allow_short_timeouts (tests).
+var minTimeouts = map[string]time.Duration{
+	"udp":             2 * time.Minute,             // RFC 4787 REQ-5
+	"udp_stream":      2 * time.Minute,             // RFC 4787 REQ-5
+	"tcp_established": 2*time.Hour + 4*time.Minute, // RFC 5382 REQ-5
+	"tcp_transitory":  4 * time.Minute,             // RFC 5382 REQ-5
+	"icmp":            60 * time.Second,            // RFC 5508 REQ-1
+}
+
+var filterings = map[string]nat.Filtering{
+	"address-dependent":          nat.AddressDependent,
+	"endpoint-independent":       nat.EndpointIndependent,
+	"address-and-port-dependent": nat.AddressAndPortDependent,
+}
+
+// Settings is a validated configuration in the types the program uses.
+type Settings struct {
+	LANInterface  string
+	WANInterface  string
+	NAT           nat.Config
+	Workers       int // 0: one per CPU
+	ControlSocket string
+}
+
+// SetDefaults fills every field left empty with its default.
+func (c *Config) SetDefaults() {
+	if c.LAN.MTU == 0 {
+		c.LAN.MTU = DefaultMTU
+	}
+	if c.WAN.MTU == 0 {
+		c.WAN.MTU = DefaultMTU
+	}
+	if c.NAT.Filtering == "" {
+		c.NAT.Filtering = DefaultFiltering
+	}
+	if c.NAT.PortRange == "" {
+		c.NAT.PortRange = DefaultPortRange
+	}
+	if c.NAT.MaxFlows == 0 {
+		c.NAT.MaxFlows = DefaultMaxFlows
+	}
+	if c.NAT.MaxFlowsPerHost == 0 {
+		c.NAT.MaxFlowsPerHost = c.NAT.MaxFlows / 4
+	}
+	t, d := &c.NAT.Timeouts, DefaultTimeouts
+	for _, p := range []struct {
+		v *string
+		d string
+	}{
+		{&t.UDP, d.UDP}, {&t.TCPEstablished, d.TCPEstablished}, {&t.TCPTransitory, d.TCPTransitory},
+		{&t.TCPClosed, d.TCPClosed}, {&t.ICMP, d.ICMP},
+	} {
+		if *p.v == "" {
+			*p.v = p.d
+		}
+	}
+	for i := range c.PortForwards {
+		pf := &c.PortForwards[i]
+		if pf.InsidePort == 0 {
+			if lo, _, err := parsePortRange(string(pf.OutsidePort)); err == nil {
+				pf.InsidePort = int(lo)
+			}
+		}
+	}
+	if c.ControlSocket == "" {
+		c.ControlSocket = DefaultControlSocket
+	}
+}
+
+// Validate fills the defaults, checks every field and converts the result.
+// The error is an Errors listing every problem, each naming its field.
+func (c *Config) Validate() (*Settings, error) {
+	c.SetDefaults()
+	v := &validator{}
+	s := &Settings{ControlSocket: c.ControlSocket, Workers: c.Workers}
+	n := &s.NAT
+
+	s.LANInterface = v.ifname("lan.interface", c.LAN.Interface)
+	s.WANInterface = v.ifname("wan.interface", c.WAN.Interface)
+	if s.LANInterface != "" && s.LANInterface == s.WANInterface {
+		v.bad("wan.interface", "%q is also the LAN interface", c.WAN.Interface)
+	}
+	n.LANAddr = v.ifaddr("lan.address", c.LAN.Address, 30)
+	n.WANAddr = v.ifaddr("wan.address", c.WAN.Address, 31)
+	if n.LANAddr.IsValid() && n.WANAddr.IsValid() && n.LANAddr.Masked().Overlaps(n.WANAddr.Masked()) {
+		v.bad("wan.address", "%s overlaps the LAN %s", n.WANAddr, n.LANAddr.Masked())
+	}
+	if c.WAN.Gateway != "" {
+		gw, err := netip.ParseAddr(c.WAN.Gateway)
+		switch {
+		case err != nil || !gw.Is4():
+			v.bad("wan.gateway", "%q is not an IPv4 address", c.WAN.Gateway)
+		case !n.WANAddr.IsValid():
+			// reported on wan.address
+		case !isHost(n.WANAddr, gw):
+			v.bad("wan.gateway", "%s is not a host on the WAN network %s", gw, n.WANAddr.Masked())
+		default:
+			n.WANGateway = gw
+		}
+	}
+	n.LANMTU = v.intRange("lan.mtu", c.LAN.MTU, 576, 9000)
+	n.WANMTU = v.intRange("wan.mtu", c.WAN.MTU, 576, 9000)
+
+	if f, ok := filterings[c.NAT.Filtering]; ok {
+		n.Filtering = f
+	} else {
+		v.bad("nat.filtering", "%q is not one of endpoint-independent, address-dependent, address-and-port-dependent", c.NAT.Filtering)
+	}
+	if lo, hi, err := parsePortRange(c.NAT.PortRange); err != nil {
+		v.bad("nat.port_range", "%v", err)
+	} else if int(hi)-int(lo) < 63 {
+		v.bad("nat.port_range", "%s has %d ports; at least 64 are needed", c.NAT.PortRange, int(hi)-int(lo)+1)
+	} else {
+		n.PortLo, n.PortHi = lo, hi
+	}
+	n.MaxFlows = v.intRange("nat.max_flows", c.NAT.MaxFlows, 16, 1<<22)
+	n.MaxFlowsPerHost = v.intRange("nat.max_flows_per_host", c.NAT.MaxFlowsPerHost, 1, max(c.NAT.MaxFlows, 1))
+	if m := c.NAT.MSSClamp; m != 0 && (m < 536 || m > 8960) {
+		v.bad("nat.mss_clamp", "%d out of range 536-8960 (0 turns clamping off)", m)
+	} else {
+		n.MSSClamp = uint16(m)
+	}
+	t := &c.NAT.Timeouts
+	short := c.NAT.AllowShortTimeouts
+	n.Timeouts.UDP = v.timeout("udp", t.UDP, short)
+	n.Timeouts.UDPStream = n.Timeouts.UDP
+	n.Timeouts.TCPEstablished = v.timeout("tcp_established", t.TCPEstablished, short)
+	n.Timeouts.TCPTransitory = v.timeout("tcp_transitory", t.TCPTransitory, short)
+	n.Timeouts.TCPClosed = v.timeout("tcp_closed", t.TCPClosed, short)
+	n.Timeouts.ICMP = v.timeout("icmp", t.ICMP, short)
+	n.Timeouts.Fragment = nat.DefaultTimeouts.Fragment
+	n.Timeouts.Expectation = nat.DefaultTimeouts.Expectation
+
+	for i, pf := range c.PortForwards {
+		fw, ok := v.portForward(i, pf, n.LANAddr)
+		if !ok {
+			continue
+		}
+		for _, q := range v.forwards {
+			if q.Proto == fw.Proto && q.OutsideLo <= fw.OutsideHi && fw.OutsideLo <= q.OutsideHi {
+				v.bad(fmt.Sprintf("port_forwards[%d].outside_port", i), "%s overlaps port_forwards[%d]%s (%s %s)",
+					portText(fw.OutsideLo, fw.OutsideHi), q.index, nameSuffix(q.Name), strings.ToLower(pf.Proto), portText(q.OutsideLo, q.OutsideHi))
+				ok = false
+				break
+			}
+		}
+		if ok {
+			v.forwards = append(v.forwards, fw)
+		}
+	}
+	for _, fw := range v.forwards {
+		n.PortForwards = append(n.PortForwards, fw.PortForward)
+	}
+	if c.DMZ != "" {
+		a, err := netip.ParseAddr(c.DMZ)
+		switch {
+		case err != nil || !a.Is4():
+			v.bad("dmz", "%q is not an IPv4 address", c.DMZ)
+		case !n.LANAddr.IsValid():
+		case !isHost(n.LANAddr, a):
+			v.bad("dmz", "%s is not a host on the LAN %s", a, n.LANAddr.Masked())
+		default:
+			n.DMZ = a
+		}
+	}
+	if c.Workers < 0 || c.Workers > MaxWorkers {
+		v.bad("workers", "%d out of range 0-%d (0: one per CPU)", c.Workers, MaxWorkers)
+	}
+	switch sock := c.ControlSocket; {
+	case !filepath.IsAbs(sock):
+		v.bad("control_socket", "%q is not an absolute path", sock)
+	case len(sock) >= 108:
+		v.bad("control_socket", "path is %d bytes; a unix socket path must be shorter than 108", len(sock))
+	}
+	if len(v.errs) > 0 {
+		return nil, v.errs
+	}
+	// The engine checks its own configuration too; anything it refuses that
+	// we let through is a bug here, but say it with the field names it uses.
+	if err := n.Validate(); err != nil {
+		var es Errors
+		for _, line := range strings.Split(err.Error(), "\n") {
+			f, msg, _ := strings.Cut(line, ": ")
+			es = append(es, &FieldError{Field: f, Msg: msg})
+		}
+		return nil, es
+	}
+	return s, nil
+}
+
+type checkedForward struct {
+	nat.PortForward
+	index int
+}
+
+type validator struct {
+	errs     Errors
+	forwards []checkedForward
+}
+
+func (v *validator) bad(field, format string, a ...any) {
+	v.errs = append(v.errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)})
+}
+
+func (v *validator) ifname(field, name string) string {
+	switch {
+	case name == "":
+		v.bad(field, "required")
+	case len(name) > 15:
+		v.bad(field, "%q is longer than 15 bytes", name)
+	case name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n"):
+		v.bad(field, "%q is not a valid interface name", name)
+	default:
+		return name
+	}
+	return ""
+}
+
+// ifaddr parses the router's address on an interface, e.g. 192.168.50.1/24.
+func (v *validator) ifaddr(field, s string, maxBits int) netip.Prefix {
+	if s == "" {
+		v.bad(field, "required (address/prefix length, e.g. 192.168.50.1/24)")
+		return netip.Prefix{}
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		v.bad(field, "%q is not an IPv4 address with prefix length", s)
+		return netip.Prefix{}
+	}
+	a := p.Addr()
+	switch {
+	case p.Bits() < 8 || p.Bits() > maxBits:
+		v.bad(field, "prefix length /%d out of range 8-%d", p.Bits(), maxBits)
+	case a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		v.bad(field, "%s cannot be a router address", a)
+	case !isHost(p, a):
+		v.bad(field, "%s is the network or broadcast address of %s", a, p.Masked())
+	default:
+		return p
+	}
+	return netip.Prefix{}
+}
+
+// isHost reports whether a is an address of a host on p other than the
+// router's own (p.Addr()) and the network and broadcast addresses.
+func isHost(p netip.Prefix, a netip.Addr) bool {
+	if !a.Is4() || !p.Contains(a) {
+		return false
+	}
+	if p.Bits() >= 31 {
+		return true
+	}
+	n := p.Masked().Addr().As4()
+	bits := p.Bits()
+	v := uint32(a.As4()[0])<<24 | uint32(a.As4()[1])<<16 | uint32(a.As4()[2])<<8 | uint32(a.As4()[3])
+	base := uint32(n[0])<<24 | uint32(n[1])<<16 | uint32(n[2])<<8 | uint32(n[3])
+	bcast := base | (^uint32(0) >> bits)
+	return v != base && v != bcast
+}
+
+func (v *validator) intRange(field string, x, lo, hi int) int {
+	if x < lo || x > hi {
+		v.bad(field, "%d out of range %d-%d", x, lo, hi)
+		return 0
+	}
+	return x
+}
+
+func (v *validator) timeout(name, s string, allowShort bool) time.Duration {
+	field := "nat.timeouts." + name
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		v.bad(field, "%q is not a duration (e.g. 5m, 2h4m, 30s)", s)
+		return 0
+	}
+	if d <= 0 {
+		v.bad(field, "%s must be positive", s)
+		return 0
+	}
+	if min, ok := minTimeouts[name]; ok && d < min && !allowShort {
+		v.bad(field, "%s is below the RFC minimum %s (set nat.allow_short_timeouts for tests)", s, fmtDuration(min))
+		return 0
+	}
+	return d
+}
+
+func (v *validator) portForward(i int, pf PortForward, lan netip.Prefix) (checkedForward, bool) {
+	f := fmt.Sprintf("port_forwards[%d]", i)
+	n := len(v.errs)
+	fw := checkedForward{index: i}
+	fw.Name = pf.Name
+	if len(pf.Name) > 64 {
+		v.bad(f+".name", "longer than 64 bytes")
+	}
+	switch strings.ToLower(pf.Proto) {
+	case "tcp":
+		fw.Proto = 6
+	case "udp":
+		fw.Proto = 17
+	case "":
+		v.bad(f+".proto", "required (tcp or udp)")
+	default:
+		v.bad(f+".proto", "%q is not tcp or udp", pf.Proto)
+	}
+	if pf.OutsidePort == "" {
+		v.bad(f+".outside_port", "required (a port or a range like 8000-8010)")
+	} else if lo, hi, err := parsePortRange(string(pf.OutsidePort)); err != nil {
+		v.bad(f+".outside_port", "%v", err)
+	} else {
+		fw.OutsideLo, fw.OutsideHi = lo, hi
+	}
+	if pf.InsidePort == 0 && fw.OutsideHi == 0 {
+		// Defaults to the outside port, which is already reported.
+	} else if pf.InsidePort < 1 || pf.InsidePort > 65535 {
+		v.bad(f+".inside_port", "%d out of range 1-65535", pf.InsidePort)
+	} else if fw.OutsideHi != 0 && pf.InsidePort+int(fw.OutsideHi-fw.OutsideLo) > 65535 {
+		v.bad(f+".inside_port", "%d plus the %d ports of the range passes 65535", pf.InsidePort, int(fw.OutsideHi-fw.OutsideLo)+1)
+	} else {
+		fw.InsidePort = uint16(pf.InsidePort)
+	}
+	if pf.Host == "" {
+		v.bad(f+".host", "required (a LAN host address)")
+	} else if a, err := netip.ParseAddr(pf.Host); err != nil || !a.Is4() {
+		v.bad(f+".host", "%q is not an IPv4 address", pf.Host)
+	} else if lan.IsValid() && (!isHost(lan, a) || a == lan.Addr()) {
+		v.bad(f+".host", "%s is not a host on the LAN %s", a, lan.Masked())
+	} else {
+		fw.Host = a
+	}
+	return fw, len(v.errs) == n
+}
+
+// parsePortRange parses "8080" or "8000-8010".
+func parsePortRange(s string) (lo, hi uint16, err error) {
+	a, b, isRange := strings.Cut(strings.TrimSpace(s), "-")
+	l, err := parsePort(a)
+	if err != nil {
+		return 0, 0, err
+	}
+	h := l
+	if isRange {
+		if h, err = parsePort(b); err != nil {
+			return 0, 0, err
+		}
+		if h < l {
+			return 0, 0, fmt.Errorf("%q: range ends before it starts", s)
+		}
+	}
+	return l, h, nil
+}
+
+func parsePort(s string) (uint16, error) {
+	s = strings.TrimSpace(s)
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a port number", s)
+	}
+	if n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%d out of range 1-65535", n)
+	}
+	return uint16(n), nil
+}
+
+func portText(lo, hi uint16) string {
+	if lo == hi {
+		return strconv.Itoa(int(lo))
+	}
+	return fmt.Sprintf("%d-%d", lo, hi)
+}
+
+func nameSuffix(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " " + strconv.Quote(name)
+}
+
+// fmtDuration prints 2h4m0s as 2h4m.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	s = strings.TrimSuffix(s, "0m")
+	if s == "" {
+		return "0s"
+	}
+	return s
+}
+
+// RouterOptions converts the settings for the data plane. The caller adds
+// the clock and the logger.
+func (s *Settings) RouterOptions() router.Options {
+	return router.Options{
+		LAN:     s.LANInterface,
+		WAN:     s.WANInterface,
+		NAT:     s.NAT,
+		Workers: s.Workers,
+	}
+}

@@ -1,0 +1,101 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+	"time"
+
+	"passgate/nat"
+)
+
+// Client talks to a running passgate over its control socket.
+type Client struct {
+	path string
+	hc   *http.Client
+}
+
+// NewClient makes a client for the socket at path.
+func NewClient(path string) *Client {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		},
+		DisableCompression: true,
+	}
+	return &Client{path: path, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// Status fetches GET /v1/status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	if err := c.get(ctx, "/v1/status", nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Flows fetches GET /v1/flows, filtered by the server.
+func (c *Client) Flows(ctx context.Context, ff FlowFilter) ([]nat.FlowInfo, error) {
+	q := url.Values{}
+	if ff.Host.IsValid() {
+		q.Set("host", ff.Host.String())
+	}
+	if ff.Proto != "" {
+		q.Set("proto", ff.Proto)
+	}
+	var flows []nat.FlowInfo
+	if err := c.get(ctx, "/v1/flows", q, &flows); err != nil {
+		return nil, err
+	}
+	return flows, nil
+}
+
+func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
+	u := "http://passgate" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op // drop the URL wrapping: the socket path says it all
+		}
+		switch {
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+			return fmt.Errorf("control socket %s: cannot connect (is passgate running?): %w", c.path, err)
+		case errors.Is(err, fs.ErrPermission):
+			return fmt.Errorf("control socket %s: permission denied (it is readable by its owner only; try as root)", c.path)
+		}
+		return fmt.Errorf("control socket %s: %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return fmt.Errorf("control %s: reading response: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e apiError
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("control %s: %s", path, e.Error)
+		}
+		return fmt.Errorf("control %s: HTTP %s", path, resp.Status)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("control %s: decoding response: %w", path, err)
+	}
+	return nil
+}

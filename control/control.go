@@ -1,0 +1,267 @@
+// Package control owns passgate's local control API: an HTTP server on a
+// unix socket (mode 0600) that the running gateway exposes, with
+// GET /v1/status and GET /v1/flows, the JSON types they return, and the
+// client the CLI uses to read them.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"passgate/dataplane/link"
+	"passgate/nat"
+)
+
+// Status is what GET /v1/status returns.
+type Status struct {
+	Version    string            `json:"version"`
+	PID        int               `json:"pid"`
+	Started    time.Time         `json:"started"`
+	UptimeSec  float64           `json:"uptime_s"`
+	Workers    int               `json:"workers"`
+	Interfaces []Interface       `json:"interfaces"`
+	NAT        NATStats          `json:"nat"`
+	Dataplane  map[string]uint64 `json:"dataplane,omitempty"`
+	Sockets    []SocketStats     `json:"sockets"`
+}
+
+// Interface is one side of the gateway.
+type Interface struct {
+	Role    string              `json:"role"` // "lan" or "wan"
+	Name    string              `json:"name"`
+	Index   int                 `json:"index"`
+	Address string              `json:"address"` // router address with prefix length
+	Gateway string              `json:"gateway,omitempty"`
+	MAC     string              `json:"mac"`
+	MTU     int                 `json:"mtu"`
+	ARP     link.NeighbourStats `json:"arp"`
+}
+
+// NATStats are the engine's counters, drops by reason name.
+type NATStats struct {
+	PacketsOut   uint64            `json:"packets_lan_to_wan"`
+	PacketsIn    uint64            `json:"packets_wan_to_lan"`
+	BytesOut     uint64            `json:"bytes_lan_to_wan"`
+	BytesIn      uint64            `json:"bytes_wan_to_lan"`
+	Drops        map[string]uint64 `json:"drops"`
+	ICMPSent     uint64            `json:"icmp_sent"`
+	Flows        int               `json:"flows"`
+	FlowsByProto map[string]int    `json:"flows_by_proto"`
+	Mappings     int               `json:"mappings"`
+	Created      uint64            `json:"flows_created"`
+	Expired      uint64            `json:"flows_expired"`
+}
+
+// NATStatsFrom converts the engine's counters. Every drop reason is listed,
+// zero or not, so scripts can rely on the keys.
+func NATStatsFrom(s nat.Stats) NATStats {
+	out := NATStats{
+		PacketsOut: s.Packets[0], PacketsIn: s.Packets[1],
+		BytesOut: s.Bytes[0], BytesIn: s.Bytes[1],
+		Drops:    make(map[string]uint64),
+		ICMPSent: s.ICMPSent, Flows: s.Flows, FlowsByProto: s.FlowsByProto,
+		Mappings: s.Mappings, Created: s.Created, Expired: s.Expired,
+	}
+	for _, r := range nat.DropReasons() {
+		if r == nat.DropNone {
+			continue
+		}
+		if int(r) < len(s.Drops) {
+			out.Drops[r.String()] = s.Drops[r]
+		}
+	}
+	if out.FlowsByProto == nil {
+		out.FlowsByProto = map[string]int{}
+	}
+	return out
+}
+
+// TotalDrops sums the drop counters.
+func (s NATStats) TotalDrops() uint64 {
+	var t uint64
+	for _, v := range s.Drops {
+		t += v
+	}
+	return t
+}
+
+// SocketStats are one packet socket's driver counters.
+type SocketStats struct {
+	Interface string `json:"interface"`
+	Worker    int    `json:"worker"`
+	Loop      string `json:"loop"` // the interface whose receive loop owns the socket
+	Kind      string `json:"kind"` // "rx" or "tx"
+	RxPackets uint64 `json:"rx_packets"`
+	RxDrops   uint64 `json:"rx_drops"`
+	RxFreezes uint64 `json:"rx_freezes"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxErrors  uint64 `json:"tx_errors"`
+}
+
+// Backend is what the server reads: the running gateway.
+type Backend interface {
+	Status() Status
+	// Flows calls fn for each flow until fn returns false.
+	Flows(fn func(nat.FlowInfo) bool)
+}
+
+// FlowFilter selects flows: by an address on any side (inside, outside or
+// remote) and by protocol name. Zero values match everything.
+type FlowFilter struct {
+	Host  netip.Addr
+	Proto string
+}
+
+// Match reports whether f passes the filter.
+func (ff FlowFilter) Match(f nat.FlowInfo) bool {
+	if ff.Proto != "" && !strings.EqualFold(ff.Proto, f.Proto) {
+		return false
+	}
+	if ff.Host.IsValid() && f.Inside.Addr() != ff.Host && f.Outside.Addr() != ff.Host && f.Remote.Addr() != ff.Host {
+		return false
+	}
+	return true
+}
+
+// NewHandler serves the API for b.
+func NewHandler(b Backend) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Status())
+	})
+	mux.HandleFunc("GET /v1/flows", func(w http.ResponseWriter, r *http.Request) {
+		var ff FlowFilter
+		q := r.URL.Query()
+		if h := q.Get("host"); h != "" {
+			a, err := netip.ParseAddr(h)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("host: %q is not an IP address", h))
+				return
+			}
+			ff.Host = a.Unmap()
+		}
+		if p := q.Get("proto"); p != "" {
+			switch strings.ToLower(p) {
+			case "tcp", "udp", "icmp", "gre", "esp":
+				ff.Proto = strings.ToLower(p)
+			default:
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("proto: %q is not tcp, udp, icmp, gre or esp", p))
+				return
+			}
+		}
+		flows := []nat.FlowInfo{}
+		b.Flows(func(f nat.FlowInfo) bool {
+			if ff.Match(f) {
+				flows = append(flows, f)
+			}
+			return true
+		})
+		writeJSON(w, http.StatusOK, flows)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, apiError{Error: msg})
+}
+
+// Listen creates the socket's directory if needed, removes a stale socket
+// left by a run that died (but refuses to steal one that answers), and
+// listens with mode 0600.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("control socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("control socket %s: exists and is not a socket", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %s: in use by another process", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("control socket %s: probing the existing socket: %w", path, err)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("control socket %s: removing stale socket: %w", path, err)
+		}
+	}
+	// Create it private from the start: no window in which others connect.
+	old := syscall.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return l, nil
+}
+
+// Serve listens on path and serves b until ctx is done, then shuts down
+// and removes the socket.
+func Serve(ctx context.Context, path string, b Backend, log *slog.Logger) error {
+	l, err := Listen(path)
+	if err != nil {
+		return err
+	}
+	return ServeListener(ctx, l, b, log)
+}
+
+// ServeListener serves b on l until ctx is done.
+func ServeListener(ctx context.Context, l net.Listener, b Backend, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := &http.Server{
+		Handler:           NewHandler(b),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	log.Info("control API listening", "socket", l.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("control API: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx) // closes l, which unlinks the socket file
+	if err != nil {
+		return fmt.Errorf("control API shutdown: %w", err)
+	}
+	return nil
+}

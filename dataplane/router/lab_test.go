@@ -1,0 +1,384 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"passgate/lab"
+	"passgate/nat"
+)
+
+// The lab test runs the router for real: the test binary re-executes
+// itself inside the lab's router namespace (TestMain sees PGRT_HELPER) and
+// the test drives traffic between the lab's hosts. Namespaces carry the
+// prefix "pgrt".
+
+const labPrefix = "pgrt"
+
+func TestMain(m *testing.M) {
+	if os.Getenv("PGRT_HELPER") == "router" {
+		os.Exit(helperRouter())
+	}
+	os.Exit(m.Run())
+}
+
+// helperRouter runs the router on the lab's interfaces until SIGTERM.
+func helperRouter() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := nat.Config{
+		LANAddr: netip.MustParsePrefix(lab.LANCIDR),
+		WANAddr: netip.MustParsePrefix(lab.WANCIDR),
+	}
+	cfg.Timeouts.UDP = 30 * time.Second
+	err := Run(ctx, Options{
+		LAN: lab.LANIface, WAN: lab.WANIface, NAT: cfg, Workers: 2, Logger: log,
+		Ready: func(*Router) { fmt.Println("READY") },
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "router:", err)
+		return 1
+	}
+	return 0
+}
+
+type labEnv struct {
+	t   *testing.T
+	l   *lab.Lab
+	dir string
+
+	mu    sync.Mutex
+	procs []*exec.Cmd
+}
+
+func needLab(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("lab test skipped in -short mode")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("lab test needs root")
+	}
+	for _, tool := range []string{"ip", "nft", "ethtool", "/usr/bin/python3", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("lab test needs %s", tool)
+		}
+	}
+}
+
+func upLab(t *testing.T) *labEnv {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, labPrefix)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	e := &labEnv{t: t, l: l, dir: t.TempDir()}
+	t.Cleanup(func() {
+		e.mu.Lock()
+		for _, c := range e.procs {
+			if c.ProcessState == nil {
+				c.Process.Kill()
+				c.Wait()
+			}
+		}
+		e.mu.Unlock()
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	for name, src := range map[string]string{"udpecho.py": udpEcho, "udpclient.py": udpClient, "tcpserver.py": tcpServer, "tcpclient.py": tcpClient} {
+		if err := os.WriteFile(filepath.Join(dir(e), name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func dir(e *labEnv) string { return e.dir }
+
+// start runs a long-lived process in node; it is killed at cleanup.
+func (e *labEnv) start(node string, stdout *syncBuffer, name string, args ...string) *exec.Cmd {
+	e.t.Helper()
+	c := e.l.Cmd(context.Background(), node, name, args...)
+	if stdout != nil {
+		c.Stdout = stdout
+		c.Stderr = stdout
+	}
+	if err := c.Start(); err != nil {
+		e.t.Fatalf("start %s in %s: %v", name, node, err)
+	}
+	e.mu.Lock()
+	e.procs = append(e.procs, c)
+	e.mu.Unlock()
+	return c
+}
+
+func (e *labEnv) run(timeout time.Duration, node, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return e.l.Run(ctx, node, name, args...)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startRouter runs the router helper in the router namespace and waits
+// for it to forward.
+func (e *labEnv) startRouter() (*exec.Cmd, *syncBuffer) {
+	e.t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := e.l.Cmd(context.Background(), lab.Router, exe, "-test.run=^$")
+	c.Env = append(os.Environ(), "PGRT_HELPER=router")
+	logs := &syncBuffer{}
+	c.Stderr = logs
+	out, err := c.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.procs = append(e.procs, c)
+	e.mu.Unlock()
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		ok := false
+		for sc.Scan() {
+			if sc.Text() == "READY" && !ok {
+				ok = true
+				ready <- true
+			}
+		}
+		if !ok {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			c.Wait()
+			e.t.Fatalf("router exited before it was ready:\n%s", logs)
+		}
+	case <-time.After(20 * time.Second):
+		e.t.Fatalf("router not ready after 20s:\n%s", logs)
+	}
+	return c, logs
+}
+
+func TestLab(t *testing.T) {
+	e := upLab(t)
+	rtr, logs := e.startRouter()
+	defer func() {
+		if t.Failed() || testing.Verbose() {
+			t.Logf("router log:\n%s", logs)
+		}
+	}()
+
+	if out, err := e.run(10*time.Second, lab.Router, "nft", "list", "table", "netdev", "passgate"); err != nil || !strings.Contains(out, `device "lan0"`) {
+		t.Fatalf("fence not installed: %v\n%s", err, out)
+	}
+
+	t.Run("ping through", func(t *testing.T) {
+		// The first echo waits in the neighbour queue while the router
+		// resolves the server: none may be lost.
+		out, err := e.run(20*time.Second, lab.Lan1, "ping", "-c", "3", "-i", "0.2", "-W", "2", lab.Srv1)
+		if err != nil || !strings.Contains(out, " 0% packet loss") {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+	t.Run("ping router", func(t *testing.T) {
+		for _, dst := range []string{lab.LANGateway} {
+			if out, err := e.run(20*time.Second, lab.Lan2, "ping", "-c", "2", "-i", "0.2", "-W", "2", dst); err != nil {
+				t.Fatalf("%s: %v\n%s", dst, err, out)
+			}
+		}
+	})
+	t.Run("udp", func(t *testing.T) {
+		srv := &syncBuffer{}
+		e.start(lab.Server1, srv, "/usr/bin/python3", filepath.Join(e.dir, "udpecho.py"), "9000")
+		out, err := e.run(30*time.Second, lab.Lan1, "/usr/bin/python3", filepath.Join(e.dir, "udpclient.py"), lab.Srv1, "9000", "41000")
+		if err != nil {
+			t.Fatalf("%v\n%s\nserver: %s", err, out, srv)
+		}
+		// The server saw the router's WAN address, with the port preserved.
+		if got := strings.TrimSpace(out); got != "203.0.113.1:41000 hello" {
+			t.Fatalf("echo %q", got)
+		}
+	})
+	t.Run("tcp", func(t *testing.T) {
+		srv := &syncBuffer{}
+		e.start(lab.Server1, srv, "/usr/bin/python3", filepath.Join(e.dir, "tcpserver.py"), "9001")
+		out, err := e.run(60*time.Second, lab.Lan3, "/usr/bin/python3", filepath.Join(e.dir, "tcpclient.py"), lab.Srv1, "9001", "4000000")
+		if err != nil {
+			t.Fatalf("%v\n%s\nserver: %s", err, out, srv)
+		}
+		lines := strings.Fields(out)
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "203.0.113.1:") || lines[1] != "4000000" {
+			t.Fatalf("tcp client got %q", out)
+		}
+	})
+	t.Run("partial checksums", func(t *testing.T) {
+		// With checksum offload on, lan2's frames reach the router with only
+		// the pseudo-header sum in place (TP_STATUS_CSUMNOTREADY); the
+		// servers' kernels drop what the router does not complete.
+		// The switch's port toward the router must offload too, or the
+		// bridge completes the checksum on the way.
+		rlan := labPrefix + "-rlan"
+		for _, c := range [][]string{{lab.Lan2, "eth0"}, {lab.Switch, rlan}} {
+			if out, err := e.run(10*time.Second, c[0], "ethtool", "-K", c[1], "tx", "on", "tso", "off", "gso", "off"); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			defer e.run(10*time.Second, c[0], "ethtool", "-K", c[1], "tx", "off")
+		}
+		srv := &syncBuffer{}
+		e.start(lab.Server2, srv, "/usr/bin/python3", filepath.Join(e.dir, "udpecho.py"), "9000")
+		out, err := e.run(30*time.Second, lab.Lan2, "/usr/bin/python3", filepath.Join(e.dir, "udpclient.py"), lab.Srv2, "9000", "42000")
+		if err != nil || strings.TrimSpace(out) != "203.0.113.1:42000 hello" {
+			t.Fatalf("udp: %v %q\nserver: %s", err, out, srv)
+		}
+		e.start(lab.Server2, srv, "/usr/bin/python3", filepath.Join(e.dir, "tcpserver.py"), "9001")
+		out, err = e.run(60*time.Second, lab.Lan2, "/usr/bin/python3", filepath.Join(e.dir, "tcpclient.py"), lab.Srv2, "9001", "1000000")
+		if f := strings.Fields(out); err != nil || len(f) != 2 || f[1] != "1000000" {
+			t.Fatalf("tcp: %v %q\nserver: %s", err, out, srv)
+		}
+	})
+	t.Run("kernel fenced off", func(t *testing.T) {
+		// Unsolicited TCP to the WAN address: the kernel would answer
+		// RST ("refused"); fenced off, nothing answers.
+		out, err := e.run(20*time.Second, lab.Server2, "/usr/bin/python3", "-c", `
+import socket
+s = socket.socket(); s.settimeout(2)
+try:
+    s.connect(("203.0.113.1", 22)); print("connected")
+except socket.timeout:
+    print("timeout")
+except ConnectionRefusedError:
+    print("refused")
+`)
+		if err != nil || strings.TrimSpace(out) != "timeout" {
+			t.Fatalf("unsolicited connect: %q %v", out, err)
+		}
+	})
+
+	// SIGTERM: clean exit, fence removed.
+	if err := rtr.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rtr.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("router exit: %v\n%s", err, logs)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("router did not stop on SIGTERM\n%s", logs)
+	}
+	out, err := e.run(10*time.Second, lab.Router, "nft", "list", "tables")
+	if err != nil || strings.Contains(out, "passgate") {
+		t.Fatalf("fence left behind: %v\n%s", err, out)
+	}
+}
+
+const udpEcho = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+while True:
+    d, a = s.recvfrom(4096)
+    s.sendto(("%s:%d " % a).encode() + d, a)
+`
+
+const udpClient = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[3])))
+s.settimeout(0.5)
+for i in range(20):
+    s.sendto(b"hello", (sys.argv[1], int(sys.argv[2])))
+    try:
+        d, a = s.recvfrom(4096)
+        print(d.decode())
+        sys.exit(0)
+    except socket.timeout:
+        pass
+sys.exit("no answer")
+`
+
+const tcpServer = `
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(8)
+while True:
+    c, a = s.accept()
+    c.sendall(("%s:%d\n" % a).encode())
+    n = 0
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        n += len(d)
+    c.sendall(("%d\n" % n).encode())
+    c.close()
+`
+
+const tcpClient = `
+import socket, sys, time
+host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(20):
+    try:
+        c = socket.create_connection((host, port), timeout=5)
+        break
+    except (ConnectionRefusedError, socket.timeout):
+        time.sleep(0.3)
+else:
+    sys.exit("cannot connect")
+c.settimeout(20)
+f = c.makefile("rb")
+print(f.readline().decode().strip())
+chunk = bytes(range(256)) * 256
+sent = 0
+while sent < size:
+    n = min(len(chunk), size - sent)
+    c.sendall(chunk[:n])
+    sent += n
+c.shutdown(socket.SHUT_WR)
+print(f.readline().decode().strip())
+`

@@ -1,0 +1,427 @@
+// Package router owns passgate's data plane workers: it opens the AF_PACKET
+// sockets (one receiving socket per worker and interface, joined in a fanout
+// group per interface, and transmit sockets owned by each worker goroutine),
+// fences the kernel off the forwarded path with an nftables netdev table,
+// and runs the loop that moves frames through the link layer and the NAT
+// engine: receive a batch, process it under the engine lock, send what
+// results. A timer expires flows. On shutdown the interfaces are left as
+// they were found.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"passgate/dataplane/afpacket"
+	"passgate/dataplane/link"
+	"passgate/nat"
+)
+
+// Options configure Run.
+type Options struct {
+	LAN, WAN string     // interface names
+	NAT      nat.Config // LANAddr and WANAddr are also the router's link-layer identity
+	// Workers is the number of worker pairs (one goroutine per interface
+	// each); default runtime.NumCPU().
+	Workers int
+	// Clock returns the engine time; default: monotonic time since New.
+	Clock  func() nat.Time
+	Logger *slog.Logger
+
+	// BatchSize is the number of frames per Recv; default 64.
+	BatchSize int
+	// FenceTable names the nftables netdev table; default "passgate".
+	FenceTable string
+	// NoFence leaves the kernel's handling of IPv4 on the interfaces alone
+	// (for tests on interfaces without kernel addresses).
+	NoFence bool
+	// PollTimeout bounds how long a worker waits for frames; default 50ms.
+	PollTimeout time.Duration
+	// ExpireInterval is how often flows are expired; default 200ms.
+	ExpireInterval time.Duration
+	// Ready, if set, is called once the router is forwarding.
+	Ready func(*Router)
+}
+
+// Router is a running data plane.
+type Router struct {
+	opts  Options
+	log   *slog.Logger
+	clock func() nat.Time
+
+	mu  sync.Mutex // serialises the engine
+	eng *nat.Engine
+
+	ifaces  [2]ifaceInfo
+	nb      [2]*link.Neighbours
+	workers []*worker
+	started time.Time
+	fenced  bool
+}
+
+type ifaceInfo struct {
+	name  string
+	index int
+	mac   link.MAC
+	mtu   int
+	addr  netip.Prefix
+}
+
+// worker is one goroutine: it receives on one interface and owns a
+// transmit socket on each.
+type worker struct {
+	id  int
+	in  nat.Iface
+	rx  *afpacket.Socket
+	tx  [2]*afpacket.Socket
+	cnt counters
+}
+
+// Run opens the sockets, fences the kernel off, forwards until ctx is done,
+// and cleans up.
+func Run(ctx context.Context, opts Options) error {
+	r, err := New(opts)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}
+
+// New validates the options, makes the engine and opens every socket.
+func New(opts Options) (*Router, error) {
+	if opts.LAN == "" || opts.WAN == "" || opts.LAN == opts.WAN {
+		return nil, fmt.Errorf("router: need two distinct interfaces, got LAN %q and WAN %q", opts.LAN, opts.WAN)
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.NumCPU()
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 64
+	}
+	if opts.FenceTable == "" {
+		opts.FenceTable = DefaultFenceTable
+	}
+	if opts.ExpireInterval <= 0 {
+		opts.ExpireInterval = 200 * time.Millisecond
+	}
+	r := &Router{opts: opts, log: opts.Logger, clock: opts.Clock, started: time.Now()}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.clock == nil {
+		start := time.Now()
+		r.clock = func() nat.Time { return nat.FromDuration(time.Since(start)) }
+	}
+	eng, err := nat.New(opts.NAT, r.clock())
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	r.eng = eng
+
+	ok := false
+	defer func() {
+		if !ok {
+			r.closeSockets()
+		}
+	}()
+	names := [2]string{opts.LAN, opts.WAN}
+	addrs := [2]netip.Prefix{opts.NAT.LANAddr, opts.NAT.WANAddr}
+	fanout := fanoutIDs()
+	for w := 0; w < opts.Workers; w++ {
+		for in := nat.LAN; in <= nat.WAN; in++ {
+			wk := &worker{id: w, in: in}
+			r.workers = append(r.workers, wk)
+			wk.rx, err = afpacket.Open(afpacket.Config{Iface: names[in], FanoutID: fanout[in], PollTimeout: opts.PollTimeout})
+			if err != nil {
+				return nil, fmt.Errorf("router: worker %d receive socket: %w", w, err)
+			}
+			for out := nat.LAN; out <= nat.WAN; out++ {
+				wk.tx[out], err = afpacket.Open(afpacket.Config{Iface: names[out], NoRx: true})
+				if err != nil {
+					return nil, fmt.Errorf("router: worker %d transmit socket: %w", w, err)
+				}
+			}
+		}
+	}
+	mtus := [2]int{opts.NAT.LANMTU, opts.NAT.WANMTU}
+	for i := range mtus {
+		if mtus[i] == 0 {
+			mtus[i] = 1500
+		}
+	}
+	for in := nat.LAN; in <= nat.WAN; in++ {
+		s := r.workers[int(in)].rx
+		mac, okMAC := link.MACFrom(s.HardwareAddr())
+		if !okMAC {
+			return nil, fmt.Errorf("router: %s has no Ethernet address", names[in])
+		}
+		r.ifaces[in] = ifaceInfo{name: names[in], index: s.Index(), mac: mac, mtu: s.MTU(), addr: addrs[in]}
+		if s.MTU() < mtus[in] {
+			r.log.Warn("interface MTU below the configured MTU: larger packets will not be sent",
+				"interface", names[in], "interface_mtu", s.MTU(), "configured_mtu", mtus[in])
+		}
+		r.nb[in], err = link.NewNeighbours(link.NeighbourConfig{
+			MAC: mac, Addr: addrs[in], BufSize: link.EtherHeaderLen + max(s.MTU(), mtus[in]),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("router: %s: %w", names[in], err)
+		}
+	}
+	ok = true
+	return r, nil
+}
+
+// fanoutIDs picks a fanout group id per interface, unique to this process
+// within the network namespace and never 0 (no fanout).
+func fanoutIDs() [2]uint16 {
+	base := uint16(os.Getpid()&0x7fff) << 1
+	if base == 0 {
+		base = 2
+	}
+	return [2]uint16{base, base | 1}
+}
+
+// Run forwards until ctx is done. It installs the fence first and removes
+// it, and closes every socket, before returning.
+func (r *Router) Run(ctx context.Context) error {
+	defer r.closeSockets()
+	if !r.opts.NoFence {
+		if err := installFence(ctx, r.opts.FenceTable, [2]string{r.opts.LAN, r.opts.WAN}); err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		r.fenced = true
+		defer func() {
+			if err := removeFence(r.opts.FenceTable); err != nil {
+				r.log.Error("leaving the kernel fenced off", "err", err)
+			} else {
+				r.log.Info("removed nftables table", "table", "netdev "+r.opts.FenceTable)
+			}
+		}()
+		r.log.Info("kernel fenced off the forwarded path", "table", "netdev "+r.opts.FenceTable)
+	}
+	for _, in := range []nat.Iface{nat.LAN, nat.WAN} {
+		i := r.ifaces[in]
+		r.log.Info("interface", "role", in.String(), "name", i.name, "mac", i.mac.String(), "mtu", i.mtu, "address", i.addr.String())
+	}
+
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	for _, wk := range r.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.loop(wctx, wk)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.expireLoop(wctx)
+	}()
+	r.log.Info("forwarding", "lan", r.opts.LAN, "wan", r.opts.WAN, "workers", r.opts.Workers)
+	if r.opts.Ready != nil {
+		r.opts.Ready(r)
+	}
+	<-wctx.Done()
+	// Closing the receive sockets wakes the workers' Recv at once.
+	for _, wk := range r.workers {
+		wk.rx.Close()
+	}
+	wg.Wait()
+	r.log.Info("stopped")
+	return nil
+}
+
+func (r *Router) closeSockets() {
+	for _, wk := range r.workers {
+		for _, s := range []*afpacket.Socket{wk.rx, wk.tx[0], wk.tx[1]} {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}
+}
+
+func (r *Router) expireLoop(ctx context.Context) {
+	t := time.NewTicker(r.opts.ExpireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		now := r.clock()
+		r.eng.Expire(now)
+		r.mu.Unlock()
+		for _, nb := range r.nb {
+			nb.Expire(time.Duration(now))
+		}
+	}
+}
+
+// loop is one worker goroutine.
+func (r *Router) loop(ctx context.Context, wk *worker) {
+	n := r.opts.BatchSize
+	frames := make([][]byte, n)
+	flags := make([]uint32, n)
+	bufSize := link.EtherHeaderLen + max(2048, r.ifaces[0].mtu, r.ifaces[1].mtu, r.opts.NAT.LANMTU, r.opts.NAT.WANMTU)
+	var out [2]*link.Batch
+	for i := range out {
+		tx := wk.tx[i]
+		out[i] = link.NewBatch(2*n, n, bufSize, func(f [][]byte) { r.send(wk, tx, f) })
+	}
+	var errLog rateLimit
+	var t tally
+	for ctx.Err() == nil {
+		got, err := wk.rx.Recv(frames, flags)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if errLog.allow(time.Now()) {
+				r.log.Warn("receive failed", "interface", r.ifaces[wk.in].name, "worker", wk.id, "err", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		pollAt := time.Duration(r.clock())
+		r.nb[nat.LAN].Poll(pollAt, out[nat.LAN])
+		r.nb[nat.WAN].Poll(pollAt, out[nat.WAN])
+
+		r.mu.Lock()
+		// Read the clock under the lock, so the engine never sees time
+		// go backwards between two workers' batches.
+		now := r.clock()
+		nowD := time.Duration(now)
+		for i := 0; i < got; i++ {
+			r.handle(now, wk, frames[i], flags[i], &out, &t)
+		}
+		r.takeEmitted(nowD, &out, &t)
+		r.mu.Unlock()
+		wk.cnt.add(&t)
+
+		for i, b := range out {
+			if b.Len() > 0 {
+				r.send(wk, wk.tx[i], b.Frames)
+			}
+			b.Reset()
+		}
+		clear(frames[:got])
+	}
+}
+
+// handle processes one received frame; r.mu is held.
+func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[2]*link.Batch, c *tally) {
+	c.rxFrames++
+	in := wk.in
+	eth, ok := link.ParseEther(f)
+	if !ok {
+		c.rxRunts++
+		return
+	}
+	nb := r.nb[in]
+	if !nb.Accept(eth) {
+		c.notForUs++
+		return
+	}
+	switch eth.Type() {
+	case link.EtherTypeARP:
+		c.arp++
+		nb.Input(time.Duration(now), eth, out[in])
+	case link.EtherTypeIPv4:
+		if eth.Dst() != nb.MAC() {
+			c.notForUs++ // broadcast IPv4: nothing a NAT routes
+			return
+		}
+		ip := f[link.EtherHeaderLen:]
+		if flags&afpacket.StatusCsumNotReady != 0 {
+			if completeChecksum(ip) {
+				c.csumCompleted++
+			}
+		}
+		v := r.eng.Process(now, in, ip)
+		switch v.Action {
+		case nat.Forward:
+			frame := f[:link.EtherHeaderLen+ipLen(ip)]
+			if r.nb[v.Out].Output(time.Duration(now), v.NextHop, frame, out[v.Out]) {
+				c.forwarded++
+			} else {
+				c.neighWait++
+			}
+		case nat.Consumed:
+			c.consumed++
+		default:
+			c.dropped++
+		}
+	default:
+		c.otherType++
+	}
+}
+
+// takeEmitted copies what the engine generated into the worker's batches
+// and releases the engine's buffers; r.mu is held.
+func (r *Router) takeEmitted(now time.Duration, out *[2]*link.Batch, c *tally) {
+	ems := r.eng.Emitted()
+	if len(ems) == 0 {
+		return
+	}
+	for _, e := range ems {
+		o := e.Out & 1
+		buf := out[o].Buffer(len(e.Frame))
+		if buf == nil || len(e.Frame) < link.EtherHeaderLen {
+			c.emitDropped++
+			continue
+		}
+		copy(buf, e.Frame)
+		r.nb[o].Output(now, e.NextHop, buf, out[o])
+		c.emitted++
+	}
+	r.eng.ResetEmitted()
+}
+
+func (r *Router) send(wk *worker, tx *afpacket.Socket, frames [][]byte) {
+	n, err := tx.Send(frames)
+	wk.cnt.txFrames.Add(uint64(n))
+	if n < len(frames) {
+		wk.cnt.txFailed.Add(uint64(len(frames) - n))
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) && wk.cnt.txErrLog.allow(time.Now()) {
+		r.log.Warn("send failed", "worker", wk.id, "err", err)
+	}
+}
+
+// ipLen is the IPv4 total length, bounded by what was received.
+func ipLen(ip []byte) int {
+	if len(ip) < 4 {
+		return len(ip)
+	}
+	n := int(ip[2])<<8 | int(ip[3])
+	if n < 20 || n > len(ip) {
+		return len(ip)
+	}
+	return n
+}
+
+// rateLimit allows one event per second.
+type rateLimit struct{ last atomic.Int64 }
+
+func (l *rateLimit) allow(now time.Time) bool {
+	t := now.UnixNano()
+	last := l.last.Load()
+	if t-last < int64(time.Second) {
+		return false
+	}
+	return l.last.CompareAndSwap(last, t)
+}

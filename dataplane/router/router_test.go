@@ -1,0 +1,223 @@
+package router
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"passgate/dataplane/link"
+	"passgate/nat"
+	"passgate/packet"
+)
+
+func udpPacket(payload []byte) []byte {
+	ip := make([]byte, 20+8+len(payload))
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+	ip[8] = 64
+	ip[9] = 17
+	copy(ip[12:], []byte{192, 168, 50, 10})
+	copy(ip[16:], []byte{203, 0, 113, 10})
+	binary.BigEndian.PutUint16(ip[20:], 40000)
+	binary.BigEndian.PutUint16(ip[22:], 53)
+	binary.BigEndian.PutUint16(ip[24:], uint16(8+len(payload)))
+	copy(ip[28:], payload)
+	return ip
+}
+
+func tcpPacket(payload []byte) []byte {
+	ip := make([]byte, 20+20+len(payload))
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+	ip[8] = 64
+	ip[9] = 6
+	copy(ip[12:], []byte{192, 168, 50, 10})
+	copy(ip[16:], []byte{203, 0, 113, 10})
+	binary.BigEndian.PutUint16(ip[20:], 40000)
+	binary.BigEndian.PutUint16(ip[22:], 80)
+	ip[32] = 5 << 4
+	ip[33] = 0x18
+	copy(ip[40:], payload)
+	return ip
+}
+
+// l4Sum is the full checksum over pseudo-header and segment (0 when right).
+func l4Valid(ip []byte) bool {
+	seg := ip[20:]
+	s := packet.PseudoHeaderSum([4]byte(ip[12:16]), [4]byte(ip[16:20]), ip[9], len(seg))
+	return packet.Fold(packet.Sum(seg, s)) == 0
+}
+
+// partial puts the pseudo-header sum in the checksum field, as a sender
+// relying on offload does.
+func partial(ip []byte, off int) {
+	seg := ip[20:]
+	binary.BigEndian.PutUint16(seg[off:], ^packet.Fold(packet.PseudoHeaderSum([4]byte(ip[12:16]), [4]byte(ip[16:20]), ip[9], len(seg))))
+}
+
+func TestCompleteChecksum(t *testing.T) {
+	for _, odd := range []bool{false, true} {
+		payload := []byte("hello, world!!")
+		if odd {
+			payload = append(payload, '?')
+		}
+		u := udpPacket(payload)
+		partial(u, 6)
+		if l4Valid(u) {
+			t.Fatal("partial checksum already valid")
+		}
+		if !completeChecksum(u) || !l4Valid(u) {
+			t.Fatalf("UDP (odd=%v) checksum not completed: % x", odd, u)
+		}
+		tp := tcpPacket(payload)
+		partial(tp, 16)
+		if !completeChecksum(tp) || !l4Valid(tp) {
+			t.Fatalf("TCP (odd=%v) checksum not completed", odd)
+		}
+	}
+	// Trailing Ethernet padding beyond the IP total length is not summed.
+	u := udpPacket([]byte("abc"))
+	partial(u, 6)
+	padded := append(u, 0xde, 0xad, 0xbe, 0xef)
+	if !completeChecksum(padded) || !l4Valid(padded[:len(u)]) {
+		t.Fatal("padding summed")
+	}
+	// Not touched: fragments, other protocols, truncated packets.
+	frag := udpPacket([]byte("abc"))
+	frag[6] = 0x20 // MF
+	icmp := udpPacket([]byte("abc"))
+	icmp[9] = 1
+	short := udpPacket(nil)[:24]
+	for name, p := range map[string][]byte{"fragment": frag, "icmp": icmp, "short": short, "empty": nil} {
+		if completeChecksum(p) {
+			t.Errorf("%s: completed", name)
+		}
+	}
+}
+
+func TestIPLen(t *testing.T) {
+	u := udpPacket([]byte("abcd"))
+	if ipLen(append(u, 0, 0, 0)) != len(u) {
+		t.Fatal("padding kept")
+	}
+	binary.BigEndian.PutUint16(u[2:], 5000)
+	if ipLen(u) != len(u) {
+		t.Fatal("length past the frame trusted")
+	}
+}
+
+func TestFenceScript(t *testing.T) {
+	s := fenceScript("passgate", [2]string{"lan0", "wan0"})
+	for _, want := range []string{
+		"add table netdev passgate\ndelete table netdev passgate\n",
+		`hook ingress device "lan0"`, `hook ingress device "wan0"`,
+		"meta protocol ip counter drop",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "arp") {
+		t.Error("ARP must stay with the kernel")
+	}
+}
+
+func TestFanoutIDs(t *testing.T) {
+	ids := fanoutIDs()
+	if ids[0] == 0 || ids[1] == 0 || ids[0] == ids[1] {
+		t.Fatalf("ids %v", ids)
+	}
+}
+
+// testRouter is a Router without sockets, for driving handle directly.
+func testRouter(t testing.TB) (*Router, [2]*link.Batch) {
+	cfg := nat.Config{
+		LANAddr: netip.MustParsePrefix("192.168.50.1/24"),
+		WANAddr: netip.MustParsePrefix("203.0.113.1/24"),
+	}
+	eng, err := nat.New(cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Router{eng: eng, opts: Options{NAT: cfg}}
+	macs := [2]link.MAC{{2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2}}
+	for i, p := range []netip.Prefix{cfg.LANAddr, cfg.WANAddr} {
+		r.nb[i], err = link.NewNeighbours(link.NeighbourConfig{MAC: macs[i], Addr: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out [2]*link.Batch
+	for i := range out {
+		out[i] = link.NewBatch(128, 64, 1514+14, nil)
+	}
+	return r, out
+}
+
+func TestHotPathAllocatesNothing(t *testing.T) {
+	r, out := testRouter(t)
+	hostMAC := link.MAC{2, 0, 0, 0, 0, 0x10}
+	srvMAC := link.MAC{2, 0, 0, 0, 0, 0x20}
+	// The server's MAC is known (it asked for ours).
+	req := make([]byte, 60)
+	link.BuildARP(req, link.Broadcast, srvMAC, link.ARPRequest, srvMAC, [4]byte{203, 0, 113, 10}, link.MAC{}, [4]byte{203, 0, 113, 1})
+	r.nb[nat.WAN].Input(0, req, out[nat.WAN])
+	out[nat.WAN].Reset()
+
+	ip := udpPacket([]byte("payload"))
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20]))
+	partial(ip, 6)
+	completeChecksum(ip)
+	tmpl := make([]byte, 14+len(ip))
+	link.Ether(tmpl).SetHeader(r.nb[nat.LAN].MAC(), hostMAC, link.EtherTypeIPv4)
+	copy(tmpl[14:], ip)
+	frame := make([]byte, len(tmpl))
+	wk := &worker{in: nat.LAN}
+	var c tally
+	step := func() {
+		copy(frame, tmpl)
+		r.handle(1, wk, frame, 0, &out, &c)
+		r.takeEmitted(1, &out, &c)
+		out[nat.WAN].Reset()
+	}
+	step()
+	if c.forwarded != 1 {
+		t.Fatalf("not forwarded: %+v (engine drops %v)", c, r.eng.Stats().Drops)
+	}
+	if a := testing.AllocsPerRun(1000, step); a != 0 {
+		t.Fatalf("%v allocations per forwarded frame", a)
+	}
+	if link.Ether(frame).Dst() != srvMAC || link.Ether(frame).Src() != r.nb[nat.WAN].MAC() {
+		t.Fatalf("Ethernet header not rewritten: % x", frame[:14])
+	}
+	if !l4Valid(frame[14:]) {
+		t.Fatal("translated checksum invalid")
+	}
+}
+
+func BenchmarkHandleForward(b *testing.B) {
+	r, out := testRouter(b)
+	srvMAC := link.MAC{2, 0, 0, 0, 0, 0x20}
+	req := make([]byte, 60)
+	link.BuildARP(req, link.Broadcast, srvMAC, link.ARPRequest, srvMAC, [4]byte{203, 0, 113, 10}, link.MAC{}, [4]byte{203, 0, 113, 1})
+	r.nb[nat.WAN].Input(0, req, out[nat.WAN])
+	out[nat.WAN].Reset()
+	ip := udpPacket(make([]byte, 18))
+	binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20]))
+	tmpl := make([]byte, 14+len(ip))
+	link.Ether(tmpl).SetHeader(r.nb[nat.LAN].MAC(), link.MAC{2, 0, 0, 0, 0, 0x10}, link.EtherTypeIPv4)
+	copy(tmpl[14:], ip)
+	frame := make([]byte, len(tmpl))
+	wk := &worker{in: nat.LAN}
+	var c tally
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(frame, tmpl)
+		r.handle(1, wk, frame, 0, &out, &c)
+		if out[nat.WAN].Len() >= 64 {
+			out[nat.WAN].Reset()
+		}
+	}
+}

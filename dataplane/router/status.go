@@ -1,0 +1,196 @@
+package router
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"passgate/dataplane/afpacket"
+	"passgate/dataplane/link"
+	"passgate/nat"
+	"passgate/packet"
+)
+
+// tally is what one batch counted; the worker adds it to its counters once
+// per batch instead of touching shared memory per frame.
+type tally struct {
+	rxFrames, rxRunts, notForUs, otherType, arp, csumCompleted    uint64
+	forwarded, neighWait, consumed, dropped, emitted, emitDropped uint64
+}
+
+// counters are one worker's; updated by its goroutine, read by Status.
+type counters struct {
+	rxFrames      atomic.Uint64
+	rxRunts       atomic.Uint64
+	notForUs      atomic.Uint64
+	otherType     atomic.Uint64
+	arp           atomic.Uint64
+	csumCompleted atomic.Uint64
+	forwarded     atomic.Uint64
+	neighWait     atomic.Uint64
+	consumed      atomic.Uint64
+	dropped       atomic.Uint64
+	emitted       atomic.Uint64
+	emitDropped   atomic.Uint64
+	txFrames      atomic.Uint64
+	txFailed      atomic.Uint64
+	txErrLog      rateLimit
+}
+
+func (c *counters) add(t *tally) {
+	add := func(a *atomic.Uint64, v uint64) {
+		if v != 0 {
+			a.Add(v)
+		}
+	}
+	add(&c.rxFrames, t.rxFrames)
+	add(&c.rxRunts, t.rxRunts)
+	add(&c.notForUs, t.notForUs)
+	add(&c.otherType, t.otherType)
+	add(&c.arp, t.arp)
+	add(&c.csumCompleted, t.csumCompleted)
+	add(&c.forwarded, t.forwarded)
+	add(&c.neighWait, t.neighWait)
+	add(&c.consumed, t.consumed)
+	add(&c.dropped, t.dropped)
+	add(&c.emitted, t.emitted)
+	add(&c.emitDropped, t.emitDropped)
+	*t = tally{}
+}
+
+// Counters sums the workers' counters by name.
+func (r *Router) Counters() map[string]uint64 {
+	m := map[string]uint64{}
+	for _, wk := range r.workers {
+		c := &wk.cnt
+		m["rx_frames"] += c.rxFrames.Load()
+		m["rx_runts"] += c.rxRunts.Load()
+		m["rx_not_for_us"] += c.notForUs.Load()
+		m["rx_other_ethertype"] += c.otherType.Load()
+		m["rx_arp"] += c.arp.Load()
+		m["rx_checksum_completed"] += c.csumCompleted.Load()
+		m["forwarded"] += c.forwarded.Load()
+		m["waiting_for_arp"] += c.neighWait.Load()
+		m["consumed"] += c.consumed.Load()
+		m["dropped_by_engine"] += c.dropped.Load()
+		m["emitted"] += c.emitted.Load()
+		m["emitted_dropped"] += c.emitDropped.Load()
+		m["tx_frames"] += c.txFrames.Load()
+		m["tx_failed"] += c.txFailed.Load()
+	}
+	return m
+}
+
+// Interface describes one side of the router.
+type Interface struct {
+	Role  nat.Iface
+	Name  string
+	Index int
+	MAC   link.MAC
+	MTU   int // the interface's
+	Addr  netip.Prefix
+}
+
+// Interfaces lists LAN then WAN.
+func (r *Router) Interfaces() []Interface {
+	out := make([]Interface, 0, 2)
+	for in := nat.LAN; in <= nat.WAN; in++ {
+		i := r.ifaces[in]
+		out = append(out, Interface{Role: in, Name: i.name, Index: i.index, MAC: i.mac, MTU: i.mtu, Addr: i.addr})
+	}
+	return out
+}
+
+// Neighbours is the neighbour table of one side.
+func (r *Router) Neighbours(in nat.Iface) *link.Neighbours { return r.nb[in&1] }
+
+// Socket is one packet socket and its driver counters.
+type Socket struct {
+	Interface string // the socket's interface
+	Worker    int
+	Loop      string // the interface whose receive loop owns the socket
+	Kind      string // "rx" or "tx"
+	Stats     afpacket.Stats
+}
+
+// Sockets lists every socket with its counters.
+func (r *Router) Sockets() []Socket {
+	var out []Socket
+	for _, wk := range r.workers {
+		loop := r.ifaces[wk.in].name
+		out = append(out, Socket{Interface: loop, Worker: wk.id, Loop: loop, Kind: "rx", Stats: wk.rx.Stats()})
+		for o := nat.LAN; o <= nat.WAN; o++ {
+			out = append(out, Socket{Interface: r.ifaces[o].name, Worker: wk.id, Loop: loop, Kind: "tx", Stats: wk.tx[o].Stats()})
+		}
+	}
+	return out
+}
+
+// NATStats returns the engine's counters.
+func (r *Router) NATStats() nat.Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.eng.Stats()
+}
+
+// Flows calls fn for each flow. The table is copied under the engine lock
+// and fn runs without it, so a slow reader does not stall forwarding.
+func (r *Router) Flows(fn func(nat.FlowInfo) bool) {
+	r.mu.Lock()
+	now := r.clock()
+	var flows []nat.FlowInfo
+	r.eng.Flows(now, func(f nat.FlowInfo) bool {
+		flows = append(flows, f)
+		return true
+	})
+	r.mu.Unlock()
+	for _, f := range flows {
+		if !fn(f) {
+			return
+		}
+	}
+}
+
+// Workers is the number of worker pairs.
+func (r *Router) Workers() int { return r.opts.Workers }
+
+// Started is when the router was made.
+func (r *Router) Started() time.Time { return r.started }
+
+// NATConfig is the engine configuration the router runs with.
+func (r *Router) NATConfig() nat.Config { return r.opts.NAT }
+
+// completeChecksum finishes a TCP or UDP checksum left partial by a sender
+// that relied on checksum offload (TP_STATUS_CSUMNOTREADY): the field holds
+// the pseudo-header sum, so the checksum is the complement of the sum over
+// the whole segment as it is. It reports whether it wrote one.
+func completeChecksum(ip []byte) bool {
+	if len(ip) < 20 || ip[0]>>4 != 4 {
+		return false
+	}
+	hl := int(ip[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	if hl < 20 || total < hl || total > len(ip) || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
+		return false
+	}
+	seg := ip[hl:total]
+	var off int
+	switch ip[9] {
+	case 6:
+		off = 16
+	case 17:
+		off = 6
+	default:
+		return false
+	}
+	if len(seg) < off+2 {
+		return false
+	}
+	c := packet.Fold(packet.Sum(seg, 0))
+	if ip[9] == 17 && c == 0 {
+		c = 0xffff // a computed zero is sent as all ones (RFC 768)
+	}
+	binary.BigEndian.PutUint16(seg[off:], c)
+	return true
+}

@@ -1,0 +1,88 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+)
+
+// Python is the interpreter the lab uses: Debian's, which has scapy; a
+// python3 earlier on PATH (pyenv, venv) may lack it.
+const Python = "/usr/bin/python3"
+
+// Tool is a command the lab needs and the Debian package that provides it.
+type Tool struct {
+	Command string // a name looked up on PATH, or an absolute path
+	Package string
+}
+
+// BaseTools are what lab.sh and `passgate demo` need.
+var BaseTools = []Tool{
+	{"ip", "iproute2"},
+	{"nft", "nftables"},
+	{"ethtool", "ethtool"},
+	{"flock", "util-linux"},
+	{"sysctl", "procps"},
+	{"ping", "iputils-ping"},
+	{"curl", "curl"},
+	{"iperf3", "iperf3"},
+	{Python, "python3"},
+}
+
+// TestTools are what the integration tests need beyond BaseTools.
+var TestTools = []Tool{
+	{"traceroute", "traceroute"},
+	{"tcpdump", "tcpdump"},
+	{"socat", "socat"},
+}
+
+// Missing returns the Debian packages providing the tools that are absent,
+// sorted and without duplicates.
+func Missing(tools ...Tool) []string {
+	set := map[string]bool{}
+	for _, t := range tools {
+		if _, err := exec.LookPath(t.Command); err != nil {
+			set[t.Package] = true
+		}
+	}
+	pkgs := make([]string, 0, len(set))
+	for p := range set {
+		pkgs = append(pkgs, p)
+	}
+	sort.Strings(pkgs)
+	return pkgs
+}
+
+// InstallMissing installs, with apt-get, the packages providing whichever of
+// tools are absent, writing apt's output to w. It does nothing when all are
+// present.
+func InstallMissing(ctx context.Context, w io.Writer, tools ...Tool) error {
+	pkgs := Missing(tools...)
+	if len(pkgs) == 0 {
+		return nil
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return fmt.Errorf("missing packages %v and no apt-get to install them", pkgs)
+	}
+	fmt.Fprintf(w, "installing missing packages: %v\n", pkgs)
+	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	run := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = w, w
+		return cmd.Run()
+	}
+	if err := run("update"); err != nil {
+		return fmt.Errorf("apt-get update: %w", err)
+	}
+	if err := run(append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)...); err != nil {
+		return fmt.Errorf("apt-get install %v: %w", pkgs, err)
+	}
+	if still := Missing(tools...); len(still) > 0 {
+		return fmt.Errorf("still missing after install: %v", still)
+	}
+	return nil
+}
