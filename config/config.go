@@ -24,6 +24,7 @@ type Config struct {
 	LAN           LAN           `json:"lan"`
 	WAN           WAN           `json:"wan"`
 	NAT           NAT           `json:"nat"`
+	Passthrough   Passthrough   `json:"passthrough"`
 	PortForwards  []PortForward `json:"port_forwards"`
 	DMZ           string        `json:"dmz"`
 	Workers       int           `json:"workers"`
@@ -54,6 +55,14 @@ type NAT struct {
 	MSSClamp           int      `json:"mss_clamp"`
 	Timeouts           Timeouts `json:"timeouts"`
 	AllowShortTimeouts bool     `json:"allow_short_timeouts"`
+}
+
+// Passthrough switches VPN passthrough per protocol; an absent field is
+// on, as on home routers.
+type Passthrough struct {
+	IPsec *bool `json:"ipsec"` // IKE on UDP 500, NAT-T on UDP 4500, raw ESP
+	PPTP  *bool `json:"pptp"`  // TCP 1723 and GRE; PPTP itself is obsolete and insecure
+	L2TP  *bool `json:"l2tp"`  // UDP 1701
 }
 
 // Timeouts are Go durations ("5m", "2h4m", "30s").

@@ -52,7 +52,7 @@ func TestFullConfig(t *testing.T) {
 		PortHi:          3000,
 		DMZ:             netip.MustParseAddr("192.168.50.20"),
 		Timeouts: nat.Timeouts{
-			UDP: 3 * time.Minute, UDPStream: 3 * time.Minute, TCPEstablished: 3 * time.Hour,
+			UDP: 3 * time.Minute, TCPEstablished: 3 * time.Hour,
 			TCPTransitory: 5 * time.Minute, TCPClosed: 20 * time.Second, ICMP: 90 * time.Second,
 			Fragment: nat.DefaultTimeouts.Fragment, Expectation: nat.DefaultTimeouts.Expectation,
 		},
@@ -98,7 +98,6 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("defaults: %+v", n)
 	}
 	wantT := nat.DefaultTimeouts
-	wantT.UDPStream = wantT.UDP
 	if n.Timeouts != wantT {
 		t.Errorf("timeouts %+v, want %+v", n.Timeouts, wantT)
 	}
@@ -355,5 +354,32 @@ func TestPortSpecJSON(t *testing.T) {
 		if string(out) != want {
 			t.Errorf("%s -> %s, want %s", in, out, want)
 		}
+	}
+}
+
+func TestPassthroughSwitches(t *testing.T) {
+	for _, tc := range []struct {
+		json             string
+		ipsec, pptp, l2t bool
+	}{
+		{`{}`, true, true, true},
+		{`{"pptp":false}`, true, false, true},
+		{`{"ipsec":false,"l2tp":false,"pptp":true}`, false, true, false},
+	} {
+		c, err := Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},"passthrough":` + tc.json + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Validate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := s.NAT.Passthrough
+		if p.IPsec.Enabled(true) != tc.ipsec || p.PPTP.Enabled(true) != tc.pptp || p.L2TP.Enabled(true) != tc.l2t {
+			t.Errorf("%s: %+v", tc.json, p)
+		}
+	}
+	if _, err := Parse([]byte(`{"passthrough":{"sip":true}}`)); err == nil {
+		t.Error("unknown passthrough accepted")
 	}
 }

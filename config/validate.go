@@ -100,6 +100,17 @@ func (c *Config) SetDefaults() {
 	}
 }
 
+// sw turns an optional JSON boolean into an engine switch.
+func sw(b *bool) nat.Switch {
+	switch {
+	case b == nil:
+		return nat.Default
+	case *b:
+		return nat.On
+	}
+	return nat.Off
+}
+
 // Validate fills the defaults, checks every field and converts the result.
 // The error is an Errors listing every problem, each naming its field.
 func (c *Config) Validate() (*Settings, error) {
@@ -131,6 +142,7 @@ func (c *Config) Validate() (*Settings, error) {
 			n.WANGateway = gw
 		}
 	}
+	n.Passthrough = nat.Passthrough{IPsec: sw(c.Passthrough.IPsec), PPTP: sw(c.Passthrough.PPTP), L2TP: sw(c.Passthrough.L2TP)}
 	n.LANMTU = v.intRange("lan.mtu", c.LAN.MTU, 576, 9000)
 	n.WANMTU = v.intRange("wan.mtu", c.WAN.MTU, 576, 9000)
 
@@ -156,7 +168,6 @@ func (c *Config) Validate() (*Settings, error) {
 	t := &c.NAT.Timeouts
 	short := c.NAT.AllowShortTimeouts
 	n.Timeouts.UDP = v.timeout("udp", t.UDP, short)
-	n.Timeouts.UDPStream = n.Timeouts.UDP
 	n.Timeouts.TCPEstablished = v.timeout("tcp_established", t.TCPEstablished, short)
 	n.Timeouts.TCPTransitory = v.timeout("tcp_transitory", t.TCPTransitory, short)
 	n.Timeouts.TCPClosed = v.timeout("tcp_closed", t.TCPClosed, short)

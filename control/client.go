@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"passgate/dataplane/router"
 	"passgate/nat"
 )
 
@@ -57,6 +58,15 @@ func (c *Client) Flows(ctx context.Context, ff FlowFilter) ([]nat.FlowInfo, erro
 		return nil, err
 	}
 	return flows, nil
+}
+
+// Events reads GET /v1/events.
+func (c *Client) Events(ctx context.Context) ([]router.EventInfo, error) {
+	evs := []router.EventInfo{}
+	if err := c.get(ctx, "/v1/events", nil, &evs); err != nil {
+		return nil, err
+	}
+	return evs, nil
 }
 
 func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {

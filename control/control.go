@@ -1,6 +1,6 @@
 // Package control owns passgate's local control API: an HTTP server on a
 // unix socket (mode 0600) that the running gateway exposes, with
-// GET /v1/status and GET /v1/flows, the JSON types they return, and the
+// GET /v1/status, GET /v1/flows and GET /v1/events, the JSON types they return, and the
 // client the CLI uses to read them.
 package control
 
@@ -21,20 +21,23 @@ import (
 	"time"
 
 	"passgate/dataplane/link"
+	"passgate/dataplane/router"
 	"passgate/nat"
 )
 
 // Status is what GET /v1/status returns.
 type Status struct {
-	Version    string            `json:"version"`
-	PID        int               `json:"pid"`
-	Started    time.Time         `json:"started"`
-	UptimeSec  float64           `json:"uptime_s"`
-	Workers    int               `json:"workers"`
-	Interfaces []Interface       `json:"interfaces"`
-	NAT        NATStats          `json:"nat"`
-	Dataplane  map[string]uint64 `json:"dataplane,omitempty"`
-	Sockets    []SocketStats     `json:"sockets"`
+	Version    string      `json:"version"`
+	PID        int         `json:"pid"`
+	Started    time.Time   `json:"started"`
+	UptimeSec  float64     `json:"uptime_s"`
+	Workers    int         `json:"workers"`
+	Interfaces []Interface `json:"interfaces"`
+	NAT        NATStats    `json:"nat"`
+	// Passthrough says which VPN passthroughs are on.
+	Passthrough map[string]bool   `json:"passthrough"`
+	Dataplane   map[string]uint64 `json:"dataplane,omitempty"`
+	Sockets     []SocketStats     `json:"sockets"`
 }
 
 // Interface is one side of the gateway.
@@ -62,6 +65,10 @@ type NATStats struct {
 	Mappings     int               `json:"mappings"`
 	Created      uint64            `json:"flows_created"`
 	Expired      uint64            `json:"flows_expired"`
+	ESPAmbiguous uint64            `json:"esp_ambiguous"`
+	L2TPFallback uint64            `json:"l2tp_fallback"`
+	PPTPUnparsed uint64            `json:"pptp_unparsed"`
+	VPNSessions  map[string]int    `json:"vpn_sessions"`
 }
 
 // NATStatsFrom converts the engine's counters. Every drop reason is listed,
@@ -73,6 +80,8 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		Drops:    make(map[string]uint64),
 		ICMPSent: s.ICMPSent, Flows: s.Flows, FlowsByProto: s.FlowsByProto,
 		Mappings: s.Mappings, Created: s.Created, Expired: s.Expired,
+		ESPAmbiguous: s.ESPAmbiguous, L2TPFallback: s.L2TPFallback, PPTPUnparsed: s.PPTPUnparsed,
+		VPNSessions: s.VPNSessions,
 	}
 	for _, r := range nat.DropReasons() {
 		if r == nat.DropNone {
@@ -115,6 +124,8 @@ type Backend interface {
 	Status() Status
 	// Flows calls fn for each flow until fn returns false.
 	Flows(fn func(nat.FlowInfo) bool)
+	// Events are recent events (what was blocked and why), oldest first.
+	Events() []router.EventInfo
 }
 
 // FlowFilter selects flows: by an address on any side (inside, outside or
@@ -169,6 +180,13 @@ func NewHandler(b Backend) http.Handler {
 			return true
 		})
 		writeJSON(w, http.StatusOK, flows)
+	})
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		evs := b.Events()
+		if evs == nil {
+			evs = []router.EventInfo{}
+		}
+		writeJSON(w, http.StatusOK, evs)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"passgate/dataplane/router"
 	"passgate/nat"
 )
 
 type fakeBackend struct {
-	flows []nat.FlowInfo
+	flows  []nat.FlowInfo
+	events []router.EventInfo
 }
 
 func (f *fakeBackend) Status() Status {
@@ -42,6 +44,8 @@ func (f *fakeBackend) Flows(fn func(nat.FlowInfo) bool) {
 		}
 	}
 }
+
+func (f *fakeBackend) Events() []router.EventInfo { return f.events }
 
 func backend() *fakeBackend {
 	return &fakeBackend{flows: []nat.FlowInfo{
@@ -232,5 +236,30 @@ func TestClientServerError(t *testing.T) {
 	_, err = NewClient(sock).Flows(ctx, FlowFilter{Proto: "sctp"})
 	if err == nil || !strings.Contains(err.Error(), `"sctp" is not tcp`) {
 		t.Errorf("server error not passed on: %v", err)
+	}
+}
+
+func TestEventsEndpoint(t *testing.T) {
+	b := backend()
+	srv := httptest.NewServer(NewHandler(b))
+	defer srv.Close()
+	read := func() []router.EventInfo {
+		resp, err := http.Get(srv.URL + "/v1/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var evs []router.EventInfo
+		if err := json.NewDecoder(resp.Body).Decode(&evs); err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	if evs := read(); evs == nil || len(evs) != 0 {
+		t.Fatalf("no events: want [], got %v", evs)
+	}
+	b.events = []router.EventInfo{{Kind: "ah_dropped", Host: "192.168.50.10", Message: "AH cannot cross NAT"}}
+	if evs := read(); len(evs) != 1 || evs[0].Kind != "ah_dropped" {
+		t.Fatalf("events %+v", evs)
 	}
 }

@@ -90,7 +90,6 @@ type PortForward struct {
 // Timeouts are per protocol state, RFC 4787/5382/5508 minimums by default.
 type Timeouts struct {
 	UDP            time.Duration // default 5 min (REQ-5: at least 2 min)
-	UDPStream      time.Duration // UDP seen both ways more than once; default 5 min
 	TCPEstablished time.Duration // default 2 h 4 min (RFC 5382 REQ-5)
 	TCPTransitory  time.Duration // default 4 min
 	TCPClosed      time.Duration // after RST; default 10 s

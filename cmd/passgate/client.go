@@ -28,6 +28,8 @@ type backend struct {
 
 func (b *backend) Flows(fn func(nat.FlowInfo) bool) { b.r.Flows(fn) }
 
+func (b *backend) Events() []router.EventInfo { return b.r.Events() }
+
 func (b *backend) Status() control.Status {
 	s := control.Status{
 		Version:   version,
@@ -36,6 +38,10 @@ func (b *backend) Status() control.Status {
 		UptimeSec: time.Since(b.started).Seconds(),
 		Workers:   b.r.Workers(),
 		NAT:       control.NATStatsFrom(b.r.NATStats()),
+		Passthrough: func() map[string]bool {
+			p := b.r.NATConfig().Passthrough
+			return map[string]bool{"ipsec": p.IPsec.Enabled(true), "pptp": p.PPTP.Enabled(true), "l2tp": p.L2TP.Enabled(true)}
+		}(),
 		Dataplane: b.r.Counters(),
 	}
 	for _, i := range b.r.Interfaces() {
@@ -114,6 +120,22 @@ func printStatus(w io.Writer, st *control.Status) {
 	fmt.Fprintf(w, "  icmp sent  %d\n", n.ICMPSent)
 	fmt.Fprintf(w, "  drops      %d%s\n", n.TotalDrops(), nonZero(n.Drops))
 
+	fmt.Fprintf(w, "\nVPN PASSTHROUGH\n")
+	for _, p := range []struct{ key, label, note string }{
+		{"ipsec", "IPsec", "IKE 500, NAT-T 4500, ESP; AH cannot cross NAT"},
+		{"pptp", "PPTP", "obsolete and insecure (MS-CHAPv2 is broken); prefer IPsec or WireGuard"},
+		{"l2tp", "L2TP", "UDP 1701"},
+	} {
+		state := "off"
+		if st.Passthrough[p.key] {
+			state = "on"
+		}
+		fmt.Fprintf(w, "  %-6s %-3s  %d sessions  (%s)\n", p.label, state, n.VPNSessions[p.key], p.note)
+	}
+	if n.ESPAmbiguous+n.L2TPFallback+n.PPTPUnparsed > 0 {
+		fmt.Fprintf(w, "  esp ambiguous %d, l2tp fallback %d, pptp unparsed %d (see passgate events)\n", n.ESPAmbiguous, n.L2TPFallback, n.PPTPUnparsed)
+	}
+
 	if len(st.Dataplane) > 0 {
 		fmt.Fprintf(w, "\nDATA PLANE\n")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -185,10 +207,11 @@ func bytesText(n uint64) string {
 }
 
 func cmdConntrack(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("conntrack", stderr, "[--json] [--host IP] [--proto tcp|udp|icmp] [--control SOCKET]")
+	fs := newFlagSet("conntrack", stderr, "[--json] [--host IP] [--proto tcp|udp|icmp|gre|esp] [--vpn] [--control SOCKET]")
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	host := fs.String("host", "", "only flows with this `IP` as inside, outside or remote address")
-	proto := fs.String("proto", "", "only flows of this `protocol`: tcp, udp, icmp")
+	proto := fs.String("proto", "", "only flows of this `protocol`: tcp, udp, icmp, gre, esp")
+	vpnOnly := fs.Bool("vpn", false, "only VPN passthrough flows (IPsec, PPTP, L2TP)")
 	sock := controlFlag(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
@@ -203,10 +226,10 @@ func cmdConntrack(args []string, stdout, stderr io.Writer) error {
 	}
 	if *proto != "" {
 		switch p := strings.ToLower(*proto); p {
-		case "tcp", "udp", "icmp":
+		case "tcp", "udp", "icmp", "gre", "esp":
 			ff.Proto = p
 		default:
-			return fmt.Errorf("conntrack: --proto %q: want tcp, udp or icmp: %w", *proto, errUsage)
+			return fmt.Errorf("conntrack: --proto %q: want tcp, udp, icmp, gre or esp: %w", *proto, errUsage)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -215,6 +238,9 @@ func cmdConntrack(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *vpnOnly {
+		flows = slices.DeleteFunc(flows, func(f nat.FlowInfo) bool { return f.VPN == "" })
+	}
 	if *asJSON {
 		if flows == nil {
 			flows = []nat.FlowInfo{}
@@ -222,6 +248,59 @@ func cmdConntrack(args []string, stdout, stderr io.Writer) error {
 		return writeJSON(stdout, flows)
 	}
 	printFlows(stdout, flows)
+	return nil
+}
+
+// vpnIDs says what identifies a VPN flow's session: IKE and ESP SPIs,
+// PPTP call ids, L2TP tunnel ids.
+func vpnIDs(f nat.FlowInfo) string {
+	var parts []string
+	if len(f.IKESPIs) > 0 {
+		parts = append(parts, "ike-spi "+strings.Join(f.IKESPIs, ","))
+	}
+	if f.ESPSPIOut != "" {
+		in := f.ESPSPIIn
+		if in == "" {
+			in = "?"
+		}
+		parts = append(parts, "spi out "+f.ESPSPIOut+" in "+in)
+	}
+	if f.CallIDOutside != 0 {
+		parts = append(parts, fmt.Sprintf("call %d->%d server %d", f.CallIDInside, f.CallIDOutside, f.CallIDServer))
+	}
+	if len(f.TunnelIDs) > 0 {
+		parts = append(parts, fmt.Sprint("tunnel ", f.TunnelIDs))
+	}
+	if len(parts) == 0 {
+		return f.VPN
+	}
+	return f.VPN + " " + strings.Join(parts, "; ")
+}
+
+func cmdEvents(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("events", stderr, "[--json] [--control SOCKET]")
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	sock := controlFlag(fs)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	evs, err := control.NewClient(*sock).Events(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, evs)
+	}
+	for _, ev := range evs {
+		extra := ""
+		if ev.Suppressed > 0 {
+			extra = fmt.Sprintf(" (and %d more like it)", ev.Suppressed)
+		}
+		fmt.Fprintf(stdout, "%s  %-20s %s%s\n", ev.Time.Format(time.TimeOnly), ev.Kind, ev.Message, extra)
+	}
+	fmt.Fprintf(stdout, "%d events\n", len(evs))
 	return nil
 }
 
@@ -234,12 +313,12 @@ func printFlows(w io.Writer, flows []nat.FlowInfo) {
 		)
 	})
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROTO\tINSIDE\tOUTSIDE\tREMOTE\tSTATE\tORIGIN\tPKTS OUT/IN\tBYTES OUT/IN\tAGE\tEXPIRES")
+	fmt.Fprintln(tw, "PROTO\tINSIDE\tOUTSIDE\tREMOTE\tSTATE\tORIGIN\tPKTS OUT/IN\tBYTES OUT/IN\tAGE\tEXPIRES\tVPN")
 	for _, f := range flows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s/%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s/%s\t%s\t%s\t%s\n",
 			f.Proto, f.Inside, f.Outside, f.Remote, f.State, f.Origin,
 			f.PacketsOut, f.PacketsIn, bytesText(f.BytesOut), bytesText(f.BytesIn),
-			secs(f.AgeSec), secs(f.ExpiresSec))
+			secs(f.AgeSec), secs(f.ExpiresSec), vpnIDs(f))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d flows\n", len(flows))

@@ -32,7 +32,8 @@ Usage:
   passgate run [--config FILE] [--lan IFACE --lan-addr CIDR --wan IFACE --wan-addr CIDR]
                [--wan-gateway IP] [--control SOCKET] [--workers N] [--log-level LEVEL]
   passgate status [--json] [--control SOCKET]
-  passgate conntrack [--json] [--host IP] [--proto tcp|udp|icmp] [--control SOCKET]
+  passgate conntrack [--json] [--host IP] [--proto tcp|udp|icmp|gre|esp] [--vpn] [--control SOCKET]
+  passgate events [--json] [--control SOCKET]
   passgate config check FILE
   passgate demo [ARGS]
   passgate version
@@ -58,6 +59,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(rest, stderr)
 	case "status":
 		err = cmdStatus(rest, stdout, stderr)
+	case "events":
+		err = cmdEvents(rest, stdout, stderr)
 	case "conntrack":
 		err = cmdConntrack(rest, stdout, stderr)
 	case "config":
@@ -157,42 +160,47 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	log := slog.New(h)
 
-	c := &config.Config{}
-	if *cfgPath != "" {
-		var err error
-		if c, err = config.Load(*cfgPath); err != nil {
-			return reportConfig(stderr, *cfgPath, err)
-		}
-	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["lan"] {
-		c.LAN.Interface = *lan
-	}
-	if set["lan-addr"] {
-		c.LAN.Address = *lanAddr
-	}
-	if set["wan"] {
-		c.WAN.Interface = *wan
-	}
-	if set["wan-addr"] {
-		c.WAN.Address = *wanAddr
-	}
-	if set["wan-gateway"] {
-		c.WAN.Gateway = *wanGW
-	}
-	if set["control"] {
-		c.ControlSocket = *sock
-	}
-	if set["workers"] {
-		c.Workers = *workers
-	}
-	settings, err := c.Validate()
-	if err != nil {
-		name := *cfgPath
-		if name == "" {
-			name = "flags"
+	// load reads the file (if any) and applies the flags over it; SIGHUP
+	// runs it again to apply a changed file while running.
+	load := func() (*config.Settings, error) {
+		c := &config.Config{}
+		if *cfgPath != "" {
+			var err error
+			if c, err = config.Load(*cfgPath); err != nil {
+				return nil, err
+			}
 		}
+		if set["lan"] {
+			c.LAN.Interface = *lan
+		}
+		if set["lan-addr"] {
+			c.LAN.Address = *lanAddr
+		}
+		if set["wan"] {
+			c.WAN.Interface = *wan
+		}
+		if set["wan-addr"] {
+			c.WAN.Address = *wanAddr
+		}
+		if set["wan-gateway"] {
+			c.WAN.Gateway = *wanGW
+		}
+		if set["control"] {
+			c.ControlSocket = *sock
+		}
+		if set["workers"] {
+			c.Workers = *workers
+		}
+		return c.Validate()
+	}
+	name := *cfgPath
+	if name == "" {
+		name = "flags"
+	}
+	settings, err := load()
+	if err != nil {
 		return reportConfig(stderr, name, err)
 	}
 
@@ -218,6 +226,20 @@ func cmdRun(args []string, stderr io.Writer) error {
 	controlDone := make(chan error, 1)
 	go func() { controlDone <- control.ServeListener(cctx, ln, be, log) }()
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			reload(log, name, load, r)
+		}
+	}()
+
 	runErr := r.Run(ctx)
 	cancelControl()
 	if err := <-controlDone; err != nil {
@@ -227,6 +249,27 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return fmt.Errorf("run: %w", runErr)
 	}
 	return nil
+}
+
+// reload applies the configuration again while running. A bad one is
+// refused, its errors logged by field, and the running one stays.
+func reload(log *slog.Logger, name string, load func() (*config.Settings, error), r *router.Router) {
+	s, err := load()
+	if err == nil {
+		err = r.Reconfigure(s.NAT)
+	}
+	if err != nil {
+		for _, e := range config.AsErrors(err) {
+			log.Error("configuration refused; the running one stays", "source", name, "error", e.Error())
+		}
+		if len(config.AsErrors(err)) == 0 {
+			log.Error("configuration refused; the running one stays", "source", name, "error", err)
+		}
+		return
+	}
+	p := s.NAT.Passthrough
+	log.Info("configuration applied", "source", name,
+		"ipsec", p.IPsec.Enabled(true), "pptp", p.PPTP.Enabled(true), "l2tp", p.L2TP.Enabled(true))
 }
 
 // reportConfig prints configuration errors one per line.

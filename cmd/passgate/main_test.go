@@ -48,7 +48,7 @@ func TestUsage(t *testing.T) {
 	if code, _, e := runCLI("status", "extra"); code != 2 || !strings.Contains(e, `unexpected argument "extra"`) {
 		t.Errorf("stray arg: %d %q", code, e)
 	}
-	if code, _, e := runCLI("conntrack", "--proto", "sctp"); code != 2 || !strings.Contains(e, "want tcp, udp or icmp") {
+	if code, _, e := runCLI("conntrack", "--proto", "sctp"); code != 2 || !strings.Contains(e, "want tcp, udp, icmp, gre or esp") {
 		t.Errorf("bad proto: %d %q", code, e)
 	}
 	if code, _, e := runCLI("conntrack", "--host", "nohost"); code != 2 || !strings.Contains(e, "not an IP address") {

@@ -61,6 +61,9 @@ type Router struct {
 	mu  sync.Mutex // serialises the engine
 	eng *nat.Engine
 
+	evSeq  uint64      // engine events already taken
+	events []EventInfo // the most recent, for the control API
+
 	ifaces  [2]ifaceInfo
 	nb      [2]*link.Neighbours
 	workers []*worker
@@ -264,6 +267,7 @@ func (r *Router) expireLoop(ctx context.Context) {
 		r.mu.Lock()
 		now := r.clock()
 		r.eng.Expire(now)
+		r.drainEvents()
 		r.mu.Unlock()
 		for _, nb := range r.nb {
 			nb.Expire(time.Duration(now))

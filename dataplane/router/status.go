@@ -159,7 +159,11 @@ func (r *Router) Workers() int { return r.opts.Workers }
 func (r *Router) Started() time.Time { return r.started }
 
 // NATConfig is the engine configuration the router runs with.
-func (r *Router) NATConfig() nat.Config { return r.opts.NAT }
+func (r *Router) NATConfig() nat.Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.opts.NAT
+}
 
 // completeChecksum finishes a TCP or UDP checksum left partial by a sender
 // that relied on checksum offload (TP_STATUS_CSUMNOTREADY): the field holds
