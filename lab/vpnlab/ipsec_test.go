@@ -1,0 +1,365 @@
+package vpnlab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"passgate/lab"
+)
+
+// The IPsec lab tests. Lab prefixes start with "pgip". They need root and
+// never skip: a missing package is installed with apt-get.
+
+// ipsecSetup checks for root, installs what is missing, brings a lab up
+// under prefix (torn down at cleanup) and writes the crafted-packet tool.
+// The returned context bounds the whole test.
+func ipsecSetup(t *testing.T, prefix string, budget time.Duration) (context.Context, *lab.Lab, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the IPsec lab tests must run as root (network namespaces)")
+	}
+	ictx, icancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	err := ipsecEnsurePackages(ictx)
+	icancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing := lab.Missing(lab.BaseTools...); len(missing) > 0 {
+		ictx, icancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		err := lab.InstallMissing(ictx, os.Stderr, lab.BaseTools...)
+		icancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	t.Cleanup(cancel)
+	l, err := lab.Up(ctx, prefix)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	tool, err := ipsecWriteTool(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, l, tool
+}
+
+// ipsecTunnels is a strongSwan server on srv1 and one client per LAN host.
+type ipsecTunnels struct {
+	srv     *ipsecCharon
+	clients map[string]*ipsecCharon // by node
+	order   []string
+}
+
+// ipsecStartTunnels starts the responder on srv1 and an initiator on each
+// of hosts, then initiates every client at once. Charon logs are printed
+// if the test fails; every charon is stopped by PID at cleanup.
+func ipsecStartTunnels(t *testing.T, ctx context.Context, l *lab.Lab, hosts ...string) *ipsecTunnels {
+	t.Helper()
+	addrs := map[string]string{}
+	for _, h := range lab.LANHosts {
+		addrs[h.Node] = h.Addr
+	}
+	tun := &ipsecTunnels{clients: map[string]*ipsecCharon{}}
+	logOnFailure := func(c *ipsecCharon) {
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("charon log of %s (pid %d):\n%s", c.Node, c.PID(), ipsecTail(c.Log(), 6000))
+			}
+			c.Stop()
+		})
+	}
+	var err error
+	tun.srv, err = ipsecStartResponder(ctx, l, lab.Server1, lab.Srv1)
+	if err != nil {
+		t.Fatalf("responder: %v", err)
+	}
+	logOnFailure(tun.srv)
+	for _, h := range hosts {
+		c, err := ipsecStartInitiator(ctx, l, h, addrs[h], lab.Srv1, h+".passgate.lab")
+		if err != nil {
+			t.Fatalf("initiator %s: %v", h, err)
+		}
+		logOnFailure(c)
+		tun.clients[h] = c
+		tun.order = append(tun.order, h)
+	}
+	ictx, cancel := context.WithTimeout(ctx, 25*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(hosts))
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = tun.clients[h].Initiate(ictx, ipsecChildName)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("initiate from %s: %v", hosts[i], err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return tun
+}
+
+// ipsecOneSA returns the only IKE SA of c, failing the test otherwise.
+func ipsecOneSA(t *testing.T, ctx context.Context, c *ipsecCharon) ipsecIKESA {
+	t.Helper()
+	sas, err := c.ListSAs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sas) != 1 {
+		t.Fatalf("%s: want 1 IKE SA, got %d: %+v", c.Node, len(sas), sas)
+	}
+	return sas[0]
+}
+
+// ipsecCheckChild asserts an installed, UDP-encapsulated ESP CHILD_SA that
+// carried at least minPackets each way.
+func ipsecCheckChild(t *testing.T, who string, sa ipsecIKESA, minPackets uint64) ipsecChildSA {
+	t.Helper()
+	if sa.State != "ESTABLISHED" {
+		t.Errorf("%s: IKE SA state %q, want ESTABLISHED", who, sa.State)
+	}
+	if len(sa.Children) != 1 {
+		t.Errorf("%s: want 1 CHILD_SA, got %+v", who, sa.Children)
+		return ipsecChildSA{}
+	}
+	ch := sa.Children[0]
+	if ch.State != "INSTALLED" || ch.Protocol != "ESP" || ch.Mode != "TUNNEL" {
+		t.Errorf("%s: CHILD_SA state %q protocol %q mode %q, want INSTALLED ESP TUNNEL", who, ch.State, ch.Protocol, ch.Mode)
+	}
+	if !ch.Encap {
+		t.Errorf("%s: CHILD_SA not UDP-encapsulated: no NAT-T", who)
+	}
+	if ch.SPIIn == "" || ch.SPIOut == "" || ch.SPIIn == ch.SPIOut {
+		t.Errorf("%s: SPIs in %q out %q", who, ch.SPIIn, ch.SPIOut)
+	}
+	if ch.PacketsIn < minPackets || ch.PacketsOut < minPackets || ch.BytesIn == 0 || ch.BytesOut == 0 {
+		t.Errorf("%s: CHILD_SA carried %d packets/%d bytes in, %d packets/%d bytes out; want at least %d packets each way",
+			who, ch.PacketsIn, ch.BytesIn, ch.PacketsOut, ch.BytesOut, minPackets)
+	}
+	return ch
+}
+
+// ipsecCheckTunnels pings the server's inner address through every
+// client's tunnel at once, and each client's virtual IP from the server,
+// then asserts on both ends' SAs: established, installed, NAT detected,
+// UDP-encapsulated on port 4500, the SPIs of each client matching one
+// server SA, and bytes both ways. It returns the server's SAs.
+func ipsecCheckTunnels(t *testing.T, ctx context.Context, l *lab.Lab, tun *ipsecTunnels) []ipsecIKESA {
+	t.Helper()
+	const pings = 5
+	vips := map[string]string{}
+	for _, h := range tun.order {
+		sa := ipsecOneSA(t, ctx, tun.clients[h])
+		if len(sa.LocalVIPs) != 1 {
+			t.Fatalf("%s: want one virtual IP, got %v", h, sa.LocalVIPs)
+		}
+		vips[h] = sa.LocalVIPs[0]
+	}
+	seen := map[string]string{}
+	for h, v := range vips {
+		if o, dup := seen[v]; dup {
+			t.Fatalf("%s and %s got the same virtual IP %s", h, o, v)
+		}
+		seen[v] = h
+	}
+
+	// Traffic through every tunnel at once, both directions.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, h := range tun.order {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			n, out := ipsecPing(ctx, l, h, ipsecInnerServer, pings)
+			if n != pings {
+				mu.Lock()
+				t.Errorf("%s: ping %s through the tunnel: %d of %d answered\n%s", h, ipsecInnerServer, n, pings, out)
+				mu.Unlock()
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			n, out := ipsecPing(ctx, l, lab.Server1, vips[h], pings)
+			if n != pings {
+				mu.Lock()
+				t.Errorf("srv1: ping %s (%s) through the tunnel: %d of %d answered\n%s", vips[h], h, n, pings, out)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+
+	clientChild := map[string]ipsecChildSA{}
+	for _, h := range tun.order {
+		sa := ipsecOneSA(t, ctx, tun.clients[h])
+		who := h
+		if !sa.NATLocal || !sa.NATAny {
+			t.Errorf("%s: NAT not detected (nat-local %v, nat-any %v)", who, sa.NATLocal, sa.NATAny)
+		}
+		if sa.RemoteHost != lab.Srv1 || sa.RemotePort != 4500 || sa.LocalPort != 4500 {
+			t.Errorf("%s: IKE SA %s[%d] -> %s[%d], want NAT-T on 4500 to %s", who, sa.LocalHost, sa.LocalPort, sa.RemoteHost, sa.RemotePort, lab.Srv1)
+		}
+		clientChild[h] = ipsecCheckChild(t, who, sa, 2*pings)
+	}
+
+	sas, err := tun.srv.ListSAs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sas) != len(tun.order) {
+		t.Fatalf("srv1: want %d IKE SAs, got %d: %+v", len(tun.order), len(sas), sas)
+	}
+	endpoints := map[string]bool{}
+	for _, sa := range sas {
+		who := fmt.Sprintf("srv1 SA with %s (%s[%d])", sa.RemoteID, sa.RemoteHost, sa.RemotePort)
+		if !sa.NATRemote {
+			t.Errorf("%s: peer's NAT not detected", who)
+		}
+		if sa.RemoteHost != lab.WANAddr {
+			t.Errorf("%s: peer address %s, want the NAT's %s", who, sa.RemoteHost, lab.WANAddr)
+		}
+		ep := fmt.Sprintf("%s:%d", sa.RemoteHost, sa.RemotePort)
+		if endpoints[ep] {
+			t.Errorf("srv1: two SAs share the outside endpoint %s", ep)
+		}
+		endpoints[ep] = true
+		ch := ipsecCheckChild(t, who, sa, 2*pings)
+		host := strings.TrimSuffix(sa.RemoteID, ".passgate.lab")
+		cc, ok := clientChild[host]
+		if !ok {
+			t.Errorf("%s: unknown peer identity %q", who, sa.RemoteID)
+			continue
+		}
+		if ch.SPIIn != cc.SPIOut || ch.SPIOut != cc.SPIIn {
+			t.Errorf("%s: SPIs in %s out %s do not pair with %s's in %s out %s", who, ch.SPIIn, ch.SPIOut, host, cc.SPIIn, cc.SPIOut)
+		}
+		if !slices.Equal(sa.RemoteVIPs, []string{vips[host]}) {
+			t.Errorf("%s: remote virtual IPs %v, want [%s]", who, sa.RemoteVIPs, vips[host])
+		}
+	}
+	return sas
+}
+
+// TestIPsecStrongSwanKernelNAT proves the harness against the reference:
+// with the kernel's own NAT in the router, two LAN hosts bring IKEv2
+// tunnels up to srv1 at once; NAT is detected, ESP goes UDP-encapsulated
+// on 4500, and pings cross both tunnels both ways.
+func TestIPsecStrongSwanKernelNAT(t *testing.T) {
+	ctx, l, _ := ipsecSetup(t, "pgipk", 100*time.Second)
+	if err := l.KernelNAT(true); err != nil {
+		t.Fatal(err)
+	}
+	tun := ipsecStartTunnels(t, ctx, l, lab.Lan1, lab.Lan2)
+	ipsecCheckTunnels(t, ctx, l, tun)
+}
+
+// TestIPsecParseListSAs checks the parser on output of strongSwan 5.9.8.
+func TestIPsecParseListSAs(t *testing.T) {
+	sas, err := ipsecParseListSAs(ipsecSampleListSAs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sas) != 1 {
+		t.Fatalf("got %d SAs", len(sas))
+	}
+	sa := sas[0]
+	want := ipsecIKESA{
+		Name: "rw", State: "ESTABLISHED", LocalHost: "203.0.113.10", LocalPort: 4500,
+		RemoteHost: "203.0.113.1", RemotePort: 16226, LocalID: "srv1", RemoteID: "lan1",
+		InitiatorSPI: "c07368d3300b5be0", ResponderSPI: "f7c49267680f2a7e",
+		NATRemote: true, NATAny: true, RemoteVIPs: []string{"10.99.1.2"},
+		Children: []ipsecChildSA{{
+			Name: "net", State: "INSTALLED", Mode: "TUNNEL", Protocol: "ESP", Encap: true,
+			SPIIn: "819d78ce", SPIOut: "aa102b27", BytesIn: 168, BytesOut: 168, PacketsIn: 2, PacketsOut: 2,
+			LocalTS: []string{"10.99.0.0/24"}, RemoteTS: []string{"10.99.1.2/32"},
+		}},
+	}
+	if got, w := fmt.Sprintf("%+v", sa), fmt.Sprintf("%+v", want); got != w {
+		t.Errorf("parsed\n%s\nwant\n%s", got, w)
+	}
+	if _, err := ipsecParseListSAs("list-sa event {\n  rw {\n"); err == nil {
+		t.Error("truncated dump parsed without error")
+	}
+}
+
+const ipsecSampleListSAs = `list-sa event {
+  rw {
+    uniqueid = 1
+    version = 2
+    state = ESTABLISHED
+    local-host = 203.0.113.10
+    local-port = 4500
+    local-id = srv1
+    remote-host = 203.0.113.1
+    remote-port = 16226
+    remote-id = lan1
+    initiator-spi = c07368d3300b5be0
+    responder-spi = f7c49267680f2a7e
+    nat-remote = yes
+    nat-any = yes
+    encr-alg = AES_CBC
+    encr-keysize = 128
+    integ-alg = HMAC_SHA2_256_128
+    prf-alg = PRF_HMAC_SHA2_256
+    dh-group = CURVE_25519
+    established = 4
+    rekey-time = 13218
+    remote-vips = [
+      10.99.1.2
+    ]
+    child-sas {
+      net-2 {
+        name = net
+        uniqueid = 2
+        reqid = 2
+        state = INSTALLED
+        mode = TUNNEL
+        protocol = ESP
+        encap = yes
+        spi-in = 819d78ce
+        spi-out = aa102b27
+        encr-alg = AES_GCM_16
+        encr-keysize = 128
+        bytes-in = 168
+        packets-in = 2
+        use-in = 2
+        bytes-out = 168
+        packets-out = 2
+        use-out = 2
+        rekey-time = 3551
+        life-time = 3956
+        install-time = 4
+        local-ts = [
+          10.99.0.0/24
+        ]
+        remote-ts = [
+          10.99.1.2/32
+        ]
+      }
+    }
+  }
+}
+list-sas reply {
+}
+`

@@ -1,0 +1,62 @@
+package vpnlab
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+)
+
+// pptpSetup installs what is missing (on its own clock: a fresh machine
+// needs apt), then starts the test's clock of budget, brings the lab up
+// under prefix and returns the context and the environment. Everything
+// started through the environment ends, and the lab goes down, when the
+// test ends; on failure the logs in its directory are printed.
+func pptpSetup(t *testing.T, prefix string, budget time.Duration) (context.Context, *pptpEnv) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the VPN lab tests need root (network namespaces)")
+	}
+	ictx, icancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer icancel()
+	if err := pptpEnsureTools(ictx, pptpTestWriter{t}); err != nil {
+		t.Fatalf("installing the lab's packages: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	e, down, err := pptpUpLab(ctx, prefix, dir)
+	if err != nil {
+		t.Fatalf("lab %s: %v", prefix, err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			pptpDumpLogs(t, dir)
+		}
+		down()
+	})
+	return ctx, e
+}
+
+// pptpDumpLogs prints the end of every log in dir.
+func pptpDumpLogs(t *testing.T, dir string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	more, _ := filepath.Glob(filepath.Join(dir, "*.out"))
+	files = append(files, more...)
+	sort.Strings(files)
+	for _, f := range files {
+		t.Logf("==== %s ====\n%s", filepath.Base(f), pptpTail(f, 3000))
+	}
+}
+
+// pptpTestWriter sends apt's output to the test log.
+type pptpTestWriter struct{ t *testing.T }
+
+func (w pptpTestWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}

@@ -1,0 +1,895 @@
+package vpnlab
+
+// Shared helpers of the PPTP and L2TP lab harnesses: packages, building the
+// pppd stand-in and passgate, background processes ended by PID, a private
+// /run per daemon, the stand-in's frame logs, a small pcap reader with PPTP,
+// GRE and L2TP parsers, and a passgate starter. Every name carries the pptp
+// prefix; the IPsec harness of the same package has its own.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"passgate/lab"
+)
+
+// pptpTools are the Debian packages the PPTP and L2TP harnesses need.
+var pptpTools = []lab.Tool{
+	{Command: "/usr/sbin/pptpd", Package: "pptpd"},
+	{Command: "/usr/sbin/pptp", Package: "pptp-linux"},
+	{Command: "/usr/sbin/xl2tpd", Package: "xl2tpd"},
+	{Command: "tcpdump", Package: "tcpdump"},
+	{Command: "unshare", Package: "util-linux"},
+}
+
+// pptpEnsureTools installs whichever of the harness packages are missing.
+// Installing pptpd, pptp-linux or xl2tpd pulls in Debian's ppp, whose pppd
+// cannot work here (no /dev/ppp); the harness never runs it.
+func pptpEnsureTools(ctx context.Context, w io.Writer) error {
+	return lab.InstallMissing(ctx, w, append(append([]lab.Tool{}, lab.BaseTools...), pptpTools...)...)
+}
+
+// pptpGoBuild builds the main package pkg (an import path of this module)
+// into out.
+func pptpGoBuild(ctx context.Context, pkg, out string) error {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
+	cmd.WaitDelay = 5 * time.Second
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// pptpStubPkg is the pppd stand-in.
+const pptpStubPkg = "passgate/lab/vpnlab/pppstub"
+
+// pptpRunScript runs a command in a private mount namespace made by
+// `unshare -m --propagation private`: a fresh tmpfs on /run (so pid files,
+// control pipes and pptp's call-manager socket never collide), and, when
+// PGPP_PPPD names a program, an overlayfs on /usr/sbin whose upper layer
+// holds that program as pppd. xl2tpd execs /usr/sbin/pppd: Debian's, which
+// the packages pull in, cannot work without /dev/ppp, and a bind mount
+// would need it to exist; the overlay shadows it either way. Its upper and
+// work directories live on the new tmpfs, which overlayfs accepts (the
+// root file system may itself be an overlay).
+const pptpRunScript = `#!/bin/sh
+set -eu
+mount -t tmpfs -o mode=0755 pgpp-run /run
+mkdir -p /run/lock /run/pptp /run/xl2tpd
+if [ -n "${PGPP_PPPD:-}" ]; then
+	mkdir -p /run/pgpp-ovl/upper /run/pgpp-ovl/work
+	cp "$PGPP_PPPD" /run/pgpp-ovl/upper/pppd
+	chmod 0755 /run/pgpp-ovl/upper/pppd
+	mount -t overlay pgpp-sbin -o lowerdir=/usr/sbin,upperdir=/run/pgpp-ovl/upper,workdir=/run/pgpp-ovl/work /usr/sbin
+fi
+exec "$@"
+`
+
+// pptpEnv is the working directory of one test: built binaries, configs,
+// logs and captures, plus the lab.
+type pptpEnv struct {
+	Lab     *lab.Lab
+	Dir     string
+	Stub    string // the pppd stand-in
+	RunWrap string // pptpRunScript written out
+
+	mu    sync.Mutex
+	procs []*pptpProc
+}
+
+// pptpNewEnv builds the stand-in into dir and writes the run script. The
+// lab is the caller's.
+func pptpNewEnv(ctx context.Context, l *lab.Lab, dir string) (*pptpEnv, error) {
+	e := &pptpEnv{Lab: l, Dir: dir, Stub: filepath.Join(dir, "pppstub"), RunWrap: filepath.Join(dir, "pgpp-run.sh")}
+	if err := pptpGoBuild(ctx, pptpStubPkg, e.Stub); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(e.RunWrap, []byte(pptpRunScript), 0o755); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Path is a file in the environment's directory.
+func (e *pptpEnv) Path(name string) string { return filepath.Join(e.Dir, name) }
+
+// pptpProc is a background process started in a lab node; its stdout and
+// stderr go to a file. It is ended by its PID only.
+type pptpProc struct {
+	Name    string
+	LogPath string
+	cmd     *exec.Cmd
+	logf    *os.File
+	done    chan struct{}
+	err     error
+}
+
+// Start runs name args... in node (via ip netns exec, which execs, so the
+// PID is the program's own), with extra environment env, output to
+// logName in the environment's directory.
+func (e *pptpEnv) Start(node, logName string, env []string, name string, args ...string) (*pptpProc, error) {
+	p := &pptpProc{Name: node + ": " + name + " " + strings.Join(args, " "), LogPath: e.Path(logName), done: make(chan struct{})}
+	f, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	p.logf = f
+	p.cmd = e.Lab.Cmd(context.Background(), node, name, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		p.logf.Close()
+		close(p.done)
+	}()
+	e.mu.Lock()
+	e.procs = append(e.procs, p)
+	e.mu.Unlock()
+	return p, nil
+}
+
+// StartPrivate is Start inside the run script: a private /run, and with
+// pppd set, the stand-in overlaid as /usr/sbin/pppd.
+func (e *pptpEnv) StartPrivate(node, logName string, pppd bool, env []string, name string, args ...string) (*pptpProc, error) {
+	if pppd {
+		env = append(env, "PGPP_PPPD="+e.Stub)
+	}
+	full := append([]string{"-m", "--propagation", "private", "sh", e.RunWrap, name}, args...)
+	return e.Start(node, logName, env, "unshare", full...)
+}
+
+// StopAll ends every process Start made, newest first.
+func (e *pptpEnv) StopAll() {
+	e.mu.Lock()
+	procs := append([]*pptpProc(nil), e.procs...)
+	e.procs = nil
+	e.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].Stop()
+	}
+}
+
+// PID is the process id.
+func (p *pptpProc) PID() int { return p.cmd.Process.Pid }
+
+// Exited reports whether the process has ended, and how.
+func (p *pptpProc) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Stop sends SIGTERM to the PID, then SIGKILL after 5 s, and waits.
+func (p *pptpProc) Stop() {
+	if done, _ := p.Exited(); done {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// Output is what the process wrote so far.
+func (p *pptpProc) Output() string {
+	b, _ := os.ReadFile(p.LogPath)
+	return string(b)
+}
+
+// pptpWait polls cond every 100 ms until it holds or timeout passes (or
+// ctx ends); the error carries cond's last explanation.
+func pptpWait(ctx context.Context, timeout time.Duration, cond func() (bool, string)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		ok, why := cond()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after %s: %s", timeout, why)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// pptpTail returns at most n bytes of the end of a file, for failure logs.
+func pptpTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	if len(b) > n {
+		b = append([]byte("...\n"), b[len(b)-n:]...)
+	}
+	return string(b)
+}
+
+// --- the stand-in's frame logs ---
+
+// pptpStub is what one stand-in (one PPP end) logged: lines of the form
+// "TIME NAME SENT|RECV TEXT".
+type pptpStub struct {
+	Name string
+	Sent []string // tokens sent ("lan1 #3")
+	Recv []string // texts received ("srv1-42 #3", "echo lan1 #3 by srv1-42")
+	Args string   // the START line: how it was started
+	Exit string   // the EXIT line, if it ended
+}
+
+// From is the set of peers whose own numbered frames this end received.
+func (s *pptpStub) From() map[string]int {
+	m := map[string]int{}
+	for _, r := range s.Recv {
+		if strings.HasPrefix(r, "echo ") {
+			continue
+		}
+		if name, _, ok := strings.Cut(r, " #"); ok {
+			m[name]++
+		}
+	}
+	return m
+}
+
+// EchoedBy is the set of peers that echoed this end's own frames back.
+func (s *pptpStub) EchoedBy() map[string]int {
+	m := map[string]int{}
+	prefix := "echo " + s.Name + " #"
+	for _, r := range s.Recv {
+		if !strings.HasPrefix(r, prefix) {
+			continue
+		}
+		if _, by, ok := strings.Cut(r, " by "); ok {
+			m[by]++
+		}
+	}
+	return m
+}
+
+// pptpParseStubLog reads one or more stand-in logs (several stand-ins may
+// share a file) into their ends, by name.
+func pptpParseStubLog(paths ...string) map[string]*pptpStub {
+	ends := map[string]*pptpStub{}
+	get := func(name string) *pptpStub {
+		s := ends[name]
+		if s == nil {
+			s = &pptpStub{Name: name}
+			ends[name] = s
+		}
+		return s
+	}
+	for _, path := range paths {
+		b, _ := os.ReadFile(path)
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.SplitN(line, " ", 4)
+			if len(f) < 3 {
+				continue
+			}
+			name, verb := f[1], f[2]
+			text := ""
+			if len(f) == 4 {
+				text = f[3]
+			}
+			switch verb {
+			case "SENT":
+				get(name).Sent = append(get(name).Sent, text)
+			case "RECV":
+				get(name).Recv = append(get(name).Recv, text)
+			case "START":
+				get(name).Args = text
+			case "EXIT":
+				get(name).Exit = text
+			}
+		}
+	}
+	return ends
+}
+
+// pptpCheckPair reports whether client and server ends each received at
+// least n of the other's numbered frames and n echoes of their own: frames
+// crossed the tunnel both ways, between these two ends only.
+func pptpCheckPair(client, server *pptpStub, n int) (bool, string) {
+	switch {
+	case client.From()[server.Name] < n:
+		return false, fmt.Sprintf("%s received %d frames from %s, want %d", client.Name, client.From()[server.Name], server.Name, n)
+	case server.From()[client.Name] < n:
+		return false, fmt.Sprintf("%s received %d frames from %s, want %d", server.Name, server.From()[client.Name], client.Name, n)
+	case client.EchoedBy()[server.Name] < n:
+		return false, fmt.Sprintf("%s got %d echoes from %s, want %d", client.Name, client.EchoedBy()[server.Name], server.Name, n)
+	case server.EchoedBy()[client.Name] < n:
+		return false, fmt.Sprintf("%s got %d echoes from %s, want %d", server.Name, server.EchoedBy()[client.Name], client.Name, n)
+	}
+	for peer := range client.From() {
+		if peer != server.Name {
+			return false, fmt.Sprintf("%s also received frames from %s: calls crossed", client.Name, peer)
+		}
+	}
+	return true, ""
+}
+
+// pptpServerFor finds the one server end that exchanged frames with the
+// client named client, among ends whose name has prefix.
+func pptpServerFor(ends map[string]*pptpStub, client, prefix string) *pptpStub {
+	var found *pptpStub
+	for name, s := range ends {
+		if strings.HasPrefix(name, prefix) && s.From()[client] > 0 {
+			if found != nil {
+				return nil // two servers heard one client: ambiguous
+			}
+			found = s
+		}
+	}
+	return found
+}
+
+// --- packet captures ---
+
+// pptpCapture is a tcpdump writing a pcap file in a lab node.
+type pptpCapture struct {
+	Path string
+	proc *pptpProc
+}
+
+// StartCapture runs tcpdump on iface in node with a capture filter, and
+// waits until it listens. -Z root keeps tcpdump from dropping to its own
+// user, who could not write the test's directory; --immediate-mode and -U
+// hand over and write every packet at once (TPACKET_V3 otherwise holds
+// packets in a block until its timeout, and a stop loses them).
+func (e *pptpEnv) StartCapture(ctx context.Context, node, iface, name, filter string) (*pptpCapture, error) {
+	c := &pptpCapture{Path: e.Path(name + ".pcap")}
+	p, err := e.Start(node, name+".tcpdump.log", nil, "tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-Z", "root", "-s", "0", "-w", c.Path, filter)
+	if err != nil {
+		return nil, err
+	}
+	c.proc = p
+	err = pptpWait(ctx, 10*time.Second, func() (bool, string) {
+		if done, err := p.Exited(); done {
+			return true, fmt.Sprintf("tcpdump exited: %v", err)
+		}
+		return strings.Contains(p.Output(), "listening on"), "tcpdump not listening yet: " + p.Output()
+	})
+	if done, _ := p.Exited(); done || err != nil {
+		return nil, fmt.Errorf("tcpdump on %s %s: %v: %s", node, iface, err, p.Output())
+	}
+	return c, nil
+}
+
+// Packets stops the capture, after a moment for the last packets, and
+// reads it.
+func (c *pptpCapture) Packets() ([]pptpPacket, error) {
+	time.Sleep(300 * time.Millisecond)
+	c.proc.Stop()
+	return pptpReadPcap(c.Path)
+}
+
+// pptpPacket is an IPv4 packet from a capture.
+type pptpPacket struct {
+	Src, Dst         netip.Addr
+	Proto            uint8
+	SrcPort, DstPort uint16 // TCP and UDP
+	Payload          []byte // above TCP or UDP; the whole IP payload otherwise
+}
+
+// pptpReadPcap reads the IPv4 packets of a classic pcap file with Ethernet
+// link type. Fragments other than the first are skipped.
+func pptpReadPcap(path string) ([]pptpPacket, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 24 {
+		return nil, fmt.Errorf("%s: no pcap header", path)
+	}
+	var bo binary.ByteOrder
+	switch binary.LittleEndian.Uint32(b) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		bo = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		bo = binary.BigEndian
+	default:
+		return nil, fmt.Errorf("%s: not a pcap file", path)
+	}
+	if lt := bo.Uint32(b[20:]); lt != 1 {
+		return nil, fmt.Errorf("%s: link type %d, want Ethernet", path, lt)
+	}
+	var pkts []pptpPacket
+	for off := 24; off+16 <= len(b); {
+		incl := int(bo.Uint32(b[off+8:]))
+		off += 16
+		if off+incl > len(b) {
+			break // a record cut short by a stop
+		}
+		frame := b[off : off+incl]
+		off += incl
+		if p, ok := pptpParseFrame(frame); ok {
+			pkts = append(pkts, p)
+		}
+	}
+	return pkts, nil
+}
+
+func pptpParseFrame(f []byte) (pptpPacket, bool) {
+	var p pptpPacket
+	if len(f) < 14+20 || binary.BigEndian.Uint16(f[12:]) != 0x0800 {
+		return p, false
+	}
+	ip := f[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	if ip[0]>>4 != 4 || ihl < 20 || total < ihl || total > len(ip) {
+		return p, false
+	}
+	if binary.BigEndian.Uint16(ip[6:])&0x1fff != 0 {
+		return p, false // not the first fragment
+	}
+	p.Src = netip.AddrFrom4([4]byte(ip[12:16]))
+	p.Dst = netip.AddrFrom4([4]byte(ip[16:20]))
+	p.Proto = ip[9]
+	body := ip[ihl:total]
+	switch p.Proto {
+	case 6:
+		if len(body) < 20 {
+			return p, false
+		}
+		p.SrcPort, p.DstPort = binary.BigEndian.Uint16(body), binary.BigEndian.Uint16(body[2:])
+		doff := int(body[12]>>4) * 4
+		if doff < 20 || doff > len(body) {
+			return p, false
+		}
+		p.Payload = body[doff:]
+	case 17:
+		if len(body) < 8 {
+			return p, false
+		}
+		p.SrcPort, p.DstPort = binary.BigEndian.Uint16(body), binary.BigEndian.Uint16(body[2:])
+		p.Payload = body[8:]
+	default:
+		p.Payload = body
+	}
+	return p, true
+}
+
+// PPTP control message types (RFC 2637 section 2).
+const (
+	pptpOCRQ = 7 // Outgoing-Call-Request
+	pptpOCRP = 8 // Outgoing-Call-Reply
+)
+
+// pptpCtrl is one PPTP control message seen in a capture.
+type pptpCtrl struct {
+	Src, Dst   netip.AddrPort
+	Type       uint16
+	CallID     uint16 // OCRQ, OCRP: the sender's call id
+	PeerCallID uint16 // OCRP: the requester's call id
+}
+
+// pptpControlMessages parses the PPTP control messages in TCP payloads to
+// or from port 1723 (several per segment; a message split over segments is
+// skipped, which the lab's small messages never are).
+func pptpControlMessages(pkts []pptpPacket) []pptpCtrl {
+	var out []pptpCtrl
+	for _, p := range pkts {
+		if p.Proto != 6 || (p.SrcPort != 1723 && p.DstPort != 1723) {
+			continue
+		}
+		b := p.Payload
+		for len(b) >= 12 {
+			n := int(binary.BigEndian.Uint16(b))
+			if n < 12 || n > len(b) || binary.BigEndian.Uint32(b[4:]) != 0x1a2b3c4d {
+				break
+			}
+			m := pptpCtrl{
+				Src:  netip.AddrPortFrom(p.Src, p.SrcPort),
+				Dst:  netip.AddrPortFrom(p.Dst, p.DstPort),
+				Type: binary.BigEndian.Uint16(b[8:]),
+			}
+			if (m.Type == pptpOCRQ || m.Type == pptpOCRP) && n >= 16 {
+				m.CallID = binary.BigEndian.Uint16(b[12:])
+				if m.Type == pptpOCRP {
+					m.PeerCallID = binary.BigEndian.Uint16(b[14:])
+				}
+			}
+			out = append(out, m)
+			b = b[n:]
+		}
+	}
+	return out
+}
+
+// pptpGRE is one enhanced GRE (version 1, PPP) packet.
+type pptpGRE struct {
+	Src, Dst netip.Addr
+	Key      uint16 // the call id of the receiver
+	Data     bool   // carries a PPP payload (not just an acknowledgement)
+}
+
+// pptpGREPackets parses enhanced GRE (RFC 2637 section 4.1).
+func pptpGREPackets(pkts []pptpPacket) []pptpGRE {
+	var out []pptpGRE
+	for _, p := range pkts {
+		b := p.Payload
+		if p.Proto != 47 || len(b) < 8 || b[1]&0x07 != 1 || binary.BigEndian.Uint16(b[2:]) != 0x880b {
+			continue
+		}
+		out = append(out, pptpGRE{
+			Src: p.Src, Dst: p.Dst,
+			Key:  binary.BigEndian.Uint16(b[6:]),
+			Data: binary.BigEndian.Uint16(b[4:]) > 0,
+		})
+	}
+	return out
+}
+
+// pptpCall is one call as a capture shows it: the OCRQ's call id and the
+// OCRP's, with the GRE keys seen each way.
+type pptpCall struct {
+	Client, Server   netip.Addr
+	ClientCallID     uint16 // from the OCRQ (the client's id, as this capture sees it)
+	ServerCallID     uint16 // from the OCRP
+	ToClient, ToServ int    // GRE data packets with the matching key each way
+}
+
+// pptpCalls pairs OCRQ and OCRP in a capture by the OCRP's peer call id
+// and counts the GRE data each way whose key is the receiver's call id.
+func pptpCalls(pkts []pptpPacket) []pptpCall {
+	var calls []pptpCall
+	ctrl := pptpControlMessages(pkts)
+	for _, rq := range ctrl {
+		if rq.Type != pptpOCRQ {
+			continue
+		}
+		for _, rp := range ctrl {
+			if rp.Type == pptpOCRP && rp.Dst == rq.Src && rp.PeerCallID == rq.CallID {
+				calls = append(calls, pptpCall{Client: rq.Src.Addr(), Server: rq.Dst.Addr(), ClientCallID: rq.CallID, ServerCallID: rp.CallID})
+				break
+			}
+		}
+	}
+	for _, g := range pptpGREPackets(pkts) {
+		for i := range calls {
+			c := &calls[i]
+			if !g.Data {
+				continue
+			}
+			if g.Src == c.Server && g.Dst == c.Client && g.Key == c.ClientCallID {
+				c.ToClient++
+			}
+			if g.Src == c.Client && g.Dst == c.Server && g.Key == c.ServerCallID {
+				c.ToServ++
+			}
+		}
+	}
+	return calls
+}
+
+// l2tpMsg is one L2TP message (RFC 2661 section 3.1) seen in a capture.
+type l2tpMsg struct {
+	Src, Dst        netip.AddrPort
+	Control         bool   // T bit: a control message (else data)
+	TunnelID        uint16 // header: the receiver's tunnel id
+	SessionID       uint16 // header: the receiver's session id
+	Type            uint16 // control: Message Type AVP; 0 for a ZLB acknowledgement
+	AssignedTunnel  uint16 // control: Assigned Tunnel ID AVP (SCCRQ, SCCRP), if any
+	AssignedSession uint16 // control: Assigned Session ID AVP (ICRQ, ICRP), if any
+	Hidden          bool   // control: some AVP was hidden
+}
+
+// L2TP message types used by the tests.
+const (
+	l2tpSCCRQ = 1
+	l2tpSCCRP = 2
+)
+
+// l2tpMessages parses the L2TP messages on UDP 1701 (either end).
+func l2tpMessages(pkts []pptpPacket) []l2tpMsg {
+	var out []l2tpMsg
+	for _, p := range pkts {
+		if p.Proto != 17 || (p.SrcPort != 1701 && p.DstPort != 1701) {
+			continue
+		}
+		b := p.Payload
+		if len(b) < 6 || b[1]&0x0f != 2 {
+			continue
+		}
+		flags := binary.BigEndian.Uint16(b)
+		m := l2tpMsg{
+			Src:     netip.AddrPortFrom(p.Src, p.SrcPort),
+			Dst:     netip.AddrPortFrom(p.Dst, p.DstPort),
+			Control: flags&0x8000 != 0,
+		}
+		off := 2
+		if flags&0x4000 != 0 {
+			off += 2
+		}
+		if len(b) < off+4 {
+			continue
+		}
+		m.TunnelID, m.SessionID = binary.BigEndian.Uint16(b[off:]), binary.BigEndian.Uint16(b[off+2:])
+		off += 4
+		if !m.Control {
+			out = append(out, m)
+			continue
+		}
+		if flags&0x0800 != 0 {
+			off += 4
+		}
+		if flags&0x0200 != 0 && len(b) >= off+2 {
+			off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+		}
+		for off+6 <= len(b) {
+			h := binary.BigEndian.Uint16(b[off:])
+			n := int(h & 0x03ff)
+			if n < 6 || off+n > len(b) {
+				break
+			}
+			vendor, attr := binary.BigEndian.Uint16(b[off+2:]), binary.BigEndian.Uint16(b[off+4:])
+			val := b[off+6 : off+n]
+			if h&0x4000 != 0 {
+				m.Hidden = true
+			} else if vendor == 0 && len(val) >= 2 {
+				switch attr {
+				case 0:
+					m.Type = binary.BigEndian.Uint16(val)
+				case 9:
+					m.AssignedTunnel = binary.BigEndian.Uint16(val)
+				case 14:
+					m.AssignedSession = binary.BigEndian.Uint16(val)
+				}
+			}
+			off += n
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// --- passgate ---
+
+// pptpPassgatePkg is passgate's command.
+const pptpPassgatePkg = "passgate/cmd/passgate"
+
+// pptpPassgate is passgate running in the lab's router namespace.
+type pptpPassgate struct {
+	Bin    string // the built binary
+	Config string // its configuration file
+	Sock   string // its control socket
+	proc   *pptpProc
+}
+
+// BuildPassgate builds passgate into the environment's directory, once.
+func (e *pptpEnv) BuildPassgate(ctx context.Context) (string, error) {
+	bin := e.Path("passgate")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	return bin, pptpGoBuild(ctx, pptpPassgatePkg, bin)
+}
+
+// StartPassgate writes config (a JSON object; "" means {}) to a file and
+// runs passgate with it in the router namespace, on the lab's interfaces
+// and addresses, then waits until its control socket answers. The name
+// tells runs apart (its files are NAME.json, NAME.sock, NAME.log).
+func (e *pptpEnv) StartPassgate(ctx context.Context, name, config string) (*pptpPassgate, error) {
+	bin, err := e.BuildPassgate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if config == "" {
+		config = "{}"
+	}
+	g := &pptpPassgate{Bin: bin, Config: e.Path(name + ".json"), Sock: e.Path(name + ".sock")}
+	if err := os.WriteFile(g.Config, []byte(config), 0o644); err != nil {
+		return nil, err
+	}
+	os.Remove(g.Sock)
+	g.proc, err = e.Start(lab.Router, name+".log", nil, bin, "run",
+		"--config", g.Config,
+		"--lan", lab.LANIface, "--lan-addr", lab.LANCIDR,
+		"--wan", lab.WANIface, "--wan-addr", lab.WANCIDR,
+		"--control", g.Sock, "--log-level", "debug")
+	if err != nil {
+		return nil, err
+	}
+	err = pptpWait(ctx, 20*time.Second, func() (bool, string) {
+		if done, err := g.proc.Exited(); done {
+			return true, fmt.Sprintf("passgate exited: %v", err)
+		}
+		_, err := g.Status(ctx)
+		return err == nil, fmt.Sprintf("control socket not answering: %v", err)
+	})
+	if done, perr := g.proc.Exited(); done || err != nil {
+		g.Stop()
+		return nil, fmt.Errorf("passgate %s: %v %v\n%s", name, err, perr, pptpTail(g.proc.LogPath, 4000))
+	}
+	return g, nil
+}
+
+// Stop ends passgate by its PID.
+func (g *pptpPassgate) Stop() { g.proc.Stop() }
+
+// Log is passgate's output so far.
+func (g *pptpPassgate) Log() string { return g.proc.Output() }
+
+// LogPath is the file passgate's output goes to.
+func (g *pptpPassgate) LogPath() string { return g.proc.LogPath }
+
+func (g *pptpPassgate) cli(ctx context.Context, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, g.Bin, append(args, "--json", "--control", g.Sock)...)
+	cmd.WaitDelay = 2 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("passgate %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out, nil
+}
+
+// Status is `passgate status --json`, decoded generically.
+func (g *pptpPassgate) Status(ctx context.Context) (map[string]any, error) {
+	out, err := g.cli(ctx, "status")
+	if err != nil {
+		return nil, err
+	}
+	var st map[string]any
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("status: %w: %s", err, out)
+	}
+	return st, nil
+}
+
+// Flows is `passgate conntrack --json`, each flow decoded generically.
+func (g *pptpPassgate) Flows(ctx context.Context) ([]map[string]any, error) {
+	out, err := g.cli(ctx, "conntrack")
+	if err != nil {
+		return nil, err
+	}
+	var flows []map[string]any
+	if err := json.Unmarshal(out, &flows); err != nil {
+		return nil, fmt.Errorf("conntrack: %w: %s", err, out)
+	}
+	return flows, nil
+}
+
+// pptpFlowProto is a flow's protocol, lower case.
+func pptpFlowProto(f map[string]any) string {
+	s, _ := f["proto"].(string)
+	return strings.ToLower(s)
+}
+
+// pptpFlowEndpoint parses one of a flow's "inside", "outside" or
+// "remote" endpoints ("addr:id").
+func pptpFlowEndpoint(f map[string]any, key string) (netip.AddrPort, bool) {
+	s, _ := f[key].(string)
+	ap, err := netip.ParseAddrPort(s)
+	return ap, err == nil
+}
+
+// pptpNumbers collects every number in v: JSON numbers, and the ports of
+// "addr:port" strings, so a test can look for an id whatever field the
+// flow table reports it in.
+func pptpNumbers(v any) map[uint64]bool {
+	m := map[uint64]bool{}
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case float64:
+			if x >= 0 && x == float64(uint64(x)) {
+				m[uint64(x)] = true
+			}
+		case string:
+			if ap, err := netip.ParseAddrPort(x); err == nil {
+				m[uint64(ap.Port())] = true
+			} else if n, err := strconv.ParseUint(x, 0, 64); err == nil {
+				m[n] = true
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return m
+}
+
+// pptpCounters flattens the numeric leaves of a JSON document into
+// "a.b.c" paths, for finding counters by name.
+func pptpCounters(v any) map[string]float64 {
+	out := map[string]float64{}
+	var walk func(string, any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case float64:
+			out[path] = x
+		case map[string]any:
+			for k, e := range x {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				walk(p, e)
+			}
+		case []any:
+			for i, e := range x {
+				walk(path+"["+strconv.Itoa(i)+"]", e)
+			}
+		}
+	}
+	walk("", v)
+	return out
+}
+
+// pptpMatching lists the non-zero counters whose path contains every one
+// of words (case-insensitive), sorted.
+func pptpMatching(counters map[string]float64, words ...string) []string {
+	var out []string
+	for path, v := range counters {
+		lp := strings.ToLower(path)
+		ok := v != 0
+		for _, w := range words {
+			ok = ok && strings.Contains(lp, w)
+		}
+		if ok {
+			out = append(out, fmt.Sprintf("%s=%v", path, v))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pptpFlowsText renders flows one per line.
+func pptpFlowsText(flows []map[string]any) string {
+	var b strings.Builder
+	for _, f := range flows {
+		fmt.Fprintf(&b, "%v\n", f)
+	}
+	return b.String()
+}
+
+// pptpLogLines returns the lines of text matching re.
+func pptpLogLines(text string, re *regexp.Regexp) []string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if re.MatchString(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
