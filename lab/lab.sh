@@ -65,8 +65,10 @@ inns() {
 	ip netns exec "$(ns "$n")" "$@"
 }
 
+# A named namespace is a file under /run/netns (no pipeline: with pipefail,
+# grep -q closing early could make a pipe report failure).
 ns_exists() {
-	ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -- "$1"
+	[[ -e "/run/netns/$1" ]]
 }
 
 # Remove this prefix's namespaces. Processes still living in them (left over
@@ -95,7 +97,7 @@ teardown() {
 		fi
 		ip netns del "$name" 2>/dev/null || true
 	done
-	# Named netns mounts left by an interrupted `ip netns add`.
+	# Named netns files left by an interrupted `ip netns add` or `del`.
 	for n in "${NODES[@]}"; do
 		name="$(ns "$n")"
 		if [[ -e "/run/netns/$name" ]]; then

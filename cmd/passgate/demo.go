@@ -485,6 +485,9 @@ loop:
 			return ctx.Err()
 		case <-tick.C:
 			table, err := d.pgctl(ctx, "conntrack")
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			if err != nil {
 				d.say("   flows │ %v", err)
 				continue

@@ -1,0 +1,686 @@
+package lab
+
+// Integration tests: the real passgate daemon in the router namespace of a
+// lab (prefix pgit), real traffic from the LAN hosts to the servers.
+//
+// The daemon contract they rely on:
+//
+//	passgate run --lan lan0 --lan-addr 192.168.50.1/24 --wan wan0 --wan-addr 203.0.113.1/24 \
+//	    --config FILE --control SOCKET        (stops on SIGTERM)
+//	passgate status    --control SOCKET        (exit 0 once the daemon serves)
+//	passgate conntrack --control SOCKET --json (the live flow table)
+//
+// `conntrack --json` prints a JSON array of flows (nat.FlowInfo: "inside",
+// "outside", "remote" as "ADDR:PORT"); an object holding the array under
+// "flows" is accepted too. A flow "mentions" a port when a string in it ends
+// with ":PORT" or a number under a key naming a port equals it.
+//
+// The tests run in file order and share one lab and one daemon;
+// TestNATFlowTableEmpties comes last. They never skip: without root, or
+// without a daemon that builds and starts, they fail.
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const itPrefix = "pgit"
+
+// Ports of the servers shared by the integration tests.
+const (
+	httpPort       = 80   // srv1 and lan1 http.server
+	udpEchoPort    = 7    // srv1
+	udpReflectPort = 9000 // srv1 and srv2
+	tcpReflectPort = 9001 // srv1
+	iperfPort0     = 5201 // srv1: 5201, 5202, 5203 for lan1, lan2, lan3
+	forwardPort    = 8080 // router WAN tcp 8080 -> lan1:80
+)
+
+var (
+	pgBin      string // passgate binary built in TestMain
+	pgBuildErr error
+	itTmp      string
+
+	itOnce  sync.Once
+	itReady bool
+	itLab   *Lab
+	itSock  string
+	itPG    *proc   // the daemon
+	itProcs []*proc // servers shared by the tests
+	itBlob  webRoot // srv1's file
+	itWeb1  *proc   // srv1's http.server, whose log names each client
+	itMark  string  // lan1's marker page
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	itTmp, err = os.MkdirTemp("", "passgate-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Chmod(itTmp, 0o755)
+	if b := os.Getenv("PASSGATE_TEST_BIN"); b != "" {
+		pgBin = b // a prebuilt binary, for debugging the tests themselves
+	} else {
+		pgBin = filepath.Join(itTmp, "passgate")
+		cmd := exec.Command("go", "build", "-o", pgBin, "passgate/cmd/passgate")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			pgBuildErr = fmt.Errorf("go build passgate/cmd/passgate: %v\n%s", err, out)
+		}
+	}
+	code := m.Run()
+	teardownIntegration()
+	os.RemoveAll(itTmp)
+	os.Exit(code)
+}
+
+func teardownIntegration() {
+	if itPG != nil {
+		itPG.stop()
+	}
+	for _, p := range itProcs {
+		p.stop()
+	}
+	if itLab != nil {
+		if err := itLab.Down(); err != nil {
+			fmt.Fprintln(os.Stderr, "integration lab down:", err)
+		}
+	}
+}
+
+// integration returns the shared lab with passgate running, setting both up
+// on first use. Any test that finds the daemon dead fails with its log.
+func integration(t *testing.T) *Lab {
+	t.Helper()
+	itOnce.Do(func() { setupIntegration(t) })
+	if !itReady {
+		t.Fatal("integration setup failed (see the first integration test's output)")
+	}
+	if itPG.exited() {
+		t.Fatalf("passgate exited: %v\n%s", itPG.err, daemonLog())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("passgate log (tail):\n%s", daemonLog())
+		}
+	})
+	return itLab
+}
+
+func daemonLog() string {
+	if itPG == nil {
+		return ""
+	}
+	s := itPG.stdout.String() + itPG.stderr.String()
+	if len(s) > 4000 {
+		s = "..." + s[len(s)-4000:]
+	}
+	return s
+}
+
+// shared starts a server for the whole package run.
+func shared(t *testing.T, l *Lab, node, name string, args ...string) *proc {
+	t.Helper()
+	p, err := spawn(l, node, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	itProcs = append(itProcs, p)
+	return p
+}
+
+// itConfig is the daemon's configuration for the tests.
+func itConfig() string {
+	return fmt.Sprintf(`{
+  "lan": {"interface": "lan0", "address": "192.168.50.1/24"},
+  "wan": {"interface": "wan0", "address": "203.0.113.1/24"},
+  "nat": {
+    "filtering": "address-dependent",
+    "allow_short_timeouts": true,
+    "timeouts": {"udp": "5s", "tcp_established": "30s", "tcp_transitory": "5s", "tcp_closed": "5s", "icmp": "5s"}
+  },
+  "port_forwards": [
+    {"name": "web", "proto": "tcp", "outside_port": "%d", "host": "%s", "inside_port": %d}
+  ],
+  "dmz": "",
+  "control_socket": %q
+}
+`, forwardPort, LAN1, httpPort, itSock)
+}
+
+func setupIntegration(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the integration tests need root (network namespaces); run them with sudo")
+	}
+	if pgBuildErr != nil {
+		t.Fatal(pgBuildErr)
+	}
+	if missing := Missing(append(BaseTools, TestTools...)...); len(missing) > 0 {
+		t.Fatalf("missing Debian packages %v (.ci/run installs them)", missing)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := Up(ctx, itPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	itLab = l
+
+	// Servers. Their files live in itTmp: a test's TempDir would vanish
+	// with the first test.
+	itBlob, err = makeWebRoot(filepath.Join(itTmp, "srv1-web"), "blob", 2<<20, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lan1Web := filepath.Join(itTmp, "lan1-web")
+	itMark = fmt.Sprintf("lan1 port-forward marker %d\n", rand.Int64())
+	if err := os.MkdirAll(lan1Web, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lan1Web, "marker"), []byte(itMark), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	itWeb1 = shared(t, l, Server1, Python, "-m", "http.server", "--bind", Srv1, "--directory", itBlob.dir, strconv.Itoa(httpPort))
+	shared(t, l, Lan1, Python, "-m", "http.server", "--bind", LAN1, "--directory", lan1Web, strconv.Itoa(httpPort))
+	tool := nettool(t)
+	for _, s := range []struct {
+		node string
+		args []string
+	}{
+		{Server1, []string{tool, "udp-echo", Srv1, strconv.Itoa(udpEchoPort)}},
+		{Server1, []string{tool, "udp-reflect", Srv1, strconv.Itoa(udpReflectPort)}},
+		{Server2, []string{tool, "udp-reflect", Srv2, strconv.Itoa(udpReflectPort)}},
+		{Server1, []string{tool, "tcp-reflect", Srv1, strconv.Itoa(tcpReflectPort)}},
+	} {
+		shared(t, l, s.node, Python, s.args...).waitLine(t, "ready", 10*time.Second)
+	}
+	waitListen(t, l, Server1, "tcp", Srv1, httpPort, 10*time.Second)
+	waitListen(t, l, Lan1, "tcp", LAN1, httpPort, 10*time.Second)
+
+	// The daemon.
+	itSock = filepath.Join(itTmp, "passgate.sock")
+	cfg := filepath.Join(itTmp, "passgate.json")
+	if err := os.WriteFile(cfg, []byte(itConfig()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pg, err := spawn(l, Router, pgBin, "run",
+		"--lan", LANIface, "--lan-addr", LANCIDR, "--wan", WANIface, "--wan-addr", WANCIDR,
+		"--config", cfg, "--control", itSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	itPG = pg
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if pg.exited() {
+			t.Fatalf("passgate run exited at start: %v\n%s", pg.err, daemonLog())
+		}
+		if _, err := tryRun(l, 5*time.Second, Router, pgBin, "status", "--control", itSock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("passgate control socket %s not answering within 20 s\n%s", itSock, daemonLog())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	itReady = true
+}
+
+// flowTable reads `passgate conntrack --json` and returns the flows.
+func flowTable(t *testing.T, l *Lab) []any {
+	t.Helper()
+	raw := stdoutOf(t, l, 10*time.Second, Router, pgBin, "conntrack", "--control", itSock, "--json")
+	flows, err := parseFlows(raw)
+	if err != nil {
+		t.Fatalf("passgate conntrack --json: %v\n%s", err, raw)
+	}
+	return flows
+}
+
+// parseFlows accepts a JSON array of flows, or an object holding the array
+// under "flows" or as its only array-valued field.
+func parseFlows(raw []byte) ([]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	switch v := v.(type) {
+	case []any:
+		return v, nil
+	case map[string]any:
+		if f, ok := v["flows"]; ok {
+			if f == nil {
+				return nil, nil
+			}
+			if a, ok := f.([]any); ok {
+				return a, nil
+			}
+			return nil, fmt.Errorf(`"flows" is not an array`)
+		}
+		var found []any
+		n := 0
+		for _, f := range v {
+			if a, ok := f.([]any); ok {
+				found = a
+				n++
+			}
+		}
+		if n == 1 {
+			return found, nil
+		}
+		return nil, fmt.Errorf("no flow array in the object (want \"flows\": [...])")
+	}
+	return nil, fmt.Errorf("want an array of flows or an object with \"flows\"")
+}
+
+// mentionsPort reports whether a string in v is the port or ends with
+// ":port" (an address:port), or a number under a key naming a port equals
+// it. Counters that happen to equal the port do not count.
+func mentionsPort(v any, port int) bool {
+	ps := strconv.Itoa(port)
+	switch v := v.(type) {
+	case string:
+		return v == ps || strings.HasSuffix(v, ":"+ps)
+	case []any:
+		for _, e := range v {
+			if mentionsPort(e, port) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if n, ok := e.(json.Number); ok {
+				if strings.Contains(strings.ToLower(k), "port") && n.String() == ps {
+					return true
+				}
+				continue
+			}
+			if mentionsPort(e, port) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestParseFlows(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		port int
+		has  bool
+	}{
+		{`[]`, 0, 1, false},
+		{`{"flows": null}`, 0, 1, false},
+		{`{"count": 1, "flows": [{"proto": "udp", "orig": {"src": "192.168.50.10:4000"}}]}`, 1, 4000, true},
+		{`{"entries": [{"sport": 4001}]}`, 1, 4001, true},
+		{`[{"sport": 14001, "dst": "203.0.113.10:40010"}]`, 1, 4001, false},
+		{`[{"proto": "udp", "inside": "192.168.50.10:41000", "outside": "203.0.113.1:41000", "remote": "203.0.113.10:7", "packets_out": 4002}]`, 1, 4002, false},
+		{`[{"proto": "udp", "inside": "192.168.50.10:41000", "outside": "203.0.113.1:4003", "remote": "203.0.113.10:7"}]`, 1, 4003, true},
+	} {
+		flows, err := parseFlows([]byte(c.in))
+		if err != nil || len(flows) != c.n {
+			t.Errorf("parseFlows(%s) = %d flows, %v; want %d", c.in, len(flows), err, c.n)
+			continue
+		}
+		if got := mentionsPort(flows, c.port); got != c.has {
+			t.Errorf("mentionsPort(%s, %d) = %v, want %v", c.in, c.port, got, c.has)
+		}
+	}
+	if _, err := parseFlows([]byte(`{"a": [], "b": []}`)); err == nil {
+		t.Error("ambiguous object accepted")
+	}
+}
+
+// TestNATConcurrentTraffic: all three LAN hosts at once download a file,
+// run iperf3, echo UDP and ping through passgate: twelve activities started
+// together (goroutines, not t.Parallel, which -parallel would throttle).
+func TestNATConcurrentTraffic(t *testing.T) {
+	l := integration(t)
+
+	// One iperf3 server per host: an iperf3 server serves one test at a time.
+	servers := make([]*proc, len(LANHosts))
+	for i := range LANHosts {
+		port := iperfPort0 + i
+		servers[i] = startProc(t, l, Server1, "iperf3", "-s", "-1", "-B", Srv1, "-p", strconv.Itoa(port), "-J")
+		waitListen(t, l, Server1, "tcp", Srv1, port, 10*time.Second)
+	}
+
+	type activity struct {
+		name string
+		fn   func() error
+	}
+	var acts []activity
+	for i, h := range LANHosts {
+		iperfPort := iperfPort0 + i
+		acts = append(acts,
+			activity{h.Node + " curl", func() error {
+				body, err := tryCurl(l, h.Node, fmt.Sprintf("http://%s:%d/%s", Srv1, httpPort, itBlob.name))
+				if err != nil {
+					return err
+				}
+				return itBlob.check(h.Node+" curl srv1", body)
+			}},
+			activity{h.Node + " iperf3", func() error {
+				_, err := tryRun(l, 40*time.Second, h.Node, "iperf3", "-c", Srv1, "-p", strconv.Itoa(iperfPort), "-t", "3", "--connect-timeout", "5000", "-J")
+				return err
+			}},
+			activity{h.Node + " udp-echo", func() error {
+				for _, size := range []int{1, 64, 512, 1400, 1472} {
+					payload := randomHex(size)
+					var res struct {
+						Reply *string `json:"reply"`
+					}
+					if err := tryNettoolJSON(l, 20*time.Second, h.Node, &res, "udp-send", Srv1, strconv.Itoa(udpEchoPort), payload, "2"); err != nil {
+						return err
+					}
+					if res.Reply == nil {
+						return fmt.Errorf("udp echo of %d bytes: no reply", size)
+					}
+					if *res.Reply != payload {
+						return fmt.Errorf("udp echo of %d bytes: reply differs (%d bytes back)", size, len(*res.Reply)/2)
+					}
+				}
+				return nil
+			}},
+			activity{h.Node + " ping", func() error {
+				out, _ := tryRun(l, 30*time.Second, h.Node, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "2", Srv1)
+				m := regexp.MustCompile(`(\d+) received`).FindStringSubmatch(out)
+				if m == nil {
+					return fmt.Errorf("ping: %s", out)
+				}
+				if n, _ := strconv.Atoi(m[1]); n < 4 {
+					return fmt.Errorf("ping srv1: %d of 5 replies\n%s", n, out)
+				}
+				if !strings.Contains(out, "bytes from "+Srv1) {
+					return fmt.Errorf("ping: replies not from %s\n%s", Srv1, out)
+				}
+				return nil
+			}},
+		)
+	}
+	errs := make([]error, len(acts))
+	took := make([]time.Duration, len(acts))
+	var wg sync.WaitGroup
+	begin := make(chan struct{})
+	for i, a := range acts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-begin
+			t0 := time.Now()
+			errs[i] = a.fn()
+			took[i] = time.Since(t0)
+		}()
+	}
+	close(begin)
+	wg.Wait()
+	for i, a := range acts {
+		if errs[i] != nil {
+			t.Errorf("%s: %v", a.name, errs[i])
+		} else {
+			t.Logf("%s: ok in %v", a.name, took[i].Round(time.Millisecond))
+		}
+	}
+
+	for i, h := range LANHosts {
+		srv := servers[i]
+		srv.wait(t, 20*time.Second)
+		var res struct {
+			Start struct {
+				Connected []struct {
+					RemoteHost string `json:"remote_host"`
+				} `json:"connected"`
+			} `json:"start"`
+			End struct {
+				SumReceived struct {
+					Bytes int64 `json:"bytes"`
+				} `json:"sum_received"`
+			} `json:"end"`
+		}
+		if err := json.Unmarshal([]byte(srv.stdout.String()), &res); err != nil {
+			t.Errorf("%s iperf3 server JSON: %v\n%s", h.Node, err, srv.stdout.String())
+			continue
+		}
+		if res.End.SumReceived.Bytes <= 0 {
+			t.Errorf("%s iperf3: server received %d bytes", h.Node, res.End.SumReceived.Bytes)
+		}
+		if len(res.Start.Connected) == 0 {
+			t.Errorf("%s iperf3: server saw no connection", h.Node)
+		}
+		for _, c := range res.Start.Connected {
+			if c.RemoteHost != WANAddr {
+				t.Errorf("%s iperf3: server saw client %s, want %s", h.Node, c.RemoteHost, WANAddr)
+			}
+		}
+		t.Logf("%s iperf3: server received %d bytes in 3 s", h.Node, res.End.SumReceived.Bytes)
+	}
+}
+
+// TestNATTraceroute: hop 1 is the router's LAN address (passgate sends
+// time-exceeded), hop 2 the server (its port-unreachable translated back).
+func TestNATTraceroute(t *testing.T) {
+	l := integration(t)
+	out := run(t, l, 60*time.Second, Lan2, "traceroute", "-n", "-q1", "-m3", "-w", "2", Srv2)
+	hops := map[int]string{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				hops[n] = f[1]
+			}
+		}
+	}
+	if hops[1] != LANGateway || hops[2] != Srv2 {
+		t.Errorf("traceroute lan2 -> srv2: hop 1 %q (want %s), hop 2 %q (want %s)\n%s", hops[1], LANGateway, hops[2], Srv2, out)
+	}
+	if _, ok := hops[3]; ok && hops[2] == Srv2 {
+		t.Errorf("traceroute went on past the destination:\n%s", out)
+	}
+}
+
+// TestNATPortForward: srv2 reaches lan1's web server through WAN tcp 8080.
+func TestNATPortForward(t *testing.T) {
+	l := integration(t)
+	body := curlBody(t, l, Server2, fmt.Sprintf("http://%s:%d/marker", WANAddr, forwardPort))
+	if string(body) != itMark {
+		t.Errorf("srv2 -> %s:%d got %q, want lan1's marker %q", WANAddr, forwardPort, body, itMark)
+	}
+}
+
+// TestNATHairpin: lan3 reaches lan1's web server through the router's WAN
+// address and the port forward.
+func TestNATHairpin(t *testing.T) {
+	l := integration(t)
+	body := curlBody(t, l, Lan3, fmt.Sprintf("http://%s:%d/marker", WANAddr, forwardPort))
+	if string(body) != itMark {
+		t.Errorf("lan3 -> %s:%d (hairpin) got %q, want lan1's marker %q", WANAddr, forwardPort, body, itMark)
+	}
+}
+
+// TestNATUnsolicitedInbound: UDP and TCP from srv1 to an unmapped port of the
+// router reach no LAN host and create no flow.
+func TestNATUnsolicitedInbound(t *testing.T) {
+	l := integration(t)
+	// Below the LAN hosts' ephemeral range (32768-60999), so no mapping that
+	// preserved a host's source port can hold it.
+	var port int
+	for tries := 0; ; tries++ {
+		port = 20000 + rand.IntN(10000)
+		if !mentionsPort(flowTable(t, l), port) {
+			break
+		}
+		if tries > 20 {
+			t.Fatal("no free port found")
+		}
+	}
+	var listeners []*proc
+	for _, h := range LANHosts {
+		p := startProc(t, l, h.Node, Python, nettool(t), "listen", strconv.Itoa(port), "6")
+		p.waitLine(t, "ready", 10*time.Second)
+		listeners = append(listeners, p)
+	}
+	var udp struct {
+		Reply *string `json:"reply"`
+	}
+	nettoolJSON(t, l, 20*time.Second, Server1, &udp, "udp-send", WANAddr, strconv.Itoa(port), randomHex(32), "1")
+	if udp.Reply != nil {
+		t.Errorf("srv1 UDP to %s:%d got an answer %q", WANAddr, port, *udp.Reply)
+	}
+	var tcp struct {
+		Result string `json:"result"`
+	}
+	nettoolJSON(t, l, 20*time.Second, Server1, &tcp, "tcp-connect", WANAddr, strconv.Itoa(port), "2")
+	if tcp.Result == "connected" {
+		t.Errorf("srv1 TCP connect to %s:%d succeeded", WANAddr, port)
+	}
+	if flows := flowTable(t, l); mentionsPort(flows, port) {
+		t.Errorf("flow table holds an entry for unsolicited port %d: %v", port, flows)
+	}
+	for i, p := range listeners {
+		p.wait(t, 15*time.Second)
+		var got struct {
+			UDP []string `json:"udp"`
+			TCP []string `json:"tcp"`
+		}
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(p.stdout.String(), "ready\n")), &got); err != nil {
+			t.Fatalf("%s listener: %v\n%s", LANHosts[i].Node, err, p.stdout.String())
+		}
+		if len(got.UDP)+len(got.TCP) > 0 {
+			t.Errorf("%s received unsolicited traffic on port %d: udp %v tcp %v", LANHosts[i].Node, port, got.UDP, got.TCP)
+		}
+	}
+}
+
+// TestNATEndpointIndependentMapping: one UDP socket on lan1 talking to two
+// servers is seen by both from the same public address and port.
+func TestNATEndpointIndependentMapping(t *testing.T) {
+	l := integration(t)
+	var res struct {
+		Local []any              `json:"local"`
+		Seen  map[string]*string `json:"seen"`
+	}
+	nettoolJSON(t, l, 20*time.Second, Lan1, &res, "udp-eim", strconv.Itoa(udpReflectPort), Srv1, Srv2)
+	s1, s2 := res.Seen[Srv1], res.Seen[Srv2]
+	if s1 == nil || s2 == nil {
+		t.Fatalf("no reflection from a server: %+v", res)
+	}
+	f1, f2 := strings.Fields(*s1), strings.Fields(*s2)
+	if len(f1) != 2 || len(f2) != 2 {
+		t.Fatalf("bad reflections %q %q", *s1, *s2)
+	}
+	if f1[0] != WANAddr || f2[0] != WANAddr {
+		t.Errorf("servers saw %s and %s, want %s", f1[0], f2[0], WANAddr)
+	}
+	if f1[1] != f2[1] {
+		t.Errorf("mapping depends on the destination: srv1 saw port %s, srv2 saw port %s", f1[1], f2[1])
+	}
+	if len(res.Local) == 2 && fmt.Sprint(res.Local[1]) != f1[1] {
+		t.Logf("source port %v not preserved (mapped to %s)", res.Local[1], f1[1])
+	}
+}
+
+// TestNATSourceAddress: whatever the protocol and LAN host, servers see
+// 203.0.113.1.
+func TestNATSourceAddress(t *testing.T) {
+	l := integration(t)
+	dump := startProc(t, l, Server1, "tcpdump", "-l", "-n", "-i", HostIface, "-c", "6", "icmp[icmptype] == icmp-echo")
+	dump.waitStderr(t, "listening on", 10*time.Second)
+	for _, h := range LANHosts {
+		var u struct {
+			Reply *string `json:"reply"`
+		}
+		nettoolJSON(t, l, 20*time.Second, h.Node, &u, "udp-send", Srv1, strconv.Itoa(udpReflectPort), "00", "2")
+		if u.Reply == nil {
+			t.Errorf("%s: no UDP reflection", h.Node)
+		} else if b, _ := decodeHex(*u.Reply); !strings.HasPrefix(string(b), WANAddr+" ") {
+			t.Errorf("%s: srv1 saw UDP from %q, want %s", h.Node, b, WANAddr)
+		}
+		var tc struct {
+			Data string `json:"data"`
+		}
+		nettoolJSON(t, l, 20*time.Second, h.Node, &tc, "tcp-read", Srv1, strconv.Itoa(tcpReflectPort))
+		if !strings.HasPrefix(tc.Data, WANAddr+" ") {
+			t.Errorf("%s: srv1 saw TCP from %q, want %s", h.Node, tc.Data, WANAddr)
+		}
+		run(t, l, 20*time.Second, h.Node, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", Srv1)
+	}
+	dump.wait(t, 15*time.Second)
+	n := 0
+	for _, line := range strings.Split(dump.stdout.String(), "\n") {
+		if !strings.Contains(line, "ICMP echo request") {
+			continue
+		}
+		n++
+		if !strings.Contains(line, " IP "+WANAddr+" > "+Srv1+": ") {
+			t.Errorf("srv1 saw an echo request not from %s: %s", WANAddr, line)
+		}
+	}
+	if n != 6 {
+		t.Errorf("srv1 saw %d echo requests, want 6:\n%s", n, dump.stdout.String())
+	}
+	// Every HTTP request srv1 served so far, from every test.
+	gets := 0
+	for _, line := range strings.Split(itWeb1.stderr.String(), "\n") {
+		if !strings.Contains(line, `"GET `) {
+			continue
+		}
+		gets++
+		if !strings.HasPrefix(line, WANAddr+" - - ") {
+			t.Errorf("srv1's web server saw a client other than %s: %s", WANAddr, line)
+		}
+	}
+	if gets == 0 {
+		t.Errorf("srv1's web server logged no request (run with TestNATConcurrentTraffic)")
+	}
+}
+
+func decodeHex(s string) ([]byte, error) { return hex.DecodeString(s) }
+
+// TestNATFlowTableEmpties: after traffic, every flow leaves the table once
+// its timeout (5 s here, 30 s for established TCP) has passed. Keep it last.
+func TestNATFlowTableEmpties(t *testing.T) {
+	l := integration(t)
+	run(t, l, 20*time.Second, Lan1, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", Srv2)
+	var u struct {
+		Reply *string `json:"reply"`
+	}
+	nettoolJSON(t, l, 20*time.Second, Lan2, &u, "udp-send", Srv1, strconv.Itoa(udpEchoPort), "abcd", "2")
+	if u.Reply == nil || *u.Reply != "abcd" {
+		t.Errorf("lan2 udp echo: %v", u.Reply)
+	}
+	checkBody(t, "lan3 curl srv1", curlBody(t, l, Lan3, fmt.Sprintf("http://%s:%d/%s", Srv1, httpPort, itBlob.name)), itBlob)
+	if flows := flowTable(t, l); len(flows) == 0 {
+		t.Fatal("flow table empty right after traffic")
+	} else {
+		t.Logf("%d flows right after traffic", len(flows))
+	}
+	deadline := time.Now().Add(75 * time.Second)
+	for {
+		flows := flowTable(t, l)
+		if len(flows) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.MarshalIndent(flows, "", "  ")
+			t.Fatalf("flow table not empty 75 s after the last traffic (timeouts 5 s, tcp established 30 s): %d flows\n%s", len(flows), b)
+		}
+		time.Sleep(time.Second)
+	}
+}

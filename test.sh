@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The project's test command (README.md, .ci/run): gofmt, go vet, then every
+# test verbosely, failing if any test was skipped. Runs as root: the lab
+# tests build network namespaces.
+#
+#   sudo ./test.sh            everything
+#   sudo ./test.sh ./lab      only some packages
+#
+# The verbose log goes to $TEST_LOG (default ./test.log).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+export PATH="/usr/local/go/bin:$PATH"
+LOG="${TEST_LOG:-test.log}"
+PKGS=("${@:-./...}")
+
+echo "== gofmt"
+unformatted="$(find . -name '*.go' -not -path './.git/*' -print0 | xargs -0 -r gofmt -l)"
+if [[ -n "$unformatted" ]]; then
+	echo "gofmt: these files need formatting:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "== go vet ${PKGS[*]}"
+go vet "${PKGS[@]}"
+
+echo "== go test ${PKGS[*]} (log: $LOG)"
+set +e
+go test -p 1 -count=1 -timeout 25m -v "${PKGS[@]}" 2>&1 | tee "$LOG"
+rc=${PIPESTATUS[0]}
+set -e
+if grep -q -- '--- SKIP' "$LOG"; then
+	echo >&2
+	echo "test.sh: tests were skipped, which this project does not allow:" >&2
+	grep -B1 -A3 -- '--- SKIP' "$LOG" >&2 || true
+	exit 1
+fi
+if [[ $rc -ne 0 ]]; then
+	echo "test.sh: go test failed (exit $rc)" >&2
+	exit "$rc"
+fi
+echo "test.sh: all tests passed, none skipped"
