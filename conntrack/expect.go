@@ -9,6 +9,7 @@ type Expectation struct {
 	Host     [4]byte // LAN host to charge
 	Helper   uint8
 	Data     uint64
+	Tag      uint64 // the helper's name for it, to remove it later
 	Deadline int64
 }
 
@@ -25,11 +26,22 @@ func (e errorString) Error() string { return string(e) }
 
 // Expect registers an expectation, replacing one with the same Match.
 func (t *Table) Expect(e Expectation) error {
-	if _, ok := t.expect[e.Match]; !ok && len(t.expect) >= maxExpectations {
+	old, ok := t.expect[e.Match]
+	if !ok && len(t.expect) >= maxExpectations {
 		return ErrTooManyExpectations
+	}
+	if ok {
+		t.gone(&old)
 	}
 	t.expect[e.Match] = e
 	return nil
+}
+
+// gone tells the owner an expectation went unfulfilled.
+func (t *Table) gone(e *Expectation) {
+	if t.OnExpectationGone != nil {
+		t.OnExpectationGone(e)
+	}
 }
 
 // Expected finds and removes the expectation that k fulfils: an exact match
@@ -48,6 +60,7 @@ func (t *Table) Expected(k Tuple, now int64) (Expectation, bool) {
 	}
 	delete(t.expect, e.Match)
 	if e.Deadline <= now {
+		t.gone(&e)
 		return Expectation{}, false
 	}
 	return e, true
@@ -59,6 +72,7 @@ func (t *Table) Unexpect(drop func(*Expectation) bool) {
 	for k, e := range t.expect {
 		if drop(&e) {
 			delete(t.expect, k)
+			t.gone(&e)
 		}
 	}
 }
@@ -74,6 +88,7 @@ func (t *Table) expireExpectations(now int64) int {
 	for k, e := range t.expect {
 		if e.Deadline <= now {
 			delete(t.expect, k)
+			t.gone(&e)
 			n++
 		}
 	}

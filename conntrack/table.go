@@ -71,6 +71,9 @@ type Table struct {
 	// OnDelete, if set, is called for every flow just before it is removed
 	// (expiry or Delete), so the owner can release what the flow held.
 	OnDelete func(id int32, f *Flow)
+	// OnExpectationGone, if set, is called for every expectation that goes
+	// unfulfilled (expired, replaced or removed), for the same reason.
+	OnExpectationGone func(e *Expectation)
 }
 
 // New makes a table for at most max flows, at most perHost of them charged

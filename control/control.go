@@ -54,21 +54,22 @@ type Interface struct {
 
 // NATStats are the engine's counters, drops by reason name.
 type NATStats struct {
-	PacketsOut   uint64            `json:"packets_lan_to_wan"`
-	PacketsIn    uint64            `json:"packets_wan_to_lan"`
-	BytesOut     uint64            `json:"bytes_lan_to_wan"`
-	BytesIn      uint64            `json:"bytes_wan_to_lan"`
-	Drops        map[string]uint64 `json:"drops"`
-	ICMPSent     uint64            `json:"icmp_sent"`
-	Flows        int               `json:"flows"`
-	FlowsByProto map[string]int    `json:"flows_by_proto"`
-	Mappings     int               `json:"mappings"`
-	Created      uint64            `json:"flows_created"`
-	Expired      uint64            `json:"flows_expired"`
-	ESPAmbiguous uint64            `json:"esp_ambiguous"`
-	L2TPFallback uint64            `json:"l2tp_fallback"`
-	PPTPUnparsed uint64            `json:"pptp_unparsed"`
-	VPNSessions  map[string]int    `json:"vpn_sessions"`
+	PacketsOut   uint64                        `json:"packets_lan_to_wan"`
+	PacketsIn    uint64                        `json:"packets_wan_to_lan"`
+	BytesOut     uint64                        `json:"bytes_lan_to_wan"`
+	BytesIn      uint64                        `json:"bytes_wan_to_lan"`
+	Drops        map[string]uint64             `json:"drops"`
+	ICMPSent     uint64                        `json:"icmp_sent"`
+	Flows        int                           `json:"flows"`
+	FlowsByProto map[string]int                `json:"flows_by_proto"`
+	Mappings     int                           `json:"mappings"`
+	Created      uint64                        `json:"flows_created"`
+	Expired      uint64                        `json:"flows_expired"`
+	ESPAmbiguous uint64                        `json:"esp_ambiguous"`
+	L2TPFallback uint64                        `json:"l2tp_fallback"`
+	PPTPUnparsed uint64                        `json:"pptp_unparsed"`
+	VPNSessions  map[string]int                `json:"vpn_sessions"`
+	Helpers      map[string]nat.HelperCounters `json:"helpers"`
 }
 
 // NATStatsFrom converts the engine's counters. Every drop reason is listed,
@@ -81,7 +82,7 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		ICMPSent: s.ICMPSent, Flows: s.Flows, FlowsByProto: s.FlowsByProto,
 		Mappings: s.Mappings, Created: s.Created, Expired: s.Expired,
 		ESPAmbiguous: s.ESPAmbiguous, L2TPFallback: s.L2TPFallback, PPTPUnparsed: s.PPTPUnparsed,
-		VPNSessions: s.VPNSessions,
+		VPNSessions: s.VPNSessions, Helpers: s.Helpers,
 	}
 	for _, r := range nat.DropReasons() {
 		if r == nat.DropNone {

@@ -117,6 +117,9 @@ type Config struct {
 	ICMPRate        int        // generated ICMP errors per second; default 100
 
 	Passthrough Passthrough
+	// Helpers switches registered application-level gateways by name
+	// ("ftp", "sip", ...); absent ones take the helper's default.
+	Helpers map[string]Switch
 }
 
 // Switch is a run-time on/off setting whose zero value means the default.

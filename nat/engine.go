@@ -25,9 +25,10 @@ const (
 	originForward
 	originDMZ
 	originHairpin
+	originExpected
 )
 
-var originNames = [...]string{"lan", "wan-mapping", "port-forward", "dmz", "hairpin"}
+var originNames = [...]string{"lan", "wan-mapping", "port-forward", "dmz", "hairpin", "expected"}
 
 // Engine is the NAT engine. Make one with New.
 type Engine struct {
@@ -69,6 +70,13 @@ type Engine struct {
 	doomed []doomedFlow
 	now    Time
 
+	// Application-level gateways (helper.go).
+	helpers     []Helper
+	helperOn    []bool
+	helperStats []HelperCounters
+	hp          HelperPacket
+	seqAdjs     []seqAdjs
+
 	events events
 	stats  Stats
 }
@@ -101,11 +109,13 @@ func New(cfg Config, now Time) (*Engine, error) {
 		doomed:     make([]doomedFlow, 0, pptpConnsMax*pptpCallsPerConn),
 	}
 	e.pptpInit()
+	e.seqAdjs = make([]seqAdjs, cfg.MaxFlows)
 	e.emitPool = make([][]byte, emitBufs)
 	for i := range e.emitPool {
 		e.emitPool[i] = make([]byte, emitSize)
 	}
 	e.ct.OnDelete = e.onDelete
+	e.ct.OnExpectationGone = e.expectationGone
 	e.apply(cfg)
 	e.icmpTokens = int64(cfg.ICMPRate) * 1000
 	e.icmpLast = now
@@ -140,6 +150,7 @@ func (e *Engine) apply(cfg Config) {
 	e.pass.ipsec = cfg.Passthrough.IPsec.Enabled(true)
 	e.pass.pptp = cfg.Passthrough.PPTP.Enabled(true)
 	e.pass.l2tp = cfg.Passthrough.L2TP.Enabled(true)
+	e.applyHelpers()
 }
 
 // doom queues a flow for deletion by reap.
@@ -317,7 +328,14 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 	if r := e.track(now, id, f, dir, ip); r != DropNone {
 		return e.drop(r)
 	}
-	if f.Helper != helperNone {
+	var grown []byte // set when a helper's rewrite outgrew the packet's buffer
+	if f.Helper >= helperALG {
+		nip, frame, r := e.algInspect(now, id, f, dir, ip)
+		if r != DropNone {
+			return e.drop(r)
+		}
+		ip, grown = nip, frame
+	} else if f.Helper != helperNone {
 		if r := e.helperPacket(now, id, f, dir, ip); r != DropNone {
 			return e.drop(r)
 		}
@@ -337,6 +355,10 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 	}
 	if tooBig {
 		e.fragmentOut(ip, out, nh)
+		return Verdict{Action: Consumed}
+	}
+	if grown != nil {
+		e.emit(out, nh, grown)
 		return Verdict{Action: Consumed}
 	}
 	return Verdict{Action: Forward, Out: out, NextHop: nh}
@@ -434,7 +456,11 @@ func (e *Engine) newFlow(now Time, from Iface, ip packet.IPv4, k conntrack.Tuple
 		if id, dir, r, ok := e.vpnOutbound(now, ip, k); ok {
 			return id, dir, r
 		}
-		return e.newOutbound(now, k, originLAN)
+		id, dir, r := e.newOutbound(now, k, originLAN)
+		if r == DropNone && len(e.helpers) > 0 {
+			e.claim(e.ct.Get(id), k.DstID)
+		}
+		return id, dir, r
 	}
 	return e.newInbound(now, ip, k)
 }
@@ -507,6 +533,9 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	if host, port, ok := e.forwardTarget(k.Proto, k.DstID); ok {
 		return e.newDNAT(now, k, host, port, originForward)
 	}
+	if id, ok := e.expected(now, k); ok {
+		return id, conntrack.Original, DropNone
+	}
 	if id, dir, r, ok := e.vpnInbound(now, ip, k); ok {
 		return id, dir, r
 	}
@@ -553,7 +582,11 @@ func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16,
 	if err != nil {
 		return 0, 0, insertReason(err)
 	}
-	e.ct.Get(id).Origin = origin
+	f := e.ct.Get(id)
+	f.Origin = origin
+	if len(e.helpers) > 0 {
+		e.claim(f, port)
+	}
 	e.stats.Created++
 	return id, conntrack.Original, DropNone
 }
@@ -624,7 +657,7 @@ func (e *Engine) reserved(proto uint8, port uint16) bool {
 }
 
 // onDelete releases what a flow held when the table removes it.
-func (e *Engine) onDelete(_ int32, f *conntrack.Flow) {
+func (e *Engine) onDelete(id int32, f *conntrack.Flow) {
 	if f.Ext != 0 {
 		m := f.Ext - 1
 		mp := &e.maps.slab[m]
@@ -632,10 +665,14 @@ func (e *Engine) onDelete(_ int32, f *conntrack.Flow) {
 		if f.Origin == originHairpin {
 			remote = e.wanAddr
 		}
-		e.maps.filterAdd(mp.key.proto, mp.extPort, remote, -1)
+		if f.Origin != originExpected {
+			e.maps.filterAdd(mp.key.proto, mp.extPort, remote, -1)
+		}
 		e.maps.release(m)
 	}
-	if f.Helper != helperNone {
+	if f.Helper >= helperALG {
+		e.helperEnded(id, f)
+	} else if f.Helper != helperNone {
 		e.vpnDeleted(f)
 	}
 	e.stats.Expired++

@@ -42,7 +42,7 @@ func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
 		fi.Inside = f.Orig.SrcAddrPort()
 		fi.Remote = f.Orig.DstAddrPort()
 		fi.Outside = f.Xlate.DstAddrPort()
-	case originForward, originDMZ:
+	case originForward, originDMZ, originExpected:
 		// Orig is remote -> public port; Reply is LAN host -> remote.
 		fi.Inside = f.Reply.SrcAddrPort()
 		fi.Remote = f.Orig.SrcAddrPort()
@@ -55,6 +55,9 @@ func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
 		fi.Remote = f.Xlate.SrcAddrPort()
 	}
 	e.describeVPN(f, &fi)
+	if i := int(f.Helper) - helperALG; i >= 0 && i < len(e.helpers) {
+		fi.Helper = e.helpers[i].Name()
+	}
 	if f.Orig.Proto == packet.ProtoICMP {
 		fi.Inside = netip.AddrPortFrom(fi.Inside.Addr(), f.Orig.SrcID)
 		fi.Outside = netip.AddrPortFrom(fi.Outside.Addr(), f.Reply.DstID)
@@ -80,6 +83,7 @@ func (e *Engine) Stats() Stats {
 	s.Mappings = e.maps.len()
 	s.FlowsByProto = map[string]int{}
 	s.VPNSessions = map[string]int{"ipsec": 0, "pptp": 0, "l2tp": 0}
+	s.Helpers = e.HelperStats()
 	e.ct.Range(func(_ int32, f *conntrack.Flow) bool {
 		s.FlowsByProto[protoNames[f.Orig.Proto]]++
 		if v := vpnProto(f); v != "" && f.Helper != helperGRE {
@@ -113,6 +117,10 @@ func (e *Engine) Reconfigure(cfg Config, now Time) error {
 			doomed = append(doomed, id)
 		case v == "ipsec" && !e.pass.ipsec, v == "pptp" && !e.pass.pptp, v == "l2tp" && !e.pass.l2tp:
 			// A passthrough switched off ends its sessions.
+			doomed = append(doomed, id)
+		case f.Helper >= helperALG && !e.helperOn[f.Helper-helperALG]:
+			// So does a helper: its flows would carry addresses it no
+			// longer rewrites.
 			doomed = append(doomed, id)
 		case f.Origin == originForward || f.Origin == originDMZ:
 			host, port, ok := e.forwardTarget(f.Orig.Proto, f.Orig.DstID)

@@ -103,6 +103,8 @@ type Stats struct {
 	L2TPFallback uint64         // L2TP tunnels given an ordinary port mapping
 	PPTPUnparsed uint64         // control connections that could not be followed
 	VPNSessions  map[string]int // live flows per passthrough protocol
+	// Helpers are the application-level gateways' counters by name.
+	Helpers map[string]HelperCounters
 }
 
 // FlowInfo describes one flow for people and the control API.
@@ -119,6 +121,9 @@ type FlowInfo struct {
 	BytesIn    uint64         `json:"bytes_in"`
 	AgeSec     float64        `json:"age_s"`
 	ExpiresSec float64        `json:"expires_s"`
+
+	// Helper names the application-level gateway that owns the flow.
+	Helper string `json:"helper,omitempty"`
 
 	// For VPN passthrough flows: the protocol and its ids.
 	VPN           string   `json:"vpn,omitempty"`             // ipsec, pptp, l2tp

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"passgate/alg"
 	"passgate/dataplane/afpacket"
 	"passgate/dataplane/link"
 	"passgate/nat"
@@ -50,6 +51,9 @@ type Options struct {
 	ExpireInterval time.Duration
 	// Ready, if set, is called once the router is forwarding.
 	Ready func(*Router)
+	// Helpers are the application-level gateways, in the order they are
+	// asked about new flows; default alg.All().
+	Helpers []nat.Helper
 }
 
 // Router is a running data plane.
@@ -125,6 +129,12 @@ func New(opts Options) (*Router, error) {
 		r.clock = func() nat.Time { return nat.FromDuration(time.Since(start)) }
 	}
 	eng, err := nat.New(opts.NAT, r.clock())
+	if err == nil {
+		if opts.Helpers == nil {
+			opts.Helpers = alg.All()
+		}
+		eng.RegisterHelpers(opts.Helpers...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}

@@ -1,0 +1,200 @@
+// Package ftp is passgate's FTP helper (RFC 959, RFC 2428): it rewrites the
+// data-connection addresses a LAN host announces on the control
+// connection (PORT and EPRT from a client, 227 and 229 replies from a
+// server behind a port forward) to its public address and port, and
+// expects the data connection there. It rewrites only an address equal to
+// the LAN host's own, so an address the client already made public passes
+// untouched; lengths may change, and the engine adjusts TCP sequence
+// numbers.
+package ftp
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"passgate/nat"
+	"passgate/packet"
+)
+
+// Port is the FTP control port.
+const Port = 21
+
+// Helper is the FTP helper. Register one with nat.Engine.RegisterHelpers.
+type Helper struct {
+	buf [1600]byte // the rewritten payload, reused
+}
+
+func (*Helper) Name() string    { return "ftp" }
+func (*Helper) DefaultOn() bool { return true }
+func (*Helper) Wants(proto uint8, port uint16) bool {
+	return proto == packet.ProtoTCP && port == Port
+}
+
+// Inspect rewrites the first data-address line of a segment sent by the
+// LAN host. Commands and replies are short and sent one per segment by
+// every client and server in practice; a line cut by a segment end is left
+// alone and counted.
+func (h *Helper) Inspect(p *nat.HelperPacket) {
+	if !p.FromLAN {
+		return
+	}
+	pl := p.Payload
+	for start := 0; start < len(pl); {
+		end := bytes.IndexByte(pl[start:], '\n')
+		if end < 0 {
+			if looksLikeAddress(pl[start:]) {
+				p.Unparsed()
+			}
+			return
+		}
+		line := pl[start : start+end+1]
+		if out, ok := h.rewrite(p, line); ok {
+			n := copy(h.buf[:], pl[:start])
+			n += copy(h.buf[n:], out)
+			n += copy(h.buf[n:], pl[start+end+1:])
+			p.SetPayload(h.buf[:n])
+			return
+		}
+		start += end + 1
+	}
+}
+
+func looksLikeAddress(b []byte) bool {
+	return hasPrefixFold(b, "PORT ") || hasPrefixFold(b, "EPRT ") || hasPrefixFold(b, "227 ") || hasPrefixFold(b, "229 ")
+}
+
+// hasPrefixFold is a case-insensitive prefix test that does not allocate.
+func hasPrefixFold(b []byte, pre string) bool {
+	if len(b) < len(pre) {
+		return false
+	}
+	for i := 0; i < len(pre); i++ {
+		c := b[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != pre[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// rewrite returns the replacement for one line, or ok=false to leave it.
+func (h *Helper) rewrite(p *nat.HelperPacket, line []byte) ([]byte, bool) {
+	switch {
+	case hasPrefixFold(line, "PORT "):
+		ap, ok := parseHostPort(bytes.TrimSpace(line[5:]))
+		if !ok {
+			p.Unparsed()
+			return nil, false
+		}
+		pub, ok := h.expect(p, ap)
+		if !ok {
+			return nil, false
+		}
+		a := pub.Addr().As4()
+		return fmt.Appendf(nil, "PORT %d,%d,%d,%d,%d,%d\r\n", a[0], a[1], a[2], a[3], pub.Port()>>8, pub.Port()&0xff), true
+	case hasPrefixFold(line, "EPRT "):
+		ap, ok := parseEPRT(bytes.TrimSpace(line[5:]))
+		if !ok {
+			p.Unparsed()
+			return nil, false
+		}
+		pub, ok := h.expect(p, ap)
+		if !ok {
+			return nil, false
+		}
+		return fmt.Appendf(nil, "EPRT |1|%s|%d|\r\n", pub.Addr(), pub.Port()), true
+	case bytes.HasPrefix(line, []byte("227 ")):
+		i, j := bytes.IndexByte(line, '('), bytes.IndexByte(line, ')')
+		if i < 0 || j < i {
+			p.Unparsed()
+			return nil, false
+		}
+		ap, ok := parseHostPort(line[i+1 : j])
+		if !ok {
+			p.Unparsed()
+			return nil, false
+		}
+		pub, ok := h.expect(p, ap)
+		if !ok {
+			return nil, false
+		}
+		a := pub.Addr().As4()
+		return fmt.Appendf(nil, "227 Entering Passive Mode (%d,%d,%d,%d,%d,%d).\r\n", a[0], a[1], a[2], a[3], pub.Port()>>8, pub.Port()&0xff), true
+	case bytes.HasPrefix(line, []byte("229 ")):
+		i := bytes.Index(line, []byte("(|||"))
+		if i < 0 {
+			p.Unparsed()
+			return nil, false
+		}
+		j := bytes.IndexByte(line[i+4:], '|')
+		port, err := strconv.ParseUint(string(line[i+4:i+4+max(j, 0)]), 10, 16)
+		if j < 0 || err != nil || port == 0 {
+			p.Unparsed()
+			return nil, false
+		}
+		pub, ok := h.expect(p, netip.AddrPortFrom(p.Inside.Addr(), uint16(port)))
+		if !ok {
+			return nil, false
+		}
+		return fmt.Appendf(nil, "229 Entering Extended Passive Mode (|||%d|)\r\n", pub.Port()), true
+	}
+	return nil, false
+}
+
+// expect registers the data connection the peer will open to ap and
+// returns the public address to announce instead. Addresses other than the
+// LAN host's own are left as they are.
+func (h *Helper) expect(p *nat.HelperPacket, ap netip.AddrPort) (netip.AddrPort, bool) {
+	if ap.Addr() != p.Inside.Addr() {
+		return netip.AddrPort{}, false
+	}
+	port, ok := p.Expect(nat.Expect{Proto: packet.ProtoTCP, Remote: p.Remote.Addr(), Inside: ap})
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(p.Outside.Addr(), port), true
+}
+
+// parseHostPort reads "h1,h2,h3,h4,p1,p2".
+func parseHostPort(b []byte) (netip.AddrPort, bool) {
+	var v [6]int
+	parts := bytes.Split(bytes.TrimSpace(b), []byte(","))
+	if len(parts) != 6 {
+		return netip.AddrPort{}, false
+	}
+	for i, part := range parts {
+		n, err := strconv.Atoi(string(bytes.TrimSpace(part)))
+		if err != nil || n < 0 || n > 255 {
+			return netip.AddrPort{}, false
+		}
+		v[i] = n
+	}
+	a := netip.AddrFrom4([4]byte{byte(v[0]), byte(v[1]), byte(v[2]), byte(v[3])})
+	return netip.AddrPortFrom(a, uint16(v[4]<<8|v[5])), v[4]<<8|v[5] != 0
+}
+
+// parseEPRT reads "|1|a.b.c.d|port|" (IPv4 only: passgate is IPv4).
+func parseEPRT(b []byte) (netip.AddrPort, bool) {
+	if len(b) < 4 {
+		return netip.AddrPort{}, false
+	}
+	d := b[0]
+	f := bytes.Split(b[1:], []byte{d})
+	if len(f) < 4 || string(f[0]) != "1" {
+		return netip.AddrPort{}, false
+	}
+	a, err := netip.ParseAddr(string(f[1]))
+	if err != nil || !a.Is4() {
+		return netip.AddrPort{}, false
+	}
+	port, err := strconv.ParseUint(string(f[2]), 10, 16)
+	if err != nil || port == 0 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(a, uint16(port)), true
+}

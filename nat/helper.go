@@ -1,0 +1,379 @@
+package nat
+
+// Application-level gateways. A Helper is a small module (NPF's alg_*
+// style: match, inspect, expect) registered with the engine in a fixed
+// order. The engine gives it the packets of the flows it claimed, with
+// their addresses before and after translation; the helper may rewrite the
+// payload (of any length: the engine fixes lengths, checksums and TCP
+// sequence numbers) and ask for expectations, which get a public port from
+// the mapper so the address it writes into the payload is the one the peer
+// will reach.
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"passgate/conntrack"
+	"passgate/packet"
+)
+
+// Helper is an application-level gateway for one protocol.
+type Helper interface {
+	// Name is the switch name: "ftp", "tftp", "sip", "rtsp", "h323".
+	Name() string
+	// DefaultOn says whether the helper is on when the configuration does
+	// not say (FTP and TFTP on; SIP, H.323 and RTSP off, RFC 4787 REQ-10).
+	DefaultOn() bool
+	// Wants says whether a new flow from the LAN to serverPort is the
+	// helper's.
+	Wants(proto uint8, serverPort uint16) bool
+	// Inspect sees each packet with a payload on the helper's flows,
+	// before the engine translates it.
+	Inspect(p *HelperPacket)
+}
+
+// HelperEnded is implemented by helpers that keep state per flow.
+type HelperEnded interface {
+	Ended(f FlowRef)
+}
+
+// FlowRef names a flow for as long as it lives (ids are reused; Gen
+// tells incarnations apart).
+type FlowRef struct {
+	ID  int32
+	Gen uint32
+}
+
+// HelperPacket is one packet handed to a helper. It is reused: a helper
+// must not keep it or its Payload after Inspect returns.
+type HelperPacket struct {
+	Flow    FlowRef
+	FromLAN bool
+	Proto   uint8
+	// Inside is the LAN host's endpoint, Outside its public one, Remote
+	// the peer's (for a packet from the LAN: source, translated source,
+	// destination).
+	Inside, Outside, Remote netip.AddrPort
+	Payload                 []byte
+	Now                     Time
+
+	e        *Engine
+	helper   uint8
+	replaced []byte
+	changed  bool
+}
+
+// SetPayload replaces the payload. b is copied before Inspect returns, so
+// it may be the helper's scratch buffer.
+func (p *HelperPacket) SetPayload(b []byte) {
+	p.replaced = b
+	p.changed = true
+}
+
+// Expect is a connection a helper predicts: Remote will connect (from
+// RemotePort, or any port if 0) to the public port the engine allocates
+// for Inside, and must reach Inside.
+type Expect struct {
+	Proto      uint8
+	Remote     netip.Addr
+	RemotePort uint16
+	Inside     netip.AddrPort
+	Timeout    time.Duration // 0: the configured expectation timeout
+	Tag        uint64        // the helper's name for it (Forget)
+}
+
+// Expect registers an expectation and returns the public port the helper
+// writes into the payload. The port is the LAN endpoint's endpoint-
+// independent mapping (its own port when free, the same parity otherwise),
+// held while the expectation waits.
+func (p *HelperPacket) Expect(x Expect) (uint16, bool) {
+	e := p.e
+	if !x.Remote.Is4() || !x.Inside.Addr().Is4() {
+		return 0, false
+	}
+	host := x.Inside.Addr().As4()
+	m, ok := e.maps.acquire(x.Proto, host, x.Inside.Port(), e.reserved)
+	if !ok {
+		return 0, false
+	}
+	ext := e.maps.slab[m].extPort
+	life := x.Timeout
+	if life == 0 {
+		life = e.cfg.Timeouts.Expectation
+	}
+	err := e.ct.Expect(conntrack.Expectation{
+		Match:    conntrack.Tuple{Src: x.Remote.As4(), Dst: e.wanAddr, SrcID: x.RemotePort, DstID: ext, Proto: x.Proto, Side: uint8(WAN)},
+		Reply:    conntrack.Tuple{Src: host, Dst: x.Remote.As4(), SrcID: x.Inside.Port(), DstID: x.RemotePort, Proto: x.Proto, Side: uint8(LAN)},
+		Host:     host,
+		Helper:   p.helper,
+		Data:     uint64(m) + 1,
+		Tag:      x.Tag,
+		Deadline: int64(p.Now) + int64(life),
+	})
+	if err != nil {
+		e.maps.release(m)
+		return 0, false
+	}
+	e.helperStats[p.helper-helperALG].Expectations++
+	return ext, true
+}
+
+// Forget removes the helper's expectations tagged tag (a call ended).
+func (p *HelperPacket) Forget(tag uint64) {
+	h := p.helper
+	p.e.ct.Unexpect(func(x *conntrack.Expectation) bool { return x.Helper == h && x.Tag == tag })
+}
+
+// Unparsed counts a payload the helper could not read; it is forwarded
+// untouched.
+func (p *HelperPacket) Unparsed() { p.e.helperStats[p.helper-helperALG].Unparsed++ }
+
+// HelperCounters are one helper's counters.
+type HelperCounters struct {
+	On           bool   `json:"on"`
+	Flows        uint64 `json:"flows"`
+	Rewrites     uint64 `json:"rewrites"`
+	Expectations uint64 `json:"expectations"`
+	Expected     uint64 `json:"expected_flows"`
+	Unparsed     uint64 `json:"unparsed"`
+}
+
+// helperALG is the first conntrack.Flow.Helper value of registered
+// helpers; values below are the VPN passthroughs'.
+const helperALG = 16
+
+// seqAdj is the TCP sequence correction of one direction of a flow whose
+// payload length a helper changed: bytes after pos are shifted by after,
+// bytes before it by before.
+type seqAdj struct {
+	pos           uint32
+	before, after int32
+}
+
+type seqAdjs struct {
+	gen uint32
+	dir [2]seqAdj
+}
+
+// RegisterHelpers installs the helpers, in order. Call it before
+// traffic; Reconfigure switches them.
+func (e *Engine) RegisterHelpers(hs ...Helper) {
+	e.helpers = append(e.helpers, hs...)
+	e.helperStats = make([]HelperCounters, len(e.helpers))
+	e.applyHelpers()
+}
+
+func (e *Engine) applyHelpers() {
+	e.helperOn = e.helperOn[:0]
+	for _, h := range e.helpers {
+		on := h.DefaultOn()
+		if s, ok := e.cfg.Helpers[h.Name()]; ok {
+			on = s.Enabled(on)
+		}
+		e.helperOn = append(e.helperOn, on)
+	}
+}
+
+// claim gives a new flow to the helper that wants its server port: the
+// destination of a flow from the LAN, the inside port of a forwarded one.
+func (e *Engine) claim(f *conntrack.Flow, serverPort uint16) {
+	for i, h := range e.helpers {
+		if e.helperOn[i] && h.Wants(f.Orig.Proto, serverPort) {
+			f.Helper = helperALG + uint8(i)
+			e.helperStats[i].Flows++
+			return
+		}
+	}
+}
+
+// expected makes the flow an expectation predicted for an inbound packet.
+func (e *Engine) expected(now Time, k conntrack.Tuple) (int32, bool) {
+	x, ok := e.ct.Expected(k, int64(now))
+	if !ok {
+		return 0, false
+	}
+	reply := x.Reply
+	if reply.DstID == 0 {
+		reply.DstID = k.SrcID
+	}
+	id, err := e.ct.Insert(k, reply, x.Host, int64(now), int64(now+e.timeoutFor(k.Proto)))
+	if err != nil {
+		e.maps.release(uint32(x.Data - 1))
+		return 0, false
+	}
+	f := e.ct.Get(id)
+	f.Ext = uint32(x.Data) // the mapping the expectation held
+	f.Origin = originExpected
+	if i := int(x.Helper) - helperALG; i >= 0 && i < len(e.helperStats) {
+		e.helperStats[i].Expected++
+	}
+	e.stats.Created++
+	return id, true
+}
+
+func (e *Engine) expectationGone(x *conntrack.Expectation) {
+	if x.Data != 0 {
+		e.maps.release(uint32(x.Data - 1))
+	}
+}
+
+// algInspect runs a helper on a packet and applies what it changed. It
+// returns the packet to go on with: the same one, or a larger copy in an
+// emit buffer (then frame is that buffer).
+func (e *Engine) algInspect(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4) (packet.IPv4, []byte, DropReason) {
+	i := int(f.Helper) - helperALG
+	if i < 0 || i >= len(e.helpers) || !e.helperOn[i] {
+		return ip, nil, DropNone
+	}
+	var payload []byte
+	var t packet.TCP
+	var origSeq uint32 // sequence corrections count in the sender's own numbering
+	switch ip.Protocol() {
+	case packet.ProtoTCP:
+		t = packet.TCP(ip.Payload())
+		origSeq = t.Seq()
+		if adj := e.seqAdj(id, f); adj != nil {
+			e.adjustSeq(t, adj, dir)
+		}
+		payload = t.Payload()
+	case packet.ProtoUDP:
+		payload = packet.UDP(ip.Payload()).Payload()
+	default:
+		return ip, nil, DropNone
+	}
+	if len(payload) == 0 || ip.IsFragment() {
+		return ip, nil, DropNone
+	}
+	p := &e.hp
+	*p = HelperPacket{
+		Flow:    FlowRef{id, f.Gen},
+		FromLAN: dir == conntrack.Original,
+		Proto:   ip.Protocol(),
+		Inside:  f.Orig.SrcAddrPort(),
+		Outside: f.Xlate.DstAddrPort(),
+		Remote:  f.Orig.DstAddrPort(),
+		Payload: payload,
+		Now:     now,
+		e:       e,
+		helper:  f.Helper,
+	}
+	if f.Origin == originForward || f.Origin == originDMZ {
+		// A server on the LAN: the flow began outside.
+		p.FromLAN = dir == conntrack.Reply
+		p.Inside, p.Outside, p.Remote = f.Reply.SrcAddrPort(), f.Orig.DstAddrPort(), f.Orig.SrcAddrPort()
+	}
+	e.helpers[i].Inspect(p)
+	if !p.changed {
+		return ip, nil, DropNone
+	}
+	e.helperStats[i].Rewrites++
+	delta := len(p.replaced) - len(payload)
+	hl := len(ip) - len(payload) // IP and transport headers
+	var frame []byte
+	out := ip
+	if delta > 0 {
+		frame = e.emitBuf(len(ip) + delta)
+		if frame == nil {
+			return ip, nil, DropEmitFull
+		}
+		out = packet.IPv4(frame[EtherHeadroom:])
+		copy(out, ip[:hl])
+	}
+	copy(out[hl:], p.replaced)
+	out = out[:hl+len(p.replaced)]
+	out.SetTotalLen(len(out))
+	l4 := out.Payload()
+	switch out.Protocol() {
+	case packet.ProtoTCP:
+		if delta != 0 {
+			e.recordSeqShift(id, f, dir, origSeq, int32(delta))
+		}
+		l4[16], l4[17] = 0, 0
+		binary.BigEndian.PutUint16(l4[16:], packet.Fold(packet.Sum(l4, packet.PseudoHeaderSum(out.Src(), out.Dst(), packet.ProtoTCP, len(l4)))))
+	case packet.ProtoUDP:
+		binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
+		if packet.UDP(l4).Checksum() != 0 {
+			l4[6], l4[7] = 0, 0
+			c := packet.Fold(packet.Sum(l4, packet.PseudoHeaderSum(out.Src(), out.Dst(), packet.ProtoUDP, len(l4))))
+			if c == 0 {
+				c = 0xffff
+			}
+			binary.BigEndian.PutUint16(l4[6:], c)
+		}
+	}
+	return out, frame, DropNone
+}
+
+// seqAdj returns the flow's sequence corrections, or nil if none.
+func (e *Engine) seqAdj(id int32, f *conntrack.Flow) *seqAdjs {
+	a := &e.seqAdjs[id]
+	if a.gen != f.Gen {
+		return nil
+	}
+	return a
+}
+
+// recordSeqShift notes that dir's payload grew by delta at seq: later
+// bytes of that direction move, and the other side's acks move back.
+func (e *Engine) recordSeqShift(id int32, f *conntrack.Flow, dir conntrack.Dir, seq uint32, delta int32) {
+	a := &e.seqAdjs[id]
+	if a.gen != f.Gen {
+		*a = seqAdjs{gen: f.Gen}
+	}
+	w := &a.dir[dir]
+	if w.before == w.after || int32(seq-w.pos) > 0 {
+		w.pos = seq
+		w.before = w.after
+		w.after += delta
+	}
+}
+
+// adjustSeq shifts a segment's sequence number by its direction's
+// correction and its acknowledgement by the other direction's.
+func (e *Engine) adjustSeq(t packet.TCP, a *seqAdjs, dir conntrack.Dir) {
+	this, other := &a.dir[dir], &a.dir[1-dir]
+	seq, ack := t.Seq(), t.Ack()
+	off := this.before
+	if int32(seq-this.pos) > 0 {
+		off = this.after
+	}
+	aoff := other.before
+	if int32(ack-uint32(other.before)-other.pos) > 0 {
+		aoff = other.after
+	}
+	nseq, nack := seq+uint32(off), ack-uint32(aoff)
+	if nseq == seq && nack == ack {
+		return
+	}
+	c := t.Checksum()
+	c = packet.Update16(c, uint16(seq>>16), uint16(nseq>>16))
+	c = packet.Update16(c, uint16(seq), uint16(nseq))
+	c = packet.Update16(c, uint16(ack>>16), uint16(nack>>16))
+	c = packet.Update16(c, uint16(ack), uint16(nack))
+	binary.BigEndian.PutUint32(t[4:], nseq)
+	binary.BigEndian.PutUint32(t[8:], nack)
+	binary.BigEndian.PutUint16(t[16:], c)
+}
+
+// helperEnded tells a helper its flow is gone.
+func (e *Engine) helperEnded(id int32, f *conntrack.Flow) {
+	i := int(f.Helper) - helperALG
+	if i < 0 || i >= len(e.helpers) {
+		return
+	}
+	if h, ok := e.helpers[i].(HelperEnded); ok {
+		h.Ended(FlowRef{id, f.Gen})
+	}
+}
+
+// HelperStats returns each registered helper's counters by name.
+func (e *Engine) HelperStats() map[string]HelperCounters {
+	out := make(map[string]HelperCounters, len(e.helpers))
+	for i, h := range e.helpers {
+		c := e.helperStats[i]
+		c.On = e.helperOn[i]
+		out[h.Name()] = c
+	}
+	return out
+}
