@@ -7,10 +7,13 @@ package alg
 
 import (
 	"passgate/alg/ftp"
+	"passgate/alg/rtsp"
+	"passgate/alg/sip"
+	"passgate/alg/tftp"
 	"passgate/nat"
 )
 
 // All returns one instance of every helper.
 func All() []nat.Helper {
-	return []nat.Helper{&ftp.Helper{}}
+	return []nat.Helper{&ftp.Helper{}, &sip.Helper{}, &tftp.Helper{}, &rtsp.Helper{}}
 }

@@ -10,6 +10,7 @@ type Expectation struct {
 	Helper   uint8
 	Data     uint64
 	Tag      uint64 // the helper's name for it, to remove it later
+	Claim    bool   // the helper owns the flow it becomes
 	Deadline int64
 }
 

@@ -81,6 +81,9 @@ type Expect struct {
 	Inside     netip.AddrPort
 	Timeout    time.Duration // 0: the configured expectation timeout
 	Tag        uint64        // the helper's name for it (Forget)
+	// Claim makes the helper own the flow the expectation becomes, as for
+	// SIP signalling arriving on a registration's mapping.
+	Claim bool
 }
 
 // Expect registers an expectation and returns the public port the helper
@@ -109,6 +112,7 @@ func (p *HelperPacket) Expect(x Expect) (uint16, bool) {
 		Helper:   p.helper,
 		Data:     uint64(m) + 1,
 		Tag:      x.Tag,
+		Claim:    x.Claim,
 		Deadline: int64(p.Now) + int64(life),
 	})
 	if err != nil {
@@ -205,6 +209,9 @@ func (e *Engine) expected(now Time, k conntrack.Tuple) (int32, bool) {
 	f := e.ct.Get(id)
 	f.Ext = uint32(x.Data) // the mapping the expectation held
 	f.Origin = originExpected
+	if x.Claim && int(x.Helper) >= helperALG {
+		f.Helper = x.Helper
+	}
 	if i := int(x.Helper) - helperALG; i >= 0 && i < len(e.helperStats) {
 		e.helperStats[i].Expected++
 	}
@@ -258,8 +265,9 @@ func (e *Engine) algInspect(now Time, id int32, f *conntrack.Flow, dir conntrack
 		e:       e,
 		helper:  f.Helper,
 	}
-	if f.Origin == originForward || f.Origin == originDMZ {
-		// A server on the LAN: the flow began outside.
+	if f.Origin == originForward || f.Origin == originDMZ || f.Origin == originExpected {
+		// The flow began outside (a server on the LAN, or a connection a
+		// helper expected).
 		p.FromLAN = dir == conntrack.Reply
 		p.Inside, p.Outside, p.Remote = f.Reply.SrcAddrPort(), f.Orig.DstAddrPort(), f.Orig.SrcAddrPort()
 	}

@@ -1,0 +1,230 @@
+package tftp
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"passgate/nat"
+	. "passgate/packet/pkttest"
+)
+
+const sec = nat.Time(1e9)
+
+func engine(t testing.TB, on bool) *nat.Engine {
+	t.Helper()
+	sw := nat.On
+	if !on {
+		sw = nat.Off
+	}
+	e, err := nat.New(nat.Config{
+		LANAddr:   netip.MustParsePrefix("192.168.50.1/24"),
+		WANAddr:   netip.MustParsePrefix("203.0.113.1/24"),
+		MaxFlows:  1024,
+		Filtering: nat.AddressAndPortDependent,
+		Helpers:   map[string]nat.Switch{"tftp": sw},
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.RegisterHelpers(&Helper{})
+	return e
+}
+
+func rrq(file, mode string, opts ...string) []byte {
+	b := []byte{0, OpRRQ}
+	b = append(append(b, file...), 0)
+	b = append(append(b, mode...), 0)
+	for _, o := range opts {
+		b = append(append(b, o...), 0)
+	}
+	return b
+}
+
+func data(block uint16, payload []byte) []byte {
+	return append([]byte{0, OpDATA, byte(block >> 8), byte(block)}, payload...)
+}
+
+// transfer sends a read request from lan1 and the server's first DATA
+// packet from a new port, and returns the verdict on the DATA packet.
+func transfer(t *testing.T, e *nat.Engine) (nat.Verdict, []byte) {
+	t.Helper()
+	req := UDP("192.168.50.10:40000", "203.0.113.10:69", rrq("boot/pxelinux.0", "octet"))
+	if v := e.Process(0, nat.LAN, req); v.Action != nat.Forward {
+		t.Fatalf("request: %+v (%v)", v, v.Reason)
+	}
+	IPv4(t, req, Src("203.0.113.1:40000"), Dst("203.0.113.10:69"))
+	d := UDP("203.0.113.10:51000", "203.0.113.1:40000", data(1, bytes.Repeat([]byte{0xab}, 512)))
+	return e.Process(sec, nat.WAN, d), d
+}
+
+func TestReplyFromNewPortDroppedWithoutHelper(t *testing.T) {
+	e := engine(t, false)
+	if v, _ := transfer(t, e); v.Action != nat.Drop || v.Reason != nat.DropFiltered {
+		t.Fatalf("without the helper the server's reply from a new port: %+v (%v), want dropped as filtered", v, v.Reason)
+	}
+}
+
+func TestReplyFromNewPortReachesClient(t *testing.T) {
+	e := engine(t, true)
+	v, d := transfer(t, e)
+	if v.Action != nat.Forward {
+		t.Fatalf("server's DATA from a new port: %+v (%v)", v, v.Reason)
+	}
+	IPv4(t, d, Src("203.0.113.10:51000"), Dst("192.168.50.10:40000"))
+	// The client's ACK goes back to the server's new port through the
+	// same flow, from the same public port.
+	ack := UDP("192.168.50.10:40000", "203.0.113.10:51000", []byte{0, OpACK, 0, 1})
+	if v := e.Process(sec, nat.LAN, ack); v.Action != nat.Forward {
+		t.Fatalf("ACK: %+v (%v)", v, v.Reason)
+	}
+	IPv4(t, ack, Src("203.0.113.1:40000"), Dst("203.0.113.10:51000"))
+	// The next DATA packet matches the flow.
+	d2 := UDP("203.0.113.10:51000", "203.0.113.1:40000", data(2, []byte("end")))
+	if v := e.Process(2*sec, nat.WAN, d2); v.Action != nat.Forward {
+		t.Fatalf("second DATA: %+v (%v)", v, v.Reason)
+	}
+	st := e.HelperStats()["tftp"]
+	if !st.On || st.Flows != 1 || st.Expectations != 1 || st.Expected != 1 || st.Unparsed != 0 || st.Rewrites != 0 {
+		t.Fatalf("counters %+v", st)
+	}
+	// Another host of the same server address, other than the one the
+	// client asked, is still filtered.
+	other := UDP("203.0.113.20:51000", "203.0.113.1:40000", data(1, nil))
+	if v := e.Process(2*sec, nat.WAN, other); v.Action != nat.Drop {
+		t.Fatalf("a packet from another address: %+v", v)
+	}
+}
+
+func TestExpectationUsedOnce(t *testing.T) {
+	e := engine(t, true)
+	if v, _ := transfer(t, e); v.Action != nat.Forward {
+		t.Fatal(v)
+	}
+	// A second new port of the server without a second request: filtered.
+	d := UDP("203.0.113.10:52000", "203.0.113.1:40000", data(1, nil))
+	if v := e.Process(2*sec, nat.WAN, d); v.Action != nat.Drop || v.Reason != nat.DropFiltered {
+		t.Fatalf("unrequested second port: %+v (%v)", v, v.Reason)
+	}
+}
+
+func TestWriteRequestAndUnparsed(t *testing.T) {
+	e := engine(t, true)
+	wrq := append([]byte{0, OpWRQ}, "up.bin\x00NetASCII\x00blksize\x001428\x00"...)
+	if v := e.Process(0, nat.LAN, UDP("192.168.50.11:40001", "203.0.113.10:69", wrq)); v.Action != nat.Forward {
+		t.Fatal(v)
+	}
+	ack := UDP("203.0.113.10:50001", "203.0.113.1:40001", []byte{0, OpOACK, 'b', 0})
+	if v := e.Process(sec, nat.WAN, ack); v.Action != nat.Forward {
+		t.Fatalf("OACK to a write request: %+v (%v)", v, v.Reason)
+	}
+	IPv4(t, ack, Dst("192.168.50.11:40001"))
+	// Garbage to port 69 passes untouched, counted, and expects nothing.
+	bad := []byte("\x00\x01nofinalnul")
+	g := UDP("192.168.50.12:40002", "203.0.113.10:69", bad)
+	if v := e.Process(sec, nat.LAN, g); v.Action != nat.Forward {
+		t.Fatal(v)
+	}
+	IPv4(t, g, L4Payload(bad))
+	if st := e.HelperStats()["tftp"]; st.Unparsed != 1 || st.Expectations != 1 {
+		t.Fatalf("counters %+v", st)
+	}
+	if v := e.Process(2*sec, nat.WAN, UDP("203.0.113.10:50002", "203.0.113.1:40002", data(1, nil))); v.Action != nat.Drop {
+		t.Fatalf("reply to an unparsed request: %+v", v)
+	}
+}
+
+func TestParseRequest(t *testing.T) {
+	for _, c := range []struct {
+		in         string
+		ok         bool
+		file, mode string
+	}{
+		{"\x00\x01a.txt\x00octet\x00", true, "a.txt", "octet"},
+		{"\x00\x02dir/b\x00NETASCII\x00", true, "dir/b", "NETASCII"},
+		{"\x00\x01f\x00mail\x00tsize\x000\x00", true, "f", "mail"},
+		{"\x00\x01f\x00octet\x00tsize\x000", false, "", ""}, // option cut
+		{"\x00\x01f\x00binary\x00", false, "", ""},
+		{"\x00\x01\x00octet\x00", false, "", ""},
+		{"\x00\x01f\x00octet", false, "", ""},
+		{"\x00\x03f\x00octet\x00", false, "", ""},
+		{"\x01\x01f\x00octet\x00", false, "", ""},
+		{"\x00", false, "", ""},
+	} {
+		r, ok := ParseRequest([]byte(c.in))
+		if ok != c.ok || string(r.Filename) != c.file || string(r.Mode) != c.mode {
+			t.Errorf("ParseRequest(%q) = %q %q %v", c.in, r.Filename, r.Mode, ok)
+		}
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{
+		"\x00\x01a.txt\x00octet\x00",
+		"\x00\x02dir/b\x00NETASCII\x00",
+		"\x00\x01f\x00mail\x00blksize\x001428\x00tsize\x000\x00",
+		"\x00\x01f\x00octet\x00tsize",
+		"\x00\x01\x00\x00",
+		"\x00\x03\x00\x01data",
+		"\x00\x05\x00\x01error\x00",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, ok := ParseRequest(b)
+		if !ok {
+			return
+		}
+		if r.Op != OpRRQ && r.Op != OpWRQ || len(r.Filename) == 0 || bytes.IndexByte(r.Filename, 0) >= 0 || bytes.IndexByte(r.Mode, 0) >= 0 {
+			t.Fatalf("accepted %q as %+v", b, r)
+		}
+		if len(b) > 1400 {
+			return
+		}
+		// Through the engine: the request passes untouched.
+		e := engine(t, true)
+		p := UDP("192.168.50.10:40000", "203.0.113.10:69", b)
+		if v := e.Process(0, nat.LAN, p); v.Action != nat.Forward {
+			t.Fatalf("verdict %+v", v)
+		}
+		IPv4(t, p, Src("203.0.113.1:40000"), L4Payload(b))
+	})
+}
+
+// BenchmarkData is the helper's cost on a DATA packet it reads and leaves
+// alone (sent to port 69 on the request's flow).
+func BenchmarkData(b *testing.B) {
+	e := engine(b, true)
+	e.Process(0, nat.LAN, UDP("192.168.50.10:40000", "203.0.113.10:69", rrq("f", "octet")))
+	pkt := UDP("192.168.50.10:40000", "203.0.113.10:69", data(7, bytes.Repeat([]byte{1}, 512)))
+	p := append([]byte(nil), pkt...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		copy(p, pkt)
+		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
+			b.Fatal(v)
+		}
+	}
+}
+
+// BenchmarkTransferData is a server DATA packet on the expected flow, the
+// bulk of a transfer (the helper is not called).
+func BenchmarkTransferData(b *testing.B) {
+	e := engine(b, true)
+	e.Process(0, nat.LAN, UDP("192.168.50.10:40000", "203.0.113.10:69", rrq("f", "octet")))
+	pkt := UDP("203.0.113.10:51000", "203.0.113.1:40000", data(1, bytes.Repeat([]byte{1}, 512)))
+	p := append([]byte(nil), pkt...)
+	if v := e.Process(sec, nat.WAN, p); v.Action != nat.Forward {
+		b.Fatal(v)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		copy(p, pkt)
+		if v := e.Process(sec, nat.WAN, p); v.Action != nat.Forward {
+			b.Fatal(v)
+		}
+	}
+}
