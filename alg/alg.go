@@ -7,6 +7,7 @@ package alg
 
 import (
 	"passgate/alg/ftp"
+	"passgate/alg/h323"
 	"passgate/alg/rtsp"
 	"passgate/alg/sip"
 	"passgate/alg/tftp"
@@ -15,5 +16,5 @@ import (
 
 // All returns one instance of every helper.
 func All() []nat.Helper {
-	return []nat.Helper{&ftp.Helper{}, &sip.Helper{}, &tftp.Helper{}, &rtsp.Helper{}}
+	return []nat.Helper{&ftp.Helper{}, &sip.Helper{}, &tftp.Helper{}, &rtsp.Helper{}, &h323.Helper{}}
 }

@@ -1,0 +1,357 @@
+package h323
+
+// An aligned PER encoder for the subset of H.225.0 and H.245 the tests
+// send, written from the ASN.1 (H323-MESSAGES, MULTIMEDIA-SYSTEM-CONTROL)
+// independently of the walker, so tshark's dissectors can judge both.
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+type perw struct {
+	b   []byte
+	bit int
+}
+
+func (w *perw) bits(v uint64, n int) {
+	for i := n - 1; i >= 0; i-- {
+		if w.bit%8 == 0 {
+			w.b = append(w.b, 0)
+		}
+		if v>>i&1 == 1 {
+			w.b[w.bit/8] |= 0x80 >> (w.bit % 8)
+		}
+		w.bit++
+	}
+}
+
+func (w *perw) flag(v bool) {
+	if v {
+		w.bits(1, 1)
+	} else {
+		w.bits(0, 1)
+	}
+}
+
+func (w *perw) align() { w.bit = (w.bit + 7) &^ 7 }
+
+func (w *perw) octets(p []byte) {
+	w.align()
+	w.b = append(w.b, p...)
+	w.bit += 8 * len(p)
+}
+
+func (w *perw) cint(v, lb, ub int64) {
+	rng := uint64(ub-lb) + 1
+	d := uint64(v - lb)
+	switch {
+	case rng == 1:
+	case rng <= 255:
+		w.bits(d, nbits(rng-1))
+	case rng == 256:
+		w.align()
+		w.bits(d, 8)
+	case rng <= 65536:
+		w.align()
+		w.bits(d, 16)
+	default:
+		panic("range")
+	}
+}
+
+func (w *perw) length(n int) {
+	w.align()
+	if n < 128 {
+		w.bits(uint64(n), 8)
+	} else {
+		w.bits(0x8000|uint64(n), 16)
+	}
+}
+
+func (w *perw) octetString(p []byte) { w.length(len(p)); w.octets(p) }
+
+// seq writes a SEQUENCE preamble.
+func (w *perw) seq(ext bool, extPresent bool, opts ...bool) {
+	if ext {
+		w.flag(extPresent)
+	}
+	for _, o := range opts {
+		w.flag(o)
+	}
+}
+
+func (w *perw) choice(nroot, i int) { w.flag(false); w.cint(int64(i), 0, int64(nroot-1)) }
+
+// choiceExt writes an extension alternative with its encoding.
+func (w *perw) choiceExt(i int, enc []byte) {
+	w.flag(true)
+	w.flag(false)
+	w.bits(uint64(i), 6)
+	w.open(enc)
+}
+
+func (w *perw) open(enc []byte) {
+	if len(enc) == 0 {
+		enc = []byte{0}
+	}
+	w.octetString(enc)
+}
+
+// extensions writes n extension additions; adds holds the present ones.
+func (w *perw) extensions(n int, adds map[int][]byte) {
+	w.flag(false)
+	w.bits(uint64(n-1), 6)
+	for i := 0; i < n; i++ {
+		_, ok := adds[i]
+		w.flag(ok)
+	}
+	for i := 0; i < n; i++ {
+		if a, ok := adds[i]; ok {
+			w.open(a)
+		}
+	}
+}
+
+func enc(f func(w *perw)) []byte {
+	w := &perw{}
+	f(w)
+	return w.b
+}
+
+// --- H.245 ---
+
+func ta245(w *perw, ap netip.AddrPort) {
+	w.choice(2, 0) // unicastAddress
+	w.choice(5, 0) // iPAddress
+	w.seq(true, false)
+	a := ap.Addr().As4()
+	w.octets(a[:])
+	w.cint(int64(ap.Port()), 0, 65535)
+}
+
+func g711(w *perw) {
+	w.choice(6, 3)  // audioData
+	w.choice(14, 3) // g711Ulaw64k
+	w.cint(20, 1, 256)
+}
+
+// h2250Params is H2250LogicalChannelParameters with the given addresses
+// (invalid ones absent).
+func h2250Params(session int, rtp, rtcp netip.AddrPort) []byte {
+	return enc(func(w *perw) {
+		w.seq(true, false, false, false, rtp.IsValid(), false, rtcp.IsValid(), false, false, false, false, false)
+		w.cint(int64(session), 0, 255)
+		if rtp.IsValid() {
+			ta245(w, rtp)
+		}
+		if rtcp.IsValid() {
+			ta245(w, rtcp)
+		}
+	})
+}
+
+// olcForward is a forward channel: the sender transmits G.711 and
+// receives RTCP at rtcp.
+func olcForward(w *perw, lcn int, rtcp netip.AddrPort) {
+	w.seq(true, false, false) // no reverse parameters
+	w.cint(int64(lcn), 1, 65535)
+	w.seq(true, false, false) // forwardLogicalChannelParameters, no portNumber
+	g711(w)
+	w.choiceExt(0, h2250Params(1, netip.AddrPort{}, rtcp))
+}
+
+// olcReverse is a fast-start reverse channel: the sender receives G.711
+// at rtp (RTCP at rtcp).
+func olcReverse(w *perw, lcn int, rtp, rtcp netip.AddrPort) {
+	w.seq(true, false, true)
+	w.cint(int64(lcn), 1, 65535)
+	w.seq(true, false, false)
+	w.choice(6, 1)           // nullData
+	w.choiceExt(1, []byte{}) // multiplexParameters: none
+	w.seq(true, false, true) // reverseLogicalChannelParameters
+	g711(w)
+	w.choiceExt(0, h2250Params(1, rtp, rtcp))
+}
+
+func olcAck(w *perw, lcn int, rtp, rtcp netip.AddrPort) {
+	ack := enc(func(w *perw) {
+		w.flag(false) // forwardMultiplexAckParameters: extensible CHOICE, one root alternative (no index bits)
+		w.seq(true, false, false, true, true, true, false)
+		w.cint(1, 1, 255)
+		ta245(w, rtp)
+		ta245(w, rtcp)
+	})
+	w.seq(true, true, false)
+	w.cint(int64(lcn), 1, 65535)
+	w.extensions(2, map[int][]byte{1: ack})
+}
+
+// h245OLC is a MultimediaSystemControlMessage request: OpenLogicalChannel.
+func h245OLC(lcn int, rtcp netip.AddrPort) []byte {
+	return tpktWrap(enc(func(w *perw) {
+		w.choice(4, 0)  // request
+		w.choice(11, 3) // openLogicalChannel
+		olcForward(w, lcn, rtcp)
+	}))
+}
+
+// h245OLCAck is a MultimediaSystemControlMessage response: OpenLogicalChannelAck.
+func h245OLCAck(lcn int, rtp, rtcp netip.AddrPort) []byte {
+	return tpktWrap(enc(func(w *perw) {
+		w.choice(4, 1)  // response
+		w.choice(19, 5) // openLogicalChannelAck
+		olcAck(w, lcn, rtp, rtcp)
+	}))
+}
+
+// --- H.225.0 ---
+
+func ta225(w *perw, ap netip.AddrPort) {
+	w.choice(7, 0)
+	a := ap.Addr().As4()
+	w.octets(a[:])
+	w.cint(int64(ap.Port()), 0, 65535)
+}
+
+var protocolID = []byte{0x00, 0x08, 0x91, 0x4a, 0x00, 0x04} // 0.0.8.2250.0.4
+
+func endpoint(w *perw) {
+	w.seq(true, false, false, true, false, false, false, true) // vendor, terminal
+	w.seq(true, false, true, true)                             // VendorIdentifier
+	w.seq(true, false)                                         // H221NonStandard
+	w.cint(181, 0, 255)
+	w.cint(0, 0, 255)
+	w.cint(21324, 0, 65535)
+	for _, s := range []string{"passgate-test", "1.0"} {
+		w.cint(int64(len(s)), 1, 256)
+		w.octets([]byte(s))
+	}
+	w.seq(true, false, false) // TerminalInfo
+	w.flag(false)             // mc
+	w.flag(false)             // undefinedNode
+}
+
+func h323ID(w *perw, s string) {
+	w.choice(2, 1)
+	w.cint(int64(len(s)), 1, 256)
+	w.align()
+	for _, c := range s {
+		w.bits(uint64(c), 16)
+	}
+}
+
+func dialled(w *perw, s string) {
+	w.choice(2, 0)
+	w.cint(int64(len(s)), 1, 128)
+	w.align()
+	const alphabet = "#*,0123456789" // sorted: index encoding
+	for _, c := range s {
+		for i := range alphabet {
+			if rune(alphabet[i]) == c {
+				w.bits(uint64(i), 4)
+			}
+		}
+	}
+}
+
+var guid = []byte("0123456789abcdef")
+
+func callID() []byte { return enc(func(w *perw) { w.seq(true, false); w.octets(guid) }) }
+
+func boolExt(v bool) []byte { return enc(func(w *perw) { w.flag(v) }) }
+
+func fastStartEnc(olcs [][]byte) []byte {
+	return enc(func(w *perw) {
+		w.length(len(olcs))
+		for _, o := range olcs {
+			w.octetString(o)
+		}
+	})
+}
+
+// uuPDU wraps a message body alternative.
+func uuPDU(body int, f func(w *perw)) []byte {
+	return enc(func(w *perw) {
+		w.seq(true, false, false) // H323-UserInformation, no user-data
+		w.seq(true, false, false) // H323-UU-PDU, no nonStandardData
+		w.choice(7, body)
+		f(w)
+	})
+}
+
+func setupUU(h245 netip.AddrPort, olcs [][]byte) []byte {
+	return uuPDU(bodySetup, func(w *perw) {
+		w.seq(true, true, h245.IsValid(), true, true, false, false, false, false)
+		w.octetString(protocolID)
+		if h245.IsValid() {
+			ta225(w, h245)
+		}
+		w.length(1)
+		h323ID(w, "alice")
+		endpoint(w)
+		w.length(1)
+		dialled(w, "1234")
+		w.flag(false) // activeMC
+		w.octets(guid)
+		w.choice(3, 0) // create
+		w.choice(4, 0) // pointToPoint
+		adds := map[int][]byte{2: callID(), 7: boolExt(false), 8: boolExt(false), 10: boolExt(false), 11: boolExt(false)}
+		if olcs != nil {
+			adds[6] = fastStartEnc(olcs)
+		}
+		w.extensions(12, adds)
+	})
+}
+
+func connectUU(h245 netip.AddrPort, olcs [][]byte) []byte {
+	return uuPDU(bodyConnect, func(w *perw) {
+		w.seq(true, true, h245.IsValid())
+		w.octetString(protocolID)
+		if h245.IsValid() {
+			ta225(w, h245)
+		}
+		endpoint(w)
+		w.octets(guid)
+		adds := map[int][]byte{0: callID(), 5: boolExt(false), 6: boolExt(false)}
+		if olcs != nil {
+			adds[4] = fastStartEnc(olcs)
+		}
+		w.extensions(7, adds)
+	})
+}
+
+func alertingUU() []byte {
+	return uuPDU(bodyAlerting, func(w *perw) {
+		w.seq(true, true, false)
+		w.octetString(protocolID)
+		endpoint(w)
+		w.extensions(7, map[int][]byte{0: callID(), 5: boolExt(false), 6: boolExt(false)})
+	})
+}
+
+func releaseUU() []byte {
+	return uuPDU(bodyReleaseComplete, func(w *perw) {
+		w.seq(true, true, false)
+		w.octetString(protocolID)
+		w.extensions(1, map[int][]byte{0: callID()})
+	})
+}
+
+// q931Msg is a TPKT holding a Q.931 message with the user-user PDU.
+func q931Msg(mt byte, crv uint16, uu []byte) []byte {
+	m := []byte{0x08, 0x02, byte(crv >> 8), byte(crv), mt}
+	if mt == 0x05 {
+		m = append(m, 0x04, 0x03, 0x88, 0x90, 0xa5) // bearer capability
+	}
+	m = append(m, 0x7e, 0, 0, 0x05)
+	binary.BigEndian.PutUint16(m[len(m)-3:], uint16(len(uu)+1))
+	m = append(m, uu...)
+	return tpktWrap(m)
+}
+
+func tpktWrap(m []byte) []byte {
+	b := []byte{3, 0, 0, 0}
+	binary.BigEndian.PutUint16(b[2:], uint16(len(m)+4))
+	return append(b, m...)
+}

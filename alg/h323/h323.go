@@ -1,0 +1,243 @@
+// Package h323 is passgate's H.323 helper. On the call signalling
+// connection (TCP 1720: TPKT, RFC 1006, framing Q.931 messages whose
+// User-user information element holds the H.225.0 H323-UserInformation
+// in ASN.1 aligned PER) it reads, in what a LAN host sends, the
+// h245Address of Setup, CallProceeding, Alerting, Connect and Facility and
+// the fastStart OpenLogicalChannel elements' mediaChannel and
+// mediaControlChannel; on the H.245 connection that h245Address leads to
+// (an expected flow the helper claims) it reads OpenLogicalChannel and
+// OpenLogicalChannelAck. Each unicast IPv4 address equal to the LAN host's
+// own becomes its public address and a port the engine expects the peer
+// on (TCP for H.245, UDP for media); other addresses are left alone. PER
+// encodes an IPv4 address and port in a fixed six octets, so the rewrite
+// is in place and lengths never change. A call's pending expectations go
+// with its ReleaseComplete.
+//
+// The walk decodes only what lies before those fields; a message it cannot
+// walk (a truncated TPKT, an unknown root alternative, a fragmented
+// length) passes untouched and is counted. Not done: RAS (UDP 1719),
+// H.245 tunnelled in H.225.0 (h245Control), the Progress message.
+//
+// The helper is off unless switched on (RFC 4787 REQ-10).
+package h323
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"passgate/nat"
+	"passgate/packet"
+)
+
+// Port is the H.225.0 call signalling port.
+const Port = 1720
+
+// maxH245 bounds the H.245 connections remembered.
+const maxH245 = 4096
+
+// Q.931 message types.
+const (
+	q931ReleaseComplete = 0x5a
+)
+
+// Helper is the H.323 helper. Register one with nat.Engine.RegisterHelpers;
+// the engine calls it from one goroutine at a time.
+type Helper struct {
+	w   walker
+	buf []byte
+	// h245 maps the public port of an expected H.245 connection to the
+	// call it belongs to, so its media expectations share the call's tag.
+	h245 map[uint16]call
+}
+
+type call struct {
+	flow nat.FlowRef // the call signalling connection
+	tag  uint64
+}
+
+func (*Helper) Name() string    { return "h323" }
+func (*Helper) DefaultOn() bool { return false }
+func (*Helper) Wants(proto uint8, port uint16) bool {
+	return proto == packet.ProtoTCP && port == Port
+}
+
+// Ended forgets the H.245 connections of a call signalling connection that
+// ended.
+func (h *Helper) Ended(f nat.FlowRef) {
+	for k, c := range h.h245 {
+		if c.flow == f {
+			delete(h.h245, k)
+		}
+	}
+}
+
+// callTag names a call's expectations: its signalling flow and Q.931 call
+// reference (without the flag bit that says which side chose it).
+func callTag(f nat.FlowRef, crv uint16) uint64 {
+	return uint64(uint32(f.ID))<<32 | uint64(f.Gen&0xffff)<<16 | uint64(crv&0x7fff)
+}
+
+// Inspect walks each TPKT of the segment and rewrites the LAN host's
+// addresses.
+func (h *Helper) Inspect(p *nat.HelperPacket) {
+	if p.Proto != packet.ProtoTCP {
+		return
+	}
+	pl := p.Payload
+	signalling := p.Remote.Port() == Port || p.Inside.Port() == Port
+	w := &h.w
+	w.n = 0
+	var released [4]uint16
+	nrel := 0
+	for off := 0; off < len(pl); {
+		msg, ok := tpkt(pl[off:])
+		if !ok {
+			p.Unparsed()
+			return
+		}
+		base := off + 4
+		off += 4 + len(msg)
+		if len(msg) == 0 {
+			continue // keep-alive
+		}
+		if !signalling {
+			r := reader{b: msg, base: base}
+			if w.msc(&r) != nil {
+				p.Unparsed()
+				return
+			}
+			continue
+		}
+		mt, crv, uu, at, ok := q931(msg)
+		if !ok {
+			p.Unparsed()
+			return
+		}
+		w.crv = crv
+		if uu != nil {
+			r := reader{b: uu, base: base + at}
+			if w.uuie(&r) != nil {
+				p.Unparsed()
+				return
+			}
+		}
+		if mt == q931ReleaseComplete && nrel < len(released) {
+			released[nrel] = crv
+			nrel++
+		}
+	}
+	var c call
+	if !signalling {
+		c = h.h245[p.Outside.Port()]
+	}
+	for _, crv := range released[:nrel] {
+		tag := callTag(p.Flow, crv)
+		p.Forget(tag)
+		for k, v := range h.h245 {
+			if v.tag == tag {
+				delete(h.h245, k)
+			}
+		}
+	}
+	if !p.FromLAN || w.n == 0 {
+		return
+	}
+	h.rewrite(p, pl, c, signalling)
+}
+
+// rewrite replaces the found addresses equal to the LAN host's.
+func (h *Helper) rewrite(p *nat.HelperPacket, pl []byte, c call, signalling bool) {
+	inside := p.Inside.Addr()
+	pub := p.Outside.Addr().As4()
+	changed := false
+	for _, f := range h.w.refs[:h.w.n] {
+		a := netip.AddrFrom4([4]byte(pl[f.at : f.at+4]))
+		port := binary.BigEndian.Uint16(pl[f.at+4:])
+		if a != inside || port == 0 {
+			continue
+		}
+		tag := c.tag
+		if signalling {
+			tag = callTag(p.Flow, f.crv)
+		}
+		x := nat.Expect{Proto: packet.ProtoUDP, Remote: p.Remote.Addr(), Inside: netip.AddrPortFrom(a, port), Tag: tag}
+		if f.kind == kH245 {
+			x.Proto, x.Claim = packet.ProtoTCP, true
+		}
+		ext, ok := p.Expect(x)
+		if !ok {
+			continue
+		}
+		if f.kind == kH245 && (len(h.h245) < maxH245 || h.h245 == nil) {
+			if h.h245 == nil {
+				h.h245 = make(map[uint16]call)
+			}
+			h.h245[ext] = call{flow: p.Flow, tag: tag}
+		}
+		if !changed {
+			h.buf = append(h.buf[:0], pl...)
+			changed = true
+		}
+		copy(h.buf[f.at:], pub[:])
+		binary.BigEndian.PutUint16(h.buf[f.at+4:], ext)
+	}
+	if changed {
+		p.SetPayload(h.buf)
+	}
+}
+
+// tpkt returns the message of the TPKT (RFC 1006) at the start of b; a
+// packet cut by the segment end is not read (no reassembly).
+func tpkt(b []byte) ([]byte, bool) {
+	if len(b) < 4 || b[0] != 3 {
+		return nil, false
+	}
+	n := int(binary.BigEndian.Uint16(b[2:]))
+	if n < 4 || n > len(b) {
+		return nil, false
+	}
+	return b[4:n], true
+}
+
+// q931 reads a Q.931 message (H.225.0 clause 7): its type, call reference
+// value, and the H323-UserInformation in the User-user information
+// element, with its offset in b (nil if there is none).
+func q931(b []byte) (mt byte, crv uint16, uu []byte, at int, ok bool) {
+	if len(b) < 3 || b[0] != 0x08 {
+		return 0, 0, nil, 0, false
+	}
+	crl := int(b[1] & 0x0f)
+	if crl > 2 || len(b) < 3+crl {
+		return 0, 0, nil, 0, false
+	}
+	for _, v := range b[2 : 2+crl] {
+		crv = crv<<8 | uint16(v)
+	}
+	mt = b[2+crl]
+	for i := 3 + crl; i < len(b); {
+		id := b[i]
+		switch {
+		case id&0x80 != 0: // single-octet element
+			i++
+		case id == 0x7e: // User-user: two length octets in H.225.0
+			if i+3 > len(b) {
+				return 0, 0, nil, 0, false
+			}
+			n := int(binary.BigEndian.Uint16(b[i+1:]))
+			if n < 1 || i+3+n > len(b) {
+				return 0, 0, nil, 0, false
+			}
+			if b[i+3] != 0x05 { // protocol discriminator: X.208/X.209 coded
+				return 0, 0, nil, 0, false
+			}
+			uu, at = b[i+4:i+3+n], i+4
+			i += 3 + n
+		default:
+			if i+2 > len(b) || i+2+int(b[i+1]) > len(b) {
+				return 0, 0, nil, 0, false
+			}
+			i += 2 + int(b[i+1])
+		}
+	}
+	return mt, crv, uu, at, true
+}

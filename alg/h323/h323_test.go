@@ -1,0 +1,288 @@
+package h323
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"os"
+	"testing"
+
+	"passgate/nat"
+	"passgate/packet"
+	. "passgate/packet/pkttest"
+)
+
+const sec = nat.Time(1e9)
+
+var (
+	lanHost = netip.MustParseAddr("192.168.50.10")
+	pubAddr = netip.MustParseAddr("203.0.113.1")
+)
+
+func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
+
+func engine(t testing.TB) *nat.Engine {
+	t.Helper()
+	e, err := nat.New(nat.Config{
+		LANAddr:  netip.MustParsePrefix("192.168.50.1/24"),
+		WANAddr:  netip.MustParsePrefix("203.0.113.1/24"),
+		MaxFlows: 1024,
+		Helpers:  map[string]nat.Switch{"h323": nat.On},
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.RegisterHelpers(&Helper{})
+	return e
+}
+
+// conn is a TCP connection through the engine; out collects every packet
+// that left the engine, for the pcap.
+type conn struct {
+	t            *testing.T
+	e            *nat.Engine
+	lan, remote  string
+	pub          string
+	lanSeq, rSeq uint32
+	fromWAN      bool // opened by the remote (an expected connection)
+	out          *[][]byte
+}
+
+func (c *conn) send(now nat.Time, fromLAN bool, flags uint8, payload []byte) []byte {
+	c.t.Helper()
+	var b []byte
+	var from nat.Iface
+	if fromLAN {
+		b = TCP(c.lan, c.remote, flags, c.lanSeq, c.rSeq, nil, payload)
+		c.lanSeq += uint32(len(payload))
+		from = nat.LAN
+	} else {
+		b = TCP(c.remote, c.pub, flags, c.rSeq, c.lanSeq, nil, payload)
+		c.rSeq += uint32(len(payload))
+		from = nat.WAN
+	}
+	if flags&packet.TCPSyn != 0 {
+		if fromLAN {
+			c.lanSeq++
+		} else {
+			c.rSeq++
+		}
+	}
+	v := c.e.Process(now, from, b)
+	var out []byte
+	switch v.Action {
+	case nat.Forward:
+		out = b[:packet.IPv4(b).TotalLen()]
+	case nat.Consumed:
+		em := c.e.Emitted()
+		if len(em) != 1 {
+			c.t.Fatalf("consumed with %d emitted packets", len(em))
+		}
+		out = append([]byte(nil), em[0].Frame[nat.EtherHeadroom:]...)
+		c.e.ResetEmitted()
+	default:
+		c.t.Fatalf("verdict %+v (%v)", v, v.Reason)
+	}
+	IPv4(c.t, out)
+	if c.out != nil {
+		*c.out = append(*c.out, out)
+	}
+	return out
+}
+
+func payloadOf(b []byte) []byte { return packet.TCP(packet.IPv4(b).Payload()).Payload() }
+
+// addrs decodes a segment's payload with the walker and returns the
+// addresses found by kind.
+func addrs(t *testing.T, pl []byte, signalling bool) map[kind][]netip.AddrPort {
+	t.Helper()
+	var w walker
+	got := map[kind][]netip.AddrPort{}
+	for off := 0; off < len(pl); {
+		msg, ok := tpkt(pl[off:])
+		if !ok {
+			t.Fatalf("bad TPKT at %d", off)
+		}
+		base := off + 4
+		off += 4 + len(msg)
+		r := reader{b: msg, base: base}
+		if signalling {
+			_, _, uu, at, ok := q931(msg)
+			if !ok {
+				t.Fatal("bad Q.931")
+			}
+			r = reader{b: uu, base: base + at}
+			if err := w.uuie(&r); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := w.msc(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range w.refs[:w.n] {
+		a := netip.AddrFrom4([4]byte(pl[f.at : f.at+4]))
+		got[f.kind] = append(got[f.kind], ap(a, binary.BigEndian.Uint16(pl[f.at+4:])))
+	}
+	return got
+}
+
+func udpTo(t *testing.T, e *nat.Engine, now nat.Time, from, to string) (nat.Verdict, []byte) {
+	b := UDP(from, to, []byte("rtp"))
+	return e.Process(now, nat.WAN, b), b
+}
+
+// callFlow runs a call from a LAN phone with fast start and a separate
+// H.245 connection, returning every packet that left the engine.
+func callFlow(t *testing.T) (*nat.Engine, [][]byte) {
+	e := engine(t)
+	var out [][]byte
+	c := &conn{t: t, e: e, lan: "192.168.50.10:40000", remote: "203.0.113.10:1720", pub: "203.0.113.1:40000", lanSeq: 1000, rSeq: 5000, out: &out}
+	c.send(0, true, packet.TCPSyn, nil)
+	c.send(0, false, packet.TCPSyn|packet.TCPAck, nil)
+	c.send(0, true, packet.TCPAck, nil)
+
+	fast := [][]byte{
+		enc(func(w *perw) { olcForward(w, 1, ap(lanHost, 5001)) }),
+		enc(func(w *perw) { olcReverse(w, 2, ap(lanHost, 5000), ap(lanHost, 5001)) }),
+	}
+	setup := q931Msg(0x05, 0x0001, setupUU(ap(lanHost, 40002), fast))
+	o := c.send(sec, true, packet.TCPAck|packet.TCPPsh, setup)
+	if len(payloadOf(o)) != len(setup) {
+		t.Fatalf("length changed: %d -> %d", len(setup), len(payloadOf(o)))
+	}
+	got := addrs(t, payloadOf(o), true)
+	if g := got[kH245]; len(g) != 1 || g[0] != ap(pubAddr, 40002) {
+		t.Fatalf("h245Address %v", g)
+	}
+	if g := got[kRTP]; len(g) != 1 || g[0] != ap(pubAddr, 5000) {
+		t.Fatalf("mediaChannel %v", g)
+	}
+	if g := got[kRTCP]; len(g) != 2 || g[0] != ap(pubAddr, 5001) || g[1] != ap(pubAddr, 5001) {
+		t.Fatalf("mediaControlChannel %v", g)
+	}
+	// The callee's answer passes as it is (its addresses are public).
+	c.send(2*sec, false, packet.TCPAck|packet.TCPPsh, q931Msg(0x07, 0x8001, connectUU(ap(netip.MustParseAddr("203.0.113.10"), 30000), nil)))
+
+	// The callee opens H.245 to the public address; the helper owns it.
+	h := &conn{t: t, e: e, lan: "192.168.50.10:40002", remote: "203.0.113.10:30000", pub: "203.0.113.1:40002", lanSeq: 7000, rSeq: 9000, out: &out}
+	h.send(3*sec, false, packet.TCPSyn, nil)
+	IPv4(t, out[len(out)-1], Dst("192.168.50.10:40002"))
+	h.send(3*sec, true, packet.TCPSyn|packet.TCPAck, nil)
+	h.send(3*sec, false, packet.TCPAck, nil)
+	o = h.send(4*sec, true, packet.TCPAck|packet.TCPPsh, h245OLC(3, ap(lanHost, 5003)))
+	if g := addrs(t, payloadOf(o), false)[kRTCP]; len(g) != 1 || g[0] != ap(pubAddr, 5003) {
+		t.Fatalf("OLC mediaControlChannel %v", g)
+	}
+	o = h.send(4*sec, true, packet.TCPAck|packet.TCPPsh, h245OLCAck(4, ap(lanHost, 5004), ap(lanHost, 5005)))
+	g := addrs(t, payloadOf(o), false)
+	if g[kRTP][0] != ap(pubAddr, 5004) || g[kRTCP][0] != ap(pubAddr, 5005) {
+		t.Fatalf("OLCAck %v", g)
+	}
+
+	// RTP from the callee reaches the phone.
+	v, b := udpTo(t, e, 5*sec, "203.0.113.10:6000", "203.0.113.1:5000")
+	if v.Action != nat.Forward {
+		t.Fatalf("RTP: %+v (%v)", v, v.Reason)
+	}
+	IPv4(t, b, Dst("192.168.50.10:5000"))
+	out = append(out, b[:packet.IPv4(b).TotalLen()])
+
+	// ReleaseComplete ends the call: its pending expectations go.
+	c.send(6*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x5a, 0x0001, releaseUU()))
+	if v, _ := udpTo(t, e, 7*sec, "203.0.113.10:6002", "203.0.113.1:5004"); v.Action == nat.Forward {
+		t.Fatal("media expectation survived ReleaseComplete")
+	}
+	return e, out
+}
+
+func TestCall(t *testing.T) {
+	e, out := callFlow(t)
+	s := e.HelperStats()["h323"]
+	if s.Unparsed != 0 || s.Rewrites != 3 || s.Expected < 2 {
+		t.Fatalf("counters %+v", s)
+	}
+	if dir := os.Getenv("H323_PCAP"); dir != "" {
+		writePcap(t, dir, out)
+	}
+}
+
+func TestForeignAddressUntouched(t *testing.T) {
+	e := engine(t)
+	c := &conn{t: t, e: e, lan: "192.168.50.11:40000", remote: "203.0.113.10:1720", pub: "203.0.113.1:40000", lanSeq: 1, rSeq: 1}
+	c.send(0, true, packet.TCPSyn, nil)
+	c.send(0, false, packet.TCPSyn|packet.TCPAck, nil)
+	// A STUN-learned public address is the phone's business.
+	stun := ap(netip.MustParseAddr("198.51.100.7"), 40002)
+	msg := q931Msg(0x07, 0x8001, connectUU(stun, nil))
+	o := c.send(sec, true, packet.TCPAck, msg)
+	if string(payloadOf(o)) != string(msg) {
+		t.Fatal("foreign address rewritten")
+	}
+	if s := e.HelperStats()["h323"]; s.Rewrites != 0 || s.Unparsed != 0 {
+		t.Fatalf("counters %+v", s)
+	}
+}
+
+func TestConnectFromServerBehindForward(t *testing.T) {
+	e, err := nat.New(nat.Config{
+		LANAddr:      netip.MustParsePrefix("192.168.50.1/24"),
+		WANAddr:      netip.MustParsePrefix("203.0.113.1/24"),
+		MaxFlows:     1024,
+		Helpers:      map[string]nat.Switch{"h323": nat.On},
+		PortForwards: []nat.PortForward{{Proto: packet.ProtoTCP, OutsideLo: Port, OutsideHi: Port, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: Port}},
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.RegisterHelpers(&Helper{})
+	if v := e.Process(0, nat.WAN, TCP("203.0.113.20:3000", "203.0.113.1:1720", packet.TCPSyn, 1, 0, nil, nil)); v.Action != nat.Forward {
+		t.Fatal(v)
+	}
+	callee := netip.MustParseAddr("192.168.50.12")
+	msg := q931Msg(0x07, 0x8001, connectUU(ap(callee, 41000), [][]byte{enc(func(w *perw) { olcReverse(w, 1, ap(callee, 7000), ap(callee, 7001)) })}))
+	b := TCP("192.168.50.12:1720", "203.0.113.20:3000", packet.TCPAck|packet.TCPPsh, 10, 2, nil, msg)
+	v := e.Process(sec, nat.LAN, b)
+	if v.Action != nat.Forward {
+		t.Fatal(v)
+	}
+	IPv4(t, b, Src("203.0.113.1:1720"))
+	got := addrs(t, payloadOf(b), true)
+	if got[kH245][0] != ap(pubAddr, 41000) || got[kRTP][0] != ap(pubAddr, 7000) || got[kRTCP][0] != ap(pubAddr, 7001) {
+		t.Fatalf("addresses %v", got)
+	}
+}
+
+func TestUnparsedCounted(t *testing.T) {
+	e := engine(t)
+	c := &conn{t: t, e: e, lan: "192.168.50.10:40000", remote: "203.0.113.10:1720", pub: "203.0.113.1:40000", lanSeq: 1, rSeq: 1}
+	c.send(0, true, packet.TCPSyn, nil)
+	c.send(0, false, packet.TCPSyn|packet.TCPAck, nil)
+	msg := q931Msg(0x05, 1, setupUU(ap(lanHost, 40002), nil))
+	cut := msg[:len(msg)-10] // the TPKT says more than the segment holds
+	o := c.send(sec, true, packet.TCPAck, cut)
+	if string(payloadOf(o)) != string(cut) {
+		t.Fatal("cut message rewritten")
+	}
+	if s := e.HelperStats()["h323"]; s.Unparsed != 1 || s.Rewrites != 0 {
+		t.Fatalf("counters %+v", s)
+	}
+}
+
+// BenchmarkUntouched is the cost of an Alerting from the LAN with no
+// address to rewrite: the whole walk, no change.
+func BenchmarkUntouched(b *testing.B) {
+	e := engine(b)
+	e.Process(0, nat.LAN, TCP("192.168.50.10:40000", "203.0.113.10:1720", packet.TCPSyn, 1, 0, nil, nil))
+	seg := TCP("192.168.50.10:40000", "203.0.113.10:1720", packet.TCPAck|packet.TCPPsh, 2, 1, nil, q931Msg(0x01, 0x8001, alertingUU()))
+	p := append([]byte(nil), seg...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		copy(p, seg)
+		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
+			b.Fatal(v)
+		}
+	}
+	if s := e.HelperStats()["h323"]; s.Unparsed != 0 || s.Rewrites != 0 {
+		b.Fatalf("counters %+v", s)
+	}
+}

@@ -1,0 +1,77 @@
+package h323
+
+import (
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestTshark checks the rewritten call with Wireshark's own H.225.0 and
+// H.245 dissectors: the packets that left the engine are written to a
+// pcap and tshark must find the public address and ports where the phone
+// put its private ones, and nothing malformed. tshark dissects TPKT/Q.931
+// on TCP 1720 by default; the H.245 connection is named with -d.
+// Debian: apt-get install tshark.
+func TestTshark(t *testing.T) {
+	bin, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Fatal("tshark is needed (apt-get install tshark)")
+	}
+	_, pkts := callFlow(t)
+	pcap := writePcap(t, t.TempDir(), pkts)
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"-r", pcap, "-d", "tcp.port==40002,h245"}, args...)...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("tshark %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if p, err := exec.Command(bin, "-G", "protocols").Output(); err != nil || !strings.Contains(string(p), "\th225\n") || !strings.Contains(string(p), "\th245\n") {
+		t.Fatalf("tshark has no H.225/H.245 dissector (%v)", err)
+	}
+
+	// Per frame: protocol column, H.245 media addresses and ports, malformed marker.
+	fields := run("-T", "fields", "-E", "separator=|", "-e", "frame.number", "-e", "_ws.col.Protocol",
+		"-e", "h245.ip4_network", "-e", "h245.tsapIdentifier", "-e", "_ws.malformed")
+	want := map[string]string{
+		"4":  "H.225.0|203.0.113.1,203.0.113.1,203.0.113.1|5001,5000,5001|", // Setup's fastStart
+		"5":  "H.225.0|||",                                                  // the callee's Connect
+		"9":  "H.245|203.0.113.1|5003|",                                     // OpenLogicalChannel
+		"10": "H.245|203.0.113.1,203.0.113.1|5004,5005|",                    // OpenLogicalChannelAck
+		"12": "H.225.0|||",                                                  // ReleaseComplete
+	}
+	for _, line := range strings.Split(strings.TrimSpace(fields), "\n") {
+		num, rest, _ := strings.Cut(line, "|")
+		if w, ok := want[num]; ok {
+			if rest != w {
+				t.Errorf("frame %s: tshark shows %q, want %q", num, rest, w)
+			}
+			delete(want, num)
+		}
+		if strings.Contains(rest, "malformed") {
+			t.Errorf("frame %s malformed: %s", num, rest)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("frames missing from tshark's output: %v", want)
+	}
+
+	// The h245Address in the Setup, from the verbose tree.
+	verbose := run("-V", "-O", "q931,h225,h245", "-Y", "frame.number==4")
+	m := regexp.MustCompile(`h245Address: ipAddress \(0\)\s+ipAddress\s+ip: (\S+)\s+port: (\d+)`).FindStringSubmatch(verbose)
+	if m == nil || m[1] != "203.0.113.1" || m[2] != "40002" {
+		t.Fatalf("tshark's h245Address: %v\n%s", m, verbose)
+	}
+	for _, re := range []string{`mediaChannel: unicastAddress \(0\)\s+unicastAddress: iPAddress \(0\)\s+iPAddress\s+network: 203\.0\.113\.1\s+tsapIdentifier: 5000`,
+		`mediaControlChannel: unicastAddress \(0\)\s+unicastAddress: iPAddress \(0\)\s+iPAddress\s+network: 203\.0\.113\.1\s+tsapIdentifier: 5001`} {
+		if !regexp.MustCompile(re).MatchString(verbose) {
+			t.Errorf("tshark's Setup lacks %s", re)
+		}
+	}
+	if regexp.MustCompile(`(ip|network): 192\.168\.`).MatchString(verbose) {
+		t.Error("a private address is left in the Setup")
+	}
+}
