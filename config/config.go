@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -19,68 +21,103 @@ import (
 // DefaultControlSocket is where the control API listens unless configured.
 const DefaultControlSocket = "/run/passgate/passgate.sock"
 
-// Config is the configuration file, field for field.
+// Config is the configuration file, field for field. Fields left out take
+// their defaults (docs/config.md); marshalling leaves zero fields out, so a
+// saved file holds what was set and nothing more.
 type Config struct {
-	LAN           LAN           `json:"lan"`
-	WAN           WAN           `json:"wan"`
-	NAT           NAT           `json:"nat"`
-	Passthrough   Passthrough   `json:"passthrough"`
-	PortForwards  []PortForward `json:"port_forwards"`
-	DMZ           string        `json:"dmz"`
-	Workers       int           `json:"workers"`
-	ControlSocket string        `json:"control_socket"`
+	LAN           LAN           `json:"lan,omitzero"`
+	WAN           WAN           `json:"wan,omitzero"`
+	NAT           NAT           `json:"nat,omitzero"`
+	Passthrough   Passthrough   `json:"passthrough,omitzero"`
+	Helpers       Helpers       `json:"helpers,omitzero"`
+	PortForwards  []PortForward `json:"port_forwards,omitzero"`
+	DMZ           string        `json:"dmz,omitzero"`
+	Workers       int           `json:"workers,omitzero"`
+	ControlSocket string        `json:"control_socket,omitzero"`
+	Admin         Admin         `json:"admin,omitzero"`
 }
 
 // LAN is the inside interface.
 type LAN struct {
-	Interface string `json:"interface"`
-	Address   string `json:"address"` // router address with prefix length, e.g. 192.168.50.1/24
-	MTU       int    `json:"mtu"`
+	Interface string `json:"interface,omitzero"`
+	Address   string `json:"address,omitzero"` // router address with prefix length, e.g. 192.168.50.1/24
+	MTU       int    `json:"mtu,omitzero"`
 }
 
 // WAN is the outside interface.
 type WAN struct {
-	Interface string `json:"interface"`
-	Address   string `json:"address"`
-	Gateway   string `json:"gateway"` // next hop off the WAN prefix; empty: none
-	MTU       int    `json:"mtu"`
+	Interface string `json:"interface,omitzero"`
+	Address   string `json:"address,omitzero"`
+	Gateway   string `json:"gateway,omitzero"` // next hop off the WAN prefix; empty: none
+	MTU       int    `json:"mtu,omitzero"`
 }
 
 // NAT holds the translation settings.
 type NAT struct {
-	Filtering          string   `json:"filtering"`
-	PortRange          string   `json:"port_range"`
-	MaxFlows           int      `json:"max_flows"`
-	MaxFlowsPerHost    int      `json:"max_flows_per_host"`
-	MSSClamp           int      `json:"mss_clamp"`
-	Timeouts           Timeouts `json:"timeouts"`
-	AllowShortTimeouts bool     `json:"allow_short_timeouts"`
+	Filtering          string   `json:"filtering,omitzero"`
+	PortRange          string   `json:"port_range,omitzero"`
+	MaxFlows           int      `json:"max_flows,omitzero"`
+	MaxFlowsPerHost    int      `json:"max_flows_per_host,omitzero"`
+	MSSClamp           int      `json:"mss_clamp,omitzero"`
+	Timeouts           Timeouts `json:"timeouts,omitzero"`
+	AllowShortTimeouts bool     `json:"allow_short_timeouts,omitzero"`
 }
 
 // Passthrough switches VPN passthrough per protocol; an absent field is
 // on, as on home routers.
 type Passthrough struct {
-	IPsec *bool `json:"ipsec"` // IKE on UDP 500, NAT-T on UDP 4500, raw ESP
-	PPTP  *bool `json:"pptp"`  // TCP 1723 and GRE; PPTP itself is obsolete and insecure
-	L2TP  *bool `json:"l2tp"`  // UDP 1701
+	IPsec *bool `json:"ipsec,omitzero"` // IKE on UDP 500, NAT-T on UDP 4500, raw ESP
+	PPTP  *bool `json:"pptp,omitzero"`  // TCP 1723 and GRE; PPTP itself is obsolete and insecure
+	L2TP  *bool `json:"l2tp,omitzero"`  // UDP 1701
+	// PPPoE is the PPPoE relay (ethertypes 0x8863/0x8864 between LAN
+	// hosts and access concentrators on the WAN); absent means off, as on
+	// routers that have one.
+	PPPoE *bool `json:"pppoe,omitzero"`
+}
+
+// Helpers switches the application-level gateways; an absent field takes
+// the helper's default: FTP and TFTP on, SIP, RTSP and H.323 off (RFC 4787
+// REQ-10 asks that helpers other than FTP be off unless wanted).
+type Helpers struct {
+	FTP  *bool `json:"ftp,omitzero"`
+	TFTP *bool `json:"tftp,omitzero"`
+	SIP  *bool `json:"sip,omitzero"`
+	RTSP *bool `json:"rtsp,omitzero"`
+	H323 *bool `json:"h323,omitzero"`
+}
+
+// Switches returns the set switches by helper name, for the engine.
+func (h Helpers) Switches() map[string]*bool {
+	return map[string]*bool{"ftp": h.FTP, "tftp": h.TFTP, "sip": h.SIP, "rtsp": h.RTSP, "h323": h.H323}
 }
 
 // Timeouts are Go durations ("5m", "2h4m", "30s").
 type Timeouts struct {
-	UDP            string `json:"udp"`
-	TCPEstablished string `json:"tcp_established"`
-	TCPTransitory  string `json:"tcp_transitory"`
-	TCPClosed      string `json:"tcp_closed"`
-	ICMP           string `json:"icmp"`
+	UDP            string `json:"udp,omitzero"`
+	TCPEstablished string `json:"tcp_established,omitzero"`
+	TCPTransitory  string `json:"tcp_transitory,omitzero"`
+	TCPClosed      string `json:"tcp_closed,omitzero"`
+	ICMP           string `json:"icmp,omitzero"`
 }
 
 // PortForward forwards inbound traffic on outside ports to a LAN host.
 type PortForward struct {
-	Name        string   `json:"name"`
-	Proto       string   `json:"proto"`        // tcp or udp
-	OutsidePort PortSpec `json:"outside_port"` // 8080 or "8000-8010"
-	Host        string   `json:"host"`
-	InsidePort  int      `json:"inside_port"` // first inside port; default: the first outside port
+	Name        string   `json:"name"`                 // unique among the forwards; letters, digits, space, . _ -
+	Proto       string   `json:"proto"`                // tcp or udp
+	OutsidePort PortSpec `json:"outside_port"`         // 8080 or "8000-8010"
+	Host        string   `json:"host"`                 // the LAN host
+	InsidePort  int      `json:"inside_port,omitzero"` // first inside port; default: the first outside port
+}
+
+// Admin is the admin plane: the web page, the REST API and /metrics, served
+// on the LAN address only.
+type Admin struct {
+	// Enabled turns the admin server on; default true when passgate runs
+	// with a configuration file (it saves changes there).
+	Enabled *bool `json:"enabled,omitzero"`
+	// Listen is ADDRESS:PORT; the address must be the LAN address or
+	// 127.0.0.1. Default: the LAN address, port 8080.
+	Listen string `json:"listen,omitzero"`
 }
 
 // PortSpec is a port or a port range, written as a JSON number (8080) or
@@ -134,16 +171,62 @@ func Load(path string) (*Config, error) {
 // trailing data are errors naming the field (or the line and column).
 func Parse(data []byte) (*Config, error) {
 	var c Config
+	if err := Decode(data, &c, ""); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Decode decodes one JSON value strictly into v (a pointer), as Parse does
+// for a whole configuration: unknown fields, wrong types and trailing data
+// are Errors naming the field. Field names start with prefix, so a part of
+// the configuration decoded on its own (a port forward sent to the REST
+// API) is named as it is in the file, e.g. "port_forwards[2].inside_port".
+func Decode(data []byte, v any, prefix string) error {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return fmt.Errorf("config: Decode needs a pointer, got %T", v)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return nil, decodeError(data, err)
+	if err := dec.Decode(v); err != nil {
+		return decodeError(data, t.Elem(), prefix, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		off := dec.InputOffset()
-		return nil, Errors{{Field: position(data, off), Msg: "unexpected data after the configuration object"}}
+		return Errors{{Field: position(data, off), Msg: "unexpected data after the JSON object"}}
 	}
-	return &c, nil
+	return nil
+}
+
+// Clone returns a deep copy: Validate fills defaults in place, and the
+// switches are pointers.
+func (c Config) Clone() Config {
+	c.PortForwards = slices.Clone(c.PortForwards)
+	cloneBool := func(b *bool) *bool {
+		if b == nil {
+			return nil
+		}
+		v := *b
+		return &v
+	}
+	c.Passthrough.IPsec = cloneBool(c.Passthrough.IPsec)
+	c.Passthrough.PPTP = cloneBool(c.Passthrough.PPTP)
+	c.Passthrough.L2TP = cloneBool(c.Passthrough.L2TP)
+	c.Passthrough.PPPoE = cloneBool(c.Passthrough.PPPoE)
+	c.Admin.Enabled = cloneBool(c.Admin.Enabled)
+	c.Helpers = Helpers{FTP: cloneBool(c.Helpers.FTP), TFTP: cloneBool(c.Helpers.TFTP), SIP: cloneBool(c.Helpers.SIP), RTSP: cloneBool(c.Helpers.RTSP), H323: cloneBool(c.Helpers.H323)}
+	return c
+}
+
+// Marshal renders c as the file holds it: indented JSON with a final
+// newline, zero fields left out.
+func (c *Config) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // FieldError is one problem with one field.
@@ -187,7 +270,7 @@ func AsErrors(err error) Errors {
 	return nil
 }
 
-func decodeError(data []byte, err error) error {
+func decodeError(data []byte, t reflect.Type, prefix string, err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -195,13 +278,13 @@ func decodeError(data []byte, err error) error {
 		return Errors{{Field: position(data, syn.Offset), Msg: "invalid JSON: " + syn.Error()}}
 	case errors.As(err, &typ):
 		field := typ.Field
-		if p := fieldPath(data, typ.Offset); field != "" && stripIndexes(p) == field {
+		if p := fieldPath(data, t, typ.Offset); field != "" && stripIndexes(p) == field {
 			field = p // the same field, with array indexes
 		}
-		if field == "" {
+		if field == "" && prefix == "" {
 			field = "(top level)"
 		}
-		return Errors{{Field: field, Msg: fmt.Sprintf("expected %s, got JSON %s", typeName(typ.Type.Kind().String()), typ.Value)}}
+		return Errors{{Field: joinPath(prefix, field), Msg: fmt.Sprintf("expected %s, got JSON %s", typeName(typ.Type.Kind().String()), typ.Value)}}
 	case errors.Is(err, io.EOF):
 		return Errors{{Field: "(file)", Msg: "empty; a JSON object is required"}}
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -209,12 +292,26 @@ func decodeError(data []byte, err error) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
-		if p := unknownFieldPath(data, name); p != "" {
-			return Errors{{Field: p, Msg: "unknown field"}}
+		if p := unknownFieldPath(data, t, name); p != "" {
+			return Errors{{Field: joinPath(prefix, p), Msg: "unknown field"}}
 		}
-		return Errors{{Field: name, Msg: "unknown field"}}
+		return Errors{{Field: joinPath(prefix, name), Msg: "unknown field"}}
 	}
 	return fmt.Errorf("decode: %w", err)
+}
+
+// joinPath joins a prefix and a field path: "a" + "b" is "a.b", "a" + "[1]"
+// is "a[1]".
+func joinPath(prefix, p string) string {
+	switch {
+	case prefix == "":
+		return p
+	case p == "":
+		return prefix
+	case strings.HasPrefix(p, "["):
+		return prefix + p
+	}
+	return prefix + "." + p
 }
 
 func stripIndexes(p string) string {

@@ -21,7 +21,7 @@ const full = `{
  "port_forwards":[
    {"name":"web","proto":"tcp","outside_port":8080,"host":"192.168.50.10","inside_port":80},
    {"name":"game","proto":"udp","outside_port":"27000-27010","host":"192.168.50.11","inside_port":27000},
-   {"proto":"tcp","outside_port":"2222","host":"192.168.50.12"}
+   {"name":"ssh","proto":"tcp","outside_port":"2222","host":"192.168.50.12"}
  ],
  "dmz":"192.168.50.20",
  "workers":2,
@@ -65,7 +65,7 @@ func TestFullConfig(t *testing.T) {
 	wantFw := []nat.PortForward{
 		{Name: "web", Proto: 6, OutsideLo: 8080, OutsideHi: 8080, Host: netip.MustParseAddr("192.168.50.10"), InsidePort: 80},
 		{Name: "game", Proto: 17, OutsideLo: 27000, OutsideHi: 27010, Host: netip.MustParseAddr("192.168.50.11"), InsidePort: 27000},
-		{Name: "", Proto: 6, OutsideLo: 2222, OutsideHi: 2222, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: 2222},
+		{Name: "ssh", Proto: 6, OutsideLo: 2222, OutsideHi: 2222, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: 2222},
 	}
 	if len(fw) != len(wantFw) {
 		t.Fatalf("forwards %+v", fw)
@@ -173,7 +173,7 @@ func set(m map[string]any, path string, v any) {
 
 func TestValidationErrors(t *testing.T) {
 	fw := func(proto, out, host string, in int) map[string]any {
-		return map[string]any{"proto": proto, "outside_port": out, "host": host, "inside_port": in}
+		return map[string]any{"name": proto + out, "proto": proto, "outside_port": out, "host": host, "inside_port": in}
 	}
 	cases := []struct {
 		name  string
@@ -232,6 +232,19 @@ func TestValidationErrors(t *testing.T) {
 		{"fw host bad", func(m map[string]any) { set(m, "port_forwards[0].host", "host") }, "port_forwards[0].host", "not an IPv4 address"},
 		{"fw host missing", func(m map[string]any) { set(m, "port_forwards[0].host", nil) }, "port_forwards[0].host", "required"},
 		{"fw name long", func(m map[string]any) { set(m, "port_forwards[0].name", strings.Repeat("x", 65)) }, "port_forwards[0].name", "longer than 64"},
+		{"fw name missing", func(m map[string]any) { set(m, "port_forwards[0].name", nil) }, "port_forwards[0].name", "required"},
+		{"fw name chars", func(m map[string]any) { set(m, "port_forwards[0].name", "a/b") }, "port_forwards[0].name", "only letters, digits"},
+		{"fw name space", func(m map[string]any) { set(m, "port_forwards[0].name", " web") }, "port_forwards[0].name", "starts or ends with a space"},
+		{"fw name dup", func(m map[string]any) {
+			f := fw("udp", "9000", "192.168.50.11", 9000)
+			f["name"] = "web"
+			m["port_forwards"] = append(m["port_forwards"].([]any), f)
+		}, "port_forwards[1].name", `"web" is already the name of port_forwards[0]`},
+		{"admin listen wan", func(m map[string]any) { set(m, "admin.listen", "203.0.113.1:8080") }, "admin.listen", "is not the LAN address 192.168.50.1"},
+		{"admin listen any", func(m map[string]any) { set(m, "admin.listen", "0.0.0.0:8080") }, "admin.listen", "every address, the WAN one too"},
+		{"admin listen no port", func(m map[string]any) { set(m, "admin.listen", "192.168.50.1") }, "admin.listen", "not IPv4ADDRESS:PORT"},
+		{"admin listen port 0", func(m map[string]any) { set(m, "admin.listen", "192.168.50.1:0") }, "admin.listen", "port 0 out of range"},
+		{"admin enabled type", func(m map[string]any) { set(m, "admin.listen", "[::1]:80") }, "admin.listen", "not IPv4ADDRESS:PORT"},
 		{"fw overlap", func(m map[string]any) {
 			m["port_forwards"] = append(m["port_forwards"].([]any), fw("tcp", "8000-8080", "192.168.50.11", 1000))
 		}, "port_forwards[1].outside_port", `8000-8080 overlaps port_forwards[0] "web" (tcp 8080)`},
@@ -267,7 +280,7 @@ func TestValidationErrors(t *testing.T) {
 
 func TestSameForwardOtherProtoAllowed(t *testing.T) {
 	m := base()
-	m["port_forwards"] = append(m["port_forwards"].([]any), map[string]any{"proto": "udp", "outside_port": 8080, "host": "192.168.50.10"})
+	m["port_forwards"] = append(m["port_forwards"].([]any), map[string]any{"name": "web-udp", "proto": "udp", "outside_port": 8080, "host": "192.168.50.10"})
 	data, _ := json.Marshal(m)
 	c, _ := Parse(data)
 	if _, err := c.Validate(); err != nil {
@@ -381,5 +394,23 @@ func TestPassthroughSwitches(t *testing.T) {
 	}
 	if _, err := Parse([]byte(`{"passthrough":{"sip":true}}`)); err == nil {
 		t.Error("unknown passthrough accepted")
+	}
+}
+
+func TestHelperSwitches(t *testing.T) {
+	c, err := Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},"helpers":{"sip":true,"ftp":false}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.NAT.Helpers
+	if h["sip"] != nat.On || h["ftp"] != nat.Off || len(h) != 2 {
+		t.Fatalf("helpers %v", h)
+	}
+	if _, err := Parse([]byte(`{"helpers":{"gopher":true}}`)); err == nil {
+		t.Fatal("unknown helper accepted")
 	}
 }

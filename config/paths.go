@@ -12,16 +12,14 @@ import (
 // error without array indexes; these walkers find the full path again by
 // re-reading the document with the schema at hand.
 
-var configType = reflect.TypeFor[Config]()
-
 // visitFunc sees every value once it has been read completely: its path,
 // its schema type (nil where the schema has none), whether its key was
 // unknown, and the input offset just after it. Returning false stops.
 type visitFunc func(path string, t reflect.Type, unknown bool, end int64) bool
 
-func walkDoc(data []byte, visit visitFunc) {
+func walkDoc(data []byte, t reflect.Type, visit visitFunc) {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	walkValue(dec, "", configType, false, visit)
+	walkValue(dec, "", t, false, visit)
 }
 
 func walkValue(dec *json.Decoder, path string, t reflect.Type, unknown bool, visit visitFunc) bool {
@@ -108,9 +106,9 @@ func structField(t reflect.Type, key string) (reflect.StructField, bool) {
 
 // unknownFieldPath returns the path of the first key named name that the
 // schema does not know.
-func unknownFieldPath(data []byte, name string) string {
+func unknownFieldPath(data []byte, t reflect.Type, name string) string {
 	var out string
-	walkDoc(data, func(path string, _ reflect.Type, unknown bool, _ int64) bool {
+	walkDoc(data, t, func(path string, _ reflect.Type, unknown bool, _ int64) bool {
 		if unknown && (path == name || strings.HasSuffix(path, "."+name)) {
 			out = path
 			return false
@@ -122,9 +120,9 @@ func unknownFieldPath(data []byte, name string) string {
 
 // fieldPath returns the path of the innermost value ending at or after
 // offset.
-func fieldPath(data []byte, offset int64) string {
+func fieldPath(data []byte, t reflect.Type, offset int64) string {
 	var out string
-	walkDoc(data, func(path string, _ reflect.Type, _ bool, end int64) bool {
+	walkDoc(data, t, func(path string, _ reflect.Type, _ bool, end int64) bool {
 		if end >= offset {
 			out = path
 			return false

@@ -19,6 +19,10 @@ const (
 	DefaultPortRange = "1024-65535"
 	DefaultMaxFlows  = 65536
 	MaxWorkers       = 256
+	// DefaultAdminPort is the admin server's port on the LAN address.
+	DefaultAdminPort = 8080
+	// MaxForwardName is the longest port forward name.
+	MaxForwardName = 64
 )
 
 // DefaultTimeouts are the RFC 4787, 5382 and 5508 values.
@@ -53,6 +57,14 @@ type Settings struct {
 	NAT           nat.Config
 	Workers       int // 0: one per CPU
 	ControlSocket string
+	Admin         AdminSettings
+	PPPoERelay    bool // passthrough.pppoe; default off
+}
+
+// AdminSettings say where the admin server listens.
+type AdminSettings struct {
+	Enabled bool
+	Listen  netip.AddrPort // the LAN address or 127.0.0.1; valid when Enabled
 }
 
 // SetDefaults fills every field left empty with its default.
@@ -97,6 +109,11 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ControlSocket == "" {
 		c.ControlSocket = DefaultControlSocket
+	}
+	if c.Admin.Listen == "" {
+		if p, err := netip.ParsePrefix(c.LAN.Address); err == nil && p.Addr().Is4() {
+			c.Admin.Listen = netip.AddrPortFrom(p.Addr(), DefaultAdminPort).String()
+		}
 	}
 }
 
@@ -143,6 +160,15 @@ func (c *Config) Validate() (*Settings, error) {
 		}
 	}
 	n.Passthrough = nat.Passthrough{IPsec: sw(c.Passthrough.IPsec), PPTP: sw(c.Passthrough.PPTP), L2TP: sw(c.Passthrough.L2TP)}
+	s.PPPoERelay = c.Passthrough.PPPoE != nil && *c.Passthrough.PPPoE
+	for name, b := range c.Helpers.Switches() {
+		if b != nil {
+			if n.Helpers == nil {
+				n.Helpers = map[string]nat.Switch{}
+			}
+			n.Helpers[name] = sw(b)
+		}
+	}
 	n.LANMTU = v.intRange("lan.mtu", c.LAN.MTU, 576, 9000)
 	n.WANMTU = v.intRange("wan.mtu", c.WAN.MTU, 576, 9000)
 
@@ -175,7 +201,13 @@ func (c *Config) Validate() (*Settings, error) {
 	n.Timeouts.Fragment = nat.DefaultTimeouts.Fragment
 	n.Timeouts.Expectation = nat.DefaultTimeouts.Expectation
 
+	names := map[string]int{}
 	for i, pf := range c.PortForwards {
+		if j, dup := names[pf.Name]; dup && pf.Name != "" {
+			v.bad(fmt.Sprintf("port_forwards[%d].name", i), "%q is already the name of port_forwards[%d]; names must be unique", pf.Name, j)
+		} else {
+			names[pf.Name] = i
+		}
 		fw, ok := v.portForward(i, pf, n.LANAddr)
 		if !ok {
 			continue
@@ -216,6 +248,7 @@ func (c *Config) Validate() (*Settings, error) {
 	case len(sock) >= 108:
 		v.bad("control_socket", "path is %d bytes; a unix socket path must be shorter than 108", len(sock))
 	}
+	s.Admin = v.admin(c.Admin, n.LANAddr)
 	if len(v.errs) > 0 {
 		return nil, v.errs
 	}
@@ -333,8 +366,8 @@ func (v *validator) portForward(i int, pf PortForward, lan netip.Prefix) (checke
 	n := len(v.errs)
 	fw := checkedForward{index: i}
 	fw.Name = pf.Name
-	if len(pf.Name) > 64 {
-		v.bad(f+".name", "longer than 64 bytes")
+	if msg := CheckForwardName(pf.Name); msg != "" {
+		v.bad(f+".name", "%s", msg)
 	}
 	switch strings.ToLower(pf.Proto) {
 	case "tcp":
@@ -372,6 +405,62 @@ func (v *validator) portForward(i int, pf PortForward, lan netip.Prefix) (checke
 		fw.Host = a
 	}
 	return fw, len(v.errs) == n
+}
+
+// CheckForwardName says what is wrong with a port forward name ("" if
+// nothing): 1-64 bytes of letters, digits, space, '.', '_' and '-', not
+// starting or ending with a space. Names appear in URLs and on the command
+// line (passgate forward del NAME).
+func CheckForwardName(name string) string {
+	switch {
+	case name == "":
+		return "required (a unique name, e.g. \"web\")"
+	case len(name) > MaxForwardName:
+		return fmt.Sprintf("longer than %d bytes", MaxForwardName)
+	case strings.TrimSpace(name) != name:
+		return fmt.Sprintf("%q starts or ends with a space", name)
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return fmt.Sprintf("%q: only letters, digits, space, '.', '_' and '-' are allowed", name)
+		}
+	}
+	return ""
+}
+
+// admin checks the admin section. The server listens on the LAN address or
+// on 127.0.0.1, never on the WAN address nor on every address.
+func (v *validator) admin(a Admin, lan netip.Prefix) AdminSettings {
+	out := AdminSettings{Enabled: a.Enabled == nil || *a.Enabled}
+	if a.Listen == "" {
+		return out // no LAN address: reported on lan.address
+	}
+	ap, err := netip.ParseAddrPort(a.Listen)
+	switch {
+	case err != nil || !ap.Addr().Is4():
+		v.bad("admin.listen", "%q is not IPv4ADDRESS:PORT (e.g. %s:%d)", a.Listen, lanAddrText(lan), DefaultAdminPort)
+	case ap.Port() == 0:
+		v.bad("admin.listen", "port 0 out of range 1-65535")
+	case ap.Addr().IsUnspecified():
+		v.bad("admin.listen", "%s would listen on every address, the WAN one too; use the LAN address %s", ap.Addr(), lanAddrText(lan))
+	case ap.Addr() == netip.AddrFrom4([4]byte{127, 0, 0, 1}):
+		out.Listen = ap
+	case !lan.IsValid():
+		// reported on lan.address
+	case ap.Addr() != lan.Addr():
+		v.bad("admin.listen", "%s is not the LAN address %s (nor 127.0.0.1): the admin page is served on the LAN side only", ap.Addr(), lan.Addr())
+	default:
+		out.Listen = ap
+	}
+	return out
+}
+
+func lanAddrText(lan netip.Prefix) string {
+	if lan.IsValid() {
+		return lan.Addr().String()
+	}
+	return "192.168.50.1"
 }
 
 // parsePortRange parses "8080" or "8000-8010".
@@ -438,5 +527,7 @@ func (s *Settings) RouterOptions() router.Options {
 		WAN:     s.WANInterface,
 		NAT:     s.NAT,
 		Workers: s.Workers,
+
+		PPPoERelay: s.PPPoERelay,
 	}
 }

@@ -22,7 +22,7 @@ import (
 // backend exposes the running router to the control API.
 type backend struct {
 	r        *router.Router
-	settings *config.Settings
+	settings func() config.Settings // the running settings
 	started  time.Time
 }
 
@@ -49,8 +49,8 @@ func (b *backend) Status() control.Status {
 			Role: i.Role.String(), Name: i.Name, Index: i.Index, Address: i.Addr.String(),
 			MAC: i.MAC.String(), MTU: i.MTU, ARP: b.r.Neighbours(i.Role).Stats(),
 		}
-		if i.Role == nat.WAN && b.settings.NAT.WANGateway.IsValid() {
-			ci.Gateway = b.settings.NAT.WANGateway.String()
+		if gw := b.settings().NAT.WANGateway; i.Role == nat.WAN && gw.IsValid() {
+			ci.Gateway = gw.String()
 		}
 		s.Interfaces = append(s.Interfaces, ci)
 	}

@@ -330,6 +330,8 @@ func (d *demoSession) startDaemon(ctx context.Context) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	d.say("   passgate is routing (pid %d, control socket %s)", p.cmd.Process.Pid, d.sock)
+	d.say("   admin page and REST API: http://%s:8080/ from any LAN host, e.g.", lab.LANGateway)
+	d.say("     sudo ip netns exec %s curl http://%s:8080/api/v1/session", d.lab.NS(lab.Lan1), lab.LANGateway)
 	return nil
 }
 

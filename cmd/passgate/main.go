@@ -1,6 +1,7 @@
 // Command passgate is the one binary of the passgate NAT gateway: it runs the
-// gateway (run), reads a running one over its control socket (status,
-// conntrack), checks configuration files (config check), runs the lab
+// gateway (run) with its admin page, reads and changes a running one over
+// its control socket (status, conntrack, events, passthrough, forward, dmz,
+// passwd, token), checks configuration files (config check), runs the lab
 // demonstration (demo) and prints its version.
 package main
 
@@ -11,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -18,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"passgate/admin"
+	"passgate/admin/web"
 	"passgate/config"
 	"passgate/control"
 	"passgate/dataplane/router"
@@ -34,6 +39,12 @@ Usage:
   passgate status [--json] [--control SOCKET]
   passgate conntrack [--json] [--host IP] [--proto tcp|udp|icmp|gre|esp] [--vpn] [--control SOCKET]
   passgate events [--json] [--control SOCKET]
+  passgate passthrough [NAME [on|off]] [--json] [--control SOCKET]
+                       NAME: ipsec pptp l2tp sip rtsp h323 ftp tftp pppoe
+  passgate forward list | add NAME tcp|udp PORT[-PORT] HOST[:PORT] | del NAME [--json] [--control SOCKET]
+  passgate dmz [IP|off] [--json] [--control SOCKET]
+  passgate passwd [--control SOCKET] [--config FILE]
+  passgate token create NAME | list | revoke ID [--json] [--control SOCKET] [--config FILE]
   passgate config check FILE
   passgate demo [ARGS]
   passgate version
@@ -65,6 +76,16 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdConntrack(rest, stdout, stderr)
 	case "config":
 		err = cmdConfig(rest, stdout, stderr)
+	case "passthrough":
+		err = cmdPassthrough(rest, stdout, stderr)
+	case "forward", "forwards":
+		err = cmdForward(rest, stdout, stderr)
+	case "dmz":
+		err = cmdDMZ(rest, stdout, stderr)
+	case "passwd", "password":
+		err = cmdPasswd(rest, stdout, stderr)
+	case "token", "tokens":
+		err = cmdToken(rest, stdout, stderr)
 	case "demo":
 		err = runDemo(rest)
 	case "version", "--version", "-version":
@@ -162,16 +183,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	// load reads the file (if any) and applies the flags over it; SIGHUP
-	// runs it again to apply a changed file while running.
-	load := func() (*config.Settings, error) {
-		c := &config.Config{}
-		if *cfgPath != "" {
-			var err error
-			if c, err = config.Load(*cfgPath); err != nil {
-				return nil, err
-			}
-		}
+	// overlay applies the flags over the file's configuration; they win
+	// over it at every load, and saves keep the file's own values.
+	overlay := func(c *config.Config) {
 		if set["lan"] {
 			c.LAN.Interface = *lan
 		}
@@ -193,13 +207,35 @@ func cmdRun(args []string, stderr io.Writer) error {
 		if set["workers"] {
 			c.Workers = *workers
 		}
-		return c.Validate()
+	}
+	validate := func(c config.Config) (*config.Settings, error) {
+		cc := c.Clone()
+		overlay(&cc)
+		return cc.Validate()
 	}
 	name := *cfgPath
 	if name == "" {
 		name = "flags"
 	}
-	settings, err := load()
+	// The configuration file is the single source of truth: the store
+	// loads it (or, if it is broken, its last good copy) and the admin
+	// plane saves to it.
+	var store *config.Store
+	var fileCfg config.Config
+	if *cfgPath != "" {
+		store = config.NewStore(*cfgPath)
+		store.Logger = log
+		store.Check = func(c *config.Config) error {
+			_, err := validate(*c)
+			return err
+		}
+		c, _, err := store.LoadForStart()
+		if err != nil {
+			return reportConfig(stderr, name, err)
+		}
+		fileCfg = *c
+	}
+	settings, err := validate(fileCfg)
 	if err != nil {
 		return reportConfig(stderr, name, err)
 	}
@@ -221,10 +257,58 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	be := &backend{r: r, settings: settings, started: time.Now()}
+	be := &backend{r: r, settings: func() config.Settings { return *settings }, started: time.Now()}
+
+	// The admin plane needs the file to save changes to.
+	var svc *admin.Service
+	var auth *admin.Auth
+	var adminLn net.Listener
+	if store != nil {
+		svc, err = admin.NewService(admin.Options{
+			Backend: be, Reconfigure: r.Reconfigure, SetPPPoERelay: r.SetPPPoERelay, Store: store,
+			Config: fileCfg, Overlay: overlay, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		be.settings = svc.Settings
+		auth, err = admin.NewAuth(admin.AuthPath(*cfgPath))
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		auth.SetLogger(log)
+		if settings.Admin.Enabled {
+			adminLn = listenAdmin(log, r, settings)
+		} else {
+			log.Info("admin server off (admin.enabled is false)")
+		}
+	} else {
+		log.Info("admin server off: passgate runs without a configuration file (--config FILE) to save changes to")
+	}
+	if adminLn != nil {
+		defer adminLn.Close()
+	}
+
 	cctx, cancelControl := context.WithCancel(ctx)
+	var adminAPI http.Handler
+	if svc != nil {
+		adminAPI = admin.NewLocalAPI(svc, auth)
+	}
 	controlDone := make(chan error, 1)
-	go func() { controlDone <- control.ServeListener(cctx, ln, be, log) }()
+	go func() {
+		controlDone <- control.ServeHandler(cctx, ln, control.WithAdmin(control.NewHandler(be), adminAPI), log)
+	}()
+	adminDone := make(chan error, 1)
+	if adminLn != nil {
+		h := admin.NewHandler(admin.ServerOptions{Service: svc, Auth: auth, Web: web.Handler(svc, auth), Logger: log})
+		go func() { adminDone <- admin.Serve(cctx, adminLn, h, log) }()
+		if auth.SetupNeeded() {
+			log.Warn("no admin password is set yet: open the admin page from the LAN to choose one, or run passgate passwd",
+				"url", "http://"+adminLn.Addr().String()+"/")
+		}
+	} else {
+		adminDone <- nil
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -236,7 +320,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 				return
 			case <-hup:
 			}
-			reload(log, name, load, r)
+			if svc != nil {
+				reloadFile(log, name, svc)
+			} else {
+				reload(log, name, func() (*config.Settings, error) { return validate(fileCfg) }, r)
+			}
 		}
 	}()
 
@@ -245,31 +333,74 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err := <-controlDone; err != nil {
 		log.Warn("control API", "err", err)
 	}
+	if err := <-adminDone; err != nil {
+		log.Warn("admin server", "err", err)
+	}
 	if runErr != nil {
 		return fmt.Errorf("run: %w", runErr)
 	}
 	return nil
 }
 
-// reload applies the configuration again while running. A bad one is
-// refused, its errors logged by field, and the running one stays.
+// listenAdmin opens the admin server's socket on the LAN address (or
+// 127.0.0.1) and lets it through the kernel fence on the LAN side only. A
+// failure is logged and the gateway runs without the admin page: the data
+// plane matters more.
+func listenAdmin(log *slog.Logger, r *router.Router, s *config.Settings) net.Listener {
+	ap := s.Admin.Listen
+	if !ap.IsValid() {
+		log.Error("admin server off: admin.listen has no address")
+		return nil
+	}
+	if ap.Addr() == s.NAT.LANAddr.Addr() {
+		if err := r.AllowLANTCP(ap); err != nil {
+			log.Error("admin server off", "err", err)
+			return nil
+		}
+	}
+	ln, err := admin.Listen(ap)
+	if err != nil {
+		log.Error("admin server off: cannot listen (is the LAN address configured on the interface?)", "listen", ap.String(), "err", err)
+		return nil
+	}
+	return ln
+}
+
+// reload applies the flags' configuration again (no file: nothing
+// changes but what the engine re-reads).
 func reload(log *slog.Logger, name string, load func() (*config.Settings, error), r *router.Router) {
 	s, err := load()
 	if err == nil {
 		err = r.Reconfigure(s.NAT)
 	}
 	if err != nil {
-		for _, e := range config.AsErrors(err) {
-			log.Error("configuration refused; the running one stays", "source", name, "error", e.Error())
-		}
-		if len(config.AsErrors(err)) == 0 {
-			log.Error("configuration refused; the running one stays", "source", name, "error", err)
-		}
+		logRefused(log, name, err)
 		return
 	}
-	p := s.NAT.Passthrough
-	log.Info("configuration applied", "source", name,
+	log.Info("configuration applied", "source", name)
+}
+
+// reloadFile applies the configuration file again while running (SIGHUP).
+// A bad one is refused, its errors logged by field, and the running one
+// stays.
+func reloadFile(log *slog.Logger, name string, svc *admin.Service) {
+	ch, err := svc.Reload()
+	if err != nil {
+		logRefused(log, name, err)
+		return
+	}
+	p := svc.Settings().NAT.Passthrough
+	log.Info("configuration applied", "source", name, "changes", len(ch),
 		"ipsec", p.IPsec.Enabled(true), "pptp", p.PPTP.Enabled(true), "l2tp", p.L2TP.Enabled(true))
+}
+
+func logRefused(log *slog.Logger, name string, err error) {
+	for _, e := range config.AsErrors(err) {
+		log.Error("configuration refused; the running one stays", "source", name, "error", e.Error())
+	}
+	if len(config.AsErrors(err)) == 0 {
+		log.Error("configuration refused; the running one stays", "source", name, "error", err)
+	}
 }
 
 // reportConfig prints configuration errors one per line.

@@ -78,7 +78,7 @@ func TestConfigCheck(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},
-		"port_forwards":[{"proto":"tcp","outside_port":80,"host":"192.168.50.10"},{"proto":"tcp","outside_port":"70000","host":"192.168.50.10"}],
+		"port_forwards":[{"name":"web","proto":"tcp","outside_port":80,"host":"192.168.50.10"},{"name":"bad","proto":"tcp","outside_port":"70000","host":"192.168.50.10"}],
 		"nat":{"timeouts":{"udp":"10s"}}}`), 0o600)
 	code, o, _ := runCLI("config", "check", bad)
 	lines := strings.Split(strings.TrimSpace(o), "\n")

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -15,19 +18,68 @@ import (
 // netdev ingress, so passgate still sees every packet, while the kernel no
 // longer answers them (TCP RST, port unreachable, echo replies) nor routes
 // them. ARP still reaches the kernel.
+//
+// The one exception is the admin server (package admin): a kernel socket on
+// the LAN address. AllowLANTCP lets TCP to that address and port through on
+// the LAN interface only, before the drop; the WAN side stays fenced whole,
+// so the admin port is never reachable there.
 
 // DefaultFenceTable is the nftables table passgate owns.
 const DefaultFenceTable = "passgate"
 
+// fenceAccepts are the LAN-side TCP destinations let through to the
+// kernel, by fence table.
+var fenceAccepts = struct {
+	sync.Mutex
+	m map[string][]netip.AddrPort
+}{m: map[string][]netip.AddrPort{}}
+
+// AllowLANTCP lets TCP to ap, which must be the router's LAN address, reach
+// the kernel's sockets through the fence on the LAN interface (the admin
+// server). Call it before Run, which installs the fence. passgate's engine
+// still sees those packets (AF_PACKET taps come first) and drops its copy
+// as addressed to the router.
+func (r *Router) AllowLANTCP(ap netip.AddrPort) error {
+	lan := r.opts.NAT.LANAddr.Addr()
+	if ap.Addr() != lan || ap.Port() == 0 {
+		return fmt.Errorf("router: fence: only TCP to the LAN address %s can be let through, not %s", lan, ap)
+	}
+	fenceAccepts.Lock()
+	defer fenceAccepts.Unlock()
+	t := r.opts.FenceTable
+	if !slices.Contains(fenceAccepts.m[t], ap) {
+		fenceAccepts.m[t] = append(fenceAccepts.m[t], ap)
+	}
+	return nil
+}
+
+func lanAccepts(table string) []netip.AddrPort {
+	fenceAccepts.Lock()
+	defer fenceAccepts.Unlock()
+	return slices.Clone(fenceAccepts.m[table])
+}
+
 func fenceScript(table string, ifaces [2]string) string {
+	return fenceScriptWith(table, ifaces, lanAccepts(table))
+}
+
+// fenceScriptWith is the fence with accepts for TCP to the kernel on the
+// LAN interface.
+func fenceScriptWith(table string, ifaces [2]string, accepts []netip.AddrPort) string {
 	var b strings.Builder
 	// Adding then deleting clears a table left by a crashed run and works
 	// whether or not one exists, in one transaction.
 	fmt.Fprintf(&b, "add table netdev %s\ndelete table netdev %s\n", table, table)
 	fmt.Fprintf(&b, "table netdev %s {\n", table)
 	for i, name := range ifaces {
-		fmt.Fprintf(&b, "\tchain %s_ingress {\n\t\ttype filter hook ingress device %s priority -500; policy accept;\n\t\tmeta protocol ip counter drop\n\t}\n",
+		fmt.Fprintf(&b, "\tchain %s_ingress {\n\t\ttype filter hook ingress device %s priority -500; policy accept;\n",
 			[2]string{"lan", "wan"}[i], strconv.Quote(name))
+		if i == 0 {
+			for _, ap := range accepts {
+				fmt.Fprintf(&b, "\t\tip daddr %s tcp dport %d counter accept\n", ap.Addr(), ap.Port())
+			}
+		}
+		b.WriteString("\t\tmeta protocol ip counter drop\n\t}\n")
 	}
 	b.WriteString("}\n")
 	return b.String()

@@ -25,6 +25,7 @@ import (
 	"passgate/dataplane/afpacket"
 	"passgate/dataplane/link"
 	"passgate/nat"
+	"passgate/pppoe"
 )
 
 // Options configure Run.
@@ -51,6 +52,12 @@ type Options struct {
 	ExpireInterval time.Duration
 	// Ready, if set, is called once the router is forwarding.
 	Ready func(*Router)
+	// PPPoERelay switches the PPPoE relay on (default off, as on routers
+	// that have one); SetPPPoERelay switches it while running.
+	PPPoERelay bool
+	// PPPoEIdleTimeout ends relayed PPPoE sessions idle this long;
+	// default 10 minutes.
+	PPPoEIdleTimeout time.Duration
 	// Helpers are the application-level gateways, in the order they are
 	// asked about new flows; default alg.All().
 	Helpers []nat.Helper
@@ -70,6 +77,7 @@ type Router struct {
 
 	ifaces  [2]ifaceInfo
 	nb      [2]*link.Neighbours
+	ppp     *pppoe.Relay // serialised by mu
 	workers []*worker
 	started time.Time
 	fenced  bool
@@ -189,6 +197,9 @@ func New(opts Options) (*Router, error) {
 			return nil, fmt.Errorf("router: %s: %w", names[in], err)
 		}
 	}
+	if r.ppp, err = r.newPPPoE(); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
 	ok = true
 	return r, nil
 }
@@ -277,6 +288,7 @@ func (r *Router) expireLoop(ctx context.Context) {
 		r.mu.Lock()
 		now := r.clock()
 		r.eng.Expire(now)
+		r.ppp.Expire(time.Duration(now))
 		r.drainEvents()
 		r.mu.Unlock()
 		for _, nb := range r.nb {
@@ -323,6 +335,7 @@ func (r *Router) loop(ctx context.Context, wk *worker) {
 			r.handle(now, wk, frames[i], flags[i], &out, &t)
 		}
 		r.takeEmitted(nowD, &out, &t)
+		r.takePPPoE(&out, &t)
 		r.mu.Unlock()
 		wk.cnt.add(&t)
 
@@ -379,6 +392,8 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 		default:
 			c.dropped++
 		}
+	case pppoe.EtherTypeDiscovery, pppoe.EtherTypeSession:
+		r.handlePPPoE(now, in, f, out, c)
 	default:
 		c.otherType++
 	}

@@ -79,6 +79,7 @@ func (r *Router) Counters() map[string]uint64 {
 		m["tx_frames"] += c.txFrames.Load()
 		m["tx_failed"] += c.txFailed.Load()
 	}
+	r.addPPPoECounters(m)
 	return m
 }
 

@@ -1,0 +1,647 @@
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/renameio/v2"
+	"golang.org/x/crypto/bcrypt"
+
+	"passgate/config"
+)
+
+// Authentication settings.
+const (
+	// SessionCookie is the name of the session cookie.
+	SessionCookie = "passgate_session"
+	// CSRFHeader carries the session's CSRF token on API calls that change
+	// something; forms send it as the field CSRFField.
+	CSRFHeader = "X-CSRF-Token"
+	CSRFField  = "csrf_token"
+	// SessionIdle ends a session not used for this long.
+	SessionIdle = 12 * time.Hour
+	// MinPasswordLen is the shortest password accepted, in characters;
+	// MaxPasswordBytes the longest (bcrypt reads 72 bytes).
+	MinPasswordLen   = 8
+	MaxPasswordBytes = 72
+	// FreeLoginFailures is how many failed logins a client address has
+	// before each further failure makes it wait: 1 s, 2 s, 4 s, ... up to
+	// MaxLoginBackoff.
+	FreeLoginFailures = 5
+	MaxLoginBackoff   = 15 * time.Minute
+	// TokenPrefix starts every API token.
+	TokenPrefix = "pgt_"
+
+	maxSessions = 256
+	maxClients  = 4096
+)
+
+// Errors of Login and SetPassword.
+var (
+	ErrWrongPassword = errors.New("wrong password")
+	ErrSetupNeeded   = errors.New("no password is set yet: set one first (the setup page, POST /api/v1/setup or passgate passwd)")
+	ErrPasswordSet   = errors.New("a password is set already: log in and change it, or use passgate passwd as root")
+)
+
+// RateLimitError refuses a login from a client address that failed too
+// often; RetryAfter says when it may try again.
+type RateLimitError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("too many failed logins from this address: try again in %s", e.RetryAfter.Round(time.Second).String())
+}
+
+// PasswordError says why a new password is refused.
+type PasswordError struct{ Msg string }
+
+func (e *PasswordError) Error() string { return e.Msg }
+
+// Auth authenticates people (a password, then a session cookie with a CSRF
+// token) and scripts (API tokens). The password's bcrypt hash and the API
+// tokens' SHA-256 hashes live in a state file next to the configuration,
+// mode 0600; sessions live in memory only, so a restart logs everyone out.
+// There is no default password: until one is set, SetupNeeded is true and
+// nothing but setting it is allowed.
+//
+// Changing the password (not setting the first one) ends every session.
+type Auth struct {
+	path string
+	log  *slog.Logger
+	now  func() time.Time
+	cost int // bcrypt cost
+
+	mu       sync.Mutex
+	state    authState
+	stamp    fileStamp
+	sessions map[[32]byte]*session // by SHA-256 of the cookie value
+	clients  map[string]*attempts  // login failures by client address
+}
+
+type authState struct {
+	PasswordHash string       `json:"password_hash,omitempty"`
+	PasswordSet  time.Time    `json:"password_set,omitzero"`
+	Tokens       []tokenEntry `json:"tokens,omitempty"`
+}
+
+type tokenEntry struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Hash    string    `json:"sha256"`
+	Created time.Time `json:"created"`
+}
+
+// TokenInfo describes an API token (never the token itself).
+type TokenInfo struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+type session struct {
+	csrf     string
+	lastSeen time.Time
+}
+
+type attempts struct {
+	failures int
+	last     time.Time // last failure
+	until    time.Time // refused before this
+	inFlight bool
+}
+
+type fileStamp struct {
+	ok    bool
+	mtime time.Time
+	size  int64
+	ino   uint64
+}
+
+// NewAuth opens the state file at path; a missing file means no password
+// yet (first run). The file is created on the first change.
+func NewAuth(path string) (*Auth, error) {
+	a := &Auth{
+		path: path, log: slog.Default(), now: time.Now, cost: bcrypt.DefaultCost,
+		sessions: map[[32]byte]*session{}, clients: map[string]*attempts{},
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.reload(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// SetLogger sets where Auth logs logins, failures and password changes.
+func (a *Auth) SetLogger(l *slog.Logger) {
+	if l != nil {
+		a.log = l
+	}
+}
+
+// Path is the state file.
+func (a *Auth) Path() string { return a.path }
+
+// reload reads the state file if it changed since it was last read (a
+// `passgate passwd` that wrote it directly); a.mu is held.
+func (a *Auth) reload() error {
+	fi, err := os.Stat(a.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		a.state, a.stamp = authState{}, fileStamp{}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("auth state: %w", err)
+	}
+	st := fileStamp{ok: true, mtime: fi.ModTime(), size: fi.Size()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	if st == a.stamp {
+		return nil
+	}
+	data, err := os.ReadFile(a.path)
+	if err != nil {
+		return fmt.Errorf("auth state: %w", err)
+	}
+	var s authState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("auth state %s: broken (%v); remove it and set the password again with passgate passwd", a.path, err)
+	}
+	if s.PasswordHash != "" {
+		if _, err := bcrypt.Cost([]byte(s.PasswordHash)); err != nil {
+			return fmt.Errorf("auth state %s: password_hash is not a bcrypt hash: %w", a.path, err)
+		}
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(a.path, 0o600); err == nil {
+			a.log.Warn("auth state file was readable by others; made it 0600", "file", a.path)
+		}
+	}
+	a.state, a.stamp = s, st
+	return nil
+}
+
+// refresh is reload for callers that cannot return its error: a state file
+// broken while running keeps what was read before, and says so.
+func (a *Auth) refresh() {
+	if err := a.reload(); err != nil {
+		a.log.Error("auth state unreadable; keeping the one read before", "err", err)
+	}
+}
+
+// save writes the state file atomically, mode 0600; a.mu is held.
+func (a *Auth) save() error {
+	data, err := json.MarshalIndent(a.state, "", "  ")
+	if err != nil {
+		return fmt.Errorf("auth state: %w", err)
+	}
+	data = append(data, '\n')
+	dir := filepath.Dir(a.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("auth state: %w", err)
+	}
+	pf, err := renameio.NewPendingFile(a.path, renameio.WithTempDir(dir), renameio.WithStaticPermissions(0o600))
+	if err != nil {
+		return fmt.Errorf("auth state: %w", err)
+	}
+	defer pf.Cleanup()
+	if _, err := pf.Write(data); err != nil {
+		return fmt.Errorf("auth state: %w", err)
+	}
+	if err := pf.CloseAtomicallyReplace(); err != nil {
+		return fmt.Errorf("auth state: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	a.stamp = fileStamp{} // read it back next time: take its new stamp
+	return a.reload()
+}
+
+// SetupNeeded reports whether no password is set yet (first run).
+func (a *Auth) SetupNeeded() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refresh()
+	return a.state.PasswordHash == ""
+}
+
+// CheckPassword says what is wrong with a new password (nil if nothing).
+func CheckPassword(pw string) error {
+	switch {
+	case utf8.RuneCountInString(pw) < MinPasswordLen:
+		return &PasswordError{fmt.Sprintf("the password must be at least %d characters long", MinPasswordLen)}
+	case len(pw) > MaxPasswordBytes:
+		return &PasswordError{fmt.Sprintf("the password must be at most %d bytes long", MaxPasswordBytes)}
+	case !utf8.ValidString(pw):
+		return &PasswordError{"the password is not valid UTF-8"}
+	}
+	return nil
+}
+
+// SetPassword sets the password. On first setup (SetupNeeded) old is
+// ignored; otherwise it must be the current password, and every session
+// ends. The new one needs at least MinPasswordLen characters.
+func (a *Auth) SetPassword(old, new string) error {
+	if err := CheckPassword(new); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.refresh()
+	cur := a.state.PasswordHash
+	a.mu.Unlock()
+	if cur != "" && bcrypt.CompareHashAndPassword([]byte(cur), []byte(old)) != nil {
+		return fmt.Errorf("current password: %w", ErrWrongPassword)
+	}
+	return a.setHash(cur, new, cur == "")
+}
+
+// ResetPassword sets the password without the old one: for root, through
+// the control socket or `passgate passwd` writing the state file. Every
+// session ends.
+func (a *Auth) ResetPassword(new string) error {
+	if err := CheckPassword(new); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.refresh()
+	cur := a.state.PasswordHash
+	a.mu.Unlock()
+	return a.setHash(cur, new, false)
+}
+
+// setHash hashes pw (outside the lock: bcrypt is slow on purpose) and
+// stores it if the hash is still expect.
+func (a *Auth) setHash(expect, pw string, first bool) error {
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), a.cost)
+	if err != nil {
+		return fmt.Errorf("hashing the password: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refresh()
+	if a.state.PasswordHash != expect {
+		if first {
+			return ErrPasswordSet
+		}
+		return errors.New("the password changed meanwhile; try again")
+	}
+	prev := a.state
+	a.state.PasswordHash = string(h)
+	a.state.PasswordSet = a.now().UTC().Truncate(time.Second)
+	if err := a.save(); err != nil {
+		a.state = prev
+		return err
+	}
+	if first {
+		a.log.Info("admin password set (first run)")
+	} else {
+		clear(a.sessions)
+		a.log.Info("admin password changed; every session ended")
+	}
+	return nil
+}
+
+// clientKey is what the login rate limit counts by: the client's IP.
+func clientKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil || host == "" {
+		return "local"
+	}
+	return host
+}
+
+// Login checks password and, if right, starts a session: it sets the
+// session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path=/).
+// Failures are counted per client address: after FreeLoginFailures each
+// one doubles the wait before the next attempt (*RateLimitError), and one
+// attempt at a time is checked per address.
+func (a *Auth) Login(w http.ResponseWriter, r *http.Request, password string) error {
+	_, err := a.login(w, r, password)
+	return err
+}
+
+// login is Login; it returns the new session's CSRF token.
+func (a *Auth) login(w http.ResponseWriter, r *http.Request, password string) (string, error) {
+	key := clientKey(r)
+	a.mu.Lock()
+	a.refresh()
+	now := a.now()
+	c := a.clients[key]
+	if c != nil && now.Before(c.until) {
+		a.mu.Unlock()
+		return "", &RateLimitError{RetryAfter: c.until.Sub(now)}
+	}
+	if c != nil && c.inFlight {
+		a.mu.Unlock()
+		return "", &RateLimitError{RetryAfter: time.Second}
+	}
+	hash := a.state.PasswordHash
+	if hash == "" {
+		a.mu.Unlock()
+		return "", ErrSetupNeeded
+	}
+	if c == nil {
+		a.pruneClients(now)
+		c = &attempts{}
+		a.clients[key] = c
+	}
+	c.inFlight = true
+	a.mu.Unlock()
+
+	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c.inFlight = false
+	now = a.now()
+	if err != nil {
+		if now.Sub(c.last) > time.Hour {
+			c.failures = 0
+		}
+		c.failures++
+		c.last = now
+		if n := c.failures - FreeLoginFailures; n >= 0 {
+			wait := MaxLoginBackoff
+			if n < 20 {
+				wait = min(time.Second<<n, MaxLoginBackoff)
+			}
+			c.until = now.Add(wait)
+		}
+		a.log.Warn("admin login failed", "client", key, "failures", c.failures)
+		return "", ErrWrongPassword
+	}
+	delete(a.clients, key)
+	id, csrf := randomToken(), randomToken()
+	a.pruneSessions(now)
+	a.sessions[sha256.Sum256([]byte(id))] = &session{csrf: csrf, lastSeen: now}
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: id, Path: "/",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
+	a.log.Info("admin login", "client", key)
+	return csrf, nil
+}
+
+// pruneClients forgets addresses whose failures are old; a.mu is held.
+func (a *Auth) pruneClients(now time.Time) {
+	if len(a.clients) < maxClients {
+		return
+	}
+	for k, c := range a.clients {
+		if !c.inFlight && now.After(c.until) && now.Sub(c.last) > time.Hour {
+			delete(a.clients, k)
+		}
+	}
+	for k, c := range a.clients { // still full: forget the unblocked ones
+		if len(a.clients) < maxClients {
+			break
+		}
+		if !c.inFlight && now.After(c.until) {
+			delete(a.clients, k)
+		}
+	}
+}
+
+// pruneSessions drops idle sessions, and the least recently used ones
+// beyond maxSessions; a.mu is held.
+func (a *Auth) pruneSessions(now time.Time) {
+	for k, s := range a.sessions {
+		if now.Sub(s.lastSeen) > SessionIdle {
+			delete(a.sessions, k)
+		}
+	}
+	for len(a.sessions) >= maxSessions {
+		var oldest [32]byte
+		var t time.Time
+		for k, s := range a.sessions {
+			if t.IsZero() || s.lastSeen.Before(t) {
+				oldest, t = k, s.lastSeen
+			}
+		}
+		delete(a.sessions, oldest)
+	}
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Logout ends the request's session, if any, and clears the cookie.
+func (a *Auth) Logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		a.mu.Lock()
+		delete(a.sessions, sha256.Sum256([]byte(c.Value)))
+		a.mu.Unlock()
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
+}
+
+// Identity is who a request is: a session (with its CSRF token) or an API
+// token.
+type Identity struct {
+	Session bool
+	CSRF    string // the session's CSRF token
+	Token   string // the API token's id
+}
+
+type ctxKey struct{}
+
+// identify finds the request's session or API token.
+func (a *Auth) identify(r *http.Request) (Identity, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return Identity{}, false
+		}
+		id, ok := a.checkToken(strings.TrimSpace(tok))
+		return Identity{Token: id}, ok
+	}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return Identity{}, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := sha256.Sum256([]byte(c.Value))
+	s := a.sessions[k]
+	now := a.now()
+	if s == nil {
+		return Identity{}, false
+	}
+	if now.Sub(s.lastSeen) > SessionIdle {
+		delete(a.sessions, k)
+		return Identity{}, false
+	}
+	s.lastSeen = now
+	return Identity{Session: true, CSRF: s.csrf}, true
+}
+
+// Require lets authenticated requests through to h: a session cookie, or
+// an API token as "Authorization: Bearer TOKEN". Others get 401 with a JSON
+// error under /api/, and a redirect to /login elsewhere. With a session,
+// every method but GET, HEAD and OPTIONS must carry the session's CSRF
+// token, in the X-CSRF-Token header or the csrf_token form field, or it is
+// refused with 403.
+func (a *Auth) Require(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api := strings.HasPrefix(r.URL.Path, "/api/")
+		id, ok := a.identify(r)
+		if !ok {
+			if api || r.Header.Get("Authorization") != "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="passgate"`)
+				writeErrors(w, http.StatusUnauthorized, apiErrors("", "authentication required: log in (POST /api/v1/login) or send an API token"))
+				return
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if id.Session && !safeMethod(r.Method) && !csrfOK(r, id.CSRF) {
+			if api {
+				writeErrors(w, http.StatusForbidden, apiErrors("", "missing or wrong CSRF token: send the session's token in the X-CSRF-Token header"))
+			} else {
+				http.Error(w, "Forbidden: missing or wrong CSRF token; reload the page and try again", http.StatusForbidden)
+			}
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+	})
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+func csrfOK(r *http.Request, want string) bool {
+	got := r.Header.Get(CSRFHeader)
+	if got == "" {
+		ct := r.Header.Get("Content-Type")
+		if strings.HasPrefix(ct, "application/x-www-form-urlencoded") || strings.HasPrefix(ct, "multipart/form-data") {
+			got = r.PostFormValue(CSRFField)
+		}
+	}
+	return got != "" && want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// CSRFToken is the session's CSRF token, for templates: forms carry it as
+// the csrf_token field. Empty outside Require or for API tokens.
+func CSRFToken(r *http.Request) string {
+	id, _ := r.Context().Value(ctxKey{}).(Identity)
+	return id.CSRF
+}
+
+// RequestIdentity is who Require let through.
+func RequestIdentity(r *http.Request) (Identity, bool) {
+	id, ok := r.Context().Value(ctxKey{}).(Identity)
+	return id, ok
+}
+
+// CreateToken makes an API token for scripts ("Authorization: Bearer
+// TOKEN"), stores its SHA-256 hash and returns the token, which is shown
+// this once only.
+func (a *Auth) CreateToken(name string) (token string, info TokenInfo, err error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return "", TokenInfo{}, config.Errors{{Field: "name", Msg: "1-64 printable characters required (what the token is for)"}}
+	}
+	token = TokenPrefix + randomToken()
+	sum := sha256.Sum256([]byte(token))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refresh()
+	e := tokenEntry{ID: hex.EncodeToString(sum[:4]), Name: name, Hash: hex.EncodeToString(sum[:]), Created: a.now().UTC().Truncate(time.Second)}
+	prev := slices.Clone(a.state.Tokens)
+	a.state.Tokens = append(a.state.Tokens, e)
+	if err := a.save(); err != nil {
+		a.state.Tokens = prev
+		return "", TokenInfo{}, err
+	}
+	a.log.Info("API token created", "id", e.ID, "name", name)
+	return token, TokenInfo{ID: e.ID, Name: e.Name, Created: e.Created}, nil
+}
+
+// Tokens lists the API tokens.
+func (a *Auth) Tokens() []TokenInfo {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refresh()
+	out := []TokenInfo{}
+	for _, e := range a.state.Tokens {
+		out = append(out, TokenInfo{ID: e.ID, Name: e.Name, Created: e.Created})
+	}
+	return out
+}
+
+// RevokeToken deletes the API token with that id; ErrNotFound if none.
+func (a *Auth) RevokeToken(id string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refresh()
+	i := slices.IndexFunc(a.state.Tokens, func(e tokenEntry) bool { return e.ID == id })
+	if i < 0 {
+		return fmt.Errorf("token %q: %w", id, ErrNotFound)
+	}
+	prev := slices.Clone(a.state.Tokens)
+	a.state.Tokens = slices.Delete(a.state.Tokens, i, i+1)
+	if err := a.save(); err != nil {
+		a.state.Tokens = prev
+		return err
+	}
+	a.log.Info("API token revoked", "id", id)
+	return nil
+}
+
+// checkToken finds the API token; it returns the token's id.
+func (a *Auth) checkToken(tok string) (string, bool) {
+	if !strings.HasPrefix(tok, TokenPrefix) {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	want := hex.EncodeToString(sum[:])
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refresh()
+	found := ""
+	for _, e := range a.state.Tokens {
+		if subtle.ConstantTimeCompare([]byte(e.Hash), []byte(want)) == 1 {
+			found = e.ID
+		}
+	}
+	return found, found != ""
+}
+
+// AuthSuffix names the authentication state file next to the
+// configuration file: FILE.auth.
+const AuthSuffix = ".auth"
+
+// AuthPath is the authentication state file of the configuration file
+// configPath.
+func AuthPath(configPath string) string { return configPath + AuthSuffix }

@@ -1,0 +1,166 @@
+package admin
+
+import (
+	"net/http"
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"passgate/nat"
+)
+
+// collector reads the gateway's counters at scrape time: nothing is
+// counted twice, and the packet path keeps its own counters.
+type collector struct {
+	svc *Service
+
+	packets, bytes, drops, icmpSent                  *prometheus.Desc
+	flows, flowsActive, tableCap, tableUse, mappings *prometheus.Desc
+	created, expired                                 *prometheus.Desc
+	vpnSessions, passthrough                         *prometheus.Desc
+	espAmbiguous, l2tpFallback, pptpUnparsed         *prometheus.Desc
+	dataplane, sockRx, sockDrops, sockTx, sockTxErr  *prometheus.Desc
+	uptime, info                                     *prometheus.Desc
+}
+
+// NewCollector is a Prometheus collector for the gateway behind svc:
+// packets and bytes by direction, drops by reason, flows by protocol, the
+// flow table's use, VPN passthrough sessions by protocol and the data
+// plane's counters.
+func NewCollector(svc *Service) prometheus.Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("passgate_"+name, help, labels, nil)
+	}
+	return &collector{
+		svc:          svc,
+		packets:      d("packets_total", "Packets translated, by direction (lan_to_wan, wan_to_lan).", "direction"),
+		bytes:        d("bytes_total", "Bytes translated, by direction (lan_to_wan, wan_to_lan).", "direction"),
+		drops:        d("drops_total", "Packets dropped by the engine, by reason.", "reason"),
+		icmpSent:     d("icmp_sent_total", "ICMP messages the gateway generated (errors, echo replies)."),
+		flows:        d("flows", "Live flows, by protocol.", "proto"),
+		flowsActive:  d("flow_table_used", "Live flows in the flow table."),
+		tableCap:     d("flow_table_size", "Capacity of the flow table (nat.max_flows)."),
+		tableUse:     d("flow_table_use_ratio", "Share of the flow table in use, 0 to 1."),
+		mappings:     d("mappings", "Live NAT mappings (outside address and port in use)."),
+		created:      d("flows_created_total", "Flows created."),
+		expired:      d("flows_expired_total", "Flows expired or ended."),
+		vpnSessions:  d("vpn_sessions", "Live VPN passthrough flows, by protocol (ipsec, pptp, l2tp).", "proto"),
+		passthrough:  d("passthrough_enabled", "Whether a switch of the NAT Passthrough page is on (1) or off (0): VPN passthroughs, helpers, PPPoE relay.", "proto"),
+		espAmbiguous: d("esp_ambiguous_total", "Inbound ESP SPIs bound with more than one candidate LAN host."),
+		l2tpFallback: d("l2tp_fallback_total", "L2TP tunnels given an ordinary port mapping instead of port 1701."),
+		pptpUnparsed: d("pptp_unparsed_total", "PPTP control connections that could not be followed."),
+		dataplane:    d("dataplane_total", "Data plane counters of the router loop, by name.", "counter"),
+		sockRx:       d("socket_rx_packets_total", "Packets received by the AF_PACKET sockets, by interface.", "interface"),
+		sockDrops:    d("socket_rx_drops_total", "Packets the kernel dropped before passgate read them (ring full), by interface.", "interface"),
+		sockTx:       d("socket_tx_packets_total", "Packets sent by the AF_PACKET sockets, by interface.", "interface"),
+		sockTxErr:    d("socket_tx_errors_total", "Send errors of the AF_PACKET sockets, by interface.", "interface"),
+		uptime:       d("uptime_seconds", "Seconds since passgate started."),
+		info:         d("build_info", "passgate's version, as a label; always 1.", "version"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.packets, c.bytes, c.drops, c.icmpSent, c.flows, c.flowsActive, c.tableCap, c.tableUse, c.mappings,
+		c.created, c.expired, c.vpnSessions, c.passthrough, c.espAmbiguous, c.l2tpFallback, c.pptpUnparsed,
+		c.dataplane, c.sockRx, c.sockDrops, c.sockTx, c.sockTxErr, c.uptime, c.info,
+	} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.svc.Status()
+	set := c.svc.Settings()
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	n := st.NAT
+	counter(c.packets, float64(n.PacketsOut), "lan_to_wan")
+	counter(c.packets, float64(n.PacketsIn), "wan_to_lan")
+	counter(c.bytes, float64(n.BytesOut), "lan_to_wan")
+	counter(c.bytes, float64(n.BytesIn), "wan_to_lan")
+	for _, r := range nat.DropReasons() {
+		if r == nat.DropNone {
+			continue
+		}
+		counter(c.drops, float64(n.Drops[r.String()]), r.String())
+	}
+	counter(c.icmpSent, float64(n.ICMPSent))
+	for _, p := range []string{"tcp", "udp", "icmp", "gre", "esp"} {
+		gauge(c.flows, float64(n.FlowsByProto[p]), p)
+	}
+	for p, v := range n.FlowsByProto {
+		switch p {
+		case "tcp", "udp", "icmp", "gre", "esp":
+		default:
+			gauge(c.flows, float64(v), p)
+		}
+	}
+	gauge(c.flowsActive, float64(n.Flows))
+	gauge(c.tableCap, float64(set.NAT.MaxFlows))
+	if set.NAT.MaxFlows > 0 {
+		gauge(c.tableUse, float64(n.Flows)/float64(set.NAT.MaxFlows))
+	}
+	gauge(c.mappings, float64(n.Mappings))
+	counter(c.created, float64(n.Created))
+	counter(c.expired, float64(n.Expired))
+	for _, p := range []string{"ipsec", "pptp", "l2tp"} {
+		gauge(c.vpnSessions, float64(n.VPNSessions[p]), p)
+	}
+	for _, p := range c.svc.Passthroughs() {
+		if !p.Available {
+			continue
+		}
+		v := 0.0
+		if p.On {
+			v = 1
+		}
+		gauge(c.passthrough, v, p.Name)
+	}
+	counter(c.espAmbiguous, float64(n.ESPAmbiguous))
+	counter(c.l2tpFallback, float64(n.L2TPFallback))
+	counter(c.pptpUnparsed, float64(n.PPTPUnparsed))
+	keys := make([]string, 0, len(st.Dataplane))
+	for k := range st.Dataplane {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		counter(c.dataplane, float64(st.Dataplane[k]), k)
+	}
+	type sock struct{ rx, drops, tx, txErr uint64 }
+	socks := map[string]*sock{}
+	for _, s := range st.Sockets {
+		v := socks[s.Interface]
+		if v == nil {
+			v = &sock{}
+			socks[s.Interface] = v
+		}
+		v.rx += s.RxPackets
+		v.drops += s.RxDrops
+		v.tx += s.TxPackets
+		v.txErr += s.TxErrors
+	}
+	for name, v := range socks {
+		counter(c.sockRx, float64(v.rx), name)
+		counter(c.sockDrops, float64(v.drops), name)
+		counter(c.sockTx, float64(v.tx), name)
+		counter(c.sockTxErr, float64(v.txErr), name)
+	}
+	gauge(c.uptime, st.UptimeSec)
+	gauge(c.info, 1, st.Version)
+}
+
+// MetricsHandler serves /metrics: the gateway's collector plus the Go
+// runtime's and the process's metrics.
+func MetricsHandler(svc *Service) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(svc), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}

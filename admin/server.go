@@ -1,0 +1,129 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// ServerOptions make the admin HTTP handler.
+type ServerOptions struct {
+	Service *Service
+	Auth    *Auth
+	// Web serves every path outside /api/ and /metrics: the admin page
+	// (package admin/web). Nil: a plain page saying the UI is not built.
+	Web    http.Handler
+	Logger *slog.Logger
+}
+
+// NewHandler is the admin server's handler: the REST API under /api/v1/,
+// Prometheus metrics on /metrics (unauthenticated: the server listens on
+// the LAN address only), and the web page everywhere else. Every response
+// forbids framing and MIME sniffing, and a request whose Host is a name
+// that could belong to someone else's site is refused (DNS rebinding).
+func NewHandler(o ServerOptions) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/", NewAPI(o.Service, o.Auth))
+	mux.Handle("GET /metrics", MetricsHandler(o.Service))
+	web := o.Web
+	if web == nil {
+		web = http.HandlerFunc(notBuilt)
+	}
+	mux.Handle("/", web)
+	return securityHeaders(mux)
+}
+
+func notBuilt(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	fmt.Fprintln(w, "passgate: admin UI not built into this binary. The REST API is under /api/v1/ (docs/api.md).")
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "same-origin")
+		if !hostAllowed(r.Host) {
+			http.Error(w, "Misdirected request: reach the admin page by its IP address (or a local name such as router.lan)", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// hostAllowed accepts a Host header that cannot be a name under someone
+// else's control: an IP address, a name without dots (router), localhost,
+// or a name under a suffix nobody can register (.lan, .local, .home.arpa,
+// .internal, .localhost). A page on another site that rebinds its own name
+// to the router's address therefore cannot talk to the admin server.
+func hostAllowed(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "" {
+		return true // HTTP/1.0 without Host
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if !strings.Contains(host, ".") {
+		return true
+	}
+	for _, suffix := range []string{".lan", ".local", ".home.arpa", ".internal", ".localhost"} {
+		if strings.HasSuffix(host, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// Listen opens the admin server's TCP socket.
+func Listen(addr netip.AddrPort) (net.Listener, error) {
+	ln, err := net.Listen("tcp4", addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("admin server: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve serves h on ln until ctx is done.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("admin server listening", "url", "http://"+ln.Addr().String()+"/")
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("admin server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("admin server shutdown: %w", err)
+	}
+	return nil
+}

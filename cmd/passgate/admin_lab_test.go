@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"passgate/lab"
+)
+
+// TestLabAdmin runs `passgate run` with its admin server in the lab
+// (namespaces "pgad-*") and uses it as a person or a script on the LAN
+// would: set the first password, call the API with the session cookie and
+// the CSRF token, switch PPTP passthrough off and see a LAN host's TCP SYN
+// to srv1:1723 no longer get through while other TCP still does, then
+// switch it back on with the CLI. The admin port must not answer on the
+// WAN side.
+func TestLabAdmin(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the admin lab test needs root (network namespaces); run it with sudo")
+	}
+	if missing := lab.Missing(lab.BaseTools...); len(missing) > 0 {
+		t.Fatalf("missing Debian packages %v (.ci/run installs them)", missing)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, "pgad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			if p.ProcessState == nil {
+				p.Process.Kill()
+				p.Wait()
+			}
+		}
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	}()
+
+	dir, err := os.MkdirTemp("", "pgad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "pg.sock")
+	cfgPath := filepath.Join(dir, "pg.json")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`{
+  "lan": {"interface": "lan0", "address": "192.168.50.1/24"},
+  "wan": {"interface": "wan0", "address": "203.0.113.1/24"},
+  "workers": 1,
+  "control_socket": %q
+}
+`, sock)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	py := filepath.Join(dir, "tcp.py")
+	os.WriteFile(py, []byte(pyTCP), 0o644)
+
+	exe, _ := os.Executable()
+	rtr := l.Cmd(context.Background(), lab.Router, exe, "run", "--config", cfgPath)
+	rtr.Env = append(os.Environ(), "PASSGATE_TEST_MAIN=1")
+	var logs syncBuf
+	rtr.Stdout, rtr.Stderr = &logs, &logs
+	if err := rtr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	procs = append(procs, rtr)
+	defer func() {
+		if t.Failed() || testing.Verbose() {
+			t.Logf("passgate log:\n%s", logs.String())
+		}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "msg=forwarding"); {
+		if time.Now().After(deadline) || rtr.ProcessState != nil {
+			t.Fatalf("passgate did not start forwarding\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{`msg="admin server listening" url=http://192.168.50.1:8080/`, "no admin password is set yet"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	if out, err := l.Run(ctx, lab.Router, "nft", "list", "chain", "netdev", "passgate", "lan_ingress"); err != nil ||
+		!strings.Contains(out, "ip daddr 192.168.50.1 tcp dport 8080") {
+		t.Fatalf("fence lacks the admin accept: %v\n%s", err, out)
+	}
+
+	// A listener on srv1 for PPTP's port and an ordinary one.
+	var heard syncBuf
+	srv := l.Cmd(context.Background(), lab.Server1, lab.Python, py, "listen", "1723", "80")
+	srv.Stdout, srv.Stderr = &heard, &heard
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	procs = append(procs, srv)
+
+	const base = "http://192.168.50.1:8080"
+	jar := filepath.Join(dir, "cookies")
+	// curl runs on a node and returns the HTTP status and the body.
+	curl := func(node string, args ...string) (int, string) {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		all := append([]string{"-sS", "--max-time", "5", "-b", jar, "-c", jar, "-o", "-", "-w", "\n%{http_code}"}, args...)
+		out, _ := l.Cmd(c, node, "curl", all...).CombinedOutput()
+		s := strings.TrimRight(string(out), "\n")
+		i := strings.LastIndexByte(s, '\n')
+		code, err := strconv.Atoi(s[i+1:])
+		if err != nil {
+			return 0, s
+		}
+		if i < 0 {
+			return code, ""
+		}
+		return code, s[:i]
+	}
+	connect := func(port string) bool {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return l.Cmd(c, lab.Lan1, lab.Python, py, "connect", lab.Srv1, port, "3").Run() == nil
+	}
+	count := func(port string) int { return strings.Count(heard.String(), "port "+port+" ") }
+	waitHeard := func(port string, n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); count(port) < n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("srv1 heard %d connections on %s, want %d:\n%s", count(port), port, n, heard.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// Before any password: only session, setup and login answer.
+	code, body := curl(lab.Lan1, base+"/api/v1/session")
+	if code != 200 || !strings.Contains(body, `"setup_needed": true`) {
+		t.Fatalf("session: %d %s", code, body)
+	}
+	if code, body := curl(lab.Lan1, base+"/api/v1/status"); code != 401 {
+		t.Fatalf("status without login: %d %s", code, body)
+	}
+	// The web page (package admin/web) is served for everything else.
+	if code, body := curl(lab.Lan1, "-L", base+"/"); code != 200 || strings.Contains(body, "admin UI not built") || !strings.Contains(body, "<form") {
+		t.Fatalf("admin page: %d %s", code, body)
+	}
+	code, body = curl(lab.Lan1, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"password":"lab admin password"}`, base+"/api/v1/setup")
+	var lr struct {
+		CSRFToken string `json:"csrf_token"`
+	}
+	if code != 201 || json.Unmarshal([]byte(body), &lr) != nil || lr.CSRFToken == "" {
+		t.Fatalf("setup: %d %s", code, body)
+	}
+	// Log out and in again, as a person would.
+	if code, body := curl(lab.Lan1, "-X", "POST", "-H", "X-CSRF-Token: "+lr.CSRFToken, base+"/api/v1/logout"); code != 204 {
+		t.Fatalf("logout: %d %s", code, body)
+	}
+	code, body = curl(lab.Lan1, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"password":"lab admin password"}`, base+"/api/v1/login")
+	if code != 200 || json.Unmarshal([]byte(body), &lr) != nil || lr.CSRFToken == "" {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	code, body = curl(lab.Lan1, base+"/api/v1/status")
+	if code != 200 || !strings.Contains(body, `"name": "lan0"`) || !strings.Contains(body, `"pptp": true`) {
+		t.Fatalf("status: %d %s", code, body)
+	}
+
+	// PPTP's port passes while the passthrough is on.
+	if !connect("1723") {
+		t.Fatalf("TCP to srv1:1723 failed with PPTP passthrough on\n%s", heard.String())
+	}
+	waitHeard("1723", 1)
+
+	// Without the CSRF token the change is refused.
+	code, body = curl(lab.Lan1, "-X", "PUT", "-H", "Content-Type: application/json", "-d", `{"enabled":false}`, base+"/api/v1/passthrough/pptp")
+	if code != 403 {
+		t.Fatalf("PUT without CSRF: %d %s", code, body)
+	}
+	code, body = curl(lab.Lan1, "-X", "PUT", "-H", "Content-Type: application/json", "-H", "X-CSRF-Token: "+lr.CSRFToken,
+		"-d", `{"enabled":false}`, base+"/api/v1/passthrough/pptp")
+	if code != 200 || !strings.Contains(body, "PPTP passthrough: on -> off") {
+		t.Fatalf("PUT pptp off: %d %s", code, body)
+	}
+	if b, _ := os.ReadFile(cfgPath); !strings.Contains(string(b), `"pptp": false`) {
+		t.Fatalf("not saved:\n%s", b)
+	}
+	// Now a SYN to 1723 gets nowhere, while other TCP still does.
+	if connect("1723") {
+		t.Fatal("TCP to srv1:1723 connected with PPTP passthrough off")
+	}
+	if count("1723") != 1 {
+		t.Fatalf("srv1's listener on 1723 heard a connection with PPTP passthrough off:\n%s", heard.String())
+	}
+	if !connect("80") {
+		t.Fatal("TCP to srv1:80 failed with PPTP passthrough off")
+	}
+	waitHeard("80", 1)
+	code, body = curl(lab.Lan1, base+"/api/v1/events")
+	if code != 200 || !strings.Contains(body, "PPTP passthrough is switched off") {
+		t.Fatalf("events: %d %s", code, body)
+	}
+	code, body = curl(lab.Lan1, base+"/metrics")
+	if code != 200 || !strings.Contains(body, `passgate_passthrough_enabled{proto="pptp"} 0`) || strings.Contains(body, `passgate_drops_total{reason="pptp_passthrough_off"} 0`) {
+		t.Fatalf("metrics: %d\n%s", code, body)
+	}
+
+	// The CLI over the control socket sees the same and switches it back.
+	code, o, e := runCLI("passthrough", "--control", sock)
+	if code != 0 || !strings.Contains(o, "pptp   PPTP         off") {
+		t.Fatalf("passthrough list: %d\n%s%s", code, o, e)
+	}
+	if code, o, e := runCLI("passthrough", "pptp", "on", "--control", sock); code != 0 || !strings.Contains(o, "PPTP passthrough: off -> on") {
+		t.Fatalf("passthrough pptp on: %d %q %q", code, o, e)
+	}
+	if !connect("1723") {
+		t.Fatal("TCP to srv1:1723 failed after PPTP passthrough was switched back on")
+	}
+	waitHeard("1723", 2)
+
+	// The admin port is not reachable from the WAN side: neither on the
+	// WAN address nor, routed through the gateway, on the LAN address.
+	if code, body := curl(lab.Server1, "--max-time", "3", "http://203.0.113.1:8080/api/v1/session"); code != 0 {
+		t.Fatalf("admin port answered on the WAN address: %d %s", code, body)
+	}
+	if _, err := l.Run(ctx, lab.Server1, "ip", "route", "add", "192.168.50.0/24", "via", lab.WANAddr); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := curl(lab.Server1, "--max-time", "3", base+"/api/v1/session"); code != 0 {
+		t.Fatalf("admin port answered from the WAN through the gateway: %d %s", code, body)
+	}
+	// ... while it still does from the LAN.
+	if code, _ := curl(lab.Lan2, base+"/api/v1/session"); code != 200 {
+		t.Fatalf("admin from lan2: %d", code)
+	}
+
+	rtr.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- rtr.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("passgate exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("passgate did not stop on SIGTERM")
+	}
+}
+
+// pyTCP: listen PORT... prints "port P from ADDR" per connection;
+// connect HOST PORT TIMEOUT exits 0 if the connection opens.
+const pyTCP = `
+import socket, sys, threading
+if sys.argv[1] == "listen":
+    def serve(port):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", int(port)))
+        s.listen(16)
+        while True:
+            c, a = s.accept()
+            print("port %s from %s:%d" % (port, a[0], a[1]), flush=True)
+            c.close()
+    ts = [threading.Thread(target=serve, args=(p,), daemon=True) for p in sys.argv[2:]]
+    for t in ts:
+        t.start()
+    print("listening", flush=True)
+    for t in ts:
+        t.join()
+else:
+    try:
+        socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=float(sys.argv[4])).close()
+    except OSError as e:
+        sys.exit("connect: %s" % e)
+`

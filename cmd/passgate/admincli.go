@@ -1,0 +1,461 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"passgate/admin"
+	"passgate/config"
+	"passgate/control"
+)
+
+// The commands that change the running configuration talk to the daemon's
+// admin API over the control socket (root only): the same calls, checks and
+// errors as the admin page and /api/v1.
+
+// stdin is where passwd reads a password when it is not a terminal.
+var stdin io.Reader = os.Stdin
+
+// parseArgs parses flags placed anywhere among the arguments
+// ("passthrough pptp off --json") and returns the positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errReported
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func adminCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+// reportAdmin prints field errors one per line, like config check.
+func reportAdmin(stderr io.Writer, err error) error {
+	if es := config.AsErrors(err); len(es) > 0 {
+		for _, e := range es {
+			fmt.Fprintln(stderr, e)
+		}
+		return errReported
+	}
+	return err
+}
+
+func printChanges(w io.Writer, ch admin.Changes, none string) {
+	if len(ch) == 0 {
+		fmt.Fprintln(w, none)
+		return
+	}
+	for _, c := range ch {
+		fmt.Fprintln(w, c)
+	}
+}
+
+func cmdPassthrough(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("passthrough", stderr, "[NAME [on|off]] [--json] [--control SOCKET]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	sock := controlFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	c := control.NewClient(*sock)
+	switch len(pos) {
+	case 0, 1:
+		var list []admin.Passthrough
+		if err := c.Do(ctx, http.MethodGet, control.AdminPath("passthrough"), nil, &list); err != nil {
+			return reportAdmin(stderr, err)
+		}
+		if len(pos) == 1 {
+			var one []admin.Passthrough
+			for _, p := range list {
+				if p.Name == strings.ToLower(pos[0]) {
+					one = append(one, p)
+				}
+			}
+			if len(one) == 0 {
+				return fmt.Errorf("passthrough: no passthrough %q (want one of %s): %w", pos[0], passthroughList(list), errUsage)
+			}
+			list = one
+		}
+		if *asJSON {
+			return writeJSON(stdout, list)
+		}
+		printPassthroughs(stdout, list)
+		return nil
+	case 2:
+		var on bool
+		switch strings.ToLower(pos[1]) {
+		case "on", "enable", "true", "1":
+			on = true
+		case "off", "disable", "false", "0":
+		default:
+			return fmt.Errorf("passthrough %s: want on or off, not %q: %w", pos[0], pos[1], errUsage)
+		}
+		var resp admin.PassthroughResponse
+		err := c.Do(ctx, http.MethodPut, control.AdminPath("passthrough", strings.ToLower(pos[0])), admin.PassthroughRequest{Enabled: &on}, &resp)
+		if err != nil {
+			return reportAdmin(stderr, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, resp)
+		}
+		printChanges(stdout, resp.Changes, fmt.Sprintf("%s is %s already", resp.Passthrough.Label, onOff(resp.Passthrough.On)))
+		if resp.Passthrough.Warning != "" && resp.Passthrough.On {
+			fmt.Fprintln(stdout, "warning:", resp.Passthrough.Warning)
+		}
+		return nil
+	}
+	return fmt.Errorf("passthrough: want [NAME [on|off]]: %w", errUsage)
+}
+
+func passthroughList(list []admin.Passthrough) string {
+	names := make([]string, len(list))
+	for i, p := range list {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func printPassthroughs(w io.Writer, list []admin.Passthrough) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPASSTHROUGH\tSTATE\tDEFAULT\tWHAT IT DOES")
+	for _, p := range list {
+		state := onOff(p.On)
+		if !p.Available {
+			state = "not available"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Label, state, onOff(p.Default), p.Description)
+	}
+	tw.Flush()
+}
+
+func cmdForward(args []string, stdout, stderr io.Writer) error {
+	const synopsis = "list | add NAME tcp|udp PORT[-PORT] HOST[:PORT] | del NAME  [--json] [--control SOCKET]"
+	fs := newFlagSet("forward", stderr, synopsis)
+	asJSON := fs.Bool("json", false, "print JSON")
+	sock := controlFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		pos = []string{"list"}
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	c := control.NewClient(*sock)
+	switch pos[0] {
+	case "list", "ls":
+		if len(pos) != 1 {
+			return fmt.Errorf("forward list: unexpected argument %q: %w", pos[1], errUsage)
+		}
+		var list []config.PortForward
+		if err := c.Do(ctx, http.MethodGet, control.AdminPath("forwards"), nil, &list); err != nil {
+			return reportAdmin(stderr, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, list)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tPROTO\tOUTSIDE PORT\tHOST\tINSIDE PORT")
+		for _, pf := range list {
+			inside := "same"
+			if pf.InsidePort != 0 {
+				inside = strconv.Itoa(pf.InsidePort)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", pf.Name, pf.Proto, pf.OutsidePort, pf.Host, inside)
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "%d port forwards\n", len(list))
+		return nil
+	case "add":
+		if len(pos) != 5 {
+			return fmt.Errorf("forward add: want NAME tcp|udp PORT[-PORT] HOST[:PORT]: %w", errUsage)
+		}
+		pf := config.PortForward{Name: pos[1], Proto: strings.ToLower(pos[2]), OutsidePort: config.PortSpec(pos[3]), Host: pos[4]}
+		if h, p, ok := strings.Cut(pos[4], ":"); ok {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("forward add: inside port %q is not a number: %w", p, errUsage)
+			}
+			pf.Host, pf.InsidePort = h, n
+		}
+		var resp admin.ForwardResponse
+		if err := c.Do(ctx, http.MethodPost, control.AdminPath("forwards"), pf, &resp); err != nil {
+			return reportAdmin(stderr, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, resp)
+		}
+		printChanges(stdout, resp.Changes, "nothing changed")
+		return nil
+	case "del", "delete", "rm":
+		if len(pos) != 2 {
+			return fmt.Errorf("forward del: want NAME: %w", errUsage)
+		}
+		var resp admin.ChangesResponse
+		if err := c.Do(ctx, http.MethodDelete, control.AdminPath("forwards", pos[1]), nil, &resp); err != nil {
+			return reportAdmin(stderr, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, resp)
+		}
+		printChanges(stdout, resp.Changes, "nothing changed")
+		return nil
+	}
+	return fmt.Errorf("forward: unknown subcommand %q (want list, add or del): %w", pos[0], errUsage)
+}
+
+func cmdDMZ(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dmz", stderr, "[IP|off] [--json] [--control SOCKET]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	sock := controlFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	c := control.NewClient(*sock)
+	switch len(pos) {
+	case 0:
+		var d admin.DMZBody
+		if err := c.Do(ctx, http.MethodGet, control.AdminPath("dmz"), nil, &d); err != nil {
+			return reportAdmin(stderr, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, d)
+		}
+		host := "off"
+		if d.Host != nil && *d.Host != "" {
+			host = *d.Host
+		}
+		fmt.Fprintf(stdout, "DMZ host: %s\n", host)
+		return nil
+	case 1:
+		host := pos[0]
+		if strings.EqualFold(host, "off") || strings.EqualFold(host, "none") {
+			host = ""
+		}
+		var resp admin.DMZResponse
+		if err := c.Do(ctx, http.MethodPut, control.AdminPath("dmz"), admin.DMZBody{Host: &host}, &resp); err != nil {
+			return reportAdmin(stderr, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, resp)
+		}
+		printChanges(stdout, resp.Changes, "DMZ host unchanged")
+		return nil
+	}
+	return fmt.Errorf("dmz: want [IP|off]: %w", errUsage)
+}
+
+// authTarget is where passwd and token act: the running daemon over its
+// control socket, or, when none answers and --config names the file, the
+// authentication state file next to it.
+type authTarget struct {
+	client *control.Client
+	auth   *admin.Auth // set when writing the file directly
+}
+
+func openAuthTarget(ctx context.Context, sock, cfgPath string, stderr io.Writer) (*authTarget, error) {
+	c := control.NewClient(sock)
+	if c.Available(ctx) {
+		return &authTarget{client: c}, nil
+	}
+	if cfgPath == "" {
+		_, err := c.Status(ctx)
+		return nil, fmt.Errorf("%w\n(with passgate stopped, --config FILE writes the state file next to FILE instead)", err)
+	}
+	a, err := admin.NewAuth(admin.AuthPath(cfgPath))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "passgate is not answering on %s: writing %s directly\n", sock, a.Path())
+	return &authTarget{auth: a}, nil
+}
+
+func cmdPasswd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("passwd", stderr, "[--control SOCKET] [--config FILE]")
+	sock := controlFlag(fs)
+	cfgPath := fs.String("config", "", "configuration `file`: with passgate stopped, write the state file next to it")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	t, err := openAuthTarget(ctx, *sock, *cfgPath, stderr)
+	if err != nil {
+		return err
+	}
+	pw, err := readNewPassword(stderr)
+	if err != nil {
+		return err
+	}
+	if t.auth != nil {
+		err = t.auth.ResetPassword(pw)
+	} else {
+		err = t.client.Do(ctx, http.MethodPut, control.AdminPath("password"), admin.PasswordRequest{Password: pw}, nil)
+	}
+	if err != nil {
+		return reportAdmin(stderr, err)
+	}
+	fmt.Fprintln(stdout, "admin password set; every admin session ended")
+	return nil
+}
+
+// readNewPassword reads the password twice from a terminal, without echo,
+// or once from standard input when it is not a terminal (scripts).
+func readNewPassword(stderr io.Writer) (string, error) {
+	f, isFile := stdin.(*os.File)
+	if isFile {
+		if old, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+			read := func(prompt string) (string, error) {
+				fmt.Fprint(stderr, prompt)
+				noEcho := *old
+				noEcho.Lflag &^= unix.ECHO
+				noEcho.Lflag |= unix.ICANON | unix.ISIG
+				if err := unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &noEcho); err != nil {
+					return "", fmt.Errorf("terminal: %w", err)
+				}
+				line, err := bufio.NewReader(f).ReadString('\n')
+				unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, old)
+				fmt.Fprintln(stderr)
+				if err != nil {
+					return "", fmt.Errorf("reading the password: %w", err)
+				}
+				return strings.TrimRight(line, "\r\n"), nil
+			}
+			pw, err := read(fmt.Sprintf("New admin password (at least %d characters): ", admin.MinPasswordLen))
+			if err != nil {
+				return "", err
+			}
+			if err := admin.CheckPassword(pw); err != nil {
+				return "", err
+			}
+			again, err := read("Again: ")
+			if err != nil {
+				return "", err
+			}
+			if again != pw {
+				return "", errors.New("the two passwords differ")
+			}
+			return pw, nil
+		}
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && (err != io.EOF || line == "") {
+		return "", fmt.Errorf("reading the password from standard input: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if err := admin.CheckPassword(pw); err != nil {
+		return "", err
+	}
+	return pw, nil
+}
+
+func cmdToken(args []string, stdout, stderr io.Writer) error {
+	const synopsis = "create NAME | list | revoke ID  [--json] [--control SOCKET] [--config FILE]"
+	fs := newFlagSet("token", stderr, synopsis)
+	asJSON := fs.Bool("json", false, "print JSON")
+	sock := controlFlag(fs)
+	cfgPath := fs.String("config", "", "configuration `file`: with passgate stopped, write the state file next to it")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return fmt.Errorf("token: want create NAME, list or revoke ID: %w", errUsage)
+	}
+	ctx, cancel := adminCtx()
+	defer cancel()
+	t, err := openAuthTarget(ctx, *sock, *cfgPath, stderr)
+	if err != nil {
+		return err
+	}
+	switch pos[0] {
+	case "create", "new":
+		if len(pos) != 2 {
+			return fmt.Errorf("token create: want NAME (what the token is for): %w", errUsage)
+		}
+		var resp admin.TokenResponse
+		if t.auth != nil {
+			resp.Token, resp.TokenInfo, err = t.auth.CreateToken(pos[1])
+		} else {
+			err = t.client.Do(ctx, http.MethodPost, control.AdminPath("tokens"), admin.TokenRequest{Name: pos[1]}, &resp)
+		}
+		if err != nil {
+			return reportAdmin(stderr, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, resp)
+		}
+		fmt.Fprintln(stdout, resp.Token)
+		fmt.Fprintf(stderr, "API token %s (%s) created; it is shown this once only.\nUse it as: curl -H 'Authorization: Bearer TOKEN' http://LAN-ADDRESS:8080/api/v1/status\n", resp.ID, resp.Name)
+		return nil
+	case "list", "ls":
+		var list []admin.TokenInfo
+		if t.auth != nil {
+			list = t.auth.Tokens()
+		} else if err := t.client.Do(ctx, http.MethodGet, control.AdminPath("tokens"), nil, &list); err != nil {
+			return reportAdmin(stderr, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, list)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+		for _, e := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.ID, e.Name, e.Created.Local().Format(time.DateTime))
+		}
+		tw.Flush()
+		return nil
+	case "revoke", "del", "delete", "rm":
+		if len(pos) != 2 {
+			return fmt.Errorf("token revoke: want ID: %w", errUsage)
+		}
+		if t.auth != nil {
+			err = t.auth.RevokeToken(pos[1])
+		} else {
+			err = t.client.Do(ctx, http.MethodDelete, control.AdminPath("tokens", pos[1]), nil, nil)
+		}
+		if err != nil {
+			return reportAdmin(stderr, err)
+		}
+		fmt.Fprintf(stdout, "API token %s revoked\n", pos[1])
+		return nil
+	}
+	return fmt.Errorf("token: unknown subcommand %q (want create, list or revoke): %w", pos[0], errUsage)
+}

@@ -1,0 +1,48 @@
+package router
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"passgate/nat"
+)
+
+func TestFenceLetsAdminThroughOnLANOnly(t *testing.T) {
+	s := fenceScriptWith("pgt", [2]string{"lan0", "wan0"}, []netip.AddrPort{netip.MustParseAddrPort("192.168.50.1:8080")})
+	lan, wan, ok := strings.Cut(s, "chain wan_ingress")
+	if !ok {
+		t.Fatalf("no WAN chain:\n%s", s)
+	}
+	accept := "ip daddr 192.168.50.1 tcp dport 8080 counter accept"
+	if !strings.Contains(lan, accept) || strings.Index(lan, accept) > strings.Index(lan, "meta protocol ip counter drop") {
+		t.Errorf("LAN chain lacks the accept before the drop:\n%s", s)
+	}
+	if strings.Contains(wan, "accept\n") || !strings.Contains(wan, "meta protocol ip counter drop") {
+		t.Errorf("WAN chain must drop all IPv4:\n%s", s)
+	}
+}
+
+func TestAllowLANTCP(t *testing.T) {
+	r := &Router{opts: Options{FenceTable: "pgallowtest", NAT: nat.Config{
+		LANAddr: netip.MustParsePrefix("192.168.50.1/24"), WANAddr: netip.MustParsePrefix("203.0.113.1/24"),
+	}}}
+	if err := r.AllowLANTCP(netip.MustParseAddrPort("203.0.113.1:8080")); err == nil {
+		t.Fatal("WAN address let through")
+	}
+	if err := r.AllowLANTCP(netip.MustParseAddrPort("192.168.50.1:0")); err == nil {
+		t.Fatal("port 0 let through")
+	}
+	for range 2 {
+		if err := r.AllowLANTCP(netip.MustParseAddrPort("192.168.50.1:8080")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := fenceScript("pgallowtest", [2]string{"lan0", "wan0"})
+	if strings.Count(s, "tcp dport 8080 counter accept") != 1 {
+		t.Fatalf("script:\n%s", s)
+	}
+	if strings.Contains(fenceScript("passgate", [2]string{"lan0", "wan0"}), "accept\n") {
+		t.Fatal("accept leaked into another table")
+	}
+}

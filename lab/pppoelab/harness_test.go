@@ -1,0 +1,562 @@
+package pppoelab
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"passgate/dataplane/link"
+	"passgate/lab"
+	"passgate/pppoe"
+)
+
+// Programs of Debian's pppoe package (rp-pppoe).
+const (
+	pppoeClient = "/usr/sbin/pppoe"
+	pppoeServer = "/usr/sbin/pppoe-server"
+)
+
+// tools are what this test needs beyond lab.BaseTools.
+var tools = []lab.Tool{
+	{Command: pppoeClient, Package: "pppoe"},
+	{Command: pppoeServer, Package: "pppoe"},
+	{Command: "tcpdump", Package: "tcpdump"},
+	{Command: "ss", Package: "iproute2"},
+}
+
+// env is one test's lab, working directory and background processes.
+type env struct {
+	t    *testing.T
+	lab  *lab.Lab
+	dir  string
+	stub string // the pppd stand-in
+	pg   string // passgate
+
+	mu    sync.Mutex
+	procs []*proc
+}
+
+// setup installs what is missing, builds passgate and the stand-in, and
+// brings the lab up; everything ends with the test, processes (by PID)
+// before the lab.
+func setup(t *testing.T, prefix string, timeout time.Duration) (context.Context, *env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	var out bytes.Buffer
+	if err := lab.InstallMissing(ctx, &out, append(append([]lab.Tool{}, lab.BaseTools...), tools...)...); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if out.Len() > 0 {
+		t.Logf("%s", out.String())
+	}
+	e := &env{t: t, dir: t.TempDir()}
+	e.stub = e.path("pppstub")
+	e.pg = e.path("passgate")
+	for pkg, bin := range map[string]string{"passgate/lab/vpnlab/pppstub": e.stub, "passgate/cmd/passgate": e.pg} {
+		if err := goBuild(ctx, pkg, bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := lab.Up(ctx, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.lab = l
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	t.Cleanup(e.stopAll) // runs before Down
+	return ctx, e
+}
+
+func goBuild(ctx context.Context, pkg, out string) error {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
+	cmd.WaitDelay = 5 * time.Second
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+func (e *env) path(name string) string { return filepath.Join(e.dir, name) }
+
+func (e *env) mac(ctx context.Context, node, dev string) link.MAC {
+	e.t.Helper()
+	s, err := e.lab.MAC(ctx, node, dev)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	hw, err := parseMAC(s)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", node, dev, err)
+	}
+	return hw
+}
+
+func parseMAC(s string) (link.MAC, error) {
+	var m link.MAC
+	var b [6]int
+	if _, err := fmt.Sscanf(s, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]); err != nil {
+		return m, fmt.Errorf("MAC %q: %w", s, err)
+	}
+	for i := range b {
+		m[i] = byte(b[i])
+	}
+	return m, nil
+}
+
+// proc is a background process in a lab node, its output in a file, ended
+// by its PID only.
+type proc struct {
+	name string
+	log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// start runs name args... in node (ip netns exec execs it, so the PID is
+// the program's own), output to logName in the test's directory.
+func (e *env) start(node, logName, name string, args ...string) *proc {
+	e.t.Helper()
+	p := &proc{name: node + ": " + name + " " + strings.Join(args, " "), log: e.path(logName), done: make(chan struct{})}
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p.cmd = e.lab.Cmd(context.Background(), node, name, args...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		e.t.Fatalf("start %s: %v", p.name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	e.mu.Lock()
+	e.procs = append(e.procs, p)
+	e.mu.Unlock()
+	return p
+}
+
+// stopAll ends every process start made, newest first.
+func (e *env) stopAll() {
+	e.mu.Lock()
+	procs := e.procs
+	e.procs = nil
+	e.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop()
+	}
+}
+
+func (p *proc) exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// stop sends SIGTERM to the PID, SIGKILL after 5 s, and waits.
+func (p *proc) stop() {
+	if done, _ := p.exited(); done {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) output() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// waitFor polls cond every 100 ms until it holds, timeout passes or ctx
+// ends; the error carries cond's last word.
+func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, string)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		ok, why := cond()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after %s: %s", timeout, why)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// --- passgate ---
+
+type passgate struct {
+	e    *env
+	sock string
+	proc *proc
+}
+
+// startPassgate runs passgate in the router namespace with a configuration
+// file: the lab's interfaces and addresses plus passthrough (a JSON object,
+// "" for none), and waits until its control socket answers.
+func (e *env) startPassgate(ctx context.Context, name, passthrough string) *passgate {
+	e.t.Helper()
+	cfg := fmt.Sprintf(`{"lan":{"interface":%q,"address":%q},"wan":{"interface":%q,"address":%q}`,
+		lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR)
+	if passthrough != "" {
+		cfg += `,"passthrough":` + passthrough
+	}
+	cfg += "}\n"
+	file := e.path(name + ".json")
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	g := &passgate{e: e, sock: e.path(name + ".sock")}
+	g.proc = e.start(lab.Router, name+".log", e.pg, "run", "--config", file, "--control", g.sock, "--log-level", "debug")
+	err := waitFor(ctx, 20*time.Second, func() (bool, string) {
+		if done, err := g.proc.exited(); done {
+			return true, fmt.Sprintf("passgate exited: %v", err)
+		}
+		_, err := g.status(ctx)
+		return err == nil, fmt.Sprintf("control socket: %v", err)
+	})
+	if done, perr := g.proc.exited(); done || err != nil {
+		e.t.Fatalf("passgate %s (%s): %v %v\n%s", name, cfg, err, perr, tail(g.proc.output(), 3000))
+	}
+	return g
+}
+
+// status is `passgate status --json`, decoded generically.
+func (g *passgate) status(ctx context.Context) (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, g.e.pg, "status", "--json", "--control", g.sock)
+	cmd.WaitDelay = 2 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("passgate status: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	var st map[string]any
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("status: %w: %s", err, out)
+	}
+	return st, nil
+}
+
+// pppoeCounters are the data plane's "pppoe_*" counters.
+func (g *passgate) pppoeCounters(ctx context.Context) map[string]float64 {
+	g.e.t.Helper()
+	st, err := g.status(ctx)
+	if err != nil {
+		g.e.t.Fatal(err)
+	}
+	dp, _ := st["dataplane"].(map[string]any)
+	m := map[string]float64{}
+	for k, v := range dp {
+		if n, ok := v.(float64); ok && strings.HasPrefix(k, "pppoe_") {
+			m[k] = n
+		}
+	}
+	return m
+}
+
+func nonZero(m map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// --- rp-pppoe ---
+
+// standIn is the "pppd" pppoe-server runs for each session (-q):
+//
+//	pppd pty 'pppoe -n -I eth0 -e SESSION:MAC -S ...' file OPTIONS LOCAL:REMOTE nodetach ...
+//
+// It runs the pty command on a raw pty under the stand-in's client mode,
+// which speaks HDLC on the master, logging every frame.
+const standIn = `#!/bin/sh
+pty=
+while [ $# -gt 0 ]; do
+	if [ "$1" = pty ] && [ $# -ge 2 ]; then pty=$2; shift; fi
+	shift
+done
+if [ -z "$pty" ]; then echo "pppd stand-in: no pty option" >&2; exit 1; fi
+exec '%s' client --name 'srv-%%p' --log '%s' --child-log '%s' --interval 200ms --lifetime 3m -- /bin/sh -c "exec $pty"
+`
+
+// acName is the access concentrator's name.
+const acName = "pgpo-ac"
+
+type server struct {
+	frameLog string
+	proc     *proc
+}
+
+// startServer runs pppoe-server on srv1's eth0 and waits until its
+// discovery socket is open.
+func (e *env) startServer(ctx context.Context) *server {
+	e.t.Helper()
+	s := &server{frameLog: e.path("server-frames.log")}
+	script := e.path("pppd-stand-in.sh")
+	text := fmt.Sprintf(standIn, e.stub, s.frameLog, e.path("server-pppoe.log"))
+	if err := os.WriteFile(script, []byte(text), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	s.proc = e.start(lab.Server1, "pppoe-server.log", pppoeServer, "-F", "-I", lab.HostIface,
+		"-C", acName, "-S", "isp", "-q", script, "-L", "10.67.0.1", "-R", "10.67.0.10", "-N", "16")
+	err := waitFor(ctx, 10*time.Second, func() (bool, string) {
+		if done, err := s.proc.exited(); done {
+			return true, fmt.Sprintf("pppoe-server exited: %v", err)
+		}
+		out, _ := e.lab.Run(ctx, lab.Server1, "ss", "-0", "-p", "-H")
+		return strings.Contains(out, "pppoe-server"), "no packet socket of pppoe-server yet: " + out
+	})
+	if done, perr := s.proc.exited(); done || err != nil {
+		e.t.Fatalf("pppoe-server: %v %v\n%s", err, perr, s.proc.output())
+	}
+	return s
+}
+
+// client is `pppoe -I eth0` under the stand-in on a LAN host.
+type client struct {
+	name     string
+	frameLog string
+	childLog string
+	proc     *proc
+}
+
+func (e *env) startClient(node string) *client {
+	c := &client{name: node, frameLog: e.path("client-" + node + "-frames.log"), childLog: e.path("client-" + node + "-pppoe.log")}
+	c.proc = e.start(node, "client-"+node+".log", e.stub, "client", "--name", node,
+		"--log", c.frameLog, "--child-log", c.childLog, "--interval", "200ms", "--lifetime", "3m",
+		"--", pppoeClient, "-I", lab.HostIface)
+	return c
+}
+
+// --- the stand-in's frame logs ---
+
+// end is what one stand-in logged: "NAME SENT TOKEN", "NAME RECV TOKEN",
+// "NAME RECV echo TOKEN by OTHER", "NAME EXIT reason".
+type end struct {
+	name     string
+	sent     int
+	from     map[string]int // tokens received, by their sender
+	echoedBy map[string]int // own tokens echoed, by the echoing end
+	exit     string
+}
+
+var logLine = regexp.MustCompile(`^\S+ (\S+) (SENT|RECV|EXIT|START) ?(.*)$`)
+
+// ends parses frame logs.
+func ends(paths ...string) map[string]*end {
+	out := map[string]*end{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			m := logLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			e := out[m[1]]
+			if e == nil {
+				e = &end{name: m[1], from: map[string]int{}, echoedBy: map[string]int{}}
+				out[m[1]] = e
+			}
+			switch m[2] {
+			case "SENT":
+				e.sent++
+			case "EXIT":
+				e.exit = m[3]
+			case "RECV":
+				if rest, ok := strings.CutPrefix(m[3], "echo "); ok {
+					if i := strings.LastIndex(rest, " by "); i >= 0 {
+						e.echoedBy[rest[i+4:]]++
+					}
+				} else if i := strings.LastIndex(m[3], " #"); i >= 0 {
+					e.from[m[3][:i]]++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// serverEndOf is the server-side stand-in that heard client, if exactly
+// one did.
+func serverEndOf(all map[string]*end, client string) *end {
+	var found *end
+	for name, e := range all {
+		if strings.HasPrefix(name, "srv-") && e.from[client] > 0 {
+			if found != nil {
+				return nil
+			}
+			found = e
+		}
+	}
+	return found
+}
+
+// --- captures ---
+
+type capture struct {
+	path string
+	proc *proc
+}
+
+// startCapture runs tcpdump on iface in node for PPPoE frames and waits
+// until it listens. -U and --immediate-mode write each frame at once.
+func (e *env) startCapture(ctx context.Context, node, iface, name string) *capture {
+	e.t.Helper()
+	c := &capture{path: e.path(name + ".pcap")}
+	c.proc = e.start(node, name+".tcpdump.log", "tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-Z", "root",
+		"-s", "0", "-w", c.path, "ether proto 0x8863 or ether proto 0x8864")
+	err := waitFor(ctx, 10*time.Second, func() (bool, string) {
+		if done, err := c.proc.exited(); done {
+			return true, fmt.Sprintf("tcpdump exited: %v", err)
+		}
+		return strings.Contains(c.proc.output(), "listening on"), "tcpdump not listening yet"
+	})
+	if done, _ := c.proc.exited(); done || err != nil {
+		e.t.Fatalf("tcpdump in %s: %v: %s", node, err, c.proc.output())
+	}
+	return c
+}
+
+// frames stops the capture (after a moment for the last frames) and reads
+// it.
+func (c *capture) frames(t *testing.T) []frame {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond)
+	c.proc.stop()
+	fs, err := readPcap(c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// frame is a PPPoE frame from a capture.
+type frame struct {
+	dst, src link.MAC
+	typ      uint16
+	code     uint8
+	sid      uint16
+	tags     []pppoe.Tag // discovery only
+}
+
+func (f frame) tag(typ uint16) ([]byte, bool) {
+	for _, t := range f.tags {
+		if t.Type == typ {
+			return t.Value, true
+		}
+	}
+	return nil, false
+}
+
+// readPcap reads the PPPoE frames of a classic pcap file with Ethernet
+// link type, parsed with the relay's own views (a frame they reject is an
+// error: everything on the wire must be well-formed).
+func readPcap(path string) ([]frame, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 24 {
+		return nil, fmt.Errorf("%s: no pcap header", path)
+	}
+	var bo binary.ByteOrder
+	switch binary.LittleEndian.Uint32(b) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		bo = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		bo = binary.BigEndian
+	default:
+		return nil, fmt.Errorf("%s: not a pcap file", path)
+	}
+	if lt := bo.Uint32(b[20:]); lt != 1 {
+		return nil, fmt.Errorf("%s: link type %d, want Ethernet", path, lt)
+	}
+	var out []frame
+	for off := 24; off+16 <= len(b); {
+		n := int(bo.Uint32(b[off+8:]))
+		off += 16
+		if off+n > len(b) {
+			break // cut short by the stop
+		}
+		raw := b[off : off+n]
+		off += n
+		eth, ok := link.ParseEther(raw)
+		if !ok || (eth.Type() != pppoe.EtherTypeDiscovery && eth.Type() != pppoe.EtherTypeSession) {
+			continue
+		}
+		p, err := pppoe.Parse(eth.Payload())
+		if err != nil {
+			return nil, fmt.Errorf("%s: % x: %w", path, raw, err)
+		}
+		f := frame{dst: eth.Dst(), src: eth.Src(), typ: eth.Type(), code: p.Code(), sid: p.SessionID()}
+		if f.typ == pppoe.EtherTypeDiscovery {
+			it := pppoe.Tags(p.Payload())
+			for it.Next() {
+				t := it.Tag()
+				f.tags = append(f.tags, pppoe.Tag{Type: t.Type, Value: append([]byte(nil), t.Value...)})
+			}
+			if it.Err() != nil {
+				return nil, fmt.Errorf("%s: tags of % x: %w", path, raw, it.Err())
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// tcpdumpText is tcpdump's own reading of a capture (-e: with MACs, -v:
+// with PPPoE tags).
+func tcpdumpText(ctx context.Context, path string) (string, error) {
+	out, err := exec.CommandContext(ctx, "tcpdump", "-r", path, "-nn", "-e", "-v").Output()
+	return string(out), err
+}
