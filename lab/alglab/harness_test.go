@@ -1,0 +1,389 @@
+package alglab
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"passgate/lab"
+)
+
+// The tests share one lab (prefix pgalg, built on first use and removed in
+// TestMain) and start a passgate daemon of their own with the
+// configuration they need. They never skip: without root, the packages or
+// a daemon that starts, they fail.
+
+const prefix = "pgalg"
+
+// Tools are what the tests need beyond lab.BaseTools; .ci/run installs the
+// packages.
+var Tools = []lab.Tool{
+	{Command: "vsftpd", Package: "vsftpd"},
+	{Command: "in.tftpd", Package: "tftpd-hpa"},
+	{Command: "tftp", Package: "tftp-hpa"},
+}
+
+var (
+	tmp      string
+	pgBin    string
+	buildErr error
+
+	labOnce sync.Once
+	theLab  *lab.Lab
+	labErr  error
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	tmp, err = os.MkdirTemp("", "passgate-alglab-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Chmod(tmp, 0o755)
+	pgBin = filepath.Join(tmp, "passgate")
+	if out, err := exec.Command("go", "build", "-o", pgBin, "passgate/cmd/passgate").CombinedOutput(); err != nil {
+		buildErr = fmt.Errorf("go build passgate/cmd/passgate: %v\n%s", err, out)
+	}
+	code := m.Run()
+	if theLab != nil {
+		if err := theLab.Down(); err != nil {
+			fmt.Fprintln(os.Stderr, "alglab: lab down:", err)
+		}
+	}
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+// getLab returns the shared lab, bringing it up on first use.
+func getLab(t *testing.T, tools ...lab.Tool) *lab.Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the lab tests need root (network namespaces)")
+	}
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	if missing := missing(append(append([]lab.Tool{}, lab.BaseTools...), tools...)); len(missing) > 0 {
+		t.Fatalf("missing Debian packages %v (.ci/run installs them)", missing)
+	}
+	labOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		theLab, labErr = lab.Up(ctx, prefix)
+	})
+	if labErr != nil {
+		t.Fatal(labErr)
+	}
+	return theLab
+}
+
+// missing is lab.Missing, except that a Command that is an absolute path
+// is a file that must exist (a typelib, a plugin), executable or not.
+func missing(tools []lab.Tool) []string {
+	var cmds []lab.Tool
+	set := map[string]bool{}
+	for _, t := range tools {
+		if filepath.IsAbs(t.Command) {
+			if _, err := os.Stat(t.Command); err != nil {
+				set[t.Package] = true
+			}
+			continue
+		}
+		cmds = append(cmds, t)
+	}
+	for _, p := range lab.Missing(cmds...) {
+		set[p] = true
+	}
+	var out []string
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while a test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a background process a test started in a lab node; the test's
+// cleanup ends it by its PID.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  syncBuffer
+	done chan struct{}
+	err  error
+}
+
+func start(t *testing.T, l *lab.Lab, node, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: node + ": " + name + " " + strings.Join(args, " "), done: make(chan struct{})}
+	p.cmd = l.Cmd(context.Background(), node, name, args...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", p.name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the process by its PID: SIGTERM, then SIGKILL after 3 s.
+func (p *proc) stop() {
+	if p.exited() {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(3 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) tail() string {
+	s := p.out.String()
+	if len(s) > 3000 {
+		s = "..." + s[len(s)-3000:]
+	}
+	return s
+}
+
+// run runs a command in node, bounded by d, and returns its combined
+// output.
+func run(l *lab.Lab, d time.Duration, node, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return l.Run(ctx, node, name, args...)
+}
+
+// waitListen waits up to d until node listens on addr:port ("tcp"/"udp").
+func waitListen(t *testing.T, l *lab.Lab, node, proto, addr string, port int, p *proc) {
+	t.Helper()
+	flag := "-Hltn"
+	if proto == "udp" {
+		flag = "-Hlun"
+	}
+	want := fmt.Sprintf("%s:%d", addr, port)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ := run(l, 5*time.Second, node, "ss", flag)
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) >= 4 && f[3] == want {
+				return
+			}
+		}
+		if p != nil && p.exited() {
+			t.Fatalf("%s exited: %v\n%s", p.name, p.err, p.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: nothing listening on %s/%s within 15 s", node, want, proto)
+}
+
+// gate is a running passgate daemon.
+type gate struct {
+	l    *lab.Lab
+	p    *proc
+	sock string
+}
+
+// startGate runs passgate in the router namespace with the lab's
+// interfaces, nat holding the "nat" object's fields and helpers the
+// "helpers" object's (either may be empty), and waits until its control
+// socket answers.
+func startGate(t *testing.T, l *lab.Lab, nat, helpers string) *gate {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "passgate.sock")
+	cfg := fmt.Sprintf(`{
+  "lan": {"interface": %q, "address": %q},
+  "wan": {"interface": %q, "address": %q},
+  "nat": {%s},
+  "helpers": {%s},
+  "admin": {"enabled": false},
+  "control_socket": %q
+}
+`, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, nat, helpers, sock)
+	path := filepath.Join(dir, "passgate.json")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{l: l, sock: sock}
+	g.p = start(t, l, lab.Router, pgBin, "run", "--config", path, "--control", sock)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("passgate log (tail):\n%s", g.p.tail())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if g.p.exited() {
+			t.Fatalf("passgate run exited at start: %v\nconfig: %s\n%s", g.p.err, cfg, g.p.tail())
+		}
+		if _, err := run(l, 5*time.Second, lab.Router, pgBin, "status", "--control", sock); err == nil {
+			return g
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("passgate control socket not answering within 20 s\n%s", g.p.tail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// flow is the part of `passgate conntrack --json` the tests read.
+type flow struct {
+	Proto   string `json:"proto"`
+	Inside  string `json:"inside"`
+	Outside string `json:"outside"`
+	Remote  string `json:"remote"`
+	State   string `json:"state"`
+	Origin  string `json:"origin"`
+	Helper  string `json:"helper"`
+}
+
+// flows reads the live flow table.
+func (g *gate) flows(t *testing.T) []flow {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := g.l.Cmd(ctx, lab.Router, pgBin, "conntrack", "--control", g.sock, "--json")
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("passgate conntrack --json: %v\n%s", err, raw)
+	}
+	var fs []flow
+	if err := json.Unmarshal(raw, &fs); err != nil {
+		var obj struct{ Flows []flow }
+		if err2 := json.Unmarshal(raw, &obj); err2 != nil {
+			t.Fatalf("passgate conntrack --json: %v\n%s", err, raw)
+		}
+		fs = obj.Flows
+	}
+	return fs
+}
+
+func (g *gate) status(t *testing.T) string {
+	out, _ := run(g.l, 10*time.Second, lab.Router, pgBin, "status", "--control", g.sock)
+	return out
+}
+
+// blob writes a file of n pseudo-random bytes, world-readable, into dir and
+// returns its sha256.
+func blob(t *testing.T, dir, name string, n int) string {
+	t.Helper()
+	r := rand.New(rand.NewPCG(uint64(n), 7))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return sum(b)
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// publicDir makes a directory under the package's temporary directory that
+// daemons dropping privileges can read (t.TempDir's parents are 0700).
+func publicDir(t *testing.T, name string) string {
+	t.Helper()
+	d, err := os.MkdirTemp(tmp, name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(d, 0o755)
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// helperCounters returns a helper's counters from `passgate status --json`
+// (the "helpers" object wherever the status nests it).
+func (g *gate) helperCounters(t *testing.T, name string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := g.l.Cmd(ctx, lab.Router, pgBin, "status", "--json", "--control", g.sock).Output()
+	if err != nil {
+		t.Fatalf("passgate status --json: %v\n%s", err, raw)
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("passgate status --json: %v\n%s", err, raw)
+	}
+	var find func(v any) map[string]any
+	find = func(v any) map[string]any {
+		switch x := v.(type) {
+		case map[string]any:
+			if h, ok := x["helpers"].(map[string]any); ok {
+				if c, ok := h[name].(map[string]any); ok {
+					return c
+				}
+			}
+			for _, y := range x {
+				if c := find(y); c != nil {
+					return c
+				}
+			}
+		case []any:
+			for _, y := range x {
+				if c := find(y); c != nil {
+					return c
+				}
+			}
+		}
+		return nil
+	}
+	c := find(v)
+	if c == nil {
+		t.Fatalf("no counters for helper %q in passgate status --json:\n%s", name, raw)
+	}
+	return c
+}

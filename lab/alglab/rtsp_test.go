@@ -1,0 +1,80 @@
+package alglab
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"passgate/lab"
+)
+
+// RTSPTools are what TestRTSP needs.
+var RTSPTools = []lab.Tool{
+	{Command: "ffmpeg", Package: "ffmpeg"},
+	{Command: "/usr/lib/x86_64-linux-gnu/girepository-1.0/GstRtspServer-1.0.typelib", Package: "gir1.2-gst-rtsp-server-1.0"},
+	{Command: "/usr/lib/python3/dist-packages/gi/__init__.py", Package: "python3-gi"},
+	{Command: "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstrtp.so", Package: "gstreamer1.0-plugins-good"},
+	{Command: "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstaudiotestsrc.so", Package: "gstreamer1.0-plugins-base"},
+}
+
+var audioKB = regexp.MustCompile(`audio:(\d+)kB`)
+
+// TestRTSP plays a stream from gst-rtsp-server on srv1 with ffmpeg on lan1
+// over RTSP with RTP on UDP, through passgate with the rtsp helper
+// switched on and address-and-port-dependent filtering: the SETUP's
+// client_port is rewritten to expected public ports, the reply mapped
+// back, and the media arrives.
+func TestRTSP(t *testing.T) {
+	l := getLab(t, RTSPTools...)
+	srv, err := filepath.Abs("testdata/rtsp_server.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const port = 8554
+	p := start(t, l, lab.Server1, lab.Python, srv, lab.Srv1, strconv.Itoa(port))
+	waitListen(t, l, lab.Server1, "tcp", lab.Srv1, port, p)
+	g := startGate(t, l, `"filtering": "address-and-port-dependent"`, `"rtsp": true`)
+	url := fmt.Sprintf("rtsp://%s:%d/test", lab.Srv1, port)
+	out, err := run(l, 30*time.Second, lab.Lan1, "ffmpeg", "-hide_banner", "-nostdin", "-nostats",
+		"-rtsp_transport", "udp", "-timeout", "5000000", "-i", url, "-t", "3", "-f", "null", "-")
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\nserver: %s", err, p.tail())
+	}
+	m := audioKB.FindStringSubmatch(out)
+	if m == nil || m[1] == "0" {
+		t.Fatalf("ffmpeg received no audio:\n%s", out)
+	}
+	c := g.helperCounters(t, "rtsp")
+	if on, _ := c["on"].(bool); !on {
+		t.Fatalf("rtsp helper not on: %v", c)
+	}
+	for _, k := range []string{"rewrites", "expectations"} {
+		if n, _ := c[k].(float64); n < 2 {
+			t.Errorf("rtsp %s = %v, want at least 2 (SETUP and its reply; RTP and RTCP): %v", k, c[k], c)
+		}
+	}
+	if n, _ := c["unparsed"].(float64); n != 0 {
+		t.Errorf("rtsp unparsed = %v: %v", n, c)
+	}
+	var control, media bool
+	fs := g.flows(t)
+	for _, f := range fs {
+		if !strings.HasPrefix(f.Inside, lab.LAN1+":") || !strings.HasPrefix(f.Remote, lab.Srv1+":") {
+			continue
+		}
+		if f.Proto == "tcp" && f.Helper == "rtsp" {
+			control = true
+		}
+		if f.Proto == "udp" && f.State == "replied" || f.Proto == "udp" && f.Origin == "expected" {
+			media = true
+		}
+	}
+	if !control || !media {
+		t.Fatalf("want the RTSP control flow with helper rtsp and a UDP media flow; flows: %+v", fs)
+	}
+	t.Logf("ffmpeg received %s kB of audio; rtsp counters %v", m[1], c)
+}

@@ -1,0 +1,460 @@
+// Package siplab runs a real SIP call through passgate's SIP helper in the
+// namespace lab: sipp's uac_pcap on lan1 calls `sipp -sn uas -rtp_echo`
+// on srv1, and the test asserts the call completes, RTP reaches the server
+// from the router's public address and the echo comes back to lan1, and
+// passgate's flow table shows the SIP flow (helper "sip") and the RTP flow
+// at the port written into the SDP. A second run with the helper off shows
+// the private address in the SDP srv1 receives, so the test can tell.
+//
+// It needs root and Debian's sip-tester and tcpdump; it never skips.
+package siplab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"passgate/control"
+	"passgate/lab"
+	"passgate/nat"
+)
+
+const (
+	sippPcapDir = "/usr/share/sip-tester" // holds g711a.pcap
+	uasMedia    = 6000                    // sipp's -mp default: the echo port
+)
+
+// buffer is a bytes.Buffer safe for a process writing while a test reads.
+type buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a process started in a lab node, ended by its own PID only.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	out    buffer
+	done   chan struct{}
+	err    error
+	once   sync.Once
+	signal syscall.Signal
+}
+
+func start(l *lab.Lab, node, dir string, name string, args ...string) (*proc, error) {
+	p := &proc{name: node + ": " + name + " " + strings.Join(args, " "), done: make(chan struct{}), signal: syscall.SIGTERM}
+	p.cmd = l.Cmd(context.Background(), node, name, args...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout = &p.out
+	p.cmd.Stderr = &p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", p.name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the process by its PID: its signal, then SIGKILL after 5 s.
+func (p *proc) stop() {
+	p.once.Do(func() {
+		if p.exited() {
+			return
+		}
+		_ = p.cmd.Process.Signal(p.signal)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+}
+
+// waitFor waits until the output contains s.
+func (p *proc) waitFor(ctx context.Context, s string) error {
+	for !strings.Contains(p.out.String(), s) {
+		if p.exited() {
+			return fmt.Errorf("%s exited (%v) before %q:\n%s", p.name, p.err, s, p.out.String())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: no %q: %w\n%s", p.name, s, ctx.Err(), p.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func buildPassgate(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "passgate")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "passgate/cmd/passgate")
+	cmd.WaitDelay = 5 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build passgate: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// passgate runs in the router namespace with the SIP helper switched.
+type passgate struct {
+	p      *proc
+	client *control.Client
+	bin    string
+	sock   string
+}
+
+func startPassgate(ctx context.Context, t *testing.T, l *lab.Lab, bin, dir string, sip bool) *passgate {
+	t.Helper()
+	sock := filepath.Join(dir, fmt.Sprintf("pg-%v.sock", sip))
+	cfg := map[string]any{
+		"lan":     map[string]any{"interface": lab.LANIface, "address": lab.LANCIDR},
+		"wan":     map[string]any{"interface": lab.WANIface, "address": lab.WANCIDR},
+		"helpers": map[string]any{"sip": sip},
+	}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	path := filepath.Join(dir, fmt.Sprintf("passgate-%v.json", sip))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := start(l, lab.Router, dir, bin, "run", "--config", path, "--control", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := &passgate{p: p, client: control.NewClient(sock), bin: bin, sock: sock}
+	t.Cleanup(func() {
+		if t.Failed() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, _ := exec.CommandContext(cctx, bin, "conntrack", "--json", "--control", sock).CombinedOutput()
+			cancel()
+			t.Logf("passgate (helper %v) flow table:\n%s\nlog:\n%s", sip, out, tail(p.out.String(), 6000))
+		}
+		p.stop()
+	})
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := p.waitFor(wctx, "msg=forwarding"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		sctx, c := context.WithTimeout(wctx, 2*time.Second)
+		_, err := pg.client.Status(sctx)
+		c()
+		if err == nil {
+			return pg
+		}
+		select {
+		case <-wctx.Done():
+			t.Fatalf("control socket: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func head(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// capture is tcpdump writing UDP traffic of a node's eth0 to a file.
+type capture struct {
+	p    *proc
+	file string
+	l    *lab.Lab
+	node string
+}
+
+func startCapture(ctx context.Context, t *testing.T, l *lab.Lab, node, dir string) *capture {
+	t.Helper()
+	file := filepath.Join(dir, node+".pcap")
+	p, err := start(l, node, dir, "tcpdump", "-i", lab.HostIface, "-n", "-U", "-s", "0", "-w", file, "udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.signal = syscall.SIGINT
+	t.Cleanup(p.stop)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.waitFor(wctx, "listening on"); err != nil {
+		t.Fatal(err)
+	}
+	return &capture{p: p, file: file, l: l, node: node}
+}
+
+// text stops the capture and returns tcpdump's reading of it, payloads
+// in ASCII.
+func (c *capture) text(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond) // let the last packets be written
+	c.p.stop()
+	out, err := exec.CommandContext(ctx, "tcpdump", "-r", c.file, "-n", "-A").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tcpdump -r %s: %v\n%s", c.file, err, out)
+	}
+	return string(out)
+}
+
+// count counts the UDP packets of a tcpdump -n reading from src to dst
+// ("a.b.c.d.port"; a port of "*" matches any).
+func count(text, src, dst string) int {
+	re := regexp.MustCompile(`IP ` + regexp.QuoteMeta(src) + ` > ` + strings.ReplaceAll(regexp.QuoteMeta(dst), `\*`, `\d+`) + `: UDP`)
+	return len(re.FindAllStringIndex(text, -1))
+}
+
+// sdpOf returns the c= address and m=audio port of the first INVITE in a
+// tcpdump -A reading.
+func sdpOf(t *testing.T, text string) (string, int) {
+	t.Helper()
+	i := strings.Index(text, "INVITE sip:")
+	if i < 0 {
+		t.Fatalf("no INVITE captured:\n%s", tail(text, 3000))
+	}
+	rest := text[i:]
+	c := regexp.MustCompile(`c=IN IP4 ([0-9.]+)`).FindStringSubmatch(rest)
+	m := regexp.MustCompile(`m=audio ([0-9]+) `).FindStringSubmatch(rest)
+	if c == nil || m == nil {
+		t.Fatalf("no SDP in the INVITE:\n%s", tail(rest, 3000))
+	}
+	port, _ := strconv.Atoi(m[1])
+	return c[1], port
+}
+
+// call runs sipp's uac_pcap on lan1 to the uas on srv1 and returns its
+// error and final statistics screen.
+func call(ctx context.Context, l *lab.Lab, dir string) (error, string) {
+	screen := filepath.Join(dir, "uac-screen.log")
+	os.Remove(screen)
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := l.Cmd(cctx, lab.Lan1, "sipp", "-sn", "uac_pcap", lab.Srv1+":5060", "-i", lab.LAN1, "-p", "5060",
+		"-m", "1", "-nostdin", "-timeout", "45s", "-trace_screen", "-screen_file", screen)
+	cmd.Dir = dir // pcap/g711a.pcap is found from here
+	out, err := cmd.CombinedOutput()
+	s, _ := os.ReadFile(screen)
+	if err != nil {
+		return fmt.Errorf("sipp uac: %w\n%s", err, tail(string(out), 3000)), string(s)
+	}
+	return nil, string(s)
+}
+
+// successful reads the "Successful call" cumulative count of sipp's
+// statistics screen.
+func successful(screen string) int {
+	m := regexp.MustCompile(`Successful call\s*\|\s*\d+\s*\|\s*(\d+)`).FindAllStringSubmatch(screen, -1)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
+// occupy sends a datagram from each of host's ports to srv2, so those
+// public ports are host's mappings (UDP timeout: 5 minutes).
+func occupy(ctx context.Context, t *testing.T, l *lab.Lab, node, addr string, ports ...int) {
+	t.Helper()
+	var ps []string
+	for _, p := range ports {
+		ps = append(ps, strconv.Itoa(p))
+	}
+	script := `import socket, sys
+for p in sys.argv[2:]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((sys.argv[1], int(p)))
+    s.sendto(b"x", ("` + lab.Srv2 + `", 9))
+    s.close()
+`
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if out, err := l.Run(octx, node, "/usr/bin/python3", append([]string{"-c", script, addr}, ps...)...); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+func TestSIPCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	for _, bin := range []string{"sipp", "tcpdump"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s not installed (Debian: sip-tester, tcpdump): %v", bin, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "pgsip-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	if err := os.Symlink(sippPcapDir, filepath.Join(dir, "pcap")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pcap", "g711a.pcap")); err != nil {
+		t.Fatal(err)
+	}
+	bctx, bcancel := context.WithTimeout(ctx, 2*time.Minute)
+	bin, err := buildPassgate(bctx, dir)
+	bcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	uctx, ucancel := context.WithTimeout(ctx, 2*time.Minute)
+	l, err := lab.Up(uctx, "pgsip")
+	ucancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	if err := l.KernelNAT(false); err != nil {
+		t.Fatal(err)
+	}
+	uas, err := start(l, lab.Server1, dir, "sipp", "-sn", "uas", "-rtp_echo", "-i", lab.Srv1, "-p", "5060", "-nostdin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sipp uas output:\n%s", tail(uas.out.String(), 3000))
+		}
+		uas.stop()
+	})
+	time.Sleep(500 * time.Millisecond)
+	if uas.exited() {
+		t.Fatalf("sipp uas exited: %v\n%s", uas.err, uas.out.String())
+	}
+
+	t.Run("helper on", func(t *testing.T) {
+		pg := startPassgate(ctx, t, l, bin, dir, true)
+		// lan2 takes public ports 5060, 6000 and 6001 first, so lan1's
+		// signalling and media ports are remapped and the helper must
+		// write the new ones.
+		occupy(ctx, t, l, lab.Lan2, lab.LAN2, 5060, 6000, 6001)
+		srv := startCapture(ctx, t, l, lab.Server1, dir)
+		lan := startCapture(ctx, t, l, lab.Lan1, dir)
+		err, screen := call(ctx, l, dir)
+		if err != nil {
+			t.Fatalf("%v\nscreen:\n%s", err, tail(screen, 3000))
+		}
+		if n := successful(screen); n != 1 {
+			t.Fatalf("successful calls %d, want 1:\n%s", n, tail(screen, 3000))
+		}
+		srvText := srv.text(ctx, t)
+		lanText := lan.text(ctx, t)
+		addr, pubMedia := sdpOf(t, srvText)
+		if addr != lab.WANAddr {
+			t.Fatalf("srv1 got SDP c=%s, want %s", addr, lab.WANAddr)
+		}
+		if pubMedia == uasMedia || pubMedia%2 != 0 {
+			t.Fatalf("srv1 got m=audio %d: want a remapped even port (6000 is lan2's)", pubMedia)
+		}
+		_, lanMedia := sdpOf(t, lanText)
+		rtpIn := count(srvText, fmt.Sprintf("%s.%d", lab.WANAddr, pubMedia), fmt.Sprintf("%s.%d", lab.Srv1, uasMedia))
+		rtpBack := count(lanText, fmt.Sprintf("%s.%d", lab.Srv1, uasMedia), fmt.Sprintf("%s.%d", lab.LAN1, lanMedia))
+		t.Logf("SDP at srv1: c=%s m=audio %d (lan1's own port %d); RTP at srv1 from %s:%d: %d packets; echoed RTP at lan1: %d packets",
+			addr, pubMedia, lanMedia, lab.WANAddr, pubMedia, rtpIn, rtpBack)
+		if rtpIn < 50 || rtpBack < 50 {
+			t.Fatalf("RTP to srv1 %d, echoed back %d packets: want both >= 50", rtpIn, rtpBack)
+		}
+
+		fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+		flows, err := pg.client.Flows(fctx, control.FlowFilter{})
+		fcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sigFlow, rtpFlow *nat.FlowInfo
+		for i, f := range flows {
+			switch {
+			case f.Proto == "udp" && f.Inside == netip.MustParseAddrPort(lab.LAN1+":5060") && f.Remote.Port() == 5060:
+				sigFlow = &flows[i]
+			case f.Proto == "udp" && f.Inside.Port() == uint16(lanMedia) && f.Remote.Addr() == netip.MustParseAddr(lab.Srv1):
+				rtpFlow = &flows[i]
+			}
+		}
+		if sigFlow == nil || sigFlow.Helper != "sip" {
+			t.Fatalf("SIP flow %+v: want helper sip", sigFlow)
+		}
+		via := fmt.Sprintf("Via: SIP/2.0/UDP %s:%d", lab.WANAddr, sigFlow.Outside.Port())
+		contact := fmt.Sprintf("Contact: sip:sipp@%s:%d", lab.WANAddr, sigFlow.Outside.Port())
+		if !strings.Contains(srvText, via) || !strings.Contains(srvText, contact) {
+			t.Fatalf("srv1's INVITE lacks %q or Contact %q:\n%s", via, contact, head(srvText[strings.Index(srvText, "INVITE sip:"):], 1500))
+		}
+		if rtpFlow == nil || rtpFlow.Outside.Port() != uint16(pubMedia) || rtpFlow.PacketsIn == 0 || rtpFlow.PacketsOut == 0 {
+			t.Fatalf("RTP flow %+v: want outside port %d with packets both ways", rtpFlow, pubMedia)
+		}
+		t.Logf("flows: SIP %s -> %s via %s helper=%s; RTP %s -> %s via %s origin=%s out=%d in=%d",
+			sigFlow.Inside, sigFlow.Remote, sigFlow.Outside, sigFlow.Helper, rtpFlow.Inside, rtpFlow.Remote, rtpFlow.Outside, rtpFlow.Origin, rtpFlow.PacketsOut, rtpFlow.PacketsIn)
+		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := pg.client.Status(sctx)
+		scancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := st.NAT.Helpers["sip"]
+		t.Logf("sip helper counters: %+v", h)
+		if !h.On || h.Flows == 0 || h.Rewrites == 0 || h.Expectations < 2 || h.Unparsed != 0 {
+			t.Fatalf("sip helper counters %+v: want on, rewrites, RTP and RTCP expectations, nothing unparsed", h)
+		}
+		pg.p.stop()
+	})
+
+	t.Run("helper off", func(t *testing.T) {
+		pg := startPassgate(ctx, t, l, bin, dir, false)
+		srv := startCapture(ctx, t, l, lab.Server1, dir)
+		err, _ := call(ctx, l, dir) // the call may or may not complete
+		text := srv.text(ctx, t)
+		addr, port := sdpOf(t, text)
+		t.Logf("helper off: SDP at srv1 c=%s m=audio %d; sipp: %v", addr, port, err)
+		if addr != lab.LAN1 {
+			t.Fatalf("with the helper off srv1 got SDP c=%s, want the private %s", addr, lab.LAN1)
+		}
+		pg.p.stop()
+	})
+}
