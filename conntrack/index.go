@@ -112,5 +112,22 @@ func (x *Index) Add(k Tuple, v uint32) bool {
 	}
 }
 
+// Upsert finds k, inserting it with value 0 if absent, and returns a
+// pointer to its value (valid until the next change to the index) and
+// whether it was there: one probe where Get then Put takes two.
+func (x *Index) Upsert(k Tuple) (*uint32, bool) {
+	for i := k.hash() & x.mask; ; i = (i + 1) & x.mask {
+		s := &x.slots[i]
+		if !s.used {
+			*s = slot{key: k, used: true}
+			x.n++
+			return &s.val, false
+		}
+		if s.key == k {
+			return &s.val, true
+		}
+	}
+}
+
 // Len is the number of keys.
 func (x *Index) Len() int { return x.n }

@@ -162,7 +162,7 @@ func FuzzIndex(f *testing.F) {
 			// Few distinct keys (and colliding home slots) stress the
 			// backward-shift deletion.
 			k := Tuple{SrcID: uint16(ops[i+1] & 0x3f), Proto: 17}
-			switch ops[i] % 3 {
+			switch ops[i] % 4 {
 			case 0:
 				if len(model) < 64 {
 					x.Put(k, uint32(i))
@@ -177,6 +177,17 @@ func FuzzIndex(f *testing.F) {
 				if ok != mok || v != mv {
 					t.Fatalf("get %v: %d %v, model %d %v", k, v, ok, mv, mok)
 				}
+			case 3:
+				if _, in := model[k]; !in && len(model) >= 64 {
+					continue
+				}
+				v, found := x.Upsert(k)
+				mv, mok := model[k]
+				if found != mok || *v != mv {
+					t.Fatalf("upsert %v: %d %v, model %d %v", k, *v, found, mv, mok)
+				}
+				*v++
+				model[k] = mv + 1
 			}
 		}
 		if x.Len() != len(model) {

@@ -176,14 +176,6 @@ func (e *Engine) reap() {
 // generates meanwhile are in Emitted.
 func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
 	e.now = now
-	v := e.process(now, from, b)
-	if len(e.doomed) > 0 {
-		e.reap()
-	}
-	return v
-}
-
-func (e *Engine) process(now Time, from Iface, b []byte) Verdict {
 	ip, err := packet.ParseIPv4(b)
 	if err != nil {
 		if err == packet.ErrVersion {

@@ -99,21 +99,24 @@ func (m *mapper) lookupExt(proto uint8, port uint16) (uint32, bool) {
 // forwarding owns.
 func (m *mapper) acquire(proto uint8, host [4]byte, port uint16, reserved func(uint8, uint16) bool) (uint32, bool) {
 	k := mapKey{host: host, port: port, proto: proto}
-	if i, ok := m.byKey.Get(k.tuple()); ok {
-		m.slab[i].refs++
-		return i, true
+	v, found := m.byKey.Upsert(k.tuple())
+	if found {
+		m.slab[*v].refs++
+		return *v, true
 	}
-	if len(m.free) == 0 {
-		return 0, false
+	var ext uint16
+	ok := len(m.free) > 0
+	if ok {
+		ext, ok = m.pickPort(proto, port, reserved)
 	}
-	ext, ok := m.pickPort(proto, port, reserved)
 	if !ok {
+		m.byKey.Del(k.tuple())
 		return 0, false
 	}
 	i := m.free[len(m.free)-1]
 	m.free = m.free[:len(m.free)-1]
 	m.slab[i] = mapping{key: k, extPort: ext, refs: 1}
-	m.byKey.Put(k.tuple(), i)
+	*v = i
 	m.byPort[protoSlot(proto)][ext] = i + 1
 	return i, true
 }
@@ -162,9 +165,9 @@ func (m *mapper) len() int { return m.byKey.Len() }
 
 func (m *mapper) filterAdd(proto uint8, ext uint16, remote [4]byte, d int32) {
 	k := filtTuple(proto, ext, remote)
-	v, _ := m.filt.Get(k)
-	if n := int32(v) + d; n > 0 {
-		m.filt.Put(k, uint32(n))
+	v, _ := m.filt.Upsert(k)
+	if n := int32(*v) + d; n > 0 {
+		*v = uint32(n)
 	} else {
 		m.filt.Del(k)
 	}

@@ -96,6 +96,9 @@ func (e *Engine) pptpInspect(now Time, f *conntrack.Flow, dir conntrack.Dir, ip 
 	}
 	h.now = now
 	v, changed := st.Feed(t.Seq(), p, h)
+	if len(e.doomed) > 0 {
+		e.reap() // calls that ended take their GRE flows with them
+	}
 	if v == pptp.Ahead {
 		return DropPPTPOutOfOrder
 	}
