@@ -33,6 +33,7 @@ func runDemo(args []string) error {
 	prefix := fs.String("prefix", "pgdemo", "name prefix of the lab's namespaces (1-10 of [a-z0-9])")
 	iperfSecs := fs.Int("iperf-seconds", 5, "length of the iperf3 run")
 	noInstall := fs.Bool("no-install", false, "do not apt-get install missing tools")
+	hold := fs.Bool("hold", false, "after the traffic, keep the lab and passgate running until Ctrl-C, with the admin page on http://127.0.0.1:8080/")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: passgate demo [flags]\n\n"+
 			"Builds a lab of network namespaces (3 LAN hosts, a router, 2 servers),\n"+
@@ -53,7 +54,7 @@ func runDemo(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	d := &demoSession{out: os.Stdout, self: self, prefix: *prefix, iperfSecs: *iperfSecs}
+	d := &demoSession{out: os.Stdout, self: self, prefix: *prefix, iperfSecs: *iperfSecs, hold: *hold}
 	err = d.run(ctx, !*noInstall)
 	d.cleanup()
 	if ctx.Err() != nil {
@@ -76,6 +77,7 @@ type demoSession struct {
 	self      string
 	prefix    string
 	iperfSecs int
+	hold      bool
 
 	lab    *lab.Lab
 	dir    string
@@ -277,7 +279,48 @@ func (d *demoSession) run(ctx context.Context, install bool) error {
 			return fmt.Errorf("passgate stopped unexpectedly: %v\n%s", d.daemon.err, demoTail(log, 2000))
 		}
 	}
+	if d.hold {
+		d.section(len(steps)+1, "holding: the admin page, until Ctrl-C")
+		return d.holdAdmin(ctx)
+	}
 	return nil
+}
+
+// holdAdmin keeps everything running and bridges 127.0.0.1:8080 on this
+// machine to the admin page, which passgate serves on its LAN address only:
+// each connection is carried by socat from lan1, so passgate sees an
+// ordinary LAN client.
+func (d *demoSession) holdAdmin(ctx context.Context) error {
+	if _, err := exec.LookPath("socat"); err != nil {
+		if err := lab.InstallMissing(ctx, &demoLineWriter{d: d, label: "apt"}, lab.Tool{Command: "socat", Package: "socat"}); err != nil {
+			return fmt.Errorf("installing socat: %w", err)
+		}
+	}
+	// socat reads ':' in an address as a separator, also inside SYSTEM's
+	// command line, so the inner address escapes them.
+	inner := fmt.Sprintf(`ip netns exec %s socat STDIO TCP\:%s\:8080`, d.lab.NS(lab.Lan1), lab.LANGateway)
+	cmd := exec.Command("socat", "TCP-LISTEN:8080,bind=127.0.0.1,reuseaddr,fork", "SYSTEM:"+inner)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the admin bridge: %w", err)
+	}
+	p := &demoProc{name: "admin bridge", cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	d.procs = append(d.procs, p)
+	d.say("   Open http://127.0.0.1:8080/ in a browser on this machine: the first visit")
+	d.say("   sets the admin password. Try NAT Passthrough, Port Forwarding, Connections.")
+	d.say("   More traffic: sudo ip netns exec %s ping %s, or any command in %s-lan1..3.", d.lab.NS(lab.Lan1), lab.Srv1, d.prefix)
+	d.say("   The flow table: sudo %s conntrack --control %s", d.self, d.sock)
+	d.say("   Ctrl-C ends the demo and removes everything it made.")
+	select {
+	case <-ctx.Done():
+	case <-d.daemon.done:
+		return fmt.Errorf("passgate stopped: %v", d.daemon.err)
+	}
+	return ctx.Err()
 }
 
 func (d *demoSession) startDaemon(ctx context.Context) error {
