@@ -203,6 +203,11 @@ func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
 		if e.lanNet.contains(dst) || dst[0] >= 224 || dst[0] == 127 || dst[0] == 0 {
 			return e.drop(DropMartian)
 		}
+		if !e.hasGW && !e.wanNet.contains(dst) {
+			// Nowhere to send it: say so before making any state for it.
+			e.icmpError(now, from, ip, packet.ICMPUnreachable, 0, 0)
+			return e.drop(DropNoRoute)
+		}
 		if ip.TTL() <= 1 {
 			e.icmpError(now, from, ip, packet.ICMPTimeExceeded, 0, 0)
 			return e.drop(DropTTLExceeded)

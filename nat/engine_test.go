@@ -430,3 +430,19 @@ func TestReconfigureKeepsFlows(t *testing.T) {
 	}
 	pass(t, e, 2*sec, WAN, UDP("203.0.113.10:1", "203.0.113.1:5000", nil), LAN)
 }
+
+func TestNoRouteMakesNoState(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.WANGateway = netip.Addr{} })
+	dropped(t, e, 0, LAN, UDP("192.168.50.10:5000", "198.51.100.53:53", []byte("q")), DropNoRoute)
+	if e.Stats().Flows != 0 {
+		t.Fatal("an unroutable packet made a flow")
+	}
+	em := e.Emitted()
+	if len(em) != 1 {
+		t.Fatalf("emitted %d", len(em))
+	}
+	IPv4(t, em[0].Frame[EtherHeadroom:], Src("192.168.50.1"), Dst("192.168.50.10"), ICMPType(packet.ICMPUnreachable, 0),
+		Embedded(Dst("198.51.100.53:53")))
+	// On the WAN network itself no gateway is needed.
+	pass(t, e, 0, LAN, UDP("192.168.50.10:5000", "203.0.113.10:53", nil), WAN)
+}
