@@ -66,6 +66,8 @@ func (g *fakeGateway) Flows(fn func(nat.FlowInfo) bool) {
 
 func (g *fakeGateway) Events() []router.EventInfo { return g.events }
 
+func (g *fakeGateway) PPPoE() control.PPPoE { return control.PPPoE{} }
+
 func (g *fakeGateway) Reconfigure(c nat.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()

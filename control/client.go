@@ -60,6 +60,15 @@ func (c *Client) Flows(ctx context.Context, ff FlowFilter) ([]nat.FlowInfo, erro
 	return flows, nil
 }
 
+// PPPoE fetches GET /v1/pppoe: the PPPoE relay and its sessions.
+func (c *Client) PPPoE(ctx context.Context) (*PPPoE, error) {
+	var p PPPoE
+	if err := c.get(ctx, "/v1/pppoe", nil, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
 // Events reads GET /v1/events.
 func (c *Client) Events(ctx context.Context) ([]router.EventInfo, error) {
 	evs := []router.EventInfo{}

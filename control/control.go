@@ -1,6 +1,6 @@
 // Package control owns passgate's local control API: an HTTP server on a
 // unix socket (mode 0600) that the running gateway exposes, with
-// GET /v1/status, GET /v1/flows and GET /v1/events, the JSON types they return, and the
+// GET /v1/status, GET /v1/flows, GET /v1/pppoe and GET /v1/events, the JSON types they return, and the
 // client the CLI uses to read them.
 package control
 
@@ -38,6 +38,28 @@ type Status struct {
 	Passthrough map[string]bool   `json:"passthrough"`
 	Dataplane   map[string]uint64 `json:"dataplane,omitempty"`
 	Sockets     []SocketStats     `json:"sockets"`
+	// PPPoE is the relay's state, as GET /v1/pppoe returns it; the
+	// handler fills it from Backend.PPPoE.
+	PPPoE *PPPoE `json:"pppoe,omitempty"`
+}
+
+// PPPoE is what GET /v1/pppoe returns: whether the PPPoE relay is on, the
+// sessions it relays and its counters (drops as "drop_REASON").
+type PPPoE struct {
+	On       bool              `json:"on"`
+	Sessions []PPPoESession    `json:"sessions"`
+	Counters map[string]uint64 `json:"counters,omitempty"`
+}
+
+// PPPoESession is one relayed PPPoE session.
+type PPPoESession struct {
+	ID          uint16  `json:"session_id"`
+	Host        string  `json:"host_mac"` // the LAN host
+	AC          string  `json:"ac_mac"`   // the access concentrator
+	AgeSec      float64 `json:"age_s"`
+	IdleSec     float64 `json:"idle_s"`
+	FramesToWAN uint64  `json:"frames_to_wan"`
+	FramesToLAN uint64  `json:"frames_to_lan"`
 }
 
 // Interface is one side of the gateway.
@@ -127,6 +149,8 @@ type Backend interface {
 	Flows(fn func(nat.FlowInfo) bool)
 	// Events are recent events (what was blocked and why), oldest first.
 	Events() []router.EventInfo
+	// PPPoE is the PPPoE relay's state and sessions.
+	PPPoE() PPPoE
 }
 
 // FlowFilter selects flows: by an address on any side (inside, outside or
@@ -151,7 +175,15 @@ func (ff FlowFilter) Match(f nat.FlowInfo) bool {
 func NewHandler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, b.Status())
+		st := b.Status()
+		if st.PPPoE == nil {
+			p := pppoeOf(b)
+			st.PPPoE = &p
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /v1/pppoe", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, pppoeOf(b))
 	})
 	mux.HandleFunc("GET /v1/flows", func(w http.ResponseWriter, r *http.Request) {
 		var ff FlowFilter
@@ -193,6 +225,16 @@ func NewHandler(b Backend) http.Handler {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// pppoeOf reads the relay's state, with [] rather than null for no
+// sessions so scripts can rely on the key.
+func pppoeOf(b Backend) PPPoE {
+	p := b.PPPoE()
+	if p.Sessions == nil {
+		p.Sessions = []PPPoESession{}
+	}
+	return p
 }
 
 type apiError struct {

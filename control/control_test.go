@@ -21,7 +21,10 @@ import (
 type fakeBackend struct {
 	flows  []nat.FlowInfo
 	events []router.EventInfo
+	pppoe  PPPoE
 }
+
+func (f *fakeBackend) PPPoE() PPPoE { return f.pppoe }
 
 func (f *fakeBackend) Status() Status {
 	var s nat.Stats
@@ -261,5 +264,60 @@ func TestEventsEndpoint(t *testing.T) {
 	b.events = []router.EventInfo{{Kind: "ah_dropped", Host: "192.168.50.10", Message: "AH cannot cross NAT"}}
 	if evs := read(); len(evs) != 1 || evs[0].Kind != "ah_dropped" {
 		t.Fatalf("events %+v", evs)
+	}
+}
+
+func TestPPPoEEndpoint(t *testing.T) {
+	b := backend()
+	srv := httptest.NewServer(NewHandler(b))
+	defer srv.Close()
+	get := func(path string, v any) string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || json.Unmarshal(body, v) != nil {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		return string(body)
+	}
+	// Off, no sessions: the list is [] and status carries the section.
+	var p PPPoE
+	if body := get("/v1/pppoe", &p); p.On || p.Sessions == nil || !strings.Contains(body, `"sessions": []`) {
+		t.Fatalf("empty relay: %s", body)
+	}
+	b.pppoe = PPPoE{On: true, Counters: map[string]uint64{"drop_unknown_session": 2}, Sessions: []PPPoESession{
+		{ID: 0x1234, Host: "02:00:00:00:00:0a", AC: "02:00:00:00:01:01", AgeSec: 90, IdleSec: 1, FramesToWAN: 40, FramesToLAN: 38},
+	}}
+	body := get("/v1/pppoe", &p)
+	if !p.On || len(p.Sessions) != 1 || p.Sessions[0] != b.pppoe.Sessions[0] || p.Counters["drop_unknown_session"] != 2 {
+		t.Fatalf("relay %+v", p)
+	}
+	for _, k := range []string{`"session_id": 4660`, `"host_mac": "02:00:00:00:00:0a"`, `"ac_mac"`, `"age_s": 90`, `"frames_to_wan": 40`, `"frames_to_lan": 38`} {
+		if !strings.Contains(body, k) {
+			t.Errorf("pppoe JSON lacks %s: %s", k, body)
+		}
+	}
+	var st Status
+	get("/v1/status", &st)
+	if st.PPPoE == nil || !st.PPPoE.On || len(st.PPPoE.Sessions) != 1 || st.PPPoE.Sessions[0].ID != 0x1234 {
+		t.Fatalf("status pppoe %+v", st.PPPoE)
+	}
+
+	// And through the client over the socket.
+	sock := filepath.Join(shortTemp(t), "pg.sock")
+	l, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ServeListener(ctx, l, b, nil)
+	cp, err := NewClient(sock).PPPoE(ctx)
+	if err != nil || !cp.On || len(cp.Sessions) != 1 || cp.Sessions[0].Host != "02:00:00:00:00:0a" {
+		t.Fatalf("client: %+v %v", cp, err)
 	}
 }

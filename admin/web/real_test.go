@@ -26,6 +26,7 @@ func (stillBackend) Status() control.Status {
 }
 func (stillBackend) Flows(fn func(nat.FlowInfo) bool) {}
 func (stillBackend) Events() []router.EventInfo       { return nil }
+func (stillBackend) PPPoE() control.PPPoE             { return control.PPPoE{} }
 
 // TestRealService drives the exported Handler with the real admin.Service
 // and admin.Auth: the errors of the real validation land next to the

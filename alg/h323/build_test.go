@@ -187,22 +187,28 @@ func olcAck(w *perw, lcn int, rtp, rtcp netip.AddrPort) {
 	w.extensions(2, map[int][]byte{1: ack})
 }
 
-// h245OLC is a MultimediaSystemControlMessage request: OpenLogicalChannel.
-func h245OLC(lcn int, rtcp netip.AddrPort) []byte {
-	return tpktWrap(enc(func(w *perw) {
+// mscOLC is a MultimediaSystemControlMessage request: OpenLogicalChannel.
+func mscOLC(lcn int, rtcp netip.AddrPort) []byte {
+	return enc(func(w *perw) {
 		w.choice(4, 0)  // request
 		w.choice(11, 3) // openLogicalChannel
 		olcForward(w, lcn, rtcp)
-	}))
+	})
 }
 
-// h245OLCAck is a MultimediaSystemControlMessage response: OpenLogicalChannelAck.
-func h245OLCAck(lcn int, rtp, rtcp netip.AddrPort) []byte {
-	return tpktWrap(enc(func(w *perw) {
+// mscOLCAck is a MultimediaSystemControlMessage response: OpenLogicalChannelAck.
+func mscOLCAck(lcn int, rtp, rtcp netip.AddrPort) []byte {
+	return enc(func(w *perw) {
 		w.choice(4, 1)  // response
 		w.choice(19, 5) // openLogicalChannelAck
 		olcAck(w, lcn, rtp, rtcp)
-	}))
+	})
+}
+
+func h245OLC(lcn int, rtcp netip.AddrPort) []byte { return tpktWrap(mscOLC(lcn, rtcp)) }
+
+func h245OLCAck(lcn int, rtp, rtcp netip.AddrPort) []byte {
+	return tpktWrap(mscOLCAck(lcn, rtp, rtcp))
 }
 
 // --- H.225.0 ---
@@ -216,10 +222,9 @@ func ta225(w *perw, ap netip.AddrPort) {
 
 var protocolID = []byte{0x00, 0x08, 0x91, 0x4a, 0x00, 0x04} // 0.0.8.2250.0.4
 
-func endpoint(w *perw) {
-	w.seq(true, false, false, true, false, false, false, true) // vendor, terminal
-	w.seq(true, false, true, true)                             // VendorIdentifier
-	w.seq(true, false)                                         // H221NonStandard
+func vendor(w *perw) {
+	w.seq(true, false, true, true) // VendorIdentifier
+	w.seq(true, false)             // H221NonStandard
 	w.cint(181, 0, 255)
 	w.cint(0, 0, 255)
 	w.cint(21324, 0, 65535)
@@ -227,6 +232,11 @@ func endpoint(w *perw) {
 		w.cint(int64(len(s)), 1, 256)
 		w.octets([]byte(s))
 	}
+}
+
+func endpoint(w *perw) {
+	w.seq(true, false, false, true, false, false, false, true) // vendor, terminal
+	vendor(w)
 	w.seq(true, false, false) // TerminalInfo
 	w.flag(false)             // mc
 	w.flag(false)             // undefinedNode
@@ -271,12 +281,91 @@ func fastStartEnc(olcs [][]byte) []byte {
 }
 
 // uuPDU wraps a message body alternative.
-func uuPDU(body int, f func(w *perw)) []byte {
+func uuPDU(body int, f func(w *perw)) []byte { return uuPDUTunnel(body, f, nil) }
+
+// uuPDUTunnel wraps a message body alternative (an extension one, its
+// encoding, if body >= bodyExtension) with H.245 messages tunnelled in
+// h245Control (h245Tunnelling TRUE) if h245 is not nil.
+func uuPDUTunnel(body int, f func(w *perw), h245 [][]byte) []byte {
 	return enc(func(w *perw) {
-		w.seq(true, false, false) // H323-UserInformation, no user-data
-		w.seq(true, false, false) // H323-UU-PDU, no nonStandardData
-		w.choice(7, body)
-		f(w)
+		w.seq(true, false, false)       // H323-UserInformation, no user-data
+		w.seq(true, h245 != nil, false) // H323-UU-PDU, no nonStandardData
+		if body >= bodyExtension {
+			w.choiceExt(body-bodyExtension, enc(f))
+		} else {
+			w.choice(7, body)
+			f(w)
+		}
+		if h245 != nil {
+			w.extensions(3, map[int][]byte{1: boolExt(true), 2: fastStartEnc(h245)})
+		}
+	})
+}
+
+// emptyUU is the "empty" body (an extension alternative: NULL) carrying
+// tunnelled H.245 messages.
+func emptyUU(h245 [][]byte) []byte {
+	return uuPDUTunnel(bodyExtension+1, func(w *perw) {}, h245)
+}
+
+// setupTunnelUU is a Setup without fast start or h245Address that tunnels
+// h245 in h245Control.
+func setupTunnelUU(h245 [][]byte) []byte {
+	return uuPDUTunnel(bodySetup, func(w *perw) {
+		w.seq(true, true, false, true, true, false, false, false, false)
+		w.octetString(protocolID)
+		w.length(1)
+		h323ID(w, "alice")
+		endpoint(w)
+		w.length(1)
+		dialled(w, "1234")
+		w.flag(false) // activeMC
+		w.octets(guid)
+		w.choice(3, 0) // create
+		w.choice(4, 0) // pointToPoint
+		w.extensions(12, map[int][]byte{2: callID(), 7: boolExt(false), 8: boolExt(false), 10: boolExt(false), 11: boolExt(false)})
+	}, h245)
+}
+
+// --- RAS ---
+
+// bigUint writes an INTEGER (lb..lb+2^32-1) value: a 2-bit octet count,
+// then the octets, aligned.
+func bigUint(w *perw, v, lb uint32) {
+	d := v - lb
+	n := 1
+	for x := d >> 8; x > 0; x >>= 8 {
+		n++
+	}
+	w.bits(uint64(n-1), 2)
+	w.align()
+	for i := n - 1; i >= 0; i-- {
+		w.bits(uint64(d>>(8*i)&0xff), 8)
+	}
+}
+
+// rrq is a RasMessage registrationRequest with one call signalling and one
+// RAS address, and a timeToLive if ttl is not 0.
+func rrq(seqNum int, csa, ras netip.AddrPort, ttl uint32) []byte {
+	return enc(func(w *perw) {
+		w.choice(25, 3)                       // registrationRequest
+		w.seq(true, true, false, true, false) // terminalAlias
+		w.cint(int64(seqNum), 1, 65535)
+		w.octetString(protocolID)
+		w.flag(true) // discoveryComplete
+		w.length(1)
+		ta225(w, csa)
+		w.length(1)
+		ta225(w, ras)
+		endpoint(w) // terminalType
+		w.length(1)
+		h323ID(w, "alice")
+		vendor(w)                                                                       // endpointVendor
+		adds := map[int][]byte{5: boolExt(false), 7: boolExt(false), 8: boolExt(false)} // keepAlive, willSupplyUUIEs, maintainConnection
+		if ttl != 0 {
+			adds[1] = enc(func(w *perw) { bigUint(w, ttl, 1) })
+		}
+		w.extensions(9, adds)
 	})
 }
 

@@ -9,7 +9,7 @@ import (
 	. "passgate/packet/pkttest"
 )
 
-// FuzzWalk feeds arbitrary bytes to the TPKT/Q.931 parser and the H.225.0
+// FuzzWalk feeds arbitrary bytes to the TPKT/Q.931 parser, the RAS walker and the H.225.0
 // and H.245 PER walkers: none may panic, and every address found must lie
 // inside the message.
 func FuzzWalk(f *testing.F) {
@@ -21,13 +21,17 @@ func FuzzWalk(f *testing.F) {
 		q931Msg(0x5a, 1, releaseUU()),
 		h245OLC(3, ap(lan, 5003)),
 		h245OLCAck(4, ap(lan, 5004), ap(lan, 5005)),
-		setup[:len(setup)-7],                                       // malformed: TPKT length beyond the segment
-		append(setup[:4:4], 0x09, 0x02, 1),                         // malformed: not a Q.931 protocol discriminator
-		{3, 0, 0, 4},                                               // a keep-alive: empty TPKT
-		{3, 0, 0, 2},                                               // malformed: TPKT length below its header
-		tpktWrap([]byte{8, 2, 0, 1, 5, 0x7e, 0xff, 0xff, 5}),       // malformed: user-user length past the end
-		tpktWrap([]byte{8, 2, 0, 1, 5, 0x7e, 0, 3, 5, 0x80, 0xc0}), // malformed: fragmented PER length
-		tpktWrap([]byte{0x7f, 0xff, 0xff, 0xff}),                   // malformed H.245: extension index 63 then nothing
+		setup[:len(setup)-7],                                                // malformed: TPKT length beyond the segment
+		append(setup[:4:4], 0x09, 0x02, 1),                                  // malformed: not a Q.931 protocol discriminator
+		{3, 0, 0, 4},                                                        // a keep-alive: empty TPKT
+		{3, 0, 0, 2},                                                        // malformed: TPKT length below its header
+		tpktWrap([]byte{8, 2, 0, 1, 5, 0x7e, 0xff, 0xff, 5}),                // malformed: user-user length past the end
+		tpktWrap([]byte{8, 2, 0, 1, 5, 0x7e, 0, 3, 5, 0x80, 0xc0}),          // malformed: fragmented PER length
+		tpktWrap([]byte{0x7f, 0xff, 0xff, 0xff}),                            // malformed H.245: extension index 63 then nothing
+		q931Msg(0x05, 2, setupTunnelUU([][]byte{mscOLC(1, ap(lan, 5011))})), // tunnelled H.245
+		q931Msg(0x62, 2, emptyUU([][]byte{mscOLCAck(2, ap(lan, 5012), ap(lan, 5013)), {0}})), // tunnelled, and an H.245 message not walked
+		rrq(1, ap(lan, 1720), ap(lan, 1719), 300),                                            // RAS (walked as RAS below)
+		rrq(2, ap(lan, 1720), ap(lan, 1719), 0)[:20],                                         // RAS cut short
 	} {
 		f.Add(s, true)
 		f.Add(s, false)
@@ -55,11 +59,19 @@ func FuzzWalk(f *testing.F) {
 				break
 			}
 		}
-		for _, f := range w.refs[:w.n] {
-			if f.at < 0 || f.at+6 > len(b) {
-				t.Fatalf("address at %d outside %d bytes", f.at, len(b))
+		check := func() {
+			for _, f := range w.refs[:w.n] {
+				if f.at < 0 || f.at+6 > len(b) {
+					t.Fatalf("address at %d outside %d bytes", f.at, len(b))
+				}
 			}
 		}
+		check()
+		// Each input is a RAS datagram too.
+		w = walker{}
+		r := reader{b: b}
+		_ = w.ras(&r)
+		check()
 		if len(b) > 1400 {
 			return
 		}
@@ -74,5 +86,10 @@ func FuzzWalk(f *testing.F) {
 		if v.Action == nat.Forward {
 			IPv4(t, seg, Src("203.0.113.1"))
 		}
+		d := UDP("192.168.50.10:1719", "203.0.113.10:1719", b)
+		if v := e.Process(sec, nat.LAN, d); v.Action != nat.Forward {
+			t.Fatalf("RAS verdict %+v", v)
+		}
+		IPv4(t, d, Src("203.0.113.1:1719"))
 	})
 }

@@ -6,17 +6,30 @@
 // the fastStart OpenLogicalChannel elements' mediaChannel and
 // mediaControlChannel; on the H.245 connection that h245Address leads to
 // (an expected flow the helper claims) it reads OpenLogicalChannel and
-// OpenLogicalChannelAck. Each unicast IPv4 address equal to the LAN host's
-// own becomes its public address and a port the engine expects the peer
+// OpenLogicalChannelAck, and the same messages tunnelled in H.225.0 (the
+// H323-UU-PDU's h245Control octet strings). Each unicast IPv4 address
+// equal to the LAN host's own becomes its public address and a port the engine expects the peer
 // on (TCP for H.245, UDP for media); other addresses are left alone. PER
 // encodes an IPv4 address and port in a fixed six octets, so the rewrite
 // is in place and lengths never change. A call's pending expectations go
 // with its ReleaseComplete.
 //
+// RAS (UDP 1719, a LAN endpoint talking to an outside gatekeeper): in a
+// GatekeeperRequest or RegistrationRequest from the LAN host, a rasAddress
+// equal to the host's RAS endpoint becomes the RAS flow's own public
+// mapping, and a callSignalAddress equal to the host's address becomes its
+// public address and a TCP port the engine expects the gatekeeper on
+// (claimed, so the call signalling that comes in is walked like any
+// other), for the registration's timeToLive (an hour if the RRQ names
+// none). Each RRQ renews that expectation; it admits one connection, the
+// next RRQ (a keep-alive) sets it up again. Calls that other endpoints
+// open straight to the host (direct signalling) are not expected: that
+// needs a port forward.
+//
 // The walk decodes only what lies before those fields; a message it cannot
 // walk (a truncated TPKT, an unknown root alternative, a fragmented
-// length) passes untouched and is counted. Not done: RAS (UDP 1719),
-// H.245 tunnelled in H.225.0 (h245Control), the Progress message.
+// length) passes untouched and is counted. Not done: the Progress
+// message's addresses, RAS messages other than GRQ and RRQ.
 //
 // The helper is off unless switched on (RFC 4787 REQ-10).
 package h323
@@ -24,6 +37,7 @@ package h323
 import (
 	"encoding/binary"
 	"net/netip"
+	"time"
 
 	"passgate/nat"
 	"passgate/packet"
@@ -31,6 +45,16 @@ import (
 
 // Port is the H.225.0 call signalling port.
 const Port = 1720
+
+// RASPort is the H.225.0 RAS port (registration, admission, status).
+const RASPort = 1719
+
+// Registration lifetimes: an RRQ without timeToLive, and the most any
+// registration holds its call signalling expectation.
+const (
+	defaultRegistration = time.Hour
+	maxRegistration     = 2 * time.Hour
+)
 
 // maxH245 bounds the H.245 connections remembered.
 const maxH245 = 4096
@@ -58,7 +82,7 @@ type call struct {
 func (*Helper) Name() string    { return "h323" }
 func (*Helper) DefaultOn() bool { return false }
 func (*Helper) Wants(proto uint8, port uint16) bool {
-	return proto == packet.ProtoTCP && port == Port
+	return proto == packet.ProtoTCP && port == Port || proto == packet.ProtoUDP && port == RASPort
 }
 
 // Ended forgets the H.245 connections of a call signalling connection that
@@ -80,6 +104,10 @@ func callTag(f nat.FlowRef, crv uint16) uint64 {
 // Inspect walks each TPKT of the segment and rewrites the LAN host's
 // addresses.
 func (h *Helper) Inspect(p *nat.HelperPacket) {
+	if p.Proto == packet.ProtoUDP {
+		h.ras(p)
+		return
+	}
 	if p.Proto != packet.ProtoTCP {
 		return
 	}
@@ -173,6 +201,66 @@ func (h *Helper) rewrite(p *nat.HelperPacket, pl []byte, c call, signalling bool
 				h.h245 = make(map[uint16]call)
 			}
 			h.h245[ext] = call{flow: p.Flow, tag: tag}
+		}
+		if !changed {
+			h.buf = append(h.buf[:0], pl...)
+			changed = true
+		}
+		copy(h.buf[f.at:], pub[:])
+		binary.BigEndian.PutUint16(h.buf[f.at+4:], ext)
+	}
+	if changed {
+		p.SetPayload(h.buf)
+	}
+}
+
+// rasTag names the expectations of a RAS flow's registration.
+func rasTag(f nat.FlowRef) uint64 {
+	return 1<<63 | uint64(uint32(f.ID))<<32 | uint64(f.Gen)&0xffffffff
+}
+
+// ras walks a RAS message from the LAN host and rewrites its own
+// addresses: a datagram is one message, not framed.
+func (h *Helper) ras(p *nat.HelperPacket) {
+	if !p.FromLAN {
+		return // the gatekeeper's messages carry its addresses
+	}
+	w := &h.w
+	w.n, w.ttl, w.crv = 0, 0, 0
+	r := reader{b: p.Payload}
+	if w.ras(&r) != nil {
+		p.Unparsed()
+		return
+	}
+	if w.n == 0 {
+		return
+	}
+	pl := p.Payload
+	inside := p.Inside.Addr()
+	pub := p.Outside.Addr().As4()
+	life := defaultRegistration
+	if w.ttl != 0 {
+		life = min(time.Duration(w.ttl)*time.Second+30*time.Second, maxRegistration)
+	}
+	changed := false
+	for _, f := range w.refs[:w.n] {
+		a := netip.AddrFrom4([4]byte(pl[f.at : f.at+4]))
+		port := binary.BigEndian.Uint16(pl[f.at+4:])
+		if a != inside || port == 0 {
+			continue
+		}
+		var ext uint16
+		if f.kind == kRAS && port == p.Inside.Port() {
+			ext = p.Outside.Port() // this flow's own mapping
+		} else {
+			x := nat.Expect{Proto: packet.ProtoTCP, Remote: p.Remote.Addr(), Inside: netip.AddrPortFrom(a, port), Timeout: life, Tag: rasTag(p.Flow), Claim: true}
+			if f.kind == kRAS { // RAS on another port of the host's
+				x.Proto = packet.ProtoUDP
+			}
+			var ok bool
+			if ext, ok = p.Expect(x); !ok {
+				continue
+			}
 		}
 		if !changed {
 			h.buf = append(h.buf[:0], pl...)

@@ -75,3 +75,52 @@ func TestTshark(t *testing.T) {
 		t.Error("a private address is left in the Setup")
 	}
 }
+
+// TestTsharkRASAndTunnel checks the rewritten RegistrationRequest and the
+// OpenLogicalChannel and ...Ack tunnelled in H.225.0 with Wireshark's
+// dissectors: the RRQ's callSignalAddress and rasAddress, and the
+// tunnelled media addresses, must read 203.0.113.1 and nothing be
+// malformed. RAS is named with -d (tshark also finds it on 1719 by
+// default); tunnelled H.245 is dissected inside h245Control.
+func TestTsharkRASAndTunnel(t *testing.T) {
+	bin, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Fatal("tshark is needed (apt-get install tshark)")
+	}
+	fields := func(pkts [][]byte, args ...string) map[string]string {
+		t.Helper()
+		pcap := writePcap(t, t.TempDir(), pkts)
+		args = append([]string{"-r", pcap, "-d", "udp.port==1719,h225", "-T", "fields", "-E", "separator=|", "-e", "frame.number", "-e", "_ws.col.Protocol"}, args...)
+		out, err := exec.Command(bin, append(args, "-e", "_ws.malformed")...).Output()
+		if err != nil {
+			t.Fatalf("tshark %v: %v\n%s", args, err, out)
+		}
+		m := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			num, rest, _ := strings.Cut(line, "|")
+			if strings.Contains(rest, "alformed") {
+				t.Errorf("frame %s malformed: %s", num, rest)
+			}
+			m[num] = rest
+		}
+		return m
+	}
+
+	_, ras := rasFlow(t)
+	got := fields(ras, "-e", "h225.RasMessage", "-e", "h225.ipV4", "-e", "h225.ipV4_port", "-e", "h225.timeToLive")
+	// Frame 1: registrationRequest (3), callSignalAddress then rasAddress.
+	if w := "H.225.0|3|203.0.113.1,203.0.113.1|1720,1719|300|"; got["1"] != w {
+		t.Errorf("RRQ: tshark shows %q, want %q", got["1"], w)
+	}
+
+	_, tun := tunnelFlow(t)
+	got = fields(tun, "-e", "h225.h245Tunnelling", "-e", "h245.ip4_network", "-e", "h245.tsapIdentifier")
+	for num, w := range map[string]string{
+		"4": "H.225.0/H.245|1|203.0.113.1|5011|",                  // Setup tunnelling an OpenLogicalChannel
+		"5": "H.225.0/H.245|1|203.0.113.1,203.0.113.1|5012,5013|", // empty tunnelling an OpenLogicalChannelAck
+	} {
+		if got[num] != w {
+			t.Errorf("frame %s: tshark shows %q, want %q", num, got[num], w)
+		}
+	}
+}

@@ -17,6 +17,8 @@ const (
 	kH245      // TCP: the H.245 control channel (h245Address)
 	kRTP       // UDP: mediaChannel
 	kRTCP      // UDP: mediaControlChannel
+	kRAS       // UDP: a RAS rasAddress (the RAS flow's own mapping)
+	kCall      // TCP: a RAS callSignalAddress (where calls reach the host)
 )
 
 // maxRefs bounds the addresses one segment may carry.
@@ -46,6 +48,7 @@ type walker struct {
 	n    int
 	crv  uint16
 	body int
+	ttl  uint32 // a RegistrationRequest's timeToLive in seconds, 0 if absent
 }
 
 func (w *walker) add(at int, k kind) error {
@@ -68,21 +71,47 @@ func sub(r *reader, at, n int) reader {
 
 // --- H.225.0 ---
 
-// uuie walks H323-UserInformation.
+// uuie walks H323-UserInformation: the message body, then the H.245
+// messages tunnelled in h245Control.
 func (w *walker) uuie(r *reader) error {
 	if _, _, err := r.seq(true, 1); err != nil { // H323-UserInformation
 		return err
 	}
-	if _, _, err := r.seq(true, 1); err != nil { // H323-UU-PDU
+	e, o, err := r.seq(true, 1) // H323-UU-PDU
+	if err != nil {
 		return err
 	}
+	if err := w.body225(r); err != nil {
+		return err
+	}
+	if o == 1 {
+		if err := nonStandard225(r); err != nil {
+			return err
+		}
+	}
+	if !e {
+		return nil
+	}
+	// H323-UU-PDU's additions: h4501SupplementaryService, h245Tunnelling,
+	// h245Control (2), ...
+	return r.extensions(func(i int, s reader) error {
+		if i == 2 {
+			return w.h245Control(&s)
+		}
+		return nil
+	})
+}
+
+// body225 walks the h323-message-body to its end.
+func (w *walker) body225(r *reader) error {
 	i, ext, err := r.choice(true, 7)
 	if err != nil {
 		return err
 	}
-	if ext {
+	if ext { // progress, empty, status, ...: an open type
 		w.body = bodyExtension + i
-		return nil
+		_, err := r.open()
+		return err
 	}
 	w.body = i
 	switch i {
@@ -94,8 +123,147 @@ func (w *walker) uuie(r *reader) error {
 		return w.connect(r)
 	case bodyFacility:
 		return w.facility(r)
+	case bodyInformation:
+		e, _, err := r.seq(true, 0)
+		if err != nil {
+			return err
+		}
+		if err := r.oid(); err != nil {
+			return err
+		}
+		return r.skipExt(e)
+	default: // bodyReleaseComplete
+		e, o, err := r.seq(true, 1)
+		if err != nil {
+			return err
+		}
+		if err := r.oid(); err != nil {
+			return err
+		}
+		if o == 1 {
+			if err := skipNullChoice(r, 12); err != nil { // reason
+				return err
+			}
+		}
+		return r.skipExt(e)
+	}
+}
+
+// h245Control walks SEQUENCE OF OCTET STRING, each a tunnelled H.245
+// MultimediaSystemControlMessage.
+func (w *walker) h245Control(r *reader) error {
+	n, err := r.length()
+	if err != nil {
+		return err
+	}
+	for ; n > 0; n-- {
+		at, l, err := r.octetString(0, -1)
+		if err != nil {
+			return err
+		}
+		s := sub(r, at, l)
+		if err := w.msc(&s); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// --- RAS ---
+
+// RasMessage alternatives walked.
+const (
+	rasGRQ = 0 // gatekeeperRequest
+	rasRRQ = 3 // registrationRequest
+)
+
+// ras walks a RasMessage: the rasAddress of a GatekeeperRequest, the
+// callSignalAddress and rasAddress lists of a RegistrationRequest (and its
+// timeToLive, if the walk gets that far). Other messages carry nothing the
+// helper rewrites.
+func (w *walker) ras(r *reader) error {
+	i, ext, err := r.choice(true, 25)
+	if err != nil || ext {
+		return err
+	}
+	switch i {
+	case rasGRQ:
+		_, o, err := r.seq(true, 4)
+		if err != nil {
+			return err
+		}
+		if _, err := r.cint(1, 65535); err != nil { // requestSeqNum
+			return err
+		}
+		if err := r.oid(); err != nil {
+			return err
+		}
+		if has(o, 4, 0) {
+			if err := nonStandard225(r); err != nil {
+				return err
+			}
+		}
+		return w.transport225(r, kRAS)
+	case rasRRQ:
+		e, o, err := r.seq(true, 3)
+		if err != nil {
+			return err
+		}
+		if _, err := r.cint(1, 65535); err != nil {
+			return err
+		}
+		if err := r.oid(); err != nil {
+			return err
+		}
+		if has(o, 3, 0) {
+			if err := nonStandard225(r); err != nil {
+				return err
+			}
+		}
+		if err := r.skip(1); err != nil { // discoveryComplete
+			return err
+		}
+		for _, k := range [2]kind{kCall, kRAS} { // callSignalAddress, rasAddress
+			n, err := r.length()
+			if err != nil {
+				return err
+			}
+			for ; n > 0; n-- {
+				if err := w.transport225(r, k); err != nil {
+					return err
+				}
+			}
+		}
+		// The addresses are found; the rest only for timeToLive, and a
+		// failure there is no failure of the walk.
+		w.rrqTTL(r, e, o)
+	}
+	return nil
+}
+
+// rrqTTL walks the rest of a RegistrationRequest for its timeToLive.
+func (w *walker) rrqTTL(r *reader, e bool, o uint32) {
+	if endpointType(r) != nil { // terminalType
+		return
+	}
+	if has(o, 3, 1) && aliases(r) != nil { // terminalAlias
+		return
+	}
+	if has(o, 3, 2) && r.charString(1, 128, 16) != nil { // gatekeeperIdentifier
+		return
+	}
+	if vendorID(r) != nil || !e { // endpointVendor
+		return
+	}
+	r.extensions(func(i int, s reader) error {
+		if i == 1 { // timeToLive: INTEGER (1..4294967295)
+			v, err := s.cint(1, 4294967295)
+			if err == nil {
+				w.ttl = uint32(v)
+			}
+		}
+		return nil
+	})
 }
 
 func (w *walker) setup(r *reader) error {
@@ -453,21 +621,7 @@ func endpointType(r *reader) error {
 		}
 	}
 	if has(o, 6, 1) { // vendor
-		ve, vo, err := r.seq(true, 2)
-		if err != nil {
-			return err
-		}
-		if err := h221(r, true); err != nil {
-			return err
-		}
-		for i := 0; i < 2; i++ {
-			if has(vo, 2, i) {
-				if _, _, err := r.octetString(1, 256); err != nil {
-					return err
-				}
-			}
-		}
-		if err := r.skipExt(ve); err != nil {
+		if err := vendorID(r); err != nil {
 			return err
 		}
 	}
@@ -524,6 +678,25 @@ func endpointType(r *reader) error {
 		return err
 	}
 	return r.skipExt(e)
+}
+
+// vendorID walks a VendorIdentifier.
+func vendorID(r *reader) error {
+	ve, vo, err := r.seq(true, 2)
+	if err != nil {
+		return err
+	}
+	if err := h221(r, true); err != nil {
+		return err
+	}
+	for i := 0; i < 2; i++ {
+		if has(vo, 2, i) {
+			if _, _, err := r.octetString(1, 256); err != nil {
+				return err
+			}
+		}
+	}
+	return r.skipExt(ve)
 }
 
 func qseries(r *reader) error {

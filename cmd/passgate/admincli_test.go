@@ -17,11 +17,15 @@ import (
 	"passgate/nat"
 )
 
-type fakeBackend struct{ applied []nat.Config }
+type fakeBackend struct {
+	applied []nat.Config
+	pppoe   control.PPPoE
+}
 
 func (f *fakeBackend) Status() control.Status         { return control.Status{Version: "fake"} }
 func (f *fakeBackend) Flows(func(nat.FlowInfo) bool)  {}
 func (f *fakeBackend) Events() []router.EventInfo     { return nil }
+func (f *fakeBackend) PPPoE() control.PPPoE           { return f.pppoe }
 func (f *fakeBackend) Reconfigure(c nat.Config) error { f.applied = append(f.applied, c); return nil }
 func (f *fakeBackend) lastApplied() (nat.Config, bool) {
 	n := len(f.applied)
@@ -252,5 +256,41 @@ func TestRunStartsFromLastGood(t *testing.T) {
 	code, _, e = runCLI("run", "--config", cfg)
 	if code != 1 || !strings.Contains(e, "pg.json: line 1, column") || strings.Contains(e, "pgnolan0") {
 		t.Fatalf("no last good: %d\n%s", code, e)
+	}
+}
+
+func TestConntrackPPPoE(t *testing.T) {
+	sock, _, fb, _ := fakeDaemon(t)
+	code, o, e := runCLI("conntrack", "--pppoe", "--control", sock)
+	if code != 0 || !strings.Contains(o, "PPPoE relay off, 0 sessions, 0 drops") || strings.Contains(o, "SESSION") {
+		t.Fatalf("empty: %d\n%s%s", code, o, e)
+	}
+	fb.pppoe = control.PPPoE{On: true, Counters: map[string]uint64{"drop_unknown_session": 3, "drop_malformed": 0, "sessions": 2}, Sessions: []control.PPPoESession{
+		{ID: 7, Host: "02:00:00:00:00:0b", AC: "02:00:00:00:01:01", AgeSec: 5, FramesToWAN: 3, FramesToLAN: 4},
+		{ID: 4660, Host: "02:00:00:00:00:0a", AC: "02:00:00:00:01:01", AgeSec: 125, IdleSec: 2, FramesToWAN: 40, FramesToLAN: 38},
+	}}
+	code, o, e = runCLI("conntrack", "--pppoe", "--control", sock)
+	if code != 0 {
+		t.Fatalf("list: %d %s", code, e)
+	}
+	lines := strings.Split(strings.TrimSpace(o), "\n")
+	if len(lines) != 4 || lines[0] != "PPPoE relay on, 2 sessions, 3 drops: unknown_session 3" ||
+		!strings.HasPrefix(lines[1], "SESSION") || !strings.Contains(lines[1], "HOST MAC") || !strings.Contains(lines[1], "FRAMES TO WAN/LAN") ||
+		strings.Join(strings.Fields(lines[2]), " ") != "4660 02:00:00:00:00:0a 02:00:00:00:01:01 2m5s 2s 40/38" ||
+		strings.Join(strings.Fields(lines[3]), " ") != "7 02:00:00:00:00:0b 02:00:00:00:01:01 5s 0s 3/4" {
+		t.Fatalf("list:\n%s", o)
+	}
+	code, o, _ = runCLI("conntrack", "--pppoe", "--json", "--control", sock)
+	var p control.PPPoE
+	if code != 0 || json.Unmarshal([]byte(o), &p) != nil || !p.On || len(p.Sessions) != 2 || p.Sessions[1].FramesToLAN != 38 {
+		t.Fatalf("json: %d %s", code, o)
+	}
+	if code, _, e := runCLI("conntrack", "--pppoe", "--proto", "tcp", "--control", sock); code == 0 || !strings.Contains(e, "--pppoe") {
+		t.Fatalf("--pppoe with --proto: %d %s", code, e)
+	}
+	// passgate status shows the relay too.
+	code, o, e = runCLI("status", "--control", sock)
+	if code != 0 || !strings.Contains(o, "\nPPPOE RELAY\n  on, 2 sessions, 3 drops") || !strings.Contains(o, "02:00:00:00:00:0a") {
+		t.Fatalf("status: %d\n%s%s", code, o, e)
 	}
 }

@@ -30,6 +30,26 @@ func (b *backend) Flows(fn func(nat.FlowInfo) bool) { b.r.Flows(fn) }
 
 func (b *backend) Events() []router.EventInfo { return b.r.Events() }
 
+func (b *backend) PPPoE() control.PPPoE {
+	st := b.r.PPPoEStats()
+	return pppoeFrom(b.r.PPPoERelay(), b.r.PPPoESessions(), st.Counters)
+}
+
+// pppoeFrom converts the router's view of the PPPoE relay.
+func pppoeFrom(on bool, ss []router.PPPoESession, counters func(func(string, uint64))) control.PPPoE {
+	p := control.PPPoE{On: on, Sessions: make([]control.PPPoESession, 0, len(ss)), Counters: map[string]uint64{}}
+	for _, s := range ss {
+		p.Sessions = append(p.Sessions, control.PPPoESession{
+			ID: s.ID, Host: s.Host, AC: s.AC, AgeSec: s.Age.Seconds(), IdleSec: s.Idle.Seconds(),
+			FramesToWAN: s.FramesToWAN, FramesToLAN: s.FramesToLAN,
+		})
+	}
+	if counters != nil {
+		counters(func(name string, v uint64) { p.Counters[name] = v })
+	}
+	return p
+}
+
 func (b *backend) Status() control.Status {
 	s := control.Status{
 		Version:   version,
@@ -136,6 +156,11 @@ func printStatus(w io.Writer, st *control.Status) {
 		fmt.Fprintf(w, "  esp ambiguous %d, l2tp fallback %d, pptp unparsed %d (see passgate events)\n", n.ESPAmbiguous, n.L2TPFallback, n.PPTPUnparsed)
 	}
 
+	if st.PPPoE != nil {
+		fmt.Fprintf(w, "\nPPPOE RELAY\n")
+		printPPPoE(w, st.PPPoE, "  ")
+	}
+
 	if len(st.Dataplane) > 0 {
 		fmt.Fprintf(w, "\nDATA PLANE\n")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -206,15 +231,64 @@ func bytesText(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// printPPPoE prints the relay's state and its sessions, each line
+// indented by ind.
+func printPPPoE(w io.Writer, p *control.PPPoE, ind string) {
+	state := "off"
+	if p.On {
+		state = "on"
+	}
+	var drops uint64
+	dm := map[string]uint64{}
+	for k, v := range p.Counters {
+		if r, ok := strings.CutPrefix(k, "drop_"); ok {
+			drops += v
+			dm[r] = v
+		}
+	}
+	fmt.Fprintf(w, "%s%s, %d sessions, %d drops%s\n", ind, state, len(p.Sessions), drops, nonZero(dm))
+	if len(p.Sessions) == 0 {
+		return
+	}
+	ss := slices.Clone(p.Sessions)
+	slices.SortFunc(ss, func(a, b control.PPPoESession) int {
+		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.ID, b.ID))
+	})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%sSESSION\tHOST MAC\tAC MAC\tAGE\tIDLE\tFRAMES TO WAN/LAN\n", ind)
+	for _, s := range ss {
+		fmt.Fprintf(tw, "%s%d\t%s\t%s\t%s\t%s\t%d/%d\n", ind, s.ID, s.Host, s.AC, secs(s.AgeSec), secs(s.IdleSec), s.FramesToWAN, s.FramesToLAN)
+	}
+	tw.Flush()
+}
+
 func cmdConntrack(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("conntrack", stderr, "[--json] [--host IP] [--proto tcp|udp|icmp|gre|esp] [--vpn] [--control SOCKET]")
+	fs := newFlagSet("conntrack", stderr, "[--json] [--host IP] [--proto tcp|udp|icmp|gre|esp] [--vpn] [--pppoe] [--control SOCKET]")
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	host := fs.String("host", "", "only flows with this `IP` as inside, outside or remote address")
 	proto := fs.String("proto", "", "only flows of this `protocol`: tcp, udp, icmp, gre, esp")
 	vpnOnly := fs.Bool("vpn", false, "only VPN passthrough flows (IPsec, PPTP, L2TP)")
+	pppoeOnly := fs.Bool("pppoe", false, "the PPPoE relay's sessions instead of the NAT flows")
 	sock := controlFlag(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
+	}
+	if *pppoeOnly {
+		if *host != "" || *proto != "" || *vpnOnly {
+			return fmt.Errorf("conntrack: --pppoe lists PPPoE sessions and takes no --host, --proto or --vpn: %w", errUsage)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p, err := control.NewClient(*sock).PPPoE(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, p)
+		}
+		fmt.Fprintf(stdout, "PPPoE relay ")
+		printPPPoE(stdout, p, "")
+		return nil
 	}
 	var ff control.FlowFilter
 	if *host != "" {

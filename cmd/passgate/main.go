@@ -38,6 +38,7 @@ Usage:
                [--wan-gateway IP] [--control SOCKET] [--workers N] [--log-level LEVEL]
   passgate status [--json] [--control SOCKET]
   passgate conntrack [--json] [--host IP] [--proto tcp|udp|icmp|gre|esp] [--vpn] [--control SOCKET]
+  passgate conntrack --pppoe [--json] [--control SOCKET]
   passgate events [--json] [--control SOCKET]
   passgate passthrough [NAME [on|off]] [--json] [--control SOCKET]
                        NAME: ipsec pptp l2tp sip rtsp h323 ftp tftp pppoe

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"passgate/control"
+	"passgate/dataplane/router"
 )
 
 func TestMain(m *testing.M) {
@@ -134,6 +135,15 @@ func TestPrinters(t *testing.T) {
 	if strings.Contains(out, "malformed") {
 		t.Errorf("zero drop reasons printed:\n%s", out)
 	}
+	if strings.Contains(out, "PPPOE") {
+		t.Errorf("PPPoE section without PPPoE state:\n%s", out)
+	}
+	b.Reset()
+	st.PPPoE = &control.PPPoE{On: true, Sessions: []control.PPPoESession{{ID: 1, Host: "02:00:00:00:00:0a", AC: "02:00:00:00:01:01", AgeSec: 61, FramesToWAN: 5, FramesToLAN: 6}}}
+	printStatus(&b, st)
+	if out := b.String(); !strings.Contains(out, "\nPPPOE RELAY\n  on, 1 sessions, 0 drops\n  SESSION") || !strings.Contains(out, "1m1s") || !strings.Contains(out, "5/6") {
+		t.Errorf("status PPPoE section:\n%s", out)
+	}
 	if bytesText(1536) != "1.5 KiB" || bytesText(10) != "10 B" || bytesText(3<<30) != "3.0 GiB" {
 		t.Errorf("bytesText: %s %s %s", bytesText(1536), bytesText(10), bytesText(3<<30))
 	}
@@ -146,4 +156,16 @@ func TestPrinters(t *testing.T) {
 		t.Errorf("json: %v", err)
 	}
 	_ = time.Second
+}
+
+func TestPPPoEFrom(t *testing.T) {
+	p := pppoeFrom(true, []router.PPPoESession{{ID: 9, Host: "02:00:00:00:00:0a", AC: "02:00:00:00:01:01", Age: 90 * time.Second, Idle: 1500 * time.Millisecond, FramesToWAN: 4, FramesToLAN: 5}},
+		func(fn func(string, uint64)) { fn("drop_unknown_session", 2) })
+	want := control.PPPoESession{ID: 9, Host: "02:00:00:00:00:0a", AC: "02:00:00:00:01:01", AgeSec: 90, IdleSec: 1.5, FramesToWAN: 4, FramesToLAN: 5}
+	if !p.On || len(p.Sessions) != 1 || p.Sessions[0] != want || p.Counters["drop_unknown_session"] != 2 {
+		t.Fatalf("%+v", p)
+	}
+	if p := pppoeFrom(false, nil, nil); p.Sessions == nil || len(p.Sessions) != 0 {
+		t.Fatalf("no sessions: %+v", p)
+	}
 }
