@@ -95,3 +95,13 @@ func (t *Table) expireExpectations(now int64) int {
 	}
 	return n
 }
+
+// RangeExpectations calls fn for every pending expectation until fn
+// returns false. Not for the packet path.
+func (t *Table) RangeExpectations(fn func(*Expectation) bool) {
+	for _, e := range t.expect {
+		if !fn(&e) {
+			return
+		}
+	}
+}

@@ -13,12 +13,37 @@ var protoNames = map[uint8]string{packet.ProtoTCP: "tcp", packet.ProtoUDP: "udp"
 
 // Flows calls fn with a description of every live flow until fn returns
 // false. For the control plane, not the packet path.
+// Pending expectations come last, with state "expected": the connections
+// a helper has opened the way for.
 func (e *Engine) Flows(now Time, fn func(FlowInfo) bool) {
+	more := true
 	e.ct.Range(func(_ int32, f *conntrack.Flow) bool {
 		if f.Deadline <= int64(now) {
 			return true
 		}
-		return fn(e.describe(now, f))
+		more = fn(e.describe(now, f))
+		return more
+	})
+	if !more {
+		return
+	}
+	e.ct.RangeExpectations(func(x *conntrack.Expectation) bool {
+		if x.Deadline <= int64(now) {
+			return true
+		}
+		fi := FlowInfo{
+			Proto:      protoNames[x.Match.Proto],
+			Inside:     x.Reply.SrcAddrPort(),
+			Outside:    x.Match.DstAddrPort(),
+			Remote:     x.Match.SrcAddrPort(),
+			State:      "expected",
+			Origin:     "expectation",
+			ExpiresSec: time.Duration(x.Deadline - int64(now)).Seconds(),
+		}
+		if i := int(x.Helper) - helperALG; i >= 0 && i < len(e.helpers) {
+			fi.Helper = e.helpers[i].Name()
+		}
+		return fn(fi)
 	})
 }
 

@@ -266,3 +266,22 @@ func FuzzFTP(f *testing.F) {
 		IPv4(t, out, Src("203.0.113.1"))
 	})
 }
+
+func TestExpectationListed(t *testing.T) {
+	e := engine(t)
+	c := &conn{t: t, e: e, lan: "192.168.50.10:40005", remote: "203.0.113.10:21", pub: "203.0.113.1:40005", lanSeq: 1, rSeq: 1}
+	c.send(true, packet.TCPSyn, "")
+	c.send(false, packet.TCPSyn|packet.TCPAck, "")
+	c.send(true, packet.TCPAck, "PORT 192,168,50,10,200,20\r\n")
+	var got []nat.FlowInfo
+	e.Flows(sec, func(fi nat.FlowInfo) bool {
+		if fi.State == "expected" {
+			got = append(got, fi)
+		}
+		return true
+	})
+	if len(got) != 1 || got[0].Helper != "ftp" || got[0].Inside.String() != "192.168.50.10:51220" ||
+		got[0].Outside.String() != "203.0.113.1:51220" || got[0].Remote.Addr().String() != "203.0.113.10" {
+		t.Fatalf("expectations listed: %+v", got)
+	}
+}
