@@ -332,6 +332,9 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 			return e.drop(r)
 		}
 		ip, grown = nip, frame
+		if len(e.doomed) > 0 {
+			e.reap() // flows the helper ended (a call's media)
+		}
 	} else if f.Helper != helperNone {
 		if r := e.helperPacket(now, id, f, dir, ip); r != DropNone {
 			return e.drop(r)

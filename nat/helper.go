@@ -129,6 +129,30 @@ func (p *HelperPacket) Forget(tag uint64) {
 	p.e.ct.Unexpect(func(x *conntrack.Expectation) bool { return x.Helper == h && x.Tag == tag })
 }
 
+// EndFlows ends the flows of a LAN endpoint (the media of a call that
+// ended), instead of leaving them to time out. It walks the table, which is
+// fine at the rate calls end, never per packet.
+func (p *HelperPacket) EndFlows(proto uint8, inside netip.AddrPort) {
+	e := p.e
+	if !inside.Addr().Is4() {
+		return
+	}
+	host, port := inside.Addr().As4(), inside.Port()
+	e.ct.Range(func(id int32, f *conntrack.Flow) bool {
+		if f.Orig.Proto != proto || id == p.Flow.ID {
+			return true
+		}
+		lan := f.Orig
+		if f.Origin == originForward || f.Origin == originDMZ || f.Origin == originExpected {
+			lan = f.Reply
+		}
+		if lan.Src == host && lan.SrcID == port {
+			e.doom(id, f.Gen)
+		}
+		return true
+	})
+}
+
 // Unparsed counts a payload the helper could not read; it is forwarded
 // untouched.
 func (p *HelperPacket) Unparsed() { p.e.helperStats[p.helper-helperALG].Unparsed++ }

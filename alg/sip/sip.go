@@ -8,7 +8,7 @@
 // address the phone already made public (STUN) is left alone. From the
 // far end's SDP it learns the remote media address the expectations are
 // for. A call's pending expectations go with BYE, CANCEL or a final error
-// answer to its INVITE; its media flows then end by timeout. A REGISTER
+// answer to its INVITE; its media flows end with it. A REGISTER
 // keeps the phone's signalling mapping held for the registration's life.
 //
 // The helper is off unless switched on (RFC 4787 REQ-10). What it cannot
@@ -328,8 +328,13 @@ func (h *Helper) end(p *nat.HelperPacket, m *message, tag uint64) {
 }
 
 func (h *Helper) forget(p *nat.HelperPacket, tag uint64) {
-	if _, ok := h.calls[tag]; ok {
+	if c, ok := h.calls[tag]; ok {
 		p.Forget(tag)
+		// The call's media flows end with it (RTP and RTCP).
+		for _, in := range c.media[:c.nmedia] {
+			p.EndFlows(packet.ProtoUDP, in)
+			p.EndFlows(packet.ProtoUDP, netip.AddrPortFrom(in.Addr(), in.Port()+1))
+		}
 		delete(h.calls, tag)
 	}
 }

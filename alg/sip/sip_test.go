@@ -363,8 +363,8 @@ func TestAnswerTeachesRemoteMedia(t *testing.T) {
 }
 
 // TestCallEnds: BYE, CANCEL and a final error answer to the INVITE take
-// the call's pending expectations away; a 2xx then a failed re-INVITE
-// does not.
+// the call's pending expectations and its media flows away; a 2xx then a
+// failed re-INVITE does not.
 func TestCallEnds(t *testing.T) {
 	bye := func(id string) string {
 		return msg("", "BYE sip:service@203.0.113.10 SIP/2.0", "Via: SIP/2.0/UDP "+phone+":5060;branch=z9hG4bK-9", "Call-ID: "+id, "CSeq: 2 BYE", "Content-Length: 0")
@@ -395,6 +395,9 @@ func TestCallEnds(t *testing.T) {
 			id := "end-" + tt.name
 			out := mustUDP(t, e, sec, nat.LAN, phone+":5060", proxy+":5060", invite(id, phone+":5060", phone+":5060", sdpBody(phone, 6000)))
 			rtp, _ := expectedPorts(t, udpPayload(out))
+			// The phone's media is flowing: its RTP flow must end with
+			// the call too, not only the pending expectations.
+			mustUDP(t, e, sec, nat.LAN, phone+":6000", proxy+":30000", "rtp-out")
 			for _, m := range tt.end(id) {
 				if m[:3] == "BYE" || m[:6] == "CANCEL" {
 					if tt.fromLAN {
