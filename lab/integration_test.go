@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 // Integration tests: the real passgate daemon in the router namespace of a
 // lab (prefix pgit), real traffic from the LAN hosts to the servers.
@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -35,6 +34,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "passgate/lab"
+	"passgate/lab/labtest"
 )
 
 const itPrefix = "pgit"
@@ -58,11 +60,11 @@ var (
 	itReady bool
 	itLab   *Lab
 	itSock  string
-	itPG    *proc   // the daemon
-	itProcs []*proc // servers shared by the tests
-	itBlob  webRoot // srv1's file
-	itWeb1  *proc   // srv1's http.server, whose log names each client
-	itMark  string  // lan1's marker page
+	itPG    *labtest.Gate // the daemon
+	itProcs labtest.Group // servers shared by the tests
+	itBlob  webRoot       // srv1's file
+	itWeb1  *labtest.Proc // srv1's http.server, whose log names each client
+	itMark  string        // lan1's marker page
 )
 
 func TestMain(m *testing.M) {
@@ -73,15 +75,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Chmod(itTmp, 0o755)
-	if b := os.Getenv("PASSGATE_TEST_BIN"); b != "" {
-		pgBin = b // a prebuilt binary, for debugging the tests themselves
-	} else {
-		pgBin = filepath.Join(itTmp, "passgate")
-		cmd := exec.Command("go", "build", "-o", pgBin, "passgate/cmd/passgate")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			pgBuildErr = fmt.Errorf("go build passgate/cmd/passgate: %v\n%s", err, out)
-		}
-	}
+	// $PASSGATE_TEST_BIN: a prebuilt binary, for debugging the tests themselves.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	pgBin, pgBuildErr = labtest.BuildPassgate(ctx, itTmp)
+	cancel()
 	code := m.Run()
 	teardownIntegration()
 	os.RemoveAll(itTmp)
@@ -90,11 +87,9 @@ func TestMain(m *testing.M) {
 
 func teardownIntegration() {
 	if itPG != nil {
-		itPG.stop()
+		itPG.Stop()
 	}
-	for _, p := range itProcs {
-		p.stop()
-	}
+	itProcs.StopAll()
 	if itLab != nil {
 		if err := itLab.Down(); err != nil {
 			fmt.Fprintln(os.Stderr, "integration lab down:", err)
@@ -110,8 +105,8 @@ func integration(t *testing.T) *Lab {
 	if !itReady {
 		t.Fatal("integration setup failed (see the first integration test's output)")
 	}
-	if itPG.exited() {
-		t.Fatalf("passgate exited: %v\n%s", itPG.err, daemonLog())
+	if itPG.Proc.Exited() {
+		t.Fatalf("passgate exited: %v\n%s", itPG.Proc.Err(), daemonLog())
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -125,22 +120,17 @@ func daemonLog() string {
 	if itPG == nil {
 		return ""
 	}
-	s := itPG.stdout.String() + itPG.stderr.String()
-	if len(s) > 4000 {
-		s = "..." + s[len(s)-4000:]
-	}
-	return s
+	return itPG.Proc.Tail(4000)
 }
 
 // shared starts a server for the whole package run.
-func shared(t *testing.T, l *Lab, node, name string, args ...string) *proc {
+func shared(t *testing.T, l *Lab, node, name string, args ...string) *labtest.Proc {
 	t.Helper()
-	p, err := spawn(l, node, name, args...)
+	p, err := labtest.Start(l, node, name, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	itProcs = append(itProcs, p)
-	return p
+	return itProcs.Add(p)
 }
 
 // itConfig is the daemon's configuration for the tests.
@@ -206,37 +196,21 @@ func setupIntegration(t *testing.T) {
 		{Server2, []string{tool, "udp-reflect", Srv2, strconv.Itoa(udpReflectPort)}},
 		{Server1, []string{tool, "tcp-reflect", Srv1, strconv.Itoa(tcpReflectPort)}},
 	} {
-		shared(t, l, s.node, Python, s.args...).waitLine(t, "ready", 10*time.Second)
+		must(t, shared(t, l, s.node, Python, s.args...).WaitLine("ready", 10*time.Second))
 	}
-	waitListen(t, l, Server1, "tcp", Srv1, httpPort, 10*time.Second)
-	waitListen(t, l, Lan1, "tcp", LAN1, httpPort, 10*time.Second)
+	must(t, labtest.WaitListen(l, Server1, "tcp", Srv1, httpPort, 10*time.Second, nil))
+	must(t, labtest.WaitListen(l, Lan1, "tcp", LAN1, httpPort, 10*time.Second, nil))
 
 	// The daemon.
 	itSock = filepath.Join(itTmp, "passgate.sock")
-	cfg := filepath.Join(itTmp, "passgate.json")
-	if err := os.WriteFile(cfg, []byte(itConfig()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pg, err := spawn(l, Router, pgBin, "run",
-		"--lan", LANIface, "--lan-addr", LANCIDR, "--wan", WANIface, "--wan-addr", WANCIDR,
-		"--config", cfg, "--control", itSock)
+	pg, err := labtest.StartGate(ctx, l, labtest.GateOptions{
+		Bin: pgBin, Dir: itTmp, Config: itConfig(), Sock: itSock,
+		Args: []string{"--lan", LANIface, "--lan-addr", LANCIDR, "--wan", WANIface, "--wan-addr", WANCIDR},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	itPG = pg
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if pg.exited() {
-			t.Fatalf("passgate run exited at start: %v\n%s", pg.err, daemonLog())
-		}
-		if _, err := tryRun(l, 5*time.Second, Router, pgBin, "status", "--control", itSock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("passgate control socket %s not answering within 20 s\n%s", itSock, daemonLog())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	itReady = true
 }
 
@@ -355,11 +329,11 @@ func TestNATConcurrentTraffic(t *testing.T) {
 	l := integration(t)
 
 	// One iperf3 server per host: an iperf3 server serves one test at a time.
-	servers := make([]*proc, len(LANHosts))
+	servers := make([]*labtest.Proc, len(LANHosts))
 	for i := range LANHosts {
 		port := iperfPort0 + i
-		servers[i] = startProc(t, l, Server1, "iperf3", "-s", "-1", "-B", Srv1, "-p", strconv.Itoa(port), "-J")
-		waitListen(t, l, Server1, "tcp", Srv1, port, 10*time.Second)
+		servers[i] = labtest.StartT(t, l, Server1, "iperf3", "-s", "-1", "-B", Srv1, "-p", strconv.Itoa(port), "-J")
+		must(t, labtest.WaitListen(l, Server1, "tcp", Srv1, port, 10*time.Second, nil))
 	}
 
 	type activity struct {
@@ -378,7 +352,7 @@ func TestNATConcurrentTraffic(t *testing.T) {
 				return itBlob.check(h.Node+" curl srv1", body)
 			}},
 			activity{h.Node + " iperf3", func() error {
-				_, err := tryRun(l, 40*time.Second, h.Node, "iperf3", "-c", Srv1, "-p", strconv.Itoa(iperfPort), "-t", "3", "--connect-timeout", "5000", "-J")
+				_, err := labtest.Run(l, 40*time.Second, h.Node, "iperf3", "-c", Srv1, "-p", strconv.Itoa(iperfPort), "-t", "3", "--connect-timeout", "5000", "-J")
 				return err
 			}},
 			activity{h.Node + " udp-echo", func() error {
@@ -400,7 +374,7 @@ func TestNATConcurrentTraffic(t *testing.T) {
 				return nil
 			}},
 			activity{h.Node + " ping", func() error {
-				out, _ := tryRun(l, 30*time.Second, h.Node, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "2", Srv1)
+				out, _ := labtest.Run(l, 30*time.Second, h.Node, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "2", Srv1)
 				m := regexp.MustCompile(`(\d+) received`).FindStringSubmatch(out)
 				if m == nil {
 					return fmt.Errorf("ping: %s", out)
@@ -441,7 +415,7 @@ func TestNATConcurrentTraffic(t *testing.T) {
 
 	for i, h := range LANHosts {
 		srv := servers[i]
-		srv.wait(t, 20*time.Second)
+		must(t, srv.Wait(20*time.Second))
 		var res struct {
 			Start struct {
 				Connected []struct {
@@ -454,8 +428,8 @@ func TestNATConcurrentTraffic(t *testing.T) {
 				} `json:"sum_received"`
 			} `json:"end"`
 		}
-		if err := json.Unmarshal([]byte(srv.stdout.String()), &res); err != nil {
-			t.Errorf("%s iperf3 server JSON: %v\n%s", h.Node, err, srv.stdout.String())
+		if err := json.Unmarshal([]byte(srv.Stdout.String()), &res); err != nil {
+			t.Errorf("%s iperf3 server JSON: %v\n%s", h.Node, err, srv.Stdout.String())
 			continue
 		}
 		if res.End.SumReceived.Bytes <= 0 {
@@ -477,7 +451,7 @@ func TestNATConcurrentTraffic(t *testing.T) {
 // time-exceeded), hop 2 the server (its port-unreachable translated back).
 func TestNATTraceroute(t *testing.T) {
 	l := integration(t)
-	out := run(t, l, 60*time.Second, Lan2, "traceroute", "-n", "-q1", "-m3", "-w", "2", Srv2)
+	out := labtest.RunT(t, l, 60*time.Second, Lan2, "traceroute", "-n", "-q1", "-m3", "-w", "2", Srv2)
 	hops := map[int]string{}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
@@ -530,10 +504,10 @@ func TestNATUnsolicitedInbound(t *testing.T) {
 			t.Fatal("no free port found")
 		}
 	}
-	var listeners []*proc
+	var listeners []*labtest.Proc
 	for _, h := range LANHosts {
-		p := startProc(t, l, h.Node, Python, nettool(t), "listen", strconv.Itoa(port), "6")
-		p.waitLine(t, "ready", 10*time.Second)
+		p := labtest.StartT(t, l, h.Node, Python, nettool(t), "listen", strconv.Itoa(port), "6")
+		must(t, p.WaitLine("ready", 10*time.Second))
 		listeners = append(listeners, p)
 	}
 	var udp struct {
@@ -554,13 +528,13 @@ func TestNATUnsolicitedInbound(t *testing.T) {
 		t.Errorf("flow table holds an entry for unsolicited port %d: %v", port, flows)
 	}
 	for i, p := range listeners {
-		p.wait(t, 15*time.Second)
+		must(t, p.Wait(15*time.Second))
 		var got struct {
 			UDP []string `json:"udp"`
 			TCP []string `json:"tcp"`
 		}
-		if err := json.Unmarshal([]byte(strings.TrimPrefix(p.stdout.String(), "ready\n")), &got); err != nil {
-			t.Fatalf("%s listener: %v\n%s", LANHosts[i].Node, err, p.stdout.String())
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(p.Stdout.String(), "ready\n")), &got); err != nil {
+			t.Fatalf("%s listener: %v\n%s", LANHosts[i].Node, err, p.Stdout.String())
 		}
 		if len(got.UDP)+len(got.TCP) > 0 {
 			t.Errorf("%s received unsolicited traffic on port %d: udp %v tcp %v", LANHosts[i].Node, port, got.UDP, got.TCP)
@@ -600,8 +574,8 @@ func TestNATEndpointIndependentMapping(t *testing.T) {
 // 203.0.113.1.
 func TestNATSourceAddress(t *testing.T) {
 	l := integration(t)
-	dump := startProc(t, l, Server1, "tcpdump", "-l", "-n", "-i", HostIface, "-c", "6", "icmp[icmptype] == icmp-echo")
-	dump.waitStderr(t, "listening on", 10*time.Second)
+	dump := labtest.StartT(t, l, Server1, "tcpdump", "-l", "-n", "-i", HostIface, "-c", "6", "icmp[icmptype] == icmp-echo")
+	must(t, dump.WaitFor(10*time.Second, `"listening on" on stderr`, func() bool { return strings.Contains(dump.Stderr.String(), "listening on") }))
 	for _, h := range LANHosts {
 		var u struct {
 			Reply *string `json:"reply"`
@@ -619,11 +593,11 @@ func TestNATSourceAddress(t *testing.T) {
 		if !strings.HasPrefix(tc.Data, WANAddr+" ") {
 			t.Errorf("%s: srv1 saw TCP from %q, want %s", h.Node, tc.Data, WANAddr)
 		}
-		run(t, l, 20*time.Second, h.Node, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", Srv1)
+		labtest.RunT(t, l, 20*time.Second, h.Node, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", Srv1)
 	}
-	dump.wait(t, 15*time.Second)
+	must(t, dump.Wait(15*time.Second))
 	n := 0
-	for _, line := range strings.Split(dump.stdout.String(), "\n") {
+	for _, line := range strings.Split(dump.Stdout.String(), "\n") {
 		if !strings.Contains(line, "ICMP echo request") {
 			continue
 		}
@@ -633,11 +607,11 @@ func TestNATSourceAddress(t *testing.T) {
 		}
 	}
 	if n != 6 {
-		t.Errorf("srv1 saw %d echo requests, want 6:\n%s", n, dump.stdout.String())
+		t.Errorf("srv1 saw %d echo requests, want 6:\n%s", n, dump.Stdout.String())
 	}
 	// Every HTTP request srv1 served so far, from every test.
 	gets := 0
-	for _, line := range strings.Split(itWeb1.stderr.String(), "\n") {
+	for _, line := range strings.Split(itWeb1.Stderr.String(), "\n") {
 		if !strings.Contains(line, `"GET `) {
 			continue
 		}
@@ -657,7 +631,7 @@ func decodeHex(s string) ([]byte, error) { return hex.DecodeString(s) }
 // its timeout (5 s here, 30 s for established TCP) has passed. Keep it last.
 func TestNATFlowTableEmpties(t *testing.T) {
 	l := integration(t)
-	run(t, l, 20*time.Second, Lan1, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", Srv2)
+	labtest.RunT(t, l, 20*time.Second, Lan1, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", Srv2)
 	var u struct {
 		Reply *string `json:"reply"`
 	}

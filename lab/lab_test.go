@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // upLab brings a lab up for one test and removes it when the test ends.
@@ -41,35 +44,35 @@ func TestLabKernelNAT(t *testing.T) {
 	}
 
 	// Topology facts the userspace router relies on.
-	if got := strings.TrimSpace(run(t, l, 10*time.Second, Router, "sysctl", "-n", "net.ipv4.ip_forward")); got != "0" {
+	if got := strings.TrimSpace(labtest.RunT(t, l, 10*time.Second, Router, "sysctl", "-n", "net.ipv4.ip_forward")); got != "0" {
 		t.Errorf("router ip_forward = %s after up, want 0", got)
 	}
 	for _, n := range []struct{ node, dev string }{{Router, LANIface}, {Router, WANIface}, {Lan1, HostIface}, {Server1, HostIface}} {
-		feat := run(t, l, 10*time.Second, n.node, "ethtool", "-k", n.dev)
+		feat := labtest.RunT(t, l, 10*time.Second, n.node, "ethtool", "-k", n.dev)
 		for _, f := range []string{"rx-checksumming", "tx-checksumming", "tcp-segmentation-offload", "generic-segmentation-offload", "generic-receive-offload"} {
 			if !strings.Contains(feat, f+": off") {
 				t.Errorf("%s %s: %s not off", n.node, n.dev, f)
 			}
 		}
-		if mtu := strings.TrimSpace(run(t, l, 10*time.Second, n.node, "cat", "/sys/class/net/"+n.dev+"/mtu")); mtu != "1500" {
+		if mtu := strings.TrimSpace(labtest.RunT(t, l, 10*time.Second, n.node, "cat", "/sys/class/net/"+n.dev+"/mtu")); mtu != "1500" {
 			t.Errorf("%s %s: mtu %s, want 1500", n.node, n.dev, mtu)
 		}
 	}
-	if addrs := run(t, l, 10*time.Second, Server1, "ip", "-4", "-br", "addr", "show", "eth0"); !strings.Contains(addrs, Srv1+"/24") || !strings.Contains(addrs, Srv1b+"/24") {
+	if addrs := labtest.RunT(t, l, 10*time.Second, Server1, "ip", "-4", "-br", "addr", "show", "eth0"); !strings.Contains(addrs, Srv1+"/24") || !strings.Contains(addrs, Srv1b+"/24") {
 		t.Errorf("srv1 addresses: %s", addrs)
 	}
 
 	// Without NAT the LAN reaches nothing beyond the router.
-	if out, err := tryRun(l, 10*time.Second, Lan1, "ping", "-c", "1", "-W", "1", Srv1); err == nil {
+	if out, err := labtest.Run(l, 10*time.Second, Lan1, "ping", "-c", "1", "-W", "1", Srv1); err == nil {
 		t.Errorf("lan1 reached srv1 with the kernel NAT off:\n%s", out)
 	}
 
 	// The servers have no route to the LAN, whatever the router does.
 	for _, srv := range []string{Server1, Server2} {
-		if routes := run(t, l, 10*time.Second, srv, "ip", "-4", "route", "show"); strings.Contains(routes, "default") || strings.Contains(routes, "192.168.50.") {
+		if routes := labtest.RunT(t, l, 10*time.Second, srv, "ip", "-4", "route", "show"); strings.Contains(routes, "default") || strings.Contains(routes, "192.168.50.") {
 			t.Errorf("%s has routes beyond the WAN:\n%s", srv, routes)
 		}
-		if out, err := tryRun(l, 10*time.Second, srv, "ip", "route", "get", LAN1); err == nil {
+		if out, err := labtest.Run(l, 10*time.Second, srv, "ip", "route", "get", LAN1); err == nil {
 			t.Errorf("%s has a route to the LAN: %s", srv, out)
 		}
 	}
@@ -77,12 +80,12 @@ func TestLabKernelNAT(t *testing.T) {
 	if err := l.KernelNAT(true); err != nil {
 		t.Fatal(err)
 	}
-	out := run(t, l, 20*time.Second, Lan1, "ping", "-c", "3", "-i", "0.2", "-W", "2", Srv1)
+	out := labtest.RunT(t, l, 20*time.Second, Lan1, "ping", "-c", "3", "-i", "0.2", "-W", "2", Srv1)
 	if !strings.Contains(out, "3 received") {
 		t.Errorf("ping lan1 -> srv1 through the kernel NAT:\n%s", out)
 	}
 	for _, srv := range []string{Server1, Server2} {
-		if out, err := tryRun(l, 10*time.Second, srv, "ping", "-c", "1", "-W", "1", LAN1); err == nil {
+		if out, err := labtest.Run(l, 10*time.Second, srv, "ping", "-c", "1", "-W", "1", LAN1); err == nil {
 			t.Errorf("%s reached lan1 through the kernel NAT:\n%s", srv, out)
 		}
 	}
@@ -91,19 +94,19 @@ func TestLabKernelNAT(t *testing.T) {
 	web := startHTTP(t, l, Server1, Srv1, 8000, root.dir)
 	body := curlBody(t, l, Lan1, "http://"+Srv1+":8000/blob")
 	checkBody(t, "lan1 curl srv1 through the kernel NAT", body, root)
-	web.stop()
+	web.Stop()
 	// http.server logs each request with the client's address: the NAT's.
-	if log := web.stderr.String(); !strings.Contains(log, WANAddr+" - - ") || strings.Contains(log, "192.168.50.") {
+	if log := web.Stderr.String(); !strings.Contains(log, WANAddr+" - - ") || strings.Contains(log, "192.168.50.") {
 		t.Errorf("srv1 did not see the router's WAN address as the client:\n%s", log)
 	}
 
 	if err := l.KernelNAT(false); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(run(t, l, 10*time.Second, Router, "sysctl", "-n", "net.ipv4.ip_forward")); got != "0" {
+	if got := strings.TrimSpace(labtest.RunT(t, l, 10*time.Second, Router, "sysctl", "-n", "net.ipv4.ip_forward")); got != "0" {
 		t.Errorf("router ip_forward = %s after kernelnat off, want 0", got)
 	}
-	if out, err := tryRun(l, 10*time.Second, Router, "nft", "list", "table", "ip", "passgate_kernelnat"); err == nil {
+	if out, err := labtest.Run(l, 10*time.Second, Router, "nft", "list", "table", "ip", "passgate_kernelnat"); err == nil {
 		t.Errorf("kernel NAT table still present after off:\n%s", out)
 	}
 

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // The browser test: Debian's chromium, headless, driven by chromedp, against
@@ -103,70 +101,28 @@ elif mode == "connect":
     s.close()
 `
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// stopGrace is how long a process the test started has to end on SIGTERM.
+const stopGrace = 10 * time.Second
+
+// stopAtCleanup stops p when the test ends, by its PID: SIGTERM, then
+// SIGKILL (an error) if it is still there after stopGrace.
+func stopAtCleanup(t *testing.T, p *labtest.Proc) {
+	t.Cleanup(func() {
+		if p.Stop() {
+			t.Errorf("%s did not stop on SIGTERM; killed it", p.Name)
+		}
+	})
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// labProc is a process the test started in a lab node; the test's cleanup
-// ends it by its PID.
-type labProc struct {
-	name string
-	cmd  *exec.Cmd
-	out  syncBuffer
-	done chan struct{}
-}
-
-func startIn(t *testing.T, l *lab.Lab, node string, args ...string) *labProc {
+// startIn starts args in node, its output combined, until the test ends.
+func startIn(t *testing.T, l *lab.Lab, node string, args ...string) *labtest.Proc {
 	t.Helper()
-	p := &labProc{name: node + ": " + strings.Join(args, " "), done: make(chan struct{})}
-	p.cmd = l.Cmd(context.Background(), node, args[0], args[1:]...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", p.name, err)
+	p, err := labtest.StartWith(l, node, labtest.Options{Combined: true, Grace: stopGrace}, args[0], args[1:]...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.stop(t) })
+	stopAtCleanup(t, p)
 	return p
-}
-
-// stop sends SIGTERM, then SIGKILL if the process is still there after 10 s.
-func (p *labProc) stop(t *testing.T) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("%s did not stop on SIGTERM; killing it", p.name)
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *labProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // repoRoot is the directory holding go.mod.
@@ -209,13 +165,6 @@ func ensureChromium(t *testing.T, ctx context.Context) {
 	}
 }
 
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
 func TestBrowser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the browser test builds network namespaces and must run as root (sudo ./test.sh ./admin/web)")
@@ -237,25 +186,14 @@ func TestBrowser(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "passgate")
-	build := exec.CommandContext(ctx, goTool(), "build", "-o", bin, "passgate/cmd/passgate")
-	build.Dir = repoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
-	l, err := lab.Up(ctx, browserPrefix)
+	bin, err := labtest.BuildPassgate(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+
+	l := labtest.Up(t, browserPrefix, 5*time.Minute)
 
 	// The daemon, with the admin page on the LAN address.
-	cfgPath := filepath.Join(dir, "passgate.json")
 	cfg := fmt.Sprintf(`{
   "lan": {"interface": %q, "address": %q},
   "wan": {"interface": %q, "address": %q},
@@ -263,13 +201,15 @@ func TestBrowser(t *testing.T) {
   "workers": 1
 }
 `, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, lab.LANGateway)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	g, err := labtest.StartGate(ctx, l, labtest.GateOptions{Bin: bin, Dir: dir, Config: cfg, Sock: filepath.Join(dir, "run", "passgate.sock"), Grace: stopGrace})
+	if err != nil {
 		t.Fatal(err)
 	}
-	rtr := startIn(t, l, lab.Router, bin, "run", "--config", cfgPath, "--control", filepath.Join(dir, "run", "passgate.sock"))
+	stopAtCleanup(t, g.Proc)
+	rtr := g.Proc
 	defer func() {
 		if t.Failed() {
-			t.Logf("passgate log:\n%s", rtr.out.String())
+			t.Logf("passgate log:\n%s", rtr.Output())
 		}
 	}()
 
@@ -297,8 +237,8 @@ func TestBrowser(t *testing.T) {
 			if err = f(); err == nil {
 				return
 			}
-			if rtr.exited() {
-				t.Fatalf("%s: passgate exited: %v\n%s", what, err, rtr.out.String())
+			if rtr.Exited() {
+				t.Fatalf("%s: passgate exited: %v\n%s", what, err, rtr.Output())
 			}
 			if time.Now().After(end) {
 				t.Fatalf("%s: %v", what, err)
@@ -316,7 +256,7 @@ func TestBrowser(t *testing.T) {
 		return nil
 	})
 	eventually("srv1 listening", 10*time.Second, func() error {
-		if !strings.Contains(srv1.out.String(), "listening") {
+		if !strings.Contains(srv1.Output(), "listening") {
 			return errors.New("not yet")
 		}
 		return nil
@@ -324,7 +264,7 @@ func TestBrowser(t *testing.T) {
 	connect := func(port string, secs string) (string, error) {
 		return run(lab.Lan2, lab.Python, py, "connect", lab.Srv1, port, secs)
 	}
-	accepts := func(port string) int { return strings.Count(srv1.out.String(), "accept "+port+" ") }
+	accepts := func(port string) int { return strings.Count(srv1.Output(), "accept "+port+" ") }
 
 	// PPTP passthrough is on by default: the control connection gets through.
 	eventually("a PPTP control connection with passthrough on", 15*time.Second, func() error {
@@ -332,7 +272,7 @@ func TestBrowser(t *testing.T) {
 		return err
 	})
 	if accepts("1723") == 0 {
-		t.Fatalf("srv1 saw no connection on 1723:\n%s", srv1.out.String())
+		t.Fatalf("srv1 saw no connection on 1723:\n%s", srv1.Output())
 	}
 	// A connection that stays open, for the Connections page.
 	startIn(t, l, lab.Lan2, lab.Python, py, "connect", lab.Srv1, "80", "5", "600")
@@ -343,7 +283,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var chromeOut syncBuffer
+	var chromeOut labtest.Buffer
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),
 		chromedp.NoSandbox,
@@ -553,7 +493,7 @@ func TestBrowser(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	if n := accepts("1723"); n != before {
-		t.Errorf("srv1 saw %d new connections on 1723 with PPTP passthrough off:\n%s", n-before, srv1.out.String())
+		t.Errorf("srv1 saw %d new connections on 1723 with PPTP passthrough off:\n%s", n-before, srv1.Output())
 	}
 
 	// Port Forwarding: a bad rule is refused at its fields, then the good

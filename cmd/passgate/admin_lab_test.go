@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // TestLabAdmin runs `passgate run` with its admin server in the lab
@@ -32,22 +31,7 @@ func TestLabAdmin(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	l, err := lab.Up(ctx, "pgad")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var procs []*exec.Cmd
-	defer func() {
-		for _, p := range procs {
-			if p.ProcessState == nil {
-				p.Process.Kill()
-				p.Wait()
-			}
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	}()
+	l := labtest.Up(t, "pgad", 4*time.Minute)
 
 	dir, err := os.MkdirTemp("", "pgad")
 	if err != nil {
@@ -55,39 +39,26 @@ func TestLabAdmin(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "pg.sock")
-	cfgPath := filepath.Join(dir, "pg.json")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`{
+	py := filepath.Join(dir, "tcp.py")
+	os.WriteFile(py, []byte(pyTCP), 0o644)
+
+	exe, _ := os.Executable()
+	g := labtest.StartGateT(ctx, t, l, labtest.GateOptions{
+		Bin: exe, Dir: dir, Name: "pg", Sock: sock, Env: []string{"PASSGATE_TEST_MAIN=1"}, Wait: 30 * time.Second,
+		Config: fmt.Sprintf(`{
   "lan": {"interface": "lan0", "address": "192.168.50.1/24"},
   "wan": {"interface": "wan0", "address": "203.0.113.1/24"},
   "workers": 1,
   "control_socket": %q
 }
-`, sock)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	py := filepath.Join(dir, "tcp.py")
-	os.WriteFile(py, []byte(pyTCP), 0o644)
-
-	exe, _ := os.Executable()
-	rtr := l.Cmd(context.Background(), lab.Router, exe, "run", "--config", cfgPath)
-	rtr.Env = append(os.Environ(), "PASSGATE_TEST_MAIN=1")
-	var logs syncBuf
-	rtr.Stdout, rtr.Stderr = &logs, &logs
-	if err := rtr.Start(); err != nil {
-		t.Fatal(err)
-	}
-	procs = append(procs, rtr)
+`, sock),
+	})
+	logs := g.Proc.Stdout
 	defer func() {
 		if t.Failed() || testing.Verbose() {
 			t.Logf("passgate log:\n%s", logs.String())
 		}
 	}()
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "msg=forwarding"); {
-		if time.Now().After(deadline) || rtr.ProcessState != nil {
-			t.Fatalf("passgate did not start forwarding\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	for _, want := range []string{`msg="admin server listening" url=http://192.168.50.1:8080/`, "no admin password is set yet"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Fatalf("log lacks %q:\n%s", want, logs.String())
@@ -99,13 +70,7 @@ func TestLabAdmin(t *testing.T) {
 	}
 
 	// A listener on srv1 for PPTP's port and an ordinary one.
-	var heard syncBuf
-	srv := l.Cmd(context.Background(), lab.Server1, lab.Python, py, "listen", "1723", "80")
-	srv.Stdout, srv.Stderr = &heard, &heard
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	procs = append(procs, srv)
+	heard := labtest.StartWithT(t, l, lab.Server1, labtest.Options{Combined: true}, lab.Python, py, "listen", "1723", "80").Stdout
 
 	const base = "http://192.168.50.1:8080"
 	jar := filepath.Join(dir, "cookies")
@@ -192,7 +157,7 @@ func TestLabAdmin(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "PPTP passthrough: on -> off") {
 		t.Fatalf("PUT pptp off: %d %s", code, body)
 	}
-	if b, _ := os.ReadFile(cfgPath); !strings.Contains(string(b), `"pptp": false`) {
+	if b, _ := os.ReadFile(g.Config); !strings.Contains(string(b), `"pptp": false`) {
 		t.Fatalf("not saved:\n%s", b)
 	}
 	// Now a SYN to 1723 gets nowhere, while other TCP still does.
@@ -244,16 +209,8 @@ func TestLabAdmin(t *testing.T) {
 		t.Fatalf("admin from lan2: %d", code)
 	}
 
-	rtr.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- rtr.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("passgate exit: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("passgate did not stop on SIGTERM")
+	if err := g.Proc.Terminate(15 * time.Second); err != nil {
+		t.Fatalf("passgate exit: %v", err)
 	}
 }
 

@@ -7,13 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"passgate/control"
 	"passgate/lab"
+	"passgate/lab/labtest"
 	"passgate/nat"
 )
 
@@ -34,22 +32,7 @@ func TestLabCLI(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.Up(ctx, "pgrtc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var procs []*exec.Cmd
-	defer func() {
-		for _, p := range procs {
-			if p.ProcessState == nil {
-				p.Process.Kill()
-				p.Wait()
-			}
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	}()
+	l := labtest.Up(t, "pgrtc", 3*time.Minute)
 
 	dir, err := os.MkdirTemp("", "pgrtc")
 	if err != nil {
@@ -57,44 +40,29 @@ func TestLabCLI(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "run", "pg.sock")
-	cfgPath := filepath.Join(dir, "pg.json")
-	os.WriteFile(cfgPath, []byte(`{
-	  "lan":{"interface":"lan0","address":"192.168.50.1/24"},
-	  "wan":{"interface":"wan0","address":"203.0.113.1/24"},
-	  "nat":{"allow_short_timeouts":true,"timeouts":{"udp":"30s"}},
-	  "port_forwards":[{"name":"web","proto":"tcp","outside_port":8080,"host":"192.168.50.10","inside_port":80}],
-	  "workers":4
-	}`), 0o600)
 	echo := filepath.Join(dir, "echo.py")
 	os.WriteFile(echo, []byte(pyServers), 0o644)
 
 	exe, _ := os.Executable()
 	// --workers on the command line overrides the file's 4.
-	rtr := l.Cmd(context.Background(), lab.Router, exe, "run", "--config", cfgPath, "--control", sock, "--workers", "1")
-	rtr.Env = append(os.Environ(), "PASSGATE_TEST_MAIN=1")
-	var logs syncBuf
-	rtr.Stdout, rtr.Stderr = &logs, &logs
-	if err := rtr.Start(); err != nil {
-		t.Fatal(err)
-	}
-	procs = append(procs, rtr)
+	g := labtest.StartGateT(ctx, t, l, labtest.GateOptions{
+		Bin: exe, Dir: dir, Name: "pg", Sock: sock, Env: []string{"PASSGATE_TEST_MAIN=1"}, Args: []string{"--workers", "1"},
+		Config: `{
+	  "lan":{"interface":"lan0","address":"192.168.50.1/24"},
+	  "wan":{"interface":"wan0","address":"203.0.113.1/24"},
+	  "nat":{"allow_short_timeouts":true,"timeouts":{"udp":"30s"}},
+	  "port_forwards":[{"name":"web","proto":"tcp","outside_port":8080,"host":"192.168.50.10","inside_port":80}],
+	  "workers":4
+	}`,
+	})
 	defer func() {
 		if t.Failed() || testing.Verbose() {
-			t.Logf("passgate log:\n%s", logs.String())
+			t.Logf("passgate log:\n%s", g.Log())
 		}
 	}()
-
-	client := control.NewClient(sock)
-	var st *control.Status
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		st, err = client.Status(ctx)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("passgate not answering: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	st, err := g.Status(ctx)
+	if err != nil {
+		t.Fatalf("passgate not answering: %v\n%s", err, g.Log())
 	}
 	if st.Workers != 1 || len(st.Interfaces) != 2 || st.Interfaces[1].Name != "wan0" || len(st.Sockets) != 6 {
 		t.Fatalf("status %+v", st)
@@ -105,21 +73,9 @@ func TestLabCLI(t *testing.T) {
 
 	run := func(node string, args ...string) string {
 		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		out, err := l.Run(c, node, args[0], args[1:]...)
-		if err != nil {
-			t.Fatalf("%v", err)
-		}
-		return out
+		return labtest.RunT(t, l, 30*time.Second, node, args[0], args[1:]...)
 	}
-	start := func(node string, args ...string) {
-		c := l.Cmd(context.Background(), node, args[0], args[1:]...)
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procs = append(procs, c)
-	}
+	start := func(node string, args ...string) { labtest.StartT(t, l, node, args[0], args[1:]...) }
 
 	// Outbound UDP, then the flow shows in conntrack.
 	start(lab.Server1, "/usr/bin/python3", echo, "udp", "9000")
@@ -168,16 +124,8 @@ func TestLabCLI(t *testing.T) {
 		t.Fatalf("second instance: %d %s", code, e)
 	}
 
-	rtr.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- rtr.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("passgate exit: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("passgate did not stop on SIGTERM")
+	if err := g.Proc.Terminate(15 * time.Second); err != nil {
+		t.Fatalf("passgate exit: %v", err)
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("control socket left behind: %v", err)
@@ -185,23 +133,6 @@ func TestLabCLI(t *testing.T) {
 	if out := run(lab.Router, "nft", "list", "tables"); strings.Contains(out, "passgate") {
 		t.Errorf("nftables table left behind:\n%s", out)
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // pyServers: udp PORT | udpclient HOST PORT LOCALPORT | tcp PORT |

@@ -1,8 +1,6 @@
-package router
+package router_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,12 +10,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"passgate/dataplane/router"
 	"passgate/lab"
+	"passgate/lab/labtest"
 	"passgate/nat"
 )
 
@@ -45,9 +44,9 @@ func helperRouter() int {
 		WANAddr: netip.MustParsePrefix(lab.WANCIDR),
 	}
 	cfg.Timeouts.UDP = 30 * time.Second
-	err := Run(ctx, Options{
+	err := router.Run(ctx, router.Options{
 		LAN: lab.LANIface, WAN: lab.WANIface, NAT: cfg, Workers: 2, Logger: log,
-		Ready: func(*Router) { fmt.Println("READY") },
+		Ready: func(*router.Router) { fmt.Println("READY") },
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "router:", err)
@@ -60,9 +59,6 @@ type labEnv struct {
 	t   *testing.T
 	l   *lab.Lab
 	dir string
-
-	mu    sync.Mutex
-	procs []*exec.Cmd
 }
 
 func needLab(t *testing.T) {
@@ -82,26 +78,8 @@ func needLab(t *testing.T) {
 
 func upLab(t *testing.T) *labEnv {
 	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, labPrefix)
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
+	l := labtest.Up(t, labPrefix, 3*time.Minute)
 	e := &labEnv{t: t, l: l, dir: t.TempDir()}
-	t.Cleanup(func() {
-		e.mu.Lock()
-		for _, c := range e.procs {
-			if c.ProcessState == nil {
-				c.Process.Kill()
-				c.Wait()
-			}
-		}
-		e.mu.Unlock()
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
 	for name, src := range map[string]string{"udpecho.py": udpEcho, "udpclient.py": udpClient, "tcpserver.py": tcpServer, "tcpclient.py": tcpClient} {
 		if err := os.WriteFile(filepath.Join(dir(e), name), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
@@ -112,92 +90,29 @@ func upLab(t *testing.T) *labEnv {
 
 func dir(e *labEnv) string { return e.dir }
 
-// start runs a long-lived process in node; it is killed at cleanup.
-func (e *labEnv) start(node string, stdout *syncBuffer, name string, args ...string) *exec.Cmd {
+// start runs a long-lived process in node; it is stopped at cleanup.
+func (e *labEnv) start(node, name string, args ...string) *labtest.Proc {
 	e.t.Helper()
-	c := e.l.Cmd(context.Background(), node, name, args...)
-	if stdout != nil {
-		c.Stdout = stdout
-		c.Stderr = stdout
-	}
-	if err := c.Start(); err != nil {
-		e.t.Fatalf("start %s in %s: %v", name, node, err)
-	}
-	e.mu.Lock()
-	e.procs = append(e.procs, c)
-	e.mu.Unlock()
-	return c
+	return labtest.StartWithT(e.t, e.l, node, labtest.Options{Combined: true}, name, args...)
 }
 
 func (e *labEnv) run(timeout time.Duration, node, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return e.l.Run(ctx, node, name, args...)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return labtest.Run(e.l, timeout, node, name, args...)
 }
 
 // startRouter runs the router helper in the router namespace and waits
 // for it to forward.
-func (e *labEnv) startRouter() (*exec.Cmd, *syncBuffer) {
+func (e *labEnv) startRouter() (*labtest.Proc, *labtest.Buffer) {
 	e.t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	c := e.l.Cmd(context.Background(), lab.Router, exe, "-test.run=^$")
-	c.Env = append(os.Environ(), "PGRT_HELPER=router")
-	logs := &syncBuffer{}
-	c.Stderr = logs
-	out, err := c.StdoutPipe()
-	if err != nil {
-		e.t.Fatal(err)
+	c := labtest.StartWithT(e.t, e.l, lab.Router, labtest.Options{Env: []string{"PGRT_HELPER=router"}}, exe, "-test.run=^$")
+	if err := c.WaitLine("READY", 20*time.Second); err != nil {
+		e.t.Fatalf("router not ready: %v", err)
 	}
-	if err := c.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.mu.Lock()
-	e.procs = append(e.procs, c)
-	e.mu.Unlock()
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		ok := false
-		for sc.Scan() {
-			if sc.Text() == "READY" && !ok {
-				ok = true
-				ready <- true
-			}
-		}
-		if !ok {
-			ready <- false
-		}
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			c.Wait()
-			e.t.Fatalf("router exited before it was ready:\n%s", logs)
-		}
-	case <-time.After(20 * time.Second):
-		e.t.Fatalf("router not ready after 20s:\n%s", logs)
-	}
-	return c, logs
+	return c, c.Stderr
 }
 
 func TestLab(t *testing.T) {
@@ -229,11 +144,10 @@ func TestLab(t *testing.T) {
 		}
 	})
 	t.Run("udp", func(t *testing.T) {
-		srv := &syncBuffer{}
-		e.start(lab.Server1, srv, "/usr/bin/python3", filepath.Join(e.dir, "udpecho.py"), "9000")
+		srv := e.start(lab.Server1, "/usr/bin/python3", filepath.Join(e.dir, "udpecho.py"), "9000")
 		out, err := e.run(30*time.Second, lab.Lan1, "/usr/bin/python3", filepath.Join(e.dir, "udpclient.py"), lab.Srv1, "9000", "41000")
 		if err != nil {
-			t.Fatalf("%v\n%s\nserver: %s", err, out, srv)
+			t.Fatalf("%v\n%s\nserver: %s", err, out, srv.Output())
 		}
 		// The server saw the router's WAN address, with the port preserved.
 		if got := strings.TrimSpace(out); got != "203.0.113.1:41000 hello" {
@@ -241,11 +155,10 @@ func TestLab(t *testing.T) {
 		}
 	})
 	t.Run("tcp", func(t *testing.T) {
-		srv := &syncBuffer{}
-		e.start(lab.Server1, srv, "/usr/bin/python3", filepath.Join(e.dir, "tcpserver.py"), "9001")
+		srv := e.start(lab.Server1, "/usr/bin/python3", filepath.Join(e.dir, "tcpserver.py"), "9001")
 		out, err := e.run(60*time.Second, lab.Lan3, "/usr/bin/python3", filepath.Join(e.dir, "tcpclient.py"), lab.Srv1, "9001", "4000000")
 		if err != nil {
-			t.Fatalf("%v\n%s\nserver: %s", err, out, srv)
+			t.Fatalf("%v\n%s\nserver: %s", err, out, srv.Output())
 		}
 		lines := strings.Fields(out)
 		if len(lines) != 2 || !strings.HasPrefix(lines[0], "203.0.113.1:") || lines[1] != "4000000" {
@@ -265,16 +178,15 @@ func TestLab(t *testing.T) {
 			}
 			defer e.run(10*time.Second, c[0], "ethtool", "-K", c[1], "tx", "off")
 		}
-		srv := &syncBuffer{}
-		e.start(lab.Server2, srv, "/usr/bin/python3", filepath.Join(e.dir, "udpecho.py"), "9000")
+		srv := e.start(lab.Server2, "/usr/bin/python3", filepath.Join(e.dir, "udpecho.py"), "9000")
 		out, err := e.run(30*time.Second, lab.Lan2, "/usr/bin/python3", filepath.Join(e.dir, "udpclient.py"), lab.Srv2, "9000", "42000")
 		if err != nil || strings.TrimSpace(out) != "203.0.113.1:42000 hello" {
-			t.Fatalf("udp: %v %q\nserver: %s", err, out, srv)
+			t.Fatalf("udp: %v %q\nserver: %s", err, out, srv.Output())
 		}
-		e.start(lab.Server2, srv, "/usr/bin/python3", filepath.Join(e.dir, "tcpserver.py"), "9001")
+		srv = e.start(lab.Server2, "/usr/bin/python3", filepath.Join(e.dir, "tcpserver.py"), "9001")
 		out, err = e.run(60*time.Second, lab.Lan2, "/usr/bin/python3", filepath.Join(e.dir, "tcpclient.py"), lab.Srv2, "9001", "1000000")
 		if f := strings.Fields(out); err != nil || len(f) != 2 || f[1] != "1000000" {
-			t.Fatalf("tcp: %v %q\nserver: %s", err, out, srv)
+			t.Fatalf("tcp: %v %q\nserver: %s", err, out, srv.Output())
 		}
 	})
 	t.Run("kernel fenced off", func(t *testing.T) {
@@ -296,18 +208,8 @@ except ConnectionRefusedError:
 	})
 
 	// SIGTERM: clean exit, fence removed.
-	if err := rtr.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- rtr.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("router exit: %v\n%s", err, logs)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("router did not stop on SIGTERM\n%s", logs)
+	if err := rtr.Terminate(15 * time.Second); err != nil {
+		t.Fatalf("router exit: %v\n%s", err, logs)
 	}
 	out, err := e.run(10*time.Second, lab.Router, "nft", "list", "tables")
 	if err != nil || strings.Contains(out, "passgate") {

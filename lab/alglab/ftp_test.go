@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // startVsftpd runs vsftpd in the foreground on srv1 serving root read-only
@@ -39,8 +40,10 @@ dirmessage_enable=NO
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, l, lab.Server1, "vsftpd", path)
-	waitListen(t, l, lab.Server1, "tcp", lab.Srv1, 21, p)
+	p := labtest.StartT(t, l, lab.Server1, "vsftpd", path)
+	if err := labtest.WaitListen(l, lab.Server1, "tcp", lab.Srv1, 21, 15*time.Second, p); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestFTP downloads a file with curl from lan1 through passgate, passive
@@ -67,7 +70,7 @@ func TestFTP(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "got")
 			args := append([]string{"-sS", "--max-time", "30", "-o", out}, mode.args...)
-			if res, err := run(l, 40*time.Second, lab.Lan1, "curl", append(args, url)...); err != nil {
+			if res, err := labtest.Run(l, 40*time.Second, lab.Lan1, "curl", append(args, url)...); err != nil {
 				t.Fatalf("curl %s: %v\n%s\n%s", mode.name, err, res, g.status(t))
 			}
 			got, err := os.ReadFile(out)

@@ -1,7 +1,6 @@
 package alglab
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,16 +8,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // The tests share one lab (prefix pgalg, built on first use and removed in
@@ -54,10 +51,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Chmod(tmp, 0o755)
-	pgBin = filepath.Join(tmp, "passgate")
-	if out, err := exec.Command("go", "build", "-o", pgBin, "passgate/cmd/passgate").CombinedOutput(); err != nil {
-		buildErr = fmt.Errorf("go build passgate/cmd/passgate: %v\n%s", err, out)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	pgBin, buildErr = labtest.BuildPassgate(ctx, tmp)
+	cancel()
 	code := m.Run()
 	if theLab != nil {
 		if err := theLab.Down(); err != nil {
@@ -116,120 +112,8 @@ func missing(tools []lab.Tool) []string {
 	return out
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing while a test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// proc is a background process a test started in a lab node; the test's
-// cleanup ends it by its PID.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  syncBuffer
-	done chan struct{}
-	err  error
-}
-
-func start(t *testing.T, l *lab.Lab, node, name string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: node + ": " + name + " " + strings.Join(args, " "), done: make(chan struct{})}
-	p.cmd = l.Cmd(context.Background(), node, name, args...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", p.name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop ends the process by its PID: SIGTERM, then SIGKILL after 3 s.
-func (p *proc) stop() {
-	if p.exited() {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(3 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *proc) tail() string {
-	s := p.out.String()
-	if len(s) > 3000 {
-		s = "..." + s[len(s)-3000:]
-	}
-	return s
-}
-
-// run runs a command in node, bounded by d, and returns its combined
-// output.
-func run(l *lab.Lab, d time.Duration, node, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	return l.Run(ctx, node, name, args...)
-}
-
-// waitListen waits up to d until node listens on addr:port ("tcp"/"udp").
-func waitListen(t *testing.T, l *lab.Lab, node, proto, addr string, port int, p *proc) {
-	t.Helper()
-	flag := "-Hltn"
-	if proto == "udp" {
-		flag = "-Hlun"
-	}
-	want := fmt.Sprintf("%s:%d", addr, port)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := run(l, 5*time.Second, node, "ss", flag)
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) >= 4 && f[3] == want {
-				return
-			}
-		}
-		if p != nil && p.exited() {
-			t.Fatalf("%s exited: %v\n%s", p.name, p.err, p.tail())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: nothing listening on %s/%s within 15 s", node, want, proto)
-}
-
 // gate is a running passgate daemon.
-type gate struct {
-	l    *lab.Lab
-	p    *proc
-	sock string
-}
+type gate struct{ *labtest.Gate }
 
 // startGate runs passgate in the router namespace with the lab's
 // interfaces, nat holding the "nat" object's fields and helpers the
@@ -248,30 +132,7 @@ func startGate(t *testing.T, l *lab.Lab, nat, helpers string) *gate {
   "control_socket": %q
 }
 `, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, nat, helpers, sock)
-	path := filepath.Join(dir, "passgate.json")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g := &gate{l: l, sock: sock}
-	g.p = start(t, l, lab.Router, pgBin, "run", "--config", path, "--control", sock)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("passgate log (tail):\n%s", g.p.tail())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if g.p.exited() {
-			t.Fatalf("passgate run exited at start: %v\nconfig: %s\n%s", g.p.err, cfg, g.p.tail())
-		}
-		if _, err := run(l, 5*time.Second, lab.Router, pgBin, "status", "--control", sock); err == nil {
-			return g
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("passgate control socket not answering within 20 s\n%s", g.p.tail())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return &gate{labtest.StartGateT(context.Background(), t, l, labtest.GateOptions{Bin: pgBin, Dir: dir, Config: cfg, Sock: sock})}
 }
 
 // flow is the part of `passgate conntrack --json` the tests read.
@@ -288,10 +149,7 @@ type flow struct {
 // flows reads the live flow table.
 func (g *gate) flows(t *testing.T) []flow {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := g.l.Cmd(ctx, lab.Router, pgBin, "conntrack", "--control", g.sock, "--json")
-	raw, err := cmd.Output()
+	raw, err := g.CLI(context.Background(), "conntrack", "--json")
 	if err != nil {
 		t.Fatalf("passgate conntrack --json: %v\n%s", err, raw)
 	}
@@ -307,8 +165,8 @@ func (g *gate) flows(t *testing.T) []flow {
 }
 
 func (g *gate) status(t *testing.T) string {
-	out, _ := run(g.l, 10*time.Second, lab.Router, pgBin, "status", "--control", g.sock)
-	return out
+	out, _ := g.CLI(context.Background(), "status")
+	return string(out)
 }
 
 // blob writes a file of n pseudo-random bytes, world-readable, into dir and
@@ -348,9 +206,7 @@ func publicDir(t *testing.T, name string) string {
 // (the "helpers" object wherever the status nests it).
 func (g *gate) helperCounters(t *testing.T, name string) map[string]any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	raw, err := g.l.Cmd(ctx, lab.Router, pgBin, "status", "--json", "--control", g.sock).Output()
+	raw, err := g.CLI(context.Background(), "status", "--json")
 	if err != nil {
 		t.Fatalf("passgate status --json: %v\n%s", err, raw)
 	}

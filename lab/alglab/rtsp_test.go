@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // RTSPTools are what TestRTSP needs.
@@ -35,14 +36,16 @@ func TestRTSP(t *testing.T) {
 		t.Fatal(err)
 	}
 	const port = 8554
-	p := start(t, l, lab.Server1, lab.Python, srv, lab.Srv1, strconv.Itoa(port))
-	waitListen(t, l, lab.Server1, "tcp", lab.Srv1, port, p)
+	p := labtest.StartT(t, l, lab.Server1, lab.Python, srv, lab.Srv1, strconv.Itoa(port))
+	if err := labtest.WaitListen(l, lab.Server1, "tcp", lab.Srv1, port, 15*time.Second, p); err != nil {
+		t.Fatal(err)
+	}
 	g := startGate(t, l, `"filtering": "address-and-port-dependent"`, `"rtsp": true`)
 	url := fmt.Sprintf("rtsp://%s:%d/test", lab.Srv1, port)
-	out, err := run(l, 30*time.Second, lab.Lan1, "ffmpeg", "-hide_banner", "-nostdin", "-nostats",
+	out, err := labtest.Run(l, 30*time.Second, lab.Lan1, "ffmpeg", "-hide_banner", "-nostdin", "-nostats",
 		"-rtsp_transport", "udp", "-timeout", "5000000", "-i", url, "-t", "3", "-f", "null", "-")
 	if err != nil {
-		t.Fatalf("ffmpeg: %v\nserver: %s", err, p.tail())
+		t.Fatalf("ffmpeg: %v\nserver: %s", err, p.Tail(3000))
 	}
 	m := audioKB.FindStringSubmatch(out)
 	if m == nil || m[1] == "0" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // tftpGet downloads name from srv1 with tftp-hpa on lan1 (binary mode,
@@ -33,8 +34,10 @@ func tftpGet(t *testing.T, l *lab.Lab, name string) ([]byte, string, error) {
 // startTftpd runs tftpd-hpa in the foreground on srv1:69 serving root.
 func startTftpd(t *testing.T, l *lab.Lab, root string) {
 	t.Helper()
-	p := start(t, l, lab.Server1, "in.tftpd", "-L", "-a", lab.Srv1+":69", "-u", "nobody", "-s", root)
-	waitListen(t, l, lab.Server1, "udp", lab.Srv1, 69, p)
+	p := labtest.StartT(t, l, lab.Server1, "in.tftpd", "-L", "-a", lab.Srv1+":69", "-u", "nobody", "-s", root)
+	if err := labtest.WaitListen(l, lab.Server1, "udp", lab.Srv1, 69, 15*time.Second, p); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestTFTP downloads a file with tftp-hpa from lan1 from tftpd-hpa on
@@ -74,7 +77,7 @@ func TestTFTP(t *testing.T) {
 		if !request || !data {
 			t.Fatalf("want the request flow with helper tftp and an expected transfer flow; flows: %+v", fs)
 		}
-		g.p.stop()
+		g.Stop()
 	})
 
 	t.Run("helper-off", func(t *testing.T) {
@@ -91,6 +94,6 @@ func TestTFTP(t *testing.T) {
 				t.Fatalf("helper off, yet flow %+v", f)
 			}
 		}
-		g.p.stop()
+		g.Stop()
 	})
 }

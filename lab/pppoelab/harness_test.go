@@ -4,21 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"passgate/dataplane/link"
 	"passgate/lab"
+	"passgate/lab/labtest"
 	"passgate/pppoe"
 )
 
@@ -44,8 +41,7 @@ type env struct {
 	stub string // the pppd stand-in
 	pg   string // passgate
 
-	mu    sync.Mutex
-	procs []*proc
+	procs labtest.Group
 }
 
 // setup installs what is missing, builds passgate and the stand-in, and
@@ -66,35 +62,13 @@ func setup(t *testing.T, prefix string, timeout time.Duration) (context.Context,
 	e.stub = e.path("pppstub")
 	e.pg = e.path("passgate")
 	for pkg, bin := range map[string]string{"passgate/lab/vpnlab/pppstub": e.stub, "passgate/cmd/passgate": e.pg} {
-		if err := goBuild(ctx, pkg, bin); err != nil {
+		if err := labtest.GoBuild(ctx, pkg, bin); err != nil {
 			t.Fatal(err)
 		}
 	}
-	l, err := lab.Up(ctx, prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.lab = l
-	t.Cleanup(func() {
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	t.Cleanup(e.stopAll) // runs before Down
+	e.lab = labtest.Up(t, prefix, timeout)
+	t.Cleanup(e.procs.StopAll) // runs before Down
 	return ctx, e
-}
-
-func goBuild(ctx context.Context, pkg, out string) error {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
-	cmd.WaitDelay = 5 * time.Second
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-	}
-	return nil
 }
 
 func (e *env) path(name string) string { return filepath.Join(e.dir, name) }
@@ -124,112 +98,23 @@ func parseMAC(s string) (link.MAC, error) {
 	return m, nil
 }
 
-// proc is a background process in a lab node, its output in a file, ended
-// by its PID only.
-type proc struct {
-	name string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
 // start runs name args... in node (ip netns exec execs it, so the PID is
-// the program's own), output to logName in the test's directory.
-func (e *env) start(node, logName, name string, args ...string) *proc {
+// the program's own), output to logName in the test's directory; the
+// test's end stops it.
+func (e *env) start(node, logName, name string, args ...string) *labtest.Proc {
 	e.t.Helper()
-	p := &proc{name: node + ": " + name + " " + strings.Join(args, " "), log: e.path(logName), done: make(chan struct{})}
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := labtest.StartWith(e.lab, node, labtest.Options{LogFile: e.path(logName)}, name, args...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p.cmd = e.lab.Cmd(context.Background(), node, name, args...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	if err := p.cmd.Start(); err != nil {
-		f.Close()
-		e.t.Fatalf("start %s: %v", p.name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	e.mu.Lock()
-	e.procs = append(e.procs, p)
-	e.mu.Unlock()
-	return p
-}
-
-// stopAll ends every process start made, newest first.
-func (e *env) stopAll() {
-	e.mu.Lock()
-	procs := e.procs
-	e.procs = nil
-	e.mu.Unlock()
-	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].stop()
-	}
-}
-
-func (p *proc) exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	default:
-		return false, nil
-	}
-}
-
-// stop sends SIGTERM to the PID, SIGKILL after 5 s, and waits.
-func (p *proc) stop() {
-	if done, _ := p.exited(); done {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *proc) output() string {
-	b, _ := os.ReadFile(p.log)
-	return string(b)
-}
-
-// waitFor polls cond every 100 ms until it holds, timeout passes or ctx
-// ends; the error carries cond's last word.
-func waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, string)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		ok, why := cond()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %s: %s", timeout, why)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
+	return e.procs.Add(p)
 }
 
 // --- passgate ---
 
 type passgate struct {
-	e    *env
-	sock string
-	proc *proc
+	*labtest.Gate
+	e *env
 }
 
 // startPassgate runs passgate in the router namespace with a configuration
@@ -243,42 +128,20 @@ func (e *env) startPassgate(ctx context.Context, name, passthrough string) *pass
 		cfg += `,"passthrough":` + passthrough
 	}
 	cfg += "}\n"
-	file := e.path(name + ".json")
-	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	g := &passgate{e: e, sock: e.path(name + ".sock")}
-	g.proc = e.start(lab.Router, name+".log", e.pg, "run", "--config", file, "--control", g.sock, "--log-level", "debug")
-	err := waitFor(ctx, 20*time.Second, func() (bool, string) {
-		if done, err := g.proc.exited(); done {
-			return true, fmt.Sprintf("passgate exited: %v", err)
-		}
-		_, err := g.status(ctx)
-		return err == nil, fmt.Sprintf("control socket: %v", err)
+	g, err := labtest.StartGate(ctx, e.lab, labtest.GateOptions{
+		Bin: e.pg, Dir: e.dir, Name: name, Config: cfg, LogFile: true, Args: []string{"--log-level", "debug"},
 	})
-	if done, perr := g.proc.exited(); done || err != nil {
-		e.t.Fatalf("passgate %s (%s): %v %v\n%s", name, cfg, err, perr, tail(g.proc.output(), 3000))
+	if err != nil {
+		e.t.Fatalf("passgate %s: %v", name, err)
 	}
-	return g
+	e.procs.Add(g.Proc)
+	return &passgate{Gate: g, e: e}
 }
 
 // status is `passgate status --json`, decoded generically.
 func (g *passgate) status(ctx context.Context) (map[string]any, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, g.e.pg, "status", "--json", "--control", g.sock)
-	cmd.WaitDelay = 2 * time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("passgate status: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
-	}
 	var st map[string]any
-	if err := json.Unmarshal(out, &st); err != nil {
-		return nil, fmt.Errorf("status: %w: %s", err, out)
-	}
-	return st, nil
+	return st, g.CLIJSON(ctx, &st, "status")
 }
 
 // pppoeCounters are the data plane's "pppoe_*" counters.
@@ -331,7 +194,7 @@ const acName = "pgpo-ac"
 
 type server struct {
 	frameLog string
-	proc     *proc
+	proc     *labtest.Proc
 }
 
 // startServer runs pppoe-server on srv1's eth0 and waits until its
@@ -346,15 +209,15 @@ func (e *env) startServer(ctx context.Context) *server {
 	}
 	s.proc = e.start(lab.Server1, "pppoe-server.log", pppoeServer, "-F", "-I", lab.HostIface,
 		"-C", acName, "-S", "isp", "-q", script, "-L", "10.67.0.1", "-R", "10.67.0.10", "-N", "16")
-	err := waitFor(ctx, 10*time.Second, func() (bool, string) {
-		if done, err := s.proc.exited(); done {
+	err := labtest.Poll(ctx, 10*time.Second, func() (bool, string) {
+		if done, err := s.proc.Ended(); done {
 			return true, fmt.Sprintf("pppoe-server exited: %v", err)
 		}
 		out, _ := e.lab.Run(ctx, lab.Server1, "ss", "-0", "-p", "-H")
 		return strings.Contains(out, "pppoe-server"), "no packet socket of pppoe-server yet: " + out
 	})
-	if done, perr := s.proc.exited(); done || err != nil {
-		e.t.Fatalf("pppoe-server: %v %v\n%s", err, perr, s.proc.output())
+	if done, perr := s.proc.Ended(); done || err != nil {
+		e.t.Fatalf("pppoe-server: %v %v\n%s", err, perr, s.proc.Output())
 	}
 	return s
 }
@@ -364,7 +227,7 @@ type client struct {
 	name     string
 	frameLog string
 	childLog string
-	proc     *proc
+	proc     *labtest.Proc
 }
 
 func (e *env) startClient(node string) *client {
@@ -445,7 +308,7 @@ func serverEndOf(all map[string]*end, client string) *end {
 
 type capture struct {
 	path string
-	proc *proc
+	proc *labtest.Proc
 }
 
 // startCapture runs tcpdump on iface in node for PPPoE frames and waits
@@ -455,14 +318,14 @@ func (e *env) startCapture(ctx context.Context, node, iface, name string) *captu
 	c := &capture{path: e.path(name + ".pcap")}
 	c.proc = e.start(node, name+".tcpdump.log", "tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-Z", "root",
 		"-s", "0", "-w", c.path, "ether proto 0x8863 or ether proto 0x8864")
-	err := waitFor(ctx, 10*time.Second, func() (bool, string) {
-		if done, err := c.proc.exited(); done {
+	err := labtest.Poll(ctx, 10*time.Second, func() (bool, string) {
+		if done, err := c.proc.Ended(); done {
 			return true, fmt.Sprintf("tcpdump exited: %v", err)
 		}
-		return strings.Contains(c.proc.output(), "listening on"), "tcpdump not listening yet"
+		return strings.Contains(c.proc.Output(), "listening on"), "tcpdump not listening yet"
 	})
-	if done, _ := c.proc.exited(); done || err != nil {
-		e.t.Fatalf("tcpdump in %s: %v: %s", node, err, c.proc.output())
+	if done, _ := c.proc.Ended(); done || err != nil {
+		e.t.Fatalf("tcpdump in %s: %v: %s", node, err, c.proc.Output())
 	}
 	return c
 }
@@ -472,7 +335,7 @@ func (e *env) startCapture(ctx context.Context, node, iface, name string) *captu
 func (c *capture) frames(t *testing.T) []frame {
 	t.Helper()
 	time.Sleep(300 * time.Millisecond)
-	c.proc.stop()
+	c.proc.Stop()
 	fs, err := readPcap(c.path)
 	if err != nil {
 		t.Fatal(err)

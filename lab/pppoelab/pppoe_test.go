@@ -12,6 +12,7 @@ import (
 
 	"passgate/dataplane/link"
 	"passgate/lab"
+	"passgate/lab/labtest"
 	"passgate/pppoe"
 )
 
@@ -75,12 +76,12 @@ func TestPPPoERelay(t *testing.T) {
 		clients[h] = e.startClient(h)
 	}
 	pairs := map[string]string{}
-	err := waitFor(ctx, 40*time.Second, func() (bool, string) {
+	err := labtest.Poll(ctx, 40*time.Second, func() (bool, string) {
 		clear(pairs)
 		all := ends(srv.frameLog, clients[lab.Lan1].frameLog, clients[lab.Lan2].frameLog)
 		used := map[string]string{}
 		for _, h := range hosts {
-			if done, err := clients[h].proc.exited(); done {
+			if done, err := clients[h].proc.Ended(); done {
 				return false, fmt.Sprintf("%s's client exited: %v", h, err)
 			}
 			c, s := all[h], serverEndOf(all, h)
@@ -135,25 +136,25 @@ func TestPPPoERelay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pppoe -k on srv1: %v\n%s", err, out)
 	}
-	err = waitFor(ctx, 15*time.Second, func() (bool, string) {
-		done, _ := clients[lab.Lan2].proc.exited()
+	err = labtest.Poll(ctx, 15*time.Second, func() (bool, string) {
+		done, _ := clients[lab.Lan2].proc.Ended()
 		return done, "lan2's pppoe still running after the AC's PADT"
 	})
 	if err != nil {
-		t.Errorf("%v\npppoe on lan2: %s", err, tail(readFile(clients[lab.Lan2].childLog), 1000))
+		t.Errorf("%v\npppoe on lan2: %s", err, labtest.Tail(readFile(clients[lab.Lan2].childLog), 1000))
 	}
 	// pppoe says why it ended: "PADT: Generic-Error: RP-PPPoE: Session
 	// killed manually".
 	if said := readFile(clients[lab.Lan2].childLog); !strings.Contains(said, "PADT") {
-		t.Errorf("lan2's pppoe did not report the AC's PADT: %s", tail(said, 600))
+		t.Errorf("lan2's pppoe did not report the AC's PADT: %s", labtest.Tail(said, 600))
 	} else {
-		t.Logf("lan2's pppoe on the AC's PADT: %s", strings.TrimSpace(tail(said, 300)))
+		t.Logf("lan2's pppoe on the AC's PADT: %s", strings.TrimSpace(labtest.Tail(said, 300)))
 	}
 
 	// A PADT from lan1 (its pppoe sends one on SIGTERM) ends lan1's session
 	// at the AC.
-	clients[lab.Lan1].proc.stop()
-	err = waitFor(ctx, 15*time.Second, func() (bool, string) {
+	clients[lab.Lan1].proc.Stop()
+	err = labtest.Poll(ctx, 15*time.Second, func() (bool, string) {
 		s := ends(srv.frameLog)[pairs[lab.Lan1]]
 		return s != nil && s.exit != "", "the server end of lan1's session is still running"
 	})
@@ -186,7 +187,7 @@ func TestPPPoERelay(t *testing.T) {
 		}
 	}
 	if padiLines == 0 {
-		t.Errorf("tcpdump on srv1 shows no PADI:\n%s", tail(text, 2000))
+		t.Errorf("tcpdump on srv1 shows no PADI:\n%s", labtest.Tail(text, 2000))
 	}
 	if t.Failed() {
 		var disc []string
@@ -199,7 +200,7 @@ func TestPPPoERelay(t *testing.T) {
 	}
 
 	// Switched off (the default): no answer to discovery.
-	pg.proc.stop()
+	pg.Proc.Stop()
 	offCap := e.startCapture(ctx, lab.Server1, lab.HostIface, "srv1-off")
 	pgOff := e.startPassgate(ctx, "passgate-default", "")
 	out = discoverAll(ctx, e, []string{lab.Lan1})[lab.Lan1]
@@ -387,13 +388,13 @@ func (e *env) describe(srv *server, clients map[string]*client, pg *passgate) st
 		fmt.Fprintf(&b, "%s: sent %d, from %v, echoed by %v, exit %q\n", name, x.sent, x.from, x.echoedBy, x.exit)
 	}
 	for h, c := range clients {
-		fmt.Fprintf(&b, "pppoe on %s: %s\n", h, strings.TrimSpace(tail(readFile(c.childLog), 600)))
+		fmt.Fprintf(&b, "pppoe on %s: %s\n", h, strings.TrimSpace(labtest.Tail(readFile(c.childLog), 600)))
 	}
-	fmt.Fprintf(&b, "pppoe-server: %s\n", strings.TrimSpace(tail(srv.proc.output(), 600)))
+	fmt.Fprintf(&b, "pppoe-server: %s\n", strings.TrimSpace(labtest.Tail(srv.proc.Output(), 600)))
 	if st, err := pg.status(context.Background()); err == nil {
 		fmt.Fprintf(&b, "passgate data plane counters: %v\n", st["dataplane"])
 	}
-	fmt.Fprintf(&b, "passgate log: %s\n", tail(pg.proc.output(), 1500))
+	fmt.Fprintf(&b, "passgate log: %s\n", labtest.Tail(pg.Proc.Output(), 1500))
 	return b.String()
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 	"passgate/nat"
 )
 
@@ -52,7 +53,7 @@ func ipsecWithPassgate(t *testing.T, prefix string, extra map[string]any) (conte
 			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			t.Logf("passgate flow table:\n%s", pg.Conntrack(cctx))
 			cancel()
-			t.Logf("passgate log (pid %d):\n%s", pg.PID(), ipsecTail(pg.Log(), 8000))
+			t.Logf("passgate log (pid %d):\n%s", pg.PID(), labtest.Tail(pg.Log(), 8000))
 		}
 		pg.Stop()
 	})
@@ -112,7 +113,7 @@ func TestIPsecPassgateRawESP(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("ESP server output:\n%s", ipsecTail(srv.Output(), 6000))
+			t.Logf("ESP server output:\n%s", labtest.Tail(srv.Output(), 6000))
 		}
 		srv.Stop()
 	})
@@ -254,7 +255,7 @@ func TestIPsecPassgateIKEPort500(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("IKE server output:\n%s", ipsecTail(srv.Output(), 6000))
+			t.Logf("IKE server output:\n%s", labtest.Tail(srv.Output(), 6000))
 		}
 		srv.Stop()
 	})
@@ -345,7 +346,7 @@ func TestIPsecPassgateAHDropped(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("server output:\n%s", ipsecTail(srv.Output(), 6000))
+			t.Logf("server output:\n%s", labtest.Tail(srv.Output(), 6000))
 		}
 		srv.Stop()
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // The IPsec lab tests. Lab prefixes start with "pgip". They need root and
@@ -76,7 +77,7 @@ func ipsecStartTunnels(t *testing.T, ctx context.Context, l *lab.Lab, hosts ...s
 	logOnFailure := func(c *ipsecCharon) {
 		t.Cleanup(func() {
 			if t.Failed() {
-				t.Logf("charon log of %s (pid %d):\n%s", c.Node, c.PID(), ipsecTail(c.Log(), 6000))
+				t.Logf("charon log of %s (pid %d):\n%s", c.Node, c.PID(), labtest.Tail(c.Log(), 6000))
 			}
 			c.Stop()
 		})

@@ -19,14 +19,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
-	"passgate/control"
-	"passgate/dataplane/router"
 	"passgate/lab"
-	"passgate/nat"
+	"passgate/lab/labtest"
 )
 
 // ipsecToolScript is ipsec_tool.py, written next to each test's files.
@@ -103,7 +99,7 @@ func ipsecEnsurePackages(ctx context.Context) error {
 		cmd.Env = env
 		cmd.WaitDelay = 5 * time.Second
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get %s: %w\n%s", strings.Join(args, " "), err, ipsecTail(string(out), 2000))
+			return fmt.Errorf("apt-get %s: %w\n%s", strings.Join(args, " "), err, labtest.Tail(string(out), 2000))
 		}
 		return nil
 	}
@@ -120,13 +116,6 @@ func ipsecEnsurePackages(ctx context.Context) error {
 		return fmt.Errorf("ipsec lab: still missing after apt-get install: %v", still)
 	}
 	return nil
-}
-
-func ipsecTail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }
 
 // ipsecWriteTool writes ipsec_tool.py into dir and returns its path.
@@ -147,102 +136,12 @@ func ipsecTempDir(tag string) (string, error) {
 
 // ---------------------------------------------------------------- processes
 
-// ipsecBuffer is a bytes.Buffer safe for a process writing while a test
-// reads.
-type ipsecBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *ipsecBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *ipsecBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// ipsecProc is a long-running process started in a lab node. It is ended
-// by its own PID only (ip netns exec, unshare and sh -c exec all replace
-// themselves, so the PID is the program's).
-type ipsecProc struct {
-	Name   string
-	cmd    *exec.Cmd
-	Stdout ipsecBuffer
-	Stderr ipsecBuffer
-	done   chan struct{}
-	err    error
-	once   sync.Once
-}
-
 // ipsecStartProc starts name args... in node with extra environment
-// variables. The process outlives ctx: end it with Stop.
-func ipsecStartProc(l *lab.Lab, node string, env []string, name string, args ...string) (*ipsecProc, error) {
-	p := &ipsecProc{Name: node + ": " + name + " " + strings.Join(args, " "), done: make(chan struct{})}
-	p.cmd = l.Cmd(context.Background(), node, name, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout = &p.Stdout
-	p.cmd.Stderr = &p.Stderr
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", p.Name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// PID is the process's id.
-func (p *ipsecProc) PID() int { return p.cmd.Process.Pid }
-
-// Exited reports whether the process has ended.
-func (p *ipsecProc) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// Stop ends the process by its PID: SIGTERM, then SIGKILL after 5 s.
-func (p *ipsecProc) Stop() {
-	p.once.Do(func() {
-		if p.Exited() {
-			return
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-}
-
-// WaitLine waits until a line of stdout equals line.
-func (p *ipsecProc) WaitLine(ctx context.Context, line string) error {
-	for {
-		for _, l := range strings.Split(p.Stdout.String(), "\n") {
-			if strings.TrimSpace(l) == line {
-				return nil
-			}
-		}
-		if p.Exited() {
-			return fmt.Errorf("%s exited (%v) before printing %q\nstdout: %s\nstderr: %s", p.Name, p.err, line, p.Stdout.String(), p.Stderr.String())
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not print %q: %w\nstderr: %s", p.Name, line, ctx.Err(), p.Stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+// variables. ip netns exec, unshare and sh -c exec all replace themselves,
+// so the PID labtest ends it by is the program's own. The process outlives
+// ctx: end it with Stop.
+func ipsecStartProc(l *lab.Lab, node string, env []string, name string, args ...string) (*labtest.Proc, error) {
+	return labtest.StartWith(l, node, labtest.Options{Env: env}, name, args...)
 }
 
 // ---------------------------------------------------------------- strongSwan
@@ -254,7 +153,7 @@ type ipsecCharon struct {
 	Node string
 	Dir  string // its configuration, log and vici socket
 	URI  string // unix://Dir/charon.vici
-	proc *ipsecProc
+	proc *labtest.Proc
 	l    *lab.Lab
 }
 
@@ -344,7 +243,7 @@ func ipsecStartCharon(ctx context.Context, l *lab.Lab, node, swanctlConf string)
 			break
 		}
 		if c.proc.Exited() {
-			return nil, fmt.Errorf("charon in %s exited: %v\n%s\n%s", node, c.proc.err, c.proc.Stderr.String(), c.Log())
+			return nil, fmt.Errorf("charon in %s exited: %v\n%s\n%s", node, c.proc.Err(), c.proc.Stderr.String(), c.Log())
 		}
 		select {
 		case <-ctx.Done():
@@ -670,7 +569,7 @@ func (s *ipsecViciSection) list(key string) []string { return s.Lists[key] }
 
 // ipsecToolServer is ipsec_tool.py's server mode in one node.
 type ipsecToolServer struct {
-	proc *ipsecProc
+	proc *labtest.Proc
 }
 
 // ipsecToolEvent is one line the tool's server printed.
@@ -696,7 +595,7 @@ func ipsecStartToolServer(ctx context.Context, l *lab.Lab, node, tool, addr stri
 	if err != nil {
 		return nil, err
 	}
-	if err := p.WaitLine(ctx, "ready"); err != nil {
+	if err := p.WaitLine("ready", time.Until(deadline(ctx, 30*time.Second))); err != nil {
 		p.Stop()
 		return nil, err
 	}
@@ -803,8 +702,7 @@ func ipsecPing(ctx context.Context, l *lab.Lab, node, dst string, count int) (in
 const ipsecPassgateBinEnv = "PG_IPSEC_PASSGATE_BIN"
 
 // ipsecBuildPassgate builds ./cmd/passgate into dir, unless
-// $PG_IPSEC_PASSGATE_BIN names a binary. It must run with the working
-// directory inside the module (go test runs in the package's).
+// $PG_IPSEC_PASSGATE_BIN names a binary.
 func ipsecBuildPassgate(ctx context.Context, dir string) (string, error) {
 	if bin := os.Getenv(ipsecPassgateBinEnv); bin != "" {
 		if _, err := os.Stat(bin); err != nil {
@@ -812,31 +710,11 @@ func ipsecBuildPassgate(ctx context.Context, dir string) (string, error) {
 		}
 		return bin, nil
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		if root := os.Getenv("GOROOT"); root != "" {
-			goBin = filepath.Join(root, "bin", "go")
-		} else {
-			return "", fmt.Errorf("no go command to build passgate: %w", err)
-		}
-	}
-	bin := filepath.Join(dir, "passgate")
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "passgate/cmd/passgate")
-	cmd.WaitDelay = 5 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build passgate: %w\n%s", err, out)
-	}
-	return bin, nil
+	return labtest.BuildPassgate(ctx, dir)
 }
 
 // ipsecPassgate is passgate running in the lab's router namespace.
-type ipsecPassgate struct {
-	Bin    string
-	Config string // path of the configuration file
-	Socket string // control socket
-	proc   *ipsecProc
-	client *control.Client
-}
+type ipsecPassgate struct{ *labtest.Gate }
 
 // ipsecMerge merges src into dst, descending into objects.
 func ipsecMerge(dst, src map[string]any) {
@@ -867,71 +745,36 @@ func ipsecStartPassgate(ctx context.Context, l *lab.Lab, bin, dir string, extra 
 	if err != nil {
 		return nil, err
 	}
-	cfgPath := filepath.Join(dir, "passgate.json")
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		return nil, err
-	}
-	p, err := ipsecStartProc(l, lab.Router, nil, bin, "run", "--config", cfgPath, "--log-level", "debug")
+	g, err := labtest.StartGate(ctx, l, labtest.GateOptions{
+		Bin: bin, Dir: dir, Config: string(b), Sock: sock, Args: []string{"--log-level", "debug"},
+		Wait: time.Until(deadline(ctx, time.Minute)),
+	})
 	if err != nil {
 		return nil, err
 	}
-	pg := &ipsecPassgate{Bin: bin, Config: cfgPath, Socket: sock, proc: p, client: control.NewClient(sock)}
-	for {
-		// The control socket answers once the sockets are open; the fence
-		// and the workers come just after: wait for "forwarding".
-		if strings.Contains(p.Stderr.String(), "msg=forwarding") {
-			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err := pg.client.Status(sctx)
-			cancel()
-			if err == nil {
-				return pg, nil
-			}
-		}
-		if p.Exited() {
-			return nil, fmt.Errorf("passgate exited: %v\nconfig: %s\n%s", p.err, b, p.Stderr.String())
-		}
-		select {
-		case <-ctx.Done():
-			p.Stop()
-			return nil, fmt.Errorf("passgate did not start forwarding: %w\n%s", ctx.Err(), p.Stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
+	return &ipsecPassgate{g}, nil
+}
+
+// deadline is ctx's deadline, or d from now if it has none.
+func deadline(ctx context.Context, d time.Duration) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
 	}
-}
-
-// Status reads GET /v1/status.
-func (p *ipsecPassgate) Status(ctx context.Context) (*control.Status, error) {
-	return p.client.Status(ctx)
-}
-
-// Flows reads the flow table.
-// Events reads the router's event log.
-func (p *ipsecPassgate) Events(ctx context.Context) ([]router.EventInfo, error) {
-	return p.client.Events(ctx)
-}
-
-func (p *ipsecPassgate) Flows(ctx context.Context) ([]nat.FlowInfo, error) {
-	return p.client.Flows(ctx, control.FlowFilter{})
+	return time.Now().Add(d)
 }
 
 // Conntrack runs `passgate conntrack --json`, for failure messages: it
 // shows whatever fields the running version has.
 func (p *ipsecPassgate) Conntrack(ctx context.Context) string {
-	out, err := exec.CommandContext(ctx, p.Bin, "conntrack", "--json", "--control", p.Socket).CombinedOutput()
+	out, err := p.CLI(ctx, "conntrack", "--json")
 	if err != nil {
 		return fmt.Sprintf("passgate conntrack: %v\n%s", err, out)
 	}
 	return string(out)
 }
 
-// Log is passgate's log so far.
-func (p *ipsecPassgate) Log() string { return p.proc.Stderr.String() }
-
 // PID is passgate's process id.
-func (p *ipsecPassgate) PID() int { return p.proc.PID() }
+func (p *ipsecPassgate) PID() int { return p.Proc.PID() }
 
 // Exited reports whether passgate has ended.
-func (p *ipsecPassgate) Exited() bool { return p.proc.Exited() }
-
-// Stop ends passgate by its PID.
-func (p *ipsecPassgate) Stop() { p.proc.Stop() }
+func (p *ipsecPassgate) Exited() bool { return p.Proc.Exited() }

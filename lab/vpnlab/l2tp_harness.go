@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"passgate/lab/labtest"
 )
 
 // l2tpServerPrefix starts the name of every LNS-side stand-in; the rest is
@@ -37,7 +39,7 @@ type l2tpDaemon struct {
 	LNS      bool
 	FrameLog string
 	Conf     string
-	proc     *pptpProc
+	proc     *labtest.Proc
 }
 
 // l2tpTunnel is a tunnel as xl2tpd logs it: "Connection established to
@@ -125,8 +127,8 @@ func (e *pptpEnv) startXL2TPD(ctx context.Context, d *l2tpDaemon, conf, stubName
 		return err
 	}
 	d.proc = p
-	err = pptpWait(ctx, 10*time.Second, func() (bool, string) {
-		if done, err := p.Exited(); done {
+	err = labtest.Poll(ctx, 10*time.Second, func() (bool, string) {
+		if done, err := p.Ended(); done {
 			return true, fmt.Sprintf("xl2tpd exited: %v", err)
 		}
 		if !strings.Contains(p.Output(), "Listening on IP address") {
@@ -135,7 +137,7 @@ func (e *pptpEnv) startXL2TPD(ctx context.Context, d *l2tpDaemon, conf, stubName
 		_, err := os.Stat(d.controlPath())
 		return err == nil, fmt.Sprintf("no control pipe: %v", err)
 	})
-	if done, perr := p.Exited(); done || err != nil {
+	if done, perr := p.Ended(); done || err != nil {
 		return fmt.Errorf("xl2tpd %s on %s: %v %v\n%s", d.Name, d.Node, err, perr, p.Output())
 	}
 	return nil
@@ -208,12 +210,12 @@ type l2tpLink struct {
 // stand-ins on both ends exchanged at least n frames each way.
 func l2tpWaitLinks(ctx context.Context, timeout time.Duration, lns *l2tpDaemon, lacs []*l2tpDaemon, n int) ([]l2tpLink, error) {
 	var links []l2tpLink
-	err := pptpWait(ctx, timeout, func() (bool, string) {
+	err := labtest.Poll(ctx, timeout, func() (bool, string) {
 		links = links[:0]
 		lnsTunnels, lnsSessions := lns.Tunnels(), lns.Sessions()
 		serverEnds := lns.Ends()
 		for _, lac := range lacs {
-			if done, err := lac.proc.Exited(); done {
+			if done, err := lac.proc.Ended(); done {
 				return false, fmt.Sprintf("xl2tpd %s exited: %v", lac.Name, err)
 			}
 			lk := l2tpLink{LAC: lac}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // pptpServerPrefix starts the name of every server-side stand-in; the
@@ -34,7 +35,7 @@ type pptpServer struct {
 	Node     string
 	Addr     string
 	FrameLog string // every server-side stand-in appends here
-	proc     *pptpProc
+	proc     *labtest.Proc
 }
 
 // StartPPTPServer runs pptpd on node, listening on addr, and waits until
@@ -70,14 +71,14 @@ func (e *pptpEnv) StartPPTPServer(ctx context.Context, node, addr string) (*pptp
 		return nil, err
 	}
 	s.proc = p
-	err = pptpWait(ctx, 10*time.Second, func() (bool, string) {
-		if done, err := p.Exited(); done {
+	err = labtest.Poll(ctx, 10*time.Second, func() (bool, string) {
+		if done, err := p.Ended(); done {
 			return true, fmt.Sprintf("pptpd exited: %v", err)
 		}
 		out, _ := e.Lab.Run(ctx, node, "ss", "-Hltn", "sport = :1723")
 		return strings.Contains(out, addr+":1723"), "pptpd not listening on " + addr + ":1723 yet"
 	})
-	if done, perr := p.Exited(); done || err != nil {
+	if done, perr := p.Ended(); done || err != nil {
 		return nil, fmt.Errorf("pptpd on %s: %v %v\n%s", node, err, perr, p.Output())
 	}
 	return s, nil
@@ -96,7 +97,7 @@ type pptpClient struct {
 	Name     string // the stand-in's name and token prefix ("lan1")
 	FrameLog string
 	ChildLog string // pptp's stderr
-	proc     *pptpProc
+	proc     *labtest.Proc
 }
 
 // StartPPTPClient connects node to the PPTP server at server. name must be
@@ -126,14 +127,14 @@ func (c *pptpClient) End() *pptpStub {
 }
 
 // Exited reports whether the client has ended.
-func (c *pptpClient) Exited() (bool, error) { return c.proc.Exited() }
+func (c *pptpClient) Exited() (bool, error) { return c.proc.Ended() }
 
 // pptpWaitFrames waits until every client exchanged at least n frames each
 // way with a server-side stand-in of its own (no two clients share one),
 // and returns which server end served which client.
 func pptpWaitFrames(ctx context.Context, timeout time.Duration, srv *pptpServer, clients []*pptpClient, n int) (map[string]string, error) {
 	pairs := map[string]string{}
-	err := pptpWait(ctx, timeout, func() (bool, string) {
+	err := labtest.Poll(ctx, timeout, func() (bool, string) {
 		clear(pairs)
 		ends := srv.Ends()
 		used := map[string]string{}

@@ -7,25 +7,21 @@ package vpnlab
 // prefix; the IPsec harness of the same package has its own.
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/labtest"
 )
 
 // pptpTools are the Debian packages the PPTP and L2TP harnesses need.
@@ -42,21 +38,6 @@ var pptpTools = []lab.Tool{
 // cannot work here (no /dev/ppp); the harness never runs it.
 func pptpEnsureTools(ctx context.Context, w io.Writer) error {
 	return lab.InstallMissing(ctx, w, append(append([]lab.Tool{}, lab.BaseTools...), pptpTools...)...)
-}
-
-// pptpGoBuild builds the main package pkg (an import path of this module)
-// into out.
-func pptpGoBuild(ctx context.Context, pkg, out string) error {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
-	cmd.WaitDelay = 5 * time.Second
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-	}
-	return nil
 }
 
 // pptpStubPkg is the pppd stand-in.
@@ -92,15 +73,14 @@ type pptpEnv struct {
 	Stub    string // the pppd stand-in
 	RunWrap string // pptpRunScript written out
 
-	mu    sync.Mutex
-	procs []*pptpProc
+	procs labtest.Group
 }
 
 // pptpNewEnv builds the stand-in into dir and writes the run script. The
 // lab is the caller's.
 func pptpNewEnv(ctx context.Context, l *lab.Lab, dir string) (*pptpEnv, error) {
 	e := &pptpEnv{Lab: l, Dir: dir, Stub: filepath.Join(dir, "pppstub"), RunWrap: filepath.Join(dir, "pgpp-run.sh")}
-	if err := pptpGoBuild(ctx, pptpStubPkg, e.Stub); err != nil {
+	if err := labtest.GoBuild(ctx, pptpStubPkg, e.Stub); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(e.RunWrap, []byte(pptpRunScript), 0o755); err != nil {
@@ -112,48 +92,20 @@ func pptpNewEnv(ctx context.Context, l *lab.Lab, dir string) (*pptpEnv, error) {
 // Path is a file in the environment's directory.
 func (e *pptpEnv) Path(name string) string { return filepath.Join(e.Dir, name) }
 
-// pptpProc is a background process started in a lab node; its stdout and
-// stderr go to a file. It is ended by its PID only.
-type pptpProc struct {
-	Name    string
-	LogPath string
-	cmd     *exec.Cmd
-	logf    *os.File
-	done    chan struct{}
-	err     error
-}
-
 // Start runs name args... in node (via ip netns exec, which execs, so the
 // PID is the program's own), with extra environment env, output to
-// logName in the environment's directory.
-func (e *pptpEnv) Start(node, logName string, env []string, name string, args ...string) (*pptpProc, error) {
-	p := &pptpProc{Name: node + ": " + name + " " + strings.Join(args, " "), LogPath: e.Path(logName), done: make(chan struct{})}
-	f, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// logName in the environment's directory. StopAll ends it.
+func (e *pptpEnv) Start(node, logName string, env []string, name string, args ...string) (*labtest.Proc, error) {
+	p, err := labtest.StartWith(e.Lab, node, labtest.Options{Env: env, LogFile: e.Path(logName)}, name, args...)
 	if err != nil {
 		return nil, err
 	}
-	p.logf = f
-	p.cmd = e.Lab.Cmd(context.Background(), node, name, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	if err := p.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", p.Name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		p.logf.Close()
-		close(p.done)
-	}()
-	e.mu.Lock()
-	e.procs = append(e.procs, p)
-	e.mu.Unlock()
-	return p, nil
+	return e.procs.Add(p), nil
 }
 
 // StartPrivate is Start inside the run script: a private /run, and with
 // pppd set, the stand-in overlaid as /usr/sbin/pppd.
-func (e *pptpEnv) StartPrivate(node, logName string, pppd bool, env []string, name string, args ...string) (*pptpProc, error) {
+func (e *pptpEnv) StartPrivate(node, logName string, pppd bool, env []string, name string, args ...string) (*labtest.Proc, error) {
 	if pppd {
 		env = append(env, "PGPP_PPPD="+e.Stub)
 	}
@@ -162,66 +114,7 @@ func (e *pptpEnv) StartPrivate(node, logName string, pppd bool, env []string, na
 }
 
 // StopAll ends every process Start made, newest first.
-func (e *pptpEnv) StopAll() {
-	e.mu.Lock()
-	procs := append([]*pptpProc(nil), e.procs...)
-	e.procs = nil
-	e.mu.Unlock()
-	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].Stop()
-	}
-}
-
-// PID is the process id.
-func (p *pptpProc) PID() int { return p.cmd.Process.Pid }
-
-// Exited reports whether the process has ended, and how.
-func (p *pptpProc) Exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	default:
-		return false, nil
-	}
-}
-
-// Stop sends SIGTERM to the PID, then SIGKILL after 5 s, and waits.
-func (p *pptpProc) Stop() {
-	if done, _ := p.Exited(); done {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// Output is what the process wrote so far.
-func (p *pptpProc) Output() string {
-	b, _ := os.ReadFile(p.LogPath)
-	return string(b)
-}
-
-// pptpWait polls cond every 100 ms until it holds or timeout passes (or
-// ctx ends); the error carries cond's last explanation.
-func pptpWait(ctx context.Context, timeout time.Duration, cond func() (bool, string)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		ok, why := cond()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %s: %s", timeout, why)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
+func (e *pptpEnv) StopAll() { e.procs.StopAll() }
 
 // pptpTail returns at most n bytes of the end of a file, for failure logs.
 func pptpTail(path string, n int) string {
@@ -357,7 +250,7 @@ func pptpServerFor(ends map[string]*pptpStub, client, prefix string) *pptpStub {
 // pptpCapture is a tcpdump writing a pcap file in a lab node.
 type pptpCapture struct {
 	Path string
-	proc *pptpProc
+	proc *labtest.Proc
 }
 
 // StartCapture runs tcpdump on iface in node with a capture filter, and
@@ -372,13 +265,13 @@ func (e *pptpEnv) StartCapture(ctx context.Context, node, iface, name, filter st
 		return nil, err
 	}
 	c.proc = p
-	err = pptpWait(ctx, 10*time.Second, func() (bool, string) {
-		if done, err := p.Exited(); done {
+	err = labtest.Poll(ctx, 10*time.Second, func() (bool, string) {
+		if done, err := p.Ended(); done {
 			return true, fmt.Sprintf("tcpdump exited: %v", err)
 		}
 		return strings.Contains(p.Output(), "listening on"), "tcpdump not listening yet: " + p.Output()
 	})
-	if done, _ := p.Exited(); done || err != nil {
+	if done, _ := p.Ended(); done || err != nil {
 		return nil, fmt.Errorf("tcpdump on %s %s: %v: %s", node, iface, err, p.Output())
 	}
 	return c, nil
@@ -679,12 +572,7 @@ func l2tpMessages(pkts []pptpPacket) []l2tpMsg {
 const pptpPassgatePkg = "passgate/cmd/passgate"
 
 // pptpPassgate is passgate running in the lab's router namespace.
-type pptpPassgate struct {
-	Bin    string // the built binary
-	Config string // its configuration file
-	Sock   string // its control socket
-	proc   *pptpProc
-}
+type pptpPassgate struct{ *labtest.Gate }
 
 // BuildPassgate builds passgate into the environment's directory, once.
 func (e *pptpEnv) BuildPassgate(ctx context.Context) (string, error) {
@@ -692,7 +580,7 @@ func (e *pptpEnv) BuildPassgate(ctx context.Context) (string, error) {
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
-	return bin, pptpGoBuild(ctx, pptpPassgatePkg, bin)
+	return bin, labtest.GoBuild(ctx, pptpPassgatePkg, bin)
 }
 
 // StartPassgate writes config (a JSON object; "" means {}) to a file and
@@ -707,80 +595,35 @@ func (e *pptpEnv) StartPassgate(ctx context.Context, name, config string) (*pptp
 	if config == "" {
 		config = "{}"
 	}
-	g := &pptpPassgate{Bin: bin, Config: e.Path(name + ".json"), Sock: e.Path(name + ".sock")}
-	if err := os.WriteFile(g.Config, []byte(config), 0o644); err != nil {
-		return nil, err
-	}
-	os.Remove(g.Sock)
-	g.proc, err = e.Start(lab.Router, name+".log", nil, bin, "run",
-		"--config", g.Config,
-		"--lan", lab.LANIface, "--lan-addr", lab.LANCIDR,
-		"--wan", lab.WANIface, "--wan-addr", lab.WANCIDR,
-		"--control", g.Sock, "--log-level", "debug")
-	if err != nil {
-		return nil, err
-	}
-	err = pptpWait(ctx, 20*time.Second, func() (bool, string) {
-		if done, err := g.proc.Exited(); done {
-			return true, fmt.Sprintf("passgate exited: %v", err)
-		}
-		_, err := g.Status(ctx)
-		return err == nil, fmt.Sprintf("control socket not answering: %v", err)
+	os.Remove(e.Path(name + ".sock"))
+	g, err := labtest.StartGate(ctx, e.Lab, labtest.GateOptions{
+		Bin: bin, Dir: e.Dir, Name: name, Config: config, LogFile: true,
+		Args: []string{
+			"--lan", lab.LANIface, "--lan-addr", lab.LANCIDR,
+			"--wan", lab.WANIface, "--wan-addr", lab.WANCIDR,
+			"--log-level", "debug",
+		},
 	})
-	if done, perr := g.proc.Exited(); done || err != nil {
-		g.Stop()
-		return nil, fmt.Errorf("passgate %s: %v %v\n%s", name, err, perr, pptpTail(g.proc.LogPath, 4000))
+	if err != nil {
+		return nil, fmt.Errorf("passgate %s: %w", name, err)
 	}
-	return g, nil
+	e.procs.Add(g.Proc)
+	return &pptpPassgate{g}, nil
 }
-
-// Stop ends passgate by its PID.
-func (g *pptpPassgate) Stop() { g.proc.Stop() }
-
-// Log is passgate's output so far.
-func (g *pptpPassgate) Log() string { return g.proc.Output() }
 
 // LogPath is the file passgate's output goes to.
-func (g *pptpPassgate) LogPath() string { return g.proc.LogPath }
-
-func (g *pptpPassgate) cli(ctx context.Context, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, g.Bin, append(args, "--json", "--control", g.Sock)...)
-	cmd.WaitDelay = 2 * time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("passgate %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	return out, nil
-}
+func (g *pptpPassgate) LogPath() string { return g.Proc.LogFile }
 
 // Status is `passgate status --json`, decoded generically.
 func (g *pptpPassgate) Status(ctx context.Context) (map[string]any, error) {
-	out, err := g.cli(ctx, "status")
-	if err != nil {
-		return nil, err
-	}
 	var st map[string]any
-	if err := json.Unmarshal(out, &st); err != nil {
-		return nil, fmt.Errorf("status: %w: %s", err, out)
-	}
-	return st, nil
+	return st, g.CLIJSON(ctx, &st, "status")
 }
 
 // Flows is `passgate conntrack --json`, each flow decoded generically.
 func (g *pptpPassgate) Flows(ctx context.Context) ([]map[string]any, error) {
-	out, err := g.cli(ctx, "conntrack")
-	if err != nil {
-		return nil, err
-	}
 	var flows []map[string]any
-	if err := json.Unmarshal(out, &flows); err != nil {
-		return nil, fmt.Errorf("conntrack: %w: %s", err, out)
-	}
-	return flows, nil
+	return flows, g.CLIJSON(ctx, &flows, "conntrack")
 }
 
 // pptpFlowProto is a flow's protocol, lower case.
