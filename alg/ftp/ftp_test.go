@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"passgate/nat"
+	"passgate/nat/nattest"
 	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
@@ -15,80 +16,19 @@ const sec = nat.Time(1e9)
 
 func engine(t testing.TB, forwards ...nat.PortForward) *nat.Engine {
 	t.Helper()
-	e, err := nat.New(nat.Config{
-		LANAddr:      netip.MustParsePrefix("192.168.50.1/24"),
-		WANAddr:      netip.MustParsePrefix("203.0.113.1/24"),
-		MaxFlows:     1024,
-		PortForwards: forwards,
-	}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.RegisterHelpers(&Helper{})
-	return e
-}
-
-// conn is a TCP connection through the engine, both ends' sequence
-// numbers tracked as the endpoints see them.
-type conn struct {
-	t            *testing.T
-	e            *nat.Engine
-	lan, remote  string
-	pub          string
-	lanSeq, rSeq uint32
-	fromWAN      bool // the connection is opened from the WAN (port forward)
-}
-
-// send passes a segment and returns what came out (frames the engine
-// emitted count too).
-func (c *conn) send(fromLAN bool, flags uint8, payload string) []byte {
-	c.t.Helper()
-	var b []byte
-	var from nat.Iface
-	if fromLAN {
-		dst := c.remote
-		b = TCP(c.lan, dst, flags, c.lanSeq, c.rSeq, nil, []byte(payload))
-		c.lanSeq += uint32(len(payload))
-		from = nat.LAN
-	} else {
-		b = TCP(c.remote, c.pub, flags, c.rSeq, c.lanSeq, nil, []byte(payload))
-		c.rSeq += uint32(len(payload))
-		from = nat.WAN
-	}
-	if flags&packet.TCPSyn != 0 {
-		if fromLAN {
-			c.lanSeq++
-		} else {
-			c.rSeq++
-		}
-	}
-	v := c.e.Process(sec, from, b)
-	switch v.Action {
-	case nat.Forward:
-		return b[:packet.IPv4(b).TotalLen()]
-	case nat.Consumed:
-		em := c.e.Emitted()
-		if len(em) != 1 {
-			c.t.Fatalf("consumed with %d emitted packets", len(em))
-		}
-		out := append([]byte(nil), em[0].Frame[nat.EtherHeadroom:]...)
-		c.e.ResetEmitted()
-		return out
-	}
-	c.t.Fatalf("verdict %+v (%v)", v, v.Reason)
-	return nil
+	return nattest.Engine(t, func(c *nat.Config) { c.PortForwards = forwards }, &Helper{})
 }
 
 func payloadOf(b []byte) string { return string(packet.TCP(packet.IPv4(b).Payload()).Payload()) }
 
 func TestActivePORT(t *testing.T) {
 	e := engine(t)
-	c := &conn{t: t, e: e, lan: "192.168.50.10:40000", remote: "203.0.113.10:21", pub: "203.0.113.1:40000", lanSeq: 1000, rSeq: 5000}
-	c.send(true, packet.TCPSyn, "")
-	c.send(false, packet.TCPSyn|packet.TCPAck, "")
-	c.send(true, packet.TCPAck, "")
-	c.send(false, packet.TCPAck|packet.TCPPsh, "220 ready\r\n")
-	out := c.send(true, packet.TCPAck|packet.TCPPsh, "PORT 192,168,50,10,200,10\r\n")
+	c := &nattest.Conn{T: t, E: e, Now: sec, LAN: "192.168.50.10:40000", Remote: "203.0.113.10:21", Pub: "203.0.113.1:40000", LANSeq: 1000, RSeq: 5000}
+	c.Send(true, packet.TCPSyn, "")
+	c.Send(false, packet.TCPSyn|packet.TCPAck, "")
+	c.Send(true, packet.TCPAck, "")
+	c.Send(false, packet.TCPAck|packet.TCPPsh, "220 ready\r\n")
+	out := c.Send(true, packet.TCPAck|packet.TCPPsh, "PORT 192,168,50,10,200,10\r\n")
 	IPv4(t, out, Src("203.0.113.1:40000"))
 	got := payloadOf(out)
 	want := "PORT 203,0,113,1,200,10\r\n" // 51210 is free outside, so kept
@@ -98,8 +38,8 @@ func TestActivePORT(t *testing.T) {
 	delta := len(want) - len("PORT 192,168,50,10,200,10\r\n")
 	// The client's next segment moves into the server's numbering by the
 	// change in length.
-	clientSeq := c.lanSeq
-	next := c.send(true, packet.TCPAck|packet.TCPPsh, "RETR f\r\n")
+	clientSeq := c.LANSeq
+	next := c.Send(true, packet.TCPAck|packet.TCPPsh, "RETR f\r\n")
 	if s := packet.TCP(packet.IPv4(next).Payload()).Seq(); s != clientSeq+uint32(delta) {
 		t.Fatalf("client seq after rewrite %d, want %d", s, clientSeq+uint32(delta))
 	}
@@ -114,35 +54,35 @@ func TestActivePORT(t *testing.T) {
 
 func TestServerAckTranslated(t *testing.T) {
 	e := engine(t)
-	c := &conn{t: t, e: e, lan: "192.168.50.10:40001", remote: "203.0.113.10:21", pub: "203.0.113.1:40001", lanSeq: 100, rSeq: 900}
-	c.send(true, packet.TCPSyn, "")
-	c.send(false, packet.TCPSyn|packet.TCPAck, "")
+	c := &nattest.Conn{T: t, E: e, Now: sec, LAN: "192.168.50.10:40001", Remote: "203.0.113.10:21", Pub: "203.0.113.1:40001", LANSeq: 100, RSeq: 900}
+	c.Send(true, packet.TCPSyn, "")
+	c.Send(false, packet.TCPSyn|packet.TCPAck, "")
 	line := "PORT 192,168,50,10,200,11\r\n"
-	out := c.send(true, packet.TCPAck|packet.TCPPsh, line)
+	out := c.Send(true, packet.TCPAck|packet.TCPPsh, line)
 	sent := packet.TCP(packet.IPv4(out).Payload())
 	serverNext := sent.Seq() + uint32(len(sent.Payload()))
 	// The server acks what it received, in its numbering.
-	b := TCP("203.0.113.10:21", "203.0.113.1:40001", packet.TCPAck, c.rSeq, serverNext, nil, nil)
+	b := TCP("203.0.113.10:21", "203.0.113.1:40001", packet.TCPAck, c.RSeq, serverNext, nil, nil)
 	if v := e.Process(sec, nat.WAN, b); v.Action != nat.Forward {
 		t.Fatal(v)
 	}
 	IPv4(t, b)
-	if a := packet.TCP(packet.IPv4(b).Payload()).Ack(); a != c.lanSeq {
-		t.Fatalf("ack to client %d, want %d (what it sent)", a, c.lanSeq)
+	if a := packet.TCP(packet.IPv4(b).Payload()).Ack(); a != c.LANSeq {
+		t.Fatalf("ack to client %d, want %d (what it sent)", a, c.LANSeq)
 	}
 }
 
 func TestEPRTAndForeignAddress(t *testing.T) {
 	e := engine(t)
-	c := &conn{t: t, e: e, lan: "192.168.50.11:40002", remote: "203.0.113.10:21", pub: "203.0.113.1:40002", lanSeq: 1, rSeq: 1}
-	c.send(true, packet.TCPSyn, "")
-	c.send(false, packet.TCPSyn|packet.TCPAck, "")
-	out := c.send(true, packet.TCPAck, "EPRT |1|192.168.50.11|6000|\r\n")
+	c := &nattest.Conn{T: t, E: e, Now: sec, LAN: "192.168.50.11:40002", Remote: "203.0.113.10:21", Pub: "203.0.113.1:40002", LANSeq: 1, RSeq: 1}
+	c.Send(true, packet.TCPSyn, "")
+	c.Send(false, packet.TCPSyn|packet.TCPAck, "")
+	out := c.Send(true, packet.TCPAck, "EPRT |1|192.168.50.11|6000|\r\n")
 	if got := payloadOf(out); got != "EPRT |1|203.0.113.1|6000|\r\n" {
 		t.Fatalf("EPRT rewritten to %q", got)
 	}
 	// An address that is not the host's own (already public) stays.
-	out = c.send(true, packet.TCPAck, "PORT 198,51,100,7,10,10\r\n")
+	out = c.Send(true, packet.TCPAck, "PORT 198,51,100,7,10,10\r\n")
 	if got := payloadOf(out); got != "PORT 198,51,100,7,10,10\r\n" {
 		t.Fatalf("foreign address rewritten: %q", got)
 	}
@@ -157,13 +97,8 @@ func TestPassiveServerBehindForward(t *testing.T) {
 	}
 	reply := TCP("192.168.50.12:21", "203.0.113.20:3000", packet.TCPAck|packet.TCPPsh, 10, 2, nil, []byte("227 Entering Passive Mode (192,168,50,12,100,1).\r\n"))
 	v := e.Process(sec, nat.LAN, reply)
-	var out []byte
-	switch v.Action {
-	case nat.Forward:
-		out = reply[:packet.IPv4(reply).TotalLen()]
-	case nat.Consumed:
-		out = e.Emitted()[0].Frame[nat.EtherHeadroom:]
-	default:
+	out, ok := nattest.Output(e, v, reply)
+	if !ok {
 		t.Fatal(v)
 	}
 	IPv4(t, out, Src("203.0.113.1:21"))
@@ -254,13 +189,8 @@ func FuzzFTP(f *testing.F) {
 		e.Process(0, nat.LAN, TCP("192.168.50.10:40000", "203.0.113.10:21", packet.TCPSyn, 1, 0, nil, nil))
 		seg := TCP("192.168.50.10:40000", "203.0.113.10:21", packet.TCPAck, 2, 1, nil, payload)
 		v := e.Process(sec, nat.LAN, seg)
-		var out []byte
-		switch v.Action {
-		case nat.Forward:
-			out = seg[:packet.IPv4(seg).TotalLen()]
-		case nat.Consumed:
-			out = e.Emitted()[0].Frame[nat.EtherHeadroom:]
-		default:
+		out, ok := nattest.Output(e, v, seg)
+		if !ok {
 			t.Fatalf("verdict %+v", v)
 		}
 		IPv4(t, out, Src("203.0.113.1"))
@@ -269,10 +199,10 @@ func FuzzFTP(f *testing.F) {
 
 func TestExpectationListed(t *testing.T) {
 	e := engine(t)
-	c := &conn{t: t, e: e, lan: "192.168.50.10:40005", remote: "203.0.113.10:21", pub: "203.0.113.1:40005", lanSeq: 1, rSeq: 1}
-	c.send(true, packet.TCPSyn, "")
-	c.send(false, packet.TCPSyn|packet.TCPAck, "")
-	c.send(true, packet.TCPAck, "PORT 192,168,50,10,200,20\r\n")
+	c := &nattest.Conn{T: t, E: e, Now: sec, LAN: "192.168.50.10:40005", Remote: "203.0.113.10:21", Pub: "203.0.113.1:40005", LANSeq: 1, RSeq: 1}
+	c.Send(true, packet.TCPSyn, "")
+	c.Send(false, packet.TCPSyn|packet.TCPAck, "")
+	c.Send(true, packet.TCPAck, "PORT 192,168,50,10,200,20\r\n")
 	var got []nat.FlowInfo
 	e.Flows(sec, func(fi nat.FlowInfo) bool {
 		if fi.State == "expected" {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"passgate/nat"
+	"passgate/nat/nattest"
 	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
@@ -22,71 +23,7 @@ func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a,
 
 func engine(t testing.TB) *nat.Engine {
 	t.Helper()
-	e, err := nat.New(nat.Config{
-		LANAddr:  netip.MustParsePrefix("192.168.50.1/24"),
-		WANAddr:  netip.MustParsePrefix("203.0.113.1/24"),
-		MaxFlows: 1024,
-		Helpers:  map[string]nat.Switch{"h323": nat.On},
-	}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.RegisterHelpers(&Helper{})
-	return e
-}
-
-// conn is a TCP connection through the engine; out collects every packet
-// that left the engine, for the pcap.
-type conn struct {
-	t            *testing.T
-	e            *nat.Engine
-	lan, remote  string
-	pub          string
-	lanSeq, rSeq uint32
-	fromWAN      bool // opened by the remote (an expected connection)
-	out          *[][]byte
-}
-
-func (c *conn) send(now nat.Time, fromLAN bool, flags uint8, payload []byte) []byte {
-	c.t.Helper()
-	var b []byte
-	var from nat.Iface
-	if fromLAN {
-		b = TCP(c.lan, c.remote, flags, c.lanSeq, c.rSeq, nil, payload)
-		c.lanSeq += uint32(len(payload))
-		from = nat.LAN
-	} else {
-		b = TCP(c.remote, c.pub, flags, c.rSeq, c.lanSeq, nil, payload)
-		c.rSeq += uint32(len(payload))
-		from = nat.WAN
-	}
-	if flags&packet.TCPSyn != 0 {
-		if fromLAN {
-			c.lanSeq++
-		} else {
-			c.rSeq++
-		}
-	}
-	v := c.e.Process(now, from, b)
-	var out []byte
-	switch v.Action {
-	case nat.Forward:
-		out = b[:packet.IPv4(b).TotalLen()]
-	case nat.Consumed:
-		em := c.e.Emitted()
-		if len(em) != 1 {
-			c.t.Fatalf("consumed with %d emitted packets", len(em))
-		}
-		out = append([]byte(nil), em[0].Frame[nat.EtherHeadroom:]...)
-		c.e.ResetEmitted()
-	default:
-		c.t.Fatalf("verdict %+v (%v)", v, v.Reason)
-	}
-	IPv4(c.t, out)
-	if c.out != nil {
-		*c.out = append(*c.out, out)
-	}
-	return out
+	return nattest.Engine(t, func(c *nat.Config) { c.Helpers = map[string]nat.Switch{"h323": nat.On} }, &Helper{})
 }
 
 func payloadOf(b []byte) []byte { return packet.TCP(packet.IPv4(b).Payload()).Payload() }
@@ -135,17 +72,17 @@ func udpTo(t *testing.T, e *nat.Engine, now nat.Time, from, to string) (nat.Verd
 func callFlow(t *testing.T) (*nat.Engine, [][]byte) {
 	e := engine(t)
 	var out [][]byte
-	c := &conn{t: t, e: e, lan: "192.168.50.10:40000", remote: "203.0.113.10:1720", pub: "203.0.113.1:40000", lanSeq: 1000, rSeq: 5000, out: &out}
-	c.send(0, true, packet.TCPSyn, nil)
-	c.send(0, false, packet.TCPSyn|packet.TCPAck, nil)
-	c.send(0, true, packet.TCPAck, nil)
+	c := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.10:40000", Remote: "203.0.113.10:1720", Pub: "203.0.113.1:40000", LANSeq: 1000, RSeq: 5000, Out: &out}
+	c.SendAt(0, true, packet.TCPSyn, nil)
+	c.SendAt(0, false, packet.TCPSyn|packet.TCPAck, nil)
+	c.SendAt(0, true, packet.TCPAck, nil)
 
 	fast := [][]byte{
 		enc(func(w *perw) { olcForward(w, 1, ap(lanHost, 5001)) }),
 		enc(func(w *perw) { olcReverse(w, 2, ap(lanHost, 5000), ap(lanHost, 5001)) }),
 	}
 	setup := q931Msg(0x05, 0x0001, setupUU(ap(lanHost, 40002), fast))
-	o := c.send(sec, true, packet.TCPAck|packet.TCPPsh, setup)
+	o := c.SendAt(sec, true, packet.TCPAck|packet.TCPPsh, setup)
 	if len(payloadOf(o)) != len(setup) {
 		t.Fatalf("length changed: %d -> %d", len(setup), len(payloadOf(o)))
 	}
@@ -160,19 +97,19 @@ func callFlow(t *testing.T) (*nat.Engine, [][]byte) {
 		t.Fatalf("mediaControlChannel %v", g)
 	}
 	// The callee's answer passes as it is (its addresses are public).
-	c.send(2*sec, false, packet.TCPAck|packet.TCPPsh, q931Msg(0x07, 0x8001, connectUU(ap(netip.MustParseAddr("203.0.113.10"), 30000), nil)))
+	c.SendAt(2*sec, false, packet.TCPAck|packet.TCPPsh, q931Msg(0x07, 0x8001, connectUU(ap(netip.MustParseAddr("203.0.113.10"), 30000), nil)))
 
 	// The callee opens H.245 to the public address; the helper owns it.
-	h := &conn{t: t, e: e, lan: "192.168.50.10:40002", remote: "203.0.113.10:30000", pub: "203.0.113.1:40002", lanSeq: 7000, rSeq: 9000, out: &out}
-	h.send(3*sec, false, packet.TCPSyn, nil)
+	h := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.10:40002", Remote: "203.0.113.10:30000", Pub: "203.0.113.1:40002", LANSeq: 7000, RSeq: 9000, Out: &out}
+	h.SendAt(3*sec, false, packet.TCPSyn, nil)
 	IPv4(t, out[len(out)-1], Dst("192.168.50.10:40002"))
-	h.send(3*sec, true, packet.TCPSyn|packet.TCPAck, nil)
-	h.send(3*sec, false, packet.TCPAck, nil)
-	o = h.send(4*sec, true, packet.TCPAck|packet.TCPPsh, h245OLC(3, ap(lanHost, 5003)))
+	h.SendAt(3*sec, true, packet.TCPSyn|packet.TCPAck, nil)
+	h.SendAt(3*sec, false, packet.TCPAck, nil)
+	o = h.SendAt(4*sec, true, packet.TCPAck|packet.TCPPsh, h245OLC(3, ap(lanHost, 5003)))
 	if g := addrs(t, payloadOf(o), false)[kRTCP]; len(g) != 1 || g[0] != ap(pubAddr, 5003) {
 		t.Fatalf("OLC mediaControlChannel %v", g)
 	}
-	o = h.send(4*sec, true, packet.TCPAck|packet.TCPPsh, h245OLCAck(4, ap(lanHost, 5004), ap(lanHost, 5005)))
+	o = h.SendAt(4*sec, true, packet.TCPAck|packet.TCPPsh, h245OLCAck(4, ap(lanHost, 5004), ap(lanHost, 5005)))
 	g := addrs(t, payloadOf(o), false)
 	if g[kRTP][0] != ap(pubAddr, 5004) || g[kRTCP][0] != ap(pubAddr, 5005) {
 		t.Fatalf("OLCAck %v", g)
@@ -187,7 +124,7 @@ func callFlow(t *testing.T) (*nat.Engine, [][]byte) {
 	out = append(out, b[:packet.IPv4(b).TotalLen()])
 
 	// ReleaseComplete ends the call: its pending expectations go.
-	c.send(6*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x5a, 0x0001, releaseUU()))
+	c.SendAt(6*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x5a, 0x0001, releaseUU()))
 	if v, _ := udpTo(t, e, 7*sec, "203.0.113.10:6002", "203.0.113.1:5004"); v.Action == nat.Forward {
 		t.Fatal("media expectation survived ReleaseComplete")
 	}
@@ -207,13 +144,13 @@ func TestCall(t *testing.T) {
 
 func TestForeignAddressUntouched(t *testing.T) {
 	e := engine(t)
-	c := &conn{t: t, e: e, lan: "192.168.50.11:40000", remote: "203.0.113.10:1720", pub: "203.0.113.1:40000", lanSeq: 1, rSeq: 1}
-	c.send(0, true, packet.TCPSyn, nil)
-	c.send(0, false, packet.TCPSyn|packet.TCPAck, nil)
+	c := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.11:40000", Remote: "203.0.113.10:1720", Pub: "203.0.113.1:40000", LANSeq: 1, RSeq: 1}
+	c.SendAt(0, true, packet.TCPSyn, nil)
+	c.SendAt(0, false, packet.TCPSyn|packet.TCPAck, nil)
 	// A STUN-learned public address is the phone's business.
 	stun := ap(netip.MustParseAddr("198.51.100.7"), 40002)
 	msg := q931Msg(0x07, 0x8001, connectUU(stun, nil))
-	o := c.send(sec, true, packet.TCPAck, msg)
+	o := c.SendAt(sec, true, packet.TCPAck, msg)
 	if string(payloadOf(o)) != string(msg) {
 		t.Fatal("foreign address rewritten")
 	}
@@ -253,12 +190,12 @@ func TestConnectFromServerBehindForward(t *testing.T) {
 
 func TestUnparsedCounted(t *testing.T) {
 	e := engine(t)
-	c := &conn{t: t, e: e, lan: "192.168.50.10:40000", remote: "203.0.113.10:1720", pub: "203.0.113.1:40000", lanSeq: 1, rSeq: 1}
-	c.send(0, true, packet.TCPSyn, nil)
-	c.send(0, false, packet.TCPSyn|packet.TCPAck, nil)
+	c := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.10:40000", Remote: "203.0.113.10:1720", Pub: "203.0.113.1:40000", LANSeq: 1, RSeq: 1}
+	c.SendAt(0, true, packet.TCPSyn, nil)
+	c.SendAt(0, false, packet.TCPSyn|packet.TCPAck, nil)
 	msg := q931Msg(0x05, 1, setupUU(ap(lanHost, 40002), nil))
 	cut := msg[:len(msg)-10] // the TPKT says more than the segment holds
-	o := c.send(sec, true, packet.TCPAck, cut)
+	o := c.SendAt(sec, true, packet.TCPAck, cut)
 	if string(payloadOf(o)) != string(cut) {
 		t.Fatal("cut message rewritten")
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"passgate/nat"
+	"passgate/nat/nattest"
 	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
@@ -66,14 +67,14 @@ func rasFlow(t *testing.T) (*nat.Engine, [][]byte) {
 
 	// The gatekeeper calls the registered address: the connection reaches
 	// the phone and the helper walks it (the phone's Connect is rewritten).
-	c := &conn{t: t, e: e, lan: "192.168.50.10:1720", remote: "203.0.113.10:30001", pub: "203.0.113.1:1720", lanSeq: 100, rSeq: 200, out: &out}
-	c.send(2*sec, false, packet.TCPSyn, nil)
+	c := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.10:1720", Remote: "203.0.113.10:30001", Pub: "203.0.113.1:1720", LANSeq: 100, RSeq: 200, Out: &out}
+	c.SendAt(2*sec, false, packet.TCPSyn, nil)
 	IPv4(t, out[len(out)-1], Dst("192.168.50.10:1720"))
-	c.send(2*sec, true, packet.TCPSyn|packet.TCPAck, nil)
-	c.send(2*sec, false, packet.TCPAck, nil)
+	c.SendAt(2*sec, true, packet.TCPSyn|packet.TCPAck, nil)
+	c.SendAt(2*sec, false, packet.TCPAck, nil)
 	gk := netip.MustParseAddr("203.0.113.10")
-	c.send(3*sec, false, packet.TCPAck|packet.TCPPsh, q931Msg(0x05, 0x0007, setupUU(ap(gk, 30002), nil)))
-	o := c.send(3*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x07, 0x8007, connectUU(ap(lanHost, 40020), nil)))
+	c.SendAt(3*sec, false, packet.TCPAck|packet.TCPPsh, q931Msg(0x05, 0x0007, setupUU(ap(gk, 30002), nil)))
+	o := c.SendAt(3*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x07, 0x8007, connectUU(ap(lanHost, 40020), nil)))
 	if g := addrs(t, payloadOf(o), true)[kH245]; len(g) != 1 || g[0] != ap(pubAddr, 40020) {
 		t.Fatalf("Connect's h245Address on the gatekeeper's call: %v", g)
 	}
@@ -122,19 +123,19 @@ func TestRASUntouched(t *testing.T) {
 func tunnelFlow(t *testing.T) (*nat.Engine, [][]byte) {
 	e := engine(t)
 	var out [][]byte
-	c := &conn{t: t, e: e, lan: "192.168.50.10:40100", remote: "203.0.113.10:1720", pub: "203.0.113.1:40100", lanSeq: 1000, rSeq: 5000, out: &out}
-	c.send(0, true, packet.TCPSyn, nil)
-	c.send(0, false, packet.TCPSyn|packet.TCPAck, nil)
-	c.send(0, true, packet.TCPAck, nil)
+	c := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.10:40100", Remote: "203.0.113.10:1720", Pub: "203.0.113.1:40100", LANSeq: 1000, RSeq: 5000, Out: &out}
+	c.SendAt(0, true, packet.TCPSyn, nil)
+	c.SendAt(0, false, packet.TCPSyn|packet.TCPAck, nil)
+	c.SendAt(0, true, packet.TCPAck, nil)
 	setup := q931Msg(0x05, 0x0002, setupTunnelUU([][]byte{mscOLC(1, ap(lanHost, 5011))}))
-	o := c.send(sec, true, packet.TCPAck|packet.TCPPsh, setup)
+	o := c.SendAt(sec, true, packet.TCPAck|packet.TCPPsh, setup)
 	if len(payloadOf(o)) != len(setup) {
 		t.Fatal("length changed")
 	}
 	if g := addrs(t, payloadOf(o), true); len(g[kRTCP]) != 1 || g[kRTCP][0] != ap(pubAddr, 5011) || len(g[kRTP]) != 0 || len(g[kH245]) != 0 {
 		t.Fatalf("tunnelled OLC %v", g)
 	}
-	o = c.send(2*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x62, 0x0002, emptyUU([][]byte{mscOLCAck(2, ap(lanHost, 5012), ap(lanHost, 5013))})))
+	o = c.SendAt(2*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x62, 0x0002, emptyUU([][]byte{mscOLCAck(2, ap(lanHost, 5012), ap(lanHost, 5013))})))
 	if g := addrs(t, payloadOf(o), true); len(g[kRTP]) != 1 || g[kRTP][0] != ap(pubAddr, 5012) || g[kRTCP][0] != ap(pubAddr, 5013) {
 		t.Fatalf("tunnelled OLCAck %v", g)
 	}
@@ -144,7 +145,7 @@ func tunnelFlow(t *testing.T) (*nat.Engine, [][]byte) {
 	}
 	IPv4(t, b, Dst("192.168.50.10:5012"))
 	out = append(out, b[:packet.IPv4(b).TotalLen()])
-	c.send(4*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x5a, 0x0002, releaseUU()))
+	c.SendAt(4*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x5a, 0x0002, releaseUU()))
 	if v, _ := udpTo(t, e, 5*sec, "203.0.113.10:6002", "203.0.113.1:5013"); v.Action == nat.Forward {
 		t.Fatal("media expectation survived ReleaseComplete")
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"passgate/nat"
+	"passgate/nat/nattest"
 	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
@@ -15,76 +16,20 @@ const sec = nat.Time(1e9)
 
 func engine(t testing.TB, sw nat.Switch, forwards ...nat.PortForward) *nat.Engine {
 	t.Helper()
-	e, err := nat.New(nat.Config{
-		LANAddr:      netip.MustParsePrefix("192.168.50.1/24"),
-		WANAddr:      netip.MustParsePrefix("203.0.113.1/24"),
-		MaxFlows:     1024,
-		Filtering:    nat.AddressAndPortDependent,
-		PortForwards: forwards,
-		Helpers:      map[string]nat.Switch{"rtsp": sw},
-	}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.RegisterHelpers(&Helper{})
-	return e
-}
-
-// conn is a TCP connection through the engine from a LAN client, both
-// ends' sequence numbers as the endpoints see them.
-type conn struct {
-	t            *testing.T
-	e            *nat.Engine
-	lan, remote  string
-	pub          string
-	lanSeq, rSeq uint32
-}
-
-func (c *conn) send(fromLAN bool, flags uint8, payload string) []byte {
-	c.t.Helper()
-	var b []byte
-	from := nat.WAN
-	if fromLAN {
-		b = TCP(c.lan, c.remote, flags, c.lanSeq, c.rSeq, nil, []byte(payload))
-		c.lanSeq += uint32(len(payload))
-		from = nat.LAN
-	} else {
-		b = TCP(c.remote, c.pub, flags, c.rSeq, c.lanSeq, nil, []byte(payload))
-		c.rSeq += uint32(len(payload))
-	}
-	if flags&packet.TCPSyn != 0 {
-		if fromLAN {
-			c.lanSeq++
-		} else {
-			c.rSeq++
-		}
-	}
-	v := c.e.Process(sec, from, b)
-	var out []byte
-	switch v.Action {
-	case nat.Forward:
-		out = b[:packet.IPv4(b).TotalLen()]
-	case nat.Consumed:
-		em := c.e.Emitted()
-		if len(em) != 1 {
-			c.t.Fatalf("consumed with %d emitted packets", len(em))
-		}
-		out = append([]byte(nil), em[0].Frame[nat.EtherHeadroom:]...)
-		c.e.ResetEmitted()
-	default:
-		c.t.Fatalf("verdict %+v (%v)", v, v.Reason)
-	}
-	IPv4(c.t, out) // lengths and checksums
-	return out
+	return nattest.Engine(t, func(c *nat.Config) {
+		c.Filtering = nat.AddressAndPortDependent
+		c.PortForwards = forwards
+		c.Helpers = map[string]nat.Switch{"rtsp": sw}
+	}, &Helper{})
 }
 
 func payloadOf(b []byte) string { return string(packet.TCP(packet.IPv4(b).Payload()).Payload()) }
 
-func open(t *testing.T, e *nat.Engine, lan string, port int) *conn {
-	c := &conn{t: t, e: e, lan: lan, remote: fmt.Sprintf("203.0.113.10:%d", port), pub: "203.0.113.1:" + strings.Split(lan, ":")[1], lanSeq: 1000, rSeq: 7000}
-	c.send(true, packet.TCPSyn, "")
-	c.send(false, packet.TCPSyn|packet.TCPAck, "")
-	c.send(true, packet.TCPAck, "")
+func open(t *testing.T, e *nat.Engine, lan string, port int) *nattest.Conn {
+	c := &nattest.Conn{T: t, E: e, Now: sec, Check: true, LAN: lan, Remote: fmt.Sprintf("203.0.113.10:%d", port), Pub: "203.0.113.1:" + strings.Split(lan, ":")[1], LANSeq: 1000, RSeq: 7000}
+	c.Send(true, packet.TCPSyn, "")
+	c.Send(false, packet.TCPSyn|packet.TCPAck, "")
+	c.Send(true, packet.TCPAck, "")
 	return c
 }
 
@@ -113,7 +58,7 @@ func TestSetupRewrittenAndMappedBack(t *testing.T) {
 		}
 	}
 	c := open(t, e, "192.168.50.10:41000", 554)
-	out := c.send(true, packet.TCPAck|packet.TCPPsh, setup("RTP/AVP;unicast;client_port=5000-5001"))
+	out := c.Send(true, packet.TCPAck|packet.TCPPsh, setup("RTP/AVP;unicast;client_port=5000-5001"))
 	got := payloadOf(out)
 	var lo, hi uint16
 	i := strings.Index(got, "client_port=")
@@ -130,14 +75,14 @@ func TestSetupRewrittenAndMappedBack(t *testing.T) {
 		t.Fatalf("rewritten\n%q\nwant\n%q", got, want)
 	}
 	// The server's reply echoes the public ports: the client sees its own.
-	out = c.send(false, packet.TCPAck|packet.TCPPsh, reply(fmt.Sprintf("RTP/AVP;unicast;client_port=%d-%d;server_port=6970-6971;ssrc=1A2B", lo, hi)))
+	out = c.Send(false, packet.TCPAck|packet.TCPPsh, reply(fmt.Sprintf("RTP/AVP;unicast;client_port=%d-%d;server_port=6970-6971;ssrc=1A2B", lo, hi)))
 	if got, want := payloadOf(out), reply("RTP/AVP;unicast;client_port=5000-5001;server_port=6970-6971;ssrc=1A2B"); got != want {
 		t.Fatalf("reply to the client\n%q\nwant\n%q", got, want)
 	}
 	// Sequence numbers: the client's next request moves by the change.
 	delta := len(fmt.Sprintf("%d%d", lo, hi)) - len("50005001")
-	seq := c.lanSeq
-	out = c.send(true, packet.TCPAck|packet.TCPPsh, "PLAY rtsp://203.0.113.10/test RTS/1.0\r\nCSeq: 4\r\n\r\n")
+	seq := c.LANSeq
+	out = c.Send(true, packet.TCPAck|packet.TCPPsh, "PLAY rtsp://203.0.113.10/test RTS/1.0\r\nCSeq: 4\r\n\r\n")
 	if s := packet.TCP(packet.IPv4(out).Payload()).Seq(); s != seq+uint32(delta) {
 		t.Fatalf("seq %d, want %d", s, seq+uint32(delta))
 	}
@@ -164,7 +109,7 @@ func TestWithoutHelperMediaFiltered(t *testing.T) {
 	e := engine(t, nat.Default) // off by default
 	c := open(t, e, "192.168.50.10:41001", 8554)
 	in := setup("RTP/AVP;unicast;client_port=5002-5003")
-	if got := payloadOf(c.send(true, packet.TCPAck|packet.TCPPsh, in)); got != in {
+	if got := payloadOf(c.Send(true, packet.TCPAck|packet.TCPPsh, in)); got != in {
 		t.Fatalf("helper off, yet rewritten: %q", got)
 	}
 	if v, _ := udpIn(e, "203.0.113.10:6970", 5002); v.Action != nat.Drop {
@@ -183,13 +128,13 @@ func TestTransportsLeftAlone(t *testing.T) {
 		"RTP/AVP;unicast",
 	} {
 		in := setup(tr)
-		if got := payloadOf(c.send(true, packet.TCPAck|packet.TCPPsh, in)); got != in {
+		if got := payloadOf(c.Send(true, packet.TCPAck|packet.TCPPsh, in)); got != in {
 			t.Errorf("%s: rewritten to %q", tr, got)
 		}
 	}
 	// Replies to the client with ports it never announced stay too.
 	in := reply("RTP/AVP;unicast;client_port=7000-7001;server_port=6970-6971")
-	if got := payloadOf(c.send(false, packet.TCPAck|packet.TCPPsh, in)); got != in {
+	if got := payloadOf(c.Send(false, packet.TCPAck|packet.TCPPsh, in)); got != in {
 		t.Errorf("unknown reply rewritten to %q", got)
 	}
 	if st := e.HelperStats()["rtsp"]; st.Rewrites != 0 || st.Expectations != 0 || st.Unparsed != 0 {
@@ -202,10 +147,10 @@ func TestDestinationAndSeveralSpecs(t *testing.T) {
 	c := open(t, e, "192.168.50.10:41003", 554)
 	in := setup("RTP/AVP/TCP;interleaved=0-1, RTP/AVP;unicast;destination=192.168.50.10;client_port=6000-6001, RTP/AVP;unicast;client_port=6002")
 	want := setup("RTP/AVP/TCP;interleaved=0-1, RTP/AVP;unicast;destination=203.0.113.1;client_port=6000-6001, RTP/AVP;unicast;client_port=6002")
-	if got := payloadOf(c.send(true, packet.TCPAck|packet.TCPPsh, in)); got != want {
+	if got := payloadOf(c.Send(true, packet.TCPAck|packet.TCPPsh, in)); got != want {
 		t.Fatalf("got\n%q\nwant\n%q", got, want)
 	}
-	out := c.send(false, packet.TCPAck|packet.TCPPsh, reply("RTP/AVP;unicast;destination=203.0.113.1;client_port=6000-6001;server_port=7000-7001"))
+	out := c.Send(false, packet.TCPAck|packet.TCPPsh, reply("RTP/AVP;unicast;destination=203.0.113.1;client_port=6000-6001;server_port=7000-7001"))
 	if got, want := payloadOf(out), reply("RTP/AVP;unicast;destination=192.168.50.10;client_port=6000-6001;server_port=7000-7001"); got != want {
 		t.Fatalf("got\n%q\nwant\n%q", got, want)
 	}
@@ -222,18 +167,18 @@ func TestUnparsedAndTeardown(t *testing.T) {
 		setup("RTP/AVP;unicast;client_port=a-b"),
 		"SETUP rtsp://x RTSP/1.0\r\nCSeq: 3\r\nTransport: RTP/AVP;unicast;client_po", // cut
 	} {
-		if got := payloadOf(c.send(true, packet.TCPAck|packet.TCPPsh, bad)); got != bad {
+		if got := payloadOf(c.Send(true, packet.TCPAck|packet.TCPPsh, bad)); got != bad {
 			t.Errorf("%q rewritten to %q", bad, got)
 		}
 	}
 	if st := e.HelperStats()["rtsp"]; st.Unparsed != 3 || st.Expectations != 0 {
 		t.Fatalf("counters %+v", st)
 	}
-	out := c.send(true, packet.TCPAck|packet.TCPPsh, setup("RTP/AVP;unicast;client_port=8000-8001"))
+	out := c.Send(true, packet.TCPAck|packet.TCPPsh, setup("RTP/AVP;unicast;client_port=8000-8001"))
 	if !strings.Contains(payloadOf(out), "client_port=8000-8001") {
 		t.Fatalf("free ports not kept: %q", payloadOf(out))
 	}
-	c.send(true, packet.TCPAck|packet.TCPPsh, "TEARDOWN rtsp://203.0.113.10/test RTSP/1.0\r\nCSeq: 5\r\n\r\n")
+	c.Send(true, packet.TCPAck|packet.TCPPsh, "TEARDOWN rtsp://203.0.113.10/test RTSP/1.0\r\nCSeq: 5\r\n\r\n")
 	if v, _ := udpIn(e, "203.0.113.10:6970", 8000); v.Action != nat.Drop {
 		t.Fatalf("media after TEARDOWN: %+v", v)
 	}
@@ -247,10 +192,8 @@ func TestServerBehindForward(t *testing.T) {
 	r := TCP("192.168.50.12:554", "203.0.113.20:3000", packet.TCPAck|packet.TCPPsh, 10, 2, nil,
 		[]byte(reply("RTP/AVP;unicast;client_port=4000-4001;source=192.168.50.12;server_port=9000-9001")))
 	v := e.Process(sec, nat.LAN, r)
-	out := r[:packet.IPv4(r).TotalLen()]
-	if v.Action == nat.Consumed {
-		out = e.Emitted()[0].Frame[nat.EtherHeadroom:]
-	} else if v.Action != nat.Forward {
+	out, ok := nattest.Output(e, v, r)
+	if !ok {
 		t.Fatal(v)
 	}
 	IPv4(t, out, Src("203.0.113.1:554"))
@@ -362,13 +305,8 @@ func FuzzSetup(f *testing.F) {
 			from = nat.WAN
 		}
 		v := e.Process(sec, from, seg)
-		var out []byte
-		switch v.Action {
-		case nat.Forward:
-			out = seg[:packet.IPv4(seg).TotalLen()]
-		case nat.Consumed:
-			out = e.Emitted()[0].Frame[nat.EtherHeadroom:]
-		default:
+		out, ok := nattest.Output(e, v, seg)
+		if !ok {
 			t.Fatalf("verdict %+v", v)
 		}
 		if fromWAN {

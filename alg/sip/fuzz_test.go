@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"passgate/nat"
+	"passgate/nat/nattest"
 	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
@@ -58,12 +59,8 @@ func FuzzSIP(f *testing.F) {
 			v = e.Process(sec, nat.LAN, seg)
 			out = seg
 		}
-		switch v.Action {
-		case nat.Forward:
-			out = out[:packet.IPv4(out).TotalLen()]
-		case nat.Consumed:
-			out = e.Emitted()[0].Frame[nat.EtherHeadroom:]
-		default:
+		out, ok := nattest.Output(e, v, out)
+		if !ok {
 			t.Fatalf("verdict %+v", v)
 		}
 		IPv4(t, out, Src(pub))
@@ -121,13 +118,8 @@ func FuzzSDP(f *testing.F) {
 		in := invite("sdp@x", phone+":5060", phone+":5060", string(body))
 		seg := UDP(phone+":5060", proxy+":5060", []byte(in))
 		v := e.Process(sec, nat.LAN, seg)
-		var out []byte
-		switch v.Action {
-		case nat.Forward:
-			out = seg[:packet.IPv4(seg).TotalLen()]
-		case nat.Consumed:
-			out = e.Emitted()[0].Frame[nat.EtherHeadroom:]
-		default:
+		out, ok := nattest.Output(e, v, seg)
+		if !ok {
 			t.Fatalf("verdict %+v", v)
 		}
 		IPv4(t, out, Src(pub+":5060"))

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"passgate/nat"
+	"passgate/nat/nattest"
 	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
@@ -24,20 +25,11 @@ const (
 
 func engine(t testing.TB, on bool) *nat.Engine {
 	t.Helper()
-	cfg := nat.Config{
-		LANAddr:  netip.MustParsePrefix("192.168.50.1/24"),
-		WANAddr:  netip.MustParsePrefix("203.0.113.1/24"),
-		MaxFlows: 1024,
+	mod := func(c *nat.Config) { c.Helpers = map[string]nat.Switch{"sip": nat.On} }
+	if !on {
+		mod = nil
 	}
-	if on {
-		cfg.Helpers = map[string]nat.Switch{"sip": nat.On}
-	}
-	e, err := nat.New(cfg, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.RegisterHelpers(&Helper{})
-	return e
+	return nattest.Engine(t, mod, &Helper{})
 }
 
 // msg builds a SIP message from lines joined with CRLF, a blank line and

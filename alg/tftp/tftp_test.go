@@ -2,10 +2,10 @@ package tftp
 
 import (
 	"bytes"
-	"net/netip"
 	"testing"
 
 	"passgate/nat"
+	"passgate/nat/nattest"
 	. "passgate/packet/pkttest"
 )
 
@@ -17,18 +17,10 @@ func engine(t testing.TB, on bool) *nat.Engine {
 	if !on {
 		sw = nat.Off
 	}
-	e, err := nat.New(nat.Config{
-		LANAddr:   netip.MustParsePrefix("192.168.50.1/24"),
-		WANAddr:   netip.MustParsePrefix("203.0.113.1/24"),
-		MaxFlows:  1024,
-		Filtering: nat.AddressAndPortDependent,
-		Helpers:   map[string]nat.Switch{"tftp": sw},
-	}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.RegisterHelpers(&Helper{})
-	return e
+	return nattest.Engine(t, func(c *nat.Config) {
+		c.Filtering = nat.AddressAndPortDependent
+		c.Helpers = map[string]nat.Switch{"tftp": sw}
+	}, &Helper{})
 }
 
 func rrq(file, mode string, opts ...string) []byte {
