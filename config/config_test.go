@@ -51,6 +51,7 @@ func TestFullConfig(t *testing.T) {
 		PortLo:          2000,
 		PortHi:          3000,
 		DMZ:             netip.MustParseAddr("192.168.50.20"),
+		KernelTCP:       []uint16{8080}, // the admin page, on by default
 		Timeouts: nat.Timeouts{
 			UDP: 3 * time.Minute, TCPEstablished: 3 * time.Hour,
 			TCPTransitory: 5 * time.Minute, TCPClosed: 20 * time.Second, ICMP: 90 * time.Second,

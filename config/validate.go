@@ -249,6 +249,9 @@ func (c *Config) Validate() (*Settings, error) {
 		v.bad("control_socket", "path is %d bytes; a unix socket path must be shorter than 108", len(sock))
 	}
 	s.Admin = v.admin(c.Admin, n.LANAddr)
+	if s.Admin.Enabled && s.Admin.Listen.IsValid() && s.Admin.Listen.Addr() == n.LANAddr.Addr() {
+		n.KernelTCP = []uint16{s.Admin.Listen.Port()}
+	}
 	if len(v.errs) > 0 {
 		return nil, v.errs
 	}

@@ -117,6 +117,11 @@ type Config struct {
 	ICMPRate        int        // generated ICMP errors per second; default 100
 
 	Passthrough Passthrough
+	// KernelTCP are TCP ports on the LAN address that the kernel serves
+	// (the admin page): the data plane lets the kernel have those
+	// packets, so the engine takes them quietly instead of counting them
+	// as drops.
+	KernelTCP []uint16
 	// Helpers switches registered application-level gateways by name
 	// ("ftp", "sip", ...); absent ones take the helper's default.
 	Helpers map[string]Switch

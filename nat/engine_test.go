@@ -446,3 +446,15 @@ func TestNoRouteMakesNoState(t *testing.T) {
 	// On the WAN network itself no gateway is needed.
 	pass(t, e, 0, LAN, UDP("192.168.50.10:5000", "203.0.113.10:53", nil), WAN)
 }
+
+func TestKernelTCPNotCountedAsDrop(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.KernelTCP = []uint16{8080} })
+	syn := TCP("192.168.50.10:40000", "192.168.50.1:8080", packet.TCPSyn, 1, 0, nil, nil)
+	if v := e.Process(0, LAN, syn); v.Action != Consumed {
+		t.Fatalf("admin SYN: %+v", v)
+	}
+	dropped(t, e, 0, LAN, TCP("192.168.50.10:40000", "192.168.50.1:22", packet.TCPSyn, 1, 0, nil, nil), DropToRouter)
+	if n := e.Stats().Drops[DropToRouter]; n != 1 {
+		t.Fatalf("to_router drops %d, want 1 (the port-22 SYN only)", n)
+	}
+}

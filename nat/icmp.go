@@ -2,6 +2,7 @@ package nat
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"passgate/conntrack"
 	"passgate/packet"
@@ -11,6 +12,11 @@ import (
 // a reply, turned round in place; anything else is dropped (the admin plane
 // reaches the kernel's sockets by its own path).
 func (e *Engine) local(now Time, from Iface, ip packet.IPv4) Verdict {
+	if from == LAN && ip.Protocol() == packet.ProtoTCP && !ip.IsFragment() && len(e.cfg.KernelTCP) > 0 {
+		if t, err := packet.ParseTCP(ip.Payload()); err == nil && ip.Dst() == e.lanAddr && slices.Contains(e.cfg.KernelTCP, t.DstPort()) {
+			return Verdict{Action: Consumed} // the kernel's socket answers it
+		}
+	}
 	if ip.Protocol() != packet.ProtoICMP || ip.IsFragment() {
 		return e.drop(DropToRouter)
 	}
