@@ -91,7 +91,14 @@ func controlFlag(fs interface {
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", stderr, "[--json] [--control SOCKET]")
+	return readCommand("status", args, stdout, stderr, (*control.Client).Status, printStatus)
+}
+
+// readCommand is a client command that reads one thing from the running
+// daemon and prints it for people, or as JSON with --json.
+func readCommand[T any](name string, args []string, stdout, stderr io.Writer,
+	get func(*control.Client, context.Context) (T, error), print func(io.Writer, T)) error {
+	fs := newFlagSet(name, stderr, "[--json] [--control SOCKET]")
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	sock := controlFlag(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
@@ -99,14 +106,14 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := control.NewClient(*sock).Status(ctx)
+	v, err := get(control.NewClient(*sock), ctx)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return writeJSON(stdout, st)
+		return writeJSON(stdout, v)
 	}
-	printStatus(stdout, st)
+	print(stdout, v)
 	return nil
 }
 
@@ -352,30 +359,18 @@ func vpnIDs(f nat.FlowInfo) string {
 }
 
 func cmdEvents(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("events", stderr, "[--json] [--control SOCKET]")
-	asJSON := fs.Bool("json", false, "print the raw JSON")
-	sock := controlFlag(fs)
-	if err := parseFlags(fs, args, 0); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	evs, err := control.NewClient(*sock).Events(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(stdout, evs)
-	}
+	return readCommand("events", args, stdout, stderr, (*control.Client).Events, printEvents)
+}
+
+func printEvents(w io.Writer, evs []router.EventInfo) {
 	for _, ev := range evs {
 		extra := ""
 		if ev.Suppressed > 0 {
 			extra = fmt.Sprintf(" (and %d more like it)", ev.Suppressed)
 		}
-		fmt.Fprintf(stdout, "%s  %-20s %s%s\n", ev.Time.Format(time.TimeOnly), ev.Kind, ev.Message, extra)
+		fmt.Fprintf(w, "%s  %-20s %s%s\n", ev.Time.Format(time.TimeOnly), ev.Kind, ev.Message, extra)
 	}
-	fmt.Fprintf(stdout, "%d events\n", len(evs))
-	return nil
+	fmt.Fprintf(w, "%d events\n", len(evs))
 }
 
 func printFlows(w io.Writer, flows []nat.FlowInfo) {
