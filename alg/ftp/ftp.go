@@ -84,66 +84,63 @@ func hasPrefixFold(b []byte, pre string) bool {
 
 // rewrite returns the replacement for one line, or ok=false to leave it.
 func (h *Helper) rewrite(p *nat.HelperPacket, line []byte) ([]byte, bool) {
+	ap, kind, found := dataAddress(line, p.Inside.Addr())
+	if !found {
+		return nil, false
+	}
+	if !ap.IsValid() {
+		p.Unparsed()
+		return nil, false
+	}
+	pub, ok := h.expect(p, ap)
+	if !ok {
+		return nil, false
+	}
+	a, port := pub.Addr().As4(), pub.Port()
+	switch kind {
+	case "PORT":
+		return fmt.Appendf(nil, "PORT %d,%d,%d,%d,%d,%d\r\n", a[0], a[1], a[2], a[3], port>>8, port&0xff), true
+	case "EPRT":
+		return fmt.Appendf(nil, "EPRT |1|%s|%d|\r\n", pub.Addr(), port), true
+	case "227":
+		return fmt.Appendf(nil, "227 Entering Passive Mode (%d,%d,%d,%d,%d,%d).\r\n", a[0], a[1], a[2], a[3], port>>8, port&0xff), true
+	}
+	return fmt.Appendf(nil, "229 Entering Extended Passive Mode (|||%d|)\r\n", port), true
+}
+
+// dataAddress finds the data-connection address a line announces: found
+// says the line is one of PORT, EPRT, 227 or 229; an invalid ap means it
+// could not be read. A 229 names only a port, on the sender's own address
+// (inside).
+func dataAddress(line []byte, inside netip.Addr) (ap netip.AddrPort, kind string, found bool) {
+	var ok bool
 	switch {
 	case hasPrefixFold(line, "PORT "):
-		ap, ok := parseHostPort(bytes.TrimSpace(line[5:]))
-		if !ok {
-			p.Unparsed()
-			return nil, false
-		}
-		pub, ok := h.expect(p, ap)
-		if !ok {
-			return nil, false
-		}
-		a := pub.Addr().As4()
-		return fmt.Appendf(nil, "PORT %d,%d,%d,%d,%d,%d\r\n", a[0], a[1], a[2], a[3], pub.Port()>>8, pub.Port()&0xff), true
+		ap, ok = parseHostPort(bytes.TrimSpace(line[5:]))
+		kind = "PORT"
 	case hasPrefixFold(line, "EPRT "):
-		ap, ok := parseEPRT(bytes.TrimSpace(line[5:]))
-		if !ok {
-			p.Unparsed()
-			return nil, false
-		}
-		pub, ok := h.expect(p, ap)
-		if !ok {
-			return nil, false
-		}
-		return fmt.Appendf(nil, "EPRT |1|%s|%d|\r\n", pub.Addr(), pub.Port()), true
+		ap, ok = parseEPRT(bytes.TrimSpace(line[5:]))
+		kind = "EPRT"
 	case bytes.HasPrefix(line, []byte("227 ")):
-		i, j := bytes.IndexByte(line, '('), bytes.IndexByte(line, ')')
-		if i < 0 || j < i {
-			p.Unparsed()
-			return nil, false
+		kind = "227"
+		if i, j := bytes.IndexByte(line, '('), bytes.IndexByte(line, ')'); i >= 0 && j > i {
+			ap, ok = parseHostPort(line[i+1 : j])
 		}
-		ap, ok := parseHostPort(line[i+1 : j])
-		if !ok {
-			p.Unparsed()
-			return nil, false
-		}
-		pub, ok := h.expect(p, ap)
-		if !ok {
-			return nil, false
-		}
-		a := pub.Addr().As4()
-		return fmt.Appendf(nil, "227 Entering Passive Mode (%d,%d,%d,%d,%d,%d).\r\n", a[0], a[1], a[2], a[3], pub.Port()>>8, pub.Port()&0xff), true
 	case bytes.HasPrefix(line, []byte("229 ")):
-		i := bytes.Index(line, []byte("(|||"))
-		if i < 0 {
-			p.Unparsed()
-			return nil, false
+		kind = "229"
+		if i := bytes.Index(line, []byte("(|||")); i >= 0 {
+			if j := bytes.IndexByte(line[i+4:], '|'); j >= 0 {
+				port, err := strconv.ParseUint(string(line[i+4:i+4+j]), 10, 16)
+				ap, ok = netip.AddrPortFrom(inside, uint16(port)), err == nil && port != 0
+			}
 		}
-		j := bytes.IndexByte(line[i+4:], '|')
-		port, err := strconv.ParseUint(string(line[i+4:i+4+max(j, 0)]), 10, 16)
-		if j < 0 || err != nil || port == 0 {
-			p.Unparsed()
-			return nil, false
-		}
-		pub, ok := h.expect(p, netip.AddrPortFrom(p.Inside.Addr(), uint16(port)))
-		if !ok {
-			return nil, false
-		}
-		return fmt.Appendf(nil, "229 Entering Extended Passive Mode (|||%d|)\r\n", pub.Port()), true
+	default:
+		return netip.AddrPort{}, "", false
 	}
-	return nil, false
+	if !ok {
+		return netip.AddrPort{}, kind, true
+	}
+	return ap, kind, true
 }
 
 // expect registers the data connection the peer will open to ap and
