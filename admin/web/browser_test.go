@@ -326,7 +326,17 @@ func TestBrowser(t *testing.T) {
 	step := 0
 	shot := func(name string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			b, err := chromedp.FullScreenshot(100)(ctx, tg)
+			// A click that submits a form may still be swapping the page
+			// when the wait before us succeeded on the old one; the
+			// screenshot then finds no page attached for a moment.
+			var b []byte
+			var err error
+			for try := 0; try < 10; try++ {
+				if b, err = chromedp.FullScreenshot(100)(ctx, tg); err == nil {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
 			if err != nil {
 				return fmt.Errorf("screenshot %s: %w", name, err)
 			}
@@ -553,6 +563,19 @@ func TestBrowser(t *testing.T) {
 		chromedp.SendKeys(id("filter-host"), lab.LAN1),
 		chromedp.SetValue(id("filter-proto"), "tcp"),
 		chromedp.Click(id("filter")),
+		// The old page also has #flows: wait for the filtered one.
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			for {
+				if loc, err := chromedp.Location()(ctx, tg); err == nil && strings.Contains(loc, "host=") {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("waiting for the filtered page: %w", ctx.Err())
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}),
 		chromedp.WaitVisible(id("flows")),
 		shot("connections-filtered"),
 	)
