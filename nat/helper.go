@@ -362,7 +362,8 @@ func (e *Engine) recordSeqShift(id int32, f *conntrack.Flow, dir conntrack.Dir, 
 }
 
 // adjustSeq shifts a segment's sequence number by its direction's
-// correction and its acknowledgement by the other direction's.
+// correction, and its acknowledgement and SACK edges (RFC 2018), which
+// count the other direction's bytes, back by the other direction's.
 func (e *Engine) adjustSeq(t packet.TCP, a *seqAdjs, dir conntrack.Dir) {
 	this, other := &a.dir[dir], &a.dir[1-dir]
 	seq, ack := t.Seq(), t.Ack()
@@ -370,22 +371,41 @@ func (e *Engine) adjustSeq(t packet.TCP, a *seqAdjs, dir conntrack.Dir) {
 	if int32(seq-this.pos) > 0 {
 		off = this.after
 	}
-	aoff := other.before
-	if int32(ack-uint32(other.before)-other.pos) > 0 {
-		aoff = other.after
+	nseq, nack := seq+uint32(off), other.unshift(ack)
+	if nseq != seq || nack != ack {
+		c := t.Checksum()
+		c = packet.Update16(c, uint16(seq>>16), uint16(nseq>>16))
+		c = packet.Update16(c, uint16(seq), uint16(nseq))
+		c = packet.Update16(c, uint16(ack>>16), uint16(nack>>16))
+		c = packet.Update16(c, uint16(ack), uint16(nack))
+		binary.BigEndian.PutUint32(t[4:], nseq)
+		binary.BigEndian.PutUint32(t[8:], nack)
+		binary.BigEndian.PutUint16(t[16:], c)
 	}
-	nseq, nack := seq+uint32(off), ack-uint32(aoff)
-	if nseq == seq && nack == ack {
+	if other.before == 0 && other.after == 0 {
 		return
 	}
-	c := t.Checksum()
-	c = packet.Update16(c, uint16(seq>>16), uint16(nseq>>16))
-	c = packet.Update16(c, uint16(seq), uint16(nseq))
-	c = packet.Update16(c, uint16(ack>>16), uint16(nack>>16))
-	c = packet.Update16(c, uint16(ack), uint16(nack))
-	binary.BigEndian.PutUint32(t[4:], nseq)
-	binary.BigEndian.PutUint32(t[8:], nack)
-	binary.BigEndian.PutUint16(t[16:], c)
+	// A receiver that misses a segment after a rewrite SACKs what came
+	// later in its own (shifted) numbering; unshifted edges would tell the
+	// sender that data it never sent arrived, or hide what did.
+	boff, n := t.SACK()
+	for i := 0; i < 2*n; i++ {
+		o := boff + 4*i
+		edge := binary.BigEndian.Uint32(t[o:])
+		if ne := other.unshift(edge); ne != edge {
+			t.SetUint32(o, ne)
+		}
+	}
+}
+
+// unshift maps a sequence number as the receiver of w's direction counts
+// it (an ack or a SACK edge) back to the sender's numbering.
+func (w *seqAdj) unshift(v uint32) uint32 {
+	off := w.before
+	if int32(v-uint32(w.before)-w.pos) > 0 {
+		off = w.after
+	}
+	return v - uint32(off)
 }
 
 // helperEnded tells a helper its flow is gone.

@@ -26,6 +26,12 @@ func FuzzParse(f *testing.F) {
 			if tc, err := packet.ParseTCP(pl); err == nil {
 				_, _, _ = tc.MSS()
 				tc.ClampMSS(536)
+				if off, n := tc.SACK(); n > 0 {
+					if off+8*n > tc.HeaderLen() {
+						t.Fatalf("SACK blocks %d at %d past the header (%d)", n, off, tc.HeaderLen())
+					}
+					tc.SetUint32(off+4, 7)
+				}
 				_ = tc.Payload()
 				tc.SetSrcPort(1)
 			}

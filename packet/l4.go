@@ -111,10 +111,10 @@ func (t TCP) SetDstPort(p uint16) {
 // UpdateAddr accounts for a pseudo-header address change.
 func (t TCP) UpdateAddr(old, new [4]byte) { t.setChecksum(Update32(t.Checksum(), old, new)) }
 
-// MSS returns the MSS option value and its offset in t, or ok=false.
-// Malformed options end the walk without error: the caller forwards what it
-// cannot read unchanged.
-func (t TCP) MSS() (mss uint16, off int, ok bool) {
+// option finds the first option of kind in t's options and returns its
+// offset in t and its length, or ok=false. Malformed options end the walk
+// without error: the caller forwards what it cannot read unchanged.
+func (t TCP) option(kind uint8) (off, length int, ok bool) {
 	opts := t.Options()
 	for i := 0; i < len(opts); {
 		switch opts[i] {
@@ -131,12 +131,43 @@ func (t TCP) MSS() (mss uint16, off int, ok bool) {
 		if l < 2 || i+l > len(opts) {
 			return 0, 0, false
 		}
-		if opts[i] == 2 && l == 4 {
-			return binary.BigEndian.Uint16(opts[i+2:]), TCPMinHeader + i + 2, true
+		if opts[i] == kind {
+			return TCPMinHeader + i, l, true
 		}
 		i += l
 	}
 	return 0, 0, false
+}
+
+// MSS returns the MSS option value and its offset in t, or ok=false.
+func (t TCP) MSS() (mss uint16, off int, ok bool) {
+	o, l, ok := t.option(2)
+	if !ok || l != 4 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint16(t[o+2:]), o + 2, true
+}
+
+// SACK returns the offset in t of the SACK option's first block (RFC
+// 2018: blocks of two 32-bit edges, left then right) and the number of
+// blocks; n is 0 if there is no well-formed SACK option.
+func (t TCP) SACK() (off, n int) {
+	o, l, ok := t.option(5)
+	if !ok || l < 10 || (l-2)%8 != 0 {
+		return 0, 0
+	}
+	return o + 2, (l - 2) / 8
+}
+
+// SetUint32 writes a 32-bit field at off (an option's, such as a SACK
+// edge, on any alignment) and updates the checksum.
+func (t TCP) SetUint32(off int, v uint32) {
+	// Sum the 16-bit words of the segment that cover the field, before and
+	// after: after a single NOP a field starts on an odd offset.
+	lo, hi := off&^1, (off+5)&^1
+	before := ^Fold(Sum(t[lo:hi], 0))
+	binary.BigEndian.PutUint32(t[off:], v)
+	t.setChecksum(Update16(t.Checksum(), before, ^Fold(Sum(t[lo:hi], 0))))
 }
 
 // ClampMSS lowers the MSS option to max if it is larger, updating the

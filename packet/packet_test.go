@@ -150,3 +150,28 @@ func TestClampMSS(t *testing.T) {
 		}
 	}
 }
+
+func TestSACKEdges(t *testing.T) {
+	for _, tc := range []struct {
+		opts []byte
+		off  int // of the first block in the segment
+		n    int
+	}{
+		{opts: []byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 9}, off: 24, n: 1},                           // aligned
+		{opts: []byte{1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 20, 0, 0, 0, 30, 0}, off: 23, n: 2}, // odd offset
+		{opts: []byte{2, 4, 5, 0xb4, 5, 11, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0}},                           // length not 2+8n
+		{opts: []byte{1, 1, 5, 2}},                          // no blocks
+		{opts: []byte{1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 9}}, // runs past the options
+	} {
+		b := pkttest.TCP("10.0.0.1:1", "10.0.0.2:2", packet.TCPAck, 1, 1, tc.opts, nil)
+		seg := packet.TCP(packet.IPv4(b).Payload())
+		off, n := seg.SACK()
+		if off != tc.off || n != tc.n {
+			t.Fatalf("%v: SACK at %d, %d blocks; want %d, %d", tc.opts, off, n, tc.off, tc.n)
+		}
+		for i := 0; i < 2*n; i++ {
+			seg.SetUint32(off+4*i, 0xfedcba98-uint32(i))
+			pkttest.IPv4(t, b) // the checksum followed every edge
+		}
+	}
+}

@@ -215,3 +215,56 @@ func TestExpectationListed(t *testing.T) {
 		t.Fatalf("expectations listed: %+v", got)
 	}
 }
+
+// After a rewrite changed the control connection's length, the server's
+// SACK blocks count the client's bytes in the server's (shifted)
+// numbering; the client must get them back in its own.
+func TestServerSACKTranslated(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pad  []byte // options before SACK: two NOPs keep its edges aligned, one does not
+	}{
+		{"aligned", []byte{1, 1}},
+		{"odd offset", []byte{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := engine(t)
+			c := &nattest.Conn{T: t, E: e, Now: sec, LAN: "192.168.50.10:40009", Remote: "203.0.113.10:21", Pub: "203.0.113.1:40009", LANSeq: 0xfffffff0, RSeq: 900}
+			c.Send(true, packet.TCPSyn, "")
+			c.Send(false, packet.TCPSyn|packet.TCPAck, "")
+			line := "PORT 192,168,50,10,200,12\r\n"
+			c.Send(true, packet.TCPAck|packet.TCPPsh, line)
+			// Two more segments; the server gets the second, not the first.
+			before := c.LANSeq
+			c.Send(true, packet.TCPAck|packet.TCPPsh, "NOOP\r\n")
+			second := c.Send(true, packet.TCPAck|packet.TCPPsh, "LIST\r\n")
+			st := packet.TCP(packet.IPv4(second).Payload())
+			left, right := st.Seq(), st.Seq()+uint32(len(st.Payload()))
+			ackOut := st.Seq() - 6 // the server has everything before NOOP
+
+			opts := append(append([]byte{}, tc.pad...), 5, 10)
+			opts = binary.BigEndian.AppendUint32(opts, left)
+			opts = binary.BigEndian.AppendUint32(opts, right)
+			for len(opts)%4 != 0 {
+				opts = append(opts, 0)
+			}
+			b := TCP("203.0.113.10:21", "203.0.113.1:40009", packet.TCPAck, c.RSeq, ackOut, opts, nil)
+			if v := e.Process(sec, nat.WAN, b); v.Action != nat.Forward {
+				t.Fatalf("%+v (%v)", v, v.Reason)
+			}
+			IPv4(t, b, Dst("192.168.50.10:40009")) // checksum verified
+			got := packet.TCP(packet.IPv4(b).Payload())
+			if got.Ack() != before {
+				t.Errorf("ack %#x, want %#x", got.Ack(), before)
+			}
+			off, n := got.SACK()
+			if n != 1 {
+				t.Fatalf("SACK blocks %d, want 1", n)
+			}
+			gl, gr := binary.BigEndian.Uint32(got[off:]), binary.BigEndian.Uint32(got[off+4:])
+			if wl, wr := before+6, before+12; gl != wl || gr != wr {
+				t.Errorf("SACK block %#x-%#x, want %#x-%#x (the client's own numbering)", gl, gr, wl, wr)
+			}
+		})
+	}
+}
