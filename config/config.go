@@ -292,10 +292,14 @@ func decodeError(data []byte, t reflect.Type, prefix string, err error) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
-		if p := unknownFieldPath(data, t, name); p != "" {
-			return Errors{{Field: joinPath(prefix, p), Msg: "unknown field"}}
+		p := unknownFieldPath(data, t, name)
+		if p == "" {
+			p = name
 		}
-		return Errors{{Field: joinPath(prefix, name), Msg: "unknown field"}}
+		if p == "" || strings.HasSuffix(p, ".") {
+			p += `""` // a key that is the empty string
+		}
+		return Errors{{Field: joinPath(prefix, p), Msg: "unknown field"}}
 	}
 	return fmt.Errorf("decode: %w", err)
 }
