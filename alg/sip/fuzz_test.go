@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -132,4 +133,89 @@ func FuzzSDP(f *testing.F) {
 			t.Fatalf("Content-Length %d, body %d", m.clen, m.body.e-m.body.s)
 		}
 	})
+}
+
+// FuzzSIPInbound feeds SIP payloads from the far end to a phone whose
+// Via and Contact the helper made public (on a remapped port), over UDP
+// and TCP: nothing panics, the Via parameter spans stay in range, what
+// reaches the phone has right checksums, and a restored datagram parses
+// again with a Content-Length that matches its body.
+func FuzzSIPInbound(f *testing.F) {
+	for _, s := range []string{
+		"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 203.0.113.1:{P};branch=z9hG4bK-1;received=203.0.113.1;rport={P}\r\nCall-ID: f1@x\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 55\r\n\r\nv=0\r\nc=IN IP4 203.0.113.20\r\nm=audio 20000 RTP/AVP 0\r\n\r\n",
+		"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP 203.0.113.1:{P} ; rport = {P} ;x=\"a;received=1\", SIP/2.0/UDP 203.0.113.1:{P}\r\nm: <sip:a@203.0.113.1:{P}>;expires=60, sip:b@203.0.113.1\r\nl: 0\r\n\r\n",
+		"INVITE sip:alice@203.0.113.1:{P};transport=udp SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.10:5060\r\nTo: <sip:alice@203.0.113.1:{P}>\r\nl: 0\r\n\r\n",
+		"INVITE sips:203.0.113.1 SIP/2.0\r\nl: 0\r\n\r\n",
+		"SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP 203.0.113.1:{P};rport;received\r\nl: 0\r\n\r\n", // parameters without values
+		"SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP 203.0.113.1:{P};rport=99999999999;received=203.0.113.1.5\r\n\r\n",
+		"SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP 203.0.113.1:{P};x=\"unterminated\r\n\r\n",
+		"INVITE  SIP/2.0\r\n\r\n", // empty Request-URI
+	} {
+		f.Add([]byte(s), false)
+	}
+	f.Add([]byte("SIP/2.0 100 Trying\r\nVia: SIP/2.0/TCP 203.0.113.1:{P};received=203.0.113.1\r\nl: 0\r\n\r\nBYE sip:u@203.0.113.1:{P} SIP/2.0\r\nl: 0\r\n\r\n"), true)
+	f.Fuzz(func(t *testing.T, payload []byte, tcp bool) {
+		if len(payload) > 1400 {
+			return
+		}
+		e := engine(t, true)
+		var in []byte
+		if tcp {
+			c := &nattest.Conn{T: t, E: e, LAN: phone + ":40000", Remote: proxy + ":5060", LANSeq: 1, RSeq: 1000, Now: sec, Check: true}
+			c.Send(true, packet.TCPSyn, "")
+			c.Pub = fmt.Sprintf("%s:%d", pub, mappedPort(t, e, c.LAN))
+			c.Send(false, packet.TCPSyn|packet.TCPAck, "")
+			c.Send(true, packet.TCPAck, strings.ReplaceAll(invite("fi@x", phone+":40000", phone+":40000", ""), "SIP/2.0/UDP", "SIP/2.0/TCP"))
+			payload = withPort(payload, c.Pub)
+			in = TCP(c.Remote, c.Pub, packet.TCPAck, c.RSeq, c.LANSeq, nil, payload)
+		} else {
+			occupy(t, e, 5060)
+			mustUDP(t, e, sec, nat.LAN, phone+":5060", proxy+":5060", register(phone+":5060", phone+":5060"))
+			to := fmt.Sprintf("%s:%d", pub, mappedPort(t, e, phone+":5060"))
+			payload = withPort(payload, to)
+			in = UDP(proxy+":5060", to, payload)
+		}
+		var m message
+		if err := parse(payload, &m, tcp); err == nil {
+			if m.uri.s > m.uri.e || m.uri.e > len(payload) {
+				t.Fatalf("Request-URI %v out of range", m.uri)
+			}
+			for i := 0; i < m.nvia; i++ {
+				values(payload, m.via[i], func(v span) bool {
+					if host, port, ok := viaSentBy(payload, v); ok {
+						r, p := viaParams(payload, v, max(host.e, port.e))
+						for _, sp := range []span{r, p} {
+							if sp != (span{}) && (sp.s > sp.e || sp.s < v.s || sp.e > v.e) {
+								t.Fatalf("Via parameter %v outside %v", sp, v)
+							}
+						}
+					}
+					return true
+				})
+			}
+		}
+		before := e.HelperStats()["sip"].Rewrites
+		v := e.Process(2*sec, nat.WAN, in)
+		out, ok := nattest.Output(e, v, in)
+		if !ok {
+			t.Fatalf("verdict %+v", v)
+		}
+		IPv4(t, out, Dst(phone))
+		if !tcp && e.HelperStats()["sip"].Rewrites > before {
+			got := []byte(udpPayload(out))
+			var m2 message
+			if err := parse(got, &m2, false); err != nil {
+				t.Fatalf("restored message does not parse: %v\n%q", err, got)
+			}
+			if m.clen >= 0 && m2.clen != m2.body.e-m2.body.s {
+				t.Fatalf("Content-Length %d, body %d", m2.clen, m2.body.e-m2.body.s)
+			}
+		}
+	})
+}
+
+// withPort puts the public port of to in place of "{P}" in payload.
+func withPort(payload []byte, to string) []byte {
+	_, port, _ := strings.Cut(to, ":")
+	return []byte(strings.ReplaceAll(string(payload), "{P}", port))
 }

@@ -29,6 +29,7 @@ const (
 type message struct {
 	request    bool
 	method     []byte // the request's method
+	uri        span   // the request's Request-URI
 	status     int    // the response's status code
 	cseqMethod []byte
 	callID     []byte
@@ -59,6 +60,10 @@ func parse(b []byte, m *message, stream bool) error {
 	}
 	if !startLine(trimCR(b[:eol]), m) {
 		return errMalformed
+	}
+	if m.request {
+		// "METHOD SP Request-URI SP SIP/2.0": the line starts at 0.
+		m.uri = span{len(m.method) + 1, len(trimCR(b[:eol])) - len(" SIP/2.0")}
 	}
 	pos := eol + 1
 	var name, val span
@@ -487,4 +492,57 @@ func contactURI(b []byte, v span) (host, port span, sips, ok bool) {
 	}
 	base := v.s + off
 	return span{base + h.s, base + h.e}, span{base + p.s, base + p.e}, sips, true
+}
+
+// viaParams finds the values of the received and rport parameters (RFC
+// 3261 section 18.2.1, RFC 3581) of one Via value, whose parameters start
+// at i (just after the sent-by). A parameter absent, or present without a
+// value (a bare "rport"), gives an empty span. A quoted value (a generic
+// parameter may have one) is skipped whole.
+func viaParams(b []byte, v span, i int) (received, rport span) {
+	for i < v.e {
+		if b[i] != ';' {
+			i++
+			continue
+		}
+		i++
+		for i < v.e && isSpace(b[i]) {
+			i++
+		}
+		ns := i
+		for i < v.e && b[i] != '=' && b[i] != ';' && !isSpace(b[i]) {
+			i++
+		}
+		name := b[ns:i]
+		for i < v.e && isSpace(b[i]) {
+			i++
+		}
+		if i >= v.e || b[i] != '=' {
+			continue
+		}
+		i++
+		for i < v.e && isSpace(b[i]) {
+			i++
+		}
+		vs := i
+		if i < v.e && b[i] == '"' {
+			for i++; i < v.e && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			i = min(i+1, v.e)
+			continue // no address or port is quoted
+		}
+		for i < v.e && b[i] != ';' && !isSpace(b[i]) {
+			i++
+		}
+		switch {
+		case eqFold(name, "received"):
+			received = span{vs, i}
+		case eqFold(name, "rport"):
+			rport = span{vs, i}
+		}
+	}
+	return received, rport
 }

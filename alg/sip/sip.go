@@ -11,6 +11,17 @@
 // answer to its INVITE; its media flows end with it. A REGISTER
 // keeps the phone's signalling mapping held for the registration's life.
 //
+// In what comes back from the far end it undoes its own rewrites, as
+// Linux's nf_nat_sip does in the reply direction: a response's top Via
+// sent-by (with its received= and rport=) and the Contact bindings a
+// registrar echoes, and a request's Request-URI, go back from the public
+// address and port of the flow's mapping to the phone's private ones, so
+// a phone that checks the sent-by of its own Via (RFC 3261 section
+// 18.1.2) accepts the response and a request reaches it by its own
+// address. Only the mapping's exact address and port are restored, and
+// only where the helper wrote them: the far end's SDP and a phone that
+// writes its public address itself (STUN) are left as they are.
+//
 // The helper is off unless switched on (RFC 4787 REQ-10). What it cannot
 // parse passes untouched and is counted.
 package sip
@@ -30,6 +41,10 @@ const Port = 5060
 // maxCalls bounds the per-call state; the oldest call goes when full.
 const maxCalls = 4096
 
+// maxEndpoints bounds the per-LAN-endpoint notes; the oldest goes when
+// full.
+const maxEndpoints = 4096
+
 // maxRegistration caps how long a REGISTER holds the phone's mapping.
 const maxRegistration = 2 * time.Hour
 
@@ -42,7 +57,29 @@ type Helper struct {
 	arena []byte // replacement text of the edits
 	out   []byte // the rewritten payload
 	calls map[uint64]call
+	// ends notes, per LAN signalling endpoint, which of its addresses the
+	// helper made public, so only those are restored on the way back. It
+	// is keyed by endpoint, not flow: a registrar's INVITE may come on a
+	// flow of its own after the REGISTER's flow timed out.
+	ends map[endpoint]note
 }
+
+// endpoint is a LAN host's signalling endpoint.
+type endpoint struct {
+	proto uint8
+	addr  netip.AddrPort
+}
+
+// note is what the helper rewrote last in an endpoint's messages.
+type note struct {
+	bits uint8 // wroteVia, wroteContact
+	last nat.Time
+}
+
+const (
+	wroteVia     = 1 << iota // the top Via sent-by was made public
+	wroteContact             // a Contact was made public
+)
 
 // edit replaces payload bytes [s, e) with r (s == e inserts).
 type edit struct {
@@ -116,11 +153,17 @@ func (h *Helper) message(p *nat.HelperPacket, pl []byte, off int, m *message) {
 	b := pl[off:]
 	tag := callTag(m.callID)
 	if p.FromLAN {
+		var set, clear uint8
 		for i := 0; i < m.nvia; i++ {
+			top := i == 0
 			values(b, m.via[i], func(v span) bool {
 				if host, port, ok := viaSentBy(b, v); ok {
-					h.hostPort(p, off, b, host, port, Port)
+					wrote := h.hostPort(p, off, b, host, port, Port)
+					if top {
+						set, clear = noteWrite(p, b, host, wrote, wroteVia, set, clear)
+					}
 				}
+				top = false
 				return true
 			})
 		}
@@ -128,18 +171,19 @@ func (h *Helper) message(p *nat.HelperPacket, pl []byte, off int, m *message) {
 		for i := 0; i < m.ncontact; i++ {
 			values(b, m.contact[i], func(v span) bool {
 				if host, port, sips, ok := contactURI(b, v); ok {
-					def := uint16(Port)
-					if sips {
-						def = 5061
-					}
-					contact = h.hostPort(p, off, b, host, port, def) || contact
+					wrote := h.hostPort(p, off, b, host, port, schemePort(sips))
+					set, clear = noteWrite(p, b, host, wrote, wroteContact, set, clear)
+					contact = wrote || contact
 				}
 				return true
 			})
 		}
+		h.note(p, set, clear)
 		if contact && m.request && eqFold(m.method, "REGISTER") && p.Proto == packet.ProtoUDP {
 			h.register(p, m, tag)
 		}
+	} else {
+		h.restore(p, off, b, m)
 	}
 	bodyEdits := len(h.edits)
 	if m.body.e > m.body.s && hasPrefixFold(m.ctype, "application/sdp") {
@@ -181,6 +225,156 @@ func (h *Helper) hostPort(p *nat.HelperPacket, off int, b []byte, host, port spa
 	} else if def == in {
 		h.replace(off+host.e, off+host.e, func(a []byte) []byte {
 			return strconv.AppendUint(append(a, ':'), uint64(pub), 10)
+		})
+	}
+	return true
+}
+
+// schemePort is the default port of a sip: or sips: URI.
+func schemePort(sips bool) uint16 {
+	if sips {
+		return 5061
+	}
+	return Port
+}
+
+// noteWrite adds bit to set when the helper rewrote host, and to clear
+// when the LAN host wrote the public address there itself (STUN): its
+// answers then carry that address and must stay as they are.
+func noteWrite(p *nat.HelperPacket, b []byte, host span, wrote bool, bit, set, clear uint8) (uint8, uint8) {
+	if wrote {
+		return set | bit, clear
+	}
+	if a, ok := parseIPv4(host.of(b)); ok && netip.AddrFrom4(a) == p.Outside.Addr() {
+		clear |= bit
+	}
+	return set, clear
+}
+
+// note records what the helper rewrote in a message from a LAN endpoint.
+// Messages that name neither address (most in-dialog requests have no
+// Contact of their own address) change nothing. It writes the map only
+// when the bits change or a minute has passed (so eviction, oldest
+// first, sees the endpoint in use), not for every message.
+func (h *Helper) note(p *nat.HelperPacket, set, clear uint8) {
+	if set|clear == 0 {
+		return
+	}
+	k := endpoint{p.Proto, p.Inside}
+	n, ok := h.ends[k]
+	bits := n.bits&^clear | set
+	if ok && bits == n.bits && p.Now-n.last < nat.Time(time.Minute) {
+		return
+	}
+	if !ok {
+		if h.ends == nil {
+			h.ends = make(map[endpoint]note, 64)
+		}
+		if len(h.ends) >= maxEndpoints {
+			var oldest endpoint
+			first := true
+			for k, v := range h.ends {
+				if first || v.last < h.ends[oldest].last {
+					oldest, first = k, false
+				}
+			}
+			delete(h.ends, oldest)
+		}
+	}
+	h.ends[k] = note{bits, p.Now}
+}
+
+// restore undoes, in a message to the LAN host, what the helper wrote in
+// the LAN host's own messages (see the package comment).
+func (h *Helper) restore(p *nat.HelperPacket, off int, b []byte, m *message) {
+	bits := h.ends[endpoint{p.Proto, p.Inside}].bits
+	if bits == 0 {
+		return
+	}
+	if m.request {
+		// A request sent to the phone's public contact (an INVITE the
+		// registrar forwards to the binding): its Request-URI goes back to
+		// the phone's own. The To header is left as the far end wrote it:
+		// the helper never rewrites From and To (they name the users, not
+		// where they are), and the phone's response must echo To as
+		// received (RFC 3261 section 8.2.6.2).
+		if bits&wroteContact != 0 && m.uri.e > m.uri.s {
+			if host, port, sips, ok := contactURI(b, m.uri); ok {
+				h.restoreHostPort(p, off, b, host, port, schemePort(sips))
+			}
+		}
+		return
+	}
+	if bits&wroteVia != 0 && m.nvia > 0 {
+		// The top Via is the phone's own (RFC 3261 section 18.2.2 sends the
+		// response to it); those below, if any, are not the helper's.
+		values(b, m.via[0], func(v span) bool {
+			host, port, ok := viaSentBy(b, v)
+			if !ok || !h.restoreHostPort(p, off, b, host, port, Port) {
+				return false
+			}
+			// received= and rport= (RFC 3581) name where the request came
+			// from: the public address and port. They are restored too,
+			// as nf_nat_sip does: a phone that finds them differ from its
+			// sent-by concludes it is behind a NAT and re-registers with
+			// the public address as its Contact (pjsip's contact rewrite,
+			// RFC 5626 outbound), which the helper then leaves alone, so
+			// the registration would no longer hold the mapping. Restored,
+			// the Via is what the server would have written had the phone
+			// reached it directly (RFC 3581 section 4 adds received= even
+			// when it equals the sent-by).
+			received, rport := viaParams(b, v, max(host.e, port.e))
+			if a, ok := parseIPv4(received.of(b)); ok && netip.AddrFrom4(a) == p.Outside.Addr() {
+				h.replace(off+received.s, off+received.e, p.Inside.Addr().AppendTo)
+			}
+			in, pub := p.Inside.Port(), p.Outside.Port()
+			if n, ok := atoi(rport.of(b)); ok && n == int(pub) && in != pub {
+				h.replace(off+rport.s, off+rport.e, func(a []byte) []byte { return strconv.AppendUint(a, uint64(in), 10) })
+			}
+			return false
+		})
+	}
+	if bits&wroteContact != 0 {
+		// A registrar's 2xx lists the bindings (RFC 3261 section 10.3);
+		// phones look for their own Contact among them.
+		for i := 0; i < m.ncontact; i++ {
+			values(b, m.contact[i], func(v span) bool {
+				if host, port, sips, ok := contactURI(b, v); ok {
+					h.restoreHostPort(p, off, b, host, port, schemePort(sips))
+				}
+				return true
+			})
+		}
+	}
+}
+
+// restoreHostPort turns a host:port equal to the public address and port
+// of the flow's mapping (the port written or, when absent, the default
+// def) back to the LAN host's. It reports whether it did.
+func (h *Helper) restoreHostPort(p *nat.HelperPacket, off int, b []byte, host, port span, def uint16) bool {
+	a, ok := parseIPv4(host.of(b))
+	if !ok || netip.AddrFrom4(a) != p.Outside.Addr() {
+		return false
+	}
+	in, pub := p.Inside.Port(), p.Outside.Port()
+	n := int(def)
+	if port.e > port.s {
+		if n, ok = atoi(port.of(b)); !ok {
+			return false
+		}
+	}
+	if n != int(pub) {
+		return false
+	}
+	h.replace(off+host.s, off+host.e, p.Inside.Addr().AppendTo)
+	if in == pub {
+		return true
+	}
+	if port.e > port.s {
+		h.replace(off+port.s, off+port.e, func(a []byte) []byte { return strconv.AppendUint(a, uint64(in), 10) })
+	} else {
+		h.replace(off+host.e, off+host.e, func(a []byte) []byte {
+			return strconv.AppendUint(append(a, ':'), uint64(in), 10)
 		})
 	}
 	return true
