@@ -327,6 +327,146 @@ func setupTunnelUU(h245 [][]byte) []byte {
 	}, h245)
 }
 
+// --- H.235 and Progress ---
+
+// bitString writes a BIT STRING (SIZE (0..ub)), unbounded if ub < 0, of
+// n bits from p: the length, then the bits octet-aligned.
+func (w *perw) bitString(p []byte, n, ub int) {
+	if ub < 0 {
+		w.length(n)
+	} else {
+		w.cint(int64(n), 0, int64(ub))
+	}
+	w.align()
+	for i := 0; i < n; i++ {
+		w.bits(uint64(p[i/8]>>(7-i%8)&1), 1)
+	}
+}
+
+// bmp writes a BMPString (SIZE (1..128)).
+func (w *perw) bmp(s string) {
+	w.cint(int64(len(s)), 1, 128)
+	w.align()
+	for _, c := range s {
+		w.bits(uint64(c), 16)
+	}
+}
+
+var (
+	tokenOID = []byte{0x00, 0x08, 0x81, 0x6b, 0x00, 0x02, 0x05} // 0.0.8.235.0.2.5
+	hmacOID  = []byte{0x2b, 0x0e, 0x03, 0x02, 0x1a}             // 1.3.14.3.2.26
+	octets8  = []byte("8octets!")
+)
+
+// params235 writes an H.235 Params with ranInt and iv8.
+func params235(w *perw) {
+	w.seq(true, false, true, true)
+	w.octetString([]byte{0x01, 0x02}) // ranInt: unconstrained INTEGER
+	w.octets(octets8)                 // iv8: SIZE (8), no length
+}
+
+// hashed235 writes a HASHED{}: algorithmOID, paramS, a 96-bit hash.
+func hashed235(w *perw) {
+	w.octetString(hmacOID)
+	params235(w)
+	w.bitString([]byte("twelve octet"), 96, -1)
+}
+
+// clearToken235 writes a ClearToken with timeStamp, password, dhkey,
+// challenge, random and generalID.
+func clearToken235(w *perw) {
+	w.seq(true, false, true, true, true, true, true, false, true, false)
+	w.octetString(tokenOID)
+	bigUint(w, 1700000000, 1) // timeStamp
+	w.bmp("secret")           // password
+	w.seq(true, false)        // dhkey: DHset
+	w.bitString([]byte("halfkey!"), 64, 2048)
+	w.bitString([]byte("modsize!"), 61, 2048)
+	w.bitString([]byte{0x02}, 2, 2048)
+	w.cint(8, 8, 128) // challenge
+	w.octets(octets8)
+	w.octetString([]byte{0x12, 0x34, 0x56, 0x78}) // random
+	w.bmp("alice")                                // generalID
+}
+
+// The H.235 fields a Progress built for a test carries.
+type sec235 int
+
+const (
+	h235None   sec235 = iota
+	h235Tokens        // h245SecurityMode, tokens, cryptoTokens
+	h235Signed        // and a SIGNED{} cryptoToken, which tshark cannot dissect
+)
+
+// progressSecurity writes the root fields a Progress has between its
+// callIdentifier and fastStart: h245SecurityMode (tls), one ClearToken,
+// and the CryptoH323Tokens cryptoEPPwdHash, cryptoEPPwdEncr and
+// nestedcryptoToken's cryptoHashedToken, then with signed a cryptoGKCert.
+// (Wireshark does not dissect SIGNED{}'s toBeSigned, an open type: "something
+// unknown here [ToBeSigned]".)
+func progressSecurity(w *perw, signed bool) {
+	w.choice(4, 2)            // tls: SecurityCapabilities
+	w.seq(true, false, false) // no nonStandard
+	w.choice(3, 1)            // encryption: none
+	w.choice(3, 2)            // authenticaton: default
+	w.choice(3, 1)            // integrity: none
+	w.length(1)
+	clearToken235(w)
+	if signed {
+		w.length(4)
+	} else {
+		w.length(3)
+	}
+	w.choice(8, 0) // cryptoEPPwdHash
+	h323ID(w, "alice")
+	bigUint(w, 1700000000, 1)
+	hashed235(w)
+	w.choice(8, 2) // cryptoEPPwdEncr: ENCRYPTED{EncodedPwdCertToken}
+	w.octetString(hmacOID)
+	params235(w)
+	w.octetString([]byte("ciphertext"))
+	w.choice(8, 7) // nestedcryptoToken
+	w.choice(4, 2) // cryptoHashedToken
+	w.octetString(tokenOID)
+	clearToken235(w)
+	hashed235(w)
+	if signed {
+		w.choice(8, 5) // cryptoGKCert: SIGNED{EncodedPwdCertToken}
+		w.open(enc(clearToken235))
+		w.octetString(hmacOID)
+		params235(w)
+		w.bitString([]byte("signature"), 72, -1)
+	}
+}
+
+// progressUU is a Progress: the first extension alternative of the message
+// body, so an open type. Its root holds the h245Address (if valid), the
+// callIdentifier, the security fields h235 says, and the fastStart (if
+// olcs is not nil); multipleCalls and maintainConnection are its additions.
+func progressUU(h245 netip.AddrPort, olcs [][]byte, h235 sec235) []byte {
+	return uuPDU(bodyProgress, func(w *perw) {
+		sec := h235 != h235None
+		w.seq(true, true, h245.IsValid(), sec, sec, sec, olcs != nil)
+		w.octetString(protocolID)
+		endpoint(w) // destinationInfo
+		if h245.IsValid() {
+			ta225(w, h245)
+		}
+		w.seq(true, false) // callIdentifier
+		w.octets(guid)
+		if sec {
+			progressSecurity(w, h235 == h235Signed)
+		}
+		if olcs != nil {
+			w.length(len(olcs))
+			for _, o := range olcs {
+				w.octetString(o)
+			}
+		}
+		w.extensions(2, map[int][]byte{0: boolExt(false), 1: boolExt(false)})
+	})
+}
+
 // --- RAS ---
 
 // bigUint writes an INTEGER (lb..lb+2^32-1) value: a 2-bit octet count,

@@ -14,7 +14,8 @@ import (
 // inside the message.
 func FuzzWalk(f *testing.F) {
 	lan := netip.MustParseAddr("192.168.50.10")
-	setup := q931Msg(0x05, 1, setupUU(ap(lan, 40002), [][]byte{enc(func(w *perw) { olcReverse(w, 2, ap(lan, 5000), ap(lan, 5001)) })}))
+	fast := [][]byte{enc(func(w *perw) { olcReverse(w, 2, ap(lan, 5000), ap(lan, 5001)) })}
+	setup := q931Msg(0x05, 1, setupUU(ap(lan, 40002), fast))
 	for _, s := range [][]byte{
 		setup,
 		q931Msg(0x07, 0x8001, connectUU(ap(lan, 40002), nil)),
@@ -31,6 +32,9 @@ func FuzzWalk(f *testing.F) {
 		q931Msg(0x05, 2, setupTunnelUU([][]byte{mscOLC(1, ap(lan, 5011))})), // tunnelled H.245
 		q931Msg(0x62, 2, emptyUU([][]byte{mscOLCAck(2, ap(lan, 5012), ap(lan, 5013)), {0}})), // tunnelled, and an H.245 message not walked
 		rrq(1, ap(lan, 1720), ap(lan, 1719), 300),                                            // RAS (walked as RAS below)
+		q931Msg(0x03, 0x8001, progressUU(ap(lan, 41000), fast, h235Signed)),                  // Progress: the body's open type, h245Address, H.235 tokens, fastStart
+		q931Msg(0x03, 0x8001, progressUU(netip.AddrPort{}, nil, h235None)),                   // Progress: callIdentifier only
+		q931Msg(0x03, 0x8001, progressUU(ap(lan, 41000), fast, h235Tokens)[:60]),             // malformed: Progress cut inside its open type
 		rrq(2, ap(lan, 1720), ap(lan, 1719), 0)[:20],                                         // RAS cut short
 	} {
 		f.Add(s, true)

@@ -2,17 +2,29 @@
 // connection (TCP 1720: TPKT, RFC 1006, framing Q.931 messages whose
 // User-user information element holds the H.225.0 H323-UserInformation
 // in ASN.1 aligned PER) it reads, in what a LAN host sends, the
-// h245Address of Setup, CallProceeding, Alerting, Connect and Facility and
-// the fastStart OpenLogicalChannel elements' mediaChannel and
-// mediaControlChannel; on the H.245 connection that h245Address leads to
-// (an expected flow the helper claims) it reads OpenLogicalChannel and
+// h245Address of Setup, CallProceeding, Alerting, Connect, Facility and
+// Progress and the fastStart OpenLogicalChannel elements' mediaChannel
+// and mediaControlChannel; on the H.245 connection that h245Address leads
+// to (an expected flow the helper claims) it reads OpenLogicalChannel and
 // OpenLogicalChannelAck, and the same messages tunnelled in H.225.0 (the
 // H323-UU-PDU's h245Control octet strings). Each unicast IPv4 address
-// equal to the LAN host's own becomes its public address and a port the engine expects the peer
-// on (TCP for H.245, UDP for media); other addresses are left alone. PER
-// encodes an IPv4 address and port in a fixed six octets, so the rewrite
-// is in place and lengths never change. A call's pending expectations go
-// with its ReleaseComplete.
+// equal to the LAN host's own becomes its public address and a port the
+// engine expects the peer on (TCP for H.245, UDP for media); other
+// addresses are left alone. A call's pending expectations go with its
+// ReleaseComplete.
+//
+// Progress (H.225.0 v3 on; gateways send it for early media) is an
+// extension alternative of the message body, so an open type: the walk
+// decodes it within its length, through the H.235 h245SecurityMode,
+// tokens and cryptoTokens its root has before the fastStart. The other
+// extension bodies (empty, status, statusInquiry, setupAcknowledge,
+// notify) hold no address and are stepped over by their length.
+//
+// PER encodes an IPv4 address and port in a fixed six octets, so every
+// rewrite is in place and no length changes: not those of the open types
+// around an address (Progress's body, extension additions, fastStart's
+// octet strings), nor the User-user element's, the TPKT's, or the TCP
+// sequence.
 //
 // RAS (UDP 1719, a LAN endpoint talking to an outside gatekeeper): in a
 // GatekeeperRequest or RegistrationRequest from the LAN host, a rasAddress
@@ -28,8 +40,8 @@
 //
 // The walk decodes only what lies before those fields; a message it cannot
 // walk (a truncated TPKT, an unknown root alternative, a fragmented
-// length) passes untouched and is counted. Not done: the Progress
-// message's addresses, RAS messages other than GRQ and RRQ.
+// length) passes untouched and is counted. Not done: RAS messages other
+// than GRQ and RRQ.
 //
 // The helper is off unless switched on (RFC 4787 REQ-10).
 package h323

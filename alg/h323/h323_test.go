@@ -204,12 +204,124 @@ func TestUnparsedCounted(t *testing.T) {
 	}
 }
 
+// gateway is a LAN H.323 gateway reached through a port forward of 1720.
+var gateway = netip.MustParseAddr("192.168.50.12")
+
+// progressFlow runs a call from outside to the LAN gateway, which answers
+// with a Progress for early media: its h245Address and fastStart (after
+// the H.235 fields h235 says, which Progress-UUIE has in its root before
+// fastStart) name the gateway. It returns every packet that left the engine.
+func progressFlow(t *testing.T, h235 sec235) (*nat.Engine, [][]byte) {
+	e := nattest.Engine(t, func(c *nat.Config) {
+		c.Helpers = map[string]nat.Switch{"h323": nat.On}
+		c.PortForwards = []nat.PortForward{{Proto: packet.ProtoTCP, OutsideLo: Port, OutsideHi: Port, Host: gateway, InsidePort: Port}}
+	}, &Helper{})
+	var out [][]byte
+	c := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.12:1720", Remote: "203.0.113.20:3000", Pub: "203.0.113.1:1720", LANSeq: 100, RSeq: 200, Out: &out}
+	c.SendAt(0, false, packet.TCPSyn, nil)
+	c.SendAt(0, true, packet.TCPSyn|packet.TCPAck, nil)
+	c.SendAt(0, false, packet.TCPAck, nil)
+	caller := netip.MustParseAddr("203.0.113.20")
+	c.SendAt(sec, false, packet.TCPAck|packet.TCPPsh, q931Msg(0x05, 0x0009, setupUU(ap(caller, 30010), nil)))
+
+	fast := [][]byte{
+		enc(func(w *perw) { olcForward(w, 1, ap(gateway, 7001)) }),
+		enc(func(w *perw) { olcReverse(w, 2, ap(gateway, 7000), ap(gateway, 7001)) }),
+	}
+	msg := q931Msg(0x03, 0x8009, progressUU(ap(gateway, 41000), fast, h235))
+	o := c.SendAt(2*sec, true, packet.TCPAck|packet.TCPPsh, msg)
+	if len(payloadOf(o)) != len(msg) {
+		t.Fatalf("length changed: %d -> %d", len(msg), len(payloadOf(o)))
+	}
+	got := addrs(t, payloadOf(o), true)
+	if g := got[kH245]; len(g) != 1 || g[0] != ap(pubAddr, 41000) {
+		t.Fatalf("Progress h245Address %v", g)
+	}
+	if g := got[kRTP]; len(g) != 1 || g[0] != ap(pubAddr, 7000) {
+		t.Fatalf("Progress mediaChannel %v", g)
+	}
+	if g := got[kRTCP]; len(g) != 2 || g[0] != ap(pubAddr, 7001) || g[1] != ap(pubAddr, 7001) {
+		t.Fatalf("Progress mediaControlChannel %v", g)
+	}
+
+	// Early media from the caller reaches the gateway, and so does the
+	// caller's H.245 connection.
+	v, b := udpTo(t, e, 3*sec, "203.0.113.20:6000", "203.0.113.1:7000")
+	if v.Action != nat.Forward {
+		t.Fatalf("RTP: %+v (%v)", v, v.Reason)
+	}
+	IPv4(t, b, Dst("192.168.50.12:7000"))
+	out = append(out, b[:packet.IPv4(b).TotalLen()])
+	h := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.12:41000", Remote: "203.0.113.20:30011", Pub: "203.0.113.1:41000", LANSeq: 7000, RSeq: 9000, Out: &out}
+	h.SendAt(3*sec, false, packet.TCPSyn, nil)
+	IPv4(t, out[len(out)-1], Dst("192.168.50.12:41000"))
+	return e, out
+}
+
+func TestProgress(t *testing.T) {
+	for _, h235 := range []sec235{h235None, h235Tokens, h235Signed} {
+		e, _ := progressFlow(t, h235)
+		if s := e.HelperStats()["h323"]; s.Unparsed != 0 || s.Rewrites != 1 || s.Expected != 2 {
+			t.Fatalf("h235 %v: counters %+v", h235, s)
+		}
+	}
+}
+
+// TestProgressForeign: a Progress naming addresses not the LAN host's
+// (here a STUN-learned public one) passes as it is, and counts nothing.
+func TestProgressForeign(t *testing.T) {
+	e := engine(t)
+	c := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.10:40000", Remote: "203.0.113.10:1720", Pub: "203.0.113.1:40000", LANSeq: 1, RSeq: 1}
+	c.SendAt(0, true, packet.TCPSyn, nil)
+	c.SendAt(0, false, packet.TCPSyn|packet.TCPAck, nil)
+	stun := netip.MustParseAddr("198.51.100.7")
+	fast := [][]byte{enc(func(w *perw) { olcReverse(w, 2, ap(stun, 7000), ap(stun, 7001)) })}
+	for i, msg := range [][]byte{
+		q931Msg(0x03, 0x8001, progressUU(ap(stun, 40002), fast, h235Signed)),
+		q931Msg(0x03, 0x8001, progressUU(netip.AddrPort{}, nil, h235None)), // neither h245Address nor fastStart
+	} {
+		o := c.SendAt(sec, true, packet.TCPAck, msg)
+		if string(payloadOf(o)) != string(msg) {
+			t.Fatalf("%d: rewritten", i)
+		}
+		if g := addrs(t, msg, true); i == 0 && (len(g[kH245]) != 1 || len(g[kRTP]) != 1 || len(g[kRTCP]) != 1) {
+			t.Fatalf("%d: walker found %v", i, g)
+		}
+	}
+	if s := e.HelperStats()["h323"]; s.Rewrites != 0 || s.Unparsed != 0 || s.Expectations != 0 {
+		t.Fatalf("counters %+v", s)
+	}
+}
+
 // BenchmarkUntouched is the cost of an Alerting from the LAN with no
 // address to rewrite: the whole walk, no change.
 func BenchmarkUntouched(b *testing.B) {
 	e := engine(b)
 	e.Process(0, nat.LAN, TCP("192.168.50.10:40000", "203.0.113.10:1720", packet.TCPSyn, 1, 0, nil, nil))
 	seg := TCP("192.168.50.10:40000", "203.0.113.10:1720", packet.TCPAck|packet.TCPPsh, 2, 1, nil, q931Msg(0x01, 0x8001, alertingUU()))
+	p := append([]byte(nil), seg...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		copy(p, seg)
+		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
+			b.Fatal(v)
+		}
+	}
+	if s := e.HelperStats()["h323"]; s.Unparsed != 0 || s.Rewrites != 0 {
+		b.Fatalf("counters %+v", s)
+	}
+}
+
+// BenchmarkProgressUntouched is the cost of a Progress from the LAN whose
+// addresses (h245Address, fastStart) are not the host's, with the H.235
+// fields walked before its fastStart.
+func BenchmarkProgressUntouched(b *testing.B) {
+	e := engine(b)
+	e.Process(0, nat.LAN, TCP("192.168.50.10:40000", "203.0.113.10:1720", packet.TCPSyn, 1, 0, nil, nil))
+	stun := netip.MustParseAddr("198.51.100.7")
+	fast := [][]byte{enc(func(w *perw) { olcReverse(w, 2, ap(stun, 7000), ap(stun, 7001)) })}
+	seg := TCP("192.168.50.10:40000", "203.0.113.10:1720", packet.TCPAck|packet.TCPPsh, 2, 1, nil, q931Msg(0x03, 0x8001, progressUU(ap(stun, 40002), fast, h235Signed)))
 	p := append([]byte(nil), seg...)
 	b.ReportAllocs()
 	b.ResetTimer()

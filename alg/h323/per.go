@@ -171,6 +171,30 @@ func (r *reader) octetString(lb, ub int) (int, int, error) {
 	return at, n, err
 }
 
+// bitString steps over a BIT STRING of size lb..ub bits (ub < 0: no upper
+// bound): fixed sizes up to 16 bits unaligned, anything else octet-aligned
+// after its length (X.691 16.9-16.11).
+func (r *reader) bitString(lb, ub int) error {
+	n := lb
+	if lb != ub {
+		var err error
+		if ub < 0 {
+			n, err = r.length()
+		} else {
+			n, err = r.clength(lb, ub)
+		}
+		if err != nil {
+			return err
+		}
+	} else if n <= 16 {
+		return r.skip(n)
+	}
+	if n > 0 {
+		r.align()
+	}
+	return r.skip(n)
+}
+
 // charString steps over a known-multiplier character string (IA5String,
 // BMPString, ...) of size lb..ub with b bits a character.
 func (r *reader) charString(lb, ub, b int) error {

@@ -76,18 +76,16 @@ func TestTshark(t *testing.T) {
 	}
 }
 
-// TestTsharkRASAndTunnel checks the rewritten RegistrationRequest and the
-// OpenLogicalChannel and ...Ack tunnelled in H.225.0 with Wireshark's
-// dissectors: the RRQ's callSignalAddress and rasAddress, and the
-// tunnelled media addresses, must read 203.0.113.1 and nothing be
-// malformed. RAS is named with -d (tshark also finds it on 1719 by
-// default); tunnelled H.245 is dissected inside h245Control.
-func TestTsharkRASAndTunnel(t *testing.T) {
+// tsharkFields returns a function that writes packets to a pcap and has
+// tshark print, per frame, the protocol column, the fields asked for and
+// the malformed marker (a malformed frame fails the test), keyed by frame
+// number.
+func tsharkFields(t *testing.T) func(pkts [][]byte, args ...string) map[string]string {
 	bin, err := exec.LookPath("tshark")
 	if err != nil {
 		t.Fatal("tshark is needed (apt-get install tshark)")
 	}
-	fields := func(pkts [][]byte, args ...string) map[string]string {
+	return func(pkts [][]byte, args ...string) map[string]string {
 		t.Helper()
 		pcap := writePcap(t, t.TempDir(), pkts)
 		args = append([]string{"-r", pcap, "-d", "udp.port==1719,h225", "-T", "fields", "-E", "separator=|", "-e", "frame.number", "-e", "_ws.col.Protocol"}, args...)
@@ -105,7 +103,43 @@ func TestTsharkRASAndTunnel(t *testing.T) {
 		}
 		return m
 	}
+}
 
+// TestTsharkProgress checks a rewritten Progress (the message body's
+// extension alternative, an open type) with Wireshark's dissectors: the
+// h245Address and the fastStart media addresses must read 203.0.113.1 and
+// the public ports, with and without the H.235 fields (h245SecurityMode,
+// one ClearToken, three CryptoH323Tokens) Progress-UUIE has before
+// fastStart, and nothing be malformed or left undecoded.
+func TestTsharkProgress(t *testing.T) {
+	fields := tsharkFields(t)
+	for _, c := range []struct {
+		h235 sec235
+		want string
+	}{
+		{h235None, "H.225.0|7|203.0.113.1|41000|||203.0.113.1,203.0.113.1,203.0.113.1|7001,7000,7001|"},
+		{h235Tokens, "H.225.0|7|203.0.113.1|41000|1|3|203.0.113.1,203.0.113.1,203.0.113.1|7001,7000,7001|"},
+	} {
+		_, pkts := progressFlow(t, c.h235)
+		// Frame 5 is the gateway's Progress (body 7: progress). The last
+		// field, the expert info group, is empty: nothing undecoded.
+		got := fields(pkts, "-e", "h225.h323_message_body", "-e", "h225.h245Ip", "-e", "h225.h245IpPort",
+			"-e", "h225.tokens", "-e", "h225.cryptoTokens", "-e", "h245.ip4_network", "-e", "h245.tsapIdentifier",
+			"-e", "_ws.expert.group")
+		if w := c.want + "|"; got["5"] != w {
+			t.Errorf("h235 %d: tshark shows %q, want %q", c.h235, got["5"], w)
+		}
+	}
+}
+
+// TestTsharkRASAndTunnel checks the rewritten RegistrationRequest and the
+// OpenLogicalChannel and ...Ack tunnelled in H.225.0 with Wireshark's
+// dissectors: the RRQ's callSignalAddress and rasAddress, and the
+// tunnelled media addresses, must read 203.0.113.1 and nothing be
+// malformed. RAS is named with -d (tshark also finds it on 1719 by
+// default); tunnelled H.245 is dissected inside h245Control.
+func TestTsharkRASAndTunnel(t *testing.T) {
+	fields := tsharkFields(t)
 	_, ras := rasFlow(t)
 	got := fields(ras, "-e", "h225.RasMessage", "-e", "h225.ipV4", "-e", "h225.ipV4_port", "-e", "h225.timeToLive")
 	// Frame 1: registrationRequest (3), callSignalAddress then rasAddress.

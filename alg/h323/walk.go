@@ -1,9 +1,11 @@
 package h323
 
-// The walk follows the ASN.1 of H.225.0 (H323-MESSAGES, 12/2009) and
+// The walk follows the ASN.1 of H.225.0 (H323-MESSAGES, 12/2009), H.235
+// (H235-SECURITY-MESSAGES, the tokens before a Progress's fastStart) and
 // H.245 (MULTIMEDIA-SYSTEM-CONTROL) just far enough to find the transport
 // addresses, stepping over everything before them. Extension additions
-// and extension alternatives are open types and skip by length; a root
+// and extension alternatives are open types and skip by length (but the
+// progress body, decoded within its open type); a root
 // alternative the walk has no table for (H.263 video capabilities, data
 // applications, H.223 multiplex parameters, ...) stops it with errPER.
 // An IPv4 address and port are fixed-size and octet-aligned in PER, so a
@@ -40,8 +42,13 @@ const (
 	bodyInformation
 	bodyReleaseComplete
 	bodyFacility
-	bodyExtension // progress and later: extension alternatives, not walked
+	bodyExtension // progress and later: extension alternatives (open types)
 )
+
+// bodyProgress is the one extension alternative walked; empty, status,
+// statusInquiry, setupAcknowledge and notify carry no address and are
+// stepped over.
+const bodyProgress = bodyExtension + 0
 
 type walker struct {
 	refs [maxRefs]ref
@@ -110,8 +117,13 @@ func (w *walker) body225(r *reader) error {
 	}
 	if ext { // progress, empty, status, ...: an open type
 		w.body = bodyExtension + i
-		_, err := r.open()
-		return err
+		s, err := r.open()
+		if err != nil || w.body != bodyProgress {
+			return err
+		}
+		// The rewrite is in place (6 octets for 6), so the open type's
+		// length, like every length around it, stays right.
+		return w.progress(&s)
 	}
 	w.body = i
 	switch i {
@@ -341,25 +353,86 @@ func (w *walker) setup(r *reader) error {
 	})
 }
 
+// destH245 walks the start CallProceeding-, Alerting- and Progress-UUIE
+// share: the preamble (the extension bit and nopt presence bits, returned;
+// h245Address's is the first), protocolIdentifier, destinationInfo and
+// h245Address.
+func (w *walker) destH245(r *reader, nopt int) (bool, uint32, error) {
+	e, o, err := r.seq(true, nopt)
+	if err != nil {
+		return false, 0, err
+	}
+	if err := r.oid(); err != nil {
+		return false, 0, err
+	}
+	if err := endpointType(r); err != nil { // destinationInfo
+		return false, 0, err
+	}
+	if has(o, nopt, 0) {
+		if err := w.transport225(r, kH245); err != nil {
+			return false, 0, err
+		}
+	}
+	return e, o, nil
+}
+
 // proceedingOrAlerting walks CallProceeding-UUIE or Alerting-UUIE, whose
 // roots and first extension additions are alike.
 func (w *walker) proceedingOrAlerting(r *reader) error {
-	e, o, err := r.seq(true, 1)
+	e, _, err := w.destH245(r, 1)
 	if err != nil {
 		return err
 	}
-	if err := r.oid(); err != nil {
+	return w.fastStartExt(r, e, 4)
+}
+
+// progress walks Progress-UUIE, whose root holds what CallProceeding and
+// Alerting have as extension additions: callIdentifier, h245SecurityMode,
+// tokens and cryptoTokens, then fastStart.
+func (w *walker) progress(r *reader) error {
+	e, o, err := w.destH245(r, 5)
+	if err != nil {
 		return err
 	}
-	if err := endpointType(r); err != nil { // destinationInfo
+	ce, _, err := r.seq(true, 0) // callIdentifier
+	if err != nil {
 		return err
 	}
-	if has(o, 1, 0) {
-		if err := w.transport225(r, kH245); err != nil {
+	if _, err := r.octets(16); err != nil {
+		return err
+	}
+	if err := r.skipExt(ce); err != nil {
+		return err
+	}
+	if has(o, 5, 1) {
+		if err := h245Security(r); err != nil {
 			return err
 		}
 	}
-	return w.fastStartExt(r, e, 4)
+	// tokens, cryptoTokens: SEQUENCE OF ClearToken, of CryptoH323Token.
+	// (Plain loops: a reader handed to a function value would escape.)
+	for i := 2; i < 4; i++ {
+		if !has(o, 5, i) {
+			continue
+		}
+		n, err := r.length()
+		for ; n > 0 && err == nil; n-- {
+			if i == 2 {
+				err = clearToken(r)
+			} else {
+				err = cryptoH323Token(r)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if has(o, 5, 4) {
+		if err := w.fastStart(r); err != nil {
+			return err
+		}
+	}
+	return r.skipExt(e) // multipleCalls, maintainConnection, ...
 }
 
 func (w *walker) connect(r *reader) error {
@@ -576,23 +649,28 @@ func aliases(r *reader) error {
 		return err
 	}
 	for ; n > 0; n-- {
-		i, ext, err := r.choice(true, 2)
-		if err != nil {
-			return err
-		}
-		switch {
-		case ext:
-			_, err = r.open()
-		case i == 0: // dialledDigits: 13 characters, 4 bits each
-			err = r.charString(1, 128, 4)
-		default: // h323-ID
-			err = r.charString(1, 256, 16)
-		}
-		if err != nil {
+		if err := alias(r); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// alias walks an AliasAddress.
+func alias(r *reader) error {
+	i, ext, err := r.choice(true, 2)
+	if err != nil {
+		return err
+	}
+	switch {
+	case ext:
+		_, err = r.open()
+	case i == 0: // dialledDigits: 13 characters, 4 bits each
+		err = r.charString(1, 128, 4)
+	default: // h323-ID
+		err = r.charString(1, 256, 16)
+	}
+	return err
 }
 
 // nsdOnly walks the SEQUENCEs whose root is one optional
@@ -718,6 +796,225 @@ func qseries(r *reader) error {
 		return err
 	}
 	return r.skipExt(e)
+}
+
+// --- H.235 (security fields a Progress has in its root) ---
+
+// h245Security walks an H245Security.
+func h245Security(r *reader) error {
+	i, ext, err := r.choice(true, 4)
+	switch {
+	case err != nil:
+		return err
+	case ext:
+		_, err = r.open()
+		return err
+	case i == 0:
+		return nonStandard225(r)
+	case i == 1: // noSecurity
+		return nil
+	}
+	// tls, ipsec: SecurityCapabilities
+	e, o, err := r.seq(true, 1)
+	if err != nil {
+		return err
+	}
+	if o == 1 {
+		if err := nonStandard225(r); err != nil {
+			return err
+		}
+	}
+	for j := 0; j < 3; j++ { // encryption, authenticaton, integrity
+		i, ext, err := r.choice(true, 3) // SecurityServiceMode
+		switch {
+		case err != nil:
+		case ext:
+			_, err = r.open()
+		case i == 0:
+			err = nonStandard225(r)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return r.skipExt(e)
+}
+
+// bmp128 steps over a BMPString (SIZE (1..128)): Password, Identifier,
+// GatekeeperIdentifier.
+func bmp128(r *reader) error { return r.charString(1, 128, 16) }
+
+// timeStamp steps over a TimeStamp, INTEGER (1..4294967295).
+func timeStamp(r *reader) error {
+	_, err := r.cint(1, 4294967295)
+	return err
+}
+
+// integer steps over an unconstrained INTEGER: a length, then the octets,
+// as an OCTET STRING is.
+func integer(r *reader) error {
+	_, _, err := r.octetString(0, -1)
+	return err
+}
+
+// clearToken walks an H.235 ClearToken.
+func clearToken(r *reader) error {
+	e, o, err := r.seq(true, 8)
+	if err != nil {
+		return err
+	}
+	if err := r.oid(); err != nil { // tokenOID
+		return err
+	}
+	for i := 0; i < 8 && err == nil; i++ {
+		if !has(o, 8, i) {
+			continue
+		}
+		switch i {
+		case 0:
+			err = timeStamp(r)
+		case 1, 6: // password, generalID
+			err = bmp128(r)
+		case 2: // dhkey: DHset
+			var de bool
+			if de, _, err = r.seq(true, 0); err != nil {
+				break
+			}
+			for j := 0; j < 3 && err == nil; j++ { // halfkey, modSize, generator
+				err = r.bitString(0, 2048)
+			}
+			if err == nil {
+				err = r.skipExt(de)
+			}
+		case 3: // challenge
+			_, _, err = r.octetString(8, 128)
+		case 4: // random
+			err = integer(r)
+		case 5: // certificate: TypedCertificate
+			var te bool
+			if te, _, err = r.seq(true, 0); err != nil {
+				break
+			}
+			if err = r.oid(); err == nil {
+				if _, _, err = r.octetString(0, -1); err == nil {
+					err = r.skipExt(te)
+				}
+			}
+		case 7: // nonStandard: H.235's NonStandardParameter
+			if err = r.oid(); err == nil {
+				_, _, err = r.octetString(0, -1)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return r.skipExt(e)
+}
+
+// params walks an H.235 Params.
+func params(r *reader) error {
+	e, o, err := r.seq(true, 2)
+	if err != nil {
+		return err
+	}
+	if has(o, 2, 0) {
+		if err := integer(r); err != nil { // ranInt
+			return err
+		}
+	}
+	if has(o, 2, 1) {
+		if _, _, err := r.octetString(8, 8); err != nil { // iv8
+			return err
+		}
+	}
+	return r.skipExt(e)
+}
+
+// The parameterized H.235 types, none extensible: HASHED{} is
+// algorithmOID, paramS, hash (BIT STRING); ENCRYPTED{} algorithmOID,
+// paramS, encryptedData (OCTET STRING); SIGNED{} toBeSigned (an open
+// type), algorithmOID, paramS, signature (BIT STRING).
+func hashed(r *reader) error {
+	if err := r.oid(); err != nil {
+		return err
+	}
+	if err := params(r); err != nil {
+		return err
+	}
+	return r.bitString(0, -1)
+}
+
+func encrypted(r *reader) error {
+	if err := r.oid(); err != nil {
+		return err
+	}
+	if err := params(r); err != nil {
+		return err
+	}
+	_, _, err := r.octetString(0, -1)
+	return err
+}
+
+func signed(r *reader) error {
+	if _, err := r.open(); err != nil { // toBeSigned
+		return err
+	}
+	return hashed(r) // the same fields follow
+}
+
+// cryptoH323Token walks a CryptoH323Token.
+func cryptoH323Token(r *reader) error {
+	i, ext, err := r.choice(true, 8)
+	switch {
+	case err != nil:
+		return err
+	case ext:
+		_, err = r.open()
+		return err
+	case i <= 1: // cryptoEPPwdHash, cryptoGKPwdHash
+		if i == 0 {
+			err = alias(r)
+		} else {
+			err = bmp128(r) // gatekeeperId
+		}
+		if err != nil {
+			return err
+		}
+		if err := timeStamp(r); err != nil {
+			return err
+		}
+		return hashed(r)
+	case i <= 3: // cryptoEPPwdEncr, cryptoGKPwdEncr
+		return encrypted(r)
+	case i <= 6: // cryptoEPCert, cryptoGKCert, cryptoFastStart
+		return signed(r)
+	}
+	// nestedcryptoToken: CryptoToken
+	i, ext, err = r.choice(true, 4)
+	switch {
+	case err != nil:
+		return err
+	case ext:
+		_, err = r.open()
+		return err
+	case i == 3: // cryptoPwdEncr
+		return encrypted(r)
+	}
+	if err := r.oid(); err != nil { // tokenOID
+		return err
+	}
+	switch i {
+	case 0: // cryptoEncryptedToken
+		return encrypted(r)
+	case 1: // cryptoSignedToken
+		return signed(r)
+	}
+	// cryptoHashedToken
+	if err := clearToken(r); err != nil { // hashedVals
+		return err
+	}
+	return hashed(r)
 }
 
 // --- H.245 ---
