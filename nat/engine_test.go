@@ -87,6 +87,32 @@ func TestEndpointIndependentMapping(t *testing.T) {
 	}
 }
 
+// RFC 4787 REQ-3: a LAN port below 1024 that cannot be kept moves to
+// another port below 1024; one above stays above.
+func TestPortRangeClass(t *testing.T) {
+	e := newEngine(t, nil)
+	srcPort := func(b []byte) uint16 { return packet.UDP(packet.IPv4(b).Payload()).SrcPort() }
+	for _, tc := range []struct {
+		port   uint16
+		lo, hi uint16
+	}{
+		{123, 1, 1023},
+		{40000, 1024, 65535},
+	} {
+		first := pass(t, e, 0, LAN, UDP("192.168.50.10:"+itoa(tc.port), "203.0.113.10:123", nil), WAN)
+		if p := srcPort(first); p != tc.port {
+			t.Fatalf("port %d not kept: %d", tc.port, p)
+		}
+		for host := 11; host < 14; host++ {
+			out := pass(t, e, 0, LAN, UDP("192.168.50."+itoa(uint16(host))+":"+itoa(tc.port), "203.0.113.10:123", nil), WAN)
+			p := srcPort(out)
+			if p == tc.port || p < tc.lo || p > tc.hi || p%2 != tc.port%2 {
+				t.Errorf("host .%d from %d: outside port %d, want another in %d-%d of the same parity", host, tc.port, p, tc.lo, tc.hi)
+			}
+		}
+	}
+}
+
 func TestFiltering(t *testing.T) {
 	for _, tc := range []struct {
 		name                     string

@@ -124,24 +124,36 @@ func (m *mapper) acquire(proto uint8, host [4]byte, port uint16, reserved func(u
 // pickPort preserves the LAN port when it is free (RFC 4787 REQ-4 allows,
 // and applications such as IKE on 500 work better with it), otherwise
 // picks a free port of the same parity (REQ-5 for RTP/RTCP pairs) from a
-// random point in the dynamic range.
+// random point of a range: the dynamic range, or for a LAN port below
+// 1024 the ports below 1024 first (REQ-3: some servers trust a
+// privileged source port, NTP's symmetric mode and rsh among them).
 func (m *mapper) pickPort(proto uint8, want uint16, reserved func(uint8, uint16) bool) (uint16, bool) {
 	tbl := m.byPort[protoSlot(proto)]
 	if want != 0 && tbl[want] == 0 && !reserved(proto, want) {
 		return want, true
 	}
-	n := uint32(m.hi) - uint32(m.lo) + 1
+	if want != 0 && want < 1024 {
+		if p, ok := m.pickIn(tbl, 1, 1023, want, proto, reserved); ok {
+			return p, true
+		}
+	}
+	return m.pickIn(tbl, m.lo, m.hi, want, proto, reserved)
+}
+
+// pickIn picks a free port in [lo, hi] of want's parity, or any free one
+// if that parity is used up.
+func (m *mapper) pickIn(tbl []uint32, lo, hi, want uint16, proto uint8, reserved func(uint8, uint16) bool) (uint16, bool) {
+	n := uint32(hi) - uint32(lo) + 1
 	start := uint32(m.next() % uint64(n))
 	for i := uint32(0); i < n; i++ {
-		p := uint16(uint32(m.lo) + (start+i)%n)
+		p := uint16(uint32(lo) + (start+i)%n)
 		if p == 0 || p&1 != want&1 || tbl[p] != 0 || reserved(proto, p) {
 			continue
 		}
 		return p, true
 	}
-	// No port of the right parity: take any.
 	for i := uint32(0); i < n; i++ {
-		p := uint16(uint32(m.lo) + (start+i)%n)
+		p := uint16(uint32(lo) + (start+i)%n)
 		if p != 0 && tbl[p] == 0 && !reserved(proto, p) {
 			return p, true
 		}
