@@ -5,8 +5,10 @@
 //
 // The engine makes no system calls, starts no goroutines and never reads a
 // clock: the caller passes the time, so the lab, replays, fuzzers and
-// benchmarks run the same code. It is not safe for concurrent use; the data
-// plane serialises batches through it. Nothing on the packet path
+// benchmarks run the same code. It is not safe for concurrent use, but
+// for FastPath, which forwards established flows and may run in several
+// goroutines at once while nothing else runs (fast.go); the data plane
+// serialises the rest through a lock. Nothing on the packet path
 // allocates: the flow table, the mapper and the buffers for generated
 // packets are sized when the engine is made.
 package nat
@@ -188,6 +190,9 @@ func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
 	}
 	e.stats.Packets[from]++
 	e.stats.Bytes[from] += uint64(len(ip))
+	if v, ok := e.established(now, from, ip); ok {
+		return v
+	}
 
 	if ip.IsFragment() && ip.FragmentOffset() != 0 {
 		return e.laterFragment(now, from, ip)

@@ -3,8 +3,9 @@
 // group per interface, and transmit sockets owned by each worker goroutine),
 // fences the kernel off the forwarded path with an nftables netdev table,
 // and runs the loop that moves frames through the link layer and the NAT
-// engine: receive a batch, process it under the engine lock, send what
-// results. A timer expires flows. On shutdown the interfaces are left as
+// engine: receive a batch, forward what belongs to established flows
+// under the engine's read lock (workers in parallel), the rest under its
+// write lock, send what results. A timer expires flows. On shutdown the interfaces are left as
 // they were found.
 package router
 
@@ -69,7 +70,10 @@ type Router struct {
 	log   *slog.Logger
 	clock func() nat.Time
 
-	mu  sync.Mutex // serialises the engine
+	// mu guards the engine: workers forward established flows through
+	// FastPath together under the read lock; everything else (new flows,
+	// helpers, the control plane, expiry) takes the write lock.
+	mu  sync.RWMutex
 	eng *nat.Engine
 
 	evSeq  uint64      // engine events already taken
@@ -326,17 +330,32 @@ func (r *Router) loop(ctx context.Context, wk *worker) {
 		r.nb[nat.LAN].Poll(pollAt, out[nat.LAN])
 		r.nb[nat.WAN].Poll(pollAt, out[nat.WAN])
 
-		r.mu.Lock()
-		// Read the clock under the lock, so the engine never sees time
-		// go backwards between two workers' batches.
+		// Established flows first, in parallel with the other workers, up
+		// to the first frame that needs more: from there on, in order, the
+		// whole engine under the write lock.
 		now := r.clock()
-		nowD := time.Duration(now)
-		for i := 0; i < got; i++ {
-			r.handle(now, wk, frames[i], flags[i], &out, &t)
+		var nc nat.Counters
+		i := 0
+		r.mu.RLock()
+		for i < got && r.fast(now, wk, frames[i], &flags[i], &out, &t, &nc) {
+			i++
 		}
-		r.takeEmitted(nowD, &out, &t)
-		r.takePPPoE(&out, &t)
-		r.mu.Unlock()
+		pending := len(r.eng.Emitted()) > 0 || r.ppp != nil && len(r.ppp.Emitted()) > 0
+		r.mu.RUnlock()
+		if i < got || pending {
+			r.mu.Lock()
+			// Read the clock under the lock, so the engine never sees time
+			// go backwards between two workers' batches.
+			now = r.clock()
+			nowD := time.Duration(now)
+			for ; i < got; i++ {
+				r.handle(now, wk, frames[i], flags[i], &out, &t)
+			}
+			r.takeEmitted(nowD, &out, &t)
+			r.takePPPoE(&out, &t)
+			r.mu.Unlock()
+		}
+		wk.cnt.addNAT(&nc)
 		wk.cnt.add(&t)
 
 		for i, b := range out {
@@ -347,6 +366,36 @@ func (r *Router) loop(ctx context.Context, wk *worker) {
 		}
 		clear(frames[:got])
 	}
+}
+
+// fast forwards frame f if it belongs to an established flow (the
+// engine's FastPath); r.mu is read-locked. It reports false, having
+// counted nothing, when f needs handle. It completes a checksum left to
+// offload either way, and clears *flags' note of it.
+func (r *Router) fast(now nat.Time, wk *worker, f []byte, flags *uint32, out *[2]*link.Batch, c *tally, nc *nat.Counters) bool {
+	eth, ok := link.ParseEther(f)
+	if !ok || eth.Type() != link.EtherTypeIPv4 || eth.Dst() != r.nb[wk.in].MAC() || eth.Src() == r.nb[wk.in].MAC() {
+		return false
+	}
+	ip := f[link.EtherHeaderLen:]
+	if *flags&afpacket.StatusCsumNotReady != 0 {
+		*flags &^= afpacket.StatusCsumNotReady
+		if completeChecksum(ip) {
+			c.csumCompleted++
+		}
+	}
+	v, ok := r.eng.FastPath(now, wk.in, ip, nc)
+	if !ok {
+		return false
+	}
+	c.rxFrames++
+	frame := f[:link.EtherHeaderLen+ipLen(ip)]
+	if r.nb[v.Out].Output(time.Duration(now), v.NextHop, frame, out[v.Out]) {
+		c.forwarded++
+	} else {
+		c.neighWait++
+	}
+	return true
 }
 
 // handle processes one received frame; r.mu is held.

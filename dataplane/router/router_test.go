@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"passgate/dataplane/afpacket"
 	"passgate/dataplane/link"
 	"passgate/nat"
 	"passgate/packet"
@@ -219,5 +220,100 @@ func BenchmarkHandleForward(b *testing.B) {
 		if out[nat.WAN].Len() >= 64 {
 			out[nat.WAN].Reset()
 		}
+	}
+}
+
+// Once a flow has its reply, its frames take the fast path (the engine's
+// read lock): forwarded with the Ethernet header and checksums right,
+// counted, and without allocating. A frame with a checksum left to
+// offload that the fast path declines is completed once, not twice, on
+// its way to handle.
+func TestFastForward(t *testing.T) {
+	r, out := testRouter(t)
+	hostMAC := link.MAC{2, 0, 0, 0, 0, 0x10}
+	srvMAC := link.MAC{2, 0, 0, 0, 0, 0x20}
+	req := make([]byte, 60)
+	link.BuildARP(req, link.Broadcast, srvMAC, link.ARPRequest, srvMAC, [4]byte{203, 0, 113, 10}, link.MAC{}, [4]byte{203, 0, 113, 1})
+	r.nb[nat.WAN].Input(0, req, out[nat.WAN])
+	out[nat.WAN].Reset()
+	frameOf := func(dst, src link.MAC, ip []byte) []byte {
+		f := make([]byte, 14+len(ip))
+		link.Ether(f).SetHeader(dst, src, link.EtherTypeIPv4)
+		copy(f[14:], ip)
+		return f
+	}
+	lanWk, wanWk := &worker{in: nat.LAN}, &worker{in: nat.WAN}
+	var c tally
+	var nc nat.Counters
+
+	// The first frame, with a partial checksum: declined (new flow), then
+	// handled, and its checksum valid on the way out.
+	ip := udpPacket([]byte("query"))
+	binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20]))
+	partial(ip, 6)
+	first := frameOf(r.nb[nat.LAN].MAC(), hostMAC, ip)
+	flags := uint32(afpacket.StatusCsumNotReady)
+	if r.fast(1, lanWk, first, &flags, &out, &c, &nc) {
+		t.Fatal("a new flow took the fast path")
+	}
+	r.handle(1, lanWk, first, flags, &out, &c)
+	if c.forwarded != 1 || c.csumCompleted != 1 || !l4Valid(first[14:]) {
+		t.Fatalf("first frame: %+v, checksum valid %v", c, l4Valid(first[14:]))
+	}
+	out[nat.WAN].Reset()
+	// The reply, through handle (it marks the flow replied).
+	reply := udpPacket([]byte("answer"))
+	copy(reply[12:], []byte{203, 0, 113, 10})
+	copy(reply[16:], []byte{203, 0, 113, 1})
+	binary.BigEndian.PutUint16(reply[20:], 53)
+	binary.BigEndian.PutUint16(reply[22:], 40000)
+	binary.BigEndian.PutUint16(reply[10:], packet.Checksum(reply[:20]))
+	partial(reply, 6)
+	completeChecksum(reply)
+	r.nb[nat.LAN].Input(0, func() []byte {
+		a := make([]byte, 60)
+		link.BuildARP(a, link.Broadcast, hostMAC, link.ARPRequest, hostMAC, [4]byte{192, 168, 50, 10}, link.MAC{}, [4]byte{192, 168, 50, 1})
+		return a
+	}(), out[nat.LAN])
+	out[nat.LAN].Reset()
+	r.handle(1, wanWk, frameOf(r.nb[nat.WAN].MAC(), srvMAC, reply), 0, &out, &c)
+	out[nat.LAN].Reset()
+
+	// Now both ways take the fast path.
+	tmpl := [2][]byte{
+		frameOf(r.nb[nat.LAN].MAC(), hostMAC, func() []byte {
+			p := udpPacket([]byte("more"))
+			binary.BigEndian.PutUint16(p[10:], packet.Checksum(p[:20]))
+			partial(p, 6)
+			completeChecksum(p)
+			return p
+		}()),
+		frameOf(r.nb[nat.WAN].MAC(), srvMAC, reply),
+	}
+	frame := make([]byte, 128)
+	c, nc = tally{}, nat.Counters{}
+	for i, wk := range []*worker{lanWk, wanWk} {
+		f := frame[:copy(frame, tmpl[i])]
+		var fl uint32
+		if !r.fast(2, wk, f, &fl, &out, &c, &nc) {
+			t.Fatalf("%v: established flow declined", wk.in)
+		}
+		o := 1 - wk.in
+		if out[o].Len() != 1 || !l4Valid(f[14:]) || link.Ether(f).Src() != r.nb[o].MAC() {
+			t.Fatalf("%v: out %d frames, checksum valid %v, source MAC %v", wk.in, out[o].Len(), l4Valid(f[14:]), link.Ether(f).Src())
+		}
+		out[o].Reset()
+	}
+	if c.forwarded != 2 || c.rxFrames != 2 || nc.Packets != [2]uint64{1, 1} {
+		t.Fatalf("counted %+v, engine counters %+v", c, nc)
+	}
+	step := func() {
+		f := frame[:copy(frame, tmpl[0])]
+		var fl uint32
+		r.fast(3, lanWk, f, &fl, &out, &c, &nc)
+		out[nat.WAN].Reset()
+	}
+	if a := testing.AllocsPerRun(1000, step); a != 0 {
+		t.Fatalf("%v allocations per fast-path frame", a)
 	}
 }

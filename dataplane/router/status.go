@@ -36,6 +36,18 @@ type counters struct {
 	txFrames      atomic.Uint64
 	txFailed      atomic.Uint64
 	txErrLog      rateLimit
+	// What the engine's FastPath counted for this worker, added to the
+	// engine's own counts in NATStats.
+	natPackets, natBytes [2]atomic.Uint64
+}
+
+func (c *counters) addNAT(n *nat.Counters) {
+	for i := range n.Packets {
+		if n.Packets[i] != 0 {
+			c.natPackets[i].Add(n.Packets[i])
+			c.natBytes[i].Add(n.Bytes[i])
+		}
+	}
 }
 
 func (c *counters) add(t *tally) {
@@ -128,11 +140,19 @@ func (r *Router) Sockets() []Socket {
 	return out
 }
 
-// NATStats returns the engine's counters.
+// NATStats returns the engine's counters, with what the workers forwarded
+// on the fast path.
 func (r *Router) NATStats() nat.Stats {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.eng.Stats()
+	s := r.eng.Stats()
+	r.mu.Unlock()
+	for _, wk := range r.workers {
+		for i := range s.Packets {
+			s.Packets[i] += wk.cnt.natPackets[i].Load()
+			s.Bytes[i] += wk.cnt.natBytes[i].Load()
+		}
+	}
+	return s
 }
 
 // Flows calls fn for each flow. The table is copied under the engine lock
