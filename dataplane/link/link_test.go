@@ -489,3 +489,60 @@ func TestBatchFlush(t *testing.T) {
 		t.Fatalf("sent %v", sent)
 	}
 }
+
+// A HopCache sends exactly as the table would: the neighbour's current
+// MAC, a probe once the entry is stale, a fresh resolution once it is
+// gone; and two next hops sharing a slot each get their own.
+func TestHopCache(t *testing.T) {
+	n := newTable(t)
+	s := newSink()
+	var c HopCache
+	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	sameSlot := [4]byte{192, 168, 50, 26} // 26 & 15 == 10 & 15
+	sameMAC := MAC{0x02, 0, 0, 0, 0, 0x26}
+	n.Input(0, arpFrame(ourMAC, sameMAC, ARPReply, sameMAC, sameSlot, ourMAC, ourIP), s.b)
+	s.all()
+	send := func(at time.Duration, nh [4]byte) (bool, [][]byte) {
+		t.Helper()
+		ok := n.OutputCached(at, nh, ipFrame(40, 1), s.b, &c)
+		return ok, s.all()
+	}
+	for i, nh := range [][4]byte{hostIP, hostIP, sameSlot, hostIP, sameSlot} {
+		ok, out := send(time.Second+time.Duration(i)*time.Millisecond, nh)
+		want := hostMAC
+		if nh == sameSlot {
+			want = sameMAC
+		}
+		if !ok || len(out) != 1 || Ether(out[0]).Dst() != want || Ether(out[0]).Src() != ourMAC {
+			t.Fatalf("send %d to %v: ok %v, %d frames, dst %v; want %v", i, nh, ok, len(out), Ether(out[0]).Dst(), want)
+		}
+	}
+	send(1500*time.Millisecond, hostIP) // the slot holds hostIP again
+	// The neighbour moves to another MAC (gratuitous ARP): used at once.
+	other := MAC{0x02, 0, 0, 0, 0, 0x77}
+	n.Input(2*time.Second, arpFrame(Broadcast, other, ARPRequest, other, hostIP, MAC{}, hostIP), s.b)
+	s.all()
+	if _, out := send(3*time.Second, hostIP); len(out) != 1 || Ether(out[0]).Dst() != other {
+		t.Fatalf("after the MAC change: %d frames to %v, want 1 to %v", len(out), Ether(out[0]).Dst(), other)
+	}
+	// Stale (a ReachableTime after the last confirmation): still used, and
+	// probed, as the table does without a cache.
+	if ok, out := send(63*time.Second, hostIP); !ok || len(out) != 2 || Ether(out[0]).Type() != EtherTypeARP || Ether(out[0]).Dst() != other {
+		t.Fatalf("stale: ok %v, %d frames; want a unicast probe and the packet", ok, len(out))
+	}
+	// Forgotten (the other neighbour idle long enough): resolved anew,
+	// not sent to the MAC the cache held.
+	n.Expire(200 * time.Second)
+	if ok, out := send(201*time.Second, sameSlot); ok || len(out) != 1 || Ether(out[0]).Dst() != Broadcast {
+		t.Fatalf("after expiry: ok %v, %d frames; want the packet queued behind a broadcast request", ok, len(out))
+	}
+	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	s.all()
+	f := ipFrame(40, 1)
+	if a := testing.AllocsPerRun(1000, func() {
+		n.OutputCached(time.Second, hostIP, f, s.b, &c)
+		s.b.Reset()
+	}); a != 0 {
+		t.Fatalf("%v allocations per cached send", a)
+	}
+}

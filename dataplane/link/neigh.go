@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -138,6 +139,7 @@ type Neighbours struct {
 	self [4]byte
 
 	mu       sync.Mutex
+	gen      atomic.Uint64 // bumped when an entry changes or goes: HopCaches drop what they hold
 	entries  map[[4]byte]*entry
 	pool     [][]byte // free queue buffers
 	waiting  int      // buffers out of the pool
@@ -178,6 +180,41 @@ func (n *Neighbours) Accept(e Ether) bool {
 // an ARP request added to b. It reports whether the frame itself was added
 // to b (if not, the caller may reuse it at once).
 func (n *Neighbours) Output(now time.Duration, nh [4]byte, frame []byte, b *Batch) bool {
+	return n.output(now, nh, frame, b, nil)
+}
+
+// HopCache is one worker's memory of the next hops it sent to lately
+// (direct-mapped by the address's last byte), so that sending to a fresh
+// neighbour takes neither the table's lock nor its map: workers on other
+// cores sending through the same interface do not meet. Its zero value is
+// empty; it is not safe for concurrent use.
+type HopCache struct {
+	slots [16]hopSlot
+}
+
+type hopSlot struct {
+	nh    [4]byte
+	mac   MAC
+	ok    bool
+	gen   uint64        // the table's generation when filled
+	until time.Duration // the end of the entry's fresh period
+}
+
+// OutputCached is Output with c in front of the table. An entry is used
+// from c for no longer than the table would use it without asking again,
+// and not at all once the table changed.
+func (n *Neighbours) OutputCached(now time.Duration, nh [4]byte, frame []byte, b *Batch, c *HopCache) bool {
+	s := &c.slots[nh[3]&15]
+	if s.ok && s.nh == nh && now < s.until && s.gen == n.gen.Load() && len(frame) >= EtherHeaderLen {
+		Ether(frame).SetHeader(s.mac, n.cfg.MAC, EtherTypeIPv4)
+		b.Add(frame)
+		return true
+	}
+	return n.output(now, nh, frame, b, s)
+}
+
+// output is Output, filling s (if not nil) when nh is fresh.
+func (n *Neighbours) output(now time.Duration, nh [4]byte, frame []byte, b *Batch, s *hopSlot) bool {
 	if len(frame) < EtherHeaderLen {
 		return false
 	}
@@ -188,6 +225,11 @@ func (n *Neighbours) Output(now time.Duration, nh [4]byte, frame []byte, b *Batc
 		if age < n.cfg.ReachableTime {
 			e.used = now
 			mac := e.mac
+			if s != nil {
+				// used is refreshed at least once per fresh period, well
+				// within the two Expire waits for.
+				*s = hopSlot{nh: nh, mac: mac, ok: true, gen: n.gen.Load(), until: e.confirmed + n.cfg.ReachableTime}
+			}
 			n.mu.Unlock()
 			Ether(frame).SetHeader(mac, n.cfg.MAC, EtherTypeIPv4)
 			b.Add(frame)
@@ -333,10 +375,12 @@ func (n *Neighbours) Expire(now time.Duration) {
 		case stateFailed:
 			if now-e.since >= n.cfg.FailedHold {
 				delete(n.entries, ip)
+				n.gen.Add(1)
 			}
 		case stateReachable:
 			if now-e.used >= 2*n.cfg.ReachableTime && now-e.confirmed >= 2*n.cfg.ReachableTime {
 				delete(n.entries, ip)
+				n.gen.Add(1)
 			}
 		}
 	}
@@ -395,6 +439,7 @@ func (n *Neighbours) onLink(ip [4]byte) bool {
 // setState moves e to s, keeping the pending count and dropping the queue
 // when resolution failed. n.mu is held.
 func (n *Neighbours) setState(e *entry, s neighState, now time.Duration) {
+	n.gen.Add(1)
 	if e.state == stateIncomplete && s != stateIncomplete {
 		n.pending--
 	} else if e.state != stateIncomplete && s == stateIncomplete {

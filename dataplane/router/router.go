@@ -103,6 +103,8 @@ type worker struct {
 	rx  *afpacket.Socket
 	tx  [2]*afpacket.Socket
 	cnt counters
+	// hops caches the next hops' MACs per way out, for this goroutine.
+	hops [2]link.HopCache
 }
 
 // Run opens the sockets, fences the kernel off, forwards until ctx is done,
@@ -390,7 +392,7 @@ func (r *Router) fast(now nat.Time, wk *worker, f []byte, flags *uint32, out *[2
 	}
 	c.rxFrames++
 	frame := f[:link.EtherHeaderLen+ipLen(ip)]
-	if r.nb[v.Out].Output(time.Duration(now), v.NextHop, frame, out[v.Out]) {
+	if r.nb[v.Out].OutputCached(time.Duration(now), v.NextHop, frame, out[v.Out], &wk.hops[v.Out]) {
 		c.forwarded++
 	} else {
 		c.neighWait++
@@ -431,7 +433,7 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 		switch v.Action {
 		case nat.Forward:
 			frame := f[:link.EtherHeaderLen+ipLen(ip)]
-			if r.nb[v.Out].Output(time.Duration(now), v.NextHop, frame, out[v.Out]) {
+			if r.nb[v.Out].OutputCached(time.Duration(now), v.NextHop, frame, out[v.Out], &wk.hops[v.Out]) {
 				c.forwarded++
 			} else {
 				c.neighWait++
