@@ -28,7 +28,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -374,16 +373,11 @@ func TestNATConcurrentTraffic(t *testing.T) {
 				return nil
 			}},
 			activity{h.Node + " ping", func() error {
-				out, _ := labtest.Run(l, 30*time.Second, h.Node, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "2", Srv1)
-				m := regexp.MustCompile(`(\d+) received`).FindStringSubmatch(out)
-				if m == nil {
-					return fmt.Errorf("ping: %s", out)
-				}
-				if n, _ := strconv.Atoi(m[1]); n < 4 {
-					return fmt.Errorf("ping srv1: %d of 5 replies\n%s", n, out)
-				}
-				if !strings.Contains(out, "bytes from "+Srv1) {
-					return fmt.Errorf("ping: replies not from %s\n%s", Srv1, out)
+				// Under three iperf3 runs a reply can take long: wait
+				// for it (labtest.PingArgs) rather than count it lost.
+				out, _ := labtest.Run(l, 30*time.Second, h.Node, "ping", labtest.PingArgs(5, Srv1, 20*time.Second)...)
+				if n := labtest.PingAnswered(out, Srv1, 5); n < 4 {
+					return fmt.Errorf("ping srv1: %d of 5 echoes answered by %s\n%s", n, Srv1, out)
 				}
 				return nil
 			}},
@@ -451,7 +445,10 @@ func TestNATConcurrentTraffic(t *testing.T) {
 // time-exceeded), hop 2 the server (its port-unreachable translated back).
 func TestNATTraceroute(t *testing.T) {
 	l := integration(t)
-	out := labtest.RunT(t, l, 60*time.Second, Lan2, "traceroute", "-n", "-q1", "-m3", "-w", "2", Srv2)
+	// -w 5,0,0: wait up to 5 s for each probe, and never less because
+	// another probe was answered quickly (traceroute's default shortens a
+	// hop's wait to 10 times a later hop's round trip, a few ms here).
+	out := labtest.RunT(t, l, 60*time.Second, Lan2, "traceroute", "-n", "-q1", "-m3", "-w", "5,0,0", Srv2)
 	hops := map[int]string{}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
@@ -506,7 +503,9 @@ func TestNATUnsolicitedInbound(t *testing.T) {
 	}
 	var listeners []*labtest.Proc
 	for _, h := range LANHosts {
-		p := labtest.StartT(t, l, h.Node, Python, nettool(t), "listen", strconv.Itoa(port), "6")
+		// Long enough to outlast the probes below (up to 3 s of UDP, 2 s
+		// of TCP) even when the listeners and tools start slowly.
+		p := labtest.StartT(t, l, h.Node, Python, nettool(t), "listen", strconv.Itoa(port), "12")
 		must(t, p.WaitLine("ready", 10*time.Second))
 		listeners = append(listeners, p)
 	}
@@ -528,7 +527,7 @@ func TestNATUnsolicitedInbound(t *testing.T) {
 		t.Errorf("flow table holds an entry for unsolicited port %d: %v", port, flows)
 	}
 	for i, p := range listeners {
-		must(t, p.Wait(15*time.Second))
+		must(t, p.Wait(25*time.Second))
 		var got struct {
 			UDP []string `json:"udp"`
 			TCP []string `json:"tcp"`
@@ -593,7 +592,9 @@ func TestNATSourceAddress(t *testing.T) {
 		if !strings.HasPrefix(tc.Data, WANAddr+" ") {
 			t.Errorf("%s: srv1 saw TCP from %q, want %s", h.Node, tc.Data, WANAddr)
 		}
-		labtest.RunT(t, l, 20*time.Second, h.Node, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", Srv1)
+		if out, _ := labtest.Run(l, 20*time.Second, h.Node, "ping", labtest.PingArgs(2, Srv1, 10*time.Second)...); labtest.PingAnswered(out, Srv1, 2) != 2 {
+			t.Errorf("%s: ping srv1:\n%s", h.Node, out)
+		}
 	}
 	must(t, dump.Wait(15*time.Second))
 	n := 0
@@ -631,7 +632,9 @@ func decodeHex(s string) ([]byte, error) { return hex.DecodeString(s) }
 // its timeout (5 s here, 30 s for established TCP) has passed. Keep it last.
 func TestNATFlowTableEmpties(t *testing.T) {
 	l := integration(t)
-	labtest.RunT(t, l, 20*time.Second, Lan1, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", Srv2)
+	if out, _ := labtest.Run(l, 20*time.Second, Lan1, "ping", labtest.PingArgs(2, Srv2, 10*time.Second)...); labtest.PingAnswered(out, Srv2, 2) != 2 {
+		t.Errorf("lan1 ping srv2:\n%s", out)
+	}
 	var u struct {
 		Reply *string `json:"reply"`
 	}

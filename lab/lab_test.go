@@ -80,8 +80,8 @@ func TestLabKernelNAT(t *testing.T) {
 	if err := l.KernelNAT(true); err != nil {
 		t.Fatal(err)
 	}
-	out := labtest.RunT(t, l, 20*time.Second, Lan1, "ping", "-c", "3", "-i", "0.2", "-W", "2", Srv1)
-	if !strings.Contains(out, "3 received") {
+	out, _ := labtest.Run(l, 20*time.Second, Lan1, "ping", labtest.PingArgs(3, Srv1, 10*time.Second)...)
+	if labtest.PingAnswered(out, Srv1, 3) != 3 {
 		t.Errorf("ping lan1 -> srv1 through the kernel NAT:\n%s", out)
 	}
 	for _, srv := range []string{Server1, Server2} {

@@ -46,6 +46,8 @@ const (
 //	ike HOST SPI [ESPSPI]     send an IKE_SA_INIT header with initiator SPI
 //	                          (hex) from UDP 500 to HOST:500, then a raw ESP
 //	                          packet with ESPSPI: an IPsec passthrough flow
+//	hold HOST PORT SECS       connect, print "ok", keep the connection
+//	                          SECS seconds without a word
 //	connect HOST PORT SECS [HOLD]
 //	                          connect with a timeout; print "ok GREETING" and
 //	                          exit 0, or "fail ERROR" and exit 1; keep the
@@ -85,6 +87,12 @@ elif mode == "ike":
         r = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
         r.sendto(struct.pack("!II", int(sys.argv[4], 16), 1) + bytes(16), (host, 0))
     print("sent", flush=True)
+elif mode == "hold":
+    host, port, secs = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    s = socket.create_connection((host, port), timeout=5)
+    print("ok", flush=True)
+    time.sleep(secs)
+    s.close()
 elif mode == "connect":
     host, port, secs = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     hold = float(sys.argv[5]) if len(sys.argv) > 5 else 0
@@ -538,6 +546,20 @@ func TestBrowser(t *testing.T) {
 		}
 		if !strings.Contains(out, webMarker) {
 			return fmt.Errorf("got %q", out)
+		}
+		return nil
+	})
+
+	// A forwarded connection that stays open, for the filtered Connections
+	// page below: the curls' flows leave the table 10 s after they closed,
+	// and the browser steps until then can take longer on a slow machine.
+	held := startIn(t, l, lab.Server2, lab.Python, py, "hold", lab.WANAddr, "8081", "600")
+	eventually("a held connection through the new rule", 15*time.Second, func() error {
+		if out := held.Output(); !strings.Contains(out, "ok") {
+			if held.Exited() {
+				t.Fatalf("held connection from srv2 through the new rule: %v\n%s", held.Err(), out)
+			}
+			return errors.New("not connected yet")
 		}
 		return nil
 	})

@@ -70,7 +70,15 @@ func TestLabAdmin(t *testing.T) {
 	}
 
 	// A listener on srv1 for PPTP's port and an ordinary one.
-	heard := labtest.StartWithT(t, l, lab.Server1, labtest.Options{Combined: true}, lab.Python, py, "listen", "1723", "80").Stdout
+	listener := labtest.StartWithT(t, l, lab.Server1, labtest.Options{Combined: true}, lab.Python, py, "listen", "1723", "80")
+	heard := listener.Stdout
+	// Each port binds in its own thread, after "listening" may be printed:
+	// wait for the sockets themselves (connect below tries once).
+	for _, port := range []int{1723, 80} {
+		if err := labtest.WaitListen(l, lab.Server1, "tcp", "0.0.0.0", port, 15*time.Second, listener); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	const base = "http://192.168.50.1:8080"
 	jar := filepath.Join(dir, "cookies")

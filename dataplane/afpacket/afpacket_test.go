@@ -162,7 +162,7 @@ func TestIgnoreOutgoing(t *testing.T) {
 			t.Fatalf("raw send: %v", err)
 		}
 	}
-	if seen := rawCollect(spy, tok2, 100*time.Millisecond); len(seen) != 10 {
+	if seen := rawCollectN(spy, tok2, 10, 2*time.Second); len(seen) != 10 {
 		t.Fatalf("control socket saw %d of 10 outgoing frames; the test proves nothing", len(seen))
 	}
 	if got, _ := collect(t, b, tok2, 64, atLeast(10), 2*time.Second, 0); len(got) != 10 {
@@ -499,8 +499,14 @@ func TestRingFull(t *testing.T) {
 	if sent, err := a.Send(want); sent != n || err != nil {
 		t.Fatalf("Send = %d, %v", sent, err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	// The kernel hands the frames to b's socket in softirq context after
+	// Send returns (past the first budget, in ksoftirqd, which a loaded
+	// machine runs late): wait until it has seen all of them.
 	st := b.Stats()
+	for deadline := time.Now().Add(5 * time.Second); st.RxPackets+st.RxDrops < n && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		st = b.Stats()
+	}
 	if st.RxDrops == 0 || st.RxFreezes == 0 || st.RxPackets+st.RxDrops != n {
 		t.Fatalf("stats %+v: want drops, freezes, and packets+drops = %d", st, n)
 	}
@@ -572,15 +578,32 @@ func TestInterfaceDown(t *testing.T) {
 	// frame (ENOBUFS). Send retries a bounded number of times, then counts
 	// the frames as errors without failing the call.
 	run(t, "ip", "-n", l.nsB, "link", "set", devB, "down")
-	start := time.Now()
-	n, err = a.Send(frames)
-	if d := time.Since(start); n != 0 || err != nil || d > 20*time.Millisecond {
-		t.Fatalf("Send without carrier = %d, %v after %v; want 0, nil, quickly", n, err, d)
+	// Quickly means within 20 ms on the fastest of a few tries: one try
+	// can lose the processor for longer on a loaded machine, while a Send
+	// that waits for the carrier is slow every time.
+	const tries = 5
+	var fastest time.Duration
+	for i := range tries {
+		start := time.Now()
+		n, err = a.Send(frames)
+		d := time.Since(start)
+		if n != 0 || err != nil {
+			t.Fatalf("Send without carrier = %d, %v after %v; want 0, nil", n, err, d)
+		}
+		if i == 0 || d < fastest {
+			fastest = d
+		}
+		if fastest <= 20*time.Millisecond {
+			if st := a.Stats(); st.TxErrors != uint64(2+2*(i+1)) || st.TxPackets != 0 {
+				t.Fatalf("stats %+v after %d carrierless Sends, want TxErrors %d TxPackets 0", st, i+1, 2+2*(i+1))
+			}
+			break
+		}
 	}
-	if st := a.Stats(); st.TxErrors != 4 || st.TxPackets != 0 {
-		t.Fatalf("stats %+v, want TxErrors 4 TxPackets 0", st)
+	if fastest > 20*time.Millisecond {
+		t.Fatalf("Send without carrier took %v at best of %d tries; want at most 20ms", fastest, tries)
 	}
-	t.Logf("Send gave up on a carrierless link after %v", time.Since(start))
+	t.Logf("Send gave up on a carrierless link after %v", fastest)
 	run(t, "ip", "-n", l.nsB, "link", "set", devB, "up")
 	waitLowerUp(t, l.nsA, devA)
 	waitLowerUp(t, l.nsB, devB)

@@ -227,6 +227,23 @@ func rawCollect(fd int, tok uint64, d time.Duration) [][]byte {
 	return got
 }
 
+// rawCollectN reads frames of run tok from a raw socket until it has want
+// of them or d has passed.
+func rawCollectN(fd int, tok uint64, want int, d time.Duration) [][]byte {
+	var got [][]byte
+	buf := make([]byte, 65536)
+	for deadline := time.Now().Add(d); len(got) < want && time.Now().Before(deadline); {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			continue // SO_RCVTIMEO
+		}
+		if _, ok := parseFrame(buf[:n], tok); ok {
+			got = append(got, append([]byte(nil), buf[:n]...))
+		}
+	}
+	return got
+}
+
 // Test frames are IPv4/UDP so that the fanout hash sees flows. They go to a
 // MAC address nobody owns, so the receiving kernel stack ignores them. The
 // payload carries a magic, a per-run token and a sequence number.

@@ -28,7 +28,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -636,3 +638,27 @@ func (g *Gate) Log() string { return g.Proc.Output() }
 
 // Stop ends passgate by its PID; it reports whether SIGKILL was needed.
 func (g *Gate) Stop() bool { return g.Proc.Stop() }
+
+// PingArgs are ping's arguments for count echoes to dst, 0.2 s apart,
+// waiting up to wait in all. With -w ping waits for late replies until
+// count have come back (without it, it waits for the last one only
+// max(2 RTT, interval) after sending it, which a loaded machine can miss),
+// sending more echoes meanwhile; PingAnswered tells which of the first
+// count were answered.
+func PingArgs(count int, dst string, wait time.Duration) []string {
+	return []string{"-n", "-c", strconv.Itoa(count), "-i", "0.2", "-w", strconv.Itoa(int(wait.Seconds())), dst}
+}
+
+var pingReply = regexp.MustCompile(`(?m)bytes from ([0-9.]+): icmp_seq=(\d+) `)
+
+// PingAnswered is how many of echoes 1..count ping's output shows
+// answered by from.
+func PingAnswered(out, from string, count int) int {
+	seen := map[int]bool{}
+	for _, m := range pingReply.FindAllStringSubmatch(out, -1) {
+		if n, _ := strconv.Atoi(m[2]); m[1] == from && n >= 1 && n <= count {
+			seen[n] = true
+		}
+	}
+	return len(seen)
+}

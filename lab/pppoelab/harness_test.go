@@ -330,10 +330,19 @@ func (e *env) startCapture(ctx context.Context, node, iface, name string) *captu
 	return c
 }
 
-// frames stops the capture (after a moment for the last frames) and reads
-// it.
-func (c *capture) frames(t *testing.T) []frame {
+// frames stops the capture and reads it. tcpdump writes a frame some time
+// after it crossed (longer on a loaded machine), so with cond it first
+// waits, up to 15 s, until what was written satisfies cond (the last frame
+// the test knows crossed is there); then a moment more for stragglers.
+func (c *capture) frames(t *testing.T, cond func([]frame) bool) []frame {
 	t.Helper()
+	if cond != nil {
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if fs, err := readPcap(c.path); err == nil && cond(fs) {
+				break
+			}
+		}
+	}
 	time.Sleep(300 * time.Millisecond)
 	c.proc.Stop()
 	fs, err := readPcap(c.path)

@@ -169,9 +169,25 @@ func TestPPPoERelay(t *testing.T) {
 	}
 
 	// What the wire showed.
-	checkWAN(t, wanCap.frames(t), rtrWAN, acMAC, hostMAC, hostOf, sid)
+	// The last frames each check needs: srv1 saw lan1's PADT (the server
+	// end exited on it), lan2 the AC's (its pppoe exited on it).
+	hasPADT := func(src, dst link.MAC, sid uint16) func([]frame) bool {
+		return func(fs []frame) bool {
+			for _, f := range fs {
+				if f.typ == pppoe.EtherTypeDiscovery && f.code == pppoe.CodePADT && f.src == src && (dst == link.MAC{} || f.dst == dst) && f.sid == sid {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	checkWAN(t, wanCap.frames(t, hasPADT(rtrWAN, link.MAC{}, sid[lab.Lan1])), rtrWAN, acMAC, hostMAC, hostOf, sid)
 	for _, h := range hosts {
-		checkLAN(t, h, lanCap[h].frames(t), rtrLAN, hostMAC[h], sid[h], h == lab.Lan2)
+		var last func([]frame) bool
+		if h == lab.Lan2 {
+			last = hasPADT(rtrLAN, hostMAC[h], sid[h])
+		}
+		checkLAN(t, h, lanCap[h].frames(t, last), rtrLAN, hostMAC[h], sid[h], h == lab.Lan2)
 	}
 	text, err := tcpdumpText(ctx, wanCap.path)
 	if err != nil {
@@ -211,7 +227,7 @@ func TestPPPoERelay(t *testing.T) {
 	if strings.Contains(out, "Access-Concentrator") || !strings.Contains(out, "Timeout waiting for PADO") {
 		t.Errorf("relay off: pppoe -A on lan1 said:\n%s", out)
 	}
-	for _, f := range offCap.frames(t) {
+	for _, f := range offCap.frames(t, nil) {
 		// lan2's session lives on at the AC (its PADT came from pppoe -k,
 		// not the AC's session process): only the router matters here.
 		if f.src != acMAC {

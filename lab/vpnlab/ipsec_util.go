@@ -678,20 +678,14 @@ func ipsecToolJSON(ctx context.Context, l *lab.Lab, node, tool string, v any, ar
 	return nil
 }
 
-// ipsecPing pings dst count times from node and returns how many answers
-// came back.
+// ipsecPing pings dst count times from node and returns how many of those
+// echoes (icmp_seq 1 to count) dst answered. With -w ping waits up to 15 s
+// for late replies (without it, it waits for the last one only 0.2 s after
+// sending it, which a loaded machine can miss), sending more echoes
+// meanwhile; a lost echo still counts as unanswered.
 func ipsecPing(ctx context.Context, l *lab.Lab, node, dst string, count int) (int, string) {
-	out, _ := l.Run(ctx, node, "ping", "-n", "-c", strconv.Itoa(count), "-i", "0.2", "-W", "2", dst)
-	for _, line := range strings.Split(out, "\n") {
-		// "3 packets transmitted, 3 received, 0% packet loss, time 402ms"
-		if _, rest, ok := strings.Cut(line, " packets transmitted, "); ok {
-			if n, _, ok := strings.Cut(rest, " received"); ok {
-				v, _ := strconv.Atoi(strings.TrimSpace(n))
-				return v, out
-			}
-		}
-	}
-	return 0, out
+	out, _ := l.Run(ctx, node, "ping", labtest.PingArgs(count, dst, 15*time.Second)...)
+	return labtest.PingAnswered(out, dst, count), out
 }
 
 // ---------------------------------------------------------------- passgate
