@@ -187,14 +187,19 @@ func (t *Table) SetDeadline(id int32, deadline int64) {
 // Deadline reads flow id's deadline; it may run alongside ExtendDeadline.
 func (t *Table) Deadline(id int32) int64 { return atomic.LoadInt64(&t.flows[id].Deadline) }
 
-// ExtendDeadline sets flow id's deadline if that leaves the timing wheel
-// as it is (the flow's slot is at or before the new deadline: Expire
+// ExtendDeadline moves flow id's deadline later if that leaves the
+// timing wheel as it is (the flow's slot is at or before the new deadline: Expire
 // finds it there and looks again later). It writes the deadline alone,
 // atomically, so goroutines that only read the table otherwise may call
 // it at once for the same flow. It reports false, changing nothing, when
 // the wheel would have to move the flow: then SetDeadline, alone.
 func (t *Table) ExtendDeadline(id int32, deadline int64) bool {
 	f := &t.flows[id]
+	if atomic.LoadInt64(&f.Deadline) >= deadline {
+		// Already as late (the other direction's worker got there
+		// first): a store would only pull the cache line to this core.
+		return true
+	}
 	if deadline>>tickShift < f.tick && f.slot != noFlow {
 		return false
 	}

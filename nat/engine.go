@@ -81,6 +81,7 @@ type Engine struct {
 
 	events events
 	stats  Stats
+	run    flowRun // Process's own use of the fast path
 }
 
 type doomedFlow struct {
@@ -190,7 +191,8 @@ func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
 	}
 	e.stats.Packets[from]++
 	e.stats.Bytes[from] += uint64(len(ip))
-	if v, ok := e.established(now, from, ip); ok {
+	if v, ok := e.established(now, from, ip, &e.run); ok {
+		e.flushRun(&e.run)
 		return v
 	}
 

@@ -8,10 +8,40 @@ import (
 )
 
 // Counters are packets and bytes received per interface: what FastPath
-// counts for its caller.
+// counts for its caller. They also hold back the counts of the flow the
+// last packets belonged to (a batch is mostly runs of one flow), which
+// reach the flow with the next flow's packet or Flush.
 type Counters struct {
 	Packets [2]uint64
 	Bytes   [2]uint64
+	run     flowRun
+}
+
+// flowRun is consecutive packets of one direction of one flow.
+type flowRun struct {
+	id             int32
+	gen            uint32
+	dir            conntrack.Dir
+	packets, bytes uint64
+}
+
+// Flush adds the counts c holds back to their flow. Call it before
+// giving up the read lock FastPath ran under.
+func (e *Engine) Flush(c *Counters) { e.flushRun(&c.run) }
+
+// flushRun adds a run's counts to its flow, atomically (the flow's other
+// direction may be counted by another worker meanwhile), and empties it.
+// A flow's counters are written once per run, not per packet, so two
+// workers forwarding its two directions seldom pull its cache line from
+// each other.
+func (e *Engine) flushRun(r *flowRun) {
+	if r.packets != 0 {
+		if f := e.ct.Get(r.id); f.Gen == r.gen {
+			atomic.AddUint64(&f.Packets[r.dir], r.packets)
+			atomic.AddUint64(&f.Bytes[r.dir], r.bytes)
+		}
+	}
+	*r = flowRun{id: -1}
 }
 
 // FastPath forwards a packet of an established TCP or UDP flow that needs
@@ -25,13 +55,14 @@ type Counters struct {
 // reads the engine and writes only the packet, the caller's counters, and
 // the flow's packet and byte counts and deadline, atomically. So the
 // data plane's workers forward the bulk of the traffic in parallel and
-// serialise only what changes state.
+// serialise only what changes state. The flow's counts reach it with
+// Flush, which must come before the read lock is given up.
 func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict, bool) {
 	ip, err := packet.ParseIPv4(b)
 	if err != nil || !ip.ValidChecksum() {
 		return Verdict{}, false
 	}
-	v, ok := e.established(now, from, ip)
+	v, ok := e.established(now, from, ip, &c.run)
 	if ok {
 		c.Packets[from]++
 		c.Bytes[from] += uint64(len(ip))
@@ -45,8 +76,8 @@ func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict,
 // count, extend the deadline and rewrite: a transit packet (the
 // conditions below are Process's checks, all passed), of a live flow
 // without a helper, that changes no TCP state, marks no first reply and
-// fits the way out.
-func (e *Engine) established(now Time, from Iface, ip packet.IPv4) (Verdict, bool) {
+// fits the way out. Its counts go to run; Process flushes them at once.
+func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun) (Verdict, bool) {
 	if ip.IsFragment() || ip.TTL() <= 1 {
 		return Verdict{}, false
 	}
@@ -88,11 +119,16 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4) (Verdict, boo
 	if !ok || len(ip) > e.mtu[out] || e.ct.Deadline(id) <= int64(now) {
 		return Verdict{}, false
 	}
-	if !e.ct.ExtendDeadline(id, int64(now+timeout)) {
-		return Verdict{}, false
+	if run.packets == 0 || run.id != id || run.gen != f.Gen || run.dir != dir {
+		// The deadline moves once per run: now is the batch's.
+		if !e.ct.ExtendDeadline(id, int64(now+timeout)) {
+			return Verdict{}, false
+		}
+		e.flushRun(run)
+		*run = flowRun{id: id, gen: f.Gen, dir: dir}
 	}
-	atomic.AddUint64(&f.Packets[dir], 1)
-	atomic.AddUint64(&f.Bytes[dir], uint64(len(ip)))
+	run.packets++
+	run.bytes += uint64(len(ip))
 	rewrite(ip, nsrc, ndst, nsid, ndid)
 	ip.DecTTL()
 	return Verdict{Action: Forward, Out: out, NextHop: nh}, true

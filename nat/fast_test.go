@@ -129,7 +129,11 @@ func TestFastPathConcurrent(t *testing.T) {
 					errs <- fmt.Errorf("worker %d: shared flow declined", w)
 					return
 				}
+				if r%7 == 0 {
+					e.Flush(&counts[w]) // as a worker does at the end of a batch
+				}
 			}
+			e.Flush(&counts[w])
 		}()
 	}
 	wg.Wait()

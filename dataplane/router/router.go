@@ -342,6 +342,7 @@ func (r *Router) loop(ctx context.Context, wk *worker) {
 		for i < got && r.fast(now, wk, frames[i], &flags[i], &out, &t, &nc) {
 			i++
 		}
+		r.eng.Flush(&nc)
 		pending := len(r.eng.Emitted()) > 0 || r.ppp != nil && len(r.ppp.Emitted()) > 0
 		r.mu.RUnlock()
 		if i < got || pending {
