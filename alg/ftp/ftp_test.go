@@ -157,15 +157,7 @@ func BenchmarkUntouched(b *testing.B) {
 	syn := TCP("192.168.50.10:40000", "203.0.113.10:21", packet.TCPSyn, 1, 0, nil, nil)
 	e.Process(0, nat.LAN, syn)
 	seg := TCP("192.168.50.10:40000", "203.0.113.10:21", packet.TCPAck|packet.TCPPsh, 2, 1, nil, []byte("RETR some/file.iso\r\n"))
-	p := append([]byte(nil), seg...)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		copy(p, seg)
-		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
-			b.Fatal(v)
-		}
-	}
+	nattest.Bench(b, e, sec, nat.LAN, seg, nat.Forward)
 }
 
 func FuzzFTP(f *testing.F) {

@@ -299,15 +299,7 @@ func BenchmarkUntouched(b *testing.B) {
 	e := engine(b)
 	e.Process(0, nat.LAN, TCP("192.168.50.10:40000", "203.0.113.10:1720", packet.TCPSyn, 1, 0, nil, nil))
 	seg := TCP("192.168.50.10:40000", "203.0.113.10:1720", packet.TCPAck|packet.TCPPsh, 2, 1, nil, q931Msg(0x01, 0x8001, alertingUU()))
-	p := append([]byte(nil), seg...)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		copy(p, seg)
-		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
-			b.Fatal(v)
-		}
-	}
+	nattest.Bench(b, e, sec, nat.LAN, seg, nat.Forward)
 	if s := e.HelperStats()["h323"]; s.Unparsed != 0 || s.Rewrites != 0 {
 		b.Fatalf("counters %+v", s)
 	}
@@ -322,15 +314,7 @@ func BenchmarkProgressUntouched(b *testing.B) {
 	stun := netip.MustParseAddr("198.51.100.7")
 	fast := [][]byte{enc(func(w *perw) { olcReverse(w, 2, ap(stun, 7000), ap(stun, 7001)) })}
 	seg := TCP("192.168.50.10:40000", "203.0.113.10:1720", packet.TCPAck|packet.TCPPsh, 2, 1, nil, q931Msg(0x03, 0x8001, progressUU(ap(stun, 40002), fast, h235Signed)))
-	p := append([]byte(nil), seg...)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		copy(p, seg)
-		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
-			b.Fatal(v)
-		}
-	}
+	nattest.Bench(b, e, sec, nat.LAN, seg, nat.Forward)
 	if s := e.HelperStats()["h323"]; s.Unparsed != 0 || s.Rewrites != 0 {
 		b.Fatalf("counters %+v", s)
 	}

@@ -165,15 +165,7 @@ func BenchmarkRASUntouched(b *testing.B) {
 	e := engine(b)
 	stun := netip.MustParseAddr("198.51.100.7")
 	pkt := UDP("192.168.50.10:1719", "203.0.113.10:1719", rrq(1, ap(stun, 1720), ap(stun, 1719), 300))
-	p := append([]byte(nil), pkt...)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		copy(p, pkt)
-		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
-			b.Fatal(v)
-		}
-	}
+	nattest.Bench(b, e, sec, nat.LAN, pkt, nat.Forward)
 	if s := e.HelperStats()["h323"]; s.Unparsed != 0 || s.Rewrites != 0 {
 		b.Fatalf("counters %+v", s)
 	}

@@ -332,13 +332,5 @@ func benchSegment(b *testing.B, payload string) {
 	e := engine(b, nat.On)
 	e.Process(0, nat.LAN, TCP("192.168.50.10:40000", "203.0.113.10:8554", packet.TCPSyn, 1, 0, nil, nil))
 	seg := TCP("192.168.50.10:40000", "203.0.113.10:8554", packet.TCPAck|packet.TCPPsh, 2, 1, nil, []byte(payload))
-	p := append([]byte(nil), seg...)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		copy(p, seg)
-		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
-			b.Fatal(v)
-		}
-	}
+	nattest.Bench(b, e, sec, nat.LAN, seg, nat.Forward)
 }

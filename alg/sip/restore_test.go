@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"passgate/nat"
+	"passgate/nat/nattest"
 	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
@@ -400,16 +401,7 @@ func BenchmarkRestore(b *testing.B) {
 	e.ResetEmitted()
 	m := response("200 OK", "1 INVITE", "SIP/2.0/UDP "+pub+":5060;branch=z9hG4bK-1;received="+pub+";rport=5060")
 	seg := UDP(proxy+":5060", pub+":5060", []byte(m))
-	p := append([]byte(nil), seg...)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		copy(p, seg)
-		if v := e.Process(sec, nat.WAN, p); v.Action != nat.Consumed {
-			b.Fatal(v)
-		}
-		e.ResetEmitted()
-	}
+	nattest.Bench(b, e, sec, nat.WAN, seg, nat.Consumed)
 	b.StopTimer()
 	if st := e.HelperStats()["sip"]; st.Rewrites < uint64(b.N) || st.Unparsed != 0 {
 		b.Fatalf("stats %+v", st)

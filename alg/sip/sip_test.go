@@ -606,12 +606,5 @@ func BenchmarkUntouched(b *testing.B) {
 	if st := e.HelperStats()["sip"]; st.Flows != 1 || st.Rewrites != 0 || st.Unparsed != 0 {
 		b.Fatalf("stats %+v", st)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		copy(p, seg)
-		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
-			b.Fatal(v)
-		}
-	}
+	nattest.Bench(b, e, sec, nat.LAN, seg, nat.Forward)
 }

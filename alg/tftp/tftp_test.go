@@ -190,15 +190,7 @@ func BenchmarkData(b *testing.B) {
 	e := engine(b, true)
 	e.Process(0, nat.LAN, UDP("192.168.50.10:40000", "203.0.113.10:69", rrq("f", "octet")))
 	pkt := UDP("192.168.50.10:40000", "203.0.113.10:69", data(7, bytes.Repeat([]byte{1}, 512)))
-	p := append([]byte(nil), pkt...)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		copy(p, pkt)
-		if v := e.Process(sec, nat.LAN, p); v.Action != nat.Forward {
-			b.Fatal(v)
-		}
-	}
+	nattest.Bench(b, e, sec, nat.LAN, pkt, nat.Forward)
 }
 
 // BenchmarkTransferData is a server DATA packet on the expected flow, the
@@ -211,12 +203,5 @@ func BenchmarkTransferData(b *testing.B) {
 	if v := e.Process(sec, nat.WAN, p); v.Action != nat.Forward {
 		b.Fatal(v)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		copy(p, pkt)
-		if v := e.Process(sec, nat.WAN, p); v.Action != nat.Forward {
-			b.Fatal(v)
-		}
-	}
+	nattest.Bench(b, e, sec, nat.WAN, pkt, nat.Forward)
 }

@@ -119,3 +119,20 @@ func (c *Conn) SendAt(now nat.Time, fromLAN bool, flags uint8, payload []byte) [
 	}
 	return out
 }
+
+// Bench is the loop of a helper's per-packet benchmark: it passes a fresh
+// copy of seg from from through e at now, b.N times, and fails unless
+// every verdict is want (the packets the engine emits are let go).
+func Bench(b *testing.B, e *nat.Engine, now nat.Time, from nat.Iface, seg []byte, want nat.Action) {
+	b.Helper()
+	p := append([]byte(nil), seg...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		copy(p, seg)
+		if v := e.Process(now, from, p); v.Action != want {
+			b.Fatal(v)
+		}
+		e.ResetEmitted()
+	}
+}
