@@ -156,15 +156,25 @@ func testRouter(t testing.TB) (*Router, [2]*link.Batch) {
 	return r, out
 }
 
+// learn teaches the router's neighbour table on in a neighbour's MAC, as
+// its ARP request for the router's address does, and drops the reply.
+func learn(r *Router, out [2]*link.Batch, in nat.Iface, mac link.MAC, ip [4]byte) {
+	req := make([]byte, 60)
+	self := r.opts.NAT.LANAddr.Addr().As4()
+	if in == nat.WAN {
+		self = r.opts.NAT.WANAddr.Addr().As4()
+	}
+	link.BuildARP(req, link.Broadcast, mac, link.ARPRequest, mac, ip, link.MAC{}, self)
+	r.nb[in].Input(0, req, out[in])
+	out[in].Reset()
+}
+
 func TestHotPathAllocatesNothing(t *testing.T) {
 	r, out := testRouter(t)
 	hostMAC := link.MAC{2, 0, 0, 0, 0, 0x10}
 	srvMAC := link.MAC{2, 0, 0, 0, 0, 0x20}
 	// The server's MAC is known (it asked for ours).
-	req := make([]byte, 60)
-	link.BuildARP(req, link.Broadcast, srvMAC, link.ARPRequest, srvMAC, [4]byte{203, 0, 113, 10}, link.MAC{}, [4]byte{203, 0, 113, 1})
-	r.nb[nat.WAN].Input(0, req, out[nat.WAN])
-	out[nat.WAN].Reset()
+	learn(r, out, nat.WAN, srvMAC, [4]byte{203, 0, 113, 10})
 
 	ip := udpPacket([]byte("payload"))
 	ip[10], ip[11] = 0, 0
@@ -201,10 +211,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 func BenchmarkHandleForward(b *testing.B) {
 	r, out := testRouter(b)
 	srvMAC := link.MAC{2, 0, 0, 0, 0, 0x20}
-	req := make([]byte, 60)
-	link.BuildARP(req, link.Broadcast, srvMAC, link.ARPRequest, srvMAC, [4]byte{203, 0, 113, 10}, link.MAC{}, [4]byte{203, 0, 113, 1})
-	r.nb[nat.WAN].Input(0, req, out[nat.WAN])
-	out[nat.WAN].Reset()
+	learn(r, out, nat.WAN, srvMAC, [4]byte{203, 0, 113, 10})
 	ip := udpPacket(make([]byte, 18))
 	binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20]))
 	tmpl := make([]byte, 14+len(ip))
@@ -232,10 +239,7 @@ func TestFastForward(t *testing.T) {
 	r, out := testRouter(t)
 	hostMAC := link.MAC{2, 0, 0, 0, 0, 0x10}
 	srvMAC := link.MAC{2, 0, 0, 0, 0, 0x20}
-	req := make([]byte, 60)
-	link.BuildARP(req, link.Broadcast, srvMAC, link.ARPRequest, srvMAC, [4]byte{203, 0, 113, 10}, link.MAC{}, [4]byte{203, 0, 113, 1})
-	r.nb[nat.WAN].Input(0, req, out[nat.WAN])
-	out[nat.WAN].Reset()
+	learn(r, out, nat.WAN, srvMAC, [4]byte{203, 0, 113, 10})
 	frameOf := func(dst, src link.MAC, ip []byte) []byte {
 		f := make([]byte, 14+len(ip))
 		link.Ether(f).SetHeader(dst, src, link.EtherTypeIPv4)
@@ -270,12 +274,7 @@ func TestFastForward(t *testing.T) {
 	binary.BigEndian.PutUint16(reply[10:], packet.Checksum(reply[:20]))
 	partial(reply, 6)
 	completeChecksum(reply)
-	r.nb[nat.LAN].Input(0, func() []byte {
-		a := make([]byte, 60)
-		link.BuildARP(a, link.Broadcast, hostMAC, link.ARPRequest, hostMAC, [4]byte{192, 168, 50, 10}, link.MAC{}, [4]byte{192, 168, 50, 1})
-		return a
-	}(), out[nat.LAN])
-	out[nat.LAN].Reset()
+	learn(r, out, nat.LAN, hostMAC, [4]byte{192, 168, 50, 10})
 	r.handle(1, wanWk, frameOf(r.nb[nat.WAN].MAC(), srvMAC, reply), 0, &out, &c)
 	out[nat.LAN].Reset()
 
