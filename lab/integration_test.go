@@ -439,6 +439,22 @@ func TestNATConcurrentTraffic(t *testing.T) {
 		}
 		t.Logf("%s iperf3: server received %d bytes in 3 s", h.Node, res.End.SumReceived.Bytes)
 	}
+
+	// The bulk of it took the engine's fast path (the workers in parallel
+	// under its read lock): only what opens, closes or needs a helper
+	// takes the write lock.
+	var st struct {
+		Dataplane map[string]uint64 `json:"dataplane"`
+	}
+	raw := stdoutOf(t, l, 10*time.Second, Router, pgBin, "status", "--control", itSock, "--json")
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		t.Fatalf("passgate status --json: %v\n%s", err, raw)
+	}
+	fast, all := st.Dataplane["forwarded_fast_path"], st.Dataplane["forwarded"]
+	if all == 0 || fast*10 < all*9 {
+		t.Errorf("fast path took %d of %d forwarded frames, want at least 90%%", fast, all)
+	}
+	t.Logf("fast path: %d of %d forwarded frames", fast, all)
 }
 
 // TestNATTraceroute: hop 1 is the router's LAN address (passgate sends

@@ -392,6 +392,7 @@ func (r *Router) fast(now nat.Time, wk *worker, f []byte, flags *uint32, out *[2
 		return false
 	}
 	c.rxFrames++
+	c.fastPath++
 	frame := f[:link.EtherHeaderLen+ipLen(ip)]
 	if r.nb[v.Out].OutputCached(time.Duration(now), v.NextHop, frame, out[v.Out], &wk.hops[v.Out]) {
 		c.forwarded++

@@ -303,7 +303,7 @@ func TestFastForward(t *testing.T) {
 		}
 		out[o].Reset()
 	}
-	if c.forwarded != 2 || c.rxFrames != 2 || nc.Packets != [2]uint64{1, 1} {
+	if c.forwarded != 2 || c.rxFrames != 2 || c.fastPath != 2 || nc.Packets != [2]uint64{1, 1} {
 		t.Fatalf("counted %+v, engine counters %+v", c, nc)
 	}
 	step := func() {

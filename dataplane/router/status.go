@@ -17,6 +17,7 @@ import (
 type tally struct {
 	rxFrames, rxRunts, notForUs, otherType, arp, csumCompleted    uint64
 	forwarded, neighWait, consumed, dropped, emitted, emitDropped uint64
+	fastPath                                                      uint64 // frames the engine's FastPath took
 }
 
 // counters are one worker's; updated by its goroutine, read by Status.
@@ -28,6 +29,7 @@ type counters struct {
 	arp           atomic.Uint64
 	csumCompleted atomic.Uint64
 	forwarded     atomic.Uint64
+	fastPath      atomic.Uint64
 	neighWait     atomic.Uint64
 	consumed      atomic.Uint64
 	dropped       atomic.Uint64
@@ -63,6 +65,7 @@ func (c *counters) add(t *tally) {
 	add(&c.arp, t.arp)
 	add(&c.csumCompleted, t.csumCompleted)
 	add(&c.forwarded, t.forwarded)
+	add(&c.fastPath, t.fastPath)
 	add(&c.neighWait, t.neighWait)
 	add(&c.consumed, t.consumed)
 	add(&c.dropped, t.dropped)
@@ -83,6 +86,7 @@ func (r *Router) Counters() map[string]uint64 {
 		m["rx_arp"] += c.arp.Load()
 		m["rx_checksum_completed"] += c.csumCompleted.Load()
 		m["forwarded"] += c.forwarded.Load()
+		m["forwarded_fast_path"] += c.fastPath.Load()
 		m["waiting_for_arp"] += c.neighWait.Load()
 		m["consumed"] += c.consumed.Load()
 		m["dropped_by_engine"] += c.dropped.Load()
