@@ -141,9 +141,9 @@ type Neighbours struct {
 	mu       sync.Mutex
 	gen      atomic.Uint64 // bumped when an entry changes or goes: HopCaches drop what they hold
 	entries  map[[4]byte]*entry
-	pool     [][]byte // free queue buffers
-	waiting  int      // buffers out of the pool
-	pending  int      // incomplete entries
+	pool     [][]byte     // free queue buffers
+	waiting  int          // buffers out of the pool
+	pending  atomic.Int32 // incomplete entries; read without the lock by Poll
 	nextPoll time.Duration
 	stats    NeighbourStats
 }
@@ -263,7 +263,7 @@ func (n *Neighbours) output(now time.Duration, nh [4]byte, frame []byte, b *Batc
 		}
 		e = &entry{state: stateIncomplete, since: now}
 		n.entries[nh] = e
-		n.pending++
+		n.pending.Add(1)
 	}
 	if e.state == stateIncomplete && e.reqs >= n.cfg.Retries && now-e.lastReq >= n.cfg.RetryInterval {
 		// Asked enough and Poll has not noticed yet.
@@ -346,9 +346,12 @@ func (n *Neighbours) Input(now time.Duration, frame Ether, b *Batch) bool {
 // not answer. Workers call it every loop; it does work at most four times
 // per RetryInterval.
 func (n *Neighbours) Poll(now time.Duration, b *Batch) {
+	if n.pending.Load() == 0 {
+		return // the common case, without taking the lock every workers' loop shares
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.pending == 0 || now < n.nextPoll {
+	if n.pending.Load() == 0 || now < n.nextPoll {
 		return
 	}
 	n.nextPoll = now + n.cfg.RetryInterval/4
@@ -441,9 +444,9 @@ func (n *Neighbours) onLink(ip [4]byte) bool {
 func (n *Neighbours) setState(e *entry, s neighState, now time.Duration) {
 	n.gen.Add(1)
 	if e.state == stateIncomplete && s != stateIncomplete {
-		n.pending--
+		n.pending.Add(-1)
 	} else if e.state != stateIncomplete && s == stateIncomplete {
-		n.pending++
+		n.pending.Add(1)
 	}
 	if s != e.state {
 		e.since = now
