@@ -69,6 +69,14 @@ type ipsecTunnels struct {
 // if the test fails; every charon is stopped by PID at cleanup.
 func ipsecStartTunnels(t *testing.T, ctx context.Context, l *lab.Lab, hosts ...string) *ipsecTunnels {
 	t.Helper()
+	return ipsecStartTunnelsKeepAlive(t, ctx, l, nil, hosts...)
+}
+
+// ipsecStartTunnelsKeepAlive is ipsecStartTunnels with each initiator's
+// NAT-T keepalive interval taken from keepAlive by node (ipsecKeepAlive
+// for a node it does not name; "0s" for none).
+func ipsecStartTunnelsKeepAlive(t *testing.T, ctx context.Context, l *lab.Lab, keepAlive map[string]string, hosts ...string) *ipsecTunnels {
+	t.Helper()
 	addrs := map[string]string{}
 	for _, h := range lab.LANHosts {
 		addrs[h.Node] = h.Addr
@@ -89,7 +97,11 @@ func ipsecStartTunnels(t *testing.T, ctx context.Context, l *lab.Lab, hosts ...s
 	}
 	logOnFailure(tun.srv)
 	for _, h := range hosts {
-		c, err := ipsecStartInitiator(ctx, l, h, addrs[h], lab.Srv1, h+".passgate.lab")
+		ka, ok := keepAlive[h]
+		if !ok {
+			ka = ipsecKeepAlive
+		}
+		c, err := ipsecStartInitiator(ctx, l, h, addrs[h], lab.Srv1, h+".passgate.lab", ka)
 		if err != nil {
 			t.Fatalf("initiator %s: %v", h, err)
 		}

@@ -47,6 +47,11 @@ const (
 	ipsecConnName  = "home"
 	ipsecChildName = "net"
 
+	// ipsecKeepAlive is charon's NAT-T keepalive interval (strongswan.conf
+	// charon.keep_alive) unless a test asks for another; "0s" turns the
+	// keepalives off.
+	ipsecKeepAlive = "20s"
+
 	// ipsecCharonLoad are the only plugins each charon loads. kernel-libipsec
 	// does ESP in userspace over a TUN device (this kernel has no ESP
 	// module); kernel-netlink still provides addresses and routes.
@@ -157,8 +162,9 @@ type ipsecCharon struct {
 	l    *lab.Lab
 }
 
-// ipsecStrongswanConf is the whole strongswan.conf of one instance.
-func ipsecStrongswanConf(dir string) string {
+// ipsecStrongswanConf is the whole strongswan.conf of one instance, with
+// keepAlive as its NAT-T keepalive interval.
+func ipsecStrongswanConf(dir, keepAlive string) string {
 	return fmt.Sprintf(`# passgate IPsec lab: one charon per namespace
 charon {
 	load_modular = no
@@ -169,7 +175,7 @@ charon {
 	retransmit_timeout = 1.0
 	retransmit_base = 1.4
 	retransmit_tries = 3
-	keep_alive = 20s
+	keep_alive = %s
 	install_routes = yes
 	install_virtual_ip = yes
 	plugins {
@@ -197,7 +203,7 @@ charon {
 swanctl {
 	load = pem pkcs1 x509 pubkey openssl random nonce
 }
-`, ipsecCharonLoad, dir, dir)
+`, ipsecCharonLoad, keepAlive, dir, dir)
 }
 
 // ipsecCharonScript runs inside `ip netns exec NS unshare -m`: a private
@@ -209,9 +215,10 @@ if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net; mknod -m 0666 /dev/net/tun c 1
 mount -t tmpfs -o mode=0755 pgipsec-run /run
 exec ` + ipsecCharonPath
 
-// ipsecStartCharon starts charon in node with the given swanctl.conf,
-// waits for its vici socket and loads the configuration.
-func ipsecStartCharon(ctx context.Context, l *lab.Lab, node, swanctlConf string) (*ipsecCharon, error) {
+// ipsecStartCharon starts charon in node with the given swanctl.conf and
+// NAT-T keepalive interval, waits for its vici socket and loads the
+// configuration.
+func ipsecStartCharon(ctx context.Context, l *lab.Lab, node, swanctlConf, keepAlive string) (*ipsecCharon, error) {
 	dir, err := ipsecTempDir(node)
 	if err != nil {
 		return nil, err
@@ -226,7 +233,7 @@ func ipsecStartCharon(ctx context.Context, l *lab.Lab, node, swanctlConf string)
 	if err := os.MkdirAll(filepath.Join(dir, "swanctl"), 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "strongswan.conf"), []byte(ipsecStrongswanConf(dir)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "strongswan.conf"), []byte(ipsecStrongswanConf(dir, keepAlive)), 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "swanctl", "swanctl.conf"), []byte(swanctlConf), 0o600); err != nil {
@@ -314,13 +321,14 @@ secrets {
 	}
 }
 `, addr, ipsecServerID, ipsecChildName, ipsecInnerNet, ipsecPool, ipsecPSK)
-	return ipsecStartCharon(ctx, l, node, conf)
+	return ipsecStartCharon(ctx, l, node, conf, ipsecKeepAlive)
 }
 
 // ipsecStartInitiator starts a client: charon on localAddr in node, with
 // connection ipsecConnName to serverAddr (child ipsecChildName covering
-// ipsecInnerNet), identity id, asking for a virtual IP.
-func ipsecStartInitiator(ctx context.Context, l *lab.Lab, node, localAddr, serverAddr, id string) (*ipsecCharon, error) {
+// ipsecInnerNet), identity id, asking for a virtual IP, sending NAT-T
+// keepalives every keepAlive ("0s": none) while behind a NAT.
+func ipsecStartInitiator(ctx context.Context, l *lab.Lab, node, localAddr, serverAddr, id, keepAlive string) (*ipsecCharon, error) {
 	conf := fmt.Sprintf(`connections {
 	%s {
 		version = 2
@@ -351,7 +359,7 @@ secrets {
 	}
 }
 `, ipsecConnName, localAddr, serverAddr, id, ipsecServerID, ipsecChildName, ipsecInnerNet, ipsecPSK)
-	return ipsecStartCharon(ctx, l, node, conf)
+	return ipsecStartCharon(ctx, l, node, conf, keepAlive)
 }
 
 // Initiate brings up child (and its IKE SA) and waits for the outcome,
