@@ -144,6 +144,24 @@ func TestRestoreTable(t *testing.T) {
 			in:     func(int) string { return ok200("SIP/2.0/UDP " + pub + ":5060;branch=z9hG4bK-1") },
 		},
 		{
+			name:   "Via naming a port not the flow's: the address alone comes back",
+			occupy: []int{5060},
+			out:    []string{invite("r1@x", phone+":5070", phone+":5070", sdpBody(phone, 6000))},
+			in: func(P int) string {
+				return ok200("SIP/2.0/UDP " + pub + ":5070;branch=z9hG4bK-1;received=" + pub + ";rport=" + fmt.Sprint(P))
+			},
+			want: func(int) string {
+				return ok200("SIP/2.0/UDP " + phone + ":5070;branch=z9hG4bK-1;received=" + phone + ";rport=5060")
+			},
+			changed: true,
+		},
+		{
+			name:   "and not with yet another port",
+			occupy: []int{5060},
+			out:    []string{invite("r1@x", phone+":5070", phone+":5070", sdpBody(phone, 6000))},
+			in:     func(int) string { return ok200("SIP/2.0/UDP " + pub + ":5080;branch=z9hG4bK-1") },
+		},
+		{
 			name: "only the top Via is the phone's",
 			out:  []string{phoneInvite},
 			in: func(P int) string {

@@ -73,7 +73,11 @@ type endpoint struct {
 // note is what the helper rewrote last in an endpoint's messages.
 type note struct {
 	bits uint8 // wroteVia, wroteContact
-	last nat.Time
+	// viaPort is the top Via's sent-by port when the helper made only its
+	// address public: a port that is not the flow's (a TCP phone names its
+	// listening port and sends from another), left as written.
+	viaPort uint16
+	last    nat.Time
 }
 
 const (
@@ -154,6 +158,7 @@ func (h *Helper) message(p *nat.HelperPacket, pl []byte, off int, m *message) {
 	tag := callTag(m.callID)
 	if p.FromLAN {
 		var set, clear uint8
+		var viaPort uint16
 		for i := 0; i < m.nvia; i++ {
 			top := i == 0
 			values(b, m.via[i], func(v span) bool {
@@ -161,6 +166,9 @@ func (h *Helper) message(p *nat.HelperPacket, pl []byte, off int, m *message) {
 					wrote := h.hostPort(p, off, b, host, port, Port)
 					if top {
 						set, clear = noteWrite(p, b, host, wrote, wroteVia, set, clear)
+						if n := portOr(b, port, Port); wrote && n != int(p.Inside.Port()) {
+							viaPort = uint16(n)
+						}
 					}
 				}
 				top = false
@@ -178,7 +186,7 @@ func (h *Helper) message(p *nat.HelperPacket, pl []byte, off int, m *message) {
 				return true
 			})
 		}
-		h.note(p, set, clear)
+		h.note(p, set, clear, viaPort)
 		if contact && m.request && eqFold(m.method, "REGISTER") && p.Proto == packet.ProtoUDP {
 			h.register(p, m, tag)
 		}
@@ -230,6 +238,18 @@ func (h *Helper) hostPort(p *nat.HelperPacket, off int, b []byte, host, port spa
 	return true
 }
 
+// portOr is the port a host:port names: its port, or def when it has
+// none; -1 if the port is not a number.
+func portOr(b []byte, port span, def uint16) int {
+	if port.e <= port.s {
+		return int(def)
+	}
+	if n, ok := atoi(port.of(b)); ok {
+		return n
+	}
+	return -1
+}
+
 // schemePort is the default port of a sip: or sips: URI.
 func schemePort(sips bool) uint16 {
 	if sips {
@@ -256,14 +276,17 @@ func noteWrite(p *nat.HelperPacket, b []byte, host span, wrote bool, bit, set, c
 // Contact of their own address) change nothing. It writes the map only
 // when the bits change or a minute has passed (so eviction, oldest
 // first, sees the endpoint in use), not for every message.
-func (h *Helper) note(p *nat.HelperPacket, set, clear uint8) {
+func (h *Helper) note(p *nat.HelperPacket, set, clear uint8, viaPort uint16) {
 	if set|clear == 0 {
 		return
 	}
 	k := endpoint{p.Proto, p.Inside}
 	n, ok := h.ends[k]
 	bits := n.bits&^clear | set
-	if ok && bits == n.bits && p.Now-n.last < nat.Time(time.Minute) {
+	if set&wroteVia == 0 {
+		viaPort = n.viaPort // this message said nothing new of the Via
+	}
+	if ok && bits == n.bits && viaPort == n.viaPort && p.Now-n.last < nat.Time(time.Minute) {
 		return
 	}
 	if !ok {
@@ -281,13 +304,14 @@ func (h *Helper) note(p *nat.HelperPacket, set, clear uint8) {
 			delete(h.ends, oldest)
 		}
 	}
-	h.ends[k] = note{bits, p.Now}
+	h.ends[k] = note{bits: bits, viaPort: viaPort, last: p.Now}
 }
 
 // restore undoes, in a message to the LAN host, what the helper wrote in
 // the LAN host's own messages (see the package comment).
 func (h *Helper) restore(p *nat.HelperPacket, off int, b []byte, m *message) {
-	bits := h.ends[endpoint{p.Proto, p.Inside}].bits
+	n := h.ends[endpoint{p.Proto, p.Inside}]
+	bits := n.bits
 	if bits == 0 {
 		return
 	}
@@ -310,8 +334,16 @@ func (h *Helper) restore(p *nat.HelperPacket, off int, b []byte, m *message) {
 		// response to it); those below, if any, are not the helper's.
 		values(b, m.via[0], func(v span) bool {
 			host, port, ok := viaSentBy(b, v)
-			if !ok || !h.restoreHostPort(p, off, b, host, port, Port) {
+			if !ok {
 				return false
+			}
+			if !h.restoreHostPort(p, off, b, host, port, Port) {
+				// Where the helper made the address alone public, the
+				// address alone comes back.
+				if a, ok := parseIPv4(host.of(b)); !ok || netip.AddrFrom4(a) != p.Outside.Addr() || n.viaPort == 0 || portOr(b, port, Port) != int(n.viaPort) {
+					return false
+				}
+				h.replace(off+host.s, off+host.e, p.Inside.Addr().AppendTo)
 			}
 			// received= and rport= (RFC 3581) name where the request came
 			// from: the public address and port. They are restored too,
@@ -357,13 +389,7 @@ func (h *Helper) restoreHostPort(p *nat.HelperPacket, off int, b []byte, host, p
 		return false
 	}
 	in, pub := p.Inside.Port(), p.Outside.Port()
-	n := int(def)
-	if port.e > port.s {
-		if n, ok = atoi(port.of(b)); !ok {
-			return false
-		}
-	}
-	if n != int(pub) {
+	if portOr(b, port, def) != int(pub) {
 		return false
 	}
 	h.replace(off+host.s, off+host.e, p.Inside.Addr().AppendTo)
