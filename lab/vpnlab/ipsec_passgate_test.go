@@ -1,10 +1,9 @@
 package vpnlab
 
-// IPsec passthrough through passgate itself. These need the engine's IPsec
-// support (IKE demultiplexing on port 500, raw ESP SPI learning, AH drop),
-// so they build only with -tags passgate_ipsec until it lands:
+// IPsec passthrough through passgate itself: strongSwan from two LAN hosts
+// at once, raw ESP by SPI, IKE sharing port 500, AH dropped.
 //
-//	go test -tags passgate_ipsec -run TestIPsecPassgate ./lab/vpnlab
+//	go test -run TestIPsecPassgate ./lab/vpnlab
 
 import (
 	"context"
