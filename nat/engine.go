@@ -16,6 +16,7 @@ package nat
 import (
 	"fmt"
 
+	"passgate/alg/pptp"
 	"passgate/conntrack"
 	"passgate/packet"
 )
@@ -591,7 +592,14 @@ func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16,
 	}
 	f := e.ct.Get(id)
 	f.Origin = origin
-	if len(e.helpers) > 0 {
+	if k.Proto == packet.ProtoTCP && port == pptp.Port && e.pass.pptp {
+		// A PPTP server on the LAN: its calls' GRE needs the control
+		// connection followed as for a client's.
+		if !e.pptpAttach(id, pptp.PAC) {
+			e.ct.Delete(id)
+			return 0, 0, DropPPTPLimit
+		}
+	} else if len(e.helpers) > 0 {
 		e.claim(f, port)
 	}
 	e.stats.Created++

@@ -22,7 +22,11 @@ type pptpConn struct {
 	hOut   pptpHandler
 	hIn    pptpHandler
 	broken bool
-	calls  [pptpCallsPerConn]pptpCall
+	// role is the LAN host's end: the PNS of a connection it opened, or
+	// the PAC of one that came in through a port forward (or the DMZ),
+	// whose LAN side is then the flow's reply direction.
+	role  pptp.Role
+	calls [pptpCallsPerConn]pptpCall
 }
 
 // pptpCall is one call: the client's call id (inside), the one the server
@@ -55,16 +59,21 @@ func (e *Engine) pptpInit() {
 }
 
 // pptpAttach gives a new control flow its state; false when the pool is
-// used up.
-func (e *Engine) pptpAttach(id int32) bool {
+// used up. role is the LAN host's: PNS for a flow from the LAN, PAC for one
+// from the WAN to a server on the LAN.
+func (e *Engine) pptpAttach(id int32, role pptp.Role) bool {
 	f := e.ct.Get(id)
+	host, peer := f.Orig.Src, f.Orig.Dst
+	if role == pptp.PAC {
+		host, peer = f.Reply.Src, f.Orig.Src
+	}
 	for i := range e.pptp {
 		c := &e.pptp[i]
 		if c.inUse {
 			continue
 		}
 		hOut, hIn := c.hOut, c.hIn
-		*c = pptpConn{inUse: true, flow: id, gen: f.Gen, host: f.Orig.Src, server: f.Orig.Dst, hOut: hOut, hIn: hIn}
+		*c = pptpConn{inUse: true, flow: id, gen: f.Gen, host: host, server: peer, hOut: hOut, hIn: hIn, role: role}
 		f.Helper = helperPPTP
 		f.Data = uint64(i)
 		return true
@@ -83,7 +92,7 @@ func (e *Engine) pptpInspect(now Time, f *conntrack.Flow, dir conntrack.Dir, ip 
 	c := &e.pptp[f.Data]
 	t := packet.TCP(ip.Payload())
 	st, h := &c.out, &c.hOut
-	if dir == conntrack.Reply {
+	if (dir == conntrack.Reply) != (c.role == pptp.PAC) { // from the WAN
 		st, h = &c.in, &c.hIn
 	}
 	if t.Flags()&packet.TCPSyn != 0 {
@@ -120,14 +129,14 @@ func (e *Engine) pptpInspect(now Time, f *conntrack.Flow, dir conntrack.Dir, ip 
 func (h *pptpHandler) Field(typ uint16, off int, val uint16) uint16 {
 	c, e := h.c, h.e
 	if h.out {
-		if o, ok := pptp.OwnCallIDField(typ); !ok || o != off {
+		if o, ok := pptp.OwnCallIDField(c.role, typ); !ok || o != off {
 			return val
 		}
 		if cl := c.callByInside(val); cl != nil {
 			return cl.outside
 		}
-		if typ == pptp.CallClearRequest {
-			return val
+		if typ == pptp.CallClearRequest || typ == pptp.CallDisconnectNotify {
+			return val // a call this connection never set up
 		}
 		cl := c.newCall()
 		if cl == nil {
@@ -141,7 +150,7 @@ func (h *pptpHandler) Field(typ uint16, off int, val uint16) uint16 {
 		cl.inUse, cl.inside, cl.outside = true, val, out
 		return out
 	}
-	if o, ok := pptp.PeerCallIDField(typ); !ok || o != off {
+	if o, ok := pptp.PeerCallIDField(c.role, typ); !ok || o != off {
 		return val
 	}
 	if cl := c.callByOutside(val); cl != nil {
@@ -158,27 +167,30 @@ func (h *pptpHandler) Message(typ uint16, hdr []byte) {
 	id12 := binary.BigEndian.Uint16(hdr[12:])
 	id14 := binary.BigEndian.Uint16(hdr[14:])
 	switch {
-	case h.out && typ == pptp.IncomingCallReply:
-		// The client accepts a call the server offered: hdr holds its
-		// own call id (inside) and the server's.
-		if cl := c.callByInside(id12); cl != nil && len(hdr) >= 17 && hdr[16] == 1 {
-			cl.server = id14
-			e.pptpCallUp(h.now, c, cl)
+	case typ == pptp.OutgoingCallReply || typ == pptp.IncomingCallReply:
+		// The answer to a call request (from the PAC to an outgoing call,
+		// from the PNS to an incoming one): hdr holds the sender's call id
+		// and its peer's. From the LAN that is the LAN host's own (inside)
+		// and the remote's; from the WAN the remote's and the outside id.
+		var cl *pptpCall
+		remote := id14
+		if h.out {
+			cl = c.callByInside(id12)
+		} else {
+			cl, remote = c.callByOutside(id14), id12
 		}
-	case !h.out && typ == pptp.OutgoingCallReply:
-		cl := c.callByOutside(id14)
 		if cl == nil {
 			return
 		}
 		if len(hdr) >= 17 && hdr[16] == 1 { // result: connected
-			cl.server = id12
+			cl.server = remote
 			e.pptpCallUp(h.now, c, cl)
 		} else {
 			e.pptpCallEnd(h.now, c, cl)
 		}
-	case !h.out && typ == pptp.CallDisconnectNotify:
+	case typ == pptp.CallDisconnectNotify: // the PAC ends a call
 		for i := range c.calls {
-			if cl := &c.calls[i]; cl.inUse && cl.server == id12 {
+			if cl := &c.calls[i]; cl.inUse && (h.out && cl.inside == id12 || !h.out && cl.server == id12) {
 				e.pptpCallEnd(h.now, c, cl)
 			}
 		}

@@ -124,7 +124,7 @@ func (e *Engine) vpnOutbound(now Time, ip packet.IPv4, k conntrack.Tuple) (id in
 				return id, dir, r, true
 			}
 			id, dir, r = e.newOutbound(now, k, originLAN)
-			if r == DropNone && !e.pptpAttach(id) {
+			if r == DropNone && !e.pptpAttach(id, pptp.PNS) {
 				e.ct.Delete(id)
 				r = DropPPTPLimit
 			}

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -489,4 +490,80 @@ func TestPassthroughSwitches(t *testing.T) {
 	if s := e.Stats(); s.VPNSessions["ipsec"] != 0 {
 		t.Fatalf("ipsec sessions after IPsec off: %v", s.VPNSessions)
 	}
+}
+
+// A PPTP server (the PAC) on the LAN behind a port forward of TCP 1723:
+// two remote clients, each with the same call id of its own, call it at
+// once; the server's call ids are followed in its replies and the GRE of
+// each call crosses both ways; a call the server ends takes its GRE along.
+func TestPPTPServerBehindForward(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.PortForwards = []PortForward{{Name: "vpn", Proto: 6, OutsideLo: 1723, OutsideHi: 1723, Host: netip.MustParseAddr("192.168.50.10"), InsidePort: 1723}}
+	})
+	const server = "192.168.50.10"
+	remotes := []string{"198.51.100.20", "198.51.100.21"}
+	type conn struct{ cseq, sseq uint32 }
+	conns := make([]conn, len(remotes))
+	fromRemote := func(i int, now Time, payload []byte, flags uint8) []byte {
+		c := &conns[i]
+		b := TCP(remotes[i]+":40000", "203.0.113.1:1723", flags, c.cseq, c.sseq, nil, payload)
+		c.cseq += uint32(len(payload))
+		if flags&packet.TCPSyn != 0 {
+			c.cseq++
+		}
+		return pass(t, e, now, WAN, b, LAN)
+	}
+	fromServer := func(i int, now Time, payload []byte, flags uint8) []byte {
+		c := &conns[i]
+		b := TCP(server+":1723", remotes[i]+":40000", flags, c.sseq, c.cseq, nil, payload)
+		c.sseq += uint32(len(payload))
+		if flags&packet.TCPSyn != 0 {
+			c.sseq++
+		}
+		return pass(t, e, now, LAN, b, WAN)
+	}
+	for i := range remotes {
+		conns[i] = conn{cseq: 100, sseq: 900}
+		IPv4(t, fromRemote(i, 0, nil, packet.TCPSyn), Dst(server+":1723"))
+		fromServer(i, 0, nil, packet.TCPSyn|packet.TCPAck)
+		fromRemote(i, 0, pptpMsg(pptp.StartCtrlConnRequest, 0, 0, 0), packet.TCPAck)
+		fromServer(i, 0, pptpMsg(pptp.StartCtrlConnReply, 0, 0, 1), packet.TCPAck)
+		// Both clients call with their call id 0x4000; the server answers
+		// each with a call id of its own.
+		req := fromRemote(i, sec, pptpMsg(pptp.OutgoingCallRequest, 0x4000, 0, 0), packet.TCPAck)
+		if id := binary.BigEndian.Uint16(tcpPayload(req)[12:]); id != 0x4000 {
+			t.Fatalf("remote %d: the client's own call id changed to %#04x", i, id)
+		}
+		rep := fromServer(i, sec, pptpMsg(pptp.OutgoingCallReply, uint16(0x100+i), 0x4000, 1), packet.TCPAck)
+		IPv4(t, rep, Src("203.0.113.1:1723"))
+		if id, peer := binary.BigEndian.Uint16(tcpPayload(rep)[12:]), binary.BigEndian.Uint16(tcpPayload(rep)[14:]); id != uint16(0x100+i) || peer != 0x4000 {
+			t.Fatalf("remote %d: reply call ids %#04x/%#04x, want %#04x/0x4000", i, id, peer, 0x100+i)
+		}
+	}
+	for i, r := range remotes {
+		in := pass(t, e, 2*sec, WAN, grePkt(r, "203.0.113.1", uint16(0x100+i), "to-server"), LAN)
+		IPv4(t, in, Src(r), Dst(server))
+		if k := greKey(in); k != uint16(0x100+i) {
+			t.Fatalf("remote %d: GRE to the server has key %#04x, want %#04x", i, k, 0x100+i)
+		}
+		out := pass(t, e, 2*sec, LAN, grePkt(server, r, 0x4000, "to-client"), WAN)
+		IPv4(t, out, Src("203.0.113.1"), Dst(r))
+		if k := greKey(out); k != 0x4000 {
+			t.Fatalf("remote %d: GRE to the client has key %#04x, want 0x4000", i, k)
+		}
+	}
+	var calls int
+	e.Flows(2*sec, func(fi FlowInfo) bool {
+		if fi.Proto == "gre" && fi.Inside.Addr().String() == server {
+			calls++
+		}
+		return true
+	})
+	if calls != 2 {
+		t.Fatalf("flow table shows %d GRE calls of the server, want 2", calls)
+	}
+	// The server ends remote 0's call: that GRE goes, the other stays.
+	fromServer(0, 3*sec, pptpMsg(pptp.CallDisconnectNotify, 0x100, 0, 0), packet.TCPAck)
+	dropped(t, e, 3*sec, WAN, grePkt(remotes[0], "203.0.113.1", 0x100, "late"), DropGRENoControl)
+	pass(t, e, 3*sec, WAN, grePkt(remotes[1], "203.0.113.1", 0x101, "still"), LAN)
 }

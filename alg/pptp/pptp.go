@@ -52,26 +52,47 @@ const (
 	OffPeerCallID = 14
 )
 
-// OwnCallIDField gives, per message type, the call-id fields a PNS (the
-// client, on the LAN) sends that carry its own call id, which the NAT
-// translates on the way out.
-func OwnCallIDField(msgType uint16) (off int, ok bool) {
-	switch msgType {
-	case OutgoingCallRequest, IncomingCallReply, CallClearRequest:
+// Role is the end of a control connection a LAN host is: the PNS (the
+// client, which opened it) or the PAC (a server behind a port forward).
+type Role uint8
+
+// Roles.
+const (
+	PNS Role = iota
+	PAC
+)
+
+// OwnCallIDField gives, per message type, the call-id field that carries
+// the sender's own call id when r sends it: the call id the NAT translates
+// on the way out.
+func OwnCallIDField(r Role, msgType uint16) (off int, ok bool) {
+	switch {
+	case r == PNS && (msgType == OutgoingCallRequest || msgType == IncomingCallReply || msgType == CallClearRequest),
+		r == PAC && (msgType == OutgoingCallReply || msgType == IncomingCallRequest || msgType == CallDisconnectNotify):
 		return OffCallID, true
 	}
 	return 0, false
 }
 
-// PeerCallIDField gives, per message type a PAC (the server) sends, the
-// field that carries the client's (translated) call id, which the NAT
+// PeerCallIDField gives, per message type, the field that carries r's
+// call id (as translated) when the other end sends it: what the NAT
 // translates back on the way in.
-func PeerCallIDField(msgType uint16) (off int, ok bool) {
-	switch msgType {
-	case OutgoingCallReply:
-		return OffPeerCallID, true
-	case IncomingCallConnect, WANErrorNotify:
-		return OffCallID, true
+func PeerCallIDField(r Role, msgType uint16) (off int, ok bool) {
+	switch r {
+	case PNS: // from the PAC
+		switch msgType {
+		case OutgoingCallReply:
+			return OffPeerCallID, true
+		case IncomingCallConnect, WANErrorNotify:
+			return OffCallID, true
+		}
+	case PAC: // from the PNS
+		switch msgType {
+		case IncomingCallReply:
+			return OffPeerCallID, true
+		case SetLinkInfo:
+			return OffCallID, true
+		}
 	}
 	return 0, false
 }
@@ -222,14 +243,19 @@ func (s *Stream) step(sq uint32, p []byte, i int, h Handler) (changed bool) {
 }
 
 // isCallIDField says whether off is a call-id field of message typ that a
-// handler may translate (own call id going out or peer call id coming in;
-// the handler knows which direction it serves and leaves the others).
+// handler may translate (own call id going out or peer call id coming in,
+// for either role; the handler knows its direction and role and leaves
+// the others).
 func isCallIDField(typ uint16, off int) bool {
-	if o, ok := OwnCallIDField(typ); ok && o == off {
-		return true
+	for _, r := range [2]Role{PNS, PAC} {
+		if o, ok := OwnCallIDField(r, typ); ok && o == off {
+			return true
+		}
+		if o, ok := PeerCallIDField(r, typ); ok && o == off {
+			return true
+		}
 	}
-	o, ok := PeerCallIDField(typ)
-	return ok && o == off
+	return false
 }
 
 type rewrite struct {
