@@ -483,10 +483,13 @@ func (e *Engine) timeoutFor(proto uint8) Time {
 	switch proto {
 	case packet.ProtoTCP:
 		return e.timeouts.tcpTrans
-	case packet.ProtoUDP:
-		return e.timeouts.udp
-	default:
+	case packet.ProtoICMP:
 		return e.timeouts.icmp
+	default:
+		// UDP, and the tunnels passed through (ESP, GRE), which live as
+		// long: a tunnel idle for a minute is no query that went
+		// unanswered.
+		return e.timeouts.udp
 	}
 }
 

@@ -46,10 +46,8 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 		e.tcpStep(f, dir, fl)
 		e.ct.SetDeadline(id, int64(now+e.tcpTimeout(f.State)))
 		return DropNone
-	case packet.ProtoUDP:
-		e.ct.SetDeadline(id, int64(now+e.timeouts.udp))
 	default:
-		e.ct.SetDeadline(id, int64(now+e.timeouts.icmp))
+		e.ct.SetDeadline(id, int64(now+e.timeoutFor(ip.Protocol())))
 	}
 	return DropNone
 }

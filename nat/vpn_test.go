@@ -567,3 +567,20 @@ func TestPPTPServerBehindForward(t *testing.T) {
 	dropped(t, e, 3*sec, WAN, grePkt(remotes[0], "203.0.113.1", 0x100, "late"), DropGRENoControl)
 	pass(t, e, 3*sec, WAN, grePkt(remotes[1], "203.0.113.1", 0x101, "still"), LAN)
 }
+
+// A tunnel's flows (ESP, GRE) live as long as UDP's after their last
+// packet, not ICMP's minute: an IPsec tunnel idle for two minutes still
+// takes the server's next packet to its host.
+func TestTunnelFlowsKeepTheUDPTimeout(t *testing.T) {
+	e := newEngine(t, nil)
+	pass(t, e, 0, LAN, espPkt("192.168.50.10", "203.0.113.10", 0x1000, "out"), WAN)
+	pass(t, e, sec, WAN, espPkt("203.0.113.10", "203.0.113.1", 0x2000, "in"), LAN)
+	idle := sec + 2*Time(time.Minute)
+	if idle < sec+e.timeouts.icmp || idle >= sec+e.timeouts.udp {
+		t.Fatalf("timeouts icmp %v udp %v: the test needs 2 min between them", e.timeouts.icmp, e.timeouts.udp)
+	}
+	e.Expire(idle)
+	IPv4(t, pass(t, e, idle, WAN, espPkt("203.0.113.10", "203.0.113.1", 0x2000, "after"), LAN), Dst("192.168.50.10"))
+	e.Expire(idle + e.timeouts.udp + sec)
+	dropped(t, e, idle+e.timeouts.udp+sec, WAN, espPkt("203.0.113.10", "203.0.113.1", 0x2000, "gone"), DropESPUnknownSPI)
+}
