@@ -3,6 +3,8 @@ package nat
 import (
 	"sync/atomic"
 
+	"passgate/alg/ipsec"
+	"passgate/alg/pptp"
 	"passgate/conntrack"
 	"passgate/packet"
 )
@@ -44,8 +46,9 @@ func (e *Engine) flushRun(r *flowRun) {
 	*r = flowRun{id: -1}
 }
 
-// FastPath forwards a packet of an established TCP or UDP flow that needs
-// its translation and nothing else: no new state, no helper, no fragment,
+// FastPath forwards a packet of an established TCP or UDP flow, or of an
+// ESP or PPTP GRE tunnel passed through, that needs its translation and
+// nothing else: no new state, no helper, no fragment,
 // no ICMP to send. It reports false, having changed nothing, for every
 // other packet; give that one to Process.
 //
@@ -75,14 +78,24 @@ func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict,
 // Process would have reached forward with it and done nothing there but
 // count, extend the deadline and rewrite: a transit packet (the
 // conditions below are Process's checks, all passed), of a live flow
-// without a helper, that changes no TCP state, marks no first reply and
-// fits the way out. Its counts go to run; Process flushes them at once.
+// without a helper or of a tunnel's (ESP, GRE), that changes no TCP
+// state, marks no first reply and fits the way out. Its counts go to run; Process flushes them at once.
 func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun) (Verdict, bool) {
 	if ip.IsFragment() || ip.TTL() <= 1 {
 		return Verdict{}, false
 	}
 	proto := ip.Protocol()
-	if proto != packet.ProtoTCP && proto != packet.ProtoUDP {
+	switch proto {
+	case packet.ProtoTCP, packet.ProtoUDP:
+	case packet.ProtoESP:
+		if from == LAN && !e.pass.ipsec {
+			return Verdict{}, false
+		}
+	case packet.ProtoGRE:
+		if from == LAN && !e.pass.pptp {
+			return Verdict{}, false
+		}
+	default:
 		return Verdict{}, false
 	}
 	src, dst := ip.Src(), ip.Dst()
@@ -97,14 +110,23 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	}
 	k, ok := tupleOf(ip, from)
 	if !ok {
-		return Verdict{}, false
+		if k, ok = tunnelTuple(ip, from); !ok {
+			return Verdict{}, false
+		}
 	}
 	id, dir, ok := e.ct.Lookup(k)
 	if !ok {
 		return Verdict{}, false
 	}
 	f := e.ct.Get(id)
-	if f.Helper != helperNone || dir == conntrack.Reply && f.Flags&flagReplied == 0 {
+	if dir == conntrack.Reply && f.Flags&flagReplied == 0 {
+		return Verdict{}, false
+	}
+	switch f.Helper {
+	case helperNone, helperESP, helperGRE:
+		// A tunnel's data is translated like the rest, the GRE key back
+		// to the LAN host's call id on the way in (helperAfter).
+	default:
 		return Verdict{}, false
 	}
 	timeout := e.timeouts.udp
@@ -130,6 +152,32 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	run.packets++
 	run.bytes += uint64(len(ip))
 	rewrite(ip, nsrc, ndst, nsid, ndid)
+	if f.Helper == helperGRE {
+		e.helperAfter(f, dir, ip)
+	}
 	ip.DecTTL()
 	return Verdict{Action: Forward, Out: out, NextHop: nh}, true
+}
+
+// tunnelTuple is the tuple of an ESP packet (its SPI) or a PPTP GRE
+// packet (its key, the receiver's call id), as esp and gre look them up.
+func tunnelTuple(ip packet.IPv4, from Iface) (conntrack.Tuple, bool) {
+	k := conntrack.Tuple{Src: ip.Src(), Dst: ip.Dst(), Proto: ip.Protocol(), Side: uint8(from)}
+	switch k.Proto {
+	case packet.ProtoESP:
+		spi, err := ipsec.ESPSPI(ip.Payload())
+		if err != nil {
+			return k, false
+		}
+		k.SrcID, k.DstID = uint16(spi>>16), uint16(spi)
+	case packet.ProtoGRE:
+		g, err := pptp.ParseGRE(ip.Payload())
+		if err != nil {
+			return k, false
+		}
+		k.DstID = g.CallID()
+	default:
+		return k, false
+	}
+	return k, true
 }

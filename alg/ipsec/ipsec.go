@@ -24,6 +24,7 @@ var (
 	ErrShort   = errors.New("ipsec: message too short")
 	ErrVersion = errors.New("ipsec: unknown IKE version")
 	ErrLength  = errors.New("ipsec: IKE length field exceeds the datagram")
+	ErrSPI     = errors.New("ipsec: reserved ESP SPI")
 )
 
 // IKE is a view over an IKE message header.
@@ -100,7 +101,7 @@ func ESPSPI(p []byte) (uint32, error) {
 	}
 	spi := binary.BigEndian.Uint32(p)
 	if spi < 256 {
-		return 0, errors.New("ipsec: reserved ESP SPI")
+		return 0, ErrSPI
 	}
 	return spi, nil
 }
