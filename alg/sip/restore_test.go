@@ -334,16 +334,7 @@ func TestRestoreTCP(t *testing.T) {
 			wantSeq, wantAck = rSeq+inShift, lanSeq // as the phone sees them
 			from = nat.WAN
 		}
-		v := e.Process(sec, from, b)
-		switch v.Action {
-		case nat.Forward:
-			b = b[:packet.IPv4(b).TotalLen()]
-		case nat.Consumed:
-			b = append([]byte(nil), e.Emitted()[0].Frame[nat.EtherHeadroom:]...)
-			e.ResetEmitted()
-		default:
-			t.Fatalf("verdict %+v (%v)", v, v.Reason)
-		}
+		b = nattest.Pass(t, e, sec, from, b)
 		IPv4(t, b)
 		seg := packet.TCP(packet.IPv4(b).Payload())
 		if flags&packet.TCPSyn == 0 && (seg.Seq() != wantSeq || seg.Ack() != wantAck) {

@@ -532,16 +532,7 @@ func TestTCP(t *testing.T) {
 				rSeq++
 			}
 		}
-		v := e.Process(sec, from, b)
-		switch v.Action {
-		case nat.Forward:
-			b = b[:packet.IPv4(b).TotalLen()]
-		case nat.Consumed:
-			b = append([]byte(nil), e.Emitted()[0].Frame[nat.EtherHeadroom:]...)
-			e.ResetEmitted()
-		default:
-			t.Fatalf("verdict %+v (%v)", v, v.Reason)
-		}
+		b = nattest.Pass(t, e, sec, from, b)
 		IPv4(t, b)
 		return b
 	}

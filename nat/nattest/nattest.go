@@ -53,6 +53,29 @@ func Output(e *nat.Engine, v nat.Verdict, b []byte) (out []byte, ok bool) {
 	return nil, false
 }
 
+// Pass passes b from from through e at now and returns the packet that
+// left: b forwarded in place, or a copy of the one packet the engine
+// emitted when it consumed b (the emitted list is reset). Any other
+// verdict fails the test.
+func Pass(t testing.TB, e *nat.Engine, now nat.Time, from nat.Iface, b []byte) []byte {
+	t.Helper()
+	v := e.Process(now, from, b)
+	if v.Action == nat.Consumed {
+		if n := len(e.Emitted()); n != 1 {
+			t.Fatalf("consumed with %d emitted packets", n)
+		}
+	}
+	out, ok := Output(e, v, b)
+	if !ok {
+		t.Fatalf("verdict %+v (%v)", v, v.Reason)
+	}
+	if v.Action == nat.Consumed {
+		out = append([]byte(nil), out...)
+		e.ResetEmitted()
+	}
+	return out
+}
+
 // Conn is a TCP connection through the engine between LAN (the inside
 // host) and Remote, which sees the inside host as Pub. LANSeq and RSeq
 // are the next sequence numbers as each endpoint sees them.
@@ -97,20 +120,7 @@ func (c *Conn) SendAt(now nat.Time, fromLAN bool, flags uint8, payload []byte) [
 			c.RSeq++
 		}
 	}
-	v := c.E.Process(now, from, b)
-	if v.Action == nat.Consumed {
-		if n := len(c.E.Emitted()); n != 1 {
-			c.T.Fatalf("consumed with %d emitted packets", n)
-		}
-	}
-	out, ok := Output(c.E, v, b)
-	if !ok {
-		c.T.Fatalf("verdict %+v (%v)", v, v.Reason)
-	}
-	if v.Action == nat.Consumed {
-		out = append([]byte(nil), out...)
-		c.E.ResetEmitted()
-	}
+	out := Pass(c.T, c.E, now, from, b)
 	if c.Check {
 		pkttest.IPv4(c.T, out)
 	}
