@@ -26,22 +26,23 @@ import (
 	"passgate/lab/labtest"
 )
 
-// pptpServerPrefix starts the name of every server-side stand-in; the
-// rest is its PID ("srv1-4242").
-const pptpServerPrefix = "srv1-"
-
-// pptpServer is pptpd running on a lab node.
+// pptpServer is pptpd running on a lab node: a server on the WAN side
+// (srv1) for clients behind passgate, or a LAN host behind a port forward
+// for clients on the WAN side.
 type pptpServer struct {
 	Node     string
 	Addr     string
 	FrameLog string // every server-side stand-in appends here
-	proc     *labtest.Proc
+	// Prefix starts the name of every server-side stand-in: the node's
+	// name and a dash; the rest is its PID ("srv1-4242").
+	Prefix string
+	proc   *labtest.Proc
 }
 
 // StartPPTPServer runs pptpd on node, listening on addr, and waits until
 // it accepts connections.
 func (e *pptpEnv) StartPPTPServer(ctx context.Context, node, addr string) (*pptpServer, error) {
-	s := &pptpServer{Node: node, Addr: addr, FrameLog: e.Path("pptp-server-frames.log")}
+	s := &pptpServer{Node: node, Addr: addr, FrameLog: e.Path("pptp-server-frames.log"), Prefix: node + "-"}
 	opts := e.Path("pptpd-options")
 	if err := os.WriteFile(opts, []byte("# read by the pppd stand-in's parent only; the stand-in ignores pppd options\nnodefaultroute\n"), 0o644); err != nil {
 		return nil, err
@@ -61,7 +62,7 @@ func (e *pptpEnv) StartPPTPServer(ctx context.Context, node, addr string) (*pptp
 		return nil, err
 	}
 	env := []string{
-		"PPPSTUB_NAME=" + pptpServerPrefix + "%p",
+		"PPPSTUB_NAME=" + s.Prefix + "%p",
 		"PPPSTUB_LOG=" + s.FrameLog,
 		"PPPSTUB_INTERVAL=200ms",
 		"PPPSTUB_LIFETIME=3m",
@@ -100,8 +101,9 @@ type pptpClient struct {
 	proc     *labtest.Proc
 }
 
-// StartPPTPClient connects node to the PPTP server at server. name must be
-// unique in the test; it prefixes the client's frames.
+// StartPPTPClient connects node to the PPTP server at server (pptpd's own
+// address, or the address of a port forward to it). name must be unique in
+// the test; it prefixes the client's frames.
 func (e *pptpEnv) StartPPTPClient(node, name, server string) (*pptpClient, error) {
 	c := &pptpClient{Node: node, Name: name, FrameLog: e.Path("pptp-" + name + "-frames.log"), ChildLog: e.Path("pptp-" + name + "-pptp.log")}
 	p, err := e.StartPrivate(node, "pptp-"+name+".out", false, nil, e.Stub, "client",
@@ -142,7 +144,7 @@ func pptpWaitFrames(ctx context.Context, timeout time.Duration, srv *pptpServer,
 			if done, err := c.Exited(); done {
 				return false, fmt.Sprintf("client %s exited: %v", c.Name, err)
 			}
-			s := pptpServerFor(ends, c.Name, pptpServerPrefix)
+			s := pptpServerFor(ends, c.Name, srv.Prefix)
 			if s == nil {
 				return false, fmt.Sprintf("no (single) server end heard %s yet", c.Name)
 			}

@@ -140,7 +140,7 @@ func TestPPTPPassgate(t *testing.T) {
 	if got := off.End().Recv; len(got) > 0 {
 		t.Errorf("with PPTP passthrough off, the client still received frames: %q", got[:min(len(got), 5)])
 	}
-	if s := pptpServerFor(srv.Ends(), "lan1off", pptpServerPrefix); s != nil {
+	if s := pptpServerFor(srv.Ends(), "lan1off", srv.Prefix); s != nil {
 		t.Errorf("with PPTP passthrough off, server end %s heard the client", s.Name)
 	}
 	off.Stop()
@@ -179,12 +179,7 @@ func TestPPTPPassgate(t *testing.T) {
 // pptpCheckGREFlow finds host's GRE flow and checks that it carries both
 // call ids.
 func pptpCheckGREFlow(flows []map[string]any, host netip.Addr, insideID, outsideID uint16) error {
-	var found []map[string]any
-	for _, f := range flows {
-		if ap, ok := pptpFlowEndpoint(f, "inside"); ok && ap.Addr() == host && pptpFlowProto(f) == "gre" {
-			found = append(found, f)
-		}
-	}
+	found := pptpGREFlows(flows, host)
 	if len(found) != 1 {
 		return fmt.Errorf("%d GRE flows with inside address %s, want 1", len(found), host)
 	}

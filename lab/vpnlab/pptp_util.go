@@ -640,6 +640,17 @@ func pptpFlowEndpoint(f map[string]any, key string) (netip.AddrPort, bool) {
 	return ap, err == nil
 }
 
+// pptpGREFlows lists the GRE flows whose "inside" address is host.
+func pptpGREFlows(flows []map[string]any, host netip.Addr) []map[string]any {
+	var found []map[string]any
+	for _, f := range flows {
+		if ap, ok := pptpFlowEndpoint(f, "inside"); ok && ap.Addr() == host && pptpFlowProto(f) == "gre" {
+			found = append(found, f)
+		}
+	}
+	return found
+}
+
 // pptpNumbers collects every number in v: JSON numbers, and the ports of
 // "addr:port" strings, so a test can look for an id whatever field the
 // flow table reports it in.
