@@ -193,7 +193,7 @@ func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
 	e.stats.Packets[from]++
 	e.stats.Bytes[from] += uint64(len(ip))
 	if v, ok := e.established(now, from, ip, &e.run); ok {
-		e.flushRun(&e.run)
+		e.flushRun(&e.run, false)
 		return v
 	}
 

@@ -29,18 +29,24 @@ type flowRun struct {
 
 // Flush adds the counts c holds back to their flow. Call it before
 // giving up the read lock FastPath ran under.
-func (e *Engine) Flush(c *Counters) { e.flushRun(&c.run) }
+func (e *Engine) Flush(c *Counters) { e.flushRun(&c.run, true) }
 
-// flushRun adds a run's counts to its flow, atomically (the flow's other
-// direction may be counted by another worker meanwhile), and empties it.
-// A flow's counters are written once per run, not per packet, so two
+// flushRun adds a run's counts to its flow and empties it: atomically
+// under FastPath's read lock (the flow's other direction may be counted
+// by another worker meanwhile), plainly for Process, which runs alone. A
+// flow's counters are written once per run, not per packet, so two
 // workers forwarding its two directions seldom pull its cache line from
 // each other.
-func (e *Engine) flushRun(r *flowRun) {
+func (e *Engine) flushRun(r *flowRun, shared bool) {
 	if r.packets != 0 {
 		if f := e.ct.Get(r.id); f.Gen == r.gen {
-			atomic.AddUint64(&f.Packets[r.dir], r.packets)
-			atomic.AddUint64(&f.Bytes[r.dir], r.bytes)
+			if shared {
+				atomic.AddUint64(&f.Packets[r.dir], r.packets)
+				atomic.AddUint64(&f.Bytes[r.dir], r.bytes)
+			} else {
+				f.Packets[r.dir] += r.packets
+				f.Bytes[r.dir] += r.bytes
+			}
 		}
 	}
 	*r = flowRun{id: -1}
@@ -108,11 +114,15 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	} else if dst != e.wanAddr {
 		return Verdict{}, false
 	}
-	k, ok := tupleOf(ip, from)
+	var k conntrack.Tuple
+	var ok bool
+	if proto == packet.ProtoTCP || proto == packet.ProtoUDP {
+		k, ok = tupleOf(ip, from)
+	} else {
+		k, ok = tunnelTuple(ip, from)
+	}
 	if !ok {
-		if k, ok = tunnelTuple(ip, from); !ok {
-			return Verdict{}, false
-		}
+		return Verdict{}, false
 	}
 	id, dir, ok := e.ct.Lookup(k)
 	if !ok {
@@ -146,7 +156,7 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		if !e.ct.ExtendDeadline(id, int64(now+timeout)) {
 			return Verdict{}, false
 		}
-		e.flushRun(run)
+		e.flushRun(run, true)
 		*run = flowRun{id: id, gen: f.Gen, dir: dir}
 	}
 	run.packets++
