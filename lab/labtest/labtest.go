@@ -23,6 +23,7 @@ package labtest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -661,4 +662,40 @@ func PingAnswered(out, from string, count int) int {
 		}
 	}
 	return len(seen)
+}
+
+// PcapFrames returns the frames of a classic pcap file with Ethernet link
+// type, as the tests' captures write them. A record cut short (the
+// capture was stopped while writing) ends the list.
+func PcapFrames(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 24 {
+		return nil, fmt.Errorf("%s: no pcap header", path)
+	}
+	var bo binary.ByteOrder
+	switch binary.LittleEndian.Uint32(b) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		bo = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		bo = binary.BigEndian
+	default:
+		return nil, fmt.Errorf("%s: not a pcap file", path)
+	}
+	if lt := bo.Uint32(b[20:]); lt != 1 {
+		return nil, fmt.Errorf("%s: link type %d, want Ethernet", path, lt)
+	}
+	var frames [][]byte
+	for off := 24; off+16 <= len(b); {
+		n := int(bo.Uint32(b[off+8:]))
+		off += 16
+		if off+n > len(b) {
+			break
+		}
+		frames = append(frames, b[off:off+n])
+		off += n
+	}
+	return frames, nil
 }

@@ -3,7 +3,6 @@ package pppoelab
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -374,34 +373,12 @@ func (f frame) tag(typ uint16) ([]byte, bool) {
 // link type, parsed with the relay's own views (a frame they reject is an
 // error: everything on the wire must be well-formed).
 func readPcap(path string) ([]frame, error) {
-	b, err := os.ReadFile(path)
+	raws, err := labtest.PcapFrames(path)
 	if err != nil {
 		return nil, err
 	}
-	if len(b) < 24 {
-		return nil, fmt.Errorf("%s: no pcap header", path)
-	}
-	var bo binary.ByteOrder
-	switch binary.LittleEndian.Uint32(b) {
-	case 0xa1b2c3d4, 0xa1b23c4d:
-		bo = binary.LittleEndian
-	case 0xd4c3b2a1, 0x4d3cb2a1:
-		bo = binary.BigEndian
-	default:
-		return nil, fmt.Errorf("%s: not a pcap file", path)
-	}
-	if lt := bo.Uint32(b[20:]); lt != 1 {
-		return nil, fmt.Errorf("%s: link type %d, want Ethernet", path, lt)
-	}
 	var out []frame
-	for off := 24; off+16 <= len(b); {
-		n := int(bo.Uint32(b[off+8:]))
-		off += 16
-		if off+n > len(b) {
-			break // cut short by the stop
-		}
-		raw := b[off : off+n]
-		off += n
+	for _, raw := range raws {
 		eth, ok := link.ParseEther(raw)
 		if !ok || (eth.Type() != pppoe.EtherTypeDiscovery && eth.Type() != pppoe.EtherTypeSession) {
 			continue

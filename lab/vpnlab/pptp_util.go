@@ -296,34 +296,12 @@ type pptpPacket struct {
 // pptpReadPcap reads the IPv4 packets of a classic pcap file with Ethernet
 // link type. Fragments other than the first are skipped.
 func pptpReadPcap(path string) ([]pptpPacket, error) {
-	b, err := os.ReadFile(path)
+	frames, err := labtest.PcapFrames(path)
 	if err != nil {
 		return nil, err
 	}
-	if len(b) < 24 {
-		return nil, fmt.Errorf("%s: no pcap header", path)
-	}
-	var bo binary.ByteOrder
-	switch binary.LittleEndian.Uint32(b) {
-	case 0xa1b2c3d4, 0xa1b23c4d:
-		bo = binary.LittleEndian
-	case 0xd4c3b2a1, 0x4d3cb2a1:
-		bo = binary.BigEndian
-	default:
-		return nil, fmt.Errorf("%s: not a pcap file", path)
-	}
-	if lt := bo.Uint32(b[20:]); lt != 1 {
-		return nil, fmt.Errorf("%s: link type %d, want Ethernet", path, lt)
-	}
 	var pkts []pptpPacket
-	for off := 24; off+16 <= len(b); {
-		incl := int(bo.Uint32(b[off+8:]))
-		off += 16
-		if off+incl > len(b) {
-			break // a record cut short by a stop
-		}
-		frame := b[off : off+incl]
-		off += incl
+	for _, frame := range frames {
 		if p, ok := pptpParseFrame(frame); ok {
 			pkts = append(pkts, p)
 		}
