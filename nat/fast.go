@@ -54,9 +54,9 @@ func (e *Engine) flushRun(r *flowRun, shared bool) {
 
 // FastPath forwards a packet of an established TCP or UDP flow, or of an
 // ESP or PPTP GRE tunnel passed through, that needs its translation and
-// nothing else: no new state, no helper, no fragment,
-// no ICMP to send. It reports false, having changed nothing, for every
-// other packet; give that one to Process.
+// nothing else: no new state, no application helper, no fragment, no ICMP
+// to send. It reports false, having changed nothing, for every other
+// packet; give that one to Process.
 //
 // Unlike every other method, FastPath may run in several goroutines at
 // once, as long as none of them, nor anyone else, calls another method
