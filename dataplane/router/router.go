@@ -328,14 +328,13 @@ func (r *Router) loop(ctx context.Context, wk *worker) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		pollAt := time.Duration(r.clock())
-		r.nb[nat.LAN].Poll(pollAt, out[nat.LAN])
-		r.nb[nat.WAN].Poll(pollAt, out[nat.WAN])
+		now := r.clock()
+		r.nb[nat.LAN].Poll(time.Duration(now), out[nat.LAN])
+		r.nb[nat.WAN].Poll(time.Duration(now), out[nat.WAN])
 
 		// Established flows first, in parallel with the other workers, up
 		// to the first frame that needs more: from there on, in order, the
 		// whole engine under the write lock.
-		now := r.clock()
 		var nc nat.Counters
 		i := 0
 		r.mu.RLock()
