@@ -380,36 +380,31 @@ func (r *Relay) sessionFrame(now time.Duration, in Side, eth link.Ether, p Packe
 	if p.Code() != CodeSession {
 		return r.drop(ReasonMalformed)
 	}
-	if in == LAN {
-		if eth.Dst() != r.cfg.LANMAC {
-			return r.drop(ReasonNotForUs)
-		}
-		i, ok := r.byLAN[key(p.SessionID(), eth.Src())]
-		if !ok {
-			return r.drop(ReasonUnknownSession)
-		}
-		s := &r.sessions[i]
-		s.last = now
-		s.toWAN++
-		r.stats.SessionToWAN++
-		eth.SetDst(s.ac)
-		eth.SetSrc(r.cfg.WANMAC)
-		return Verdict{Action: Forward, Out: WAN, Frame: end(eth, len(p))}
+	own, byPeer, out, outMAC := r.cfg.LANMAC, r.byLAN, WAN, r.cfg.WANMAC
+	if in == WAN {
+		own, byPeer, out, outMAC = r.cfg.WANMAC, r.byWAN, LAN, r.cfg.LANMAC
 	}
-	if eth.Dst() != r.cfg.WANMAC {
+	if eth.Dst() != own {
 		return r.drop(ReasonNotForUs)
 	}
-	i, ok := r.byWAN[key(p.SessionID(), eth.Src())]
+	i, ok := byPeer[key(p.SessionID(), eth.Src())]
 	if !ok {
 		return r.drop(ReasonUnknownSession)
 	}
 	s := &r.sessions[i]
 	s.last = now
-	s.toLAN++
-	r.stats.SessionToLAN++
-	eth.SetDst(s.host)
-	eth.SetSrc(r.cfg.LANMAC)
-	return Verdict{Action: Forward, Out: LAN, Frame: end(eth, len(p))}
+	to := s.ac
+	if in == LAN {
+		s.toWAN++
+		r.stats.SessionToWAN++
+	} else {
+		to = s.host
+		s.toLAN++
+		r.stats.SessionToLAN++
+	}
+	eth.SetDst(to)
+	eth.SetSrc(outMAC)
+	return Verdict{Action: Forward, Out: out, Frame: end(eth, len(p))}
 }
 
 func (r *Relay) discoveryFrame(now time.Duration, in Side, eth link.Ether, p Packet) Verdict {
