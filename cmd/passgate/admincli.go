@@ -28,6 +28,20 @@ import (
 // stdin is where passwd reads a password when it is not a terminal.
 var stdin io.Reader = os.Stdin
 
+// adminArgs parses what every admin command takes: positional arguments
+// with --json and --control SOCKET anywhere among them, and the flags
+// extra (if not nil) adds.
+func adminArgs(name, synopsis string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (pos []string, asJSON bool, sock string, err error) {
+	fs := newFlagSet(name, stderr, synopsis)
+	j := fs.Bool("json", false, "print JSON")
+	so := controlFlag(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	pos, err = parseArgs(fs, args)
+	return pos, *j, *so, err
+}
+
 // parseArgs parses flags placed anywhere among the arguments
 // ("passthrough pptp off --json") and returns the positional ones.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -74,16 +88,13 @@ func printChanges(w io.Writer, ch admin.Changes, none string) {
 }
 
 func cmdPassthrough(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("passthrough", stderr, "[NAME [on|off]] [--json] [--control SOCKET]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	sock := controlFlag(fs)
-	pos, err := parseArgs(fs, args)
+	pos, asJSON, sock, err := adminArgs("passthrough", "[NAME [on|off]] [--json] [--control SOCKET]", args, stderr, nil)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := adminCtx()
 	defer cancel()
-	c := control.NewClient(*sock)
+	c := control.NewClient(sock)
 	switch len(pos) {
 	case 0, 1:
 		var list []admin.Passthrough
@@ -102,7 +113,7 @@ func cmdPassthrough(args []string, stdout, stderr io.Writer) error {
 			}
 			list = one
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(stdout, list)
 		}
 		printPassthroughs(stdout, list)
@@ -121,7 +132,7 @@ func cmdPassthrough(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return reportAdmin(stderr, err)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(stdout, resp)
 		}
 		printChanges(stdout, resp.Changes, fmt.Sprintf("%s is %s already", resp.Passthrough.Label, onOff(resp.Passthrough.On)))
@@ -163,10 +174,7 @@ func printPassthroughs(w io.Writer, list []admin.Passthrough) {
 
 func cmdForward(args []string, stdout, stderr io.Writer) error {
 	const synopsis = "list | add NAME tcp|udp PORT[-PORT] HOST[:PORT] | del NAME  [--json] [--control SOCKET]"
-	fs := newFlagSet("forward", stderr, synopsis)
-	asJSON := fs.Bool("json", false, "print JSON")
-	sock := controlFlag(fs)
-	pos, err := parseArgs(fs, args)
+	pos, asJSON, sock, err := adminArgs("forward", synopsis, args, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -175,7 +183,7 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := adminCtx()
 	defer cancel()
-	c := control.NewClient(*sock)
+	c := control.NewClient(sock)
 	switch pos[0] {
 	case "list", "ls":
 		if len(pos) != 1 {
@@ -185,7 +193,7 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 		if err := c.Do(ctx, http.MethodGet, control.AdminPath("forwards"), nil, &list); err != nil {
 			return reportAdmin(stderr, err)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(stdout, list)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -216,7 +224,7 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 		if err := c.Do(ctx, http.MethodPost, control.AdminPath("forwards"), pf, &resp); err != nil {
 			return reportAdmin(stderr, err)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(stdout, resp)
 		}
 		printChanges(stdout, resp.Changes, "nothing changed")
@@ -229,7 +237,7 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 		if err := c.Do(ctx, http.MethodDelete, control.AdminPath("forwards", pos[1]), nil, &resp); err != nil {
 			return reportAdmin(stderr, err)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(stdout, resp)
 		}
 		printChanges(stdout, resp.Changes, "nothing changed")
@@ -239,23 +247,20 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdDMZ(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dmz", stderr, "[IP|off] [--json] [--control SOCKET]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	sock := controlFlag(fs)
-	pos, err := parseArgs(fs, args)
+	pos, asJSON, sock, err := adminArgs("dmz", "[IP|off] [--json] [--control SOCKET]", args, stderr, nil)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := adminCtx()
 	defer cancel()
-	c := control.NewClient(*sock)
+	c := control.NewClient(sock)
 	switch len(pos) {
 	case 0:
 		var d admin.DMZBody
 		if err := c.Do(ctx, http.MethodGet, control.AdminPath("dmz"), nil, &d); err != nil {
 			return reportAdmin(stderr, err)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(stdout, d)
 		}
 		host := "off"
@@ -273,7 +278,7 @@ func cmdDMZ(args []string, stdout, stderr io.Writer) error {
 		if err := c.Do(ctx, http.MethodPut, control.AdminPath("dmz"), admin.DMZBody{Host: &host}, &resp); err != nil {
 			return reportAdmin(stderr, err)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(stdout, resp)
 		}
 		printChanges(stdout, resp.Changes, "DMZ host unchanged")
@@ -388,11 +393,10 @@ func readNewPassword(stderr io.Writer) (string, error) {
 
 func cmdToken(args []string, stdout, stderr io.Writer) error {
 	const synopsis = "create NAME | list | revoke ID  [--json] [--control SOCKET] [--config FILE]"
-	fs := newFlagSet("token", stderr, synopsis)
-	asJSON := fs.Bool("json", false, "print JSON")
-	sock := controlFlag(fs)
-	cfgPath := fs.String("config", "", "configuration `file`: with passgate stopped, write the state file next to it")
-	pos, err := parseArgs(fs, args)
+	var cfgPath *string
+	pos, asJSON, sock, err := adminArgs("token", synopsis, args, stderr, func(f *flag.FlagSet) {
+		cfgPath = f.String("config", "", "configuration `file`: with passgate stopped, write the state file next to it")
+	})
 	if err != nil {
 		return err
 	}
@@ -401,7 +405,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := adminCtx()
 	defer cancel()
-	t, err := openAuthTarget(ctx, *sock, *cfgPath, stderr)
+	t, err := openAuthTarget(ctx, sock, *cfgPath, stderr)
 	if err != nil {
 		return err
 	}
@@ -419,7 +423,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return reportAdmin(stderr, err)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(stdout, resp)
 		}
 		fmt.Fprintln(stdout, resp.Token)
@@ -432,7 +436,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 		} else if err := t.client.Do(ctx, http.MethodGet, control.AdminPath("tokens"), nil, &list); err != nil {
 			return reportAdmin(stderr, err)
 		}
-		if *asJSON {
+		if asJSON {
 			return writeJSON(stdout, list)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
