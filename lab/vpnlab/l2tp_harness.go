@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"passgate/lab"
 	"passgate/lab/labtest"
 )
 
@@ -203,6 +204,29 @@ type l2tpLink struct {
 	LNSTunnel  l2tpTunnel  // LNS's view: Peer and Port are the LAC as the server sees it
 	LNSSession l2tpSession // PID is the LNS-side stand-in
 	ServerEnd  string      // the LNS-side stand-in's name
+}
+
+// l2tpTwoLACs starts the LNS on srv1 and a LAC on lan1 and lan2, dials
+// both and waits (l2tpWaitLinks, 5 frames) for their links.
+func l2tpTwoLACs(ctx context.Context, e *pptpEnv, timeout time.Duration) ([]l2tpLink, error) {
+	lns, err := e.StartL2TPServer(ctx, lab.Server1, lab.Srv1)
+	if err != nil {
+		return nil, err
+	}
+	var lacs []*l2tpDaemon
+	for _, h := range lab.LANHosts[:2] {
+		lac, err := e.StartL2TPClient(ctx, h.Node, h.Node, lab.Srv1)
+		if err != nil {
+			return nil, err
+		}
+		lacs = append(lacs, lac)
+	}
+	for _, lac := range lacs {
+		if err := lac.Dial(); err != nil {
+			return nil, err
+		}
+	}
+	return l2tpWaitLinks(ctx, timeout, lns, lacs, 5)
 }
 
 // l2tpWaitLinks waits until every LAC has one tunnel and one session up

@@ -34,24 +34,7 @@ func TestL2TPPassgate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lns, err := e.StartL2TPServer(ctx, lab.Server1, lab.Srv1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lacs []*l2tpDaemon
-	for _, h := range lab.LANHosts[:2] {
-		lac, err := e.StartL2TPClient(ctx, h.Node, h.Node, lab.Srv1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lacs = append(lacs, lac)
-	}
-	for _, lac := range lacs {
-		if err := lac.Dial(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	links, err := l2tpWaitLinks(ctx, 30*time.Second, lns, lacs, 5)
+	links, err := l2tpTwoLACs(ctx, e, 30*time.Second)
 	if err != nil {
 		t.Fatalf("L2TP from two LAN hosts through passgate: %v", err)
 	}
