@@ -12,7 +12,7 @@ import (
 )
 
 // pppoeRouter is testRouter with the relay New would make, switched on.
-func pppoeRouter(t *testing.T) (*Router, [2]*link.Batch) {
+func pppoeRouter(t testing.TB) (*Router, [2]*link.Batch) {
 	r, out := testRouter(t)
 	r.ifaces[nat.LAN] = ifaceInfo{mac: r.nb[nat.LAN].MAC(), mtu: 1500}
 	r.ifaces[nat.WAN] = ifaceInfo{mac: r.nb[nat.WAN].MAC(), mtu: 1500}
@@ -120,14 +120,13 @@ func TestPPPoEHook(t *testing.T) {
 	}
 }
 
-// Relaying a session frame through handle allocates nothing.
-func TestPPPoEHookAllocatesNothing(t *testing.T) {
-	r, out := pppoeRouter(t)
+// pppoeSession opens PPPoE session 3 between a LAN host and an AC through
+// the relay (PADI, PADO, PADS) and returns a session frame from the host.
+func pppoeSession(r *Router, out [2]*link.Batch) []byte {
 	lanMAC, wanMAC := r.nb[nat.LAN].MAC(), r.nb[nat.WAN].MAC()
 	host := link.MAC{2, 0, 0, 0, 0, 0x10}
 	ac := link.MAC{2, 0, 0, 0, 0, 0xac}
-	lan := &worker{in: nat.LAN}
-	wan := &worker{in: nat.WAN}
+	lan, wan := &worker{in: nat.LAN}, &worker{in: nat.WAN}
 	var c tally
 	r.handle(0, lan, pppoeFrame(link.Broadcast, host, pppoe.EtherTypeDiscovery, pppoe.CodePADI, 0), 0, &out, &c)
 	p, _ := pppoe.Parse(out[nat.WAN].Frames[0][14:])
@@ -137,7 +136,15 @@ func TestPPPoEHookAllocatesNothing(t *testing.T) {
 	r.handle(0, wan, pppoeFrame(wanMAC, ac, pppoe.EtherTypeDiscovery, pppoe.CodePADO, 0, tagType(pppoe.TagRelaySessionID), rid), 0, &out, &c)
 	r.handle(0, wan, pppoeFrame(wanMAC, ac, pppoe.EtherTypeDiscovery, pppoe.CodePADS, 3, tagType(pppoe.TagRelaySessionID), rid), 0, &out, &c)
 	out[nat.LAN].Reset()
-	tmpl := pppoeFrame(lanMAC, host, pppoe.EtherTypeSession, 0, 3)
+	return pppoeFrame(lanMAC, host, pppoe.EtherTypeSession, 0, 3)
+}
+
+// Relaying a session frame through handle allocates nothing.
+func TestPPPoEHookAllocatesNothing(t *testing.T) {
+	r, out := pppoeRouter(t)
+	tmpl := pppoeSession(r, out)
+	lan := &worker{in: nat.LAN}
+	var c tally
 	frame := make([]byte, len(tmpl))
 	step := func() {
 		copy(frame, tmpl)
@@ -156,29 +163,10 @@ func TestPPPoEHookAllocatesNothing(t *testing.T) {
 // BenchmarkHandlePPPoESession is one PPPoE session frame through handle:
 // Ethernet checks, the relay, and the batch.
 func BenchmarkHandlePPPoESession(b *testing.B) {
-	r, out := testRouter(b)
-	r.ifaces[nat.LAN] = ifaceInfo{mac: r.nb[nat.LAN].MAC(), mtu: 1500}
-	r.ifaces[nat.WAN] = ifaceInfo{mac: r.nb[nat.WAN].MAC(), mtu: 1500}
-	r.opts.PPPoERelay = true
-	var err error
-	if r.ppp, err = r.newPPPoE(); err != nil {
-		b.Fatal(err)
-	}
-	lanMAC, wanMAC := r.nb[nat.LAN].MAC(), r.nb[nat.WAN].MAC()
-	host := link.MAC{2, 0, 0, 0, 0, 0x10}
-	ac := link.MAC{2, 0, 0, 0, 0, 0xac}
+	r, out := pppoeRouter(b)
+	tmpl := pppoeSession(r, out)
 	lan := &worker{in: nat.LAN}
-	wan := &worker{in: nat.WAN}
 	var c tally
-	r.handle(0, lan, pppoeFrame(link.Broadcast, host, pppoe.EtherTypeDiscovery, pppoe.CodePADI, 0), 0, &out, &c)
-	p, _ := pppoe.Parse(out[nat.WAN].Frames[0][14:])
-	rid, _, _ := pppoe.FindTag(p.Payload(), pppoe.TagRelaySessionID)
-	rid = append([]byte(nil), rid...)
-	out[nat.WAN].Reset()
-	r.handle(0, wan, pppoeFrame(wanMAC, ac, pppoe.EtherTypeDiscovery, pppoe.CodePADO, 0, tagType(pppoe.TagRelaySessionID), rid), 0, &out, &c)
-	r.handle(0, wan, pppoeFrame(wanMAC, ac, pppoe.EtherTypeDiscovery, pppoe.CodePADS, 3, tagType(pppoe.TagRelaySessionID), rid), 0, &out, &c)
-	out[nat.LAN].Reset()
-	tmpl := pppoeFrame(lanMAC, host, pppoe.EtherTypeSession, 0, 3)
 	frame := make([]byte, len(tmpl))
 	b.ReportAllocs()
 	for b.Loop() {
