@@ -103,7 +103,7 @@ func (wireBackend) Flows(fn func(nat.FlowInfo) bool) {
 	}
 }
 func (wireBackend) Events() []router.EventInfo { return wireEvents() }
-func (wireBackend) PPPoE() PPPoE                { return *wireStatus().PPPoE }
+func (wireBackend) PPPoE() PPPoE               { return *wireStatus().PPPoE }
 
 // TestWireJSON pins what GET /v1/flows, /v1/events and /v1/status send.
 func TestWireJSON(t *testing.T) {
