@@ -304,7 +304,7 @@ func TestReadEndpoints(t *testing.T) {
 	if r.code != 200 || st.Version != "test" || st.NAT.PacketsOut != 10 {
 		t.Fatalf("status: %d %s", r.code, r.body)
 	}
-	var flows []nat.FlowInfo
+	var flows []control.Flow
 	c.do("GET", "/api/v1/flows", nil).decode(t, &flows)
 	if len(flows) != 2 || flows[0].Proto != "tcp" {
 		t.Fatalf("flows %+v", flows)

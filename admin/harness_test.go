@@ -20,7 +20,6 @@ import (
 
 	"passgate/config"
 	"passgate/control"
-	"passgate/dataplane/router"
 	"passgate/nat"
 )
 
@@ -37,8 +36,8 @@ type fakeGateway struct {
 	applied []nat.Config
 	pppoe   []bool
 	fail    error
-	flows   []nat.FlowInfo
-	events  []router.EventInfo
+	flows   []control.Flow
+	events  []control.Event
 }
 
 func (g *fakeGateway) Status() control.Status {
@@ -56,7 +55,7 @@ func (g *fakeGateway) Status() control.Status {
 	}
 }
 
-func (g *fakeGateway) Flows(fn func(nat.FlowInfo) bool) {
+func (g *fakeGateway) Flows(fn func(control.Flow) bool) {
 	for _, f := range g.flows {
 		if !fn(f) {
 			return
@@ -64,17 +63,17 @@ func (g *fakeGateway) Flows(fn func(nat.FlowInfo) bool) {
 	}
 }
 
-func (g *fakeGateway) Events() []router.EventInfo { return g.events }
+func (g *fakeGateway) Events() []control.Event { return g.events }
 
 func (g *fakeGateway) PPPoE() control.PPPoE { return control.PPPoE{} }
 
-func (g *fakeGateway) Reconfigure(c nat.Config) error {
+func (g *fakeGateway) Reconfigure(s *config.Settings) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.fail != nil {
 		return g.fail
 	}
-	g.applied = append(g.applied, c)
+	g.applied = append(g.applied, s.NAT)
 	return nil
 }
 
@@ -118,11 +117,11 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{t: t, dir: dir, path: path, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	e.gw = &fakeGateway{
-		flows: []nat.FlowInfo{
+		flows: []control.Flow{
 			{Proto: "tcp", Inside: netip.MustParseAddrPort("192.168.50.10:40000"), Outside: netip.MustParseAddrPort("203.0.113.1:40000"), Remote: netip.MustParseAddrPort("203.0.113.10:1723"), State: "established", VPN: "pptp"},
 			{Proto: "udp", Inside: netip.MustParseAddrPort("192.168.50.11:5000"), Outside: netip.MustParseAddrPort("203.0.113.1:5000"), Remote: netip.MustParseAddrPort("203.0.113.20:53"), State: "replied"},
 		},
-		events: []router.EventInfo{{Kind: "passthrough_off", Message: "PPTP blocked"}},
+		events: []control.Event{{Kind: "passthrough_off", Message: "PPTP blocked"}},
 	}
 	log := slog.New(slog.DiscardHandler)
 	e.svc, err = NewService(Options{Backend: e.gw, Reconfigure: e.gw.Reconfigure, SetPPPoERelay: e.gw.SetPPPoERelay, Store: store, Config: *c, Logger: log})

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"passgate/nat"
+	"passgate/control"
 )
 
 // collector reads the gateway's counters at scrape time: nothing is
@@ -85,11 +85,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.packets, float64(n.PacketsIn), "wan_to_lan")
 	counter(c.bytes, float64(n.BytesOut), "lan_to_wan")
 	counter(c.bytes, float64(n.BytesIn), "wan_to_lan")
-	for _, r := range nat.DropReasons() {
-		if r == nat.DropNone {
-			continue
-		}
-		counter(c.drops, float64(n.Drops[r.String()]), r.String())
+	for _, r := range control.DropReasons() {
+		counter(c.drops, float64(n.Drops[r]), r)
 	}
 	counter(c.icmpSent, float64(n.ICMPSent))
 	for _, p := range []string{"tcp", "udp", "icmp", "gre", "esp"} {

@@ -20,16 +20,15 @@ import (
 
 	"passgate/config"
 	"passgate/control"
-	"passgate/dataplane/router"
-	"passgate/nat"
 )
 
 // Options make a Service.
 type Options struct {
 	// Backend reads the running gateway: status, flows, events.
 	Backend control.Backend
-	// Reconfigure applies an engine configuration live (router.Reconfigure).
-	Reconfigure func(nat.Config) error
+	// Reconfigure applies validated settings' engine configuration
+	// (Settings.NAT) live (router.Reconfigure).
+	Reconfigure func(*config.Settings) error
 	// SetPPPoERelay switches the PPPoE relay live (router.SetPPPoERelay);
 	// nil: the relay is shown as not available.
 	SetPPPoERelay func(bool)
@@ -50,7 +49,7 @@ type Options struct {
 // concurrent use; changes are serialised.
 type Service struct {
 	backend     control.Backend
-	reconfigure func(nat.Config) error
+	reconfigure func(*config.Settings) error
 	setPPPoE    func(bool)
 	store       *config.Store
 	overlay     func(*config.Config)
@@ -115,25 +114,25 @@ func (s *Service) Status() control.Status { return s.backend.Status() }
 
 // Flows lists the live flows that pass the filter, sorted by protocol,
 // inside and remote endpoint.
-func (s *Service) Flows(f control.FlowFilter) []nat.FlowInfo {
-	out := []nat.FlowInfo{}
-	s.backend.Flows(func(fi nat.FlowInfo) bool {
+func (s *Service) Flows(f control.FlowFilter) []control.Flow {
+	out := []control.Flow{}
+	s.backend.Flows(func(fi control.Flow) bool {
 		if f.Match(fi) {
 			out = append(out, fi)
 		}
 		return true
 	})
-	slices.SortFunc(out, func(a, b nat.FlowInfo) int {
+	slices.SortFunc(out, func(a, b control.Flow) int {
 		return cmp.Or(cmp.Compare(a.Proto, b.Proto), a.Inside.Compare(b.Inside), a.Remote.Compare(b.Remote), a.Outside.Compare(b.Outside))
 	})
 	return out
 }
 
 // Events are the recent events (what was blocked and why), oldest first.
-func (s *Service) Events() []router.EventInfo {
+func (s *Service) Events() []control.Event {
 	evs := s.backend.Events()
 	if evs == nil {
-		evs = []router.EventInfo{}
+		evs = []control.Event{}
 	}
 	return evs
 }
@@ -183,7 +182,7 @@ func (s *Service) apply(c config.Config, source string) (Changes, error) {
 			return nil, fmt.Errorf("admin: saving the configuration (nothing changed): %w", err)
 		}
 	}
-	if err := s.reconfigure(settings.NAT); err != nil {
+	if err := s.reconfigure(settings); err != nil {
 		if source != "file" {
 			if rerr := s.store.Revert(); rerr != nil {
 				s.log.Error("could not put the previous configuration file back after a refused apply", "file", s.store.Path(), "err", rerr)

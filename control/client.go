@@ -12,9 +12,6 @@ import (
 	"net/url"
 	"syscall"
 	"time"
-
-	"passgate/dataplane/router"
-	"passgate/nat"
 )
 
 // Client talks to a running passgate over its control socket.
@@ -45,7 +42,7 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 }
 
 // Flows fetches GET /v1/flows, filtered by the server.
-func (c *Client) Flows(ctx context.Context, ff FlowFilter) ([]nat.FlowInfo, error) {
+func (c *Client) Flows(ctx context.Context, ff FlowFilter) ([]Flow, error) {
 	q := url.Values{}
 	if ff.Host.IsValid() {
 		q.Set("host", ff.Host.String())
@@ -53,7 +50,7 @@ func (c *Client) Flows(ctx context.Context, ff FlowFilter) ([]nat.FlowInfo, erro
 	if ff.Proto != "" {
 		q.Set("proto", ff.Proto)
 	}
-	var flows []nat.FlowInfo
+	var flows []Flow
 	if err := c.get(ctx, "/v1/flows", q, &flows); err != nil {
 		return nil, err
 	}
@@ -70,8 +67,8 @@ func (c *Client) PPPoE(ctx context.Context) (*PPPoE, error) {
 }
 
 // Events reads GET /v1/events.
-func (c *Client) Events(ctx context.Context) ([]router.EventInfo, error) {
-	evs := []router.EventInfo{}
+func (c *Client) Events(ctx context.Context) ([]Event, error) {
+	evs := []Event{}
 	if err := c.get(ctx, "/v1/events", nil, &evs); err != nil {
 		return nil, err
 	}

@@ -20,8 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"passgate/dataplane/link"
-	"passgate/dataplane/router"
 	"passgate/nat"
 )
 
@@ -64,34 +62,34 @@ type PPPoESession struct {
 
 // Interface is one side of the gateway.
 type Interface struct {
-	Role    string              `json:"role"` // "lan" or "wan"
-	Name    string              `json:"name"`
-	Index   int                 `json:"index"`
-	Address string              `json:"address"` // router address with prefix length
-	Gateway string              `json:"gateway,omitempty"`
-	MAC     string              `json:"mac"`
-	MTU     int                 `json:"mtu"`
-	ARP     link.NeighbourStats `json:"arp"`
+	Role    string   `json:"role"` // "lan" or "wan"
+	Name    string   `json:"name"`
+	Index   int      `json:"index"`
+	Address string   `json:"address"` // router address with prefix length
+	Gateway string   `json:"gateway,omitempty"`
+	MAC     string   `json:"mac"`
+	MTU     int      `json:"mtu"`
+	ARP     ARPStats `json:"arp"`
 }
 
 // NATStats are the engine's counters, drops by reason name.
 type NATStats struct {
-	PacketsOut   uint64                        `json:"packets_lan_to_wan"`
-	PacketsIn    uint64                        `json:"packets_wan_to_lan"`
-	BytesOut     uint64                        `json:"bytes_lan_to_wan"`
-	BytesIn      uint64                        `json:"bytes_wan_to_lan"`
-	Drops        map[string]uint64             `json:"drops"`
-	ICMPSent     uint64                        `json:"icmp_sent"`
-	Flows        int                           `json:"flows"`
-	FlowsByProto map[string]int                `json:"flows_by_proto"`
-	Mappings     int                           `json:"mappings"`
-	Created      uint64                        `json:"flows_created"`
-	Expired      uint64                        `json:"flows_expired"`
-	ESPAmbiguous uint64                        `json:"esp_ambiguous"`
-	L2TPFallback uint64                        `json:"l2tp_fallback"`
-	PPTPUnparsed uint64                        `json:"pptp_unparsed"`
-	VPNSessions  map[string]int                `json:"vpn_sessions"`
-	Helpers      map[string]nat.HelperCounters `json:"helpers"`
+	PacketsOut   uint64                    `json:"packets_lan_to_wan"`
+	PacketsIn    uint64                    `json:"packets_wan_to_lan"`
+	BytesOut     uint64                    `json:"bytes_lan_to_wan"`
+	BytesIn      uint64                    `json:"bytes_wan_to_lan"`
+	Drops        map[string]uint64         `json:"drops"`
+	ICMPSent     uint64                    `json:"icmp_sent"`
+	Flows        int                       `json:"flows"`
+	FlowsByProto map[string]int            `json:"flows_by_proto"`
+	Mappings     int                       `json:"mappings"`
+	Created      uint64                    `json:"flows_created"`
+	Expired      uint64                    `json:"flows_expired"`
+	ESPAmbiguous uint64                    `json:"esp_ambiguous"`
+	L2TPFallback uint64                    `json:"l2tp_fallback"`
+	PPTPUnparsed uint64                    `json:"pptp_unparsed"`
+	VPNSessions  map[string]int            `json:"vpn_sessions"`
+	Helpers      map[string]HelperCounters `json:"helpers"`
 }
 
 // NATStatsFrom converts the engine's counters. Every drop reason is listed,
@@ -104,7 +102,14 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		ICMPSent: s.ICMPSent, Flows: s.Flows, FlowsByProto: s.FlowsByProto,
 		Mappings: s.Mappings, Created: s.Created, Expired: s.Expired,
 		ESPAmbiguous: s.ESPAmbiguous, L2TPFallback: s.L2TPFallback, PPTPUnparsed: s.PPTPUnparsed,
-		VPNSessions: s.VPNSessions, Helpers: s.Helpers,
+		VPNSessions: s.VPNSessions,
+	}
+	if s.Helpers != nil {
+		out.Helpers = make(map[string]HelperCounters, len(s.Helpers))
+		for name, h := range s.Helpers {
+			out.Helpers[name] = HelperCounters{On: h.On, Flows: h.Flows, Rewrites: h.Rewrites,
+				Expectations: h.Expectations, Expected: h.Expected, Unparsed: h.Unparsed}
+		}
 	}
 	for _, r := range nat.DropReasons() {
 		if r == nat.DropNone {
@@ -146,9 +151,9 @@ type SocketStats struct {
 type Backend interface {
 	Status() Status
 	// Flows calls fn for each flow until fn returns false.
-	Flows(fn func(nat.FlowInfo) bool)
+	Flows(fn func(Flow) bool)
 	// Events are recent events (what was blocked and why), oldest first.
-	Events() []router.EventInfo
+	Events() []Event
 	// PPPoE is the PPPoE relay's state and sessions.
 	PPPoE() PPPoE
 }
@@ -161,7 +166,7 @@ type FlowFilter struct {
 }
 
 // Match reports whether f passes the filter.
-func (ff FlowFilter) Match(f nat.FlowInfo) bool {
+func (ff FlowFilter) Match(f Flow) bool {
 	if ff.Proto != "" && !strings.EqualFold(ff.Proto, f.Proto) {
 		return false
 	}
@@ -205,8 +210,8 @@ func NewHandler(b Backend) http.Handler {
 				return
 			}
 		}
-		flows := []nat.FlowInfo{}
-		b.Flows(func(f nat.FlowInfo) bool {
+		flows := []Flow{}
+		b.Flows(func(f Flow) bool {
 			if ff.Match(f) {
 				flows = append(flows, f)
 			}
@@ -217,7 +222,7 @@ func NewHandler(b Backend) http.Handler {
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		evs := b.Events()
 		if evs == nil {
-			evs = []router.EventInfo{}
+			evs = []Event{}
 		}
 		writeJSON(w, http.StatusOK, evs)
 	})

@@ -14,13 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"passgate/dataplane/router"
 	"passgate/nat"
 )
 
 type fakeBackend struct {
-	flows  []nat.FlowInfo
-	events []router.EventInfo
+	flows  []Flow
+	events []Event
 	pppoe  PPPoE
 }
 
@@ -40,7 +39,7 @@ func (f *fakeBackend) Status() Status {
 	}
 }
 
-func (f *fakeBackend) Flows(fn func(nat.FlowInfo) bool) {
+func (f *fakeBackend) Flows(fn func(Flow) bool) {
 	for _, fl := range f.flows {
 		if !fn(fl) {
 			return
@@ -48,10 +47,10 @@ func (f *fakeBackend) Flows(fn func(nat.FlowInfo) bool) {
 	}
 }
 
-func (f *fakeBackend) Events() []router.EventInfo { return f.events }
+func (f *fakeBackend) Events() []Event { return f.events }
 
 func backend() *fakeBackend {
-	return &fakeBackend{flows: []nat.FlowInfo{
+	return &fakeBackend{flows: []Flow{
 		{Proto: "tcp", Inside: netip.MustParseAddrPort("192.168.50.10:40000"), Outside: netip.MustParseAddrPort("203.0.113.1:40000"),
 			Remote: netip.MustParseAddrPort("203.0.113.10:80"), State: "established", Origin: "lan", PacketsOut: 5},
 		{Proto: "udp", Inside: netip.MustParseAddrPort("192.168.50.11:5000"), Outside: netip.MustParseAddrPort("203.0.113.1:5000"),
@@ -79,7 +78,7 @@ func TestHandler(t *testing.T) {
 	}
 
 	code, body := get("/v1/flows")
-	var flows []nat.FlowInfo
+	var flows []Flow
 	if code != 200 || json.Unmarshal(body, &flows) != nil || len(flows) != 2 {
 		t.Fatalf("flows: %d %s", code, body)
 	}
@@ -246,13 +245,13 @@ func TestEventsEndpoint(t *testing.T) {
 	b := backend()
 	srv := httptest.NewServer(NewHandler(b))
 	defer srv.Close()
-	read := func() []router.EventInfo {
+	read := func() []Event {
 		resp, err := http.Get(srv.URL + "/v1/events")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var evs []router.EventInfo
+		var evs []Event
 		if err := json.NewDecoder(resp.Body).Decode(&evs); err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +260,7 @@ func TestEventsEndpoint(t *testing.T) {
 	if evs := read(); evs == nil || len(evs) != 0 {
 		t.Fatalf("no events: want [], got %v", evs)
 	}
-	b.events = []router.EventInfo{{Kind: "ah_dropped", Host: "192.168.50.10", Message: "AH cannot cross NAT"}}
+	b.events = []Event{{Kind: "ah_dropped", Host: "192.168.50.10", Message: "AH cannot cross NAT"}}
 	if evs := read(); len(evs) != 1 || evs[0].Kind != "ah_dropped" {
 		t.Fatalf("events %+v", evs)
 	}

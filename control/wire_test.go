@@ -79,7 +79,7 @@ func wireStatus() Status {
 	return Status{
 		Version: "1.2.3", PID: 4242, Started: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC), UptimeSec: 323.5, Workers: 2,
 		Interfaces: []Interface{
-			{Role: "lan", Name: "lan0", Index: 3, Address: "192.168.50.1/24", MAC: "02:00:00:00:00:01", MTU: 1500, ARP: wireARP()},
+			{Role: "lan", Name: "lan0", Index: 3, Address: "192.168.50.1/24", MAC: "02:00:00:00:00:01", MTU: 1500, ARP: ARPStatsFrom(wireARP())},
 			{Role: "wan", Name: "wan0", Index: 4, Address: "203.0.113.1/24", Gateway: "203.0.113.254", MAC: "02:00:00:00:00:02", MTU: 1500},
 		},
 		NAT:         NATStatsFrom(wireNAT()),
@@ -95,15 +95,15 @@ func wireStatus() Status {
 type wireBackend struct{}
 
 func (wireBackend) Status() Status { return wireStatus() }
-func (wireBackend) Flows(fn func(nat.FlowInfo) bool) {
+func (wireBackend) Flows(fn func(Flow) bool) {
 	for _, f := range wireFlows() {
-		if !fn(f) {
+		if !fn(FlowFrom(f)) {
 			return
 		}
 	}
 }
-func (wireBackend) Events() []router.EventInfo { return wireEvents() }
-func (wireBackend) PPPoE() PPPoE               { return *wireStatus().PPPoE }
+func (wireBackend) Events() []Event { return EventsFrom(wireEvents()) }
+func (wireBackend) PPPoE() PPPoE    { return *wireStatus().PPPoE }
 
 // TestWireJSON pins what GET /v1/flows, /v1/events and /v1/status send.
 func TestWireJSON(t *testing.T) {

@@ -10,7 +10,7 @@ package lab_test
 //	passgate status    --control SOCKET        (exit 0 once the daemon serves)
 //	passgate conntrack --control SOCKET --json (the live flow table)
 //
-// `conntrack --json` prints a JSON array of flows (nat.FlowInfo: "inside",
+// `conntrack --json` prints a JSON array of flows (control.Flow: "inside",
 // "outside", "remote" as "ADDR:PORT"); an object holding the array under
 // "flows" is accepted too. A flow "mentions" a port when a string in it ends
 // with ":PORT" or a number under a key naming a port equals it.

@@ -159,12 +159,12 @@ func (p *HelperPacket) Unparsed() { p.e.helperStats[p.helper-helperALG].Unparsed
 
 // HelperCounters are one helper's counters.
 type HelperCounters struct {
-	On           bool   `json:"on"`
-	Flows        uint64 `json:"flows"`
-	Rewrites     uint64 `json:"rewrites"`
-	Expectations uint64 `json:"expectations"`
-	Expected     uint64 `json:"expected_flows"`
-	Unparsed     uint64 `json:"unparsed"`
+	On           bool
+	Flows        uint64
+	Rewrites     uint64
+	Expectations uint64
+	Expected     uint64
+	Unparsed     uint64
 }
 
 // helperALG is the first conntrack.Flow.Helper value of registered

@@ -109,29 +109,29 @@ type Stats struct {
 
 // FlowInfo describes one flow for people and the control API.
 type FlowInfo struct {
-	Proto      string         `json:"proto"`
-	Inside     netip.AddrPort `json:"inside"`  // LAN host endpoint
-	Outside    netip.AddrPort `json:"outside"` // translated endpoint on the WAN address
-	Remote     netip.AddrPort `json:"remote"`  // the peer
-	State      string         `json:"state"`
-	Origin     string         `json:"origin"` // "lan", "wan" (forward/DMZ/mapping), "hairpin"
-	PacketsOut uint64         `json:"packets_out"`
-	PacketsIn  uint64         `json:"packets_in"`
-	BytesOut   uint64         `json:"bytes_out"`
-	BytesIn    uint64         `json:"bytes_in"`
-	AgeSec     float64        `json:"age_s"`
-	ExpiresSec float64        `json:"expires_s"`
+	Proto      string
+	Inside     netip.AddrPort // LAN host endpoint
+	Outside    netip.AddrPort // translated endpoint on the WAN address
+	Remote     netip.AddrPort // the peer
+	State      string
+	Origin     string // "lan", "wan" (forward/DMZ/mapping), "hairpin"
+	PacketsOut uint64
+	PacketsIn  uint64
+	BytesOut   uint64
+	BytesIn    uint64
+	AgeSec     float64
+	ExpiresSec float64
 
 	// Helper names the application-level gateway that owns the flow.
-	Helper string `json:"helper,omitempty"`
+	Helper string
 
 	// For VPN passthrough flows: the protocol and its ids.
-	VPN           string   `json:"vpn,omitempty"`             // ipsec, pptp, l2tp
-	IKESPIs       []string `json:"ike_spis,omitempty"`        // initiator SPIs, newest first
-	ESPSPIOut     string   `json:"esp_spi_out,omitempty"`     // SPI of LAN->server ESP
-	ESPSPIIn      string   `json:"esp_spi_in,omitempty"`      // SPI of server->LAN ESP, once learned
-	CallIDInside  uint16   `json:"call_id_inside,omitempty"`  // PPTP: the LAN client's call id
-	CallIDOutside uint16   `json:"call_id_outside,omitempty"` // PPTP: what the server sees
-	CallIDServer  uint16   `json:"call_id_server,omitempty"`  // PPTP: the server's call id
-	TunnelIDs     []uint16 `json:"tunnel_ids,omitempty"`      // L2TP: the LAN host's tunnel ids
+	VPN           string   // ipsec, pptp, l2tp
+	IKESPIs       []string // initiator SPIs, newest first
+	ESPSPIOut     string   // SPI of LAN->server ESP
+	ESPSPIIn      string   // SPI of server->LAN ESP, once learned
+	CallIDInside  uint16   // PPTP: the LAN client's call id
+	CallIDOutside uint16   // PPTP: what the server sees
+	CallIDServer  uint16   // PPTP: the server's call id
+	TunnelIDs     []uint16 // L2TP: the LAN host's tunnel ids
 }

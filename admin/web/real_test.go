@@ -14,7 +14,6 @@ import (
 	"passgate/admin"
 	"passgate/config"
 	"passgate/control"
-	"passgate/dataplane/router"
 	"passgate/nat"
 )
 
@@ -24,8 +23,8 @@ type stillBackend struct{}
 func (stillBackend) Status() control.Status {
 	return control.Status{Passthrough: map[string]bool{"ipsec": true, "pptp": true, "l2tp": true}, NAT: control.NATStats{Drops: map[string]uint64{}}}
 }
-func (stillBackend) Flows(fn func(nat.FlowInfo) bool) {}
-func (stillBackend) Events() []router.EventInfo       { return nil }
+func (stillBackend) Flows(fn func(control.Flow) bool) {}
+func (stillBackend) Events() []control.Event          { return nil }
 func (stillBackend) PPPoE() control.PPPoE             { return control.PPPoE{} }
 
 // TestRealService drives the exported Handler with the real admin.Service
@@ -51,10 +50,10 @@ func TestRealService(t *testing.T) {
 	var applied []nat.Config
 	svc, err := admin.NewService(admin.Options{
 		Backend: stillBackend{},
-		Reconfigure: func(c nat.Config) error {
+		Reconfigure: func(s *config.Settings) error {
 			mu.Lock()
 			defer mu.Unlock()
-			applied = append(applied, c)
+			applied = append(applied, s.NAT)
 			return nil
 		},
 		Store:  store,

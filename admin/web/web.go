@@ -28,8 +28,6 @@ import (
 	"passgate/admin"
 	"passgate/config"
 	"passgate/control"
-	"passgate/dataplane/router"
-	"passgate/nat"
 )
 
 //go:embed templates/*.html static/*
@@ -38,8 +36,8 @@ var content embed.FS
 // service is what the pages read and change: *admin.Service.
 type service interface {
 	Status() control.Status
-	Flows(f control.FlowFilter) []nat.FlowInfo
-	Events() []router.EventInfo
+	Flows(f control.FlowFilter) []control.Flow
+	Events() []control.Event
 	Config() config.Config
 	SetPassthrough(name string, on bool) (admin.Changes, error)
 	AddForward(pf config.PortForward) (admin.Changes, error)
@@ -591,7 +589,7 @@ func (h *handler) dmzPost(w http.ResponseWriter, r *http.Request) {
 type connectionsData struct {
 	Host, Proto string
 	Protos      []string
-	Flows       []nat.FlowInfo
+	Flows       []control.Flow
 	Total       int
 	Capped      bool
 }
@@ -620,7 +618,7 @@ func (h *handler) connectionsPage(w http.ResponseWriter, r *http.Request) {
 		v.Result, code = fieldResult("filter", fields), http.StatusBadRequest
 	} else {
 		d.Flows = h.svc.Flows(ff)
-		slices.SortStableFunc(d.Flows, func(a, b nat.FlowInfo) int {
+		slices.SortStableFunc(d.Flows, func(a, b control.Flow) int {
 			return cmp.Or(
 				cmp.Compare(vpnFirst(a), vpnFirst(b)),
 				strings.Compare(a.Proto, b.Proto),
@@ -641,7 +639,7 @@ func (h *handler) connectionsPage(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) eventsPage(w http.ResponseWriter, r *http.Request) {
 	evs := slices.Clone(h.svc.Events())
-	slices.SortStableFunc(evs, func(a, b router.EventInfo) int { return b.Time.Compare(a.Time) })
+	slices.SortStableFunc(evs, func(a, b control.Event) int { return b.Time.Compare(a.Time) })
 	h.render(w, r, http.StatusOK, "events", &view{Title: "Events", Refresh: true, Data: evs})
 }
 
@@ -819,7 +817,7 @@ var passthroughDescriptions = map[string]string{
 }
 
 // vpnFirst sorts VPN passthrough flows before the rest.
-func vpnFirst(f nat.FlowInfo) int {
+func vpnFirst(f control.Flow) int {
 	if f.VPN != "" {
 		return 0
 	}

@@ -23,8 +23,6 @@ import (
 	"passgate/admin"
 	"passgate/config"
 	"passgate/control"
-	"passgate/dataplane/router"
-	"passgate/nat"
 )
 
 // fakeService is an in-memory admin.Service: it validates like the real
@@ -33,8 +31,8 @@ type fakeService struct {
 	mu     sync.Mutex
 	cfg    config.Config
 	pass   []admin.Passthrough
-	flows  []nat.FlowInfo
-	events []router.EventInfo
+	flows  []control.Flow
+	events []control.Event
 	calls  []string
 	filter control.FlowFilter
 	refuse map[string]error // SetPassthrough fails for these
@@ -55,13 +53,13 @@ func newFakeService() *fakeService {
 			{Name: "ftp", Label: "FTP", Available: false},
 			{Name: "pppoe", Label: "PPPoE relay", Available: false},
 		},
-		flows: []nat.FlowInfo{
+		flows: []control.Flow{
 			{Proto: "tcp", Inside: netip.MustParseAddrPort("192.168.50.10:40000"), Outside: netip.MustParseAddrPort("203.0.113.1:40000"), Remote: netip.MustParseAddrPort("203.0.113.10:80"), State: "established", Origin: "lan", PacketsOut: 12, BytesOut: 2048},
 			{Proto: "udp", Inside: netip.MustParseAddrPort("192.168.50.11:4500"), Outside: netip.MustParseAddrPort("203.0.113.1:4500"), Remote: netip.MustParseAddrPort("203.0.113.10:4500"), State: "assured", Origin: "lan", VPN: "ipsec", IKESPIs: []string{"8a1b2c3d4e5f6071"}, ESPSPIOut: "c0ffee01", ESPSPIIn: "c0ffee02"},
 			{Proto: "tcp", Inside: netip.MustParseAddrPort("192.168.50.12:41000"), Outside: netip.MustParseAddrPort("203.0.113.1:41000"), Remote: netip.MustParseAddrPort("203.0.113.10:1723"), State: "established", Origin: "lan", VPN: "pptp", CallIDInside: 7, CallIDOutside: 1007, CallIDServer: 99},
 			{Proto: "udp", Inside: netip.MustParseAddrPort("192.168.50.10:1701"), Outside: netip.MustParseAddrPort("203.0.113.1:1701"), Remote: netip.MustParseAddrPort("203.0.113.20:1701"), State: "assured", Origin: "lan", VPN: "l2tp", TunnelIDs: []uint16{4242, 17}},
 		},
-		events: []router.EventInfo{
+		events: []control.Event{
 			{Time: time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC), Kind: "drop", Host: "192.168.50.11", Peer: "203.0.113.10:1723", Message: "older: PPTP passthrough is off"},
 			{Time: time.Date(2025, 1, 1, 11, 0, 0, 0, time.UTC), Kind: "drop", Peer: "203.0.113.20:5555", Message: "newer: unsolicited inbound", Suppressed: 3},
 		},
@@ -85,11 +83,11 @@ func (s *fakeService) Status() control.Status {
 	}
 }
 
-func (s *fakeService) Flows(f control.FlowFilter) []nat.FlowInfo {
+func (s *fakeService) Flows(f control.FlowFilter) []control.Flow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.filter = f
-	var out []nat.FlowInfo
+	var out []control.Flow
 	for _, fl := range s.flows {
 		if f.Match(fl) {
 			out = append(out, fl)
@@ -98,7 +96,7 @@ func (s *fakeService) Flows(f control.FlowFilter) []nat.FlowInfo {
 	return out
 }
 
-func (s *fakeService) Events() []router.EventInfo { return s.events }
+func (s *fakeService) Events() []control.Event { return s.events }
 
 func (s *fakeService) Config() config.Config {
 	s.mu.Lock()

@@ -13,7 +13,6 @@ import (
 	"passgate/admin"
 	"passgate/config"
 	"passgate/control"
-	"passgate/dataplane/router"
 	"passgate/nat"
 )
 
@@ -22,11 +21,14 @@ type fakeBackend struct {
 	pppoe   control.PPPoE
 }
 
-func (f *fakeBackend) Status() control.Status         { return control.Status{Version: "fake"} }
-func (f *fakeBackend) Flows(func(nat.FlowInfo) bool)  {}
-func (f *fakeBackend) Events() []router.EventInfo     { return nil }
-func (f *fakeBackend) PPPoE() control.PPPoE           { return f.pppoe }
-func (f *fakeBackend) Reconfigure(c nat.Config) error { f.applied = append(f.applied, c); return nil }
+func (f *fakeBackend) Status() control.Status        { return control.Status{Version: "fake"} }
+func (f *fakeBackend) Flows(func(control.Flow) bool) {}
+func (f *fakeBackend) Events() []control.Event       { return nil }
+func (f *fakeBackend) PPPoE() control.PPPoE          { return f.pppoe }
+func (f *fakeBackend) Reconfigure(s *config.Settings) error {
+	f.applied = append(f.applied, s.NAT)
+	return nil
+}
 func (f *fakeBackend) lastApplied() (nat.Config, bool) {
 	n := len(f.applied)
 	if n == 0 {

@@ -26,9 +26,11 @@ type backend struct {
 	started  time.Time
 }
 
-func (b *backend) Flows(fn func(nat.FlowInfo) bool) { b.r.Flows(fn) }
+func (b *backend) Flows(fn func(control.Flow) bool) {
+	b.r.Flows(func(f nat.FlowInfo) bool { return fn(control.FlowFrom(f)) })
+}
 
-func (b *backend) Events() []router.EventInfo { return b.r.Events() }
+func (b *backend) Events() []control.Event { return control.EventsFrom(b.r.Events()) }
 
 func (b *backend) PPPoE() control.PPPoE {
 	st := b.r.PPPoEStats()
@@ -67,7 +69,7 @@ func (b *backend) Status() control.Status {
 	for _, i := range b.r.Interfaces() {
 		ci := control.Interface{
 			Role: i.Role.String(), Name: i.Name, Index: i.Index, Address: i.Addr.String(),
-			MAC: i.MAC.String(), MTU: i.MTU, ARP: b.r.Neighbours(i.Role).Stats(),
+			MAC: i.MAC.String(), MTU: i.MTU, ARP: control.ARPStatsFrom(b.r.Neighbours(i.Role).Stats()),
 		}
 		if gw := b.settings().NAT.WANGateway; i.Role == nat.WAN && gw.IsValid() {
 			ci.Gateway = gw.String()
@@ -320,11 +322,11 @@ func cmdConntrack(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *vpnOnly {
-		flows = slices.DeleteFunc(flows, func(f nat.FlowInfo) bool { return f.VPN == "" })
+		flows = slices.DeleteFunc(flows, func(f control.Flow) bool { return f.VPN == "" })
 	}
 	if *asJSON {
 		if flows == nil {
-			flows = []nat.FlowInfo{}
+			flows = []control.Flow{}
 		}
 		return writeJSON(stdout, flows)
 	}
@@ -334,7 +336,7 @@ func cmdConntrack(args []string, stdout, stderr io.Writer) error {
 
 // vpnIDs says what identifies a VPN flow's session: IKE and ESP SPIs,
 // PPTP call ids, L2TP tunnel ids.
-func vpnIDs(f nat.FlowInfo) string {
+func vpnIDs(f control.Flow) string {
 	var parts []string
 	if len(f.IKESPIs) > 0 {
 		parts = append(parts, "ike-spi "+strings.Join(f.IKESPIs, ","))
@@ -362,7 +364,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) error {
 	return readCommand("events", args, stdout, stderr, (*control.Client).Events, printEvents)
 }
 
-func printEvents(w io.Writer, evs []router.EventInfo) {
+func printEvents(w io.Writer, evs []control.Event) {
 	for _, ev := range evs {
 		extra := ""
 		if ev.Suppressed > 0 {
@@ -373,8 +375,8 @@ func printEvents(w io.Writer, evs []router.EventInfo) {
 	fmt.Fprintf(w, "%d events\n", len(evs))
 }
 
-func printFlows(w io.Writer, flows []nat.FlowInfo) {
-	slices.SortFunc(flows, func(a, b nat.FlowInfo) int {
+func printFlows(w io.Writer, flows []control.Flow) {
+	slices.SortFunc(flows, func(a, b control.Flow) int {
 		return cmp.Or(
 			cmp.Compare(a.Proto, b.Proto),
 			a.Inside.Compare(b.Inside),

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"passgate/control"
 	"passgate/lab"
 	"passgate/lab/labtest"
-	"passgate/nat"
 )
 
 // TestLabCLI runs `passgate run` in the lab's router namespace (this test
@@ -93,7 +93,7 @@ func TestLabCLI(t *testing.T) {
 		t.Fatalf("conntrack udp: %d\n%s%s", code, o, e)
 	}
 	code, o, e = runCLI("conntrack", "--control", sock, "--json", "--host", lab.Srv2)
-	var flows []nat.FlowInfo
+	var flows []control.Flow
 	if code != 0 || json.Unmarshal([]byte(o), &flows) != nil || len(flows) == 0 {
 		t.Fatalf("conntrack json: %d %s %s", code, o, e)
 	}

@@ -266,7 +266,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	var adminLn net.Listener
 	if store != nil {
 		svc, err = admin.NewService(admin.Options{
-			Backend: be, Reconfigure: r.Reconfigure, SetPPPoERelay: r.SetPPPoERelay, Store: store,
+			Backend: be, Reconfigure: func(s *config.Settings) error { return r.Reconfigure(s.NAT) }, SetPPPoERelay: r.SetPPPoERelay, Store: store,
 			Config: fileCfg, Overlay: overlay, Logger: log,
 		})
 		if err != nil {

@@ -67,25 +67,25 @@ func (c *NeighbourConfig) setDefaults() {
 
 // NeighbourStats are the counters of one neighbour table.
 type NeighbourStats struct {
-	Entries    int `json:"entries"`
-	Resolved   int `json:"resolved"`
-	Incomplete int `json:"incomplete"`
-	Waiting    int `json:"waiting"` // packets queued now
+	Entries    int
+	Resolved   int
+	Incomplete int
+	Waiting    int // packets queued now
 
-	RequestsSent     uint64 `json:"requests_sent"`
-	RepliesSent      uint64 `json:"replies_sent"`
-	RequestsReceived uint64 `json:"requests_received"`
-	RepliesReceived  uint64 `json:"replies_received"`
-	Learned          uint64 `json:"learned"`
-	Queued           uint64 `json:"queued"`
-	Released         uint64 `json:"released"`
+	RequestsSent     uint64
+	RepliesSent      uint64
+	RequestsReceived uint64
+	RepliesReceived  uint64
+	Learned          uint64
+	Queued           uint64
+	Released         uint64
 
-	DropQueueFull  uint64 `json:"drop_queue_full"`   // oldest dropped from a full per-hop queue
-	DropPoolEmpty  uint64 `json:"drop_pool_empty"`   // MaxQueued packets already waiting
-	DropTooBig     uint64 `json:"drop_too_big"`      // frame larger than BufSize
-	DropUnresolved uint64 `json:"drop_unresolved"`   // next hop did not answer
-	DropTableFull  uint64 `json:"drop_table_full"`   // MaxEntries next hops already known
-	DropBadNextHop uint64 `json:"drop_bad_next_hop"` // zero, own or off-link next hop
+	DropQueueFull  uint64 // oldest dropped from a full per-hop queue
+	DropPoolEmpty  uint64 // MaxQueued packets already waiting
+	DropTooBig     uint64 // frame larger than BufSize
+	DropUnresolved uint64 // next hop did not answer
+	DropTableFull  uint64 // MaxEntries next hops already known
+	DropBadNextHop uint64 // zero, own or off-link next hop
 }
 
 // Drops is the sum of all drop counters.
@@ -95,10 +95,10 @@ func (s NeighbourStats) Drops() uint64 {
 
 // Neighbour is one entry as shown to people.
 type Neighbour struct {
-	Addr  netip.Addr `json:"addr"`
-	MAC   string     `json:"mac"`
-	State string     `json:"state"`
-	Queue int        `json:"queue"`
+	Addr  netip.Addr
+	MAC   string
+	State string
+	Queue int
 }
 
 type neighState uint8

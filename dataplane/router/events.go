@@ -10,12 +10,12 @@ import (
 
 // EventInfo is an engine event as people and the control API see it.
 type EventInfo struct {
-	Time       time.Time `json:"time"`
-	Kind       string    `json:"kind"`
-	Host       string    `json:"host,omitempty"`
-	Peer       string    `json:"peer,omitempty"`
-	Message    string    `json:"message"`
-	Suppressed uint64    `json:"suppressed,omitempty"` // like events not shown, by the rate limit
+	Time       time.Time
+	Kind       string
+	Host       string
+	Peer       string
+	Message    string
+	Suppressed uint64 // like events not shown, by the rate limit
 }
 
 const keptEvents = 512

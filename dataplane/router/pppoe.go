@@ -101,13 +101,13 @@ func (r *Router) PPPoEStats() pppoe.Stats {
 
 // PPPoESession is one relayed PPPoE session as the control API shows it.
 type PPPoESession struct {
-	ID          uint16        `json:"session_id"`
-	Host        string        `json:"host_mac"`
-	AC          string        `json:"ac_mac"`
-	Age         time.Duration `json:"age"`
-	Idle        time.Duration `json:"idle"`
-	FramesToWAN uint64        `json:"frames_to_wan"`
-	FramesToLAN uint64        `json:"frames_to_lan"`
+	ID          uint16
+	Host        string
+	AC          string
+	Age         time.Duration
+	Idle        time.Duration
+	FramesToWAN uint64
+	FramesToLAN uint64
 }
 
 // PPPoESessions lists the relayed sessions.

@@ -39,9 +39,7 @@ import (
 	"time"
 
 	"passgate/control"
-	"passgate/dataplane/router"
 	"passgate/lab"
-	"passgate/nat"
 )
 
 // Buffer is a bytes.Buffer safe for a process writing while a test reads.
@@ -592,14 +590,14 @@ func (g *Gate) Status(ctx context.Context) (*control.Status, error) {
 }
 
 // Flows reads the whole flow table.
-func (g *Gate) Flows(ctx context.Context) ([]nat.FlowInfo, error) {
+func (g *Gate) Flows(ctx context.Context) ([]control.Flow, error) {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	return g.Client.Flows(ctx, control.FlowFilter{})
 }
 
 // Events reads the router's event log.
-func (g *Gate) Events(ctx context.Context) ([]router.EventInfo, error) {
+func (g *Gate) Events(ctx context.Context) ([]control.Event, error) {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	return g.Client.Events(ctx)

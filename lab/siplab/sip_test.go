@@ -27,7 +27,6 @@ import (
 	"passgate/control"
 	"passgate/lab"
 	"passgate/lab/labtest"
-	"passgate/nat"
 )
 
 const (
@@ -285,7 +284,7 @@ func TestSIPCall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sigFlow, rtpFlow *nat.FlowInfo
+		var sigFlow, rtpFlow *control.Flow
 		for i, f := range flows {
 			switch {
 			case f.Proto == "udp" && f.Inside == netip.MustParseAddrPort(lab.LAN1+":5060") && f.Remote.Port() == 5060:

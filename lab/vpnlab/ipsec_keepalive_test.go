@@ -9,15 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"passgate/control"
 	"passgate/lab"
 	"passgate/lab/labtest"
-	"passgate/nat"
 )
 
 // ipsecNATTFlows returns passgate's NAT-T flows of a LAN host with srv1:
 // UDP from addr:4500 to srv1:4500.
-func ipsecNATTFlows(flows []nat.FlowInfo, addr string) []nat.FlowInfo {
-	var out []nat.FlowInfo
+func ipsecNATTFlows(flows []control.Flow, addr string) []control.Flow {
+	var out []control.Flow
 	for _, f := range ipsecFlowsFor(flows, "udp", addr, lab.Srv1) {
 		if f.Inside.Port() == 4500 && f.Remote.Port() == 4500 {
 			out = append(out, f)
@@ -92,7 +92,7 @@ func TestIPsecPassgateNATTKeepalive(t *testing.T) {
 
 	type host struct {
 		node, addr, vip string
-		flow            nat.FlowInfo // its NAT-T flow when the idle time began
+		flow            control.Flow // its NAT-T flow when the idle time began
 		child           ipsecChildSA // its CHILD_SA then
 		c               *ipsecCharon
 	}

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"passgate/control"
 	"passgate/lab"
 	"passgate/lab/labtest"
-	"passgate/nat"
 )
 
 // ipsecWithPassgate brings a lab up under prefix, builds passgate and runs
@@ -60,8 +60,8 @@ func ipsecWithPassgate(t *testing.T, prefix string, extra map[string]any) (conte
 }
 
 // ipsecFlowsFor returns the flows of proto between a LAN host and remote.
-func ipsecFlowsFor(flows []nat.FlowInfo, proto, inside, remote string) []nat.FlowInfo {
-	var out []nat.FlowInfo
+func ipsecFlowsFor(flows []control.Flow, proto, inside, remote string) []control.Flow {
+	var out []control.Flow
 	for _, f := range flows {
 		if strings.EqualFold(f.Proto, proto) && f.Inside.Addr() == netip.MustParseAddr(inside) && f.Remote.Addr() == netip.MustParseAddr(remote) {
 			out = append(out, f)
