@@ -1,8 +1,9 @@
 // Package config owns passgate's configuration file: its JSON schema, strict
 // decoding (unknown fields are errors), defaults, validation with errors that
 // name the offending field (e.g. "port_forwards[1].outside_port: 70000 out
-// of range 1-65535"), and the conversion into the engine's nat.Config and
-// the data plane's router.Options.
+// of range 1-65535"), and the conversion into the engine's nat.Config
+// (cmd/passgate makes the data plane's router.Options from the Settings:
+// config sits below the data plane and does not import it).
 package config
 
 import (

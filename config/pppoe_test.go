@@ -3,7 +3,7 @@ package config
 import "testing"
 
 // passthrough.pppoe switches the PPPoE relay: off when absent, as on
-// routers that have one, and carried to the data plane's options.
+// routers that have one.
 func TestPPPoESwitch(t *testing.T) {
 	for _, tc := range []struct {
 		json string
@@ -21,8 +21,8 @@ func TestPPPoESwitch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.PPPoERelay != tc.on || s.RouterOptions().PPPoERelay != tc.on {
-			t.Errorf("%s: settings %v, router options %v; want %v", tc.json, s.PPPoERelay, s.RouterOptions().PPPoERelay, tc.on)
+		if s.PPPoERelay != tc.on {
+			t.Errorf("%s: settings %v; want %v", tc.json, s.PPPoERelay, tc.on)
 		}
 		d := c.Clone()
 		if c.Passthrough.PPPoE != nil && d.Passthrough.PPPoE == c.Passthrough.PPPoE {

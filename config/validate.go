@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"passgate/dataplane/router"
 	"passgate/nat"
 )
 
@@ -520,17 +519,4 @@ func fmtDuration(d time.Duration) string {
 		return "0s"
 	}
 	return s
-}
-
-// RouterOptions converts the settings for the data plane. The caller adds
-// the clock and the logger.
-func (s *Settings) RouterOptions() router.Options {
-	return router.Options{
-		LAN:     s.LANInterface,
-		WAN:     s.WANInterface,
-		NAT:     s.NAT,
-		Workers: s.Workers,
-
-		PPPoERelay: s.PPPoERelay,
-	}
 }

@@ -252,7 +252,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	defer ln.Close()
 
-	opts := settings.RouterOptions()
+	opts := routerOptions(settings)
 	opts.Logger = log
 	r, err := router.New(opts)
 	if err != nil {
@@ -443,4 +443,18 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return nil
+}
+
+// routerOptions converts the settings for the data plane. The caller adds
+// the clock and the logger. It lives here, not in config, so that config
+// does not import the data plane.
+func routerOptions(s *config.Settings) router.Options {
+	return router.Options{
+		LAN:     s.LANInterface,
+		WAN:     s.WANInterface,
+		NAT:     s.NAT,
+		Workers: s.Workers,
+
+		PPPoERelay: s.PPPoERelay,
+	}
 }

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"passgate/config"
 	"passgate/control"
 	"passgate/dataplane/router"
+	"passgate/nat"
 )
 
 func TestMain(m *testing.M) {
@@ -167,5 +169,25 @@ func TestPPPoEFrom(t *testing.T) {
 	}
 	if p := pppoeFrom(false, nil, nil); p.Sessions == nil || len(p.Sessions) != 0 {
 		t.Fatalf("no sessions: %+v", p)
+	}
+}
+
+// The file's settings reach the data plane's options: interfaces, workers,
+// the engine configuration and the PPPoE relay switch.
+func TestRouterOptions(t *testing.T) {
+	c, err := config.Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},"workers":3,"passthrough":{"pppoe":true,"pptp":false}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := routerOptions(s)
+	if o.LAN != "lan0" || o.WAN != "wan0" || o.Workers != 3 || !o.PPPoERelay {
+		t.Errorf("options %+v", o)
+	}
+	if o.NAT.LANAddr != s.NAT.LANAddr || o.NAT.WANAddr != s.NAT.WANAddr || o.NAT.Passthrough.PPTP != nat.Off {
+		t.Errorf("engine configuration %+v, want %+v", o.NAT, s.NAT)
 	}
 }
