@@ -1,5 +1,6 @@
-// Package packet owns passgate's views over raw packet bytes: IPv4 (with
-// options and fragments), TCP, UDP and ICMP, read and rewritten in place, and
+// Package packet owns passgate's views over raw packet bytes: Ethernet II
+// headers and Ethernet/IPv4 ARP packets, IPv4 (with options and
+// fragments), TCP, UDP and ICMP, read and rewritten in place, and
 // the Internet checksum with its incremental update (RFC 1071, RFC 1624).
 //
 // A view is a named []byte: accessors read the wire format directly and

@@ -54,3 +54,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEther feeds arbitrary frames to the Ethernet and ARP views: a view is
+// made only over bytes that hold it, and its accessors stay within them.
+func FuzzEther(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, ok := packet.ParseEther(b)
+		if !ok {
+			if len(b) >= packet.EtherHeaderLen {
+				t.Fatal("rejected a frame with a full header")
+			}
+			return
+		}
+		_, _, _ = e.Dst(), e.Src(), e.Type()
+		a, ok := packet.ParseARP(e.Payload())
+		if !ok {
+			return
+		}
+		if len(a) != packet.ARPLen || a.HardwareType() != 1 || a.ProtocolType() != packet.EtherTypeIPv4 {
+			t.Fatalf("accepted ARP % x", a)
+		}
+		_, _, _, _, _ = a.Op(), a.SenderMAC(), a.SenderIP(), a.TargetMAC(), a.TargetIP()
+		a.Set(a.Op(), a.TargetMAC(), a.TargetIP(), a.SenderMAC(), a.SenderIP())
+		if _, ok := packet.ParseARP(a); !ok {
+			t.Fatal("a rewritten ARP packet no longer parses")
+		}
+	})
+}

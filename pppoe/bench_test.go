@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"passgate/dataplane/link"
+	"passgate/packet"
 )
 
 // BenchmarkSessionRelay relays session frames (an LCP echo, 64 bytes on
@@ -16,10 +16,10 @@ func BenchmarkSessionRelay(b *testing.B) {
 		b.Run(map[int]string{1: "sessions=1", 128: "sessions=128"}[n], func(b *testing.B) {
 			r := newRelay(b, func(c *Config) { c.MaxSessions = n; c.MaxDiscoveries = n })
 			for i := range n {
-				host := link.MAC{0x02, 1, 0, 0, byte(i >> 8), byte(i)}
+				host := packet.MAC{0x02, 1, 0, 0, byte(i >> 8), byte(i)}
 				openSession(b, r, host, ac1, uint16(i+1))
 			}
-			host := link.MAC{0x02, 1, 0, 0, byte((n - 1) >> 8), byte(n - 1)}
+			host := packet.MAC{0x02, 1, 0, 0, byte((n - 1) >> 8), byte(n - 1)}
 			sid := uint16(n)
 			up := sess(lanMAC, host, sid, "bench")
 			down := sess(wanMAC, ac1, sid, "bench")
@@ -50,7 +50,7 @@ func BenchmarkSessionRelay(b *testing.B) {
 // Relay-Session-Id added) and the AC's PADO back.
 func BenchmarkDiscoveryRelay(b *testing.B) {
 	r := newRelay(b, nil)
-	padi := disc(link.Broadcast, hostA, CodePADI, 0, tag(TagServiceName, ""), tag(TagHostUniq, "12345678"))
+	padi := disc(packet.Broadcast, hostA, CodePADI, 0, tag(TagServiceName, ""), tag(TagHostUniq, "12345678"))
 	pado := disc(wanMAC, ac1, CodePADO, 0, tag(TagACName, "isp-ac"), tag(TagServiceName, ""),
 		tag(TagHostUniq, "12345678"), tag(TagACCookie, "0123456789abcdef"), Tag{TagRelaySessionID, ownID(kindHost, hostA)})
 	padoOrig := append([]byte(nil), pado...)
@@ -70,12 +70,12 @@ func BenchmarkDiscoveryRelay(b *testing.B) {
 
 // openSession sets a session up by the frames of a discovery, without the
 // checks of dial.
-func openSession(b testing.TB, r *Relay, host, ac link.MAC, sid uint16) {
+func openSession(b testing.TB, r *Relay, host, ac packet.MAC, sid uint16) {
 	steps := []struct {
 		in Side
 		f  []byte
 	}{
-		{LAN, disc(link.Broadcast, host, CodePADI, 0)},
+		{LAN, disc(packet.Broadcast, host, CodePADI, 0)},
 		{WAN, disc(wanMAC, ac, CodePADO, 0, Tag{TagRelaySessionID, ownID(kindHost, host)})},
 		{LAN, disc(lanMAC, host, CodePADR, 0, Tag{TagRelaySessionID, ownID(kindAC, ac)})},
 		{WAN, disc(wanMAC, ac, CodePADS, sid, Tag{TagRelaySessionID, ownID(kindHost, host)})},

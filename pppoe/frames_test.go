@@ -6,19 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"passgate/dataplane/link"
+	"passgate/packet"
 )
 
 // Crafted-frame helpers shared by the tests, the fuzz targets and the
 // benchmarks of this package.
 
 var (
-	lanMAC = link.MAC{0x02, 0, 0, 0, 0x01, 0x01} // router lan0
-	wanMAC = link.MAC{0x02, 0, 0, 0, 0x02, 0x01} // router wan0
-	hostA  = link.MAC{0x02, 0, 0, 0, 0x0a, 0x0a}
-	hostB  = link.MAC{0x02, 0, 0, 0, 0x0b, 0x0b}
-	ac1    = link.MAC{0x02, 0, 0, 0, 0xac, 0x01}
-	ac2    = link.MAC{0x02, 0, 0, 0, 0xac, 0x02}
+	lanMAC = packet.MAC{0x02, 0, 0, 0, 0x01, 0x01} // router lan0
+	wanMAC = packet.MAC{0x02, 0, 0, 0, 0x02, 0x01} // router wan0
+	hostA  = packet.MAC{0x02, 0, 0, 0, 0x0a, 0x0a}
+	hostB  = packet.MAC{0x02, 0, 0, 0, 0x0b, 0x0b}
+	ac1    = packet.MAC{0x02, 0, 0, 0, 0xac, 0x01}
+	ac2    = packet.MAC{0x02, 0, 0, 0, 0xac, 0x02}
 )
 
 const testMark = 0x50475431 // "PGT1"
@@ -37,7 +37,7 @@ func newRelay(t testing.TB, mod func(*Config)) *Relay {
 }
 
 // disc builds a discovery frame.
-func disc(dst, src link.MAC, code uint8, sid uint16, tags ...Tag) []byte {
+func disc(dst, src packet.MAC, code uint8, sid uint16, tags ...Tag) []byte {
 	var pl []byte
 	for _, t := range tags {
 		pl = AppendTag(pl, t.Type, t.Value)
@@ -46,19 +46,19 @@ func disc(dst, src link.MAC, code uint8, sid uint16, tags ...Tag) []byte {
 }
 
 // raw builds a PPPoE frame with the given payload, padded to 60 bytes.
-func raw(dst, src link.MAC, typ uint16, code uint8, sid uint16, pl []byte) []byte {
-	f := make([]byte, link.EtherHeaderLen+HeaderLen, 1600)
-	link.Ether(f).SetHeader(dst, src, typ)
-	Packet(f[link.EtherHeaderLen:]).SetHeader(code, sid, len(pl))
+func raw(dst, src packet.MAC, typ uint16, code uint8, sid uint16, pl []byte) []byte {
+	f := make([]byte, packet.EtherHeaderLen+HeaderLen, 1600)
+	packet.Ether(f).SetHeader(dst, src, typ)
+	Packet(f[packet.EtherHeaderLen:]).SetHeader(code, sid, len(pl))
 	f = append(f, pl...)
-	for len(f) < link.MinFrameLen {
+	for len(f) < packet.MinFrameLen {
 		f = append(f, 0)
 	}
 	return f
 }
 
 // sess builds a session frame carrying a PPP LCP echo request.
-func sess(dst, src link.MAC, sid uint16, text string) []byte {
+func sess(dst, src packet.MAC, sid uint16, text string) []byte {
 	ppp := []byte{0xc0, 0x21, 9, 1, 0, byte(8 + len(text)), 1, 2, 3, 4}
 	ppp = append(ppp, text...)
 	return raw(dst, src, EtherTypeSession, CodeSession, sid, ppp)
@@ -66,7 +66,7 @@ func sess(dst, src link.MAC, sid uint16, text string) []byte {
 
 func tag(typ uint16, v string) Tag { return Tag{Type: typ, Value: []byte(v)} }
 
-func ownID(kind byte, m link.MAC) []byte {
+func ownID(kind byte, m packet.MAC) []byte {
 	v := make([]byte, RelayIDLen)
 	binary.BigEndian.PutUint32(v, testMark)
 	v[4] = kind
@@ -76,7 +76,7 @@ func ownID(kind byte, m link.MAC) []byte {
 
 // frameView is a decoded frame for assertions.
 type frameView struct {
-	dst, src link.MAC
+	dst, src packet.MAC
 	typ      uint16
 	code     uint8
 	sid      uint16
@@ -86,7 +86,7 @@ type frameView struct {
 
 func view(t *testing.T, f []byte) frameView {
 	t.Helper()
-	e, ok := link.ParseEther(f)
+	e, ok := packet.ParseEther(f)
 	if !ok {
 		t.Fatalf("frame of %d bytes", len(f))
 	}
@@ -191,9 +191,9 @@ func emitted(t *testing.T, r *Relay) (out []Emit) {
 
 // dial runs a whole discovery for host with ac, returning the session id
 // the AC assigned, through the relay: PADI, PADO, PADR, PADS.
-func dial(t *testing.T, r *Relay, now time.Duration, host, ac link.MAC, sid uint16, hostUniq string) {
+func dial(t *testing.T, r *Relay, now time.Duration, host, ac packet.MAC, sid uint16, hostUniq string) {
 	t.Helper()
-	padi := consumed(t, r, now, LAN, disc(link.Broadcast, host, CodePADI, 0, tag(TagServiceName, ""), tag(TagHostUniq, hostUniq)), WAN)
+	padi := consumed(t, r, now, LAN, disc(packet.Broadcast, host, CodePADI, 0, tag(TagServiceName, ""), tag(TagHostUniq, hostUniq)), WAN)
 	rid, _ := padi.find(TagRelaySessionID)
 	pado := forward(t, r, now, WAN, disc(wanMAC, ac, CodePADO, 0,
 		tag(TagACName, "ac"), tag(TagServiceName, ""), tag(TagHostUniq, hostUniq), tag(TagACCookie, "cookie-"+ac.String()), Tag{TagRelaySessionID, rid}), LAN)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"passgate/dataplane/link"
+	"passgate/packet"
 )
 
 // FuzzTags walks arbitrary tag lists: no panic, every tag lies within the
@@ -66,17 +66,17 @@ func FuzzTags(f *testing.F) {
 func FuzzRelay(f *testing.F) {
 	f.Add(true, sess(lanMAC, hostA, 5, "x"))
 	f.Add(false, sess(wanMAC, ac1, 5, "y"))
-	f.Add(true, disc(link.Broadcast, hostB, CodePADI, 0, tag(TagServiceName, "")))
+	f.Add(true, disc(packet.Broadcast, hostB, CodePADI, 0, tag(TagServiceName, "")))
 	f.Add(false, disc(wanMAC, ac1, CodePADO, 0, Tag{TagRelaySessionID, ownID(kindHost, hostB)}))
 	f.Add(false, disc(wanMAC, ac2, CodePADS, 9, tag(TagHostUniq, "h"), Tag{TagRelaySessionID, ownID(kindHost, hostB)}))
 	f.Add(true, disc(lanMAC, hostB, CodePADR, 0, tag(TagACCookie, "c"), Tag{TagRelaySessionID, ownID(kindAC, ac1)}))
 	f.Add(true, disc(lanMAC, hostA, CodePADT, 5))
 	f.Add(false, disc(wanMAC, ac1, CodePADT, 5, tag(TagGenericError, "bye")))
-	f.Add(true, disc(link.Broadcast, hostB, CodePADI, 0, Tag{TagRelaySessionID, []byte("other relay")}))
+	f.Add(true, disc(packet.Broadcast, hostB, CodePADI, 0, Tag{TagRelaySessionID, []byte("other relay")}))
 	f.Fuzz(func(t *testing.T, fromLAN bool, frame []byte) {
 		r := newRelay(t, func(c *Config) { c.MaxSessions = 2; c.MaxDiscoveries = 2; c.MaxPayload = 200 })
 		dial(t, r, 0, hostA, ac1, 5, "a")
-		if v := r.Process(0, LAN, disc(link.Broadcast, hostB, CodePADI, 0)); v.Action != Consumed {
+		if v := r.Process(0, LAN, disc(packet.Broadcast, hostB, CodePADI, 0)); v.Action != Consumed {
 			t.Fatal("PADI")
 		}
 		r.ResetEmitted()
@@ -87,11 +87,11 @@ func FuzzRelay(f *testing.F) {
 		n := len(frame)
 		v := r.Process(time.Second, in, frame)
 		check := func(out Side, fr []byte) {
-			e, ok := link.ParseEther(fr)
+			e, ok := packet.ParseEther(fr)
 			if !ok {
 				t.Fatalf("sent a runt % x", fr)
 			}
-			src := map[Side]link.MAC{LAN: lanMAC, WAN: wanMAC}[out]
+			src := map[Side]packet.MAC{LAN: lanMAC, WAN: wanMAC}[out]
 			if e.Src() != src {
 				t.Fatalf("sent out %s from %s", out, e.Src())
 			}
@@ -106,7 +106,7 @@ func FuzzRelay(f *testing.F) {
 				if err := CheckTags(p.Payload()); err != nil {
 					t.Fatalf("sent bad tags: %v", err)
 				}
-				if len(p) > 200 && len(p) > n-link.EtherHeaderLen {
+				if len(p) > 200 && len(p) > n-packet.EtherHeaderLen {
 					t.Fatalf("sent %d bytes over the MTU", len(p))
 				}
 			}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"passgate/dataplane/link"
+	"passgate/packet"
 )
 
 // Side is the interface a frame arrived on or leaves by.
@@ -25,8 +25,8 @@ func (s Side) String() string {
 
 // Config configures a Relay.
 type Config struct {
-	LANMAC link.MAC // the router's address on the LAN: the "access concentrator" hosts see
-	WANMAC link.MAC // the router's address on the WAN: the "host" access concentrators see
+	LANMAC packet.MAC // the router's address on the LAN: the "access concentrator" hosts see
+	WANMAC packet.MAC // the router's address on the WAN: the "host" access concentrators see
 
 	// IdleTimeout ends a session no frame crossed for this long, with a
 	// PADT to both ends; default 10 minutes. PPP's LCP echoes keep a live
@@ -137,14 +137,14 @@ const (
 
 type session struct {
 	sid          uint16
-	host, ac     link.MAC
+	host, ac     packet.MAC
 	opened, last time.Duration
 	toWAN, toLAN uint64
 	used         bool
 }
 
 type offer struct {
-	ac        link.MAC
+	ac        packet.MAC
 	cookie    uint64 // FNV-1a of the AC-Cookie
 	hasCookie bool
 }
@@ -153,7 +153,7 @@ type offer struct {
 // its own Relay-Session-Id (another relay sits between it and us) has one
 // per such id: foreign.
 type discovery struct {
-	host    link.MAC
+	host    packet.MAC
 	foreign bool
 	idLen   uint8
 	id      [MaxForeignRelayID]byte
@@ -179,7 +179,7 @@ func (d *discovery) addOffer(o offer) {
 	}
 }
 
-func (d *discovery) offered(ac link.MAC) bool {
+func (d *discovery) offered(ac packet.MAC) bool {
 	for i := range int(d.nOffers) {
 		if d.offers[i].ac == ac {
 			return true
@@ -280,8 +280,8 @@ func (r *Relay) Stats() Stats {
 // SessionInfo describes one relayed session.
 type SessionInfo struct {
 	ID                       uint16
-	Host                     link.MAC // the LAN host
-	AC                       link.MAC // the access concentrator
+	Host                     packet.MAC // the LAN host
+	AC                       packet.MAC // the access concentrator
 	Opened, LastActive       time.Duration
 	FramesToWAN, FramesToLAN uint64
 	ExpiresIn                time.Duration // unless a frame crosses
@@ -331,7 +331,7 @@ func (r *Relay) Expire(now time.Duration) {
 	}
 }
 
-func key(sid uint16, m link.MAC) uint64 {
+func key(sid uint16, m packet.MAC) uint64 {
 	return uint64(sid)<<48 | uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 |
 		uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
 }
@@ -347,10 +347,10 @@ func (r *Relay) Process(now time.Duration, in Side, frame []byte) Verdict {
 	if !r.on {
 		return r.drop(ReasonOff)
 	}
-	if len(frame) < link.EtherHeaderLen {
+	if len(frame) < packet.EtherHeaderLen {
 		return r.drop(ReasonMalformed)
 	}
-	eth := link.Ether(frame)
+	eth := packet.Ether(frame)
 	p, err := Parse(eth.Payload())
 	if err != nil || eth.Src().IsMulticast() || eth.Src().IsZero() {
 		return r.drop(ReasonMalformed)
@@ -368,15 +368,15 @@ func (r *Relay) Process(now time.Duration, in Side, frame []byte) Verdict {
 // (header included), zero-padded to the Ethernet minimum where the
 // received frame had room.
 func end(frame []byte, n int) []byte {
-	n += link.EtherHeaderLen
-	if n < link.MinFrameLen && len(frame) >= link.MinFrameLen {
-		clear(frame[n:link.MinFrameLen])
-		n = link.MinFrameLen
+	n += packet.EtherHeaderLen
+	if n < packet.MinFrameLen && len(frame) >= packet.MinFrameLen {
+		clear(frame[n:packet.MinFrameLen])
+		n = packet.MinFrameLen
 	}
 	return frame[:n]
 }
 
-func (r *Relay) sessionFrame(now time.Duration, in Side, eth link.Ether, p Packet) Verdict {
+func (r *Relay) sessionFrame(now time.Duration, in Side, eth packet.Ether, p Packet) Verdict {
 	if p.Code() != CodeSession {
 		return r.drop(ReasonMalformed)
 	}
@@ -407,7 +407,7 @@ func (r *Relay) sessionFrame(now time.Duration, in Side, eth link.Ether, p Packe
 	return Verdict{Action: Forward, Out: out, Frame: end(eth, len(p))}
 }
 
-func (r *Relay) discoveryFrame(now time.Duration, in Side, eth link.Ether, p Packet) Verdict {
+func (r *Relay) discoveryFrame(now time.Duration, in Side, eth packet.Ether, p Packet) Verdict {
 	if CheckTags(p.Payload()) != nil {
 		return r.drop(ReasonMalformed)
 	}
@@ -415,7 +415,7 @@ func (r *Relay) discoveryFrame(now time.Duration, in Side, eth link.Ether, p Pac
 	if in == LAN {
 		switch code {
 		case CodePADI:
-			if p.SessionID() != 0 || (eth.Dst() != link.Broadcast && eth.Dst() != r.cfg.LANMAC) {
+			if p.SessionID() != 0 || (eth.Dst() != packet.Broadcast && eth.Dst() != r.cfg.LANMAC) {
 				return r.drop(ReasonMalformed)
 			}
 			return r.fromHost(now, eth, p)
@@ -454,14 +454,14 @@ func (r *Relay) discoveryFrame(now time.Duration, in Side, eth link.Ether, p Pac
 
 // ownID reports whether v is one of the relay's own Relay-Session-Id
 // values, and its kind and MAC.
-func (r *Relay) ownID(v []byte) (kind byte, m link.MAC, ok bool) {
+func (r *Relay) ownID(v []byte) (kind byte, m packet.MAC, ok bool) {
 	if len(v) != RelayIDLen || [4]byte(v[0:4]) != r.mark || v[5] != 0 || (v[4] != kindHost && v[4] != kindAC) {
 		return 0, m, false
 	}
-	return v[4], link.MAC(v[6:12]), true
+	return v[4], packet.MAC(v[6:12]), true
 }
 
-func (r *Relay) putID(v []byte, kind byte, m link.MAC) {
+func (r *Relay) putID(v []byte, kind byte, m packet.MAC) {
 	copy(v[0:4], r.mark[:])
 	v[4] = kind
 	v[5] = 0
@@ -484,7 +484,7 @@ func relayID(payload []byte) (v []byte, start, stop int, ok bool) {
 
 // findDisc returns the discovery of host (own id) or of a foreign id
 // (anyHost: of whichever host), still under way, or -1.
-func (r *Relay) findDisc(now time.Duration, host link.MAC, foreign []byte, anyHost bool) int {
+func (r *Relay) findDisc(now time.Duration, host packet.MAC, foreign []byte, anyHost bool) int {
 	for i := range r.disc {
 		d := &r.disc[i]
 		if !d.used || now >= d.until || (!anyHost && d.host != host) {
@@ -505,7 +505,7 @@ func (r *Relay) findDisc(now time.Duration, host link.MAC, foreign []byte, anyHo
 
 // startDisc finds or makes the discovery entry of a PADI and clears its
 // offers; -1 if the table is full.
-func (r *Relay) startDisc(now time.Duration, host link.MAC, foreign []byte) int {
+func (r *Relay) startDisc(now time.Duration, host packet.MAC, foreign []byte) int {
 	i := r.findDisc(now, host, foreign, false)
 	if i < 0 {
 		done := -1
@@ -537,12 +537,12 @@ func (r *Relay) startDisc(now time.Duration, host link.MAC, foreign []byte) int 
 }
 
 // fromHost relays a PADI or PADR from a LAN host to the WAN.
-func (r *Relay) fromHost(now time.Duration, eth link.Ether, p Packet) Verdict {
+func (r *Relay) fromHost(now time.Duration, eth packet.Ether, p Packet) Verdict {
 	host := eth.Src()
 	code := p.Code()
 	payload := p.Payload()
 	rid, _, _, hasRID := relayID(payload)
-	kind, m, own := byte(0), link.MAC{}, false
+	kind, m, own := byte(0), packet.MAC{}, false
 	if hasRID {
 		kind, m, own = r.ownID(rid)
 	}
@@ -555,12 +555,12 @@ func (r *Relay) fromHost(now time.Duration, eth link.Ether, p Packet) Verdict {
 			r.replyError(eth, p, "passgate: PPPoE relay cannot keep this Relay-Session-Id")
 			return r.drop(ReasonRelayIDUnusable)
 		}
-		var dst link.MAC
+		var dst packet.MAC
 		if code == CodePADI {
 			if r.startDisc(now, host, rid) < 0 {
 				return r.drop(ReasonDiscoveryFull)
 			}
-			dst = link.Broadcast
+			dst = packet.Broadcast
 		} else {
 			i := r.findDisc(now, host, rid, false)
 			if i < 0 {
@@ -589,12 +589,12 @@ func (r *Relay) fromHost(now time.Duration, eth link.Ether, p Packet) Verdict {
 		}
 		if hasRID {
 			r.putID(rid, kindHost, host)
-			eth.SetDst(link.Broadcast)
+			eth.SetDst(packet.Broadcast)
 			eth.SetSrc(r.cfg.WANMAC)
 			r.stats.DiscoveryToWAN++
 			return Verdict{Action: Forward, Out: WAN, Frame: end(eth, len(p))}
 		}
-		return r.addRelayID(eth, p, link.Broadcast)
+		return r.addRelayID(eth, p, packet.Broadcast)
 	}
 
 	// PADR.
@@ -627,7 +627,7 @@ func (r *Relay) fromHost(now time.Duration, eth link.Ether, p Packet) Verdict {
 // pickOffer chooses the access concentrator a PADR is for, among the
 // offers a discovery received: the one whose AC-Cookie the PADR echoes,
 // else the only one.
-func pickOffer(d *discovery, payload []byte) (link.MAC, bool) {
+func pickOffer(d *discovery, payload []byte) (packet.MAC, bool) {
 	if c, ok, _ := FindTag(payload, TagACCookie); ok {
 		h := fnv(c)
 		for i := range int(d.nOffers) {
@@ -639,7 +639,7 @@ func pickOffer(d *discovery, payload []byte) (link.MAC, bool) {
 	if d.nOffers == 1 {
 		return d.offers[0].ac, true
 	}
-	return link.MAC{}, false
+	return packet.MAC{}, false
 }
 
 func fnv(b []byte) uint64 {
@@ -655,7 +655,7 @@ func fnv(b []byte) uint64 {
 // relay's Relay-Session-Id naming the host added, built anew (the tags
 // grow). End-Of-List and anything after it are left out, so the new tag is
 // not hidden behind it.
-func (r *Relay) addRelayID(eth link.Ether, p Packet, dst link.MAC) Verdict {
+func (r *Relay) addRelayID(eth packet.Ether, p Packet, dst packet.MAC) Verdict {
 	host := eth.Src()
 	payload := p.Payload()
 	it := Tags(payload)
@@ -668,13 +668,13 @@ func (r *Relay) addRelayID(eth link.Ether, p Packet, dst link.MAC) Verdict {
 		r.replyError(eth, p, "passgate: PPPoE relay: no room to add a Relay-Session-Id")
 		return r.drop(ReasonTooLong)
 	}
-	f := r.alloc(WAN, link.EtherHeaderLen+HeaderLen+newLen)
+	f := r.alloc(WAN, packet.EtherHeaderLen+HeaderLen+newLen)
 	if f == nil {
 		return r.drop(ReasonEmitFull)
 	}
-	link.Ether(f).SetHeader(dst, r.cfg.WANMAC, EtherTypeDiscovery)
-	Packet(f[link.EtherHeaderLen:]).SetHeader(p.Code(), 0, newLen)
-	w := link.EtherHeaderLen + HeaderLen
+	packet.Ether(f).SetHeader(dst, r.cfg.WANMAC, EtherTypeDiscovery)
+	Packet(f[packet.EtherHeaderLen:]).SetHeader(p.Code(), 0, newLen)
+	w := packet.EtherHeaderLen + HeaderLen
 	w += copy(f[w:], payload[:n])
 	binary.BigEndian.PutUint16(f[w:], TagRelaySessionID)
 	binary.BigEndian.PutUint16(f[w+2:], RelayIDLen)
@@ -686,7 +686,7 @@ func (r *Relay) addRelayID(eth link.Ether, p Packet, dst link.MAC) Verdict {
 
 // fromAC relays a PADO or PADS from an access concentrator to the LAN host
 // its Relay-Session-Id names, and opens a session on a PADS.
-func (r *Relay) fromAC(now time.Duration, eth link.Ether, p Packet) Verdict {
+func (r *Relay) fromAC(now time.Duration, eth packet.Ether, p Packet) Verdict {
 	ac := eth.Src()
 	code := p.Code()
 	payload := p.Payload()
@@ -706,7 +706,7 @@ func (r *Relay) fromAC(now time.Duration, eth link.Ether, p Packet) Verdict {
 		}
 		d = &r.disc[i]
 	} else {
-		i := r.findDisc(now, link.MAC{}, rid, true)
+		i := r.findDisc(now, packet.MAC{}, rid, true)
 		if i < 0 {
 			return r.drop(ReasonNoRelayID)
 		}
@@ -765,7 +765,7 @@ func (r *Relay) fromAC(now time.Duration, eth link.Ether, p Packet) Verdict {
 
 // open records the session a PADS sets up. On a refusal it sends the host
 // a PADS with a Generic-Error and the AC a PADT, and says why.
-func (r *Relay) open(now time.Duration, sid uint16, host, ac link.MAC, pads Packet) Reason {
+func (r *Relay) open(now time.Duration, sid uint16, host, ac packet.MAC, pads Packet) Reason {
 	wk, lk := key(sid, ac), key(sid, host)
 	if i, ok := r.byWAN[wk]; ok {
 		s := &r.sessions[i]
@@ -813,7 +813,7 @@ func (r *Relay) remove(i int32) {
 }
 
 // padt relays a PADT to the other end of its session and ends the session.
-func (r *Relay) padt(in Side, eth link.Ether, p Packet) Verdict {
+func (r *Relay) padt(in Side, eth packet.Ether, p Packet) Verdict {
 	var i int32
 	var ok bool
 	if in == LAN {
@@ -855,7 +855,7 @@ func (r *Relay) padt(in Side, eth link.Ether, p Packet) Verdict {
 }
 
 // acMessage relays a PADM or PADN of a session to its host.
-func (r *Relay) acMessage(now time.Duration, eth link.Ether, p Packet) Verdict {
+func (r *Relay) acMessage(now time.Duration, eth packet.Ether, p Packet) Verdict {
 	i, ok := r.byWAN[key(p.SessionID(), eth.Src())]
 	if !ok {
 		return r.drop(ReasonUnknownSession)
@@ -871,7 +871,7 @@ func (r *Relay) acMessage(now time.Duration, eth link.Ether, p Packet) Verdict {
 // alloc takes n bytes (at least the Ethernet minimum, zeroed) for a frame
 // to send out of side; nil when the room is used up.
 func (r *Relay) alloc(out Side, n int) []byte {
-	size := max(n, link.MinFrameLen)
+	size := max(n, packet.MinFrameLen)
 	if r.used+size > len(r.arena) || len(r.emits) == cap(r.emits) {
 		return nil
 	}
@@ -884,7 +884,7 @@ func (r *Relay) alloc(out Side, n int) []byte {
 
 // sendError builds a discovery frame with code and session id sid to dst
 // on side out, carrying Host-Uniq (if given) and a Generic-Error.
-func (r *Relay) sendError(out Side, dst link.MAC, code uint8, sid uint16, hostUniq []byte, msg string) {
+func (r *Relay) sendError(out Side, dst packet.MAC, code uint8, sid uint16, hostUniq []byte, msg string) {
 	if len(hostUniq) > 256 {
 		hostUniq = nil
 	}
@@ -892,7 +892,7 @@ func (r *Relay) sendError(out Side, dst link.MAC, code uint8, sid uint16, hostUn
 	if hostUniq != nil {
 		n += TagHeaderLen + len(hostUniq)
 	}
-	f := r.alloc(out, link.EtherHeaderLen+HeaderLen+n)
+	f := r.alloc(out, packet.EtherHeaderLen+HeaderLen+n)
 	if f == nil {
 		r.stats.Drops[ReasonEmitFull]++ // the error or PADT is lost
 		return
@@ -901,9 +901,9 @@ func (r *Relay) sendError(out Side, dst link.MAC, code uint8, sid uint16, hostUn
 	if out == WAN {
 		src = r.cfg.WANMAC
 	}
-	link.Ether(f).SetHeader(dst, src, EtherTypeDiscovery)
-	Packet(f[link.EtherHeaderLen:]).SetHeader(code, sid, n)
-	w := link.EtherHeaderLen + HeaderLen
+	packet.Ether(f).SetHeader(dst, src, EtherTypeDiscovery)
+	Packet(f[packet.EtherHeaderLen:]).SetHeader(code, sid, n)
+	w := packet.EtherHeaderLen + HeaderLen
 	if hostUniq != nil {
 		w += PutTag(f[w:], TagHostUniq, hostUniq)
 	}
@@ -913,7 +913,7 @@ func (r *Relay) sendError(out Side, dst link.MAC, code uint8, sid uint16, hostUn
 	r.stats.ErrorsSent++
 }
 
-func (r *Relay) sendPADT(out Side, dst link.MAC, sid uint16, msg string) {
+func (r *Relay) sendPADT(out Side, dst packet.MAC, sid uint16, msg string) {
 	r.sendError(out, dst, CodePADT, sid, nil, msg)
 }
 
@@ -925,7 +925,7 @@ func (r *Relay) sendPADTs(s *session, msg string) {
 // replyError answers a host's PADI with a PADO, or its PADR with a PADS,
 // carrying a Generic-Error (RFC 2516 section 4, for a relay that cannot add
 // or use a Relay-Session-Id).
-func (r *Relay) replyError(eth link.Ether, p Packet, msg string) {
+func (r *Relay) replyError(eth packet.Ether, p Packet, msg string) {
 	code := CodePADO
 	if p.Code() == CodePADR {
 		code = CodePADS

@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"passgate/dataplane/link"
+	"passgate/packet"
 )
 
 func TestNewNeedsMACs(t *testing.T) {
 	if _, err := New(Config{WANMAC: wanMAC}); err == nil {
 		t.Fatal("no LAN MAC accepted")
 	}
-	if _, err := New(Config{LANMAC: lanMAC, WANMAC: link.Broadcast}); err == nil {
+	if _, err := New(Config{LANMAC: lanMAC, WANMAC: packet.Broadcast}); err == nil {
 		t.Fatal("broadcast WAN MAC accepted")
 	}
 	r := newRelay(t, nil)
@@ -31,9 +31,9 @@ func TestDiscoveryAndSession(t *testing.T) {
 
 	// PADI from the host: broadcast on the WAN from the router's WAN MAC,
 	// the host's tags kept in order, our Relay-Session-Id added last.
-	padi := consumed(t, r, now, LAN, disc(link.Broadcast, hostA, CodePADI, 0,
+	padi := consumed(t, r, now, LAN, disc(packet.Broadcast, hostA, CodePADI, 0,
 		tag(TagServiceName, "isp"), tag(TagHostUniq, "\x01\x02")), WAN)
-	if padi.dst != link.Broadcast || padi.src != wanMAC || padi.code != CodePADI || padi.sid != 0 {
+	if padi.dst != packet.Broadcast || padi.src != wanMAC || padi.code != CodePADI || padi.sid != 0 {
 		t.Fatalf("relayed PADI %+v", padi)
 	}
 	if len(padi.tags) != 3 || padi.tags[0].Type != TagServiceName || string(padi.tags[0].Value) != "isp" ||
@@ -98,7 +98,7 @@ func TestDiscoveryAndSession(t *testing.T) {
 	dropped(t, r, now, LAN, sess(lanMAC, hostA, 0x1235, "x"), ReasonUnknownSession)
 	dropped(t, r, now, LAN, sess(lanMAC, hostB, 0x1234, "x"), ReasonUnknownSession)
 	dropped(t, r, now, WAN, sess(wanMAC, ac2, 0x1234, "x"), ReasonUnknownSession)
-	dropped(t, r, now, LAN, sess(link.Broadcast, hostA, 0x1234, "x"), ReasonNotForUs)
+	dropped(t, r, now, LAN, sess(packet.Broadcast, hostA, 0x1234, "x"), ReasonNotForUs)
 	dropped(t, r, now, WAN, sess(hostB, ac1, 0x1234, "x"), ReasonNotForUs)
 
 	// PADT from the host, echoing the AC's id as rp-pppoe does: to the AC,
@@ -139,16 +139,16 @@ func TestPADTFromAC(t *testing.T) {
 func TestSeveralHostsAndACs(t *testing.T) {
 	r := newRelay(t, nil)
 	now := time.Second
-	ids := map[link.MAC][]byte{}
-	for _, h := range []link.MAC{hostA, hostB} {
-		padi := consumed(t, r, now, LAN, disc(link.Broadcast, h, CodePADI, 0, tag(TagServiceName, "")), WAN)
+	ids := map[packet.MAC][]byte{}
+	for _, h := range []packet.MAC{hostA, hostB} {
+		padi := consumed(t, r, now, LAN, disc(packet.Broadcast, h, CodePADI, 0, tag(TagServiceName, "")), WAN)
 		ids[h], _ = padi.find(TagRelaySessionID)
 	}
 	if bytes.Equal(ids[hostA], ids[hostB]) {
 		t.Fatal("both hosts got the same Relay-Session-Id")
 	}
-	for _, ac := range []link.MAC{ac1, ac2} {
-		for _, h := range []link.MAC{hostA, hostB} {
+	for _, ac := range []packet.MAC{ac1, ac2} {
+		for _, h := range []packet.MAC{hostA, hostB} {
 			pado := forward(t, r, now, WAN, disc(wanMAC, ac, CodePADO, 0, tag(TagACName, ac.String()), Tag{TagRelaySessionID, ids[h]}), LAN)
 			if pado.dst != h {
 				t.Fatalf("PADO of %s for %s went to %s", ac, h, pado.dst)
@@ -157,7 +157,7 @@ func TestSeveralHostsAndACs(t *testing.T) {
 		}
 	}
 	// hostA takes ac2's offer, hostB ac1's.
-	choice := map[link.MAC]link.MAC{hostA: ac2, hostB: ac1}
+	choice := map[packet.MAC]packet.MAC{hostA: ac2, hostB: ac1}
 	for h, ac := range choice {
 		padr := forward(t, r, now, LAN, disc(lanMAC, h, CodePADR, 0, Tag{TagRelaySessionID, ownID(kindAC, ac)}), WAN)
 		if padr.dst != ac {
@@ -184,7 +184,7 @@ func TestSeveralHostsAndACs(t *testing.T) {
 	}
 	// A PADR naming an AC that made the host no offer is refused.
 	r2 := newRelay(t, nil)
-	consumed(t, r2, now, LAN, disc(link.Broadcast, hostA, CodePADI, 0), WAN)
+	consumed(t, r2, now, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), WAN)
 	forward(t, r2, now, WAN, disc(wanMAC, ac1, CodePADO, 0, Tag{TagRelaySessionID, ownID(kindHost, hostA)}), LAN)
 	dropped(t, r2, now, LAN, disc(lanMAC, hostA, CodePADR, 0, Tag{TagRelaySessionID, ownID(kindAC, ac2)}), ReasonStaleRelayID)
 	// And a PADR naming the host kind.
@@ -197,7 +197,7 @@ func TestSeveralHostsAndACs(t *testing.T) {
 func TestPADRWithoutRelayID(t *testing.T) {
 	r := newRelay(t, nil)
 	now := time.Second
-	consumed(t, r, now, LAN, disc(link.Broadcast, hostA, CodePADI, 0), WAN)
+	consumed(t, r, now, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), WAN)
 	forward(t, r, now, WAN, disc(wanMAC, ac1, CodePADO, 0, tag(TagACCookie, "one"), Tag{TagRelaySessionID, ownID(kindHost, hostA)}), LAN)
 	padr := consumed(t, r, now, LAN, disc(lanMAC, hostA, CodePADR, 0, tag(TagServiceName, "")), WAN)
 	if padr.dst != ac1 {
@@ -221,12 +221,12 @@ func TestForeignRelayID(t *testing.T) {
 	r := newRelay(t, nil)
 	now := time.Second
 	theirs := []byte("relay-upstream-7")
-	padi := forward(t, r, now, LAN, disc(link.Broadcast, hostA, CodePADI, 0, tag(TagServiceName, ""), Tag{TagRelaySessionID, theirs}), WAN)
-	if padi.src != wanMAC || padi.dst != link.Broadcast || padi.count(TagRelaySessionID) != 1 {
+	padi := forward(t, r, now, LAN, disc(packet.Broadcast, hostA, CodePADI, 0, tag(TagServiceName, ""), Tag{TagRelaySessionID, theirs}), WAN)
+	if padi.src != wanMAC || padi.dst != packet.Broadcast || padi.count(TagRelaySessionID) != 1 {
 		t.Fatalf("PADI %+v", padi)
 	}
 	padi.mustTag(t, TagRelaySessionID, theirs)
-	for _, ac := range []link.MAC{ac1, ac2} {
+	for _, ac := range []packet.MAC{ac1, ac2} {
 		pado := forward(t, r, now, WAN, disc(wanMAC, ac, CodePADO, 0, tag(TagACCookie, "cookie-"+ac.String()), Tag{TagRelaySessionID, theirs}), LAN)
 		if pado.dst != hostA || pado.src != lanMAC {
 			t.Fatalf("PADO %+v", pado)
@@ -251,7 +251,7 @@ func TestForeignRelayID(t *testing.T) {
 	// An id longer than the relay keeps: a PADO with a Generic-Error goes
 	// back to the host (and keeps its Host-Uniq).
 	long := bytes.Repeat([]byte{'x'}, MaxForeignRelayID+1)
-	dropped(t, r, now, LAN, disc(link.Broadcast, hostB, CodePADI, 0, tag(TagHostUniq, "hu"), Tag{TagRelaySessionID, long}), ReasonRelayIDUnusable)
+	dropped(t, r, now, LAN, disc(packet.Broadcast, hostB, CodePADI, 0, tag(TagHostUniq, "hu"), Tag{TagRelaySessionID, long}), ReasonRelayIDUnusable)
 	em := emitted(t, r)
 	if len(em) != 1 || em[0].Out != LAN {
 		t.Fatalf("emitted %+v", em)
@@ -272,7 +272,7 @@ func TestEndOfList(t *testing.T) {
 	pl := AppendTag(nil, TagServiceName, []byte("isp"))
 	pl = AppendTag(pl, TagEndOfList, nil)
 	pl = AppendTag(pl, TagACName, []byte("after-eol"))
-	padi := consumed(t, r, 0, LAN, raw(link.Broadcast, hostA, EtherTypeDiscovery, CodePADI, 0, pl), WAN)
+	padi := consumed(t, r, 0, LAN, raw(packet.Broadcast, hostA, EtherTypeDiscovery, CodePADI, 0, pl), WAN)
 	if len(padi.tags) != 2 || padi.tags[0].Type != TagServiceName || padi.tags[1].Type != TagRelaySessionID {
 		t.Fatalf("tags %+v", padi.tags)
 	}
@@ -283,7 +283,7 @@ func TestEndOfList(t *testing.T) {
 func TestNoRoomForRelayID(t *testing.T) {
 	r := newRelay(t, nil)
 	big := bytes.Repeat([]byte{'v'}, DefaultMaxPayload-HeaderLen-TagHeaderLen-8)
-	dropped(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADI, 0, Tag{TagVendorSpecific, big}), ReasonTooLong)
+	dropped(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADI, 0, Tag{TagVendorSpecific, big}), ReasonTooLong)
 	em := emitted(t, r)
 	if len(em) != 1 {
 		t.Fatalf("emitted %d", len(em))
@@ -293,8 +293,8 @@ func TestNoRoomForRelayID(t *testing.T) {
 	}
 	// Just small enough: relayed at exactly MaxPayload.
 	fits := bytes.Repeat([]byte{'v'}, DefaultMaxPayload-HeaderLen-2*TagHeaderLen-RelayIDLen)
-	v := r.Process(0, LAN, disc(link.Broadcast, hostA, CodePADI, 0, Tag{TagVendorSpecific, fits}))
-	if v.Action != Consumed || len(r.Emitted()) != 1 || len(r.Emitted()[0].Frame) != link.EtherHeaderLen+DefaultMaxPayload {
+	v := r.Process(0, LAN, disc(packet.Broadcast, hostA, CodePADI, 0, Tag{TagVendorSpecific, fits}))
+	if v.Action != Consumed || len(r.Emitted()) != 1 || len(r.Emitted()[0].Frame) != packet.EtherHeaderLen+DefaultMaxPayload {
 		t.Fatalf("verdict %+v, emitted %d", v, len(r.Emitted()))
 	}
 }
@@ -305,7 +305,7 @@ func TestAnswersWithoutOurID(t *testing.T) {
 	dropped(t, r, 0, WAN, disc(wanMAC, ac1, CodePADS, 3, tag(TagACName, "x")), ReasonNoRelayID)
 	// Our id, but that host is not in discovery (or it timed out).
 	dropped(t, r, 0, WAN, disc(wanMAC, ac1, CodePADO, 0, Tag{TagRelaySessionID, ownID(kindHost, hostA)}), ReasonStaleRelayID)
-	consumed(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADI, 0), WAN)
+	consumed(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), WAN)
 	forward(t, r, time.Second, WAN, disc(wanMAC, ac1, CodePADO, 0, Tag{TagRelaySessionID, ownID(kindHost, hostA)}), LAN)
 	dropped(t, r, DefaultDiscoveryTimeout, WAN, disc(wanMAC, ac1, CodePADO, 0, Tag{TagRelaySessionID, ownID(kindHost, hostA)}), ReasonStaleRelayID)
 	// An id of another mark is not ours, and no host sent it.
@@ -319,7 +319,7 @@ func TestAnswersWithoutOurID(t *testing.T) {
 // An AC's PADS with session id 0 refuses the host: relayed, no session.
 func TestPADSRefusal(t *testing.T) {
 	r := newRelay(t, nil)
-	consumed(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADI, 0), WAN)
+	consumed(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), WAN)
 	pads := forward(t, r, 0, WAN, disc(wanMAC, ac1, CodePADS, 0, tag(TagServiceNameError, ""), Tag{TagRelaySessionID, ownID(kindHost, hostA)}), LAN)
 	if pads.dst != hostA || pads.count(TagServiceNameError) != 1 || pads.count(TagRelaySessionID) != 0 {
 		t.Fatalf("PADS %+v", pads)
@@ -344,7 +344,7 @@ func TestRepeatedPADS(t *testing.T) {
 func TestACReassignsSessionID(t *testing.T) {
 	r := newRelay(t, nil)
 	dial(t, r, 0, hostA, ac1, 5, "a")
-	consumed(t, r, 0, LAN, disc(link.Broadcast, hostB, CodePADI, 0), WAN)
+	consumed(t, r, 0, LAN, disc(packet.Broadcast, hostB, CodePADI, 0), WAN)
 	forward(t, r, 0, WAN, disc(wanMAC, ac1, CodePADO, 0, Tag{TagRelaySessionID, ownID(kindHost, hostB)}), LAN)
 	forward(t, r, 0, LAN, disc(lanMAC, hostB, CodePADR, 0, Tag{TagRelaySessionID, ownID(kindAC, ac1)}), WAN)
 	if v := r.Process(0, WAN, disc(wanMAC, ac1, CodePADS, 5, Tag{TagRelaySessionID, ownID(kindHost, hostB)})); v.Action != Forward || v.Out != LAN {
@@ -372,7 +372,7 @@ func TestSessionRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		max  int
-		host link.MAC // of the second session
+		host packet.MAC // of the second session
 		why  Reason
 	}{
 		{"clash", 4, hostA, ReasonSessionClash},
@@ -382,7 +382,7 @@ func TestSessionRefused(t *testing.T) {
 			r := newRelay(t, func(c *Config) { c.MaxSessions = tc.max })
 			dial(t, r, 0, hostA, ac1, 5, "a")
 			h := tc.host
-			consumed(t, r, 0, LAN, disc(link.Broadcast, h, CodePADI, 0, tag(TagHostUniq, "second")), WAN)
+			consumed(t, r, 0, LAN, disc(packet.Broadcast, h, CodePADI, 0, tag(TagHostUniq, "second")), WAN)
 			forward(t, r, 0, WAN, disc(wanMAC, ac2, CodePADO, 0, Tag{TagRelaySessionID, ownID(kindHost, h)}), LAN)
 			forward(t, r, 0, LAN, disc(lanMAC, h, CodePADR, 0, Tag{TagRelaySessionID, ownID(kindAC, ac2)}), WAN)
 			dropped(t, r, 0, WAN, disc(wanMAC, ac2, CodePADS, 5, tag(TagHostUniq, "second"), Tag{TagRelaySessionID, ownID(kindHost, h)}), tc.why)
@@ -435,8 +435,8 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	for _, e := range em {
 		v := view(t, e.Frame)
-		want := map[Side]link.MAC{LAN: hostA, WAN: ac1}[e.Out]
-		src := map[Side]link.MAC{LAN: lanMAC, WAN: wanMAC}[e.Out]
+		want := map[Side]packet.MAC{LAN: hostA, WAN: ac1}[e.Out]
+		src := map[Side]packet.MAC{LAN: lanMAC, WAN: wanMAC}[e.Out]
 		if v.code != CodePADT || v.sid != 5 || v.dst != want || v.src != src {
 			t.Fatalf("PADT to %s: %+v", e.Out, v)
 		}
@@ -464,7 +464,7 @@ func TestSwitchOff(t *testing.T) {
 		t.Fatalf("emitted %d, want a PADT each way", len(em))
 	}
 	dropped(t, r, 0, LAN, sess(lanMAC, hostA, 5, "x"), ReasonOff)
-	dropped(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADI, 0), ReasonOff)
+	dropped(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), ReasonOff)
 	if st := r.Stats(); st.Sessions != 0 || st.SwitchedOff != 1 || st.Discoveries != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -474,7 +474,7 @@ func TestSwitchOff(t *testing.T) {
 	// A full table: every session gets its two PADTs.
 	r = newRelay(t, nil)
 	for i := range DefaultMaxSessions {
-		openSession(t, r, link.MAC{0x02, 1, 0, 0, 0, byte(i)}, ac1, uint16(i+1))
+		openSession(t, r, packet.MAC{0x02, 1, 0, 0, 0, byte(i)}, ac1, uint16(i+1))
 	}
 	r.SetEnabled(0, false)
 	if em := emitted(t, r); len(em) != 2*DefaultMaxSessions || r.Stats().Drops[ReasonEmitFull] != 0 {
@@ -484,30 +484,30 @@ func TestSwitchOff(t *testing.T) {
 
 func TestDiscoveryTableFull(t *testing.T) {
 	r := newRelay(t, func(c *Config) { c.MaxDiscoveries = 1 })
-	consumed(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADI, 0), WAN)
-	consumed(t, r, time.Second, LAN, disc(link.Broadcast, hostA, CodePADI, 0), WAN) // a retry reuses its entry
-	dropped(t, r, time.Second, LAN, disc(link.Broadcast, hostB, CodePADI, 0), ReasonDiscoveryFull)
+	consumed(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), WAN)
+	consumed(t, r, time.Second, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), WAN) // a retry reuses its entry
+	dropped(t, r, time.Second, LAN, disc(packet.Broadcast, hostB, CodePADI, 0), ReasonDiscoveryFull)
 	// Once hostA's discovery is over, its entry is free again.
-	consumed(t, r, time.Second+DefaultDiscoveryTimeout, LAN, disc(link.Broadcast, hostB, CodePADI, 0), WAN)
+	consumed(t, r, time.Second+DefaultDiscoveryTimeout, LAN, disc(packet.Broadcast, hostB, CodePADI, 0), WAN)
 
 	// A discovery whose PADS opened a session gives way to a new one at
 	// once, but still serves a repeated PADR until then.
 	r = newRelay(t, func(c *Config) { c.MaxDiscoveries = 1 })
 	dial(t, r, 0, hostA, ac1, 5, "a")
 	forward(t, r, 0, LAN, disc(lanMAC, hostA, CodePADR, 0, Tag{TagRelaySessionID, ownID(kindAC, ac1)}), WAN)
-	consumed(t, r, time.Second, LAN, disc(link.Broadcast, hostB, CodePADI, 0), WAN)
+	consumed(t, r, time.Second, LAN, disc(packet.Broadcast, hostB, CodePADI, 0), WAN)
 	dropped(t, r, time.Second, LAN, disc(lanMAC, hostA, CodePADR, 0, Tag{TagRelaySessionID, ownID(kindAC, ac1)}), ReasonStaleRelayID)
 }
 
 func TestEmitFull(t *testing.T) {
 	r := newRelay(t, func(c *Config) { c.EmitBytes = 100 })
-	consumed(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADI, 0), WAN)
-	if v := r.Process(0, LAN, disc(link.Broadcast, hostB, CodePADI, 0)); v.Action != Consumed {
+	consumed(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), WAN)
+	if v := r.Process(0, LAN, disc(packet.Broadcast, hostB, CodePADI, 0)); v.Action != Consumed {
 		t.Fatalf("%+v", v)
 	}
-	dropped(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADI, 0), ReasonEmitFull)
+	dropped(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), ReasonEmitFull)
 	r.ResetEmitted()
-	consumed(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADI, 0), WAN)
+	consumed(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADI, 0), WAN)
 }
 
 func TestPADMRelayed(t *testing.T) {
@@ -522,36 +522,36 @@ func TestPADMRelayed(t *testing.T) {
 
 func TestMalformedAndUnexpected(t *testing.T) {
 	r := newRelay(t, nil)
-	good := disc(link.Broadcast, hostA, CodePADI, 0, tag(TagServiceName, ""))
+	good := disc(packet.Broadcast, hostA, CodePADI, 0, tag(TagServiceName, ""))
 
-	short := good[:link.EtherHeaderLen+3]
+	short := good[:packet.EtherHeaderLen+3]
 	dropped(t, r, 0, LAN, short, ReasonMalformed)
 	dropped(t, r, 0, LAN, good[:10], ReasonMalformed)
 	badVer := append([]byte(nil), good...)
-	badVer[link.EtherHeaderLen] = 0x12
+	badVer[packet.EtherHeaderLen] = 0x12
 	dropped(t, r, 0, LAN, badVer, ReasonMalformed)
 	badLen := append([]byte(nil), good...)
-	badLen[link.EtherHeaderLen+5] = 200
+	badLen[packet.EtherHeaderLen+5] = 200
 	dropped(t, r, 0, LAN, badLen, ReasonMalformed)
 	badTag := append([]byte(nil), good...)
-	badTag[link.EtherHeaderLen+HeaderLen+3] = 9 // Service-Name length past LENGTH
+	badTag[packet.EtherHeaderLen+HeaderLen+3] = 9 // Service-Name length past LENGTH
 	dropped(t, r, 0, LAN, badTag, ReasonMalformed)
-	dropped(t, r, 0, LAN, disc(link.Broadcast, link.Broadcast, CodePADI, 0), ReasonMalformed)
-	dropped(t, r, 0, LAN, disc(link.Broadcast, link.MAC{}, CodePADI, 0), ReasonMalformed)
-	dropped(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADI, 3), ReasonMalformed)
-	dropped(t, r, 0, LAN, disc(link.MAC{0x02, 9, 9, 9, 9, 9}, hostA, CodePADI, 0), ReasonMalformed)
+	dropped(t, r, 0, LAN, disc(packet.Broadcast, packet.Broadcast, CodePADI, 0), ReasonMalformed)
+	dropped(t, r, 0, LAN, disc(packet.Broadcast, packet.MAC{}, CodePADI, 0), ReasonMalformed)
+	dropped(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADI, 3), ReasonMalformed)
+	dropped(t, r, 0, LAN, disc(packet.MAC{0x02, 9, 9, 9, 9, 9}, hostA, CodePADI, 0), ReasonMalformed)
 	dropped(t, r, 0, LAN, disc(lanMAC, hostA, CodePADR, 3), ReasonMalformed)
 	dropped(t, r, 0, LAN, raw(lanMAC, hostA, EtherTypeSession, CodePADT, 1, nil), ReasonMalformed)
 	dropped(t, r, 0, LAN, raw(lanMAC, hostA, 0x0800, 0, 0, nil), ReasonMalformed)
 
-	dropped(t, r, 0, WAN, disc(link.Broadcast, ac1, CodePADI, 0), ReasonUnexpected)
+	dropped(t, r, 0, WAN, disc(packet.Broadcast, ac1, CodePADI, 0), ReasonUnexpected)
 	dropped(t, r, 0, WAN, disc(wanMAC, ac1, CodePADR, 0), ReasonUnexpected)
 	dropped(t, r, 0, LAN, disc(lanMAC, hostA, CodePADO, 0), ReasonUnexpected)
 	dropped(t, r, 0, LAN, disc(lanMAC, hostA, CodePADS, 4), ReasonUnexpected)
 	dropped(t, r, 0, LAN, disc(lanMAC, hostA, 0x42, 0), ReasonUnexpected)
 	dropped(t, r, 0, WAN, disc(hostA, ac1, CodePADO, 0), ReasonNotForUs)
 	dropped(t, r, 0, LAN, disc(hostB, hostA, CodePADR, 0), ReasonNotForUs)
-	dropped(t, r, 0, LAN, disc(link.Broadcast, hostA, CodePADT, 4), ReasonNotForUs)
+	dropped(t, r, 0, LAN, disc(packet.Broadcast, hostA, CodePADT, 4), ReasonNotForUs)
 	if st := r.Stats(); st.TotalDrops() != 20 {
 		t.Fatalf("drops %d: %+v", st.TotalDrops(), st.Drops)
 	}
@@ -575,7 +575,7 @@ func TestNoAllocations(t *testing.T) {
 	down := sess(wanMAC, ac1, 5, "down")
 	upHdr := append([]byte(nil), up[:12]...)
 	downHdr := append([]byte(nil), down[:12]...)
-	padi := disc(link.Broadcast, hostB, CodePADI, 0, tag(TagServiceName, ""), tag(TagHostUniq, "x"))
+	padi := disc(packet.Broadcast, hostB, CodePADI, 0, tag(TagServiceName, ""), tag(TagHostUniq, "x"))
 	pado := disc(wanMAC, ac1, CodePADO, 0, tag(TagACName, "ac"), Tag{TagRelaySessionID, ownID(kindHost, hostB)})
 	padoHdr := append([]byte(nil), pado...)
 	n := testing.AllocsPerRun(200, func() {

@@ -1,15 +1,16 @@
 package link
 
 import (
-	"bytes"
 	"net/netip"
 	"testing"
 	"time"
+
+	"passgate/packet"
 )
 
 var (
-	ourMAC  = MAC{0x02, 0, 0, 0, 0, 0x01}
-	hostMAC = MAC{0x02, 0, 0, 0, 0, 0x10}
+	ourMAC  = packet.MAC{0x02, 0, 0, 0, 0, 0x01}
+	hostMAC = packet.MAC{0x02, 0, 0, 0, 0, 0x10}
 	ourIP   = [4]byte{192, 168, 50, 1}
 	hostIP  = [4]byte{192, 168, 50, 10}
 	host2IP = [4]byte{192, 168, 50, 11}
@@ -51,97 +52,38 @@ func (s *sink) all() [][]byte {
 	return out
 }
 
-func arpFrame(ethDst, ethSrc MAC, op uint16, sha MAC, spa [4]byte, tha MAC, tpa [4]byte) Ether {
-	return Ether(BuildARP(make([]byte, MinFrameLen), ethDst, ethSrc, op, sha, spa, tha, tpa))
+func arpFrame(ethDst, ethSrc packet.MAC, op uint16, sha packet.MAC, spa [4]byte, tha packet.MAC, tpa [4]byte) packet.Ether {
+	return packet.Ether(packet.BuildARP(make([]byte, packet.MinFrameLen), ethDst, ethSrc, op, sha, spa, tha, tpa))
 }
 
 // ipFrame is an Ethernet frame with a dummy IPv4 payload of n bytes whose
 // header is not yet written.
 func ipFrame(n int, fill byte) []byte {
-	f := make([]byte, EtherHeaderLen+n)
-	for i := EtherHeaderLen; i < len(f); i++ {
+	f := make([]byte, packet.EtherHeaderLen+n)
+	for i := packet.EtherHeaderLen; i < len(f); i++ {
 		f[i] = fill
 	}
 	return f
 }
 
-func TestEtherAccessors(t *testing.T) {
-	f := make([]byte, 20)
-	e, ok := ParseEther(f)
-	if !ok {
-		t.Fatal("ParseEther failed on 20 bytes")
-	}
-	e.SetHeader(hostMAC, ourMAC, EtherTypeIPv4)
-	if e.Dst() != hostMAC || e.Src() != ourMAC || e.Type() != EtherTypeIPv4 || len(e.Payload()) != 6 {
-		t.Fatalf("header round trip: %v %v %#x", e.Dst(), e.Src(), e.Type())
-	}
-	e.SetDst(Broadcast)
-	e.SetSrc(hostMAC)
-	e.SetType(EtherTypeARP)
-	want := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 0x10, 0x08, 0x06}
-	if !bytes.Equal(f[:14], want) {
-		t.Fatalf("wire header % x, want % x", f[:14], want)
-	}
-	if _, ok := ParseEther(make([]byte, 13)); ok {
-		t.Fatal("ParseEther accepted 13 bytes")
-	}
-	if !Broadcast.IsBroadcast() || !Broadcast.IsMulticast() || ourMAC.IsMulticast() || !(MAC{}).IsZero() {
-		t.Fatal("MAC predicates")
-	}
-	if ourMAC.String() != "02:00:00:00:00:01" {
-		t.Fatalf("String = %s", ourMAC)
-	}
-}
-
-func TestARPParse(t *testing.T) {
-	f := arpFrame(Broadcast, hostMAC, ARPRequest, hostMAC, hostIP, MAC{}, ourIP)
-	if len(f) != MinFrameLen {
-		t.Fatalf("frame length %d", len(f))
-	}
-	a, ok := ParseARP(f.Payload())
-	if !ok {
-		t.Fatal("ParseARP failed")
-	}
-	if a.Op() != ARPRequest || a.SenderMAC() != hostMAC || a.SenderIP() != hostIP || a.TargetMAC() != (MAC{}) || a.TargetIP() != ourIP {
-		t.Fatalf("fields: %d %v %v %v %v", a.Op(), a.SenderMAC(), a.SenderIP(), a.TargetMAC(), a.TargetIP())
-	}
-	for name, mut := range map[string]func(b []byte){
-		"htype":  func(b []byte) { b[1] = 6 },
-		"ptype":  func(b []byte) { b[2] = 0x86 },
-		"hlen":   func(b []byte) { b[4] = 8 },
-		"plen":   func(b []byte) { b[5] = 16 },
-		"length": nil,
-	} {
-		p := append([]byte(nil), f.Payload()...)
-		if mut == nil {
-			p = p[:ARPLen-1]
-		} else {
-			mut(p)
-		}
-		if _, ok := ParseARP(p); ok {
-			t.Errorf("%s: ParseARP accepted a bad packet", name)
-		}
-	}
-}
-
 func TestAccept(t *testing.T) {
 	n := newTable(t)
 	cases := []struct {
-		dst, src MAC
+		dst, src packet.MAC
 		want     bool
 	}{
 		{ourMAC, hostMAC, true},
-		{Broadcast, hostMAC, true},
-		{MAC{0x02, 9, 9, 9, 9, 9}, hostMAC, false},                     // another host's unicast
-		{MAC{0x01, 0x00, 0x5e, 0, 0, 1}, hostMAC, false},               // IPv4 multicast
-		{Broadcast, ourMAC, false},                                     // our own broadcast looped back
-		{MAC{0x33, 0x33, 0, 0, 0, 1}, hostMAC, false},                  // IPv6 multicast
-		{ourMAC, MAC{0x02, 0, 0, 0, 0, 0x99}, true},                    // any sender
-		{MAC{0x02, 0, 0, 0, 0, 0x02}, MAC{0x02, 0, 0, 0, 0, 1}, false}, // ours as source
+		{packet.Broadcast, hostMAC, true},
+		{packet.MAC{0x02, 9, 9, 9, 9, 9}, hostMAC, false},                            // another host's unicast
+		{packet.MAC{0x01, 0x00, 0x5e, 0, 0, 1}, hostMAC, false},                      // IPv4 multicast
+		{packet.Broadcast, ourMAC, false},                                            // our own broadcast looped back
+		{packet.MAC{0x33, 0x33, 0, 0, 0, 1}, hostMAC, false},                         // IPv6 multicast
+		{ourMAC, packet.MAC{0x02, 0, 0, 0, 0, 0x99}, true},                           // any sender
+		{packet.MAC{0x02, 0, 0, 0, 0, 0x02}, packet.MAC{0x02, 0, 0, 0, 0, 1}, false}, // ours as source
 	}
 	for i, c := range cases {
-		f := make(Ether, 60)
-		f.SetHeader(c.dst, c.src, EtherTypeIPv4)
+		f := make(packet.Ether, 60)
+		f.SetHeader(c.dst, c.src, packet.EtherTypeIPv4)
 		if got := n.Accept(f); got != c.want {
 			t.Errorf("case %d (%v -> %v): Accept = %v, want %v", i, c.src, c.dst, got, c.want)
 		}
@@ -151,19 +93,19 @@ func TestAccept(t *testing.T) {
 func TestAnswersRequestForUs(t *testing.T) {
 	n := newTable(t)
 	s := newSink()
-	if !n.Input(0, arpFrame(Broadcast, hostMAC, ARPRequest, hostMAC, hostIP, MAC{}, ourIP), s.b) {
+	if !n.Input(0, arpFrame(packet.Broadcast, hostMAC, packet.ARPRequest, hostMAC, hostIP, packet.MAC{}, ourIP), s.b) {
 		t.Fatal("Input rejected a request")
 	}
 	out := s.all()
 	if len(out) != 1 {
 		t.Fatalf("%d frames out, want 1 reply", len(out))
 	}
-	e := Ether(out[0])
-	if e.Dst() != hostMAC || e.Src() != ourMAC || e.Type() != EtherTypeARP {
+	e := packet.Ether(out[0])
+	if e.Dst() != hostMAC || e.Src() != ourMAC || e.Type() != packet.EtherTypeARP {
 		t.Fatalf("reply header %v %v %#x", e.Dst(), e.Src(), e.Type())
 	}
-	a, ok := ParseARP(e.Payload())
-	if !ok || a.Op() != ARPReply || a.SenderMAC() != ourMAC || a.SenderIP() != ourIP || a.TargetMAC() != hostMAC || a.TargetIP() != hostIP {
+	a, ok := packet.ParseARP(e.Payload())
+	if !ok || a.Op() != packet.ARPReply || a.SenderMAC() != ourMAC || a.SenderIP() != ourIP || a.TargetMAC() != hostMAC || a.TargetIP() != hostIP {
 		t.Fatalf("bad reply % x", out[0])
 	}
 	// The requester was learned.
@@ -179,7 +121,7 @@ func TestAnswersRequestForUs(t *testing.T) {
 func TestIgnoresRequestForOthers(t *testing.T) {
 	n := newTable(t)
 	s := newSink()
-	n.Input(0, arpFrame(Broadcast, hostMAC, ARPRequest, hostMAC, hostIP, MAC{}, host2IP), s.b)
+	n.Input(0, arpFrame(packet.Broadcast, hostMAC, packet.ARPRequest, hostMAC, hostIP, packet.MAC{}, host2IP), s.b)
 	if out := s.all(); len(out) != 0 {
 		t.Fatalf("answered a request for another host: %d frames", len(out))
 	}
@@ -192,7 +134,7 @@ func TestProbeAnswered(t *testing.T) {
 	// RFC 5227 probe: sender IP 0.0.0.0. Answer, learn nothing.
 	n := newTable(t)
 	s := newSink()
-	n.Input(0, arpFrame(Broadcast, hostMAC, ARPRequest, hostMAC, [4]byte{}, MAC{}, ourIP), s.b)
+	n.Input(0, arpFrame(packet.Broadcast, hostMAC, packet.ARPRequest, hostMAC, [4]byte{}, packet.MAC{}, ourIP), s.b)
 	out := s.all()
 	if len(out) != 1 {
 		t.Fatalf("%d frames, want a reply", len(out))
@@ -214,9 +156,9 @@ func TestResolveQueueRelease(t *testing.T) {
 	if len(out) != 1 {
 		t.Fatalf("%d frames, want one ARP request", len(out))
 	}
-	e := Ether(out[0])
-	a, ok := ParseARP(e.Payload())
-	if e.Dst() != Broadcast || e.Src() != ourMAC || !ok || a.Op() != ARPRequest || a.TargetIP() != hostIP || a.SenderIP() != ourIP || a.SenderMAC() != ourMAC {
+	e := packet.Ether(out[0])
+	a, ok := packet.ParseARP(e.Payload())
+	if e.Dst() != packet.Broadcast || e.Src() != ourMAC || !ok || a.Op() != packet.ARPRequest || a.TargetIP() != hostIP || a.SenderIP() != ourIP || a.SenderMAC() != ourMAC {
 		t.Fatalf("bad request % x", out[0])
 	}
 	// The caller may reuse its frame at once: the queue holds a copy.
@@ -230,14 +172,14 @@ func TestResolveQueueRelease(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	// The reply releases both, in order, with the right header.
-	n.Input(now+200*time.Millisecond, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	n.Input(now+200*time.Millisecond, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
 	out = s.all()
 	if len(out) != 2 {
 		t.Fatalf("%d frames released, want 2", len(out))
 	}
 	for i, fill := range []byte{0xa1, 0xa2} {
-		e := Ether(out[i])
-		if e.Dst() != hostMAC || e.Src() != ourMAC || e.Type() != EtherTypeIPv4 || e.Payload()[6] != fill || len(e) != 54 {
+		e := packet.Ether(out[i])
+		if e.Dst() != hostMAC || e.Src() != ourMAC || e.Type() != packet.EtherTypeIPv4 || e.Payload()[6] != fill || len(e) != 54 {
 			t.Fatalf("released frame %d: % x", i, out[i])
 		}
 	}
@@ -253,7 +195,7 @@ func TestResolveQueueRelease(t *testing.T) {
 	if &s.b.Frames[0][0] != &f[0] {
 		t.Fatal("resolved frame was copied")
 	}
-	if Ether(f).Dst() != hostMAC || Ether(f).Src() != ourMAC || Ether(f).Type() != EtherTypeIPv4 {
+	if packet.Ether(f).Dst() != hostMAC || packet.Ether(f).Src() != ourMAC || packet.Ether(f).Type() != packet.EtherTypeIPv4 {
 		t.Fatalf("header not written: % x", f[:14])
 	}
 	s.all()
@@ -262,7 +204,7 @@ func TestResolveQueueRelease(t *testing.T) {
 func TestResolvedOutputAllocatesNothing(t *testing.T) {
 	n := newTable(t)
 	s := newSink()
-	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
 	s.all()
 	f := ipFrame(1000, 1)
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -274,8 +216,8 @@ func TestResolvedOutputAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per resolved Output", allocs)
 	}
-	g := make(Ether, 60)
-	g.SetHeader(ourMAC, hostMAC, EtherTypeIPv4)
+	g := make(packet.Ether, 60)
+	g.SetHeader(ourMAC, hostMAC, packet.EtherTypeIPv4)
 	if a := testing.AllocsPerRun(1000, func() { n.Accept(g) }); a != 0 {
 		t.Fatalf("%v allocations per Accept", a)
 	}
@@ -349,9 +291,9 @@ func TestQueueBounds(t *testing.T) {
 	}
 	s.all()
 	// Oldest dropped: frames 2 and 3 remain.
-	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
 	out := s.all()
-	if len(out) != 2 || Ether(out[0]).Payload()[0] != 2 || Ether(out[1]).Payload()[0] != 3 {
+	if len(out) != 2 || packet.Ether(out[0]).Payload()[0] != 2 || packet.Ether(out[1]).Payload()[0] != 3 {
 		t.Fatalf("released %d frames", len(out))
 	}
 }
@@ -359,7 +301,7 @@ func TestQueueBounds(t *testing.T) {
 func TestStaleEntryReconfirmed(t *testing.T) {
 	n := newTable(t)
 	s := newSink()
-	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
 	s.all()
 	// Stale: still used, and a unicast request is sent, at most once a second.
 	at := 61 * time.Second
@@ -371,12 +313,12 @@ func TestStaleEntryReconfirmed(t *testing.T) {
 	if len(out) != 3 {
 		t.Fatalf("%d frames, want probe + 2 packets", len(out))
 	}
-	probe := Ether(out[0])
-	if probe.Type() != EtherTypeARP || probe.Dst() != hostMAC {
+	probe := packet.Ether(out[0])
+	if probe.Type() != packet.EtherTypeARP || probe.Dst() != hostMAC {
 		t.Fatalf("probe not unicast ARP: % x", out[0])
 	}
 	// The neighbour answers: fresh again, nothing more asked.
-	n.Input(at+20*time.Millisecond, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	n.Input(at+20*time.Millisecond, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
 	n.Output(at+2*time.Second, hostIP, ipFrame(40, 1), s.b)
 	if out := s.all(); len(out) != 1 {
 		t.Fatalf("%d frames after reconfirmation, want 1", len(out))
@@ -387,7 +329,7 @@ func TestStaleEntryReconfirmed(t *testing.T) {
 		t.Fatal("silent neighbour still used")
 	}
 	out = s.all()
-	if len(out) != 1 || Ether(out[0]).Dst() != Broadcast {
+	if len(out) != 1 || packet.Ether(out[0]).Dst() != packet.Broadcast {
 		t.Fatalf("want one broadcast request, got %d frames", len(out))
 	}
 }
@@ -395,15 +337,15 @@ func TestStaleEntryReconfirmed(t *testing.T) {
 func TestMACChangeLearned(t *testing.T) {
 	n := newTable(t)
 	s := newSink()
-	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
-	other := MAC{0x02, 0, 0, 0, 0, 0x77}
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	other := packet.MAC{0x02, 0, 0, 0, 0, 0x77}
 	// Gratuitous ARP from the new MAC updates an existing entry.
-	n.Input(time.Second, arpFrame(Broadcast, other, ARPRequest, other, hostIP, MAC{}, hostIP), s.b)
+	n.Input(time.Second, arpFrame(packet.Broadcast, other, packet.ARPRequest, other, hostIP, packet.MAC{}, hostIP), s.b)
 	if mac, _ := n.Lookup(hostIP); mac != other {
 		t.Fatalf("MAC not updated: %v", mac)
 	}
 	// A gratuitous ARP for an unknown address creates nothing.
-	n.Input(time.Second, arpFrame(Broadcast, other, ARPRequest, other, host2IP, MAC{}, host2IP), s.b)
+	n.Input(time.Second, arpFrame(packet.Broadcast, other, packet.ARPRequest, other, host2IP, packet.MAC{}, host2IP), s.b)
 	if _, ok := n.Lookup(host2IP); ok {
 		t.Fatal("learned from unsolicited gratuitous ARP")
 	}
@@ -422,8 +364,8 @@ func TestBadNextHops(t *testing.T) {
 		t.Fatalf("frames %d stats %+v", len(out), n.Stats())
 	}
 	// Replies from off-link or spoofed-as-us senders teach nothing.
-	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, [4]byte{10, 0, 0, 1}, ourMAC, ourIP), s.b)
-	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, ourIP, ourMAC, ourIP), s.b)
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, [4]byte{10, 0, 0, 1}, ourMAC, ourIP), s.b)
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, ourIP, ourMAC, ourIP), s.b)
 	if n.Stats().Entries != 0 {
 		t.Fatal("learned a bad sender")
 	}
@@ -444,7 +386,7 @@ func TestTableFull(t *testing.T) {
 func TestExpire(t *testing.T) {
 	n := newTable(t)
 	s := newSink()
-	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
 	n.Expire(119 * time.Second)
 	if n.Stats().Entries != 1 {
 		t.Fatal("expired too early")
@@ -497,10 +439,10 @@ func TestHopCache(t *testing.T) {
 	n := newTable(t)
 	s := newSink()
 	var c HopCache
-	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
 	sameSlot := [4]byte{192, 168, 50, 26} // 26 & 15 == 10 & 15
-	sameMAC := MAC{0x02, 0, 0, 0, 0, 0x26}
-	n.Input(0, arpFrame(ourMAC, sameMAC, ARPReply, sameMAC, sameSlot, ourMAC, ourIP), s.b)
+	sameMAC := packet.MAC{0x02, 0, 0, 0, 0, 0x26}
+	n.Input(0, arpFrame(ourMAC, sameMAC, packet.ARPReply, sameMAC, sameSlot, ourMAC, ourIP), s.b)
 	s.all()
 	send := func(at time.Duration, nh [4]byte) (bool, [][]byte) {
 		t.Helper()
@@ -513,30 +455,30 @@ func TestHopCache(t *testing.T) {
 		if nh == sameSlot {
 			want = sameMAC
 		}
-		if !ok || len(out) != 1 || Ether(out[0]).Dst() != want || Ether(out[0]).Src() != ourMAC {
-			t.Fatalf("send %d to %v: ok %v, %d frames, dst %v; want %v", i, nh, ok, len(out), Ether(out[0]).Dst(), want)
+		if !ok || len(out) != 1 || packet.Ether(out[0]).Dst() != want || packet.Ether(out[0]).Src() != ourMAC {
+			t.Fatalf("send %d to %v: ok %v, %d frames, dst %v; want %v", i, nh, ok, len(out), packet.Ether(out[0]).Dst(), want)
 		}
 	}
 	send(1500*time.Millisecond, hostIP) // the slot holds hostIP again
 	// The neighbour moves to another MAC (gratuitous ARP): used at once.
-	other := MAC{0x02, 0, 0, 0, 0, 0x77}
-	n.Input(2*time.Second, arpFrame(Broadcast, other, ARPRequest, other, hostIP, MAC{}, hostIP), s.b)
+	other := packet.MAC{0x02, 0, 0, 0, 0, 0x77}
+	n.Input(2*time.Second, arpFrame(packet.Broadcast, other, packet.ARPRequest, other, hostIP, packet.MAC{}, hostIP), s.b)
 	s.all()
-	if _, out := send(3*time.Second, hostIP); len(out) != 1 || Ether(out[0]).Dst() != other {
-		t.Fatalf("after the MAC change: %d frames to %v, want 1 to %v", len(out), Ether(out[0]).Dst(), other)
+	if _, out := send(3*time.Second, hostIP); len(out) != 1 || packet.Ether(out[0]).Dst() != other {
+		t.Fatalf("after the MAC change: %d frames to %v, want 1 to %v", len(out), packet.Ether(out[0]).Dst(), other)
 	}
 	// Stale (a ReachableTime after the last confirmation): still used, and
 	// probed, as the table does without a cache.
-	if ok, out := send(63*time.Second, hostIP); !ok || len(out) != 2 || Ether(out[0]).Type() != EtherTypeARP || Ether(out[0]).Dst() != other {
+	if ok, out := send(63*time.Second, hostIP); !ok || len(out) != 2 || packet.Ether(out[0]).Type() != packet.EtherTypeARP || packet.Ether(out[0]).Dst() != other {
 		t.Fatalf("stale: ok %v, %d frames; want a unicast probe and the packet", ok, len(out))
 	}
 	// Forgotten (the other neighbour idle long enough): resolved anew,
 	// not sent to the MAC the cache held.
 	n.Expire(200 * time.Second)
-	if ok, out := send(201*time.Second, sameSlot); ok || len(out) != 1 || Ether(out[0]).Dst() != Broadcast {
+	if ok, out := send(201*time.Second, sameSlot); ok || len(out) != 1 || packet.Ether(out[0]).Dst() != packet.Broadcast {
 		t.Fatalf("after expiry: ok %v, %d frames; want the packet queued behind a broadcast request", ok, len(out))
 	}
-	n.Input(0, arpFrame(ourMAC, hostMAC, ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
 	s.all()
 	f := ipFrame(40, 1)
 	if a := testing.AllocsPerRun(1000, func() {

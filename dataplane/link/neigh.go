@@ -7,12 +7,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"passgate/packet"
 )
 
 // NeighbourConfig configures the neighbour table of one interface.
 type NeighbourConfig struct {
 	// MAC is the interface's own Ethernet address.
-	MAC MAC
+	MAC packet.MAC
 	// Addr is the router's address on the interface and the on-link prefix.
 	Addr netip.Prefix
 	// ReachableTime is how long a confirmed entry is used without asking
@@ -61,7 +63,7 @@ func (c *NeighbourConfig) setDefaults() {
 		c.MaxEntries = 1024
 	}
 	if c.BufSize <= 0 {
-		c.BufSize = EtherHeaderLen + 1500
+		c.BufSize = packet.EtherHeaderLen + 1500
 	}
 }
 
@@ -121,7 +123,7 @@ func (s neighState) String() string {
 }
 
 type entry struct {
-	mac       MAC
+	mac       packet.MAC
 	state     neighState
 	confirmed time.Duration // last time the neighbour proved it owns the address
 	lastReq   time.Duration // last request we sent
@@ -165,13 +167,13 @@ func NewNeighbours(cfg NeighbourConfig) (*Neighbours, error) {
 }
 
 // MAC is the interface's own address.
-func (n *Neighbours) MAC() MAC { return n.cfg.MAC }
+func (n *Neighbours) MAC() packet.MAC { return n.cfg.MAC }
 
 // Accept reports whether a received frame is for this interface: addressed
 // to its MAC or broadcast, and not one it sent itself.
-func (n *Neighbours) Accept(e Ether) bool {
+func (n *Neighbours) Accept(e packet.Ether) bool {
 	d := e.Dst()
-	return (d == n.cfg.MAC || d == Broadcast) && e.Src() != n.cfg.MAC
+	return (d == n.cfg.MAC || d == packet.Broadcast) && e.Src() != n.cfg.MAC
 }
 
 // Output sends frame (an Ethernet frame whose first 14 bytes are free) to
@@ -194,7 +196,7 @@ type HopCache struct {
 
 type hopSlot struct {
 	nh    [4]byte
-	mac   MAC
+	mac   packet.MAC
 	ok    bool
 	gen   uint64        // the table's generation when filled
 	until time.Duration // the end of the entry's fresh period
@@ -205,8 +207,8 @@ type hopSlot struct {
 // and not at all once the table changed.
 func (n *Neighbours) OutputCached(now time.Duration, nh [4]byte, frame []byte, b *Batch, c *HopCache) bool {
 	s := &c.slots[nh[3]&15]
-	if s.ok && s.nh == nh && now < s.until && s.gen == n.gen.Load() && len(frame) >= EtherHeaderLen {
-		Ether(frame).SetHeader(s.mac, n.cfg.MAC, EtherTypeIPv4)
+	if s.ok && s.nh == nh && now < s.until && s.gen == n.gen.Load() && len(frame) >= packet.EtherHeaderLen {
+		packet.Ether(frame).SetHeader(s.mac, n.cfg.MAC, packet.EtherTypeIPv4)
 		b.Add(frame)
 		return true
 	}
@@ -215,7 +217,7 @@ func (n *Neighbours) OutputCached(now time.Duration, nh [4]byte, frame []byte, b
 
 // output is Output, filling s (if not nil) when nh is fresh.
 func (n *Neighbours) output(now time.Duration, nh [4]byte, frame []byte, b *Batch, s *hopSlot) bool {
-	if len(frame) < EtherHeaderLen {
+	if len(frame) < packet.EtherHeaderLen {
 		return false
 	}
 	n.mu.Lock()
@@ -231,7 +233,7 @@ func (n *Neighbours) output(now time.Duration, nh [4]byte, frame []byte, b *Batc
 				*s = hopSlot{nh: nh, mac: mac, ok: true, gen: n.gen.Load(), until: e.confirmed + n.cfg.ReachableTime}
 			}
 			n.mu.Unlock()
-			Ether(frame).SetHeader(mac, n.cfg.MAC, EtherTypeIPv4)
+			packet.Ether(frame).SetHeader(mac, n.cfg.MAC, packet.EtherTypeIPv4)
 			b.Add(frame)
 			return true
 		}
@@ -243,7 +245,7 @@ func (n *Neighbours) output(now time.Duration, nh [4]byte, frame []byte, b *Batc
 			}
 			mac := e.mac
 			n.mu.Unlock()
-			Ether(frame).SetHeader(mac, n.cfg.MAC, EtherTypeIPv4)
+			packet.Ether(frame).SetHeader(mac, n.cfg.MAC, packet.EtherTypeIPv4)
 			b.Add(frame)
 			return true
 		}
@@ -281,7 +283,7 @@ func (n *Neighbours) output(now time.Duration, nh [4]byte, frame []byte, b *Batc
 	e.used = now
 	n.enqueue(e, frame)
 	if e.reqs == 0 || (now-e.lastReq >= n.cfg.RetryInterval && e.reqs < n.cfg.Retries) {
-		n.request(now, nh, e, Broadcast, b)
+		n.request(now, nh, e, packet.Broadcast, b)
 	}
 	n.mu.Unlock()
 	return false
@@ -291,28 +293,28 @@ func (n *Neighbours) output(now time.Duration, nh [4]byte, frame []byte, b *Batc
 // for our address, learns the sender, and releases packets that waited for
 // it into b, which must be the batch of this interface. It reports whether
 // the frame was a well-formed ARP packet.
-func (n *Neighbours) Input(now time.Duration, frame Ether, b *Batch) bool {
-	if len(frame) < EtherHeaderLen || frame.Type() != EtherTypeARP {
+func (n *Neighbours) Input(now time.Duration, frame packet.Ether, b *Batch) bool {
+	if len(frame) < packet.EtherHeaderLen || frame.Type() != packet.EtherTypeARP {
 		return false
 	}
-	a, ok := ParseARP(frame.Payload())
+	a, ok := packet.ParseARP(frame.Payload())
 	if !ok {
 		return false
 	}
 	op := a.Op()
-	if op != ARPRequest && op != ARPReply {
+	if op != packet.ARPRequest && op != packet.ARPReply {
 		return false
 	}
 	sha, spa, tpa := a.SenderMAC(), a.SenderIP(), a.TargetIP()
 	forUs := tpa == n.self
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if op == ARPRequest {
+	if op == packet.ARPRequest {
 		n.stats.RequestsReceived++
 		if forUs && !sha.IsMulticast() && !sha.IsZero() {
 			// Reply to the sender (spa may be 0.0.0.0: an RFC 5227 probe).
-			if buf := b.Buffer(MinFrameLen); buf != nil {
-				b.Add(BuildARP(buf, sha, n.cfg.MAC, ARPReply, n.cfg.MAC, n.self, sha, spa))
+			if buf := b.Buffer(packet.MinFrameLen); buf != nil {
+				b.Add(packet.BuildARP(buf, sha, n.cfg.MAC, packet.ARPReply, n.cfg.MAC, n.self, sha, spa))
 				n.stats.RepliesSent++
 			}
 		}
@@ -364,7 +366,7 @@ func (n *Neighbours) Poll(now time.Duration, b *Batch) {
 			n.setState(e, stateFailed, now)
 			continue
 		}
-		n.request(now, ip, e, Broadcast, b)
+		n.request(now, ip, e, packet.Broadcast, b)
 	}
 }
 
@@ -390,13 +392,13 @@ func (n *Neighbours) Expire(now time.Duration) {
 }
 
 // Lookup returns the MAC of a resolved next hop.
-func (n *Neighbours) Lookup(ip [4]byte) (MAC, bool) {
+func (n *Neighbours) Lookup(ip [4]byte) (packet.MAC, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if e := n.entries[ip]; e != nil && e.state == stateReachable {
 		return e.mac, true
 	}
-	return MAC{}, false
+	return packet.MAC{}, false
 }
 
 // Stats returns the counters.
@@ -467,14 +469,14 @@ func (n *Neighbours) setState(e *entry, s neighState, now time.Duration) {
 
 // request adds an ARP request for ip to b: broadcast while resolving,
 // unicast to the known MAC while re-confirming. n.mu is held.
-func (n *Neighbours) request(now time.Duration, ip [4]byte, e *entry, dst MAC, b *Batch) {
+func (n *Neighbours) request(now time.Duration, ip [4]byte, e *entry, dst packet.MAC, b *Batch) {
 	e.lastReq = now
 	e.reqs++
-	buf := b.Buffer(MinFrameLen)
+	buf := b.Buffer(packet.MinFrameLen)
 	if buf == nil {
 		return
 	}
-	b.Add(BuildARP(buf, dst, n.cfg.MAC, ARPRequest, n.cfg.MAC, n.self, MAC{}, ip))
+	b.Add(packet.BuildARP(buf, dst, n.cfg.MAC, packet.ARPRequest, n.cfg.MAC, n.self, packet.MAC{}, ip))
 	n.stats.RequestsSent++
 }
 
@@ -513,7 +515,7 @@ func (n *Neighbours) release(e *entry, b *Batch) {
 			n.stats.DropTooBig++
 		} else {
 			copy(out, q)
-			Ether(out).SetHeader(e.mac, n.cfg.MAC, EtherTypeIPv4)
+			packet.Ether(out).SetHeader(e.mac, n.cfg.MAC, packet.EtherTypeIPv4)
 			b.Add(out)
 			n.stats.Released++
 		}

@@ -8,6 +8,7 @@ import (
 
 	"passgate/dataplane/link"
 	"passgate/nat"
+	"passgate/packet"
 	"passgate/pppoe"
 )
 
@@ -26,9 +27,9 @@ func pppoeRouter(t testing.TB) (*Router, [2]*link.Batch) {
 	return r, out
 }
 
-func pppoeFrame(dst, src link.MAC, typ uint16, code uint8, sid uint16, tags ...[]byte) []byte {
+func pppoeFrame(dst, src packet.MAC, typ uint16, code uint8, sid uint16, tags ...[]byte) []byte {
 	f := make([]byte, 20, 1514)
-	link.Ether(f).SetHeader(dst, src, typ)
+	packet.Ether(f).SetHeader(dst, src, typ)
 	var pl []byte
 	for i := 0; i+1 < len(tags); i += 2 {
 		pl = pppoe.AppendTag(pl, binary.BigEndian.Uint16(tags[i]), tags[i+1])
@@ -48,8 +49,8 @@ func tagType(t uint16) []byte { return binary.BigEndian.AppendUint16(nil, t) }
 func TestPPPoEHook(t *testing.T) {
 	r, out := pppoeRouter(t)
 	lanMAC, wanMAC := r.nb[nat.LAN].MAC(), r.nb[nat.WAN].MAC()
-	host := link.MAC{2, 0, 0, 0, 0, 0x10}
-	ac := link.MAC{2, 0, 0, 0, 0, 0xac}
+	host := packet.MAC{2, 0, 0, 0, 0, 0x10}
+	ac := packet.MAC{2, 0, 0, 0, 0, 0xac}
 	lan := &worker{in: nat.LAN}
 	wan := &worker{in: nat.WAN}
 	var c tally
@@ -62,9 +63,9 @@ func TestPPPoEHook(t *testing.T) {
 		return fs
 	}
 
-	r.handle(0, lan, pppoeFrame(link.Broadcast, host, pppoe.EtherTypeDiscovery, pppoe.CodePADI, 0, tagType(pppoe.TagServiceName), nil), 0, &out, &c)
+	r.handle(0, lan, pppoeFrame(packet.Broadcast, host, pppoe.EtherTypeDiscovery, pppoe.CodePADI, 0, tagType(pppoe.TagServiceName), nil), 0, &out, &c)
 	got := take(nat.WAN)
-	if len(got) != 1 || link.Ether(got[0]).Src() != wanMAC || len(take(nat.LAN)) != 0 {
+	if len(got) != 1 || packet.Ether(got[0]).Src() != wanMAC || len(take(nat.LAN)) != 0 {
 		t.Fatalf("PADI: %d frames to the WAN", len(got))
 	}
 	p, _ := pppoe.Parse(got[0][14:])
@@ -74,13 +75,13 @@ func TestPPPoEHook(t *testing.T) {
 	}
 	r.handle(0, wan, pppoeFrame(wanMAC, ac, pppoe.EtherTypeDiscovery, pppoe.CodePADO, 0, tagType(pppoe.TagRelaySessionID), rid), 0, &out, &c)
 	pado := take(nat.LAN)
-	if len(pado) != 1 || link.Ether(pado[0]).Dst() != host || link.Ether(pado[0]).Src() != lanMAC {
+	if len(pado) != 1 || packet.Ether(pado[0]).Dst() != host || packet.Ether(pado[0]).Src() != lanMAC {
 		t.Fatalf("PADO: %d frames to the LAN", len(pado))
 	}
 	p, _ = pppoe.Parse(pado[0][14:])
 	acID, _, _ := pppoe.FindTag(p.Payload(), pppoe.TagRelaySessionID)
 	r.handle(0, lan, pppoeFrame(lanMAC, host, pppoe.EtherTypeDiscovery, pppoe.CodePADR, 0, tagType(pppoe.TagRelaySessionID), acID), 0, &out, &c)
-	if padr := take(nat.WAN); len(padr) != 1 || link.Ether(padr[0]).Dst() != ac {
+	if padr := take(nat.WAN); len(padr) != 1 || packet.Ether(padr[0]).Dst() != ac {
 		t.Fatalf("PADR: %d frames", len(padr))
 	}
 	r.handle(0, wan, pppoeFrame(wanMAC, ac, pppoe.EtherTypeDiscovery, pppoe.CodePADS, 3, tagType(pppoe.TagRelaySessionID), rid), 0, &out, &c)
@@ -89,7 +90,7 @@ func TestPPPoEHook(t *testing.T) {
 	}
 	sessFrame := pppoeFrame(lanMAC, host, pppoe.EtherTypeSession, 0, 3)
 	r.handle(0, lan, sessFrame, 0, &out, &c)
-	if up := take(nat.WAN); len(up) != 1 || link.Ether(up[0]).Dst() != ac {
+	if up := take(nat.WAN); len(up) != 1 || packet.Ether(up[0]).Dst() != ac {
 		t.Fatalf("session frame: %d frames", len(up))
 	}
 	if s := r.PPPoESessions(); len(s) != 1 || s[0].ID != 3 || s[0].Host != host.String() || s[0].AC != ac.String() {
@@ -106,7 +107,7 @@ func TestPPPoEHook(t *testing.T) {
 	if l, w := take(nat.LAN), take(nat.WAN); len(l) != 1 || len(w) != 1 {
 		t.Fatalf("switched off: %d PADT to the LAN, %d to the WAN", len(l), len(w))
 	}
-	r.handle(0, lan, pppoeFrame(link.Broadcast, host, pppoe.EtherTypeDiscovery, pppoe.CodePADI, 0), 0, &out, &c)
+	r.handle(0, lan, pppoeFrame(packet.Broadcast, host, pppoe.EtherTypeDiscovery, pppoe.CodePADI, 0), 0, &out, &c)
 	if n := len(take(nat.WAN)); n != 0 {
 		t.Fatalf("relay off: %d frames relayed", n)
 	}
@@ -124,11 +125,11 @@ func TestPPPoEHook(t *testing.T) {
 // the relay (PADI, PADO, PADS) and returns a session frame from the host.
 func pppoeSession(r *Router, out [2]*link.Batch) []byte {
 	lanMAC, wanMAC := r.nb[nat.LAN].MAC(), r.nb[nat.WAN].MAC()
-	host := link.MAC{2, 0, 0, 0, 0, 0x10}
-	ac := link.MAC{2, 0, 0, 0, 0, 0xac}
+	host := packet.MAC{2, 0, 0, 0, 0, 0x10}
+	ac := packet.MAC{2, 0, 0, 0, 0, 0xac}
 	lan, wan := &worker{in: nat.LAN}, &worker{in: nat.WAN}
 	var c tally
-	r.handle(0, lan, pppoeFrame(link.Broadcast, host, pppoe.EtherTypeDiscovery, pppoe.CodePADI, 0), 0, &out, &c)
+	r.handle(0, lan, pppoeFrame(packet.Broadcast, host, pppoe.EtherTypeDiscovery, pppoe.CodePADI, 0), 0, &out, &c)
 	p, _ := pppoe.Parse(out[nat.WAN].Frames[0][14:])
 	rid, _, _ := pppoe.FindTag(p.Payload(), pppoe.TagRelaySessionID)
 	rid = append([]byte(nil), rid...)

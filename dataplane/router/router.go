@@ -26,6 +26,7 @@ import (
 	"passgate/dataplane/afpacket"
 	"passgate/dataplane/link"
 	"passgate/nat"
+	"passgate/packet"
 	"passgate/pppoe"
 )
 
@@ -90,7 +91,7 @@ type Router struct {
 type ifaceInfo struct {
 	name  string
 	index int
-	mac   link.MAC
+	mac   packet.MAC
 	mtu   int
 	addr  netip.Prefix
 }
@@ -187,7 +188,7 @@ func New(opts Options) (*Router, error) {
 	}
 	for in := nat.LAN; in <= nat.WAN; in++ {
 		s := r.workers[int(in)].rx
-		mac, okMAC := link.MACFrom(s.HardwareAddr())
+		mac, okMAC := packet.MACFrom(s.HardwareAddr())
 		if !okMAC {
 			return nil, fmt.Errorf("router: %s has no Ethernet address", names[in])
 		}
@@ -197,7 +198,7 @@ func New(opts Options) (*Router, error) {
 				"interface", names[in], "interface_mtu", s.MTU(), "configured_mtu", mtus[in])
 		}
 		r.nb[in], err = link.NewNeighbours(link.NeighbourConfig{
-			MAC: mac, Addr: addrs[in], BufSize: link.EtherHeaderLen + max(s.MTU(), mtus[in]),
+			MAC: mac, Addr: addrs[in], BufSize: packet.EtherHeaderLen + max(s.MTU(), mtus[in]),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("router: %s: %w", names[in], err)
@@ -308,7 +309,7 @@ func (r *Router) loop(ctx context.Context, wk *worker) {
 	n := r.opts.BatchSize
 	frames := make([][]byte, n)
 	flags := make([]uint32, n)
-	bufSize := link.EtherHeaderLen + max(2048, r.ifaces[0].mtu, r.ifaces[1].mtu, r.opts.NAT.LANMTU, r.opts.NAT.WANMTU)
+	bufSize := packet.EtherHeaderLen + max(2048, r.ifaces[0].mtu, r.ifaces[1].mtu, r.opts.NAT.LANMTU, r.opts.NAT.WANMTU)
 	var out [2]*link.Batch
 	for i := range out {
 		tx := wk.tx[i]
@@ -375,11 +376,11 @@ func (r *Router) loop(ctx context.Context, wk *worker) {
 // counted nothing, when f needs handle. It completes a checksum left to
 // offload either way, and clears *flags' note of it.
 func (r *Router) fast(now nat.Time, wk *worker, f []byte, flags *uint32, out *[2]*link.Batch, c *tally, nc *nat.Counters) bool {
-	eth, ok := link.ParseEther(f)
-	if !ok || eth.Type() != link.EtherTypeIPv4 || eth.Dst() != r.nb[wk.in].MAC() || eth.Src() == r.nb[wk.in].MAC() {
+	eth, ok := packet.ParseEther(f)
+	if !ok || eth.Type() != packet.EtherTypeIPv4 || eth.Dst() != r.nb[wk.in].MAC() || eth.Src() == r.nb[wk.in].MAC() {
 		return false
 	}
-	ip := f[link.EtherHeaderLen:]
+	ip := f[packet.EtherHeaderLen:]
 	if *flags&afpacket.StatusCsumNotReady != 0 {
 		*flags &^= afpacket.StatusCsumNotReady
 		if completeChecksum(ip) {
@@ -392,7 +393,7 @@ func (r *Router) fast(now nat.Time, wk *worker, f []byte, flags *uint32, out *[2
 	}
 	c.rxFrames++
 	c.fastPath++
-	frame := f[:link.EtherHeaderLen+ipLen(ip)]
+	frame := f[:packet.EtherHeaderLen+ipLen(ip)]
 	if r.nb[v.Out].OutputCached(time.Duration(now), v.NextHop, frame, out[v.Out], &wk.hops[v.Out]) {
 		c.forwarded++
 	} else {
@@ -405,7 +406,7 @@ func (r *Router) fast(now nat.Time, wk *worker, f []byte, flags *uint32, out *[2
 func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[2]*link.Batch, c *tally) {
 	c.rxFrames++
 	in := wk.in
-	eth, ok := link.ParseEther(f)
+	eth, ok := packet.ParseEther(f)
 	if !ok {
 		c.rxRunts++
 		return
@@ -416,15 +417,15 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 		return
 	}
 	switch eth.Type() {
-	case link.EtherTypeARP:
+	case packet.EtherTypeARP:
 		c.arp++
 		nb.Input(time.Duration(now), eth, out[in])
-	case link.EtherTypeIPv4:
+	case packet.EtherTypeIPv4:
 		if eth.Dst() != nb.MAC() {
 			c.notForUs++ // broadcast IPv4: nothing a NAT routes
 			return
 		}
-		ip := f[link.EtherHeaderLen:]
+		ip := f[packet.EtherHeaderLen:]
 		if flags&afpacket.StatusCsumNotReady != 0 {
 			if completeChecksum(ip) {
 				c.csumCompleted++
@@ -433,7 +434,7 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 		v := r.eng.Process(now, in, ip)
 		switch v.Action {
 		case nat.Forward:
-			frame := f[:link.EtherHeaderLen+ipLen(ip)]
+			frame := f[:packet.EtherHeaderLen+ipLen(ip)]
 			if r.nb[v.Out].OutputCached(time.Duration(now), v.NextHop, frame, out[v.Out], &wk.hops[v.Out]) {
 				c.forwarded++
 			} else {
@@ -461,7 +462,7 @@ func (r *Router) takeEmitted(now time.Duration, out *[2]*link.Batch, c *tally) {
 	for _, e := range ems {
 		o := e.Out & 1
 		buf := out[o].Buffer(len(e.Frame))
-		if buf == nil || len(e.Frame) < link.EtherHeaderLen {
+		if buf == nil || len(e.Frame) < packet.EtherHeaderLen {
 			c.emitDropped++
 			continue
 		}

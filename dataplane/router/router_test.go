@@ -142,7 +142,7 @@ func testRouter(t testing.TB) (*Router, [2]*link.Batch) {
 		t.Fatal(err)
 	}
 	r := &Router{eng: eng, opts: Options{NAT: cfg}}
-	macs := [2]link.MAC{{2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2}}
+	macs := [2]packet.MAC{{2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2}}
 	for i, p := range []netip.Prefix{cfg.LANAddr, cfg.WANAddr} {
 		r.nb[i], err = link.NewNeighbours(link.NeighbourConfig{MAC: macs[i], Addr: p})
 		if err != nil {
@@ -158,21 +158,21 @@ func testRouter(t testing.TB) (*Router, [2]*link.Batch) {
 
 // learn teaches the router's neighbour table on in a neighbour's MAC, as
 // its ARP request for the router's address does, and drops the reply.
-func learn(r *Router, out [2]*link.Batch, in nat.Iface, mac link.MAC, ip [4]byte) {
+func learn(r *Router, out [2]*link.Batch, in nat.Iface, mac packet.MAC, ip [4]byte) {
 	req := make([]byte, 60)
 	self := r.opts.NAT.LANAddr.Addr().As4()
 	if in == nat.WAN {
 		self = r.opts.NAT.WANAddr.Addr().As4()
 	}
-	link.BuildARP(req, link.Broadcast, mac, link.ARPRequest, mac, ip, link.MAC{}, self)
+	packet.BuildARP(req, packet.Broadcast, mac, packet.ARPRequest, mac, ip, packet.MAC{}, self)
 	r.nb[in].Input(0, req, out[in])
 	out[in].Reset()
 }
 
 func TestHotPathAllocatesNothing(t *testing.T) {
 	r, out := testRouter(t)
-	hostMAC := link.MAC{2, 0, 0, 0, 0, 0x10}
-	srvMAC := link.MAC{2, 0, 0, 0, 0, 0x20}
+	hostMAC := packet.MAC{2, 0, 0, 0, 0, 0x10}
+	srvMAC := packet.MAC{2, 0, 0, 0, 0, 0x20}
 	// The server's MAC is known (it asked for ours).
 	learn(r, out, nat.WAN, srvMAC, [4]byte{203, 0, 113, 10})
 
@@ -182,7 +182,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	partial(ip, 6)
 	completeChecksum(ip)
 	tmpl := make([]byte, 14+len(ip))
-	link.Ether(tmpl).SetHeader(r.nb[nat.LAN].MAC(), hostMAC, link.EtherTypeIPv4)
+	packet.Ether(tmpl).SetHeader(r.nb[nat.LAN].MAC(), hostMAC, packet.EtherTypeIPv4)
 	copy(tmpl[14:], ip)
 	frame := make([]byte, len(tmpl))
 	wk := &worker{in: nat.LAN}
@@ -200,7 +200,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, step); a != 0 {
 		t.Fatalf("%v allocations per forwarded frame", a)
 	}
-	if link.Ether(frame).Dst() != srvMAC || link.Ether(frame).Src() != r.nb[nat.WAN].MAC() {
+	if packet.Ether(frame).Dst() != srvMAC || packet.Ether(frame).Src() != r.nb[nat.WAN].MAC() {
 		t.Fatalf("Ethernet header not rewritten: % x", frame[:14])
 	}
 	if !l4Valid(frame[14:]) {
@@ -210,12 +210,12 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 
 func BenchmarkHandleForward(b *testing.B) {
 	r, out := testRouter(b)
-	srvMAC := link.MAC{2, 0, 0, 0, 0, 0x20}
+	srvMAC := packet.MAC{2, 0, 0, 0, 0, 0x20}
 	learn(r, out, nat.WAN, srvMAC, [4]byte{203, 0, 113, 10})
 	ip := udpPacket(make([]byte, 18))
 	binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20]))
 	tmpl := make([]byte, 14+len(ip))
-	link.Ether(tmpl).SetHeader(r.nb[nat.LAN].MAC(), link.MAC{2, 0, 0, 0, 0, 0x10}, link.EtherTypeIPv4)
+	packet.Ether(tmpl).SetHeader(r.nb[nat.LAN].MAC(), packet.MAC{2, 0, 0, 0, 0, 0x10}, packet.EtherTypeIPv4)
 	copy(tmpl[14:], ip)
 	frame := make([]byte, len(tmpl))
 	wk := &worker{in: nat.LAN}
@@ -237,12 +237,12 @@ func BenchmarkHandleForward(b *testing.B) {
 // its way to handle.
 func TestFastForward(t *testing.T) {
 	r, out := testRouter(t)
-	hostMAC := link.MAC{2, 0, 0, 0, 0, 0x10}
-	srvMAC := link.MAC{2, 0, 0, 0, 0, 0x20}
+	hostMAC := packet.MAC{2, 0, 0, 0, 0, 0x10}
+	srvMAC := packet.MAC{2, 0, 0, 0, 0, 0x20}
 	learn(r, out, nat.WAN, srvMAC, [4]byte{203, 0, 113, 10})
-	frameOf := func(dst, src link.MAC, ip []byte) []byte {
+	frameOf := func(dst, src packet.MAC, ip []byte) []byte {
 		f := make([]byte, 14+len(ip))
-		link.Ether(f).SetHeader(dst, src, link.EtherTypeIPv4)
+		packet.Ether(f).SetHeader(dst, src, packet.EtherTypeIPv4)
 		copy(f[14:], ip)
 		return f
 	}
@@ -298,8 +298,8 @@ func TestFastForward(t *testing.T) {
 			t.Fatalf("%v: established flow declined", wk.in)
 		}
 		o := 1 - wk.in
-		if out[o].Len() != 1 || !l4Valid(f[14:]) || link.Ether(f).Src() != r.nb[o].MAC() {
-			t.Fatalf("%v: out %d frames, checksum valid %v, source MAC %v", wk.in, out[o].Len(), l4Valid(f[14:]), link.Ether(f).Src())
+		if out[o].Len() != 1 || !l4Valid(f[14:]) || packet.Ether(f).Src() != r.nb[o].MAC() {
+			t.Fatalf("%v: out %d frames, checksum valid %v, source MAC %v", wk.in, out[o].Len(), l4Valid(f[14:]), packet.Ether(f).Src())
 		}
 		out[o].Reset()
 	}

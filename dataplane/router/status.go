@@ -104,7 +104,7 @@ type Interface struct {
 	Role  nat.Iface
 	Name  string
 	Index int
-	MAC   link.MAC
+	MAC   packet.MAC
 	MTU   int // the interface's
 	Addr  netip.Prefix
 }

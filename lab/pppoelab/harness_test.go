@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"passgate/dataplane/link"
 	"passgate/lab"
 	"passgate/lab/labtest"
+	"passgate/packet"
 	"passgate/pppoe"
 )
 
@@ -72,7 +72,7 @@ func setup(t *testing.T, prefix string, timeout time.Duration) (context.Context,
 
 func (e *env) path(name string) string { return filepath.Join(e.dir, name) }
 
-func (e *env) mac(ctx context.Context, node, dev string) link.MAC {
+func (e *env) mac(ctx context.Context, node, dev string) packet.MAC {
 	e.t.Helper()
 	s, err := e.lab.MAC(ctx, node, dev)
 	if err != nil {
@@ -85,8 +85,8 @@ func (e *env) mac(ctx context.Context, node, dev string) link.MAC {
 	return hw
 }
 
-func parseMAC(s string) (link.MAC, error) {
-	var m link.MAC
+func parseMAC(s string) (packet.MAC, error) {
+	var m packet.MAC
 	var b [6]int
 	if _, err := fmt.Sscanf(s, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]); err != nil {
 		return m, fmt.Errorf("MAC %q: %w", s, err)
@@ -353,7 +353,7 @@ func (c *capture) frames(t *testing.T, cond func([]frame) bool) []frame {
 
 // frame is a PPPoE frame from a capture.
 type frame struct {
-	dst, src link.MAC
+	dst, src packet.MAC
 	typ      uint16
 	code     uint8
 	sid      uint16
@@ -379,7 +379,7 @@ func readPcap(path string) ([]frame, error) {
 	}
 	var out []frame
 	for _, raw := range raws {
-		eth, ok := link.ParseEther(raw)
+		eth, ok := packet.ParseEther(raw)
 		if !ok || (eth.Type() != pppoe.EtherTypeDiscovery && eth.Type() != pppoe.EtherTypeSession) {
 			continue
 		}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"passgate/dataplane/link"
 	"passgate/lab"
 	"passgate/lab/labtest"
+	"passgate/packet"
 	"passgate/pppoe"
 )
 
@@ -40,8 +40,8 @@ func TestPPPoERelay(t *testing.T) {
 	rtrLAN := e.mac(ctx, lab.Router, lab.LANIface)
 	rtrWAN := e.mac(ctx, lab.Router, lab.WANIface)
 	acMAC := e.mac(ctx, lab.Server1, lab.HostIface)
-	hostMAC := map[string]link.MAC{}
-	hostOf := map[link.MAC]string{}
+	hostMAC := map[string]packet.MAC{}
+	hostOf := map[packet.MAC]string{}
 	for _, h := range hosts {
 		hostMAC[h] = e.mac(ctx, h, lab.HostIface)
 		hostOf[hostMAC[h]] = h
@@ -171,17 +171,17 @@ func TestPPPoERelay(t *testing.T) {
 	// What the wire showed.
 	// The last frames each check needs: srv1 saw lan1's PADT (the server
 	// end exited on it), lan2 the AC's (its pppoe exited on it).
-	hasPADT := func(src, dst link.MAC, sid uint16) func([]frame) bool {
+	hasPADT := func(src, dst packet.MAC, sid uint16) func([]frame) bool {
 		return func(fs []frame) bool {
 			for _, f := range fs {
-				if f.typ == pppoe.EtherTypeDiscovery && f.code == pppoe.CodePADT && f.src == src && (dst == link.MAC{} || f.dst == dst) && f.sid == sid {
+				if f.typ == pppoe.EtherTypeDiscovery && f.code == pppoe.CodePADT && f.src == src && (dst == packet.MAC{} || f.dst == dst) && f.sid == sid {
 					return true
 				}
 			}
 			return false
 		}
 	}
-	checkWAN(t, wanCap.frames(t, hasPADT(rtrWAN, link.MAC{}, sid[lab.Lan1])), rtrWAN, acMAC, hostMAC, hostOf, sid)
+	checkWAN(t, wanCap.frames(t, hasPADT(rtrWAN, packet.MAC{}, sid[lab.Lan1])), rtrWAN, acMAC, hostMAC, hostOf, sid)
 	for _, h := range hosts {
 		var last func([]frame) bool
 		if h == lab.Lan2 {
@@ -272,7 +272,7 @@ func discoverAll(ctx context.Context, e *env, hosts []string) map[string]string 
 // PADI from the router's WAN MAC with one Relay-Session-Id that names a LAN
 // host; a PADS for each host's session (found by that id) with the id the
 // host saw; session frames both ways in each session; the PADT lan1 sent.
-func checkWAN(t *testing.T, fs []frame, rtrWAN, acMAC link.MAC, hostMAC map[string]link.MAC, hostOf map[link.MAC]string, sid map[string]uint16) {
+func checkWAN(t *testing.T, fs []frame, rtrWAN, acMAC packet.MAC, hostMAC map[string]packet.MAC, hostOf map[packet.MAC]string, sid map[string]uint16) {
 	t.Helper()
 	named := map[string][]byte{}
 	padsSid := map[string]uint16{}
@@ -294,7 +294,7 @@ func checkWAN(t *testing.T, fs []frame, rtrWAN, acMAC link.MAC, hostMAC map[stri
 		rid, hasRID := f.tag(pppoe.TagRelaySessionID)
 		switch {
 		case f.code == pppoe.CodePADI:
-			if f.src != rtrWAN || f.dst != link.Broadcast {
+			if f.src != rtrWAN || f.dst != packet.Broadcast {
 				t.Errorf("PADI %s > %s, want from the router's WAN MAC to broadcast", f.src, f.dst)
 			}
 			n := 0
@@ -345,18 +345,18 @@ func checkWAN(t *testing.T, fs []frame, rtrWAN, acMAC link.MAC, hostMAC map[stri
 
 // hostIn is the LAN host whose MAC a Relay-Session-Id of this relay
 // carries (its last 6 of 12 bytes), or "".
-func hostIn(rid []byte, hostOf map[link.MAC]string) string {
+func hostIn(rid []byte, hostOf map[packet.MAC]string) string {
 	if len(rid) != pppoe.RelayIDLen {
 		return ""
 	}
-	return hostOf[link.MAC(rid[6:12])]
+	return hostOf[packet.MAC(rid[6:12])]
 }
 
 // checkLAN checks a LAN host's capture: discovery answers from the
 // router's LAN MAC, the PADS with the session id and without the relay's
 // tag toward the WAN, session frames both ways, and (wantPADT) the AC's
 // PADT relayed.
-func checkLAN(t *testing.T, h string, fs []frame, rtrLAN, me link.MAC, sid uint16, wantPADT bool) {
+func checkLAN(t *testing.T, h string, fs []frame, rtrLAN, me packet.MAC, sid uint16, wantPADT bool) {
 	t.Helper()
 	var pado, pads, padt, up, down int
 	for _, f := range fs {

@@ -1,12 +1,4 @@
-// Package link owns passgate's link layer: typed views over Ethernet headers
-// and ARP packets, and a neighbour table per interface that answers ARP for
-// the router's own address, learns neighbours, resolves next hops (queueing
-// a bounded number of packets while it does) and writes the Ethernet header
-// of every frame passgate sends.
-//
-// Views are named []byte: accessors read the wire format directly and setters
-// write it back, so nothing is copied or allocated on the packet path.
-package link
+package packet
 
 import (
 	"encoding/binary"
