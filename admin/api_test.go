@@ -329,9 +329,9 @@ func TestReadEndpoints(t *testing.T) {
 	if r := c.do("GET", "/api/v1/status?verbose=1", nil); r.code != 400 || !r.hasErr("verbose", "unknown query parameter") {
 		t.Errorf("status?verbose: %d %s", r.code, r.body)
 	}
-	var evs []map[string]any
+	var evs []control.Event
 	c.do("GET", "/api/v1/events", nil).decode(t, &evs)
-	if len(evs) != 1 || evs[0]["kind"] != "passthrough_off" {
+	if len(evs) != 1 || evs[0].Kind != "passthrough_off" {
 		t.Fatalf("events %v", evs)
 	}
 	var cfg config.Config

@@ -10,22 +10,21 @@ package lab_test
 //	passgate status    --control SOCKET        (exit 0 once the daemon serves)
 //	passgate conntrack --control SOCKET --json (the live flow table)
 //
-// `conntrack --json` prints a JSON array of flows (control.Flow: "inside",
-// "outside", "remote" as "ADDR:PORT"); an object holding the array under
-// "flows" is accepted too. A flow "mentions" a port when a string in it ends
-// with ":PORT" or a number under a key naming a port equals it.
+// `conntrack --json` prints a JSON array of flows, decoded into
+// control.Flow. A flow "mentions" a port when its inside, outside or remote
+// endpoint has it.
 //
 // The tests run in file order and share one lab and one daemon;
 // TestNATFlowTableEmpties comes last. They never skip: without root, or
 // without a daemon that builds and starts, they fail.
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"passgate/control"
 	. "passgate/lab"
 	"passgate/lab/labtest"
 )
@@ -214,77 +214,22 @@ func setupIntegration(t *testing.T) {
 }
 
 // flowTable reads `passgate conntrack --json` and returns the flows.
-func flowTable(t *testing.T, l *Lab) []any {
+func flowTable(t *testing.T, l *Lab) []control.Flow {
 	t.Helper()
 	raw := stdoutOf(t, l, 10*time.Second, Router, pgBin, "conntrack", "--control", itSock, "--json")
-	flows, err := parseFlows(raw)
-	if err != nil {
+	var flows []control.Flow
+	if err := json.Unmarshal([]byte(raw), &flows); err != nil {
 		t.Fatalf("passgate conntrack --json: %v\n%s", err, raw)
 	}
 	return flows
 }
 
-// parseFlows accepts a JSON array of flows, or an object holding the array
-// under "flows" or as its only array-valued field.
-func parseFlows(raw []byte) ([]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	switch v := v.(type) {
-	case []any:
-		return v, nil
-	case map[string]any:
-		if f, ok := v["flows"]; ok {
-			if f == nil {
-				return nil, nil
-			}
-			if a, ok := f.([]any); ok {
-				return a, nil
-			}
-			return nil, fmt.Errorf(`"flows" is not an array`)
-		}
-		var found []any
-		n := 0
-		for _, f := range v {
-			if a, ok := f.([]any); ok {
-				found = a
-				n++
-			}
-		}
-		if n == 1 {
-			return found, nil
-		}
-		return nil, fmt.Errorf("no flow array in the object (want \"flows\": [...])")
-	}
-	return nil, fmt.Errorf("want an array of flows or an object with \"flows\"")
-}
-
-// mentionsPort reports whether a string in v is the port or ends with
-// ":port" (an address:port), or a number under a key naming a port equals
-// it. Counters that happen to equal the port do not count.
-func mentionsPort(v any, port int) bool {
-	ps := strconv.Itoa(port)
-	switch v := v.(type) {
-	case string:
-		return v == ps || strings.HasSuffix(v, ":"+ps)
-	case []any:
-		for _, e := range v {
-			if mentionsPort(e, port) {
-				return true
-			}
-		}
-	case map[string]any:
-		for k, e := range v {
-			if n, ok := e.(json.Number); ok {
-				if strings.Contains(strings.ToLower(k), "port") && n.String() == ps {
-					return true
-				}
-				continue
-			}
-			if mentionsPort(e, port) {
+// mentionsPort reports whether a flow's inside, outside or remote endpoint
+// has the port. Counters that happen to equal it do not count.
+func mentionsPort(flows []control.Flow, port int) bool {
+	for _, f := range flows {
+		for _, ap := range []netip.AddrPort{f.Inside, f.Outside, f.Remote} {
+			if int(ap.Port()) == port {
 				return true
 			}
 		}
@@ -292,32 +237,25 @@ func mentionsPort(v any, port int) bool {
 	return false
 }
 
-func TestParseFlows(t *testing.T) {
+func TestMentionsPort(t *testing.T) {
 	for _, c := range []struct {
 		in   string
-		n    int
 		port int
 		has  bool
 	}{
-		{`[]`, 0, 1, false},
-		{`{"flows": null}`, 0, 1, false},
-		{`{"count": 1, "flows": [{"proto": "udp", "orig": {"src": "192.168.50.10:4000"}}]}`, 1, 4000, true},
-		{`{"entries": [{"sport": 4001}]}`, 1, 4001, true},
-		{`[{"sport": 14001, "dst": "203.0.113.10:40010"}]`, 1, 4001, false},
-		{`[{"proto": "udp", "inside": "192.168.50.10:41000", "outside": "203.0.113.1:41000", "remote": "203.0.113.10:7", "packets_out": 4002}]`, 1, 4002, false},
-		{`[{"proto": "udp", "inside": "192.168.50.10:41000", "outside": "203.0.113.1:4003", "remote": "203.0.113.10:7"}]`, 1, 4003, true},
+		{`[]`, 1, false},
+		{`[{"proto": "udp", "inside": "192.168.50.10:41000", "outside": "203.0.113.1:41000", "remote": "203.0.113.10:7", "packets_out": 4002}]`, 4002, false},
+		{`[{"proto": "udp", "inside": "192.168.50.10:41000", "outside": "203.0.113.1:4003", "remote": "203.0.113.10:7"}]`, 4003, true},
+		{`[{"proto": "tcp", "inside": "192.168.50.10:4004", "outside": "203.0.113.1:41000", "remote": "203.0.113.10:80"}]`, 4004, true},
+		{`[{"proto": "tcp", "inside": "192.168.50.10:41000", "outside": "203.0.113.1:41000", "remote": "203.0.113.10:4005"}]`, 4005, true},
 	} {
-		flows, err := parseFlows([]byte(c.in))
-		if err != nil || len(flows) != c.n {
-			t.Errorf("parseFlows(%s) = %d flows, %v; want %d", c.in, len(flows), err, c.n)
-			continue
+		var flows []control.Flow
+		if err := json.Unmarshal([]byte(c.in), &flows); err != nil {
+			t.Fatalf("%s: %v", c.in, err)
 		}
 		if got := mentionsPort(flows, c.port); got != c.has {
 			t.Errorf("mentionsPort(%s, %d) = %v, want %v", c.in, c.port, got, c.has)
 		}
-	}
-	if _, err := parseFlows([]byte(`{"a": [], "b": []}`)); err == nil {
-		t.Error("ambiguous object accepted")
 	}
 }
 
@@ -443,9 +381,7 @@ func TestNATConcurrentTraffic(t *testing.T) {
 	// The bulk of it took the engine's fast path (the workers in parallel
 	// under its read lock): only what opens, closes or needs a helper
 	// takes the write lock.
-	var st struct {
-		Dataplane map[string]uint64 `json:"dataplane"`
-	}
+	var st control.Status
 	raw := stdoutOf(t, l, 10*time.Second, Router, pgBin, "status", "--control", itSock, "--json")
 	if err := json.Unmarshal([]byte(raw), &st); err != nil {
 		t.Fatalf("passgate status --json: %v\n%s", err, raw)
@@ -671,8 +607,7 @@ func TestNATFlowTableEmpties(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			b, _ := json.MarshalIndent(flows, "", "  ")
-			t.Fatalf("flow table not empty 75 s after the last traffic (timeouts 5 s, tcp established 30 s): %d flows\n%s", len(flows), b)
+			t.Fatalf("flow table not empty 75 s after the last traffic (timeouts 5 s, tcp established 30 s): %d flows\n%+v", len(flows), flows)
 		}
 		time.Sleep(time.Second)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -83,13 +82,13 @@ func TestFTP(t *testing.T) {
 			fs := g.flows(t)
 			var control, data bool
 			for _, f := range fs {
-				if f.Proto != "tcp" || !strings.HasPrefix(f.Inside, lab.LAN1+":") {
+				if f.Proto != "tcp" || f.Inside.Addr().String() != lab.LAN1 {
 					continue
 				}
-				if f.Remote == lab.Srv1+":21" && f.Helper == "ftp" {
+				if f.Remote.String() == lab.Srv1+":21" && f.Helper == "ftp" {
 					control = true
 				}
-				if f.Remote == lab.Srv1+":20" && f.Origin == "expected" {
+				if f.Remote.String() == lab.Srv1+":20" && f.Origin == "expected" {
 					data = true
 				}
 			}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"passgate/control"
 	"passgate/lab"
 	"passgate/lab/labtest"
 )
@@ -135,31 +136,16 @@ func startGate(t *testing.T, l *lab.Lab, nat, helpers string) *gate {
 	return &gate{labtest.StartGateT(context.Background(), t, l, labtest.GateOptions{Bin: pgBin, Dir: dir, Config: cfg, Sock: sock})}
 }
 
-// flow is the part of `passgate conntrack --json` the tests read.
-type flow struct {
-	Proto   string `json:"proto"`
-	Inside  string `json:"inside"`
-	Outside string `json:"outside"`
-	Remote  string `json:"remote"`
-	State   string `json:"state"`
-	Origin  string `json:"origin"`
-	Helper  string `json:"helper"`
-}
-
-// flows reads the live flow table.
-func (g *gate) flows(t *testing.T) []flow {
+// flows reads the live flow table (`passgate conntrack --json`).
+func (g *gate) flows(t *testing.T) []control.Flow {
 	t.Helper()
 	raw, err := g.CLI(context.Background(), "conntrack", "--json")
 	if err != nil {
 		t.Fatalf("passgate conntrack --json: %v\n%s", err, raw)
 	}
-	var fs []flow
+	var fs []control.Flow
 	if err := json.Unmarshal(raw, &fs); err != nil {
-		var obj struct{ Flows []flow }
-		if err2 := json.Unmarshal(raw, &obj); err2 != nil {
-			t.Fatalf("passgate conntrack --json: %v\n%s", err, raw)
-		}
-		fs = obj.Flows
+		t.Fatalf("passgate conntrack --json: %v\n%s", err, raw)
 	}
 	return fs
 }
@@ -202,43 +188,19 @@ func publicDir(t *testing.T, name string) string {
 	return d
 }
 
-// helperCounters returns a helper's counters from `passgate status --json`
-// (the "helpers" object wherever the status nests it).
-func (g *gate) helperCounters(t *testing.T, name string) map[string]any {
+// helperCounters returns a helper's counters from `passgate status --json`.
+func (g *gate) helperCounters(t *testing.T, name string) control.HelperCounters {
 	t.Helper()
 	raw, err := g.CLI(context.Background(), "status", "--json")
 	if err != nil {
 		t.Fatalf("passgate status --json: %v\n%s", err, raw)
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	var st control.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatalf("passgate status --json: %v\n%s", err, raw)
 	}
-	var find func(v any) map[string]any
-	find = func(v any) map[string]any {
-		switch x := v.(type) {
-		case map[string]any:
-			if h, ok := x["helpers"].(map[string]any); ok {
-				if c, ok := h[name].(map[string]any); ok {
-					return c
-				}
-			}
-			for _, y := range x {
-				if c := find(y); c != nil {
-					return c
-				}
-			}
-		case []any:
-			for _, y := range x {
-				if c := find(y); c != nil {
-					return c
-				}
-			}
-		}
-		return nil
-	}
-	c := find(v)
-	if c == nil {
+	c, ok := st.NAT.Helpers[name]
+	if !ok {
 		t.Fatalf("no counters for helper %q in passgate status --json:\n%s", name, raw)
 	}
 	return c

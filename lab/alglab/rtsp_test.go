@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -52,21 +51,19 @@ func TestRTSP(t *testing.T) {
 		t.Fatalf("ffmpeg received no audio:\n%s", out)
 	}
 	c := g.helperCounters(t, "rtsp")
-	if on, _ := c["on"].(bool); !on {
-		t.Fatalf("rtsp helper not on: %v", c)
+	if !c.On {
+		t.Fatalf("rtsp helper not on: %+v", c)
 	}
-	for _, k := range []string{"rewrites", "expectations"} {
-		if n, _ := c[k].(float64); n < 2 {
-			t.Errorf("rtsp %s = %v, want at least 2 (SETUP and its reply; RTP and RTCP): %v", k, c[k], c)
-		}
+	if c.Rewrites < 2 || c.Expectations < 2 {
+		t.Errorf("rtsp rewrites %d, expectations %d; want at least 2 each (SETUP and its reply; RTP and RTCP): %+v", c.Rewrites, c.Expectations, c)
 	}
-	if n, _ := c["unparsed"].(float64); n != 0 {
-		t.Errorf("rtsp unparsed = %v: %v", n, c)
+	if c.Unparsed != 0 {
+		t.Errorf("rtsp unparsed = %d: %+v", c.Unparsed, c)
 	}
 	var control, media bool
 	fs := g.flows(t)
 	for _, f := range fs {
-		if !strings.HasPrefix(f.Inside, lab.LAN1+":") || !strings.HasPrefix(f.Remote, lab.Srv1+":") {
+		if f.Inside.Addr().String() != lab.LAN1 || f.Remote.Addr().String() != lab.Srv1 {
 			continue
 		}
 		if f.Proto == "tcp" && f.Helper == "rtsp" {

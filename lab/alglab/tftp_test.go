@@ -64,13 +64,13 @@ func TestTFTP(t *testing.T) {
 		var request, data bool
 		fs := g.flows(t)
 		for _, f := range fs {
-			if f.Proto != "udp" || !strings.HasPrefix(f.Inside, lab.LAN1+":") || !strings.HasPrefix(f.Remote, lab.Srv1+":") {
+			if f.Proto != "udp" || f.Inside.Addr().String() != lab.LAN1 || f.Remote.Addr().String() != lab.Srv1 {
 				continue
 			}
-			if f.Remote == lab.Srv1+":69" && f.Helper == "tftp" {
+			if f.Remote.String() == lab.Srv1+":69" && f.Helper == "tftp" {
 				request = true
 			}
-			if f.Remote != lab.Srv1+":69" && f.Origin == "expected" {
+			if f.Remote.String() != lab.Srv1+":69" && f.Origin == "expected" {
 				data = true
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"passgate/control"
 	"passgate/lab"
 	"passgate/lab/labtest"
 	"passgate/packet"
@@ -137,31 +138,30 @@ func (e *env) startPassgate(ctx context.Context, name, passthrough string) *pass
 	return &passgate{Gate: g, e: e}
 }
 
-// status is `passgate status --json`, decoded generically.
-func (g *passgate) status(ctx context.Context) (map[string]any, error) {
-	var st map[string]any
-	return st, g.CLIJSON(ctx, &st, "status")
+// status is `passgate status --json`.
+func (g *passgate) status(ctx context.Context) (*control.Status, error) {
+	var st control.Status
+	return &st, g.CLIJSON(ctx, &st, "status")
 }
 
 // pppoeCounters are the data plane's "pppoe_*" counters.
-func (g *passgate) pppoeCounters(ctx context.Context) map[string]float64 {
+func (g *passgate) pppoeCounters(ctx context.Context) map[string]uint64 {
 	g.e.t.Helper()
 	st, err := g.status(ctx)
 	if err != nil {
 		g.e.t.Fatal(err)
 	}
-	dp, _ := st["dataplane"].(map[string]any)
-	m := map[string]float64{}
-	for k, v := range dp {
-		if n, ok := v.(float64); ok && strings.HasPrefix(k, "pppoe_") {
-			m[k] = n
+	m := map[string]uint64{}
+	for k, v := range st.Dataplane {
+		if strings.HasPrefix(k, "pppoe_") {
+			m[k] = v
 		}
 	}
 	return m
 }
 
-func nonZero(m map[string]float64) map[string]float64 {
-	out := map[string]float64{}
+func nonZero(m map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
 	for k, v := range m {
 		if v != 0 {
 			out[k] = v

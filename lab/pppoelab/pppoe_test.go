@@ -412,7 +412,7 @@ func (e *env) describe(srv *server, clients map[string]*client, pg *passgate) st
 	}
 	fmt.Fprintf(&b, "pppoe-server: %s\n", strings.TrimSpace(labtest.Tail(srv.proc.Output(), 600)))
 	if st, err := pg.status(context.Background()); err == nil {
-		fmt.Fprintf(&b, "passgate data plane counters: %v\n", st["dataplane"])
+		fmt.Fprintf(&b, "passgate data plane counters: %v\n", st.Dataplane)
 	}
 	fmt.Fprintf(&b, "passgate log: %s\n", labtest.Tail(pg.Proc.Output(), 1500))
 	return b.String()

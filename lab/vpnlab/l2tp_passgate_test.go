@@ -2,9 +2,11 @@ package vpnlab
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
+	"passgate/control"
 	"passgate/lab"
 )
 
@@ -51,11 +53,9 @@ func TestL2TPPassgate(t *testing.T) {
 		if lk.LNSTunnel.Peer != lab.WANAddr || lk.LNSTunnel.Port != 1701 {
 			t.Errorf("%s: the LNS sees it at %s:%d, want %s", lk.LAC.Name, lk.LNSTunnel.Peer, lk.LNSTunnel.Port, wan1701)
 		}
-		var found []map[string]any
+		var found []control.Flow
 		for _, f := range flows {
-			in, ok1 := pptpFlowEndpoint(f, "inside")
-			rem, ok2 := pptpFlowEndpoint(f, "remote")
-			if ok1 && ok2 && pptpFlowProto(f) == "udp" && in == host && rem == srv1701 {
+			if f.Proto == "udp" && f.Inside == host && f.Remote == srv1701 {
 				found = append(found, f)
 			}
 		}
@@ -64,11 +64,11 @@ func TestL2TPPassgate(t *testing.T) {
 			continue
 		}
 		f := found[0]
-		if out, _ := pptpFlowEndpoint(f, "outside"); out != wan1701 {
-			t.Errorf("%s: flow translated to %s, want %s", lk.LAC.Name, out, wan1701)
+		if f.Outside != wan1701 {
+			t.Errorf("%s: flow translated to %s, want %s", lk.LAC.Name, f.Outside, wan1701)
 		}
-		if !pptpNumbers(f)[uint64(lk.LACTunnel.Local)] {
-			t.Errorf("%s: flow %v does not show the LAC's tunnel id %d", lk.LAC.Name, f, lk.LACTunnel.Local)
+		if f.VPN != "l2tp" || !slices.Contains(f.TunnelIDs, lk.LACTunnel.Local) {
+			t.Errorf("%s: flow %+v does not show L2TP with the LAC's tunnel id %d", lk.LAC.Name, f, lk.LACTunnel.Local)
 		}
 	}
 	if t.Failed() {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"passgate/control"
 	"passgate/lab"
 	"passgate/lab/labtest"
 )
@@ -149,29 +150,27 @@ func TestPPTPServerBehindForward(t *testing.T) {
 		}
 
 		// passgate's flow for the call.
-		var f map[string]any
-		for _, g := range greFlows {
-			if ap, ok := pptpFlowEndpoint(g, "remote"); ok && ap.Addr() == addr {
+		var f *control.Flow
+		for i, g := range greFlows {
+			if g.Remote.Addr() == addr {
 				if f != nil {
 					t.Errorf("%s: two GRE flows of %s with remote %s", r.Node, host, addr)
 				}
-				f = g
+				f = &greFlows[i]
 			}
 		}
 		if f == nil {
 			t.Errorf("%s: no GRE flow with inside %s and remote %s", r.Node, host, addr)
 			continue
 		}
-		// The ids are left out when 0 (omitempty): pptpd's first call
-		// id is 0, which passgate never uses outside.
-		want := map[string]uint16{"call_id_inside": in.ServerCallID, "call_id_outside": out.ServerCallID, "call_id_server": out.ClientCallID}
-		for k, v := range want {
-			if got, _ := f[k].(float64); got != float64(v) {
-				t.Errorf("%s: GRE flow %s = %v, want %d (flow %v)", r.Node, k, f[k], v, f)
-			}
+		// The JSON leaves the ids out when 0 (omitempty): pptpd's first
+		// call id is 0, which passgate never uses outside.
+		if f.VPN != "pptp" || f.CallIDInside != in.ServerCallID || f.CallIDOutside != out.ServerCallID || f.CallIDServer != out.ClientCallID {
+			t.Errorf("%s: GRE flow %+v: want vpn pptp, call ids inside %d, outside %d, server %d",
+				r.Node, *f, in.ServerCallID, out.ServerCallID, out.ClientCallID)
 		}
-		if ap, ok := pptpFlowEndpoint(f, "outside"); !ok || ap.Addr() != wan {
-			t.Errorf("%s: GRE flow outside %v, want %s", r.Node, f["outside"], wan)
+		if f.Outside.Addr() != wan {
+			t.Errorf("%s: GRE flow outside %v, want %s", r.Node, f.Outside, wan)
 		}
 	}
 	if t.Failed() {
@@ -240,9 +239,7 @@ func TestPPTPServerBehindForward(t *testing.T) {
 	}
 	tcpFwd := false
 	for _, f := range offFlows {
-		in, _ := pptpFlowEndpoint(f, "inside")
-		rem, _ := pptpFlowEndpoint(f, "remote")
-		if pptpFlowProto(f) == "tcp" && in == netip.AddrPortFrom(host, 1723) && rem.Addr() == netip.MustParseAddr(lab.Srv1) {
+		if f.Proto == "tcp" && f.Inside == netip.AddrPortFrom(host, 1723) && f.Remote.Addr() == netip.MustParseAddr(lab.Srv1) {
 			tcpFwd = true
 		}
 	}
@@ -250,11 +247,10 @@ func TestPPTPServerBehindForward(t *testing.T) {
 		t.Errorf("with PPTP passthrough off, want the forwarded TCP flow %s:1723 from %s and no GRE flow; flow table:\n%s",
 			host, lab.Srv1, pptpFlowsText(offFlows))
 	}
-	counters := pptpCounters(st)
-	drops := append(pptpMatching(counters, "gre_without_control"), pptpMatching(counters, "pptp_passthrough_off")...)
+	drops := append(pptpDrops(st, "gre_without_control"), pptpDrops(st, "pptp_passthrough_off")...)
 	if len(drops) == 0 {
 		t.Errorf("with PPTP passthrough off, passgate counts no GRE dropped (gre_without_control, pptp_passthrough_off); drops: %v",
-			pptpMatching(counters, "drop"))
+			pptpDrops(st))
 	}
 	var greEvents []string
 	for _, ev := range evs {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"passgate/control"
 	"passgate/lab"
 )
 
@@ -148,9 +149,9 @@ func TestPPTPPassgate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drops := pptpMatching(pptpCounters(st), "pptp", "drop")
+	drops := pptpDrops(st, "pptp")
 	if len(drops) == 0 {
-		t.Errorf("with PPTP passthrough off, passgate status shows no PPTP drops; counters: %v", pptpMatching(pptpCounters(st), "drop"))
+		t.Errorf("with PPTP passthrough off, passgate status shows no PPTP drops; drops: %v", pptpDrops(st))
 	} else {
 		t.Logf("PPTP drops: %v", drops)
 	}
@@ -176,16 +177,15 @@ func TestPPTPPassgate(t *testing.T) {
 	}
 }
 
-// pptpCheckGREFlow finds host's GRE flow and checks that it carries both
-// call ids.
-func pptpCheckGREFlow(flows []map[string]any, host netip.Addr, insideID, outsideID uint16) error {
+// pptpCheckGREFlow finds host's GRE flow and checks that it shows the
+// client's call id inside and the one the server sees.
+func pptpCheckGREFlow(flows []control.Flow, host netip.Addr, insideID, outsideID uint16) error {
 	found := pptpGREFlows(flows, host)
 	if len(found) != 1 {
 		return fmt.Errorf("%d GRE flows with inside address %s, want 1", len(found), host)
 	}
-	nums := pptpNumbers(found[0])
-	if !nums[uint64(insideID)] || !nums[uint64(outsideID)] {
-		return fmt.Errorf("GRE flow %v does not show inside call id %d and outside call id %d", found[0], insideID, outsideID)
+	if f := found[0]; f.VPN != "pptp" || f.CallIDInside != insideID || f.CallIDOutside != outsideID {
+		return fmt.Errorf("GRE flow %+v: want vpn pptp, call_id_inside %d, call_id_outside %d", f, insideID, outsideID)
 	}
 	return nil
 }

@@ -16,10 +16,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	"passgate/control"
 	"passgate/lab"
 	"passgate/lab/labtest"
 )
@@ -592,114 +592,40 @@ func (e *pptpEnv) StartPassgate(ctx context.Context, name, config string) (*pptp
 // LogPath is the file passgate's output goes to.
 func (g *pptpPassgate) LogPath() string { return g.Proc.LogFile }
 
-// Status is `passgate status --json`, decoded generically.
-func (g *pptpPassgate) Status(ctx context.Context) (map[string]any, error) {
-	var st map[string]any
-	return st, g.CLIJSON(ctx, &st, "status")
+// Status is `passgate status --json`.
+func (g *pptpPassgate) Status(ctx context.Context) (*control.Status, error) {
+	var st control.Status
+	return &st, g.CLIJSON(ctx, &st, "status")
 }
 
-// Flows is `passgate conntrack --json`, each flow decoded generically.
-func (g *pptpPassgate) Flows(ctx context.Context) ([]map[string]any, error) {
-	var flows []map[string]any
+// Flows is `passgate conntrack --json`.
+func (g *pptpPassgate) Flows(ctx context.Context) ([]control.Flow, error) {
+	var flows []control.Flow
 	return flows, g.CLIJSON(ctx, &flows, "conntrack")
 }
 
-// pptpFlowProto is a flow's protocol, lower case.
-func pptpFlowProto(f map[string]any) string {
-	s, _ := f["proto"].(string)
-	return strings.ToLower(s)
-}
-
-// pptpFlowEndpoint parses one of a flow's "inside", "outside" or
-// "remote" endpoints ("addr:id").
-func pptpFlowEndpoint(f map[string]any, key string) (netip.AddrPort, bool) {
-	s, _ := f[key].(string)
-	ap, err := netip.ParseAddrPort(s)
-	return ap, err == nil
-}
-
-// pptpGREFlows lists the GRE flows whose "inside" address is host.
-func pptpGREFlows(flows []map[string]any, host netip.Addr) []map[string]any {
-	var found []map[string]any
+// pptpGREFlows lists the GRE flows whose inside address is host.
+func pptpGREFlows(flows []control.Flow, host netip.Addr) []control.Flow {
+	var found []control.Flow
 	for _, f := range flows {
-		if ap, ok := pptpFlowEndpoint(f, "inside"); ok && ap.Addr() == host && pptpFlowProto(f) == "gre" {
+		if f.Inside.Addr() == host && f.Proto == "gre" {
 			found = append(found, f)
 		}
 	}
 	return found
 }
 
-// pptpNumbers collects every number in v: JSON numbers, and the ports of
-// "addr:port" strings, so a test can look for an id whatever field the
-// flow table reports it in.
-func pptpNumbers(v any) map[uint64]bool {
-	m := map[uint64]bool{}
-	var walk func(any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case float64:
-			if x >= 0 && x == float64(uint64(x)) {
-				m[uint64(x)] = true
-			}
-		case string:
-			if ap, err := netip.ParseAddrPort(x); err == nil {
-				m[uint64(ap.Port())] = true
-			} else if n, err := strconv.ParseUint(x, 0, 64); err == nil {
-				m[n] = true
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		case map[string]any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
-	return m
-}
-
-// pptpCounters flattens the numeric leaves of a JSON document into
-// "a.b.c" paths, for finding counters by name.
-func pptpCounters(v any) map[string]float64 {
-	out := map[string]float64{}
-	var walk func(string, any)
-	walk = func(path string, v any) {
-		switch x := v.(type) {
-		case float64:
-			out[path] = x
-		case map[string]any:
-			for k, e := range x {
-				p := k
-				if path != "" {
-					p = path + "." + k
-				}
-				walk(p, e)
-			}
-		case []any:
-			for i, e := range x {
-				walk(path+"["+strconv.Itoa(i)+"]", e)
-			}
-		}
-	}
-	walk("", v)
-	return out
-}
-
-// pptpMatching lists the non-zero counters whose path contains every one
-// of words (case-insensitive), sorted.
-func pptpMatching(counters map[string]float64, words ...string) []string {
+// pptpDrops lists the engine's non-zero drop counters whose name contains
+// every one of words, as "name=count", sorted.
+func pptpDrops(st *control.Status, words ...string) []string {
 	var out []string
-	for path, v := range counters {
-		lp := strings.ToLower(path)
+	for name, v := range st.NAT.Drops {
 		ok := v != 0
 		for _, w := range words {
-			ok = ok && strings.Contains(lp, w)
+			ok = ok && strings.Contains(name, w)
 		}
 		if ok {
-			out = append(out, fmt.Sprintf("%s=%v", path, v))
+			out = append(out, fmt.Sprintf("%s=%d", name, v))
 		}
 	}
 	sort.Strings(out)
@@ -707,10 +633,10 @@ func pptpMatching(counters map[string]float64, words ...string) []string {
 }
 
 // pptpFlowsText renders flows one per line.
-func pptpFlowsText(flows []map[string]any) string {
+func pptpFlowsText(flows []control.Flow) string {
 	var b strings.Builder
 	for _, f := range flows {
-		fmt.Fprintf(&b, "%v\n", f)
+		fmt.Fprintf(&b, "%+v\n", f)
 	}
 	return b.String()
 }
