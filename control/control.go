@@ -1,7 +1,13 @@
 // Package control owns passgate's local control API: an HTTP server on a
 // unix socket (mode 0600) that the running gateway exposes, with
-// GET /v1/status, GET /v1/flows, GET /v1/pppoe and GET /v1/events, the JSON types they return, and the
-// client the CLI uses to read them.
+// GET /v1/status, GET /v1/flows, GET /v1/pppoe and GET /v1/events, and the
+// client the CLI uses to read them. It also owns the API's wire types
+// (Status, Flow, Event, PPPoE, APIErrors): the control socket, the admin
+// REST API and web pages (package admin), the CLI and the lab tests all use
+// these, never the engine's or the router's own types, which carry no JSON
+// tags. Control converts from those (FlowFrom, EventsFrom, NATStatsFrom,
+// ARPStatsFrom), so it sits above nat and the data plane, and below admin
+// and cmd/passgate.
 package control
 
 import (
