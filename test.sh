@@ -21,12 +21,12 @@ if [[ -n "$unformatted" ]]; then
 	exit 1
 fi
 
-echo "== go vet ${PKGS[*]}"
-go vet "${PKGS[@]}"
+echo "== go vet -tags lab ${PKGS[*]}"
+go vet -tags lab "${PKGS[@]}"
 
-echo "== go test ${PKGS[*]} (log: $LOG)"
+echo "== go test -tags lab ${PKGS[*]} (log: $LOG)"
 set +e
-go test -p 1 -count=1 -timeout 25m -v "${PKGS[@]}" 2>&1 | tee "$LOG"
+go test -tags lab -p 1 -count=1 -timeout 25m -v "${PKGS[@]}" 2>&1 | tee "$LOG"
 rc=${PIPESTATUS[0]}
 set -e
 if grep -q -- '--- SKIP' "$LOG"; then
