@@ -10,18 +10,36 @@ var errPER = errors.New("h323: PER encoding not understood")
 // reader reads ASN.1 aligned PER (ITU-T X.691) from b. Positions are in
 // bits from b[0]; base is the byte offset of b[0] in the payload, so what
 // the walk finds can be patched in the payload.
+//
+// Like golang.org/x/crypto/cryptobyte's String, the reader keeps its first
+// failure: once a read fails (past the end, a fragmented length, a type
+// the walk cannot step over) bad is set, every later read returns zero and
+// reads nothing, and the walk checks once, at its end (err). An open type
+// (or the contents of an octet string) is read by limiting b to it with
+// enter and stepping past it with leave, so the whole walk is one reader.
 type reader struct {
 	b    []byte
 	base int
 	bit  int
+	bad  bool
+}
+
+func (r *reader) fail() { r.bad = true }
+
+func (r *reader) err() error {
+	if r.bad {
+		return errPER
+	}
+	return nil
 }
 
 func (r *reader) align() { r.bit = (r.bit + 7) &^ 7 }
 
 // bits reads n (at most 32) bits, most significant first.
-func (r *reader) bits(n int) (uint32, error) {
-	if n < 0 || n > 32 || r.bit+n > len(r.b)*8 {
-		return 0, errPER
+func (r *reader) bits(n int) uint32 {
+	if r.bad || n < 0 || n > 32 || r.bit+n > len(r.b)*8 {
+		r.bad = true
+		return 0
 	}
 	var v uint32
 	for i := 0; i < n; i++ {
@@ -29,33 +47,57 @@ func (r *reader) bits(n int) (uint32, error) {
 		v = v<<1 | uint32(r.b[p>>3]>>(7-p&7)&1)
 	}
 	r.bit += n
-	return v, nil
+	return v
 }
 
-func (r *reader) bit1() (bool, error) {
-	v, err := r.bits(1)
-	return v == 1, err
-}
+func (r *reader) flag() bool { return r.bits(1) == 1 }
 
-func (r *reader) skip(n int) error {
-	if n < 0 || r.bit+n > len(r.b)*8 {
-		return errPER
+func (r *reader) skip(n int) {
+	if r.bad || n < 0 || r.bit+n > len(r.b)*8 {
+		r.bad = true
+		return
 	}
 	r.bit += n
-	return nil
 }
 
 // octets aligns and steps over n octets, returning the payload offset of
 // the first.
-func (r *reader) octets(n int) (int, error) {
+func (r *reader) octets(n int) int {
 	r.align()
 	at := r.bit >> 3
-	if n < 0 || at+n > len(r.b) {
-		return 0, errPER
+	if r.bad || n < 0 || at+n > len(r.b) {
+		r.bad = true
+		return 0
 	}
 	r.bit += n * 8
-	return r.base + at, nil
+	return r.base + at
 }
+
+// enter aligns and limits the reader to the next n octets (an open type's
+// or an octet string's contents); leave, given what enter returned, steps
+// past them and lifts the limit. Every enter has its leave, failed or not.
+func (r *reader) enter(n int) int {
+	outer := len(r.b)
+	r.align()
+	at := r.bit >> 3
+	if r.bad || n < 0 || at+n > len(r.b) {
+		r.bad = true
+		return outer
+	}
+	r.b = r.b[:at+n]
+	return outer
+}
+
+func (r *reader) leave(outer int) {
+	r.bit = len(r.b) * 8
+	r.b = r.b[:outer]
+}
+
+// open enters an open type (its length, then its encoding).
+func (r *reader) open() int { return r.enter(r.length()) }
+
+// skipOpen steps over an open type.
+func (r *reader) skipOpen() { r.octets(r.length()) }
 
 // nbits is the number of bits needed to hold v.
 func nbits(v uint64) int {
@@ -68,249 +110,188 @@ func nbits(v uint64) int {
 }
 
 // cint reads a constrained whole number in lb..ub (X.691 10.5.7, aligned).
-func (r *reader) cint(lb, ub int64) (int64, error) {
+func (r *reader) cint(lb, ub int64) int64 {
 	rng := uint64(ub-lb) + 1
 	switch {
 	case rng == 1:
-		return lb, nil
+		return lb
 	case rng <= 255:
-		v, err := r.bits(nbits(rng - 1))
-		return lb + int64(v), err
+		return lb + int64(r.bits(nbits(rng-1)))
 	case rng == 256:
 		r.align()
-		v, err := r.bits(8)
-		return lb + int64(v), err
+		return lb + int64(r.bits(8))
 	case rng <= 65536:
 		r.align()
-		v, err := r.bits(16)
-		return lb + int64(v), err
+		return lb + int64(r.bits(16))
 	}
 	// Larger ranges: the number of octets, then the octets.
-	n, err := r.cint(1, int64((nbits(rng-1)+7)/8))
-	if err != nil {
-		return 0, err
-	}
+	n := r.cint(1, int64((nbits(rng-1)+7)/8))
 	r.align()
 	var v uint64
 	for i := int64(0); i < n; i++ {
-		b, err := r.bits(8)
-		if err != nil {
-			return 0, err
-		}
-		v = v<<8 | uint64(b)
+		v = v<<8 | uint64(r.bits(8))
 	}
-	return lb + int64(v), nil
+	return lb + int64(v)
 }
 
 // length reads an unconstrained length determinant (X.691 10.9.3.5-7).
 // Fragmented lengths (16K and more) are not supported.
-func (r *reader) length() (int, error) {
+func (r *reader) length() int {
 	r.align()
-	b, err := r.bits(8)
-	if err != nil {
-		return 0, err
-	}
+	b := r.bits(8)
 	switch {
 	case b&0x80 == 0:
-		return int(b), nil
+		return int(b)
 	case b&0xc0 == 0x80:
-		b2, err := r.bits(8)
-		return int(b&0x3f)<<8 | int(b2), err
+		return int(b&0x3f)<<8 | int(r.bits(8))
 	}
-	return 0, errPER
+	r.fail()
+	return 0
 }
 
 // clength reads a length constrained to lb..ub.
-func (r *reader) clength(lb, ub int) (int, error) {
+func (r *reader) clength(lb, ub int) int {
 	if ub >= 65536 {
 		return r.length()
 	}
-	v, err := r.cint(int64(lb), int64(ub))
-	return int(v), err
+	return int(r.cint(int64(lb), int64(ub)))
+}
+
+// size reads the length of a string of lb..ub (ub < 0: no upper bound).
+func (r *reader) size(lb, ub int) int {
+	switch {
+	case lb == ub:
+		return lb
+	case ub < 0:
+		return r.length()
+	}
+	return r.clength(lb, ub)
 }
 
 // smallNN reads a normally small non-negative whole number (10.6), as
 // extension choice indexes are.
-func (r *reader) smallNN() (int, error) {
-	big, err := r.bit1()
-	if err != nil {
-		return 0, err
+func (r *reader) smallNN() int {
+	if r.flag() {
+		r.fail() // 64 and more: no table here has that many
+		return 0
 	}
-	if big {
-		return 0, errPER // 64 and more: no table here has that many
-	}
-	v, err := r.bits(6)
-	return int(v), err
+	return int(r.bits(6))
 }
 
 // octetString steps over an OCTET STRING of size lb..ub (ub < 0: no upper
-// bound) and returns the payload offset and length of its contents.
-func (r *reader) octetString(lb, ub int) (int, int, error) {
-	if lb == ub {
-		if lb <= 2 {
-			at := r.base + r.bit>>3
-			return at, lb, r.skip(8 * lb)
-		}
-		at, err := r.octets(lb)
-		return at, lb, err
+// bound): fixed sizes up to two octets unaligned (X.691 17).
+func (r *reader) octetString(lb, ub int) {
+	if lb == ub && lb <= 2 {
+		r.skip(8 * lb)
+		return
 	}
-	var n int
-	var err error
-	if ub < 0 {
-		n, err = r.length()
-	} else {
-		n, err = r.clength(lb, ub)
+	if n := r.size(lb, ub); n > 0 {
+		r.octets(n)
 	}
-	if err != nil {
-		return 0, 0, err
-	}
-	if n == 0 {
-		return r.base + r.bit>>3, 0, nil
-	}
-	at, err := r.octets(n)
-	return at, n, err
 }
 
 // bitString steps over a BIT STRING of size lb..ub bits (ub < 0: no upper
 // bound): fixed sizes up to 16 bits unaligned, anything else octet-aligned
 // after its length (X.691 16.9-16.11).
-func (r *reader) bitString(lb, ub int) error {
-	n := lb
-	if lb != ub {
-		var err error
-		if ub < 0 {
-			n, err = r.length()
-		} else {
-			n, err = r.clength(lb, ub)
-		}
-		if err != nil {
-			return err
-		}
-	} else if n <= 16 {
-		return r.skip(n)
+func (r *reader) bitString(lb, ub int) {
+	n := r.size(lb, ub)
+	if lb == ub && n <= 16 {
+		r.skip(n)
+		return
 	}
 	if n > 0 {
 		r.align()
 	}
-	return r.skip(n)
+	r.skip(n)
 }
 
 // charString steps over a known-multiplier character string (IA5String,
 // BMPString, ...) of size lb..ub with b bits a character.
-func (r *reader) charString(lb, ub, b int) error {
-	n := lb
-	if lb != ub {
-		var err error
-		if n, err = r.clength(lb, ub); err != nil {
-			return err
-		}
-	}
+func (r *reader) charString(lb, ub, b int) {
+	n := r.size(lb, ub)
 	if ub*b > 16 {
 		r.align()
 	}
-	return r.skip(n * b)
+	r.skip(n * b)
 }
 
 // oid steps over an OBJECT IDENTIFIER.
-func (r *reader) oid() error {
-	_, _, err := r.octetString(0, -1)
-	return err
+func (r *reader) oid() { r.octetString(0, -1) }
+
+// seq is a SEQUENCE preamble: its extension bit and the presence bits of
+// its n optional fields.
+type seq struct {
+	ext  bool
+	opts uint32
+	n    int
 }
+
+// has says whether optional field i (0-based) is present.
+func (s seq) has(i int) bool { return s.opts>>(s.n-1-i)&1 == 1 }
 
 // seq reads a SEQUENCE preamble: the extension bit (if extensible) and
 // nopt presence bits, first optional in the most significant bit.
-func (r *reader) seq(ext bool, nopt int) (bool, uint32, error) {
-	e := false
+func (r *reader) seq(ext bool, nopt int) seq {
+	s := seq{n: nopt}
 	if ext {
-		var err error
-		if e, err = r.bit1(); err != nil {
-			return false, 0, err
-		}
+		s.ext = r.flag()
 	}
-	opts, err := r.bits(nopt)
-	return e, opts, err
+	s.opts = r.bits(nopt)
+	return s
 }
-
-// has says whether optional field i (0-based) of n is present.
-func has(opts uint32, n, i int) bool { return opts>>(n-1-i)&1 == 1 }
 
 // choice reads a CHOICE index among nroot root alternatives; ext says the
 // index is of an extension addition (its value follows as an open type).
-func (r *reader) choice(extensible bool, nroot int) (int, bool, error) {
-	if extensible {
-		e, err := r.bit1()
-		if err != nil {
-			return 0, false, err
-		}
-		if e {
-			i, err := r.smallNN()
-			return i, true, err
-		}
+func (r *reader) choice(extensible bool, nroot int) (i int, ext bool) {
+	if extensible && r.flag() {
+		return r.smallNN(), true
 	}
-	v, err := r.cint(0, int64(nroot-1))
-	return int(v), false, err
+	return int(r.cint(0, int64(nroot-1))), false
 }
 
-// open reads an open type's length and returns a reader over its contents,
-// stepping this one past them.
-func (r *reader) open() (reader, error) {
-	n, err := r.length()
-	if err != nil {
-		return reader{}, err
+// alt reads an extensible CHOICE's index among nroot root alternatives;
+// an extension alternative is stepped over and gives -1, as a failed read
+// does.
+func (r *reader) alt(nroot int) int {
+	i, ext := r.choice(true, nroot)
+	if ext {
+		r.skipOpen()
+		return -1
 	}
-	at, err := r.octets(n)
-	if err != nil {
-		return reader{}, err
+	if r.bad {
+		return -1
 	}
-	s := at - r.base
-	return reader{b: r.b[s : s+n], base: at}, nil
+	return i
 }
 
-// extensions reads a SEQUENCE's extension additions (after its root, when
-// the extension bit was set) and hands each present one to fn with a
-// reader over its encoding; fn may be nil to skip them all.
-func (r *reader) extensions(fn func(i int, sub reader) error) error {
-	big, err := r.bit1()
-	if err != nil {
-		return err
+// additions reads a SEQUENCE's extension additions (after its root, when
+// its extension bit s.ext was set) and calls fn with the index of each
+// present one, the reader limited to its encoding; fn may be nil to step
+// over them all.
+func (r *reader) additions(s seq, fn func(i int)) {
+	if !s.ext || r.bad {
+		return
 	}
-	if big {
-		return errPER
+	if r.flag() {
+		r.fail() // 64 and more
+		return
 	}
-	n, err := r.bits(6)
-	if err != nil {
-		return err
-	}
-	n++
+	n := int(r.bits(6)) + 1
 	var present uint64
-	for i := uint32(0); i < n; i++ {
-		b, err := r.bits(1)
-		if err != nil {
-			return err
-		}
-		present = present<<1 | uint64(b)
+	for i := 0; i < n; i++ {
+		present = present<<1 | uint64(r.bits(1))
 	}
-	for i := 0; i < int(n); i++ {
-		if present>>(int(n)-1-i)&1 == 0 {
+	for i := 0; i < n && !r.bad; i++ {
+		if present>>(n-1-i)&1 == 0 {
 			continue
 		}
-		sub, err := r.open()
-		if err != nil {
-			return err
+		outer := r.open()
+		if fn != nil && !r.bad {
+			fn(i)
 		}
-		if fn != nil {
-			if err := fn(i, sub); err != nil {
-				return err
-			}
-		}
+		r.leave(outer)
 	}
-	return nil
 }
 
-// skipExt steps over extension additions if the extension bit was set.
-func (r *reader) skipExt(e bool) error {
-	if !e {
-		return nil
-	}
-	return r.extensions(nil)
-}
+// end steps over a SEQUENCE's extension additions, if any.
+func (r *reader) end(s seq) { r.additions(s, nil) }

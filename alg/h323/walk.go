@@ -5,11 +5,15 @@ package h323
 // H.245 (MULTIMEDIA-SYSTEM-CONTROL) just far enough to find the transport
 // addresses, stepping over everything before them. Extension additions
 // and extension alternatives are open types and skip by length (but the
-// progress body, decoded within its open type); a root
-// alternative the walk has no table for (H.263 video capabilities, data
-// applications, H.223 multiplex parameters, ...) stops it with errPER.
-// An IPv4 address and port are fixed-size and octet-aligned in PER, so a
-// found address is a 6-byte run (4 address, 2 port) patched in place.
+// progress body, decoded within its open type); a root alternative the
+// walk has no code for (H.263 video capabilities, data applications,
+// H.223 multiplex parameters, ...) stops it with errPER. An IPv4 address
+// and port are fixed-size and octet-aligned in PER, so a found address is
+// a 6-byte run (4 address, 2 port) patched in place.
+//
+// Each function reads its type's fields in order, one line a field, and
+// returns nothing: the reader keeps the first failure (see reader), and
+// the walk's entry points (uuie, msc, ras) report it.
 
 // kind says what a found address is for.
 type kind uint8
@@ -54,26 +58,20 @@ type walker struct {
 	refs [maxRefs]ref
 	n    int
 	crv  uint16
-	body int
 	ttl  uint32 // a RegistrationRequest's timeToLive in seconds, 0 if absent
 }
 
-func (w *walker) add(at int, k kind) error {
-	if k == kNone {
-		return nil
+// add notes the address and port (6 octets) at payload offset at as k, if
+// the walk has not failed.
+func (w *walker) add(r *reader, at int, k kind) {
+	switch {
+	case r.bad || k == kNone:
+	case w.n == len(w.refs):
+		r.fail()
+	default:
+		w.refs[w.n] = ref{at: at, kind: k, crv: w.crv}
+		w.n++
 	}
-	if w.n == len(w.refs) {
-		return errPER
-	}
-	w.refs[w.n] = ref{at: at, kind: k, crv: w.crv}
-	w.n++
-	return nil
-}
-
-// sub returns a reader over n payload bytes at at, inside r.
-func sub(r *reader, at, n int) reader {
-	s := at - r.base
-	return reader{b: r.b[s : s+n], base: at}
 }
 
 // --- H.225.0 ---
@@ -81,104 +79,81 @@ func sub(r *reader, at, n int) reader {
 // uuie walks H323-UserInformation: the message body, then the H.245
 // messages tunnelled in h245Control.
 func (w *walker) uuie(r *reader) error {
-	if _, _, err := r.seq(true, 1); err != nil { // H323-UserInformation
-		return err
-	}
-	e, o, err := r.seq(true, 1) // H323-UU-PDU
-	if err != nil {
-		return err
-	}
-	if err := w.body225(r); err != nil {
-		return err
-	}
-	if o == 1 {
-		if err := nonStandard225(r); err != nil {
-			return err
-		}
-	}
-	if !e {
-		return nil
+	r.seq(true, 1)      // H323-UserInformation
+	s := r.seq(true, 1) // H323-UU-PDU
+	w.body(r)
+	if s.has(0) {
+		nonStandard(r, true)
 	}
 	// H323-UU-PDU's additions: h4501SupplementaryService, h245Tunnelling,
 	// h245Control (2), ...
-	return r.extensions(func(i int, s reader) error {
+	r.additions(s, func(i int) {
 		if i == 2 {
-			return w.h245Control(&s)
+			w.octetStrings(r, false)
 		}
-		return nil
 	})
+	return r.err()
 }
 
-// body225 walks the h323-message-body to its end.
-func (w *walker) body225(r *reader) error {
-	i, ext, err := r.choice(true, 7)
-	if err != nil {
-		return err
-	}
+// body walks the h323-message-body to its end.
+func (w *walker) body(r *reader) {
+	i, ext := r.choice(true, 7)
 	if ext { // progress, empty, status, ...: an open type
-		w.body = bodyExtension + i
-		s, err := r.open()
-		if err != nil || w.body != bodyProgress {
-			return err
+		outer := r.open()
+		if i+bodyExtension == bodyProgress {
+			// The rewrite is in place (6 octets for 6), so the open
+			// type's length, like every length around it, stays right.
+			w.progress(r)
 		}
-		// The rewrite is in place (6 octets for 6), so the open type's
-		// length, like every length around it, stays right.
-		return w.progress(&s)
+		r.leave(outer)
+		return
 	}
-	w.body = i
 	switch i {
 	case bodySetup:
-		return w.setup(r)
+		w.setup(r)
 	case bodyCallProceeding, bodyAlerting:
-		return w.proceedingOrAlerting(r)
+		// Their roots, and their additions up to fastStart (4), are alike.
+		w.fastStartAt(r, w.destH245(r, 1), 4)
 	case bodyConnect:
-		return w.connect(r)
+		w.connect(r)
 	case bodyFacility:
-		return w.facility(r)
+		w.facility(r)
 	case bodyInformation:
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
+		s := r.seq(true, 0)
+		r.oid()
+		r.end(s)
+	case bodyReleaseComplete:
+		s := r.seq(true, 1)
+		r.oid()
+		if s.has(0) {
+			r.alt(12) // reason
 		}
-		if err := r.oid(); err != nil {
-			return err
-		}
-		return r.skipExt(e)
-	default: // bodyReleaseComplete
-		e, o, err := r.seq(true, 1)
-		if err != nil {
-			return err
-		}
-		if err := r.oid(); err != nil {
-			return err
-		}
-		if o == 1 {
-			if err := skipNullChoice(r, 12); err != nil { // reason
-				return err
-			}
-		}
-		return r.skipExt(e)
+		r.end(s)
 	}
 }
 
-// h245Control walks SEQUENCE OF OCTET STRING, each a tunnelled H.245
-// MultimediaSystemControlMessage.
-func (w *walker) h245Control(r *reader) error {
-	n, err := r.length()
-	if err != nil {
-		return err
-	}
-	for ; n > 0; n-- {
-		at, l, err := r.octetString(0, -1)
-		if err != nil {
-			return err
+// octetStrings walks SEQUENCE OF OCTET STRING whose strings each hold an
+// OpenLogicalChannel (fastStart, olc) or a MultimediaSystemControlMessage
+// (h245Control).
+func (w *walker) octetStrings(r *reader, olc bool) {
+	for n := r.length(); n > 0 && !r.bad; n-- {
+		outer := r.enter(r.length())
+		if olc {
+			w.olc(r)
+		} else {
+			w.control(r)
 		}
-		s := sub(r, at, l)
-		if err := w.msc(&s); err != nil {
-			return err
-		}
+		r.leave(outer)
 	}
-	return nil
+}
+
+// fastStartAt walks a UUIE's extension additions for fastStart, addition i.
+func (w *walker) fastStartAt(r *reader, s seq, i int) {
+	r.additions(s, func(j int) {
+		if j == i {
+			w.octetStrings(r, true)
+		}
+	})
 }
 
 // --- RAS ---
@@ -194,827 +169,430 @@ const (
 // timeToLive, if the walk gets that far). Other messages carry nothing the
 // helper rewrites.
 func (w *walker) ras(r *reader) error {
-	i, ext, err := r.choice(true, 25)
-	if err != nil || ext {
-		return err
+	i, ext := r.choice(true, 25)
+	if ext || i != rasGRQ && i != rasRRQ {
+		return r.err()
 	}
-	switch i {
-	case rasGRQ:
-		_, o, err := r.seq(true, 4)
-		if err != nil {
-			return err
-		}
-		if _, err := r.cint(1, 65535); err != nil { // requestSeqNum
-			return err
-		}
-		if err := r.oid(); err != nil {
-			return err
-		}
-		if has(o, 4, 0) {
-			if err := nonStandard225(r); err != nil {
-				return err
-			}
-		}
-		return w.transport225(r, kRAS)
-	case rasRRQ:
-		e, o, err := r.seq(true, 3)
-		if err != nil {
-			return err
-		}
-		if _, err := r.cint(1, 65535); err != nil {
-			return err
-		}
-		if err := r.oid(); err != nil {
-			return err
-		}
-		if has(o, 3, 0) {
-			if err := nonStandard225(r); err != nil {
-				return err
-			}
-		}
-		if err := r.skip(1); err != nil { // discoveryComplete
-			return err
-		}
-		for _, k := range [2]kind{kCall, kRAS} { // callSignalAddress, rasAddress
-			n, err := r.length()
-			if err != nil {
-				return err
-			}
-			for ; n > 0; n-- {
-				if err := w.transport225(r, k); err != nil {
-					return err
-				}
-			}
-		}
-		// The addresses are found; the rest only for timeToLive, and a
-		// failure there is no failure of the walk.
-		w.rrqTTL(r, e, o)
+	nopt := 4 // GatekeeperRequest's optional fields
+	if i == rasRRQ {
+		nopt = 3
 	}
-	return nil
-}
-
-// rrqTTL walks the rest of a RegistrationRequest for its timeToLive.
-func (w *walker) rrqTTL(r *reader, e bool, o uint32) {
-	if endpointType(r) != nil { // terminalType
-		return
+	s := r.seq(true, nopt)
+	r.cint(1, 65535) // requestSeqNum
+	r.oid()          // protocolIdentifier
+	if s.has(0) {
+		nonStandard(r, true)
 	}
-	if has(o, 3, 1) && aliases(r) != nil { // terminalAlias
-		return
+	if i == rasGRQ {
+		w.transport225(r, kRAS)
+		return r.err()
 	}
-	if has(o, 3, 2) && r.charString(1, 128, 16) != nil { // gatekeeperIdentifier
-		return
+	r.skip(1)                                // discoveryComplete
+	for _, k := range [2]kind{kCall, kRAS} { // callSignalAddress, rasAddress
+		for n := r.length(); n > 0 && !r.bad; n-- {
+			w.transport225(r, k)
+		}
 	}
-	if vendorID(r) != nil || !e { // endpointVendor
-		return
+	if r.bad {
+		return errPER
 	}
-	r.extensions(func(i int, s reader) error {
+	// The addresses are found; the rest only for timeToLive, and a
+	// failure there is no failure of the walk.
+	endpointType(r) // terminalType
+	if s.has(1) {
+		aliases(r) // terminalAlias
+	}
+	if s.has(2) {
+		r.charString(1, 128, 16) // gatekeeperIdentifier
+	}
+	vendorID(r) // endpointVendor
+	r.additions(s, func(i int) {
 		if i == 1 { // timeToLive: INTEGER (1..4294967295)
-			v, err := s.cint(1, 4294967295)
-			if err == nil {
+			if v := r.cint(1, 4294967295); !r.bad {
 				w.ttl = uint32(v)
 			}
 		}
-		return nil
 	})
+	return nil
 }
 
-func (w *walker) setup(r *reader) error {
-	e, o, err := r.seq(true, 7)
-	if err != nil {
-		return err
+func (w *walker) setup(r *reader) {
+	s := r.seq(true, 7)
+	r.oid() // protocolIdentifier
+	if s.has(0) {
+		w.transport225(r, kH245)
 	}
-	if err := r.oid(); err != nil { // protocolIdentifier
-		return err
+	if s.has(1) {
+		aliases(r) // sourceAddress
 	}
-	if has(o, 7, 0) {
-		if err := w.transport225(r, kH245); err != nil {
-			return err
+	endpointType(r) // sourceInfo
+	if s.has(2) {
+		aliases(r) // destinationAddress
+	}
+	if s.has(3) {
+		w.transport225(r, kNone) // destCallSignalAddress
+	}
+	if s.has(4) {
+		aliases(r) // destExtraCallInfo
+	}
+	if s.has(5) { // destExtraCRV
+		for n := r.length(); n > 0 && !r.bad; n-- {
+			r.cint(0, 65535)
 		}
 	}
-	if has(o, 7, 1) {
-		if err := aliases(r); err != nil { // sourceAddress
-			return err
-		}
+	r.skip(1)    // activeMC
+	r.octets(16) // conferenceID
+	r.alt(3)     // conferenceGoal
+	if s.has(6) {
+		qseries(r) // callServices
 	}
-	if err := endpointType(r); err != nil { // sourceInfo
-		return err
-	}
-	if has(o, 7, 2) {
-		if err := aliases(r); err != nil { // destinationAddress
-			return err
-		}
-	}
-	if has(o, 7, 3) {
-		if err := w.transport225(r, kNone); err != nil { // destCallSignalAddress
-			return err
-		}
-	}
-	if has(o, 7, 4) {
-		if err := aliases(r); err != nil { // destExtraCallInfo
-			return err
-		}
-	}
-	if has(o, 7, 5) { // destExtraCRV
-		n, err := r.length()
-		if err != nil {
-			return err
-		}
-		for ; n > 0; n-- {
-			if _, err := r.cint(0, 65535); err != nil {
-				return err
-			}
-		}
-	}
-	if err := r.skip(1); err != nil { // activeMC
-		return err
-	}
-	if _, err := r.octets(16); err != nil { // conferenceID
-		return err
-	}
-	if err := skipNullChoice(r, 3); err != nil { // conferenceGoal
-		return err
-	}
-	if has(o, 7, 6) {
-		if err := qseries(r); err != nil { // callServices
-			return err
-		}
-	}
-	if err := skipNullChoice(r, 4); err != nil { // callType
-		return err
-	}
-	if !e {
-		return nil
-	}
-	return r.extensions(func(i int, s reader) error {
-		if i == 6 {
-			return w.fastStart(&s)
-		}
-		return nil
-	})
+	r.alt(4) // callType
+	w.fastStartAt(r, s, 6)
 }
 
 // destH245 walks the start CallProceeding-, Alerting- and Progress-UUIE
-// share: the preamble (the extension bit and nopt presence bits, returned;
-// h245Address's is the first), protocolIdentifier, destinationInfo and
-// h245Address.
-func (w *walker) destH245(r *reader, nopt int) (bool, uint32, error) {
-	e, o, err := r.seq(true, nopt)
-	if err != nil {
-		return false, 0, err
+// share: the preamble (nopt optional fields, h245Address the first),
+// protocolIdentifier, destinationInfo and h245Address.
+func (w *walker) destH245(r *reader, nopt int) seq {
+	s := r.seq(true, nopt)
+	r.oid()
+	endpointType(r) // destinationInfo
+	if s.has(0) {
+		w.transport225(r, kH245)
 	}
-	if err := r.oid(); err != nil {
-		return false, 0, err
-	}
-	if err := endpointType(r); err != nil { // destinationInfo
-		return false, 0, err
-	}
-	if has(o, nopt, 0) {
-		if err := w.transport225(r, kH245); err != nil {
-			return false, 0, err
-		}
-	}
-	return e, o, nil
-}
-
-// proceedingOrAlerting walks CallProceeding-UUIE or Alerting-UUIE, whose
-// roots and first extension additions are alike.
-func (w *walker) proceedingOrAlerting(r *reader) error {
-	e, _, err := w.destH245(r, 1)
-	if err != nil {
-		return err
-	}
-	return w.fastStartExt(r, e, 4)
+	return s
 }
 
 // progress walks Progress-UUIE, whose root holds what CallProceeding and
 // Alerting have as extension additions: callIdentifier, h245SecurityMode,
 // tokens and cryptoTokens, then fastStart.
-func (w *walker) progress(r *reader) error {
-	e, o, err := w.destH245(r, 5)
-	if err != nil {
-		return err
+func (w *walker) progress(r *reader) {
+	s := w.destH245(r, 5)
+	c := r.seq(true, 0) // callIdentifier
+	r.octets(16)
+	r.end(c)
+	if s.has(1) {
+		h245Security(r)
 	}
-	ce, _, err := r.seq(true, 0) // callIdentifier
-	if err != nil {
-		return err
-	}
-	if _, err := r.octets(16); err != nil {
-		return err
-	}
-	if err := r.skipExt(ce); err != nil {
-		return err
-	}
-	if has(o, 5, 1) {
-		if err := h245Security(r); err != nil {
-			return err
+	if s.has(2) { // tokens
+		for n := r.length(); n > 0 && !r.bad; n-- {
+			clearToken(r)
 		}
 	}
-	// tokens, cryptoTokens: SEQUENCE OF ClearToken, of CryptoH323Token.
-	// (Plain loops: a reader handed to a function value would escape.)
-	for i := 2; i < 4; i++ {
-		if !has(o, 5, i) {
-			continue
-		}
-		n, err := r.length()
-		for ; n > 0 && err == nil; n-- {
-			if i == 2 {
-				err = clearToken(r)
-			} else {
-				err = cryptoH323Token(r)
-			}
-		}
-		if err != nil {
-			return err
+	if s.has(3) { // cryptoTokens
+		for n := r.length(); n > 0 && !r.bad; n-- {
+			cryptoH323Token(r)
 		}
 	}
-	if has(o, 5, 4) {
-		if err := w.fastStart(r); err != nil {
-			return err
-		}
+	if s.has(4) {
+		w.octetStrings(r, true) // fastStart
 	}
-	return r.skipExt(e) // multipleCalls, maintainConnection, ...
+	r.end(s) // multipleCalls, maintainConnection, ...
 }
 
-func (w *walker) connect(r *reader) error {
-	e, o, err := r.seq(true, 1)
-	if err != nil {
-		return err
+func (w *walker) connect(r *reader) {
+	s := r.seq(true, 1)
+	r.oid()
+	if s.has(0) {
+		w.transport225(r, kH245)
 	}
-	if err := r.oid(); err != nil {
-		return err
-	}
-	if has(o, 1, 0) {
-		if err := w.transport225(r, kH245); err != nil {
-			return err
-		}
-	}
-	if err := endpointType(r); err != nil { // destinationInfo
-		return err
-	}
-	if _, err := r.octets(16); err != nil { // conferenceID
-		return err
-	}
-	return w.fastStartExt(r, e, 4)
+	endpointType(r) // destinationInfo
+	r.octets(16)    // conferenceID
+	w.fastStartAt(r, s, 4)
 }
 
-func (w *walker) facility(r *reader) error {
-	e, o, err := r.seq(true, 3)
-	if err != nil {
-		return err
+func (w *walker) facility(r *reader) {
+	s := r.seq(true, 3)
+	r.oid()
+	if s.has(0) {
+		w.transport225(r, kNone) // alternativeAddress
 	}
-	if err := r.oid(); err != nil {
-		return err
+	if s.has(1) {
+		aliases(r) // alternativeAliasAddress
 	}
-	if has(o, 3, 0) {
-		if err := w.transport225(r, kNone); err != nil { // alternativeAddress
-			return err
-		}
+	if s.has(2) {
+		r.octets(16) // conferenceID
 	}
-	if has(o, 3, 1) {
-		if err := aliases(r); err != nil {
-			return err
-		}
-	}
-	if has(o, 3, 2) {
-		if _, err := r.octets(16); err != nil {
-			return err
-		}
-	}
-	if err := skipNullChoice(r, 4); err != nil { // reason
-		return err
-	}
-	if !e {
-		return nil
-	}
-	return r.extensions(func(i int, s reader) error {
+	r.alt(4) // reason
+	r.additions(s, func(i int) {
 		switch i {
 		case 6:
-			return w.transport225(&s, kH245)
+			w.transport225(r, kH245)
 		case 7:
-			return w.fastStart(&s)
+			w.octetStrings(r, true) // fastStart
 		}
-		return nil
 	})
-}
-
-func (w *walker) fastStartExt(r *reader, e bool, idx int) error {
-	if !e {
-		return nil
-	}
-	return r.extensions(func(i int, s reader) error {
-		if i == idx {
-			return w.fastStart(&s)
-		}
-		return nil
-	})
-}
-
-// fastStart walks SEQUENCE OF OCTET STRING, each an OpenLogicalChannel.
-func (w *walker) fastStart(r *reader) error {
-	n, err := r.length()
-	if err != nil {
-		return err
-	}
-	for ; n > 0; n-- {
-		at, l, err := r.octetString(0, -1)
-		if err != nil {
-			return err
-		}
-		s := sub(r, at, l)
-		if err := w.olc(&s); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // transport225 walks an H.225.0 TransportAddress, noting an ipAddress as k.
-func (w *walker) transport225(r *reader, k kind) error {
-	i, ext, err := r.choice(true, 7)
-	if err != nil {
-		return err
-	}
-	if ext {
-		_, err := r.open()
-		return err
-	}
-	switch i {
-	case 0: // ipAddress
-		at, err := r.octets(4)
-		if err != nil {
-			return err
-		}
-		if _, err := r.cint(0, 65535); err != nil {
-			return err
-		}
-		return w.add(at, k)
+func (w *walker) transport225(r *reader, k kind) {
+	switch r.alt(7) {
+	case 0: // ipAddress: ip, port
+		w.add(r, r.octets(6), k)
 	case 1: // ipSourceRoute
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
-		}
-		if _, err := r.octets(4); err != nil {
-			return err
-		}
-		if _, err := r.cint(0, 65535); err != nil {
-			return err
-		}
-		n, err := r.length()
-		if err != nil {
-			return err
-		}
-		if _, err := r.octets(4 * n); err != nil {
-			return err
-		}
-		if err := skipNullChoice(r, 2); err != nil {
-			return err
-		}
-		return r.skipExt(e)
-	case 2: // ipxAddress
-		if _, err := r.octets(10); err != nil {
-			return err
-		}
-		return r.skip(16)
+		s := r.seq(true, 0)
+		r.octets(6) // ip, port
+		r.octets(4 * r.length())
+		r.alt(2) // routing
+		r.end(s)
+	case 2: // ipxAddress: node, netnum, port
+		r.octets(12)
 	case 3: // ip6Address
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
-		}
-		if _, err := r.octets(18); err != nil {
-			return err
-		}
-		return r.skipExt(e)
+		s := r.seq(true, 0)
+		r.octets(18)
+		r.end(s)
 	case 4: // netBios
-		_, err := r.octets(16)
-		return err
+		r.octets(16)
 	case 5: // nsap
-		_, _, err := r.octetString(1, 20)
-		return err
-	default: // nonStandardAddress
-		return nonStandard225(r)
+		r.octetString(1, 20)
+	case 6: // nonStandardAddress
+		nonStandard(r, true)
 	}
 }
 
-// skipNullChoice steps over an extensible CHOICE of NULLs.
-func skipNullChoice(r *reader, nroot int) error {
-	_, ext, err := r.choice(true, nroot)
-	if err == nil && ext {
-		_, err = r.open()
-	}
-	return err
+func h221(r *reader, ext bool) {
+	s := r.seq(ext, 0)
+	r.cint(0, 255)   // t35CountryCode
+	r.cint(0, 255)   // t35Extension
+	r.cint(0, 65535) // manufacturerCode
+	r.end(s)
 }
 
-func h221(r *reader, ext bool) error {
-	e, _, err := r.seq(ext, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := r.cint(0, 255); err != nil {
-		return err
-	}
-	if _, err := r.cint(0, 255); err != nil {
-		return err
-	}
-	if _, err := r.cint(0, 65535); err != nil {
-		return err
-	}
-	return r.skipExt(e)
-}
-
-// nonStandard225 walks H.225.0's NonStandardParameter.
-func nonStandard225(r *reader) error {
-	i, ext, err := r.choice(true, 2)
-	if err != nil {
-		return err
-	}
-	switch {
-	case ext:
-		_, err = r.open()
+// nonStandard walks a NonStandardParameter: H.225.0's (and its
+// NonStandardIdentifier) extensible, H.245's not.
+func nonStandard(r *reader, ext bool) {
+	switch i, x := r.choice(ext, 2); {
+	case x:
+		r.skipOpen()
 	case i == 0:
-		err = r.oid()
+		r.oid() // object
 	default:
-		err = h221(r, true)
+		h221(r, ext)
 	}
-	if err != nil {
-		return err
-	}
-	_, _, err = r.octetString(0, -1)
-	return err
+	r.octetString(0, -1) // data
 }
 
 // aliases walks SEQUENCE OF AliasAddress.
-func aliases(r *reader) error {
-	n, err := r.length()
-	if err != nil {
-		return err
+func aliases(r *reader) {
+	for n := r.length(); n > 0 && !r.bad; n-- {
+		alias(r)
 	}
-	for ; n > 0; n-- {
-		if err := alias(r); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // alias walks an AliasAddress.
-func alias(r *reader) error {
-	i, ext, err := r.choice(true, 2)
-	if err != nil {
-		return err
+func alias(r *reader) {
+	switch r.alt(2) {
+	case 0: // dialledDigits: 13 characters, 4 bits each
+		r.charString(1, 128, 4)
+	case 1: // h323-ID
+		r.charString(1, 256, 16)
 	}
-	switch {
-	case ext:
-		_, err = r.open()
-	case i == 0: // dialledDigits: 13 characters, 4 bits each
-		err = r.charString(1, 128, 4)
-	default: // h323-ID
-		err = r.charString(1, 256, 16)
-	}
-	return err
 }
 
 // nsdOnly walks the SEQUENCEs whose root is one optional
 // NonStandardParameter (GatekeeperInfo, McuInfo, TerminalInfo, H323Caps, ...).
-func nsdOnly(r *reader) error {
-	e, o, err := r.seq(true, 1)
-	if err != nil {
-		return err
+func nsdOnly(r *reader) {
+	s := r.seq(true, 1)
+	if s.has(0) {
+		nonStandard(r, true)
 	}
-	if o == 1 {
-		if err := nonStandard225(r); err != nil {
-			return err
-		}
-	}
-	return r.skipExt(e)
+	r.end(s)
 }
 
-func endpointType(r *reader) error {
-	e, o, err := r.seq(true, 6)
-	if err != nil {
-		return err
+func endpointType(r *reader) {
+	s := r.seq(true, 6)
+	if s.has(0) {
+		nonStandard(r, true)
 	}
-	if has(o, 6, 0) {
-		if err := nonStandard225(r); err != nil {
-			return err
-		}
+	if s.has(1) {
+		vendorID(r)
 	}
-	if has(o, 6, 1) { // vendor
-		if err := vendorID(r); err != nil {
-			return err
-		}
+	if s.has(2) {
+		nsdOnly(r) // gatekeeper
 	}
-	if has(o, 6, 2) { // gatekeeper
-		if err := nsdOnly(r); err != nil {
-			return err
-		}
-	}
-	if has(o, 6, 3) { // gateway
-		ge, gopt, err := r.seq(true, 2)
-		if err != nil {
-			return err
-		}
-		if has(gopt, 2, 0) {
-			n, err := r.length()
-			if err != nil {
-				return err
-			}
-			for ; n > 0; n-- {
-				i, ext, err := r.choice(true, 9)
-				if err != nil {
-					return err
-				}
-				switch {
-				case ext:
-					_, err = r.open()
-				case i == 0:
-					err = nonStandard225(r)
-				default:
-					err = nsdOnly(r)
-				}
-				if err != nil {
-					return err
+	if s.has(3) { // gateway
+		g := r.seq(true, 2)
+		if g.has(0) { // protocol: SEQUENCE OF SupportedProtocols
+			for n := r.length(); n > 0 && !r.bad; n-- {
+				if i := r.alt(9); i == 0 {
+					nonStandard(r, true)
+				} else if i > 0 {
+					nsdOnly(r) // H310Caps, ...: their roots alike
 				}
 			}
 		}
-		if has(gopt, 2, 1) {
-			if err := nonStandard225(r); err != nil {
-				return err
-			}
+		if g.has(1) {
+			nonStandard(r, true)
 		}
-		if err := r.skipExt(ge); err != nil {
-			return err
-		}
+		r.end(g)
 	}
 	for i := 4; i < 6; i++ { // mcu, terminal
-		if has(o, 6, i) {
-			if err := nsdOnly(r); err != nil {
-				return err
-			}
+		if s.has(i) {
+			nsdOnly(r)
 		}
 	}
-	if err := r.skip(2); err != nil { // mc, undefinedNode
-		return err
-	}
-	return r.skipExt(e)
+	r.skip(2) // mc, undefinedNode
+	r.end(s)
 }
 
 // vendorID walks a VendorIdentifier.
-func vendorID(r *reader) error {
-	ve, vo, err := r.seq(true, 2)
-	if err != nil {
-		return err
-	}
-	if err := h221(r, true); err != nil {
-		return err
-	}
-	for i := 0; i < 2; i++ {
-		if has(vo, 2, i) {
-			if _, _, err := r.octetString(1, 256); err != nil {
-				return err
-			}
+func vendorID(r *reader) {
+	s := r.seq(true, 2)
+	h221(r, true)
+	for i := 0; i < 2; i++ { // productId, versionId
+		if s.has(i) {
+			r.octetString(1, 256)
 		}
 	}
-	return r.skipExt(ve)
+	r.end(s)
 }
 
-func qseries(r *reader) error {
-	e, _, err := r.seq(true, 0)
-	if err != nil {
-		return err
-	}
-	if err := r.skip(7); err != nil {
-		return err
-	}
-	e2, _, err := r.seq(true, 0) // Q954Details
-	if err != nil {
-		return err
-	}
-	if err := r.skip(2); err != nil {
-		return err
-	}
-	if err := r.skipExt(e2); err != nil {
-		return err
-	}
-	return r.skipExt(e)
+// qseries walks QseriesOptions: seven BOOLEANs and a Q954Details of two.
+func qseries(r *reader) {
+	s := r.seq(true, 0)
+	r.skip(7)
+	d := r.seq(true, 0)
+	r.skip(2)
+	r.end(d)
+	r.end(s)
 }
 
 // --- H.235 (security fields a Progress has in its root) ---
 
 // h245Security walks an H245Security.
-func h245Security(r *reader) error {
-	i, ext, err := r.choice(true, 4)
-	switch {
-	case err != nil:
-		return err
-	case ext:
-		_, err = r.open()
-		return err
-	case i == 0:
-		return nonStandard225(r)
-	case i == 1: // noSecurity
-		return nil
-	}
-	// tls, ipsec: SecurityCapabilities
-	e, o, err := r.seq(true, 1)
-	if err != nil {
-		return err
-	}
-	if o == 1 {
-		if err := nonStandard225(r); err != nil {
-			return err
+func h245Security(r *reader) {
+	switch r.alt(4) {
+	case 0:
+		nonStandard(r, true)
+	case 2, 3: // tls, ipsec: SecurityCapabilities
+		s := r.seq(true, 1)
+		if s.has(0) {
+			nonStandard(r, true)
 		}
-	}
-	for j := 0; j < 3; j++ { // encryption, authenticaton, integrity
-		i, ext, err := r.choice(true, 3) // SecurityServiceMode
-		switch {
-		case err != nil:
-		case ext:
-			_, err = r.open()
-		case i == 0:
-			err = nonStandard225(r)
+		for j := 0; j < 3; j++ { // encryption, authenticaton, integrity
+			if r.alt(3) == 0 { // SecurityServiceMode
+				nonStandard(r, true)
+			}
 		}
-		if err != nil {
-			return err
-		}
+		r.end(s)
 	}
-	return r.skipExt(e)
 }
 
 // bmp128 steps over a BMPString (SIZE (1..128)): Password, Identifier,
 // GatekeeperIdentifier.
-func bmp128(r *reader) error { return r.charString(1, 128, 16) }
+func bmp128(r *reader) { r.charString(1, 128, 16) }
 
 // timeStamp steps over a TimeStamp, INTEGER (1..4294967295).
-func timeStamp(r *reader) error {
-	_, err := r.cint(1, 4294967295)
-	return err
-}
+func timeStamp(r *reader) { r.cint(1, 4294967295) }
 
 // integer steps over an unconstrained INTEGER: a length, then the octets,
 // as an OCTET STRING is.
-func integer(r *reader) error {
-	_, _, err := r.octetString(0, -1)
-	return err
-}
+func integer(r *reader) { r.octetString(0, -1) }
 
 // clearToken walks an H.235 ClearToken.
-func clearToken(r *reader) error {
-	e, o, err := r.seq(true, 8)
-	if err != nil {
-		return err
+func clearToken(r *reader) {
+	s := r.seq(true, 8)
+	r.oid() // tokenOID
+	if s.has(0) {
+		timeStamp(r)
 	}
-	if err := r.oid(); err != nil { // tokenOID
-		return err
+	if s.has(1) {
+		bmp128(r) // password
 	}
-	for i := 0; i < 8 && err == nil; i++ {
-		if !has(o, 8, i) {
-			continue
+	if s.has(2) { // dhkey: DHset
+		d := r.seq(true, 0)
+		for j := 0; j < 3; j++ { // halfkey, modSize, generator
+			r.bitString(0, 2048)
 		}
-		switch i {
-		case 0:
-			err = timeStamp(r)
-		case 1, 6: // password, generalID
-			err = bmp128(r)
-		case 2: // dhkey: DHset
-			var de bool
-			if de, _, err = r.seq(true, 0); err != nil {
-				break
-			}
-			for j := 0; j < 3 && err == nil; j++ { // halfkey, modSize, generator
-				err = r.bitString(0, 2048)
-			}
-			if err == nil {
-				err = r.skipExt(de)
-			}
-		case 3: // challenge
-			_, _, err = r.octetString(8, 128)
-		case 4: // random
-			err = integer(r)
-		case 5: // certificate: TypedCertificate
-			var te bool
-			if te, _, err = r.seq(true, 0); err != nil {
-				break
-			}
-			if err = r.oid(); err == nil {
-				if _, _, err = r.octetString(0, -1); err == nil {
-					err = r.skipExt(te)
-				}
-			}
-		case 7: // nonStandard: H.235's NonStandardParameter
-			if err = r.oid(); err == nil {
-				_, _, err = r.octetString(0, -1)
-			}
-		}
+		r.end(d)
 	}
-	if err != nil {
-		return err
+	if s.has(3) {
+		r.octetString(8, 128) // challenge
 	}
-	return r.skipExt(e)
+	if s.has(4) {
+		integer(r) // random
+	}
+	if s.has(5) { // certificate: TypedCertificate
+		c := r.seq(true, 0)
+		r.oid()
+		r.octetString(0, -1)
+		r.end(c)
+	}
+	if s.has(6) {
+		bmp128(r) // generalID
+	}
+	if s.has(7) { // nonStandard: H.235's NonStandardParameter
+		r.oid()
+		r.octetString(0, -1)
+	}
+	r.end(s)
 }
 
 // params walks an H.235 Params.
-func params(r *reader) error {
-	e, o, err := r.seq(true, 2)
-	if err != nil {
-		return err
+func params(r *reader) {
+	s := r.seq(true, 2)
+	if s.has(0) {
+		integer(r) // ranInt
 	}
-	if has(o, 2, 0) {
-		if err := integer(r); err != nil { // ranInt
-			return err
-		}
+	if s.has(1) {
+		r.octetString(8, 8) // iv8
 	}
-	if has(o, 2, 1) {
-		if _, _, err := r.octetString(8, 8); err != nil { // iv8
-			return err
-		}
-	}
-	return r.skipExt(e)
+	r.end(s)
 }
 
 // The parameterized H.235 types, none extensible: HASHED{} is
 // algorithmOID, paramS, hash (BIT STRING); ENCRYPTED{} algorithmOID,
 // paramS, encryptedData (OCTET STRING); SIGNED{} toBeSigned (an open
 // type), algorithmOID, paramS, signature (BIT STRING).
-func hashed(r *reader) error {
-	if err := r.oid(); err != nil {
-		return err
-	}
-	if err := params(r); err != nil {
-		return err
-	}
-	return r.bitString(0, -1)
+func hashed(r *reader) {
+	r.oid()
+	params(r)
+	r.bitString(0, -1)
 }
 
-func encrypted(r *reader) error {
-	if err := r.oid(); err != nil {
-		return err
-	}
-	if err := params(r); err != nil {
-		return err
-	}
-	_, _, err := r.octetString(0, -1)
-	return err
+func encrypted(r *reader) {
+	r.oid()
+	params(r)
+	r.octetString(0, -1)
 }
 
-func signed(r *reader) error {
-	if _, err := r.open(); err != nil { // toBeSigned
-		return err
-	}
-	return hashed(r) // the same fields follow
+func signed(r *reader) {
+	r.skipOpen() // toBeSigned
+	hashed(r)    // the same fields follow
 }
 
 // cryptoH323Token walks a CryptoH323Token.
-func cryptoH323Token(r *reader) error {
-	i, ext, err := r.choice(true, 8)
-	switch {
-	case err != nil:
-		return err
-	case ext:
-		_, err = r.open()
-		return err
-	case i <= 1: // cryptoEPPwdHash, cryptoGKPwdHash
-		if i == 0 {
-			err = alias(r)
-		} else {
-			err = bmp128(r) // gatekeeperId
+func cryptoH323Token(r *reader) {
+	switch r.alt(8) {
+	case 0: // cryptoEPPwdHash
+		alias(r)
+		timeStamp(r)
+		hashed(r)
+	case 1: // cryptoGKPwdHash
+		bmp128(r) // gatekeeperId
+		timeStamp(r)
+		hashed(r)
+	case 2, 3: // cryptoEPPwdEncr, cryptoGKPwdEncr
+		encrypted(r)
+	case 4, 5, 6: // cryptoEPCert, cryptoGKCert, cryptoFastStart
+		signed(r)
+	case 7: // nestedcryptoToken: CryptoToken
+		switch i := r.alt(4); i {
+		case 0, 1, 2:
+			r.oid() // tokenOID
+			switch i {
+			case 0: // cryptoEncryptedToken
+				encrypted(r)
+			case 1: // cryptoSignedToken
+				signed(r)
+			case 2: // cryptoHashedToken
+				clearToken(r) // hashedVals
+				hashed(r)
+			}
+		case 3: // cryptoPwdEncr
+			encrypted(r)
 		}
-		if err != nil {
-			return err
-		}
-		if err := timeStamp(r); err != nil {
-			return err
-		}
-		return hashed(r)
-	case i <= 3: // cryptoEPPwdEncr, cryptoGKPwdEncr
-		return encrypted(r)
-	case i <= 6: // cryptoEPCert, cryptoGKCert, cryptoFastStart
-		return signed(r)
 	}
-	// nestedcryptoToken: CryptoToken
-	i, ext, err = r.choice(true, 4)
-	switch {
-	case err != nil:
-		return err
-	case ext:
-		_, err = r.open()
-		return err
-	case i == 3: // cryptoPwdEncr
-		return encrypted(r)
-	}
-	if err := r.oid(); err != nil { // tokenOID
-		return err
-	}
-	switch i {
-	case 0: // cryptoEncryptedToken
-		return encrypted(r)
-	case 1: // cryptoSignedToken
-		return signed(r)
-	}
-	// cryptoHashedToken
-	if err := clearToken(r); err != nil { // hashedVals
-		return err
-	}
-	return hashed(r)
 }
 
 // --- H.245 ---
@@ -1022,490 +600,247 @@ func cryptoH323Token(r *reader) error {
 // msc walks a MultimediaSystemControlMessage: the addresses of an
 // OpenLogicalChannel request or an OpenLogicalChannelAck response.
 func (w *walker) msc(r *reader) error {
-	i, ext, err := r.choice(true, 4)
-	if err != nil || ext {
-		return err
+	w.control(r)
+	return r.err()
+}
+
+func (w *walker) control(r *reader) {
+	i, ext := r.choice(true, 4)
+	if ext {
+		return
 	}
 	switch i {
 	case 0: // request
-		j, ext, err := r.choice(true, 11)
-		if err != nil || ext || j != 3 {
-			return err
+		if j, ext := r.choice(true, 11); !ext && j == 3 {
+			w.olc(r)
 		}
-		return w.olc(r)
 	case 1: // response
-		j, ext, err := r.choice(true, 19)
-		if err != nil || ext || j != 5 {
-			return err
+		if j, ext := r.choice(true, 19); !ext && j == 5 {
+			w.olcAck(r)
 		}
-		return w.olcAck(r)
 	}
-	return nil
 }
 
-func (w *walker) olc(r *reader) error {
-	_, o, err := r.seq(true, 1)
-	if err != nil {
-		return err
+func (w *walker) olc(r *reader) {
+	s := r.seq(true, 1)
+	r.cint(1, 65535)    // forwardLogicalChannelNumber
+	f := r.seq(true, 1) // forwardLogicalChannelParameters
+	if f.has(0) {
+		r.cint(0, 65535) // portNumber
 	}
-	if _, err := r.cint(1, 65535); err != nil { // forwardLogicalChannelNumber
-		return err
-	}
-	// forwardLogicalChannelParameters
-	fe, fo, err := r.seq(true, 1)
-	if err != nil {
-		return err
-	}
-	if fo == 1 {
-		if _, err := r.cint(0, 65535); err != nil { // portNumber
-			return err
-		}
-	}
-	if err := dataType(r); err != nil {
-		return err
-	}
-	i, ext, err := r.choice(true, 3)
-	if err != nil {
-		return err
-	}
-	switch {
+	dataType(r)
+	switch i, ext := r.choice(true, 3); {
 	case ext:
-		s, err := r.open()
-		if err != nil {
-			return err
-		}
-		if i == 0 {
-			if err := w.h2250(&s); err != nil {
-				return err
-			}
-		}
+		w.h2250In(r, i)
 	case i == 0:
-		if err := h222(r); err != nil {
-			return err
-		}
+		h222(r)
 	default: // H.223, V.76: not on IP networks
-		return errPER
+		r.fail()
 	}
-	if err := r.skipExt(fe); err != nil {
-		return err
+	r.end(f)
+	if !s.has(0) {
+		return
 	}
-	if o == 0 {
-		return nil
+	rv := r.seq(true, 1) // reverseLogicalChannelParameters
+	dataType(r)
+	if !rv.has(0) {
+		return
 	}
-	// reverseLogicalChannelParameters
-	_, ro, err := r.seq(true, 1)
-	if err != nil {
-		return err
-	}
-	if err := dataType(r); err != nil {
-		return err
-	}
-	if ro == 0 {
-		return nil
-	}
-	i, ext, err = r.choice(true, 2)
-	if err != nil {
-		return err
-	}
+	i, ext := r.choice(true, 2)
 	if !ext {
-		return errPER // H.223, V.76
-	}
-	s, err := r.open()
-	if err != nil || i != 0 {
-		return err
+		r.fail() // H.223, V.76
+		return
 	}
 	// What follows (dependencies, the OLC's own extensions) holds no
 	// address the walk rewrites; the rewrite is in place, so stop here.
-	return w.h2250(&s)
+	w.h2250In(r, i)
 }
 
-func (w *walker) olcAck(r *reader) error {
-	e, o, err := r.seq(true, 1)
-	if err != nil {
-		return err
+// h2250In walks the extension alternative i of multiplexParameters:
+// H2250LogicalChannelParameters if it is the first.
+func (w *walker) h2250In(r *reader, i int) {
+	outer := r.open()
+	if i == 0 {
+		w.h2250(r)
 	}
-	if _, err := r.cint(1, 65535); err != nil {
-		return err
-	}
-	if o == 1 { // reverseLogicalChannelParameters
-		re, ro, err := r.seq(true, 2)
-		if err != nil {
-			return err
+	r.leave(outer)
+}
+
+func (w *walker) olcAck(r *reader) {
+	s := r.seq(true, 1)
+	r.cint(1, 65535) // forwardLogicalChannelNumber
+	if s.has(0) {    // reverseLogicalChannelParameters
+		rv := r.seq(true, 2)
+		r.cint(1, 65535) // reverseLogicalChannelNumber
+		if rv.has(0) {
+			r.cint(0, 65535) // portNumber
 		}
-		if _, err := r.cint(1, 65535); err != nil {
-			return err
-		}
-		if has(ro, 2, 0) {
-			if _, err := r.cint(0, 65535); err != nil {
-				return err
+		if rv.has(1) {
+			if i, ext := r.choice(true, 1); ext {
+				w.h2250In(r, i)
+			} else {
+				h222(r)
 			}
 		}
-		if has(ro, 2, 1) {
-			i, ext, err := r.choice(true, 1)
-			if err != nil {
-				return err
-			}
-			if ext {
-				s, err := r.open()
-				if err != nil {
-					return err
-				}
-				if i == 0 {
-					if err := w.h2250(&s); err != nil {
-						return err
-					}
-				}
-			} else if err := h222(r); err != nil {
-				return err
+		r.end(rv)
+	}
+	r.additions(s, func(i int) {
+		if i == 1 { // forwardMultiplexAckParameters
+			if j, ext := r.choice(true, 1); !ext && j == 0 {
+				w.h2250Ack(r)
 			}
 		}
-		if err := r.skipExt(re); err != nil {
-			return err
-		}
-	}
-	if !e {
-		return nil
-	}
-	return r.extensions(func(i int, s reader) error {
-		if i != 1 { // forwardMultiplexAckParameters
-			return nil
-		}
-		j, ext, err := s.choice(true, 1)
-		if err != nil || ext || j != 0 {
-			return err
-		}
-		return w.h2250Ack(&s)
 	})
 }
 
 // h2250 walks H2250LogicalChannelParameters up to mediaControlChannel.
-func (w *walker) h2250(r *reader) error {
-	_, o, err := r.seq(true, 10)
-	if err != nil {
-		return err
+func (w *walker) h2250(r *reader) {
+	s := r.seq(true, 10)
+	if s.has(0) {
+		nonStandardList245(r)
 	}
-	if has(o, 10, 0) {
-		if err := nonStandardList245(r); err != nil {
-			return err
-		}
+	r.cint(0, 255) // sessionID
+	if s.has(1) {
+		r.cint(1, 255) // associatedSessionID
 	}
-	if _, err := r.cint(0, 255); err != nil { // sessionID
-		return err
+	if s.has(2) {
+		w.transport245(r, kRTP) // mediaChannel
 	}
-	if has(o, 10, 1) {
-		if _, err := r.cint(1, 255); err != nil { // associatedSessionID
-			return err
-		}
+	if s.has(3) {
+		r.skip(1) // mediaGuaranteedDelivery
 	}
-	if has(o, 10, 2) {
-		if err := w.transport245(r, kRTP); err != nil {
-			return err
-		}
+	if s.has(4) {
+		w.transport245(r, kRTCP) // mediaControlChannel
 	}
-	if has(o, 10, 3) {
-		if err := r.skip(1); err != nil { // mediaGuaranteedDelivery
-			return err
-		}
-	}
-	if has(o, 10, 4) {
-		return w.transport245(r, kRTCP)
-	}
-	return nil
 }
 
 // h2250Ack walks H2250LogicalChannelAckParameters up to mediaControlChannel.
-func (w *walker) h2250Ack(r *reader) error {
-	_, o, err := r.seq(true, 5)
-	if err != nil {
-		return err
+func (w *walker) h2250Ack(r *reader) {
+	s := r.seq(true, 5)
+	if s.has(0) {
+		nonStandardList245(r)
 	}
-	if has(o, 5, 0) {
-		if err := nonStandardList245(r); err != nil {
-			return err
-		}
+	if s.has(1) {
+		r.cint(1, 255) // sessionID
 	}
-	if has(o, 5, 1) {
-		if _, err := r.cint(1, 255); err != nil {
-			return err
-		}
+	if s.has(2) {
+		w.transport245(r, kRTP) // mediaChannel
 	}
-	if has(o, 5, 2) {
-		if err := w.transport245(r, kRTP); err != nil {
-			return err
-		}
+	if s.has(3) {
+		w.transport245(r, kRTCP) // mediaControlChannel
 	}
-	if has(o, 5, 3) {
-		return w.transport245(r, kRTCP)
-	}
-	return nil
 }
 
 // transport245 walks an H.245 TransportAddress, noting a unicast
 // iPAddress as k.
-func (w *walker) transport245(r *reader, k kind) error {
-	i, ext, err := r.choice(true, 2)
-	if err != nil {
-		return err
-	}
-	if ext {
-		_, err := r.open()
-		return err
-	}
-	if i == 1 { // multicastAddress: left alone
-		j, ext, err := r.choice(true, 2)
-		if err != nil {
-			return err
+func (w *walker) transport245(r *reader, k kind) {
+	switch r.alt(2) {
+	case 0: // unicastAddress
+		j := r.alt(5)
+		if j < 0 {
+			return
 		}
-		if ext {
-			_, err := r.open()
-			return err
+		s := r.seq(j != 3, 0) // all but netBios are extensible SEQUENCEs
+		switch j {
+		case 0: // iPAddress: network, tsapIdentifier
+			w.add(r, r.octets(6), k)
+		case 1: // iPXAddress: node, netnum, tsapIdentifier
+			r.octets(12)
+		case 2: // iP6Address: network, tsapIdentifier
+			r.octets(18)
+		case 3: // netBios
+			r.octets(16)
+		case 4: // iPSourceRouteAddress
+			r.skip(1)   // routing
+			r.octets(6) // network, tsapIdentifier
+			r.octets(4 * r.length())
 		}
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
+		r.end(s)
+	case 1: // multicastAddress: left alone
+		if j := r.alt(2); j >= 0 {
+			s := r.seq(true, 0)
+			r.octets(6 + 12*j) // IPv4 or IPv6 network, tsapIdentifier
+			r.end(s)
 		}
-		n := 4
-		if j == 1 {
-			n = 16
-		}
-		if _, err := r.octets(n + 2); err != nil {
-			return err
-		}
-		return r.skipExt(e)
-	}
-	j, ext, err := r.choice(true, 5)
-	if err != nil {
-		return err
-	}
-	if ext {
-		_, err := r.open()
-		return err
-	}
-	switch j {
-	case 0: // iPAddress
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
-		}
-		at, err := r.octets(4)
-		if err != nil {
-			return err
-		}
-		if _, err := r.cint(0, 65535); err != nil {
-			return err
-		}
-		if err := w.add(at, k); err != nil {
-			return err
-		}
-		return r.skipExt(e)
-	case 1: // iPXAddress
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
-		}
-		if _, err := r.octets(10); err != nil {
-			return err
-		}
-		if err := r.skip(16); err != nil {
-			return err
-		}
-		return r.skipExt(e)
-	case 2: // iP6Address
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
-		}
-		if _, err := r.octets(18); err != nil {
-			return err
-		}
-		return r.skipExt(e)
-	case 3: // netBios
-		_, err := r.octets(16)
-		return err
-	default: // iPSourceRouteAddress
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
-		}
-		if err := r.skip(1); err != nil { // routing
-			return err
-		}
-		if _, err := r.octets(6); err != nil {
-			return err
-		}
-		n, err := r.length()
-		if err != nil {
-			return err
-		}
-		if _, err := r.octets(4 * n); err != nil {
-			return err
-		}
-		return r.skipExt(e)
 	}
 }
 
-// nonStandard245 walks H.245's NonStandardParameter (not extensible).
-func nonStandard245(r *reader) error {
-	i, _, err := r.choice(false, 2)
-	if err != nil {
-		return err
+func nonStandardList245(r *reader) {
+	for n := r.length(); n > 0 && !r.bad; n-- {
+		nonStandard(r, false)
 	}
-	if i == 0 {
-		err = r.oid()
-	} else {
-		err = h221(r, false)
-	}
-	if err != nil {
-		return err
-	}
-	_, _, err = r.octetString(0, -1)
-	return err
 }
 
-func nonStandardList245(r *reader) error {
-	n, err := r.length()
-	if err != nil {
-		return err
+func h222(r *reader) {
+	s := r.seq(true, 3)
+	r.cint(0, 65535) // resourceID
+	r.cint(0, 8191)  // subChannelID
+	if s.has(0) {
+		r.cint(0, 8191) // pcr-pid
 	}
-	for ; n > 0; n-- {
-		if err := nonStandard245(r); err != nil {
-			return err
+	for i := 1; i < 3; i++ { // programDescriptors, streamDescriptors
+		if s.has(i) {
+			r.octetString(0, -1)
 		}
 	}
-	return nil
-}
-
-func h222(r *reader) error {
-	e, o, err := r.seq(true, 3)
-	if err != nil {
-		return err
-	}
-	if _, err := r.cint(0, 65535); err != nil { // resourceID
-		return err
-	}
-	if _, err := r.cint(0, 8191); err != nil { // subChannelID
-		return err
-	}
-	if has(o, 3, 0) {
-		if _, err := r.cint(0, 8191); err != nil {
-			return err
-		}
-	}
-	for i := 1; i < 3; i++ {
-		if has(o, 3, i) {
-			if _, _, err := r.octetString(0, -1); err != nil {
-				return err
-			}
-		}
-	}
-	return r.skipExt(e)
+	r.end(s)
 }
 
 // dataType walks the DataType of a logical channel: null, audio, H.261
 // video or non-standard; other root alternatives stop the walk.
-func dataType(r *reader) error {
-	i, ext, err := r.choice(true, 6)
-	if err != nil {
-		return err
-	}
-	if ext {
-		_, err := r.open()
-		return err
-	}
-	switch i {
+func dataType(r *reader) {
+	switch r.alt(6) {
 	case 0:
-		return nonStandard245(r)
+		nonStandard(r, false)
 	case 1: // nullData
-		return nil
 	case 2:
-		return videoCapability(r)
+		videoCapability(r)
 	case 3:
-		return audioCapability(r)
+		audioCapability(r)
+	case 4, 5:
+		r.fail()
 	}
-	return errPER
 }
 
-func audioCapability(r *reader) error {
-	i, ext, err := r.choice(true, 14)
-	if err != nil {
-		return err
-	}
-	if ext {
-		_, err := r.open()
-		return err
-	}
-	switch i {
+func audioCapability(r *reader) {
+	switch r.alt(14) {
+	case -1:
 	case 0:
-		return nonStandard245(r)
-	case 8: // g7231
-		if _, err := r.cint(1, 256); err != nil {
-			return err
-		}
-		return r.skip(1)
+		nonStandard(r, false)
+	case 8: // g7231: maxAl-sduAudioFrames, silenceSuppression
+		r.cint(1, 256)
+		r.skip(1)
 	case 12: // is11172AudioCapability
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
-		}
-		if err := r.skip(8); err != nil {
-			return err
-		}
-		if _, err := r.cint(1, 448); err != nil {
-			return err
-		}
-		return r.skipExt(e)
+		s := r.seq(true, 0)
+		r.skip(8)
+		r.cint(1, 448)
+		r.end(s)
 	case 13: // is13818AudioCapability
-		e, _, err := r.seq(true, 0)
-		if err != nil {
-			return err
-		}
-		if err := r.skip(20); err != nil {
-			return err
-		}
-		if _, err := r.cint(1, 1130); err != nil {
-			return err
-		}
-		return r.skipExt(e)
+		s := r.seq(true, 0)
+		r.skip(20)
+		r.cint(1, 1130)
+		r.end(s)
+	default: // G.711, G.722, G.728, G.729: INTEGER (1..256) frames per packet.
+		r.cint(1, 256)
 	}
-	// G.711, G.722, G.728, G.729: INTEGER (1..256) frames per packet.
-	_, err = r.cint(1, 256)
-	return err
 }
 
-func videoCapability(r *reader) error {
-	i, ext, err := r.choice(true, 5)
-	if err != nil {
-		return err
-	}
-	if ext {
-		_, err := r.open()
-		return err
-	}
-	switch i {
+func videoCapability(r *reader) {
+	switch r.alt(5) {
 	case 0:
-		return nonStandard245(r)
+		nonStandard(r, false)
 	case 1: // h261VideoCapability
-		e, o, err := r.seq(true, 2)
-		if err != nil {
-			return err
-		}
-		for j := 0; j < 2; j++ {
-			if has(o, 2, j) {
-				if _, err := r.cint(1, 4); err != nil {
-					return err
-				}
+		s := r.seq(true, 2)
+		for j := 0; j < 2; j++ { // qcifMPI, cifMPI
+			if s.has(j) {
+				r.cint(1, 4)
 			}
 		}
-		if err := r.skip(1); err != nil {
-			return err
-		}
-		if _, err := r.cint(1, 19200); err != nil {
-			return err
-		}
-		if err := r.skip(1); err != nil {
-			return err
-		}
-		return r.skipExt(e)
+		r.skip(1)        // temporalSpatialTradeOffCapability
+		r.cint(1, 19200) // maxBitRate
+		r.skip(1)        // stillImageTransmission
+		r.end(s)
+	case 2, 3, 4: // H.262, H.263, IS 11172 video: not walked
+		r.fail()
 	}
-	return errPER // H.262, H.263, IS 11172 video: not walked
 }
