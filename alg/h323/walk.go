@@ -122,7 +122,7 @@ func (w *walker) body(r *reader) {
 		s := r.seq(true, 0)
 		r.oid()
 		r.end(s)
-	case bodyReleaseComplete:
+	default: // bodyReleaseComplete (and the index 7 no root has)
 		s := r.seq(true, 1)
 		r.oid()
 		if s.has(0) {
@@ -327,6 +327,7 @@ func (w *walker) facility(r *reader) {
 // transport225 walks an H.225.0 TransportAddress, noting an ipAddress as k.
 func (w *walker) transport225(r *reader, k kind) {
 	switch r.alt(7) {
+	case -1:
 	case 0: // ipAddress: ip, port
 		w.add(r, r.octets(6), k)
 	case 1: // ipSourceRoute
@@ -345,7 +346,7 @@ func (w *walker) transport225(r *reader, k kind) {
 		r.octets(16)
 	case 5: // nsap
 		r.octetString(1, 20)
-	case 6: // nonStandardAddress
+	default: // nonStandardAddress
 		nonStandard(r, true)
 	}
 }
@@ -750,7 +751,7 @@ func (w *walker) transport245(r *reader, k kind) {
 			r.octets(18)
 		case 3: // netBios
 			r.octets(16)
-		case 4: // iPSourceRouteAddress
+		default: // iPSourceRouteAddress
 			r.skip(1)   // routing
 			r.octets(6) // network, tsapIdentifier
 			r.octets(4 * r.length())
@@ -790,6 +791,7 @@ func h222(r *reader) {
 // video or non-standard; other root alternatives stop the walk.
 func dataType(r *reader) {
 	switch r.alt(6) {
+	case -1:
 	case 0:
 		nonStandard(r, false)
 	case 1: // nullData
@@ -797,7 +799,7 @@ func dataType(r *reader) {
 		videoCapability(r)
 	case 3:
 		audioCapability(r)
-	case 4, 5:
+	default: // data, encryptionData, and the indexes no root has
 		r.fail()
 	}
 }
@@ -827,6 +829,7 @@ func audioCapability(r *reader) {
 
 func videoCapability(r *reader) {
 	switch r.alt(5) {
+	case -1:
 	case 0:
 		nonStandard(r, false)
 	case 1: // h261VideoCapability
@@ -840,7 +843,7 @@ func videoCapability(r *reader) {
 		r.cint(1, 19200) // maxBitRate
 		r.skip(1)        // stillImageTransmission
 		r.end(s)
-	case 2, 3, 4: // H.262, H.263, IS 11172 video: not walked
+	default: // H.262, H.263, IS 11172 video: not walked
 		r.fail()
 	}
 }
