@@ -182,37 +182,47 @@ func (h *Helper) Inspect(p *nat.HelperPacket) {
 	if !p.FromLAN || w.n == 0 {
 		return
 	}
-	h.rewrite(p, pl, c, signalling)
+	h.rewrite(p, c, signalling)
 }
 
 // rewrite replaces the found addresses equal to the LAN host's.
-func (h *Helper) rewrite(p *nat.HelperPacket, pl []byte, c call, signalling bool) {
-	inside := p.Inside.Addr()
+func (h *Helper) rewrite(p *nat.HelperPacket, c call, signalling bool) {
+	h.patch(p, func(f ref, inside netip.AddrPort) (uint16, bool) {
+		tag := c.tag
+		if signalling {
+			tag = callTag(p.Flow, f.crv)
+		}
+		x := nat.Expect{Proto: packet.ProtoUDP, Remote: p.Remote.Addr(), Inside: inside, Tag: tag}
+		if f.kind == kH245 {
+			x.Proto, x.Claim = packet.ProtoTCP, true
+		}
+		ext, ok := p.Expect(x)
+		if ok && f.kind == kH245 && (len(h.h245) < maxH245 || h.h245 == nil) {
+			if h.h245 == nil {
+				h.h245 = make(map[uint16]call)
+			}
+			h.h245[ext] = call{flow: p.Flow, tag: tag}
+		}
+		return ext, ok
+	})
+}
+
+// patch gives each address the walk found that is the LAN host's (with a
+// port) the public address and the port expect returns, if it returns
+// one: in a copy of the payload, made at the first change.
+func (h *Helper) patch(p *nat.HelperPacket, expect func(f ref, inside netip.AddrPort) (uint16, bool)) {
+	pl := p.Payload
 	pub := p.Outside.Addr().As4()
 	changed := false
 	for _, f := range h.w.refs[:h.w.n] {
 		a := netip.AddrFrom4([4]byte(pl[f.at : f.at+4]))
 		port := binary.BigEndian.Uint16(pl[f.at+4:])
-		if a != inside || port == 0 {
+		if a != p.Inside.Addr() || port == 0 {
 			continue
 		}
-		tag := c.tag
-		if signalling {
-			tag = callTag(p.Flow, f.crv)
-		}
-		x := nat.Expect{Proto: packet.ProtoUDP, Remote: p.Remote.Addr(), Inside: netip.AddrPortFrom(a, port), Tag: tag}
-		if f.kind == kH245 {
-			x.Proto, x.Claim = packet.ProtoTCP, true
-		}
-		ext, ok := p.Expect(x)
+		ext, ok := expect(f, netip.AddrPortFrom(a, port))
 		if !ok {
 			continue
-		}
-		if f.kind == kH245 && (len(h.h245) < maxH245 || h.h245 == nil) {
-			if h.h245 == nil {
-				h.h245 = make(map[uint16]call)
-			}
-			h.h245[ext] = call{flow: p.Flow, tag: tag}
 		}
 		if !changed {
 			h.buf = append(h.buf[:0], pl...)
@@ -247,43 +257,20 @@ func (h *Helper) ras(p *nat.HelperPacket) {
 	if w.n == 0 {
 		return
 	}
-	pl := p.Payload
-	inside := p.Inside.Addr()
-	pub := p.Outside.Addr().As4()
 	life := defaultRegistration
 	if w.ttl != 0 {
 		life = min(time.Duration(w.ttl)*time.Second+30*time.Second, maxRegistration)
 	}
-	changed := false
-	for _, f := range w.refs[:w.n] {
-		a := netip.AddrFrom4([4]byte(pl[f.at : f.at+4]))
-		port := binary.BigEndian.Uint16(pl[f.at+4:])
-		if a != inside || port == 0 {
-			continue
+	h.patch(p, func(f ref, inside netip.AddrPort) (uint16, bool) {
+		if f.kind == kRAS && inside.Port() == p.Inside.Port() {
+			return p.Outside.Port(), true // this flow's own mapping
 		}
-		var ext uint16
-		if f.kind == kRAS && port == p.Inside.Port() {
-			ext = p.Outside.Port() // this flow's own mapping
-		} else {
-			x := nat.Expect{Proto: packet.ProtoTCP, Remote: p.Remote.Addr(), Inside: netip.AddrPortFrom(a, port), Timeout: life, Tag: rasTag(p.Flow), Claim: true}
-			if f.kind == kRAS { // RAS on another port of the host's
-				x.Proto = packet.ProtoUDP
-			}
-			var ok bool
-			if ext, ok = p.Expect(x); !ok {
-				continue
-			}
+		x := nat.Expect{Proto: packet.ProtoTCP, Remote: p.Remote.Addr(), Inside: inside, Timeout: life, Tag: rasTag(p.Flow), Claim: true}
+		if f.kind == kRAS { // RAS on another port of the host's
+			x.Proto = packet.ProtoUDP
 		}
-		if !changed {
-			h.buf = append(h.buf[:0], pl...)
-			changed = true
-		}
-		copy(h.buf[f.at:], pub[:])
-		binary.BigEndian.PutUint16(h.buf[f.at+4:], ext)
-	}
-	if changed {
-		p.SetPayload(h.buf)
-	}
+		return p.Expect(x)
+	})
 }
 
 // tpkt returns the message of the TPKT (RFC 1006) at the start of b; a
