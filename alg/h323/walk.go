@@ -11,9 +11,9 @@ package h323
 // and port are fixed-size and octet-aligned in PER, so a found address is
 // a 6-byte run (4 address, 2 port) patched in place.
 //
-// Each function reads its type's fields in order, one line a field, and
-// returns nothing: the reader keeps the first failure (see reader), and
-// the walk's entry points (uuie, msc, ras) report it.
+// Each function reads its type's fields in the order the ASN.1 lists
+// them and returns nothing: the reader keeps the first failure (see
+// reader), and the walk's entry points (uuie, msc, ras) report it.
 
 // kind says what a found address is for.
 type kind uint8
