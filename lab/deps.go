@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 )
 
@@ -15,7 +16,7 @@ const Python = "/usr/bin/python3"
 
 // Tool is a command the lab needs and the Debian package that provides it.
 type Tool struct {
-	Command string // a name looked up on PATH, or an absolute path
+	Command string // a name looked up on PATH, or an absolute path (any file: a plugin counts)
 	Package string
 }
 
@@ -44,7 +45,13 @@ var TestTools = []Tool{
 func Missing(tools ...Tool) []string {
 	set := map[string]bool{}
 	for _, t := range tools {
-		if _, err := exec.LookPath(t.Command); err != nil {
+		var err error
+		if filepath.IsAbs(t.Command) {
+			_, err = os.Stat(t.Command)
+		} else {
+			_, err = exec.LookPath(t.Command)
+		}
+		if err != nil {
 			set[t.Package] = true
 		}
 	}

@@ -233,3 +233,21 @@ func (l *Lab) MAC(ctx context.Context, node, dev string) (string, error) {
 	out, err := l.Run(ctx, node, "cat", "/sys/class/net/"+dev+"/address")
 	return strings.TrimSpace(out), err
 }
+
+// Poll calls cond every 100 ms until it holds, d passes or ctx ends; the
+// error carries cond's last explanation.
+func Poll(ctx context.Context, d time.Duration, cond func() (bool, string)) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		ok, why := cond()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after %s: %s", d, why)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -412,22 +412,9 @@ func WaitListen(l *lab.Lab, node, proto, addr string, port int, d time.Duration,
 	return fmt.Errorf("%s: nothing listening on %s/%s within %v", node, want, proto, d)
 }
 
-// Poll calls cond every 100 ms until it holds, d passes or ctx ends; the
-// error carries cond's last explanation.
+// Poll is lab.Poll.
 func Poll(ctx context.Context, d time.Duration, cond func() (bool, string)) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		ok, why := cond()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %s: %s", d, why)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return lab.Poll(ctx, d, cond)
 }
 
 // Up brings a lab up for a test, bounded by d, and takes it down when the

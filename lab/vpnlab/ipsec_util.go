@@ -7,22 +7,20 @@ package vpnlab
 // ipsec* because the package is shared with the PPTP and L2TP harnesses.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"passgate/lab"
 	"passgate/lab/labtest"
+	"passgate/lab/vpnpeer"
 )
 
 // ipsecToolScript is ipsec_tool.py, written next to each test's files.
@@ -30,66 +28,31 @@ import (
 //go:embed ipsec_tool.py
 var ipsecToolScript []byte
 
-const (
-	ipsecCharonPath  = "/usr/lib/ipsec/charon"
-	ipsecSwanctlPath = "/usr/sbin/swanctl"
-	ipsecPluginDir   = "/usr/lib/ipsec/plugins"
-
-	// ipsecInnerServer is the address inside the tunnels at the server (on
-	// its loopback); ipsecInnerNet the server side's traffic selector.
-	ipsecInnerServer = "10.99.0.1"
-	ipsecInnerNet    = "10.99.0.0/24"
-	// ipsecPool hands each client its own virtual IP (10.99.1.1, .2, ...).
-	ipsecPool = "10.99.1.0/24"
-
-	ipsecPSK       = "0x7061737367617465206c61622070736b" // "passgate lab psk"
-	ipsecServerID  = "srv1.passgate.lab"
-	ipsecConnName  = "home"
-	ipsecChildName = "net"
-
-	// ipsecKeepAlive is charon's NAT-T keepalive interval (strongswan.conf
-	// charon.keep_alive) unless a test asks for another; "0s" turns the
-	// keepalives off.
-	ipsecKeepAlive = "20s"
-
-	// ipsecCharonLoad are the only plugins each charon loads. kernel-libipsec
-	// does ESP in userspace over a TUN device (this kernel has no ESP
-	// module); kernel-netlink still provides addresses and routes.
-	ipsecCharonLoad = "random nonce openssl pem pkcs1 x509 pubkey kdf hmac sha1 sha2 aes gcm " +
-		"kernel-libipsec kernel-netlink socket-default vici"
+// strongSwan itself (charon, its configuration, swanctl and its parser) is
+// passgate/lab/vpnpeer's, which `passgate demo` uses too.
+type (
+	ipsecCharon  = vpnpeer.Charon
+	ipsecIKESA   = vpnpeer.IKESA
+	ipsecChildSA = vpnpeer.ChildSA
 )
 
-// ipsecFile is a file the harness needs and the Debian package holding it.
-type ipsecFile struct{ Path, Package string }
+const (
+	ipsecInnerServer = vpnpeer.InnerServer
+	ipsecChildName   = vpnpeer.ChildName
+	ipsecKeepAlive   = vpnpeer.KeepAlive
+)
 
-var ipsecFiles = []ipsecFile{
-	{ipsecCharonPath, "strongswan-charon"},
-	{ipsecSwanctlPath, "strongswan-swanctl"},
-	{ipsecPluginDir + "/libstrongswan-vici.so", "strongswan-swanctl"},
-	{ipsecPluginDir + "/libstrongswan-socket-default.so", "strongswan-libcharon"},
-	{ipsecPluginDir + "/libstrongswan-kernel-libipsec.so", "libcharon-extra-plugins"},
-	{ipsecPluginDir + "/libstrongswan-kernel-netlink.so", "libstrongswan"},
-	{ipsecPluginDir + "/libstrongswan-openssl.so", "libstrongswan-standard-plugins"},
-	{ipsecPluginDir + "/libstrongswan-gcm.so", "libstrongswan-standard-plugins"},
-	{"/usr/lib/python3/dist-packages/scapy/__init__.py", "python3-scapy"},
-	{lab.Python, "python3"},
-	{"/usr/bin/unshare", "util-linux"},
-	{"/usr/bin/ping", "iputils-ping"},
-	{"/usr/sbin/nft", "nftables"},
-}
+// ipsecFiles are what the harness needs: strongSwan, and scapy and the
+// rest for the crafted-packet tool.
+var ipsecFiles = append(append([]lab.Tool{}, vpnpeer.IPsecTools...),
+	lab.Tool{Command: "/usr/lib/python3/dist-packages/scapy/__init__.py", Package: "python3-scapy"},
+	lab.Tool{Command: lab.Python, Package: "python3"},
+	lab.Tool{Command: "/usr/bin/ping", Package: "iputils-ping"},
+	lab.Tool{Command: "/usr/sbin/nft", Package: "nftables"},
+)
 
 // ipsecMissingPackages lists the Debian packages of the absent files.
-func ipsecMissingPackages() []string {
-	seen := map[string]bool{}
-	var pkgs []string
-	for _, f := range ipsecFiles {
-		if _, err := os.Stat(f.Path); err != nil && !seen[f.Package] {
-			seen[f.Package] = true
-			pkgs = append(pkgs, f.Package)
-		}
-	}
-	return pkgs
-}
+func ipsecMissingPackages() []string { return lab.Missing(ipsecFiles...) }
 
 // ipsecEnsurePackages installs, with apt-get, whatever the harness lacks.
 // The lab runs as root on Debian, so tests install rather than skip.
@@ -130,16 +93,27 @@ func ipsecWriteTool(dir string) (string, error) {
 }
 
 // ipsecTempDir makes a short directory under /tmp: unix socket paths are
-// limited to 108 bytes, and t.TempDir paths can be long.
-func ipsecTempDir(tag string) (string, error) {
-	d, err := os.MkdirTemp("", "pgipsec-"+tag+"-")
-	if err != nil {
-		return "", err
-	}
-	return d, os.Chmod(d, 0o755)
-}
+
+// ipsecTempDir makes a short directory under /tmp (unix socket paths are
+// limited to 108 bytes).
+func ipsecTempDir(tag string) (string, error) { return vpnpeer.TempDir(tag) }
 
 // ---------------------------------------------------------------- processes
+
+// vpnPeerEnv is the lab as vpnpeer sees it: processes started by labtest,
+// added to g when it is not nil.
+func vpnPeerEnv(l *lab.Lab, g *labtest.Group) vpnpeer.Env {
+	return vpnpeer.Env{Lab: l, Start: func(node string, env []string, logFile, name string, args ...string) (vpnpeer.Proc, error) {
+		p, err := labtest.StartWith(l, node, labtest.Options{Env: env, LogFile: logFile}, name, args...)
+		if err != nil {
+			return nil, err
+		}
+		if g != nil {
+			g.Add(p)
+		}
+		return p, nil
+	}}
+}
 
 // ipsecStartProc starts name args... in node with extra environment
 // variables. ip netns exec, unshare and sh -c exec all replace themselves,
@@ -151,427 +125,20 @@ func ipsecStartProc(l *lab.Lab, node string, env []string, name string, args ...
 
 // ---------------------------------------------------------------- strongSwan
 
-// ipsecCharon is one charon daemon in one lab namespace, with its own
-// strongswan.conf (STRONGSWAN_CONF), swanctl.conf, vici socket and a
-// private /run.
-type ipsecCharon struct {
-	Node string
-	Dir  string // its configuration, log and vici socket
-	URI  string // unix://Dir/charon.vici
-	proc *labtest.Proc
-	l    *lab.Lab
-}
-
-// ipsecStrongswanConf is the whole strongswan.conf of one instance, with
-// keepAlive as its NAT-T keepalive interval.
-func ipsecStrongswanConf(dir, keepAlive string) string {
-	return fmt.Sprintf(`# passgate IPsec lab: one charon per namespace
-charon {
-	load_modular = no
-	load = %s
-	port = 500
-	port_nat_t = 4500
-	# Fail fast when the NAT loses packets: ~8 s instead of minutes.
-	retransmit_timeout = 1.0
-	retransmit_base = 1.4
-	retransmit_tries = 3
-	keep_alive = %s
-	install_routes = yes
-	install_virtual_ip = yes
-	plugins {
-		vici {
-			socket = unix://%s/charon.vici
-		}
-	}
-	filelog {
-		charon {
-			path = %s/charon.log
-			time_format = %%H:%%M:%%S
-			flush_line = yes
-			default = 1
-			ike = 2
-			net = 2
-			esp = 1
-		}
-	}
-	syslog {
-		daemon {
-			default = -1
-		}
-	}
-}
-swanctl {
-	load = pem pkcs1 x509 pubkey openssl random nonce
-}
-`, ipsecCharonLoad, keepAlive, dir, dir)
-}
-
-// ipsecCharonScript runs inside `ip netns exec NS unshare -m`: a private
-// tmpfs on /run (charon's pid file is /var/run/charon.pid, and /var/run is
-// /run) so instances never collide, /dev/net/tun for libipsec, then exec
-// charon so the PID stays the same.
-const ipsecCharonScript = `set -e
-if [ ! -c /dev/net/tun ]; then mkdir -p /dev/net; mknod -m 0666 /dev/net/tun c 10 200; fi
-mount -t tmpfs -o mode=0755 pgipsec-run /run
-exec ` + ipsecCharonPath
-
-// ipsecStartCharon starts charon in node with the given swanctl.conf and
-// NAT-T keepalive interval, waits for its vici socket and loads the
-// configuration.
-func ipsecStartCharon(ctx context.Context, l *lab.Lab, node, swanctlConf, keepAlive string) (*ipsecCharon, error) {
-	dir, err := ipsecTempDir(node)
-	if err != nil {
-		return nil, err
-	}
-	c := &ipsecCharon{Node: node, Dir: dir, URI: "unix://" + dir + "/charon.vici", l: l}
-	ok := false
-	defer func() {
-		if !ok {
-			c.Stop()
-		}
-	}()
-	if err := os.MkdirAll(filepath.Join(dir, "swanctl"), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "strongswan.conf"), []byte(ipsecStrongswanConf(dir, keepAlive)), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "swanctl", "swanctl.conf"), []byte(swanctlConf), 0o600); err != nil {
-		return nil, err
-	}
-	c.proc, err = ipsecStartProc(l, node, []string{"STRONGSWAN_CONF=" + filepath.Join(dir, "strongswan.conf")},
-		"unshare", "-m", "--propagation", "private", "sh", "-c", ipsecCharonScript)
-	if err != nil {
-		return nil, err
-	}
-	// Wait for vici to answer.
-	for {
-		if _, err := c.swanctl(ctx, "--stats"); err == nil {
-			break
-		}
-		if c.proc.Exited() {
-			return nil, fmt.Errorf("charon in %s exited: %v\n%s\n%s", node, c.proc.Err(), c.proc.Stderr.String(), c.Log())
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("charon in %s: vici socket never answered: %w\n%s", node, ctx.Err(), c.Log())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	if _, err := c.swanctl(ctx, "--load-all", "--noprompt", "--file", filepath.Join(dir, "swanctl", "swanctl.conf")); err != nil {
-		return nil, err
-	}
-	ok = true
-	return c, nil
-}
-
-// swanctl runs swanctl against this instance. It runs outside the lab's
-// namespaces: the vici socket is a path in the shared filesystem.
-func (c *ipsecCharon) swanctl(ctx context.Context, args ...string) (string, error) {
-	// swanctl takes --uri after the command.
-	args = append(args, "--uri", c.URI)
-	cmd := exec.CommandContext(ctx, ipsecSwanctlPath, args...)
-	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(c.Dir, "strongswan.conf"), "SWANCTL_DIR="+filepath.Join(c.Dir, "swanctl"))
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s: swanctl %s: %w\n%s%s", c.Node, strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String(), nil
-}
-
-// ipsecStartResponder starts the server: charon on addr in node, with
-// ipsecInnerServer on the node's loopback as the address inside the
-// tunnels, a pool of virtual IPs and a PSK accepted from any identity.
+// ipsecStartResponder starts the server: charon on addr in node (see
+// vpnpeer.StartResponder).
 func ipsecStartResponder(ctx context.Context, l *lab.Lab, node, addr string) (*ipsecCharon, error) {
-	if _, err := l.Run(ctx, node, "ip", "addr", "replace", ipsecInnerServer+"/32", "dev", "lo"); err != nil {
-		return nil, err
-	}
-	conf := fmt.Sprintf(`connections {
-	rw {
-		version = 2
-		local_addrs = %s
-		pools = clients
-		proposals = aes128-sha256-ecp256,aes128-sha256-modp2048
-		dpd_delay = 0
-		local {
-			auth = psk
-			id = %s
-		}
-		remote {
-			auth = psk
-		}
-		children {
-			%s {
-				local_ts = %s
-				esp_proposals = aes128gcm16,aes128-sha256
-			}
-		}
-	}
-}
-pools {
-	clients {
-		addrs = %s
-	}
-}
-secrets {
-	ike-lab {
-		secret = %s
-	}
-}
-`, addr, ipsecServerID, ipsecChildName, ipsecInnerNet, ipsecPool, ipsecPSK)
-	return ipsecStartCharon(ctx, l, node, conf, ipsecKeepAlive)
+	return vpnpeer.StartResponder(ctx, vpnPeerEnv(l, nil), node, addr)
 }
 
-// ipsecStartInitiator starts a client: charon on localAddr in node, with
-// connection ipsecConnName to serverAddr (child ipsecChildName covering
-// ipsecInnerNet), identity id, asking for a virtual IP, sending NAT-T
-// keepalives every keepAlive ("0s": none) while behind a NAT.
+// ipsecStartInitiator starts a client: charon on localAddr in node (see
+// vpnpeer.StartInitiator).
 func ipsecStartInitiator(ctx context.Context, l *lab.Lab, node, localAddr, serverAddr, id, keepAlive string) (*ipsecCharon, error) {
-	conf := fmt.Sprintf(`connections {
-	%s {
-		version = 2
-		local_addrs = %s
-		remote_addrs = %s
-		vips = 0.0.0.0
-		proposals = aes128-sha256-ecp256
-		dpd_delay = 0
-		local {
-			auth = psk
-			id = %s
-		}
-		remote {
-			auth = psk
-			id = %s
-		}
-		children {
-			%s {
-				remote_ts = %s
-				esp_proposals = aes128gcm16
-			}
-		}
-	}
-}
-secrets {
-	ike-lab {
-		secret = %s
-	}
-}
-`, ipsecConnName, localAddr, serverAddr, id, ipsecServerID, ipsecChildName, ipsecInnerNet, ipsecPSK)
-	return ipsecStartCharon(ctx, l, node, conf, keepAlive)
+	return vpnpeer.StartInitiator(ctx, vpnPeerEnv(l, nil), node, localAddr, serverAddr, id, keepAlive)
 }
 
-// Initiate brings up child (and its IKE SA) and waits for the outcome,
-// at most until ctx's deadline.
-func (c *ipsecCharon) Initiate(ctx context.Context, child string) (string, error) {
-	timeout := 20
-	if d, ok := ctx.Deadline(); ok {
-		timeout = max(1, min(timeout, int(time.Until(d).Seconds())-1))
-	}
-	return c.swanctl(ctx, "--initiate", "--child", child, "--timeout", strconv.Itoa(timeout))
-}
-
-// Log returns charon's log file.
-func (c *ipsecCharon) Log() string {
-	b, _ := os.ReadFile(filepath.Join(c.Dir, "charon.log"))
-	return string(b)
-}
-
-// PID is charon's process id.
-func (c *ipsecCharon) PID() int {
-	if c.proc == nil {
-		return 0
-	}
-	return c.proc.PID()
-}
-
-// Stop ends charon by its PID and removes its directory.
-func (c *ipsecCharon) Stop() {
-	if c.proc != nil {
-		c.proc.Stop()
-	}
-	if c.Dir != "" {
-		os.RemoveAll(c.Dir)
-	}
-}
-
-// ipsecIKESA is one IKE SA as `swanctl --list-sas` reports it.
-type ipsecIKESA struct {
-	Name         string
-	State        string // ESTABLISHED, CONNECTING, ...
-	LocalHost    string
-	LocalPort    int
-	RemoteHost   string
-	RemotePort   int
-	LocalID      string
-	RemoteID     string
-	Initiator    bool
-	InitiatorSPI string
-	ResponderSPI string
-	NATLocal     bool // this end is behind a NAT
-	NATRemote    bool // the peer is behind a NAT
-	NATAny       bool // either end is (or NAT-T was forced)
-	LocalVIPs    []string
-	RemoteVIPs   []string
-	Children     []ipsecChildSA
-}
-
-// ipsecChildSA is one CHILD_SA of an IKE SA.
-type ipsecChildSA struct {
-	Name       string
-	State      string // INSTALLED, ...
-	Mode       string
-	Protocol   string // ESP
-	Encap      bool   // UDP-encapsulated (NAT-T)
-	SPIIn      string
-	SPIOut     string
-	BytesIn    uint64
-	BytesOut   uint64
-	PacketsIn  uint64
-	PacketsOut uint64
-	LocalTS    []string
-	RemoteTS   []string
-}
-
-// ListSAs returns the daemon's IKE SAs.
-func (c *ipsecCharon) ListSAs(ctx context.Context) ([]ipsecIKESA, error) {
-	out, err := c.swanctl(ctx, "--list-sas", "--pretty")
-	if err != nil {
-		return nil, err
-	}
-	return ipsecParseListSAs(out)
-}
-
-// ipsecViciSection is a section of swanctl's --pretty dump of a vici
-// message: key = value pairs, lists and nested sections.
-type ipsecViciSection struct {
-	Name     string
-	Values   map[string]string
-	Lists    map[string][]string
-	Sections []*ipsecViciSection
-}
-
-func ipsecNewSection(name string) *ipsecViciSection {
-	return &ipsecViciSection{Name: name, Values: map[string]string{}, Lists: map[string][]string{}}
-}
-
-// ipsecParseVici parses swanctl --pretty output into a root section whose
-// sections are the messages ("list-sa event", "list-sas reply").
-func ipsecParseVici(text string) (*ipsecViciSection, error) {
-	root := ipsecNewSection("")
-	stack := []*ipsecViciSection{root}
-	listKey := "" // the list being read, in the innermost section
-	inList := false
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		cur := stack[len(stack)-1]
-		switch {
-		case line == "":
-		case inList:
-			if line == "]" {
-				inList = false
-			} else {
-				cur.Lists[listKey] = append(cur.Lists[listKey], line)
-			}
-		case line == "}":
-			if len(stack) == 1 {
-				return nil, fmt.Errorf("vici dump line %d: unbalanced }", n)
-			}
-			stack = stack[:len(stack)-1]
-		case strings.HasSuffix(line, " {"):
-			s := ipsecNewSection(strings.TrimSuffix(line, " {"))
-			cur.Sections = append(cur.Sections, s)
-			stack = append(stack, s)
-		case strings.HasSuffix(line, " ["):
-			listKey, inList = strings.TrimSuffix(strings.TrimSuffix(line, " ["), " ="), true
-			cur.Lists[listKey] = []string{}
-		default:
-			k, v, ok := strings.Cut(line, " = ")
-			if !ok {
-				// An empty value: "key =" once trimmed.
-				if k2, ok2 := strings.CutSuffix(line, " ="); ok2 {
-					cur.Values[k2] = ""
-					continue
-				}
-				return nil, fmt.Errorf("vici dump line %d: cannot parse %q", n, line)
-			}
-			cur.Values[k] = v
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(stack) != 1 || inList {
-		return nil, errors.New("vici dump: truncated")
-	}
-	return root, nil
-}
-
-// ipsecParseListSAs turns swanctl --list-sas --pretty output into SAs.
-func ipsecParseListSAs(text string) ([]ipsecIKESA, error) {
-	root, err := ipsecParseVici(text)
-	if err != nil {
-		return nil, err
-	}
-	var sas []ipsecIKESA
-	for _, msg := range root.Sections {
-		if msg.Name != "list-sa event" {
-			continue
-		}
-		for _, s := range msg.Sections {
-			sa := ipsecIKESA{
-				Name:         s.Name,
-				State:        s.Values["state"],
-				LocalHost:    s.Values["local-host"],
-				RemoteHost:   s.Values["remote-host"],
-				LocalID:      s.Values["local-id"],
-				RemoteID:     s.Values["remote-id"],
-				Initiator:    s.Values["initiator"] == "yes",
-				InitiatorSPI: s.Values["initiator-spi"],
-				ResponderSPI: s.Values["responder-spi"],
-				NATLocal:     s.Values["nat-local"] == "yes",
-				NATRemote:    s.Values["nat-remote"] == "yes",
-				NATAny:       s.Values["nat-any"] == "yes",
-				LocalVIPs:    s.list("local-vips"),
-				RemoteVIPs:   s.list("remote-vips"),
-			}
-			sa.LocalPort, _ = strconv.Atoi(s.Values["local-port"])
-			sa.RemotePort, _ = strconv.Atoi(s.Values["remote-port"])
-			for _, cs := range s.Sections {
-				if cs.Name != "child-sas" {
-					continue
-				}
-				for _, ch := range cs.Sections {
-					u := func(k string) uint64 { v, _ := strconv.ParseUint(ch.Values[k], 10, 64); return v }
-					sa.Children = append(sa.Children, ipsecChildSA{
-						Name:       ch.Values["name"],
-						State:      ch.Values["state"],
-						Mode:       ch.Values["mode"],
-						Protocol:   ch.Values["protocol"],
-						Encap:      ch.Values["encap"] == "yes",
-						SPIIn:      ch.Values["spi-in"],
-						SPIOut:     ch.Values["spi-out"],
-						BytesIn:    u("bytes-in"),
-						BytesOut:   u("bytes-out"),
-						PacketsIn:  u("packets-in"),
-						PacketsOut: u("packets-out"),
-						LocalTS:    ch.list("local-ts"),
-						RemoteTS:   ch.list("remote-ts"),
-					})
-				}
-			}
-			sas = append(sas, sa)
-		}
-	}
-	return sas, nil
-}
-
-func (s *ipsecViciSection) list(key string) []string { return s.Lists[key] }
+// ipsecParseListSAs is vpnpeer.ParseListSAs.
+func ipsecParseListSAs(text string) ([]ipsecIKESA, error) { return vpnpeer.ParseListSAs(text) }
 
 // ---------------------------------------------------------------- crafted packets
 

@@ -22,16 +22,14 @@ import (
 	"passgate/control"
 	"passgate/lab"
 	"passgate/lab/labtest"
+	"passgate/lab/vpnpeer"
 )
 
 // pptpTools are the Debian packages the PPTP and L2TP harnesses need.
-var pptpTools = []lab.Tool{
-	{Command: "/usr/sbin/pptpd", Package: "pptpd"},
-	{Command: "/usr/sbin/pptp", Package: "pptp-linux"},
-	{Command: "/usr/sbin/xl2tpd", Package: "xl2tpd"},
-	{Command: "tcpdump", Package: "tcpdump"},
-	{Command: "unshare", Package: "util-linux"},
-}
+var pptpTools = append(append([]lab.Tool{}, vpnpeer.PPTPTools...),
+	lab.Tool{Command: "/usr/sbin/xl2tpd", Package: "xl2tpd"},
+	lab.Tool{Command: "tcpdump", Package: "tcpdump"},
+)
 
 // pptpEnsureTools installs whichever of the harness packages are missing.
 // Installing pptpd, pptp-linux or xl2tpd pulls in Debian's ppp, whose pppd
@@ -43,54 +41,46 @@ func pptpEnsureTools(ctx context.Context, w io.Writer) error {
 // pptpStubPkg is the pppd stand-in.
 const pptpStubPkg = "passgate/lab/vpnlab/pppstub"
 
-// pptpRunScript runs a command in a private mount namespace made by
-// `unshare -m --propagation private`: a fresh tmpfs on /run (so pid files,
-// control pipes and pptp's call-manager socket never collide), and, when
-// PGPP_PPPD names a program, an overlayfs on /usr/sbin whose upper layer
-// holds that program as pppd. xl2tpd execs /usr/sbin/pppd: Debian's, which
-// the packages pull in, cannot work without /dev/ppp, and a bind mount
-// would need it to exist; the overlay shadows it either way. Its upper and
-// work directories live on the new tmpfs, which overlayfs accepts (the
-// root file system may itself be an overlay).
-const pptpRunScript = `#!/bin/sh
-set -eu
-mount -t tmpfs -o mode=0755 pgpp-run /run
-mkdir -p /run/lock /run/pptp /run/xl2tpd
-if [ -n "${PGPP_PPPD:-}" ]; then
-	mkdir -p /run/pgpp-ovl/upper /run/pgpp-ovl/work
-	cp "$PGPP_PPPD" /run/pgpp-ovl/upper/pppd
-	chmod 0755 /run/pgpp-ovl/upper/pppd
-	mount -t overlay pgpp-sbin -o lowerdir=/usr/sbin,upperdir=/run/pgpp-ovl/upper,workdir=/run/pgpp-ovl/work /usr/sbin
-fi
-exec "$@"
-`
-
 // pptpEnv is the working directory of one test: built binaries, configs,
-// logs and captures, plus the lab.
+// logs and captures, plus the lab. The PPTP ends (pptpd, pptp under the
+// stand-in) and their frame logs are passgate/lab/vpnpeer's, which
+// `passgate demo` uses too.
 type pptpEnv struct {
-	Lab     *lab.Lab
-	Dir     string
-	Stub    string // the pppd stand-in
-	RunWrap string // pptpRunScript written out
+	*vpnpeer.PPTPSetup
 
 	procs labtest.Group
 }
 
+// The stand-in's frame logs and the PPTP ends, as vpnpeer has them.
+type (
+	pptpStub   = vpnpeer.Stub
+	pptpClient = vpnpeer.PPTPClient
+)
+
+var (
+	pptpTail         = vpnpeer.TailFile
+	pptpParseStubLog = vpnpeer.ParseStubLog
+	pptpCheckPair    = vpnpeer.CheckPair
+	pptpServerFor    = vpnpeer.ServerFor
+	pptpWaitFrames   = vpnpeer.WaitFrames
+	pptpDescribe     = vpnpeer.Describe
+)
+
 // pptpNewEnv builds the stand-in into dir and writes the run script. The
 // lab is the caller's.
 func pptpNewEnv(ctx context.Context, l *lab.Lab, dir string) (*pptpEnv, error) {
-	e := &pptpEnv{Lab: l, Dir: dir, Stub: filepath.Join(dir, "pppstub"), RunWrap: filepath.Join(dir, "pgpp-run.sh")}
-	if err := labtest.GoBuild(ctx, pptpStubPkg, e.Stub); err != nil {
+	stub := filepath.Join(dir, "pppstub")
+	if err := labtest.GoBuild(ctx, pptpStubPkg, stub); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(e.RunWrap, []byte(pptpRunScript), 0o755); err != nil {
+	e := &pptpEnv{}
+	setup, err := vpnpeer.NewPPTPSetup(vpnPeerEnv(l, &e.procs), dir, stub)
+	if err != nil {
 		return nil, err
 	}
+	e.PPTPSetup = setup
 	return e, nil
 }
-
-// Path is a file in the environment's directory.
-func (e *pptpEnv) Path(name string) string { return filepath.Join(e.Dir, name) }
 
 // Start runs name args... in node (via ip netns exec, which execs, so the
 // PID is the program's own), with extra environment env, output to
@@ -103,147 +93,18 @@ func (e *pptpEnv) Start(node, logName string, env []string, name string, args ..
 	return e.procs.Add(p), nil
 }
 
-// StartPrivate is Start inside the run script: a private /run, and with
-// pppd set, the stand-in overlaid as /usr/sbin/pppd.
+// StartPrivate is vpnpeer's StartPrivate (a private /run, and with pppd
+// set, the stand-in overlaid as /usr/sbin/pppd), as a labtest process.
 func (e *pptpEnv) StartPrivate(node, logName string, pppd bool, env []string, name string, args ...string) (*labtest.Proc, error) {
-	if pppd {
-		env = append(env, "PGPP_PPPD="+e.Stub)
+	p, err := e.PPTPSetup.StartPrivate(node, logName, pppd, env, name, args...)
+	if err != nil {
+		return nil, err
 	}
-	full := append([]string{"-m", "--propagation", "private", "sh", e.RunWrap, name}, args...)
-	return e.Start(node, logName, env, "unshare", full...)
+	return p.(*labtest.Proc), nil
 }
 
 // StopAll ends every process Start made, newest first.
 func (e *pptpEnv) StopAll() { e.procs.StopAll() }
-
-// pptpTail returns at most n bytes of the end of a file, for failure logs.
-func pptpTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	if len(b) > n {
-		b = append([]byte("...\n"), b[len(b)-n:]...)
-	}
-	return string(b)
-}
-
-// --- the stand-in's frame logs ---
-
-// pptpStub is what one stand-in (one PPP end) logged: lines of the form
-// "TIME NAME SENT|RECV TEXT".
-type pptpStub struct {
-	Name string
-	Sent []string // tokens sent ("lan1 #3")
-	Recv []string // texts received ("srv1-42 #3", "echo lan1 #3 by srv1-42")
-	Args string   // the START line: how it was started
-	Exit string   // the EXIT line, if it ended
-}
-
-// From is the set of peers whose own numbered frames this end received.
-func (s *pptpStub) From() map[string]int {
-	m := map[string]int{}
-	for _, r := range s.Recv {
-		if strings.HasPrefix(r, "echo ") {
-			continue
-		}
-		if name, _, ok := strings.Cut(r, " #"); ok {
-			m[name]++
-		}
-	}
-	return m
-}
-
-// EchoedBy is the set of peers that echoed this end's own frames back.
-func (s *pptpStub) EchoedBy() map[string]int {
-	m := map[string]int{}
-	prefix := "echo " + s.Name + " #"
-	for _, r := range s.Recv {
-		if !strings.HasPrefix(r, prefix) {
-			continue
-		}
-		if _, by, ok := strings.Cut(r, " by "); ok {
-			m[by]++
-		}
-	}
-	return m
-}
-
-// pptpParseStubLog reads one or more stand-in logs (several stand-ins may
-// share a file) into their ends, by name.
-func pptpParseStubLog(paths ...string) map[string]*pptpStub {
-	ends := map[string]*pptpStub{}
-	get := func(name string) *pptpStub {
-		s := ends[name]
-		if s == nil {
-			s = &pptpStub{Name: name}
-			ends[name] = s
-		}
-		return s
-	}
-	for _, path := range paths {
-		b, _ := os.ReadFile(path)
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.SplitN(line, " ", 4)
-			if len(f) < 3 {
-				continue
-			}
-			name, verb := f[1], f[2]
-			text := ""
-			if len(f) == 4 {
-				text = f[3]
-			}
-			switch verb {
-			case "SENT":
-				get(name).Sent = append(get(name).Sent, text)
-			case "RECV":
-				get(name).Recv = append(get(name).Recv, text)
-			case "START":
-				get(name).Args = text
-			case "EXIT":
-				get(name).Exit = text
-			}
-		}
-	}
-	return ends
-}
-
-// pptpCheckPair reports whether client and server ends each received at
-// least n of the other's numbered frames and n echoes of their own: frames
-// crossed the tunnel both ways, between these two ends only.
-func pptpCheckPair(client, server *pptpStub, n int) (bool, string) {
-	switch {
-	case client.From()[server.Name] < n:
-		return false, fmt.Sprintf("%s received %d frames from %s, want %d", client.Name, client.From()[server.Name], server.Name, n)
-	case server.From()[client.Name] < n:
-		return false, fmt.Sprintf("%s received %d frames from %s, want %d", server.Name, server.From()[client.Name], client.Name, n)
-	case client.EchoedBy()[server.Name] < n:
-		return false, fmt.Sprintf("%s got %d echoes from %s, want %d", client.Name, client.EchoedBy()[server.Name], server.Name, n)
-	case server.EchoedBy()[client.Name] < n:
-		return false, fmt.Sprintf("%s got %d echoes from %s, want %d", server.Name, server.EchoedBy()[client.Name], client.Name, n)
-	}
-	for peer := range client.From() {
-		if peer != server.Name {
-			return false, fmt.Sprintf("%s also received frames from %s: calls crossed", client.Name, peer)
-		}
-	}
-	return true, ""
-}
-
-// pptpServerFor finds the one server end that exchanged frames with the
-// client named client, among ends whose name has prefix.
-func pptpServerFor(ends map[string]*pptpStub, client, prefix string) *pptpStub {
-	var found *pptpStub
-	for name, s := range ends {
-		if strings.HasPrefix(name, prefix) && s.From()[client] > 0 {
-			if found != nil {
-				return nil // two servers heard one client: ambiguous
-			}
-			found = s
-		}
-	}
-	return found
-}
 
 // --- packet captures ---
 

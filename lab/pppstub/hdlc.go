@@ -1,4 +1,4 @@
-package main
+package pppstub
 
 // Async HDLC-like framing of PPP (RFC 1662 section 4): frames are delimited
 // by the flag 0x7E, the flag, the escape 0x7D and (under the default ACCM)
