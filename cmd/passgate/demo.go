@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"passgate/lab"
+	"passgate/lab/vpnpeer"
 )
 
 // runDemo is `passgate demo`.
@@ -32,12 +33,14 @@ func runDemo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	prefix := fs.String("prefix", "pgdemo", "name prefix of the lab's namespaces (1-10 of [a-z0-9])")
 	iperfSecs := fs.Int("iperf-seconds", 5, "length of the iperf3 run")
-	noInstall := fs.Bool("no-install", false, "do not apt-get install missing tools")
+	noInstall := fs.Bool("no-install", false, "do not apt-get install missing tools (strongSwan and PPTP among them)")
 	hold := fs.Bool("hold", false, "after the traffic, keep the lab and passgate running until Ctrl-C, with the admin page on http://127.0.0.1:8080/")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: passgate demo [flags]\n\n"+
 			"Builds a lab of network namespaces (3 LAN hosts, a router, 2 servers),\n"+
-			"runs passgate as the router and sends real traffic through it.\n"+
+			"runs passgate as the router and sends real traffic through it: ping,\n"+
+			"HTTP and iperf3, then IPsec (strongSwan) from two LAN hosts to one server\n"+
+			"at once and a PPTP call, with the flow table saying who holds what.\n"+
 			"Needs root. Ctrl-C stops it and removes everything it made.\n\n")
 		fs.PrintDefaults()
 	}
@@ -79,20 +82,24 @@ type demoSession struct {
 	iperfSecs int
 	hold      bool
 
-	lab    *lab.Lab
-	dir    string
-	sock   string
-	daemon *demoProc
-	procs  []*demoProc // everything started, stopped in reverse order
-	failed []string
+	lab     *lab.Lab
+	dir     string
+	sock    string
+	daemon  *demoProc
+	procs   []*demoProc // everything started, stopped in reverse order
+	charons []*vpnpeer.Charon
+	tunnels map[string]demoTunnel // by LAN host
+	failed  []string
 }
 
 // demoProc is a process the demo started; it is only ever ended by its PID.
 type demoProc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	name    string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
+	logFile string      // where its output goes, if a file
+	buf     *demoBuffer // its output otherwise, if kept
 }
 
 func (p *demoProc) exited() bool {
@@ -104,17 +111,20 @@ func (p *demoProc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM to the process, then SIGKILL after grace.
-func (p *demoProc) stop(grace time.Duration) {
+// stop sends SIGTERM to the process, then SIGKILL after grace, and reports
+// whether SIGKILL was needed.
+func (p *demoProc) stop(grace time.Duration) bool {
 	if p.exited() {
-		return
+		return false
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
+		return false
 	case <-time.After(grace):
 		p.cmd.Process.Kill()
 		<-p.done
+		return true
 	}
 }
 
@@ -181,7 +191,15 @@ func (w *demoLineWriter) flush() {
 // start starts name args... in node with its output to out, and records it
 // so cleanup can stop it by PID.
 func (d *demoSession) start(ctx context.Context, node string, out io.Writer, name string, args ...string) (*demoProc, error) {
+	return d.startEnv(ctx, node, nil, out, name, args...)
+}
+
+// startEnv is start with env added to the process's environment.
+func (d *demoSession) startEnv(ctx context.Context, node string, env []string, out io.Writer, name string, args ...string) (*demoProc, error) {
 	cmd := d.lab.Cmd(ctx, node, name, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	if out == nil {
 		out = io.Discard
@@ -215,12 +233,13 @@ func (d *demoSession) run(ctx context.Context, install bool) error {
 	d.say("passgate demo: a NAT gateway in userspace, between three LAN hosts and two servers")
 	d.say("")
 
-	if missing := lab.Missing(lab.BaseTools...); len(missing) > 0 {
+	tools := append(append([]lab.Tool{}, lab.BaseTools...), demoVPNTools...)
+	if missing := lab.Missing(tools...); len(missing) > 0 {
 		if !install {
 			return fmt.Errorf("missing Debian packages %v (install them, or drop --no-install)", missing)
 		}
 		d.say(" ▸ installing what the lab needs: %s", strings.Join(missing, " "))
-		if err := lab.InstallMissing(ctx, &demoLineWriter{d: d, label: "apt"}, lab.BaseTools...); err != nil {
+		if err := lab.InstallMissing(ctx, &demoLineWriter{d: d, label: "apt"}, tools...); err != nil {
 			return err
 		}
 	}
@@ -261,6 +280,9 @@ func (d *demoSession) run(ctx context.Context, install bool) error {
 		{"ping: every LAN host to srv1 at once", d.stepPing},
 		{"HTTP: lan1 downloads a file from srv1", d.stepHTTP},
 		{fmt.Sprintf("iperf3: lan2 to srv1 for %d s, with the flow table live", d.iperfSecs), d.stepIperf},
+		{"IPsec: lan1 and lan2 bring IKEv2 tunnels up to srv1 at once", d.stepIPsec},
+		{"PPTP: lan3 places a call to srv1", d.stepPPTP},
+		{"VPN passthrough in passgate's flow table", d.stepVPNTable},
 		{"passgate's counters", d.stepStatus},
 	}
 	for i, s := range steps {
@@ -593,6 +615,9 @@ func (d *demoSession) cleanup() {
 		return
 	}
 	d.say("\n ▸ cleaning up: stopping what the demo started, removing the lab")
+	for i := len(d.charons) - 1; i >= 0; i-- {
+		d.charons[i].Stop() // by PID; and its directory
+	}
 	for i := len(d.procs) - 1; i >= 0; i-- {
 		if p := d.procs[i]; p != d.daemon {
 			p.stop(3 * time.Second)

@@ -26,6 +26,7 @@ import (
 	"passgate/config"
 	"passgate/control"
 	"passgate/dataplane/router"
+	"passgate/lab/pppstub"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -89,6 +90,9 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdToken(rest, stdout, stderr)
 	case "demo":
 		err = runDemo(rest)
+	case "pppstub":
+		// Not in the usage: the demo's pppd stand-in (passgate/lab/pppstub).
+		err = pppstub.Main(rest)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
