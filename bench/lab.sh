@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/lab.sh: the kernel's NAT and passgate, measured in ONE run on the same
-# lab topology (DESIGN.md "Measuring").
+# lab topology (docs/DESIGN.md "Measuring").
 #
 #   sudo bash bench/lab.sh                 both halves
 #   sudo bash bench/lab.sh --kernel-only   only the kernel's NAT

@@ -1,4 +1,4 @@
-// Package lab builds the network-namespace topology of DESIGN.md "The lab":
+// Package lab builds the network-namespace topology of docs/DESIGN.md "The lab":
 // three LAN hosts and two servers joined by a router namespace, used by
 // `passgate demo`, the integration tests and the benchmarks.
 //

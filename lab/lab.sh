@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# passgate lab: the network-namespace topology of DESIGN.md "The lab".
+# passgate lab: the network-namespace topology of docs/DESIGN.md "The lab".
 #
 #   lab.sh up                 clear leftovers of this prefix, then build the lab
 #   lab.sh down               remove everything of this prefix (idempotent)
