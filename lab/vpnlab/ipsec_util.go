@@ -137,9 +137,6 @@ func ipsecStartInitiator(ctx context.Context, l *lab.Lab, node, localAddr, serve
 	return vpnpeer.StartInitiator(ctx, vpnPeerEnv(l, nil), node, localAddr, serverAddr, id, keepAlive)
 }
 
-// ipsecParseListSAs is vpnpeer.ParseListSAs.
-func ipsecParseListSAs(text string) ([]ipsecIKESA, error) { return vpnpeer.ParseListSAs(text) }
-
 // ---------------------------------------------------------------- crafted packets
 
 // ipsecToolServer is ipsec_tool.py's server mode in one node.
