@@ -2,8 +2,10 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,9 +65,14 @@ func Missing(tools ...Tool) []string {
 	return pkgs
 }
 
+// policyRCD is Debian's hook that decides whether installing a package may
+// start its service (invoke-rc.d); exit status 101 says no.
+const policyRCD = "/usr/sbin/policy-rc.d"
+
 // InstallMissing installs, with apt-get, the packages providing whichever of
 // tools are absent, writing apt's output to w. It does nothing when all are
-// present.
+// present. While it installs, no package may start its service (unless the
+// machine has its own policy-rc.d), as .ci/run does.
 func InstallMissing(ctx context.Context, w io.Writer, tools ...Tool) error {
 	pkgs := Missing(tools...)
 	if len(pkgs) == 0 {
@@ -84,6 +91,13 @@ func InstallMissing(ctx context.Context, w io.Writer, tools ...Tool) error {
 	}
 	if err := run("update"); err != nil {
 		return fmt.Errorf("apt-get update: %w", err)
+	}
+	// pptpd, xl2tpd and strongSwan must not start as services in the root
+	// namespace: the lab runs its own copies inside namespaces.
+	if _, err := os.Stat(policyRCD); errors.Is(err, fs.ErrNotExist) {
+		if err := os.WriteFile(policyRCD, []byte("#!/bin/sh\n# passgate lab: no service starts while it installs packages\nexit 101\n"), 0o755); err == nil {
+			defer os.Remove(policyRCD)
+		}
 	}
 	if err := run(append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)...); err != nil {
 		return fmt.Errorf("apt-get install %v: %w", pkgs, err)
