@@ -1,15 +1,14 @@
 package vpnlab
 
 // IPsec harness for the namespace lab: strongSwan (charon with the
-// kernel-libipsec plugin, one instance per namespace), the crafted-packet
-// tool ipsec_tool.py (raw ESP, IKE from port 500, AH, with scapy), and a
-// starter for passgate in the router namespace. Everything here is named
-// ipsec* because the package is shared with the PPTP and L2TP harnesses.
+// kernel-libipsec plugin, one instance per namespace) and the crafted-packet
+// tool ipsec_tool.py (raw ESP, IKE from port 500, AH, with scapy), both
+// passgate/lab/vpnpeer's, and a starter for passgate in the router
+// namespace. Everything here is named ipsec* because the package is shared
+// with the PPTP and L2TP harnesses.
 
 import (
-	"bytes"
 	"context"
-	_ "embed"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,11 +21,6 @@ import (
 	"passgate/lab/labtest"
 	"passgate/lab/vpnpeer"
 )
-
-// ipsecToolScript is ipsec_tool.py, written next to each test's files.
-//
-//go:embed ipsec_tool.py
-var ipsecToolScript []byte
 
 // strongSwan itself (charon, its configuration, swanctl and its parser) is
 // passgate/lab/vpnpeer's, which `passgate demo` uses too.
@@ -44,9 +38,7 @@ const (
 
 // ipsecFiles are what the harness needs: strongSwan, and scapy and the
 // rest for the crafted-packet tool.
-var ipsecFiles = append(append([]lab.Tool{}, vpnpeer.IPsecTools...),
-	lab.Tool{Command: "/usr/lib/python3/dist-packages/scapy/__init__.py", Package: "python3-scapy"},
-	lab.Tool{Command: lab.Python, Package: "python3"},
+var ipsecFiles = append(append(append([]lab.Tool{}, vpnpeer.IPsecTools...), vpnpeer.ToolTools...),
 	lab.Tool{Command: "/usr/bin/ping", Package: "iputils-ping"},
 	lab.Tool{Command: "/usr/sbin/nft", Package: "nftables"},
 )
@@ -87,10 +79,7 @@ func ipsecEnsurePackages(ctx context.Context) error {
 }
 
 // ipsecWriteTool writes ipsec_tool.py into dir and returns its path.
-func ipsecWriteTool(dir string) (string, error) {
-	p := filepath.Join(dir, "ipsec_tool.py")
-	return p, os.WriteFile(p, ipsecToolScript, 0o755)
-}
+func ipsecWriteTool(dir string) (string, error) { return vpnpeer.WriteTool(dir) }
 
 // ipsecTempDir makes a short directory under /tmp: unix socket paths are
 
@@ -115,14 +104,6 @@ func vpnPeerEnv(l *lab.Lab, g *labtest.Group) vpnpeer.Env {
 	}}
 }
 
-// ipsecStartProc starts name args... in node with extra environment
-// variables. ip netns exec, unshare and sh -c exec all replace themselves,
-// so the PID labtest ends it by is the program's own. The process outlives
-// ctx: end it with Stop.
-func ipsecStartProc(l *lab.Lab, node string, env []string, name string, args ...string) (*labtest.Proc, error) {
-	return labtest.StartWith(l, node, labtest.Options{Env: env}, name, args...)
-}
-
 // ---------------------------------------------------------------- strongSwan
 
 // ipsecStartResponder starts the server: charon on addr in node (see
@@ -139,115 +120,22 @@ func ipsecStartInitiator(ctx context.Context, l *lab.Lab, node, localAddr, serve
 
 // ---------------------------------------------------------------- crafted packets
 
-// ipsecToolServer is ipsec_tool.py's server mode in one node.
-type ipsecToolServer struct {
-	proc *labtest.Proc
-}
+// The crafted-packet tool (ipsec_tool.py) and its results are vpnpeer's.
+type (
+	ipsecToolServer = vpnpeer.ToolServer
+	ipsecESPResult  = vpnpeer.ESPResult
+	ipsecIKEResult  = vpnpeer.IKEResult
+)
 
-// ipsecToolEvent is one line the tool's server printed.
-type ipsecToolEvent struct {
-	Event    string `json:"event"` // esp, ike, ah, ike-bad, ike-ignored
-	Src      string `json:"src"`
-	Sport    int    `json:"sport"`
-	SPI      string `json:"spi"`       // esp, ah: the SPI received
-	ReplySPI string `json:"reply_spi"` // esp: the SPI of the answer
-	Seq      uint32 `json:"seq"`
-	Payload  string `json:"payload"`
-	ISPI     string `json:"ispi"`    // ike: initiator SPI
-	RSPI     string `json:"rspi"`    // ike: responder SPI answered
-	RSPIIn   string `json:"rspi_in"` // ike: responder SPI in the request
-	Exch     int    `json:"exch"`
-	ID       int    `json:"id"`
-}
-
-// ipsecStartToolServer starts the crafted-packet server on addr in node and
-// waits until its sockets are bound.
+// ipsecStartToolServer starts the crafted-packet server on addr in node,
+// its IKE socket on port 500.
 func ipsecStartToolServer(ctx context.Context, l *lab.Lab, node, tool, addr string) (*ipsecToolServer, error) {
-	p, err := ipsecStartProc(l, node, nil, lab.Python, "-u", tool, "server", "--addr", addr)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.WaitLine("ready", time.Until(deadline(ctx, 30*time.Second))); err != nil {
-		p.Stop()
-		return nil, err
-	}
-	return &ipsecToolServer{proc: p}, nil
+	return vpnpeer.StartToolServer(ctx, vpnPeerEnv(l, nil), node, tool, addr, 500)
 }
 
-// Events returns every packet the server has reported so far.
-func (s *ipsecToolServer) Events() ([]ipsecToolEvent, error) {
-	var evs []ipsecToolEvent
-	for _, line := range strings.Split(s.proc.Stdout.String(), "\n") {
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var e ipsecToolEvent
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			return nil, fmt.Errorf("tool server line %q: %w", line, err)
-		}
-		evs = append(evs, e)
-	}
-	return evs, nil
-}
-
-// Output is the server's stdout and stderr, for failure messages.
-func (s *ipsecToolServer) Output() string {
-	return s.proc.Stdout.String() + s.proc.Stderr.String()
-}
-
-// Stop ends the server by its PID.
-func (s *ipsecToolServer) Stop() { s.proc.Stop() }
-
-// ipsecESPReply is one ESP packet a client received.
-type ipsecESPReply struct {
-	Src     string `json:"src"`
-	SPI     string `json:"spi"`
-	Seq     uint32 `json:"seq"`
-	Payload string `json:"payload"`
-}
-
-// ipsecESPResult is what the tool's esp mode prints.
-type ipsecESPResult struct {
-	Sent    int             `json:"sent"`
-	SPI     string          `json:"spi"`
-	Replies []ipsecESPReply `json:"replies"`
-}
-
-// ipsecIKEReply is one IKE header a client received.
-type ipsecIKEReply struct {
-	Src   string `json:"src"`
-	Sport int    `json:"sport"`
-	ISPI  string `json:"ispi"`
-	RSPI  string `json:"rspi"`
-	Exch  int    `json:"exch"`
-	Flags int    `json:"flags"`
-	ID    int    `json:"id"`
-}
-
-// ipsecIKEResult is what the tool's ike mode prints: Replies are the
-// answers to its requests in order, Others anything else that arrived.
-type ipsecIKEResult struct {
-	Sport   int             `json:"sport"`
-	ISPI    string          `json:"ispi"`
-	Sent    int             `json:"sent"`
-	Replies []ipsecIKEReply `json:"replies"`
-	Others  []ipsecIKEReply `json:"others"`
-}
-
-// ipsecToolJSON runs one client mode of the tool in node and decodes its
-// JSON answer into v.
+// ipsecToolJSON is vpnpeer.ToolJSON.
 func ipsecToolJSON(ctx context.Context, l *lab.Lab, node, tool string, v any, args ...string) error {
-	cmd := l.Cmd(ctx, node, lab.Python, append([]string{tool}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: ipsec_tool %s: %w\nstdout: %s\nstderr: %s", node, strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	if err := json.Unmarshal(stdout.Bytes(), v); err != nil {
-		return fmt.Errorf("%s: ipsec_tool %s: bad JSON %q: %w", node, strings.Join(args, " "), stdout.String(), err)
-	}
-	return nil
+	return vpnpeer.ToolJSON(ctx, l, node, tool, v, args...)
 }
 
 // ipsecPing pings dst count times from node and returns how many of those
