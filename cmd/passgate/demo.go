@@ -89,6 +89,7 @@ type demoSession struct {
 	procs   []*demoProc // everything started, stopped in reverse order
 	charons []*vpnpeer.Charon
 	tunnels map[string]demoTunnel // by LAN host
+	esp     map[string]demoESP    // by LAN host
 	failed  []string
 }
 
@@ -281,6 +282,7 @@ func (d *demoSession) run(ctx context.Context, install bool) error {
 		{"HTTP: lan1 downloads a file from srv1", d.stepHTTP},
 		{fmt.Sprintf("iperf3: lan2 to srv1 for %d s, with the flow table live", d.iperfSecs), d.stepIperf},
 		{"IPsec: lan1 and lan2 bring IKEv2 tunnels up to srv1 at once", d.stepIPsec},
+		{"raw ESP: lan1 and lan2 send ESP without UDP to srv1, in turn", d.stepRawESP},
 		{"PPTP: lan3 places a call to srv1", d.stepPPTP},
 		{"VPN passthrough in passgate's flow table", d.stepVPNTable},
 		{"passgate's counters", d.stepStatus},

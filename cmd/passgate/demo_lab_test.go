@@ -76,7 +76,8 @@ func demoLeftovers(t *testing.T, prefix, bin string, pids []int) []string {
 // hosts hold IPsec tunnels to srv1 at once, with distinct ESP SPI pairs
 // that srv1 has too (swapped), distinct IKE initiator SPIs that passgate's
 // flow table shows from the shared outside port 500, and pings answered
-// through both; lan3's PPTP call crosses with a call id pair in passgate's
+// through both; their raw ESP shows in passgate's table as two distinct SPI
+// pairs, the inbound one what srv1 chose; lan3's PPTP call crosses with a call id pair in passgate's
 // table; nothing is left behind.
 func TestDemoVPN(t *testing.T) {
 	bin := demoTestBinary(t)
@@ -136,6 +137,19 @@ func TestDemoVPN(t *testing.T) {
 		ping := regexp.MustCompile(`✓ ` + h + `: (\d+)/(\d+) pings to ` + regexp.QuoteMeta(vpnpeer.InnerServer) + ` answered through its tunnel`)
 		if m := ping.FindStringSubmatch(text); m == nil || m[1] != m[2] || m[1] == "0" {
 			t.Errorf("%s: no pings answered through its tunnel (%v)", h, m)
+		}
+	}
+
+	// Raw ESP: passgate's own ESP flows, one per host, with the SPI the
+	// host sent and the one srv1 chose for its answers.
+	raw := regexp.MustCompile(`holds │ (lan\d) \S+: raw ESP to ` + regexp.QuoteMeta(lab.Srv1) + `, ESP spi out ([0-9a-f]{8}) in ([0-9a-f]{8}) \(srv1 chose ([0-9a-f]{8})\)`)
+	raws := raw.FindAllStringSubmatch(text, -1)
+	if len(raws) != 2 || raws[0][1] == raws[1][1] || raws[0][2] == raws[1][2] || raws[0][3] == raws[1][3] {
+		t.Errorf("want two hosts with their own raw ESP SPI pairs in passgate's table, got %v", raws)
+	}
+	for _, m := range raws {
+		if m[3] != m[4] || m[2] == m[3] {
+			t.Errorf("%s: passgate's inbound SPI %s, srv1 chose %s (outbound %s)", m[1], m[3], m[4], m[2])
 		}
 	}
 

@@ -26,10 +26,14 @@ import (
 )
 
 // demoVPNTools are the packages the VPN steps need beyond lab.BaseTools.
-var demoVPNTools = append(append([]lab.Tool{}, vpnpeer.IPsecTools...), vpnpeer.PPTPTools...)
+var demoVPNTools = append(append(append([]lab.Tool{}, vpnpeer.IPsecTools...), vpnpeer.ToolTools...), vpnpeer.PPTPTools...)
 
 // demoIPsecHosts are the LAN hosts that bring IPsec up.
 var demoIPsecHosts = []struct{ Node, Addr string }{{lab.Lan1, lab.LAN1}, {lab.Lan2, lab.LAN2}}
+
+// demoESP is what crossed for one LAN host's raw ESP: its SPI, and the one
+// srv1 chose for its answers.
+type demoESP struct{ SPIOut, SPIIn string }
 
 // demoPPTPHost is the LAN host that places the PPTP call.
 var demoPPTPHost = struct{ Node, Addr string }{lab.Lan3, lab.LAN3}
@@ -220,6 +224,50 @@ func (d *demoSession) stepIPsec(ctx context.Context) error {
 	return nil
 }
 
+// stepRawESP sends crafted raw ESP from lan1 and lan2 to srv1, in turn;
+// srv1 answers each under an SPI of its own, which passgate has to bind to
+// the right host. The tool's IKE socket is on port 5500: charon has 500.
+func (d *demoSession) stepRawESP(ctx context.Context) error {
+	d.say("   strongSwan wrapped ESP in UDP. Raw ESP (IP protocol 50) has no ports, only the SPI,")
+	d.say("   which each receiver chooses. lan1 and lan2 send crafted ESP to srv1 in turn;")
+	d.say("   srv1 answers each under an SPI of its own that passgate has never seen.")
+	tool, err := vpnpeer.WriteTool(d.dir)
+	if err != nil {
+		return err
+	}
+	srv, err := vpnpeer.StartToolServer(ctx, d.peerEnv(), lab.Server1, tool, lab.Srv1, 5500)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	d.esp = map[string]demoESP{}
+	const count = 3
+	for i, h := range demoIPsecHosts {
+		spi := fmt.Sprintf("c0de%04x", i+1)
+		var res vpnpeer.ESPResult
+		if err := vpnpeer.ToolJSON(ctx, d.lab, h.Node, tool, &res, "esp", "--server", lab.Srv1, "--spi", spi,
+			"--count", strconv.Itoa(count), "--token", h.Node, "--timeout", "5"); err != nil {
+			return err
+		}
+		answered, in := 0, ""
+		for _, r := range res.Replies {
+			if !strings.HasPrefix(r.Payload, "echo:"+h.Node+":") || (in != "" && r.SPI != in) {
+				return fmt.Errorf("%s received ESP not meant for it: spi %s, payload %q", h.Node, r.SPI, r.Payload)
+			}
+			in = r.SPI
+			answered++
+		}
+		d.say("   %-6s│ sent %d ESP packets under spi %s; %d answers came back under srv1's spi %s", h.Node, res.Sent, spi, answered, in)
+		if answered != count {
+			return fmt.Errorf("%s: %d of %d ESP answers arrived\n%s", h.Node, answered, count, demoTail([]byte(srv.Output()), 1500))
+		}
+		d.esp[h.Node] = demoESP{SPIOut: spi, SPIIn: in}
+	}
+	d.say("   ✓ each host got only its own answers: passgate bound each unknown inbound SPI to the")
+	d.say("     host whose ESP to srv1 was unanswered")
+	return nil
+}
+
 var demoReceivedRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
 // demoPingReceived is how many replies ping's summary counts.
@@ -292,7 +340,8 @@ func (d *demoSession) stepVPNTable(ctx context.Context) error {
 		return fmt.Errorf("passgate conntrack --vpn --json: %w", err)
 	}
 	d.say("")
-	d.say("   Who holds what, from passgate's flow table (and strongSwan's SAs for the ESP SPIs):")
+	d.say("   Who holds what, from passgate's flow table (the ESP SPIs inside NAT-T are strongSwan's:")
+	d.say("   passgate carries them in UDP and never reads them):")
 	var problems []string
 	for _, h := range demoIPsecHosts {
 		tun := d.tunnels[h.Node]
@@ -320,8 +369,26 @@ func (d *demoSession) stepVPNTable(ctx context.Context) error {
 		}
 		d.say("   holds │ %s %s: IPsec to %s, IKE initiator SPI %s (%s) on outside port %d;",
 			h.Node, h.Addr, lab.Srv1, strings.Join(ike.IKESPIs, ","), match, ike.Outside.Port())
-		d.say("   holds │ %s %s: NAT-T outside port %d (srv1 sees %d), ESP spi out %s in %s",
+		d.say("   holds │ %s %s: NAT-T outside port %d (srv1 sees %d), ESP spi out %s in %s inside it",
 			h.Node, h.Addr, natt.Outside.Port(), tun.RemotePort, tun.SPIOut, tun.SPIIn)
+		if e, ok := d.esp[h.Node]; ok {
+			var flow *control.Flow
+			for i, f := range flows {
+				if f.Proto == "esp" && f.Inside.Addr().String() == h.Addr && f.Remote.Addr().String() == lab.Srv1 {
+					flow = &flows[i]
+				}
+			}
+			if flow == nil {
+				problems = append(problems, fmt.Sprintf("%s: no raw ESP flow to %s in passgate's table", h.Node, lab.Srv1))
+			} else {
+				d.say("   holds │ %s %s: raw ESP to %s, ESP spi out %s in %s (srv1 chose %s)",
+					h.Node, h.Addr, lab.Srv1, flow.ESPSPIOut, flow.ESPSPIIn, e.SPIIn)
+				if flow.ESPSPIOut != e.SPIOut || flow.ESPSPIIn != e.SPIIn {
+					problems = append(problems, fmt.Sprintf("%s: passgate's ESP flow has spi out %s in %s, the packets %s and %s",
+						h.Node, flow.ESPSPIOut, flow.ESPSPIIn, e.SPIOut, e.SPIIn))
+				}
+			}
+		}
 		if match != "= its charon's" {
 			problems = append(problems, fmt.Sprintf("%s: passgate's IKE SPIs %v, its charon's %s", h.Node, ike.IKESPIs, tun.IKESPI))
 		}
@@ -344,7 +411,7 @@ func (d *demoSession) stepVPNTable(ctx context.Context) error {
 	d.say("")
 	d.say("   Both IKE exchanges left passgate from port 500 of %s: replies go to the host", lab.WANAddr)
 	d.say("   whose initiator SPI they carry. strongSwan saw the NAT and wrapped ESP in UDP 4500,")
-	d.say("   which passgate maps like any UDP; raw ESP (protocol 50) would be sorted by SPI.")
+	d.say("   which passgate maps like any UDP; raw ESP is sorted by SPI, and PPTP's GRE by call id.")
 	if len(problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
