@@ -40,7 +40,8 @@ func runDemo(args []string) error {
 			"Builds a lab of network namespaces (3 LAN hosts, a router, 2 servers),\n"+
 			"runs passgate as the router and sends real traffic through it: ping,\n"+
 			"HTTP and iperf3, then IPsec (strongSwan) from two LAN hosts to one server\n"+
-			"at once and a PPTP call, with the flow table saying who holds what.\n"+
+			"at once, raw ESP from both, and a PPTP call, with the flow table saying\n"+
+			"who holds what.\n"+
 			"Needs root. Ctrl-C stops it and removes everything it made.\n\n")
 		fs.PrintDefaults()
 	}

@@ -1,7 +1,8 @@
 // Package vpnpeer runs real VPN endpoints in the lab's namespaces: strongSwan
-// (IKEv2, one charon per namespace) and PPTP (pptpd on a server, pptp-linux on
+// (IKEv2, one charon per namespace), PPTP (pptpd on a server, pptp-linux on
 // clients, with the pppd stand-in of passgate/lab/pppstub in place of pppd,
-// as the lab's kernel has no PPP). The vpnlab tests and `passgate demo` both
+// as the lab's kernel has no PPP), and crafted IPsec packets (raw ESP, IKE,
+// AH) with a server that answers them as a peer would. The vpnlab tests and `passgate demo` both
 // use it; each brings its own way of starting a process in a lab node (Env),
 // and ends what it started by PID.
 package vpnpeer
