@@ -47,7 +47,15 @@ type Flow struct {
 	slot       int32
 	tick       int64 // the wheel tick of slot
 	inUse      bool
+	class      uint8 // the owner's counting class (SetClass)
 }
+
+// Class is the counting class the owner gave the flow (SetClass).
+func (f *Flow) Class() uint8 { return f.class }
+
+// NumClasses bounds the owner's counting classes: 0 (the default) to
+// NumClasses-1.
+const NumClasses = 8
 
 const (
 	tickShift = 28 // a wheel tick is 2^28 ns, about 268 ms
@@ -65,6 +73,10 @@ type Table struct {
 	perHost map[[4]byte]int32
 	maxHost int32
 	live    int
+	// byProto and byClass count live flows as they come and go, so
+	// readers need not walk the table.
+	byProto [256]int32
+	byClass [NumClasses]int32
 
 	wheel    [wheelSize]int32
 	lastTick int64
@@ -103,6 +115,30 @@ func New(max, perHost int, now int64) *Table {
 // Len is the number of live flows; Cap the table size.
 func (t *Table) Len() int { return t.live }
 func (t *Table) Cap() int { return len(t.flows) }
+
+// ProtoFlows is the number of live flows of IP protocol p.
+func (t *Table) ProtoFlows(p uint8) int { return int(t.byProto[p]) }
+
+// ClassFlows is the number of live flows in counting class c.
+func (t *Table) ClassFlows(c uint8) int {
+	if c >= NumClasses {
+		return 0
+	}
+	return int(t.byClass[c])
+}
+
+// SetClass puts flow id in the owner's counting class c (below
+// NumClasses; a new flow is in class 0), so ClassFlows counts it until
+// it is removed.
+func (t *Table) SetClass(id int32, c uint8) {
+	f := &t.flows[id]
+	if !f.inUse || c >= NumClasses || c == f.class {
+		return
+	}
+	t.byClass[f.class]--
+	t.byClass[c]++
+	f.class = c
+}
 
 // HostFlows is the number of flows charged to host.
 func (t *Table) HostFlows(host [4]byte) int { return int(t.perHost[host]) }
@@ -152,6 +188,8 @@ func (t *Table) Insert(orig, reply Tuple, host [4]byte, now, deadline int64) (in
 		t.perHost[host]++
 	}
 	t.live++
+	t.byProto[orig.Proto]++
+	t.byClass[0]++
 	t.link(id, deadline)
 	return id, nil
 }
@@ -233,6 +271,8 @@ func (t *Table) remove(id int32) {
 	}
 	f.inUse = false
 	t.live--
+	t.byProto[f.Orig.Proto]--
+	t.byClass[f.class]--
 	t.free = append(t.free, id)
 }
 

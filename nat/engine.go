@@ -316,6 +316,9 @@ func translation(f *conntrack.Flow, dir conntrack.Dir) (src, dst [4]byte, sid, d
 // rewrite, TTL.
 func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir conntrack.Dir) Verdict {
 	f := e.ct.Get(id)
+	if c := vpnClass(f); c != f.Class() {
+		e.ct.SetClass(id, c) // counted for Stats as it comes and goes
+	}
 	nsrc, ndst, nsid, ndid, out := translation(f, dir)
 	if from == WAN && ip.TTL() <= 1 {
 		e.icmpError(now, from, ip, packet.ICMPTimeExceeded, 0, 0)

@@ -107,15 +107,20 @@ func (e *Engine) Stats() Stats {
 	s.Flows = e.ct.Len()
 	s.Mappings = e.maps.len()
 	s.FlowsByProto = map[string]int{}
-	s.VPNSessions = map[string]int{"ipsec": 0, "pptp": 0, "l2tp": 0}
+	s.VPNSessions = map[string]int{}
 	s.Helpers = e.HelperStats()
-	e.ct.Range(func(_ int32, f *conntrack.Flow) bool {
-		s.FlowsByProto[protoNames[f.Orig.Proto]]++
-		if v := vpnProto(f); v != "" && f.Helper != helperGRE {
-			s.VPNSessions[v]++
+	// Counted as flows come and go (no walk of the table: Stats runs under
+	// the data plane's lock).
+	for p, name := range protoNames {
+		if n := e.ct.ProtoFlows(p); n > 0 {
+			s.FlowsByProto[name] = n
 		}
-		return true
-	})
+	}
+	for c, name := range vpnClassNames {
+		if c > 0 {
+			s.VPNSessions[name] = e.ct.ClassFlows(uint8(c))
+		}
+	}
 	return s
 }
 

@@ -519,6 +519,28 @@ func (e *Engine) vpnDeleted(f *conntrack.Flow) {
 	}
 }
 
+// vpnClassNames are the flow counting classes (conntrack.SetClass) of
+// VPN passthrough sessions; class 0 is every other flow. A PPTP call's GRE
+// flow is not a session of its own: its control connection is.
+var vpnClassNames = [...]string{"", "ipsec", "pptp", "l2tp"}
+
+// vpnClass is the counting class of a flow: its vpnProto's index in
+// vpnClassNames.
+func vpnClass(f *conntrack.Flow) uint8 {
+	if f.Helper == helperGRE {
+		return 0
+	}
+	switch vpnProto(f) {
+	case "ipsec":
+		return 1
+	case "pptp":
+		return 2
+	case "l2tp":
+		return 3
+	}
+	return 0
+}
+
 // vpnProto names the passthrough protocol a flow belongs to, or "".
 func vpnProto(f *conntrack.Flow) string {
 	switch f.Helper {
