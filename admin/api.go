@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"passgate/config"
 	"passgate/control"
@@ -50,9 +51,17 @@ type SessionInfo struct {
 	CSRFToken     string `json:"csrf_token,omitempty"` // send it as X-CSRF-Token with changes
 }
 
-// LoginRequest is the body of POST /api/v1/login and /api/v1/setup.
+// LoginRequest is the body of POST /api/v1/login.
 type LoginRequest struct {
 	Password string `json:"password"`
+}
+
+// SetupRequest is the body of POST /api/v1/setup: the first password and
+// the setup code passgate printed in its log and shows on `passgate
+// status` (not needed on the control socket).
+type SetupRequest struct {
+	Password  string `json:"password"`
+	SetupCode string `json:"setup_code"`
 }
 
 // LoginResponse answers a login or the first setup.
@@ -94,9 +103,11 @@ type DMZResponse struct {
 	Host    string  `json:"host"`
 }
 
-// TokenRequest is the body of POST /api/v1/tokens.
+// TokenRequest is the body of POST /api/v1/tokens: what the token is for
+// and how many days it lives (0: 90).
 type TokenRequest struct {
-	Name string `json:"name"`
+	Name        string `json:"name"`
+	ExpiresDays int    `json:"expires_days,omitzero"`
 }
 
 // TokenResponse answers POST /api/v1/tokens; the token is shown only here.
@@ -229,7 +240,9 @@ func (a *api) writeError(w http.ResponseWriter, err error) {
 		writeErrors(w, http.StatusUnauthorized, apiErrors("password", err.Error()))
 	case errors.Is(err, ErrNotFound):
 		writeErrors(w, http.StatusNotFound, apiErrors("", err.Error()))
-	case errors.Is(err, ErrNotAvailable), errors.Is(err, ErrPasswordSet), errors.Is(err, ErrSetupNeeded):
+	case errors.Is(err, ErrSetupCode):
+		writeErrors(w, http.StatusForbidden, apiErrors("setup_code", err.Error()))
+	case errors.Is(err, ErrNotAvailable), errors.Is(err, ErrPasswordSet), errors.Is(err, ErrSetupNeeded), errors.Is(err, ErrTooManyTokens):
 		writeErrors(w, http.StatusConflict, apiErrors("", err.Error()))
 	default:
 		a.log.Error("admin API", "err", err)
@@ -289,7 +302,7 @@ func (a *api) session(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) setup(w http.ResponseWriter, r *http.Request) {
-	var req LoginRequest
+	var req SetupRequest
 	if !a.decodeBody(w, r, &req, "") {
 		return
 	}
@@ -297,12 +310,16 @@ func (a *api) setup(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, ErrPasswordSet)
 		return
 	}
-	if err := a.auth.SetPassword("", req.Password); err != nil {
-		a.writeError(w, err)
+	if a.trusted {
+		if err := a.auth.ResetPassword(req.Password); err != nil {
+			a.writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, LoginResponse{})
 		return
 	}
-	if a.trusted {
-		writeJSON(w, http.StatusCreated, LoginResponse{})
+	if err := a.auth.Setup(req.SetupCode, req.Password); err != nil {
+		a.writeError(w, err)
 		return
 	}
 	a.loginAndAnswer(w, r, req.Password, http.StatusCreated)
@@ -350,7 +367,7 @@ func (a *api) password(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ChangesResponse{Changes: Changes{"admin password changed; every session ended"}})
+	writeJSON(w, http.StatusOK, ChangesResponse{Changes: Changes{"admin password changed; every session ended and every API token revoked"}})
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
@@ -559,7 +576,11 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request) {
 	if !a.decodeBody(w, r, &req, "") {
 		return
 	}
-	tok, info, err := a.auth.CreateToken(req.Name)
+	if req.ExpiresDays < 0 {
+		writeErrors(w, http.StatusBadRequest, apiErrors("expires_days", "a token lives 1 or more days (0: 90)"))
+		return
+	}
+	tok, info, err := a.auth.CreateToken(req.Name, time.Duration(req.ExpiresDays)*24*time.Hour)
 	if err != nil {
 		a.writeError(w, err)
 		return

@@ -146,14 +146,17 @@ func TestSetupAndLogin(t *testing.T) {
 		t.Fatalf("login before setup: %d %s", r.code, r.body)
 	}
 	// Bad setup bodies.
+	code := `,"setup_code":"` + e.auth.SetupCode() + `"`
 	for _, tc := range []struct {
 		body, ct string
 		code     int
 		field    string
 		msg      string
 	}{
-		{`{"password":"short"}`, "application/json", 400, "password", "at least 8 characters"},
-		{`{"password":"` + strings.Repeat("x", 73) + `"}`, "application/json", 400, "password", "at most 72 bytes"},
+		{`{"password":"long enough"}`, "application/json", 403, "setup_code", "wrong or missing setup code"},
+		{`{"password":"long enough","setup_code":"ABCD-EFGH-JKMN"}`, "application/json", 403, "setup_code", "wrong or missing setup code"},
+		{`{"password":"short"` + code + `}`, "application/json", 400, "password", "at least 8 characters"},
+		{`{"password":"` + strings.Repeat("x", 73) + `"` + code + `}`, "application/json", 400, "password", "at most 72 bytes"},
 		{`{"password":12345678}`, "application/json", 400, "password", "expected a string"},
 		{`{"password":"long enough","admin":true}`, "application/json", 400, "admin", "unknown field"},
 		{`{"password":"long enough"`, "application/json", 400, "line 1, column 26", "invalid JSON"},
@@ -168,12 +171,17 @@ func TestSetupAndLogin(t *testing.T) {
 	if !e.auth.SetupNeeded() {
 		t.Fatal("a bad setup set a password")
 	}
-	r := c.do("POST", "/api/v1/setup", LoginRequest{Password: "correct horse"})
+	// The code as people type it: lower case, no dashes.
+	typed := strings.ToLower(strings.ReplaceAll(e.auth.SetupCode(), "-", ""))
+	r := c.do("POST", "/api/v1/setup", SetupRequest{Password: "correct horse", SetupCode: typed})
 	if r.code != http.StatusCreated || c.cookie == nil {
 		t.Fatalf("setup: %d %s", r.code, r.body)
 	}
+	if e.auth.SetupCode() != "" {
+		t.Fatal("the setup code outlived the setup")
+	}
 	ck := c.cookie
-	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || ck.Secure {
+	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || !ck.Secure {
 		t.Fatalf("cookie %+v", ck)
 	}
 	var lr LoginResponse
@@ -183,7 +191,7 @@ func TestSetupAndLogin(t *testing.T) {
 		t.Fatalf("session after setup: %+v", si)
 	}
 	// Setup again: refused.
-	if r := e.client().do("POST", "/api/v1/setup", LoginRequest{Password: "attacker pw"}); r.code != http.StatusConflict {
+	if r := e.client().do("POST", "/api/v1/setup", SetupRequest{Password: "attacker pw", SetupCode: typed}); r.code != http.StatusConflict {
 		t.Fatalf("second setup: %d %s", r.code, r.body)
 	}
 	// The state file holds a bcrypt hash, mode 0600.
@@ -672,6 +680,15 @@ func TestDMZEndpoints(t *testing.T) {
 func TestPasswordChange(t *testing.T) {
 	e := newEnv(t)
 	c := e.loggedIn()
+	tok, _, err := e.auth.CreateToken("script", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bot := e.client()
+	bot.bearer = tok
+	if r := bot.do("GET", "/api/v1/status", nil); r.code != 200 {
+		t.Fatalf("token before the change: %d", r.code)
+	}
 	if r := c.do("PUT", "/api/v1/password", PasswordRequest{OldPassword: "nope nope", Password: "new password"}); r.code != 400 || !r.hasErr("old_password", "wrong password") {
 		t.Fatalf("wrong old: %d %s", r.code, r.body)
 	}
@@ -681,9 +698,15 @@ func TestPasswordChange(t *testing.T) {
 	if r := c.do("PUT", "/api/v1/password", PasswordRequest{OldPassword: "correct horse", Password: "battery staple"}); r.code != 200 {
 		t.Fatalf("change: %d %s", r.code, r.body)
 	}
-	// Every session ended.
+	// Every session ended, every token revoked.
 	if r := c.do("GET", "/api/v1/status", nil); r.code != 401 {
 		t.Fatalf("session after change: %d", r.code)
+	}
+	if r := bot.do("GET", "/api/v1/status", nil); r.code != 401 {
+		t.Fatalf("token after the password change: %d", r.code)
+	}
+	if n := len(e.auth.Tokens()); n != 0 {
+		t.Fatalf("%d tokens left after the password change", n)
 	}
 	c2 := e.client()
 	if r := c2.do("POST", "/api/v1/login", LoginRequest{Password: "correct horse"}); r.code != 401 {
@@ -741,6 +764,56 @@ func TestAPITokens(t *testing.T) {
 	bot.bearer = ""
 	if r := bot.doWithAuth("Basic YWRtaW46YWRtaW4="); r.code != 401 {
 		t.Fatalf("basic auth: %d", r.code)
+	}
+}
+
+// Tokens expire (90 days by default, or as asked), and at most MaxTokens
+// live at once; expired ones make room.
+func TestTokenExpiryAndLimit(t *testing.T) {
+	e := newEnv(t)
+	c := e.loggedIn()
+	var tr TokenResponse
+	r := c.do("POST", "/api/v1/tokens", `{"name":"short lived","expires_days":2}`)
+	r.decode(t, &tr)
+	if r.code != 201 || !tr.Expires.Equal(e.now.Add(48*time.Hour).Truncate(time.Second)) {
+		t.Fatalf("create: %d %s", r.code, r.body)
+	}
+	if r := c.do("POST", "/api/v1/tokens", `{"name":"x","expires_days":-1}`); r.code != 400 || !r.hasErr("expires_days", "") {
+		t.Fatalf("negative lifetime: %d %s", r.code, r.body)
+	}
+	long, info, err := e.auth.CreateToken("default", 0)
+	if err != nil || !info.Expires.Equal(e.now.Add(DefaultTokenTTL).Truncate(time.Second)) {
+		t.Fatalf("default lifetime: %v %+v", err, info)
+	}
+	bot := e.client()
+	bot.bearer = tr.Token
+	if r := bot.do("GET", "/api/v1/status", nil); r.code != 200 {
+		t.Fatalf("fresh token: %d", r.code)
+	}
+	e.now = e.now.Add(48*time.Hour + time.Second)
+	if r := bot.do("GET", "/api/v1/status", nil); r.code != 401 {
+		t.Fatalf("expired token: %d", r.code)
+	}
+	bot.bearer = long
+	if r := bot.do("GET", "/api/v1/status", nil); r.code != 200 {
+		t.Fatalf("90-day token after 2 days: %d", r.code)
+	}
+	var list []TokenInfo
+	bot.do("GET", "/api/v1/tokens", nil).decode(t, &list)
+	if len(list) != 2 || !list[0].Expired || list[1].Expired {
+		t.Fatalf("list %+v", list)
+	}
+	for i := 1; i < MaxTokens; i++ { // the expired one makes room
+		if _, _, err := e.auth.CreateToken("n", 0); err != nil {
+			t.Fatalf("token %d: %v", i, err)
+		}
+	}
+	if r := bot.do("POST", "/api/v1/tokens", `{"name":"one too many"}`); r.code != 409 || !r.hasErr("", "too many API tokens") {
+		t.Fatalf("over the limit: %d %s", r.code, r.body)
+	}
+	e.now = e.now.Add(DefaultTokenTTL)
+	if r := bot.do("GET", "/api/v1/status", nil); r.code != 401 {
+		t.Fatalf("token after 90 days: %d", r.code)
 	}
 }
 
@@ -813,7 +886,20 @@ func TestServerHandler(t *testing.T) {
 			t.Errorf("Host %q: %d", host, got)
 		}
 	}
-	rec = get("192.168.50.1:8080", "/metrics")
+	// /metrics needs a token (Prometheus' bearer token), or a session.
+	if rec := get("192.168.50.1:8080", "/metrics"); rec.Code != 401 || !strings.Contains(rec.Header().Get("WWW-Authenticate"), "Bearer") || strings.Contains(rec.Body.String(), "passgate_") {
+		t.Fatalf("/metrics without a token: %d %s", rec.Code, rec.Body)
+	}
+	e.loggedIn()
+	tok, _, err := e.auth.CreateToken("prometheus", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Host = "192.168.50.1:8080"
+	req.Header.Set("Authorization", "Bearer "+tok)
+	rec = httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
 	body := rec.Body.String()
 	for _, want := range []string{
 		`passgate_packets_total{direction="lan_to_wan"} 10`,
@@ -843,11 +929,48 @@ func TestServerHandler(t *testing.T) {
 	h := NewHandler(ServerOptions{Service: e.svc, Auth: e.auth, Web: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("web " + r.URL.Path))
 	})})
-	req := httptest.NewRequest("GET", "http://192.168.50.1:8080/passthrough", nil)
+	req = httptest.NewRequest("GET", "http://192.168.50.1:8080/passthrough", nil)
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Body.String() != "web /passthrough" {
 		t.Fatalf("web: %s", rec.Body)
+	}
+}
+
+// With metrics_localhost, a scraper on 127.0.0.1 needs no token; others
+// still do.
+func TestMetricsLocalhost(t *testing.T) {
+	e := newEnv(t)
+	h := NewHandler(ServerOptions{Service: e.svc, Auth: e.auth, MetricsLocalhost: true})
+	for remote, want := range map[string]int{"127.0.0.1:40000": 200, "192.168.50.10:40000": 401} {
+		req := httptest.NewRequest("GET", "http://192.168.50.1:8080/metrics", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("%s: %d, want %d", remote, rec.Code, want)
+		}
+	}
+}
+
+// `passgate passwd` (ResetPassword, as root) revokes every token too.
+func TestResetRevokesTokens(t *testing.T) {
+	e := newEnv(t)
+	e.loggedIn()
+	tok, _, err := e.auth.CreateToken("script", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bot := e.client()
+	bot.bearer = tok
+	if r := bot.do("GET", "/api/v1/status", nil); r.code != 200 {
+		t.Fatalf("before: %d", r.code)
+	}
+	if err := e.auth.ResetPassword("reset by root"); err != nil {
+		t.Fatal(err)
+	}
+	if r := bot.do("GET", "/api/v1/status", nil); r.code != 401 {
+		t.Fatalf("token after passgate passwd: %d", r.code)
 	}
 }
 

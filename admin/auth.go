@@ -51,6 +51,15 @@ const (
 	MaxLoginBackoff   = 15 * time.Minute
 	// TokenPrefix starts every API token.
 	TokenPrefix = "pgt_"
+	// DefaultTokenTTL is how long an API token lives unless made with
+	// another lifetime; MaxTokenTTL the longest one; MaxTokens how many may
+	// exist at once.
+	DefaultTokenTTL = 90 * 24 * time.Hour
+	MaxTokenTTL     = 10 * 365 * 24 * time.Hour
+	MaxTokens       = 32
+	// MaxSetupCodeFailures wrong setup codes make a new code (logged), so
+	// guessing has to start over.
+	MaxSetupCodeFailures = 20
 
 	maxSessions = 256
 	maxClients  = 4096
@@ -61,6 +70,8 @@ var (
 	ErrWrongPassword = errors.New("wrong password")
 	ErrSetupNeeded   = errors.New("no password is set yet: set one first (the setup page, POST /api/v1/setup or passgate passwd)")
 	ErrPasswordSet   = errors.New("a password is set already: log in and change it, or use passgate passwd as root")
+	ErrSetupCode     = errors.New("wrong or missing setup code: the code is in passgate's log and in the output of passgate status (run as root on the router), or set the password with passgate passwd")
+	ErrTooManyTokens = fmt.Errorf("too many API tokens (at most %d): revoke one first", MaxTokens)
 )
 
 // RateLimitError refuses a login from a client address that failed too
@@ -83,7 +94,14 @@ func (e *PasswordError) Error() string { return e.Msg }
 // There is no default password: until one is set, SetupNeeded is true and
 // nothing but setting it is allowed.
 //
-// Changing the password (not setting the first one) ends every session.
+// The first password can be set only with the setup code, a one-time code
+// made in memory at start while no password is set, printed in the log and
+// by `passgate status` (root on the router): proof of local access, so a
+// host on the LAN cannot take a new gateway before its owner. `passgate
+// passwd` needs no code.
+//
+// Changing or resetting the password ends every session and revokes every
+// API token. Tokens expire (DefaultTokenTTL) and at most MaxTokens exist.
 type Auth struct {
 	path string
 	log  *slog.Logger
@@ -95,6 +113,9 @@ type Auth struct {
 	stamp    fileStamp
 	sessions map[[32]byte]*session // by SHA-256 of the cookie value
 	clients  map[string]*attempts  // login failures by client address
+
+	setupCode     string // while no password is set; "" once one is
+	setupFailures int
 }
 
 type authState struct {
@@ -108,6 +129,15 @@ type tokenEntry struct {
 	Name    string    `json:"name"`
 	Hash    string    `json:"sha256"`
 	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"` // zero: a token from before expiry existed, Created+DefaultTokenTTL
+}
+
+// expires is when the token stops working.
+func (e tokenEntry) expires() time.Time {
+	if e.Expires.IsZero() {
+		return e.Created.Add(DefaultTokenTTL)
+	}
+	return e.Expires
 }
 
 // TokenInfo describes an API token (never the token itself).
@@ -115,6 +145,8 @@ type TokenInfo struct {
 	ID      string    `json:"id"`
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Expired bool      `json:"expired,omitempty"`
 }
 
 type session struct {
@@ -148,7 +180,96 @@ func NewAuth(path string) (*Auth, error) {
 	if err := a.reload(); err != nil {
 		return nil, err
 	}
+	a.newSetupCode()
 	return a, nil
+}
+
+// setupAlphabet has no letters that read alike (0/O, 1/I/L).
+const setupAlphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+// newSetupCode makes a setup code if no password is set (12 characters
+// of 31: 59 bits), and forgets it if one is; a.mu is held.
+func (a *Auth) newSetupCode() {
+	a.setupFailures = 0
+	if a.state.PasswordHash != "" {
+		a.setupCode = ""
+		return
+	}
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	var sb strings.Builder
+	for i, c := range b {
+		if i > 0 && i%4 == 0 {
+			sb.WriteByte('-')
+		}
+		sb.WriteByte(setupAlphabet[int(c)%len(setupAlphabet)])
+	}
+	a.setupCode = sb.String()
+}
+
+// SetupCode is the one-time code the first setup needs, "" once a
+// password is set. Only root sees it: in the log and on the control
+// socket (passgate status).
+func (a *Auth) SetupCode() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refresh()
+	if a.state.PasswordHash != "" {
+		return ""
+	}
+	if a.setupCode == "" {
+		a.newSetupCode()
+	}
+	return a.setupCode
+}
+
+// normCode reads a setup code as people type it: any case, with or
+// without dashes and spaces.
+func normCode(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '-' || r == ' ' || r == '\t':
+			return -1
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		}
+		return r
+	}, s)
+}
+
+// Setup sets the first password; code must be the setup code
+// (SetupCode). A wrong code is ErrSetupCode; after MaxSetupCodeFailures of
+// them the code changes (and the new one is logged). A password already
+// set is ErrPasswordSet.
+func (a *Auth) Setup(code, pw string) error {
+	a.mu.Lock()
+	a.refresh()
+	if a.state.PasswordHash != "" {
+		a.mu.Unlock()
+		return ErrPasswordSet
+	}
+	if a.setupCode == "" {
+		a.newSetupCode()
+	}
+	want, got := normCode(a.setupCode), normCode(code)
+	if subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+		a.setupFailures++
+		if a.setupFailures >= MaxSetupCodeFailures {
+			a.newSetupCode()
+			a.log.Warn("too many wrong setup codes: made a new one", "setup_code", a.setupCode)
+		} else {
+			a.log.Warn("admin setup refused: wrong setup code", "failures", a.setupFailures)
+		}
+		a.mu.Unlock()
+		return ErrSetupCode
+	}
+	a.mu.Unlock()
+	if err := CheckPassword(pw); err != nil {
+		return err
+	}
+	return a.setHash("", pw, true)
 }
 
 // SetLogger sets where Auth logs logins, failures and password changes.
@@ -197,6 +318,9 @@ func (a *Auth) reload() error {
 			a.log.Warn("auth state file was readable by others; made it 0600", "file", a.path)
 		}
 	}
+	if a.state.PasswordHash != "" && s.PasswordHash != a.state.PasswordHash {
+		clear(a.sessions) // `passgate passwd` wrote the file: as a change here
+	}
 	a.state, a.stamp = s, st
 	return nil
 }
@@ -231,12 +355,34 @@ func (a *Auth) save() error {
 	if err := pf.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("auth state: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := syncDir(dir); err != nil {
+		// The new file is in place but may not survive a power cut: say
+		// so rather than claim it saved.
+		a.stamp = fileStamp{}
+		if rerr := a.reload(); rerr != nil {
+			a.log.Error("auth state", "err", rerr)
+		}
+		return fmt.Errorf("auth state: %w", err)
 	}
 	a.stamp = fileStamp{} // read it back next time: take its new stamp
 	return a.reload()
+}
+
+// syncDir fsyncs a directory, so a rename in it is on disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	serr := d.Sync()
+	cerr := d.Close()
+	if serr != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, serr)
+	}
+	if cerr != nil {
+		return fmt.Errorf("closing directory %s: %w", dir, cerr)
+	}
+	return nil
 }
 
 // SetupNeeded reports whether no password is set yet (first run).
@@ -260,9 +406,10 @@ func CheckPassword(pw string) error {
 	return nil
 }
 
-// SetPassword sets the password. On first setup (SetupNeeded) old is
-// ignored; otherwise it must be the current password, and every session
-// ends. The new one needs at least MinPasswordLen characters.
+// SetPassword changes the password: old must be the current one. Every
+// session ends and every API token is revoked. The first password is set
+// with Setup (or ResetPassword, root): without one, SetPassword is
+// ErrSetupNeeded. The new one needs at least MinPasswordLen characters.
 func (a *Auth) SetPassword(old, new string) error {
 	if err := CheckPassword(new); err != nil {
 		return err
@@ -271,7 +418,10 @@ func (a *Auth) SetPassword(old, new string) error {
 	a.refresh()
 	cur := a.state.PasswordHash
 	a.mu.Unlock()
-	if cur != "" && bcrypt.CompareHashAndPassword([]byte(cur), []byte(old)) != nil {
+	if cur == "" {
+		return ErrSetupNeeded
+	}
+	if bcrypt.CompareHashAndPassword([]byte(cur), []byte(old)) != nil {
 		return fmt.Errorf("current password: %w", ErrWrongPassword)
 	}
 	return a.setHash(cur, new, cur == "")
@@ -279,7 +429,7 @@ func (a *Auth) SetPassword(old, new string) error {
 
 // ResetPassword sets the password without the old one: for root, through
 // the control socket or `passgate passwd` writing the state file. Every
-// session ends.
+// session ends and every API token is revoked.
 func (a *Auth) ResetPassword(new string) error {
 	if err := CheckPassword(new); err != nil {
 		return err
@@ -308,17 +458,20 @@ func (a *Auth) setHash(expect, pw string, first bool) error {
 		return errors.New("the password changed meanwhile; try again")
 	}
 	prev := a.state
+	revoked := len(a.state.Tokens)
 	a.state.PasswordHash = string(h)
 	a.state.PasswordSet = a.now().UTC().Truncate(time.Second)
+	a.state.Tokens = nil
 	if err := a.save(); err != nil {
 		a.state = prev
 		return err
 	}
+	clear(a.sessions)
+	a.setupCode = ""
 	if first {
 		a.log.Info("admin password set (first run)")
 	} else {
-		clear(a.sessions)
-		a.log.Info("admin password changed; every session ended")
+		a.log.Info("admin password changed; every session ended and every API token revoked", "tokens_revoked", revoked)
 	}
 	return nil
 }
@@ -333,7 +486,8 @@ func clientKey(r *http.Request) string {
 }
 
 // Login checks password and, if right, starts a session: it sets the
-// session cookie (HttpOnly, SameSite=Strict, Secure over TLS, Path=/).
+// session cookie (HttpOnly, SameSite=Strict, Secure, Path=/): the admin
+// server speaks only TLS.
 // Failures are counted per client address: after FreeLoginFailures each
 // one doubles the wait before the next attempt (*RateLimitError), and one
 // attempt at a time is checked per address.
@@ -398,7 +552,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request, password string) (s
 	a.sessions[sha256.Sum256([]byte(id))] = &session{csrf: csrf, lastSeen: now}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: id, Path: "/",
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: true,
 	})
 	a.log.Info("admin login", "client", key)
 	return csrf, nil
@@ -461,7 +615,7 @@ func (a *Auth) Logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: true,
 	})
 }
 
@@ -536,6 +690,24 @@ func (a *Auth) Require(h http.Handler) http.Handler {
 	})
 }
 
+// requireMetrics lets a scrape through with an API token ("Authorization:
+// Bearer TOKEN", as Prometheus sends it with its authorization setting) or
+// a session; with localOpen, a client on 127.0.0.1 needs neither.
+func (a *Auth) requireMetrics(h http.Handler, localOpen bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if localOpen && clientKey(r) == "127.0.0.1" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if _, ok := a.identify(r); !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="passgate"`)
+			http.Error(w, "authentication required: send an API token as Authorization: Bearer TOKEN (passgate token create prometheus)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
@@ -565,27 +737,44 @@ func RequestIdentity(r *http.Request) (Identity, bool) {
 }
 
 // CreateToken makes an API token for scripts ("Authorization: Bearer
-// TOKEN"), stores its SHA-256 hash and returns the token, which is shown
-// this once only.
-func (a *Auth) CreateToken(name string) (token string, info TokenInfo, err error) {
+// TOKEN") that expires after ttl (0: DefaultTokenTTL), stores its SHA-256
+// hash and returns the token, which is shown this once only. Expired
+// tokens are dropped; with MaxTokens live ones it is ErrTooManyTokens.
+func (a *Auth) CreateToken(name string, ttl time.Duration) (token string, info TokenInfo, err error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return "", TokenInfo{}, config.Errors{{Field: "name", Msg: "1-64 printable characters required (what the token is for)"}}
+	}
+	if ttl == 0 {
+		ttl = DefaultTokenTTL
+	}
+	if ttl < time.Hour || ttl > MaxTokenTTL {
+		return "", TokenInfo{}, config.Errors{{Field: "expires_days", Msg: fmt.Sprintf("a token lives 1 to %d days", int(MaxTokenTTL/(24*time.Hour)))}}
 	}
 	token = TokenPrefix + randomToken()
 	sum := sha256.Sum256([]byte(token))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.refresh()
-	e := tokenEntry{ID: hex.EncodeToString(sum[:4]), Name: name, Hash: hex.EncodeToString(sum[:]), Created: a.now().UTC().Truncate(time.Second)}
+	now := a.now().UTC().Truncate(time.Second)
 	prev := slices.Clone(a.state.Tokens)
+	a.state.Tokens = slices.DeleteFunc(a.state.Tokens, func(e tokenEntry) bool { return !now.Before(e.expires()) })
+	if len(a.state.Tokens) >= MaxTokens {
+		a.state.Tokens = prev
+		return "", TokenInfo{}, ErrTooManyTokens
+	}
+	e := tokenEntry{ID: hex.EncodeToString(sum[:4]), Name: name, Hash: hex.EncodeToString(sum[:]), Created: now, Expires: now.Add(ttl)}
 	a.state.Tokens = append(a.state.Tokens, e)
 	if err := a.save(); err != nil {
 		a.state.Tokens = prev
 		return "", TokenInfo{}, err
 	}
-	a.log.Info("API token created", "id", e.ID, "name", name)
-	return token, TokenInfo{ID: e.ID, Name: e.Name, Created: e.Created}, nil
+	a.log.Info("API token created", "id", e.ID, "name", name, "expires", e.Expires)
+	return token, e.info(now), nil
+}
+
+func (e tokenEntry) info(now time.Time) TokenInfo {
+	return TokenInfo{ID: e.ID, Name: e.Name, Created: e.Created, Expires: e.expires(), Expired: !now.Before(e.expires())}
 }
 
 // Tokens lists the API tokens.
@@ -594,8 +783,9 @@ func (a *Auth) Tokens() []TokenInfo {
 	defer a.mu.Unlock()
 	a.refresh()
 	out := []TokenInfo{}
+	now := a.now()
 	for _, e := range a.state.Tokens {
-		out = append(out, TokenInfo{ID: e.ID, Name: e.Name, Created: e.Created})
+		out = append(out, e.info(now))
 	}
 	return out
 }
@@ -619,7 +809,8 @@ func (a *Auth) RevokeToken(id string) error {
 	return nil
 }
 
-// checkToken finds the API token; it returns the token's id.
+// checkToken finds the API token, if it has not expired; it returns the
+// token's id.
 func (a *Auth) checkToken(tok string) (string, bool) {
 	if !strings.HasPrefix(tok, TokenPrefix) {
 		return "", false
@@ -630,8 +821,9 @@ func (a *Auth) checkToken(tok string) (string, bool) {
 	defer a.mu.Unlock()
 	a.refresh()
 	found := ""
+	now := a.now()
 	for _, e := range a.state.Tokens {
-		if subtle.ConstantTimeCompare([]byte(e.Hash), []byte(want)) == 1 {
+		if subtle.ConstantTimeCompare([]byte(e.Hash), []byte(want)) == 1 && now.Before(e.expires()) {
 			found = e.ID
 		}
 	}

@@ -234,7 +234,7 @@ func (c *client) doCT(method, path string, body any, ct string) reply {
 func (e *env) loggedIn() *client {
 	e.t.Helper()
 	c := e.client()
-	r := c.do("POST", "/api/v1/setup", LoginRequest{Password: "correct horse"})
+	r := c.do("POST", "/api/v1/setup", SetupRequest{Password: "correct horse", SetupCode: e.auth.SetupCode()})
 	if r.code != http.StatusCreated {
 		e.t.Fatalf("setup: %d %s", r.code, r.body)
 	}

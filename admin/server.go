@@ -20,17 +20,22 @@ type ServerOptions struct {
 	// (package admin/web). Nil: a plain page saying the UI is not built.
 	Web    http.Handler
 	Logger *slog.Logger
+	// MetricsLocalhost lets clients on 127.0.0.1 read /metrics without a
+	// token (admin.metrics_localhost).
+	MetricsLocalhost bool
 }
 
 // NewHandler is the admin server's handler: the REST API under /api/v1/,
-// Prometheus metrics on /metrics (unauthenticated: the server listens on
-// the LAN address only), and the web page everywhere else. Every response
-// forbids framing and MIME sniffing, and a request whose Host is a name
-// that could belong to someone else's site is refused (DNS rebinding).
+// Prometheus metrics on /metrics (with an API token as a bearer token, or
+// a session; from 127.0.0.1 without one if MetricsLocalhost), and the web
+// page everywhere else. Every response forbids framing and MIME sniffing,
+// tells browsers to keep to https (HSTS), and a request whose Host is a
+// name that could belong to someone else's site is refused (DNS
+// rebinding).
 func NewHandler(o ServerOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", NewAPI(o.Service, o.Auth))
-	mux.Handle("GET /metrics", MetricsHandler(o.Service))
+	mux.Handle("GET /metrics", o.Auth.requireMetrics(MetricsHandler(o.Service), o.MetricsLocalhost))
 	web := o.Web
 	if web == nil {
 		web = http.HandlerFunc(notBuilt)
@@ -51,6 +56,9 @@ func securityHeaders(h http.Handler) http.Handler {
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "same-origin")
+		if r.TLS != nil {
+			hd.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		if !hostAllowed(r.Host) {
 			http.Error(w, "Misdirected request: reach the admin page by its IP address (or a local name such as router.lan)", http.StatusMisdirectedRequest)
 			return
@@ -95,7 +103,8 @@ func Listen(addr netip.AddrPort) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves h on ln until ctx is done.
+// Serve serves h on ln until ctx is done; ln is the TLS listener
+// (NewTLSOnlyListener).
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -111,7 +120,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("admin server listening", "url", "http://"+ln.Addr().String()+"/")
+	log.Info("admin server listening", "url", "https://"+ln.Addr().String()+"/")
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {

@@ -345,6 +345,11 @@ func restartOnly(old, nw *config.Settings) config.Errors {
 	check("control_socket", old.ControlSocket, nw.ControlSocket)
 	check("admin.enabled", old.Admin.Enabled, nw.Admin.Enabled)
 	check("admin.listen", old.Admin.Listen, nw.Admin.Listen)
+	check("admin.tls_cert", old.Admin.TLSCert, nw.Admin.TLSCert)
+	check("admin.tls_key", old.Admin.TLSKey, nw.Admin.TLSKey)
+	check("admin.max_connections", old.Admin.MaxConnections, nw.Admin.MaxConnections)
+	check("admin.metrics_localhost", old.Admin.MetricsLocalhost, nw.Admin.MetricsLocalhost)
+	check("control_group", old.ControlGroup, nw.ControlGroup)
 	return es
 }
 

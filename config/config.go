@@ -35,7 +35,10 @@ type Config struct {
 	DMZ           string        `json:"dmz,omitzero"`
 	Workers       int           `json:"workers,omitzero"`
 	ControlSocket string        `json:"control_socket,omitzero"`
-	Admin         Admin         `json:"admin,omitzero"`
+	// ControlGroup names a group (or a numeric gid) whose members may use
+	// the control socket besides root; "": root only.
+	ControlGroup string `json:"control_group,omitzero"`
+	Admin        Admin  `json:"admin,omitzero"`
 }
 
 // LAN is the inside interface.
@@ -119,6 +122,17 @@ type Admin struct {
 	// Listen is ADDRESS:PORT; the address must be the LAN address or
 	// 127.0.0.1. Default: the LAN address, port 8080.
 	Listen string `json:"listen,omitzero"`
+	// TLSCert and TLSKey are the PEM files of the admin server's own
+	// certificate (both or neither); default: a self-signed one made at
+	// first start next to the authentication state file.
+	TLSCert string `json:"tls_cert,omitzero"`
+	TLSKey  string `json:"tls_key,omitzero"`
+	// MaxConnections caps the admin server's open connections; default
+	// DefaultAdminMaxConnections.
+	MaxConnections int `json:"max_connections,omitzero"`
+	// MetricsLocalhost opens /metrics without a token to clients on
+	// 127.0.0.1 (a Prometheus on the router itself); default false.
+	MetricsLocalhost bool `json:"metrics_localhost,omitzero"`
 }
 
 // PortSpec is a port or a port range, written as a JSON number (8080) or

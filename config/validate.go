@@ -20,6 +20,10 @@ const (
 	MaxWorkers       = 256
 	// DefaultAdminPort is the admin server's port on the LAN address.
 	DefaultAdminPort = 8080
+	// DefaultAdminMaxConnections caps the admin server's open connections;
+	// MaxAdminConnections is the highest cap allowed.
+	DefaultAdminMaxConnections = 64
+	MaxAdminConnections        = 4096
 	// MaxForwardName is the longest port forward name.
 	MaxForwardName = 64
 )
@@ -56,14 +60,20 @@ type Settings struct {
 	NAT           nat.Config
 	Workers       int // 0: one per CPU
 	ControlSocket string
+	ControlGroup  string // a group name or gid allowed on the control socket besides root
 	Admin         AdminSettings
 	PPPoERelay    bool // passthrough.pppoe; default off
 }
 
-// AdminSettings say where the admin server listens.
+// AdminSettings say where the admin server listens and how.
 type AdminSettings struct {
 	Enabled bool
 	Listen  netip.AddrPort // the LAN address or 127.0.0.1; valid when Enabled
+	// TLSCert and TLSKey are the user's certificate files; both empty: a
+	// self-signed one passgate makes.
+	TLSCert, TLSKey  string
+	MaxConnections   int
+	MetricsLocalhost bool
 }
 
 // SetDefaults fills every field left empty with its default.
@@ -132,7 +142,7 @@ func sw(b *bool) nat.Switch {
 func (c *Config) Validate() (*Settings, error) {
 	c.SetDefaults()
 	v := &validator{}
-	s := &Settings{ControlSocket: c.ControlSocket, Workers: c.Workers}
+	s := &Settings{ControlSocket: c.ControlSocket, ControlGroup: c.ControlGroup, Workers: c.Workers}
 	n := &s.NAT
 
 	s.LANInterface = v.ifname("lan.interface", c.LAN.Interface)
@@ -246,6 +256,9 @@ func (c *Config) Validate() (*Settings, error) {
 		v.bad("control_socket", "%q is not an absolute path", sock)
 	case len(sock) >= 108:
 		v.bad("control_socket", "path is %d bytes; a unix socket path must be shorter than 108", len(sock))
+	}
+	if g := c.ControlGroup; g != "" && !validGroupName(g) {
+		v.bad("control_group", "%q is not a group name or number", g)
 	}
 	s.Admin = v.admin(c.Admin, n.LANAddr)
 	if s.Admin.Enabled && s.Admin.Listen.IsValid() && s.Admin.Listen.Addr() == n.LANAddr.Addr() {
@@ -434,7 +447,27 @@ func CheckForwardName(name string) string {
 // admin checks the admin section. The server listens on the LAN address or
 // on 127.0.0.1, never on the WAN address nor on every address.
 func (v *validator) admin(a Admin, lan netip.Prefix) AdminSettings {
-	out := AdminSettings{Enabled: a.Enabled == nil || *a.Enabled}
+	out := AdminSettings{Enabled: a.Enabled == nil || *a.Enabled, TLSCert: a.TLSCert, TLSKey: a.TLSKey,
+		MaxConnections: a.MaxConnections, MetricsLocalhost: a.MetricsLocalhost}
+	switch {
+	case (a.TLSCert == "") != (a.TLSKey == ""):
+		field := "admin.tls_key"
+		if a.TLSCert == "" {
+			field = "admin.tls_cert"
+		}
+		v.bad(field, "required with %s: give both the certificate and its key, or neither (a self-signed one)", map[string]string{"admin.tls_key": "admin.tls_cert", "admin.tls_cert": "admin.tls_key"}[field])
+	}
+	for _, f := range []struct{ name, path string }{{"admin.tls_cert", a.TLSCert}, {"admin.tls_key", a.TLSKey}} {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			v.bad(f.name, "%q is not an absolute path", f.path)
+		}
+	}
+	if out.MaxConnections == 0 {
+		out.MaxConnections = DefaultAdminMaxConnections
+	}
+	if out.MaxConnections < 1 || out.MaxConnections > MaxAdminConnections {
+		v.bad("admin.max_connections", "%d out of range 1-%d", a.MaxConnections, MaxAdminConnections)
+	}
 	if a.Listen == "" {
 		return out // no LAN address: reported on lan.address
 	}
@@ -456,6 +489,23 @@ func (v *validator) admin(a Admin, lan netip.Prefix) AdminSettings {
 		out.Listen = ap
 	}
 	return out
+}
+
+// validGroupName accepts what useradd does (and a number, a gid).
+func validGroupName(g string) bool {
+	if len(g) > 32 {
+		return false
+	}
+	for i, r := range g {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
+		case (r == '-' || r == '.') && i > 0:
+		case r == '$' && i == len(g)-1 && i > 0:
+		default:
+			return false
+		}
+	}
+	return g != ""
 }
 
 func lanAddrText(lan netip.Prefix) string {

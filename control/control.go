@@ -45,6 +45,23 @@ type Status struct {
 	// PPPoE is the relay's state, as GET /v1/pppoe returns it; the
 	// handler fills it from Backend.PPPoE.
 	PPPoE *PPPoE `json:"pppoe,omitempty"`
+	// Admin is the admin server's address, its certificate's fingerprint
+	// and, until the first password is set, the setup code. Only the
+	// control socket (root) fills it, never the admin API.
+	Admin *AdminInfo `json:"admin,omitempty"`
+}
+
+// AdminInfo is the admin server as root sees it on `passgate status`.
+type AdminInfo struct {
+	URL string `json:"url,omitempty"` // "" when the admin server is off
+	// Fingerprint is the SHA-256 of its TLS certificate (AB:CD:...);
+	// SPKI the base64 SHA-256 of its public key.
+	Fingerprint string `json:"cert_sha256,omitempty"`
+	SPKI        string `json:"spki_sha256,omitempty"`
+	CertFile    string `json:"cert_file,omitempty"`
+	// SetupCode is what the first setup from the page or the API needs;
+	// "" once a password is set.
+	SetupCode string `json:"setup_code,omitempty"`
 }
 
 // PPPoE is what GET /v1/pppoe returns: whether the PPPoE relay is on, the

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,7 +51,10 @@ type service interface {
 // authenticator guards the pages: *admin.Auth.
 type authenticator interface {
 	SetupNeeded() bool
+	Setup(code, pw string) error
 	SetPassword(old, new string) error
+	Tokens() []admin.TokenInfo
+	RevokeToken(id string) error
 	Login(w http.ResponseWriter, r *http.Request, password string) error
 	Logout(w http.ResponseWriter, r *http.Request)
 	Require(h http.Handler) http.Handler
@@ -111,6 +115,7 @@ func newHandler(svc service, auth authenticator, csrf func(*http.Request) string
 	guard("GET /events", h.eventsPage)
 	guard("GET /password", h.passwordPage)
 	guard("POST /password", h.passwordPost)
+	guard("POST /password/revoke", h.revokePost)
 	guard("POST /logout", h.logoutPost)
 	// Besides the session's CSRF token (Require), refuse any cross-site
 	// form post by the browser's Sec-Fetch-Site and Origin headers: this
@@ -244,11 +249,21 @@ type loginData struct {
 	Changed bool // the password was just changed, which ends every session
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a post-login redirect on this site: an absolute path of
+// printable ASCII, no backslash, parsing to no scheme nor host, not
+// starting with two slashes. Browsers drop tabs and newlines from URLs and
+// read a backslash as a slash, so "/\t/evil.example" and "/\\evil.example"
+// would leave the site; anything else is /status.
 func safeNext(s string) string {
-	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") ||
-		strings.HasPrefix(s, "/login") || strings.HasPrefix(s, "/setup") || strings.ContainsAny(s, "\r\n") {
-		return "/status"
+	const home = "/status"
+	if !strings.HasPrefix(s, "/") || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '\\' }) {
+		return home
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		strings.HasPrefix(s, "//") || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") ||
+		strings.HasPrefix(s, "/login") || strings.HasPrefix(s, "/setup") {
+		return home
 	}
 	return s
 }
@@ -299,7 +314,7 @@ func (h *handler) setupPost(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	pw, confirm := r.PostFormValue("password"), r.PostFormValue("confirm")
+	pw, confirm, code := r.PostFormValue("password"), r.PostFormValue("confirm"), r.PostFormValue("setup_code")
 	fail := func(field, msg string) {
 		h.render(w, r, http.StatusUnprocessableEntity, "setup", &view{
 			Title:  "Set the password",
@@ -307,6 +322,9 @@ func (h *handler) setupPost(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	switch {
+	case strings.TrimSpace(code) == "":
+		fail("setup_code", "enter the setup code: passgate printed it in its log, and sudo passgate status shows it")
+		return
 	case pw == "":
 		fail("password", "choose a password")
 		return
@@ -314,12 +332,15 @@ func (h *handler) setupPost(w http.ResponseWriter, r *http.Request) {
 		fail("confirm", "the two passwords differ")
 		return
 	}
-	if err := h.auth.SetPassword("", pw); err != nil {
-		if errors.Is(err, admin.ErrPasswordSet) {
+	if err := h.auth.Setup(code, pw); err != nil {
+		switch {
+		case errors.Is(err, admin.ErrPasswordSet):
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
-			return
+		case errors.Is(err, admin.ErrSetupCode):
+			fail("setup_code", "wrong setup code: passgate printed it in its log, and sudo passgate status shows it")
+		default:
+			fail("password", err.Error())
 		}
-		fail("password", err.Error())
 		return
 	}
 	if err := h.auth.Login(w, r, pw); err != nil {
@@ -335,11 +356,21 @@ func (h *handler) logoutPost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) passwordPage(w http.ResponseWriter, r *http.Request) {
-	h.render(w, r, http.StatusOK, "password", &view{Title: "Password"})
+	h.render(w, r, http.StatusOK, "password", &view{Title: "Password", Data: h.auth.Tokens()})
+}
+
+// revokePost revokes one API token.
+func (h *handler) revokePost(w http.ResponseWriter, r *http.Request) {
+	id := r.PostFormValue("id")
+	res, code := &result{Applied: true, Changes: []string{"API token " + id + " revoked"}}, http.StatusOK
+	if err := h.auth.RevokeToken(id); err != nil {
+		res, code = outcome(nil, err, "revoke", "")
+	}
+	h.render(w, r, code, "password", &view{Title: "Password", Result: res, Data: h.auth.Tokens()})
 }
 
 // passwordPost changes the password. That ends every session, this one
-// too, so success leads to the login page.
+// too, and revokes every API token, so success leads to the login page.
 func (h *handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 	old, pw, confirm := r.PostFormValue("old"), r.PostFormValue("password"), r.PostFormValue("confirm")
 	fields := map[string]string{}
@@ -363,11 +394,11 @@ func (h *handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &pe):
 			fields["password"] = err.Error()
 		default:
-			h.render(w, r, http.StatusInternalServerError, "password", &view{Title: "Password", Result: &result{Errors: []string{err.Error()}}})
+			h.render(w, r, http.StatusInternalServerError, "password", &view{Title: "Password", Result: &result{Errors: []string{err.Error()}}, Data: h.auth.Tokens()})
 			return
 		}
 	}
-	h.render(w, r, http.StatusUnprocessableEntity, "password", &view{Title: "Password", Result: fieldResult("password", fields)})
+	h.render(w, r, http.StatusUnprocessableEntity, "password", &view{Title: "Password", Result: fieldResult("password", fields), Data: h.auth.Tokens()})
 }
 
 // ---- status

@@ -337,7 +337,7 @@ func cmdPasswd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return reportAdmin(stderr, err)
 	}
-	fmt.Fprintln(stdout, "admin password set; every admin session ended")
+	fmt.Fprintln(stdout, "admin password set; every admin session ended and every API token revoked")
 	return nil
 }
 
@@ -392,10 +392,12 @@ func readNewPassword(stderr io.Writer) (string, error) {
 }
 
 func cmdToken(args []string, stdout, stderr io.Writer) error {
-	const synopsis = "create NAME | list | revoke ID  [--json] [--control SOCKET] [--config FILE]"
+	const synopsis = "create NAME [--days N] | list | revoke ID  [--json] [--control SOCKET] [--config FILE]"
 	var cfgPath *string
+	var days *int
 	pos, asJSON, sock, err := adminArgs("token", synopsis, args, stderr, func(f *flag.FlagSet) {
 		cfgPath = f.String("config", "", "configuration `file`: with passgate stopped, write the state file next to it")
+		days = f.Int("days", 90, "create: the token expires after this many `days`")
 	})
 	if err != nil {
 		return err
@@ -416,9 +418,9 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 		}
 		var resp admin.TokenResponse
 		if t.auth != nil {
-			resp.Token, resp.TokenInfo, err = t.auth.CreateToken(pos[1])
+			resp.Token, resp.TokenInfo, err = t.auth.CreateToken(pos[1], time.Duration(*days)*24*time.Hour)
 		} else {
-			err = t.client.Do(ctx, http.MethodPost, control.AdminPath("tokens"), admin.TokenRequest{Name: pos[1]}, &resp)
+			err = t.client.Do(ctx, http.MethodPost, control.AdminPath("tokens"), admin.TokenRequest{Name: pos[1], ExpiresDays: *days}, &resp)
 		}
 		if err != nil {
 			return reportAdmin(stderr, err)
@@ -427,7 +429,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 			return writeJSON(stdout, resp)
 		}
 		fmt.Fprintln(stdout, resp.Token)
-		fmt.Fprintf(stderr, "API token %s (%s) created; it is shown this once only.\nUse it as: curl -H 'Authorization: Bearer TOKEN' http://LAN-ADDRESS:8080/api/v1/status\n", resp.ID, resp.Name)
+		fmt.Fprintf(stderr, "API token %s (%s) created, expires %s; it is shown this once only.\nUse it as: curl --cacert CERT -H 'Authorization: Bearer TOKEN' https://LAN-ADDRESS:8080/api/v1/status\n", resp.ID, resp.Name, resp.Expires.Local().Format(time.DateTime))
 		return nil
 	case "list", "ls":
 		var list []admin.TokenInfo
@@ -440,9 +442,13 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 			return writeJSON(stdout, list)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+		fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES")
 		for _, e := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.ID, e.Name, e.Created.Local().Format(time.DateTime))
+			exp := e.Expires.Local().Format(time.DateTime)
+			if e.Expired {
+				exp += " (expired)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ID, e.Name, e.Created.Local().Format(time.DateTime), exp)
 		}
 		tw.Flush()
 		return nil

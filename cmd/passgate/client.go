@@ -86,6 +86,21 @@ func (b *backend) Status() control.Status {
 	return s
 }
 
+// rootBackend is the control socket's backend: the router's, plus what
+// only root may see, the admin server's setup code and certificate.
+type rootBackend struct {
+	*backend
+	admin func() *control.AdminInfo
+}
+
+func (b rootBackend) Status() control.Status {
+	s := b.backend.Status()
+	if b.admin != nil {
+		s.Admin = b.admin()
+	}
+	return s
+}
+
 func controlFlag(fs interface {
 	String(name, value, usage string) *string
 }) *string {
@@ -128,6 +143,15 @@ func writeJSON(w io.Writer, v any) error {
 func printStatus(w io.Writer, st *control.Status) {
 	up := time.Duration(st.UptimeSec * float64(time.Second)).Round(time.Second)
 	fmt.Fprintf(w, "passgate %s  pid %d  up %s  %d workers\n\n", st.Version, st.PID, up, st.Workers)
+
+	if a := st.Admin; a != nil && a.URL != "" {
+		fmt.Fprintf(w, "admin page  %s\n", a.URL)
+		fmt.Fprintf(w, "  certificate SHA-256 %s\n", a.Fingerprint)
+		if a.SetupCode != "" {
+			fmt.Fprintf(w, "  no password yet: setup code %s (or set it here with passgate passwd)\n", a.SetupCode)
+		}
+		fmt.Fprintln(w)
+	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROLE\tINTERFACE\tADDRESS\tGATEWAY\tMAC\tMTU\tNEIGHBOURS\tARP DROPS")

@@ -12,8 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -249,15 +249,28 @@ func cmdRun(args []string, stderr io.Writer) error {
 	defer stop()
 
 	// Take the control socket first: a second instance fails here, before
-	// touching the interfaces.
-	ln, err := control.Listen(settings.ControlSocket)
+	// touching the interfaces. It is a unix socket, out of the network's
+	// reach; every network listener opens only once the fence is in place.
+	gid, err := control.LookupGroup(settings.ControlGroup)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	defer ln.Close()
+	rawLn, err := control.Listen(settings.ControlSocket)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	defer rawLn.Close()
+	ln, err := control.Restrict(rawLn, settings.ControlSocket, control.PeerPolicy{GID: gid}, log)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 
+	// The admin server opens from Ready, once Run has fenced the kernel
+	// off: before that the kernel would answer for the LAN address alone.
+	var adm adminServer
 	opts := routerOptions(settings)
 	opts.Logger = log
+	opts.Ready = func(*router.Router) { adm.start() }
 	r, err := router.New(opts)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -267,7 +280,6 @@ func cmdRun(args []string, stderr io.Writer) error {
 	// The admin plane needs the file to save changes to.
 	var svc *admin.Service
 	var auth *admin.Auth
-	var adminLn net.Listener
 	if store != nil {
 		svc, err = admin.NewService(admin.Options{
 			Backend: be, Reconfigure: func(s *config.Settings) error { return r.Reconfigure(s.NAT) }, SetPPPoERelay: r.SetPPPoERelay, Store: store,
@@ -283,15 +295,12 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}
 		auth.SetLogger(log)
 		if settings.Admin.Enabled {
-			adminLn = listenAdmin(log, r, settings)
+			adm.prepare(log, r, settings, *cfgPath)
 		} else {
 			log.Info("admin server off (admin.enabled is false)")
 		}
 	} else {
 		log.Info("admin server off: passgate runs without a configuration file (--config FILE) to save changes to")
-	}
-	if adminLn != nil {
-		defer adminLn.Close()
 	}
 
 	cctx, cancelControl := context.WithCancel(ctx)
@@ -300,19 +309,15 @@ func cmdRun(args []string, stderr io.Writer) error {
 		adminAPI = admin.NewLocalAPI(svc, auth)
 	}
 	controlDone := make(chan error, 1)
+	root := rootBackend{backend: be, admin: adm.info(auth)}
 	go func() {
-		controlDone <- control.ServeHandler(cctx, ln, control.WithAdmin(control.NewHandler(be), adminAPI), log)
+		controlDone <- control.ServeHandler(cctx, ln, control.WithAdmin(control.NewHandler(root), adminAPI), log)
 	}()
-	adminDone := make(chan error, 1)
-	if adminLn != nil {
-		h := admin.NewHandler(admin.ServerOptions{Service: svc, Auth: auth, Web: web.Handler(svc, auth), Logger: log})
-		go func() { adminDone <- admin.Serve(cctx, adminLn, h, log) }()
-		if auth.SetupNeeded() {
-			log.Warn("no admin password is set yet: open the admin page from the LAN to choose one, or run passgate passwd",
-				"url", "http://"+adminLn.Addr().String()+"/")
-		}
-	} else {
-		adminDone <- nil
+	if adm.cert != nil {
+		adm.ctx = cctx
+		adm.handler = admin.NewHandler(admin.ServerOptions{Service: svc, Auth: auth, Web: web.Handler(svc, auth), Logger: log,
+			MetricsLocalhost: settings.Admin.MetricsLocalhost})
+		adm.auth = auth
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -338,7 +343,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err := <-controlDone; err != nil {
 		log.Warn("control API", "err", err)
 	}
-	if err := <-adminDone; err != nil {
+	if err := adm.wait(); err != nil {
 		log.Warn("admin server", "err", err)
 	}
 	if runErr != nil {
@@ -347,28 +352,94 @@ func cmdRun(args []string, stderr io.Writer) error {
 	return nil
 }
 
-// listenAdmin opens the admin server's socket on the LAN address (or
-// 127.0.0.1) and lets it through the kernel fence on the LAN side only. A
-// failure is logged and the gateway runs without the admin page: the data
-// plane matters more.
-func listenAdmin(log *slog.Logger, r *router.Router, s *config.Settings) net.Listener {
+// adminServer is the admin page's HTTPS server: prepared before the
+// router runs (its certificate, its accept in the fence), started from
+// the router's Ready, once the fence is in place.
+type adminServer struct {
+	log     *slog.Logger
+	listen  netip.AddrPort
+	max     int
+	cert    *admin.Cert // nil: no admin server
+	ctx     context.Context
+	handler http.Handler
+	auth    *admin.Auth
+	url     string
+	done    chan error // nil until started
+}
+
+// prepare loads or makes the certificate and lets the admin port through
+// the fence on the LAN side. A failure is logged and the gateway runs
+// without the admin page: the data plane matters more.
+func (a *adminServer) prepare(log *slog.Logger, r *router.Router, s *config.Settings, cfgPath string) {
+	a.log = log
 	ap := s.Admin.Listen
 	if !ap.IsValid() {
 		log.Error("admin server off: admin.listen has no address")
-		return nil
+		return
+	}
+	var cert *admin.Cert
+	var err error
+	if s.Admin.TLSCert != "" {
+		cert, err = admin.LoadCert(s.Admin.TLSCert, s.Admin.TLSKey)
+	} else {
+		cf, kf := admin.CertPaths(cfgPath)
+		cert, err = admin.LoadOrCreateCert(cf, kf, ap.Addr(), log)
+	}
+	if err != nil {
+		log.Error("admin server off", "err", err)
+		return
 	}
 	if ap.Addr() == s.NAT.LANAddr.Addr() {
 		if err := r.AllowLANTCP(ap); err != nil {
 			log.Error("admin server off", "err", err)
-			return nil
+			return
 		}
 	}
-	ln, err := admin.Listen(ap)
+	a.listen, a.max, a.cert = ap, s.Admin.MaxConnections, cert
+	a.url = "https://" + ap.String() + "/"
+}
+
+// start opens the listener and serves (the router's Ready).
+func (a *adminServer) start() {
+	if a.cert == nil || a.handler == nil {
+		return
+	}
+	a.done = make(chan error, 1)
+	ln, err := admin.Listen(a.listen)
 	if err != nil {
-		log.Error("admin server off: cannot listen (is the LAN address configured on the interface?)", "listen", ap.String(), "err", err)
+		a.log.Error("admin server off: cannot listen (is the LAN address configured on the interface?)", "listen", a.listen.String(), "err", err)
+		a.done <- nil
+		return
+	}
+	tl := admin.NewTLSOnlyListener(ln, a.cert.TLSConfig(), a.max, a.log)
+	go func() { a.done <- admin.Serve(a.ctx, tl, a.handler, a.log) }()
+	a.log.Info("admin page", "url", a.url, "cert_sha256", a.cert.Fingerprint, "cert", a.cert.CertFile, "max_connections", a.max)
+	if code := a.auth.SetupCode(); code != "" {
+		a.log.Warn("no admin password is set yet: open the admin page and give this setup code, or run passgate passwd on the router",
+			"url", a.url, "setup_code", code)
+	}
+}
+
+// wait returns the server's error once it has stopped.
+func (a *adminServer) wait() error {
+	if a.done == nil {
 		return nil
 	}
-	return ln
+	return <-a.done
+}
+
+// info is what `passgate status` shows of the admin server.
+func (a *adminServer) info(auth *admin.Auth) func() *control.AdminInfo {
+	return func() *control.AdminInfo {
+		if a.cert == nil {
+			return nil
+		}
+		out := &control.AdminInfo{URL: a.url, Fingerprint: a.cert.Fingerprint, SPKI: a.cert.SPKI, CertFile: a.cert.CertFile}
+		if auth != nil {
+			out.SetupCode = auth.SetupCode()
+		}
+		return out
+	}
 }
 
 // reload applies the flags' configuration again (no file: nothing

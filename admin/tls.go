@@ -1,0 +1,374 @@
+package admin
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/renameio/v2"
+)
+
+// The admin server speaks TLS only. Its certificate is the user's own
+// (admin.tls_cert and admin.tls_key) or one passgate makes at first start:
+// ECDSA P-256, self-signed, for the listen address, its key mode 0600 next
+// to the authentication state file. People check its SHA-256 fingerprint,
+// which passgate prints at start and `passgate status` shows, against what
+// their browser says.
+
+// Certificate files made next to the configuration file FILE.
+const (
+	CertSuffix = ".tls.crt"
+	KeySuffix  = ".tls.key"
+)
+
+// CertPaths are the self-signed certificate's files for configPath.
+func CertPaths(configPath string) (cert, key string) {
+	return configPath + CertSuffix, configPath + KeySuffix
+}
+
+// Cert is the admin server's certificate and what people check it by.
+type Cert struct {
+	TLS tls.Certificate
+	// Fingerprint is the SHA-256 of the certificate, as browsers show it:
+	// 32 hex bytes separated by colons.
+	Fingerprint string
+	// SPKI is the base64 SHA-256 of the public key (what Chromium's
+	// --ignore-certificate-errors-spki-list and HPKP-style pins take).
+	SPKI string
+	// SelfSigned says passgate made it.
+	SelfSigned bool
+	CertFile   string
+}
+
+// LoadCert reads the user's certificate and key (PEM).
+func LoadCert(certFile, keyFile string) (*Cert, error) {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("admin TLS certificate %s: %w", certFile, err)
+	}
+	return newCert(c, false, certFile)
+}
+
+// LoadOrCreateCert reads the self-signed certificate at certFile and
+// keyFile, or makes one for ip (valid 10 years) when there is none.
+func LoadOrCreateCert(certFile, keyFile string, ip netip.Addr, log *slog.Logger) (*Cert, error) {
+	_, errC := os.Stat(certFile)
+	_, errK := os.Stat(keyFile)
+	if errC == nil && errK == nil {
+		if fi, err := os.Stat(keyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(keyFile, 0o600); err != nil {
+				return nil, fmt.Errorf("admin TLS key %s: %w", keyFile, err)
+			}
+		}
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin TLS certificate %s (remove it and its key to make a new one): %w", certFile, err)
+		}
+		return newCert(c, true, certFile)
+	}
+	if !errors.Is(errC, fs.ErrNotExist) && errC != nil {
+		return nil, fmt.Errorf("admin TLS certificate: %w", errC)
+	}
+	if !errors.Is(errK, fs.ErrNotExist) && errK != nil {
+		return nil, fmt.Errorf("admin TLS key: %w", errK)
+	}
+	certPEM, keyPEM, err := selfSigned(ip, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	// The key first: a certificate without its key is no use.
+	if err := writeFileSynced(keyFile, keyPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("admin TLS key: %w", err)
+	}
+	if err := writeFileSynced(certFile, certPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("admin TLS certificate: %w", err)
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("admin TLS certificate: %w", err)
+	}
+	out, err := newCert(c, true, certFile)
+	if err == nil && log != nil {
+		log.Info("made a self-signed certificate for the admin page", "file", certFile, "sha256", out.Fingerprint)
+	}
+	return out, err
+}
+
+func newCert(c tls.Certificate, self bool, file string) (*Cert, error) {
+	if len(c.Certificate) == 0 {
+		return nil, errors.New("admin TLS certificate: the file holds no certificate")
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("admin TLS certificate: %w", err)
+	}
+	c.Leaf = leaf
+	sum := sha256.Sum256(leaf.Raw)
+	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	return &Cert{TLS: c, Fingerprint: Fingerprint(sum[:]), SPKI: base64.StdEncoding.EncodeToString(spki[:]), SelfSigned: self, CertFile: file}, nil
+}
+
+// Fingerprint writes a digest as browsers show it: AB:CD:...
+func Fingerprint(sum []byte) string {
+	var b strings.Builder
+	for i, x := range sum {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		fmt.Fprintf(&b, "%02X", x)
+	}
+	return b.String()
+}
+
+// selfSigned makes a P-256 certificate for ip and 127.0.0.1.
+func selfSigned(ip netip.Addr, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin TLS key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin TLS certificate: %w", err)
+	}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1)}
+	if ip.IsValid() && ip != netip.AddrFrom4([4]byte{127, 0, 0, 1}) {
+		ips = append(ips, ip.AsSlice())
+	}
+	name := "passgate"
+	if ip.IsValid() {
+		name = "passgate " + ip.String()
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"passgate (self-signed)"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true, // so a browser or curl can take it as its own anchor (--cacert)
+		IPAddresses:           ips,
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin TLS certificate: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin TLS key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+}
+
+// writeFileSynced writes a file atomically with mode perm, fsyncing it and
+// its directory; every error is returned.
+func writeFileSynced(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	pf, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir), renameio.WithStaticPermissions(perm))
+	if err != nil {
+		return err
+	}
+	defer pf.Cleanup()
+	if _, err := pf.Write(data); err != nil {
+		return err
+	}
+	if err := pf.CloseAtomicallyReplace(); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// TLSConfig is the admin server's TLS: 1.2 and up, HTTP/1.1.
+func (c *Cert) TLSConfig() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{c.TLS},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1"},
+	}
+}
+
+// tlsOnlyListener is the admin server's listener: at most max connections
+// open at once (more wait in the kernel's backlog, as with
+// netutil.LimitListener), and on each one the first byte decides: a TLS
+// handshake goes on to the HTTP server, anything else (plain HTTP) is
+// answered with a redirect to https and closed, never served.
+type tlsOnlyListener struct {
+	inner net.Listener
+	tls   *tls.Config
+	sem   chan struct{}
+	conns chan net.Conn
+	errc  chan error
+	done  chan struct{}
+	once  sync.Once
+	log   *slog.Logger
+	wait  time.Duration // for the first byte
+}
+
+// sniffTimeout bounds how long a connection may take to send its first
+// byte, and a plain HTTP request to arrive.
+const sniffTimeout = 10 * time.Second
+
+// NewTLSOnlyListener wraps ln: TLS with cfg, plain HTTP redirected, at
+// most max connections at once.
+func NewTLSOnlyListener(ln net.Listener, cfg *tls.Config, max int, log *slog.Logger) net.Listener {
+	if log == nil {
+		log = slog.Default()
+	}
+	if max < 1 {
+		max = 1
+	}
+	l := &tlsOnlyListener{inner: ln, tls: cfg, sem: make(chan struct{}, max), conns: make(chan net.Conn),
+		errc: make(chan error, 1), done: make(chan struct{}), log: log, wait: sniffTimeout}
+	go l.acceptLoop()
+	return l
+}
+
+func (l *tlsOnlyListener) acceptLoop() {
+	for {
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.done:
+			return
+		}
+		c, err := l.inner.Accept()
+		if err != nil {
+			<-l.sem
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			select {
+			case l.errc <- err:
+			case <-l.done:
+			}
+			return
+		}
+		go l.classify(&limitedConn{Conn: c, release: func() { <-l.sem }})
+	}
+}
+
+// classify reads the first byte: 0x16 starts a TLS handshake record.
+func (l *tlsOnlyListener) classify(c *limitedConn) {
+	c.SetReadDeadline(time.Now().Add(l.wait))
+	br := bufio.NewReader(c.Conn)
+	b, err := br.Peek(1)
+	if err != nil {
+		c.Close()
+		return
+	}
+	c.r = br
+	if b[0] == 0x16 {
+		c.SetReadDeadline(time.Time{})
+		select {
+		case l.conns <- tls.Server(c, l.tls):
+		case <-l.done:
+			c.Close()
+		}
+		return
+	}
+	l.redirect(c, br)
+}
+
+// redirect answers one plain HTTP request with a redirect to the same
+// path over https, and closes the connection.
+func (l *tlsOnlyListener) redirect(c *limitedConn, br *bufio.Reader) {
+	defer c.Close()
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		c.SetWriteDeadline(time.Now().Add(l.wait))
+		fmt.Fprint(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 36\r\n\r\nthe admin page speaks only https://\n")
+		return
+	}
+	c.SetWriteDeadline(time.Now().Add(l.wait))
+	fmt.Fprint(c, redirectResponse(req, c.LocalAddr()))
+}
+
+// redirectResponse is the answer to plain HTTP: 308 to https on the same
+// host (the Host header when it is one the admin server answers to, else
+// the address the client reached) and the same path.
+func redirectResponse(req *http.Request, local net.Addr) string {
+	host := req.Host
+	if host == "" || !hostAllowed(host) || strings.ContainsAny(host, "\r\n/\\@ \t") {
+		host = local.String()
+	}
+	path := req.URL.EscapedPath()
+	if !strings.HasPrefix(path, "/") {
+		path = "/"
+	}
+	if q := req.URL.RawQuery; q != "" && !strings.ContainsAny(q, "\r\n") {
+		path += "?" + q
+	}
+	loc := "https://" + host + path
+	body := "the admin page speaks only https: " + loc + "\n"
+	return fmt.Sprintf("HTTP/1.1 308 Permanent Redirect\r\nLocation: %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", loc, len(body), body)
+}
+
+func (l *tlsOnlyListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case err := <-l.errc:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *tlsOnlyListener) Close() error {
+	err := net.ErrClosed
+	l.once.Do(func() {
+		close(l.done)
+		err = l.inner.Close()
+	})
+	return err
+}
+
+func (l *tlsOnlyListener) Addr() net.Addr { return l.inner.Addr() }
+
+// limitedConn gives its listener slot back once, when closed, and reads
+// through the reader that peeked at its first byte.
+type limitedConn struct {
+	net.Conn
+	r       *bufio.Reader
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.r != nil {
+		return c.r.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
