@@ -24,14 +24,17 @@ import (
 // the real daemon (`passgate run`) in the lab. Chromium runs in the lab's
 // lan1 namespace (`ip netns exec`), talking to chromedp over the
 // --remote-debugging-pipe file descriptors, so it needs no port and reaches
-// the admin page exactly as a LAN host does: http://192.168.50.1:8080/.
+// the admin page exactly as a LAN host does: https://192.168.50.1:8080/,
+// with the self-signed certificate passgate made. Chromium takes it
+// pinned by its public key's SHA-256 (--ignore-certificate-errors-spki-list,
+// read from `passgate status --json`), curl by --cacert.
 //
 // Namespaces carry the prefix "pgweb". Screenshots of every page go to
 // $PG_ARTIFACTS (default artifacts/screens in the repository root).
 
 const (
 	browserPrefix = "pgweb"
-	adminURL      = "http://" + lab.LANGateway + ":8080"
+	adminURL      = "https://" + lab.LANGateway + ":8080"
 	chromiumPath  = "/usr/bin/chromium"
 	testPassword  = "correct horse battery"
 	webMarker     = "passgate-browser-test: lan1 web server"
@@ -221,6 +224,32 @@ func TestBrowser(t *testing.T) {
 		}
 	}()
 
+	// What root sees on the router: the setup code and the certificate.
+	var admin struct {
+		URL       string `json:"url"`
+		SPKI      string `json:"spki_sha256"`
+		CertFile  string `json:"cert_file"`
+		SetupCode string `json:"setup_code"`
+	}
+	for end := time.Now().Add(30 * time.Second); admin.SetupCode == ""; time.Sleep(250 * time.Millisecond) {
+		out, _ := exec.CommandContext(ctx, bin, "status", "--json", "--control", filepath.Join(dir, "run", "passgate.sock")).Output()
+		var st struct {
+			Admin *struct {
+				URL       string `json:"url"`
+				SPKI      string `json:"spki_sha256"`
+				CertFile  string `json:"cert_file"`
+				SetupCode string `json:"setup_code"`
+			} `json:"admin"`
+		}
+		if json.Unmarshal(out, &st) == nil && st.Admin != nil {
+			admin = *st.Admin
+		}
+		if time.Now().After(end) {
+			t.Fatalf("passgate status shows no setup code: %s", out)
+		}
+	}
+	cacert := admin.CertFile
+
 	py := filepath.Join(dir, "lab.py")
 	if err := os.WriteFile(py, []byte(labPy), 0o644); err != nil {
 		t.Fatal(err)
@@ -254,7 +283,7 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	eventually("the admin page answering on the LAN", 30*time.Second, func() error {
-		out, err := run(lab.Lan1, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", adminURL+"/login")
+		out, err := run(lab.Lan1, "curl", "-sS", "--cacert", cacert, "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", adminURL+"/login")
 		if err != nil {
 			return err
 		}
@@ -303,6 +332,8 @@ func TestBrowser(t *testing.T) {
 		// The page needs no name lookups; without this chromium's own
 		// background lookups fill the flow table.
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE "+lab.LANGateway),
+		// passgate's self-signed certificate, pinned by its public key.
+		chromedp.Flag("ignore-certificate-errors-spki-list", admin.SPKI),
 		chromedp.WindowSize(1280, 900),
 		chromedp.CombinedOutput(&chromeOut),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
@@ -397,11 +428,20 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(adminURL+"/"),
 		chromedp.WaitVisible(id("setup-password")),
 		shot("setup"),
-		chromedp.SendKeys(id("setup-password"), "short"),
-		chromedp.SendKeys(id("setup-confirm"), "short"),
+		// Without the right setup code, no password is set.
+		chromedp.SendKeys(id("setup-code"), "AAAA-BBBB-CCCC"),
+		chromedp.SendKeys(id("setup-password"), testPassword),
+		chromedp.SendKeys(id("setup-confirm"), testPassword),
+		chromedp.Click(id("setup-save")),
+		chromedp.WaitVisible(id("setup-code-error")),
+		shot("setup-wrong-code"),
+		chromedp.SetValue(id("setup-code"), admin.SetupCode),
+		chromedp.SetValue(id("setup-password"), "short"),
+		chromedp.SetValue(id("setup-confirm"), "short"),
 		chromedp.Click(id("setup-save")),
 		chromedp.WaitVisible(id("setup-password-error")),
 		shot("setup-refused"),
+		chromedp.SetValue(id("setup-code"), admin.SetupCode),
 		chromedp.SetValue(id("setup-password"), testPassword),
 		chromedp.SetValue(id("setup-confirm"), testPassword),
 		chromedp.Click(id("setup-save")),
@@ -461,8 +501,8 @@ func TestBrowser(t *testing.T) {
 		for _, ck := range res.Cookies {
 			if ck.Name == "passgate_session" {
 				session = ck.Value
-				if !ck.HTTPOnly {
-					t.Error("the session cookie is not HttpOnly")
+				if !ck.HTTPOnly || !ck.Secure {
+					t.Errorf("the session cookie is not HttpOnly and Secure: %+v", ck)
 				}
 			}
 		}
@@ -470,7 +510,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("no session cookie in the browser: %+v", res.Cookies)
 		}
 	}
-	out, err := run(lab.Lan1, "curl", "-sS", "--max-time", "5", "-H", "Cookie: passgate_session="+session, adminURL+"/api/v1/passthrough")
+	out, err := run(lab.Lan1, "curl", "-sS", "--cacert", cacert, "--max-time", "5", "-H", "Cookie: passgate_session="+session, adminURL+"/api/v1/passthrough")
 	if err != nil {
 		t.Fatal(err)
 	}

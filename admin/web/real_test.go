@@ -66,7 +66,7 @@ func TestRealService(t *testing.T) {
 	auth := newAuth(t, "")
 	c := newClient(t, Handler(svc, auth))
 
-	if code, _, hd := c.post("/setup", url.Values{"password": {"correct horse"}, "confirm": {"correct horse"}}); code != http.StatusSeeOther || hd.Get("Location") != "/status" {
+	if code, _, hd := c.post("/setup", url.Values{"setup_code": {auth.SetupCode()}, "password": {"correct horse"}, "confirm": {"correct horse"}}); code != http.StatusSeeOther || hd.Get("Location") != "/status" {
 		t.Fatalf("setup: %d %v", code, hd)
 	}
 	code, body, _ := c.get("/passthrough")

@@ -242,7 +242,7 @@ func newAuth(t *testing.T, pw string) *admin.Auth {
 	}
 	a.SetLogger(slog.New(slog.DiscardHandler))
 	if pw != "" {
-		if err := a.SetPassword("", pw); err != nil {
+		if err := a.Setup(a.SetupCode(), pw); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -258,10 +258,12 @@ type client struct {
 }
 
 func newClient(t *testing.T, h http.Handler) *client {
-	srv := httptest.NewServer(h)
+	// TLS, as the admin server: the session cookie is Secure.
+	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
 	return &client{t: t, srv: srv, c: &http.Client{
+		Transport:     srv.Client().Transport,
 		Jar:           jar,
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -347,18 +349,32 @@ func TestFirstRunSetup(t *testing.T) {
 		t.Fatalf("login post before setup: %d %q", code, hd.Get("Location"))
 	}
 	code, body, _ := c.get("/setup")
-	mustContain(t, "setup page", body, `id="setup-password"`, `<label for="setup-password">`, `id="setup-confirm"`, `id="setup-save"`, "no default")
+	mustContain(t, "setup page", body, `id="setup-code"`, `<label for="setup-code">`, `id="setup-password"`, `<label for="setup-password">`, `id="setup-confirm"`, `id="setup-save"`, "no default", "passgate status")
 	if code != http.StatusOK {
 		t.Fatalf("setup: %d", code)
 	}
+	setupCode := auth.SetupCode()
+
+	// Without the setup code, or with a wrong one, nothing is set: a LAN
+	// host cannot take the gateway before its owner.
+	for _, sc := range []string{"", "AAAA-BBBB-CCCC"} {
+		code, body, _ = c.post("/setup", url.Values{"setup_code": {sc}, "password": {"attacker pw"}, "confirm": {"attacker pw"}})
+		if code != http.StatusUnprocessableEntity {
+			t.Fatalf("setup with code %q: %d", sc, code)
+		}
+		mustContain(t, "setup without the code", body, `id="setup-code-error"`, "setup code")
+	}
+	if !auth.SetupNeeded() {
+		t.Fatal("a setup without the code set the password")
+	}
 
 	// Mismatch, then a password the service refuses: errors at the field.
-	code, body, _ = c.post("/setup", url.Values{"password": {"longenough1"}, "confirm": {"longenough2"}})
+	code, body, _ = c.post("/setup", url.Values{"setup_code": {setupCode}, "password": {"longenough1"}, "confirm": {"longenough2"}})
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("setup mismatch: %d", code)
 	}
 	mustContain(t, "setup mismatch", body, `id="setup-confirm-error"`, "the two passwords differ", `aria-invalid="true"`)
-	code, body, _ = c.post("/setup", url.Values{"password": {"short"}, "confirm": {"short"}})
+	code, body, _ = c.post("/setup", url.Values{"setup_code": {setupCode}, "password": {"short"}, "confirm": {"short"}})
 	if code != http.StatusUnprocessableEntity {
 		t.Fatalf("setup short: %d", code)
 	}
@@ -367,7 +383,7 @@ func TestFirstRunSetup(t *testing.T) {
 		t.Fatal("a refused setup set the password")
 	}
 
-	code, _, hd = c.post("/setup", url.Values{"password": {"correct horse"}, "confirm": {"correct horse"}})
+	code, _, hd = c.post("/setup", url.Values{"setup_code": {setupCode}, "password": {"correct horse"}, "confirm": {"correct horse"}})
 	if code != http.StatusSeeOther || hd.Get("Location") != "/status" {
 		t.Fatalf("setup: %d %q", code, hd.Get("Location"))
 	}
@@ -381,7 +397,7 @@ func TestFirstRunSetup(t *testing.T) {
 		t.Fatalf("setup again: %d %q", code, hd.Get("Location"))
 	}
 	c2 := newClient(t, newHandler(newFakeService(), auth, admin.CSRFToken))
-	c2.post("/setup", url.Values{"password": {"attacker pw"}, "confirm": {"attacker pw"}})
+	c2.post("/setup", url.Values{"setup_code": {setupCode}, "password": {"attacker pw"}, "confirm": {"attacker pw"}})
 	if code, _, _ := c2.post("/login", url.Values{"password": {"attacker pw"}}); code != http.StatusUnauthorized {
 		t.Fatalf("setup replaced the password: login with the new one gave %d", code)
 	}
@@ -402,12 +418,26 @@ func TestLoginLogout(t *testing.T) {
 	}
 	mustContain(t, "wrong password", body, `id="login-password-error"`, "wrong password")
 
-	// The redirect after login stays on this site.
-	for next, want := range map[string]string{"/events": "/events", "//evil.example/": "/status", "https://evil.example/": "/status", "/\\evil": "/status", "": "/status"} {
+	// The redirect after login stays on this site, also as a browser reads
+	// the Location: WHATWG URL parsing drops tabs and newlines anywhere and
+	// takes a backslash for a slash, so "/<TAB>/evil.example" is
+	// "//evil.example", another site.
+	for next, want := range map[string]string{
+		"/events": "/events", "/events?x=1#top": "/events?x=1#top", "//evil.example/": "/status", "https://evil.example/": "/status",
+		"/\\evil": "/status", "": "/status", "/\t/evil.example": "/status", "/\n/evil.example": "/status", "/\r\n/evil.example": "/status",
+		"\t//evil.example": "/status", "/ /evil.example": "/status", "/%2F/evil.example": "/status", "/\u00a0/evil.example": "/status",
+		"/login?next=//evil.example": "/status", "javascript:alert(1)": "/status", "events": "/status",
+	} {
 		c2 := newClient(t, newHandler(newFakeService(), auth, admin.CSRFToken))
 		code, _, hd := c2.post("/login", url.Values{"password": {"correct horse"}, "next": {next}})
-		if code != http.StatusSeeOther || hd.Get("Location") != want {
-			t.Errorf("next %q: %d %q, want %q", next, code, hd.Get("Location"), want)
+		loc := hd.Get("Location")
+		if code != http.StatusSeeOther || loc != want {
+			t.Errorf("next %q: %d %q, want %q", next, code, loc, want)
+		}
+		browserLoc := strings.NewReplacer("\t", "", "\n", "", "\r", "", "\\", "/").Replace(loc)
+		base, _ := url.Parse(c2.srv.URL + "/login")
+		if u, err := url.Parse(browserLoc); err != nil || base.ResolveReference(u).Host != base.Host {
+			t.Errorf("next %q: a browser would go to %q, off this site", next, browserLoc)
 		}
 	}
 
@@ -553,7 +583,7 @@ func TestCrossSite(t *testing.T) {
 		t.Fatal("a cross-site post set the password")
 	}
 	// The same post from the page itself goes through.
-	req, _ := http.NewRequest("POST", c.srv.URL+"/setup", strings.NewReader(url.Values{"password": {"correct horse"}, "confirm": {"correct horse"}}.Encode()))
+	req, _ := http.NewRequest("POST", c.srv.URL+"/setup", strings.NewReader(url.Values{"setup_code": {auth.SetupCode()}, "password": {"correct horse"}, "confirm": {"correct horse"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	req.Header.Set("Origin", c.srv.URL)
@@ -746,6 +776,40 @@ func TestPasswordChange(t *testing.T) {
 	mustContain(t, "login after change", body, "The password was changed")
 	if code, _, _ = c.post("/login", url.Values{"password": {"new password"}}); code != http.StatusSeeOther {
 		t.Fatalf("login with the new password: %d", code)
+	}
+}
+
+// The password page lists the API tokens and revokes one; the page says a
+// password change revokes them all, and it does.
+func TestTokensOnPasswordPage(t *testing.T) {
+	c, _, auth := setup(t)
+	_, info, err := auth.CreateToken("prometheus", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := auth.CreateToken("backup script", 0); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ := c.get("/password")
+	mustContain(t, "password page", body, `id="tokens"`, `id="token-`+info.ID+`"`, "prometheus", "backup script", `action="/password/revoke"`, "revokes every API token", "revokes them all")
+	if code != http.StatusOK {
+		t.Fatalf("password page: %d", code)
+	}
+	if code, _, _ := c.post("/password/revoke", url.Values{"id": {info.ID}, "csrf_token": {"forged"}}); code != http.StatusForbidden {
+		t.Fatalf("revoke with a forged CSRF token: %d", code)
+	}
+	code, body, _ = c.post("/password/revoke", url.Values{"id": {info.ID}})
+	if code != http.StatusOK || strings.Contains(body, `id="token-`+info.ID+`"`) || !strings.Contains(body, "backup script") {
+		t.Fatalf("revoke: %d\n%s", code, body)
+	}
+	if code, _, _ := c.post("/password/revoke", url.Values{"id": {"nosuchid"}}); code != http.StatusNotFound {
+		t.Fatalf("revoke unknown: %d", code)
+	}
+	if code, _, _ := c.post("/password", url.Values{"old": {"correct horse"}, "password": {"new password"}, "confirm": {"new password"}}); code != http.StatusSeeOther {
+		t.Fatalf("change: %d", code)
+	}
+	if n := len(auth.Tokens()); n != 0 {
+		t.Fatalf("%d tokens left after the password change", n)
 	}
 }
 
