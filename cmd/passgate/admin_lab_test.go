@@ -1,3 +1,5 @@
+//go:build lab
+
 package main
 
 import (
@@ -16,12 +18,16 @@ import (
 )
 
 // TestLabAdmin runs `passgate run` with its admin server in the lab
-// (namespaces "pgad-*") and uses it as a person or a script on the LAN
-// would: set the first password, call the API with the session cookie and
-// the CSRF token, switch PPTP passthrough off and see a LAN host's TCP SYN
-// to srv1:1723 no longer get through while other TCP still does, then
-// switch it back on with the CLI. The admin port must not answer on the
-// WAN side.
+// (namespaces "pgad-*") and uses it as a person, a script or an attacker on
+// the LAN would, with real curl: plain HTTP only gets a redirect to https;
+// another LAN host (lan2) cannot set the first password without the setup
+// code that root reads on `passgate status`; the owner (lan1) sets it with
+// the code, calls the API with the session cookie and the CSRF token,
+// switches PPTP passthrough off and sees a LAN host's TCP SYN to srv1:1723
+// no longer get through while other TCP still does, then switches it back
+// on with the CLI. /metrics needs a token; a token is dead after `passgate
+// passwd`. The admin port must not answer on the WAN side, and it opens
+// only after the fence is in place.
 func TestLabAdmin(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the admin lab test needs root (network namespaces); run it with sudo")
@@ -59,10 +65,33 @@ func TestLabAdmin(t *testing.T) {
 			t.Logf("passgate log:\n%s", logs.String())
 		}
 	}()
-	for _, want := range []string{`msg="admin server listening" url=http://192.168.50.1:8080/`, "no admin password is set yet"} {
+	for _, want := range []string{`msg="admin server listening" url=https://192.168.50.1:8080/`, "no admin password is set yet", "setup_code=", "cert_sha256="} {
 		if !strings.Contains(logs.String(), want) {
 			t.Fatalf("log lacks %q:\n%s", want, logs.String())
 		}
+	}
+	// The fence is in place before the admin server listens.
+	if f, a := strings.Index(logs.String(), "kernel fenced off"), strings.Index(logs.String(), "admin server listening"); f < 0 || a < f {
+		t.Fatalf("the admin server listened before the fence was in place (fence at %d, listen at %d):\n%s", f, a, logs.String())
+	}
+	// Root reads the setup code and the certificate on passgate status.
+	code, o, e := runCLI("status", "--json", "--control", sock)
+	var st struct {
+		Admin struct {
+			URL         string `json:"url"`
+			Fingerprint string `json:"cert_sha256"`
+			CertFile    string `json:"cert_file"`
+			SetupCode   string `json:"setup_code"`
+		} `json:"admin"`
+	}
+	if code != 0 || json.Unmarshal([]byte(o), &st) != nil || st.Admin.SetupCode == "" || len(st.Admin.Fingerprint) != 95 {
+		t.Fatalf("status: %d %s %s", code, o, e)
+	}
+	if !strings.Contains(logs.String(), "cert_sha256="+st.Admin.Fingerprint) {
+		t.Fatalf("the log's fingerprint is not passgate status' %s", st.Admin.Fingerprint)
+	}
+	if code, o, _ := runCLI("status", "--control", sock); code != 0 || !strings.Contains(o, "setup code "+st.Admin.SetupCode) || !strings.Contains(o, st.Admin.Fingerprint) {
+		t.Fatalf("status for people: %d\n%s", code, o)
 	}
 	if out, err := l.Run(ctx, lab.Router, "nft", "list", "chain", "netdev", "passgate", "lan_ingress"); err != nil ||
 		!strings.Contains(out, "ip daddr 192.168.50.1 tcp dport 8080") {
@@ -80,14 +109,17 @@ func TestLabAdmin(t *testing.T) {
 		}
 	}
 
-	const base = "http://192.168.50.1:8080"
+	const base = "https://192.168.50.1:8080"
 	jar := filepath.Join(dir, "cookies")
-	// curl runs on a node and returns the HTTP status and the body.
+	cacert := st.Admin.CertFile
+	// curl runs on a node and returns the HTTP status and the body; each
+	// node has its own cookies.
 	curl := func(node string, args ...string) (int, string) {
 		t.Helper()
 		c, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		all := append([]string{"-sS", "--max-time", "5", "-b", jar, "-c", jar, "-o", "-", "-w", "\n%{http_code}"}, args...)
+		jar := jar + "-" + node
+		all := append([]string{"-sS", "--max-time", "5", "--cacert", cacert, "-b", jar, "-c", jar, "-o", "-", "-w", "\n%{http_code}"}, args...)
 		out, _ := l.Cmd(c, node, "curl", all...).CombinedOutput()
 		s := strings.TrimRight(string(out), "\n")
 		i := strings.LastIndexByte(s, '\n')
@@ -117,6 +149,13 @@ func TestLabAdmin(t *testing.T) {
 		}
 	}
 
+	// Plain HTTP on the admin port gets a redirect to https, nothing else.
+	if code, body := curl(lab.Lan1, "-D", "-", "http://192.168.50.1:8080/status?x=1"); code != 308 || !strings.Contains(body, "Location: https://192.168.50.1:8080/status?x=1") {
+		t.Fatalf("plain HTTP: %d %s", code, body)
+	}
+	if code, body := curl(lab.Lan1, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"password":"plain text"}`, "http://192.168.50.1:8080/api/v1/setup"); code != 308 {
+		t.Fatalf("plain HTTP setup: %d %s", code, body)
+	}
 	// Before any password: only session, setup and login answer.
 	code, body := curl(lab.Lan1, base+"/api/v1/session")
 	if code != 200 || !strings.Contains(body, `"setup_needed": true`) {
@@ -129,7 +168,22 @@ func TestLabAdmin(t *testing.T) {
 	if code, body := curl(lab.Lan1, "-L", base+"/"); code != 200 || strings.Contains(body, "admin UI not built") || !strings.Contains(body, "<form") {
 		t.Fatalf("admin page: %d %s", code, body)
 	}
-	code, body = curl(lab.Lan1, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"password":"lab admin password"}`, base+"/api/v1/setup")
+	// Another LAN host tries to take the new gateway: without the setup
+	// code, or with a guess, it is refused and no password is set.
+	for _, bodyJSON := range []string{`{"password":"attacker password"}`, `{"password":"attacker password","setup_code":"AAAA-BBBB-CCCC"}`} {
+		code, body := curl(lab.Lan2, "-X", "POST", "-H", "Content-Type: application/json", "-d", bodyJSON, base+"/api/v1/setup")
+		if code != 403 || !strings.Contains(body, "setup_code") {
+			t.Fatalf("setup from lan2 without the code: %d %s", code, body)
+		}
+		t.Logf("setup from lan2 with %s: HTTP %d", bodyJSON, code)
+	}
+	if code, body := curl(lab.Lan2, "-X", "POST", "--data-urlencode", "password=attacker password", "--data-urlencode", "confirm=attacker password", "-H", "Origin: "+base, base+"/setup"); code != 422 {
+		t.Fatalf("setup page from lan2 without the code: %d %s", code, body)
+	}
+	if code, body := curl(lab.Lan2, base+"/api/v1/session"); code != 200 || !strings.Contains(body, `"setup_needed": true`) {
+		t.Fatalf("after lan2's tries: %d %s", code, body)
+	}
+	code, body = curl(lab.Lan1, "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"password":"lab admin password","setup_code":"`+st.Admin.SetupCode+`"}`, base+"/api/v1/setup")
 	var lr struct {
 		CSRFToken string `json:"csrf_token"`
 	}
@@ -183,13 +237,25 @@ func TestLabAdmin(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "PPTP passthrough is switched off") {
 		t.Fatalf("events: %d %s", code, body)
 	}
-	code, body = curl(lab.Lan1, base+"/metrics")
+	// /metrics: refused without a token, served with one (as Prometheus
+	// sends it).
+	if code, body := curl(lab.Lan2, base+"/metrics"); code != 401 || strings.Contains(body, "passgate_") {
+		t.Fatalf("metrics without a token: %d\n%s", code, body)
+	}
+	code, body = curl(lab.Lan1, "-X", "POST", "-H", "Content-Type: application/json", "-H", "X-CSRF-Token: "+lr.CSRFToken, "-d", `{"name":"prometheus"}`, base+"/api/v1/tokens")
+	var tr struct {
+		Token string `json:"token"`
+	}
+	if code != 201 || json.Unmarshal([]byte(body), &tr) != nil || tr.Token == "" {
+		t.Fatalf("token: %d %s", code, body)
+	}
+	code, body = curl(lab.Lan2, "-H", "Authorization: Bearer "+tr.Token, base+"/metrics")
 	if code != 200 || !strings.Contains(body, `passgate_passthrough_enabled{proto="pptp"} 0`) || strings.Contains(body, `passgate_drops_total{reason="pptp_passthrough_off"} 0`) {
 		t.Fatalf("metrics: %d\n%s", code, body)
 	}
 
 	// The CLI over the control socket sees the same and switches it back.
-	code, o, e := runCLI("passthrough", "--control", sock)
+	code, o, e = runCLI("passthrough", "--control", sock)
 	if code != 0 || !strings.Contains(o, "pptp   PPTP         off") {
 		t.Fatalf("passthrough list: %d\n%s%s", code, o, e)
 	}
@@ -201,9 +267,27 @@ func TestLabAdmin(t *testing.T) {
 	}
 	waitHeard("1723", 2)
 
+	// passgate passwd on the router: every session ends and the token is
+	// dead.
+	stdin = strings.NewReader("a new lab password\n")
+	code, o, e = runCLI("passwd", "--control", sock)
+	stdin = os.Stdin
+	if code != 0 || !strings.Contains(o, "every API token revoked") {
+		t.Fatalf("passwd: %d %s %s", code, o, e)
+	}
+	if code, body := curl(lab.Lan2, "-H", "Authorization: Bearer "+tr.Token, base+"/api/v1/status"); code != 401 {
+		t.Fatalf("the token after passgate passwd: %d %s", code, body)
+	}
+	if code, _ := curl(lab.Lan2, "-H", "Authorization: Bearer "+tr.Token, base+"/metrics"); code != 401 {
+		t.Fatalf("/metrics with the token after passgate passwd: %d", code)
+	}
+	if code, _ := curl(lab.Lan1, base+"/api/v1/status"); code != 401 {
+		t.Fatalf("the session after passgate passwd: %d", code)
+	}
+
 	// The admin port is not reachable from the WAN side: neither on the
 	// WAN address nor, routed through the gateway, on the LAN address.
-	if code, body := curl(lab.Server1, "--max-time", "3", "http://203.0.113.1:8080/api/v1/session"); code != 0 {
+	if code, body := curl(lab.Server1, "--max-time", "3", "https://203.0.113.1:8080/api/v1/session"); code != 0 {
 		t.Fatalf("admin port answered on the WAN address: %d %s", code, body)
 	}
 	if _, err := l.Run(ctx, lab.Server1, "ip", "route", "add", "192.168.50.0/24", "via", lab.WANAddr); err != nil {
