@@ -1,14 +1,31 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 	"sort"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"passgate/control"
+)
+
+// What /metrics may cost the gateway, however often it is asked: the
+// counters are gathered at most once per metricsCacheTTL (later requests
+// get the same figures), and each client address gets at most one answer
+// per metricsGap; requests beyond that wait their turn (a sleep costs no
+// CPU), and one that would wait longer than metricsMaxWait is refused
+// with 429. Prometheus scrapes every 15 s or so.
+const (
+	metricsCacheTTL = time.Second
+	metricsGap      = 100 * time.Millisecond
+	metricsMaxWait  = 10 * time.Second
+	maxPacedClients = 4096
 )
 
 // collector reads the gateway's counters at scrape time: nothing is
@@ -155,9 +172,92 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // MetricsHandler serves /metrics: the gateway's collector plus the Go
-// runtime's and the process's metrics.
+// runtime's and the process's metrics, gathered at most once a second.
 func MetricsHandler(svc *Service) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(svc), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	g := &cachedGatherer{g: reg, ttl: metricsCacheTTL, now: time.Now}
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// cachedGatherer gathers at most once per ttl.
+type cachedGatherer struct {
+	g   prometheus.Gatherer
+	ttl time.Duration
+	now func() time.Time
+
+	mu   sync.Mutex
+	at   time.Time
+	mfs  []*dto.MetricFamily
+	err  error
+	have bool
+}
+
+func (c *cachedGatherer) Gather() ([]*dto.MetricFamily, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := c.now(); !c.have || now.Sub(c.at) >= c.ttl || now.Before(c.at) {
+		c.mfs, c.err = c.g.Gather()
+		c.at, c.have = now, true
+	}
+	return c.mfs, c.err
+}
+
+// pacer spaces the requests of each client address gap apart.
+type pacer struct {
+	gap, maxWait time.Duration
+	now          func() time.Time
+
+	mu   sync.Mutex
+	next map[string]time.Time // when the client's next request may be answered
+}
+
+func newPacer(gap, maxWait time.Duration) *pacer {
+	return &pacer{gap: gap, maxWait: maxWait, now: time.Now, next: map[string]time.Time{}}
+}
+
+// wait returns when the client's turn comes; false if it would wait longer
+// than maxWait, or ctx ends first.
+func (p *pacer) wait(ctx context.Context, key string) bool {
+	p.mu.Lock()
+	now := p.now()
+	if len(p.next) >= maxPacedClients {
+		for k, t := range p.next {
+			if t.Before(now) {
+				delete(p.next, k)
+			}
+		}
+	}
+	at := now
+	if t, ok := p.next[key]; ok && t.After(now) {
+		at = t
+	}
+	if at.Sub(now) > p.maxWait || len(p.next) >= maxPacedClients {
+		p.mu.Unlock()
+		return false
+	}
+	p.next[key] = at.Add(p.gap)
+	p.mu.Unlock()
+	if d := at.Sub(now); d > 0 {
+		tm := time.NewTimer(d)
+		defer tm.Stop()
+		select {
+		case <-tm.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// paced answers each client's requests metricsGap apart at most.
+func (p *pacer) paced(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !p.wait(r.Context(), clientKey(r)) {
+			w.Header().Set("Retry-After", "10")
+			http.Error(w, "too many requests for /metrics from this address", http.StatusTooManyRequests)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

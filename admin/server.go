@@ -27,7 +27,9 @@ type ServerOptions struct {
 
 // NewHandler is the admin server's handler: the REST API under /api/v1/,
 // Prometheus metrics on /metrics (with an API token as a bearer token, or
-// a session; from 127.0.0.1 without one if MetricsLocalhost), and the web
+// a session; from 127.0.0.1 without one if MetricsLocalhost; gathered at
+// most once a second and answered at most ten times a second per client
+// address), and the web
 // page everywhere else. Every response forbids framing and MIME sniffing,
 // tells browsers to keep to https (HSTS), and a request whose Host is a
 // name that could belong to someone else's site is refused (DNS
@@ -35,7 +37,7 @@ type ServerOptions struct {
 func NewHandler(o ServerOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", NewAPI(o.Service, o.Auth))
-	mux.Handle("GET /metrics", o.Auth.requireMetrics(MetricsHandler(o.Service), o.MetricsLocalhost))
+	mux.Handle("GET /metrics", newPacer(metricsGap, metricsMaxWait).paced(o.Auth.requireMetrics(MetricsHandler(o.Service), o.MetricsLocalhost)))
 	web := o.Web
 	if web == nil {
 		web = http.HandlerFunc(notBuilt)

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestSelfSignedCert(t *testing.T) {
@@ -156,3 +158,52 @@ func TestAdminConnectionCap(t *testing.T) {
 	}
 	held[1].Close()
 }
+
+// One client's /metrics requests are answered metricsGap apart; another
+// client is not held up; a queue longer than maxWait is refused.
+func TestMetricsPacer(t *testing.T) {
+	p := newPacer(50*time.Millisecond, 200*time.Millisecond)
+	ctx := context.Background()
+	start := time.Now()
+	for range 4 {
+		if !p.wait(ctx, "a") {
+			t.Fatal("refused within maxWait")
+		}
+	}
+	if d := time.Since(start); d < 140*time.Millisecond {
+		t.Fatalf("4 requests answered in %v, want at least 3 gaps", d)
+	}
+	t0 := time.Now()
+	if !p.wait(ctx, "b") || time.Since(t0) > 20*time.Millisecond {
+		t.Fatal("another client waited")
+	}
+	for range 10 {
+		go p.wait(ctx, "c")
+	}
+	time.Sleep(10 * time.Millisecond)
+	if p.wait(ctx, "c") {
+		t.Fatal("a queue past maxWait was not refused")
+	}
+}
+
+func TestCachedGatherer(t *testing.T) {
+	n := 0
+	now := time.Unix(100, 0)
+	g := &cachedGatherer{g: gatherFunc(func() { n++ }), ttl: time.Second, now: func() time.Time { return now }}
+	g.Gather()
+	g.Gather()
+	now = now.Add(999 * time.Millisecond)
+	g.Gather()
+	if n != 1 {
+		t.Fatalf("gathered %d times within the TTL", n)
+	}
+	now = now.Add(time.Millisecond)
+	g.Gather()
+	if n != 2 {
+		t.Fatalf("gathered %d times after the TTL", n)
+	}
+}
+
+type gatherFunc func()
+
+func (f gatherFunc) Gather() ([]*dto.MetricFamily, error) { f(); return nil, nil }
