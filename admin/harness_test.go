@@ -93,7 +93,7 @@ func (g *fakeGateway) last() (nat.Config, int) {
 }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	path string
 	gw   *fakeGateway
@@ -103,7 +103,7 @@ type env struct {
 	now  time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "passgate.json")
@@ -173,7 +173,7 @@ func (r reply) hasErr(field, msg string) bool {
 	return false
 }
 
-func (r reply) decode(t *testing.T, v any) {
+func (r reply) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decoding %s: %v", r.body, err)

@@ -23,6 +23,8 @@ type ServerOptions struct {
 	// MetricsLocalhost lets clients on 127.0.0.1 read /metrics without a
 	// token (admin.metrics_localhost).
 	MetricsLocalhost bool
+
+	metricsGap time.Duration // tests: the pacing of /metrics; 0: metricsGap
 }
 
 // NewHandler is the admin server's handler: the REST API under /api/v1/,
@@ -37,7 +39,11 @@ type ServerOptions struct {
 func NewHandler(o ServerOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", NewAPI(o.Service, o.Auth))
-	mux.Handle("GET /metrics", newPacer(metricsGap, metricsMaxWait).paced(o.Auth.requireMetrics(MetricsHandler(o.Service), o.MetricsLocalhost)))
+	gap := metricsGap
+	if o.metricsGap != 0 {
+		gap = o.metricsGap
+	}
+	mux.Handle("GET /metrics", newPacer(gap, metricsMaxWait).paced(o.Auth.requireMetrics(MetricsHandler(o.Service), o.MetricsLocalhost)))
 	web := o.Web
 	if web == nil {
 		web = http.HandlerFunc(notBuilt)

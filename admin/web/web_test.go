@@ -234,7 +234,7 @@ func (s *fakeService) SetDMZ(host string) (admin.Changes, error) {
 
 // newAuth is the real admin.Auth with its state in a temporary
 // directory, with password pw already set unless it is empty.
-func newAuth(t *testing.T, pw string) *admin.Auth {
+func newAuth(t testing.TB, pw string) *admin.Auth {
 	t.Helper()
 	a, err := admin.NewAuth(filepath.Join(t.TempDir(), "auth.json"))
 	if err != nil {
