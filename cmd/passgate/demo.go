@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,7 +35,7 @@ func runDemo(args []string) error {
 	prefix := fs.String("prefix", "pgdemo", "name prefix of the lab's namespaces (1-10 of [a-z0-9])")
 	iperfSecs := fs.Int("iperf-seconds", 5, "length of the iperf3 run")
 	noInstall := fs.Bool("no-install", false, "do not apt-get install missing tools (strongSwan and PPTP among them)")
-	hold := fs.Bool("hold", false, "after the traffic, keep the lab and passgate running until Ctrl-C, with the admin page on http://127.0.0.1:8080/")
+	hold := fs.Bool("hold", false, "after the traffic, keep the lab and passgate running until Ctrl-C, with the admin page on https://127.0.0.1:8080/")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: passgate demo [flags]\n\n"+
 			"Builds a lab of network namespaces (3 LAN hosts, a router, 2 servers),\n"+
@@ -314,7 +315,8 @@ func (d *demoSession) run(ctx context.Context, install bool) error {
 // holdAdmin keeps everything running and bridges 127.0.0.1:8080 on this
 // machine to the admin page, which passgate serves on its LAN address only:
 // each connection is carried by socat from lan1, so passgate sees an
-// ordinary LAN client.
+// ordinary LAN client. The bridge carries bytes: TLS runs from the browser
+// to passgate, whose self-signed certificate also names 127.0.0.1.
 func (d *demoSession) holdAdmin(ctx context.Context) error {
 	if _, err := exec.LookPath("socat"); err != nil {
 		if err := lab.InstallMissing(ctx, &demoLineWriter{d: d, label: "apt"}, lab.Tool{Command: "socat", Package: "socat"}); err != nil {
@@ -335,8 +337,24 @@ func (d *demoSession) holdAdmin(ctx context.Context) error {
 		close(p.done)
 	}()
 	d.procs = append(d.procs, p)
-	d.say("   Open http://127.0.0.1:8080/ in a browser on this machine: the first visit")
-	d.say("   sets the admin password. Try NAT Passthrough, Port Forwarding, Connections.")
+	var st struct {
+		Admin struct {
+			Fingerprint string `json:"cert_sha256"`
+			CertFile    string `json:"cert_file"`
+			SetupCode   string `json:"setup_code"`
+		} `json:"admin"`
+	}
+	if out, err := d.pgctl(ctx, "status", "--json"); err == nil {
+		json.Unmarshal([]byte(out), &st)
+	}
+	d.say("   Open https://127.0.0.1:8080/ in a browser on this machine. The certificate is")
+	d.say("   passgate's own, self-signed: accept it if its SHA-256 fingerprint is")
+	d.say("     %s", st.Admin.Fingerprint)
+	if st.Admin.SetupCode != "" {
+		d.say("   The first visit sets the admin password; it asks for the setup code %s", st.Admin.SetupCode)
+		d.say("   (root sees it on passgate status; a LAN host without it cannot set the password).")
+	}
+	d.say("   Try NAT Passthrough, Port Forwarding, Connections.")
 	d.say("   More traffic: sudo ip netns exec %s ping %s, or any command in %s-lan1..3.", d.lab.NS(lab.Lan1), lab.Srv1, d.prefix)
 	d.say("   The flow table: sudo %s conntrack --control %s", d.self, d.sock)
 	d.say("   Ctrl-C ends the demo and removes everything it made.")
@@ -398,8 +416,8 @@ func (d *demoSession) startDaemon(ctx context.Context) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	d.say("   passgate is routing (pid %d, control socket %s)", p.cmd.Process.Pid, d.sock)
-	d.say("   admin page and REST API: http://%s:8080/ from any LAN host, e.g.", lab.LANGateway)
-	d.say("     sudo ip netns exec %s curl http://%s:8080/api/v1/session", d.lab.NS(lab.Lan1), lab.LANGateway)
+	d.say("   admin page and REST API: https://%s:8080/ from any LAN host, e.g.", lab.LANGateway)
+	d.say("     sudo ip netns exec %s curl --cacert %s.tls.crt https://%s:8080/api/v1/session", d.lab.NS(lab.Lan1), cfg, lab.LANGateway)
 	return nil
 }
 
