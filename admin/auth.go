@@ -355,7 +355,7 @@ func (a *Auth) save() error {
 	if err := pf.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("auth state: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := config.SyncDir(dir); err != nil {
 		// The new file is in place but may not survive a power cut: say
 		// so rather than claim it saved.
 		a.stamp = fileStamp{}
@@ -366,23 +366,6 @@ func (a *Auth) save() error {
 	}
 	a.stamp = fileStamp{} // read it back next time: take its new stamp
 	return a.reload()
-}
-
-// syncDir fsyncs a directory, so a rename in it is on disk.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if serr != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, serr)
-	}
-	if cerr != nil {
-		return fmt.Errorf("closing directory %s: %w", dir, cerr)
-	}
-	return nil
 }
 
 // SetupNeeded reports whether no password is set yet (first run).

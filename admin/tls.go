@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+
+	"passgate/config"
 )
 
 // The admin server speaks TLS only. Its certificate is the user's own
@@ -200,7 +202,7 @@ func writeFileSynced(path string, data []byte, perm os.FileMode) error {
 	if err := pf.CloseAtomicallyReplace(); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return config.SyncDir(dir)
 }
 
 // TLSConfig is the admin server's TLS: 1.2 and up, HTTP/1.1.

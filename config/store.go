@@ -174,7 +174,7 @@ func (s *Store) Revert() error {
 		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("config: %w", err)
 		}
-		return syncDir(filepath.Dir(s.path))
+		return SyncDir(filepath.Dir(s.path))
 	}
 	if err := writeAtomic(s.path, s.undo.data, 0o600); err != nil {
 		return fmt.Errorf("config: reverting %s: %w", s.path, err)
@@ -199,10 +199,12 @@ func writeAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := renameio.WriteFile(path, data, perm, renameio.WithTempDir(dir)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, so a rename in it is on disk; its error is
+// the caller's to handle.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
