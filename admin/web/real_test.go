@@ -146,7 +146,7 @@ func TestRealService(t *testing.T) {
 	if code != http.StatusOK || len(svc.Forwards()) != 1 {
 		t.Fatalf("delete: %d %+v", code, svc.Forwards())
 	}
-	if code, body, _ = c.post("/forwarding/delete", url.Values{"name": {"game"}}); code != http.StatusNotFound {
+	if code, _, _ = c.post("/forwarding/delete", url.Values{"name": {"game"}}); code != http.StatusNotFound {
 		t.Errorf("delete again: %d", code)
 	}
 	// DMZ.

@@ -820,7 +820,7 @@ func TestLoginRateLimited(t *testing.T) {
 	var body string
 	var hd http.Header
 	for i := 0; i <= admin.FreeLoginFailures; i++ {
-		code, body, hd = c.post("/login", url.Values{"password": {"guess" + strconv.Itoa(i)}})
+		c.post("/login", url.Values{"password": {"guess" + strconv.Itoa(i)}})
 	}
 	// The last failure set a wait: the right password is refused until it ends.
 	code, body, hd = c.post("/login", url.Values{"password": {"correct horse"}})
