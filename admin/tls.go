@@ -72,7 +72,8 @@ func LoadCert(certFile, keyFile string) (*Cert, error) {
 }
 
 // LoadOrCreateCert reads the self-signed certificate at certFile and
-// keyFile, or makes one for ip (valid 10 years) when there is none.
+// keyFile, or makes one for ip (valid 10 years) when there is none or the
+// one there does not name ip.
 func LoadOrCreateCert(certFile, keyFile string, ip netip.Addr, log *slog.Logger) (*Cert, error) {
 	_, errC := os.Stat(certFile)
 	_, errK := os.Stat(keyFile)
@@ -86,12 +87,20 @@ func LoadOrCreateCert(certFile, keyFile string, ip netip.Addr, log *slog.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("admin TLS certificate %s (remove it and its key to make a new one): %w", certFile, err)
 		}
-		return newCert(c, true, certFile)
+		cert, err := newCert(c, true, certFile)
+		if err != nil || !ip.IsValid() || cert.TLS.Leaf.VerifyHostname(ip.String()) == nil {
+			return cert, err
+		}
+		// The LAN address changed since it was made: make one for the new
+		// address (browsers would refuse the old one).
+		if log != nil {
+			log.Warn("the admin certificate does not name the listen address: making a new one", "file", certFile, "address", ip.String())
+		}
 	}
-	if !errors.Is(errC, fs.ErrNotExist) && errC != nil {
+	if errC != nil && !errors.Is(errC, fs.ErrNotExist) {
 		return nil, fmt.Errorf("admin TLS certificate: %w", errC)
 	}
-	if !errors.Is(errK, fs.ErrNotExist) && errK != nil {
+	if errK != nil && !errors.Is(errK, fs.ErrNotExist) {
 		return nil, fmt.Errorf("admin TLS key: %w", errK)
 	}
 	certPEM, keyPEM, err := selfSigned(ip, time.Now())

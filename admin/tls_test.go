@@ -48,6 +48,11 @@ func TestSelfSignedCert(t *testing.T) {
 	if err != nil || again.Fingerprint != c.Fingerprint {
 		t.Fatalf("second start made another certificate: %v %s %s", err, again.Fingerprint, c.Fingerprint)
 	}
+	// A new LAN address: a new certificate that names it.
+	moved, err := LoadOrCreateCert(cf, kf, netip.MustParseAddr("10.0.0.1"), nil)
+	if err != nil || moved.Fingerprint == c.Fingerprint || moved.TLS.Leaf.VerifyHostname("10.0.0.1") != nil {
+		t.Fatalf("after the address changed: %v %s", err, moved.Fingerprint)
+	}
 	if _, err := LoadCert(cf, filepath.Join(dir, "missing.key")); err == nil {
 		t.Fatal("a missing key loaded")
 	}

@@ -246,6 +246,15 @@ func TestValidationErrors(t *testing.T) {
 		{"admin listen no port", func(m map[string]any) { set(m, "admin.listen", "192.168.50.1") }, "admin.listen", "not IPv4ADDRESS:PORT"},
 		{"admin listen port 0", func(m map[string]any) { set(m, "admin.listen", "192.168.50.1:0") }, "admin.listen", "port 0 out of range"},
 		{"admin enabled type", func(m map[string]any) { set(m, "admin.listen", "[::1]:80") }, "admin.listen", "not IPv4ADDRESS:PORT"},
+		{"admin cert without key", func(m map[string]any) { set(m, "admin.tls_cert", "/etc/passgate/admin.crt") }, "admin.tls_key", "required with admin.tls_cert"},
+		{"admin key without cert", func(m map[string]any) { set(m, "admin.tls_key", "/etc/passgate/admin.key") }, "admin.tls_cert", "required with admin.tls_key"},
+		{"admin cert relative", func(m map[string]any) {
+			set(m, "admin.tls_cert", "admin.crt")
+			set(m, "admin.tls_key", "/etc/passgate/admin.key")
+		}, "admin.tls_cert", "not an absolute path"},
+		{"admin max connections", func(m map[string]any) { set(m, "admin.max_connections", 5000) }, "admin.max_connections", "5000 out of range 1-4096"},
+		{"admin max connections negative", func(m map[string]any) { set(m, "admin.max_connections", -1) }, "admin.max_connections", "out of range"},
+		{"control group", func(m map[string]any) { set(m, "control_group", "wheel;rm") }, "control_group", "not a group name"},
 		{"fw overlap", func(m map[string]any) {
 			m["port_forwards"] = append(m["port_forwards"].([]any), fw("tcp", "8000-8080", "192.168.50.11", 1000))
 		}, "port_forwards[1].outside_port", `8000-8080 overlaps port_forwards[0] "web" (tcp 8080)`},
@@ -314,6 +323,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown top", `{"lan":{},"bogus":1}`, "bogus", "unknown field"},
 		{"unknown nested", `{"lan":{"interface":"lan0","mtuu":1500}}`, "lan.mtuu", "unknown field"},
 		{"unknown timeout", `{"nat":{"timeouts":{"udp":"5m","sctp":"1m"}}}`, "nat.timeouts.sctp", "unknown field"},
+		{"unknown admin", `{"admin":{"tls_certificate":"/x"}}`, "admin.tls_certificate", "unknown field"},
+		{"type admin", `{"admin":{"max_connections":"64"}}`, "admin.max_connections", "expected a whole number"},
+		{"type admin bool", `{"admin":{"metrics_localhost":1}}`, "admin.metrics_localhost", "expected true or false"},
 		{"unknown in forward", `{"port_forwards":[{"proto":"tcp"},{"proto":"udp","hots":"x"}]}`, "port_forwards[1].hots", "unknown field"},
 		{"type in forward", `{"port_forwards":[{"proto":"tcp"},{"inside_port":"80"}]}`, "port_forwards[1].inside_port", "expected a whole number, got JSON string"},
 		{"type nested", `{"lan":{"mtu":"1500"}}`, "lan.mtu", "expected a whole number"},
