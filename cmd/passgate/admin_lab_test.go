@@ -65,8 +65,9 @@ func TestLabAdmin(t *testing.T) {
 			t.Logf("passgate log:\n%s", logs.String())
 		}
 	}()
+	// The admin server starts once the router forwards (it logs just after).
 	for _, want := range []string{`msg="admin server listening" url=https://192.168.50.1:8080/`, "no admin password is set yet", "setup_code=", "cert_sha256="} {
-		if !strings.Contains(logs.String(), want) {
+		if err := g.Proc.WaitFor(5*time.Second, want, func() bool { return strings.Contains(logs.String(), want) }); err != nil {
 			t.Fatalf("log lacks %q:\n%s", want, logs.String())
 		}
 	}
