@@ -998,3 +998,28 @@ func TestAuthStateReload(t *testing.T) {
 		t.Fatalf("broken state: %v", err)
 	}
 }
+
+// Wrong setup codes: each refused with 403; after MaxSetupCodeFailures the
+// code changes, so guessing starts over.
+func TestSetupCodeGuessing(t *testing.T) {
+	e := newEnv(t)
+	first := e.auth.SetupCode()
+	if len(first) != 14 || strings.Count(first, "-") != 2 {
+		t.Fatalf("setup code %q", first)
+	}
+	c := e.client()
+	for i := 0; i < MaxSetupCodeFailures; i++ {
+		if r := c.do("POST", "/api/v1/setup", SetupRequest{Password: "attacker pw", SetupCode: "AAAA-AAAA-AAAA"}); r.code != 403 {
+			t.Fatalf("guess %d: %d %s", i, r.code, r.body)
+		}
+	}
+	if e.auth.SetupCode() == first {
+		t.Fatal("the setup code stayed after 20 wrong guesses")
+	}
+	if r := c.do("POST", "/api/v1/setup", SetupRequest{Password: "attacker pw", SetupCode: first}); r.code != 403 {
+		t.Fatalf("the old code after it changed: %d", r.code)
+	}
+	if !e.auth.SetupNeeded() {
+		t.Fatal("guessing set the password")
+	}
+}

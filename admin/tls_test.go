@@ -48,6 +48,11 @@ func TestSelfSignedCert(t *testing.T) {
 	if err != nil || again.Fingerprint != c.Fingerprint {
 		t.Fatalf("second start made another certificate: %v %s %s", err, again.Fingerprint, c.Fingerprint)
 	}
+	// The user's own certificate (admin.tls_cert, admin.tls_key).
+	own, err := LoadCert(cf, kf)
+	if err != nil || own.SelfSigned || own.Fingerprint != c.Fingerprint {
+		t.Fatalf("LoadCert: %v %+v", err, own)
+	}
 	// A new LAN address: a new certificate that names it.
 	moved, err := LoadOrCreateCert(cf, kf, netip.MustParseAddr("10.0.0.1"), nil)
 	if err != nil || moved.Fingerprint == c.Fingerprint || moved.TLS.Leaf.VerifyHostname("10.0.0.1") != nil {

@@ -146,6 +146,19 @@ func TestPrinters(t *testing.T) {
 	if out := b.String(); !strings.Contains(out, "\nPPPOE RELAY\n  on, 1 sessions, 0 drops\n  SESSION") || !strings.Contains(out, "1m1s") || !strings.Contains(out, "5/6") {
 		t.Errorf("status PPPoE section:\n%s", out)
 	}
+	// Root sees the admin page's address, fingerprint and setup code.
+	b.Reset()
+	st.Admin = &control.AdminInfo{URL: "https://192.168.50.1:8080/", Fingerprint: "AB:CD", SetupCode: "ABCD-EFGH-JKMN"}
+	printStatus(&b, st)
+	if out := b.String(); !strings.Contains(out, "admin page  https://192.168.50.1:8080/\n  certificate SHA-256 AB:CD\n  no password yet: setup code ABCD-EFGH-JKMN") {
+		t.Errorf("status admin lines:\n%s", out)
+	}
+	st.Admin.SetupCode = ""
+	b.Reset()
+	printStatus(&b, st)
+	if strings.Contains(b.String(), "setup code") {
+		t.Errorf("a setup code line without a code:\n%s", b.String())
+	}
 	if bytesText(1536) != "1.5 KiB" || bytesText(10) != "10 B" || bytesText(3<<30) != "3.0 GiB" {
 		t.Errorf("bytesText: %s %s %s", bytesText(1536), bytesText(10), bytesText(3<<30))
 	}
