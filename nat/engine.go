@@ -50,6 +50,7 @@ type Engine struct {
 	ct    *conntrack.Table
 	maps  *mapper
 	fwd   []PortForward
+	dyn   map[uint32]DynamicForward // dynfwd.go
 	dmz   [4]byte
 	frags *fragTable
 
@@ -656,7 +657,8 @@ func (e *Engine) newHairpin(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	return id, conntrack.Original, DropNone
 }
 
-// forwardTarget finds the port forward for an outside port.
+// forwardTarget finds the port forward for an outside port: a configured
+// one, else a dynamic one (dynfwd.go).
 func (e *Engine) forwardTarget(proto uint8, port uint16) ([4]byte, uint16, bool) {
 	for i := range e.fwd {
 		r := &e.fwd[i]
@@ -664,7 +666,7 @@ func (e *Engine) forwardTarget(proto uint8, port uint16) ([4]byte, uint16, bool)
 			return r.Host.As4(), r.InsidePort + (port - r.OutsideLo), true
 		}
 	}
-	return [4]byte{}, 0, false
+	return e.dynTarget(proto, port)
 }
 
 // reserved says whether port forwarding owns an outside port, so dynamic
