@@ -1,0 +1,530 @@
+// Package portmap is the router side of port mapping for LAN applications:
+// PCP (RFC 6887), NAT-PMP (RFC 6886) and UPnP IGD, whose wire formats live
+// in the subpackages pcp, natpmp and upnp. This package owns what the three
+// share: the leases, the policy that decides who may map what, and their
+// persistence. The mappings themselves are dynamic forwards in the engine
+// (nat.DynamicForward), reached through the Table interface.
+//
+// The policy is secure by default: a LAN host maps only to itself (the
+// IGD v2 rule, kept for every protocol); no outside port below 1024 unless
+// AllowLowPorts; never a port a configured forward, a VPN passthrough or the
+// router itself uses; at most MaxPerHost mappings a host; every lease is
+// clamped to MaxLease (a requested lease of 0, "forever" in IGD v1, gets
+// MaxLease too) and the answer says what was granted.
+//
+// Leases are saved atomically (a temporary file renamed over the old one)
+// after every change, and loaded at start: a lease survives a restart and
+// still expires at its time.
+package portmap
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"passgate/nat"
+)
+
+// Protocol numbers of the mappings.
+const (
+	TCP uint8 = 6
+	UDP uint8 = 17
+)
+
+// Config is the policy.
+type Config struct {
+	LAN           netip.Prefix  // the router's LAN address and prefix: hosts allowed to ask
+	MaxLease      time.Duration // default DefaultMaxLease
+	MaxPerHost    int           // default DefaultMaxPerHost
+	AllowLowPorts bool          // outside ports below 1024
+	// RouterPorts are the ports the router itself serves (the admin
+	// page, the mapping servers); no mapping takes them.
+	RouterPorts []uint16
+}
+
+// Defaults.
+const (
+	DefaultMaxLease   = 2 * time.Hour
+	DefaultMaxPerHost = 32
+)
+
+func (c Config) withDefaults() Config {
+	if c.MaxLease <= 0 {
+		c.MaxLease = DefaultMaxLease
+	}
+	if c.MaxPerHost <= 0 {
+		c.MaxPerHost = DefaultMaxPerHost
+	}
+	return c
+}
+
+// Table is where the mappings take effect: the engine, behind the data
+// plane's lock.
+type Table interface {
+	AddDynamicForward(nat.DynamicForward) error
+	DeleteDynamicForward(proto uint8, outside uint16) bool
+}
+
+// Lease is one mapping a LAN host holds.
+type Lease struct {
+	Proto       uint8      `json:"proto"`
+	Host        netip.Addr `json:"host"`
+	Inside      uint16     `json:"inside_port"`
+	Outside     uint16     `json:"outside_port"`
+	By          string     `json:"by"` // "pcp", "natpmp", "upnp"
+	Description string     `json:"description,omitempty"`
+	Expires     time.Time  `json:"expires"`
+	Nonce       [12]byte   `json:"nonce,omitzero"` // PCP's mapping nonce
+}
+
+// Left is the lease time left at now, never negative.
+func (l Lease) Left(now time.Time) time.Duration { return max(l.Expires.Sub(now), 0) }
+
+// Request asks for a mapping.
+type Request struct {
+	Client  netip.Addr // the address the request came from
+	Host    netip.Addr // the internal host it names (PCP, UPnP); invalid = Client
+	Proto   uint8
+	Inside  uint16
+	Outside uint16        // suggested; 0 = any
+	Exact   bool          // only the suggested outside port will do (UPnP AddPortMapping, PCP PREFER_FAILURE)
+	Lease   time.Duration // 0 = the maximum
+	By      string
+	Desc    string
+	Nonce   [12]byte
+}
+
+// Refusals; each protocol answers them with its own code.
+var (
+	ErrNotAuthorized = errors.New("a host may map ports only to itself")
+	ErrNotLAN        = errors.New("the client is not on the LAN")
+	ErrLowPort       = errors.New("outside ports below 1024 are not mapped (allow_low_ports is off)")
+	ErrReserved      = errors.New("the outside port belongs to a configured port forward, a VPN passthrough or the router")
+	ErrConflict      = errors.New("the outside port is mapped to another host or port")
+	ErrHostLimit     = errors.New("the host holds the most mappings allowed (max_per_host)")
+	ErrNoPort        = errors.New("no free outside port")
+	ErrInvalid       = errors.New("invalid mapping request")
+	ErrNoSuchLease   = errors.New("no such mapping")
+	ErrNonce         = errors.New("the mapping belongs to another PCP client (nonce mismatch)")
+)
+
+// Event is something the event log should say: a mapping made, refused,
+// deleted or expired.
+type Event struct {
+	Time    time.Time
+	Kind    string // "mapping_made", "mapping_refused", "mapping_deleted", "mapping_expired"
+	Host    netip.Addr
+	Message string
+}
+
+// Manager holds the leases. It is safe for concurrent use.
+type Manager struct {
+	mu     sync.Mutex
+	cfg    Config
+	table  Table
+	path   string // "" = not saved
+	leases []Lease
+	log    *slog.Logger
+	notify func(Event)
+}
+
+// New makes a Manager and installs the leases saved at path (if path is
+// not empty) that have not expired by now; ones the table now refuses
+// are dropped and reported. notify may be nil.
+func New(cfg Config, table Table, path string, now time.Time, log *slog.Logger, notify func(Event)) (*Manager, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if notify == nil {
+		notify = func(Event) {}
+	}
+	m := &Manager{cfg: cfg.withDefaults(), table: table, path: path, log: log, notify: notify}
+	if path == "" {
+		return m, nil
+	}
+	saved, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range saved {
+		if !l.Expires.After(now) {
+			m.event(now, "mapping_expired", l.Host, "%s expired while passgate was stopped", describe(l))
+			continue
+		}
+		err := m.check(l.Host, l.Host, l.Proto, l.Outside, true)
+		if err == nil {
+			err = m.install(l)
+		}
+		if err != nil {
+			m.event(now, "mapping_refused", l.Host, "saved %s dropped: %v", describe(l), err)
+			continue
+		}
+		m.leases = append(m.leases, l)
+	}
+	return m, m.save()
+}
+
+// Reconfigure changes the policy; leases it no longer allows end.
+func (m *Manager) Reconfigure(cfg Config, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfg = cfg.withDefaults()
+	kept := m.leases[:0]
+	for _, l := range m.leases {
+		if err := m.check(l.Host, l.Host, l.Proto, l.Outside, true); err != nil {
+			m.table.DeleteDynamicForward(l.Proto, l.Outside)
+			m.event(now, "mapping_deleted", l.Host, "%s ended by the new configuration: %v", describe(l), err)
+			continue
+		}
+		if l.Expires.After(now.Add(m.cfg.MaxLease)) {
+			l.Expires = now.Add(m.cfg.MaxLease)
+		}
+		kept = append(kept, l)
+	}
+	m.leases = kept
+	m.saveLogged()
+}
+
+// MaxLease is the longest lease granted.
+func (m *Manager) MaxLease() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg.MaxLease
+}
+
+// check is the policy for a mapping of outside port out (0: any).
+func (m *Manager) check(client, host netip.Addr, proto uint8, out uint16, exact bool) error {
+	switch {
+	case proto != TCP && proto != UDP:
+		return ErrInvalid
+	case !client.Is4() || !m.cfg.LAN.Contains(client) || client == m.cfg.LAN.Addr():
+		return ErrNotLAN
+	case host != client:
+		return ErrNotAuthorized
+	case !exact || out == 0:
+		return nil
+	case out < 1024 && !m.cfg.AllowLowPorts:
+		return ErrLowPort
+	case slices.Contains(m.cfg.RouterPorts, out):
+		return ErrReserved
+	}
+	return nil
+}
+
+func (m *Manager) install(l Lease) error {
+	err := m.table.AddDynamicForward(nat.DynamicForward{Proto: l.Proto, Outside: l.Outside, Host: l.Host, Inside: l.Inside, By: l.By, Description: l.Description})
+	switch {
+	case errors.Is(err, nat.ErrForwardReserved):
+		return ErrReserved
+	case errors.Is(err, nat.ErrForwardInUse):
+		return ErrConflict
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// Map makes or refreshes a mapping. A host's existing mapping of the same
+// protocol and inside port (PCP, NAT-PMP) or outside port (UPnP, exact)
+// is refreshed; the lease granted is the request's clamped to MaxLease
+// (0 = MaxLease): the answer carries it.
+func (m *Manager) Map(now time.Time, r Request) (Lease, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, err := m.mapLocked(now, r)
+	if err != nil {
+		m.event(now, "mapping_refused", r.Client, "%s %s %s:%d (outside %d) refused: %v", r.By, protoName(r.Proto), r.Host, r.Inside, r.Outside, err)
+		return Lease{}, err
+	}
+	m.saveLogged()
+	return l, nil
+}
+
+func (m *Manager) mapLocked(now time.Time, r Request) (Lease, error) {
+	if !r.Host.IsValid() {
+		r.Host = r.Client
+	}
+	if r.Inside == 0 {
+		return Lease{}, ErrInvalid
+	}
+	if err := m.check(r.Client, r.Host, r.Proto, r.Outside, r.Exact); err != nil {
+		return Lease{}, err
+	}
+	lease := r.Lease
+	if lease <= 0 || lease > m.cfg.MaxLease {
+		lease = m.cfg.MaxLease
+	}
+	// An existing lease of this host: refresh it.
+	for i := range m.leases {
+		l := &m.leases[i]
+		if l.Proto != r.Proto || l.Host != r.Host {
+			continue
+		}
+		same := l.Inside == r.Inside && (!r.Exact || l.Outside == r.Outside)
+		if r.Exact && l.Outside == r.Outside && l.Inside != r.Inside {
+			same = true // UPnP: the same outside port, now to another inside port
+		}
+		if !same {
+			continue
+		}
+		if r.By == "pcp" && l.By == "pcp" && l.Nonce != r.Nonce {
+			return Lease{}, ErrNonce
+		}
+		if l.Inside != r.Inside {
+			nl := *l
+			nl.Inside = r.Inside
+			if err := m.install(nl); err != nil {
+				return Lease{}, err
+			}
+		}
+		l.Inside, l.Expires, l.By, l.Nonce = r.Inside, now.Add(lease), r.By, r.Nonce
+		if r.Desc != "" {
+			l.Description = r.Desc
+		}
+		return *l, nil
+	}
+	if m.count(r.Host) >= m.cfg.MaxPerHost {
+		return Lease{}, ErrHostLimit
+	}
+	l := Lease{Proto: r.Proto, Host: r.Host, Inside: r.Inside, By: r.By, Description: r.Desc, Expires: now.Add(lease), Nonce: r.Nonce}
+	for _, out := range m.candidates(r) {
+		if m.check(r.Client, r.Host, r.Proto, out, true) != nil {
+			continue
+		}
+		l.Outside = out
+		err := m.install(l)
+		if err == nil {
+			m.leases = append(m.leases, l)
+			m.event(now, "mapping_made", l.Host, "%s mapped %s for %s", l.By, describe(l), lease)
+			return l, nil
+		}
+		if r.Exact || errors.Is(err, ErrInvalid) {
+			return Lease{}, err
+		}
+	}
+	if r.Exact {
+		return Lease{}, m.check(r.Client, r.Host, r.Proto, r.Outside, true)
+	}
+	return Lease{}, ErrNoPort
+}
+
+// candidates are the outside ports to try: the suggested one, the inside
+// port, then a walk of the high ports starting from a place that depends on
+// the host and port.
+func (m *Manager) candidates(r Request) []uint16 {
+	if r.Exact {
+		return []uint16{r.Outside}
+	}
+	var c []uint16
+	for _, p := range []uint16{r.Outside, r.Inside} {
+		if p != 0 && !slices.Contains(c, p) {
+			c = append(c, p)
+		}
+	}
+	a := r.Host.As4()
+	start := (uint32(a[3])*7919 + uint32(r.Inside)*31) % 64512
+	for i := uint32(0); i < 256; i++ {
+		c = append(c, uint16(1024+(start+i*257)%64512))
+	}
+	return c
+}
+
+func (m *Manager) count(host netip.Addr) int {
+	n := 0
+	for _, l := range m.leases {
+		if l.Host == host {
+			n++
+		}
+	}
+	return n
+}
+
+// Delete removes a host's mapping, found by protocol and inside port
+// (NAT-PMP, PCP; inside 0: every mapping of the protocol, or of both
+// protocols with proto 0) or by outside port (UPnP: byOutside).
+// Only the host that holds a mapping may delete it.
+func (m *Manager) Delete(now time.Time, client netip.Addr, proto uint8, port uint16, byOutside bool, nonce *[12]byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	var err error
+	kept := m.leases[:0]
+	for _, l := range m.leases {
+		match := (proto == 0 || l.Proto == proto) && (byOutside && l.Outside == port || !byOutside && (port == 0 || l.Inside == port))
+		switch {
+		case !match:
+		case l.Host != client:
+			if byOutside {
+				err = ErrNotAuthorized
+			}
+			match = false
+		case nonce != nil && l.By == "pcp" && l.Nonce != *nonce:
+			err, match = ErrNonce, false
+		}
+		if !match {
+			kept = append(kept, l)
+			continue
+		}
+		m.table.DeleteDynamicForward(l.Proto, l.Outside)
+		m.event(now, "mapping_deleted", l.Host, "%s deleted by %s", describe(l), client)
+		n++
+	}
+	m.leases = kept
+	if n > 0 {
+		m.saveLogged()
+		return n, nil
+	}
+	if err == nil {
+		err = ErrNoSuchLease
+	}
+	return 0, err
+}
+
+// Remove deletes a mapping by protocol and outside port whoever holds it
+// (the administrator's delete).
+func (m *Manager) Remove(now time.Time, proto uint8, outside uint16) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, l := range m.leases {
+		if l.Proto == proto && l.Outside == outside {
+			m.table.DeleteDynamicForward(l.Proto, l.Outside)
+			m.leases = slices.Delete(m.leases, i, i+1)
+			m.event(now, "mapping_deleted", l.Host, "%s deleted by the administrator", describe(l))
+			m.saveLogged()
+			return nil
+		}
+	}
+	return ErrNoSuchLease
+}
+
+// Expire ends the leases whose time has come and returns how many.
+func (m *Manager) Expire(now time.Time) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	kept := m.leases[:0]
+	for _, l := range m.leases {
+		if l.Expires.After(now) {
+			kept = append(kept, l)
+			continue
+		}
+		m.table.DeleteDynamicForward(l.Proto, l.Outside)
+		m.event(now, "mapping_expired", l.Host, "%s expired", describe(l))
+		n++
+	}
+	m.leases = kept
+	if n > 0 {
+		m.saveLogged()
+	}
+	return n
+}
+
+// Leases lists the leases by protocol and outside port.
+func (m *Manager) Leases() []Lease {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := slices.Clone(m.leases)
+	slices.SortFunc(out, func(a, b Lease) int {
+		return int(uint32(a.Proto)<<16|uint32(a.Outside)) - int(uint32(b.Proto)<<16|uint32(b.Outside))
+	})
+	return out
+}
+
+// Find returns a lease by protocol and outside port.
+func (m *Manager) Find(proto uint8, outside uint16) (Lease, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, l := range m.leases {
+		if l.Proto == proto && l.Outside == outside {
+			return l, true
+		}
+	}
+	return Lease{}, false
+}
+
+func (m *Manager) event(now time.Time, kind string, host netip.Addr, format string, args ...any) {
+	ev := Event{Time: now, Kind: kind, Host: host, Message: fmt.Sprintf(format, args...)}
+	m.log.Info(ev.Message, "event", kind, "host", host)
+	m.notify(ev)
+}
+
+func describe(l Lease) string {
+	s := fmt.Sprintf("%s outside port %d to %s:%d", protoName(l.Proto), l.Outside, l.Host, l.Inside)
+	if l.Description != "" {
+		s += fmt.Sprintf(" (%q)", l.Description)
+	}
+	return s
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	}
+	return fmt.Sprintf("protocol %d", p)
+}
+
+type file struct {
+	Leases []Lease `json:"leases"`
+}
+
+func load(path string) ([]Lease, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("portmap: %w", err)
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("portmap: %s: %w", path, err)
+	}
+	return f.Leases, nil
+}
+
+// save writes the leases atomically: a temporary file beside path, synced,
+// renamed over it.
+func (m *Manager) save() error {
+	if m.path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(file{Leases: m.leases}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("portmap: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(m.path), filepath.Base(m.path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("portmap: saving leases: %w", err)
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), m.path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("portmap: saving leases: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) saveLogged() {
+	if err := m.save(); err != nil {
+		m.log.Error("leases not saved", "err", err)
+	}
+}

@@ -1,0 +1,178 @@
+package portmap
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"passgate/nat"
+)
+
+var (
+	lan1 = netip.MustParseAddr("192.168.50.10")
+	lan2 = netip.MustParseAddr("192.168.50.11")
+	t0   = time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+)
+
+func engine(t *testing.T) *nat.Engine {
+	t.Helper()
+	e, err := nat.New(nat.Config{
+		LANAddr:  netip.MustParsePrefix("192.168.50.1/24"),
+		WANAddr:  netip.MustParsePrefix("203.0.113.1/24"),
+		MaxFlows: 256,
+		PortForwards: []nat.PortForward{
+			{Name: "web", Proto: 6, OutsideLo: 8443, OutsideHi: 8443, Host: lan1, InsidePort: 443},
+		},
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func testConfig() Config {
+	return Config{LAN: netip.MustParsePrefix("192.168.50.1/24"), MaxPerHost: 3, RouterPorts: []uint16{5351, 8080}}
+}
+
+func manager(t *testing.T, e *nat.Engine, path string, now time.Time) (*Manager, *[]Event) {
+	t.Helper()
+	var evs []Event
+	m, err := New(testConfig(), e, path, now, nil, func(ev Event) { evs = append(evs, ev) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, &evs
+}
+
+func TestPolicy(t *testing.T) {
+	e := engine(t)
+	m, evs := manager(t, e, "", t0)
+	for name, c := range map[string]struct {
+		r    Request
+		want error
+	}{
+		"for another host":  {Request{Client: lan2, Host: lan1, Proto: TCP, Inside: 80, Outside: 40000}, ErrNotAuthorized},
+		"off the LAN":       {Request{Client: netip.MustParseAddr("10.0.0.5"), Proto: TCP, Inside: 80}, ErrNotLAN},
+		"the router":        {Request{Client: netip.MustParseAddr("192.168.50.1"), Proto: TCP, Inside: 80}, ErrNotLAN},
+		"low port, exact":   {Request{Client: lan1, Proto: TCP, Inside: 80, Outside: 80, Exact: true}, ErrLowPort},
+		"static forward":    {Request{Client: lan2, Proto: TCP, Inside: 443, Outside: 8443, Exact: true}, ErrReserved},
+		"router's own port": {Request{Client: lan2, Proto: UDP, Inside: 5351, Outside: 5351, Exact: true}, ErrReserved},
+		"IKE's port":        {Request{Client: lan2, Proto: UDP, Inside: 500, Outside: 500, Exact: true}, ErrLowPort},
+		"protocol":          {Request{Client: lan2, Proto: 1, Inside: 1}, ErrInvalid},
+	} {
+		if _, err := m.Map(t0, c.r); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+	if len(e.DynamicForwards()) != 0 || len(m.Leases()) != 0 {
+		t.Fatal("a refused request left a mapping")
+	}
+	if len(*evs) != 8 || (*evs)[0].Kind != "mapping_refused" {
+		t.Fatalf("events %+v", *evs)
+	}
+
+	// Suggestions that are not exact get another port.
+	l, err := m.Map(t0, Request{Client: lan2, Proto: TCP, Inside: 443, Outside: 8443, By: "natpmp"})
+	if err != nil || l.Outside == 8443 || l.Outside < 1024 {
+		t.Fatalf("suggested forwarded port: %+v %v", l, err)
+	}
+	l, err = m.Map(t0, Request{Client: lan2, Proto: UDP, Inside: 80, By: "pcp"})
+	if err != nil || l.Outside < 1024 {
+		t.Fatalf("low inside port: %+v %v", l, err)
+	}
+}
+
+func TestLeaseClampRefreshAndLimit(t *testing.T) {
+	e := engine(t)
+	m, _ := manager(t, e, "", t0)
+	l, err := m.Map(t0, Request{Client: lan1, Proto: UDP, Inside: 6000, Outside: 40000, Lease: 0, By: "upnp", Desc: "game", Exact: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Outside != 40000 || l.Left(t0) != DefaultMaxLease {
+		t.Fatalf("lease 0: %+v, left %v, want the maximum %v", l, l.Left(t0), DefaultMaxLease)
+	}
+	if got := e.DynamicForwards(); len(got) != 1 || got[0] != (nat.DynamicForward{Proto: UDP, Outside: 40000, Host: lan1, Inside: 6000, By: "upnp", Description: "game"}) {
+		t.Fatalf("engine: %+v", got)
+	}
+	// Refreshing by protocol and inside port keeps the outside port.
+	r, err := m.Map(t0.Add(time.Minute), Request{Client: lan1, Proto: UDP, Inside: 6000, Lease: 5 * time.Hour, By: "natpmp"})
+	if err != nil || r.Outside != 40000 || r.Left(t0.Add(time.Minute)) != DefaultMaxLease {
+		t.Fatalf("refresh: %+v %v", r, err)
+	}
+	// Another host cannot take the port.
+	if _, err := m.Map(t0, Request{Client: lan2, Proto: UDP, Inside: 6000, Outside: 40000, Exact: true}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("other host on a mapped port: %v", err)
+	}
+	for p := uint16(6001); p < 6003; p++ {
+		if _, err := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 7000}); !errors.Is(err, ErrHostLimit) {
+		t.Fatalf("fourth mapping: %v", err)
+	}
+	if _, err := m.Map(t0, Request{Client: lan2, Proto: TCP, Inside: 7000}); err != nil {
+		t.Fatalf("another host's first: %v", err)
+	}
+}
+
+func TestDeleteAndExpire(t *testing.T) {
+	e := engine(t)
+	m, evs := manager(t, e, "", t0)
+	a, _ := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 5000, Lease: time.Minute})
+	b, _ := m.Map(t0, Request{Client: lan1, Proto: UDP, Inside: 5000, Lease: time.Hour})
+	if _, err := m.Delete(t0, lan2, TCP, a.Outside, true, nil); !errors.Is(err, ErrNotAuthorized) {
+		t.Fatalf("delete by another host: %v", err)
+	}
+	if m.Expire(t0.Add(59*time.Second)) != 0 || m.Expire(t0.Add(time.Minute)) != 1 {
+		t.Fatal("expiry at the wrong time")
+	}
+	if got := e.DynamicForwards(); len(got) != 1 || got[0].Outside != b.Outside || got[0].Proto != UDP {
+		t.Fatalf("after expiry the engine holds %+v", got)
+	}
+	if n, err := m.Delete(t0, lan1, UDP, 5000, false, nil); n != 1 || err != nil {
+		t.Fatalf("delete: %d %v", n, err)
+	}
+	if len(e.DynamicForwards()) != 0 {
+		t.Fatal("deleted mapping still in the engine")
+	}
+	last := (*evs)[len(*evs)-2:]
+	if last[0].Kind != "mapping_expired" || last[1].Kind != "mapping_deleted" {
+		t.Fatalf("events %+v", last)
+	}
+}
+
+func TestLeasesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "passgate.json.leases")
+	m, _ := manager(t, engine(t), path, t0)
+	short, _ := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 5000, Lease: time.Minute, By: "pcp", Nonce: [12]byte{1}})
+	long, _ := m.Map(t0, Request{Client: lan2, Proto: UDP, Inside: 6000, Lease: time.Hour, By: "upnp", Desc: "phone"})
+
+	// Restart 30 s later: both come back, in a fresh engine.
+	e2 := engine(t)
+	m2, _ := manager(t, e2, path, t0.Add(30*time.Second))
+	got := m2.Leases()
+	if len(got) != 2 || got[0] != short || got[1] != long {
+		t.Fatalf("after restart %+v, want %+v %+v", got, short, long)
+	}
+	if len(e2.DynamicForwards()) != 2 {
+		t.Fatal("engine not given the saved mappings")
+	}
+	if m2.Expire(t0.Add(time.Minute)) != 1 {
+		t.Fatal("the short lease did not expire on time after the restart")
+	}
+	// Restart after the long one's time: nothing comes back.
+	m3, evs := manager(t, engine(t), path, t0.Add(2*time.Hour))
+	if len(m3.Leases()) != 0 || len(*evs) != 1 || (*evs)[0].Kind != "mapping_expired" {
+		t.Fatalf("late restart: %+v, events %+v", m3.Leases(), *evs)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("files beside the leases: %v (temporary files left?)", ents)
+	}
+}
