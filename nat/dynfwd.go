@@ -120,3 +120,16 @@ func (e *Engine) endDynamic(d DynamicForward) {
 	}
 	e.reap()
 }
+
+// OutboundMapping returns the outside port of a LAN endpoint's live
+// mapping, made by its outbound traffic (what PCP's PEER reports).
+func (e *Engine) OutboundMapping(proto uint8, host netip.Addr, port uint16) (uint16, bool) {
+	if !host.Is4() {
+		return 0, false
+	}
+	i, ok := e.maps.byKey.Get(mapKey{host: host.As4(), port: port, proto: proto}.tuple())
+	if !ok {
+		return 0, false
+	}
+	return e.maps.slab[i].extPort, true
+}

@@ -92,3 +92,16 @@ func BenchmarkDynamicForwardLookup(b *testing.B) {
 		}
 	}
 }
+
+func TestOutboundMapping(t *testing.T) {
+	e := newEngine(t, nil)
+	h := netip.MustParseAddr("192.168.50.10")
+	if _, ok := e.OutboundMapping(17, h, 5000); ok {
+		t.Fatal("a mapping before any traffic")
+	}
+	out := pass(t, e, 0, LAN, UDP("192.168.50.10:5000", "203.0.113.10:53", nil), WAN)
+	ext, ok := e.OutboundMapping(17, h, 5000)
+	if want := packet.UDP(packet.IPv4(out).Payload()).SrcPort(); !ok || ext != want {
+		t.Fatalf("OutboundMapping %d %v, the packet left from %d", ext, ok, want)
+	}
+}

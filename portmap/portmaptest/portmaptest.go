@@ -29,6 +29,7 @@ func Engine(t testing.TB) *nat.Engine {
 	e, err := nat.New(nat.Config{
 		LANAddr:      netip.MustParsePrefix("192.168.50.1/24"),
 		WANAddr:      netip.MustParsePrefix("203.0.113.1/24"),
+		WANGateway:   netip.MustParseAddr("203.0.113.254"),
 		MaxFlows:     256,
 		PortForwards: []nat.PortForward{{Name: "web", Proto: 6, OutsideLo: StaticPort, OutsideHi: StaticPort, Host: LAN1, InsidePort: 443}},
 	}, 0)
