@@ -122,6 +122,8 @@ type Config struct {
 	// packets, so the engine takes them quietly instead of counting them
 	// as drops.
 	KernelTCP []uint16
+	// KernelUDP are the same for UDP (the port mapping servers).
+	KernelUDP []uint16
 	// Helpers switches registered application-level gateways by name
 	// ("ftp", "sip", ...); absent ones take the helper's default.
 	Helpers map[string]Switch

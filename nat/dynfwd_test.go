@@ -105,3 +105,13 @@ func TestOutboundMapping(t *testing.T) {
 		t.Fatalf("OutboundMapping %d %v, the packet left from %d", ext, ok, want)
 	}
 }
+
+func TestKernelUDPNotCountedAsDrop(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.KernelUDP = []uint16{5351} })
+	if v := e.Process(0, LAN, UDP("192.168.50.10:5350", "192.168.50.1:5351", []byte{0, 0})); v.Action != Consumed {
+		t.Fatalf("PCP request: %+v", v)
+	}
+	dropped(t, e, 0, LAN, UDP("192.168.50.10:5350", "192.168.50.1:53", nil), DropToRouter)
+	// From the WAN the same port is the router's and dropped.
+	dropped(t, e, 0, WAN, UDP("203.0.113.20:5350", "203.0.113.1:5351", nil), DropUnsolicited)
+}

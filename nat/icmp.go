@@ -17,6 +17,11 @@ func (e *Engine) local(now Time, from Iface, ip packet.IPv4) Verdict {
 			return Verdict{Action: Consumed} // the kernel's socket answers it
 		}
 	}
+	if from == LAN && ip.Protocol() == packet.ProtoUDP && !ip.IsFragment() && len(e.cfg.KernelUDP) > 0 {
+		if u, err := packet.ParseUDP(ip.Payload()); err == nil && ip.Dst() == e.lanAddr && slices.Contains(e.cfg.KernelUDP, u.DstPort()) {
+			return Verdict{Action: Consumed}
+		}
+	}
 	if ip.Protocol() != packet.ProtoICMP || ip.IsFragment() {
 		return e.drop(DropToRouter)
 	}

@@ -39,12 +39,17 @@ func (r *Router) drainEvents() {
 			info.Peer = netip.AddrFrom4(ev.Peer).String()
 		}
 		r.log.Warn(info.Message, "event", info.Kind, "host", info.Host, "peer", info.Peer, "suppressed", info.Suppressed)
-		if len(r.events) == keptEvents {
-			copy(r.events, r.events[1:])
-			r.events = r.events[:keptEvents-1]
-		}
-		r.events = append(r.events, info)
+		r.keep(info)
 	}
+}
+
+// keep adds an event to the ring; r.mu is held.
+func (r *Router) keep(info EventInfo) {
+	if len(r.events) == keptEvents {
+		copy(r.events, r.events[1:])
+		r.events = r.events[:keptEvents-1]
+	}
+	r.events = append(r.events, info)
 }
 
 // Events returns the recent events, oldest first.

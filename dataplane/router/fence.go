@@ -31,8 +31,9 @@ const DefaultFenceTable = "passgate"
 // kernel, by fence table.
 var fenceAccepts = struct {
 	sync.Mutex
-	m map[string][]netip.AddrPort
-}{m: map[string][]netip.AddrPort{}}
+	m   map[string][]netip.AddrPort
+	udp map[string][]netip.AddrPort
+}{m: map[string][]netip.AddrPort{}, udp: map[string][]netip.AddrPort{}}
 
 // AllowLANTCP lets TCP to ap, which must be the router's LAN address, reach
 // the kernel's sockets through the fence on the LAN interface (the admin
@@ -53,19 +54,37 @@ func (r *Router) AllowLANTCP(ap netip.AddrPort) error {
 	return nil
 }
 
-func lanAccepts(table string) []netip.AddrPort {
+// AllowLANUDP lets UDP to ap, the router's LAN address or a multicast
+// group (SSDP's), reach the kernel's sockets through the fence on the LAN
+// interface (the port mapping servers). Call it before Run.
+func (r *Router) AllowLANUDP(ap netip.AddrPort) error {
+	lan := r.opts.NAT.LANAddr.Addr()
+	if ap.Addr() != lan && !ap.Addr().IsMulticast() || !ap.Addr().Is4() || ap.Port() == 0 {
+		return fmt.Errorf("router: fence: only UDP to the LAN address %s or a multicast group can be let through, not %s", lan, ap)
+	}
 	fenceAccepts.Lock()
 	defer fenceAccepts.Unlock()
-	return slices.Clone(fenceAccepts.m[table])
+	t := r.opts.FenceTable
+	if !slices.Contains(fenceAccepts.udp[t], ap) {
+		fenceAccepts.udp[t] = append(fenceAccepts.udp[t], ap)
+	}
+	return nil
+}
+
+func lanAccepts(table string) (tcp, udp []netip.AddrPort) {
+	fenceAccepts.Lock()
+	defer fenceAccepts.Unlock()
+	return slices.Clone(fenceAccepts.m[table]), slices.Clone(fenceAccepts.udp[table])
 }
 
 func fenceScript(table string, ifaces [2]string) string {
-	return fenceScriptWith(table, ifaces, lanAccepts(table))
+	tcp, udp := lanAccepts(table)
+	return fenceScriptWith(table, ifaces, tcp, udp...)
 }
 
-// fenceScriptWith is the fence with accepts for TCP to the kernel on the
-// LAN interface.
-func fenceScriptWith(table string, ifaces [2]string, accepts []netip.AddrPort) string {
+// fenceScriptWith is the fence with accepts for TCP (and UDP) to the
+// kernel on the LAN interface.
+func fenceScriptWith(table string, ifaces [2]string, accepts []netip.AddrPort, udp ...netip.AddrPort) string {
 	var b strings.Builder
 	// Adding then deleting clears a table left by a crashed run and works
 	// whether or not one exists, in one transaction.
@@ -77,6 +96,9 @@ func fenceScriptWith(table string, ifaces [2]string, accepts []netip.AddrPort) s
 		if i == 0 {
 			for _, ap := range accepts {
 				fmt.Fprintf(&b, "\t\tip daddr %s tcp dport %d counter accept\n", ap.Addr(), ap.Port())
+			}
+			for _, ap := range udp {
+				fmt.Fprintf(&b, "\t\tip daddr %s udp dport %d counter accept\n", ap.Addr(), ap.Port())
 			}
 		}
 		b.WriteString("\t\tmeta protocol ip counter drop\n\t}\n")

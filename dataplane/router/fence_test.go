@@ -46,3 +46,17 @@ func TestAllowLANTCP(t *testing.T) {
 		t.Fatal("accept leaked into another table")
 	}
 }
+
+func TestFenceLetsPortMappingUDPThroughOnLANOnly(t *testing.T) {
+	s := fenceScriptWith("pgt", [2]string{"lan0", "wan0"}, nil, netip.MustParseAddrPort("192.168.50.1:5351"), netip.MustParseAddrPort("239.255.255.250:1900"))
+	lan, wan, _ := strings.Cut(s, "chain wan_ingress")
+	for _, accept := range []string{"ip daddr 192.168.50.1 udp dport 5351 counter accept", "ip daddr 239.255.255.250 udp dport 1900 counter accept"} {
+		if !strings.Contains(lan, accept) || strings.Index(lan, accept) > strings.Index(lan, "meta protocol ip counter drop") || strings.Contains(wan, accept) {
+			t.Errorf("want %q before the LAN drop and not on the WAN:\n%s", accept, s)
+		}
+	}
+	r := &Router{opts: Options{FenceTable: "pgudptest", NAT: nat.Config{LANAddr: netip.MustParsePrefix("192.168.50.1/24")}}}
+	if err := r.AllowLANUDP(netip.MustParseAddrPort("203.0.113.1:5351")); err == nil {
+		t.Error("UDP to another address than the LAN's let through")
+	}
+}
