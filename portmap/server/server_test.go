@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"passgate/nat"
+	"passgate/portmap"
+	"passgate/portmap/natpmp"
+	"passgate/portmap/pcp"
+	. "passgate/portmap/portmaptest"
+)
+
+// table is a Table that records what it is given.
+type table struct {
+	mu sync.Mutex
+	m  map[uint32]nat.DynamicForward
+}
+
+func (t *table) AddDynamicForward(d nat.DynamicForward) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[uint32]nat.DynamicForward{}
+	}
+	t.m[uint32(d.Proto)<<16|uint32(d.Outside)] = d
+	return nil
+}
+
+func (t *table) DeleteDynamicForward(proto uint8, outside uint16) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.m[uint32(proto)<<16|uint32(outside)]
+	delete(t.m, uint32(proto)<<16|uint32(outside))
+	return ok
+}
+
+func (t *table) list() []nat.DynamicForward {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []nat.DynamicForward
+	for _, d := range t.m {
+		out = append(out, d)
+	}
+	return out
+}
+
+// TestPMPSocket runs PCP and NAT-PMP on 127.0.0.1:5351 (the "LAN"
+// 127.0.0.0/8): a client on 127.0.0.2 gets the announcements at start, a
+// NAT-PMP and a PCP mapping, and 127.0.0.1 itself (the router's own
+// address) is not answered.
+func TestPMPSocket(t *testing.T) {
+	tbl := &table{}
+	mgr, err := portmap.New(portmap.Config{LAN: netip.MustParsePrefix("127.0.0.1/8")}, tbl, "", time.Now(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ca := client.LocalAddr().(*net.UDPAddr).AddrPort()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, PCP: true, NATPMP: true, Manager: mgr, AnnounceTo: ca})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	buf := make([]byte, 1500)
+	read := func() []byte {
+		client.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, err := client.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf[:n]
+	}
+	// The announcements: NAT-PMP's public address and PCP's ANNOUNCE.
+	a := read()
+	if len(a) != 12 || a[1] != 128 || netip.AddrFrom4([4]byte(a[8:12])) != Public {
+		t.Fatalf("first announcement % x", a)
+	}
+	if r, err := pcp.ParseResponse(read()); err != nil || r.Op != pcp.OpAnnounce || r.Result != pcp.Success {
+		t.Fatalf("PCP announcement %+v %v", r, err)
+	}
+	server := netip.MustParseAddrPort("127.0.0.1:5351")
+	req := binary.BigEndian.AppendUint32([]byte{0, natpmp.OpMapTCP, 0, 0, 0x13, 0x88, 0x9c, 0x40}, 60)
+	client.WriteToUDPAddrPort(req, server)
+	for {
+		got := read()
+		if got[1] == natpmp.OpMapTCP|128 {
+			if got[3] != 0 || binary.BigEndian.Uint16(got[10:]) != 40000 || binary.BigEndian.Uint32(got[12:]) != 60 {
+				t.Fatalf("NAT-PMP map answer % x", got)
+			}
+			break
+		}
+	}
+	if fs := tbl.list(); len(fs) != 1 || fs[0].Host != netip.MustParseAddr("127.0.0.2") || fs[0].Outside != 40000 || fs[0].By != "natpmp" {
+		t.Fatalf("engine %+v", fs)
+	}
+	// Not answered: the router's own address (not a LAN host).
+	self, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	self.WriteToUDPAddrPort([]byte{0, 0}, server)
+	self.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := self.Read(buf); err == nil {
+		t.Fatalf("answered the router's own address: % x", buf[:n])
+	}
+}
