@@ -324,7 +324,9 @@ func (s *Service) SetDMZ(host string) (Changes, error) {
 
 // restartOnly refuses changes to what the running gateway cannot change
 // without a restart: interfaces, their addresses and MTUs, the table size,
-// the workers, the control socket and the admin server.
+// the workers, the control socket, the admin server and which port
+// mapping protocols are served (their sockets and fence rules are made at
+// start).
 func restartOnly(old, nw *config.Settings) config.Errors {
 	var es config.Errors
 	check := func(field string, was, is any) {
@@ -350,6 +352,9 @@ func restartOnly(old, nw *config.Settings) config.Errors {
 	check("admin.max_connections", old.Admin.MaxConnections, nw.Admin.MaxConnections)
 	check("admin.metrics_localhost", old.Admin.MetricsLocalhost, nw.Admin.MetricsLocalhost)
 	check("control_group", old.ControlGroup, nw.ControlGroup)
+	check("port_mapping.pcp", old.PortMapping.PCP, nw.PortMapping.PCP)
+	check("port_mapping.natpmp", old.PortMapping.NATPMP, nw.PortMapping.NATPMP)
+	check("port_mapping.upnp", old.PortMapping.UPnP, nw.PortMapping.UPnP)
 	return es
 }
 

@@ -37,8 +37,9 @@ type Config struct {
 	ControlSocket string        `json:"control_socket,omitzero"`
 	// ControlGroup names a group (or a numeric gid) whose members may use
 	// the control socket besides root; "": root only.
-	ControlGroup string `json:"control_group,omitzero"`
-	Admin        Admin  `json:"admin,omitzero"`
+	ControlGroup string      `json:"control_group,omitzero"`
+	Admin        Admin       `json:"admin,omitzero"`
+	PortMapping  PortMapping `json:"port_mapping,omitzero"`
 }
 
 // LAN is the inside interface.
@@ -133,6 +134,18 @@ type Admin struct {
 	// MetricsLocalhost opens /metrics without a token to clients on
 	// 127.0.0.1 (a Prometheus on the router itself); default false.
 	MetricsLocalhost bool `json:"metrics_localhost,omitzero"`
+}
+
+// PortMapping lets LAN applications open their own port forwards with
+// PCP, NAT-PMP or UPnP IGD. All three are off by default: once on, any
+// program on the LAN can open the router to the Internet.
+type PortMapping struct {
+	PCP           bool   `json:"pcp,omitzero"`
+	NATPMP        bool   `json:"natpmp,omitzero"`
+	UPnP          bool   `json:"upnp,omitzero"`
+	MaxLease      string `json:"max_lease,omitzero"`       // longest lease granted; default 2h
+	MaxPerHost    int    `json:"max_per_host,omitzero"`    // mappings a LAN host may hold; default 32
+	AllowLowPorts bool   `json:"allow_low_ports,omitzero"` // outside ports below 1024
 }
 
 // PortSpec is a port or a port range, written as a JSON number (8080) or

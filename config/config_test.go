@@ -112,6 +112,25 @@ func TestDefaults(t *testing.T) {
 	if _, err := nat.New(n, 0); err != nil {
 		t.Errorf("engine refuses defaults: %v", err)
 	}
+	if pm := s.PortMapping; pm.On() || pm.MaxLease != 2*time.Hour || pm.MaxPerHost != 32 || pm.AllowLowPorts || len(n.KernelUDP) != 0 {
+		t.Errorf("port mapping defaults (all off): %+v, kernel UDP %v", pm, n.KernelUDP)
+	}
+}
+
+func TestPortMappingPorts(t *testing.T) {
+	c, err := Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},
+		"port_mapping":{"pcp":true,"upnp":true,"max_lease":"30m","max_per_host":4,"allow_low_ports":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PortMappingSettings{PCP: true, UPnP: true, MaxLease: 30 * time.Minute, MaxPerHost: 4, AllowLowPorts: true}
+	if s.PortMapping != want || !reflect.DeepEqual(s.NAT.KernelUDP, []uint16{5351, 1900}) || !reflect.DeepEqual(s.NAT.KernelTCP, []uint16{8080, 5431}) {
+		t.Fatalf("%+v, kernel UDP %v TCP %v", s.PortMapping, s.NAT.KernelUDP, s.NAT.KernelTCP)
+	}
 }
 
 func TestShortTimeoutsAllowed(t *testing.T) {
@@ -196,6 +215,10 @@ func TestValidationErrors(t *testing.T) {
 		{"wan loopback", func(m map[string]any) { set(m, "wan.address", "127.0.0.1/8") }, "wan.address", "cannot be a router address"},
 		{"overlap", func(m map[string]any) { set(m, "wan.address", "192.168.50.200/24") }, "wan.address", "overlaps the LAN"},
 		{"gateway bad", func(m map[string]any) { set(m, "wan.gateway", "gw") }, "wan.gateway", "not an IPv4 address"},
+		{"max lease bad", func(m map[string]any) { set(m, "port_mapping.max_lease", "forever") }, "port_mapping.max_lease", "not a duration"},
+		{"max lease long", func(m map[string]any) { set(m, "port_mapping.max_lease", "48h") }, "port_mapping.max_lease", "out of range 1m-24h"},
+		{"max per host", func(m map[string]any) { set(m, "port_mapping.max_per_host", -1) }, "port_mapping.max_per_host", "out of range 1-1024"},
+		{"admin on UPnP's port", func(m map[string]any) { set(m, "port_mapping.upnp", true); set(m, "admin.listen", "192.168.50.1:5431") }, "admin.listen", "UPnP's"},
 		{"gateway off-link", func(m map[string]any) { set(m, "wan.gateway", "198.51.100.1") }, "wan.gateway", "not a host on the WAN"},
 		{"gateway is us", func(m map[string]any) { set(m, "wan.gateway", "203.0.113.255") }, "wan.gateway", "not a host on the WAN"},
 		{"mtu low", func(m map[string]any) { set(m, "lan.mtu", 100) }, "lan.mtu", "100 out of range 576-9000"},
@@ -331,6 +354,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"type nested", `{"lan":{"mtu":"1500"}}`, "lan.mtu", "expected a whole number"},
 		{"type object", `{"lan":"lan0"}`, "lan", "expected an object"},
 		{"type bool", `{"nat":{"allow_short_timeouts":"yes"}}`, "nat.allow_short_timeouts", "expected true or false"},
+		{"unknown port mapping", `{"port_mapping":{"upnp":true,"igd":true}}`, "port_mapping.igd", "unknown field"},
+		{"port mapping type", `{"port_mapping":{"pcp":"on"}}`, "port_mapping.pcp", "expected true or false"},
 		{"syntax", "{\n \"lan\": {,}\n}", "line 2, column", "invalid JSON"},
 		{"truncated", `{"lan":{`, "line 1", "unexpected end"},
 		{"trailing", `{} {}`, "line 1, column", "unexpected data after"},

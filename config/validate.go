@@ -26,6 +26,14 @@ const (
 	MaxAdminConnections        = 4096
 	// MaxForwardName is the longest port forward name.
 	MaxForwardName = 64
+	// DefaultMaxLease and DefaultMaxPerHost are port_mapping's.
+	DefaultMaxLease   = "2h"
+	DefaultMaxPerHost = 32
+	// PMPPort (PCP and NAT-PMP), SSDPPort and UPnPHTTPPort are the
+	// port mapping servers' ports on the LAN address.
+	PMPPort      = 5351
+	SSDPPort     = 1900
+	UPnPHTTPPort = 5431
 )
 
 // DefaultTimeouts are the RFC 4787, 5382 and 5508 values.
@@ -63,7 +71,19 @@ type Settings struct {
 	ControlGroup  string // a group name or gid allowed on the control socket besides root
 	Admin         AdminSettings
 	PPPoERelay    bool // passthrough.pppoe; default off
+	PortMapping   PortMappingSettings
 }
+
+// PortMappingSettings are port_mapping's, checked.
+type PortMappingSettings struct {
+	PCP, NATPMP, UPnP bool
+	MaxLease          time.Duration
+	MaxPerHost        int
+	AllowLowPorts     bool
+}
+
+// On says whether any of the protocols is on.
+func (p PortMappingSettings) On() bool { return p.PCP || p.NATPMP || p.UPnP }
 
 // AdminSettings say where the admin server listens and how.
 type AdminSettings struct {
@@ -118,6 +138,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.ControlSocket == "" {
 		c.ControlSocket = DefaultControlSocket
+	}
+	if c.PortMapping.MaxLease == "" {
+		c.PortMapping.MaxLease = DefaultMaxLease
+	}
+	if c.PortMapping.MaxPerHost == 0 {
+		c.PortMapping.MaxPerHost = DefaultMaxPerHost
 	}
 	if c.Admin.Listen == "" {
 		if p, err := netip.ParsePrefix(c.LAN.Address); err == nil && p.Addr().Is4() {
@@ -263,6 +289,17 @@ func (c *Config) Validate() (*Settings, error) {
 	s.Admin = v.admin(c.Admin, n.LANAddr)
 	if s.Admin.Enabled && s.Admin.Listen.IsValid() && s.Admin.Listen.Addr() == n.LANAddr.Addr() {
 		n.KernelTCP = []uint16{s.Admin.Listen.Port()}
+	}
+	s.PortMapping = v.portMapping(c.PortMapping)
+	if pm := s.PortMapping; pm.PCP || pm.NATPMP {
+		n.KernelUDP = append(n.KernelUDP, PMPPort)
+	}
+	if s.PortMapping.UPnP {
+		n.KernelUDP = append(n.KernelUDP, SSDPPort)
+		n.KernelTCP = append(n.KernelTCP, UPnPHTTPPort)
+		if s.Admin.Enabled && s.Admin.Listen.Port() == UPnPHTTPPort {
+			v.bad("admin.listen", "port %d is UPnP's (port_mapping.upnp is on)", UPnPHTTPPort)
+		}
 	}
 	if len(v.errs) > 0 {
 		return nil, v.errs
@@ -506,6 +543,25 @@ func validGroupName(g string) bool {
 		}
 	}
 	return g != ""
+}
+
+func (v *validator) portMapping(p PortMapping) PortMappingSettings {
+	out := PortMappingSettings{PCP: p.PCP, NATPMP: p.NATPMP, UPnP: p.UPnP, AllowLowPorts: p.AllowLowPorts}
+	d, err := time.ParseDuration(p.MaxLease)
+	switch {
+	case err != nil:
+		v.bad("port_mapping.max_lease", "%q is not a duration (e.g. 2h, 30m)", p.MaxLease)
+	case d < time.Minute || d > 24*time.Hour:
+		v.bad("port_mapping.max_lease", "%s out of range 1m-24h", p.MaxLease)
+	default:
+		out.MaxLease = d
+	}
+	if p.MaxPerHost < 1 || p.MaxPerHost > 1024 {
+		v.bad("port_mapping.max_per_host", "%d out of range 1-1024", p.MaxPerHost)
+	} else {
+		out.MaxPerHost = p.MaxPerHost
+	}
+	return out
 }
 
 func lanAddrText(lan netip.Prefix) string {
