@@ -164,6 +164,8 @@ func (a *api) handler() http.Handler {
 	authed(p+"/forwards", methods{"GET": a.listForwards, "POST": a.addForward})
 	authed(p+"/forwards/{name}", methods{"GET": a.getForward, "PUT": a.putForward, "DELETE": a.deleteForward})
 	authed(p+"/dmz", methods{"GET": a.getDMZ, "PUT": a.putDMZ})
+	authed(p+"/mappings", methods{"GET": a.listMappings})
+	authed(p+"/mappings/{proto}/{port}", methods{"DELETE": a.deleteMapping})
 	authed(p+"/tokens", methods{"GET": a.listTokens, "POST": a.createToken})
 	authed(p+"/tokens/{id}", methods{"DELETE": a.revokeToken})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -594,4 +596,23 @@ func (a *api) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// listMappings answers GET /api/v1/mappings: the port mappings LAN
+// applications made (PCP, NAT-PMP, UPnP) and which protocols are on.
+func (a *api) listMappings(w http.ResponseWriter, r *http.Request) {
+	if noQuery(w, r) {
+		writeJSON(w, http.StatusOK, control.MappingsOf(a.svc.backend))
+	}
+}
+
+// deleteMapping answers DELETE /api/v1/mappings/{proto}/{port}.
+func (a *api) deleteMapping(w http.ResponseWriter, r *http.Request) {
+	code, err := control.DeleteMappingOf(a.svc.backend, r.PathValue("proto"), r.PathValue("port"))
+	if err != nil {
+		writeErrors(w, code, apiErrors("", err.Error()))
+		return
+	}
+	a.log.Info("port mapping deleted", "proto", r.PathValue("proto"), "port", r.PathValue("port"))
+	writeJSON(w, http.StatusOK, control.MappingsOf(a.svc.backend))
 }

@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -249,10 +250,60 @@ func NewHandler(b Backend) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, evs)
 	})
+	mux.HandleFunc("GET /v1/mappings", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, MappingsOf(b))
+	})
+	mux.HandleFunc("DELETE /v1/mappings/{proto}/{port}", func(w http.ResponseWriter, r *http.Request) {
+		code, err := DeleteMappingOf(b, r.PathValue("proto"), r.PathValue("port"))
+		if err != nil {
+			writeError(w, code, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, MappingsOf(b))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// ErrNoMapping is a delete of a mapping that does not exist.
+var ErrNoMapping = errors.New("no such mapping")
+
+// MappingsOf reads b's port mappings, with [] rather than null for none.
+func MappingsOf(b any) Mappings {
+	var m Mappings
+	if mp, ok := b.(Mapper); ok {
+		m = mp.Mappings()
+	}
+	if m.Mappings == nil {
+		m.Mappings = []Mapping{}
+	}
+	return m
+}
+
+// DeleteMappingOf deletes a mapping named by the path's protocol and
+// port, returning the HTTP status of a failure.
+func DeleteMappingOf(b any, proto, port string) (int, error) {
+	proto = strings.ToLower(proto)
+	if proto != "tcp" && proto != "udp" {
+		return http.StatusBadRequest, fmt.Errorf("proto: %q is not tcp or udp", proto)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return http.StatusBadRequest, fmt.Errorf("port: %q is not a port 1-65535", port)
+	}
+	mp, ok := b.(Mapper)
+	if !ok {
+		return http.StatusNotFound, fmt.Errorf("%s %d: %w (port mapping is off)", proto, n, ErrNoMapping)
+	}
+	if err := mp.DeleteMapping(proto, uint16(n)); err != nil {
+		if errors.Is(err, ErrNoMapping) {
+			return http.StatusNotFound, err
+		}
+		return http.StatusInternalServerError, err
+	}
+	return http.StatusOK, nil
 }
 
 // pppoeOf reads the relay's state, with [] rather than null for no

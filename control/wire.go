@@ -139,3 +139,35 @@ func DropReasons() []string {
 	}
 	return out
 }
+
+// Mappings is what GET /v1/mappings (and the admin API's
+// /api/v1/mappings) returns: which port mapping protocols are on and the
+// mappings LAN applications made with them.
+type Mappings struct {
+	PCP         bool      `json:"pcp"`
+	NATPMP      bool      `json:"natpmp"`
+	UPnP        bool      `json:"upnp"`
+	MaxLeaseSec float64   `json:"max_lease_s"`
+	Mappings    []Mapping `json:"mappings"`
+}
+
+// Mapping is one dynamic port mapping.
+type Mapping struct {
+	Proto        string     `json:"proto"` // tcp or udp
+	OutsidePort  uint16     `json:"outside_port"`
+	Host         netip.Addr `json:"host"`
+	InsidePort   uint16     `json:"inside_port"`
+	By           string     `json:"by"` // the protocol that made it: pcp, natpmp, upnp
+	Description  string     `json:"description"`
+	Expires      time.Time  `json:"expires"`
+	LeaseLeftSec float64    `json:"lease_left_s"`
+}
+
+// Mapper is the part of a Backend that shows and deletes port mappings
+// (a Backend without it answers GET /v1/mappings with everything off).
+type Mapper interface {
+	Mappings() Mappings
+	// DeleteMapping deletes the mapping of an outside port; an unknown
+	// one is an error wrapping ErrNoMapping.
+	DeleteMapping(proto string, outside uint16) error
+}

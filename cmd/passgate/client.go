@@ -21,9 +21,10 @@ import (
 
 // backend exposes the running router to the control API.
 type backend struct {
-	r        *router.Router
-	settings func() config.Settings // the running settings
-	started  time.Time
+	r            *router.Router
+	settings     func() config.Settings // the running settings
+	started      time.Time
+	*portMapping // control.Mapper (nil: port mapping off)
 }
 
 func (b *backend) Flows(fn func(control.Flow) bool) {

@@ -45,6 +45,7 @@ Usage:
                        NAME: ipsec pptp l2tp sip rtsp h323 ftp tftp pppoe
   passgate forward list | add NAME tcp|udp PORT[-PORT] HOST[:PORT] | del NAME [--json] [--control SOCKET]
   passgate dmz [IP|off] [--json] [--control SOCKET]
+  passgate mappings [list | del tcp|udp PORT] [--json] [--control SOCKET]
   passgate passwd [--control SOCKET] [--config FILE]
   passgate token create NAME | list | revoke ID [--json] [--control SOCKET] [--config FILE]
   passgate config check FILE
@@ -82,6 +83,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdPassthrough(rest, stdout, stderr)
 	case "forward", "forwards":
 		err = cmdForward(rest, stdout, stderr)
+	case "mappings", "mapping":
+		err = cmdMappings(rest, stdout, stderr)
 	case "dmz":
 		err = cmdDMZ(rest, stdout, stderr)
 	case "passwd", "password":
@@ -275,14 +278,24 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	be := &backend{r: r, settings: func() config.Settings { return *settings }, started: time.Now()}
+	pm, pmDone, err := startPortMapping(ctx, log, r, settings, *cfgPath)
+	if err != nil {
+		return fmt.Errorf("run: port mapping: %w", err)
+	}
+	be := &backend{r: r, settings: func() config.Settings { return *settings }, started: time.Now(), portMapping: pm}
 
 	// The admin plane needs the file to save changes to.
 	var svc *admin.Service
 	var auth *admin.Auth
 	if store != nil {
 		svc, err = admin.NewService(admin.Options{
-			Backend: be, Reconfigure: func(s *config.Settings) error { return r.Reconfigure(s.NAT) }, SetPPPoERelay: r.SetPPPoERelay, Store: store,
+			Backend: be, Reconfigure: func(s *config.Settings) error {
+				if err := r.Reconfigure(s.NAT); err != nil {
+					return err
+				}
+				pm.reconfigure(s)
+				return nil
+			}, SetPPPoERelay: r.SetPPPoERelay, Store: store,
 			Config: fileCfg, Overlay: overlay, Logger: log,
 		})
 		if err != nil {
@@ -340,6 +353,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 
 	runErr := r.Run(ctx)
 	cancelControl()
+	if pmDone != nil {
+		stop()
+		<-pmDone // an error was logged when it happened
+	}
 	if err := <-controlDone; err != nil {
 		log.Warn("control API", "err", err)
 	}
