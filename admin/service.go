@@ -114,6 +114,19 @@ func (s *Service) Status() control.Status { return s.backend.Status() }
 
 // Flows lists the live flows that pass the filter, sorted by protocol,
 // inside and remote endpoint.
+// Mappings are the port mappings LAN applications made (PCP, NAT-PMP,
+// UPnP) and which of the protocols are on.
+func (s *Service) Mappings() control.Mappings { return control.MappingsOf(s.backend) }
+
+// DeleteMapping deletes the mapping of an outside port ("tcp", "40000").
+func (s *Service) DeleteMapping(proto, port string) error {
+	_, err := control.DeleteMappingOf(s.backend, proto, port)
+	if err == nil {
+		s.log.Info("port mapping deleted", "proto", proto, "port", port)
+	}
+	return err
+}
+
 func (s *Service) Flows(f control.FlowFilter) []control.Flow {
 	out := []control.Flow{}
 	s.backend.Flows(func(fi control.Flow) bool {

@@ -46,6 +46,8 @@ type service interface {
 	DeleteForward(name string) (admin.Changes, error)
 	SetDMZ(host string) (admin.Changes, error)
 	Passthroughs() []admin.Passthrough
+	Mappings() control.Mappings
+	DeleteMapping(proto, port string) error
 }
 
 // authenticator guards the pages: *admin.Auth.
@@ -111,6 +113,7 @@ func newHandler(svc service, auth authenticator, csrf func(*http.Request) string
 	guard("POST /forwarding/update", h.forwardUpdate)
 	guard("POST /forwarding/delete", h.forwardDelete)
 	guard("POST /forwarding/dmz", h.dmzPost)
+	guard("POST /forwarding/mapping-delete", h.mappingDelete)
 	guard("GET /connections", h.connectionsPage)
 	guard("GET /events", h.eventsPage)
 	guard("GET /password", h.passwordPage)
@@ -511,19 +514,29 @@ func (h *handler) passthroughPost(w http.ResponseWriter, r *http.Request) {
 // ---- port forwarding and DMZ
 
 type forwardingData struct {
-	Rules   []config.PortForward
-	DMZ     string
-	Editing string             // the name of the rule being edited; empty: adding
-	Form    config.PortForward // the add/edit form's values
-	Inside  string             // the inside port as typed
-	DMZForm string
+	Mappings control.Mappings
+	Rules    []config.PortForward
+	DMZ      string
+	Editing  string             // the name of the rule being edited; empty: adding
+	Form     config.PortForward // the add/edit form's values
+	Inside   string             // the inside port as typed
+	DMZForm  string
 }
 
 var forwardFields = []string{"name", "proto", "outside_port", "host", "inside_port"}
 
 func (h *handler) forwardingData() forwardingData {
 	c := h.svc.Config()
-	return forwardingData{Rules: c.PortForwards, DMZ: c.DMZ, DMZForm: c.DMZ, Form: config.PortForward{Proto: "tcp"}}
+	return forwardingData{Mappings: h.svc.Mappings(), Rules: c.PortForwards, DMZ: c.DMZ, DMZForm: c.DMZ, Form: config.PortForward{Proto: "tcp"}}
+}
+
+func (h *handler) mappingDelete(w http.ResponseWriter, r *http.Request) {
+	proto, port := r.PostFormValue("proto"), r.PostFormValue("port")
+	res, code := &result{Applied: true, Changes: []string{fmt.Sprintf("port mapping %s %s deleted", proto, port)}}, http.StatusOK
+	if err := h.svc.DeleteMapping(proto, port); err != nil {
+		res, code = &result{Errors: []string{err.Error()}}, http.StatusNotFound
+	}
+	h.render(w, r, code, "forwarding", &view{Title: "Port Forwarding", Result: res, Data: h.forwardingData()})
 }
 
 func (h *handler) forwardingPage(w http.ResponseWriter, r *http.Request) {
@@ -685,7 +698,10 @@ var funcs = template.FuncMap{
 	"vpnLabel": vpnLabel,
 	"dropText": dropLabel,
 	"upper":    strings.ToUpper,
-	"words":    func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+	"byLabel": func(by string) string {
+		return map[string]string{"pcp": "PCP", "natpmp": "NAT-PMP", "upnp": "UPnP"}[by]
+	},
+	"words": func(s string) string { return strings.ReplaceAll(s, "_", " ") },
 	"pkts": func(n uint64) string {
 		if n == 1 {
 			return "1 pkt"

@@ -36,6 +36,7 @@ type fakeService struct {
 	calls  []string
 	filter control.FlowFilter
 	refuse map[string]error // SetPassthrough fails for these
+	maps   control.Mappings
 }
 
 func newFakeService() *fakeService {
@@ -97,6 +98,19 @@ func (s *fakeService) Flows(f control.FlowFilter) []control.Flow {
 }
 
 func (s *fakeService) Events() []control.Event { return s.events }
+
+func (s *fakeService) Mappings() control.Mappings { return s.maps }
+
+func (s *fakeService) DeleteMapping(proto, port string) error {
+	for i, m := range s.maps.Mappings {
+		if m.Proto == proto && fmt.Sprint(m.OutsidePort) == port {
+			s.maps.Mappings = append(s.maps.Mappings[:i], s.maps.Mappings[i+1:]...)
+			s.calls = append(s.calls, "delete mapping "+proto+" "+port)
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %s: %w", proto, port, control.ErrNoMapping)
+}
 
 func (s *fakeService) Config() config.Config {
 	s.mu.Lock()
@@ -872,5 +886,25 @@ func TestHelpers(t *testing.T) {
 		if got := num(in); got != want {
 			t.Errorf("num(%v) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestMappingsOnForwardingPage(t *testing.T) {
+	c, svc, _ := setup(t)
+	_, body, _ := c.get("/forwarding")
+	mustContain(t, "off", body, `id="mappings-state">Off.`, "any program on the LAN", "off by default", "No mappings.")
+	svc.maps = control.Mappings{UPnP: true, PCP: true, MaxLeaseSec: 7200, Mappings: []control.Mapping{{
+		Proto: "udp", OutsidePort: 40001, Host: netip.MustParseAddr("192.168.50.11"), InsidePort: 6000, By: "upnp", Description: "Xbox", LeaseLeftSec: 3599,
+	}}}
+	_, body, _ = c.get("/forwarding")
+	mustContain(t, "on", body, `id="mappings-state">On: PCP UPnP IGD`, `id="map-udp-40001"`, "<code>192.168.50.11</code>", "<td>UDP</td>", "<code>40001</code>", "<td>6000</td>", "<td>UPnP</td>", "<td>Xbox</td>",
+		`name="port" value="40001"`)
+	code, body, _ := c.post("/forwarding/mapping-delete", url.Values{"proto": {"udp"}, "port": {"40001"}})
+	if code != http.StatusOK || len(svc.maps.Mappings) != 0 {
+		t.Fatalf("delete: %d %+v", code, svc.maps)
+	}
+	mustContain(t, "deleted", body, "port mapping udp 40001 deleted", "No mappings.")
+	if code, _, _ := c.post("/forwarding/mapping-delete", url.Values{"proto": {"udp"}, "port": {"40001"}}); code != http.StatusNotFound {
+		t.Fatalf("delete again: %d", code)
 	}
 }
