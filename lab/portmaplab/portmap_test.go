@@ -1,0 +1,376 @@
+//go:build lab
+
+package portmaplab
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"passgate/control"
+	"passgate/lab"
+	"passgate/lab/labtest"
+	"passgate/portmap/pcp"
+)
+
+// One lab (prefix pgpm) and one passgate daemon with PCP, NAT-PMP and UPnP
+// on and a static forward of TCP 8080 to lan1:80. lan1 and lan2 run a
+// small server (the test binary, "serve") that answers "lanN tcp" on TCP
+// and "lanN udp" on UDP; srv1 on the WAN connects to the public ports.
+
+const prefix = "pgpm"
+
+// Tools are what the tests need beyond lab.BaseTools; .ci/run installs the
+// packages.
+var Tools = []lab.Tool{
+	{Command: "upnpc", Package: "miniupnpc"},
+	{Command: "natpmpc", Package: "natpmpc"},
+}
+
+var (
+	tmp      string
+	pgBin    string
+	self     string
+	buildErr error
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(helper(os.Args[1:]))
+	}
+	var err error
+	if self, err = os.Executable(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tmp, err = os.MkdirTemp("", "passgate-portmaplab-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Chmod(tmp, 0o755)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	pgBin, buildErr = labtest.BuildPassgate(ctx, tmp)
+	cancel()
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+func config(sock string) string {
+	return fmt.Sprintf(`{
+  "lan": {"interface": %q, "address": %q},
+  "wan": {"interface": %q, "address": %q},
+  "port_forwards": [{"name": "web", "proto": "tcp", "outside_port": 8080, "host": %q, "inside_port": 80}],
+  "port_mapping": {"pcp": true, "natpmp": true, "upnp": true, "max_lease": "2h", "max_per_host": 8},
+  "admin": {"enabled": false},
+  "control_socket": %q
+}
+`, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, lab.LAN1, sock)
+}
+
+type env struct {
+	t   *testing.T
+	l   *lab.Lab
+	dir string
+	g   *labtest.Gate
+}
+
+// run runs a command in node (15 s at most) and returns its output.
+func (e *env) run(node string, args ...string) (string, error) {
+	return labtest.Run(e.l, 15*time.Second, node, args[0], args[1:]...)
+}
+
+// help runs the test binary as a helper in node.
+func (e *env) help(node, mode string, args ...string) (string, error) {
+	return e.run(node, append([]string{"env", helperEnv + "=" + mode, self}, args...)...)
+}
+
+// reaches says whether srv1 gets through the public port to a LAN
+// server, and returns what it answered.
+func (e *env) reaches(proto string, port int) (string, bool) {
+	addr := fmt.Sprintf("%s:%d", lab.WANAddr, port)
+	if proto == "tcp" {
+		out, err := e.help(lab.Server1, "tcpget", addr)
+		return strings.TrimSpace(out), err == nil
+	}
+	out, err := e.help(lab.Server1, "udpx", addr, hex.EncodeToString([]byte("hello")), "1500")
+	if err != nil {
+		return out, false
+	}
+	b, _ := hex.DecodeString(strings.TrimSpace(out))
+	return string(b), true
+}
+
+func (e *env) mustReach(proto string, port int, want string) {
+	e.t.Helper()
+	if got, ok := e.reaches(proto, port); !ok || got != want {
+		e.t.Fatalf("srv1 to %s %s:%d: %q (ok %v), want %q", proto, lab.WANAddr, port, got, ok, want)
+	}
+}
+
+func (e *env) mustNotReach(proto string, port int) {
+	e.t.Helper()
+	if got, ok := e.reaches(proto, port); ok {
+		e.t.Fatalf("srv1 still reaches %s %s:%d: %q", proto, lab.WANAddr, port, got)
+	}
+}
+
+func (e *env) mappings() control.Mappings {
+	e.t.Helper()
+	out, err := labtest.Run(e.l, 10*time.Second, lab.Router, pgBin, "mappings", "--json", "--control", e.g.Sock)
+	if err != nil {
+		e.t.Fatalf("passgate mappings: %v\n%s", err, out)
+	}
+	var m control.Mappings
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		e.t.Fatalf("passgate mappings --json: %v\n%s", err, out)
+	}
+	return m
+}
+
+func (e *env) find(proto string, port uint16) (control.Mapping, bool) {
+	for _, m := range e.mappings().Mappings {
+		if m.Proto == proto && m.OutsidePort == port {
+			return m, true
+		}
+	}
+	return control.Mapping{}, false
+}
+
+func (e *env) start() {
+	sock := filepath.Join(e.dir, "passgate.sock")
+	e.g = labtest.StartGateT(context.Background(), e.t, e.l, labtest.GateOptions{Bin: pgBin, Dir: e.dir, Config: config(sock), Sock: sock})
+}
+
+func setup(t *testing.T) *env {
+	if os.Geteuid() != 0 {
+		t.Fatal("the lab tests need root (network namespaces)")
+	}
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	if missing := lab.Missing(append(append([]lab.Tool{}, lab.BaseTools...), Tools...)...); len(missing) > 0 {
+		t.Fatalf("missing Debian packages %v (.ci/run installs them)", missing)
+	}
+	e := &env{t: t, l: labtest.Up(t, prefix, 3*time.Minute), dir: t.TempDir()}
+	os.Chmod(e.dir, 0o755)
+	var g labtest.Group
+	t.Cleanup(g.StopAll)
+	for _, h := range []struct{ node, name string }{{lab.Lan1, "lan1"}, {lab.Lan2, "lan2"}} {
+		p := g.Add(labtest.StartWithT(t, e.l, h.node, labtest.Options{Env: []string{helperEnv + "=serve"}}, self, h.name, "5000", "5001"))
+		if err := p.WaitLine("serving", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start()
+	return e
+}
+
+// pcpMap is a PCP MAP request from client (to itself unless third
+// names another host in a THIRD_PARTY option).
+func pcpMap(client string, nonce byte, proto uint8, in, out uint16, life uint32, third string) []byte {
+	var opts []pcp.Option
+	if third != "" {
+		a := netip.MustParseAddr(third).As16()
+		opts = append(opts, pcp.Option{Code: pcp.OptThirdParty, Data: a[:]})
+	}
+	return pcp.AppendRequest(nil, pcp.OpMap, life, netip.MustParseAddr(client), pcp.MapData([12]byte{nonce}, proto, in, out, netip.Addr{}), opts...)
+}
+
+// pcpAsk sends a PCP request from node and parses the answer.
+func (e *env) pcpAsk(node string, req []byte) pcp.Response {
+	e.t.Helper()
+	out, err := e.help(node, "udpx", lab.LANGateway+":5351", hex.EncodeToString(req), "2000")
+	if err != nil {
+		e.t.Fatalf("PCP from %s: %v\n%s", node, err, out)
+	}
+	b, _ := hex.DecodeString(strings.TrimSpace(out))
+	r, err := pcp.ParseResponse(b)
+	if err != nil {
+		e.t.Fatalf("PCP answer % x: %v", b, err)
+	}
+	return r
+}
+
+func TestPortMapping(t *testing.T) {
+	e := setup(t)
+	// Before any mapping nothing reaches lan1's server from the WAN.
+	e.mustNotReach("tcp", 40000)
+
+	t.Run("upnpc", func(t *testing.T) {
+		e.t = t
+		out, err := e.run(lab.Lan1, "upnpc", "-e", "lab tcp", "-a", lab.LAN1, "5000", "40000", "TCP", "600")
+		if err != nil || !strings.Contains(out, "external "+lab.WANAddr+":40000 TCP is redirected to internal "+lab.LAN1+":5000") {
+			t.Fatalf("upnpc -a TCP: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "ExternalIPAddress = "+lab.WANAddr) {
+			t.Errorf("upnpc did not read the public address:\n%s", out)
+		}
+		out, err = e.run(lab.Lan1, "upnpc", "-e", "lab udp", "-a", lab.LAN1, "5001", "40001", "UDP", "600")
+		if err != nil || !strings.Contains(out, "is redirected to internal "+lab.LAN1+":5001") {
+			t.Fatalf("upnpc -a UDP: %v\n%s", err, out)
+		}
+		e.mustReach("tcp", 40000, "lan1 tcp")
+		e.mustReach("udp", 40001, "lan1 udp")
+		out, err = e.run(lab.Lan1, "upnpc", "-l")
+		if err != nil || !strings.Contains(out, "TCP 40000->"+lab.LAN1+":5000") || !strings.Contains(out, "UDP 40001->"+lab.LAN1+":5001") || !strings.Contains(out, "'lab tcp'") {
+			t.Fatalf("upnpc -l: %v\n%s", err, out)
+		}
+		if m, ok := e.find("tcp", 40000); !ok || m.By != "upnp" || m.Host != netip.MustParseAddr(lab.LAN1) || m.InsidePort != 5000 || m.Description != "lab tcp" || m.LeaseLeftSec > 600 || m.LeaseLeftSec < 590 {
+			t.Fatalf("passgate mappings: %+v %v", m, ok)
+		}
+		// lan2 asking for a mapping to lan1: 606 Action not authorized.
+		out, _ = e.run(lab.Lan2, "upnpc", "-a", lab.LAN1, "22", "40022", "TCP", "600")
+		if !strings.Contains(out, "606") {
+			t.Fatalf("lan2 for lan1: want 606\n%s", out)
+		}
+		// Over the static forward: 718 (IGD:1) or 729 (IGD:2).
+		out, _ = e.run(lab.Lan2, "upnpc", "-a", lab.LAN2, "80", "8080", "TCP", "600")
+		if !strings.Contains(out, "718") && !strings.Contains(out, "729") {
+			t.Fatalf("over the static forward: want 718 or 729\n%s", out)
+		}
+		if _, ok := e.find("tcp", 40022); ok {
+			t.Fatal("a refused mapping is listed")
+		}
+		for _, d := range [][]string{{"40000", "TCP"}, {"40001", "UDP"}} {
+			if out, err := e.run(lab.Lan1, "upnpc", "-d", d[0], d[1]); err != nil || !strings.Contains(out, "UPNP_DeletePortMapping() returned : 0") {
+				t.Fatalf("upnpc -d %v: %v\n%s", d, err, out)
+			}
+		}
+		e.mustNotReach("tcp", 40000)
+		e.mustNotReach("udp", 40001)
+	})
+
+	t.Run("natpmpc", func(t *testing.T) {
+		e.t = t
+		out, err := e.run(lab.Lan1, "natpmpc", "-g", lab.LANGateway)
+		if err != nil || !strings.Contains(out, "Public IP address : "+lab.WANAddr) {
+			t.Fatalf("natpmpc: %v\n%s", err, out)
+		}
+		out, err = e.run(lab.Lan1, "natpmpc", "-g", lab.LANGateway, "-a", "40002", "5000", "tcp", "3600")
+		if err != nil || !strings.Contains(out, "Mapped public port 40002 protocol TCP to local port 5000 liftime 3600") {
+			t.Fatalf("natpmpc -a: %v\n%s", err, out)
+		}
+		e.mustReach("tcp", 40002, "lan1 tcp")
+		// A short lease: reached, then not once it expired.
+		out, err = e.run(lab.Lan2, "natpmpc", "-g", lab.LANGateway, "-a", "40003", "5001", "udp", "3")
+		if err != nil || !strings.Contains(out, "Mapped public port 40003 protocol UDP to local port 5001 liftime 3") {
+			t.Fatalf("natpmpc -a short: %v\n%s", err, out)
+		}
+		e.mustReach("udp", 40003, "lan2 udp")
+		time.Sleep(4500 * time.Millisecond)
+		e.mustNotReach("udp", 40003)
+		if _, ok := e.find("udp", 40003); ok {
+			t.Fatal("expired mapping still listed")
+		}
+		// Deletion: lifetime 0.
+		if out, err := e.run(lab.Lan1, "natpmpc", "-g", lab.LANGateway, "-a", "40002", "5000", "tcp", "0"); err != nil {
+			t.Fatalf("natpmpc delete: %v\n%s", err, out)
+		}
+		e.mustNotReach("tcp", 40002)
+	})
+
+	t.Run("pcp", func(t *testing.T) {
+		e.t = t
+		r := e.pcpAsk(lab.Lan1, pcpMap(lab.LAN1, 1, 6, 5000, 40004, 600, ""))
+		if r.Result != pcp.Success || r.External != 40004 || r.ExternalIP != netip.MustParseAddr(lab.WANAddr) || r.Lifetime != 600 {
+			t.Fatalf("PCP MAP: %+v", r)
+		}
+		e.mustReach("tcp", 40004, "lan1 tcp")
+		// lan2 for lan1: the client field must be the sender (ADDRESS_MISMATCH)
+		// and THIRD_PARTY is refused (NOT_AUTHORIZED).
+		if r := e.pcpAsk(lab.Lan2, pcpMap(lab.LAN1, 2, 6, 22, 40022, 600, "")); r.Result != pcp.AddressMismatch {
+			t.Fatalf("lan2 naming lan1: %+v", r)
+		}
+		if r := e.pcpAsk(lab.Lan2, pcpMap(lab.LAN2, 2, 6, 22, 40022, 600, lab.LAN1)); r.Result != pcp.NotAuthorized {
+			t.Fatalf("lan2 third party for lan1: %+v", r)
+		}
+		// The static forward's port with PREFER_FAILURE: CANNOT_PROVIDE_EXTERNAL.
+		req := pcp.AppendRequest(nil, pcp.OpMap, 600, netip.MustParseAddr(lab.LAN2), pcp.MapData([12]byte{2}, 6, 80, 8080, netip.Addr{}), pcp.Option{Code: pcp.OptPreferFailure})
+		if r := e.pcpAsk(lab.Lan2, req); r.Result != pcp.CannotProvideExternal {
+			t.Fatalf("over the static forward: %+v", r)
+		}
+		if r := e.pcpAsk(lab.Lan1, pcpMap(lab.LAN1, 1, 6, 5000, 0, 0, "")); r.Result != pcp.Success || r.Lifetime != 0 {
+			t.Fatalf("PCP delete: %+v", r)
+		}
+		e.mustNotReach("tcp", 40004)
+	})
+
+	t.Run("nothing on the WAN", func(t *testing.T) {
+		e.t = t
+		for _, probe := range []struct{ addr, msg string }{
+			{lab.WANAddr + ":5351", "0000"}, // NAT-PMP public address request
+			{lab.WANAddr + ":5351", hex.EncodeToString(pcpMap(lab.Srv1, 1, 6, 1, 1, 60, ""))},
+			{lab.WANAddr + ":1900", hex.EncodeToString([]byte("M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n"))},
+			{"239.255.255.250:1900", hex.EncodeToString([]byte("M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n"))},
+		} {
+			if out, err := e.help(lab.Server1, "udpx", probe.addr, probe.msg, "1500"); err == nil {
+				t.Errorf("srv1 got an answer from %s: %s", probe.addr, out)
+			}
+		}
+		if out, err := e.help(lab.Server1, "tcpget", lab.WANAddr+":5431"); err == nil {
+			t.Errorf("srv1 reached the UPnP HTTP port: %s", out)
+		}
+	})
+
+	t.Run("events", func(t *testing.T) {
+		e.t = t
+		evs, err := e.g.Events(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]int{}
+		for _, ev := range evs {
+			kinds[ev.Kind]++
+		}
+		if kinds["mapping_made"] == 0 || kinds["mapping_refused"] == 0 || kinds["mapping_deleted"] == 0 || kinds["mapping_expired"] == 0 {
+			t.Fatalf("event kinds %v", kinds)
+		}
+	})
+
+	t.Run("restart", func(t *testing.T) {
+		e.t = t
+		r := e.pcpAsk(lab.Lan1, pcpMap(lab.LAN1, 3, 17, 5001, 40005, 3600, ""))
+		if r.Result != pcp.Success || r.External != 40005 {
+			t.Fatalf("PCP MAP: %+v", r)
+		}
+		e.mustReach("udp", 40005, "lan1 udp")
+		before, _ := e.find("udp", 40005)
+		// lan3 listens for the announcements on 224.0.0.1:5350.
+		lis := labtest.StartWithT(t, e.l, lab.Lan3, labtest.Options{Env: []string{helperEnv + "=listen"}}, self, "5350", "20000")
+		defer lis.Stop()
+		if err := lis.WaitLine("listening", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		e.g.Stop()
+		e.start()
+		after, ok := e.find("udp", 40005)
+		if !ok || after.Host != before.Host || after.InsidePort != 5001 || !after.Expires.Equal(before.Expires) || after.By != "pcp" {
+			t.Fatalf("after the restart: %+v %v, before %+v", after, ok, before)
+		}
+		e.mustReach("udp", 40005, "lan1 udp")
+		// The announcements: NAT-PMP's public address (opcode 128) and PCP's
+		// ANNOUNCE (version 2, opcode 0x80), from the router.
+		err := lis.WaitFor(5*time.Second, "announcements", func() bool {
+			out := lis.Output()
+			return strings.Contains(out, lab.LANGateway+":5351 0080") && strings.Contains(out, lab.LANGateway+":5351 0280")
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, lis.Output())
+		}
+		var wan [4]byte
+		copy(wan[:], netip.MustParseAddr(lab.WANAddr).AsSlice())
+		if !strings.Contains(lis.Output(), hex.EncodeToString(wan[:])) {
+			t.Errorf("NAT-PMP announcement without the public address:\n%s", lis.Output())
+		}
+	})
+
+}
