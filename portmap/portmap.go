@@ -238,6 +238,9 @@ func (m *Manager) install(l Lease) error {
 func (m *Manager) Map(now time.Time, r Request) (Lease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !r.Host.IsValid() {
+		r.Host = r.Client
+	}
 	l, err := m.mapLocked(now, r)
 	if err != nil {
 		m.event(now, "mapping_refused", r.Client, "%s %s %s:%d (outside %d) refused: %v", r.By, protoName(r.Proto), r.Host, r.Inside, r.Outside, err)

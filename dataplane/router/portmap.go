@@ -29,12 +29,11 @@ func (r *Router) OutboundMapping(proto uint8, host netip.Addr, port uint16) (uin
 	return r.eng.OutboundMapping(proto, host, port)
 }
 
-// Note adds an event from outside the engine (the port mapping servers)
-// to the event log.
+// Note adds an event from outside the engine (the port mapping servers,
+// which log it themselves) to the event log.
 func (r *Router) Note(at time.Time, kind, host, msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.drainEvents()
-	r.log.Info(msg, "event", kind, "host", host)
 	r.keep(EventInfo{Time: at, Kind: kind, Host: host, Message: msg})
 }

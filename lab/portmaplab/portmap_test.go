@@ -88,6 +88,13 @@ func (e *env) run(node string, args ...string) (string, error) {
 	return labtest.Run(e.l, 15*time.Second, node, args[0], args[1:]...)
 }
 
+// upnpc runs upnpc in node. -i: miniupnpc calls an IGD whose public
+// address is reserved (the lab's 203.0.113.1 is TEST-NET-3) "not
+// connected" and stops without it.
+func (e *env) upnpc(node string, args ...string) (string, error) {
+	return e.run(node, append([]string{"upnpc", "-i"}, args...)...)
+}
+
 // help runs the test binary as a helper in node.
 func (e *env) help(node, mode string, args ...string) (string, error) {
 	return e.run(node, append([]string{"env", helperEnv + "=" + mode, self}, args...)...)
@@ -207,20 +214,20 @@ func TestPortMapping(t *testing.T) {
 
 	t.Run("upnpc", func(t *testing.T) {
 		e.t = t
-		out, err := e.run(lab.Lan1, "upnpc", "-e", "lab tcp", "-a", lab.LAN1, "5000", "40000", "TCP", "600")
+		out, err := e.upnpc(lab.Lan1, "-e", "lab tcp", "-a", lab.LAN1, "5000", "40000", "TCP", "600")
 		if err != nil || !strings.Contains(out, "external "+lab.WANAddr+":40000 TCP is redirected to internal "+lab.LAN1+":5000") {
 			t.Fatalf("upnpc -a TCP: %v\n%s", err, out)
 		}
 		if !strings.Contains(out, "ExternalIPAddress = "+lab.WANAddr) {
 			t.Errorf("upnpc did not read the public address:\n%s", out)
 		}
-		out, err = e.run(lab.Lan1, "upnpc", "-e", "lab udp", "-a", lab.LAN1, "5001", "40001", "UDP", "600")
+		out, err = e.upnpc(lab.Lan1, "-e", "lab udp", "-a", lab.LAN1, "5001", "40001", "UDP", "600")
 		if err != nil || !strings.Contains(out, "is redirected to internal "+lab.LAN1+":5001") {
 			t.Fatalf("upnpc -a UDP: %v\n%s", err, out)
 		}
 		e.mustReach("tcp", 40000, "lan1 tcp")
 		e.mustReach("udp", 40001, "lan1 udp")
-		out, err = e.run(lab.Lan1, "upnpc", "-l")
+		out, err = e.upnpc(lab.Lan1, "-l")
 		if err != nil || !strings.Contains(out, "TCP 40000->"+lab.LAN1+":5000") || !strings.Contains(out, "UDP 40001->"+lab.LAN1+":5001") || !strings.Contains(out, "'lab tcp'") {
 			t.Fatalf("upnpc -l: %v\n%s", err, out)
 		}
@@ -228,12 +235,12 @@ func TestPortMapping(t *testing.T) {
 			t.Fatalf("passgate mappings: %+v %v", m, ok)
 		}
 		// lan2 asking for a mapping to lan1: 606 Action not authorized.
-		out, _ = e.run(lab.Lan2, "upnpc", "-a", lab.LAN1, "22", "40022", "TCP", "600")
+		out, _ = e.upnpc(lab.Lan2, "-a", lab.LAN1, "22", "40022", "TCP", "600")
 		if !strings.Contains(out, "606") {
 			t.Fatalf("lan2 for lan1: want 606\n%s", out)
 		}
 		// Over the static forward: 718 (IGD:1) or 729 (IGD:2).
-		out, _ = e.run(lab.Lan2, "upnpc", "-a", lab.LAN2, "80", "8080", "TCP", "600")
+		out, _ = e.upnpc(lab.Lan2, "-a", lab.LAN2, "80", "8080", "TCP", "600")
 		if !strings.Contains(out, "718") && !strings.Contains(out, "729") {
 			t.Fatalf("over the static forward: want 718 or 729\n%s", out)
 		}
@@ -241,7 +248,7 @@ func TestPortMapping(t *testing.T) {
 			t.Fatal("a refused mapping is listed")
 		}
 		for _, d := range [][]string{{"40000", "TCP"}, {"40001", "UDP"}} {
-			if out, err := e.run(lab.Lan1, "upnpc", "-d", d[0], d[1]); err != nil || !strings.Contains(out, "UPNP_DeletePortMapping() returned : 0") {
+			if out, err := e.upnpc(lab.Lan1, "-d", d[0], d[1]); err != nil || !strings.Contains(out, "UPNP_DeletePortMapping() returned : 0") {
 				t.Fatalf("upnpc -d %v: %v\n%s", d, err, out)
 			}
 		}
