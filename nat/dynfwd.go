@@ -44,20 +44,25 @@ func (e *Engine) AddDynamicForward(d DynamicForward) error {
 		return fmt.Errorf("%w: %s %d -> %s:%d", ErrForwardInvalid, protoNames[d.Proto], d.Outside, d.Host, d.Inside)
 	}
 	k := dynKey(d.Proto, d.Outside)
-	if old, ok := e.dyn[k]; ok && old.Host != d.Host {
+	old, had := e.dyn[k]
+	if had && old.Host != d.Host {
 		return ErrForwardInUse
 	}
-	if e.reserved(d.Proto, d.Outside) {
-		if _, ok := e.dyn[k]; !ok {
-			return ErrForwardReserved
-		}
+	// reserved sees dynamic forwards too: ask it about the others.
+	delete(e.dyn, k)
+	reserved := e.reserved(d.Proto, d.Outside)
+	if had {
+		e.dyn[k] = old
+	}
+	if reserved {
+		return ErrForwardReserved
 	}
 	if m, ok := e.maps.lookupExt(d.Proto, d.Outside); ok {
 		if mk := e.maps.slab[m].key; mk.host != d.Host.As4() || mk.port != d.Inside {
 			return ErrForwardInUse
 		}
 	}
-	if old, ok := e.dyn[k]; ok && old.Inside != d.Inside {
+	if had && old.Inside != d.Inside {
 		e.endDynamic(old)
 	}
 	if e.dyn == nil {

@@ -115,3 +115,38 @@ func TestKernelUDPNotCountedAsDrop(t *testing.T) {
 	// From the WAN the same port is the router's and dropped.
 	dropped(t, e, 0, WAN, UDP("203.0.113.20:5350", "203.0.113.1:5351", nil), DropUnsolicited)
 }
+
+func TestDynamicForwardShadowedByNewStaticForward(t *testing.T) {
+	e := newEngine(t, nil)
+	d := DynamicForward{Proto: 6, Outside: 40000, Host: netip.MustParseAddr("192.168.50.11"), Inside: 5000}
+	if err := e.AddDynamicForward(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddDynamicForward(d); err != nil {
+		t.Fatalf("refreshing one's own forward: %v", err)
+	}
+	cfg := testConfig()
+	cfg.PortForwards = []PortForward{{Proto: 6, OutsideLo: 40000, OutsideHi: 40000, Host: netip.MustParseAddr("192.168.50.10"), InsidePort: 80}}
+	if err := e.Reconfigure(cfg, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddDynamicForward(d); !errors.Is(err, ErrForwardReserved) {
+		t.Fatalf("a forward configured since: %v", err)
+	}
+	in := pass(t, e, 0, WAN, TCP("203.0.113.20:3333", "203.0.113.1:40000", packet.TCPSyn, 1, 0, nil, nil), LAN)
+	IPv4(t, in, Dst("192.168.50.10:80"))
+}
+
+func TestDynamicForwardICMPError(t *testing.T) {
+	e := newEngine(t, nil)
+	if err := e.AddDynamicForward(DynamicForward{Proto: 17, Outside: 40000, Host: netip.MustParseAddr("192.168.50.11"), Inside: 5000}); err != nil {
+		t.Fatal(err)
+	}
+	in := pass(t, e, 0, WAN, UDP("203.0.113.20:3333", "203.0.113.1:40000", []byte("x")), LAN)
+	// The LAN host's port unreachable goes back out, translated to the
+	// public port, as for a configured forward.
+	quote := append([]byte(nil), in[:28]...)
+	out := pass(t, e, 0, LAN, ICMP("192.168.50.11", "203.0.113.20", packet.ICMPUnreachable, 3, 0, quote), WAN)
+	IPv4(t, out, Src("203.0.113.1"), Dst("203.0.113.20"), ICMPType(packet.ICMPUnreachable, 3),
+		Embedded(Src("203.0.113.20:3333"), Dst("203.0.113.1:40000")))
+}

@@ -178,7 +178,12 @@ func (m *Manager) Reconfigure(cfg Config, now time.Time) {
 	m.cfg = cfg.withDefaults()
 	kept := m.leases[:0]
 	for _, l := range m.leases {
-		if err := m.check(l.Host, l.Host, l.Proto, l.Outside, true); err != nil {
+		err := m.check(l.Host, l.Host, l.Proto, l.Outside, true)
+		if err == nil {
+			// A configured forward may now own the port.
+			err = m.install(l)
+		}
+		if err != nil {
 			m.table.DeleteDynamicForward(l.Proto, l.Outside)
 			m.event(now, "mapping_deleted", l.Host, "%s ended by the new configuration: %v", describe(l), err)
 			continue

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,5 +175,32 @@ func TestLeasesSurviveRestart(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Fatalf("files beside the leases: %v (temporary files left?)", ents)
+	}
+}
+
+func TestReconfigureEndsWhatTheNewPolicyForbids(t *testing.T) {
+	e := engine(t)
+	m, evs := manager(t, e, "", t0)
+	low, _ := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 5000, Outside: 40000, Exact: true, Lease: time.Hour})
+	keep, _ := m.Map(t0, Request{Client: lan1, Proto: UDP, Inside: 5000, Outside: 40001, Exact: true, Lease: time.Hour})
+	// A forward configured since on 40000, and leases now at most 10 min.
+	if err := e.Reconfigure(nat.Config{
+		LANAddr: netip.MustParsePrefix("192.168.50.1/24"), WANAddr: netip.MustParsePrefix("203.0.113.1/24"), MaxFlows: 256,
+		PortForwards: []nat.PortForward{{Proto: 6, OutsideLo: 40000, OutsideHi: 40000, Host: lan2, InsidePort: 80}},
+	}, 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.MaxLease = 10 * time.Minute
+	m.Reconfigure(cfg, t0.Add(time.Minute))
+	got := m.Leases()
+	if len(got) != 1 || got[0].Outside != keep.Outside || got[0].Expires != t0.Add(11*time.Minute) {
+		t.Fatalf("leases %+v (dropped %+v?)", got, low)
+	}
+	if last := (*evs)[len(*evs)-1]; last.Kind != "mapping_deleted" || !strings.Contains(last.Message, "port forward") {
+		t.Fatalf("event %+v", last)
+	}
+	if fs := e.DynamicForwards(); len(fs) != 1 || fs[0].Proto != UDP {
+		t.Fatalf("engine %+v", fs)
 	}
 }
