@@ -86,6 +86,7 @@ func BenchmarkDynamicForwardLookup(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, _, ok := e.forwardTarget(17, 40000+uint16(i%100)); !ok {
 			b.Fatal("miss")
