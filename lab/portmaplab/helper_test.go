@@ -18,7 +18,8 @@ import (
 //	serve NAME TCPPORT UDPPORT  TCP: write "NAME tcp\n"; UDP: answer "NAME udp"
 //	tcpget ADDR:PORT            print what the server writes (2 s), or fail
 //	udpx ADDR:PORT HEX MS       send HEX, print the answer's hex, or fail
-//	listen PORT MS              print the hex of each datagram to PORT for MS ms
+//	listen PORT MS [GROUP]      print the hex of each datagram to PORT for MS
+//	                            ms (joining GROUP on eth0 if given)
 const helperEnv = "PGPM_HELPER"
 
 func helper(args []string) int {
@@ -86,7 +87,18 @@ func helper(args []string) int {
 		return 0
 	case "listen":
 		ms, _ := strconv.Atoi(args[1])
-		c, err := net.ListenPacket("udp4", ":"+args[0])
+		var c net.PacketConn
+		var err error
+		if len(args) > 2 {
+			port, _ := strconv.Atoi(args[0])
+			ifi, ierr := net.InterfaceByName("eth0")
+			if ierr != nil {
+				return fail(ierr)
+			}
+			c, err = net.ListenMulticastUDP("udp4", ifi, &net.UDPAddr{IP: net.ParseIP(args[2]), Port: port})
+		} else {
+			c, err = net.ListenPacket("udp4", ":"+args[0])
+		}
 		if err != nil {
 			return fail(err)
 		}

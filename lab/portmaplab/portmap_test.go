@@ -357,8 +357,22 @@ func TestPortMapping(t *testing.T) {
 		if err := lis.WaitLine("listening", 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
+		// And for SSDP's NOTIFY on 239.255.255.250:1900.
+		ssdp := labtest.StartWithT(t, e.l, lab.Lan3, labtest.Options{Env: []string{helperEnv + "=listen"}}, self, "1900", "20000", "239.255.255.250")
+		defer ssdp.Stop()
+		if err := ssdp.WaitLine("listening", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
 		e.g.Stop()
+		byebye := hex.EncodeToString([]byte("NTS: ssdp:byebye"))
+		if err := ssdp.WaitFor(5*time.Second, "SSDP byebye", func() bool { return strings.Contains(ssdp.Output(), byebye) }); err != nil {
+			t.Fatalf("%v\n%s", err, ssdp.Output())
+		}
 		e.start()
+		alive := hex.EncodeToString([]byte("NTS: ssdp:alive"))
+		if err := ssdp.WaitFor(5*time.Second, "SSDP alive", func() bool { return strings.Contains(ssdp.Output(), alive) }); err != nil {
+			t.Fatalf("%v\n%s", err, ssdp.Output())
+		}
 		after, ok := e.find("udp", 40005)
 		if !ok || after.Host != before.Host || after.InsidePort != 5001 || !after.Expires.Equal(before.Expires) || after.By != "pcp" {
 			t.Fatalf("after the restart: %+v %v, before %+v", after, ok, before)
