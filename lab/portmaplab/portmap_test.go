@@ -227,6 +227,10 @@ func TestPortMapping(t *testing.T) {
 		}
 		e.mustReach("tcp", 40000, "lan1 tcp")
 		e.mustReach("udp", 40001, "lan1 udp")
+		// Hairpin: lan2 reaches the mapping through the public address.
+		if out, err := e.help(lab.Lan2, "tcpget", lab.WANAddr+":40000"); err != nil || strings.TrimSpace(out) != "lan1 tcp" {
+			t.Fatalf("hairpin from lan2: %v %q", err, out)
+		}
 		out, err = e.upnpc(lab.Lan1, "-l")
 		if err != nil || !strings.Contains(out, "TCP 40000->"+lab.LAN1+":5000") || !strings.Contains(out, "UDP 40001->"+lab.LAN1+":5001") || !strings.Contains(out, "'lab tcp'") {
 			t.Fatalf("upnpc -l: %v\n%s", err, out)
