@@ -24,8 +24,8 @@ func Handler(d *Device, c *Control, allowed func(netip.Addr) bool, clock func() 
 			xmlOut(w, http.StatusOK, d.Description(1))
 		case r.Method == http.MethodGet && r.URL.Path == "/igd2.xml":
 			xmlOut(w, http.StatusOK, d.Description(2))
-		case r.Method == http.MethodGet && (r.URL.Path == "/WANIPConn.xml" || r.URL.Path == "/WANCommonIFC.xml"):
-			xmlOut(w, http.StatusOK, scpd(r.URL.Path))
+		case r.Method == http.MethodGet && SCPD(r.URL.Path) != nil:
+			xmlOut(w, http.StatusOK, SCPD(r.URL.Path))
 		case r.Method == http.MethodPost && (r.URL.Path == "/ctl/WANIPConn" || r.URL.Path == "/ctl/WANCommonIFC"):
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 			if err != nil {
@@ -65,19 +65,4 @@ func xmlOut(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Server", server)
 	w.WriteHeader(status)
 	w.Write(b)
-}
-
-// scpd is a service description: the actions by name (clients that read
-// it look for the names; the arguments are the spec's).
-func scpd(path string) []byte {
-	actions := []string{"GetCommonLinkProperties", "GetTotalBytesSent", "GetTotalBytesReceived", "GetTotalPacketsSent", "GetTotalPacketsReceived"}
-	if path == "/WANIPConn.xml" {
-		actions = []string{"GetExternalIPAddress", "GetStatusInfo", "GetConnectionTypeInfo", "AddPortMapping", "AddAnyPortMapping",
-			"DeletePortMapping", "DeletePortMappingRange", "GetSpecificPortMappingEntry", "GetGenericPortMappingEntry", "GetListOfPortMappings"}
-	}
-	b := []byte(`<?xml version="1.0"?>` + "\n" + `<scpd xmlns="urn:schemas-upnp-org:service-1-0"><specVersion><major>1</major><minor>0</minor></specVersion><actionList>`)
-	for _, a := range actions {
-		b = append(b, "<action><name>"+a+"</name></action>"...)
-	}
-	return append(b, "</actionList><serviceStateTable/></scpd>\n"...)
 }

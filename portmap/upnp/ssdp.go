@@ -134,12 +134,12 @@ func (d *Device) Description(v int) []byte {
 			"<friendlyName>passgate</friendlyName><manufacturer>passgate</manufacturer><modelName>passgate</modelName>" +
 			"<modelNumber>" + vs + "</modelNumber><UDN>uuid:" + uuid + "</UDN>" + inner + "</device>"
 	}
-	svc := func(typ, id, name string) string {
+	svc := func(typ, id, name, scpd string) string {
 		return "<serviceList><service><serviceType>" + typ + "</serviceType><serviceId>urn:upnp-org:serviceId:" + id + "</serviceId>" +
-			"<SCPDURL>/" + name + ".xml</SCPDURL><controlURL>/ctl/" + name + "</controlURL><eventSubURL>/evt/" + name + "</eventSubURL></service></serviceList>"
+			"<SCPDURL>/" + scpd + ".xml</SCPDURL><controlURL>/ctl/" + name + "</controlURL><eventSubURL>/evt/" + name + "</eventSubURL></service></serviceList>"
 	}
-	conn := dev("WANConnectionDevice", d.UUID(v, 2), svc("urn:schemas-upnp-org:service:WANIPConnection:"+vs, "WANIPConn1", "WANIPConn"))
-	wan := dev("WANDevice", d.UUID(v, 1), svc(WANCIF1, "WANCommonIFC1", "WANCommonIFC")+"<deviceList>"+conn+"</deviceList>")
+	conn := dev("WANConnectionDevice", d.UUID(v, 2), svc("urn:schemas-upnp-org:service:WANIPConnection:"+vs, "WANIPConn1", "WANIPConn", "WANIPConn"+vs))
+	wan := dev("WANDevice", d.UUID(v, 1), svc(WANCIF1, "WANCommonIFC1", "WANCommonIFC", "WANCommonIFC")+"<deviceList>"+conn+"</deviceList>")
 	root := dev("InternetGatewayDevice", d.UUID(v, 0), "<deviceList>"+wan+"</deviceList>")
 	return []byte(`<?xml version="1.0"?>` + "\n" + `<root xmlns="urn:schemas-upnp-org:device-1-0" configId="1"><specVersion><major>1</major><minor>` +
 		minor + `</minor></specVersion>` + root + "</root>\n")

@@ -1,7 +1,9 @@
 package upnp
 
 import (
+	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -111,10 +113,43 @@ func TestControl(t *testing.T) {
 	}
 	for _, v := range []string{"1", "2"} {
 		code, body := call(h, LAN1.String(), "GET", "/igd"+v+".xml", "", "", "")
-		if code != 200 || !strings.Contains(body, "<serviceType>urn:schemas-upnp-org:service:WANIPConnection:"+v+"</serviceType>") || !strings.Contains(body, "<controlURL>/ctl/WANIPConn</controlURL>") {
+		if code != 200 || !strings.Contains(body, "<serviceType>urn:schemas-upnp-org:service:WANIPConnection:"+v+"</serviceType>") || !strings.Contains(body, "<controlURL>/ctl/WANIPConn</controlURL>") ||
+			!strings.Contains(body, "<SCPDURL>/WANIPConn"+v+".xml</SCPDURL>") {
 			t.Errorf("description %s: %d %s", v, code, body)
 		}
+		code, body = call(h, LAN1.String(), "GET", "/WANIPConn"+v+".xml", "", "", "")
+		if code != 200 || !strings.Contains(body, "<action><name>AddPortMapping</name><argumentList><argument><name>NewRemoteHost</name><direction>in</direction><relatedStateVariable>RemoteHost</relatedStateVariable>") ||
+			strings.Contains(body, "GetListOfPortMappings") != (v == "2") {
+			t.Errorf("SCPD %s: %d %s", v, code, body)
+		}
 	}
+}
+
+// wellFormed reads an XML document to its end.
+func wellFormed(t *testing.T, what, doc string) {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(doc))
+	for {
+		_, err := d.Token()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatalf("%s is not well-formed XML: %v\n%s", what, err, doc)
+		}
+	}
+}
+
+func TestDocumentsWellFormed(t *testing.T) {
+	d := NewDevice("http://192.168.50.1:5431", "192.168.50.1", 1)
+	for _, v := range []int{1, 2} {
+		wellFormed(t, fmt.Sprint("description ", v), string(d.Description(v)))
+	}
+	for _, p := range []string{"/WANIPConn1.xml", "/WANIPConn2.xml", "/WANCommonIFC.xml"} {
+		wellFormed(t, p, string(SCPD(p)))
+	}
+	wellFormed(t, "fault", string(FaultBody(ErrConflict)))
+	wellFormed(t, "response", string(Response(WANIPConn1, "GetExternalIPAddress", []Arg{{"NewExternalIPAddress", "<&>"}})))
 }
 
 func TestSSDP(t *testing.T) {
