@@ -10,7 +10,8 @@ import (
 
 // Handler serves the descriptions and the control URLs. Requests from an
 // address allowed refuses get 403; SUBSCRIBE (eventing) gets 405: there are
-// no event subscriptions.
+// no event subscriptions; OPTIONS (a browser's CORS preflight) gets 405 as
+// well, and a control request without its SOAPAction header 401.
 func Handler(d *Device, c *Control, allowed func(netip.Addr) bool, clock func() time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ap, err := netip.ParseAddrPort(r.RemoteAddr)
@@ -37,7 +38,11 @@ func Handler(d *Device, c *Control, allowed func(netip.Addr) bool, clock func() 
 				xmlOut(w, http.StatusInternalServerError, FaultBody(ErrInvalidArgs))
 				return
 			}
-			if svc, name, ok := SOAPAction(r.Header.Get("SOAPAction")); ok && (svc != a.Service || name != a.Name) {
+			// The SOAPAction header is required and must name the body's
+			// action: a web page cannot send it without a CORS preflight
+			// (which is refused), so a browser on the LAN cannot be made to
+			// map ports by a page it visits.
+			if svc, name, ok := SOAPAction(r.Header.Get("SOAPAction")); !ok || svc != a.Service || name != a.Name {
 				xmlOut(w, http.StatusInternalServerError, FaultBody(ErrInvalidAction))
 				return
 			}
@@ -52,7 +57,7 @@ func Handler(d *Device, c *Control, allowed func(netip.Addr) bool, clock func() 
 				return
 			}
 			xmlOut(w, http.StatusOK, Response(a.Service, a.Name, out))
-		case r.Method == "SUBSCRIBE" || r.Method == "UNSUBSCRIBE":
+		case r.Method == "SUBSCRIBE" || r.Method == "UNSUBSCRIBE" || r.Method == http.MethodOptions:
 			http.Error(w, "no event subscriptions", http.StatusMethodNotAllowed)
 		default:
 			http.NotFound(w, r)

@@ -89,7 +89,8 @@ func TestControl(t *testing.T) {
 		{"delete range", l1, WANIPConn2, "DeletePortMappingRange", soap(WANIPConn2, "DeletePortMappingRange", "NewStartPort", "40000", "NewEndPort", "40010", "NewProtocol", "UDP", "NewManage", "0"), 200, "DeletePortMappingRangeResponse", 1},
 		{"unknown action", l1, WANIPConn1, "ForceTermination", soap(WANIPConn1, "ForceTermination"), 500, "401", 1},
 		{"header and body differ", l1, WANIPConn1, "GetStatusInfo", soap(WANIPConn1, "DeletePortMapping"), 500, "401", 1},
-		{"not XML", l1, WANIPConn1, "", "<s:Envelope", 500, "402", 1},
+		{"not XML", l1, WANIPConn1, "GetStatusInfo", "<s:Envelope", 500, "402", 1},
+		{"no SOAPAction header (a web page's form post)", l1, WANIPConn1, "", add(WANIPConn1, "AddPortMapping", "40005", "TCP", "5000", l1, "0"), 500, "401", 1},
 		{"link properties", l1, WANCIF1, "GetCommonLinkProperties", soap(WANCIF1, "GetCommonLinkProperties"), 200, "<NewPhysicalLinkStatus>Up</NewPhysicalLinkStatus>", 1},
 		{"from off the LAN", "10.0.0.1", WANIPConn1, "GetExternalIPAddress", soap(WANIPConn1, "GetExternalIPAddress"), 403, "forbidden", 1},
 	} {
@@ -108,8 +109,10 @@ func TestControl(t *testing.T) {
 			t.Errorf("%s: %d forwards, want %d", c.name, n, c.fwds)
 		}
 	}
-	if code, _ := call(h, LAN1.String(), "SUBSCRIBE", "/evt/WANIPConn", "", "", ""); code != http.StatusMethodNotAllowed {
-		t.Errorf("SUBSCRIBE: HTTP %d", code)
+	for _, m := range []string{"SUBSCRIBE", "OPTIONS"} {
+		if code, _ := call(h, LAN1.String(), m, "/evt/WANIPConn", "", "", ""); code != http.StatusMethodNotAllowed {
+			t.Errorf("%s: HTTP %d", m, code)
+		}
 	}
 	for _, v := range []string{"1", "2"} {
 		code, body := call(h, LAN1.String(), "GET", "/igd"+v+".xml", "", "", "")
