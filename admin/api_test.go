@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,6 +43,8 @@ var authedEndpoints = []struct {
 	{"GET", "/api/v1/tokens", nil},
 	{"POST", "/api/v1/tokens", `{"name":"ci"}`},
 	{"DELETE", "/api/v1/tokens/abcd", nil},
+	{"GET", "/api/v1/mappings", nil},
+	{"DELETE", "/api/v1/mappings/tcp/40000", nil},
 }
 
 func TestUnauthenticatedRefused(t *testing.T) {
@@ -1021,5 +1024,38 @@ func TestSetupCodeGuessing(t *testing.T) {
 	}
 	if !e.auth.SetupNeeded() {
 		t.Fatal("guessing set the password")
+	}
+}
+
+func TestMappingsEndpoints(t *testing.T) {
+	e := newEnv(t)
+	c := e.loggedIn()
+	r := c.do("GET", "/api/v1/mappings", nil)
+	var m control.Mappings
+	r.decode(t, &m)
+	if r.code != 200 || m.UPnP || len(m.Mappings) != 0 || !strings.Contains(string(r.body), `"mappings": []`) {
+		t.Fatalf("get, none: %d %s", r.code, r.body)
+	}
+	e.gw.mu.Lock()
+	e.gw.maps = []control.Mapping{{Proto: "udp", OutsidePort: 40001, Host: netip.MustParseAddr("192.168.50.11"), InsidePort: 6000, By: "pcp"}}
+	e.gw.mu.Unlock()
+	r = c.do("GET", "/api/v1/mappings", nil)
+	r.decode(t, &m)
+	if r.code != 200 || len(m.Mappings) != 1 || m.Mappings[0].OutsidePort != 40001 || m.Mappings[0].By != "pcp" {
+		t.Fatalf("get: %d %s", r.code, r.body)
+	}
+	if r := c.do("DELETE", "/api/v1/mappings/udp/40002", nil); r.code != 404 || !strings.Contains(string(r.body), "no such mapping") {
+		t.Fatalf("delete missing: %d %s", r.code, r.body)
+	}
+	if r := c.do("DELETE", "/api/v1/mappings/icmp/1", nil); r.code != 400 {
+		t.Fatalf("delete icmp: %d %s", r.code, r.body)
+	}
+	r = c.do("DELETE", "/api/v1/mappings/udp/40001", nil)
+	r.decode(t, &m)
+	if r.code != 200 || len(m.Mappings) != 0 {
+		t.Fatalf("delete: %d %s", r.code, r.body)
+	}
+	if r := e.client().do("GET", "/api/v1/mappings", nil); r.code != 401 {
+		t.Fatalf("without a session: %d", r.code)
 	}
 }

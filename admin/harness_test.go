@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -38,6 +39,7 @@ type fakeGateway struct {
 	fail    error
 	flows   []control.Flow
 	events  []control.Event
+	maps    []control.Mapping
 }
 
 func (g *fakeGateway) Status() control.Status {
@@ -66,6 +68,24 @@ func (g *fakeGateway) Flows(fn func(control.Flow) bool) {
 func (g *fakeGateway) Events() []control.Event { return g.events }
 
 func (g *fakeGateway) PPPoE() control.PPPoE { return control.PPPoE{} }
+
+func (g *fakeGateway) Mappings() control.Mappings {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return control.Mappings{UPnP: len(g.maps) > 0, Mappings: append([]control.Mapping(nil), g.maps...)}
+}
+
+func (g *fakeGateway) DeleteMapping(proto string, port uint16) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, m := range g.maps {
+		if m.Proto == proto && m.OutsidePort == port {
+			g.maps = append(g.maps[:i], g.maps[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %d: %w", proto, port, control.ErrNoMapping)
+}
 
 func (g *fakeGateway) Reconfigure(s *config.Settings) error {
 	g.mu.Lock()
