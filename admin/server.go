@@ -78,7 +78,7 @@ func securityHeaders(h http.Handler) http.Handler {
 // hostAllowed accepts a Host header that cannot be a name under someone
 // else's control: an IP address, a name without dots (router), localhost,
 // or a name under a suffix nobody can register (.lan, .local, .home.arpa,
-// .internal, .localhost). A page on another site that rebinds its own name
+// .internal, .localhost), made of the characters of a hostname only. A page on another site that rebinds its own name
 // to the router's address therefore cannot talk to the admin server.
 func hostAllowed(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
@@ -90,6 +90,13 @@ func hostAllowed(host string) bool {
 	}
 	if _, err := netip.ParseAddr(host); err == nil {
 		return true
+	}
+	// Only what a hostname holds: "evil.example?.lan" ends in .lan but a
+	// browser sent to https://evil.example?.lan/ goes to evil.example.
+	if strings.ContainsFunc(host, func(r rune) bool {
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '.' && r != '_'
+	}) {
+		return false
 	}
 	if !strings.Contains(host, ".") {
 		return true

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/big"
@@ -241,8 +242,12 @@ type tlsOnlyListener struct {
 }
 
 // sniffTimeout bounds how long a connection may take to send its first
-// byte, and a plain HTTP request to arrive.
-const sniffTimeout = 10 * time.Second
+// byte, and a plain HTTP request to arrive; maxPlainRequest bounds what
+// is read of that request (its header: it gets only a redirect).
+const (
+	sniffTimeout    = 10 * time.Second
+	maxPlainRequest = 16 << 10
+)
 
 // NewTLSOnlyListener wraps ln: TLS with cfg, plain HTTP redirected, at
 // most max connections at once.
@@ -310,7 +315,7 @@ func (l *tlsOnlyListener) classify(c *limitedConn) {
 // path over https, and closes the connection.
 func (l *tlsOnlyListener) redirect(c *limitedConn, br *bufio.Reader) {
 	defer c.Close()
-	req, err := http.ReadRequest(br)
+	req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(br, maxPlainRequest)))
 	if err != nil {
 		c.SetWriteDeadline(time.Now().Add(l.wait))
 		fmt.Fprint(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 36\r\n\r\nthe admin page speaks only https://\n")
