@@ -81,3 +81,53 @@ func TestPlainHTTPHeaderBounded(t *testing.T) {
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// Root resets the admin password by removing the auth file and setting a
+// new one (passgate passwd writing the file): every session ends, also
+// when passgate noticed the removal before the new file came.
+func TestSessionsEndOnAuthFileReset(t *testing.T) {
+	e := newEnv(t)
+	c := e.loggedIn()
+	if r := c.do("GET", "/api/v1/status", nil); r.code != 200 {
+		t.Fatalf("status: %d", r.code)
+	}
+	if err := os.Remove(e.auth.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if !e.auth.SetupNeeded() {
+		t.Fatal("no setup needed without the auth file")
+	}
+	if r := c.do("GET", "/api/v1/status", nil); r.code != http.StatusUnauthorized {
+		t.Fatalf("a session of the removed password still works: %d", r.code)
+	}
+	other, err := NewAuth(e.auth.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.cost = e.auth.cost
+	if err := other.ResetPassword("new root pw"); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.do("GET", "/api/v1/status", nil); r.code != http.StatusUnauthorized {
+		t.Fatalf("a session from before the reset works after it: %d", r.code)
+	}
+}
+
+// passgate passwd writing the auth file while the daemon runs ends the
+// sessions at their next request, not at the next login or token check.
+func TestSessionEndsWhenPasswdWritesFile(t *testing.T) {
+	e := newEnv(t)
+	c := e.loggedIn()
+	other, err := NewAuth(e.auth.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.cost = e.auth.cost
+	e.now = e.now.Add(time.Second) // a new mtime
+	if err := other.ResetPassword("from the cli"); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.do("GET", "/api/v1/status", nil); r.code != http.StatusUnauthorized {
+		t.Fatalf("the session survived passgate passwd: %d", r.code)
+	}
+}

@@ -287,6 +287,9 @@ func (a *Auth) Path() string { return a.path }
 func (a *Auth) reload() error {
 	fi, err := os.Stat(a.path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if a.state.PasswordHash != "" {
+			clear(a.sessions) // root removed it to reset the password
+		}
 		a.state, a.stamp = authState{}, fileStamp{}
 		return nil
 	}
@@ -318,7 +321,7 @@ func (a *Auth) reload() error {
 			a.log.Warn("auth state file was readable by others; made it 0600", "file", a.path)
 		}
 	}
-	if a.state.PasswordHash != "" && s.PasswordHash != a.state.PasswordHash {
+	if s.PasswordHash != a.state.PasswordHash {
 		clear(a.sessions) // `passgate passwd` wrote the file: as a change here
 	}
 	a.state, a.stamp = s, st
@@ -628,6 +631,7 @@ func (a *Auth) identify(r *http.Request) (Identity, bool) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.refresh() // a password reset by passgate passwd ends the session now
 	k := sha256.Sum256([]byte(c.Value))
 	s := a.sessions[k]
 	now := a.now()
