@@ -320,7 +320,7 @@ func (a *api) setup(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusCreated, LoginResponse{})
 		return
 	}
-	if err := a.auth.Setup(req.SetupCode, req.Password); err != nil {
+	if err := a.auth.Setup(r, req.SetupCode, req.Password); err != nil {
 		a.writeError(w, err)
 		return
 	}

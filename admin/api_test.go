@@ -1002,8 +1002,10 @@ func TestAuthStateReload(t *testing.T) {
 	}
 }
 
-// Wrong setup codes: each refused with 403; after MaxSetupCodeFailures the
-// code changes, so guessing starts over.
+// Wrong setup codes: each refused with 403, then, from the same address,
+// with 429 and a growing wait; the code never changes, so another LAN host
+// sending wrong codes cannot make stale the one the owner read on the
+// router (it did: 20 wrong codes made a new one).
 func TestSetupCodeGuessing(t *testing.T) {
 	e := newEnv(t)
 	first := e.auth.SetupCode()
@@ -1011,19 +1013,31 @@ func TestSetupCodeGuessing(t *testing.T) {
 		t.Fatalf("setup code %q", first)
 	}
 	c := e.client()
-	for i := 0; i < MaxSetupCodeFailures; i++ {
-		if r := c.do("POST", "/api/v1/setup", SetupRequest{Password: "attacker pw", SetupCode: "AAAA-AAAA-AAAA"}); r.code != 403 {
+	c.remote = "192.168.50.66:40000"
+	for i := 0; i < 20; i++ {
+		r := c.do("POST", "/api/v1/setup", SetupRequest{Password: "attacker pw", SetupCode: "AAAA-AAAA-AAAA"})
+		want := http.StatusForbidden
+		if i >= FreeLoginFailures {
+			want = http.StatusTooManyRequests
+		}
+		if r.code != want {
 			t.Fatalf("guess %d: %d %s", i, r.code, r.body)
 		}
+		if want == http.StatusTooManyRequests && r.hdr.Get("Retry-After") == "" {
+			t.Fatalf("guess %d: no Retry-After", i)
+		}
 	}
-	if e.auth.SetupCode() == first {
-		t.Fatal("the setup code stayed after 20 wrong guesses")
+	// Even the right code waits its turn from that address.
+	if r := c.do("POST", "/api/v1/setup", SetupRequest{Password: "attacker pw", SetupCode: first}); r.code != http.StatusTooManyRequests {
+		t.Fatalf("the right code from the guessing address: %d", r.code)
 	}
-	if r := c.do("POST", "/api/v1/setup", SetupRequest{Password: "attacker pw", SetupCode: first}); r.code != 403 {
-		t.Fatalf("the old code after it changed: %d", r.code)
+	if e.auth.SetupCode() != first || !e.auth.SetupNeeded() {
+		t.Fatal("guessing changed the setup code or set the password")
 	}
-	if !e.auth.SetupNeeded() {
-		t.Fatal("guessing set the password")
+	// The owner, on another address, with the code read before the attack.
+	owner := e.client()
+	if r := owner.do("POST", "/api/v1/setup", SetupRequest{Password: "owner password", SetupCode: strings.ToLower(first)}); r.code != http.StatusCreated {
+		t.Fatalf("the owner's setup: %d %s", r.code, r.body)
 	}
 }
 

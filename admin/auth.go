@@ -57,9 +57,10 @@ const (
 	DefaultTokenTTL = 90 * 24 * time.Hour
 	MaxTokenTTL     = 10 * 365 * 24 * time.Hour
 	MaxTokens       = 32
-	// MaxSetupCodeFailures wrong setup codes make a new code (logged), so
-	// guessing has to start over.
-	MaxSetupCodeFailures = 20
+	// Wrong setup codes are counted per client address as failed logins
+	// are (FreeLoginFailures, then a doubling wait): the code itself never
+	// changes, so a LAN host sending wrong codes cannot make the one the
+	// owner read on the router stale. 59 bits leave nothing to guess.
 
 	maxSessions = 256
 	maxClients  = 4096
@@ -112,10 +113,9 @@ type Auth struct {
 	state    authState
 	stamp    fileStamp
 	sessions map[[32]byte]*session // by SHA-256 of the cookie value
-	clients  map[string]*attempts  // login failures by client address
+	clients  map[string]*attempts  // login and setup code failures by client address
 
-	setupCode     string // while no password is set; "" once one is
-	setupFailures int
+	setupCode string // while no password is set; "" once one is
 }
 
 type authState struct {
@@ -190,7 +190,6 @@ const setupAlphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 // newSetupCode makes a setup code if no password is set (12 characters
 // of 31: 59 bits), and forgets it if one is; a.mu is held.
 func (a *Auth) newSetupCode() {
-	a.setupFailures = 0
 	if a.state.PasswordHash != "" {
 		a.setupCode = ""
 		return
@@ -239,32 +238,35 @@ func normCode(s string) string {
 	}, s)
 }
 
-// Setup sets the first password; code must be the setup code
-// (SetupCode). A wrong code is ErrSetupCode; after MaxSetupCodeFailures of
-// them the code changes (and the new one is logged). A password already
-// set is ErrPasswordSet.
-func (a *Auth) Setup(code, pw string) error {
+// Setup sets the first password for the client of r (nil: the router
+// itself); code must be the setup code (SetupCode). A wrong code is
+// ErrSetupCode; wrong codes count against the client's address as failed
+// logins do (*RateLimitError). A password already set is ErrPasswordSet.
+func (a *Auth) Setup(r *http.Request, code, pw string) error {
+	key := clientKey(r)
 	a.mu.Lock()
 	a.refresh()
 	if a.state.PasswordHash != "" {
 		a.mu.Unlock()
 		return ErrPasswordSet
 	}
+	now := a.now()
+	c, err := a.attempt(key, now)
+	if err != nil {
+		a.mu.Unlock()
+		return err
+	}
 	if a.setupCode == "" {
 		a.newSetupCode()
 	}
 	want, got := normCode(a.setupCode), normCode(code)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
-		a.setupFailures++
-		if a.setupFailures >= MaxSetupCodeFailures {
-			a.newSetupCode()
-			a.log.Warn("too many wrong setup codes: made a new one", "setup_code", a.setupCode)
-		} else {
-			a.log.Warn("admin setup refused: wrong setup code", "failures", a.setupFailures)
-		}
+		a.failed(c, now)
+		a.log.Warn("admin setup refused: wrong setup code", "client", key, "failures", c.failures)
 		a.mu.Unlock()
 		return ErrSetupCode
 	}
+	delete(a.clients, key)
 	a.mu.Unlock()
 	if err := CheckPassword(pw); err != nil {
 		return err
@@ -464,6 +466,9 @@ func (a *Auth) setHash(expect, pw string, first bool) error {
 
 // clientKey is what the login rate limit counts by: the client's IP.
 func clientKey(r *http.Request) string {
+	if r == nil {
+		return "local"
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil || host == "" {
 		return "local"
@@ -488,47 +493,27 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request, password string) (s
 	a.mu.Lock()
 	a.refresh()
 	now := a.now()
-	c := a.clients[key]
-	if c != nil && now.Before(c.until) {
-		a.mu.Unlock()
-		return "", &RateLimitError{RetryAfter: c.until.Sub(now)}
-	}
-	if c != nil && c.inFlight {
-		a.mu.Unlock()
-		return "", &RateLimitError{RetryAfter: time.Second}
-	}
 	hash := a.state.PasswordHash
 	if hash == "" {
 		a.mu.Unlock()
 		return "", ErrSetupNeeded
 	}
-	if c == nil {
-		a.pruneClients(now)
-		c = &attempts{}
-		a.clients[key] = c
+	c, err := a.attempt(key, now)
+	if err != nil {
+		a.mu.Unlock()
+		return "", err
 	}
 	c.inFlight = true
 	a.mu.Unlock()
 
-	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
+	err = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c.inFlight = false
 	now = a.now()
 	if err != nil {
-		if now.Sub(c.last) > time.Hour {
-			c.failures = 0
-		}
-		c.failures++
-		c.last = now
-		if n := c.failures - FreeLoginFailures; n >= 0 {
-			wait := MaxLoginBackoff
-			if n < 20 {
-				wait = min(time.Second<<n, MaxLoginBackoff)
-			}
-			c.until = now.Add(wait)
-		}
+		a.failed(c, now)
 		a.log.Warn("admin login failed", "client", key, "failures", c.failures)
 		return "", ErrWrongPassword
 	}
@@ -542,6 +527,41 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request, password string) (s
 	})
 	a.log.Info("admin login", "client", key)
 	return csrf, nil
+}
+
+// attempt is the client's failure record, or a *RateLimitError if it
+// must wait (or has an attempt in flight); a.mu is held.
+func (a *Auth) attempt(key string, now time.Time) (*attempts, error) {
+	c := a.clients[key]
+	if c != nil && now.Before(c.until) {
+		return nil, &RateLimitError{RetryAfter: c.until.Sub(now)}
+	}
+	if c != nil && c.inFlight {
+		return nil, &RateLimitError{RetryAfter: time.Second}
+	}
+	if c == nil {
+		a.pruneClients(now)
+		c = &attempts{}
+		a.clients[key] = c
+	}
+	return c, nil
+}
+
+// failed counts a failure: past FreeLoginFailures each one doubles the
+// wait before the next attempt; a.mu is held.
+func (a *Auth) failed(c *attempts, now time.Time) {
+	if now.Sub(c.last) > time.Hour {
+		c.failures = 0
+	}
+	c.failures++
+	c.last = now
+	if n := c.failures - FreeLoginFailures; n >= 0 {
+		wait := MaxLoginBackoff
+		if n < 20 {
+			wait = min(time.Second<<n, MaxLoginBackoff)
+		}
+		c.until = now.Add(wait)
+	}
 }
 
 // pruneClients forgets addresses whose failures are old; a.mu is held.

@@ -53,7 +53,7 @@ type service interface {
 // authenticator guards the pages: *admin.Auth.
 type authenticator interface {
 	SetupNeeded() bool
-	Setup(code, pw string) error
+	Setup(r *http.Request, code, pw string) error
 	SetPassword(old, new string) error
 	Tokens() []admin.TokenInfo
 	RevokeToken(id string) error
@@ -335,12 +335,19 @@ func (h *handler) setupPost(w http.ResponseWriter, r *http.Request) {
 		fail("confirm", "the two passwords differ")
 		return
 	}
-	if err := h.auth.Setup(code, pw); err != nil {
+	if err := h.auth.Setup(r, code, pw); err != nil {
+		var rl *admin.RateLimitError
 		switch {
 		case errors.Is(err, admin.ErrPasswordSet):
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 		case errors.Is(err, admin.ErrSetupCode):
 			fail("setup_code", "wrong setup code: passgate printed it in its log, and sudo passgate status shows it")
+		case errors.As(err, &rl):
+			w.Header().Set("Retry-After", strconv.Itoa(int(rl.RetryAfter.Seconds()+0.999)))
+			h.render(w, r, http.StatusTooManyRequests, "setup", &view{
+				Title:  "Set the password",
+				Result: fieldResult("setup", map[string]string{"setup_code": err.Error()}),
+			})
 		default:
 			fail("password", err.Error())
 		}

@@ -256,7 +256,7 @@ func newAuth(t testing.TB, pw string) *admin.Auth {
 	}
 	a.SetLogger(slog.New(slog.DiscardHandler))
 	if pw != "" {
-		if err := a.Setup(a.SetupCode(), pw); err != nil {
+		if err := a.Setup(nil, a.SetupCode(), pw); err != nil {
 			t.Fatal(err)
 		}
 	}
