@@ -2,12 +2,20 @@ package admin
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +138,71 @@ func TestSessionEndsWhenPasswdWritesFile(t *testing.T) {
 	if r := c.do("GET", "/api/v1/status", nil); r.code != http.StatusUnauthorized {
 		t.Fatalf("the session survived passgate passwd: %d", r.code)
 	}
+}
+
+// The self-signed certificate is a CA (so curl --cacert and browsers can
+// take it as their anchor); someone who trusts it must not thereby trust
+// whatever its key signs: name constraints hold it to the router's own
+// addresses, and an old certificate without them is made again.
+func TestSelfSignedCertConstrained(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := CertPaths(filepath.Join(dir, "p.json"))
+	lan := netip.MustParseAddr("192.168.50.1")
+	c, err := LoadOrCreateCert(cf, kf, lan, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(c.TLS.Leaf)
+	if _, err := c.TLS.Leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: "192.168.50.1"}); err != nil {
+		t.Fatalf("the certificate itself: %v", err)
+	}
+	key := c.TLS.PrivateKey.(*ecdsa.PrivateKey)
+	for _, tmpl := range []*x509.Certificate{
+		{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "bank.example"}, DNSNames: []string{"bank.example"}},
+		{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "10.0.0.1"}, IPAddresses: []net.IP{net.IPv4(10, 0, 0, 1)}},
+	} {
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, c.TLS.Leaf, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, _ := x509.ParseCertificate(der)
+		name := tmpl.Subject.CommonName
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: name}); err == nil {
+			t.Errorf("a certificate for %s signed by the admin key verifies under the admin certificate", name)
+		}
+	}
+	// One made before the constraints: made again.
+	certPEM, keyPEM := oldUnconstrainedCert(t, lan, key)
+	os.WriteFile(cf, certPEM, 0o644)
+	os.WriteFile(kf, keyPEM, 0o600)
+	c2, err := LoadOrCreateCert(cf, kf, lan, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c2.TLS.Leaf.PermittedIPRanges) == 0 || !c2.TLS.Leaf.PermittedDNSDomainsCritical {
+		t.Fatalf("an unconstrained self-signed certificate was kept: %+v", c2.TLS.Leaf.PermittedIPRanges)
+	}
+}
+
+func oldUnconstrainedCert(t *testing.T, ip netip.Addr, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte) {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "passgate " + ip.String()},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), ip.AsSlice()},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }

@@ -89,13 +89,18 @@ func LoadOrCreateCert(certFile, keyFile string, ip netip.Addr, log *slog.Logger)
 			return nil, fmt.Errorf("admin TLS certificate %s (remove it and its key to make a new one): %w", certFile, err)
 		}
 		cert, err := newCert(c, true, certFile)
-		if err != nil || !ip.IsValid() || cert.TLS.Leaf.VerifyHostname(ip.String()) == nil {
-			return cert, err
+		if err != nil {
+			return nil, err
 		}
-		// The LAN address changed since it was made: make one for the new
-		// address (browsers would refuse the old one).
+		unconstrained := cert.TLS.Leaf.IsCA && len(cert.TLS.Leaf.PermittedIPRanges) == 0
+		if !unconstrained && (!ip.IsValid() || cert.TLS.Leaf.VerifyHostname(ip.String()) == nil) {
+			return cert, nil
+		}
+		// The LAN address changed since it was made (browsers would refuse
+		// the old one), or it was made before the name constraints: make
+		// a new one.
 		if log != nil {
-			log.Warn("the admin certificate does not name the listen address: making a new one", "file", certFile, "address", ip.String())
+			log.Warn("the admin certificate does not name the listen address or is an unconstrained CA: making a new one", "file", certFile, "address", ip.String())
 		}
 	}
 	if errC != nil && !errors.Is(errC, fs.ErrNotExist) {
@@ -162,9 +167,16 @@ func selfSigned(ip netip.Addr, now time.Time) (certPEM, keyPEM []byte, err error
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin TLS certificate: %w", err)
 	}
-	ips := []net.IP{net.IPv4(127, 0, 0, 1)}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1).To4()}
 	if ip.IsValid() && ip != netip.AddrFrom4([4]byte{127, 0, 0, 1}) {
 		ips = append(ips, ip.AsSlice())
+	}
+	// It is a CA so that it can be a trust anchor; its name constraints
+	// keep anyone who trusts it from trusting anything else its key would
+	// sign: only its own addresses and localhost.
+	var permitted []*net.IPNet
+	for _, a := range ips {
+		permitted = append(permitted, &net.IPNet{IP: a, Mask: net.CIDRMask(8*len(a), 8*len(a))})
 	}
 	name := "passgate"
 	if ip.IsValid() {
@@ -181,6 +193,10 @@ func selfSigned(ip netip.Addr, now time.Time) (certPEM, keyPEM []byte, err error
 		IsCA:                  true, // so a browser or curl can take it as its own anchor (--cacert)
 		IPAddresses:           ips,
 		DNSNames:              []string{"localhost"},
+
+		PermittedDNSDomainsCritical: true,
+		PermittedDNSDomains:         []string{"localhost"},
+		PermittedIPRanges:           permitted,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
