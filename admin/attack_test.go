@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -205,4 +206,51 @@ func oldUnconstrainedCert(t *testing.T, ip netip.Addr, key *ecdsa.PrivateKey) (c
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// One LAN host opening connections that send nothing cannot take every
+// admin connection: it gets its share (perAddrLimit), the rest of its
+// connections are closed at once, and another host is still served.
+func TestAdminConnectionsPerAddress(t *testing.T) {
+	addr, pool := serveTLS(t, 16)
+	share := perAddrLimit(16)
+	if share >= 16 || share < 6 {
+		t.Fatalf("perAddrLimit(16) = %d", share)
+	}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	closed := 0
+	for range 16 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	for _, c := range held {
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			closed++
+		}
+	}
+	if closed != 16-share {
+		t.Errorf("%d of 16 silent connections from one address closed, want %d", closed, 16-share)
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 2 * time.Second}
+	start := time.Now()
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: pool})
+	if err != nil {
+		t.Fatalf("another host after %v: %v", time.Since(start), err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	io.WriteString(c, "GET /owner HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("another host: %q %v", line, err)
+	}
 }

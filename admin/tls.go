@@ -242,7 +242,9 @@ func (c *Cert) TLSConfig() *tls.Config {
 
 // tlsOnlyListener is the admin server's listener: at most max connections
 // open at once (more wait in the kernel's backlog, as with
-// netutil.LimitListener), and on each one the first byte decides: a TLS
+// netutil.LimitListener), of which one client address holds at most
+// perAddrLimit(max) (its others are closed at once, so one host cannot
+// lock the owner out), and on each one the first byte decides: a TLS
 // handshake goes on to the HTTP server, anything else (plain HTTP) is
 // answered with a redirect to https and closed, never served.
 type tlsOnlyListener struct {
@@ -255,6 +257,17 @@ type tlsOnlyListener struct {
 	once  sync.Once
 	log   *slog.Logger
 	wait  time.Duration // for the first byte
+
+	perAddr int
+	addrMu  sync.Mutex
+	byAddr  map[netip.Addr]int // open connections by client address
+}
+
+// perAddrLimit is how many of max connections one client address may
+// hold: a quarter, but at least what a browser opens to one site (6,
+// here 8), and never more than max.
+func perAddrLimit(total int) int {
+	return min(total, max(total/4, 8))
 }
 
 // sniffTimeout bounds how long a connection may take to send its first
@@ -275,7 +288,8 @@ func NewTLSOnlyListener(ln net.Listener, cfg *tls.Config, max int, log *slog.Log
 		max = 1
 	}
 	l := &tlsOnlyListener{inner: ln, tls: cfg, sem: make(chan struct{}, max), conns: make(chan net.Conn),
-		errc: make(chan error, 1), done: make(chan struct{}), log: log, wait: sniffTimeout}
+		errc: make(chan error, 1), done: make(chan struct{}), log: log, wait: sniffTimeout,
+		perAddr: perAddrLimit(max), byAddr: map[netip.Addr]int{}}
 	go l.acceptLoop()
 	return l
 }
@@ -301,7 +315,42 @@ func (l *tlsOnlyListener) acceptLoop() {
 			}
 			return
 		}
-		go l.classify(&limitedConn{Conn: c, release: func() { <-l.sem }})
+		ip := remoteIP(c)
+		if !l.take(ip) {
+			c.Close()
+			<-l.sem
+			l.log.Debug("admin connection refused: this address holds its share of connections", "client", ip.String(), "share", l.perAddr)
+			continue
+		}
+		go l.classify(&limitedConn{Conn: c, release: func() { l.give(ip); <-l.sem }})
+	}
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// take counts a connection from ip; false if ip holds its share already.
+func (l *tlsOnlyListener) take(ip netip.Addr) bool {
+	l.addrMu.Lock()
+	defer l.addrMu.Unlock()
+	if l.byAddr[ip] >= l.perAddr {
+		return false
+	}
+	l.byAddr[ip]++
+	return true
+}
+
+func (l *tlsOnlyListener) give(ip netip.Addr) {
+	l.addrMu.Lock()
+	defer l.addrMu.Unlock()
+	if l.byAddr[ip]--; l.byAddr[ip] <= 0 {
+		delete(l.byAddr, ip)
 	}
 }
 
