@@ -254,3 +254,34 @@ func TestAdminConnectionsPerAddress(t *testing.T) {
 		t.Fatalf("another host: %q %v", line, err)
 	}
 }
+
+// The user's own certificate for a real name (router.example.com): the
+// Host check takes the names it was issued for, and only those.
+func TestHostCheckCertNames(t *testing.T) {
+	names := []string{"router.example.com", "*.home.example.net"}
+	for host, want := range map[string]bool{
+		"router.example.com": true, "Router.Example.COM:8080": true, "gw.home.example.net": true,
+		"evil.example.com": false, "home.example.net": false, "a.b.home.example.net": false, ".home.example.net": false,
+		"router.example.com.evil.example": false,
+	} {
+		if got := hostAllowed(host, names...); got != want {
+			t.Errorf("hostAllowed(%q) = %v, want %v", host, got, want)
+		}
+	}
+	e := newEnv(t)
+	h := NewHandler(ServerOptions{Service: e.svc, Auth: e.auth, Hosts: names})
+	for host, want := range map[string]int{"router.example.com": 200, "evil.example": http.StatusMisdirectedRequest} {
+		req := httptest.NewRequest("GET", "/api/v1/session", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Host %q: %d, want %d", host, rec.Code, want)
+		}
+	}
+	local := &net.TCPAddr{IP: net.IPv4(192, 168, 50, 1), Port: 8080}
+	req, _ := http.ReadRequest(bufioReader("GET /x HTTP/1.1\r\nHost: router.example.com:8080\r\n\r\n"))
+	if got := redirectResponse(req, local, names...); !strings.Contains(got, "\r\nLocation: https://router.example.com:8080/x\r\n") {
+		t.Errorf("redirect:\n%s", got)
+	}
+}

@@ -23,6 +23,10 @@ type ServerOptions struct {
 	// MetricsLocalhost lets clients on 127.0.0.1 read /metrics without a
 	// token (admin.metrics_localhost).
 	MetricsLocalhost bool
+	// Hosts are the names the admin certificate names (the user's own,
+	// for a real domain): the Host check accepts them besides addresses
+	// and local names.
+	Hosts []string
 
 	metricsGap time.Duration // tests: the pacing of /metrics; 0: metricsGap
 }
@@ -49,7 +53,7 @@ func NewHandler(o ServerOptions) http.Handler {
 		web = http.HandlerFunc(notBuilt)
 	}
 	mux.Handle("/", web)
-	return securityHeaders(mux)
+	return securityHeaders(mux, o.Hosts...)
 }
 
 func notBuilt(w http.ResponseWriter, r *http.Request) {
@@ -58,7 +62,7 @@ func notBuilt(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "passgate: admin UI not built into this binary. The REST API is under /api/v1/ (docs/api.md).")
 }
 
-func securityHeaders(h http.Handler) http.Handler {
+func securityHeaders(h http.Handler, names ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd.Set("X-Frame-Options", "DENY")
@@ -67,7 +71,7 @@ func securityHeaders(h http.Handler) http.Handler {
 		if r.TLS != nil {
 			hd.Set("Strict-Transport-Security", "max-age=31536000")
 		}
-		if !hostAllowed(r.Host) {
+		if !hostAllowed(r.Host, names...) {
 			http.Error(w, "Misdirected request: reach the admin page by its IP address (or a local name such as router.lan)", http.StatusMisdirectedRequest)
 			return
 		}
@@ -78,9 +82,11 @@ func securityHeaders(h http.Handler) http.Handler {
 // hostAllowed accepts a Host header that cannot be a name under someone
 // else's control: an IP address, a name without dots (router), localhost,
 // or a name under a suffix nobody can register (.lan, .local, .home.arpa,
-// .internal, .localhost), made of the characters of a hostname only. A page on another site that rebinds its own name
-// to the router's address therefore cannot talk to the admin server.
-func hostAllowed(host string) bool {
+// .internal, .localhost), made of the characters of a hostname only; or
+// one of names (the certificate's: "*.example.com" matches one label). A
+// page on another site that rebinds its own name to the router's address
+// therefore cannot talk to the admin server.
+func hostAllowed(host string, names ...string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
@@ -100,6 +106,16 @@ func hostAllowed(host string) bool {
 	}
 	if !strings.Contains(host, ".") {
 		return true
+	}
+	for _, n := range names {
+		n = strings.TrimSuffix(strings.ToLower(n), ".")
+		if rest, ok := strings.CutPrefix(n, "*."); ok {
+			if label, parent, ok := strings.Cut(host, "."); ok && label != "" && parent == rest {
+				return true
+			}
+		} else if host == n {
+			return true
+		}
 	}
 	for _, suffix := range []string{".lan", ".local", ".home.arpa", ".internal", ".localhost"} {
 		if strings.HasSuffix(host, suffix) {

@@ -240,6 +240,22 @@ func (c *Cert) TLSConfig() *tls.Config {
 	}
 }
 
+// CertNames are the DNS names of cfg's first certificate: the names the
+// admin server answers to besides addresses and local names.
+func CertNames(cfg *tls.Config) []string {
+	if cfg == nil || len(cfg.Certificates) == 0 || len(cfg.Certificates[0].Certificate) == 0 {
+		return nil
+	}
+	leaf := cfg.Certificates[0].Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cfg.Certificates[0].Certificate[0]); err != nil {
+			return nil
+		}
+	}
+	return leaf.DNSNames
+}
+
 // tlsOnlyListener is the admin server's listener: at most max connections
 // open at once (more wait in the kernel's backlog, as with
 // netutil.LimitListener), of which one client address holds at most
@@ -258,6 +274,7 @@ type tlsOnlyListener struct {
 	log   *slog.Logger
 	wait  time.Duration // for the first byte
 
+	names   []string // the certificate's DNS names (CertNames)
 	perAddr int
 	addrMu  sync.Mutex
 	byAddr  map[netip.Addr]int // open connections by client address
@@ -289,7 +306,7 @@ func NewTLSOnlyListener(ln net.Listener, cfg *tls.Config, max int, log *slog.Log
 	}
 	l := &tlsOnlyListener{inner: ln, tls: cfg, sem: make(chan struct{}, max), conns: make(chan net.Conn),
 		errc: make(chan error, 1), done: make(chan struct{}), log: log, wait: sniffTimeout,
-		perAddr: perAddrLimit(max), byAddr: map[netip.Addr]int{}}
+		perAddr: perAddrLimit(max), byAddr: map[netip.Addr]int{}, names: CertNames(cfg)}
 	go l.acceptLoop()
 	return l
 }
@@ -387,15 +404,15 @@ func (l *tlsOnlyListener) redirect(c *limitedConn, br *bufio.Reader) {
 		return
 	}
 	c.SetWriteDeadline(time.Now().Add(l.wait))
-	fmt.Fprint(c, redirectResponse(req, c.LocalAddr()))
+	fmt.Fprint(c, redirectResponse(req, c.LocalAddr(), l.names...))
 }
 
 // redirectResponse is the answer to plain HTTP: 308 to https on the same
 // host (the Host header when it is one the admin server answers to, else
 // the address the client reached) and the same path.
-func redirectResponse(req *http.Request, local net.Addr) string {
+func redirectResponse(req *http.Request, local net.Addr, names ...string) string {
 	host := req.Host
-	if host == "" || !hostAllowed(host) || strings.ContainsAny(host, "\r\n/\\@ \t") {
+	if host == "" || !hostAllowed(host, names...) || strings.ContainsAny(host, "\r\n/\\@ \t") {
 		host = local.String()
 	}
 	path := req.URL.EscapedPath()

@@ -329,7 +329,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if adm.cert != nil {
 		adm.ctx = cctx
 		adm.handler = admin.NewHandler(admin.ServerOptions{Service: svc, Auth: auth, Web: web.Handler(svc, auth), Logger: log,
-			MetricsLocalhost: settings.Admin.MetricsLocalhost})
+			MetricsLocalhost: settings.Admin.MetricsLocalhost, Hosts: admin.CertNames(adm.cert.TLSConfig())})
 		adm.auth = auth
 	}
 
