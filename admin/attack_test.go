@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -283,5 +284,31 @@ func TestHostCheckCertNames(t *testing.T) {
 	req, _ := http.ReadRequest(bufioReader("GET /x HTTP/1.1\r\nHost: router.example.com:8080\r\n\r\n"))
 	if got := redirectResponse(req, local, names...); !strings.Contains(got, "\r\nLocation: https://router.example.com:8080/x\r\n") {
 		t.Errorf("redirect:\n%s", got)
+	}
+}
+
+// Two setups with the right code at once: one sets the password, the
+// other is refused (409), and the code is gone after.
+func TestSetupRace(t *testing.T) {
+	e := newEnv(t)
+	code := e.auth.SetupCode()
+	codes := make(chan int, 2)
+	for i := range 2 {
+		go func() {
+			c := e.client()
+			c.remote = fmt.Sprintf("192.168.50.%d:4000", 20+i)
+			codes <- c.do("POST", "/api/v1/setup", SetupRequest{Password: fmt.Sprintf("password %d!", i), SetupCode: code}).code
+		}()
+	}
+	a, b := <-codes, <-codes
+	if min(a, b) != http.StatusCreated || max(a, b) != http.StatusConflict {
+		t.Fatalf("two setups: %d and %d", a, b)
+	}
+	if e.auth.SetupCode() != "" {
+		t.Fatal("a setup code after setup")
+	}
+	c := e.client()
+	if r := c.do("POST", "/api/v1/setup", SetupRequest{Password: "third password", SetupCode: code}); r.code != http.StatusConflict {
+		t.Fatalf("the code again after setup: %d", r.code)
 	}
 }
