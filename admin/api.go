@@ -359,7 +359,7 @@ func (a *api) password(w http.ResponseWriter, r *http.Request) {
 	if a.trusted {
 		err = a.auth.ResetPassword(req.Password)
 	} else {
-		err = a.auth.SetPassword(req.OldPassword, req.Password)
+		err = a.auth.SetPassword(r, req.OldPassword, req.Password)
 		if errors.Is(err, ErrWrongPassword) {
 			writeErrors(w, http.StatusBadRequest, apiErrors("old_password", "wrong password"))
 			return

@@ -312,3 +312,25 @@ func TestSetupRace(t *testing.T) {
 		t.Fatalf("the code again after setup: %d", r.code)
 	}
 }
+
+// Guessing the current password on the password change (a stolen session
+// or API token trying to learn the password, which outlives both) is
+// limited per address as logins are.
+func TestPasswordChangeGuessingLimited(t *testing.T) {
+	e := newEnv(t)
+	c := e.loggedIn()
+	for i := range FreeLoginFailures + 3 {
+		r := c.do("PUT", "/api/v1/password", PasswordRequest{OldPassword: fmt.Sprintf("guess %d", i), Password: "attacker password"})
+		want := http.StatusBadRequest
+		if i >= FreeLoginFailures {
+			want = http.StatusTooManyRequests
+		}
+		if r.code != want {
+			t.Fatalf("guess %d: %d %s", i, r.code, r.body)
+		}
+	}
+	e.now = e.now.Add(MaxLoginBackoff)
+	if r := c.do("PUT", "/api/v1/password", PasswordRequest{OldPassword: "correct horse", Password: "a new password"}); r.code != 200 {
+		t.Fatalf("the right password after the wait: %d %s", r.code, r.body)
+	}
+}

@@ -394,25 +394,44 @@ func CheckPassword(pw string) error {
 	return nil
 }
 
-// SetPassword changes the password: old must be the current one. Every
-// session ends and every API token is revoked. The first password is set
-// with Setup (or ResetPassword, root): without one, SetPassword is
-// ErrSetupNeeded. The new one needs at least MinPasswordLen characters.
-func (a *Auth) SetPassword(old, new string) error {
+// SetPassword changes the password for the client of r: old must be the
+// current one, and wrong ones count against the client's address as failed
+// logins do (*RateLimitError), so a stolen session or token cannot guess
+// it. Every session ends and every API token is revoked. The first
+// password is set with Setup (or ResetPassword, root): without one,
+// SetPassword is ErrSetupNeeded. The new one needs at least MinPasswordLen
+// characters.
+func (a *Auth) SetPassword(r *http.Request, old, new string) error {
 	if err := CheckPassword(new); err != nil {
 		return err
 	}
+	key := clientKey(r)
 	a.mu.Lock()
 	a.refresh()
 	cur := a.state.PasswordHash
-	a.mu.Unlock()
 	if cur == "" {
+		a.mu.Unlock()
 		return ErrSetupNeeded
 	}
-	if bcrypt.CompareHashAndPassword([]byte(cur), []byte(old)) != nil {
+	c, err := a.attempt(key, a.now())
+	if err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	c.inFlight = true
+	a.mu.Unlock()
+	wrong := bcrypt.CompareHashAndPassword([]byte(cur), []byte(old)) != nil
+	a.mu.Lock()
+	c.inFlight = false
+	if wrong {
+		a.failed(c, a.now())
+		a.log.Warn("admin password change refused: wrong current password", "client", key, "failures", c.failures)
+		a.mu.Unlock()
 		return fmt.Errorf("current password: %w", ErrWrongPassword)
 	}
-	return a.setHash(cur, new, cur == "")
+	delete(a.clients, key)
+	a.mu.Unlock()
+	return a.setHash(cur, new, false)
 }
 
 // ResetPassword sets the password without the old one: for root, through

@@ -54,7 +54,7 @@ type service interface {
 type authenticator interface {
 	SetupNeeded() bool
 	Setup(r *http.Request, code, pw string) error
-	SetPassword(old, new string) error
+	SetPassword(r *http.Request, old, new string) error
 	Tokens() []admin.TokenInfo
 	RevokeToken(id string) error
 	Login(w http.ResponseWriter, r *http.Request, password string) error
@@ -393,14 +393,19 @@ func (h *handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 		fields["confirm"] = "the two passwords differ"
 	}
 	if len(fields) == 0 {
-		err := h.auth.SetPassword(old, pw)
+		err := h.auth.SetPassword(r, old, pw)
 		var pe *admin.PasswordError
+		var rl *admin.RateLimitError
 		switch {
 		case err == nil:
 			http.Redirect(w, r, "/login?changed=1", http.StatusSeeOther)
 			return
 		case errors.Is(err, admin.ErrWrongPassword):
 			fields["old"] = err.Error()
+		case errors.As(err, &rl):
+			w.Header().Set("Retry-After", strconv.Itoa(int(rl.RetryAfter.Seconds()+0.999)))
+			h.render(w, r, http.StatusTooManyRequests, "password", &view{Title: "Password", Result: fieldResult("password", map[string]string{"old": err.Error()}), Data: h.auth.Tokens()})
+			return
 		case errors.As(err, &pe):
 			fields["password"] = err.Error()
 		default:
