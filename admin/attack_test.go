@@ -334,3 +334,25 @@ func TestPasswordChangeGuessingLimited(t *testing.T) {
 		t.Fatalf("the right password after the wait: %d %s", r.code, r.body)
 	}
 }
+
+// Nothing the admin server answers with a login behind it is kept by a
+// cache: /metrics with a token, a redirect, an error page, every answer
+// but the static assets says no-store.
+func TestNoStore(t *testing.T) {
+	e := newEnv(t)
+	c := e.loggedIn()
+	r := c.do("POST", "/api/v1/tokens", TokenRequest{Name: "prometheus"})
+	var tr TokenResponse
+	r.decode(t, &tr)
+	m := e.client()
+	m.bearer = tr.Token
+	for _, x := range []struct {
+		c    *client
+		path string
+	}{{m, "/metrics"}, {e.client(), "/metrics"}, {c, "/api/v1/status"}, {c, "/"}, {e.client(), "/status"}} {
+		r := x.c.do("GET", x.path, nil)
+		if got := r.hdr.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("GET %s (%d): Cache-Control %q", x.path, r.code, got)
+		}
+	}
+}

@@ -35,11 +35,10 @@ type ServerOptions struct {
 // Prometheus metrics on /metrics (with an API token as a bearer token, or
 // a session; from 127.0.0.1 without one if MetricsLocalhost; gathered at
 // most once a second and answered at most ten times a second per client
-// address), and the web
-// page everywhere else. Every response forbids framing and MIME sniffing,
-// tells browsers to keep to https (HSTS), and a request whose Host is a
-// name that could belong to someone else's site is refused (DNS
-// rebinding).
+// address), and the web page everywhere else. Every response forbids
+// framing, MIME sniffing and caching (but the static assets), tells
+// browsers to keep to https (HSTS), and a request whose Host is a name
+// that could belong to someone else's site is refused (DNS rebinding).
 func NewHandler(o ServerOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", NewAPI(o.Service, o.Auth))
@@ -68,6 +67,7 @@ func securityHeaders(h http.Handler, names ...string) http.Handler {
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Cache-Control", "no-store") // the static assets say no-cache instead
 		if r.TLS != nil {
 			hd.Set("Strict-Transport-Security", "max-age=31536000")
 		}
