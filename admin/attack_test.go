@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/tls"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -19,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -355,4 +358,58 @@ func TestNoStore(t *testing.T) {
 			t.Errorf("GET %s (%d): Cache-Control %q", x.path, r.code, got)
 		}
 	}
+}
+
+// A LAN host failing TLS handshakes in a loop does not fill the log: the
+// http server's "TLS handshake error" lines go to debug.
+func TestHandshakeErrorsNotLogged(t *testing.T) {
+	var buf lockedBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	dir := t.TempDir()
+	cf, kf := CertPaths(filepath.Join(dir, "p.json"))
+	cert, err := LoadOrCreateCert(cf, kf, netip.MustParseAddr("127.0.0.1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, NewTLSOnlyListener(ln, cert.TLSConfig(), 8, log), http.NotFoundHandler(), log)
+	}()
+	defer func() { cancel(); <-done }()
+	for range 50 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("\x16\x03\x01\x00\x05hello"))
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.ReadAll(c)
+		c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := strings.Count(buf.String(), "handshake error"); n > 0 {
+		t.Fatalf("%d handshake errors logged at info or above:\n%.500s", n, buf.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
