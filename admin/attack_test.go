@@ -413,3 +413,20 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// A session kept busy (a status page left open refreshes itself) still
+// ends SessionMaxAge after the login.
+func TestSessionMaxAge(t *testing.T) {
+	e := newEnv(t)
+	c := e.loggedIn()
+	for h := 1; h < 24; h++ {
+		e.now = e.now.Add(time.Hour)
+		if r := c.do("GET", "/api/v1/status", nil); r.code != http.StatusOK {
+			t.Fatalf("after %d h in use: %d", h, r.code)
+		}
+	}
+	e.now = e.now.Add(time.Hour + time.Second)
+	if r := c.do("GET", "/api/v1/status", nil); r.code != http.StatusUnauthorized {
+		t.Fatalf("a session in use for 24 h still works: %d", r.code)
+	}
+}

@@ -38,8 +38,11 @@ const (
 	// something; forms send it as the field CSRFField.
 	CSRFHeader = "X-CSRF-Token"
 	CSRFField  = "csrf_token"
-	// SessionIdle ends a session not used for this long.
-	SessionIdle = 12 * time.Hour
+	// SessionIdle ends a session not used for this long; SessionMaxAge
+	// ends any session this long after its login, however busy (a status
+	// page left open refreshes itself).
+	SessionIdle   = 12 * time.Hour
+	SessionMaxAge = 24 * time.Hour
 	// MinPasswordLen is the shortest password accepted, in characters;
 	// MaxPasswordBytes the longest (bcrypt reads 72 bytes).
 	MinPasswordLen   = 8
@@ -152,6 +155,7 @@ type TokenInfo struct {
 type session struct {
 	csrf     string
 	lastSeen time.Time
+	created  time.Time
 }
 
 type attempts struct {
@@ -539,7 +543,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request, password string) (s
 	delete(a.clients, key)
 	id, csrf := randomToken(), randomToken()
 	a.pruneSessions(now)
-	a.sessions[sha256.Sum256([]byte(id))] = &session{csrf: csrf, lastSeen: now}
+	a.sessions[sha256.Sum256([]byte(id))] = &session{csrf: csrf, lastSeen: now, created: now}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: id, Path: "/",
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: true,
@@ -607,7 +611,7 @@ func (a *Auth) pruneClients(now time.Time) {
 // beyond maxSessions; a.mu is held.
 func (a *Auth) pruneSessions(now time.Time) {
 	for k, s := range a.sessions {
-		if now.Sub(s.lastSeen) > SessionIdle {
+		if now.Sub(s.lastSeen) > SessionIdle || now.Sub(s.created) > SessionMaxAge {
 			delete(a.sessions, k)
 		}
 	}
@@ -677,7 +681,7 @@ func (a *Auth) identify(r *http.Request) (Identity, bool) {
 	if s == nil {
 		return Identity{}, false
 	}
-	if now.Sub(s.lastSeen) > SessionIdle {
+	if now.Sub(s.lastSeen) > SessionIdle || now.Sub(s.created) > SessionMaxAge {
 		delete(a.sessions, k)
 		return Identity{}, false
 	}
