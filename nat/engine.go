@@ -81,6 +81,8 @@ type Engine struct {
 	hp          HelperPacket
 	seqAdjs     []seqAdjs
 
+	hairpin hairpinPeers // hairpin.go
+
 	events events
 	stats  Stats
 	run    flowRun // Process's own use of the fast path
@@ -115,6 +117,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 	}
 	e.pptpInit()
 	e.seqAdjs = make([]seqAdjs, cfg.MaxFlows)
+	e.hairpin = make(hairpinPeers, cfg.MaxFlows)
 	e.emitPool = make([][]byte, emitBufs)
 	for i := range e.emitPool {
 		e.emitPool[i] = make([]byte, emitSize)
@@ -319,6 +322,11 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 	f := e.ct.Get(id)
 	if c := vpnClass(f); c != f.Class() {
 		e.ct.SetClass(id, c) // counted for Stats as it comes and goes
+	}
+	if f.Origin == originHairpin {
+		if r := e.hairpinStep(now, id, f, dir, ip); r != DropNone {
+			return e.drop(r)
+		}
 	}
 	nsrc, ndst, nsid, ndid, out := translation(f, dir)
 	if from == WAN && ip.TTL() <= 1 {
@@ -613,50 +621,6 @@ func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16,
 	return id, conntrack.Original, DropNone
 }
 
-// newHairpin handles a LAN packet to the router's public address (RFC 4787
-// REQ-9, RFC 5382 REQ-8): it is sent back into the LAN to whichever host
-// that outside port leads to, with the sender's public mapping as source,
-// as if it had gone out and come back.
-func (e *Engine) newHairpin(now Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, DropReason) {
-	if k.Proto == packet.ProtoICMP {
-		return 0, 0, dropLocal
-	}
-	var host [4]byte
-	var port uint16
-	origin := originHairpin
-	if h, p, ok := e.forwardTarget(k.Proto, k.DstID); ok {
-		host, port = h, p
-	} else if m, ok := e.maps.lookupExt(k.Proto, k.DstID); ok && e.admits(k.Proto, k.DstID, e.wanAddr) {
-		host, port = e.maps.slab[m].key.host, e.maps.slab[m].key.port
-	} else if e.dmz != ([4]byte{}) {
-		host, port = e.dmz, k.DstID
-	} else {
-		return 0, 0, DropUnsolicited
-	}
-	if e.ct.HostFlows(k.Src) >= e.cfg.MaxFlowsPerHost {
-		return 0, 0, DropHostLimit
-	}
-	m, ok := e.maps.acquire(k.Proto, k.Src, k.SrcID, e.reserved)
-	if !ok {
-		return 0, 0, DropPortsExhausted
-	}
-	ext := e.maps.slab[m].extPort
-	reply := conntrack.Tuple{Src: host, Dst: e.wanAddr, SrcID: port, DstID: ext, Proto: k.Proto, Side: uint8(LAN)}
-	id, err := e.ct.Insert(k, reply, k.Src, int64(now), int64(now+e.timeoutFor(k.Proto)))
-	if err != nil {
-		e.maps.release(m)
-		return 0, 0, insertReason(err)
-	}
-	f := e.ct.Get(id)
-	f.Ext = m + 1
-	f.Origin = origin
-	// The hairpinned peer now may answer from its own mapping: count the
-	// router's address as a remote this mapping has sent to.
-	e.maps.filterAdd(k.Proto, ext, e.wanAddr, 1)
-	e.stats.Created++
-	return id, conntrack.Original, DropNone
-}
-
 // forwardTarget finds the port forward for an outside port: a configured
 // one, else a dynamic one (dynfwd.go).
 func (e *Engine) forwardTarget(proto uint8, port uint16) ([4]byte, uint16, bool) {
@@ -692,6 +656,9 @@ func (e *Engine) onDelete(id int32, f *conntrack.Flow) {
 			e.maps.filterAdd(mp.key.proto, mp.extPort, remote, -1)
 		}
 		e.maps.release(m)
+	}
+	if f.Origin == originHairpin {
+		e.hairpinGone(id)
 	}
 	if f.Helper >= helperALG {
 		e.helperEnded(id, f)

@@ -84,8 +84,9 @@ func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict,
 // Process would have reached forward with it and done nothing there but
 // count, extend the deadline and rewrite: a transit packet (the
 // conditions below are Process's checks, all passed), of a live flow
-// without a helper or of a tunnel's (ESP, GRE), that changes no TCP
-// state, marks no first reply and fits the way out. Its counts go to run; Process flushes them at once.
+// without a helper or of a tunnel's (ESP, GRE), not a held hairpin
+// (hairpin.go), that changes no TCP state, marks no first reply and fits
+// the way out. Its counts go to run; Process flushes them at once.
 func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun) (Verdict, bool) {
 	if ip.IsFragment() || ip.TTL() <= 1 {
 		return Verdict{}, false
@@ -129,7 +130,7 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		return Verdict{}, false
 	}
 	f := e.ct.Get(id)
-	if dir == conntrack.Reply && f.Flags&flagReplied == 0 {
+	if f.Flags&flagHeld != 0 || dir == conntrack.Reply && f.Flags&flagReplied == 0 {
 		return Verdict{}, false
 	}
 	switch f.Helper {

@@ -1,0 +1,261 @@
+package nat
+
+import (
+	"fmt"
+	"testing"
+
+	"passgate/packet"
+	. "passgate/packet/pkttest"
+)
+
+// Hosts of the hairpin tests: A and B learn their public mappings from a
+// server (as STUN does), C is a third host.
+const (
+	hpA      = "192.168.50.10:4000"
+	hpB      = "192.168.50.11:5000"
+	hpC      = "192.168.50.12:6000"
+	hpPubA   = "203.0.113.1:4000" // the mappings keep their ports
+	hpPubB   = "203.0.113.1:5000"
+	hpServer = "203.0.113.10:3478"
+
+	portUnreachable = 3 // ICMP destination unreachable code
+)
+
+var filterings = []Filtering{EndpointIndependent, AddressDependent, AddressAndPortDependent}
+
+func (f Filtering) testName() string {
+	return [...]string{"address-dependent", "endpoint-independent", "address-and-port-dependent"}[f]
+}
+
+// hpEngine is an engine with A's and B's UDP mappings made.
+func hpEngine(t *testing.T, filt Filtering) *Engine {
+	t.Helper()
+	e := newEngine(t, func(c *Config) { c.Filtering = filt })
+	for _, h := range []string{hpA, hpB} {
+		out := pass(t, e, 0, LAN, UDP(h, hpServer, []byte("binding")), WAN)
+		IPv4(t, out, Src(map[string]string{hpA: hpPubA, hpB: hpPubB}[h]))
+	}
+	return e
+}
+
+// step is a packet a host sends and what must come of it: dropped as
+// filtered, or delivered to a LAN host with the given source.
+type step struct {
+	from, to string // LAN source, destination (a public endpoint)
+	src, dst string // the delivered packet's source and destination; "" for a drop
+}
+
+func runSteps(t *testing.T, e *Engine, steps []step) {
+	t.Helper()
+	for i, s := range steps {
+		b := UDP(s.from, s.to, []byte(fmt.Sprint("punch ", i)))
+		if s.src == "" {
+			dropped(t, e, Time(i)*sec, LAN, b, DropFiltered)
+			continue
+		}
+		pass(t, e, Time(i)*sec, LAN, b, LAN)
+		IPv4(t, b, Src(s.src), Dst(s.dst), TTLIs(63), L4Payload([]byte(fmt.Sprint("punch ", i))))
+	}
+}
+
+// firstStep is a host's first packet to another's public mapping, which
+// has sent nothing to the public address: delivered only under
+// endpoint-independent filtering.
+func firstStep(filt Filtering, from, to, src, dst string) step {
+	if filt != EndpointIndependent {
+		return step{from: from, to: to}
+	}
+	return step{from, to, src, dst}
+}
+
+// TestHairpinHolePunch: A and B send to each other's public mapping, A
+// first, as hole-punching programs do. Through two NATs A's first packet
+// is refused by B's filter unless it is endpoint-independent, and opens
+// A's for B, whose packet then gets through and opens B's. Each sees the
+// other's public endpoint.
+func TestHairpinHolePunch(t *testing.T) {
+	for _, filt := range filterings {
+		t.Run(filt.testName(), func(t *testing.T) {
+			e := hpEngine(t, filt)
+			runSteps(t, e, []step{
+				firstStep(filt, hpA, hpPubB, hpPubA, hpB),
+				{hpB, hpPubA, hpPubB, hpA},
+				{hpA, hpPubB, hpPubA, hpB},
+				{hpA, hpPubB, hpPubA, hpB}, // the fast path's turn
+				{hpB, hpPubA, hpPubB, hpA},
+			})
+		})
+	}
+}
+
+// TestHairpinThirdHost: once B has sent to the public address, B's
+// mapping admits another LAN host's packets as two NATs would: any under
+// endpoint-independent filtering, any from the public address under
+// address-dependent, none but A's under address-and-port-dependent (C's
+// waits until B answers C).
+func TestHairpinThirdHost(t *testing.T) {
+	for _, filt := range filterings {
+		t.Run(filt.testName(), func(t *testing.T) {
+			e := hpEngine(t, filt)
+			pass(t, e, 0, LAN, UDP(hpC, hpServer, nil), WAN)
+			steps := []step{
+				firstStep(filt, hpB, hpPubA, hpPubB, hpA),
+				{hpA, hpPubB, hpPubA, hpB},
+				{hpC, hpPubB, "203.0.113.1:6000", hpB},
+			}
+			if filt == AddressAndPortDependent {
+				steps[2].src, steps[2].dst = "", ""
+			}
+			runSteps(t, e, steps)
+		})
+	}
+}
+
+// TestHairpinSelfProbe: a socket sending to its own public mapping (RFC
+// 5780 4.6) gets the packet back from that mapping, under every filtering,
+// and so do the packets after it (the fast path).
+func TestHairpinSelfProbe(t *testing.T) {
+	for _, filt := range filterings {
+		t.Run(filt.testName(), func(t *testing.T) {
+			e := hpEngine(t, filt)
+			runSteps(t, e, []step{
+				{hpA, hpPubA, hpPubA, hpA},
+				{hpA, hpPubA, hpPubA, hpA},
+				{hpA, hpPubA, hpPubA, hpA},
+			})
+			// B's mapping is no part of it: still closed to A unless
+			// endpoint-independent.
+			if filt != EndpointIndependent {
+				dropped(t, e, 5*sec, LAN, UDP(hpA, hpPubB, nil), DropFiltered)
+			}
+		})
+	}
+}
+
+// TestHairpinTCPSimultaneousOpen: A and B connect to each other's public
+// TCP mapping at once (RFC 5382 REQ-2 through the hairpin, REQ-8): the
+// SYNs cross, both answer SYN-ACK, the connection is established and its
+// data takes the fast path.
+func TestHairpinTCPSimultaneousOpen(t *testing.T) {
+	for _, filt := range filterings {
+		t.Run(filt.testName(), func(t *testing.T) {
+			e := newEngine(t, func(c *Config) { c.Filtering = filt })
+			pass(t, e, 0, LAN, TCP(hpA, "203.0.113.10:80", packet.TCPSyn, 1, 0, nil, nil), WAN)
+			pass(t, e, 0, LAN, TCP(hpB, "203.0.113.10:80", packet.TCPSyn, 1, 0, nil, nil), WAN)
+
+			synA := TCP(hpA, hpPubB, packet.TCPSyn, 100, 0, nil, nil)
+			if filt == EndpointIndependent {
+				pass(t, e, sec, LAN, synA, LAN)
+				IPv4(t, synA, Src(hpPubA), Dst(hpB))
+			} else {
+				dropped(t, e, sec, LAN, synA, DropFiltered)
+			}
+			synB := pass(t, e, sec, LAN, TCP(hpB, hpPubA, packet.TCPSyn, 200, 0, nil, nil), LAN)
+			IPv4(t, synB, Src(hpPubB), Dst(hpA))
+			synAckA := pass(t, e, sec, LAN, TCP(hpA, hpPubB, packet.TCPSyn|packet.TCPAck, 100, 201, nil, nil), LAN)
+			IPv4(t, synAckA, Src(hpPubA), Dst(hpB))
+			synAckB := pass(t, e, sec, LAN, TCP(hpB, hpPubA, packet.TCPSyn|packet.TCPAck, 200, 101, nil, nil), LAN)
+			IPv4(t, synAckB, Src(hpPubB), Dst(hpA))
+			ack := pass(t, e, sec, LAN, TCP(hpA, hpPubB, packet.TCPAck, 101, 201, nil, nil), LAN)
+			IPv4(t, ack, Src(hpPubA), Dst(hpB))
+
+			var states []string
+			e.Flows(sec, func(fi FlowInfo) bool {
+				if fi.Origin == "hairpin" {
+					states = append(states, fmt.Sprint(fi.Inside, " ", fi.State))
+				}
+				return true
+			})
+			if len(states) != 1 || states[0] != hpB+" established" && states[0] != hpA+" established" {
+				t.Fatalf("hairpin flows %q, want one established", states)
+			}
+			var c Counters
+			data := TCP(hpB, hpPubA, packet.TCPAck|packet.TCPPsh, 201, 101, nil, []byte("data"))
+			if v, ok := e.FastPath(2*sec, LAN, data, &c); !ok || v.Out != LAN {
+				t.Fatalf("data of the established hairpin: fast path %v %+v", ok, v)
+			}
+			IPv4(t, data, Src(hpPubB), Dst(hpA), L4Payload([]byte("data")))
+		})
+	}
+}
+
+// TestHairpinICMPErrors: an ICMP error a LAN host sends about a hairpinned
+// packet reaches the packet's sender, about the packet as it sent it; a
+// self-probe's comes back to the prober.
+func TestHairpinICMPErrors(t *testing.T) {
+	e := hpEngine(t, AddressDependent)
+	runSteps(t, e, []step{
+		{hpB, hpPubA, "", ""},
+		{hpA, hpPubB, hpPubA, hpB},
+	})
+	got := UDP(hpPubA, hpB, []byte("punch 1")) // what B received
+	icmp := pass(t, e, 2*sec, LAN, ICMP("192.168.50.11", "203.0.113.1", packet.ICMPUnreachable, portUnreachable, 0, got), LAN)
+	IPv4(t, icmp, Src("203.0.113.1"), Dst("192.168.50.10"), ICMPType(packet.ICMPUnreachable, portUnreachable),
+		Embedded(Src(hpA), Dst(hpPubB)))
+
+	runSteps(t, e, []step{{hpA, hpPubA, hpPubA, hpA}})
+	self := UDP(hpPubA, hpA, []byte("probe"))
+	icmp = pass(t, e, 3*sec, LAN, ICMP("192.168.50.10", "203.0.113.1", packet.ICMPUnreachable, portUnreachable, 0, self), LAN)
+	IPv4(t, icmp, Src("203.0.113.1"), Dst("192.168.50.10"), Embedded(Src(hpA), Dst(hpPubA)))
+}
+
+// TestHairpinHoldsMappings: a hairpin flow keeps the receiver's mapping
+// (and so its public port) while it lives, and everything it counted goes
+// with it.
+func TestHairpinHoldsMappings(t *testing.T) {
+	for _, filt := range filterings {
+		t.Run(filt.testName(), func(t *testing.T) {
+			e := hpEngine(t, filt)
+			runSteps(t, e, []step{
+				firstStep(filt, hpB, hpPubA, hpPubB, hpA),
+				{hpA, hpPubB, hpPubA, hpB},
+				{hpA, hpPubA, hpPubA, hpA},
+			})
+			// The server flows end; the hairpin ones, refreshed, live on
+			// and keep both mappings.
+			udp := Time(e.cfg.Timeouts.UDP)
+			e.Expire(udp + sec/2)
+			if s := e.Stats(); s.Flows != 2 || s.Mappings != 2 {
+				t.Fatalf("after the server flows: %d flows, %d mappings, want 2, 2", s.Flows, s.Mappings)
+			}
+			b := UDP(hpB, hpPubA, []byte("still"))
+			pass(t, e, udp+sec/2, LAN, b, LAN)
+			IPv4(t, b, Src(hpPubB), Dst(hpA))
+			e.Expire(3*udp + 3*sec)
+			if s := e.Stats(); s.Flows != 0 || s.Mappings != 0 || e.maps.filt.Len() != 0 {
+				t.Fatalf("after all: %d flows, %d mappings, %d filter entries", s.Flows, s.Mappings, e.maps.filt.Len())
+			}
+		})
+	}
+}
+
+// BenchmarkHairpinUDP is an established hairpin flow between two LAN
+// hosts' mappings (opened by hole punching under the default filtering),
+// both ways.
+func BenchmarkHairpinUDP(b *testing.B) {
+	e := newEngine(b, nil)
+	for _, h := range []string{hpA, hpB} {
+		e.Process(0, LAN, UDP(h, hpServer, nil))
+	}
+	e.Process(0, LAN, UDP(hpA, hpPubB, nil)) // held
+	ab := UDP(hpA, hpPubB, make([]byte, 18))
+	ba := UDP(hpB, hpPubA, make([]byte, 18))
+	pab, pba := append([]byte(nil), ab...), append([]byte(nil), ba...)
+	if v := e.Process(0, LAN, pba); v.Action != Forward {
+		b.Fatal(v)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		copy(pab, ab)
+		if v := e.Process(Time(i), LAN, pab); v.Action != Forward {
+			b.Fatal(v)
+		}
+		copy(pba, ba)
+		if v := e.Process(Time(i), LAN, pba); v.Action != Forward {
+			b.Fatal(v)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/pkt")
+}
