@@ -111,6 +111,8 @@ type NATStats struct {
 	Expired      uint64                    `json:"flows_expired"`
 	ESPAmbiguous uint64                    `json:"esp_ambiguous"`
 	L2TPFallback uint64                    `json:"l2tp_fallback"`
+	IKEFallback  uint64                    `json:"ike_fallback"`         // non-IKE from port 500 given its own port
+	IKEUnparsed  uint64                    `json:"ike_unparsed_to_host"` // non-IKE on port 500 sent to the one IKE host
 	PPTPUnparsed uint64                    `json:"pptp_unparsed"`
 	VPNSessions  map[string]int            `json:"vpn_sessions"`
 	Helpers      map[string]HelperCounters `json:"helpers"`
@@ -126,6 +128,7 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		ICMPSent: s.ICMPSent, Flows: s.Flows, FlowsByProto: s.FlowsByProto,
 		Mappings: s.Mappings, Created: s.Created, Expired: s.Expired,
 		ESPAmbiguous: s.ESPAmbiguous, L2TPFallback: s.L2TPFallback, PPTPUnparsed: s.PPTPUnparsed,
+		IKEFallback: s.IKEFallback, IKEUnparsed: s.IKEUnparsedToHost,
 		VPNSessions: s.VPNSessions,
 	}
 	if s.Helpers != nil {

@@ -473,6 +473,9 @@ func (e *Engine) newFlow(now Time, from Iface, ip packet.IPv4, k conntrack.Tuple
 		if k.Dst == e.wanAddr {
 			return e.newHairpin(now, ip, k)
 		}
+		if id, dir, r, ok := e.notIKEOutbound(now, ip, k); ok {
+			return id, dir, r
+		}
 		if id, dir, r, ok := e.vpnOutbound(now, ip, k); ok {
 			return id, dir, r
 		}
@@ -558,6 +561,9 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	}
 	if id, ok := e.expected(now, k); ok {
 		return id, conntrack.Original, DropNone
+	}
+	if id, ok := e.notIKEInbound(ip, k); ok {
+		return id, conntrack.Reply, DropNone
 	}
 	if id, dir, r, ok := e.vpnInbound(now, ip, k); ok {
 		return id, dir, r

@@ -20,6 +20,7 @@ const (
 	EventGRENoControl
 	EventPPTPCall
 	EventPPTPCallEnd
+	EventIKEFallback
 	numEventKinds
 )
 
@@ -35,6 +36,7 @@ var eventNames = [numEventKinds]string{
 	EventGRENoControl:      "gre_without_control",
 	EventPPTPCall:          "pptp_call",
 	EventPPTPCallEnd:       "pptp_call_end",
+	EventIKEFallback:       "ike_fallback",
 }
 
 func (k EventKind) String() string {
@@ -83,6 +85,8 @@ func (ev Event) Message() string {
 		return fmt.Sprintf("GRE between %s and %s with call id %d belongs to no PPTP call: dropped", h, p, ev.A)
 	case EventPPTPCall:
 		return fmt.Sprintf("PPTP call from %s to %s: client call id %d is %d outside, server call id %d", h, p, ev.A>>16, ev.A&0xffff, ev.B)
+	case EventIKEFallback:
+		return fmt.Sprintf("UDP from %s port 500 to %s port 500 is no IKE; it gets its own port", h, p)
 	case EventPPTPCallEnd:
 		return fmt.Sprintf("PPTP call from %s to %s ended (outside call id %d)", h, p, ev.A)
 	}
