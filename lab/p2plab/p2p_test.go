@@ -71,6 +71,40 @@ func TestP2P(t *testing.T) {
 			t.Run("tcp-simultaneous-open", func(t *testing.T) { tcpSimOpen(t, l, self, g, ports+50) })
 		})
 	}
+	t.Run("udp500-not-ike", func(t *testing.T) {
+		g := startGate(ctx, t, l, bin, dir, "address-dependent")
+		notIKE500(t, l, self, g)
+	})
+}
+
+// notIKE500: lan1 and lan2 both send a datagram that is no IKE from port
+// 500 to srv1's port 500; each gets its own outside port (not the shared
+// 500) and its own answer, and passgate counts both.
+func notIKE500(t *testing.T, l *lab.Lab, self string, g *labtest.Gate) {
+	b, _ := json.Marshal(peerArgs{Mode: "echo500"})
+	echo := labtest.StartWithT(t, l, lab.Server1, labtest.Options{Combined: true}, "env", peerEnv+"="+string(b), self, "-test.run=^TestPeer$")
+	must(t, echo.WaitOutput("ready", 10*time.Second))
+	srv := lab.Srv1 + ":500"
+	ra, rb := runPair(t, l, self, peerArgs{Mode: "send500", Peer: srv}, peerArgs{Mode: "send500", Peer: srv})
+	seen := map[string]bool{}
+	for _, c := range []struct {
+		r    peerResult
+		host string
+	}{{ra, lab.LAN1}, {rb, lab.LAN2}} {
+		if c.r.From != srv {
+			t.Errorf("%s's answer came from %q, want %s", c.host, c.r.From, srv)
+		}
+		as, ok := strings.CutPrefix(c.r.Got, "echo NOT-IKE from "+c.host+" seen from "+lab.WANAddr+":")
+		if !ok || as == "500" || seen[as] {
+			t.Errorf("%s got %q: want its own datagram, seen from an outside port of its own, not 500", c.host, c.r.Got)
+		}
+		seen[as] = true
+	}
+	st, err := g.Status(context.Background())
+	must(t, err)
+	if st.NAT.IKEFallback != 2 {
+		t.Errorf("ike_fallback %d, want 2", st.NAT.IKEFallback)
+	}
 }
 
 func must(t testing.TB, err error) {
@@ -249,6 +283,10 @@ func TestPeer(t *testing.T) {
 			r, err = punch(a)
 		case "tcp":
 			r, err = tcpOpen(a)
+		case "echo500":
+			err = echo500()
+		case "send500":
+			r, err = send500(a)
 		default:
 			err = fmt.Errorf("unknown mode %q", a.Mode)
 		}
@@ -518,4 +556,52 @@ func tcpOpen(a peerArgs) (peerResult, error) {
 	r.Got = strings.TrimSpace(line)
 	time.Sleep(500 * time.Millisecond) // let the peer read ours
 	return r, nil
+}
+
+// echo500 answers every datagram on port 500 with what it got and whom
+// from, until it is stopped.
+func echo500() error {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: 500})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Println("ready")
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return err
+		}
+		c.WriteToUDPAddrPort(fmt.Appendf(nil, "echo %s seen from %s", buf[:n], from), from)
+	}
+}
+
+// send500 sends a datagram that is no IKE (byte 17 is no IKE version)
+// from port 500 and reports the answer.
+func send500(a peerArgs) (peerResult, error) {
+	var r peerResult
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: 500})
+	if err != nil {
+		return r, err
+	}
+	defer c.Close()
+	dst, err := netip.ParseAddrPort(a.Peer)
+	if err != nil {
+		return r, err
+	}
+	msg := "NOT-IKE from " + localAddr()
+	buf := make([]byte, 1500)
+	for try := 0; try < 10; try++ {
+		if _, err := c.WriteToUDPAddrPort([]byte(msg), dst); err != nil {
+			return r, err
+		}
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err == nil {
+			r.From, r.Got = from.String(), string(buf[:n])
+			return r, nil
+		}
+	}
+	return r, fmt.Errorf("no answer from %s", dst)
 }
