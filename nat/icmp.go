@@ -66,7 +66,10 @@ func (e *Engine) icmp(now Time, from Iface, ip packet.IPv4) Verdict {
 		return e.drop(DropMalformed)
 	}
 	inner, err := parseEmbedded(c.Payload())
-	if err != nil {
+	if err != nil || packet.Checksum(c) != 0 || !inner.ValidChecksum() {
+		// RFC 5508 REQ-3, 3a: an error whose ICMP checksum or embedded
+		// header checksum fails is dropped (the embedded transport
+		// checksum is not checked: REQ-3c).
 		return e.drop(DropMalformed)
 	}
 	// The embedded datagram went out from the flow; its reverse is what a
