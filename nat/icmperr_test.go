@@ -31,3 +31,23 @@ func TestICMPErrorChecksums(t *testing.T) {
 	}), LAN)
 	IPv4(t, in, Dst("192.168.50.10"), Embedded(Src("192.168.50.10:33434")))
 }
+
+// TestOtherICMPDropped: ICMP that is neither a query of a flow nor an
+// error about one goes nowhere (RFC 5508 REQ-11): a redirect, an
+// unsolicited echo reply, an error about no flow.
+func TestOtherICMPDropped(t *testing.T) {
+	e := newEngine(t, nil)
+	out := pass(t, e, 0, LAN, UDP("192.168.50.10:5000", "203.0.113.20:53", nil), WAN)
+	for name, b := range map[string][]byte{
+		"redirect":       ICMP("203.0.113.254", "203.0.113.1", packet.ICMPRedirect, 1, 0, out[:28]),
+		"echo reply":     Echo("203.0.113.20", "203.0.113.1", true, 9, 1, nil),
+		"error, no flow": ICMP("203.0.113.20", "203.0.113.1", packet.ICMPUnreachable, 3, 0, UDP("203.0.113.1:7", "203.0.113.20:7", nil)[:28]),
+	} {
+		if v := e.Process(sec, WAN, b); v.Action != Drop {
+			t.Errorf("%s: %+v, want a drop", name, v)
+		}
+	}
+	if n := e.Stats().Flows; n != 1 {
+		t.Fatalf("%d flows, want the one UDP flow", n)
+	}
+}
