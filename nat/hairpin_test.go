@@ -259,3 +259,31 @@ func BenchmarkHairpinUDP(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/pkt")
 }
+
+// TestHairpinAllocatesNothing: learning the mappings, a held flow's
+// drops, its opening, the open flow both ways, the self-probe and the
+// flows' ending allocate nothing.
+func TestHairpinAllocatesNothing(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.Filtering = AddressAndPortDependent })
+	pkts := [][]byte{
+		UDP(hpA, hpServer, nil), UDP(hpB, hpServer, nil),
+		UDP(hpA, hpPubB, nil), UDP(hpA, hpPubB, nil), UDP(hpB, hpPubA, nil),
+		UDP(hpA, hpPubB, nil), UDP(hpB, hpPubA, nil), UDP(hpA, hpPubA, nil), UDP(hpA, hpPubA, nil),
+	}
+	p := make([]byte, 64)
+	now := Time(0)
+	n := testing.AllocsPerRun(200, func() {
+		now += 400 * sec // the last run's flows are over
+		e.Expire(now)
+		for _, b := range pkts {
+			copy(p, b)
+			e.Process(now, LAN, p[:len(b)])
+		}
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per run", n)
+	}
+	if s := e.Stats(); s.Flows != 4 || s.Drops[DropFiltered] != 200*2+2 {
+		t.Fatalf("%d flows, %d filtered: want 4 (two server flows, the hairpin, the self-probe), 2 per run", s.Flows, s.Drops[DropFiltered])
+	}
+}
