@@ -115,6 +115,11 @@ type Config struct {
 	PortForwards    []PortForward
 	DMZ             netip.Addr // invalid = none
 	ICMPRate        int        // generated ICMP errors per second; default 100
+	// PortSeed seeds the choice of an outside port when the LAN port
+	// cannot be kept, so it cannot be predicted (RFC 6056, RFC 7857
+	// section 9); 0 is a fixed seed, for tests and replays. Only New
+	// reads it.
+	PortSeed uint64
 
 	Passthrough Passthrough
 	// KernelTCP are TCP ports on the LAN address that the kernel serves

@@ -106,7 +106,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 	}
 	e := &Engine{
 		ct:    conntrack.New(cfg.MaxFlows, cfg.MaxFlowsPerHost, int64(now)),
-		maps:  newMapper(cfg.MaxFlows, cfg.PortLo, cfg.PortHi),
+		maps:  newMapper(cfg.MaxFlows, cfg.PortLo, cfg.PortHi, cfg.PortSeed),
 		frags: newFragTable(),
 		emits: make([]Emit, 0, emitBufs),
 

@@ -61,13 +61,16 @@ type mapper struct {
 	lo, hi uint16
 }
 
-func newMapper(max int, lo, hi uint16) *mapper {
+func newMapper(max int, lo, hi uint16, seed uint64) *mapper {
+	if seed == 0 {
+		seed = 0x9e3779b97f4a7c15
+	}
 	m := &mapper{
 		slab:  make([]mapping, max),
 		free:  make([]uint32, max),
 		byKey: conntrack.NewIndex(max),
 		filt:  conntrack.NewIndex(max),
-		rng:   0x9e3779b97f4a7c15,
+		rng:   seed,
 		lo:    lo,
 		hi:    hi,
 	}
@@ -80,7 +83,8 @@ func newMapper(max int, lo, hi uint16) *mapper {
 	return m
 }
 
-// next is xorshift64*: deterministic, so replays allocate the same ports.
+// next is xorshift64*: deterministic for a seed, so replays with the fixed
+// seed allocate the same ports, and unpredictable with a random one.
 func (m *mapper) next() uint64 {
 	m.rng ^= m.rng >> 12
 	m.rng ^= m.rng << 25

@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -541,12 +543,22 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 // the clock and the logger. It lives here, not in config, so that config
 // does not import the data plane.
 func routerOptions(s *config.Settings) router.Options {
+	nc := s.NAT
+	nc.PortSeed = portSeed()
 	return router.Options{
 		LAN:     s.LANInterface,
 		WAN:     s.WANInterface,
-		NAT:     s.NAT,
+		NAT:     nc,
 		Workers: s.Workers,
 
 		PPPoERelay: s.PPPoERelay,
 	}
+}
+
+// portSeed is a random seed for the engine's choice of outside ports
+// (nat.Config.PortSeed); never 0, which would be the fixed one.
+func portSeed() uint64 {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return binary.LittleEndian.Uint64(b[:]) | 1
 }

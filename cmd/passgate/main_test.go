@@ -203,4 +203,8 @@ func TestRouterOptions(t *testing.T) {
 	if o.NAT.LANAddr != s.NAT.LANAddr || o.NAT.WANAddr != s.NAT.WANAddr || o.NAT.Passthrough.PPTP != nat.Off {
 		t.Errorf("engine configuration %+v, want %+v", o.NAT, s.NAT)
 	}
+	// Each start seeds the outside port choice anew (RFC 7857 section 9).
+	if o2 := routerOptions(s); o.NAT.PortSeed == 0 || o2.NAT.PortSeed == o.NAT.PortSeed {
+		t.Errorf("port seeds %#x, %#x: want random ones", o.NAT.PortSeed, o2.NAT.PortSeed)
+	}
 }
