@@ -111,8 +111,8 @@ type NATStats struct {
 	Expired      uint64                    `json:"flows_expired"`
 	ESPAmbiguous uint64                    `json:"esp_ambiguous"`
 	L2TPFallback uint64                    `json:"l2tp_fallback"`
-	IKEFallback  uint64                    `json:"ike_fallback"`         // non-IKE from port 500 given its own port
-	IKEUnparsed  uint64                    `json:"ike_unparsed_to_host"` // non-IKE on port 500 sent to the one IKE host
+	IKEFallback  uint64                    `json:"ike_fallback"`             // non-IKE from port 500 given its own port
+	SharedToHost uint64                    `json:"shared_port_to_only_host"` // undemultiplexable on 500 or 1701, sent to the one host
 	PPTPUnparsed uint64                    `json:"pptp_unparsed"`
 	VPNSessions  map[string]int            `json:"vpn_sessions"`
 	Helpers      map[string]HelperCounters `json:"helpers"`
@@ -128,7 +128,7 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		ICMPSent: s.ICMPSent, Flows: s.Flows, FlowsByProto: s.FlowsByProto,
 		Mappings: s.Mappings, Created: s.Created, Expired: s.Expired,
 		ESPAmbiguous: s.ESPAmbiguous, L2TPFallback: s.L2TPFallback, PPTPUnparsed: s.PPTPUnparsed,
-		IKEFallback: s.IKEFallback, IKEUnparsed: s.IKEUnparsedToHost,
+		IKEFallback: s.IKEFallback, SharedToHost: s.SharedToOnlyHost,
 		VPNSessions: s.VPNSessions,
 	}
 	if s.Helpers != nil {

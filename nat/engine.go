@@ -477,6 +477,9 @@ func (e *Engine) newFlow(now Time, from Iface, ip packet.IPv4, k conntrack.Tuple
 			return id, dir, r
 		}
 		if id, dir, r, ok := e.vpnOutbound(now, ip, k); ok {
+			if r == DropNone {
+				e.sharedMade(e.ct.Get(id))
+			}
 			return id, dir, r
 		}
 		id, dir, r := e.newOutbound(now, k, originLAN)
@@ -562,7 +565,7 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	if id, ok := e.expected(now, k); ok {
 		return id, conntrack.Original, DropNone
 	}
-	if id, ok := e.notIKEInbound(ip, k); ok {
+	if id, ok := e.sharedInbound(ip, k); ok {
 		return id, conntrack.Reply, DropNone
 	}
 	if id, dir, r, ok := e.vpnInbound(now, ip, k); ok {
@@ -670,6 +673,7 @@ func (e *Engine) onDelete(id int32, f *conntrack.Flow) {
 		e.helperEnded(id, f)
 	} else if f.Helper != helperNone {
 		e.vpnDeleted(f)
+		e.sharedGone(f)
 	}
 	e.stats.Expired++
 }

@@ -102,13 +102,14 @@ type Stats struct {
 	ESPAmbiguous uint64 // inbound SPIs bound with more than one candidate host
 	L2TPFallback uint64 // L2TP tunnels given an ordinary port mapping
 	// IKEFallback counts first datagrams to UDP 500 that were no IKE,
-	// given an ordinary port mapping; IKEUnparsedToHost non-IKE datagrams
-	// on the shared port 500 sent to the one LAN host talking IKE with
-	// their sender (ikeshared.go).
-	IKEFallback       uint64
-	IKEUnparsedToHost uint64
-	PPTPUnparsed      uint64         // control connections that could not be followed
-	VPNSessions       map[string]int // live flows per passthrough protocol
+	// given an ordinary port mapping; SharedToOnlyHost datagrams on a
+	// shared port (500, 1701) that could not be demultiplexed, sent to
+	// the one LAN host talking that protocol with their sender
+	// (sharedport.go).
+	IKEFallback      uint64
+	SharedToOnlyHost uint64
+	PPTPUnparsed     uint64         // control connections that could not be followed
+	VPNSessions      map[string]int // live flows per passthrough protocol
 	// Helpers are the application-level gateways' counters by name.
 	Helpers map[string]HelperCounters
 }

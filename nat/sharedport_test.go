@@ -59,9 +59,35 @@ func TestNonIKEReplyOnSharedPort(t *testing.T) {
 	pass(t, e, 0, LAN, UDP("192.168.50.10:500", "203.0.113.10:500", ikeMsg(0xaaaa, 0, false, 60)), WAN)
 	in := pass(t, e, sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", notIKE), LAN)
 	IPv4(t, in, Src("203.0.113.10:500"), Dst("192.168.50.10:500"), L4Payload(notIKE))
-	if s := e.Stats(); s.IKEUnparsedToHost != 1 {
-		t.Fatalf("IKEUnparsedToHost %d, want 1", s.IKEUnparsedToHost)
+	if s := e.Stats(); s.SharedToOnlyHost != 1 {
+		t.Fatalf("SharedToOnlyHost %d, want 1", s.SharedToOnlyHost)
 	}
 	pass(t, e, 0, LAN, UDP("192.168.50.11:500", "203.0.113.10:500", ikeMsg(0xbbbb, 0, false, 60)), WAN)
 	dropped(t, e, 2*sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", notIKE), DropMalformed)
+}
+
+// TestL2TPSharedPortOnlyHost: on the shared port 1701, what names no
+// tunnel a LAN host announced (a tunnel the server starts, with id 0, or
+// a datagram that is no L2TP) reaches the one LAN host talking L2TP with
+// that server; with two it is dropped as before; the count follows the
+// flows as they end.
+func TestL2TPSharedPortOnlyHost(t *testing.T) {
+	e := newEngine(t, nil)
+	pass(t, e, 0, LAN, UDP("192.168.50.10:1701", "203.0.113.10:1701", l2tpSCCRQ(5, false)), WAN)
+	for _, b := range [][]byte{l2tpTo(0), l2tpTo(77), notIKE} {
+		in := pass(t, e, sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", b), LAN)
+		IPv4(t, in, Src("203.0.113.10:1701"), Dst("192.168.50.10:1701"), L4Payload(b))
+	}
+	if s := e.Stats(); s.SharedToOnlyHost != 3 {
+		t.Fatalf("SharedToOnlyHost %d, want 3", s.SharedToOnlyHost)
+	}
+	pass(t, e, 2*sec, LAN, UDP("192.168.50.11:1701", "203.0.113.10:1701", l2tpSCCRQ(6, false)), WAN)
+	dropped(t, e, 2*sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", l2tpTo(77)), DropL2TPUnknownTunnel)
+	dropped(t, e, 2*sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", notIKE[:4]), DropMalformed)
+	// .10's flow ends (its last packet at 1 s), .11's lives on: .11 is
+	// the only one again.
+	udp := Time(e.cfg.Timeouts.UDP)
+	e.Expire(udp + 1500*Time(1e6))
+	in := pass(t, e, udp+1600*Time(1e6), WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", l2tpTo(0)), LAN)
+	IPv4(t, in, Dst("192.168.50.11:1701"))
 }
