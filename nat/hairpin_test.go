@@ -2,6 +2,7 @@ package nat
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"passgate/packet"
@@ -287,3 +288,77 @@ func TestHairpinAllocatesNothing(t *testing.T) {
 		t.Fatalf("%d flows, %d filtered: want 4 (two server flows, the hairpin, the self-probe), 2 per run", s.Flows, s.Drops[DropFiltered])
 	}
 }
+
+// TestHairpinLeavesNothing sends random traffic between three LAN hosts'
+// public mappings, a server and a port forward, under each filtering, with
+// the table's expiry in between, and checks that once everything has
+// expired no flow, mapping or filter entry is left: the hairpin flows'
+// second mapping reference and their filter counts always go.
+func TestHairpinLeavesNothing(t *testing.T) {
+	hosts := []string{"192.168.50.10", "192.168.50.11", "192.168.50.12"}
+	ports := []uint16{4000, 4001}
+	for _, filt := range filterings {
+		t.Run(filt.testName(), func(t *testing.T) {
+			e := newEngine(t, func(c *Config) {
+				c.Filtering = filt
+				c.PortForwards = []PortForward{{Name: "fw", Proto: packet.ProtoUDP, OutsideLo: 9000, OutsideHi: 9000, Host: mustAddr("192.168.50.12"), InsidePort: 9000}}
+			})
+			rng := uint64(0x1234567)
+			next := func(n int) int {
+				rng ^= rng << 13
+				rng ^= rng >> 7
+				rng ^= rng << 17
+				return int(rng % uint64(n))
+			}
+			now := Time(0)
+			hairpinned, held := 0, 0
+			for i := 0; i < 5000; i++ {
+				now += Time(next(3000)) * Time(1e6)
+				h := hosts[next(len(hosts))]
+				src := fmt.Sprintf("%s:%d", h, ports[next(len(ports))])
+				var dst string
+				switch next(4) {
+				case 0:
+					dst = hpServer
+				case 1:
+					dst = "203.0.113.1:9000"
+				default:
+					dst = fmt.Sprintf("203.0.113.1:%d", ports[next(len(ports))])
+				}
+				var b []byte
+				if next(4) == 0 {
+					fl := []uint8{packet.TCPSyn, packet.TCPSyn | packet.TCPAck, packet.TCPAck, packet.TCPRst, packet.TCPFin | packet.TCPAck}[next(5)]
+					b = TCP(src, dst, fl, 1, 1, nil, nil)
+				} else {
+					b = UDP(src, dst, nil)
+				}
+				if v := e.Process(now, LAN, b); v.Action == Forward && v.Out == LAN {
+					hairpinned++
+				} else if v.Reason == DropFiltered {
+					held++
+				}
+				if next(10) == 0 {
+					e.Process(now, WAN, UDP(hpServer, fmt.Sprintf("203.0.113.1:%d", ports[next(len(ports))]), nil))
+				}
+				if next(50) == 0 {
+					e.Expire(now)
+				}
+			}
+			if hairpinned < 500 || held < 20 && filt != EndpointIndependent {
+				t.Fatalf("only %d packets hairpinned, %d held: the traffic misses the point", hairpinned, held)
+			}
+			t.Logf("%d hairpinned, %d held, %d flows at the end", hairpinned, held, e.Stats().Flows)
+			e.Expire(now + 3*Time(e.cfg.Timeouts.TCPEstablished))
+			if s := e.Stats(); s.Flows != 0 || s.Mappings != 0 || e.maps.filt.Len() != 0 || e.maps.len() != 0 {
+				t.Fatalf("left: %d flows, %d mappings, %d filter entries", s.Flows, s.Mappings, e.maps.filt.Len())
+			}
+			for i, p := range e.hairpin {
+				if p != 0 {
+					t.Fatalf("flow slot %d still holds peer %#x", i, p)
+				}
+			}
+		})
+	}
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
