@@ -657,17 +657,15 @@ func (e *Engine) onDelete(id int32, f *conntrack.Flow) {
 	if f.Ext != 0 {
 		m := f.Ext - 1
 		mp := &e.maps.slab[m]
-		remote := f.Orig.Dst
-		if f.Origin == originHairpin {
-			remote = e.wanAddr
-		}
 		if f.Origin != originExpected {
-			e.maps.filterAdd(mp.key.proto, mp.extPort, remote, -1)
+			// A hairpin flow's remote is the public address it was
+			// made with (the WAN address may have changed since).
+			e.maps.filterAdd(mp.key.proto, mp.extPort, f.Orig.Dst, -1)
 		}
 		e.maps.release(m)
 	}
 	if f.Origin == originHairpin {
-		e.hairpinGone(id)
+		e.hairpinGone(id, f)
 	}
 	if f.Helper >= helperALG {
 		e.helperEnded(id, f)

@@ -129,14 +129,15 @@ func (e *Engine) hairpinStep(now Time, id int32, f *conntrack.Flow, dir conntrac
 	f.Flags &^= flagHeld
 	if p := e.hairpin[id]; p != 0 && p&peerSent == 0 {
 		mp := &e.maps.slab[p-1]
-		e.maps.filterAdd(mp.key.proto, mp.extPort, e.wanAddr, 1)
+		e.maps.filterAdd(mp.key.proto, mp.extPort, f.Orig.Dst, 1) // the public address
 		e.hairpin[id] = p | peerSent
 	}
 	return DropNone
 }
 
-// hairpinGone releases a hairpin flow's hold on the receiving mapping.
-func (e *Engine) hairpinGone(id int32) {
+// hairpinGone releases a hairpin flow's hold on the receiving mapping and
+// its count of the public address the flow was made with (f.Orig.Dst).
+func (e *Engine) hairpinGone(id int32, f *conntrack.Flow) {
 	p := e.hairpin[id]
 	e.hairpin[id] = 0
 	m := p &^ peerSent
@@ -145,7 +146,7 @@ func (e *Engine) hairpinGone(id int32) {
 	}
 	mp := &e.maps.slab[m-1]
 	if p&peerSent != 0 {
-		e.maps.filterAdd(mp.key.proto, mp.extPort, e.wanAddr, -1)
+		e.maps.filterAdd(mp.key.proto, mp.extPort, f.Orig.Dst, -1)
 	}
 	e.maps.release(m - 1)
 }

@@ -362,3 +362,23 @@ func TestHairpinLeavesNothing(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestHairpinWANAddressChange: a new public address ends every flow; the
+// hairpin flows' filter counts, kept under the address they were made
+// with, go with them.
+func TestHairpinWANAddressChange(t *testing.T) {
+	e := hpEngine(t, AddressDependent)
+	runSteps(t, e, []step{
+		{hpB, hpPubA, "", ""},
+		{hpA, hpPubB, hpPubA, hpB},
+		{hpA, hpPubA, hpPubA, hpA},
+	})
+	cfg := e.cfg
+	cfg.WANAddr = netip.MustParsePrefix("203.0.113.2/24")
+	if err := e.Reconfigure(cfg, 5*sec); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.Stats(); s.Flows != 0 || s.Mappings != 0 || e.maps.filt.Len() != 0 {
+		t.Fatalf("after the address change: %d flows, %d mappings, %d filter entries", s.Flows, s.Mappings, e.maps.filt.Len())
+	}
+}
