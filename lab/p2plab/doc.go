@@ -17,7 +17,13 @@
 //     public mapping learnt from the STUN server: each receives the
 //     other's packets from the other's public endpoint;
 //   - TCP simultaneous open between lan1 and lan2 through the hairpin,
-//     from ports that first reached the STUN server over TCP.
+//     from ports that first reached the STUN server over TCP;
+//   - an ICMP error about a hairpinned datagram: two sockets of lan1 punch
+//     a hole, one closes, and the kernel's port unreachable for the
+//     other's next datagram comes back to it (its connected socket is
+//     refused);
+//   - non-IKE UDP from port 500 on lan1 and lan2 to srv1's port 500, each
+//     answered on an outside port of its own.
 //
 // The tests need root and Debian's coturn (lab/packages.txt or .ci/run);
 // they are behind the lab build tag and never skip.

@@ -69,6 +69,7 @@ func TestP2P(t *testing.T) {
 			t.Run("rfc5780", func(t *testing.T) { rfc5780(t, l, self, filt) })
 			t.Run("holepunch", func(t *testing.T) { holePunch(t, l, self, ports) })
 			t.Run("tcp-simultaneous-open", func(t *testing.T) { tcpSimOpen(t, l, self, g, ports+50) })
+			t.Run("icmp-error", func(t *testing.T) { icmpError(t, l, self, ports+70) })
 		})
 	}
 	t.Run("udp500-not-ike", func(t *testing.T) {
@@ -265,6 +266,18 @@ func tcpSimOpen(t *testing.T, l *lab.Lab, self string, g *labtest.Gate, port int
 	}
 }
 
+// icmpError: two sockets of lan1 punch a hole between their public
+// mappings; one closes, and the other's next datagram draws the kernel's
+// port unreachable, which passgate must bring back to the sender, about
+// the datagram as it sent it, for its connected socket to be refused.
+func icmpError(t *testing.T, l *lab.Lab, self string, port int) {
+	r, err := runPeer(l, self, lab.Lan1, peerArgs{Mode: "icmp", Local: port}, 60*time.Second)
+	must(t, err)
+	if r.Got != "refused" {
+		t.Errorf("after the peer socket closed: %q, want the port unreachable as ECONNREFUSED", r.Got)
+	}
+}
+
 // TestPeer is the peer itself, when this binary runs in a lab host with
 // $P2P_PEER set; otherwise it does nothing.
 func TestPeer(t *testing.T) {
@@ -283,6 +296,8 @@ func TestPeer(t *testing.T) {
 			r, err = punch(a)
 		case "tcp":
 			r, err = tcpOpen(a)
+		case "icmp":
+			r, err = icmpRefused(a)
 		case "echo500":
 			err = echo500()
 		case "send500":
@@ -604,4 +619,70 @@ func send500(a peerArgs) (peerResult, error) {
 		}
 	}
 	return r, fmt.Errorf("no answer from %s", dst)
+}
+
+// icmpRefused: sockets on ports a.Local and a.Local+1 learn their
+// mappings, punch (the second sends first, so that under any filtering
+// the first's packet opens the flow), then the second closes and the
+// first, connected to the second's mapping, sends again and reads.
+func icmpRefused(a peerArgs) (peerResult, error) {
+	var r peerResult
+	s2, err := net.ListenUDP("udp4", &net.UDPAddr{Port: a.Local + 1})
+	if err != nil {
+		return r, err
+	}
+	defer s2.Close()
+	m2, _, err := binding(s2, server, 0, 3*time.Second)
+	if err != nil {
+		return r, err
+	}
+	pub2s, _ := mapped(m2)
+	pub2, err := netip.ParseAddrPort(pub2s)
+	if err != nil {
+		return r, err
+	}
+	s1, err := net.DialUDP("udp4", &net.UDPAddr{Port: a.Local}, net.UDPAddrFromAddrPort(pub2))
+	if err != nil {
+		return r, err
+	}
+	defer s1.Close()
+	// s1, connected to pub2, gets its mapping from its first datagram;
+	// s2 learns it from what arrives.
+	buf := make([]byte, 1500)
+	var pub1 netip.AddrPort
+	for try := 0; try < 20 && !pub1.IsValid(); try++ {
+		s1.Write([]byte("hello"))
+		s2.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, from, err := s2.ReadFromUDPAddrPort(buf); err == nil {
+			pub1 = from
+		} else if !pub1.IsValid() {
+			// Held: the second answers toward the first's mapping, which
+			// keeps the LAN port.
+			s2.WriteToUDPAddrPort([]byte("open"), netip.AddrPortFrom(pub2.Addr(), uint16(a.Local)))
+		}
+	}
+	if !pub1.IsValid() {
+		return r, fmt.Errorf("the sockets never reached each other")
+	}
+	r.Mapped, r.From = pub2.String(), pub1.String()
+	for { // what s2 sent s1 while opening
+		s1.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := s1.Read(buf); err != nil {
+			break
+		}
+	}
+	s2.Close()
+	time.Sleep(200 * time.Millisecond)
+	s1.Write([]byte("to a closed port"))
+	s1.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = s1.Read(buf)
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		r.Got = "refused"
+	case err != nil:
+		r.Got = err.Error()
+	default:
+		r.Got = "an answer"
+	}
+	return r, nil
 }
