@@ -82,7 +82,9 @@ func (e *Engine) newHairpin(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 		return 0, 0, DropPortsExhausted
 	}
 	ext := e.maps.slab[m].extPort
-	self := peer == m+1
+	// A self-probe: to the sender's own mapping, or to a forward (a PCP
+	// one, say) of the sender's endpoint on its mapping's port.
+	self := host == k.Src && port == k.SrcID && ext == k.DstID
 	reply := conntrack.Tuple{Src: host, Dst: e.wanAddr, SrcID: port, DstID: ext, Proto: k.Proto, Side: uint8(LAN)}
 	if self {
 		reply = k

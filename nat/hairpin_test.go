@@ -382,3 +382,25 @@ func TestHairpinWANAddressChange(t *testing.T) {
 		t.Fatalf("after the address change: %d flows, %d mappings, %d filter entries", s.Flows, s.Mappings, e.maps.filt.Len())
 	}
 }
+
+// TestHairpinToDynamicForward: a LAN host reaches another's PCP/UPnP
+// forward through the public address and is answered from it; a host
+// probing its own forward, on its own mapping's port, gets the probe back
+// from that port.
+func TestHairpinToDynamicForward(t *testing.T) {
+	e := hpEngine(t, AddressAndPortDependent)
+	for _, d := range []DynamicForward{
+		{Proto: packet.ProtoUDP, Outside: 4000, Host: mustAddr("192.168.50.10"), Inside: 4000, By: "pcp"},
+		{Proto: packet.ProtoUDP, Outside: 7000, Host: mustAddr("192.168.50.10"), Inside: 7000, By: "upnp"},
+	} {
+		if err := e.AddDynamicForward(d); err != nil {
+			t.Fatalf("%+v: %v", d, err)
+		}
+	}
+	runSteps(t, e, []step{
+		{hpB, "203.0.113.1:7000", hpPubB, "192.168.50.10:7000"}, // a forward admits whatever filtering says
+		{"192.168.50.10:7000", hpPubB, "203.0.113.1:7000", hpB},
+		{hpA, hpPubA, hpPubA, hpA},
+		{hpA, hpPubA, hpPubA, hpA},
+	})
+}
