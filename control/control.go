@@ -1,7 +1,7 @@
 // Package control owns passgate's local control API: an HTTP server on a
 // unix socket (mode 0600) that the running gateway exposes, with
-// GET /v1/status, GET /v1/flows, GET /v1/pppoe and GET /v1/events, and the
-// client the CLI uses to read them. It also owns the API's wire types
+// GET /v1/status, GET /v1/flows, GET /v1/pppoe, GET /v1/events, and GET and
+// DELETE /v1/mappings, and the client the CLI uses to call them. It also owns the API's wire types
 // (Status, Flow, Event, PPPoE, APIErrors): the control socket, the admin
 // REST API and web pages (package admin), the CLI and the lab tests all use
 // these, never the engine's or the router's own types, which carry no JSON

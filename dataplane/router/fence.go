@@ -19,10 +19,12 @@ import (
 // longer answers them (TCP RST, port unreachable, echo replies) nor routes
 // them. ARP still reaches the kernel.
 //
-// The one exception is the admin server (package admin): a kernel socket on
-// the LAN address. AllowLANTCP lets TCP to that address and port through on
-// the LAN interface only, before the drop; the WAN side stays fenced whole,
-// so the admin port is never reachable there.
+// The exceptions are the router's own services, kernel sockets on the LAN
+// side: the admin server (package admin) and the port mapping servers
+// (portmap/server). AllowLANTCP and AllowLANUDP let TCP and UDP to those
+// addresses and ports (the LAN address, or SSDP's multicast group) through
+// on the LAN interface only, before the drop; the WAN side stays fenced
+// whole, so none of them is ever reachable there.
 
 // DefaultFenceTable is the nftables table passgate owns.
 const DefaultFenceTable = "passgate"
