@@ -1,6 +1,9 @@
 package conntrack
 
-import "math/bits"
+import (
+	"math/bits"
+	"math/rand/v2"
+)
 
 // Index maps tuples to 32-bit values (flow ids here; the NAT mapper keys
 // its mappings and filters by tuples too). It is an open-addressing table with
@@ -9,11 +12,24 @@ import "math/bits"
 // almost always, one cache line. It is what makes an established flow
 // cheap; Go's map hashes the 14-byte key with a generic routine that costs
 // more than the rest of the lookup.
+//
+// The hash is keyed with a random key per index, drawn when it is made:
+// where a tuple lands cannot be computed from outside, so a host choosing
+// its ports (or forging addresses) cannot pile its keys into one probe run
+// and make everyone's lookups there slow. Probe runs are bounded too: a
+// key whose run would pass maxProbe slots is refused (Add reports it, the
+// flow table counts the flow as not made), so a lookup never walks further.
 type Index struct {
 	slots []slot
 	mask  uint64
 	n     int
+	key   [2]uint64
 }
+
+// maxProbe bounds how far from its home slot a key may lie. With a random
+// key and the load kept under one half, a run that long comes once in
+// about 10^11 inserts; nothing but a broken hash reaches it.
+const maxProbe = 128
 
 type slot struct {
 	key  Tuple
@@ -24,22 +40,34 @@ type slot struct {
 // NewIndex makes an index for at most entries keys.
 func NewIndex(entries int) *Index {
 	size := 1 << bits.Len(uint(entries*2-1))
-	return &Index{slots: make([]slot, size), mask: uint64(size - 1)}
+	// math/rand/v2's global source is seeded by the runtime from the
+	// system's randomness: the key is unpredictable and differs per index
+	// and per process.
+	return &Index{slots: make([]slot, size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
 }
 
-func (k *Tuple) hash() uint64 {
+// hash is the tuple's 12 bytes as two words, each xored with half of the
+// key, through two rounds of the 64x64->128 multiply-and-fold (the mixing
+// step of wyhash, which Go's runtime uses for its own maps where AES is
+// missing): about a nanosecond, and without the key its output says
+// nothing useful about where another tuple lands.
+func (x *Index) hash(k *Tuple) uint64 {
 	a := uint64(k.Src[0])<<56 | uint64(k.Src[1])<<48 | uint64(k.Src[2])<<40 | uint64(k.Src[3])<<32 |
 		uint64(k.Dst[0])<<24 | uint64(k.Dst[1])<<16 | uint64(k.Dst[2])<<8 | uint64(k.Dst[3])
 	b := uint64(k.SrcID)<<32 | uint64(k.DstID)<<16 | uint64(k.Proto)<<8 | uint64(k.Side)
-	h := a*0x9e3779b97f4a7c15 ^ b*0xc2b2ae3d27d4eb4f
-	h ^= h >> 29
-	h *= 0x94d049bb133111eb
-	return h ^ h>>32
+	h := fold(a^x.key[0], b^x.key[1])
+	return fold(h^0xa0761d6478bd642f, x.key[0]^0xe7037ed1a0b428db)
+}
+
+func fold(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
 
 // Get finds k.
 func (x *Index) Get(k Tuple) (uint32, bool) {
-	for i := k.hash() & x.mask; ; i = (i + 1) & x.mask {
+	i := x.hash(&k) & x.mask
+	for n := 0; n <= maxProbe; n++ {
 		s := &x.slots[i]
 		if !s.used {
 			return 0, false
@@ -47,32 +75,28 @@ func (x *Index) Get(k Tuple) (uint32, bool) {
 		if s.key == k {
 			return s.val, true
 		}
+		i = (i + 1) & x.mask
 	}
+	return 0, false
 }
 
 // Put inserts or replaces. The table never fills as long as the owner
-// keeps to the entries it asked for: it has twice that room.
-func (x *Index) Put(k Tuple, v uint32) {
-	for i := k.hash() & x.mask; ; i = (i + 1) & x.mask {
-		s := &x.slots[i]
-		if !s.used {
-			*s = slot{key: k, used: true, val: v}
-			x.n++
-			return
-		}
-		if s.key == k {
-			s.val = v
-			return
-		}
+// keeps to the entries it asked for: it has twice that room. It reports
+// false, changing nothing, when k's probe run would pass maxProbe.
+func (x *Index) Put(k Tuple, v uint32) bool {
+	p, _, ok := x.upsert(k)
+	if ok {
+		*p = v
 	}
+	return ok
 }
 
 // Del removes k if present.
 func (x *Index) Del(k Tuple) {
-	i := k.hash() & x.mask
-	for {
+	i := x.hash(&k) & x.mask
+	for n := 0; ; n++ {
 		s := &x.slots[i]
-		if !s.used {
+		if !s.used || n > maxProbe {
 			return
 		}
 		if s.key == k {
@@ -87,7 +111,7 @@ func (x *Index) Del(k Tuple) {
 		if !s.used {
 			break
 		}
-		home := s.key.hash() & x.mask
+		home := x.hash(&s.key) & x.mask
 		if (j-home)&x.mask >= (j-i)&x.mask {
 			x.slots[i] = *s
 			i = j
@@ -97,36 +121,47 @@ func (x *Index) Del(k Tuple) {
 	x.n--
 }
 
-// Add inserts k if absent and reports whether it did.
-func (x *Index) Add(k Tuple, v uint32) bool {
-	for i := k.hash() & x.mask; ; i = (i + 1) & x.mask {
-		s := &x.slots[i]
-		if !s.used {
-			*s = slot{key: k, used: true, val: v}
-			x.n++
-			return true
-		}
-		if s.key == k {
-			return false
-		}
+// Add inserts k if absent. It reports ErrExists when k is there, and
+// ErrProbe, changing nothing, when k's probe run would pass maxProbe.
+func (x *Index) Add(k Tuple, v uint32) error {
+	p, found, ok := x.upsert(k)
+	switch {
+	case !ok:
+		return ErrProbe
+	case found:
+		return ErrExists
 	}
+	*p = v
+	return nil
 }
+
+// ErrProbe is Add's answer for a key whose probe run would be too long.
+var ErrProbe = errorString("conntrack: index probe run too long")
 
 // Upsert finds k, inserting it with value 0 if absent, and returns a
 // pointer to its value (valid until the next change to the index) and
-// whether it was there: one probe where Get then Put takes two.
+// whether it was there: one probe where Get then Put takes two. The
+// pointer is nil when k was absent and its probe run would pass maxProbe.
 func (x *Index) Upsert(k Tuple) (*uint32, bool) {
-	for i := k.hash() & x.mask; ; i = (i + 1) & x.mask {
+	p, found, _ := x.upsert(k)
+	return p, found
+}
+
+func (x *Index) upsert(k Tuple) (v *uint32, found, ok bool) {
+	i := x.hash(&k) & x.mask
+	for n := 0; n <= maxProbe; n++ {
 		s := &x.slots[i]
 		if !s.used {
 			*s = slot{key: k, used: true}
 			x.n++
-			return &s.val, false
+			return &s.val, false, true
 		}
 		if s.key == k {
-			return &s.val, true
+			return &s.val, true, true
 		}
+		i = (i + 1) & x.mask
 	}
+	return nil, false, false
 }
 
 // Len is the number of keys.

@@ -174,12 +174,12 @@ func (t *Table) Insert(orig, reply Tuple, host [4]byte, now, deadline int64) (in
 		return noFlow, ErrExists
 	}
 	id := t.free[len(t.free)-1]
-	if !t.index.Add(orig, uint32(id)<<1) {
-		return noFlow, ErrExists
+	if err := t.index.Add(orig, uint32(id)<<1); err != nil {
+		return noFlow, err
 	}
-	if !t.index.Add(reply, uint32(id)<<1|1) {
+	if err := t.index.Add(reply, uint32(id)<<1|1); err != nil {
 		t.index.Del(orig)
-		return noFlow, ErrExists
+		return noFlow, err
 	}
 	t.free = t.free[:len(t.free)-1]
 	f := &t.flows[id]
@@ -204,9 +204,11 @@ func (t *Table) Rekey(id int32, reply Tuple) error {
 	if _, ok := t.index.Get(reply); ok {
 		return ErrExists
 	}
+	if err := t.index.Add(reply, uint32(id)<<1|1); err != nil {
+		return err
+	}
 	t.index.Del(f.Reply)
 	f.Reply = reply
-	t.index.Put(reply, uint32(id)<<1|1)
 	return nil
 }
 

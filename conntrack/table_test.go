@@ -200,3 +200,41 @@ func FuzzIndex(f *testing.F) {
 		}
 	})
 }
+
+// TestIndexProbeBound fills every slot: a lookup of a missing key must
+// still end, and adding one must be refused, not loop.
+func TestIndexProbeBound(t *testing.T) {
+	x := NewIndex(256)
+	for i := range x.slots {
+		x.slots[i] = slot{key: tup(i, 1), used: true}
+	}
+	k := tup(1, 0)
+	if _, ok := x.Get(k); ok {
+		t.Fatal("found a key never added")
+	}
+	if err := x.Add(k, 1); err != ErrProbe {
+		t.Fatalf("add to a full run: %v", err)
+	}
+	if x.Put(k, 1) {
+		t.Fatal("put into a full run")
+	}
+	if v, _ := x.Upsert(k); v != nil {
+		t.Fatal("upsert into a full run")
+	}
+}
+
+// TestIndexKeyed: two indexes hash the same tuple to unrelated slots, so
+// where a tuple lands in one says nothing about another process's.
+func TestIndexKeyed(t *testing.T) {
+	a, b := NewIndex(1<<16), NewIndex(1<<16)
+	same := 0
+	for i := 0; i < 1000; i++ {
+		k := tup(i, 0)
+		if a.hash(&k)&a.mask == b.hash(&k)&b.mask {
+			same++
+		}
+	}
+	if same > 5 {
+		t.Fatalf("%d of 1000 tuples in the same slot of two indexes", same)
+	}
+}

@@ -104,6 +104,9 @@ func (m *mapper) lookupExt(proto uint8, port uint16) (uint32, bool) {
 func (m *mapper) acquire(proto uint8, host [4]byte, port uint16, reserved func(uint8, uint16) bool) (uint32, bool) {
 	k := mapKey{host: host, port: port, proto: proto}
 	v, found := m.byKey.Upsert(k.tuple())
+	if v == nil {
+		return 0, false
+	}
 	if found {
 		m.slab[*v].refs++
 		return *v, true
@@ -182,6 +185,9 @@ func (m *mapper) len() int { return m.byKey.Len() }
 func (m *mapper) filterAdd(proto uint8, ext uint16, remote [4]byte, d int32) {
 	k := filtTuple(proto, ext, remote)
 	v, _ := m.filt.Upsert(k)
+	if v == nil {
+		return // a probe run too long to add to (conntrack.Index): never with its random key
+	}
 	if n := int32(*v) + d; n > 0 {
 		*v = uint32(n)
 	} else {
