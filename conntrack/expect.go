@@ -15,8 +15,12 @@ type Expectation struct {
 }
 
 // maxExpectations bounds helpers' predictions so a chatty peer cannot grow
-// the table without bound.
-const maxExpectations = 4096
+// the table without bound, and maxExpectationsPerHost is one LAN host's
+// share of them, so one host's calls cannot use them all up.
+const (
+	maxExpectations        = 4096
+	maxExpectationsPerHost = maxExpectations / 8
+)
 
 // ErrTooManyExpectations is returned when the bound is reached.
 var ErrTooManyExpectations = errorString("conntrack: too many expectations")
@@ -26,17 +30,42 @@ type errorString string
 func (e errorString) Error() string { return string(e) }
 
 // Expect registers an expectation, replacing one with the same Match.
+// A host with maxExpectationsPerHost pending gets ErrTooManyExpectations
+// too.
 func (t *Table) Expect(e Expectation) error {
 	old, ok := t.expect[e.Match]
 	if !ok && len(t.expect) >= maxExpectations {
 		return ErrTooManyExpectations
 	}
+	if (!ok || old.Host != e.Host) && e.Host != ([4]byte{}) && t.expHost[e.Host] >= maxExpectationsPerHost {
+		return ErrTooManyExpectations
+	}
 	if ok {
+		t.unexpect(&old)
 		t.gone(&old)
 	}
 	t.expect[e.Match] = e
+	if e.Host != ([4]byte{}) {
+		t.expHost[e.Host]++
+	}
 	return nil
 }
+
+// unexpect removes e and its charge to its host.
+func (t *Table) unexpect(e *Expectation) {
+	delete(t.expect, e.Match)
+	if e.Host == ([4]byte{}) {
+		return
+	}
+	if n := t.expHost[e.Host] - 1; n > 0 {
+		t.expHost[e.Host] = n
+	} else {
+		delete(t.expHost, e.Host)
+	}
+}
+
+// HostExpectations is the number of expectations charged to host.
+func (t *Table) HostExpectations(host [4]byte) int { return int(t.expHost[host]) }
 
 // gone tells the owner an expectation went unfulfilled.
 func (t *Table) gone(e *Expectation) {
@@ -59,7 +88,7 @@ func (t *Table) Expected(k Tuple, now int64) (Expectation, bool) {
 	if !ok {
 		return Expectation{}, false
 	}
-	delete(t.expect, e.Match)
+	t.unexpect(&e)
 	if e.Deadline <= now {
 		t.gone(&e)
 		return Expectation{}, false
@@ -70,9 +99,9 @@ func (t *Table) Expected(k Tuple, now int64) (Expectation, bool) {
 // Unexpect removes every expectation for which drop returns true (a helper
 // ending a call removes its predictions).
 func (t *Table) Unexpect(drop func(*Expectation) bool) {
-	for k, e := range t.expect {
+	for _, e := range t.expect {
 		if drop(&e) {
-			delete(t.expect, k)
+			t.unexpect(&e)
 			t.gone(&e)
 		}
 	}
@@ -86,9 +115,9 @@ func (t *Table) Expectations() int { return len(t.expect) }
 // is cheap.
 func (t *Table) expireExpectations(now int64) int {
 	n := 0
-	for k, e := range t.expect {
+	for _, e := range t.expect {
 		if e.Deadline <= now {
-			delete(t.expect, k)
+			t.unexpect(&e)
 			t.gone(&e)
 			n++
 		}

@@ -15,10 +15,60 @@ const (
 
 // Errors returned by Insert. Values, so the packet path never formats.
 var (
-	ErrFull      = errors.New("conntrack: table full")
-	ErrHostLimit = errors.New("conntrack: per-host flow limit reached")
-	ErrExists    = errors.New("conntrack: tuple already tracked")
+	ErrFull       = errors.New("conntrack: table full")
+	ErrHostLimit  = errors.New("conntrack: per-host flow limit reached")
+	ErrOwnerLimit = errors.New("conntrack: per-owner flow limit reached")
+	ErrExists     = errors.New("conntrack: tuple already tracked")
 )
+
+// Owner is what a flow is charged to besides its LAN host address: the
+// source MAC address of the LAN frame that made it (so a host forging
+// source addresses on the LAN still has one share), or the port-forward
+// rule or DMZ that let an inbound flow in (so a flood from the WAN uses up
+// the rule's share, not the LAN host's).
+type Owner struct {
+	Kind uint8
+	ID   [6]byte
+}
+
+// Owner kinds.
+const (
+	OwnerNone uint8 = iota
+	OwnerMAC
+	OwnerRule
+)
+
+// MACOwner is the owner for a LAN source MAC address.
+func MACOwner(mac [6]byte) Owner { return Owner{Kind: OwnerMAC, ID: mac} }
+
+// RuleOwner is the owner for an inbound rule (a port forward's index; the
+// owner picks a number for the DMZ).
+func RuleOwner(i int) Owner {
+	return Owner{Kind: OwnerRule, ID: [6]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}}
+}
+
+// Seq is what passgate knows of one direction of a TCP connection: the
+// sequence number after the last segment sent that way, the last
+// acknowledgement sent that way, the window it advertised (unscaled) and
+// its window scale (from its SYN). The NAT engine keeps it to judge RSTs
+// (RFC 5961).
+type Seq struct {
+	Next, Ack uint32
+	Win       uint16
+	Scale     uint8
+	Seen      uint8 // bit 0: Next is known; bit 1: Ack and Win are
+}
+
+// EarlyDrops counts flows removed to make room for a new one, by what was
+// full.
+type EarlyDrops struct {
+	TableFull, HostQuota, OwnerQuota uint64
+}
+
+// earlyDropScan bounds how many of the oldest unreplied flows one search
+// for a host's or an owner's looks at, so a new flow costs the same
+// however the table is filled.
+const earlyDropScan = 64
 
 // Flow is one tracked connection. The owner interprets State, Origin, Ext
 // and Data; the table owns the tuples, the deadline and the bookkeeping.
@@ -42,12 +92,19 @@ type Flow struct {
 	Deadline int64
 	Packets  [2]uint64
 	Bytes    [2]uint64
+	Owner    Owner
+	// Seq is each direction's TCP sequence state (Original, Reply).
+	Seq [2]Seq
 
 	next, prev int32 // timing wheel list
 	slot       int32
 	tick       int64 // the wheel tick of slot
 	inUse      bool
 	class      uint8 // the owner's counting class (SetClass)
+	// The unreplied list: flows that have seen no reply yet, oldest
+	// first, which are the ones an early drop may remove.
+	replied          bool
+	unrNext, unrPrev int32
 }
 
 // Class is the counting class the owner gave the flow (SetClass).
@@ -78,10 +135,18 @@ type Table struct {
 	byProto [256]int32
 	byClass [NumClasses]int32
 
+	perOwner  map[Owner]int32
+	maxRule   int32
+	linkOwner Owner // what Insert charges besides the host (SetLink)
+
+	unrHead, unrTail int32
+	early            EarlyDrops
+
 	wheel    [wheelSize]int32
 	lastTick int64
 
-	expect map[Tuple]Expectation
+	expect  map[Tuple]Expectation
+	expHost map[[4]byte]int32
 
 	// OnDelete, if set, is called for every flow just before it is removed
 	// (expiry or Delete), so the owner can release what the flow held.
@@ -100,8 +165,13 @@ func New(max, perHost int, now int64) *Table {
 		index:    NewIndex(2 * max),
 		perHost:  make(map[[4]byte]int32, 256),
 		maxHost:  int32(perHost),
+		perOwner: make(map[Owner]int32, 256),
+		maxRule:  int32(perHost),
+		unrHead:  noFlow,
+		unrTail:  noFlow,
 		lastTick: now >> tickShift,
 		expect:   make(map[Tuple]Expectation, 64),
+		expHost:  make(map[[4]byte]int32, 16),
 	}
 	for i := range t.free {
 		t.free[i] = int32(max - 1 - i)
@@ -143,6 +213,110 @@ func (t *Table) SetClass(id int32, c uint8) {
 // HostFlows is the number of flows charged to host.
 func (t *Table) HostFlows(host [4]byte) int { return int(t.perHost[host]) }
 
+// OwnerFlows is the number of flows charged to o.
+func (t *Table) OwnerFlows(o Owner) int { return int(t.perOwner[o]) }
+
+// SetRuleLimit sets how many flows each OwnerRule owner may have (the
+// per-host limit until set; 0: none).
+func (t *Table) SetRuleLimit(n int) { t.maxRule = int32(n) }
+
+// SetLink names what the flows Insert makes from now on are charged to
+// besides their host: the source MAC of the LAN frame being processed, or
+// no one (the zero Owner) for a frame from the WAN.
+func (t *Table) SetLink(o Owner) { t.linkOwner = o }
+
+// EarlyDrops are the counts of flows removed to make room.
+func (t *Table) EarlyDrops() EarlyDrops { return t.early }
+
+func (t *Table) ownerMax(o Owner) int32 {
+	switch o.Kind {
+	case OwnerMAC:
+		return t.maxHost
+	case OwnerRule:
+		return t.maxRule
+	}
+	return 0
+}
+
+func (t *Table) hostFull(host [4]byte) bool {
+	return host != ([4]byte{}) && t.maxHost > 0 && t.perHost[host] >= t.maxHost
+}
+
+func (t *Table) ownerFull(o Owner) bool {
+	m := t.ownerMax(o)
+	return o.Kind != OwnerNone && m > 0 && t.perOwner[o] >= m
+}
+
+// MakeRoom makes sure a flow charged to host and to owner (the zero
+// values: no one) fits, removing the oldest flows that have seen no reply
+// (half-open TCP, unanswered UDP) where the table, the host's share or the
+// owner's is full, as Linux's conntrack early_drop does; flows that have
+// seen a reply are never removed. It returns the error Insert would
+// return, or nil. Removal runs OnDelete, so the caller must hold nothing
+// of a flow's (a mapping, a pointer) across the call.
+func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
+	if t.hostFull(host) {
+		if !t.evict(func(f *Flow) bool { return f.Host == host }) {
+			return ErrHostLimit
+		}
+		t.early.HostQuota++
+	}
+	if t.ownerFull(owner) {
+		if !t.evict(func(f *Flow) bool { return f.Owner == owner }) {
+			return ErrOwnerLimit
+		}
+		t.early.OwnerQuota++
+	}
+	if len(t.free) == 0 {
+		if !t.evict(nil) {
+			return ErrFull
+		}
+		t.early.TableFull++
+	}
+	return nil
+}
+
+// evict removes the oldest unreplied flow that match accepts (any, when
+// nil) among the earlyDropScan oldest, and reports whether it found one.
+func (t *Table) evict(match func(*Flow) bool) bool {
+	id := t.unrHead
+	for n := 0; id != noFlow && n < earlyDropScan; n++ {
+		f := &t.flows[id]
+		if match == nil || match(f) {
+			t.Delete(id)
+			return true
+		}
+		id = f.unrNext
+	}
+	return false
+}
+
+// Replied marks a flow as having seen a reply: from then on no early
+// drop removes it.
+func (t *Table) Replied(id int32) {
+	f := &t.flows[id]
+	if f.replied {
+		return
+	}
+	f.replied = true
+	t.unrUnlink(id)
+}
+
+func (t *Table) unrUnlink(id int32) {
+	f := &t.flows[id]
+	if f.unrPrev != noFlow {
+		t.flows[f.unrPrev].unrNext = f.unrNext
+	} else if t.unrHead == id {
+		t.unrHead = f.unrNext
+	}
+	if f.unrNext != noFlow {
+		t.flows[f.unrNext].unrPrev = f.unrPrev
+	} else if t.unrTail == id {
+		t.unrTail = f.unrPrev
+	}
+	f.unrNext, f.unrPrev = noFlow, noFlow
+}
+
 // Lookup finds the flow one of whose tuples is k.
 func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) {
 	v, ok := t.index.Get(k)
@@ -162,13 +336,22 @@ func (t *Table) Live(id int32, gen uint32) bool {
 func (t *Table) Get(id int32) *Flow { return &t.flows[id] }
 
 // Insert adds a flow. host, if not zero, is charged against the per-host
-// limit. The caller fills the returned flow's other fields.
+// limit, and so is what SetLink last named against its own. The caller
+// fills the returned flow's other fields.
 func (t *Table) Insert(orig, reply Tuple, host [4]byte, now, deadline int64) (int32, error) {
+	return t.InsertOwned(orig, reply, host, t.linkOwner, now, deadline)
+}
+
+// InsertOwned is Insert charging owner instead of what SetLink named.
+func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, deadline int64) (int32, error) {
 	if len(t.free) == 0 {
 		return noFlow, ErrFull
 	}
-	if host != ([4]byte{}) && t.maxHost > 0 && t.perHost[host] >= t.maxHost {
+	if t.hostFull(host) {
 		return noFlow, ErrHostLimit
+	}
+	if t.ownerFull(owner) {
+		return noFlow, ErrOwnerLimit
 	}
 	if orig == reply {
 		return noFlow, ErrExists
@@ -183,10 +366,20 @@ func (t *Table) Insert(orig, reply Tuple, host [4]byte, now, deadline int64) (in
 	}
 	t.free = t.free[:len(t.free)-1]
 	f := &t.flows[id]
-	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Created: now, Deadline: deadline, Gen: f.Gen + 1, inUse: true}
+	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Owner: owner, Created: now, Deadline: deadline, Gen: f.Gen + 1, inUse: true,
+		unrNext: noFlow, unrPrev: t.unrTail}
 	if host != ([4]byte{}) {
 		t.perHost[host]++
 	}
+	if owner.Kind != OwnerNone {
+		t.perOwner[owner]++
+	}
+	if t.unrTail != noFlow {
+		t.flows[t.unrTail].unrNext = id
+	} else {
+		t.unrHead = id
+	}
+	t.unrTail = id
 	t.live++
 	t.byProto[orig.Proto]++
 	t.byClass[0]++
@@ -270,6 +463,16 @@ func (t *Table) remove(id int32) {
 		} else {
 			delete(t.perHost, f.Host)
 		}
+	}
+	if f.Owner.Kind != OwnerNone {
+		if n := t.perOwner[f.Owner] - 1; n > 0 {
+			t.perOwner[f.Owner] = n
+		} else {
+			delete(t.perOwner, f.Owner)
+		}
+	}
+	if !f.replied {
+		t.unrUnlink(id)
 	}
 	f.inUse = false
 	t.live--

@@ -238,3 +238,109 @@ func TestIndexKeyed(t *testing.T) {
 		t.Fatalf("%d of 1000 tuples in the same slot of two indexes", same)
 	}
 }
+
+// TestEarlyDrop: a full table, host share or owner share makes room by
+// removing the oldest flow that saw no reply of the one that is full,
+// never one that did; when none qualifies the insert is refused.
+func TestEarlyDrop(t *testing.T) {
+	tb := New(6, 3, 0)
+	a, b := [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}
+	mac := MACOwner([6]byte{2, 0, 0, 0, 0, 1})
+	var gone []int32
+	tb.OnDelete = func(id int32, f *Flow) { gone = append(gone, id) }
+	ins := func(i int, host [4]byte, o Owner) int32 {
+		t.Helper()
+		if err := tb.MakeRoom(host, o); err != nil {
+			t.Fatalf("room for %d: %v", i, err)
+		}
+		id, err := tb.InsertOwned(tup(i, 0), tup(i, 1), host, o, 0, 1000*ms)
+		if err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+		return id
+	}
+	a0 := ins(0, a, Owner{})
+	a1 := ins(1, a, Owner{})
+	a2 := ins(2, a, Owner{})
+	tb.Replied(a0)
+	// a's share is full: its oldest unreplied (a1, not the replied a0) goes.
+	ins(3, a, Owner{})
+	if len(gone) != 1 || gone[0] != a1 {
+		t.Fatalf("host share: removed %v, want [%d]", gone, a1)
+	}
+	tb.Replied(a2)
+	// b fills the table; then one more: the oldest unreplied anywhere.
+	a3 := tb.unrHead
+	b0 := ins(4, b, mac)
+	ins(5, b, mac)
+	ins(6, b, mac)
+	gone = gone[:0]
+	ins(7, [4]byte{10, 0, 0, 3}, Owner{})
+	if len(gone) != 1 || gone[0] != a3 {
+		t.Fatalf("table full: removed %v, want the oldest unreplied %d (a0 %d and a2 %d saw replies)", gone, a3, a0, a2)
+	}
+	// The MAC's share (3): a new flow of another address on the same MAC
+	// takes the MAC's oldest unreplied.
+	gone = gone[:0]
+	ins(8, [4]byte{10, 0, 0, 9}, mac)
+	if len(gone) != 1 || gone[0] != b0 || tb.OwnerFlows(mac) != 3 {
+		t.Fatalf("mac share: removed %v (want [%d]), %d flows", gone, b0, tb.OwnerFlows(mac))
+	}
+	// Nothing unreplied left for a: refused, nothing removed.
+	for _, id := range []int32{a0, a2} {
+		tb.Replied(id)
+	}
+	tb.Range(func(id int32, f *Flow) bool { tb.Replied(id); return true })
+	gone = gone[:0]
+	if err := tb.MakeRoom(a, Owner{}); err != ErrHostLimit && err != ErrFull {
+		t.Fatalf("no unreplied flow: %v", err)
+	}
+	if len(gone) != 0 {
+		t.Fatalf("removed replied flows %v", gone)
+	}
+	d := tb.EarlyDrops()
+	if d.HostQuota != 1 || d.TableFull < 1 || d.OwnerQuota < 1 {
+		t.Fatalf("early drops %+v", d)
+	}
+}
+
+// TestRuleOwnerLimit: inbound flows of a rule are held to the rule's share,
+// not their LAN host's.
+func TestRuleOwnerLimit(t *testing.T) {
+	tb := New(16, 8, 0)
+	tb.SetRuleLimit(2)
+	r := RuleOwner(0)
+	for i := 0; i < 2; i++ {
+		if _, err := tb.InsertOwned(tup(i, 0), tup(i, 1), [4]byte{}, r, 0, 1000*ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tb.InsertOwned(tup(2, 0), tup(2, 1), [4]byte{}, r, 0, 1000*ms); err != ErrOwnerLimit {
+		t.Fatalf("third flow of a rule: %v", err)
+	}
+	if _, err := tb.InsertOwned(tup(2, 0), tup(2, 1), [4]byte{}, RuleOwner(1), 0, 1000*ms); err != nil {
+		t.Fatalf("another rule: %v", err)
+	}
+}
+
+func TestExpectationHostShare(t *testing.T) {
+	tb := New(4, 0, 0)
+	h := [4]byte{10, 0, 0, 1}
+	for i := 0; i < maxExpectationsPerHost; i++ {
+		m := Tuple{Src: [4]byte{1, 1, 1, 1}, DstID: uint16(i), Proto: 17, Side: 1}
+		if err := tb.Expect(Expectation{Match: m, Host: h, Deadline: 10 * ms}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := Tuple{Src: [4]byte{1, 1, 1, 1}, DstID: 60000, Proto: 17, Side: 1}
+	if err := tb.Expect(Expectation{Match: m, Host: h, Deadline: 10 * ms}); err != ErrTooManyExpectations {
+		t.Fatalf("over the host's share: %v", err)
+	}
+	if err := tb.Expect(Expectation{Match: m, Host: [4]byte{10, 0, 0, 2}, Deadline: 10 * ms}); err != nil {
+		t.Fatalf("another host: %v", err)
+	}
+	tb.Expire(20 * ms)
+	if tb.HostExpectations(h) != 0 || tb.Expectations() != 0 {
+		t.Fatalf("after expiry: %d of the host's, %d in all", tb.HostExpectations(h), tb.Expectations())
+	}
+}
