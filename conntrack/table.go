@@ -49,14 +49,14 @@ func RuleOwner(i int) Owner {
 
 // Seq is what passgate knows of one direction of a TCP connection: the
 // sequence number after the last segment sent that way, the last
-// acknowledgement sent that way, the window it advertised (unscaled) and
-// its window scale (from its SYN). The NAT engine keeps it to judge RSTs
+// acknowledgement sent that way, the window it advertised and its window
+// scale (from its SYN). The NAT engine keeps it to judge RSTs
 // (RFC 5961).
 type Seq struct {
 	Next, Ack uint32
-	Win       uint16
-	Scale     uint8
-	Seen      uint8 // bit 0: Next is known; bit 1: Ack and Win are
+	Win       uint32 // scaled
+	Scale     uint8  // the SYN's window scale + 1 (0: none)
+	Seen      uint8  // bit 0: Next is known; bit 1: Ack and Win are
 }
 
 // EarlyDrops counts flows removed to make room for a new one, by what was

@@ -116,6 +116,10 @@ type NATStats struct {
 	PPTPUnparsed uint64                    `json:"pptp_unparsed"`
 	VPNSessions  map[string]int            `json:"vpn_sessions"`
 	Helpers      map[string]HelperCounters `json:"helpers"`
+	// Guards are what the limits against floods and spoofing did besides
+	// dropping packets: flows ended early to make room, by what was full,
+	// and RSTs passed on without ending their flow. Every key is listed.
+	Guards map[string]uint64 `json:"guards"`
 }
 
 // NATStatsFrom converts the engine's counters. Every drop reason is listed,
@@ -130,6 +134,13 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		ESPAmbiguous: s.ESPAmbiguous, L2TPFallback: s.L2TPFallback, PPTPUnparsed: s.PPTPUnparsed,
 		IKEFallback: s.IKEFallback, SharedToHost: s.SharedToOnlyHost,
 		VPNSessions: s.VPNSessions,
+		Guards: map[string]uint64{
+			"early_drop_table_full":    s.EarlyDropTableFull,
+			"early_drop_host_share":    s.EarlyDropHostShare,
+			"early_drop_owner_share":   s.EarlyDropOwnerShare,
+			"rst_in_window_passed":     s.RSTInWindow,
+			"rst_out_of_window_passed": s.RSTOutOfWindow,
+		},
 	}
 	if s.Helpers != nil {
 		out.Helpers = make(map[string]HelperCounters, len(s.Helpers))

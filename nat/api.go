@@ -109,7 +109,11 @@ type Config struct {
 	Filtering       Filtering
 	Timeouts        Timeouts
 	MaxFlows        int    // whole table; default 65536
-	MaxFlowsPerHost int    // per LAN host (RFC 6888); default MaxFlows/4
+	MaxFlowsPerHost int    // per LAN host (RFC 6888), and per LAN MAC address; default MaxFlows/4
+	// MaxFlowsPerRule bounds the inbound flows of each port forward and
+	// of the DMZ, which are not charged to the LAN host; default
+	// MaxFlowsPerHost.
+	MaxFlowsPerRule int
 	MSSClamp        uint16 // 0 = off; otherwise clamp TCP MSS on SYNs to this
 	PortLo, PortHi  uint16 // dynamic port range; default 1024-65535
 	PortForwards    []PortForward

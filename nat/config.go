@@ -43,6 +43,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxFlowsPerHost == 0 {
 		cfg.MaxFlowsPerHost = cfg.MaxFlows / 4
 	}
+	if cfg.MaxFlowsPerRule == 0 {
+		cfg.MaxFlowsPerRule = cfg.MaxFlowsPerHost
+	}
 	if cfg.PortLo == 0 && cfg.PortHi == 0 {
 		cfg.PortLo, cfg.PortHi = 1024, 65535
 	}
@@ -87,6 +90,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.MaxFlowsPerHost < 1 || cfg.MaxFlowsPerHost > cfg.MaxFlows {
 		bad("nat.max_flows_per_host", "%d out of range 1-%d", cfg.MaxFlowsPerHost, cfg.MaxFlows)
+	}
+	if cfg.MaxFlowsPerRule < 0 || cfg.MaxFlowsPerRule > cfg.MaxFlows {
+		bad("nat.max_flows_per_rule", "%d out of range 1-%d (0: max_flows_per_host)", cfg.MaxFlowsPerRule, cfg.MaxFlows)
 	}
 	if cfg.PortLo == 0 || cfg.PortHi < cfg.PortLo || int(cfg.PortHi)-int(cfg.PortLo) < 63 {
 		bad("nat.port_range", "%d-%d is not a range of at least 64 ports above 0", cfg.PortLo, cfg.PortHi)

@@ -73,6 +73,7 @@ type Engine struct {
 	// flow's removal can end others: a PPTP control connection its GRE).
 	doomed []doomedFlow
 	now    Time
+	srcMAC [6]byte // the LAN frame's source MAC (ProcessFrom), or zero
 
 	// Application-level gateways (helper.go).
 	helpers     []Helper
@@ -150,6 +151,7 @@ func (e *Engine) apply(cfg Config) {
 	e.timeouts.icmp = Time(t.ICMP)
 	e.timeouts.frag = Time(t.Fragment)
 	e.fwd = append(e.fwd[:0], cfg.PortForwards...)
+	e.ct.SetRuleLimit(cfg.MaxFlowsPerRule)
 	e.dmz = [4]byte{}
 	if cfg.DMZ.IsValid() {
 		e.dmz = cfg.DMZ.As4()
@@ -183,7 +185,28 @@ func (e *Engine) reap() {
 // rewritten in place; the verdict says where it goes. Packets the engine
 // generates meanwhile are in Emitted.
 func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
+	return e.ProcessFrom(now, from, [6]byte{}, b)
+}
+
+// ProcessFrom is Process for a packet whose link-layer source address is
+// known: a LAN frame's source MAC. The flows it makes are charged to that
+// MAC as well as to the source address, each with its own share
+// (MaxFlowsPerHost), so a host forging LAN source addresses still gets one
+// share; so do its held fragments. A host with several addresses shares
+// one; a host renumbered by DHCP keeps its share. (Checking the MAC
+// against the neighbour table instead would trust ARP, which a host
+// forges as easily, drop a renumbered host's packets until the table
+// learns, and need an entry before the first packet.) A zero MAC charges
+// the address alone.
+func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Verdict {
 	e.now = now
+	e.srcMAC = [6]byte{}
+	owner := conntrack.Owner{}
+	if from == LAN && srcMAC != ([6]byte{}) {
+		e.srcMAC = srcMAC
+		owner = conntrack.MACOwner(srcMAC)
+	}
+	e.ct.SetLink(owner)
 	ip, err := packet.ParseIPv4(b)
 	if err != nil {
 		if err == packet.ErrVersion {
@@ -206,7 +229,10 @@ func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
 	}
 	src, dst := ip.Src(), ip.Dst()
 	if from == LAN {
-		if !e.lanNet.contains(src) || src == e.lanAddr || e.lanNet.edge(src) {
+		if !e.lanNet.contains(src) {
+			return e.drop(DropSpoofedSource)
+		}
+		if src == e.lanAddr || e.lanNet.edge(src) {
 			return e.drop(DropMartian)
 		}
 		if dst == e.lanAddr {
@@ -470,6 +496,11 @@ func (e *Engine) newFlow(now Time, from Iface, ip packet.IPv4, k conntrack.Tuple
 		return 0, 0, DropUnsolicited
 	}
 	if from == LAN {
+		// Room first (an early drop may end flows and release their
+		// mappings, so nothing of theirs may be held across it).
+		if err := e.ct.MakeRoom(k.Src, e.linkOwner()); err != nil {
+			return 0, 0, insertReason(err)
+		}
 		if k.Dst == e.wanAddr {
 			return e.newHairpin(now, ip, k)
 		}
@@ -520,6 +551,9 @@ func (e *Engine) newOutbound(now Time, k conntrack.Tuple, origin uint8) (int32, 
 	if e.ct.Len() >= e.ct.Cap() {
 		return 0, 0, DropTableFull
 	}
+	if o := e.linkOwner(); o.Kind != conntrack.OwnerNone && e.ct.OwnerFlows(o) >= e.cfg.MaxFlowsPerHost {
+		return 0, 0, DropMACLimit
+	}
 	m, ok := e.maps.acquire(k.Proto, k.Src, k.SrcID, e.reserved)
 	if !ok {
 		return 0, 0, DropPortsExhausted
@@ -546,10 +580,40 @@ func insertReason(err error) DropReason {
 	switch err {
 	case conntrack.ErrHostLimit:
 		return DropHostLimit
-	case conntrack.ErrFull:
+	case conntrack.ErrOwnerLimit:
+		return DropMACLimit
+	case conntrack.ErrFull, conntrack.ErrProbe:
 		return DropTableFull
 	}
 	return DropMalformed
+}
+
+// linkOwner is what the flows being made are charged to besides their
+// host: the LAN frame's source MAC, if known.
+func (e *Engine) linkOwner() conntrack.Owner {
+	if e.srcMAC == ([6]byte{}) {
+		return conntrack.Owner{}
+	}
+	return conntrack.MACOwner(e.srcMAC)
+}
+
+// dmzRule is the DMZ's number among the inbound rules' owners (a port
+// forward's is its protocol and first outside port, see ruleOwner).
+const dmzRule = 0xff << 16
+
+// ruleOwner is the owner an inbound rule's flows are charged to: named by
+// the rule's protocol and first outside port, so it stays the same while
+// other rules come and go.
+func ruleOwner(proto uint8, outsideLo uint16) conntrack.Owner {
+	return conntrack.RuleOwner(int(proto)<<16 | int(outsideLo))
+}
+
+// roomReason is the drop reason for MakeRoom's refusal for a rule.
+func ruleRoomReason(err error) DropReason {
+	if err == conntrack.ErrOwnerLimit {
+		return DropRuleLimit
+	}
+	return insertReason(err)
 }
 
 // newInbound handles a WAN packet that matched no flow: a port forward, an
@@ -559,8 +623,8 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	if k.Proto == packet.ProtoICMP {
 		return 0, 0, dropLocal // a query to the router's public address
 	}
-	if host, port, ok := e.forwardTarget(k.Proto, k.DstID); ok {
-		return e.newDNAT(now, k, host, port, originForward)
+	if host, port, lo, ok := e.forwardRule(k.Proto, k.DstID); ok {
+		return e.newDNAT(now, k, host, port, originForward, ruleOwner(k.Proto, lo))
 	}
 	if id, ok := e.expected(now, k); ok {
 		return id, conntrack.Original, DropNone
@@ -574,6 +638,13 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	if m, ok := e.maps.lookupExt(k.Proto, k.DstID); ok {
 		if !e.admits(k.Proto, k.DstID, k.Src) {
 			return 0, 0, DropFiltered
+		}
+		if err := e.ct.MakeRoom(e.maps.slab[m].key.host, conntrack.Owner{}); err != nil {
+			return 0, 0, insertReason(err)
+		}
+		// Making room may have ended the mapping's last flow.
+		if m, ok = e.maps.lookupExt(k.Proto, k.DstID); !ok {
+			return 0, 0, DropUnsolicited
 		}
 		mp := &e.maps.slab[m]
 		orig := conntrack.Tuple{Src: mp.key.host, Dst: k.Src, SrcID: mp.key.port, DstID: k.SrcID, Proto: k.Proto, Side: uint8(LAN)}
@@ -590,7 +661,7 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 		return id, conntrack.Reply, DropNone
 	}
 	if e.dmz != ([4]byte{}) {
-		return e.newDNAT(now, k, e.dmz, k.DstID, originDMZ)
+		return e.newDNAT(now, k, e.dmz, k.DstID, originDMZ, conntrack.RuleOwner(dmzRule))
 	}
 	return 0, 0, DropUnsolicited
 }
@@ -607,12 +678,19 @@ func (e *Engine) admits(proto uint8, ext uint16, remote [4]byte) bool {
 	return false
 }
 
-// newDNAT makes a flow for an inbound packet sent on to a LAN host.
-func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16, origin uint8) (int32, conntrack.Dir, DropReason) {
+// newDNAT makes a flow for an inbound packet sent on to a LAN host. It is
+// charged to the rule that let it in (owner), with a share of its own, not
+// to the LAN host: a flood from the WAN to a forwarded port uses up the
+// rule's share (its oldest unanswered flows go first) and leaves the host's
+// own outbound flows alone.
+func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16, origin uint8, owner conntrack.Owner) (int32, conntrack.Dir, DropReason) {
+	if err := e.ct.MakeRoom([4]byte{}, owner); err != nil {
+		return 0, 0, ruleRoomReason(err)
+	}
 	reply := conntrack.Tuple{Src: host, Dst: k.Src, SrcID: port, DstID: k.SrcID, Proto: k.Proto, Side: uint8(LAN)}
-	id, err := e.ct.Insert(k, reply, host, int64(now), int64(now+e.timeoutFor(k.Proto)))
+	id, err := e.ct.InsertOwned(k, reply, [4]byte{}, owner, int64(now), int64(now+e.timeoutFor(k.Proto)))
 	if err != nil {
-		return 0, 0, insertReason(err)
+		return 0, 0, ruleRoomReason(err)
 	}
 	f := e.ct.Get(id)
 	f.Origin = origin
@@ -633,13 +711,24 @@ func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16,
 // forwardTarget finds the port forward for an outside port: a configured
 // one, else a dynamic one (dynfwd.go).
 func (e *Engine) forwardTarget(proto uint8, port uint16) ([4]byte, uint16, bool) {
+	h, p, _, ok := e.forwardRule(proto, port)
+	return h, p, ok
+}
+
+// forwardRule is forwardTarget that also gives the rule's first outside
+// port, which names it (its charge for inbound flows, ruleOwner).
+func (e *Engine) forwardRule(proto uint8, port uint16) ([4]byte, uint16, uint16, bool) {
 	for i := range e.fwd {
 		r := &e.fwd[i]
 		if r.Proto == proto && port >= r.OutsideLo && port <= r.OutsideHi {
-			return r.Host.As4(), r.InsidePort + (port - r.OutsideLo), true
+			return r.Host.As4(), r.InsidePort + (port - r.OutsideLo), r.OutsideLo, true
 		}
 	}
-	return e.dynTarget(proto, port)
+	if h, p, ok := e.dynTarget(proto, port); ok {
+		// A dynamic forward is named by its outside port.
+		return h, p, port, true
+	}
+	return [4]byte{}, 0, 0, false
 }
 
 // reserved says whether port forwarding owns an outside port, so dynamic

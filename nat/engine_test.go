@@ -391,7 +391,10 @@ func TestDMZ(t *testing.T) {
 func TestHostLimitAndTableFull(t *testing.T) {
 	e := newEngine(t, func(c *Config) { c.MaxFlows = 32; c.MaxFlowsPerHost = 4 })
 	for p := uint16(0); p < 4; p++ {
-		pass(t, e, 0, LAN, UDP(netip.AddrPortFrom(netip.MustParseAddr("192.168.50.10"), 2000+p).String(), "203.0.113.10:1", nil), WAN)
+		out := pass(t, e, 0, LAN, UDP(netip.AddrPortFrom(netip.MustParseAddr("192.168.50.10"), 2000+p).String(), "203.0.113.10:1", nil), WAN)
+		// Answered: no early drop may take it.
+		ext := packet.UDP(packet.IPv4(out).Payload()).SrcPort()
+		pass(t, e, 0, WAN, UDP("203.0.113.10:1", netip.AddrPortFrom(netip.MustParseAddr("203.0.113.1"), ext).String(), nil), LAN)
 	}
 	dropped(t, e, 0, LAN, UDP("192.168.50.10:3000", "203.0.113.10:1", nil), DropHostLimit)
 	// Other hosts still get through: one host cannot starve the rest.

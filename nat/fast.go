@@ -19,11 +19,17 @@ type Counters struct {
 	run     flowRun
 }
 
-// flowRun is consecutive packets of one direction of one flow.
+// flowRun is consecutive packets of one direction of one flow. For TCP
+// it also holds back what the segments said of their direction's
+// sequence numbers (the furthest end, the last ACK and window), which
+// reach the flow with its counts.
 type flowRun struct {
 	id             int32
 	gen            uint32
 	dir            conntrack.Dir
+	tcp            bool
+	win            uint16
+	end, ack       uint32
 	packets, bytes uint64
 }
 
@@ -46,6 +52,9 @@ func (e *Engine) flushRun(r *flowRun, shared bool) {
 			} else {
 				f.Packets[r.dir] += r.packets
 				f.Bytes[r.dir] += r.bytes
+			}
+			if r.tcp {
+				seqAdvance(&f.Seq, r.dir, r.end, r.ack, r.win, true, false, !shared)
 			}
 		}
 	}
@@ -141,8 +150,12 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		return Verdict{}, false
 	}
 	timeout := e.timeouts.udp
+	var tcp packet.TCP
 	if proto == packet.ProtoTCP {
-		if f.State != tcpEstablished || packet.TCP(ip.Payload()).Flags()&(packet.TCPSyn|packet.TCPFin|packet.TCPRst) != 0 {
+		tcp = packet.TCP(ip.Payload())
+		// An established segment carries ACK; one without is no
+		// segment of this connection's to learn from.
+		if f.State != tcpEstablished || tcp.Flags()&(packet.TCPSyn|packet.TCPFin|packet.TCPRst|packet.TCPAck) != packet.TCPAck {
 			return Verdict{}, false
 		}
 		timeout = e.timeouts.tcpEst
@@ -159,6 +172,16 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		}
 		e.flushRun(run, true)
 		*run = flowRun{id: id, gen: f.Gen, dir: dir}
+		if tcp != nil {
+			run.tcp, run.end = true, tcp.Seq()
+		}
+	}
+	if tcp != nil {
+		// Before the rewrite: the TCP header moves nothing that is read here.
+		if end := tcp.Seq() + uint32(len(ip)-ip.HeaderLen()-tcp.HeaderLen()); int32(end-run.end) > 0 {
+			run.end = end
+		}
+		run.ack, run.win = tcp.Ack(), tcp.Window()
 	}
 	run.packets++
 	run.bytes += uint64(len(ip))

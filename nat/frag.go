@@ -13,14 +13,23 @@ import (
 // arrive before the first (RFC 4787 REQ-14 asks for out-of-order support)
 // are held in a small fixed pool until it comes or the note expires.
 // Every note lives the same fixed time, so notes expire in creation order
-// and a FIFO is the whole expiry structure.
+// and a FIFO is the whole expiry structure. One source holds at most
+// heldPerSource of the buffers (a LAN frame's source is its MAC, so
+// forged addresses do not multiply it), so one host cannot take them all.
 
 const (
-	fragNotes   = 1024
-	heldBufs    = 128
-	heldPerNote = 16
-	heldBufSize = 2048
+	fragNotes     = 1024
+	heldBufs      = 128
+	heldPerNote   = 16
+	heldPerSource = heldBufs / 4
+	heldBufSize   = 2048
 )
+
+// fragSource names who sent a held fragment: a LAN MAC, or an address.
+type fragSource struct {
+	mac  bool
+	addr [6]byte
+}
 
 type fragKey struct {
 	src, dst [4]byte
@@ -48,7 +57,26 @@ type fragTable struct {
 	head, n  int
 	held     [heldBufs][]byte
 	heldLen  [heldBufs]int
+	heldBy   [heldBufs]fragSource
+	heldUsed [heldBufs]bool
 	heldFree []int16
+}
+
+// release gives a held buffer back.
+func (t *fragTable) release(h int16) {
+	t.heldUsed[h] = false
+	t.heldFree = append(t.heldFree, h)
+}
+
+// holding is how many buffers src holds.
+func (t *fragTable) holding(src fragSource) int {
+	n := 0
+	for i := range t.heldBy {
+		if t.heldUsed[i] && t.heldBy[i] == src {
+			n++
+		}
+	}
+	return n
 }
 
 func newFragTable() *fragTable {
@@ -87,7 +115,7 @@ func (t *fragTable) note(k fragKey, now, life Time) *fragNote {
 func (t *fragTable) evict(id int16) {
 	nt := &t.notes[id]
 	for _, h := range nt.held[:nt.nheld] {
-		t.heldFree = append(t.heldFree, h)
+		t.release(h)
 	}
 	delete(t.index, nt.key)
 	*nt = fragNote{}
@@ -120,14 +148,17 @@ func (e *Engine) firstFragment(now Time, from Iface, osrc, odst [4]byte, ip pack
 	for _, h := range nt.held[:nt.nheld] {
 		b := e.frags.held[h][:e.frags.heldLen[h]]
 		e.sendFragment(packet.IPv4(b), nt, true)
-		e.frags.heldFree = append(e.frags.heldFree, h)
+		e.frags.release(h)
 	}
 	nt.nheld = 0
 }
 
 // laterFragment handles a fragment with a non-zero offset.
 func (e *Engine) laterFragment(now Time, from Iface, ip packet.IPv4) Verdict {
-	if from == LAN && !e.lanNet.contains(ip.Src()) || from == WAN && ip.Dst() != e.wanAddr {
+	if from == LAN && !e.lanNet.contains(ip.Src()) {
+		return e.drop(DropSpoofedSource)
+	}
+	if from == WAN && ip.Dst() != e.wanAddr {
 		return e.drop(DropMartian)
 	}
 	k := keyOf(ip, from)
@@ -139,7 +170,12 @@ func (e *Engine) laterFragment(now Time, from Iface, ip packet.IPv4) Verdict {
 		return e.sendFragment(ip, nt, false)
 	}
 	// Before its first fragment: hold a copy.
-	if len(ip) > heldBufSize || len(e.frags.heldFree) == 0 {
+	a := ip.Src()
+	src := fragSource{addr: [6]byte{a[0], a[1], a[2], a[3]}}
+	if from == LAN && e.srcMAC != ([6]byte{}) {
+		src = fragSource{mac: true, addr: e.srcMAC}
+	}
+	if len(ip) > heldBufSize || len(e.frags.heldFree) == 0 || e.frags.holding(src) >= heldPerSource {
 		return e.drop(DropFragments)
 	}
 	nt := e.frags.note(k, now, e.timeouts.frag)
@@ -150,6 +186,8 @@ func (e *Engine) laterFragment(now Time, from Iface, ip packet.IPv4) Verdict {
 	e.frags.heldFree = e.frags.heldFree[:len(e.frags.heldFree)-1]
 	copy(e.frags.held[h], ip)
 	e.frags.heldLen[h] = len(ip)
+	e.frags.heldBy[h] = src
+	e.frags.heldUsed[h] = true
 	nt.held[nt.nheld] = h
 	nt.nheld++
 	return Verdict{Action: Consumed}

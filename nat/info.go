@@ -104,6 +104,8 @@ func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
 // Stats returns a copy of the counters with the table's current sizes.
 func (e *Engine) Stats() Stats {
 	s := e.stats
+	d := e.ct.EarlyDrops()
+	s.EarlyDropTableFull, s.EarlyDropHostShare, s.EarlyDropOwnerShare = d.TableFull, d.HostQuota, d.OwnerQuota
 	s.Flows = e.ct.Len()
 	s.Mappings = e.maps.len()
 	s.FlowsByProto = map[string]int{}

@@ -35,6 +35,9 @@ const (
 	DropPPTPOutOfOrder
 	DropPPTPLimit
 	DropHelperFull
+	DropSpoofedSource
+	DropMACLimit
+	DropRuleLimit
 	numDropReasons
 )
 
@@ -68,6 +71,9 @@ var dropNames = [numDropReasons]string{
 	DropPPTPOutOfOrder:    "pptp_out_of_order",
 	DropPPTPLimit:         "pptp_control_limit",
 	DropHelperFull:        "helper_table_full",
+	DropSpoofedSource:     "lan_source_off_prefix",
+	DropMACLimit:          "mac_limit",
+	DropRuleLimit:         "inbound_rule_limit",
 }
 
 func (r DropReason) String() string {
@@ -112,6 +118,15 @@ type Stats struct {
 	VPNSessions      map[string]int // live flows per passthrough protocol
 	// Helpers are the application-level gateways' counters by name.
 	Helpers map[string]HelperCounters
+
+	// What the limits against floods and spoofing did (not drops of the
+	// packet at hand): flows removed early to make room, by what was
+	// full, and RSTs passed on without ending their flow.
+	EarlyDropTableFull  uint64 // the table
+	EarlyDropHostShare  uint64 // the LAN host's share
+	EarlyDropOwnerShare uint64 // the LAN MAC's or the inbound rule's share
+	RSTInWindow         uint64 // in the window but not at its edge: the endpoint will challenge it
+	RSTOutOfWindow      uint64 // outside the window: no endpoint takes it
 }
 
 // FlowInfo describes one flow for people and the control API.

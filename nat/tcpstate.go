@@ -1,6 +1,8 @@
 package nat
 
 import (
+	"sync/atomic"
+
 	"passgate/conntrack"
 	"passgate/packet"
 )
@@ -33,6 +35,10 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 	if dir == conntrack.Reply {
 		f.Flags |= flagReplied
 	}
+	if f.Packets[1-dir] != 0 {
+		// Seen both ways: no early drop may take it.
+		e.ct.Replied(id)
+	}
 	switch ip.Protocol() {
 	case packet.ProtoTCP:
 		if ip.IsFragment() && ip.FragmentOffset() != 0 {
@@ -42,6 +48,26 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 		fl := t.Flags()
 		if fl&packet.TCPSyn != 0 && e.cfg.MSSClamp != 0 {
 			t.ClampMSS(e.cfg.MSSClamp)
+		}
+		if fl&packet.TCPRst != 0 && f.State != tcpClosed {
+			switch rstCheck(&f.Seq, dir, t) {
+			case rstInWindow:
+				// Passed on unchanged, the flow kept as it was (its
+				// deadline too): the endpoint answers with a challenge
+				// ACK (RFC 5961 3.2), and a real reset follows at the
+				// edge if the peer meant it.
+				e.stats.RSTInWindow++
+				return DropNone
+			case rstOutOfWindow:
+				// Passed on unchanged too: every TCP ignores an RST
+				// outside its window, so passing it costs nothing, and
+				// passgate misjudging a window (a scale it did not see)
+				// must never swallow a real reset.
+				e.stats.RSTOutOfWindow++
+				return DropNone
+			}
+		} else {
+			tcpLearn(&f.Seq, dir, t, tcpSegEnd(ip, t))
 		}
 		e.tcpStep(f, dir, fl)
 		e.ct.SetDeadline(id, int64(now+e.tcpTimeout(f.State)))
@@ -105,5 +131,132 @@ func (e *Engine) tcpStep(f *conntrack.Flow, dir conntrack.Dir, fl uint8) {
 		} else {
 			f.State = tcpFinWait
 		}
+	}
+}
+
+// RSTs. passgate keeps, for each direction of a TCP flow, the sequence
+// number after the last segment sent that way and the last acknowledgement
+// and window sent that way (conntrack.Seq), so that only a reset at the
+// edge of the receiver's window (RFC 5961 3.2) ends a flow: a blind
+// attacker must guess the 32-bit number exactly, not just land in a
+// window. What is learnt is bounded too: a segment moves its direction's
+// edge only forward and not past the right edge of the window the other
+// side advertised; an ACK counts only if it acknowledges data that was sent.
+
+const (
+	rstExact = iota
+	rstInWindow
+	rstOutOfWindow
+)
+
+const (
+	seqNext = 1 << iota // Seq.Next is known
+	seqAck              // Seq.Ack and Seq.Win are
+)
+
+// minWindow is the least window assumed of a side, so that zero windows
+// and unseen scales do not make passgate stricter than the endpoints.
+const minWindow = 65535
+
+// tcpSegEnd is the sequence number after a segment: its data, and one each
+// for SYN and FIN.
+func tcpSegEnd(ip packet.IPv4, t packet.TCP) uint32 {
+	n := len(ip.Payload()) - t.HeaderLen()
+	if n < 0 {
+		n = 0
+	}
+	end := t.Seq() + uint32(n)
+	fl := t.Flags()
+	if fl&packet.TCPSyn != 0 {
+		end++
+	}
+	if fl&packet.TCPFin != 0 {
+		end++
+	}
+	return end
+}
+
+// rstCheck judges a reset sent in direction d.
+func rstCheck(s *[2]conntrack.Seq, d conntrack.Dir, t packet.TCP) int {
+	me, peer := &s[d], &s[1-d]
+	if me.Seen&seqNext == 0 {
+		// This side sent nothing passgate saw: the answer to a SYN,
+		// acceptable if it acknowledges it (RFC 9293 3.10.7.3).
+		if peer.Seen&seqNext == 0 || t.Flags()&packet.TCPAck != 0 && t.Ack() == peer.Next {
+			return rstExact
+		}
+		return rstOutOfWindow
+	}
+	seq := t.Seq()
+	if seq == me.Next || peer.Seen&seqAck != 0 && seq == peer.Ack {
+		return rstExact
+	}
+	base, win := me.Next, uint32(minWindow)
+	if peer.Seen&seqAck != 0 {
+		base, win = peer.Ack, max(peer.Win, minWindow)
+	}
+	if seq-base < win {
+		return rstInWindow
+	}
+	return rstOutOfWindow
+}
+
+// tcpLearn takes what a segment other than an RST sent in direction d says
+// about its direction: a SYN sets where it starts and its window scale.
+func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, t packet.TCP, end uint32) {
+	fl := t.Flags()
+	me := &s[d]
+	if fl&packet.TCPSyn != 0 {
+		if d == conntrack.Original && fl&packet.TCPAck == 0 {
+			// A new connection (perhaps reusing the tuple): forget the old.
+			s[1] = conntrack.Seq{}
+		}
+		me.Next = end
+		me.Seen |= seqNext
+		me.Scale = 0
+		if sc, ok := t.WScale(); ok {
+			me.Scale = min(sc, 14) + 1
+		}
+	}
+	seqAdvance(s, d, end, t.Ack(), t.Window(), fl&packet.TCPAck != 0, fl&packet.TCPSyn != 0, true)
+}
+
+// seqAdvance moves direction d's state for a segment ending at end that
+// acknowledged ack (if acked) and advertised win (unscaled; a SYN's never
+// is scaled). FastPath's workers may run it for the two directions of one
+// flow at once, so it reads and writes the numbers atomically; Seen and
+// Scale change only under the engine's write lock (locked).
+func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint16, acked, syn, locked bool) {
+	me, peer := &s[d], &s[1-d]
+	if me.Seen&seqNext == 0 {
+		return
+	}
+	if next := atomic.LoadUint32(&me.Next); int32(end-next) > 0 {
+		ok := true
+		if peer.Seen&seqAck != 0 {
+			edge := atomic.LoadUint32(&peer.Ack) + max(atomic.LoadUint32(&peer.Win), minWindow)
+			ok = int32(end-edge) <= 0
+		}
+		if ok {
+			atomic.StoreUint32(&me.Next, end)
+		}
+	}
+	if !acked || peer.Seen&seqNext == 0 || int32(ack-atomic.LoadUint32(&peer.Next)) > 0 {
+		return // acknowledges nothing, or data never sent
+	}
+	if me.Seen&seqAck == 0 && !locked {
+		return
+	}
+	if me.Seen&seqAck != 0 && int32(ack-atomic.LoadUint32(&me.Ack)) < 0 {
+		return // older than what this side acknowledged already
+	}
+	shift := uint8(0)
+	if me.Scale != 0 && peer.Scale != 0 && !syn {
+		shift = me.Scale - 1
+	}
+	atomic.StoreUint32(&me.Ack, ack)
+	atomic.StoreUint32(&me.Win, uint32(win)<<shift)
+	if locked {
+		me.Seen |= seqAck
 	}
 }

@@ -148,6 +148,19 @@ func (t TCP) MSS() (mss uint16, off int, ok bool) {
 	return binary.BigEndian.Uint16(t[o+2:]), o + 2, true
 }
 
+// WScale returns the window scale option's shift count (RFC 7323), or
+// ok=false.
+func (t TCP) WScale() (shift uint8, ok bool) {
+	o, l, ok := t.option(3)
+	if !ok || l != 3 {
+		return 0, false
+	}
+	return t[o+2], true
+}
+
+// Window is the advertised window field (unscaled).
+func (t TCP) Window() uint16 { return binary.BigEndian.Uint16(t[14:]) }
+
 // SACK returns the offset in t of the SACK option's first block (RFC
 // 2018: blocks of two 32-bit edges, left then right) and the number of
 // blocks; n is 0 if there is no well-formed SACK option.

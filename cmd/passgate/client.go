@@ -173,6 +173,11 @@ func printStatus(w io.Writer, st *control.Status) {
 	fmt.Fprintf(w, "  wan -> lan %d packets, %s\n", n.PacketsIn, bytesText(n.BytesIn))
 	fmt.Fprintf(w, "  icmp sent  %d\n", n.ICMPSent)
 	fmt.Fprintf(w, "  drops      %d%s\n", n.TotalDrops(), nonZero(n.Drops))
+	var guards uint64 // flows ended early to make room, RSTs passed without closing
+	for _, v := range n.Guards {
+		guards += v
+	}
+	fmt.Fprintf(w, "  guards     %d%s\n", guards, nonZero(n.Guards))
 
 	fmt.Fprintf(w, "\nVPN PASSTHROUGH\n")
 	for _, p := range []struct{ key, label, note string }{

@@ -431,7 +431,9 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 				c.csumCompleted++
 			}
 		}
-		v := r.eng.Process(now, in, ip)
+		// The source MAC: flows are charged to it as well as to the
+		// source address (nat.Engine.ProcessFrom).
+		v := r.eng.ProcessFrom(now, in, [6]byte(eth.Src()), ip)
 		switch v.Action {
 		case nat.Forward:
 			frame := f[:packet.EtherHeaderLen+ipLen(ip)]

@@ -1,0 +1,209 @@
+package nat
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"passgate/conntrack"
+	"passgate/packet"
+	. "passgate/packet/pkttest"
+)
+
+func extPort(b []byte) uint16 { return packet.UDP(packet.IPv4(b).Payload()).SrcPort() }
+
+// TestEarlyDropUnreplied: a host at its share gets a new flow by losing its
+// oldest unanswered one; answered ones stay.
+func TestEarlyDropUnreplied(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlows = 32; c.MaxFlowsPerHost = 4 })
+	var ext [5]uint16
+	for p := 0; p < 4; p++ {
+		ext[p] = extPort(pass(t, e, 0, LAN, UDP(fmt.Sprintf("192.168.50.10:%d", 2000+p), "203.0.113.10:1", nil), WAN))
+	}
+	// The second is answered; the first stays the oldest unanswered.
+	pass(t, e, 0, WAN, UDP("203.0.113.10:1", fmt.Sprintf("203.0.113.1:%d", ext[1]), nil), LAN)
+	pass(t, e, 1, LAN, UDP("192.168.50.10:3000", "203.0.113.10:1", nil), WAN)
+	pass(t, e, 2, LAN, UDP("192.168.50.10:3001", "203.0.113.10:1", nil), WAN)
+	s := e.Stats()
+	if s.EarlyDropHostShare != 2 || s.Flows != 4 {
+		t.Fatalf("early drops %d, flows %d; want 2, 4", s.EarlyDropHostShare, s.Flows)
+	}
+	dropped(t, e, 3, WAN, UDP("203.0.113.10:1", fmt.Sprintf("203.0.113.1:%d", ext[0]), nil), DropUnsolicited)
+	dropped(t, e, 3, WAN, UDP("203.0.113.10:1", fmt.Sprintf("203.0.113.1:%d", ext[2]), nil), DropUnsolicited)
+	pass(t, e, 3, WAN, UDP("203.0.113.10:1", fmt.Sprintf("203.0.113.1:%d", ext[1]), nil), LAN)
+}
+
+// TestForgedSourcesShareOneMAC: one MAC forging many LAN source addresses
+// holds one share of the table; another host still opens flows, and a
+// source off the LAN prefix is dropped as such.
+func TestForgedSourcesShareOneMAC(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlows = 64; c.MaxFlowsPerHost = 8 })
+	evil := [6]byte{2, 0, 0, 0, 0, 0xee}
+	for i := 0; i < 500; i++ {
+		src := fmt.Sprintf("192.168.50.%d:%d", 20+i%200, 1000+i)
+		v := e.ProcessFrom(Time(i), LAN, evil, UDP(src, "203.0.113.10:9", nil))
+		if v.Action != Forward {
+			t.Fatalf("flood packet %d: %+v", i, v)
+		}
+	}
+	if n := e.ct.OwnerFlows(conntrackMAC(evil)); n != 8 {
+		t.Fatalf("forging MAC holds %d flows, want its share 8", n)
+	}
+	good := [6]byte{2, 0, 0, 0, 0, 0x11}
+	for p := 0; p < 8; p++ {
+		v := e.ProcessFrom(600, LAN, good, UDP(fmt.Sprintf("192.168.50.10:%d", 5000+p), "203.0.113.10:53", nil))
+		if v.Action != Forward {
+			t.Fatalf("other host's flow %d: %+v", p, v)
+		}
+	}
+	if v := e.ProcessFrom(600, LAN, evil, UDP("10.9.9.9:1", "203.0.113.10:9", nil)); v.Reason != DropSpoofedSource {
+		t.Fatalf("source off the LAN: %+v", v)
+	}
+	if s := e.Stats(); s.EarlyDropOwnerShare != 492 || s.Drops[DropSpoofedSource] != 1 {
+		t.Fatalf("early drops of the MAC's share %d (want 492), off-prefix drops %d", s.EarlyDropOwnerShare, s.Drops[DropSpoofedSource])
+	}
+}
+
+// TestForwardFloodOwnShare: a SYN flood to a forwarded port fills the
+// rule's share, not the LAN host's: the host still connects out, and a
+// real client still gets in (its SYN takes the oldest half-open's place).
+func TestForwardFloodOwnShare(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.MaxFlows = 64
+		c.MaxFlowsPerHost = 8
+		c.PortForwards = []PortForward{{Proto: 6, OutsideLo: 8080, OutsideHi: 8080, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: 80}}
+	})
+	for i := 0; i < 300; i++ {
+		pass(t, e, Time(i), WAN, TCP(fmt.Sprintf("198.51.100.%d:%d", i%250+1, 1000+i), "203.0.113.1:8080", packet.TCPSyn, uint32(i), 0, nil, nil), LAN)
+	}
+	if n := e.ct.HostFlows([4]byte{192, 168, 50, 12}); n != 0 {
+		t.Fatalf("the flood charged %d flows to the LAN host", n)
+	}
+	for p := 0; p < 8; p++ {
+		pass(t, e, 400, LAN, TCP(fmt.Sprintf("192.168.50.12:%d", 4000+p), "203.0.113.10:443", packet.TCPSyn, 1, 0, nil, nil), WAN)
+	}
+	syn := pass(t, e, 500, WAN, TCP("203.0.113.99:5555", "203.0.113.1:8080", packet.TCPSyn, 77, 0, nil, nil), LAN)
+	IPv4(t, syn, Dst("192.168.50.12:80"))
+	pass(t, e, 500, LAN, TCP("192.168.50.12:80", "203.0.113.99:5555", packet.TCPSyn|packet.TCPAck, 900, 78, nil, nil), WAN)
+	if s := e.Stats(); s.EarlyDropOwnerShare != 300+1-8 {
+		t.Fatalf("early drops of the rule's share %d", s.EarlyDropOwnerShare)
+	}
+}
+
+// handshake opens c -> s through e and returns the public address.
+func handshake(t *testing.T, e *Engine, c, s string) string {
+	t.Helper()
+	pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 100, 0, nil, nil), WAN)
+	pub := "203.0.113.1:" + fmt.Sprint(netip.MustParseAddrPort(c).Port())
+	pass(t, e, 0, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+	pass(t, e, 0, LAN, TCP(c, s, packet.TCPAck, 101, 501, nil, nil), WAN)
+	return pub
+}
+
+func flowState(e *Engine) FlowInfo {
+	var fi FlowInfo
+	e.Flows(sec, func(f FlowInfo) bool { fi = f; return false })
+	return fi
+}
+
+// TestBlindRST: only an RST at the receiver's window edge ends a flow;
+// others are passed on unchanged, counted, and leave the flow and its
+// deadline as they were.
+func TestBlindRST(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40000", "203.0.113.10:80"
+	pub := handshake(t, e, c, s)
+	pass(t, e, sec, WAN, TCP(s, pub, packet.TCPAck|packet.TCPPsh, 501, 101, nil, []byte("hello")), LAN)
+	pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck, 101, 506, nil, nil), WAN)
+	for _, seq := range []uint32{0x7a3b9c01, 506 + 40000, 506 - 1} {
+		rst := TCP(s, pub, packet.TCPRst, seq, 0, nil, nil)
+		out := pass(t, e, 2*sec, WAN, rst, LAN)
+		IPv4(t, out, Src(s), Dst(c))
+		if got := packet.TCP(packet.IPv4(out).Payload()).Seq(); got != seq {
+			t.Fatalf("RST's sequence number changed: %d, sent %d", got, seq)
+		}
+		if st := flowState(e); st.State != "established" || st.ExpiresSec < 7000 {
+			t.Fatalf("after an RST with seq %d: %+v", seq, st)
+		}
+	}
+	if st := e.Stats(); st.RSTOutOfWindow != 2 || st.RSTInWindow != 1 {
+		t.Fatalf("out of window %d, in window %d; want 2, 1", st.RSTOutOfWindow, st.RSTInWindow)
+	}
+	// Data still flows both ways, and the real reset ends the flow.
+	pass(t, e, 3*sec, LAN, TCP(c, s, packet.TCPAck|packet.TCPPsh, 101, 506, nil, []byte("more")), WAN)
+	pass(t, e, 3*sec, WAN, TCP(s, pub, packet.TCPRst, 506, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "closed" {
+		t.Fatalf("after the exact RST: %+v", st)
+	}
+}
+
+// TestRSTFollowsDataThroughFastPath: the window edge moves with segments
+// that take the fast path, so the endpoint's own reset still closes.
+func TestRSTFollowsDataThroughFastPath(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40001", "203.0.113.10:80"
+	pub := handshake(t, e, c, s)
+	seq := uint32(501)
+	for i := 0; i < 50; i++ {
+		pass(t, e, sec, WAN, TCP(s, pub, packet.TCPAck, seq, 101, nil, make([]byte, 1000)), LAN)
+		seq += 1000
+		pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck, 101, seq, nil, nil), WAN)
+	}
+	// A forged segment far ahead moves nothing.
+	pass(t, e, sec, WAN, TCP(s, pub, packet.TCPAck, seq+1<<30, 101, nil, make([]byte, 10)), LAN)
+	pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPRst, seq+1<<30+10, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "established" {
+		t.Fatalf("RST at a forged edge: %+v", st)
+	}
+	pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPRst, seq, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "closed" {
+		t.Fatalf("RST at the edge after fast-path data: %+v", st)
+	}
+}
+
+// TestRSTAnswersSYN: a reset answering a SYN must acknowledge it.
+func TestRSTAnswersSYN(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40002", "203.0.113.10:81"
+	pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 100, 0, nil, nil), WAN)
+	pass(t, e, 0, WAN, TCP(s, "203.0.113.1:40002", packet.TCPRst|packet.TCPAck, 0, 55, nil, nil), LAN)
+	if st := flowState(e); st.State != "syn-sent" {
+		t.Fatalf("after a reset acknowledging nothing sent: %+v", st)
+	}
+	pass(t, e, 0, WAN, TCP(s, "203.0.113.1:40002", packet.TCPRst|packet.TCPAck, 0, 101, nil, nil), LAN)
+	if st := flowState(e); st.State != "closed" {
+		t.Fatalf("after the real refusal: %+v", st)
+	}
+}
+
+func conntrackMAC(m [6]byte) conntrack.Owner { return conntrack.MACOwner(m) }
+
+// TestFragmentBuffersShared: one source holds at most its share of the
+// buffers for fragments that come before their first; another still gets
+// one. On the LAN the source is the frame's MAC, whatever the address.
+func TestFragmentBuffersShared(t *testing.T) {
+	e := newEngine(t, nil)
+	evil := [6]byte{2, 0, 0, 0, 0, 0xee}
+	held := 0
+	for i := 0; i < 60; i++ {
+		frags := Fragment(UDP(fmt.Sprintf("192.168.50.%d:500", 20+i), "203.0.113.10:500", make([]byte, 1600), ID(uint16(i))), 1000)
+		if v := e.ProcessFrom(0, LAN, evil, frags[1]); v.Action == Consumed {
+			held++
+		} else if v.Reason != DropFragments {
+			t.Fatalf("fragment %d: %+v", i, v)
+		}
+	}
+	if held != heldPerSource {
+		t.Fatalf("one MAC held %d fragments, want its share %d", held, heldPerSource)
+	}
+	frags := Fragment(UDP("192.168.50.10:500", "203.0.113.10:500", make([]byte, 1600), ID(9)), 1000)
+	if v := e.ProcessFrom(0, LAN, [6]byte{2, 0, 0, 0, 0, 0x11}, frags[1]); v.Action != Consumed {
+		t.Fatalf("another host's fragment: %+v", v)
+	}
+	if v := e.ProcessFrom(0, LAN, [6]byte{2, 0, 0, 0, 0, 0x11}, frags[0]); v.Action != Forward {
+		t.Fatalf("its first fragment: %+v", v)
+	}
+	if em := e.Emitted(); len(em) != 1 {
+		t.Fatalf("%d held fragments sent after the first, want 1", len(em))
+	}
+}
