@@ -108,8 +108,8 @@ type Config struct {
 
 	Filtering       Filtering
 	Timeouts        Timeouts
-	MaxFlows        int    // whole table; default 65536
-	MaxFlowsPerHost int    // per LAN host (RFC 6888), and per LAN MAC address; default MaxFlows/4
+	MaxFlows        int // whole table; default 65536
+	MaxFlowsPerHost int // per LAN host (RFC 6888), and per LAN MAC address; default MaxFlows/4
 	// MaxFlowsPerRule bounds the inbound flows of each port forward and
 	// of the DMZ, which are not charged to the LAN host; default
 	// MaxFlowsPerHost.
