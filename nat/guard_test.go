@@ -74,7 +74,10 @@ func TestForwardFloodOwnShare(t *testing.T) {
 		c.PortForwards = []PortForward{{Proto: 6, OutsideLo: 8080, OutsideHi: 8080, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: 80}}
 	})
 	for i := 0; i < 300; i++ {
-		pass(t, e, Time(i), WAN, TCP(fmt.Sprintf("198.51.100.%d:%d", i%250+1, 1000+i), "203.0.113.1:8080", packet.TCPSyn, uint32(i), 0, nil, nil), LAN)
+		src := fmt.Sprintf("198.51.100.%d:%d", i%250+1, 1000+i)
+		pass(t, e, Time(i), WAN, TCP(src, "203.0.113.1:8080", packet.TCPSyn, uint32(i), 0, nil, nil), LAN)
+		// The server answers (to a forged source): still half-open.
+		pass(t, e, Time(i), LAN, TCP("192.168.50.12:80", src, packet.TCPSyn|packet.TCPAck, 7, uint32(i)+1, nil, nil), WAN)
 	}
 	if n := e.ct.HostFlows([4]byte{192, 168, 50, 12}); n != 0 {
 		t.Fatalf("the flood charged %d flows to the LAN host", n)

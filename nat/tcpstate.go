@@ -35,8 +35,9 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 	if dir == conntrack.Reply {
 		f.Flags |= flagReplied
 	}
-	if f.Packets[1-dir] != 0 {
-		// Seen both ways: no early drop may take it.
+	if f.Packets[1-dir] != 0 && ip.Protocol() != packet.ProtoTCP {
+		// Seen both ways: no early drop may take it (TCP: once
+		// established, below).
 		e.ct.Replied(id)
 	}
 	switch ip.Protocol() {
@@ -70,6 +71,11 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 			tcpLearn(&f.Seq, dir, t, tcpSegEnd(ip, t))
 		}
 		e.tcpStep(f, dir, fl)
+		if f.State >= tcpEstablished && f.State != tcpClosed {
+			// A half-open connection (a SYN answered by a SYN-ACK to a
+			// forged source, say) stays one an early drop may take.
+			e.ct.Replied(id)
+		}
 		e.ct.SetDeadline(id, int64(now+e.tcpTimeout(f.State)))
 		return DropNone
 	default:

@@ -1,0 +1,64 @@
+package conntrack
+
+import "fmt"
+
+// Check verifies the table's bookkeeping against its flows: the live count,
+// the per-host and per-owner counts, the unreplied list and the index. It
+// walks everything: for tests and fuzzers, not the packet path.
+func (t *Table) Check() error {
+	live, unreplied := 0, 0
+	hosts := map[[4]byte]int32{}
+	owners := map[Owner]int32{}
+	for i := range t.flows {
+		f := &t.flows[i]
+		if !f.inUse {
+			continue
+		}
+		live++
+		if !f.replied {
+			unreplied++
+		}
+		if f.Host != ([4]byte{}) {
+			hosts[f.Host]++
+		}
+		if f.Owner.Kind != OwnerNone {
+			owners[f.Owner]++
+		}
+		for d, k := range [2]Tuple{f.Orig, f.Reply} {
+			if v, ok := t.index.Get(k); !ok || v != uint32(i)<<1|uint32(d) {
+				return fmt.Errorf("flow %d: tuple %v indexed as %d %v", i, k, v, ok)
+			}
+		}
+	}
+	if live != t.live || live+len(t.free) != len(t.flows) {
+		return fmt.Errorf("%d live flows, counted %d, %d free of %d", live, t.live, len(t.free), len(t.flows))
+	}
+	if t.index.Len() != 2*live {
+		return fmt.Errorf("index holds %d tuples for %d flows", t.index.Len(), live)
+	}
+	if len(hosts) != len(t.perHost) || len(owners) != len(t.perOwner) {
+		return fmt.Errorf("%d hosts and %d owners charged, counted %d and %d", len(hosts), len(owners), len(t.perHost), len(t.perOwner))
+	}
+	for h, n := range hosts {
+		if t.perHost[h] != n {
+			return fmt.Errorf("host %v: %d flows, counted %d", h, n, t.perHost[h])
+		}
+	}
+	for o, n := range owners {
+		if t.perOwner[o] != n {
+			return fmt.Errorf("owner %v: %d flows, counted %d", o, n, t.perOwner[o])
+		}
+	}
+	n, prev := 0, int32(noFlow)
+	for id := t.unrHead; id != noFlow; id = t.flows[id].unrNext {
+		f := &t.flows[id]
+		if !f.inUse || f.replied || f.unrPrev != prev || n > live {
+			return fmt.Errorf("unreplied list broken at flow %d", id)
+		}
+		prev, n = id, n+1
+	}
+	if n != unreplied || t.unrTail != prev {
+		return fmt.Errorf("unreplied list holds %d flows, %d unreplied", n, unreplied)
+	}
+	return nil
+}
