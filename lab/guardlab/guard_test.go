@@ -1,0 +1,258 @@
+//go:build lab
+
+package guardlab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"passgate/control"
+	"passgate/lab"
+	"passgate/lab/labtest"
+)
+
+// The tests share one lab (prefix pggd, built on first use and removed in
+// TestMain); each starts a passgate daemon of its own with the limits it
+// needs. They never skip.
+const prefix = "pggd"
+
+var (
+	tmp      string
+	pgBin    string
+	buildErr error
+	theLab   *lab.Lab
+	labErr   error
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	tmp, err = os.MkdirTemp("", "passgate-guardlab-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	pgBin, buildErr = labtest.BuildPassgate(ctx, tmp)
+	cancel()
+	code := m.Run()
+	if theLab != nil {
+		if err := theLab.Down(); err != nil {
+			fmt.Fprintln(os.Stderr, "guardlab: lab down:", err)
+		}
+	}
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+func getLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the lab tests need root (network namespaces)")
+	}
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	if m := lab.Missing(lab.BaseTools...); len(m) > 0 {
+		t.Fatalf("missing Debian packages %v (.ci/run installs them)", m)
+	}
+	if theLab == nil && labErr == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		theLab, labErr = lab.Up(ctx, prefix)
+		cancel()
+	}
+	if labErr != nil {
+		t.Fatal(labErr)
+	}
+	return theLab
+}
+
+func tool(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs("testdata/guard.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// server starts one of guard.py's servers in node and waits for it.
+func server(t *testing.T, l *lab.Lab, node string, args ...string) {
+	t.Helper()
+	p := labtest.StartT(t, l, node, lab.Python, append([]string{tool(t)}, args...)...)
+	if err := p.WaitLine("ready", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs one of guard.py's clients in node and decodes its JSON answer
+// (the last line of its output).
+func run(t *testing.T, l *lab.Lab, d time.Duration, node string, v any, args ...string) {
+	t.Helper()
+	out, err := labtest.Stdout(l, d, node, lab.Python, append([]string{tool(t)}, args...)...)
+	if err != nil {
+		t.Fatalf("guard.py %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), v); err != nil {
+		t.Fatalf("guard.py %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// gate starts passgate with natJSON's fields in "nat" and extra top-level
+// fields (a leading comma and more, or nothing).
+func gate(t *testing.T, l *lab.Lab, natJSON, extra string) *labtest.Gate {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "passgate.sock")
+	cfg := fmt.Sprintf(`{
+  "lan": {"interface": %q, "address": %q},
+  "wan": {"interface": %q, "address": %q},
+  "nat": {%s},
+  "admin": {"enabled": false},
+  "control_socket": %q%s
+}
+`, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, natJSON, sock, extra)
+	return labtest.StartGateT(context.Background(), t, l, labtest.GateOptions{Bin: pgBin, Dir: dir, Config: cfg, Sock: sock})
+}
+
+func status(t *testing.T, g *labtest.Gate) *control.Status {
+	t.Helper()
+	st, err := g.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestForgedSourceFlood: lan1 sends 4000 UDP datagrams from forged LAN
+// addresses (150 of them, so each stays far below the per-host limit of
+// 512) into a table of 2048; lan2 must still open 20 new flows and get
+// their answers. Before flows were charged to the source MAC, the forged
+// sources filled the table and lan2 got none.
+func TestForgedSourceFlood(t *testing.T) {
+	l := getLab(t)
+	g := gate(t, l, `"max_flows": 2048, "max_flows_per_host": 512`, "")
+	server(t, l, lab.Server1, "udp-echo", lab.Srv1, "9")
+	var sent struct{ Sent int }
+	run(t, l, time.Minute, lab.Lan1, &sent, "udp-forged", lab.Srv1, "9", "4000", "192.168.50")
+	time.Sleep(time.Second) // the last of the flood through
+	st := status(t, g)
+	t.Logf("after %d forged datagrams: %d flows, drops %v, guards %v", sent.Sent, st.NAT.Flows, st.NAT.Drops, st.NAT.Guards)
+	var probe struct{ Answered int }
+	run(t, l, time.Minute, lab.Lan2, &probe, "udp-probe", lab.Srv1, "9", "20")
+	st = status(t, g)
+	t.Logf("lan2: %d of 20 answered; %d flows, drops %v, guards %v", probe.Answered, st.NAT.Flows, st.NAT.Drops, st.NAT.Guards)
+	if probe.Answered < 19 {
+		t.Fatalf("lan2 got %d of 20 answers while lan1 flooded with forged sources", probe.Answered)
+	}
+	if st.NAT.Flows > 512+20 {
+		t.Fatalf("%d flows: the forging host holds more than its share of 512", st.NAT.Flows)
+	}
+	if st.NAT.Drops["mac_limit"]+st.NAT.Guards["early_drop_owner_share"] == 0 {
+		t.Fatalf("the flood met no per-MAC limit: drops %v, guards %v", st.NAT.Drops, st.NAT.Guards)
+	}
+}
+
+// TestSynFloodForwardedPort: srv1 sends 2000 SYNs from forged WAN
+// addresses to a port forwarded to lan1, whose own share is 256 flows;
+// lan1 must still connect out, and srv2 still connect in. Before inbound
+// flows had their rule's share, the half-open flood was charged to lan1
+// and locked it out both ways.
+func TestSynFloodForwardedPort(t *testing.T) {
+	l := getLab(t)
+	g := gate(t, l, `"max_flows": 4096, "max_flows_per_host": 256`,
+		fmt.Sprintf(`,
+  "port_forwards": [{"name": "web", "proto": "tcp", "outside_port": 8080, "host": %q, "inside_port": 8080}]`, lab.LAN1))
+	server(t, l, lab.Lan1, "tcp-echo", "0.0.0.0", "8080")
+	server(t, l, lab.Server1, "tcp-echo", lab.Srv1, "80")
+	var sent struct{ Sent int }
+	run(t, l, time.Minute, lab.Server1, &sent, "syn-flood", lab.WANAddr, "8080", "2000", "203.0.113")
+	time.Sleep(time.Second)
+	st := status(t, g)
+	t.Logf("after %d SYNs: %d flows, drops %v, guards %v", sent.Sent, st.NAT.Flows, st.NAT.Drops, st.NAT.Guards)
+	var out, in struct {
+		Connected int
+		Errors    []string
+	}
+	run(t, l, time.Minute, lab.Lan1, &out, "tcp-probe", lab.Srv1, "80", "10", "3")
+	run(t, l, time.Minute, lab.Server2, &in, "tcp-probe", lab.WANAddr, "8080", "5", "3")
+	st = status(t, g)
+	t.Logf("lan1 out: %d of 10 %v; srv2 in: %d of 5 %v; drops %v, guards %v", out.Connected, out.Errors, in.Connected, in.Errors, st.NAT.Drops, st.NAT.Guards)
+	if out.Connected < 10 {
+		t.Fatalf("lan1 connected out %d of 10 times under a SYN flood to its forwarded port: %v", out.Connected, out.Errors)
+	}
+	if in.Connected < 4 {
+		t.Fatalf("srv2 connected in %d of 5 times under the flood: %v", in.Connected, in.Errors)
+	}
+	if st.NAT.Guards["early_drop_owner_share"] == 0 {
+		t.Fatalf("no half-open flow was dropped early: guards %v", st.NAT.Guards)
+	}
+}
+
+// TestBlindRST: while lan1 holds a TCP connection to srv1, srv1 sends an
+// RST with a random sequence number to lan1's public port; the connection
+// must still carry a line 14 s later, past the 10 s closed-TCP timeout.
+// Before, that RST marked the flow closed and its next segment was dropped.
+func TestBlindRST(t *testing.T) {
+	l := getLab(t)
+	g := gate(t, l, "", "")
+	server(t, l, lab.Server1, "tcp-echo", lab.Srv1, "7000")
+	hold := labtest.StartT(t, l, lab.Lan1, lab.Python, tool(t), "tcp-hold", lab.Srv1, "7000", "14")
+	var local int
+	if err := hold.WaitFor(10*time.Second, "the first exchange", func() bool {
+		for _, line := range strings.Split(hold.Output(), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "exchanged" {
+				local, _ = strconv.Atoi(f[1])
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flows, err := g.Flows(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := 0
+	for _, f := range flows {
+		if f.Proto == "tcp" && f.Inside.Port() == uint16(local) {
+			pub = int(f.Outside.Port())
+		}
+	}
+	if pub == 0 {
+		t.Fatalf("no flow for lan1's port %d: %+v", local, flows)
+	}
+	var rst struct{ Seq uint32 }
+	run(t, l, 10*time.Second, lab.Server1, &rst, "rst", lab.Srv1, "7000", lab.WANAddr, strconv.Itoa(pub))
+	time.Sleep(500 * time.Millisecond)
+	flows, _ = g.Flows(context.Background())
+	for _, f := range flows {
+		if f.Proto == "tcp" && f.Inside.Port() == uint16(local) {
+			t.Logf("after the RST (seq %d): %s, expires in %.0f s", rst.Seq, f.State, f.ExpiresSec)
+		}
+	}
+	if err := hold.Wait(40 * time.Second); err != nil {
+		t.Fatalf("tcp-hold: %v\n%s", err, hold.Output())
+	}
+	lines := strings.Split(strings.TrimSpace(hold.Output()), "\n")
+	var res struct{ Second string }
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("tcp-hold: %v\n%s", err, hold.Output())
+	}
+	st := status(t, g)
+	t.Logf("second exchange: %s; drops %v, guards %v", res.Second, st.NAT.Drops, st.NAT.Guards)
+	if res.Second != "ok" {
+		t.Fatalf("the connection did not survive a blind RST past the closed timeout: %s", res.Second)
+	}
+	if st.NAT.Guards["rst_out_of_window_passed"]+st.NAT.Guards["rst_in_window_passed"] == 0 {
+		t.Fatalf("the RST was not counted: guards %v", st.NAT.Guards)
+	}
+}
