@@ -608,7 +608,8 @@ func ruleOwner(proto uint8, outsideLo uint16) conntrack.Owner {
 	return conntrack.RuleOwner(int(proto)<<16 | int(outsideLo))
 }
 
-// roomReason is the drop reason for MakeRoom's refusal for a rule.
+// ruleRoomReason is the drop reason for a refusal to make an inbound
+// rule's flow.
 func ruleRoomReason(err error) DropReason {
 	if err == conntrack.ErrOwnerLimit {
 		return DropRuleLimit
