@@ -63,6 +63,7 @@ type NAT struct {
 	PortRange          string   `json:"port_range,omitzero"`
 	MaxFlows           int      `json:"max_flows,omitzero"`
 	MaxFlowsPerHost    int      `json:"max_flows_per_host,omitzero"`
+	MaxFlowsPerRule    int      `json:"max_flows_per_rule,omitzero"` // inbound flows of each port forward and of the DMZ
 	MSSClamp           int      `json:"mss_clamp,omitzero"`
 	Timeouts           Timeouts `json:"timeouts,omitzero"`
 	AllowShortTimeouts bool     `json:"allow_short_timeouts,omitzero"`

@@ -47,6 +47,7 @@ func TestFullConfig(t *testing.T) {
 		Filtering:       nat.EndpointIndependent,
 		MaxFlows:        1000,
 		MaxFlowsPerHost: 100,
+		MaxFlowsPerRule: 100, // max_flows_per_host unless set
 		MSSClamp:        1400,
 		PortLo:          2000,
 		PortHi:          3000,

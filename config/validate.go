@@ -116,6 +116,9 @@ func (c *Config) SetDefaults() {
 	if c.NAT.MaxFlowsPerHost == 0 {
 		c.NAT.MaxFlowsPerHost = c.NAT.MaxFlows / 4
 	}
+	if c.NAT.MaxFlowsPerRule == 0 {
+		c.NAT.MaxFlowsPerRule = c.NAT.MaxFlowsPerHost
+	}
 	t, d := &c.NAT.Timeouts, DefaultTimeouts
 	for _, p := range []struct {
 		v *string
@@ -221,6 +224,7 @@ func (c *Config) Validate() (*Settings, error) {
 	}
 	n.MaxFlows = v.intRange("nat.max_flows", c.NAT.MaxFlows, 16, 1<<22)
 	n.MaxFlowsPerHost = v.intRange("nat.max_flows_per_host", c.NAT.MaxFlowsPerHost, 1, max(c.NAT.MaxFlows, 1))
+	n.MaxFlowsPerRule = v.intRange("nat.max_flows_per_rule", c.NAT.MaxFlowsPerRule, 1, max(c.NAT.MaxFlows, 1))
 	if m := c.NAT.MSSClamp; m != 0 && (m < 536 || m > 8960) {
 		v.bad("nat.mss_clamp", "%d out of range 536-8960 (0 turns clamping off)", m)
 	} else {
