@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"passgate/dataplane/afpacket"
-	"passgate/dataplane/link"
 	"passgate/nat"
 	"passgate/packet"
 )
@@ -20,10 +19,10 @@ import (
 func FuzzFrames(f *testing.F) {
 	r, _ := testRouter(f)
 	lanMAC, wanMAC := r.nb[nat.LAN].MAC(), r.nb[nat.WAN].MAC()
-	host, srv := link.MAC{2, 0, 0, 0, 0, 0x10}, link.MAC{2, 0, 0, 0, 0, 0x20}
-	frame := func(dst, src link.MAC, typ uint16, payload []byte) []byte {
+	host, srv := packet.MAC{2, 0, 0, 0, 0, 0x10}, packet.MAC{2, 0, 0, 0, 0, 0x20}
+	frame := func(dst, src packet.MAC, typ uint16, payload []byte) []byte {
 		b := make([]byte, 14+len(payload))
-		link.Ether(b).SetHeader(dst, src, typ)
+		packet.Ether(b).SetHeader(dst, src, typ)
 		copy(b[14:], payload)
 		return b
 	}
@@ -39,16 +38,16 @@ func FuzzFrames(f *testing.F) {
 	binary.BigEndian.PutUint16(reply[22:], 40000)
 	binary.BigEndian.PutUint16(reply[10:], packet.Checksum(reply[:20]))
 	arp := make([]byte, 60)
-	link.BuildARP(arp, link.Broadcast, srv, link.ARPRequest, srv, [4]byte{203, 0, 113, 10}, link.MAC{}, [4]byte{203, 0, 113, 1})
+	packet.BuildARP(arp, packet.Broadcast, srv, packet.ARPRequest, srv, [4]byte{203, 0, 113, 10}, packet.MAC{}, [4]byte{203, 0, 113, 1})
 	arpLAN := make([]byte, 60)
-	link.BuildARP(arpLAN, link.Broadcast, host, link.ARPRequest, host, [4]byte{192, 168, 50, 10}, link.MAC{}, [4]byte{192, 168, 50, 1})
+	packet.BuildARP(arpLAN, packet.Broadcast, host, packet.ARPRequest, host, [4]byte{192, 168, 50, 10}, packet.MAC{}, [4]byte{192, 168, 50, 1})
 	tcp := tcpPacket([]byte("GET /"))
 	binary.BigEndian.PutUint16(tcp[10:], packet.Checksum(tcp[:20]))
-	f.Add(append(append(append(rec(1, arp), rec(0, arpLAN)...), rec(0, frame(lanMAC, host, link.EtherTypeIPv4, udp))...), rec(1, frame(wanMAC, srv, link.EtherTypeIPv4, reply))...))
-	f.Add(rec(2, frame(lanMAC, host, link.EtherTypeIPv4, tcp)))
-	f.Add(rec(0, frame(link.Broadcast, host, link.EtherTypeIPv4, udp)))                    // broadcast IPv4: not routed
+	f.Add(append(append(append(rec(1, arp), rec(0, arpLAN)...), rec(0, frame(lanMAC, host, packet.EtherTypeIPv4, udp))...), rec(1, frame(wanMAC, srv, packet.EtherTypeIPv4, reply))...))
+	f.Add(rec(2, frame(lanMAC, host, packet.EtherTypeIPv4, tcp)))
+	f.Add(rec(0, frame(packet.Broadcast, host, packet.EtherTypeIPv4, udp)))                    // broadcast IPv4: not routed
 	f.Add(rec(0, frame(lanMAC, host, 0x8863, []byte{0x11, 0x09, 0, 0, 0, 4, 1, 1, 0, 0}))) // PPADI
-	f.Add(rec(1, frame(wanMAC, srv, link.EtherTypeIPv4, udp[:30])))                        // cut short
+	f.Add(rec(1, frame(wanMAC, srv, packet.EtherTypeIPv4, udp[:30])))                        // cut short
 	f.Add(rec(0, []byte{1, 2, 3}))                                                         // a runt
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, out := testRouter(t)
@@ -73,11 +72,11 @@ func FuzzFrames(f *testing.F) {
 			r.takeEmitted(time.Duration(now), &out, &c)
 			for _, b := range out {
 				for _, o := range b.Frames {
-					e, ok := link.ParseEther(o)
+					e, ok := packet.ParseEther(o)
 					if !ok {
 						t.Fatalf("sent a runt: % x", o)
 					}
-					if e.Type() != link.EtherTypeIPv4 {
+					if e.Type() != packet.EtherTypeIPv4 {
 						continue
 					}
 					ip, err := packet.ParseIPv4(e.Payload())
