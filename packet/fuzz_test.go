@@ -25,6 +25,8 @@ func FuzzParse(f *testing.F) {
 		case packet.ProtoTCP:
 			if tc, err := packet.ParseTCP(pl); err == nil {
 				_, _, _ = tc.MSS()
+				_, _ = tc.WScale()
+				_ = tc.Window()
 				tc.ClampMSS(536)
 				if off, n := tc.SACK(); n > 0 {
 					if off+8*n > tc.HeaderLen() {
