@@ -200,13 +200,6 @@ func (e *Engine) Process(now Time, from Iface, b []byte) Verdict {
 // the address alone.
 func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Verdict {
 	e.now = now
-	e.srcMAC = [6]byte{}
-	owner := conntrack.Owner{}
-	if from == LAN && srcMAC != ([6]byte{}) {
-		e.srcMAC = srcMAC
-		owner = conntrack.MACOwner(srcMAC)
-	}
-	e.ct.SetLink(owner)
 	ip, err := packet.ParseIPv4(b)
 	if err != nil {
 		if err == packet.ErrVersion {
@@ -220,9 +213,21 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 	e.stats.Packets[from]++
 	e.stats.Bytes[from] += uint64(len(ip))
 	if v, ok := e.established(now, from, ip, &e.run); ok {
+		if e.run.tcp {
+			e.flushSeq(&e.run, false)
+		}
 		e.flushRun(&e.run, false)
 		return v
 	}
+	// Not a packet of an established flow: from here on it may make
+	// flows, which are charged to the frame's source MAC too.
+	e.srcMAC = [6]byte{}
+	owner := conntrack.Owner{}
+	if from == LAN && srcMAC != ([6]byte{}) {
+		e.srcMAC = srcMAC
+		owner = conntrack.MACOwner(srcMAC)
+	}
+	e.ct.SetLink(owner)
 
 	if ip.IsFragment() && ip.FragmentOffset() != 0 {
 		return e.laterFragment(now, from, ip)

@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 
 	"passgate/alg/ipsec"
@@ -35,7 +36,22 @@ type flowRun struct {
 
 // Flush adds the counts c holds back to their flow. Call it before
 // giving up the read lock FastPath ran under.
-func (e *Engine) Flush(c *Counters) { e.flushRun(&c.run, true) }
+func (e *Engine) Flush(c *Counters) {
+	if c.run.tcp {
+		e.flushSeq(&c.run, true)
+	}
+	e.flushRun(&c.run, true)
+}
+
+// flushSeq hands what a TCP run learnt of its direction's sequence
+// numbers to its flow (seqAdvance); flushRun, which empties the run, comes
+// after. It is apart from flushRun so that flushRun stays small enough to
+// be inlined into the paths every packet takes.
+func (e *Engine) flushSeq(r *flowRun, shared bool) {
+	if f := e.ct.Get(r.id); r.packets != 0 && f.Gen == r.gen {
+		seqAdvance(&f.Seq, r.dir, r.end, r.ack, r.win, true, false, !shared)
+	}
+}
 
 // flushRun adds a run's counts to its flow and empties it: atomically
 // under FastPath's read lock (the flow's other direction may be counted
@@ -52,9 +68,6 @@ func (e *Engine) flushRun(r *flowRun, shared bool) {
 			} else {
 				f.Packets[r.dir] += r.packets
 				f.Bytes[r.dir] += r.bytes
-			}
-			if r.tcp {
-				seqAdvance(&f.Seq, r.dir, r.end, r.ack, r.win, true, false, !shared)
 			}
 		}
 	}
@@ -170,6 +183,9 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		if !e.ct.ExtendDeadline(id, int64(now+timeout)) {
 			return Verdict{}, false
 		}
+		if run.tcp {
+			e.flushSeq(run, true)
+		}
 		e.flushRun(run, true)
 		*run = flowRun{id: id, gen: f.Gen, dir: dir}
 		if tcp != nil {
@@ -177,11 +193,14 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		}
 	}
 	if tcp != nil {
-		// Before the rewrite: the TCP header moves nothing that is read here.
-		if end := tcp.Seq() + uint32(len(ip)-ip.HeaderLen()-tcp.HeaderLen()); int32(end-run.end) > 0 {
+		// Before the rewrite, which changes nothing read here. tupleOf
+		// checked the header is there; one bounds check covers it.
+		h := tcp[:packet.TCPMinHeader:packet.TCPMinHeader]
+		end := binary.BigEndian.Uint32(h[4:]) + uint32(len(tcp)-int(h[12]>>4)*4)
+		if int32(end-run.end) > 0 {
 			run.end = end
 		}
-		run.ack, run.win = tcp.Ack(), tcp.Window()
+		run.ack, run.win = binary.BigEndian.Uint32(h[8:]), binary.BigEndian.Uint16(h[14:])
 	}
 	run.packets++
 	run.bytes += uint64(len(ip))
