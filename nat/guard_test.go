@@ -3,6 +3,7 @@ package nat
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 	"testing"
 
 	"passgate/conntrack"
@@ -208,5 +209,49 @@ func TestFragmentBuffersShared(t *testing.T) {
 	}
 	if em := e.Emitted(); len(em) != 1 {
 		t.Fatalf("%d held fragments sent after the first, want 1", len(em))
+	}
+}
+
+// TestFastPathTCPSequenceConcurrent: workers forward one connection's two
+// directions through FastPath at once (run under -race); the sequence
+// state each direction learnt is the furthest its segments reached, and
+// the endpoint's reset at that edge still closes the flow.
+func TestFastPathTCPSequenceConcurrent(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40003", "203.0.113.10:80"
+	pub := handshake(t, e, c, s)
+	const rounds = 2000
+	var wg sync.WaitGroup
+	for d := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cnt Counters
+			for i := 1; i <= rounds; i++ {
+				var b []byte
+				if d == 0 {
+					b = TCP(c, s, packet.TCPAck, 101, 501+uint32(i)*100, nil, nil)
+				} else {
+					b = TCP(s, pub, packet.TCPAck, 501+uint32(i-1)*100, 101, nil, make([]byte, 100))
+				}
+				if _, ok := e.FastPath(sec, Iface(d), b, &cnt); !ok {
+					t.Errorf("direction %d segment %d declined", d, i)
+					return
+				}
+				if i%16 == 0 {
+					e.Flush(&cnt)
+				}
+			}
+			e.Flush(&cnt)
+		}()
+	}
+	wg.Wait()
+	id, _, _ := e.ct.Lookup(conntrack.Tuple{Src: [4]byte{192, 168, 50, 10}, Dst: [4]byte{203, 0, 113, 10}, SrcID: 40003, DstID: 80, Proto: 6})
+	if got := e.ct.Get(id).Seq[conntrack.Reply].Next; got != 501+rounds*100 {
+		t.Fatalf("the server's edge is %d, want %d", got, 501+rounds*100)
+	}
+	pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPRst, 501+rounds*100, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "closed" {
+		t.Fatalf("RST at the edge after concurrent fast-path data: %+v", st)
 	}
 }

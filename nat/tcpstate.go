@@ -146,8 +146,8 @@ func (e *Engine) tcpStep(f *conntrack.Flow, dir conntrack.Dir, fl uint8) {
 // edge of the receiver's window (RFC 5961 3.2) ends a flow: a blind
 // attacker must guess the 32-bit number exactly, not just land in a
 // window. What is learnt is bounded too: a segment moves its direction's
-// edge only forward and not past the right edge of the window the other
-// side advertised; an ACK counts only if it acknowledges data that was sent.
+// edge, and an ACK its acknowledgement, only forward and by at most a
+// window (seqAdvance).
 
 const (
 	rstExact = iota
@@ -229,32 +229,38 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, t packet.TCP, end uint32) {
 
 // seqAdvance moves direction d's state for a segment ending at end that
 // acknowledged ack (if acked) and advertised win (unscaled; a SYN's never
-// is scaled). FastPath's workers may run it for the two directions of one
-// flow at once, so it reads and writes the numbers atomically; Seen and
-// Scale change only under the engine's write lock (locked).
+// is scaled). Each number moves only forward and by at most what the
+// window allows from its own last value: the edge by twice the window the
+// other side last advertised (so a batch's worth of segments, or a window
+// grown since, still counts), the acknowledgement by the window this side
+// advertised. Bounding each by its own last value, not by the other
+// direction's, keeps them from holding each other back when the two
+// directions are flushed out of order (FastPath's workers flush a run at
+// the end of their batch). A blind attacker moving a number must land
+// within a window of it, as RFC 5961 assumes of in-window data.
+//
+// FastPath's workers may run it for the two directions of one flow at
+// once, so it reads and writes the numbers atomically; Seen and Scale
+// change only under the engine's write lock (locked).
 func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint16, acked, syn, locked bool) {
 	me, peer := &s[d], &s[1-d]
 	if me.Seen&seqNext == 0 {
 		return
 	}
-	if next := atomic.LoadUint32(&me.Next); int32(end-next) > 0 {
-		ok := true
-		if peer.Seen&seqAck != 0 {
-			edge := atomic.LoadUint32(&peer.Ack) + max(atomic.LoadUint32(&peer.Win), minWindow)
-			ok = int32(end-edge) <= 0
-		}
-		if ok {
+	if step := end - atomic.LoadUint32(&me.Next); int32(step) > 0 {
+		if peer.Seen&seqAck == 0 || step <= 2*max(atomic.LoadUint32(&peer.Win), minWindow) {
 			atomic.StoreUint32(&me.Next, end)
 		}
 	}
-	if !acked || peer.Seen&seqNext == 0 || int32(ack-atomic.LoadUint32(&peer.Next)) > 0 {
-		return // acknowledges nothing, or data never sent
-	}
-	if me.Seen&seqAck == 0 && !locked {
+	if !acked || me.Seen&seqAck == 0 && !locked {
 		return
 	}
-	if me.Seen&seqAck != 0 && int32(ack-atomic.LoadUint32(&me.Ack)) < 0 {
-		return // older than what this side acknowledged already
+	if me.Seen&seqAck != 0 {
+		if step := ack - atomic.LoadUint32(&me.Ack); int32(step) < 0 || step > max(atomic.LoadUint32(&me.Win), minWindow) {
+			return // older than this side's last, or past what the other could send
+		}
+	} else if peer.Seen&seqNext != 0 && ack != atomic.LoadUint32(&peer.Next) {
+		return // the first ACK acknowledges the other side's SYN exactly
 	}
 	shift := uint8(0)
 	if me.Scale != 0 && peer.Scale != 0 && !syn {
