@@ -45,9 +45,9 @@ func FuzzFrames(f *testing.F) {
 	binary.BigEndian.PutUint16(tcp[10:], packet.Checksum(tcp[:20]))
 	f.Add(append(append(append(rec(1, arp), rec(0, arpLAN)...), rec(0, frame(lanMAC, host, packet.EtherTypeIPv4, udp))...), rec(1, frame(wanMAC, srv, packet.EtherTypeIPv4, reply))...))
 	f.Add(rec(2, frame(lanMAC, host, packet.EtherTypeIPv4, tcp)))
-	f.Add(rec(0, frame(packet.Broadcast, host, packet.EtherTypeIPv4, udp)))                    // broadcast IPv4: not routed
+	f.Add(rec(0, frame(packet.Broadcast, host, packet.EtherTypeIPv4, udp)))                // broadcast IPv4: not routed
 	f.Add(rec(0, frame(lanMAC, host, 0x8863, []byte{0x11, 0x09, 0, 0, 0, 4, 1, 1, 0, 0}))) // PPADI
-	f.Add(rec(1, frame(wanMAC, srv, packet.EtherTypeIPv4, udp[:30])))                        // cut short
+	f.Add(rec(1, frame(wanMAC, srv, packet.EtherTypeIPv4, udp[:30])))                      // cut short
 	f.Add(rec(0, []byte{1, 2, 3}))                                                         // a runt
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, out := testRouter(t)
