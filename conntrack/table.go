@@ -62,7 +62,7 @@ type Seq struct {
 // EarlyDrops counts flows removed to make room for a new one, by what was
 // full.
 type EarlyDrops struct {
-	TableFull, HostQuota, OwnerQuota uint64
+	TableFull, HostQuota, MACQuota, RuleQuota uint64
 }
 
 // earlyDropScan bounds how many of the oldest unreplied flows one search
@@ -265,7 +265,11 @@ func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
 		if !t.evict(func(f *Flow) bool { return f.Owner == owner }) {
 			return ErrOwnerLimit
 		}
-		t.early.OwnerQuota++
+		if owner.Kind == OwnerMAC {
+			t.early.MACQuota++
+		} else {
+			t.early.RuleQuota++
+		}
 	}
 	if len(t.free) == 0 {
 		if !t.evict(nil) {

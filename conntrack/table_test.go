@@ -299,7 +299,7 @@ func TestEarlyDrop(t *testing.T) {
 		t.Fatalf("removed replied flows %v", gone)
 	}
 	d := tb.EarlyDrops()
-	if d.HostQuota != 1 || d.TableFull < 1 || d.OwnerQuota < 1 {
+	if d.HostQuota != 1 || d.TableFull < 1 || d.MACQuota < 1 {
 		t.Fatalf("early drops %+v", d)
 	}
 }

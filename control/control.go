@@ -137,7 +137,8 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		Guards: map[string]uint64{
 			"early_drop_table_full":    s.EarlyDropTableFull,
 			"early_drop_host_share":    s.EarlyDropHostShare,
-			"early_drop_owner_share":   s.EarlyDropOwnerShare,
+			"early_drop_mac_share":     s.EarlyDropMACShare,
+			"early_drop_rule_share":    s.EarlyDropRuleShare,
 			"rst_in_window_passed":     s.RSTInWindow,
 			"rst_out_of_window_passed": s.RSTOutOfWindow,
 		},

@@ -60,8 +60,8 @@ func TestForgedSourcesShareOneMAC(t *testing.T) {
 	if v := e.ProcessFrom(600, LAN, evil, UDP("10.9.9.9:1", "203.0.113.10:9", nil)); v.Reason != DropSpoofedSource {
 		t.Fatalf("source off the LAN: %+v", v)
 	}
-	if s := e.Stats(); s.EarlyDropOwnerShare != 492 || s.Drops[DropSpoofedSource] != 1 {
-		t.Fatalf("early drops of the MAC's share %d (want 492), off-prefix drops %d", s.EarlyDropOwnerShare, s.Drops[DropSpoofedSource])
+	if s := e.Stats(); s.EarlyDropMACShare != 492 || s.Drops[DropSpoofedSource] != 1 {
+		t.Fatalf("early drops of the MAC's share %d (want 492), off-prefix drops %d", s.EarlyDropMACShare, s.Drops[DropSpoofedSource])
 	}
 }
 
@@ -89,8 +89,8 @@ func TestForwardFloodOwnShare(t *testing.T) {
 	syn := pass(t, e, 500, WAN, TCP("203.0.113.99:5555", "203.0.113.1:8080", packet.TCPSyn, 77, 0, nil, nil), LAN)
 	IPv4(t, syn, Dst("192.168.50.12:80"))
 	pass(t, e, 500, LAN, TCP("192.168.50.12:80", "203.0.113.99:5555", packet.TCPSyn|packet.TCPAck, 900, 78, nil, nil), WAN)
-	if s := e.Stats(); s.EarlyDropOwnerShare != 300+1-8 {
-		t.Fatalf("early drops of the rule's share %d", s.EarlyDropOwnerShare)
+	if s := e.Stats(); s.EarlyDropRuleShare != 300+1-8 {
+		t.Fatalf("early drops of the rule's share %d", s.EarlyDropRuleShare)
 	}
 }
 

@@ -105,7 +105,7 @@ func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
 func (e *Engine) Stats() Stats {
 	s := e.stats
 	d := e.ct.EarlyDrops()
-	s.EarlyDropTableFull, s.EarlyDropHostShare, s.EarlyDropOwnerShare = d.TableFull, d.HostQuota, d.OwnerQuota
+	s.EarlyDropTableFull, s.EarlyDropHostShare, s.EarlyDropMACShare, s.EarlyDropRuleShare = d.TableFull, d.HostQuota, d.MACQuota, d.RuleQuota
 	s.Flows = e.ct.Len()
 	s.Mappings = e.maps.len()
 	s.FlowsByProto = map[string]int{}

@@ -122,11 +122,12 @@ type Stats struct {
 	// What the limits against floods and spoofing did (not drops of the
 	// packet at hand): flows removed early to make room, by what was
 	// full, and RSTs passed on without ending their flow.
-	EarlyDropTableFull  uint64 // the table
-	EarlyDropHostShare  uint64 // the LAN host's share
-	EarlyDropOwnerShare uint64 // the LAN MAC's or the inbound rule's share
-	RSTInWindow         uint64 // in the window but not at its edge: the endpoint will challenge it
-	RSTOutOfWindow      uint64 // outside the window: no endpoint takes it
+	EarlyDropTableFull uint64 // the table
+	EarlyDropHostShare uint64 // the LAN host's share
+	EarlyDropMACShare  uint64 // the LAN MAC's share
+	EarlyDropRuleShare uint64 // a port forward's or the DMZ's share
+	RSTInWindow        uint64 // in the window but not at its edge: the endpoint will challenge it
+	RSTOutOfWindow     uint64 // outside the window: no endpoint takes it
 }
 
 // FlowInfo describes one flow for people and the control API.

@@ -166,7 +166,7 @@ func TestForgedSourceFlood(t *testing.T) {
 	if st.NAT.Flows > 512+20 {
 		t.Fatalf("%d flows: the forging host holds more than its share of 512", st.NAT.Flows)
 	}
-	if st.NAT.Drops["mac_limit"]+st.NAT.Guards["early_drop_owner_share"] == 0 {
+	if st.NAT.Drops["mac_limit"]+st.NAT.Guards["early_drop_mac_share"] == 0 {
 		t.Fatalf("the flood met no per-MAC limit: drops %v, guards %v", nonZero(st.NAT.Drops), nonZero(st.NAT.Guards))
 	}
 }
@@ -202,7 +202,7 @@ func TestSynFloodForwardedPort(t *testing.T) {
 	if in.Connected < 4 {
 		t.Fatalf("srv2 connected in %d of 5 times under the flood: %v", in.Connected, in.Errors)
 	}
-	if st.NAT.Guards["early_drop_owner_share"] == 0 {
+	if st.NAT.Guards["early_drop_rule_share"] == 0 {
 		t.Fatalf("no half-open flow was dropped early: guards %v", st.NAT.Guards)
 	}
 }
