@@ -267,7 +267,9 @@ func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint1
 		shift = me.Scale - 1
 	}
 	atomic.StoreUint32(&me.Ack, ack)
-	atomic.StoreUint32(&me.Win, uint32(win)<<shift)
+	if w := uint32(win) << shift; atomic.LoadUint32(&me.Win) != w {
+		atomic.StoreUint32(&me.Win, w) // seldom changes: spare the locked store
+	}
 	if locked {
 		me.Seen |= seqAck
 	}
