@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -12,11 +13,21 @@ import (
 // address allowed refuses get 403; SUBSCRIBE (eventing) gets 405: there are
 // no event subscriptions; OPTIONS (a browser's CORS preflight) gets 405 as
 // well, and a control request without its SOAPAction header 401.
+// A request whose Host header is not the router's LAN address (with or
+// without the port) gets 403: a DNS-rebinding page (evil.example resolved
+// to the router) is same-origin for the browser and could set SOAPAction,
+// but its Host header still names evil.example.
 func Handler(d *Device, c *Control, allowed func(netip.Addr) bool, clock func() time.Time) http.Handler {
+	authority := strings.TrimPrefix(d.Base, "http://")
+	addr, _, _ := strings.Cut(authority, ":")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ap, err := netip.ParseAddrPort(r.RemoteAddr)
 		if err != nil || !allowed(ap.Addr().Unmap()) {
 			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		if r.Host != authority && r.Host != addr {
+			http.Error(w, "forbidden: the Host header must be the router's LAN address", http.StatusForbidden)
 			return
 		}
 		client := ap.Addr().Unmap()

@@ -42,6 +42,7 @@ func add(service, action, ext, proto, in, client, lease string) string {
 func call(h http.Handler, from, method, path, service, action, body string) (int, string) {
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	r.RemoteAddr = from + ":40000"
+	r.Host = "192.168.50.1:5000"
 	if action != "" {
 		r.Header.Set("SOAPAction", `"`+service+"#"+action+`"`)
 	}
@@ -219,4 +220,35 @@ func FuzzSOAP(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDNSRebindingRefused: a page from evil.example that rebinds its name
+// to the router is same-origin for the LAN browser, so it can send
+// SOAPAction; its Host header still says evil.example, and the request is
+// refused before it maps anything. The router's address with or without
+// the port is accepted.
+func TestDNSRebindingRefused(t *testing.T) {
+	h, _, forwards := handler(t)
+	body := add(WANIPConn1, "AddPortMapping", "40000", "TCP", "22", LAN1.String(), "0")
+	for _, host := range []string{"evil.example:5000", "evil.example", "192.168.50.1.nip.io:5000", "", "192.168.50.1:80"} {
+		r := httptest.NewRequest("POST", "/ctl/WANIPConn", strings.NewReader(body))
+		r.RemoteAddr = LAN1.String() + ":40000"
+		r.Host = host
+		r.Header.Set("SOAPAction", `"`+WANIPConn1+`#AddPortMapping"`)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden || forwards() != 0 {
+			t.Fatalf("Host %q: status %d, %d forwards; want 403 and none", host, w.Code, forwards())
+		}
+	}
+	for _, host := range []string{"192.168.50.1:5000", "192.168.50.1"} {
+		r := httptest.NewRequest("GET", "/igd1.xml", nil)
+		r.RemoteAddr = LAN1.String() + ":40000"
+		r.Host = host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("Host %q: status %d, want 200", host, w.Code)
+		}
+	}
 }
