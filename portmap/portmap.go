@@ -12,9 +12,17 @@
 // clamped to MaxLease (a requested lease of 0, "forever" in IGD v1, gets
 // MaxLease too) and the answer says what was granted.
 //
-// Leases are saved atomically (a temporary file renamed over the old one)
-// after every change, and loaded at start: a lease survives a restart and
-// still expires at its time.
+// Leases are saved atomically (a temporary file of mode 0600, synced,
+// renamed over the old one, then the directory synced) after every change,
+// and loaded at start: a lease survives a restart and still expires at its
+// time. The file also keeps the start of the epoch PCP and NAT-PMP report
+// (RFC 6887 section 8.5, RFC 6886 section 3.6): while the leases survive,
+// the epoch goes on counting across restarts; when they are lost (no file,
+// an unreadable or corrupted one) it starts again at 0, which tells the
+// clients to map again. A corrupted file does not stop passgate: it is
+// logged, kept aside as FILE.corrupt, and no lease is loaded; a saved lease
+// the policy refuses (not a LAN host, a duplicate, over max_per_host) is
+// dropped and logged.
 package portmap
 
 import (
@@ -133,6 +141,11 @@ type Manager struct {
 	leases []Lease
 	log    *slog.Logger
 	notify func(Event)
+	// epochStart is when the epoch of PCP and NAT-PMP began: kept across
+	// restarts with the leases, now when they were lost.
+	epochStart time.Time
+	// syncDir makes a rename in dir durable (tests watch it).
+	syncDir func(dir string) error
 }
 
 // New makes a Manager and installs the leases saved at path (if path is
@@ -145,21 +158,44 @@ func New(cfg Config, table Table, path string, now time.Time, log *slog.Logger, 
 	if notify == nil {
 		notify = func(Event) {}
 	}
-	m := &Manager{cfg: cfg.withDefaults(), table: table, path: path, log: log, notify: notify}
+	m := &Manager{cfg: cfg.withDefaults(), table: table, path: path, log: log, notify: notify, epochStart: now, syncDir: syncDir}
 	if path == "" {
 		return m, nil
 	}
 	saved, err := load(path)
 	if err != nil {
-		return nil, err
+		// The leases are lost: start without them (the epoch at 0 tells
+		// the clients), keeping a corrupted file aside for a look.
+		m.log.Error("saved port mappings lost", "err", err)
+		m.event(now, "mapping_refused", netip.Addr{}, "saved port mappings not loaded: %v", err)
+		if errors.Is(err, errCorrupt) {
+			if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
+				m.log.Error("corrupted leases file not moved aside", "err", rerr)
+			}
+		}
+		saved = file{}
 	}
-	for _, l := range saved {
+	if es := saved.EpochStart; !es.IsZero() && !es.After(now) {
+		m.epochStart = es
+	}
+	for _, l := range saved.Leases {
 		if !l.Expires.After(now) {
 			m.event(now, "mapping_expired", l.Host, "%s expired while passgate was stopped", describe(l))
 			continue
 		}
+		if l.Expires.After(now.Add(m.cfg.MaxLease)) {
+			l.Expires = now.Add(m.cfg.MaxLease)
+		}
 		err := m.check(l.Host, l.Host, l.Proto, l.Outside, true)
-		if err == nil {
+		switch {
+		case err != nil:
+		case l.Inside == 0 || l.Outside == 0:
+			err = ErrInvalid
+		case slices.ContainsFunc(m.leases, func(o Lease) bool { return o.Proto == l.Proto && o.Outside == l.Outside }):
+			err = ErrConflict
+		case m.count(l.Host) >= m.cfg.MaxPerHost:
+			err = ErrHostLimit
+		default:
 			err = m.install(l)
 		}
 		if err != nil {
@@ -195,6 +231,14 @@ func (m *Manager) Reconfigure(cfg Config, now time.Time) {
 	}
 	m.leases = kept
 	m.saveLogged()
+}
+
+// EpochStart is when the epoch PCP and NAT-PMP report began: kept across
+// a restart that kept the leases.
+func (m *Manager) EpochStart() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.epochStart
 }
 
 // MaxLease is the longest lease granted.
@@ -482,31 +526,48 @@ func protoName(p uint8) string {
 }
 
 type file struct {
-	Leases []Lease `json:"leases"`
+	EpochStart time.Time `json:"epoch_start,omitzero"`
+	Leases     []Lease   `json:"leases"`
 }
 
-func load(path string) ([]Lease, error) {
+var errCorrupt = errors.New("corrupted leases file")
+
+func load(path string) (file, error) {
+	var f file
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return f, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("portmap: %w", err)
+		return f, fmt.Errorf("portmap: %w", err)
 	}
-	var f file
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("portmap: %s: %w", path, err)
+		return file{}, fmt.Errorf("portmap: %s: %w: %v", path, errCorrupt, err)
 	}
-	return f.Leases, nil
+	return f, nil
 }
 
-// save writes the leases atomically: a temporary file beside path, synced,
-// renamed over it.
+// syncDir syncs a directory, so a rename in it survives a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// save writes the leases atomically: a temporary file beside path (mode
+// 0600), synced, renamed over it, and the directory synced so the rename
+// itself is durable.
 func (m *Manager) save() error {
 	if m.path == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(file{Leases: m.leases}, "", "  ")
+	b, err := json.MarshalIndent(file{EpochStart: m.epochStart, Leases: m.leases}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("portmap: %w", err)
 	}
@@ -527,6 +588,9 @@ func (m *Manager) save() error {
 	if err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("portmap: saving leases: %w", err)
+	}
+	if err := m.syncDir(filepath.Dir(m.path)); err != nil {
+		return fmt.Errorf("portmap: saving leases: syncing the directory: %w", err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package portmap
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -202,5 +203,77 @@ func TestReconfigureEndsWhatTheNewPolicyForbids(t *testing.T) {
 	}
 	if fs := e.DynamicForwards(); len(fs) != 1 || fs[0].Proto != UDP {
 		t.Fatalf("engine %+v", fs)
+	}
+}
+
+// TestEpochAndCorruptLeasesFile: the epoch's start is saved with the
+// leases and comes back with them (RFC 6887 8.5: the epoch restarts only
+// when the state is lost); a corrupted file does not stop the start, is
+// kept aside as FILE.corrupt, no lease comes from it and the epoch starts
+// again. The file is 0600 and every save syncs its directory.
+func TestEpochAndCorruptLeasesFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "passgate.json.leases")
+	m, _ := manager(t, engine(t), path, t0)
+	var synced []string
+	m.syncDir = func(d string) error { synced = append(synced, d); return nil }
+	if m.EpochStart() != t0 {
+		t.Fatalf("epoch start %v, want %v", m.EpochStart(), t0)
+	}
+	if _, err := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 5000, Lease: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if len(synced) != 1 || synced[0] != dir {
+		t.Fatalf("directory syncs after a save: %v, want [%s]", synced, dir)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("leases file mode %v %v, want 0600", fi.Mode(), err)
+	}
+	m2, _ := manager(t, engine(t), path, t0.Add(10*time.Minute))
+	if m2.EpochStart() != t0 || len(m2.Leases()) != 1 {
+		t.Fatalf("after a restart epoch start %v (want %v), leases %+v", m2.EpochStart(), t0, m2.Leases())
+	}
+
+	// Corrupted: cut in the middle of the JSON.
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, b[:len(b)/2], 0o600)
+	later := t0.Add(20 * time.Minute)
+	m3, evs := manager(t, engine(t), path, later)
+	if m3.EpochStart() != later || len(m3.Leases()) != 0 {
+		t.Fatalf("corrupted file: epoch start %v (want %v), leases %+v", m3.EpochStart(), later, m3.Leases())
+	}
+	if len(*evs) != 1 || !strings.Contains((*evs)[0].Message, "not loaded") {
+		t.Fatalf("events %+v", *evs)
+	}
+	if kept, err := os.ReadFile(path + ".corrupt"); err != nil || string(kept) != string(b[:len(b)/2]) {
+		t.Fatalf("corrupted file not kept aside: %v", err)
+	}
+}
+
+// TestSavedLeasesChecked: saved entries the policy refuses are dropped
+// (a duplicate outside port, a broken port, more than max_per_host for a
+// host) and a lease longer than max_lease is cut to it.
+func TestSavedLeasesChecked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passgate.json.leases")
+	var ls []string
+	for i := range 5 {
+		ls = append(ls, fmt.Sprintf(`{"proto":6,"host":"192.168.50.10","inside_port":%d,"outside_port":%d,"by":"upnp","expires":"2026-12-07T00:00:00Z"}`, 5000+i, 40000+i))
+	}
+	ls = append(ls, `{"proto":6,"host":"192.168.50.11","inside_port":22,"outside_port":40000,"by":"upnp","expires":"2026-12-07T00:00:00Z"}`,
+		`{"proto":17,"host":"192.168.50.11","inside_port":0,"outside_port":40000,"by":"upnp","expires":"2026-12-07T00:00:00Z"}`)
+	os.WriteFile(path, []byte(`{"leases":[`+strings.Join(ls, ",")+`]}`), 0o600)
+	e := engine(t)
+	m, evs := manager(t, e, path, t0)
+	got := m.Leases()
+	if len(got) != 3 || len(e.DynamicForwards()) != 3 {
+		t.Fatalf("loaded %+v, engine %+v; want lan1's first 3 (max_per_host)", got, e.DynamicForwards())
+	}
+	for _, l := range got {
+		if l.Host != lan1 || l.Expires != t0.Add(DefaultMaxLease) {
+			t.Fatalf("lease %+v: want lan1's, cut to %v", l, t0.Add(DefaultMaxLease))
+		}
+	}
+	if len(*evs) != 4 {
+		t.Fatalf("events %+v, want 4 refusals", *evs)
 	}
 }

@@ -87,7 +87,10 @@ func Run(ctx context.Context, o Options) error {
 		o.AnnounceTo = netip.MustParseAddrPort("224.0.0.1:5350")
 	}
 	start := o.Clock()
-	epoch := func(now time.Time) uint32 { return uint32(max(now.Sub(start), 0) / time.Second) }
+	// The epoch goes on from the leases' (portmap.Manager.EpochStart):
+	// clients see it restart at 0 only when the mappings were lost.
+	epochStart := o.Manager.EpochStart()
+	epoch := func(now time.Time) uint32 { return uint32(max(now.Sub(epochStart), 0) / time.Second) }
 	public := func() netip.Addr { return o.Public }
 	lan := o.LAN.Addr()
 	allowed := func(a netip.Addr) bool { return a.Is4() && o.LAN.Contains(a) && a != lan }

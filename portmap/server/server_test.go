@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -119,5 +121,44 @@ func TestPMPSocket(t *testing.T) {
 	self.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if n, err := self.Read(buf); err == nil {
 		t.Fatalf("answered the router's own address: % x", buf[:n])
+	}
+}
+
+// TestEpochGoesOnWithTheLeases: leases saved an hour ago come back, and
+// the announcement after the restart says the epoch is an hour old (not
+// 0, which would tell every client its mappings were lost).
+func TestEpochGoesOnWithTheLeases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leases")
+	start := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	os.WriteFile(path, []byte(`{"epoch_start":"`+start.Format(time.RFC3339)+`","leases":[]}`), 0o600)
+	mgr, err := portmap.New(portmap.Config{LAN: netip.MustParsePrefix("127.0.0.1/8")}, &table{}, path, time.Now(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, PCP: true, NATPMP: true, Manager: mgr,
+			AnnounceTo: client.LocalAddr().(*net.UDPAddr).AddrPort()})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	buf := make([]byte, 1500)
+	client.SetReadDeadline(time.Now().Add(3 * time.Second))
+	n, err := client.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if epoch := binary.BigEndian.Uint32(buf[4:8]); n != 12 || epoch < 3600 || epoch > 3605 {
+		t.Fatalf("NAT-PMP announcement % x: epoch %d, want about 3600", buf[:n], epoch)
 	}
 }
