@@ -80,6 +80,7 @@ type PortMappingSettings struct {
 	MaxLease          time.Duration
 	MaxPerHost        int
 	AllowLowPorts     bool
+	AllowThirdParty   bool
 }
 
 // On says whether any of the protocols is on.
@@ -550,7 +551,7 @@ func validGroupName(g string) bool {
 }
 
 func (v *validator) portMapping(p PortMapping) PortMappingSettings {
-	out := PortMappingSettings{PCP: p.PCP, NATPMP: p.NATPMP, UPnP: p.UPnP, AllowLowPorts: p.AllowLowPorts}
+	out := PortMappingSettings{PCP: p.PCP, NATPMP: p.NATPMP, UPnP: p.UPnP, AllowLowPorts: p.AllowLowPorts, AllowThirdParty: p.AllowThirdParty}
 	d, err := time.ParseDuration(p.MaxLease)
 	switch {
 	case err != nil:

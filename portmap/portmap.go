@@ -52,6 +52,10 @@ type Config struct {
 	MaxLease      time.Duration // default DefaultMaxLease
 	MaxPerHost    int           // default DefaultMaxPerHost
 	AllowLowPorts bool          // outside ports below 1024
+	// AllowThirdParty lets a LAN host map ports for another LAN host with
+	// PCP's THIRD_PARTY option (RFC 6887 section 13.1); off by default,
+	// and never through NAT-PMP or UPnP.
+	AllowThirdParty bool
 	// RouterPorts are the ports the router itself serves (the admin
 	// page, the mapping servers); no mapping takes them.
 	RouterPorts []uint16
@@ -107,6 +111,9 @@ type Request struct {
 	By      string
 	Desc    string
 	Nonce   [12]byte
+	// ThirdParty: Host may differ from Client (PCP's THIRD_PARTY), if
+	// the configuration allows it.
+	ThirdParty bool
 }
 
 // Refusals; each protocol answers them with its own code.
@@ -186,7 +193,7 @@ func New(cfg Config, table Table, path string, now time.Time, log *slog.Logger, 
 		if l.Expires.After(now.Add(m.cfg.MaxLease)) {
 			l.Expires = now.Add(m.cfg.MaxLease)
 		}
-		err := m.check(l.Host, l.Host, l.Proto, l.Outside, true)
+		err := m.check(l.Host, l.Host, l.Proto, l.Outside, true, false)
 		switch {
 		case err != nil:
 		case l.Inside == 0 || l.Outside == 0:
@@ -214,7 +221,7 @@ func (m *Manager) Reconfigure(cfg Config, now time.Time) {
 	m.cfg = cfg.withDefaults()
 	kept := m.leases[:0]
 	for _, l := range m.leases {
-		err := m.check(l.Host, l.Host, l.Proto, l.Outside, true)
+		err := m.check(l.Host, l.Host, l.Proto, l.Outside, true, false)
 		if err == nil {
 			// A configured forward may now own the port.
 			err = m.install(l)
@@ -248,15 +255,42 @@ func (m *Manager) MaxLease() time.Duration {
 	return m.cfg.MaxLease
 }
 
-// check is the policy for a mapping of outside port out (0: any).
-func (m *Manager) check(client, host netip.Addr, proto uint8, out uint16, exact bool) error {
+// ThirdPartyAllowed says whether PCP's THIRD_PARTY is allowed.
+func (m *Manager) ThirdPartyAllowed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg.AllowThirdParty
+}
+
+// lanHost says whether a is a host of the LAN: in the prefix, not the
+// router, and not the prefix's network or broadcast address (a mapping to
+// the broadcast address would send the Internet's packets to every host).
+func (m *Manager) lanHost(a netip.Addr) bool {
+	p := m.cfg.LAN
+	if !a.Is4() || !p.Contains(a) || a == p.Addr() {
+		return false
+	}
+	if p.Bits() > 30 {
+		return true // /31 and /32: no network or broadcast address
+	}
+	v := a.As4()
+	n := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
+	hostBits := uint32(1)<<(32-p.Bits()) - 1
+	return n&hostBits != 0 && n&hostBits != hostBits
+}
+
+// check is the policy for a mapping of outside port out (0: any); third
+// says the request is PCP's THIRD_PARTY.
+func (m *Manager) check(client, host netip.Addr, proto uint8, out uint16, exact, third bool) error {
 	switch {
 	case proto != TCP && proto != UDP:
 		return ErrInvalid
-	case !client.Is4() || !m.cfg.LAN.Contains(client) || client == m.cfg.LAN.Addr():
+	case !m.lanHost(client):
 		return ErrNotLAN
-	case host != client:
+	case host != client && !(third && m.cfg.AllowThirdParty):
 		return ErrNotAuthorized
+	case !m.lanHost(host):
+		return ErrNotLAN
 	case !exact || out == 0:
 		return nil
 	case out < 1024 && !m.cfg.AllowLowPorts:
@@ -306,7 +340,7 @@ func (m *Manager) mapLocked(now time.Time, r Request) (Lease, error) {
 	if r.Inside == 0 {
 		return Lease{}, ErrInvalid
 	}
-	if err := m.check(r.Client, r.Host, r.Proto, r.Outside, r.Exact); err != nil {
+	if err := m.check(r.Client, r.Host, r.Proto, r.Outside, r.Exact, r.ThirdParty); err != nil {
 		return Lease{}, err
 	}
 	lease := r.Lease
@@ -347,7 +381,7 @@ func (m *Manager) mapLocked(now time.Time, r Request) (Lease, error) {
 	}
 	l := Lease{Proto: r.Proto, Host: r.Host, Inside: r.Inside, By: r.By, Description: r.Desc, Expires: now.Add(lease), Nonce: r.Nonce}
 	for _, out := range m.candidates(r) {
-		if m.check(r.Client, r.Host, r.Proto, out, true) != nil {
+		if m.check(r.Client, r.Host, r.Proto, out, true, r.ThirdParty) != nil {
 			continue
 		}
 		l.Outside = out
@@ -362,7 +396,7 @@ func (m *Manager) mapLocked(now time.Time, r Request) (Lease, error) {
 		}
 	}
 	if r.Exact {
-		return Lease{}, m.check(r.Client, r.Host, r.Proto, r.Outside, true)
+		return Lease{}, m.check(r.Client, r.Host, r.Proto, r.Outside, true, r.ThirdParty)
 	}
 	return Lease{}, ErrNoPort
 }

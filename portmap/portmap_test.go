@@ -277,3 +277,33 @@ func TestSavedLeasesChecked(t *testing.T) {
 		t.Fatalf("events %+v, want 4 refusals", *evs)
 	}
 }
+
+// TestBroadcastAndNetworkNotHosts: a request from (a spoofed) source
+// 192.168.50.255 or 192.168.50.0 would map the Internet to the LAN's
+// broadcast (a smurf amplifier) or network address: refused, as is a
+// third party naming them when allowed. On a /31 both addresses are hosts.
+func TestBroadcastAndNetworkNotHosts(t *testing.T) {
+	e := engine(t)
+	cfg := testConfig()
+	cfg.AllowThirdParty = true
+	m, err := New(cfg, e, "", t0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"192.168.50.255", "192.168.50.0"} {
+		bad := netip.MustParseAddr(a)
+		if _, err := m.Map(t0, Request{Client: bad, Proto: UDP, Inside: 5000}); !errors.Is(err, ErrNotLAN) {
+			t.Errorf("from %s: %v, want ErrNotLAN", a, err)
+		}
+		if _, err := m.Map(t0, Request{Client: lan1, Host: bad, ThirdParty: true, Proto: UDP, Inside: 5000}); !errors.Is(err, ErrNotLAN) {
+			t.Errorf("third party %s: %v, want ErrNotLAN", a, err)
+		}
+	}
+	if len(e.DynamicForwards()) != 0 {
+		t.Fatalf("engine %+v", e.DynamicForwards())
+	}
+	p31 := &Manager{cfg: Config{LAN: netip.MustParsePrefix("10.0.0.0/31")}}
+	if !p31.lanHost(netip.MustParseAddr("10.0.0.1")) || p31.lanHost(netip.MustParseAddr("10.0.0.0")) {
+		t.Error("/31: the other address is the only host")
+	}
+}

@@ -33,8 +33,8 @@ type portMapping struct {
 func portmapConfig(s *config.Settings) portmap.Config {
 	return portmap.Config{
 		LAN: s.NAT.LANAddr, MaxLease: s.PortMapping.MaxLease, MaxPerHost: s.PortMapping.MaxPerHost,
-		AllowLowPorts: s.PortMapping.AllowLowPorts,
-		RouterPorts:   append(append([]uint16(nil), s.NAT.KernelTCP...), s.NAT.KernelUDP...),
+		AllowLowPorts: s.PortMapping.AllowLowPorts, AllowThirdParty: s.PortMapping.AllowThirdParty,
+		RouterPorts: append(append([]uint16(nil), s.NAT.KernelTCP...), s.NAT.KernelUDP...),
 	}
 }
 

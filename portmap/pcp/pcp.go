@@ -262,11 +262,32 @@ func (s *Server) Answer(now time.Time, client netip.Addr, b []byte) []byte {
 		return AppendResponse(nil, r.Op, AddressMismatch, errorLifetime, epoch, r.opData)
 	}
 	exact := false
+	host := client // the internal host: the client, or THIRD_PARTY's
+	var seen [2]int
+	for _, o := range r.Options {
+		if o.Code == OptThirdParty || o.Code == OptPreferFailure {
+			seen[o.Code-1]++
+		}
+	}
+	if seen[0] > 1 || seen[1] > 1 {
+		// Each may appear once (RFC 6887 sections 13.1, 13.2).
+		return AppendResponse(nil, r.Op, MalformedOption, errorLifetime, epoch, r.opData)
+	}
 	for _, o := range r.Options {
 		switch {
 		case o.Code == OptThirdParty && r.Op != OpAnnounce:
-			// A host maps only to itself: third-party requests are refused.
-			return AppendResponse(nil, r.Op, NotAuthorized, errorLifetime, epoch, r.opData)
+			// RFC 6887 13.1: 16 octets, never the sender's own address;
+			// refused unless the configuration allows it (a host maps
+			// only to itself by default).
+			switch {
+			case len(o.Data) != 16:
+				return AppendResponse(nil, r.Op, MalformedOption, errorLifetime, epoch, r.opData)
+			case addr16(o.Data) == client:
+				return AppendResponse(nil, r.Op, MalformedRequest, errorLifetime, epoch, r.opData)
+			case s.Manager == nil || !s.Manager.ThirdPartyAllowed():
+				return AppendResponse(nil, r.Op, NotAuthorized, errorLifetime, epoch, r.opData)
+			}
+			host = addr16(o.Data)
 		case o.Code == OptPreferFailure && r.Op == OpMap:
 			if len(o.Data) != 0 {
 				return AppendResponse(nil, r.Op, MalformedOption, errorLifetime, epoch, r.opData)
@@ -281,12 +302,12 @@ func (s *Server) Answer(now time.Time, client netip.Addr, b []byte) []byte {
 	case OpAnnounce:
 		return AppendResponse(nil, OpAnnounce, Success, 0, epoch, nil)
 	case OpPeer:
-		return s.peer(r, epoch)
+		return s.peer(r, host, epoch)
 	}
-	return s.mapping(now, r, exact, epoch)
+	return s.mapping(now, r, host, exact, epoch)
 }
 
-func (s *Server) mapping(now time.Time, r Request, exact bool, epoch uint32) []byte {
+func (s *Server) mapping(now time.Time, r Request, host netip.Addr, exact bool, epoch uint32) []byte {
 	errResp := func(code uint8) []byte { return AppendResponse(nil, OpMap, code, errorLifetime, epoch, r.opData) }
 	pub := s.Public()
 	switch {
@@ -301,7 +322,7 @@ func (s *Server) mapping(now time.Time, r Request, exact bool, epoch uint32) []b
 		return errResp(CannotProvideExternal)
 	}
 	if r.Lifetime == 0 {
-		_, err := s.Manager.Delete(now, r.Client, r.Proto, r.Internal, false, &r.Nonce)
+		_, err := s.Manager.Delete(now, host, r.Proto, r.Internal, false, &r.Nonce)
 		switch {
 		case errors.Is(err, portmap.ErrNonce):
 			return errResp(NotAuthorized)
@@ -311,7 +332,7 @@ func (s *Server) mapping(now time.Time, r Request, exact bool, epoch uint32) []b
 		return AppendResponse(nil, OpMap, Success, 0, epoch, MapData(r.Nonce, r.Proto, r.Internal, 0, pub))
 	}
 	l, err := s.Manager.Map(now, portmap.Request{
-		Client: r.Client, Proto: r.Proto, Inside: r.Internal, Outside: r.Suggested, Exact: exact,
+		Client: r.Client, Host: host, ThirdParty: host != r.Client, Proto: r.Proto, Inside: r.Internal, Outside: r.Suggested, Exact: exact,
 		Lease: time.Duration(r.Lifetime) * time.Second, By: "pcp", Desc: "PCP", Nonce: r.Nonce,
 	})
 	if err != nil {
@@ -320,7 +341,7 @@ func (s *Server) mapping(now time.Time, r Request, exact bool, epoch uint32) []b
 	return AppendResponse(nil, OpMap, Success, uint32(l.Left(now)/time.Second), epoch, MapData(r.Nonce, r.Proto, r.Internal, l.Outside, pub))
 }
 
-func (s *Server) peer(r Request, epoch uint32) []byte {
+func (s *Server) peer(r Request, host netip.Addr, epoch uint32) []byte {
 	errResp := func(code uint8) []byte { return AppendResponse(nil, OpPeer, code, errorLifetime, epoch, r.opData) }
 	switch {
 	case r.Proto != portmap.TCP && r.Proto != portmap.UDP:
@@ -331,7 +352,7 @@ func (s *Server) peer(r Request, epoch uint32) []byte {
 	if s.Outbound == nil {
 		return errResp(NoResources)
 	}
-	ext, ok := s.Outbound(r.Proto, r.Client, r.Internal)
+	ext, ok := s.Outbound(r.Proto, host, r.Internal)
 	if !ok {
 		// passgate makes a flow's mapping from its first packet; PEER
 		// reports one, it does not make one ahead of the traffic.

@@ -8,6 +8,7 @@ import (
 	"passgate/nat"
 	"passgate/packet"
 	"passgate/packet/pkttest"
+	"passgate/portmap"
 	. "passgate/portmap/portmaptest"
 )
 
@@ -138,5 +139,77 @@ func TestPeerReportsTheLiveMapping(t *testing.T) {
 	r, _ := ParseResponse(s.Answer(T0, LAN1, AppendRequest(nil, OpPeer, 3600, LAN1, PeerData(nonce1, 17, 6000, 0, netip.Addr{}, 53, netip.MustParseAddr("198.51.100.1")))))
 	if r.Result != Success || r.External != sent || r.ExternalIP != Public || r.Lifetime != 120 {
 		t.Fatalf("PEER %+v, the flow left from port %d", r, sent)
+	}
+}
+
+func thirdParty(a netip.Addr) Option {
+	v := a.As16()
+	return Option{Code: OptThirdParty, Data: v[:]}
+}
+
+// TestThirdParty: with allow_third_party off (the default) lan2 cannot map
+// for lan1 with THIRD_PARTY (NOT_AUTHORIZED); a malformed option is
+// MALFORMED_OPTION (not 16 octets, twice) and naming the sender itself
+// MALFORMED_REQUEST (RFC 6887 13.1). With it on, lan2 maps lan1's port (the
+// engine forwards to lan1), and deletes it with the same nonce and option;
+// an address off the LAN, the router or the LAN's broadcast address are
+// still refused.
+func TestThirdParty(t *testing.T) {
+	now := T0.Add(5 * time.Second)
+	ask := func(s *Server, opts ...Option) Response {
+		t.Helper()
+		r, err := ParseResponse(s.Answer(now, LAN2, mapReq(LAN2, nonce2, 6, 22, 40022, 600, opts...)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	off, forwards := server(t)
+	for _, c := range []struct {
+		name string
+		opts []Option
+		want uint8
+	}{
+		{"off", []Option{thirdParty(LAN1)}, NotAuthorized},
+		{"4 octets", []Option{{Code: OptThirdParty, Data: LAN1.AsSlice()}}, MalformedOption},
+		{"twice", []Option{thirdParty(LAN1), thirdParty(LAN1)}, MalformedOption},
+		{"the sender itself", []Option{thirdParty(LAN2)}, MalformedRequest},
+	} {
+		if r := ask(off, c.opts...); r.Result != c.want || forwards() != 0 {
+			t.Errorf("%s: result %d, %d forwards; want %d and none", c.name, r.Result, forwards(), c.want)
+		}
+	}
+
+	e := Engine(t)
+	m, err := portmap.New(portmap.Config{LAN: netip.MustParsePrefix("192.168.50.1/24"), AllowThirdParty: true}, e, "", T0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := &Server{Manager: m, Public: func() netip.Addr { return Public }, Epoch: func(time.Time) uint32 { return 5 }}
+	for _, a := range []netip.Addr{netip.MustParseAddr("10.0.0.5"), Router, netip.MustParseAddr("192.168.50.255"), netip.MustParseAddr("192.168.50.0")} {
+		if r := ask(on, thirdParty(a)); r.Result != NotAuthorized || len(e.DynamicForwards()) != 0 {
+			t.Errorf("for %s: result %d, forwards %+v; want NOT_AUTHORIZED and none", a, r.Result, e.DynamicForwards())
+		}
+	}
+	if r := ask(on, thirdParty(LAN1)); r.Result != Success || r.External != 40022 {
+		t.Fatalf("allowed third party: %+v", r)
+	}
+	if fs := e.DynamicForwards(); len(fs) != 1 || fs[0].Host != LAN1 || fs[0].Inside != 22 || fs[0].Outside != 40022 {
+		t.Fatalf("engine %+v, want 40022 to lan1:22", fs)
+	}
+	// Deleting it: lan2 without the option has no such mapping; with it
+	// and another nonce, NOT_AUTHORIZED; with its nonce, gone.
+	del := func(nonce [12]byte, opts ...Option) uint8 {
+		r, _ := ParseResponse(on.Answer(now, LAN2, mapReq(LAN2, nonce, 6, 22, 0, 0, opts...)))
+		return r.Result
+	}
+	if del(nonce2) != Success || len(e.DynamicForwards()) != 1 {
+		t.Fatal("lan2's own delete ended lan1's mapping")
+	}
+	if del(nonce1, thirdParty(LAN1)) != NotAuthorized || len(e.DynamicForwards()) != 1 {
+		t.Fatal("deleted with another nonce")
+	}
+	if del(nonce2, thirdParty(LAN1)) != Success || len(e.DynamicForwards()) != 0 {
+		t.Fatal("third-party delete did not end the mapping")
 	}
 }
