@@ -360,7 +360,9 @@ func (m *Manager) mapLocked(now time.Time, r Request) (Lease, error) {
 		if !same {
 			continue
 		}
-		if r.By == "pcp" && l.By == "pcp" && l.Nonce != r.Nonce {
+		// A PCP lease is changed only with its nonce: not by another PCP
+		// client, nor by NAT-PMP (which has none), from a spoofed source.
+		if l.By == "pcp" && (r.By == "natpmp" || r.By == "pcp" && l.Nonce != r.Nonce) {
 			return Lease{}, ErrNonce
 		}
 		if l.Inside != r.Inside {
@@ -435,7 +437,9 @@ func (m *Manager) count(host netip.Addr) int {
 // Delete removes a host's mapping, found by protocol and inside port
 // (NAT-PMP, PCP; inside 0: every mapping of the protocol, or of both
 // protocols with proto 0) or by outside port (UPnP: byOutside).
-// Only the host that holds a mapping may delete it.
+// Only the host that holds a mapping may delete it, and a PCP mapping
+// found by inside port only with its nonce (NAT-PMP, which passes none,
+// cannot delete it).
 func (m *Manager) Delete(now time.Time, client netip.Addr, proto uint8, port uint16, byOutside bool, nonce *[12]byte) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -451,7 +455,7 @@ func (m *Manager) Delete(now time.Time, client netip.Addr, proto uint8, port uin
 				err = ErrNotAuthorized
 			}
 			match = false
-		case nonce != nil && l.By == "pcp" && l.Nonce != *nonce:
+		case l.By == "pcp" && !byOutside && (nonce == nil || l.Nonce != *nonce):
 			err, match = ErrNonce, false
 		}
 		if !match {

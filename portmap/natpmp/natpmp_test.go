@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"passgate/portmap"
 	. "passgate/portmap/portmaptest"
 )
 
@@ -92,4 +93,29 @@ func FuzzNATPMP(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPCPLeaseKeepsItsNonce: a PCP mapping is protected by its nonce; a
+// NAT-PMP request (from a host spoofing lan1's address) can neither
+// delete it, one by one or all at once, nor refresh it into its own.
+func TestPCPLeaseKeepsItsNonce(t *testing.T) {
+	s, forwards := server(t)
+	now := T0.Add(10 * time.Second)
+	if _, err := s.Manager.Map(now, portmap.Request{Client: LAN1, Proto: portmap.TCP, Inside: 5000, Outside: 40000, Exact: true, By: "pcp", Nonce: [12]byte{7}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, req := range map[string][]byte{
+		"delete":     mapReq(OpMapTCP, 5000, 0, 0),
+		"delete all": mapReq(OpMapTCP, 0, 0, 0),
+		"refresh":    mapReq(OpMapTCP, 5000, 40000, 60),
+	} {
+		got := s.Answer(now, LAN1, req)
+		if len(got) != 16 || binary.BigEndian.Uint16(got[2:]) != NotAuthorized {
+			t.Errorf("%s: % x, want NOT_AUTHORIZED", name, got)
+		}
+		l, ok := s.Manager.Find(portmap.TCP, 40000)
+		if forwards() != 1 || !ok || l.By != "pcp" || l.Nonce != [12]byte{7} {
+			t.Fatalf("%s: the PCP lease is now %+v (%d forwards)", name, l, forwards())
+		}
+	}
 }
