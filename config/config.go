@@ -147,6 +147,9 @@ type PortMapping struct {
 	MaxLease      string `json:"max_lease,omitzero"`       // longest lease granted; default 2h
 	MaxPerHost    int    `json:"max_per_host,omitzero"`    // mappings a LAN host may hold; default 32
 	AllowLowPorts bool   `json:"allow_low_ports,omitzero"` // outside ports below 1024
+	// MaxMappings bounds the mappings of all LAN hosts together; default
+	// 1024.
+	MaxMappings int `json:"max_mappings,omitzero"`
 	// AllowThirdParty lets a LAN host map ports for another LAN host with
 	// PCP's THIRD_PARTY option; default false (NOT_AUTHORIZED).
 	AllowThirdParty bool `json:"allow_third_party,omitzero"`

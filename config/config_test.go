@@ -113,14 +113,14 @@ func TestDefaults(t *testing.T) {
 	if _, err := nat.New(n, 0); err != nil {
 		t.Errorf("engine refuses defaults: %v", err)
 	}
-	if pm := s.PortMapping; pm.On() || pm.MaxLease != 2*time.Hour || pm.MaxPerHost != 32 || pm.AllowLowPorts || pm.AllowThirdParty || len(n.KernelUDP) != 0 {
+	if pm := s.PortMapping; pm.On() || pm.MaxLease != 2*time.Hour || pm.MaxPerHost != 32 || pm.MaxMappings != 1024 || pm.AllowLowPorts || pm.AllowThirdParty || len(n.KernelUDP) != 0 {
 		t.Errorf("port mapping defaults (all off): %+v, kernel UDP %v", pm, n.KernelUDP)
 	}
 }
 
 func TestPortMappingPorts(t *testing.T) {
 	c, err := Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},
-		"port_mapping":{"pcp":true,"upnp":true,"max_lease":"30m","max_per_host":4,"allow_low_ports":true,"allow_third_party":true}}`))
+		"port_mapping":{"pcp":true,"upnp":true,"max_lease":"30m","max_per_host":4,"max_mappings":100,"allow_low_ports":true,"allow_third_party":true}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestPortMappingPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := PortMappingSettings{PCP: true, UPnP: true, MaxLease: 30 * time.Minute, MaxPerHost: 4, AllowLowPorts: true, AllowThirdParty: true}
+	want := PortMappingSettings{PCP: true, UPnP: true, MaxLease: 30 * time.Minute, MaxPerHost: 4, MaxMappings: 100, AllowLowPorts: true, AllowThirdParty: true}
 	if s.PortMapping != want || !reflect.DeepEqual(s.NAT.KernelUDP, []uint16{5351, 1900}) || !reflect.DeepEqual(s.NAT.KernelTCP, []uint16{8080, 5431}) {
 		t.Fatalf("%+v, kernel UDP %v TCP %v", s.PortMapping, s.NAT.KernelUDP, s.NAT.KernelTCP)
 	}

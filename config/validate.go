@@ -27,8 +27,9 @@ const (
 	// MaxForwardName is the longest port forward name.
 	MaxForwardName = 64
 	// DefaultMaxLease and DefaultMaxPerHost are port_mapping's.
-	DefaultMaxLease   = "2h"
-	DefaultMaxPerHost = 32
+	DefaultMaxLease    = "2h"
+	DefaultMaxPerHost  = 32
+	DefaultMaxMappings = 1024 // port_mapping.max_mappings
 	// PMPPort (PCP and NAT-PMP), SSDPPort and UPnPHTTPPort are the
 	// port mapping servers' ports on the LAN address.
 	PMPPort      = 5351
@@ -79,6 +80,7 @@ type PortMappingSettings struct {
 	PCP, NATPMP, UPnP bool
 	MaxLease          time.Duration
 	MaxPerHost        int
+	MaxMappings       int
 	AllowLowPorts     bool
 	AllowThirdParty   bool
 }
@@ -148,6 +150,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.PortMapping.MaxPerHost == 0 {
 		c.PortMapping.MaxPerHost = DefaultMaxPerHost
+	}
+	if c.PortMapping.MaxMappings == 0 {
+		c.PortMapping.MaxMappings = DefaultMaxMappings
 	}
 	if c.Admin.Listen == "" {
 		if p, err := netip.ParsePrefix(c.LAN.Address); err == nil && p.Addr().Is4() {
@@ -565,6 +570,11 @@ func (v *validator) portMapping(p PortMapping) PortMappingSettings {
 		v.bad("port_mapping.max_per_host", "%d out of range 1-1024", p.MaxPerHost)
 	} else {
 		out.MaxPerHost = p.MaxPerHost
+	}
+	if p.MaxMappings < 1 || p.MaxMappings > 16384 {
+		v.bad("port_mapping.max_mappings", "%d out of range 1-16384", p.MaxMappings)
+	} else {
+		out.MaxMappings = p.MaxMappings
 	}
 	return out
 }

@@ -51,6 +51,7 @@ type Config struct {
 	LAN           netip.Prefix  // the router's LAN address and prefix: hosts allowed to ask
 	MaxLease      time.Duration // default DefaultMaxLease
 	MaxPerHost    int           // default DefaultMaxPerHost
+	MaxMappings   int           // all hosts together; default DefaultMaxMappings
 	AllowLowPorts bool          // outside ports below 1024
 	// AllowThirdParty lets a LAN host map ports for another LAN host with
 	// PCP's THIRD_PARTY option (RFC 6887 section 13.1); off by default,
@@ -65,6 +66,10 @@ type Config struct {
 const (
 	DefaultMaxLease   = 2 * time.Hour
 	DefaultMaxPerHost = 32
+	// DefaultMaxMappings bounds the mappings of all hosts together: UDP
+	// requests are easily sent from spoofed LAN sources, so max_per_host
+	// alone would let one host hold max_per_host for every LAN address.
+	DefaultMaxMappings = 1024
 )
 
 func (c Config) withDefaults() Config {
@@ -73,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPerHost <= 0 {
 		c.MaxPerHost = DefaultMaxPerHost
+	}
+	if c.MaxMappings <= 0 {
+		c.MaxMappings = DefaultMaxMappings
 	}
 	return c
 }
@@ -124,6 +132,7 @@ var (
 	ErrReserved      = errors.New("the outside port belongs to a configured port forward, a VPN passthrough or the router")
 	ErrConflict      = errors.New("the outside port is mapped to another host or port")
 	ErrHostLimit     = errors.New("the host holds the most mappings allowed (max_per_host)")
+	ErrTotalLimit    = errors.New("the LAN holds the most mappings allowed (max_mappings)")
 	ErrNoPort        = errors.New("no free outside port")
 	ErrInvalid       = errors.New("invalid mapping request")
 	ErrNoSuchLease   = errors.New("no such mapping")
@@ -153,7 +162,17 @@ type Manager struct {
 	epochStart time.Time
 	// syncDir makes a rename in dir durable (tests watch it).
 	syncDir func(dir string) error
+	// The saves of the current second (saveBudget at most; the rest
+	// wait, dirty, for the next Expire or Flush).
+	saveSecond time.Time
+	saves      int
+	dirty      bool
 }
+
+// saveBudget is how many times a second the leases file is written: a
+// LAN host flooding requests (each add, refresh or delete changes the
+// leases) must not turn into a flood of file writes and fsyncs.
+const saveBudget = 8
 
 // New makes a Manager and installs the leases saved at path (if path is
 // not empty) that have not expired by now; ones the table now refuses
@@ -202,6 +221,8 @@ func New(cfg Config, table Table, path string, now time.Time, log *slog.Logger, 
 			err = ErrConflict
 		case m.count(l.Host) >= m.cfg.MaxPerHost:
 			err = ErrHostLimit
+		case len(m.leases) >= m.cfg.MaxMappings:
+			err = ErrTotalLimit
 		default:
 			err = m.install(l)
 		}
@@ -237,7 +258,7 @@ func (m *Manager) Reconfigure(cfg Config, now time.Time) {
 		kept = append(kept, l)
 	}
 	m.leases = kept
-	m.saveLogged()
+	m.saveLogged(now)
 }
 
 // EpochStart is when the epoch PCP and NAT-PMP report began: kept across
@@ -329,7 +350,7 @@ func (m *Manager) Map(now time.Time, r Request) (Lease, error) {
 		m.event(now, "mapping_refused", r.Client, "%s %s %s:%d (outside %d) refused: %v", r.By, protoName(r.Proto), r.Host, r.Inside, r.Outside, err)
 		return Lease{}, err
 	}
-	m.saveLogged()
+	m.saveLogged(now)
 	return l, nil
 }
 
@@ -380,6 +401,9 @@ func (m *Manager) mapLocked(now time.Time, r Request) (Lease, error) {
 	}
 	if m.count(r.Host) >= m.cfg.MaxPerHost {
 		return Lease{}, ErrHostLimit
+	}
+	if len(m.leases) >= m.cfg.MaxMappings {
+		return Lease{}, ErrTotalLimit
 	}
 	l := Lease{Proto: r.Proto, Host: r.Host, Inside: r.Inside, By: r.By, Description: r.Desc, Expires: now.Add(lease), Nonce: r.Nonce}
 	for _, out := range m.candidates(r) {
@@ -468,7 +492,7 @@ func (m *Manager) Delete(now time.Time, client netip.Addr, proto uint8, port uin
 	}
 	m.leases = kept
 	if n > 0 {
-		m.saveLogged()
+		m.saveLogged(now)
 		return n, nil
 	}
 	if err == nil {
@@ -487,7 +511,7 @@ func (m *Manager) Remove(now time.Time, proto uint8, outside uint16) error {
 			m.table.DeleteDynamicForward(l.Proto, l.Outside)
 			m.leases = slices.Delete(m.leases, i, i+1)
 			m.event(now, "mapping_deleted", l.Host, "%s deleted by the administrator", describe(l))
-			m.saveLogged()
+			m.saveLogged(now)
 			return nil
 		}
 	}
@@ -510,8 +534,8 @@ func (m *Manager) Expire(now time.Time) int {
 		n++
 	}
 	m.leases = kept
-	if n > 0 {
-		m.saveLogged()
+	if n > 0 || m.dirty {
+		m.saveLogged(now)
 	}
 	return n
 }
@@ -633,8 +657,31 @@ func (m *Manager) save() error {
 	return nil
 }
 
-func (m *Manager) saveLogged() {
+// saveLogged saves the leases, or, past saveBudget saves in the second
+// of now, leaves them for the next Expire or Flush.
+func (m *Manager) saveLogged(now time.Time) {
+	if sec := now.Truncate(time.Second); !sec.Equal(m.saveSecond) {
+		m.saveSecond, m.saves = sec, 0
+	}
+	if m.saves >= saveBudget {
+		m.dirty = true
+		return
+	}
+	m.saves++
+	m.dirty = false
 	if err := m.save(); err != nil {
 		m.log.Error("leases not saved", "err", err)
+	}
+}
+
+// Flush saves the leases if a change is not saved yet (at stop).
+func (m *Manager) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dirty {
+		m.dirty = false
+		if err := m.save(); err != nil {
+			m.log.Error("leases not saved", "err", err)
+		}
 	}
 }

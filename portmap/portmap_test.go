@@ -307,3 +307,54 @@ func TestBroadcastAndNetworkNotHosts(t *testing.T) {
 		t.Error("/31: the other address is the only host")
 	}
 }
+
+// TestTotalLimitAndSaveBudget: hosts spoofed across the LAN each within
+// max_per_host still stop at max_mappings (ErrTotalLimit), and a flood of
+// refreshes writes the leases file at most saveBudget times a second, the
+// rest saved by the next Expire (or Flush at stop).
+func TestTotalLimitAndSaveBudget(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leases")
+	e := engine(t)
+	cfg := testConfig()
+	cfg.MaxMappings = 5
+	m, err := New(cfg, e, path, t0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes int
+	m.syncDir = func(string) error { writes++; return nil }
+	for i := range 6 {
+		host := netip.AddrFrom4([4]byte{192, 168, 50, byte(100 + i)})
+		_, err := m.Map(t0, Request{Client: host, Proto: UDP, Inside: 5000, Lease: time.Minute})
+		if want := error(nil); i == 5 {
+			want = ErrTotalLimit
+			if !errors.Is(err, want) {
+				t.Fatalf("host %d: %v, want %v", i, err, want)
+			}
+		} else if err != nil {
+			t.Fatalf("host %d: %v", i, err)
+		}
+	}
+	if len(e.DynamicForwards()) != 5 {
+		t.Fatalf("engine holds %d", len(e.DynamicForwards()))
+	}
+	host := netip.MustParseAddr("192.168.50.100")
+	for i := range 1000 {
+		if _, err := m.Map(t0, Request{Client: host, Proto: UDP, Inside: 5000, Lease: time.Duration(i+60) * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if writes > saveBudget {
+		t.Fatalf("%d writes of the leases file in a second, want at most %d", writes, saveBudget)
+	}
+	m.Expire(t0.Add(time.Second))
+	f, err := load(path)
+	if err != nil || len(f.Leases) != 5 {
+		t.Fatalf("saved %+v %v", f, err)
+	}
+	for _, l := range f.Leases {
+		if l.Host == host && l.Expires != t0.Add(1059*time.Second) {
+			t.Fatalf("the last refresh not saved by Expire: %+v", l)
+		}
+	}
+}

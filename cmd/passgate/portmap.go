@@ -33,6 +33,7 @@ type portMapping struct {
 func portmapConfig(s *config.Settings) portmap.Config {
 	return portmap.Config{
 		LAN: s.NAT.LANAddr, MaxLease: s.PortMapping.MaxLease, MaxPerHost: s.PortMapping.MaxPerHost,
+		MaxMappings:   s.PortMapping.MaxMappings,
 		AllowLowPorts: s.PortMapping.AllowLowPorts, AllowThirdParty: s.PortMapping.AllowThirdParty,
 		RouterPorts: append(append([]uint16(nil), s.NAT.KernelTCP...), s.NAT.KernelUDP...),
 	}

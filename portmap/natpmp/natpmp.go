@@ -150,7 +150,7 @@ func (s *Server) Answer(now time.Time, client netip.Addr, b []byte) []byte {
 
 func code(err error) uint16 {
 	switch {
-	case errors.Is(err, portmap.ErrHostLimit), errors.Is(err, portmap.ErrNoPort):
+	case errors.Is(err, portmap.ErrHostLimit), errors.Is(err, portmap.ErrNoPort), errors.Is(err, portmap.ErrTotalLimit):
 		return OutOfResources
 	case errors.Is(err, portmap.ErrInvalid):
 		return NetworkFailure

@@ -374,7 +374,7 @@ func code(err error) uint8 {
 		return NotAuthorized
 	case errors.Is(err, portmap.ErrHostLimit):
 		return UserExQuota
-	case errors.Is(err, portmap.ErrNoPort):
+	case errors.Is(err, portmap.ErrNoPort), errors.Is(err, portmap.ErrTotalLimit):
 		return NoResources
 	case errors.Is(err, portmap.ErrLowPort), errors.Is(err, portmap.ErrReserved), errors.Is(err, portmap.ErrConflict):
 		return CannotProvideExternal

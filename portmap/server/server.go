@@ -205,6 +205,7 @@ func Run(ctx context.Context, o Options) error {
 			for ; running > 0; running-- {
 				<-done
 			}
+			o.Manager.Flush()
 			return nil
 		case <-t.C:
 			o.Manager.Expire(o.Clock())

@@ -308,7 +308,7 @@ func fault(err error, v2 bool) error {
 		return ErrConflictOther
 	case errors.Is(err, portmap.ErrReserved), errors.Is(err, portmap.ErrConflict):
 		return ErrConflict
-	case errors.Is(err, portmap.ErrHostLimit), errors.Is(err, portmap.ErrNoPort):
+	case errors.Is(err, portmap.ErrHostLimit), errors.Is(err, portmap.ErrNoPort), errors.Is(err, portmap.ErrTotalLimit):
 		return ErrNoPortMaps
 	case errors.Is(err, portmap.ErrInvalid):
 		return ErrInvalidArgs
