@@ -138,7 +138,9 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("upnp: %w", err)
 		}
-		hs := &http.Server{Handler: upnp.Handler(dev, ctl, allowed, o.Clock), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10}
+		ln = newLimitListener(ln, MaxHTTPConns, MaxHTTPConnsPerHost)
+		hs := &http.Server{Handler: upnp.Handler(dev, ctl, allowed, o.Clock), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10}
 		closers = append(closers, func() { hs.Close() })
 		running++
 		go func() {

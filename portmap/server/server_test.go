@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -160,5 +161,63 @@ func TestEpochGoesOnWithTheLeases(t *testing.T) {
 	}
 	if epoch := binary.BigEndian.Uint32(buf[4:8]); n != 12 || epoch < 3600 || epoch > 3605 {
 		t.Fatalf("NAT-PMP announcement % x: epoch %d, want about 3600", buf[:n], epoch)
+	}
+}
+
+// TestHTTPConnectionLimits: a LAN host opening connections to the UPnP
+// HTTP port and sending nothing (slowloris) holds at most
+// MaxHTTPConnsPerHost: the next one is closed at once, and another host
+// still gets in; a closed connection frees its place.
+func TestHTTPConnectionLimits(t *testing.T) {
+	inner, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := newLimitListener(inner, MaxHTTPConns, MaxHTTPConnsPerHost)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func(from string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp4", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	closedAtOnce := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err := c.Read(make([]byte, 1))
+		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	var held []net.Conn
+	for range MaxHTTPConnsPerHost {
+		dial("127.0.0.2")
+		held = append(held, <-accepted)
+	}
+	if c := dial("127.0.0.2"); !closedAtOnce(c) {
+		t.Fatalf("connection %d from one host not refused", MaxHTTPConnsPerHost+1)
+	}
+	dial("127.0.0.3")
+	select {
+	case <-accepted:
+	case <-time.After(time.Second):
+		t.Fatal("another host refused")
+	}
+	held[0].Close()
+	dial("127.0.0.2")
+	select {
+	case <-accepted:
+	case <-time.After(time.Second):
+		t.Fatal("a freed place not given again")
 	}
 }
