@@ -74,3 +74,35 @@ func (c *limitConn) Close() error {
 	})
 	return c.Conn.Close()
 }
+
+// Limits of SSDP answers: an M-SEARCH for ssdp:all (about 100 bytes) gets
+// 18 answers (about 6 KB), so a LAN host spoofing another's address could
+// use the router to flood it sixtyfold. Discovery needs a few searches a
+// second at most.
+const (
+	MaxSearchesPerHost = 4  // M-SEARCHes answered a second for one address
+	MaxSearches        = 32 // for all addresses together
+)
+
+// searchLimiter counts the M-SEARCHes answered in the current second.
+type searchLimiter struct {
+	mu     sync.Mutex
+	second int64
+	total  int
+	per    map[netip.Addr]int
+}
+
+// allow says whether an M-SEARCH from a at now (Unix seconds) is answered.
+func (l *searchLimiter) allow(now int64, a netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now != l.second || l.per == nil {
+		l.second, l.total, l.per = now, 0, map[netip.Addr]int{}
+	}
+	if l.total >= MaxSearches || l.per[a] >= MaxSearchesPerHost {
+		return false
+	}
+	l.total++
+	l.per[a]++
+	return true
+}

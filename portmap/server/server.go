@@ -159,9 +159,10 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("ssdp: %w", err)
 		}
 		closers = append(closers, func() { mc.Close() })
+		var searches searchLimiter
 		answer := func(from netip.AddrPort, b []byte) []byte {
 			st, ok := upnp.MSearch(b)
-			if !ok {
+			if !ok || !searches.allow(o.Clock().Unix(), from.Addr()) {
 				return nil
 			}
 			for _, r := range dev.Responses(st) {

@@ -221,3 +221,32 @@ func TestHTTPConnectionLimits(t *testing.T) {
 		t.Fatal("a freed place not given again")
 	}
 }
+
+// TestSearchLimits: M-SEARCHes from one (possibly spoofed) address are
+// answered MaxSearchesPerHost times a second, all addresses together
+// MaxSearches times; the next second starts again.
+func TestSearchLimits(t *testing.T) {
+	var l searchLimiter
+	a := netip.MustParseAddr("192.168.50.10")
+	n := 0
+	for range 100 {
+		if l.allow(1000, a) {
+			n++
+		}
+	}
+	if n != MaxSearchesPerHost {
+		t.Fatalf("one address answered %d times in a second, want %d", n, MaxSearchesPerHost)
+	}
+	n = 0
+	for i := range 250 {
+		if l.allow(1000, netip.AddrFrom4([4]byte{192, 168, 50, byte(i + 1)})) {
+			n++
+		}
+	}
+	if n != MaxSearches-MaxSearchesPerHost {
+		t.Fatalf("all addresses answered %d more times, want %d", n, MaxSearches-MaxSearchesPerHost)
+	}
+	if !l.allow(1001, a) {
+		t.Fatal("not answered in the next second")
+	}
+}
