@@ -115,7 +115,14 @@ func (s *Server) Answer(now time.Time, client netip.Addr, b []byte) []byte {
 	case errors.Is(err, ErrVersion):
 		return AppendHeader(nil, r.Op, UnsupportedVer, epoch)
 	case errors.Is(err, ErrOpcode):
-		return AppendHeader(nil, r.Op, UnsupportedOpcode, epoch)
+		// RFC 6886 3.5: "the entire request MUST be returned to the
+		// sender, with the top bit of the opcode set ... and the result
+		// code set to 5" (no larger than the request: no amplifier).
+		out := append(make([]byte, 0, max(len(b), 4)), b...)
+		out = append(out, make([]byte, max(4-len(out), 0))...)
+		out[1] |= ResponseFlag
+		binary.BigEndian.PutUint16(out[2:], UnsupportedOpcode)
+		return out
 	case err != nil:
 		return nil
 	case r.Op == OpAddress:

@@ -44,7 +44,8 @@ func TestAnswers(t *testing.T) {
 		{"delete", LAN1, mapReq(OpMapTCP, 5000, 0, 0), AppendMap(nil, OpMapTCP, Success, 10, 5000, 0, 0), 3},
 		{"delete all of LAN2's UDP", LAN2, mapReq(OpMapUDP, 0, 0, 0), AppendMap(nil, OpMapUDP, Success, 10, 0, 0, 0), 2},
 		{"version 1", LAN1, []byte{1, 0}, []byte{0, 128, 0, 1, 0, 0, 0, 10}, 2},
-		{"opcode 3", LAN1, []byte{0, 3}, []byte{0, 131, 0, 5, 0, 0, 0, 10}, 2},
+		{"opcode 3", LAN1, []byte{0, 3}, []byte{0, 131, 0, 5}, 2},
+		{"opcode 3, the request returned", LAN1, []byte{0, 3, 9, 9, 1, 2, 3, 4, 5, 6}, []byte{0, 131, 0, 5, 1, 2, 3, 4, 5, 6}, 2},
 		{"a response", LAN1, []byte{0, 128, 0, 0}, nil, 2},
 		{"short map", LAN1, []byte{0, 1, 0, 0}, nil, 2},
 	} {
@@ -78,6 +79,7 @@ func FuzzNATPMP(f *testing.F) {
 	f.Add([]byte{2, 1, 0, 0})                      // a PCP version, not NAT-PMP
 	f.Add([]byte{0, 129, 0, 0, 0, 0, 0, 0})        // a response sent to the server
 	f.Add(append(mapReq(OpMapTCP, 1, 1, 1), 0xff)) // trailing byte
+	f.Add([]byte{0, 3, 0, 0, 1, 2, 3})             // malformed: unsupported opcode 3, returned whole
 	s, _ := server(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		out := s.Answer(T0, LAN1, b)
@@ -85,7 +87,11 @@ func FuzzNATPMP(f *testing.F) {
 			return
 		}
 		if len(out) != 8 && len(out) != 12 && len(out) != 16 || out[0] != 0 || out[1] != b[1]|ResponseFlag {
-			t.Fatalf("answer % x to % x", out, b)
+			// An unsupported opcode: the request itself returned, with
+			// the response bit and result 5 (RFC 6886 3.5).
+			if b[0] != 0 || out[1] != b[1]|ResponseFlag || len(out) != max(len(b), 4) || out[3] != 5 || !bytes.Equal(out[4:], b[min(4, len(b)):]) {
+				t.Fatalf("answer % x to % x", out, b)
+			}
 		}
 		for _, l := range s.Manager.Leases() {
 			if l.Host != LAN1 {
