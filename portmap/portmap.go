@@ -243,7 +243,19 @@ func (m *Manager) Reconfigure(cfg Config, now time.Time) {
 	kept := m.leases[:0]
 	for _, l := range m.leases {
 		err := m.check(l.Host, l.Host, l.Proto, l.Outside, true, false)
-		if err == nil {
+		n := 0
+		for _, k := range kept {
+			if k.Host == l.Host {
+				n++
+			}
+		}
+		switch {
+		case err != nil:
+		case n >= m.cfg.MaxPerHost:
+			err = ErrHostLimit
+		case len(kept) >= m.cfg.MaxMappings:
+			err = ErrTotalLimit
+		default:
 			// A configured forward may now own the port.
 			err = m.install(l)
 		}

@@ -358,3 +358,29 @@ func TestTotalLimitAndSaveBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestReconfigureLowersTheLimits: leases past a lowered max_per_host or
+// max_mappings end, in the engine too.
+func TestReconfigureLowersTheLimits(t *testing.T) {
+	e := engine(t)
+	m, _ := manager(t, e, "", t0)
+	for i := range 3 {
+		if _, err := m.Map(t0, Request{Client: lan1, Proto: UDP, Inside: uint16(5000 + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Map(t0, Request{Client: lan2, Proto: UDP, Inside: 6000}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.MaxPerHost = 2
+	m.Reconfigure(cfg, t0)
+	if len(m.Leases()) != 3 || len(e.DynamicForwards()) != 3 {
+		t.Fatalf("max_per_host 2: leases %+v, engine %d", m.Leases(), len(e.DynamicForwards()))
+	}
+	cfg.MaxMappings = 1
+	m.Reconfigure(cfg, t0)
+	if len(m.Leases()) != 1 || len(e.DynamicForwards()) != 1 {
+		t.Fatalf("max_mappings 1: leases %+v, engine %d", m.Leases(), len(e.DynamicForwards()))
+	}
+}
