@@ -252,3 +252,22 @@ func TestDNSRebindingRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSOAPEntitiesAndNesting: a DOCTYPE's entities are not expanded
+// (billion laughs, external entities): a reference to one is an error; a
+// body nested thousands deep within MaxBody is read without harm, and
+// past MaxBody nothing is read.
+func TestSOAPEntitiesAndNesting(t *testing.T) {
+	laughs := `<?xml version="1.0"?><!DOCTYPE s [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY x SYSTEM "file:///etc/passwd">]>` +
+		soap(WANIPConn1, "AddPortMapping", "NewPortMappingDescription", "&b;&x;")
+	if a, err := ParseAction([]byte(laughs)); err == nil {
+		t.Fatalf("entities expanded: %+v", a)
+	}
+	deep := strings.Repeat("<a>", 4000) + strings.Repeat("</a>", 4000)
+	if _, err := ParseAction([]byte(deep)); err == nil {
+		t.Fatal("no action found in a deep body, yet no error")
+	}
+	if _, err := ParseAction([]byte(strings.Repeat(" ", MaxBody+1))); err != ErrTooLarge {
+		t.Fatalf("oversize body: %v", err)
+	}
+}
