@@ -355,6 +355,7 @@ func TestPortMapping(t *testing.T) {
 		}
 		e.mustReach("udp", 40005, "lan1 udp")
 		before, _ := e.find("udp", 40005)
+		epochBefore, askedBefore := r.Epoch, time.Now()
 		// lan3 listens for the announcements on 224.0.0.1:5350.
 		lis := labtest.StartWithT(t, e.l, lab.Lan3, labtest.Options{Env: []string{helperEnv + "=listen"}}, self, "5350", "20000")
 		defer lis.Stop()
@@ -382,6 +383,13 @@ func TestPortMapping(t *testing.T) {
 			t.Fatalf("after the restart: %+v %v, before %+v", after, ok, before)
 		}
 		e.mustReach("udp", 40005, "lan1 udp")
+		// The leases survived, so the epoch goes on (RFC 6887 8.5): the
+		// refresh's epoch has grown by the time passed, not restarted at
+		// 0 (which would tell the client its mappings were lost).
+		r = e.pcpAsk(lab.Lan1, pcpMap(lab.LAN1, 3, 17, 5001, 40005, 3600, ""))
+		if grown := int64(r.Epoch) - int64(epochBefore); r.Result != pcp.Success || grown+2 < int64(time.Since(askedBefore)/time.Second) {
+			t.Fatalf("after the restart epoch %d, before %d, %s ago: %+v", r.Epoch, epochBefore, time.Since(askedBefore), r)
+		}
 		// The announcements: NAT-PMP's public address (opcode 128) and PCP's
 		// ANNOUNCE (version 2, opcode 0x80), from the router.
 		err := lis.WaitFor(5*time.Second, "announcements", func() bool {
