@@ -167,7 +167,18 @@ type Manager struct {
 	saveSecond time.Time
 	saves      int
 	dirty      bool
+	// The refusals of the current second told (refusalBudget at most)
+	// and not told.
+	refusalSecond time.Time
+	refusals      int
+	untold        int
 }
+
+// refusalBudget is how many refusals a second the event log is told of;
+// the rest are counted and summed up in one event the next second, so a
+// host flooding refused requests cannot push the event log's other
+// entries (its own mapping_made, say) out of the log, nor flood the log.
+const refusalBudget = 16
 
 // saveBudget is how many times a second the leases file is written: a
 // LAN host flooding requests (each add, refresh or delete changes the
@@ -359,7 +370,9 @@ func (m *Manager) Map(now time.Time, r Request) (Lease, error) {
 	}
 	l, err := m.mapLocked(now, r)
 	if err != nil {
-		m.event(now, "mapping_refused", r.Client, "%s %s %s:%d (outside %d) refused: %v", r.By, protoName(r.Proto), r.Host, r.Inside, r.Outside, err)
+		if m.refusalTold(now) {
+			m.event(now, "mapping_refused", r.Client, "%s %s %s:%d (outside %d) refused: %v", r.By, protoName(r.Proto), r.Host, r.Inside, r.Outside, err)
+		}
 		return Lease{}, err
 	}
 	m.saveLogged(now)
@@ -530,10 +543,36 @@ func (m *Manager) Remove(now time.Time, proto uint8, outside uint16) error {
 	return ErrNoSuchLease
 }
 
+// refusalTold says whether a refusal at now goes to the event log; a new
+// second first sums up the refusals of the last not told.
+func (m *Manager) refusalTold(now time.Time) bool {
+	m.sumUpRefusals(now)
+	if m.refusals >= refusalBudget {
+		m.untold++
+		return false
+	}
+	m.refusals++
+	return true
+}
+
+// sumUpRefusals starts the count again in a new second, first telling
+// how many of the last were not told.
+func (m *Manager) sumUpRefusals(now time.Time) {
+	sec := now.Truncate(time.Second)
+	if sec.Equal(m.refusalSecond) {
+		return
+	}
+	if m.untold > 0 {
+		m.event(now, "mapping_refused", netip.Addr{}, "%d more refused mapping requests not logged one by one (more than %d a second)", m.untold, refusalBudget)
+	}
+	m.refusalSecond, m.refusals, m.untold = sec, 0, 0
+}
+
 // Expire ends the leases whose time has come and returns how many.
 func (m *Manager) Expire(now time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sumUpRefusals(now)
 	n := 0
 	kept := m.leases[:0]
 	for _, l := range m.leases {

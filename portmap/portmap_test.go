@@ -384,3 +384,26 @@ func TestReconfigureLowersTheLimits(t *testing.T) {
 		t.Fatalf("max_mappings 1: leases %+v, engine %d", m.Leases(), len(e.DynamicForwards()))
 	}
 }
+
+// TestRefusalFloodSummed: a host flooding refused requests gets
+// refusalBudget events a second; the rest are summed up in one event
+// (at the next request or expiry tick), so the event log keeps its other
+// entries.
+func TestRefusalFloodSummed(t *testing.T) {
+	m, evs := manager(t, engine(t), "", t0)
+	for range 1000 {
+		m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 80, Outside: 80, Exact: true})
+	}
+	if len(*evs) != refusalBudget {
+		t.Fatalf("%d events for 1000 refusals in a second, want %d", len(*evs), refusalBudget)
+	}
+	m.Expire(t0.Add(time.Second))
+	last := (*evs)[len(*evs)-1]
+	if len(*evs) != refusalBudget+1 || !strings.Contains(last.Message, fmt.Sprint(1000-refusalBudget)) {
+		t.Fatalf("summary %+v (%d events)", last, len(*evs))
+	}
+	m.Map(t0.Add(time.Second), Request{Client: lan1, Proto: TCP, Inside: 80, Outside: 80, Exact: true})
+	if len(*evs) != refusalBudget+2 {
+		t.Fatalf("the next second's refusal not told: %d events", len(*evs))
+	}
+}
