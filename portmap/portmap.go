@@ -34,8 +34,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"passgate/nat"
 )
@@ -368,6 +371,7 @@ func (m *Manager) Map(now time.Time, r Request) (Lease, error) {
 	if !r.Host.IsValid() {
 		r.Host = r.Client
 	}
+	r.Desc = cleanDescription(r.Desc)
 	l, err := m.mapLocked(now, r)
 	if err != nil {
 		if m.refusalTold(now) {
@@ -618,6 +622,28 @@ func (m *Manager) event(now time.Time, kind string, host netip.Addr, format stri
 	ev := Event{Time: now, Kind: kind, Host: host, Message: fmt.Sprintf(format, args...)}
 	m.log.Info(ev.Message, "event", kind, "host", host)
 	m.notify(ev)
+}
+
+// maxDescription is the longest description kept, in bytes.
+const maxDescription = 256
+
+// cleanDescription keeps a description a LAN program gave (UPnP's
+// NewPortMappingDescription) safe to show: no control characters (a
+// terminal escape sequence, a newline forging a line in `passgate
+// mappings`), no bidirectional overrides (text shown reversed), valid
+// UTF-8, at most maxDescription bytes.
+func cleanDescription(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > maxDescription {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func describe(l Lease) string {

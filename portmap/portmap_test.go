@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"passgate/nat"
 )
@@ -405,5 +406,24 @@ func TestRefusalFloodSummed(t *testing.T) {
 	m.Map(t0.Add(time.Second), Request{Client: lan1, Proto: TCP, Inside: 80, Outside: 80, Exact: true})
 	if len(*evs) != refusalBudget+2 {
 		t.Fatalf("the next second's refusal not told: %d events", len(*evs))
+	}
+}
+
+// TestDescriptionCleaned: a description a LAN program gives (UPnP's
+// NewPortMappingDescription) loses its control characters (a terminal
+// escape for whoever runs `passgate mappings`, a newline forging a line)
+// and bidirectional overrides, and is cut to 256 bytes.
+func TestDescriptionCleaned(t *testing.T) {
+	m, _ := manager(t, engine(t), "", t0)
+	l, err := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 5000, By: "upnp", Desc: "game\x1b]2;pwned\x07\r\nUDP\t1\t192.168.50.1\u202egnp.exe\xff\x9b31m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "game]2;pwnedUDP1192.168.50.1gnp.exe\uFFFD31m"; l.Description != want {
+		t.Fatalf("description %q, want %q", l.Description, want)
+	}
+	l, _ = m.Map(t0, Request{Client: lan1, Proto: UDP, Inside: 5000, By: "upnp", Desc: strings.Repeat("é", 300)})
+	if len(l.Description) != 256 || !utf8.ValidString(l.Description) {
+		t.Fatalf("long description: %d bytes", len(l.Description))
 	}
 }
