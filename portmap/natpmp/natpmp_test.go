@@ -125,3 +125,23 @@ func TestPCPLeaseKeepsItsNonce(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteOnlyTheRequesters: lifetime 0 from lan2, for lan1's internal
+// port or for all (internal port 0), leaves lan1's mapping in place and
+// still answers success (RFC 6886 3.4: deleting nothing succeeds).
+func TestDeleteOnlyTheRequesters(t *testing.T) {
+	s, forwards := server(t)
+	now := T0.Add(10 * time.Second)
+	if got := s.Answer(now, LAN1, mapReq(OpMapUDP, 6000, 46000, 600)); binary.BigEndian.Uint16(got[2:]) != Success {
+		t.Fatalf("map: % x", got)
+	}
+	for _, req := range [][]byte{mapReq(OpMapUDP, 6000, 0, 0), mapReq(OpMapUDP, 0, 0, 0)} {
+		got := s.Answer(now, LAN2, req)
+		if !bytes.Equal(got, AppendMap(nil, OpMapUDP, Success, 10, binary.BigEndian.Uint16(req[4:]), 0, 0)) {
+			t.Fatalf("lan2's delete: % x", got)
+		}
+		if l, ok := s.Manager.Find(portmap.UDP, 46000); !ok || l.Host != LAN1 || forwards() != 1 {
+			t.Fatalf("lan2's delete ended lan1's mapping: %+v %v", l, ok)
+		}
+	}
+}
