@@ -18,8 +18,8 @@
 // time. The file also keeps the start of the epoch PCP and NAT-PMP report
 // (RFC 6887 section 8.5, RFC 6886 section 3.6): while the leases survive,
 // the epoch goes on counting across restarts; when they are lost (no file,
-// an unreadable or corrupted one) it starts again at 0, which tells the
-// clients to map again. A corrupted file does not stop passgate: it is
+// an unreadable or corrupted one, a saved lease dropped) it starts again at
+// 0, which tells the clients to map again. A corrupted file does not stop passgate: it is
 // logged, kept aside as FILE.corrupt, and no lease is loaded; a saved lease
 // the policy refuses (not a LAN host, a duplicate, over max_per_host) is
 // dropped and logged.
@@ -242,6 +242,9 @@ func New(cfg Config, table Table, path string, now time.Time, log *slog.Logger, 
 		}
 		if err != nil {
 			m.event(now, "mapping_refused", l.Host, "saved %s dropped: %v", describe(l), err)
+			// That mapping is lost: the epoch starts again so its
+			// client maps again (the others just refresh).
+			m.epochStart = now
 			continue
 		}
 		m.leases = append(m.leases, l)

@@ -427,3 +427,17 @@ func TestDescriptionCleaned(t *testing.T) {
 		t.Fatalf("long description: %d bytes", len(l.Description))
 	}
 }
+
+// TestDroppedLeaseRestartsEpoch: when a saved lease cannot come back
+// (here its host is no longer on the LAN) that state is lost, so the
+// epoch starts again and the clients map again.
+func TestDroppedLeaseRestartsEpoch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leases")
+	os.WriteFile(path, []byte(`{"epoch_start":"2026-12-05T23:00:00Z","leases":[`+
+		`{"proto":6,"host":"192.168.50.10","inside_port":22,"outside_port":40000,"by":"pcp","expires":"2026-12-06T01:00:00Z"},`+
+		`{"proto":6,"host":"10.9.9.9","inside_port":22,"outside_port":40001,"by":"pcp","expires":"2026-12-06T01:00:00Z"}]}`), 0o600)
+	m, _ := manager(t, engine(t), path, t0)
+	if m.EpochStart() != t0 || len(m.Leases()) != 1 {
+		t.Fatalf("epoch start %v (want %v: a lease was lost), leases %+v", m.EpochStart(), t0, m.Leases())
+	}
+}
