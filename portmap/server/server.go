@@ -124,6 +124,10 @@ func Run(ctx context.Context, o Options) error {
 					return pcp.AppendResponse(nil, b[1]&0x7f, pcp.UnsuppVersion, 30, epoch(now), nil)
 				case o.PCP:
 					return ps.Answer(now, from.Addr(), b)
+				case b[1]&0x80 != 0:
+					// A response (PCP's R bit): never answered (RFC 6887
+					// 8.3), so two servers cannot bounce messages forever.
+					return nil
 				}
 				return natpmp.AppendHeader(nil, b[1], natpmp.UnsupportedVer, epoch(now))
 			})

@@ -250,3 +250,54 @@ func TestSearchLimits(t *testing.T) {
 		t.Fatal("not answered in the next second")
 	}
 }
+
+// TestNATPMPOnlyIgnoresResponses: with NAT-PMP on and PCP off, a PCP
+// request gets NAT-PMP's unsupported version (so the client falls back),
+// and a PCP response (R bit set) gets nothing.
+func TestNATPMPOnlyIgnoresResponses(t *testing.T) {
+	mgr, err := portmap.New(portmap.Config{LAN: netip.MustParsePrefix("127.0.0.1/8")}, &table{}, "", time.Now(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, NATPMP: true, Manager: mgr,
+			AnnounceTo: sink.LocalAddr().(*net.UDPAddr).AddrPort()})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	server := netip.MustParseAddrPort("127.0.0.1:5351")
+	buf := make([]byte, 1500)
+	var got []byte
+	for range 20 { // until the server is up
+		client.WriteToUDPAddrPort(pcp.AppendRequest(nil, pcp.OpAnnounce, 0, netip.MustParseAddr("127.0.0.2"), nil), server)
+		client.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := client.Read(buf); err == nil {
+			got = buf[:n]
+			break
+		}
+	}
+	if len(got) != 8 || got[0] != 0 || got[1] != 0x80 || got[3] != byte(natpmp.UnsupportedVer) {
+		t.Fatalf("PCP request answered % x, want NAT-PMP unsupported version", got)
+	}
+	client.WriteToUDPAddrPort(pcp.Announcement(7), server)
+	client.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := client.Read(buf); err == nil {
+		t.Fatalf("a PCP response answered: % x", buf[:n])
+	}
+}
