@@ -46,13 +46,15 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"passgate/dataplane/port"
 )
 
 // StatusCsumNotReady is set in a Recv flag when the frame's transport
 // checksum has not been computed yet (the sender relied on checksum offload
 // and the frame never left the host, e.g. it came from a local veth or tap).
 // A gateway that forwards such a frame must fill in the checksum itself.
-const StatusCsumNotReady = unix.TP_STATUS_CSUMNOTREADY
+const StatusCsumNotReady = port.CsumNotReady
 
 const (
 	defaultBlockSize   = 1 << 18
@@ -87,6 +89,9 @@ type Config struct {
 	FanoutID uint16
 	// NoRx makes a TX-only socket: no ring, receives nothing.
 	NoRx bool
+	// Protocol is the ethertype received (host order); 0 means every
+	// frame (ETH_P_ALL).
+	Protocol uint16
 	// BlockSize is the TPACKET_V3 block size in bytes, a multiple of the
 	// page size; default 1<<18.
 	BlockSize int
@@ -97,17 +102,12 @@ type Config struct {
 	PollTimeout time.Duration
 }
 
-// Stats are cumulative counters for one Socket.
-type Stats struct {
-	// RxPackets counts frames the kernel put into the ring, RxDrops frames
-	// it dropped because the ring was full, RxFreezes how often the ring
-	// filled up (from PACKET_STATISTICS).
-	RxPackets, RxDrops, RxFreezes uint64
-	// TxPackets counts frames handed to the driver by Send, TxErrors
-	// frames Send gave up on (too large, too short, or still refused after
-	// the retries).
-	TxPackets, TxErrors uint64
-}
+// Stats are cumulative counters for one Socket: RxPackets counts frames
+// the kernel put into the ring, RxDrops (= RxRingFull) frames it dropped
+// because the ring was full, RxFreezes how often the ring filled up (from
+// PACKET_STATISTICS); TxPackets counts frames handed to the driver by Send,
+// TxErrors frames Send gave up on, by reason in TxFull, TxBadFrame, TxDown.
+type Stats = port.Stats
 
 // ErrNoRx is returned by Recv on a socket opened with Config.NoRx.
 var ErrNoRx = errors.New("afpacket: socket has no receive ring (NoRx)")
@@ -139,7 +139,9 @@ type Socket struct {
 	rxDrops   uint64
 	rxFreezes uint64
 	txPackets atomic.Uint64
-	txErrors  atomic.Uint64
+	txFull    atomic.Uint64
+	txBad     atomic.Uint64
+	txDown    atomic.Uint64
 }
 
 // Open creates a socket on cfg.Iface in the calling thread's network
@@ -219,6 +221,9 @@ func open(cfg Config) (_ *Socket, err error) {
 			return nil, fmt.Errorf("setsockopt PACKET_IGNORE_OUTGOING: %w", err)
 		}
 		proto = unix.ETH_P_ALL
+		if cfg.Protocol != 0 {
+			proto = cfg.Protocol
+		}
 	}
 
 	// Binding fixes the interface (and, when receiving, starts delivery).
@@ -315,13 +320,18 @@ func (s *Socket) Stats() Stats {
 	if s.fd >= 0 {
 		s.harvestLocked()
 	}
-	return Stats{
-		RxPackets: s.rxPackets,
-		RxDrops:   s.rxDrops,
-		RxFreezes: s.rxFreezes,
-		TxPackets: s.txPackets.Load(),
-		TxErrors:  s.txErrors.Load(),
+	st := Stats{
+		RxPackets:  s.rxPackets,
+		RxDrops:    s.rxDrops,
+		RxRingFull: s.rxDrops,
+		RxFreezes:  s.rxFreezes,
+		TxPackets:  s.txPackets.Load(),
+		TxFull:     s.txFull.Load(),
+		TxBadFrame: s.txBad.Load(),
+		TxDown:     s.txDown.Load(),
 	}
+	st.TxErrors = st.TxFull + st.TxBadFrame + st.TxDown
+	return st
 }
 
 func (s *Socket) harvestLocked() {

@@ -64,7 +64,7 @@ func (s *Socket) Send(frames [][]byte) (int, error) {
 	}
 
 	maxLen := s.mtu + ethHeaderLen
-	var bad uint64
+	var bad, full, down uint64
 	k := 0
 	for _, f := range frames {
 		if len(f) < ethHeaderLen || len(f) > maxLen {
@@ -101,7 +101,7 @@ func (s *Socket) Send(frames [][]byte) (int, error) {
 				retries++
 				continue
 			}
-			bad += uint64(k - off)
+			full += uint64(k - off)
 			off = k
 		case unix.EMSGSIZE, unix.EINVAL:
 			// This frame is unacceptable (e.g. a header the device
@@ -109,7 +109,7 @@ func (s *Socket) Send(frames [][]byte) (int, error) {
 			bad++
 			off++
 		default:
-			bad += uint64(k - off)
+			down += uint64(k - off)
 			off = k
 			err = fmt.Errorf("afpacket %s: sendmmsg: %w", s.iface, errno)
 		}
@@ -121,7 +121,13 @@ func (s *Socket) Send(frames [][]byte) (int, error) {
 	}
 	s.txPackets.Add(uint64(sent))
 	if bad != 0 {
-		s.txErrors.Add(bad)
+		s.txBad.Add(bad)
+	}
+	if full != 0 {
+		s.txFull.Add(full)
+	}
+	if down != 0 {
+		s.txDown.Add(down)
 	}
 	return sent, err
 }

@@ -23,8 +23,9 @@ import (
 	"time"
 
 	"passgate/alg"
-	"passgate/dataplane/afpacket"
+	"passgate/dataplane/afxdp"
 	"passgate/dataplane/link"
+	"passgate/dataplane/port"
 	"passgate/nat"
 	"passgate/packet"
 	"passgate/pppoe"
@@ -63,6 +64,10 @@ type Options struct {
 	// Helpers are the application-level gateways, in the order they are
 	// asked about new flows; default alg.All().
 	Helpers []nat.Helper
+	// Driver is the packet driver: auto (default), afxdp or afpacket.
+	Driver string
+	// XDPGeneric attaches the XDP program in generic mode only.
+	XDPGeneric bool
 }
 
 // Router is a running data plane.
@@ -84,8 +89,12 @@ type Router struct {
 	nb      [2]*link.Neighbours
 	ppp     *pppoe.Relay // serialised by mu
 	workers []*worker
+	socks   []sock
+	progs   [2]*afxdp.Program
 	started time.Time
 	fenced  bool
+
+	driver, xdpMode, fallback string
 }
 
 type ifaceInfo struct {
@@ -101,8 +110,8 @@ type ifaceInfo struct {
 type worker struct {
 	id  int
 	in  nat.Iface
-	rx  *afpacket.Socket
-	tx  [2]*afpacket.Socket
+	rx  port.Port
+	tx  [2]port.Port
 	cnt counters
 	// hops caches the next hops' MACs per way out, for this goroutine.
 	hops [2]link.HopCache
@@ -131,6 +140,13 @@ func New(opts Options) (*Router, error) {
 	}
 	if opts.FenceTable == "" {
 		opts.FenceTable = DefaultFenceTable
+	}
+	switch opts.Driver {
+	case "":
+		opts.Driver = DriverAuto
+	case DriverAuto, DriverAFXDP, DriverAFPacket:
+	default:
+		return nil, fmt.Errorf("router: unknown driver %q (want one of %v)", opts.Driver, Drivers)
 	}
 	if opts.ExpireInterval <= 0 {
 		opts.ExpireInterval = 200 * time.Millisecond
@@ -163,22 +179,9 @@ func New(opts Options) (*Router, error) {
 	}()
 	names := [2]string{opts.LAN, opts.WAN}
 	addrs := [2]netip.Prefix{opts.NAT.LANAddr, opts.NAT.WANAddr}
-	fanout := fanoutIDs()
-	for w := 0; w < opts.Workers; w++ {
-		for in := nat.LAN; in <= nat.WAN; in++ {
-			wk := &worker{id: w, in: in}
-			r.workers = append(r.workers, wk)
-			wk.rx, err = afpacket.Open(afpacket.Config{Iface: names[in], FanoutID: fanout[in], PollTimeout: opts.PollTimeout})
-			if err != nil {
-				return nil, fmt.Errorf("router: worker %d receive socket: %w", w, err)
-			}
-			for out := nat.LAN; out <= nat.WAN; out++ {
-				wk.tx[out], err = afpacket.Open(afpacket.Config{Iface: names[out], NoRx: true})
-				if err != nil {
-					return nil, fmt.Errorf("router: worker %d transmit socket: %w", w, err)
-				}
-			}
-		}
+	hw, err := r.openPorts(names)
+	if err != nil {
+		return nil, err
 	}
 	mtus := [2]int{opts.NAT.LANMTU, opts.NAT.WANMTU}
 	for i := range mtus {
@@ -187,7 +190,7 @@ func New(opts Options) (*Router, error) {
 		}
 	}
 	for in := nat.LAN; in <= nat.WAN; in++ {
-		s := r.workers[int(in)].rx
+		s := hw[in]
 		mac, okMAC := packet.MACFrom(s.HardwareAddr())
 		if !okMAC {
 			return nil, fmt.Errorf("router: %s has no Ethernet address", names[in])
@@ -225,6 +228,9 @@ func fanoutIDs() [2]uint16 {
 // it, and closes every socket, before returning.
 func (r *Router) Run(ctx context.Context) error {
 	defer r.closeSockets()
+	if err := r.passLocal(lanAccepts(r.opts.FenceTable)); err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
 	if !r.opts.NoFence {
 		if err := installFence(ctx, r.opts.FenceTable, [2]string{r.opts.LAN, r.opts.WAN}); err != nil {
 			return fmt.Errorf("router: %w", err)
@@ -259,7 +265,8 @@ func (r *Router) Run(ctx context.Context) error {
 		defer wg.Done()
 		r.expireLoop(wctx)
 	}()
-	r.log.Info("forwarding", "lan", r.opts.LAN, "wan", r.opts.WAN, "workers", r.opts.Workers)
+	r.log.Info("forwarding", "lan", r.opts.LAN, "wan", r.opts.WAN, "workers", len(r.workers),
+		"driver", r.driver, "xdp_mode", r.xdpMode, "fallback_reason", r.fallback)
 	if r.opts.Ready != nil {
 		r.opts.Ready(r)
 	}
@@ -271,16 +278,6 @@ func (r *Router) Run(ctx context.Context) error {
 	wg.Wait()
 	r.log.Info("stopped")
 	return nil
-}
-
-func (r *Router) closeSockets() {
-	for _, wk := range r.workers {
-		for _, s := range []*afpacket.Socket{wk.rx, wk.tx[0], wk.tx[1]} {
-			if s != nil {
-				s.Close()
-			}
-		}
-	}
 }
 
 func (r *Router) expireLoop(ctx context.Context) {
@@ -381,8 +378,8 @@ func (r *Router) fast(now nat.Time, wk *worker, f []byte, flags *uint32, out *[2
 		return false
 	}
 	ip := f[packet.EtherHeaderLen:]
-	if *flags&afpacket.StatusCsumNotReady != 0 {
-		*flags &^= afpacket.StatusCsumNotReady
+	if *flags&port.CsumNotReady != 0 || *flags&port.CsumUnknown != 0 && partialChecksum(ip) {
+		*flags &^= port.CsumNotReady | port.CsumUnknown
 		if completeChecksum(ip) {
 			c.csumCompleted++
 		}
@@ -426,7 +423,7 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 			return
 		}
 		ip := f[packet.EtherHeaderLen:]
-		if flags&afpacket.StatusCsumNotReady != 0 {
+		if flags&port.CsumNotReady != 0 || flags&port.CsumUnknown != 0 && partialChecksum(ip) {
 			if completeChecksum(ip) {
 				c.csumCompleted++
 			}
@@ -475,7 +472,7 @@ func (r *Router) takeEmitted(now time.Duration, out *[2]*link.Batch, c *tally) {
 	r.eng.ResetEmitted()
 }
 
-func (r *Router) send(wk *worker, tx *afpacket.Socket, frames [][]byte) {
+func (r *Router) send(wk *worker, tx port.Port, frames [][]byte) {
 	n, err := tx.Send(frames)
 	wk.cnt.txFrames.Add(uint64(n))
 	if n < len(frames) {

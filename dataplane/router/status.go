@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"passgate/dataplane/afpacket"
+	"passgate/dataplane/port"
 	"passgate/dataplane/link"
 	"passgate/nat"
 	"passgate/packet"
@@ -122,26 +122,37 @@ func (r *Router) Interfaces() []Interface {
 // Neighbours is the neighbour table of one side.
 func (r *Router) Neighbours(in nat.Iface) *link.Neighbours { return r.nb[in&1] }
 
-// Socket is one packet socket and its driver counters.
+// Socket is one driver socket and its counters.
 type Socket struct {
 	Interface string // the socket's interface
 	Worker    int
 	Loop      string // the interface whose receive loop owns the socket
-	Kind      string // "rx" or "tx"
-	Stats     afpacket.Stats
+	// Kind is rx or tx (AF_PACKET), xsk (an AF_XDP socket, both ways) or
+	// arp (the AF_PACKET ARP tap beside AF_XDP).
+	Kind  string
+	Stats port.Stats
 }
 
 // Sockets lists every socket with its counters.
 func (r *Router) Sockets() []Socket {
-	var out []Socket
-	for _, wk := range r.workers {
-		loop := r.ifaces[wk.in].name
-		out = append(out, Socket{Interface: loop, Worker: wk.id, Loop: loop, Kind: "rx", Stats: wk.rx.Stats()})
-		for o := nat.LAN; o <= nat.WAN; o++ {
-			out = append(out, Socket{Interface: r.ifaces[o].name, Worker: wk.id, Loop: loop, Kind: "tx", Stats: wk.tx[o].Stats()})
-		}
+	out := make([]Socket, 0, len(r.socks))
+	for _, s := range r.socks {
+		out = append(out, Socket{Interface: s.iface, Worker: s.worker, Loop: s.loop, Kind: s.kind, Stats: s.p.Stats()})
 	}
 	return out
+}
+
+// Losses sums every socket's losses by reason (port.Stats.Reasons); the
+// router's own (dropped_by_engine, emitted_dropped, tx_failed) are in
+// Counters.
+func (r *Router) Losses() map[string]uint64 {
+	var t port.Stats
+	for _, s := range r.socks {
+		t.Add(s.p.Stats())
+	}
+	m := map[string]uint64{}
+	t.Reasons(func(name string, v uint64) { m[name] = v })
+	return m
 }
 
 // NATStats returns the engine's counters, with what the workers forwarded
@@ -177,8 +188,8 @@ func (r *Router) Flows(fn func(nat.FlowInfo) bool) {
 	}
 }
 
-// Workers is the number of worker pairs.
-func (r *Router) Workers() int { return r.opts.Workers }
+// Workers is the number of worker goroutines.
+func (r *Router) Workers() int { return len(r.workers) }
 
 // Started is when the router was made.
 func (r *Router) Started() time.Time { return r.started }
@@ -188,6 +199,37 @@ func (r *Router) NATConfig() nat.Config {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.opts.NAT
+}
+
+// partialChecksum reports whether ip is an unfragmented TCP or UDP packet
+// whose checksum field holds only the pseudo-header sum, as a sender that
+// left the checksum to offload wrote it. A complete checksum that happens
+// to hold the same value is harmless: completing it writes it unchanged
+// (the segment then sums to the complement of the pseudo-header).
+func partialChecksum(ip []byte) bool {
+	if len(ip) < 20 || ip[0]>>4 != 4 || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
+		return false
+	}
+	hl := int(ip[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	var off int
+	switch ip[9] {
+	case 6:
+		off = 16
+	case 17:
+		off = 6
+	default:
+		return false
+	}
+	if hl < 20 || total > len(ip) || total < hl+off+2 {
+		return false
+	}
+	field := binary.BigEndian.Uint16(ip[hl+off:])
+	if field == 0 {
+		return false // UDP without checksum
+	}
+	ps := packet.PseudoHeaderSum([4]byte(ip[12:16]), [4]byte(ip[16:20]), ip[9], total-hl)
+	return field == ^packet.Fold(ps)
 }
 
 // completeChecksum finishes a TCP or UDP checksum left partial by a sender
