@@ -34,6 +34,7 @@ type Config struct {
 	PortForwards  []PortForward `json:"port_forwards,omitzero"`
 	DMZ           string        `json:"dmz,omitzero"`
 	Workers       int           `json:"workers,omitzero"`
+	Driver        string        `json:"driver,omitzero"`
 	ControlSocket string        `json:"control_socket,omitzero"`
 	// ControlGroup names a group (or a numeric gid) whose members may use
 	// the control socket besides root; "": root only.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,12 +63,21 @@ var filterings = map[string]nat.Filtering{
 	"address-and-port-dependent": nat.AddressAndPortDependent,
 }
 
+// DriverAuto is the default packet driver: AF_XDP where its XDP program
+// attaches, else AF_PACKET.
+const DriverAuto = "auto"
+
+// Drivers are the packet drivers field driver accepts: the data plane's
+// names (router.Drivers; cmd/passgate's TestDrivers keeps them equal).
+var Drivers = []string{DriverAuto, "afxdp", "afpacket"}
+
 // Settings is a validated configuration in the types the program uses.
 type Settings struct {
 	LANInterface  string
 	WANInterface  string
 	NAT           nat.Config
-	Workers       int // 0: one per CPU
+	Workers       int    // 0: one per CPU
+	Driver        string // auto, afxdp or afpacket
 	ControlSocket string
 	ControlGroup  string // a group name or gid allowed on the control socket besides root
 	Admin         AdminSettings
@@ -101,6 +111,9 @@ type AdminSettings struct {
 
 // SetDefaults fills every field left empty with its default.
 func (c *Config) SetDefaults() {
+	if c.Driver == "" {
+		c.Driver = DriverAuto
+	}
 	if c.LAN.MTU == 0 {
 		c.LAN.MTU = DefaultMTU
 	}
@@ -177,7 +190,7 @@ func sw(b *bool) nat.Switch {
 func (c *Config) Validate() (*Settings, error) {
 	c.SetDefaults()
 	v := &validator{}
-	s := &Settings{ControlSocket: c.ControlSocket, ControlGroup: c.ControlGroup, Workers: c.Workers}
+	s := &Settings{ControlSocket: c.ControlSocket, ControlGroup: c.ControlGroup, Workers: c.Workers, Driver: c.Driver}
 	n := &s.NAT
 
 	s.LANInterface = v.ifname("lan.interface", c.LAN.Interface)
@@ -286,6 +299,9 @@ func (c *Config) Validate() (*Settings, error) {
 	}
 	if c.Workers < 0 || c.Workers > MaxWorkers {
 		v.bad("workers", "%d out of range 0-%d (0: one per CPU)", c.Workers, MaxWorkers)
+	}
+	if !slices.Contains(Drivers, c.Driver) {
+		v.bad("driver", "%q is not one of %s", c.Driver, strings.Join(Drivers, ", "))
 	}
 	switch sock := c.ControlSocket; {
 	case !filepath.IsAbs(sock):

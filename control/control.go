@@ -32,13 +32,25 @@ import (
 
 // Status is what GET /v1/status returns.
 type Status struct {
-	Version    string      `json:"version"`
-	PID        int         `json:"pid"`
-	Started    time.Time   `json:"started"`
-	UptimeSec  float64     `json:"uptime_s"`
-	Workers    int         `json:"workers"`
-	Interfaces []Interface `json:"interfaces"`
-	NAT        NATStats    `json:"nat"`
+	Version   string    `json:"version"`
+	PID       int       `json:"pid"`
+	Started   time.Time `json:"started"`
+	UptimeSec float64   `json:"uptime_s"`
+	Workers   int       `json:"workers"`
+	// Driver is the packet driver in use: afxdp or afpacket.
+	Driver string `json:"driver,omitempty"`
+	// XDPMode is how the XDP program is attached (LAN/WAN: native or
+	// generic), with AF_XDP.
+	XDPMode string `json:"xdp_mode,omitempty"`
+	// DriverFallback is why driver auto did not take AF_XDP.
+	DriverFallback string `json:"driver_fallback,omitempty"`
+	// Losses counts every frame lost on the way through, by reason: the
+	// sockets' (rx_ring_full, rx_no_buffer, rx_invalid, tx_full,
+	// tx_bad_frame, tx_down) and the interfaces' own drop counters
+	// (IFACE_rx_dropped, IFACE_tx_dropped, from the kernel).
+	Losses     map[string]uint64 `json:"losses,omitempty"`
+	Interfaces []Interface       `json:"interfaces"`
+	NAT        NATStats          `json:"nat"`
 	// Passthrough says which VPN passthroughs are on.
 	Passthrough map[string]bool   `json:"passthrough"`
 	Dataplane   map[string]uint64 `json:"dataplane,omitempty"`
@@ -178,7 +190,7 @@ type SocketStats struct {
 	Interface string `json:"interface"`
 	Worker    int    `json:"worker"`
 	Loop      string `json:"loop"` // the interface whose receive loop owns the socket
-	Kind      string `json:"kind"` // "rx" or "tx"
+	Kind      string `json:"kind"` // rx, tx (AF_PACKET), xsk (AF_XDP), arp
 	RxPackets uint64 `json:"rx_packets"`
 	RxDrops   uint64 `json:"rx_drops"`
 	RxFreezes uint64 `json:"rx_freezes"`

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -66,7 +67,9 @@ func (b *backend) Status() control.Status {
 			return map[string]bool{"ipsec": p.IPsec.Enabled(true), "pptp": p.PPTP.Enabled(true), "l2tp": p.L2TP.Enabled(true)}
 		}(),
 		Dataplane: b.r.Counters(),
+		Losses:    b.r.Losses(),
 	}
+	s.Driver, s.XDPMode, s.DriverFallback = b.r.Driver()
 	for _, i := range b.r.Interfaces() {
 		ci := control.Interface{
 			Role: i.Role.String(), Name: i.Name, Index: i.Index, Address: i.Addr.String(),
@@ -143,7 +146,18 @@ func writeJSON(w io.Writer, v any) error {
 
 func printStatus(w io.Writer, st *control.Status) {
 	up := time.Duration(st.UptimeSec * float64(time.Second)).Round(time.Second)
-	fmt.Fprintf(w, "passgate %s  pid %d  up %s  %d workers\n\n", st.Version, st.PID, up, st.Workers)
+	fmt.Fprintf(w, "passgate %s  pid %d  up %s  %d workers\n", st.Version, st.PID, up, st.Workers)
+	if st.Driver != "" {
+		fmt.Fprintf(w, "driver %s", st.Driver)
+		if st.XDPMode != "" {
+			fmt.Fprintf(w, " (XDP %s)", st.XDPMode)
+		}
+		if st.DriverFallback != "" {
+			fmt.Fprintf(w, " (auto fell back: %s)", st.DriverFallback)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
 
 	if a := st.Admin; a != nil && a.URL != "" {
 		fmt.Fprintf(w, "admin page  %s\n", a.URL)
@@ -210,6 +224,15 @@ func printStatus(w io.Writer, st *control.Status) {
 		slices.Sort(keys)
 		for _, k := range keys {
 			fmt.Fprintf(tw, "  %s\t%d\n", k, st.Dataplane[k])
+		}
+		tw.Flush()
+	}
+
+	if len(st.Losses) > 0 {
+		fmt.Fprintf(w, "\nLOST FRAMES\n")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, k := range slices.Sorted(maps.Keys(st.Losses)) {
+			fmt.Fprintf(tw, "  %s\t%d\n", k, st.Losses[k])
 		}
 		tw.Flush()
 	}

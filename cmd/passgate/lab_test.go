@@ -64,7 +64,17 @@ func TestLabCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("passgate not answering: %v\n%s", err, g.Log())
 	}
-	if st.Workers != 1 || len(st.Interfaces) != 2 || st.Interfaces[1].Name != "wan0" || len(st.Sockets) != 6 {
+	// AF_PACKET: one worker pair, each with a receive and two transmit
+	// sockets. AF_XDP: one socket and worker per queue (veth: one) and an
+	// ARP worker per interface, whatever --workers says.
+	wantWorkers, wantSockets := 2, 6
+	if st.Driver == "afxdp" {
+		wantWorkers, wantSockets = 4, 4
+	}
+	if d := labtest.Driver(); d != "auto" && st.Driver != d {
+		t.Errorf("driver %q, want %q", st.Driver, d)
+	}
+	if st.Workers != wantWorkers || len(st.Interfaces) != 2 || st.Interfaces[1].Name != "wan0" || len(st.Sockets) != wantSockets {
 		t.Fatalf("status %+v", st)
 	}
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {

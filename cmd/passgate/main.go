@@ -175,6 +175,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	wanGW := fs.String("wan-gateway", "", "next hop for destinations off the WAN network (`IP`)")
 	sock := fs.String("control", "", "control `socket` (default "+config.DefaultControlSocket+")")
 	workers := fs.Int("workers", 0, "worker `count` (default: one per CPU)")
+	driver := fs.String("driver", "", "packet `driver`: auto (AF_XDP where its XDP program attaches, else AF_PACKET), afxdp or afpacket (default auto)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
 	if err := parseFlags(fs, args, 0); err != nil {
@@ -216,6 +217,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}
 		if set["workers"] {
 			c.Workers = *workers
+		}
+		if set["driver"] {
+			c.Driver = *driver
 		}
 	}
 	validate := func(c config.Config) (*config.Settings, error) {
@@ -550,6 +554,7 @@ func routerOptions(s *config.Settings) router.Options {
 		WAN:     s.WANInterface,
 		NAT:     nc,
 		Workers: s.Workers,
+		Driver:  s.Driver,
 
 		PPPoERelay: s.PPPoERelay,
 	}

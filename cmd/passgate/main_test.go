@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,7 +189,7 @@ func TestPPPoEFrom(t *testing.T) {
 // The file's settings reach the data plane's options: interfaces, workers,
 // the engine configuration and the PPPoE relay switch.
 func TestRouterOptions(t *testing.T) {
-	c, err := config.Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},"workers":3,"passthrough":{"pppoe":true,"pptp":false}}`))
+	c, err := config.Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},"workers":3,"driver":"afpacket","passthrough":{"pppoe":true,"pptp":false}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestRouterOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := routerOptions(s)
-	if o.LAN != "lan0" || o.WAN != "wan0" || o.Workers != 3 || !o.PPPoERelay {
+	if o.LAN != "lan0" || o.WAN != "wan0" || o.Workers != 3 || !o.PPPoERelay || o.Driver != "afpacket" {
 		t.Errorf("options %+v", o)
 	}
 	if o.NAT.LANAddr != s.NAT.LANAddr || o.NAT.WANAddr != s.NAT.WANAddr || o.NAT.Passthrough.PPTP != nat.Off {
@@ -206,5 +207,12 @@ func TestRouterOptions(t *testing.T) {
 	// Each start seeds the outside port choice anew (RFC 7857 section 9).
 	if o2 := routerOptions(s); o.NAT.PortSeed == 0 || o2.NAT.PortSeed == o.NAT.PortSeed {
 		t.Errorf("port seeds %#x, %#x: want random ones", o.NAT.PortSeed, o2.NAT.PortSeed)
+	}
+}
+
+// TestDrivers: the configuration accepts exactly the data plane's drivers.
+func TestDrivers(t *testing.T) {
+	if !slices.Equal(config.Drivers, router.Drivers) || config.DriverAuto != router.DriverAuto {
+		t.Fatalf("config knows drivers %v (default %s), the router %v (%s)", config.Drivers, config.DriverAuto, router.Drivers, router.DriverAuto)
 	}
 }

@@ -3,11 +3,15 @@ package router
 import (
 	"encoding/binary"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	"passgate/dataplane/port"
 	"passgate/dataplane/link"
+	"passgate/dataplane/port"
 	"passgate/nat"
 	"passgate/packet"
 )
@@ -152,7 +156,24 @@ func (r *Router) Losses() map[string]uint64 {
 	}
 	m := map[string]uint64{}
 	t.Reasons(func(name string, v uint64) { m[name] = v })
+	for _, i := range r.ifaces {
+		for _, c := range []string{"rx_dropped", "tx_dropped"} {
+			if v, err := readCounter(i.name, c); err == nil {
+				m[i.name+"_"+c] = v
+			}
+		}
+	}
 	return m
+}
+
+// readCounter reads an interface statistic from sysfs (the mount of the
+// network namespace passgate was started in, as ip netns exec makes it).
+func readCounter(iface, name string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join("/sys/class/net", iface, "statistics", name))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 }
 
 // NATStats returns the engine's counters, with what the workers forwarded

@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -468,6 +469,21 @@ func BuildPassgate(ctx context.Context, dir string) (string, error) {
 	return bin, GoBuild(ctx, "passgate/cmd/passgate", bin)
 }
 
+// DriverEnv names the environment variable that picks the packet driver
+// every lab test runs passgate with (passgate run --driver): auto (the
+// default), afxdp or afpacket. The lab suite runs whole on either driver:
+// PASSGATE_DRIVER=afpacket go test -tags lab ./...
+const DriverEnv = "PASSGATE_DRIVER"
+
+// Driver is the driver the lab tests use, from DriverEnv; "auto" if unset.
+// An unknown value is passed on, and passgate refuses it.
+func Driver() string {
+	if d := os.Getenv(DriverEnv); d != "" {
+		return d
+	}
+	return "auto"
+}
+
 // GateOptions say how StartGate runs passgate.
 type GateOptions struct {
 	Bin    string // the passgate binary (or a test binary acting as one)
@@ -475,7 +491,9 @@ type GateOptions struct {
 	Name   string // base of those names; "passgate" if empty
 	Config string // the configuration file's text
 	Sock   string // the control socket; Dir/NAME.sock if empty
-	Args   []string
+	// Args are added after the driver's: --driver Driver() unless Args
+	// name one.
+	Args []string
 	// Env is added to the environment; LogFile sends the output to
 	// Dir/NAME.log instead of a Buffer.
 	Env     []string
@@ -518,7 +536,11 @@ func StartGate(ctx context.Context, l *lab.Lab, o GateOptions) (*Gate, error) {
 	if o.LogFile {
 		po = Options{Env: o.Env, LogFile: filepath.Join(o.Dir, o.Name+".log"), Grace: o.Grace}
 	}
-	args := append([]string{"run", "--config", g.Config, "--control", g.Sock}, o.Args...)
+	args := []string{"run", "--config", g.Config, "--control", g.Sock}
+	if !slices.Contains(o.Args, "--driver") {
+		args = append(args, "--driver", Driver())
+	}
+	args = append(args, o.Args...)
 	p, err := StartWith(l, lab.Router, po, o.Bin, args...)
 	if err != nil {
 		return nil, err
