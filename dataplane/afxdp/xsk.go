@@ -387,11 +387,14 @@ func (s *Socket) Send(frames [][]byte) (int, error) {
 		s.complete()
 		room := min(s.tx.free(uint32(len(frames)-i)), uint32(len(s.txFree)))
 		var k uint32
-		for ; k < room && i < len(frames); i++ {
+		for ; i < len(frames); i++ {
 			f := frames[i]
 			if len(f) < ethHeaderLen || len(f) > maxLen {
 				bad++
 				continue
+			}
+			if k == room {
+				break
 			}
 			addr := s.txFree[len(s.txFree)-1]
 			s.txFree = s.txFree[:len(s.txFree)-1]
