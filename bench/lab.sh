@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# bench/lab.sh: the kernel's NAT and passgate, measured in ONE run on the same
-# lab topology (docs/DESIGN.md "Measuring").
+# bench/lab.sh: the kernel's NAT, passgate on AF_PACKET and passgate on AF_XDP,
+# measured in ONE run on the same lab topology (docs/DESIGN.md "Measuring").
 #
 #   sudo bash bench/lab.sh                 both halves
 #   sudo bash bench/lab.sh --kernel-only   only the kernel's NAT
+#   BENCH_DRIVERS="afpacket afxdp"         passgate's drivers to measure
 #
 # Environment:
 #   PASSGATE=/path/to/passgate   binary to run (default: go build ./cmd/passgate)
@@ -17,7 +18,14 @@
 #        the figure is the packet rate arriving at srv1's eth0 (rx_packets),
 #        where an nftables netdev ingress rule drops the UDP so the server
 #        does no work. The first second of each run is not counted.
-#   TCP: iperf3 -c 203.0.113.10 -P 4 -t 8 from lan1, received Gbit/s.
+#   TCP: iperf3 -c 203.0.113.10 (one stream, then -P 4) -t 8 from lan1,
+#        received Gbit/s.
+#   Loss: iperf3 -u -l 64 -b 51.2M (100k pkt/s offered) from lan1 to srv1,
+#        the server's lost_percent.
+#   CPU per forwarded packet, over each UDP run: passgate's utime+stime
+#        (/proc/PID/stat) and the machine's softirq time (/proc/stat; the
+#        router namespace's forwarding runs there, but so does the
+#        generator's and the receiver's share), in ns per packet srv1 got.
 # shellcheck disable=SC2154 # R_kernel_* and R_passgate_* are set by eval in measure
 set -euo pipefail
 
@@ -26,7 +34,7 @@ case "${1:-}" in
 --kernel-only) KERNEL_ONLY=1 ;;
 "") ;;
 *)
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
@@ -162,10 +170,23 @@ forget() {
 	BG_PIDS=("${keep[@]}")
 }
 
+# cpu_ticks: passgate's utime+stime (0 without passgate); softirq_ticks: the
+# machine's softirq time; both in clock ticks.
+cpu_ticks() {
+	if [[ -n "$PG_PID" ]]; then
+		awk '{ print $14 + $15 }' "/proc/$PG_PID/stat"
+	else
+		echo 0
+	fi
+}
+softirq_ticks() { awk '$1 == "cpu" { print $8 }' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+
 # udp_run CONF: sets RES_TX and RES_RX, packets/s sent by lan1 and received by
-# srv1 over the run less its first second.
+# srv1 over the run less its first second, and RES_CPU, RES_SIRQ: passgate's
+# CPU time and the machine's softirq time per received packet, in ns.
 udp_run() {
-	local conf="$1" pid tx1 rx1 t1 tx2 rx2 t2
+	local conf="$1" pid tx1 rx1 t1 tx2 rx2 t2 c1 c2 s1 s2
 	# timeout signals trafgen's whole process group: trafgen forks one
 	# process per CPU and does not pass a signal on to them itself.
 	ip netns exec "$P-lan1" timeout -s INT $((SECONDS_PER_RUN + 1)) \
@@ -176,19 +197,71 @@ udp_run() {
 	tx1=$(counter lan1 eth0 tx_packets)
 	rx1=$(counter srv1 eth0 rx_packets)
 	t1=$(now)
+	c1=$(cpu_ticks)
+	s1=$(softirq_ticks)
 	sleep $((SECONDS_PER_RUN - 1))
 	tx2=$(counter lan1 eth0 tx_packets)
 	rx2=$(counter srv1 eth0 rx_packets)
 	t2=$(now)
+	c2=$(cpu_ticks)
+	s2=$(softirq_ticks)
 	wait "$pid" 2>/dev/null || true
 	forget "$pid"
 	RES_TX=$(awk -v a="$tx1" -v b="$tx2" -v t1="$t1" -v t2="$t2" 'BEGIN { printf "%.0f", (b - a) / (t2 - t1) }')
 	RES_RX=$(awk -v a="$rx1" -v b="$rx2" -v t1="$t1" -v t2="$t2" 'BEGIN { printf "%.0f", (b - a) / (t2 - t1) }')
+	RES_CPU=$(awk -v c="$((c2 - c1))" -v n="$((rx2 - rx1))" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.0f", c * 1e9 / hz / n; else print "-" }')
+	RES_SIRQ=$(awk -v c="$((s2 - s1))" -v n="$((rx2 - rx1))" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.0f", c * 1e9 / hz / n; else print "-" }')
 }
 
-# tcp_run: sets RES_TCP, received Gbit/s of iperf3 -P 4 (0 on failure).
-tcp_run() {
+# udp_snmp NODE FIELD: the node's Udp counter FIELD from /proc/net/snmp.
+udp_snmp() {
+	inns "$1" awk -v f="$2" '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) col[$i] = i; h = 1 } else print $(col[f]) }' /proc/net/snmp
+}
+
+# loss_points: the counters along the loss run's path, space separated:
+# lan1's UDP datagrams sent and send-buffer errors, lan1 eth0 tx, srv1 eth0
+# rx, srv1's UDP datagrams received and receive-buffer errors.
+loss_points() {
+	echo "$(udp_snmp lan1 OutDatagrams) $(udp_snmp lan1 SndbufErrors) $(counter lan1 eth0 tx_packets)" \
+		"$(counter srv1 eth0 rx_packets) $(udp_snmp srv1 InDatagrams) $(udp_snmp srv1 RcvbufErrors)"
+}
+
+# loss_run: sets RES_LOSS, the percentage of an iperf3 UDP stream of 64-byte
+# payloads at 100k pkt/s that did not arrive (server side), and RES_LOSS_N,
+# lost/total packets.
+loss_run() {
 	local spid
+	local a b
+	RES_LOSS=-
+	RES_LOSS_N=-
+	RES_LOSS_WHERE=-
+	ip netns exec "$P-srv1" iperf3 -s -1 -B 203.0.113.10 -J >"$WORK/iperf3-server.json" 2>&1 &
+	spid=$!
+	BG_PIDS+=("$spid")
+	for _ in $(seq 50); do
+		inns srv1 ss -Hltn | awk '{print $4}' | grep -qx '203.0.113.10:5201' && break
+		sleep 0.1
+	done
+	read -r -a a < <(loss_points)
+	if inns lan1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 203.0.113.10 -u -l 64 -b 51200000 -t "$SECONDS_PER_RUN" -J >"$WORK/iperf3-client.json" 2>&1; then
+		read -r RES_LOSS RES_LOSS_N < <("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1]))["end"]["sum"]; print("%.2f %d/%d" % (s["lost_percent"], s["lost_packets"], s["packets"]))' "$WORK/iperf3-client.json")
+	else
+		echo "bench: iperf3 -u failed: $(tail -c 300 "$WORK/iperf3-client.json" | tr '\n' ' ')" >&2
+		kill -TERM "$spid" 2>/dev/null || true
+	fi
+	wait "$spid" 2>/dev/null || true
+	forget "$spid"
+	read -r -a b < <(loss_points)
+	# Where the datagrams went: not sent (lan1 send buffer), lost between
+	# lan1's and srv1's interfaces (the NAT), and dropped at srv1's socket
+	# (receive buffer full: the receiver, not the NAT).
+	RES_LOSS_WHERE="sndbuf=$((b[1] - a[1]))/nat=$(((b[2] - a[2]) - (b[3] - a[3])))/rcvbuf=$((b[5] - a[5]))"
+}
+
+# tcp_run STREAMS: sets RES_TCP, received Gbit/s of iperf3 -P STREAMS (0 on
+# failure).
+tcp_run() {
+	local spid streams="$1"
 	RES_TCP=0
 	ip netns exec "$P-srv1" iperf3 -s -1 -B 203.0.113.10 -J >"$WORK/iperf3-server.json" 2>&1 &
 	spid=$!
@@ -197,7 +270,7 @@ tcp_run() {
 		inns srv1 ss -Hltn | awk '{print $4}' | grep -qx '203.0.113.10:5201' && break
 		sleep 0.1
 	done
-	if inns lan1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 203.0.113.10 -P 4 -t "$SECONDS_PER_RUN" -J >"$WORK/iperf3-client.json" 2>&1; then
+	if inns lan1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 203.0.113.10 -P "$streams" -t "$SECONDS_PER_RUN" -J >"$WORK/iperf3-client.json" 2>&1; then
 		RES_TCP=$("$PY" -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e9))' "$WORK/iperf3-client.json")
 	else
 		echo "bench: iperf3 failed: $(tail -c 300 "$WORK/iperf3-client.json" | tr '\n' ' ')" >&2
@@ -212,13 +285,19 @@ measure() {
 	local name="$1"
 	echo "bench: $name: UDP 1 flow (${SECONDS_PER_RUN}s)"
 	udp_run "$WORK/udp-1flow.trafgen"
-	eval "R_${name}_tx1=$RES_TX R_${name}_udp1=$RES_RX"
+	eval "R_${name}_tx1=$RES_TX R_${name}_udp1=$RES_RX R_${name}_cpu1=$RES_CPU R_${name}_sirq1=$RES_SIRQ"
 	echo "bench: $name: UDP $FLOWS flows (${SECONDS_PER_RUN}s)"
 	udp_run "$WORK/udp-nflows.trafgen"
-	eval "R_${name}_txn=$RES_TX R_${name}_udpn=$RES_RX"
+	eval "R_${name}_txn=$RES_TX R_${name}_udpn=$RES_RX R_${name}_cpun=$RES_CPU R_${name}_sirqn=$RES_SIRQ"
+	echo "bench: $name: TCP iperf3 one stream (${SECONDS_PER_RUN}s)"
+	tcp_run 1
+	eval "R_${name}_tcp1=$RES_TCP"
 	echo "bench: $name: TCP iperf3 -P 4 (${SECONDS_PER_RUN}s)"
-	tcp_run
+	tcp_run 4
 	eval "R_${name}_tcp=$RES_TCP"
+	echo "bench: $name: UDP loss, iperf3 -u -l 64 at 100k pkt/s (${SECONDS_PER_RUN}s)"
+	loss_run
+	eval "R_${name}_loss=$RES_LOSS R_${name}_lossn=$RES_LOSS_N R_${name}_losswhere=$RES_LOSS_WHERE"
 }
 
 check_path() {
@@ -234,31 +313,40 @@ fi
 measure kernel
 lab kernelnat off
 
-# (b) passgate.
-PG_OK=0
-if [[ $KERNEL_ONLY -eq 0 && -n "$PG_BIN" && -z "$PG_NOTE" ]]; then
-	SOCK="$WORK/passgate.sock"
+# (b) passgate, on each driver.
+DRIVERS="${BENCH_DRIVERS:-afpacket afxdp}"
+PG_RAN=()
+declare -A PG_STATUS_FILE
+run_passgate() {
+	local drv="$1" name="pg_$1" ok=0
+	SOCK="$WORK/passgate-$drv.sock"
 	ip netns exec "$P-rtr" "$PG_BIN" run --lan lan0 --lan-addr 192.168.50.1/24 --wan wan0 --wan-addr 203.0.113.1/24 \
-		--control "$SOCK" >"$WORK/passgate.log" 2>&1 &
+		--driver "$drv" --control "$SOCK" >"$WORK/passgate-$drv.log" 2>&1 &
 	PG_PID=$!
 	for _ in $(seq 100); do
 		kill -0 "$PG_PID" 2>/dev/null || break
 		inns rtr "$PG_BIN" status --control "$SOCK" >/dev/null 2>&1 && {
-			PG_OK=1
+			ok=1
 			break
 		}
 		sleep 0.2
 	done
-	if [[ $PG_OK -eq 1 ]] && check_path; then
-		measure passgate
-		inns rtr "$PG_BIN" status --control "$SOCK" >"$WORK/passgate-status.txt" 2>&1 || true
+	if [[ $ok -eq 1 ]] && check_path; then
+		measure "$name"
+		inns rtr "$PG_BIN" status --control "$SOCK" >"$WORK/passgate-status-$drv.txt" 2>&1 || true
+		PG_STATUS_FILE[$drv]="$WORK/passgate-status-$drv.txt"
+		PG_RAN+=("$drv")
 	else
-		PG_OK=0
-		PG_NOTE="passgate did not start or did not forward lan1 -> srv1; its log: $(tail -c 400 "$WORK/passgate.log" | tr '\n' ' ')"
+		PG_NOTE="$PG_NOTE passgate --driver $drv did not start or did not forward lan1 -> srv1; its log: $(tail -c 400 "$WORK/passgate-$drv.log" | tr '\n' ' ')"
 	fi
 	kill -TERM "$PG_PID" 2>/dev/null || true
 	wait "$PG_PID" 2>/dev/null || true
 	PG_PID=""
+}
+if [[ $KERNEL_ONLY -eq 0 && -n "$PG_BIN" && -z "$PG_NOTE" ]]; then
+	for d in $DRIVERS; do
+		run_passgate "$d"
+	done
 elif [[ $KERNEL_ONLY -eq 1 ]]; then
 	PG_NOTE="not run (--kernel-only)"
 fi
@@ -271,21 +359,40 @@ ratio() {
 	fi
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'
 }
-val() { if [[ $PG_OK -eq 1 ]]; then eval "echo \${R_passgate_$1}"; else echo "-"; fi; }
+ran() { [[ " ${PG_RAN[*]} " == *" $1 "* ]]; }
+val() { if ran "$1"; then eval "echo \${R_pg_$1_$2}"; else echo "-"; fi; }
 cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 
 echo
 echo "== passgate bench, $(date -u +%Y-%m-%dT%H:%M:%SZ) =="
 echo "machine: nproc=$(nproc), kernel $(uname -r), ${cpu:-unknown CPU}"
-echo "load:    $LOAD_BEFORE before the run (1/5/15 min; anything else running skews both columns)"
+echo "load:    $LOAD_BEFORE before the run (1/5/15 min; anything else running skews every column)"
 echo "lab:     prefix $P, veth + bridges, offloads off, MTU 1500"
 echo
-printf '%-34s %16s %16s %8s\n' "measure" "kernel NAT" "passgate" "pg/kern"
-printf '%-34s %16s %16s %8s\n' "UDP 64B 1 flow, rx pkt/s" "$R_kernel_udp1" "$(val udp1)" "$(ratio "$(val udp1)" "$R_kernel_udp1")"
-printf '%-34s %16s %16s %8s\n' "UDP 64B $FLOWS flows, rx pkt/s" "$R_kernel_udpn" "$(val udpn)" "$(ratio "$(val udpn)" "$R_kernel_udpn")"
-printf '%-34s %16s %16s %8s\n' "TCP iperf3 -P 4, Gbit/s" "$R_kernel_tcp" "$(val tcp)" "$(ratio "$(val tcp)" "$R_kernel_tcp")"
-printf '%-34s %16s %16s\n' "  (trafgen sent, 1 flow, pkt/s)" "$R_kernel_tx1" "$(val tx1)"
-printf '%-34s %16s %16s\n' "  (trafgen sent, $FLOWS flows, pkt/s)" "$R_kernel_txn" "$(val txn)"
+row() { # LABEL KEY
+	local line k
+	line=$(printf '%-36s %12s' "$1" "$(eval "echo \${R_kernel_$2}")")
+	for d in $DRIVERS; do
+		line+=$(printf ' %12s %6s' "$(val "$d" "$2")" "$(ratio "$(val "$d" "$2")" "$(eval "echo \${R_kernel_$2}")")")
+	done
+	echo "$line"
+}
+hdr=$(printf '%-36s %12s' "measure" "kernel NAT")
+for d in $DRIVERS; do hdr+=$(printf ' %12s %6s' "pg $d" "x kern"); done
+echo "$hdr"
+row "UDP 64B 1 flow, rx pkt/s" udp1
+row "UDP 64B $FLOWS flows, rx pkt/s" udpn
+row "TCP iperf3 1 stream, Gbit/s" tcp1
+row "TCP iperf3 -P 4, Gbit/s" tcp
+row "UDP loss at 100k pkt/s, %" loss
+row "  (lost/sent)" lossn
+row "  (lost where: lan1 sndbuf/NAT/srv1 rcvbuf)" losswhere
+row "CPU ns/pkt, passgate, 1 flow" cpu1
+row "CPU ns/pkt, passgate, $FLOWS flows" cpun
+row "softirq ns/pkt (machine), 1 flow" sirq1
+row "softirq ns/pkt (machine), $FLOWS" sirqn
+row "  (trafgen sent, 1 flow, pkt/s)" tx1
+row "  (trafgen sent, $FLOWS flows, pkt/s)" txn
 echo
 echo "commands:"
 echo "  UDP: ip netns exec $P-lan1 trafgen --dev eth0 --conf CONF --cpus 2   (under timeout -s INT $((SECONDS_PER_RUN + 1)))"
@@ -294,18 +401,19 @@ echo "                udp(sp=$SPORT0 | dinc($SPORT0, $((SPORT0 + FLOWS - 1))), d
 echo "       figure = delta of /sys/class/net/eth0/statistics/rx_packets in $P-srv1 over the last $((SECONDS_PER_RUN - 1))s,"
 echo "       with 'table netdev passgate_bench' dropping udp dport $UDP_PORT at srv1's ingress"
 echo "  TCP: ip netns exec $P-srv1 iperf3 -s -1 -B 203.0.113.10"
-echo "       ip netns exec $P-lan1 iperf3 -c 203.0.113.10 -P 4 -t $SECONDS_PER_RUN   (end.sum_received)"
+echo "       ip netns exec $P-lan1 iperf3 -c 203.0.113.10 [-P 4] -t $SECONDS_PER_RUN   (end.sum_received)"
+echo "  loss: ip netns exec $P-lan1 iperf3 -c 203.0.113.10 -u -l 64 -b 51200000 -t $SECONDS_PER_RUN   (end.sum.lost_percent)"
 echo "  kernel NAT: lab.sh kernelnat on (ip_forward=1, nft ip masquerade on wan0)"
-echo "  passgate:   ip netns exec $P-rtr passgate run --lan lan0 --lan-addr 192.168.50.1/24 --wan wan0 --wan-addr 203.0.113.1/24"
+echo "  passgate:   ip netns exec $P-rtr passgate run --lan lan0 --lan-addr 192.168.50.1/24 --wan wan0 --wan-addr 203.0.113.1/24 --driver D"
 if [[ -n "$PG_NOTE" ]]; then
 	echo
 	echo "passgate: $PG_NOTE"
 fi
-if [[ -s "$WORK/passgate-status.txt" ]]; then
+for d in "${PG_RAN[@]}"; do
 	echo
-	echo "passgate status after the runs:"
-	sed 's/^/  /' "$WORK/passgate-status.txt" | head -40
-fi
-if [[ $KERNEL_ONLY -eq 0 && $PG_OK -ne 1 ]]; then
+	echo "passgate --driver $d: status after the runs (driver, lost frames, sockets):"
+	sed -n '/^driver/p; /^LOST FRAMES/,/^$/p; /^SOCKETS/,$p' "${PG_STATUS_FILE[$d]}" | sed 's/^/  /' | head -30
+done
+if [[ $KERNEL_ONLY -eq 0 && ${#PG_RAN[@]} -eq 0 ]]; then
 	exit 1
 fi

@@ -466,11 +466,15 @@ func (s *Socket) Stats() port.Stats {
 	}
 	k := s.kstats
 	s.statsMu.Unlock()
+	// The kernel's rx_dropped counts frames it had no fill ring buffer for
+	// (also counted in rx_fill_ring_empty_descs) and frames too long for
+	// a buffer; a full RX ring is counted apart, in rx_ring_full.
+	tooLong := k.Rx_dropped - min(k.Rx_dropped, k.Rx_fill_ring_empty_descs)
 	st := port.Stats{
 		RxPackets:  s.rxPackets.Load(),
-		RxRingFull: k.Rx_dropped + k.Rx_ring_full,
+		RxRingFull: k.Rx_ring_full,
 		RxNoBuffer: k.Rx_fill_ring_empty_descs,
-		RxInvalid:  k.Rx_invalid_descs,
+		RxInvalid:  k.Rx_invalid_descs + tooLong,
 		TxPackets:  s.txPackets.Load(),
 		TxFull:     s.txFull.Load(),
 		TxBadFrame: s.txBad.Load() + k.Tx_invalid_descs,

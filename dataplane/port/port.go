@@ -57,11 +57,13 @@ type Stats struct {
 	TxErrors uint64 `json:"tx_errors"`
 
 	// RxRingFull: the receive ring had no room (AF_PACKET's tp_drops,
-	// AF_XDP's rx_ring_full and rx_dropped).
+	// AF_XDP's rx_ring_full).
 	RxRingFull uint64 `json:"rx_ring_full,omitzero"`
-	// RxNoBuffer: AF_XDP's fill ring was empty, no buffer to receive into.
+	// RxNoBuffer: AF_XDP's fill ring was empty, no buffer to receive into
+	// (the receiver is behind: its frames wait in the RX ring).
 	RxNoBuffer uint64 `json:"rx_no_buffer,omitzero"`
-	// RxInvalid: AF_XDP descriptors the kernel found invalid.
+	// RxInvalid: AF_XDP descriptors the kernel found invalid, and frames
+	// too long for a UMEM frame.
 	RxInvalid uint64 `json:"rx_invalid,omitzero"`
 	// TxFull: the kernel (or the TX ring) had no room, still so after
 	// retrying (EAGAIN, ENOBUFS, a full AF_XDP TX ring or no free buffer).
