@@ -226,9 +226,18 @@ loss_points() {
 		"$(counter srv1 eth0 rx_packets) $(udp_snmp srv1 InDatagrams) $(udp_snmp srv1 RcvbufErrors)"
 }
 
-# loss_run: sets RES_LOSS, the percentage of an iperf3 UDP stream of 64-byte
-# payloads at 100k pkt/s that did not arrive (server side), and RES_LOSS_N,
-# lost/total packets.
+# pg_losses FILE: passgate's lost frames by reason (status --json) into FILE.
+pg_losses() {
+	if [[ -n "$PG_PID" ]]; then
+		inns rtr "$PG_BIN" status --json --control "$SOCK" >"$1" 2>/dev/null || echo '{}' >"$1"
+	else
+		echo '{}' >"$1"
+	fi
+}
+
+# loss_run [IPERF3 ARGS]: sets RES_LOSS, the percentage of an iperf3 UDP
+# stream of 64-byte payloads at 100k pkt/s that did not arrive (server
+# side), RES_LOSS_N, lost/total packets, and RES_LOSS_WHERE.
 loss_run() {
 	local spid
 	local a b
@@ -243,7 +252,8 @@ loss_run() {
 		sleep 0.1
 	done
 	read -r -a a < <(loss_points)
-	if inns lan1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 203.0.113.10 -u -l 64 -b 51200000 -t "$SECONDS_PER_RUN" -J >"$WORK/iperf3-client.json" 2>&1; then
+	pg_losses "$WORK/losses-before.json"
+	if inns lan1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 203.0.113.10 -u -l 64 -b 51200000 "$@" -t "$SECONDS_PER_RUN" -J >"$WORK/iperf3-client.json" 2>&1; then
 		read -r RES_LOSS RES_LOSS_N < <("$PY" -c 'import json,sys; s=json.load(open(sys.argv[1]))["end"]["sum"]; print("%.2f %d/%d" % (s["lost_percent"], s["lost_packets"], s["packets"]))' "$WORK/iperf3-client.json")
 	else
 		echo "bench: iperf3 -u failed: $(tail -c 300 "$WORK/iperf3-client.json" | tr '\n' ' ')" >&2
@@ -255,7 +265,15 @@ loss_run() {
 	# Where the datagrams went: not sent (lan1 send buffer), lost between
 	# lan1's and srv1's interfaces (the NAT), and dropped at srv1's socket
 	# (receive buffer full: the receiver, not the NAT).
+	pg_losses "$WORK/losses-after.json"
 	RES_LOSS_WHERE="sndbuf=$((b[1] - a[1]))/nat=$(((b[2] - a[2]) - (b[3] - a[3])))/rcvbuf=$((b[5] - a[5]))"
+	# passgate's own count of what it lost in the run, by reason.
+	RES_LOSS_PG=$("$PY" -c '
+import json, sys
+a = json.load(open(sys.argv[1])).get("losses") or {}
+b = json.load(open(sys.argv[2])).get("losses") or {}
+d = ["%s=%d" % (k, b[k] - a.get(k, 0)) for k in sorted(b) if b[k] - a.get(k, 0)]
+print(",".join(d) or "none")' "$WORK/losses-before.json" "$WORK/losses-after.json")
 }
 
 # tcp_run STREAMS: sets RES_TCP, received Gbit/s of iperf3 -P STREAMS (0 on
@@ -297,7 +315,10 @@ measure() {
 	eval "R_${name}_tcp=$RES_TCP"
 	echo "bench: $name: UDP loss, iperf3 -u -l 64 at 100k pkt/s (${SECONDS_PER_RUN}s)"
 	loss_run
-	eval "R_${name}_loss=$RES_LOSS R_${name}_lossn=$RES_LOSS_N R_${name}_losswhere=$RES_LOSS_WHERE"
+	eval "R_${name}_loss=$RES_LOSS R_${name}_lossn=$RES_LOSS_N R_${name}_losswhere=$RES_LOSS_WHERE R_${name}_losspg=$RES_LOSS_PG"
+	echo "bench: $name: UDP loss, the same with 4 MiB socket buffers (-w 4M) (${SECONDS_PER_RUN}s)"
+	loss_run -w 4M
+	eval "R_${name}_lossw=$RES_LOSS R_${name}_losswn=$RES_LOSS_N R_${name}_losswwhere=$RES_LOSS_WHERE R_${name}_losswpg=$RES_LOSS_PG"
 }
 
 check_path() {
@@ -353,7 +374,7 @@ fi
 
 # Report.
 ratio() {
-	if [[ "$1" == - ]]; then
+	if ! [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then
 		echo -
 		return
 	fi
@@ -387,6 +408,11 @@ row "TCP iperf3 -P 4, Gbit/s" tcp
 row "UDP loss at 100k pkt/s, %" loss
 row "  (lost/sent)" lossn
 row "  (lost where: lan1 sndbuf/NAT/srv1 rcvbuf)" losswhere
+row "  (passgate counted)" losspg
+row "UDP loss at 100k pkt/s, -w 4M, %" lossw
+row "  (lost/sent)" losswn
+row "  (lost where: lan1 sndbuf/NAT/srv1 rcvbuf)" losswwhere
+row "  (passgate counted)" losswpg
 row "CPU ns/pkt, passgate, 1 flow" cpu1
 row "CPU ns/pkt, passgate, $FLOWS flows" cpun
 row "softirq ns/pkt (machine), 1 flow" sirq1
@@ -402,7 +428,8 @@ echo "       figure = delta of /sys/class/net/eth0/statistics/rx_packets in $P-s
 echo "       with 'table netdev passgate_bench' dropping udp dport $UDP_PORT at srv1's ingress"
 echo "  TCP: ip netns exec $P-srv1 iperf3 -s -1 -B 203.0.113.10"
 echo "       ip netns exec $P-lan1 iperf3 -c 203.0.113.10 [-P 4] -t $SECONDS_PER_RUN   (end.sum_received)"
-echo "  loss: ip netns exec $P-lan1 iperf3 -c 203.0.113.10 -u -l 64 -b 51200000 -t $SECONDS_PER_RUN   (end.sum.lost_percent)"
+echo "  loss: ip netns exec $P-lan1 iperf3 -c 203.0.113.10 -u -l 64 -b 51200000 [-w 4M] -t $SECONDS_PER_RUN   (end.sum.lost_percent)"
+echo "        where: lan1 Udp SndbufErrors; lan1 eth0 tx_packets - srv1 eth0 rx_packets (NAT and links); srv1 Udp RcvbufErrors"
 echo "  kernel NAT: lab.sh kernelnat on (ip_forward=1, nft ip masquerade on wan0)"
 echo "  passgate:   ip netns exec $P-rtr passgate run --lan lan0 --lan-addr 192.168.50.1/24 --wan wan0 --wan-addr 203.0.113.1/24 --driver D"
 if [[ -n "$PG_NOTE" ]]; then

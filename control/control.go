@@ -46,8 +46,9 @@ type Status struct {
 	DriverFallback string `json:"driver_fallback,omitempty"`
 	// Losses counts every frame lost on the way through, by reason: the
 	// sockets' (rx_ring_full, rx_no_buffer, rx_invalid, tx_full,
-	// tx_bad_frame, tx_down) and the interfaces' own drop counters
-	// (IFACE_rx_dropped, IFACE_tx_dropped, from the kernel).
+	// tx_bad_frame, tx_down) and the interfaces' own drop counters since
+	// start (IFACE_rx_dropped, IFACE_tx_dropped, from the kernel; on veth
+	// rx_dropped includes what an AF_XDP socket had no buffer for).
 	Losses     map[string]uint64 `json:"losses,omitempty"`
 	Interfaces []Interface       `json:"interfaces"`
 	NAT        NATStats          `json:"nat"`

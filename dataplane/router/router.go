@@ -1,12 +1,13 @@
-// Package router owns passgate's data plane workers: it opens the AF_PACKET
-// sockets (one receiving socket per worker and interface, joined in a fanout
-// group per interface, and transmit sockets owned by each worker goroutine),
-// fences the kernel off the forwarded path with an nftables netdev table,
-// and runs the loop that moves frames through the link layer and the NAT
-// engine: receive a batch, forward what belongs to established flows
-// under the engine's read lock (workers in parallel), the rest under its
-// write lock, send what results. A timer expires flows. On shutdown the interfaces are left as
-// they were found.
+// Package router owns passgate's data plane workers: it opens the packet
+// driver's ports (dataplane/port: AF_XDP with its XDP program, one socket
+// and worker per receive queue, or AF_PACKET, one receiving socket per
+// worker and interface joined in a fanout group plus transmit sockets
+// owned by each worker goroutine), fences the kernel off the forwarded
+// path with an nftables netdev table, and runs the loop that moves frames
+// through the link layer and the NAT engine: receive a batch, forward what
+// belongs to established flows under the engine's read lock (workers in
+// parallel), the rest under its write lock, send what results. A timer
+// expires flows. On shutdown the interfaces are left as they were found.
 package router
 
 import (
@@ -95,6 +96,7 @@ type Router struct {
 	fenced  bool
 
 	driver, xdpMode, fallback string
+	ifDrops0                  [2][2]uint64 // the interfaces' drop counters at New
 }
 
 type ifaceInfo struct {
@@ -207,6 +209,7 @@ func New(opts Options) (*Router, error) {
 			return nil, fmt.Errorf("router: %s: %w", names[in], err)
 		}
 	}
+	r.snapshotDrops()
 	if r.ppp, err = r.newPPPoE(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}

@@ -316,3 +316,53 @@ func TestFastForward(t *testing.T) {
 		t.Fatalf("%v allocations per fast-path frame", a)
 	}
 }
+
+// TestPartialChecksum: what AF_XDP hands over carries no checksum state, so
+// a partial checksum is recognised by its value: the pseudo-header sum.
+// A complete checksum is not, and where one happens to equal that value,
+// completing it leaves it as it was.
+func TestPartialChecksum(t *testing.T) {
+	u := udpPacket([]byte("hello, world!!"))
+	partial(u, 6)
+	tp := tcpPacket([]byte("hello"))
+	partial(tp, 16)
+	for name, p := range map[string][]byte{"udp": u, "tcp": tp} {
+		if !partialChecksum(p) {
+			t.Errorf("%s: partial checksum not recognised", name)
+		}
+		completeChecksum(p)
+		if !l4Valid(p) || partialChecksum(p) {
+			t.Errorf("%s: completed checksum still looks partial or is wrong", name)
+		}
+	}
+	zero := udpPacket([]byte("x"))
+	frag := udpPacket([]byte("abc"))
+	partial(frag, 6)
+	frag[7] = 1 // fragment offset 8
+	for name, p := range map[string][]byte{"udp without checksum": zero, "fragment": frag, "short": u[:27], "empty": nil} {
+		if partialChecksum(p) {
+			t.Errorf("%s: taken as partial", name)
+		}
+	}
+	// A complete checksum equal to the pseudo-header sum: payload bytes
+	// chosen so the segment sums to its complement.
+	// With F = fold(P) in the field, the rest of the segment must sum to
+	// ~(2P): pick the payload word X for it, R being the rest's sum.
+	c := udpPacket([]byte{0, 0, 0, 0})
+	c[26], c[27] = 0, 0
+	p2 := 2 * packet.PseudoHeaderSum([4]byte(c[12:16]), [4]byte(c[16:20]), 17, len(c)-20)
+	r := packet.Sum(c[20:], 0)
+	binary.BigEndian.PutUint16(c[28:], ^packet.Fold(uint32(packet.Fold(p2))+uint32(packet.Fold(r))))
+	partial(c, 6)
+	want := binary.BigEndian.Uint16(c[26:])
+	if !l4Valid(c) {
+		t.Fatal("the constructed packet's checksum is not right")
+	}
+	if !partialChecksum(c) {
+		t.Fatal("the constructed complete checksum should look partial")
+	}
+	completeChecksum(c)
+	if got := binary.BigEndian.Uint16(c[26:]); got != want || !l4Valid(c) {
+		t.Fatalf("completing a complete checksum changed it: %#04x, want %#04x", got, want)
+	}
+}

@@ -146,9 +146,10 @@ func (r *Router) Sockets() []Socket {
 	return out
 }
 
-// Losses sums every socket's losses by reason (port.Stats.Reasons); the
-// router's own (dropped_by_engine, emitted_dropped, tx_failed) are in
-// Counters.
+// Losses sums every socket's losses by reason (port.Stats.Reasons), and
+// adds the interfaces' kernel drop counters since New (IFACE_rx_dropped,
+// IFACE_tx_dropped); the router's own (dropped_by_engine, emitted_dropped,
+// tx_failed) are in Counters.
 func (r *Router) Losses() map[string]uint64 {
 	var t port.Stats
 	for _, s := range r.socks {
@@ -156,14 +157,29 @@ func (r *Router) Losses() map[string]uint64 {
 	}
 	m := map[string]uint64{}
 	t.Reasons(func(name string, v uint64) { m[name] = v })
-	for _, i := range r.ifaces {
-		for _, c := range []string{"rx_dropped", "tx_dropped"} {
+	for in, i := range r.ifaces {
+		for k, c := range ifaceDropCounters {
 			if v, err := readCounter(i.name, c); err == nil {
-				m[i.name+"_"+c] = v
+				m[i.name+"_"+c] = v - min(v, r.ifDrops0[in][k])
 			}
 		}
 	}
 	return m
+}
+
+// ifaceDropCounters are the interfaces' kernel drop counters Losses
+// reports, as counted since New. On veth, rx_dropped includes the frames
+// the XDP program redirected to an AF_XDP socket that had no buffer for
+// them (also in rx_no_buffer).
+var ifaceDropCounters = [2]string{"rx_dropped", "tx_dropped"}
+
+// snapshotDrops remembers the interfaces' drop counters at start.
+func (r *Router) snapshotDrops() {
+	for in, i := range r.ifaces {
+		for k, c := range ifaceDropCounters {
+			r.ifDrops0[in][k], _ = readCounter(i.name, c)
+		}
+	}
 }
 
 // readCounter reads an interface statistic from sysfs (the mount of the
