@@ -57,8 +57,15 @@ import (
 const StatusCsumNotReady = port.CsumNotReady
 
 const (
-	defaultBlockSize   = 1 << 18
-	defaultNumBlocks   = 64
+	// Small blocks, many of them: the kernel hands a TPACKET_V3 block over
+	// only when it is full or its retire timer fires (a 4 ms tick at
+	// HZ=250), so a 256 KiB block of small frames delayed them by a whole
+	// tick and released them as one burst of hundreds, which overflowed
+	// the receiving hosts' socket buffers downstream. A 16 KiB block holds
+	// about a hundred 64-byte frames (1 ms at 100k pkt/s); 1024 of them
+	// keep the ring at 16 MiB.
+	defaultBlockSize   = 1 << 14
+	defaultNumBlocks   = 1024
 	defaultPollTimeout = 50 * time.Millisecond
 
 	// retireTimeoutMs bounds how long a partially filled block stays with the
@@ -93,9 +100,9 @@ type Config struct {
 	// frame (ETH_P_ALL).
 	Protocol uint16
 	// BlockSize is the TPACKET_V3 block size in bytes, a multiple of the
-	// page size; default 1<<18.
+	// page size; default 1<<14.
 	BlockSize int
-	// NumBlocks is the number of blocks in the ring; default 64.
+	// NumBlocks is the number of blocks in the ring; default 1024.
 	NumBlocks int
 	// PollTimeout is how long Recv waits for a block before returning
 	// n=0; default 50ms.
