@@ -25,6 +25,7 @@ const full = `{
  ],
  "dmz":"192.168.50.20",
  "workers":2,
+ "driver":"afxdp",
  "control_socket":"/tmp/pg.sock"
 }`
 
@@ -77,7 +78,8 @@ func TestFullConfig(t *testing.T) {
 			t.Errorf("forward %d: got %+v want %+v", i, fw[i], wantFw[i])
 		}
 	}
-	if s.LANInterface != "lan0" || s.WANInterface != "wan0" || s.Workers != 2 || s.ControlSocket != "/tmp/pg.sock" {
+	if s.LANInterface != "lan0" || s.WANInterface != "wan0" || s.Workers != 2 || s.ControlSocket != "/tmp/pg.sock" ||
+		s.Driver != "afxdp" || s.RouterOptions().Driver != "afxdp" {
 		t.Errorf("settings %+v", s)
 	}
 	if _, err := nat.New(s.NAT, 0); err != nil {
@@ -103,7 +105,7 @@ func TestDefaults(t *testing.T) {
 	if n.Timeouts != wantT {
 		t.Errorf("timeouts %+v, want %+v", n.Timeouts, wantT)
 	}
-	if s.ControlSocket != DefaultControlSocket || s.Workers != 0 {
+	if s.ControlSocket != DefaultControlSocket || s.Workers != 0 || s.Driver != "auto" {
 		t.Errorf("settings %+v", s)
 	}
 	// Defaults are filled into the file form too.
@@ -285,6 +287,7 @@ func TestValidationErrors(t *testing.T) {
 		{"dmz bad", func(m map[string]any) { m["dmz"] = "10.0.0.1" }, "dmz", "not a host on the LAN"},
 		{"dmz syntax", func(m map[string]any) { m["dmz"] = "x" }, "dmz", "not an IPv4 address"},
 		{"workers", func(m map[string]any) { m["workers"] = -1 }, "workers", "-1 out of range 0-256"},
+		{"driver", func(m map[string]any) { m["driver"] = "dpdk" }, "driver", `"dpdk" is not one of auto, afxdp, afpacket`},
 		{"control relative", func(m map[string]any) { m["control_socket"] = "pg.sock" }, "control_socket", "not an absolute path"},
 		{"control long", func(m map[string]any) { m["control_socket"] = "/" + strings.Repeat("a", 120) }, "control_socket", "shorter than 108"},
 	}
