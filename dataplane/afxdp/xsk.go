@@ -6,8 +6,8 @@
 // A Socket owns one UMEM (a region of frames shared with the kernel) and
 // its four rings: the fill ring gives the kernel empty frames to receive
 // into, the RX ring hands received frames back, the TX ring gives frames
-// to send, and the completion ring returns them once sent. Half the UMEM's
-// frames circulate through fill and RX, the other half through TX and
+// to send, and the completion ring returns them once sent. The UMEM's
+// first RxRingSize frames circulate through fill and RX, the rest through TX and
 // completion. need_wakeup is on: the kernel is only kicked (poll, sendto)
 // when it asked to be.
 //
@@ -42,10 +42,14 @@ import (
 
 const (
 	defaultFrameSize = 2048
-	// defaultRingSize: 8192 frames of RX backlog ride out a worker kept
-	// off the CPU for 80 ms at 100k pkt/s (2048 lost frames to
-	// rx_no_buffer on a loaded 2-core machine).
-	defaultRingSize    = 8192
+	// defaultRxRingSize: 16384 frames of RX backlog ride out a worker
+	// kept off the CPU for 160 ms at 100k pkt/s. On the loaded 2-core lab
+	// machine 2048 lost frames to rx_no_buffer in most 100k pkt/s runs,
+	// 8192 in some. AF_PACKET's 16 MiB ring holds some 100k small frames;
+	// AF_XDP's frames are fixed 2 KiB chunks, so depth costs memory: 32 MiB
+	// for RX, 8 MiB for TX, per socket.
+	defaultRxRingSize = 16384
+	defaultTxRingSize = 4096
 	defaultPollTimeout = 50 * time.Millisecond
 	ethHeaderLen       = 14
 
@@ -64,9 +68,10 @@ type Config struct {
 	Queue int
 	// FrameSize is the UMEM chunk size, 2048 or 4096; default 2048.
 	FrameSize int
-	// RingSize is the size of each ring, a power of two; the UMEM has
-	// 2*RingSize frames. Default 8192 (a 32 MiB UMEM).
-	RingSize int
+	// RxRingSize is the size of the fill and RX rings, TxRingSize of
+	// the TX and completion rings, powers of two; the UMEM has as many
+	// frames as both together. Defaults 16384 and 4096.
+	RxRingSize, TxRingSize int
 	// PollTimeout is how long Recv waits before returning 0; default 50ms.
 	PollTimeout time.Duration
 }
@@ -122,8 +127,11 @@ func open(cfg Config) (_ *Socket, err error) {
 	if cfg.FrameSize == 0 {
 		cfg.FrameSize = defaultFrameSize
 	}
-	if cfg.RingSize == 0 {
-		cfg.RingSize = defaultRingSize
+	if cfg.RxRingSize == 0 {
+		cfg.RxRingSize = defaultRxRingSize
+	}
+	if cfg.TxRingSize == 0 {
+		cfg.TxRingSize = defaultTxRingSize
 	}
 	if cfg.PollTimeout <= 0 {
 		cfg.PollTimeout = defaultPollTimeout
@@ -131,8 +139,10 @@ func open(cfg Config) (_ *Socket, err error) {
 	if cfg.FrameSize != 2048 && cfg.FrameSize != 4096 {
 		return nil, fmt.Errorf("frame size %d is not 2048 or 4096", cfg.FrameSize)
 	}
-	if cfg.RingSize < 8 || cfg.RingSize > 1<<16 || cfg.RingSize&(cfg.RingSize-1) != 0 {
-		return nil, fmt.Errorf("ring size %d is not a power of two in [8, 65536]", cfg.RingSize)
+	for _, n := range []int{cfg.RxRingSize, cfg.TxRingSize} {
+		if n < 8 || n > 1<<16 || n&(n-1) != 0 {
+			return nil, fmt.Errorf("ring size %d is not a power of two in [8, 65536]", n)
+		}
 	}
 	ifi, err := net.InterfaceByName(cfg.Iface)
 	if err != nil {
@@ -153,8 +163,8 @@ func open(cfg Config) (_ *Socket, err error) {
 		}
 	}()
 
-	size := uint32(cfg.RingSize)
-	nframes := 2 * cfg.RingSize
+	rxSize, txSize := uint32(cfg.RxRingSize), uint32(cfg.TxRingSize)
+	nframes := cfg.RxRingSize + cfg.TxRingSize
 	s.umem, err = unix.Mmap(-1, 0, nframes*cfg.FrameSize, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
@@ -164,9 +174,10 @@ func open(cfg Config) (_ *Socket, err error) {
 	if err := setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
 		return nil, fmt.Errorf("XDP_UMEM_REG: %w", err)
 	}
-	for _, opt := range []int{unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_RX_RING, unix.XDP_TX_RING} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, opt, cfg.RingSize); err != nil {
-			return nil, fmt.Errorf("setsockopt ring %d size %d: %w", opt, cfg.RingSize, err)
+	for _, o := range [][2]int{{unix.XDP_UMEM_FILL_RING, cfg.RxRingSize}, {unix.XDP_UMEM_COMPLETION_RING, cfg.TxRingSize},
+		{unix.XDP_RX_RING, cfg.RxRingSize}, {unix.XDP_TX_RING, cfg.TxRingSize}} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, o[0], o[1]); err != nil {
+			return nil, fmt.Errorf("setsockopt ring %d size %d: %w", o[0], o[1], err)
 		}
 	}
 	var off unix.XDPMmapOffsets
@@ -176,32 +187,33 @@ func open(cfg Config) (_ *Socket, err error) {
 	type spec struct {
 		off  unix.XDPRingOffset
 		pgof int64
+		size uint32
 		desc bool
 		r    *ring
 	}
 	for i, sp := range []spec{
-		{off.Fr, unix.XDP_UMEM_PGOFF_FILL_RING, false, &s.fill},
-		{off.Cr, unix.XDP_UMEM_PGOFF_COMPLETION_RING, false, &s.comp},
-		{off.Rx, unix.XDP_PGOFF_RX_RING, true, &s.rx},
-		{off.Tx, unix.XDP_PGOFF_TX_RING, true, &s.tx},
+		{off.Fr, unix.XDP_UMEM_PGOFF_FILL_RING, rxSize, false, &s.fill},
+		{off.Cr, unix.XDP_UMEM_PGOFF_COMPLETION_RING, txSize, false, &s.comp},
+		{off.Rx, unix.XDP_PGOFF_RX_RING, rxSize, true, &s.rx},
+		{off.Tx, unix.XDP_PGOFF_TX_RING, txSize, true, &s.tx},
 	} {
-		m, err := unix.Mmap(fd, sp.pgof, ringBytes(sp.off, size, sp.desc), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+		m, err := unix.Mmap(fd, sp.pgof, ringBytes(sp.off, sp.size, sp.desc), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 		if err != nil {
 			return nil, fmt.Errorf("mmap ring %d: %w", i, err)
 		}
 		s.maps[i] = m
-		*sp.r = newRing(m, sp.off, size, sp.desc)
+		*sp.r = newRing(m, sp.off, sp.size, sp.desc)
 	}
 
-	// The first half of the UMEM receives, the second half sends.
-	n := s.fill.free(size)
+	// The first RxRingSize frames of the UMEM receive, the rest send.
+	n := s.fill.free(rxSize)
 	for i := range n {
 		s.fill.addrs[(s.fill.local+i)&s.fill.mask] = uint64(i) * s.frameSize
 	}
 	s.fill.submit(n)
-	s.held = make([]uint64, 0, cfg.RingSize)
-	s.txFree = make([]uint64, 0, cfg.RingSize)
-	for i := cfg.RingSize; i < nframes; i++ {
+	s.held = make([]uint64, 0, cfg.RxRingSize)
+	s.txFree = make([]uint64, 0, cfg.TxRingSize)
+	for i := cfg.RxRingSize; i < nframes; i++ {
 		s.txFree = append(s.txFree, uint64(i)*s.frameSize)
 	}
 
@@ -317,7 +329,7 @@ func (s *Socket) Recv(frames [][]byte, flags []uint32) (int, error) {
 }
 
 // refill gives the frames of the previous Recv back to the fill ring. The
-// fill ring is as large as the RX half of the UMEM, so there is always room.
+// fill ring is as large as the RX part of the UMEM, so there is always room.
 func (s *Socket) refill() {
 	if len(s.held) == 0 {
 		return
