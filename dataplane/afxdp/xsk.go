@@ -48,8 +48,8 @@ const (
 	// 8192 in some. AF_PACKET's 16 MiB ring holds some 100k small frames;
 	// AF_XDP's frames are fixed 2 KiB chunks, so depth costs memory: 32 MiB
 	// for RX, 8 MiB for TX, per socket.
-	defaultRxRingSize = 16384
-	defaultTxRingSize = 4096
+	defaultRxRingSize  = 16384
+	defaultTxRingSize  = 4096
 	defaultPollTimeout = 50 * time.Millisecond
 	ethHeaderLen       = 14
 
