@@ -79,7 +79,7 @@ func TestFullConfig(t *testing.T) {
 		}
 	}
 	if s.LANInterface != "lan0" || s.WANInterface != "wan0" || s.Workers != 2 || s.ControlSocket != "/tmp/pg.sock" ||
-		s.Driver != "afxdp" || s.RouterOptions().Driver != "afxdp" {
+		s.Driver != "afxdp" {
 		t.Errorf("settings %+v", s)
 	}
 	if _, err := nat.New(s.NAT, 0); err != nil {

@@ -88,6 +88,8 @@ func wireStatus() Status {
 		NAT:         NATStatsFrom(wireNAT()),
 		Passthrough: map[string]bool{"ipsec": true, "pptp": false, "l2tp": true},
 		Dataplane:   map[string]uint64{"rx_frames": 10, "forwarded": 8},
+		Driver:      "afpacket", XDPMode: "native/generic", DriverFallback: "afxdp: XDP program on lan0: the interface already has an XDP program",
+		Losses: map[string]uint64{"rx_ring_full": 6, "rx_no_buffer": 7, "tx_full": 8, "lan0_rx_dropped": 9},
 		Sockets: []SocketStats{{Interface: "lan0", Worker: 1, Loop: "lan0", Kind: "rx", RxPackets: 1, RxDrops: 2, RxFreezes: 3},
 			{Interface: "wan0", Worker: 1, Loop: "lan0", Kind: "tx", TxPackets: 4, TxErrors: 5}},
 		PPPoE: &PPPoE{On: true, Sessions: []PPPoESession{{ID: 17, Host: "02:00:00:00:00:0a", AC: "02:00:00:00:00:0b",
