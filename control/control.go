@@ -40,7 +40,8 @@ type Status struct {
 	// Driver is the packet driver in use: afxdp or afpacket.
 	Driver string `json:"driver,omitempty"`
 	// XDPMode is how the XDP program is attached (LAN/WAN: native or
-	// generic), with AF_XDP.
+	// generic) and whether the sockets run in copy or zero-copy mode, with
+	// AF_XDP: "native/native, copy" on veth.
 	XDPMode string `json:"xdp_mode,omitempty"`
 	// DriverFallback is why driver auto did not take AF_XDP.
 	DriverFallback string `json:"driver_fallback,omitempty"`

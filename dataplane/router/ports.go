@@ -143,7 +143,18 @@ func (r *Router) openAFXDP(names [2]string) ([2]hwInfo, error) {
 		r.socks = append(r.socks, sock{p: arp, iface: names[in], worker: id, loop: names[in], kind: "arp"})
 		r.workers = append(r.workers, &worker{id: id, in: in, rx: arp, tx: [2]port.Port{xsks[0][0], xsks[1][0]}})
 	}
-	r.xdpMode = r.progs[0].Mode + "/" + r.progs[1].Mode
+	// Copy or zero-copy is the kernel's choice per socket (bind asks for
+	// neither): zero-copy where the driver supports AF_XDP buffers, copy
+	// otherwise (veth).
+	copyMode := "zero-copy"
+	for _, q := range xsks {
+		for _, s := range q {
+			if !s.ZeroCopy() {
+				copyMode = "copy"
+			}
+		}
+	}
+	r.xdpMode = r.progs[0].Mode + "/" + r.progs[1].Mode + ", " + copyMode
 	return hw, nil
 }
 
@@ -183,8 +194,9 @@ func (r *Router) closeSockets() {
 }
 
 // Driver is the packet driver in use (afxdp or afpacket), and for AF_XDP
-// the XDP attach mode per interface (LAN/WAN: native or generic); why
-// auto fell back to AF_PACKET, if it did.
+// the XDP attach mode per interface and the sockets' mode ("native/native,
+// copy": LAN/WAN native or generic, copy or zero-copy); why auto fell back
+// to AF_PACKET, if it did.
 func (r *Router) Driver() (name, xdpMode, fallback string) {
 	return r.driver, r.xdpMode, r.fallback
 }
