@@ -404,11 +404,21 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("%s: %v\npage %s:\n%s", what, err, loc, body)
 		}
 	}
-	text := func(sel string) string {
-		t.Helper()
+	// tryText and tryChecked return the error instead of failing: a page
+	// that reloads itself can lose the node between the query and the read.
+	tryText := func(sel string) (string, error) {
 		c, cancel := context.WithTimeout(bctx, 20*time.Second)
 		defer cancel()
-		s, err := chromedp.Run(c, chromedp.Text(id(sel)))
+		return chromedp.Run(c, chromedp.Text(id(sel)))
+	}
+	tryChecked := func(sel string) (bool, error) {
+		c, cancel := context.WithTimeout(bctx, 20*time.Second)
+		defer cancel()
+		return chromedp.Run(c, chromedp.JavascriptAttribute[bool](id(sel), "checked"))
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := tryText(sel)
 		if err != nil {
 			t.Fatalf("text of #%s: %v", sel, err)
 		}
@@ -416,9 +426,7 @@ func TestBrowser(t *testing.T) {
 	}
 	checked := func(sel string) bool {
 		t.Helper()
-		c, cancel := context.WithTimeout(bctx, 20*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(c, chromedp.JavascriptAttribute[bool](id(sel), "checked"))
+		v, err := tryChecked(sel)
 		if err != nil {
 			t.Fatalf("#%s checked: %v", sel, err)
 		}
@@ -660,10 +668,18 @@ func TestBrowser(t *testing.T) {
 	up := text("uptime")
 	do("tick auto-refresh", chromedp.Click(id("auto-refresh")))
 	eventually("the status page refreshing itself", 20*time.Second, func() error {
-		if now := text("uptime"); now == up {
+		now, err := tryText("uptime")
+		if err != nil {
+			return fmt.Errorf("reading the uptime: %w", err)
+		}
+		if now == up {
 			return fmt.Errorf("uptime still %q", now)
 		}
-		if !checked("auto-refresh") {
+		on, err := tryChecked("auto-refresh")
+		if err != nil {
+			return fmt.Errorf("reading the auto-refresh box: %w", err)
+		}
+		if !on {
 			return errors.New("auto-refresh unticked by the refresh")
 		}
 		return nil
