@@ -400,7 +400,7 @@ func TestPutConfig(t *testing.T) {
 		t.Fatalf("good PUT: %d %s", r.code, r.body)
 	}
 	applied, n := e.gw.last()
-	if n != 1 || applied.Passthrough.IPsec != nat.Off || applied.Timeouts.UDP != 3*time.Minute || len(applied.PortForwards) != 0 {
+	if n != 1 || applied.Helpers["ipsec"] != nat.Off || applied.Timeouts.UDP != 3*time.Minute || len(applied.PortForwards) != 0 {
 		t.Fatalf("applied %+v", applied)
 	}
 	if f := e.file(); !strings.Contains(f, `"ipsec": false`) || strings.Contains(f, "port_forwards") {
@@ -493,8 +493,8 @@ func TestPassthroughEndpoints(t *testing.T) {
 	if r.code != 200 || len(pr.Changes) != 1 || pr.Changes[0] != "PPTP passthrough: on -> off" || pr.Passthrough.On {
 		t.Fatalf("pptp off: %d %s", r.code, r.body)
 	}
-	if applied, _ := e.gw.last(); applied.Passthrough.PPTP != nat.Off || applied.Passthrough.IPsec != nat.Default {
-		t.Fatalf("applied %+v", applied.Passthrough)
+	if applied, _ := e.gw.last(); applied.Helpers["pptp"] != nat.Off || applied.Helpers["ipsec"] != nat.Default {
+		t.Fatalf("applied %+v", applied.Helpers)
 	}
 	if !strings.Contains(e.file(), `"pptp": false`) {
 		t.Fatalf("file:\n%s", e.file())

@@ -19,8 +19,8 @@ func TestReloadFromFile(t *testing.T) {
 	if err != nil || len(ch) != 1 || ch[0] != "L2TP passthrough: on -> off" {
 		t.Fatalf("reload: %v %v", ch, err)
 	}
-	if applied, _ := e.gw.last(); applied.Passthrough.L2TP != nat.Off {
-		t.Fatalf("applied %+v", applied.Passthrough)
+	if applied, _ := e.gw.last(); applied.Helpers["l2tp"] != nat.Off {
+		t.Fatalf("applied %+v", applied.Helpers)
 	}
 	good := e.file()
 	// A broken edit is refused, field by field; the running one stays.

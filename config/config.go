@@ -71,7 +71,7 @@ type NAT struct {
 }
 
 // Passthrough switches VPN passthrough per protocol; an absent field is
-// on, as on home routers.
+// on, as on home routers (alg.All describes each).
 type Passthrough struct {
 	IPsec *bool `json:"ipsec,omitzero"` // IKE on UDP 500, NAT-T on UDP 4500, raw ESP
 	PPTP  *bool `json:"pptp,omitzero"`  // TCP 1723 and GRE; PPTP itself is obsolete and insecure
@@ -82,8 +82,8 @@ type Passthrough struct {
 	PPPoE *bool `json:"pppoe,omitzero"`
 }
 
-// Helpers switches the application-level gateways; an absent field takes
-// the helper's default: FTP and TFTP on, SIP, RTSP and H.323 off (RFC 4787
+// Helpers switches the application-level gateways (alg.All describes
+// each); an absent field takes the helper's default: FTP and TFTP on, SIP, RTSP and H.323 off (RFC 4787
 // REQ-10 asks that helpers other than FTP be off unless wanted).
 type Helpers struct {
 	FTP  *bool `json:"ftp,omitzero"`
@@ -93,9 +93,32 @@ type Helpers struct {
 	H323 *bool `json:"h323,omitzero"`
 }
 
-// Switches returns the set switches by helper name, for the engine.
-func (h Helpers) Switches() map[string]*bool {
-	return map[string]*bool{"ftp": h.FTP, "tftp": h.TFTP, "sip": h.SIP, "rtsp": h.RTSP, "h323": h.H323}
+// Switch returns the file's field of a switch by its name (alg.All's
+// names, and "pppoe" for the relay) and the field's path for errors;
+// ok is false for a name the file has no field for.
+func (c *Config) Switch(name string) (field **bool, path string, ok bool) {
+	p, h := &c.Passthrough, &c.Helpers
+	switch name {
+	case "ipsec":
+		return &p.IPsec, "passthrough.ipsec", true
+	case "pptp":
+		return &p.PPTP, "passthrough.pptp", true
+	case "l2tp":
+		return &p.L2TP, "passthrough.l2tp", true
+	case "pppoe":
+		return &p.PPPoE, "passthrough.pppoe", true
+	case "ftp":
+		return &h.FTP, "helpers.ftp", true
+	case "tftp":
+		return &h.TFTP, "helpers.tftp", true
+	case "sip":
+		return &h.SIP, "helpers.sip", true
+	case "rtsp":
+		return &h.RTSP, "helpers.rtsp", true
+	case "h323":
+		return &h.H323, "helpers.h323", true
+	}
+	return nil, "", false
 }
 
 // Timeouts are Go durations ("5m", "2h4m", "30s").

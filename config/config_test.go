@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"passgate/alg"
 	"passgate/nat"
 )
 
@@ -429,8 +430,8 @@ func TestPassthroughSwitches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := s.NAT.Passthrough
-		if p.IPsec.Enabled(true) != tc.ipsec || p.PPTP.Enabled(true) != tc.pptp || p.L2TP.Enabled(true) != tc.l2t {
+		p := s.NAT.Helpers
+		if p["ipsec"].Enabled(true) != tc.ipsec || p["pptp"].Enabled(true) != tc.pptp || p["l2tp"].Enabled(true) != tc.l2t {
 			t.Errorf("%s: %+v", tc.json, p)
 		}
 	}
@@ -454,5 +455,29 @@ func TestHelperSwitches(t *testing.T) {
 	}
 	if _, err := Parse([]byte(`{"helpers":{"gopher":true}}`)); err == nil {
 		t.Fatal("unknown helper accepted")
+	}
+}
+
+// Every helper alg.All lists has its switch in the file, under the name
+// the engine knows it by.
+func TestEveryHelperHasASwitch(t *testing.T) {
+	for _, a := range alg.All() {
+		c, err := Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, path, ok := c.Switch(a.Name)
+		if !ok || path == "" {
+			t.Fatalf("no configuration field for helper %q", a.Name)
+		}
+		on := !a.DefaultOn
+		*f = &on
+		s, err := c.Validate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.On(s.NAT); got != on {
+			t.Errorf("%s: %v in the file is %v in the engine", path, on, got)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"passgate/alg"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -216,14 +217,13 @@ func (c *Config) Validate() (*Settings, error) {
 			n.WANGateway = gw
 		}
 	}
-	n.Passthrough = nat.Passthrough{IPsec: sw(c.Passthrough.IPsec), PPTP: sw(c.Passthrough.PPTP), L2TP: sw(c.Passthrough.L2TP)}
 	s.PPPoERelay = c.Passthrough.PPPoE != nil && *c.Passthrough.PPPoE
-	for name, b := range c.Helpers.Switches() {
-		if b != nil {
+	for _, a := range alg.All() {
+		if b, _, ok := c.Switch(a.Name); ok && *b != nil {
 			if n.Helpers == nil {
 				n.Helpers = map[string]nat.Switch{}
 			}
-			n.Helpers[name] = sw(b)
+			n.Helpers[a.Name] = sw(*b)
 		}
 	}
 	n.LANMTU = v.intRange("lan.mtu", c.LAN.MTU, 576, 9000)

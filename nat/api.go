@@ -125,7 +125,6 @@ type Config struct {
 	// reads it.
 	PortSeed uint64
 
-	Passthrough Passthrough
 	// KernelTCP are TCP ports on the LAN address that the kernel serves
 	// (the admin page): the data plane lets the kernel have those
 	// packets, so the engine takes them quietly instead of counting them
@@ -133,7 +132,8 @@ type Config struct {
 	KernelTCP []uint16
 	// KernelUDP are the same for UDP (the port mapping servers).
 	KernelUDP []uint16
-	// Helpers switches registered application-level gateways by name
+	// Helpers switches registered helpers by name: the VPN passthroughs
+	// ("ipsec", "pptp", "l2tp") and the application-level gateways
 	// ("ftp", "sip", ...); absent ones take the helper's default.
 	Helpers map[string]Switch
 }
@@ -156,13 +156,4 @@ func (s Switch) Enabled(def bool) bool {
 		return false
 	}
 	return def
-}
-
-// Passthrough switches VPN passthrough per protocol. All are on by
-// default, as on home routers. Off means what routers do: the protocol's
-// traffic from the LAN is dropped, counted and logged, and its flows end.
-type Passthrough struct {
-	IPsec Switch // IKE (UDP 500), NAT-T (UDP 4500), ESP
-	PPTP  Switch // control on TCP 1723, GRE
-	L2TP  Switch // UDP 1701
 }

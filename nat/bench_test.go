@@ -103,45 +103,6 @@ func TestNewFlowAllocatesNothing(t *testing.T) {
 	}
 }
 
-// BenchmarkESP is raw ESP both ways on a learned SPI pair.
-func BenchmarkESP(b *testing.B) {
-	e := newEngine(b, nil)
-	out := espPkt("192.168.50.10", "203.0.113.10", 0x1000, "0123456789abcdef")
-	in := espPkt("203.0.113.10", "203.0.113.1", 0x2000, "0123456789abcdef")
-	po, pi := append([]byte(nil), out...), append([]byte(nil), in...)
-	e.Process(0, LAN, po)
-	e.Process(0, WAN, pi)
-	benchPair(b, e, out, in, po, pi)
-}
-
-// BenchmarkGRE is a PPTP call's GRE both ways, the key translated inbound.
-func BenchmarkGRE(b *testing.B) {
-	e := newEngine(b, nil)
-	c := &pptpClient{e: e, host: "192.168.50.10", port: 40000, cseq: 1, sseq: 1}
-	c.connectQuiet()
-	out := grePkt("192.168.50.10", "203.0.113.10", 0x0700, "0123456789abcdef")
-	in := grePkt("203.0.113.10", "203.0.113.1", 0x0100, "0123456789abcdef")
-	po, pi := append([]byte(nil), out...), append([]byte(nil), in...)
-	benchPair(b, e, out, in, po, pi)
-}
-
-func benchPair(b *testing.B, e *Engine, out, in, po, pi []byte) {
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		copy(po, out)
-		if v := e.Process(Time(i), LAN, po); v.Action != Forward {
-			b.Fatal(v)
-		}
-		copy(pi, in)
-		if v := e.Process(Time(i), WAN, pi); v.Action != Forward {
-			b.Fatal(v)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/pkt")
-}
-
 // BenchmarkFastPathParallel forwards established UDP flows both ways
 // through FastPath from every core at once (a flow per goroutine, as the
 // data plane's workers under the engine's read lock): ns/pkt falls as

@@ -25,7 +25,6 @@ func TestDynamicForward(t *testing.T) {
 		want error
 	}{
 		"static":       {DynamicForward{Proto: 6, Outside: 8080, Host: h11, Inside: 80}, ErrForwardReserved},
-		"ike":          {DynamicForward{Proto: 17, Outside: 500, Host: h11, Inside: 500}, ErrForwardReserved},
 		"other host":   {DynamicForward{Proto: 6, Outside: 40000, Host: h10, Inside: 5000}, ErrForwardInUse},
 		"off the LAN":  {DynamicForward{Proto: 6, Outside: 40001, Host: netip.MustParseAddr("10.1.1.1"), Inside: 1}, ErrForwardInvalid},
 		"bad protocol": {DynamicForward{Proto: 1, Outside: 40001, Host: h11, Inside: 1}, ErrForwardInvalid},

@@ -16,7 +16,6 @@ package nat
 import (
 	"fmt"
 
-	"passgate/alg/pptp"
 	"passgate/conntrack"
 	"passgate/packet"
 )
@@ -62,21 +61,26 @@ type Engine struct {
 	icmpLast   Time
 	ipID       uint16
 
-	// VPN passthrough (vpn.go, pptp.go).
-	pass struct{ ipsec, pptp, l2tp bool }
-	// keys indexes helpers' ids: IKE SPIs, L2TP tunnel ids, PPTP call ids.
-	keys       *conntrack.Index
-	keysMax    int
-	espPending []espPending
-	pptp       []pptpConn
+	// keys indexes helpers' ids (HelperEnv.Key): IKE SPIs, L2TP tunnel
+	// ids, PPTP call ids.
+	keys    *conntrack.Index
+	keysMax int
 	// doomed are flows to delete once the table is not being walked (a
 	// flow's removal can end others: a PPTP control connection its GRE).
 	doomed []doomedFlow
 	now    Time
 	srcMAC [6]byte // the LAN frame's source MAC (ProcessFrom), or zero
 
-	// Application-level gateways (helper.go).
+	// Helpers (helper.go, hooks.go), indexed by conntrack.Flow.Helper-1.
 	helpers     []Helper
+	hooks       []helperHooks
+	fast        []FastHelper // the fast path's hooks, nil for none
+	payload     []int        // the payload helpers, in order
+	makerPorts  []portHook   // server ports routed to a FlowMaker
+	protoOwner  [256]uint8   // IP protocol -> helper id (ProtocolHelper)
+	passClass   []uint8      // a passthrough's counting class (conntrack.SetClass), 0 for none
+	nextClass   uint8
+	shared      []Port // outside ports shared by LAN hosts (helpers on)
 	helperOn    []bool
 	helperStats []HelperCounters
 	hp          HelperPacket
@@ -97,6 +101,9 @@ type doomedFlow struct {
 const (
 	emitBufs = 128
 	emitSize = EtherHeadroom + 2048
+	// doomedMax bounds the flows one event can end (every call of every
+	// PPTP control connection at most).
+	doomedMax = 2048
 )
 
 // New validates cfg (with defaults filled) and makes an engine.
@@ -111,12 +118,10 @@ func New(cfg Config, now Time) (*Engine, error) {
 		frags: newFragTable(),
 		emits: make([]Emit, 0, emitBufs),
 
-		keys:       conntrack.NewIndex(2 * cfg.MaxFlows),
-		keysMax:    2 * cfg.MaxFlows,
-		espPending: make([]espPending, 0, espPendingMax),
-		doomed:     make([]doomedFlow, 0, pptpConnsMax*pptpCallsPerConn),
+		keys:    conntrack.NewIndex(2 * cfg.MaxFlows),
+		keysMax: 2 * cfg.MaxFlows,
+		doomed:  make([]doomedFlow, 0, doomedMax),
 	}
-	e.pptpInit()
 	e.seqAdjs = make([]seqAdjs, cfg.MaxFlows)
 	e.hairpin = make(hairpinPeers, cfg.MaxFlows)
 	e.emitPool = make([][]byte, emitBufs)
@@ -157,10 +162,31 @@ func (e *Engine) apply(cfg Config) {
 		e.dmz = cfg.DMZ.As4()
 	}
 	e.maps.lo, e.maps.hi = cfg.PortLo, cfg.PortHi
-	e.pass.ipsec = cfg.Passthrough.IPsec.Enabled(true)
-	e.pass.pptp = cfg.Passthrough.PPTP.Enabled(true)
-	e.pass.l2tp = cfg.Passthrough.L2TP.Enabled(true)
 	e.applyHelpers()
+}
+
+// forwarded asks the Forwarders (a PPTP server on the LAN) about a flow a
+// port forward or the DMZ made.
+func (e *Engine) forwarded(now Time, id int32, f *conntrack.Flow, port uint16) (bool, DropReason) {
+	for i := range e.hooks {
+		if fw := e.hooks[i].fwd; fw != nil && e.helperOn[i] {
+			if claimed, r := fw.Forwarded(now, id, f, port); claimed || r != DropNone {
+				return claimed, r
+			}
+		}
+	}
+	return false, DropNone
+}
+
+// lookupLive is a lookup that treats a flow past its deadline as gone.
+func (e *Engine) lookupLive(now Time, k conntrack.Tuple) (int32, conntrack.Dir, bool) {
+	id, dir, ok := e.ct.Lookup(k)
+	if ok && e.ct.Get(id).Deadline <= int64(now) {
+		e.ct.Delete(id)
+		e.reap()
+		return 0, 0, false
+	}
+	return id, dir, ok
 }
 
 // doom queues a flow for deletion by reap.
@@ -259,13 +285,13 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 		return e.drop(DropMartian)
 	}
 
-	switch ip.Protocol() {
-	case packet.ProtoESP:
-		return e.esp(now, from, ip)
-	case packet.ProtoAH:
-		return e.ah(now, from, ip)
-	case packet.ProtoGRE:
-		return e.gre(now, from, ip)
+	if h := e.protoOwner[ip.Protocol()]; h != 0 {
+		// A protocol a helper owns (ESP, AH, GRE): it finds the flow.
+		id, dir, r := e.hooks[h-1].proto.Packet(now, from, ip)
+		if r != DropNone {
+			return e.drop(r)
+		}
+		return e.forward(now, from, ip, id, dir)
 	}
 	k, ok := tupleOf(ip, from)
 	if !ok {
@@ -351,7 +377,7 @@ func translation(f *conntrack.Flow, dir conntrack.Dir) (src, dst [4]byte, sid, d
 // rewrite, TTL.
 func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir conntrack.Dir) Verdict {
 	f := e.ct.Get(id)
-	if c := vpnClass(f); c != f.Class() {
+	if c := e.sessionClass(f); c != f.Class() {
 		e.ct.SetClass(id, c) // counted for Stats as it comes and goes
 	}
 	if f.Origin == originHairpin {
@@ -377,18 +403,24 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 		return e.drop(r)
 	}
 	var grown []byte // set when a helper's rewrite outgrew the packet's buffer
-	if f.Helper >= helperALG {
-		nip, frame, r := e.algInspect(now, id, f, dir, ip)
-		if r != DropNone {
-			return e.drop(r)
+	if f.Helper != 0 {
+		k := &e.hooks[f.Helper-1]
+		if k.payload != nil {
+			nip, frame, r := e.algInspect(now, id, f, dir, ip)
+			if r != DropNone {
+				return e.drop(r)
+			}
+			ip, grown = nip, frame
+		} else if k.pkt != nil {
+			if r := k.pkt.FlowPacket(now, id, f, dir, ip); r != DropNone {
+				if len(e.doomed) > 0 {
+					e.reap()
+				}
+				return e.drop(r)
+			}
 		}
-		ip, grown = nip, frame
 		if len(e.doomed) > 0 {
-			e.reap() // flows the helper ended (a call's media)
-		}
-	} else if f.Helper != helperNone {
-		if r := e.helperPacket(now, id, f, dir, ip); r != DropNone {
-			return e.drop(r)
+			e.reap() // flows the helper ended (a call's media, its GRE)
 		}
 	}
 	f.Packets[dir]++
@@ -397,8 +429,8 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 	isFirstFrag := ip.MoreFragments()
 	oldSrc, oldDst := ip.Src(), ip.Dst()
 	rewrite(ip, nsrc, ndst, nsid, ndid)
-	if f.Helper != helperNone {
-		e.helperAfter(f, dir, ip)
+	if f.Flags&flagTranslate != 0 {
+		e.fast[f.Helper-1].Translated(f, dir, ip)
 	}
 	ip.DecTTL()
 	if isFirstFrag {
@@ -509,14 +541,10 @@ func (e *Engine) newFlow(now Time, from Iface, ip packet.IPv4, k conntrack.Tuple
 		if k.Dst == e.wanAddr {
 			return e.newHairpin(now, ip, k)
 		}
-		if id, dir, r, ok := e.notIKEOutbound(now, ip, k); ok {
-			return id, dir, r
-		}
-		if id, dir, r, ok := e.vpnOutbound(now, ip, k); ok {
-			if r == DropNone {
-				e.sharedMade(e.ct.Get(id))
+		if m := e.makerFor(k.Proto, k.DstID); m != nil {
+			if id, dir, r, ok := m.Outbound(now, ip, k); ok {
+				return id, dir, r
 			}
-			return id, dir, r
 		}
 		id, dir, r := e.newOutbound(now, k, originLAN)
 		if r == DropNone && len(e.helpers) > 0 {
@@ -635,11 +663,10 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	if id, ok := e.expected(now, k); ok {
 		return id, conntrack.Original, DropNone
 	}
-	if id, ok := e.sharedInbound(ip, k); ok {
-		return id, conntrack.Reply, DropNone
-	}
-	if id, dir, r, ok := e.vpnInbound(now, ip, k); ok {
-		return id, dir, r
+	if m := e.makerFor(k.Proto, k.DstID); m != nil {
+		if id, dir, r, ok := m.Inbound(now, ip, k); ok {
+			return id, dir, r
+		}
 	}
 	if m, ok := e.maps.lookupExt(k.Proto, k.DstID); ok {
 		if !e.admits(k.Proto, k.DstID, k.Src) {
@@ -700,14 +727,10 @@ func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16,
 	}
 	f := e.ct.Get(id)
 	f.Origin = origin
-	if k.Proto == packet.ProtoTCP && port == pptp.Port && e.pass.pptp {
-		// A PPTP server on the LAN: its calls' GRE needs the control
-		// connection followed as for a client's.
-		if !e.pptpAttach(id, pptp.PAC) {
-			e.ct.Delete(id)
-			return 0, 0, DropPPTPLimit
-		}
-	} else if len(e.helpers) > 0 {
+	if claimed, r := e.forwarded(now, id, f, port); r != DropNone {
+		e.ct.Delete(id)
+		return 0, 0, r
+	} else if !claimed && len(e.payload) > 0 {
 		e.claim(f, port)
 	}
 	e.stats.Created++
@@ -740,8 +763,10 @@ func (e *Engine) forwardRule(proto uint8, port uint16) ([4]byte, uint16, uint16,
 // reserved says whether port forwarding owns an outside port, so dynamic
 // mappings never take it.
 func (e *Engine) reserved(proto uint8, port uint16) bool {
-	if proto == packet.ProtoUDP && (port == 500 && e.pass.ipsec || port == 1701 && e.pass.l2tp) {
-		return true // shared by every LAN host's IKE or L2TP (vpn.go)
+	for _, p := range e.shared {
+		if p.Port == port && p.Proto == proto {
+			return true // shared by every LAN host's IKE or L2TP
+		}
 	}
 	_, _, ok := e.forwardTarget(proto, port)
 	return ok
@@ -762,11 +787,8 @@ func (e *Engine) onDelete(id int32, f *conntrack.Flow) {
 	if f.Origin == originHairpin {
 		e.hairpinGone(id, f)
 	}
-	if f.Helper >= helperALG {
+	if f.Helper != 0 {
 		e.helperEnded(id, f)
-	} else if f.Helper != helperNone {
-		e.vpnDeleted(f)
-		e.sharedGone(f)
 	}
 	e.stats.Expired++
 }

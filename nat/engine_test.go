@@ -3,6 +3,7 @@ package nat
 import (
 	"bytes"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -321,7 +322,7 @@ func TestFragmentOnEgress(t *testing.T) {
 func TestFragmentsInAndOutOfOrder(t *testing.T) {
 	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 0, 2}} {
 		e := newEngine(t, nil)
-		payload := ikeMsg(0xaaaa, 0, false, 2400) // IKE keeps port 500 (a non-IKE datagram would not)
+		payload := bytes.Repeat([]byte{0xa5}, 2400) // port 500 is kept: no helper shares it here
 		frags := Fragment(UDP("192.168.50.10:500", "203.0.113.10:500", payload, ID(77)), 1000)
 		if len(frags) != 3 {
 			t.Fatalf("%d fragments", len(frags))
@@ -487,3 +488,5 @@ func TestKernelTCPNotCountedAsDrop(t *testing.T) {
 		t.Fatalf("to_router drops %d, want 1 (the port-22 SYN only)", n)
 	}
 }
+
+func itoa(p uint16) string { return strconv.Itoa(int(p)) }

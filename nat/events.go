@@ -93,13 +93,27 @@ func (ev Event) Message() string {
 	return ev.Kind.String()
 }
 
+// Event.A of EventPassthroughOff: the protocol switched off.
+const (
+	PassOffIPsec = 1
+	PassOffPPTP  = 2
+	PassOffL2TP  = 3
+)
+
+// Event.A of EventL2TPFallback: why the tunnel could not share port 1701.
+const (
+	L2TPWhyHidden  = 1 // the tunnel id is in a hidden AVP
+	L2TPWhyClash   = 2 // another LAN host uses the id with the server
+	L2TPWhyNoSCCRQ = 3 // the first message was no readable SCCRQ
+)
+
 func protoLabel(p uint64) string {
 	switch p {
-	case 1:
+	case PassOffIPsec:
 		return "IPsec"
-	case 2:
+	case PassOffPPTP:
 		return "PPTP"
-	case 3:
+	case PassOffL2TP:
 		return "L2TP"
 	}
 	return "VPN"
@@ -107,11 +121,11 @@ func protoLabel(p uint64) string {
 
 func l2tpWhy(r uint64) string {
 	switch r {
-	case l2tpWhyHidden:
+	case L2TPWhyHidden:
 		return "its tunnel id is in a hidden AVP"
-	case l2tpWhyClash:
+	case L2TPWhyClash:
 		return "another LAN host uses the same tunnel id with this server"
-	case l2tpWhyNoSCCRQ:
+	case L2TPWhyNoSCCRQ:
 		return "its first message was not a readable SCCRQ"
 	}
 	return "unknown reason"

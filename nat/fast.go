@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"sync/atomic"
 
-	"passgate/alg/ipsec"
-	"passgate/alg/pptp"
 	"passgate/conntrack"
 	"passgate/packet"
 )
@@ -74,10 +72,11 @@ func (e *Engine) flushRun(r *flowRun, shared bool) {
 	*r = flowRun{id: -1}
 }
 
-// FastPath forwards a packet of an established TCP or UDP flow, or of an
-// ESP or PPTP GRE tunnel passed through, that needs its translation and
-// nothing else: no new state, no application helper, no fragment, no ICMP
-// to send. It reports false, having changed nothing, for every other
+// FastPath forwards a packet of an established TCP or UDP flow, or of a
+// helper's flow it marked for the fast path (an ESP or PPTP GRE tunnel
+// passed through: FastHelper), that needs its translation and nothing
+// else: no new state, no payload inspection, no fragment, no ICMP to
+// send. It reports false, having changed nothing, for every other
 // packet; give that one to Process.
 //
 // Unlike every other method, FastPath may run in several goroutines at
@@ -106,26 +105,22 @@ func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict,
 // Process would have reached forward with it and done nothing there but
 // count, extend the deadline and rewrite: a transit packet (the
 // conditions below are Process's checks, all passed), of a live flow
-// without a helper or of a tunnel's (ESP, GRE), not a held hairpin
-// (hairpin.go), that changes no TCP state, marks no first reply and fits
-// the way out. Its counts go to run; Process flushes them at once.
+// without a helper or one its helper marked fast (a tunnel's: ESP, GRE),
+// not a held hairpin (hairpin.go), that changes no TCP state, marks no
+// first reply and fits the way out. Its counts go to run; Process flushes
+// them at once. A helper's protocol is keyed by its FastKey and finished
+// by its Translated, both bound to FastPath's contract.
 func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun) (Verdict, bool) {
 	if ip.IsFragment() || ip.TTL() <= 1 {
 		return Verdict{}, false
 	}
 	proto := ip.Protocol()
-	switch proto {
-	case packet.ProtoTCP, packet.ProtoUDP:
-	case packet.ProtoESP:
-		if from == LAN && !e.pass.ipsec {
+	var owner uint8 // the helper owning a protocol other than TCP and UDP
+	if proto != packet.ProtoTCP && proto != packet.ProtoUDP {
+		owner = e.protoOwner[proto]
+		if owner == 0 || e.fast[owner-1] == nil || from == LAN && !e.helperOn[owner-1] {
 			return Verdict{}, false
 		}
-	case packet.ProtoGRE:
-		if from == LAN && !e.pass.pptp {
-			return Verdict{}, false
-		}
-	default:
-		return Verdict{}, false
 	}
 	src, dst := ip.Src(), ip.Dst()
 	if from == LAN {
@@ -139,10 +134,10 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	}
 	var k conntrack.Tuple
 	var ok bool
-	if proto == packet.ProtoTCP || proto == packet.ProtoUDP {
+	if owner == 0 {
 		k, ok = tupleOf(ip, from)
 	} else {
-		k, ok = tunnelTuple(ip, from)
+		k, ok = e.fast[owner-1].FastKey(from, ip)
 	}
 	if !ok {
 		return Verdict{}, false
@@ -155,11 +150,8 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	if f.Flags&flagHeld != 0 || dir == conntrack.Reply && f.Flags&flagReplied == 0 {
 		return Verdict{}, false
 	}
-	switch f.Helper {
-	case helperNone, helperESP, helperGRE:
-		// A tunnel's data is translated like the rest, the GRE key back
-		// to the LAN host's call id on the way in (helperAfter).
-	default:
+	if f.Helper != 0 && f.Flags&flagFast == 0 {
+		// A helper's flow its helper must see (FlowPacket, Inspect).
 		return Verdict{}, false
 	}
 	timeout := e.timeouts.udp
@@ -205,32 +197,11 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	run.packets++
 	run.bytes += uint64(len(ip))
 	rewrite(ip, nsrc, ndst, nsid, ndid)
-	if f.Helper == helperGRE {
-		e.helperAfter(f, dir, ip)
+	if f.Flags&flagTranslate != 0 {
+		// A tunnel's data is translated like the rest, the GRE key back
+		// to the LAN host's call id on the way in.
+		e.fast[f.Helper-1].Translated(f, dir, ip)
 	}
 	ip.DecTTL()
 	return Verdict{Action: Forward, Out: out, NextHop: nh}, true
-}
-
-// tunnelTuple is the tuple of an ESP packet (its SPI) or a PPTP GRE
-// packet (its key, the receiver's call id), as esp and gre look them up.
-func tunnelTuple(ip packet.IPv4, from Iface) (conntrack.Tuple, bool) {
-	k := conntrack.Tuple{Src: ip.Src(), Dst: ip.Dst(), Proto: ip.Protocol(), Side: uint8(from)}
-	switch k.Proto {
-	case packet.ProtoESP:
-		spi, err := ipsec.ESPSPI(ip.Payload())
-		if err != nil {
-			return k, false
-		}
-		k.SrcID, k.DstID = uint16(spi>>16), uint16(spi)
-	case packet.ProtoGRE:
-		g, err := pptp.ParseGRE(ip.Payload())
-		if err != nil {
-			return k, false
-		}
-		k.DstID = g.CallID()
-	default:
-		return k, false
-	}
-	return k, true
 }

@@ -2,12 +2,10 @@ package nat
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"testing"
 
-	"passgate/alg/pptp"
 	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
@@ -160,59 +158,5 @@ func TestFastPathConcurrent(t *testing.T) {
 	})
 	if want := uint64(1 + workers*rounds); sharedOut != want {
 		t.Fatalf("shared flow counted %d packets out, want %d", sharedOut, want)
-	}
-}
-
-// The tunnels passed through take the fast path too once both ends have
-// spoken: ESP by its SPI, PPTP's GRE with its key translated back to the
-// LAN client's call id on the way in.
-func TestFastPathTunnels(t *testing.T) {
-	e := newEngine(t, nil)
-	pass(t, e, 0, LAN, espPkt("192.168.50.10", "203.0.113.10", 0x1000, "a"), WAN)
-	pass(t, e, sec, WAN, espPkt("203.0.113.10", "203.0.113.1", 0x2000, "b"), LAN)
-	c := &pptpClient{t: t, e: e, host: "192.168.50.11", port: 40000, cseq: 100, sseq: 900}
-	c.connect()
-	// Another client holds call id 0x0100 with the server, so this one's
-	// is translated.
-	other := &pptpClient{t: t, e: e, host: "192.168.50.12", port: 40001, cseq: 100, sseq: 900}
-	other.connect()
-	other.out(sec, pptpMsg(pptp.OutgoingCallRequest, 0x0100, 0, 0), packet.TCPAck)
-	o := c.out(sec, pptpMsg(pptp.OutgoingCallRequest, 0x0100, 0, 0), packet.TCPAck)
-	outside := binary.BigEndian.Uint16(tcpPayload(o)[12:])
-	if outside == 0x0100 {
-		t.Fatal("the test needs a translated call id")
-	}
-	c.in(sec, pptpMsg(pptp.OutgoingCallReply, 0x0700, outside, 1), packet.TCPAck)
-	pass(t, e, sec, LAN, grePkt(c.host, "203.0.113.10", 0x0700, "first"), WAN)
-	pass(t, e, sec, WAN, grePkt("203.0.113.10", "203.0.113.1", outside, "first back"), LAN)
-
-	var cnt Counters
-	take := func(from Iface, b []byte) []byte {
-		t.Helper()
-		v, ok := e.FastPath(2*sec, from, b, &cnt)
-		if !ok || v.Action != Forward {
-			t.Fatalf("declined: %+v %v", v, ok)
-		}
-		return b
-	}
-	IPv4(t, take(LAN, espPkt("192.168.50.10", "203.0.113.10", 0x1000, "a2")), Src("203.0.113.1"), Dst("203.0.113.10"))
-	IPv4(t, take(WAN, espPkt("203.0.113.10", "203.0.113.1", 0x2000, "b2")), Dst("192.168.50.10"))
-	g := take(LAN, grePkt(c.host, "203.0.113.10", 0x0700, "ppp"))
-	IPv4(t, g, Src("203.0.113.1"))
-	if greKey(g) != 0x0700 {
-		t.Fatalf("outbound GRE key %#04x", greKey(g))
-	}
-	r := take(WAN, grePkt("203.0.113.10", "203.0.113.1", outside, "ppp back"))
-	IPv4(t, r, Dst(c.host))
-	if greKey(r) != 0x0100 {
-		t.Fatalf("inbound GRE key %#04x, want the client's 0x0100", greKey(r))
-	}
-	e.Flush(&cnt)
-	if cnt.Packets != [2]uint64{2, 2} {
-		t.Fatalf("counted %+v", cnt.Packets)
-	}
-	// An SPI not yet bound still needs Process.
-	if _, ok := e.FastPath(2*sec, WAN, espPkt("203.0.113.10", "203.0.113.1", 0x3000, "?"), &cnt); ok {
-		t.Fatal("an unknown SPI took the fast path")
 	}
 }

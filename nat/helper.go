@@ -18,13 +18,24 @@ import (
 	"passgate/packet"
 )
 
-// Helper is an application-level gateway for one protocol.
+// Helper is one protocol's module: an application-level gateway (FTP,
+// SIP, ...) or a VPN passthrough (IPsec, PPTP, L2TP). Beyond its name
+// and default it implements the hooks it needs: PayloadHelper here, the
+// rest in hooks.go.
 type Helper interface {
-	// Name is the switch name: "ftp", "tftp", "sip", "rtsp", "h323".
+	// Name is the switch name: "ipsec", "pptp", "l2tp", "ftp", "tftp",
+	// "sip", "rtsp", "h323"; Config.Helpers switches it by that name.
 	Name() string
 	// DefaultOn says whether the helper is on when the configuration does
-	// not say (FTP and TFTP on; SIP, H.323 and RTSP off, RFC 4787 REQ-10).
+	// not say (the VPN passthroughs, FTP and TFTP on; SIP, H.323 and RTSP
+	// off, RFC 4787 REQ-10).
 	DefaultOn() bool
+}
+
+// PayloadHelper is an application-level gateway: it claims new TCP and
+// UDP flows by server port and sees their payloads, which it may rewrite.
+type PayloadHelper interface {
+	Helper
 	// Wants says whether a new flow from the LAN to serverPort is the
 	// helper's.
 	Wants(proto uint8, serverPort uint16) bool
@@ -119,7 +130,7 @@ func (p *HelperPacket) Expect(x Expect) (uint16, bool) {
 		e.maps.release(m)
 		return 0, false
 	}
-	e.helperStats[p.helper-helperALG].Expectations++
+	e.helperStats[p.helper-1].Expectations++
 	return ext, true
 }
 
@@ -155,7 +166,7 @@ func (p *HelperPacket) EndFlows(proto uint8, inside netip.AddrPort) {
 
 // Unparsed counts a payload the helper could not read; it is forwarded
 // untouched.
-func (p *HelperPacket) Unparsed() { p.e.helperStats[p.helper-helperALG].Unparsed++ }
+func (p *HelperPacket) Unparsed() { p.e.helperStats[p.helper-1].Unparsed++ }
 
 // HelperCounters are one helper's counters.
 type HelperCounters struct {
@@ -166,10 +177,6 @@ type HelperCounters struct {
 	Expected     uint64
 	Unparsed     uint64
 }
-
-// helperALG is the first conntrack.Flow.Helper value of registered
-// helpers; values below are the VPN passthroughs'.
-const helperALG = 16
 
 // seqAdj is the TCP sequence correction of one direction of a flow whose
 // payload length a helper changed: bytes after pos are shifted by after,
@@ -184,31 +191,72 @@ type seqAdjs struct {
 	dir [2]seqAdj
 }
 
-// RegisterHelpers installs the helpers, in order. Call it before
-// traffic; Reconfigure switches them.
+// RegisterHelpers installs the helpers, in order, and asserts their hooks
+// once. Call it before traffic; Reconfigure switches them.
 func (e *Engine) RegisterHelpers(hs ...Helper) {
-	e.helpers = append(e.helpers, hs...)
+	if len(e.helpers)+len(hs) > maxHelpers {
+		panic("nat: too many helpers")
+	}
+	for _, h := range hs {
+		i := len(e.helpers)
+		e.helpers = append(e.helpers, h)
+		k := hooksOf(h)
+		e.hooks = append(e.hooks, k)
+		if k.payload != nil {
+			e.payload = append(e.payload, i)
+		}
+		if k.maker != nil {
+			for _, p := range k.maker.Ports() {
+				e.makerPorts = append(e.makerPorts, portHook{p, i})
+			}
+		}
+		if k.proto != nil {
+			for _, p := range k.proto.Protocols() {
+				e.protoOwner[p] = uint8(i + 1)
+			}
+		}
+		e.fast = append(e.fast, k.fast)
+		var class uint8
+		if k.pass != nil {
+			if e.nextClass == 0 {
+				e.nextClass = 1
+			}
+			if int(e.nextClass) >= conntrack.NumClasses {
+				panic("nat: too many passthrough helpers to count")
+			}
+			class, e.nextClass = e.nextClass, e.nextClass+1
+		}
+		e.passClass = append(e.passClass, class)
+		if a, ok := h.(Attacher); ok {
+			a.Attach(&HelperEnv{e: e, idx: i})
+		}
+	}
 	e.helperStats = make([]HelperCounters, len(e.helpers))
 	e.applyHelpers()
 }
 
 func (e *Engine) applyHelpers() {
 	e.helperOn = e.helperOn[:0]
-	for _, h := range e.helpers {
+	e.shared = e.shared[:0]
+	for i, h := range e.helpers {
 		on := h.DefaultOn()
 		if s, ok := e.cfg.Helpers[h.Name()]; ok {
 			on = s.Enabled(on)
 		}
 		e.helperOn = append(e.helperOn, on)
+		if sp := e.hooks[i].shared; sp != nil && on {
+			e.shared = append(e.shared, sp.SharedPort())
+		}
 	}
 }
 
-// claim gives a new flow to the helper that wants its server port: the
-// destination of a flow from the LAN, the inside port of a forwarded one.
+// claim gives a new flow to the payload helper that wants its server
+// port: the destination of a flow from the LAN, the inside port of a
+// forwarded one.
 func (e *Engine) claim(f *conntrack.Flow, serverPort uint16) {
-	for i, h := range e.helpers {
-		if e.helperOn[i] && h.Wants(f.Orig.Proto, serverPort) {
-			f.Helper = helperALG + uint8(i)
+	for _, i := range e.payload {
+		if e.helperOn[i] && e.hooks[i].payload.Wants(f.Orig.Proto, serverPort) {
+			f.Helper = uint8(i + 1)
 			e.helperStats[i].Flows++
 			return
 		}
@@ -233,10 +281,10 @@ func (e *Engine) expected(now Time, k conntrack.Tuple) (int32, bool) {
 	f := e.ct.Get(id)
 	f.Ext = uint32(x.Data) // the mapping the expectation held
 	f.Origin = originExpected
-	if x.Claim && int(x.Helper) >= helperALG {
+	if x.Claim && x.Helper != 0 {
 		f.Helper = x.Helper
 	}
-	if i := int(x.Helper) - helperALG; i >= 0 && i < len(e.helperStats) {
+	if i := int(x.Helper) - 1; i >= 0 && i < len(e.helperStats) {
 		e.helperStats[i].Expected++
 	}
 	e.stats.Created++
@@ -253,8 +301,8 @@ func (e *Engine) expectationGone(x *conntrack.Expectation) {
 // returns the packet to go on with: the same one, or a larger copy in an
 // emit buffer (then frame is that buffer).
 func (e *Engine) algInspect(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4) (packet.IPv4, []byte, DropReason) {
-	i := int(f.Helper) - helperALG
-	if i < 0 || i >= len(e.helpers) || !e.helperOn[i] {
+	i := int(f.Helper) - 1
+	if !e.helperOn[i] {
 		return ip, nil, DropNone
 	}
 	var payload []byte
@@ -295,7 +343,7 @@ func (e *Engine) algInspect(now Time, id int32, f *conntrack.Flow, dir conntrack
 		p.FromLAN = dir == conntrack.Reply
 		p.Inside, p.Outside, p.Remote = f.Reply.SrcAddrPort(), f.Orig.DstAddrPort(), f.Orig.SrcAddrPort()
 	}
-	e.helpers[i].Inspect(p)
+	e.hooks[i].payload.Inspect(p)
 	if !p.changed {
 		return ip, nil, DropNone
 	}
@@ -410,22 +458,23 @@ func (w *seqAdj) unshift(v uint32) uint32 {
 
 // helperEnded tells a helper its flow is gone.
 func (e *Engine) helperEnded(id int32, f *conntrack.Flow) {
-	i := int(f.Helper) - helperALG
-	if i < 0 || i >= len(e.helpers) {
-		return
+	k := &e.hooks[f.Helper-1]
+	if k.ended != nil {
+		k.ended.Ended(FlowRef{id, f.Gen})
 	}
-	if h, ok := e.helpers[i].(HelperEnded); ok {
-		h.Ended(FlowRef{id, f.Gen})
+	if k.deleted != nil {
+		k.deleted.Deleted(id, f)
 	}
 }
 
-// HelperStats returns each registered helper's counters by name.
+// HelperStats returns each registered payload helper's counters by name
+// (the passthroughs count in Stats).
 func (e *Engine) HelperStats() map[string]HelperCounters {
-	out := make(map[string]HelperCounters, len(e.helpers))
-	for i, h := range e.helpers {
+	out := make(map[string]HelperCounters, len(e.payload))
+	for _, i := range e.payload {
 		c := e.helperStats[i]
 		c.On = e.helperOn[i]
-		out[h.Name()] = c
+		out[e.helpers[i].Name()] = c
 	}
 	return out
 }

@@ -40,7 +40,7 @@ func (e *Engine) Flows(now Time, fn func(FlowInfo) bool) {
 			Origin:     "expectation",
 			ExpiresSec: time.Duration(x.Deadline - int64(now)).Seconds(),
 		}
-		if i := int(x.Helper) - helperALG; i >= 0 && i < len(e.helpers) {
+		if i := int(x.Helper) - 1; i >= 0 && i < len(e.helpers) {
 			fi.Helper = e.helpers[i].Name()
 		}
 		return fn(fi)
@@ -79,9 +79,14 @@ func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
 		fi.Outside = f.Xlate.DstAddrPort()
 		fi.Remote = f.Xlate.SrcAddrPort()
 	}
-	e.describeVPN(f, &fi)
-	if i := int(f.Helper) - helperALG; i >= 0 && i < len(e.helpers) {
-		fi.Helper = e.helpers[i].Name()
+	if i := e.owner(f); i >= 0 {
+		k := &e.hooks[i]
+		if k.describe != nil {
+			k.describe.Describe(f, &fi)
+		}
+		if k.payload != nil && f.Helper != 0 {
+			fi.Helper = e.helpers[i].Name()
+		}
 	}
 	if f.Orig.Proto == packet.ProtoICMP {
 		fi.Inside = netip.AddrPortFrom(fi.Inside.Addr(), f.Orig.SrcID)
@@ -118,9 +123,12 @@ func (e *Engine) Stats() Stats {
 			s.FlowsByProto[name] = n
 		}
 	}
-	for c, name := range vpnClassNames {
-		if c > 0 {
-			s.VPNSessions[name] = e.ct.ClassFlows(uint8(c))
+	for i := range e.hooks {
+		if c := e.passClass[i]; c != 0 {
+			s.VPNSessions[e.helpers[i].Name()] = e.ct.ClassFlows(c)
+		}
+		if st := e.hooks[i].stats; st != nil {
+			st.AddStats(&s)
 		}
 	}
 	return s
@@ -144,15 +152,13 @@ func (e *Engine) Reconfigure(cfg Config, now Time) error {
 	e.apply(cfg)
 	var doomed []int32
 	e.ct.Range(func(id int32, f *conntrack.Flow) bool {
-		switch v := vpnProto(f); {
+		switch i := e.owner(f); {
 		case addrChanged:
 			doomed = append(doomed, id)
-		case v == "ipsec" && !e.pass.ipsec, v == "pptp" && !e.pass.pptp, v == "l2tp" && !e.pass.l2tp:
-			// A passthrough switched off ends its sessions.
-			doomed = append(doomed, id)
-		case f.Helper >= helperALG && !e.helperOn[f.Helper-helperALG]:
-			// So does a helper: its flows would carry addresses it no
-			// longer rewrites.
+		case i >= 0 && !e.helperOn[i]:
+			// A passthrough switched off ends its sessions; so does a
+			// helper: its flows would carry addresses it no longer
+			// rewrites.
 			doomed = append(doomed, id)
 		case f.Origin == originForward || f.Origin == originDMZ:
 			host, port, ok := e.forwardTarget(f.Orig.Proto, f.Orig.DstID)
@@ -170,46 +176,4 @@ func (e *Engine) Reconfigure(cfg Config, now Time) error {
 	}
 	e.reap()
 	return nil
-}
-
-func (e *Engine) describeVPN(f *conntrack.Flow, fi *FlowInfo) {
-	fi.VPN = vpnProto(f)
-	switch f.Helper {
-	case helperIKE:
-		for _, spi := range [2]uint64{f.Data, f.Aux} {
-			if spi != 0 {
-				fi.IKESPIs = append(fi.IKESPIs, fmt.Sprintf("%016x", spi))
-			}
-		}
-	case helperESP:
-		fi.Proto = "esp"
-		fi.ESPSPIOut = fmt.Sprintf("%08x", uint32(f.Data))
-		if f.Aux != 0 {
-			fi.ESPSPIIn = fmt.Sprintf("%08x", uint32(f.Aux))
-		}
-		fi.Inside = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Src), 0)
-		fi.Outside = netip.AddrPortFrom(netip.AddrFrom4(e.wanAddr), 0)
-		fi.Remote = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Dst), 0)
-	case helperL2TP:
-		for i := 0; i < 4; i++ {
-			if tid := uint16(f.Data >> (16 * i)); tid != 0 {
-				fi.TunnelIDs = append(fi.TunnelIDs, tid)
-			}
-		}
-	case helperGRE:
-		fi.Proto = "gre"
-		fi.CallIDInside = uint16(f.Data)
-		fi.CallIDOutside = f.Reply.DstID
-		fi.CallIDServer = f.Orig.DstID
-		fi.Inside = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Src), 0)
-		fi.Outside = netip.AddrPortFrom(netip.AddrFrom4(e.wanAddr), 0)
-		fi.Remote = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Dst), 0)
-	case helperPPTP:
-		c := &e.pptp[f.Data]
-		for i := range c.calls {
-			if cl := &c.calls[i]; cl.inUse {
-				fi.CallIDInside, fi.CallIDOutside, fi.CallIDServer = cl.inside, cl.outside, cl.server
-			}
-		}
-	}
 }

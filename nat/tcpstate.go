@@ -26,7 +26,9 @@ const (
 	flagFinOrig uint16 = 1 << iota
 	flagFinReply
 	flagSynReply
-	flagReplied // any packet seen in the reply direction
+	flagReplied   // any packet seen in the reply direction
+	flagFast      // a helper's flow the fast path may take (HelperEnv.SetFast)
+	flagTranslate // ... and whose packets its helper finishes (FastHelper.Translated)
 )
 
 // track advances a flow's state for a packet in direction dir and sets its

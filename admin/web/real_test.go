@@ -104,7 +104,7 @@ func TestRealService(t *testing.T) {
 	}
 	mustContain(t, "apply", body, `<ul id="changes"><li>PPTP passthrough: on -&gt; off</li></ul>`)
 	mu.Lock()
-	if len(applied) != 1 || applied[0].Passthrough.PPTP.Enabled(true) || !applied[0].Passthrough.IPsec.Enabled(true) {
+	if len(applied) != 1 || applied[0].Helpers["pptp"].Enabled(true) || !applied[0].Helpers["ipsec"].Enabled(true) {
 		t.Errorf("engine got %+v", applied)
 	}
 	mu.Unlock()

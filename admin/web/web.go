@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"passgate/admin"
+	"passgate/alg"
 	"passgate/config"
 	"passgate/control"
 )
@@ -460,9 +461,12 @@ func (h *handler) statusPage(w http.ResponseWriter, r *http.Request) {
 			d.Flows = append(d.Flows, countRow{Name: p, Label: strings.ToUpper(p), Count: uint64(n)})
 		}
 	}
-	for _, v := range []struct{ name, label string }{{"ipsec", "IPsec"}, {"pptp", "PPTP"}, {"l2tp", "L2TP"}} {
-		on, known := st.Passthrough[v.name]
-		d.VPN = append(d.VPN, vpnRow{Name: v.name, Label: v.label, Sessions: st.NAT.VPNSessions[v.name], On: on, Known: known})
+	for _, v := range alg.All() {
+		if v.Kind != alg.Passthrough {
+			continue
+		}
+		on, known := st.Passthrough[v.Name]
+		d.VPN = append(d.VPN, vpnRow{Name: v.Name, Label: v.Label, Sessions: st.NAT.VPNSessions[v.Name], On: on, Known: known})
 	}
 	h.render(w, r, http.StatusOK, "status", &view{Title: "Status", Refresh: true, Data: d})
 }
@@ -479,9 +483,6 @@ func (h *handler) passthroughRows() []passthroughRow {
 	for _, p := range h.svc.Passthroughs() {
 		if p.Label == "" {
 			p.Label = p.Name
-		}
-		if p.Description == "" {
-			p.Description = passthroughDescriptions[p.Name]
 		}
 		if !p.Available {
 			p.On = false // a helper that does not exist is not on
@@ -860,19 +861,6 @@ func dropLabel(name string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// passthroughDescriptions stand in when the service gives no description.
-var passthroughDescriptions = map[string]string{
-	"ipsec": "Lets IPsec VPN clients on the LAN reach servers outside: IKE (UDP 500), NAT-T (UDP 4500) and raw ESP, matched by SPI.",
-	"pptp":  "Lets PPTP VPN clients on the LAN connect: the TCP 1723 control connection and its GRE tunnel, matched by call id.",
-	"l2tp":  "Lets L2TP clients on the LAN reach their server on UDP 1701, matched by tunnel id.",
-	"sip":   "Rewrites addresses inside SIP calls so phones on the LAN can place and receive calls.",
-	"rtsp":  "Opens the media ports an RTSP stream negotiates.",
-	"h323":  "Rewrites addresses in H.323 video calls and opens their media ports.",
-	"ftp":   "Opens the data connections an FTP session negotiates.",
-	"tftp":  "Lets a TFTP server's answers, which come from a new port, back in.",
-	"pppoe": "Relays PPPoE discovery and sessions between LAN hosts and the WAN.",
 }
 
 // vpnFirst sorts VPN passthrough flows before the rest.

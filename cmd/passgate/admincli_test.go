@@ -92,8 +92,8 @@ func TestPassthroughCLI(t *testing.T) {
 	if code != 0 || strings.TrimSpace(o) != "PPTP passthrough: on -> off" {
 		t.Fatalf("off: %d %q %q", code, o, e)
 	}
-	if a, _ := fb.lastApplied(); a.Passthrough.PPTP != nat.Off {
-		t.Fatalf("applied %+v", a.Passthrough)
+	if a, _ := fb.lastApplied(); a.Helpers["pptp"] != nat.Off {
+		t.Fatalf("applied %+v", a.Helpers)
 	}
 	if b, _ := os.ReadFile(cfgPath); !strings.Contains(string(b), `"pptp": false`) {
 		t.Fatalf("file:\n%s", b)

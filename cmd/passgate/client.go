@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"passgate/alg"
 	"passgate/config"
 	"passgate/control"
 	"passgate/dataplane/router"
@@ -63,8 +64,13 @@ func (b *backend) Status() control.Status {
 		Workers:   b.r.Workers(),
 		NAT:       control.NATStatsFrom(b.r.NATStats()),
 		Passthrough: func() map[string]bool {
-			p := b.r.NATConfig().Passthrough
-			return map[string]bool{"ipsec": p.IPsec.Enabled(true), "pptp": p.PPTP.Enabled(true), "l2tp": p.L2TP.Enabled(true)}
+			cfg, on := b.r.NATConfig(), map[string]bool{}
+			for _, a := range alg.All() {
+				if a.Kind == alg.Passthrough {
+					on[a.Name] = a.On(cfg)
+				}
+			}
+			return on
 		}(),
 		Dataplane: b.r.Counters(),
 		Losses:    b.r.Losses(),
@@ -194,16 +200,15 @@ func printStatus(w io.Writer, st *control.Status) {
 	fmt.Fprintf(w, "  guards     %d%s\n", guards, nonZero(n.Guards))
 
 	fmt.Fprintf(w, "\nVPN PASSTHROUGH\n")
-	for _, p := range []struct{ key, label, note string }{
-		{"ipsec", "IPsec", "IKE 500, NAT-T 4500, ESP; AH cannot cross NAT"},
-		{"pptp", "PPTP", "obsolete and insecure (MS-CHAPv2 is broken); prefer IPsec or WireGuard"},
-		{"l2tp", "L2TP", "UDP 1701"},
-	} {
+	for _, p := range alg.All() {
+		if p.Kind != alg.Passthrough {
+			continue
+		}
 		state := "off"
-		if st.Passthrough[p.key] {
+		if st.Passthrough[p.Name] {
 			state = "on"
 		}
-		fmt.Fprintf(w, "  %-6s %-3s  %d sessions  (%s)\n", p.label, state, n.VPNSessions[p.key], p.note)
+		fmt.Fprintf(w, "  %-6s %-3s  %d sessions  (%s)\n", p.Label, state, n.VPNSessions[p.Name], p.Note)
 	}
 	if n.ESPAmbiguous+n.L2TPFallback+n.PPTPUnparsed > 0 {
 		fmt.Fprintf(w, "  esp ambiguous %d, l2tp fallback %d, pptp unparsed %d (see passgate events)\n", n.ESPAmbiguous, n.L2TPFallback, n.PPTPUnparsed)

@@ -25,6 +25,7 @@ import (
 
 	"passgate/admin"
 	"passgate/admin/web"
+	"passgate/alg"
 	"passgate/config"
 	"passgate/control"
 	"passgate/dataplane/router"
@@ -34,7 +35,11 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `passgate: a userspace NAT gateway
+// usage is the commands' summary; the passthrough names are alg.All's and
+// the PPPoE relay's.
+var usage = strings.ReplaceAll(usageText, "{NAMES}", strings.Join(append(alg.Names(), "pppoe"), " "))
+
+const usageText = `passgate: a userspace NAT gateway
 
 Usage:
   passgate run [--config FILE] [--lan IFACE --lan-addr CIDR --wan IFACE --wan-addr CIDR]
@@ -44,7 +49,7 @@ Usage:
   passgate conntrack --pppoe [--json] [--control SOCKET]
   passgate events [--json] [--control SOCKET]
   passgate passthrough [NAME [on|off]] [--json] [--control SOCKET]
-                       NAME: ipsec pptp l2tp sip rtsp h323 ftp tftp pppoe
+                       NAME: {NAMES}
   passgate forward list | add NAME tcp|udp PORT[-PORT] HOST[:PORT] | del NAME [--json] [--control SOCKET]
   passgate dmz [IP|off] [--json] [--control SOCKET]
   passgate mappings [list | del tcp|udp PORT] [--json] [--control SOCKET]
@@ -488,9 +493,14 @@ func reloadFile(log *slog.Logger, name string, svc *admin.Service) {
 		logRefused(log, name, err)
 		return
 	}
-	p := svc.Settings().NAT.Passthrough
-	log.Info("configuration applied", "source", name, "changes", len(ch),
-		"ipsec", p.IPsec.Enabled(true), "pptp", p.PPTP.Enabled(true), "l2tp", p.L2TP.Enabled(true))
+	cfg := svc.Settings().NAT
+	attrs := []any{"source", name, "changes", len(ch)}
+	for _, a := range alg.All() {
+		if a.Kind == alg.Passthrough {
+			attrs = append(attrs, a.Name, a.On(cfg))
+		}
+	}
+	log.Info("configuration applied", attrs...)
 }
 
 func logRefused(log *slog.Logger, name string, err error) {

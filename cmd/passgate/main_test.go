@@ -201,7 +201,7 @@ func TestRouterOptions(t *testing.T) {
 	if o.LAN != "lan0" || o.WAN != "wan0" || o.Workers != 3 || !o.PPPoERelay || o.Driver != "afpacket" {
 		t.Errorf("options %+v", o)
 	}
-	if o.NAT.LANAddr != s.NAT.LANAddr || o.NAT.WANAddr != s.NAT.WANAddr || o.NAT.Passthrough.PPTP != nat.Off {
+	if o.NAT.LANAddr != s.NAT.LANAddr || o.NAT.WANAddr != s.NAT.WANAddr || o.NAT.Helpers["pptp"] != nat.Off {
 		t.Errorf("engine configuration %+v, want %+v", o.NAT, s.NAT)
 	}
 	// Each start seeds the outside port choice anew (RFC 7857 section 9).

@@ -62,8 +62,9 @@ type Options struct {
 	// PPPoEIdleTimeout ends relayed PPPoE sessions idle this long;
 	// default 10 minutes.
 	PPPoEIdleTimeout time.Duration
-	// Helpers are the application-level gateways, in the order they are
-	// asked about new flows; default alg.All().
+	// Helpers are the protocol helpers (VPN passthroughs and
+	// application-level gateways), in the order they are asked about new
+	// flows; default alg.Helpers().
 	Helpers []nat.Helper
 	// Driver is the packet driver: auto (default), afxdp or afpacket.
 	Driver string
@@ -164,7 +165,7 @@ func New(opts Options) (*Router, error) {
 	eng, err := nat.New(opts.NAT, r.clock())
 	if err == nil {
 		if opts.Helpers == nil {
-			opts.Helpers = alg.All()
+			opts.Helpers = alg.Helpers()
 		}
 		eng.RegisterHelpers(opts.Helpers...)
 	}

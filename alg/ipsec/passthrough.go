@@ -1,0 +1,359 @@
+package ipsec
+
+// IPsec passthrough as a nat helper. Two mechanisms:
+//
+//   - IKE on the shared outside port 500: every LAN host keeps outside
+//     port 500 with a server, and what comes back goes to the host whose
+//     IKE SA the initiator SPI names. Such a flow's reply tuple is a key in
+//     the helper's space (server:port, host:500); its Xlate holds the wire
+//     tuple. IP fragments follow the first one's flow (the engine's
+//     fragment table), so a large IKE response reaches its host whole.
+//     NAT-T (UDP 4500) is ordinary UDP with an ordinary mapping.
+//   - Raw ESP by SPI: an outbound SPI makes a flow whose reply SPI is
+//     unknown (its reply key is in the helper's space); the first unknown
+//     SPI from that server binds to the LAN host whose ESP to it is
+//     unanswered, the oldest if several (esp_ambiguous, counted and
+//     logged: the guess vendors make, said aloud). Bound ESP flows take the
+//     fast path.
+//
+// AH authenticates the IP addresses, so no NAT can pass it (RFC 3715
+// section 2.1): it is dropped and said.
+
+import (
+	"fmt"
+	"net/netip"
+
+	"passgate/conntrack"
+	"passgate/nat"
+	"passgate/packet"
+)
+
+// Key spaces of the helper (nat.HelperEnv.Side).
+const (
+	sideIKE        = 0 // flow reply key: (server:port, host:500)
+	sideIKESPI     = 1 // keys: (server, initiator SPI) -> host
+	sideIKEServer  = 2 // keys: (server) -> number of IKE flows
+	sideIKEHost    = 3 // keys: (server) -> the host of the newest IKE flow
+	sideESPPending = 4 // flow reply key until the inbound SPI is known
+)
+
+// espPendingMax bounds the outbound SPIs waiting for an answer.
+const espPendingMax = 256
+
+// Helper is IPsec passthrough. Register one per engine.
+type Helper struct {
+	env        *nat.HelperEnv
+	pending    []espPending
+	ambiguous  uint64
+	fallback   uint64 // non-IKE from 500 to 500 given an ordinary mapping
+	toOnlyHost uint64 // non-IKE on the shared port sent to the one host
+}
+
+type espPending struct {
+	server [4]byte
+	id     int32
+	gen    uint32
+	since  nat.Time
+}
+
+var (
+	_ nat.FlowMaker         = (*Helper)(nil)
+	_ nat.ProtocolHelper    = (*Helper)(nil)
+	_ nat.FastHelper        = (*Helper)(nil)
+	_ nat.PassthroughHelper = (*Helper)(nil)
+)
+
+// Name is the switch name.
+func (*Helper) Name() string { return "ipsec" }
+
+// DefaultOn: on, as on home routers.
+func (*Helper) DefaultOn() bool { return true }
+
+// Attach takes the engine and sizes the pending SPIs.
+func (h *Helper) Attach(env *nat.HelperEnv) {
+	h.env = env
+	h.pending = make([]espPending, 0, espPendingMax)
+}
+
+// Ports are IKE's and NAT-T's.
+func (*Helper) Ports() []nat.Port {
+	return []nat.Port{{Proto: packet.ProtoUDP, Port: IKEPort}, {Proto: packet.ProtoUDP, Port: NATTPort}}
+}
+
+// SharedPort is IKE's: every LAN host keeps outside port 500.
+func (*Helper) SharedPort() nat.Port { return nat.Port{Proto: packet.ProtoUDP, Port: IKEPort} }
+
+// Protocols are ESP and AH.
+func (*Helper) Protocols() []uint8 { return []uint8{packet.ProtoESP, packet.ProtoAH} }
+
+func (h *Helper) off(now nat.Time, host, peer [4]byte) {
+	h.env.Event(now, nat.Event{Kind: nat.EventPassthroughOff, Host: host, Peer: peer, A: nat.PassOffIPsec})
+}
+
+// Outbound refuses IKE and NAT-T when switched off, and gives IKE from
+// port 500 to port 500 the shared outside port.
+func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
+	if !h.env.On() {
+		h.off(now, k.Src, k.Dst)
+		return 0, 0, nat.DropIPsecOff, true
+	}
+	if k.SrcID != IKEPort || k.DstID != IKEPort {
+		return 0, 0, nat.DropNone, false // NAT-T: an ordinary mapping
+	}
+	if _, err := ParseIKE(packet.UDP(ip.Payload()).Payload()); err != nil {
+		// Another protocol from port 500 to port 500: a shared port must
+		// never break it, so it gets an ordinary port mapping.
+		h.fallback++
+		h.env.Event(now, nat.Event{Kind: nat.EventIKEFallback, Host: k.Src, Peer: k.Dst})
+		id, dir, r := h.env.NewMapped(now, k)
+		return id, dir, r, true
+	}
+	reply := conntrack.Tuple{Src: k.Dst, Dst: k.Src, SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: h.env.Side(sideIKE)}
+	id, f, r := h.env.NewFlow(now, k, reply, true)
+	if r != nat.DropNone {
+		return 0, 0, r, true
+	}
+	f.Xlate = conntrack.Tuple{Src: k.Dst, Dst: h.env.WANAddr(), SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: uint8(nat.WAN)}
+	sk := h.env.KeyOf(sideIKEServer, k.Dst, 0)
+	n, _ := h.env.Key(sk)
+	h.env.PutKey(sk, n+1)
+	h.env.PutKey(h.env.KeyOf(sideIKEHost, k.Dst, 0), nat.AddrValue(k.Src))
+	return id, conntrack.Original, nat.DropNone, true
+}
+
+// Inbound sends IKE arriving on the shared port 500 to the LAN host whose
+// IKE SA its initiator SPI names. A SPI never seen (an exchange the server
+// starts) goes to the one LAN host talking IKE with that server; with
+// several it cannot be told, and is dropped and logged.
+func (h *Helper) Inbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
+	if k.DstID != IKEPort || !h.env.On() {
+		return 0, 0, nat.DropNone, false
+	}
+	m, err := ParseIKE(packet.UDP(ip.Payload()).Payload())
+	if err != nil {
+		// No IKE, so no SPI: it goes to the LAN host when exactly one
+		// talks IKE with its sender on the shared port, as any NAT would
+		// deliver it.
+		if n, _ := h.env.Key(h.env.KeyOf(sideIKEServer, k.Src, 0)); n == 1 {
+			host, _ := h.env.Key(h.env.KeyOf(sideIKEHost, k.Src, 0))
+			if id, ok := h.ikeFlow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
+				h.toOnlyHost++
+				return id, conntrack.Reply, nat.DropNone, true
+			}
+		}
+		return 0, conntrack.Reply, nat.DropMalformed, true
+	}
+	spi := m.InitiatorSPI()
+	if host, ok := h.env.Key(h.env.KeyOf(sideIKESPI, k.Src, spi)); ok {
+		if id, ok := h.ikeFlow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
+			return id, conntrack.Reply, nat.DropNone, true
+		}
+	}
+	if n, _ := h.env.Key(h.env.KeyOf(sideIKEServer, k.Src, 0)); n == 1 {
+		host, _ := h.env.Key(h.env.KeyOf(sideIKEHost, k.Src, 0))
+		if id, ok := h.ikeFlow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
+			h.learn(h.env.Flow(id), spi)
+			return id, conntrack.Reply, nat.DropNone, true
+		}
+	}
+	h.env.Event(now, nat.Event{Kind: nat.EventIKEUnknownSPI, Peer: k.Src, A: spi})
+	return 0, conntrack.Reply, nat.DropIKEUnknownSPI, true
+}
+
+// ikeFlow finds the shared-port IKE flow of host with server:port.
+func (h *Helper) ikeFlow(server [4]byte, sport uint16, host [4]byte) (int32, bool) {
+	id, _, ok := h.env.Lookup(conntrack.Tuple{Src: server, Dst: host, SrcID: sport, DstID: IKEPort, Proto: packet.ProtoUDP, Side: h.env.Side(sideIKE)})
+	return id, ok
+}
+
+// learn records an initiator SPI of a LAN host's IKE flow. A flow keeps
+// its two newest SPIs (the IKE SA and the one replacing it at a rekey);
+// older ones leave the index.
+func (h *Helper) learn(f *conntrack.Flow, spi uint64) {
+	if spi == 0 || spi == f.Data {
+		return
+	}
+	if f.Aux != 0 && f.Aux != spi {
+		h.delIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, f.Aux), f.Orig.Src)
+	}
+	f.Aux, f.Data = f.Data, spi
+	h.env.PutKey(h.env.KeyOf(sideIKESPI, f.Orig.Dst, spi), nat.AddrValue(f.Orig.Src))
+}
+
+func (h *Helper) delIfOwner(k conntrack.Tuple, host [4]byte) {
+	if v, ok := h.env.Key(k); ok && v == nat.AddrValue(host) {
+		h.env.DelKey(k)
+	}
+}
+
+// FlowPacket learns the initiator SPIs a LAN host sends on its IKE flow.
+func (h *Helper) FlowPacket(now nat.Time, id int32, f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4) nat.DropReason {
+	if f.Orig.Proto == packet.ProtoUDP && dir == conntrack.Original {
+		if m, err := ParseIKE(packet.UDP(ip.Payload()).Payload()); err == nil {
+			h.learn(f, m.InitiatorSPI())
+		}
+	}
+	return nat.DropNone
+}
+
+// Packet handles raw ESP (protocol 50) and AH (51).
+func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, conntrack.Dir, nat.DropReason) {
+	if ip.Protocol() == packet.ProtoAH {
+		host, peer := ip.Src(), ip.Dst()
+		if from == nat.WAN {
+			host, peer = peer, host
+		}
+		h.env.Event(now, nat.Event{Kind: nat.EventAHDropped, Host: host, Peer: peer})
+		return 0, 0, nat.DropAH
+	}
+	k, ok := h.FastKey(from, ip)
+	if !ok {
+		return 0, 0, nat.DropMalformed
+	}
+	if from == nat.LAN {
+		if !h.env.On() {
+			h.off(now, ip.Src(), ip.Dst())
+			return 0, 0, nat.DropIPsecOff
+		}
+		if id, dir, found := h.env.LookupLive(now, k); found {
+			return id, dir, nat.DropNone
+		}
+		id, r := h.newESP(now, k)
+		return id, conntrack.Original, r
+	}
+	if id, dir, found := h.env.LookupLive(now, k); found {
+		return id, dir, nat.DropNone
+	}
+	id, r := h.bindESP(now, k, uint32(k.SrcID)<<16|uint32(k.DstID))
+	return id, conntrack.Reply, r
+}
+
+// FastKey is an ESP packet's tuple: its SPI.
+func (*Helper) FastKey(from nat.Iface, ip packet.IPv4) (conntrack.Tuple, bool) {
+	spi, err := ESPSPI(ip.Payload())
+	if err != nil || ip.Protocol() != packet.ProtoESP {
+		return conntrack.Tuple{}, false
+	}
+	return conntrack.Tuple{Src: ip.Src(), Dst: ip.Dst(), SrcID: uint16(spi >> 16), DstID: uint16(spi), Proto: packet.ProtoESP, Side: uint8(from)}, true
+}
+
+// Translated does nothing: ESP is translated by its addresses alone.
+func (*Helper) Translated(*conntrack.Flow, conntrack.Dir, packet.IPv4) {}
+
+// newESP makes the flow for a LAN host's outbound SPI; its inbound SPI is
+// learned from the server's first unknown SPI.
+func (h *Helper) newESP(now nat.Time, k conntrack.Tuple) (int32, nat.DropReason) {
+	key := conntrack.Tuple{Src: k.Dst, Dst: k.Src, SrcID: k.SrcID, DstID: k.DstID, Proto: packet.ProtoESP, Side: h.env.Side(sideESPPending)}
+	id, f, r := h.env.NewFlow(now, k, key, true)
+	if r != nat.DropNone {
+		return 0, r
+	}
+	f.Xlate = conntrack.Tuple{Src: k.Dst, Dst: h.env.WANAddr(), Proto: packet.ProtoESP, Side: uint8(nat.WAN)}
+	f.Data = uint64(k.SrcID)<<16 | uint64(k.DstID)
+	h.env.SetFast(f, false)
+	if len(h.pending) == espPendingMax {
+		copy(h.pending, h.pending[1:])
+		h.pending = h.pending[:espPendingMax-1]
+	}
+	h.pending = append(h.pending, espPending{server: k.Dst, id: id, gen: f.Gen, since: now})
+	return id, nat.DropNone
+}
+
+// bindESP gives an unknown inbound SPI from a server to the LAN host whose
+// ESP to that server is unanswered: the only one, or the oldest of several
+// (counted and logged as ambiguous).
+func (h *Helper) bindESP(now nat.Time, k conntrack.Tuple, spi uint32) (int32, nat.DropReason) {
+	best, n := -1, 0
+	live := h.pending[:0]
+	for _, p := range h.pending {
+		if !h.env.Live(p.id, p.gen) || h.env.Flow(p.id).Reply.Side != h.env.Side(sideESPPending) {
+			continue // gone or answered
+		}
+		live = append(live, p)
+		if p.server == k.Src {
+			n++
+			if best < 0 || p.since < h.pending[best].since {
+				best = len(live) - 1
+			}
+		}
+	}
+	h.pending = live
+	if n == 0 {
+		h.env.Event(now, nat.Event{Kind: nat.EventESPUnknownSPI, Peer: k.Src, A: uint64(spi)})
+		return 0, nat.DropESPUnknownSPI
+	}
+	p := h.pending[best]
+	if err := h.env.Rekey(p.id, k); err != nil {
+		return 0, nat.DropESPUnknownSPI
+	}
+	f := h.env.Flow(p.id)
+	f.Aux = uint64(spi)
+	if n > 1 {
+		h.ambiguous++
+		h.env.Event(now, nat.Event{Kind: nat.EventESPAmbiguous, Host: f.Orig.Src, Peer: k.Src, A: uint64(spi), B: uint64(n)})
+	}
+	h.pending = append(h.pending[:best], h.pending[best+1:]...)
+	return p.id, nat.DropNone
+}
+
+// Deleted releases an IKE flow's keys.
+func (h *Helper) Deleted(id int32, f *conntrack.Flow) {
+	if f.Orig.Proto != packet.ProtoUDP {
+		return
+	}
+	sk := h.env.KeyOf(sideIKEServer, f.Orig.Dst, 0)
+	if n, ok := h.env.Key(sk); ok && n > 1 {
+		h.env.PutKey(sk, n-1)
+	} else {
+		h.env.DelKey(sk)
+		h.env.DelKey(h.env.KeyOf(sideIKEHost, f.Orig.Dst, 0))
+	}
+	for _, spi := range [2]uint64{f.Data, f.Aux} {
+		if spi != 0 {
+			h.delIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, spi), f.Orig.Src)
+		}
+	}
+}
+
+// Owns takes the LAN's ordinary IKE and NAT-T flows (other source ports,
+// port 4500).
+func (h *Helper) Owns(f *conntrack.Flow) bool {
+	return f.Orig.Proto == packet.ProtoUDP && h.env.OpenedFromLAN(f) && (f.Orig.DstID == NATTPort || f.Orig.DstID == IKEPort)
+}
+
+// Session: every IPsec flow is one.
+func (*Helper) Session(*conntrack.Flow) bool { return true }
+
+// Describe shows IKE initiator SPIs, and an ESP flow's SPIs with bare
+// addresses.
+func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
+	fi.VPN = "ipsec"
+	if f.Helper != h.env.ID() {
+		return
+	}
+	switch f.Orig.Proto {
+	case packet.ProtoUDP:
+		for _, spi := range [2]uint64{f.Data, f.Aux} {
+			if spi != 0 {
+				fi.IKESPIs = append(fi.IKESPIs, fmt.Sprintf("%016x", spi))
+			}
+		}
+	case packet.ProtoESP:
+		fi.Proto = "esp"
+		fi.ESPSPIOut = fmt.Sprintf("%08x", uint32(f.Data))
+		if f.Aux != 0 {
+			fi.ESPSPIIn = fmt.Sprintf("%08x", uint32(f.Aux))
+		}
+		fi.Inside = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Src), 0)
+		fi.Outside = netip.AddrPortFrom(netip.AddrFrom4(h.env.WANAddr()), 0)
+		fi.Remote = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Dst), 0)
+	}
+}
+
+// AddStats adds the ambiguous ESP bindings, the IKE fallbacks and what
+// the shared port sent to its only host.
+func (h *Helper) AddStats(s *nat.Stats) {
+	s.ESPAmbiguous = h.ambiguous
+	s.IKEFallback = h.fallback
+	s.SharedToOnlyHost += h.toOnlyHost
+}

@@ -1,0 +1,188 @@
+package ipsec_test
+
+// The engine's VPN passthrough tests, moved here from nat with the code
+// (nat/vpn_test.go): what crosses the NAT with the helper registered.
+
+import (
+	"testing"
+	"time"
+
+	. "passgate/alg/vpntest"
+	. "passgate/nat"
+	"passgate/packet"
+	. "passgate/packet/pkttest"
+)
+
+func TestIKESharedPort500(t *testing.T) {
+	e := NewEngine(t, nil)
+	a := Pass(t, e, 0, LAN, UDP("192.168.50.10:500", "203.0.113.10:500", IKEMsg(0xaaaa, 0, false, 100)), WAN)
+	b := Pass(t, e, 0, LAN, UDP("192.168.50.11:500", "203.0.113.10:500", IKEMsg(0xbbbb, 0, false, 100)), WAN)
+	IPv4(t, a, Src("203.0.113.1:500"))
+	IPv4(t, b, Src("203.0.113.1:500"))
+	// Responses come back in the other order; each reaches its host.
+	rb := Pass(t, e, Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xbbbb, 0x22, true, 100)), LAN)
+	IPv4(t, rb, Dst("192.168.50.11:500"))
+	ra := Pass(t, e, Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xaaaa, 0x11, true, 100)), LAN)
+	IPv4(t, ra, Dst("192.168.50.10:500"))
+	// A SPI nobody sent, with two candidates, is dropped and said.
+	Dropped(t, e, Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xcccc, 0, false, 100)), DropIKEUnknownSPI)
+	evs, _ := e.Events(0)
+	if len(evs) == 0 || evs[len(evs)-1].Kind != EventIKEUnknownSPI {
+		t.Fatalf("events %+v", evs)
+	}
+	// Another app's port 500 never takes the shared port.
+	o := Pass(t, e, 0, LAN, UDP("192.168.50.12:500", "203.0.113.20:9999", nil), WAN)
+	if p := packet.UDP(packet.IPv4(o).Payload()).SrcPort(); p == 500 {
+		t.Fatal("a non-IKE flow took outside port 500")
+	}
+	var spis []string
+	e.Flows(Sec, func(fi FlowInfo) bool {
+		if fi.VPN == "ipsec" && fi.Inside.Addr().String() == "192.168.50.10" {
+			spis = fi.IKESPIs
+		}
+		return true
+	})
+	if len(spis) != 1 || spis[0] != "000000000000aaaa" {
+		t.Fatalf("flow table shows IKE SPIs %v", spis)
+	}
+}
+
+func TestIKEServerInitiatedSingleHost(t *testing.T) {
+	e := NewEngine(t, nil)
+	Pass(t, e, 0, LAN, UDP("192.168.50.10:500", "203.0.113.10:500", IKEMsg(0xaaaa, 0, false, 60)), WAN)
+	// The server starts a new IKE SA (its own initiator SPI): the only
+	// host talking IKE with it gets it.
+	r := Pass(t, e, Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0x5e5e, 0, false, 60)), LAN)
+	IPv4(t, r, Dst("192.168.50.10:500"))
+}
+
+func TestIKEFragmentedOutOfOrder(t *testing.T) {
+	e := NewEngine(t, nil)
+	Pass(t, e, 0, LAN, UDP("192.168.50.10:500", "203.0.113.10:500", IKEMsg(0xaaaa, 0, false, 60)), WAN)
+	Pass(t, e, 0, LAN, UDP("192.168.50.11:500", "203.0.113.10:500", IKEMsg(0xbbbb, 0, false, 60)), WAN)
+	// A response with certificates, in three fragments, last first.
+	big := UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xbbbb, 0x2, true, 2600), ID(4242))
+	frags := Fragment(big, 1000)
+	var out [][]byte
+	for _, i := range []int{2, 1, 0} {
+		v := e.Process(Sec, WAN, frags[i])
+		if v.Action == Forward {
+			out = append(out, frags[i])
+		}
+		for _, em := range e.Emitted() {
+			out = append(out, append([]byte(nil), em.Frame[EtherHeadroom:]...))
+		}
+		e.ResetEmitted()
+	}
+	if len(out) != 3 {
+		t.Fatalf("%d fragments left", len(out))
+	}
+	for _, f := range out {
+		IPv4(t, f, Dst("192.168.50.11"))
+	}
+}
+
+func TestNATTPort4500(t *testing.T) {
+	e := NewEngine(t, nil)
+	a := Pass(t, e, 0, LAN, UDP("192.168.50.10:4500", "203.0.113.10:4500", append([]byte{0, 0, 0, 0}, IKEMsg(1, 2, false, 60)...)), WAN)
+	b := Pass(t, e, 0, LAN, UDP("192.168.50.11:4500", "203.0.113.10:4500", []byte{0xff}), WAN)
+	pa := packet.UDP(packet.IPv4(a).Payload()).SrcPort()
+	pb := packet.UDP(packet.IPv4(b).Payload()).SrcPort()
+	if pa != 4500 || pb == 4500 {
+		t.Fatalf("outside ports %d %d", pa, pb)
+	}
+	// ESP-in-UDP back to the second host on its mapping.
+	esp := []byte{0xc0, 0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4}
+	r := Pass(t, e, Sec, WAN, UDP("203.0.113.10:4500", "203.0.113.1:"+Itoa(pb), esp), LAN)
+	IPv4(t, r, Dst("192.168.50.11:4500"), L4Payload(esp))
+	// Keepalives every 20 s keep an idle tunnel for as long as it lives.
+	for now := 20 * Sec; now < 30*Time(time.Minute); now += 20 * Sec {
+		Pass(t, e, now, LAN, UDP("192.168.50.11:4500", "203.0.113.10:4500", []byte{0xff}), WAN)
+		e.Expire(now)
+	}
+	Pass(t, e, 30*Time(time.Minute), WAN, UDP("203.0.113.10:4500", "203.0.113.1:"+Itoa(pb), esp), LAN)
+}
+
+func TestRawESPTwoHosts(t *testing.T) {
+	e := NewEngine(t, nil)
+	a := Pass(t, e, 0, LAN, ESP("192.168.50.10", "203.0.113.10", 0x1000, "a1"), WAN)
+	IPv4(t, a, Src("203.0.113.1"), Dst("203.0.113.10"))
+	if ESPSPI(a) != 0x1000 {
+		t.Fatal("SPI changed on the way out")
+	}
+	ra := Pass(t, e, Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "A1"), LAN)
+	IPv4(t, ra, Dst("192.168.50.10"))
+	Pass(t, e, 2*Sec, LAN, ESP("192.168.50.11", "203.0.113.10", 0x1001, "b1"), WAN)
+	rb := Pass(t, e, 3*Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2001, "B1"), LAN)
+	IPv4(t, rb, Dst("192.168.50.11"))
+	// Learned SPIs keep going to their hosts, in any order.
+	IPv4(t, Pass(t, e, 4*Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "A2"), LAN), Dst("192.168.50.10"))
+	IPv4(t, Pass(t, e, 4*Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2001, "B2"), LAN), Dst("192.168.50.11"))
+	if e.Stats().ESPAmbiguous != 0 {
+		t.Fatal("unambiguous binding counted as ambiguous")
+	}
+	var in, out []string
+	e.Flows(4*Sec, func(fi FlowInfo) bool {
+		if fi.Proto == "esp" {
+			in, out = append(in, fi.ESPSPIIn), append(out, fi.ESPSPIOut)
+		}
+		return true
+	})
+	if len(in) != 2 {
+		t.Fatalf("esp flows %v %v", in, out)
+	}
+	// An SPI no host is waiting for is dropped.
+	Dropped(t, e, 5*Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x3000, "?"), DropESPUnknownSPI)
+}
+
+func TestRawESPAmbiguousIsSaid(t *testing.T) {
+	e := NewEngine(t, nil)
+	Pass(t, e, 0, LAN, ESP("192.168.50.10", "203.0.113.10", 0x1000, "a"), WAN)
+	Pass(t, e, Sec, LAN, ESP("192.168.50.11", "203.0.113.10", 0x1001, "b"), WAN)
+	r := Pass(t, e, 2*Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "?"), LAN)
+	IPv4(t, r, Dst("192.168.50.10")) // the oldest unanswered
+	if e.Stats().ESPAmbiguous != 1 {
+		t.Fatal("ambiguity not counted")
+	}
+	evs, _ := e.Events(0)
+	if evs[len(evs)-1].Kind != EventESPAmbiguous {
+		t.Fatalf("events %+v", evs)
+	}
+	// The other host's SPI then binds without doubt.
+	IPv4(t, Pass(t, e, 3*Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2001, "?"), LAN), Dst("192.168.50.11"))
+	if e.Stats().ESPAmbiguous != 1 {
+		t.Fatal("second binding counted as ambiguous")
+	}
+}
+
+func TestAHDroppedAndSaid(t *testing.T) {
+	e := NewEngine(t, nil)
+	ah := ESP("192.168.50.10", "203.0.113.10", 0x1000, "ah")
+	ah[9] = packet.ProtoAH
+	packet.IPv4(ah).ComputeChecksum()
+	Dropped(t, e, 0, LAN, ah, DropAH)
+	evs, _ := e.Events(0)
+	if len(evs) != 1 || evs[0].Kind != EventAHDropped {
+		t.Fatalf("events %+v", evs)
+	}
+	if m := evs[0].Message(); m == "" || !Contains(m, "cannot cross NAT") {
+		t.Fatalf("message %q", m)
+	}
+}
+
+// A tunnel's flows (ESP, GRE) live as long as UDP's after their last
+// packet, not ICMP's minute: an IPsec tunnel idle for two minutes still
+// takes the server's next packet to its host.
+func TestTunnelFlowsKeepTheUDPTimeout(t *testing.T) {
+	e := NewEngine(t, nil)
+	Pass(t, e, 0, LAN, ESP("192.168.50.10", "203.0.113.10", 0x1000, "out"), WAN)
+	Pass(t, e, Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "in"), LAN)
+	idle := Sec + 2*Time(time.Minute)
+	if idle < Sec+Time(DefaultTimeouts.ICMP) || idle >= Sec+Time(DefaultTimeouts.UDP) {
+		t.Fatalf("timeouts icmp %v udp %v: the test needs 2 min between them", Time(DefaultTimeouts.ICMP), Time(DefaultTimeouts.UDP))
+	}
+	e.Expire(idle)
+	IPv4(t, Pass(t, e, idle, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "after"), LAN), Dst("192.168.50.10"))
+	e.Expire(idle + Time(DefaultTimeouts.UDP) + Sec)
+	Dropped(t, e, idle+Time(DefaultTimeouts.UDP)+Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "gone"), DropESPUnknownSPI)
+}

@@ -1,0 +1,222 @@
+package l2tp
+
+// L2TP passthrough as a nat helper. Every LAN host keeps outside port 1701
+// with a server, and what comes back is sent to the right host by the
+// tunnel id in the L2TP header, which is always the receiver's (the LAN
+// host's): learned from the Assigned Tunnel ID of the host's SCCRQ. A
+// shared flow's reply tuple is a key in the helper's space (server:port,
+// host:1701); its Xlate holds the wire tuple. A host whose first message
+// is no readable SCCRQ, hides the id, or uses an id another host uses with
+// the server gets an ordinary port mapping instead (RFC 2661 section 8.1
+// lets the port change), which is counted and logged.
+
+import (
+	"passgate/conntrack"
+	"passgate/nat"
+	"passgate/packet"
+)
+
+// Key spaces of the helper (nat.HelperEnv.Side).
+const (
+	sideFlow   = 0 // flow reply key: (server:port, host:1701)
+	sideTunnel = 1 // keys: (server, tunnel id) -> host
+	sideServer = 2 // keys: (server) -> number of shared flows
+	sideHost   = 3 // keys: (server) -> the host of the newest
+)
+
+// Helper is L2TP passthrough. Register one per engine.
+type Helper struct {
+	env        *nat.HelperEnv
+	fallback   uint64
+	toOnlyHost uint64 // datagrams on 1701 no tunnel id placed, sent to the one host
+}
+
+var (
+	_ nat.FlowMaker         = (*Helper)(nil)
+	_ nat.PassthroughHelper = (*Helper)(nil)
+)
+
+// Name is the switch name.
+func (*Helper) Name() string { return "l2tp" }
+
+// DefaultOn: on, as on home routers.
+func (*Helper) DefaultOn() bool { return true }
+
+// Attach takes the engine.
+func (h *Helper) Attach(env *nat.HelperEnv) { h.env = env }
+
+// Ports is L2TP's.
+func (*Helper) Ports() []nat.Port { return []nat.Port{{Proto: packet.ProtoUDP, Port: Port}} }
+
+// SharedPort is 1701.
+func (*Helper) SharedPort() nat.Port { return nat.Port{Proto: packet.ProtoUDP, Port: Port} }
+
+// Outbound refuses L2TP when switched off and gives a tunnel from port
+// 1701 the shared outside port when its SCCRQ allows.
+func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
+	if !h.env.On() {
+		h.env.Event(now, nat.Event{Kind: nat.EventPassthroughOff, Host: k.Src, Peer: k.Dst, A: nat.PassOffL2TP})
+		return 0, 0, nat.DropL2TPOff, true
+	}
+	if k.SrcID != Port {
+		return 0, 0, nat.DropNone, false
+	}
+	tid, why := assigned(ip)
+	if why == 0 {
+		if owner, ok := h.env.Key(h.env.KeyOf(sideTunnel, k.Dst, uint64(tid))); ok && owner != nat.AddrValue(k.Src) {
+			if _, alive := h.flowOf(k.Dst, k.DstID, nat.AddrOf(owner)); alive {
+				why = nat.L2TPWhyClash
+			}
+		}
+	}
+	if why != 0 {
+		h.fallback++
+		h.env.Event(now, nat.Event{Kind: nat.EventL2TPFallback, Host: k.Src, Peer: k.Dst, A: why})
+		id, dir, r := h.env.NewMapped(now, k)
+		return id, dir, r, true
+	}
+	reply := conntrack.Tuple{Src: k.Dst, Dst: k.Src, SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: h.env.Side(sideFlow)}
+	id, f, r := h.env.NewFlow(now, k, reply, true)
+	if r != nat.DropNone {
+		return 0, 0, r, true
+	}
+	f.Xlate = conntrack.Tuple{Src: k.Dst, Dst: h.env.WANAddr(), SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: uint8(nat.WAN)}
+	h.learn(f, tid)
+	sk := h.env.KeyOf(sideServer, k.Dst, 0)
+	n, _ := h.env.Key(sk)
+	h.env.PutKey(sk, n+1)
+	h.env.PutKey(h.env.KeyOf(sideHost, k.Dst, 0), nat.AddrValue(k.Src))
+	return id, conntrack.Original, nat.DropNone, true
+}
+
+// Inbound demultiplexes L2TP on the shared port by the tunnel id in the
+// header.
+func (h *Helper) Inbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
+	if !h.env.On() {
+		return 0, 0, nat.DropNone, false
+	}
+	hd, err := ParseHeader(packet.UDP(ip.Payload()).Payload())
+	host, known := h.env.Key(h.env.KeyOf(sideTunnel, k.Src, uint64(hd.TunnelID)))
+	if err != nil || !known {
+		// No L2TP, or a tunnel id no LAN host announced (a tunnel the
+		// server starts, id 0): it goes to the LAN host when exactly one
+		// talks L2TP with its sender on the shared port.
+		if n, _ := h.env.Key(h.env.KeyOf(sideServer, k.Src, 0)); n == 1 {
+			only, _ := h.env.Key(h.env.KeyOf(sideHost, k.Src, 0))
+			if id, ok := h.flowOf(k.Src, k.SrcID, nat.AddrOf(only)); ok {
+				h.toOnlyHost++
+				return id, conntrack.Reply, nat.DropNone, true
+			}
+		}
+	}
+	if err != nil {
+		return 0, conntrack.Reply, nat.DropMalformed, true
+	}
+	if known {
+		if id, ok := h.flowOf(k.Src, k.SrcID, nat.AddrOf(host)); ok {
+			return id, conntrack.Reply, nat.DropNone, true
+		}
+	}
+	h.env.Event(now, nat.Event{Kind: nat.EventL2TPUnknownTunnel, Peer: k.Src, A: uint64(hd.TunnelID)})
+	return 0, conntrack.Reply, nat.DropL2TPUnknownTunnel, true
+}
+
+// flowOf finds the shared-port flow of host with server:port.
+func (h *Helper) flowOf(server [4]byte, sport uint16, host [4]byte) (int32, bool) {
+	id, _, ok := h.env.Lookup(conntrack.Tuple{Src: server, Dst: host, SrcID: sport, DstID: Port, Proto: packet.ProtoUDP, Side: h.env.Side(sideFlow)})
+	return id, ok
+}
+
+// assigned reads the Assigned Tunnel ID of an SCCRQ, or says why not
+// (nat.L2TPWhy...).
+func assigned(ip packet.IPv4) (uint16, uint64) {
+	if ip.MoreFragments() {
+		return 0, nat.L2TPWhyNoSCCRQ
+	}
+	p := packet.UDP(ip.Payload()).Payload()
+	hd, err := ParseHeader(p)
+	if err != nil || !hd.Control || hd.TunnelID != 0 {
+		return 0, nat.L2TPWhyNoSCCRQ
+	}
+	ci, err := ParseControl(p, hd)
+	if err == ErrHidden {
+		return 0, nat.L2TPWhyHidden
+	}
+	if err != nil || ci.MessageType != SCCRQ || !ci.HasAssigned || ci.AssignedTunnelID == 0 {
+		return 0, nat.L2TPWhyNoSCCRQ
+	}
+	return ci.AssignedTunnelID, 0
+}
+
+// learn adds a tunnel id to a shared flow; a flow holds up to four (Data,
+// 16 bits each), one per tunnel the host opens to the server.
+func (h *Helper) learn(f *conntrack.Flow, tid uint16) {
+	for i := 0; i < 4; i++ {
+		switch uint16(f.Data >> (16 * i)) {
+		case tid:
+			return
+		case 0:
+			if h.env.PutKey(h.env.KeyOf(sideTunnel, f.Orig.Dst, uint64(tid)), nat.AddrValue(f.Orig.Src)) {
+				f.Data |= uint64(tid) << (16 * i)
+			}
+			return
+		}
+	}
+}
+
+// FlowPacket learns the tunnels a LAN host opens later on its shared flow.
+func (h *Helper) FlowPacket(now nat.Time, id int32, f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4) nat.DropReason {
+	if dir == conntrack.Original {
+		if tid, why := assigned(ip); why == 0 {
+			h.learn(f, tid)
+		}
+	}
+	return nat.DropNone
+}
+
+// Deleted releases a shared flow's tunnel ids and uncounts it.
+func (h *Helper) Deleted(id int32, f *conntrack.Flow) {
+	sk := h.env.KeyOf(sideServer, f.Orig.Dst, 0)
+	if n, ok := h.env.Key(sk); ok && n > 1 {
+		h.env.PutKey(sk, n-1)
+	} else {
+		h.env.DelKey(sk)
+		h.env.DelKey(h.env.KeyOf(sideHost, f.Orig.Dst, 0))
+	}
+	for i := 0; i < 4; i++ {
+		if tid := uint16(f.Data >> (16 * i)); tid != 0 {
+			k := h.env.KeyOf(sideTunnel, f.Orig.Dst, uint64(tid))
+			if v, ok := h.env.Key(k); ok && v == nat.AddrValue(f.Orig.Src) {
+				h.env.DelKey(k)
+			}
+		}
+	}
+}
+
+// Owns takes the LAN's L2TP flows that got an ordinary mapping.
+func (h *Helper) Owns(f *conntrack.Flow) bool {
+	return f.Orig.Proto == packet.ProtoUDP && h.env.OpenedFromLAN(f) && f.Orig.DstID == Port
+}
+
+// Session: every L2TP flow is one.
+func (*Helper) Session(*conntrack.Flow) bool { return true }
+
+// Describe shows a shared flow's tunnel ids.
+func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
+	fi.VPN = "l2tp"
+	if f.Helper != h.env.ID() {
+		return
+	}
+	for i := 0; i < 4; i++ {
+		if tid := uint16(f.Data >> (16 * i)); tid != 0 {
+			fi.TunnelIDs = append(fi.TunnelIDs, tid)
+		}
+	}
+}
+
+// AddStats adds the tunnels given an ordinary mapping and what the shared
+// port sent to its only host.
+func (h *Helper) AddStats(s *nat.Stats) {
+	s.L2TPFallback = h.fallback
+	s.SharedToOnlyHost += h.toOnlyHost
+}

@@ -1,0 +1,525 @@
+package pptp
+
+// PPTP passthrough as a nat helper. The control connection (TCP 1723) is
+// followed across segments with Stream, the LAN client's call id is
+// translated to one unique per server (keeping its high byte), and each
+// call's GRE flow is made when the call is set up and ends with it: from
+// the client the GRE key is the server's call id, unchanged; from the
+// server it is the outside call id, translated back to the client's on
+// the way in (Translated, on the fast path too). A PPTP server on the LAN
+// behind a port forward or the DMZ is followed the same way, as the PAC.
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"passgate/conntrack"
+	"passgate/nat"
+	"passgate/packet"
+)
+
+const (
+	connsMax     = 256 // control connections followed at once
+	callsPerConn = 8
+	sideCall     = 0 // keys: (server, outside call id) -> conn<<8 | call
+)
+
+// Helper is PPTP passthrough. Register one per engine.
+type Helper struct {
+	env      *nat.HelperEnv
+	conns    []conn
+	unparsed uint64
+}
+
+var (
+	_ nat.FlowMaker         = (*Helper)(nil)
+	_ nat.Forwarder         = (*Helper)(nil)
+	_ nat.ProtocolHelper    = (*Helper)(nil)
+	_ nat.FastHelper        = (*Helper)(nil)
+	_ nat.PassthroughHelper = (*Helper)(nil)
+)
+
+// conn is the state of one control connection: both directions of the
+// stream and its calls. A fixed pool holds them, so a LAN full of PPTP
+// clients costs a bounded amount and nothing is allocated per connection.
+type conn struct {
+	inUse  bool
+	flow   int32
+	gen    uint32
+	host   [4]byte
+	server [4]byte
+	out    Stream
+	in     Stream
+	hOut   handler
+	hIn    handler
+	broken bool
+	// role is the LAN host's end: the PNS of a connection it opened, or
+	// the PAC of one that came in through a port forward (or the DMZ),
+	// whose LAN side is then the flow's reply direction.
+	role  Role
+	calls [callsPerConn]call
+}
+
+// call is one call: the client's call id (inside), the one the server
+// sees (outside, unique per server), the server's, and the GRE flow.
+type call struct {
+	inUse   bool
+	up      bool
+	inside  uint16
+	outside uint16
+	server  uint16
+	gre     int32
+	greGen  uint32
+}
+
+// handler implements Handler for one direction of a connection.
+type handler struct {
+	h   *Helper
+	c   *conn
+	out bool
+	now nat.Time
+}
+
+// Name is the switch name.
+func (*Helper) Name() string { return "pptp" }
+
+// DefaultOn: on, as on home routers.
+func (*Helper) DefaultOn() bool { return true }
+
+// Attach takes the engine and makes the connection pool.
+func (h *Helper) Attach(env *nat.HelperEnv) {
+	h.env = env
+	h.conns = make([]conn, connsMax)
+	for i := range h.conns {
+		c := &h.conns[i]
+		c.hOut = handler{h: h, c: c, out: true}
+		c.hIn = handler{h: h, c: c}
+	}
+}
+
+// Ports is the control port.
+func (*Helper) Ports() []nat.Port { return []nat.Port{{Proto: packet.ProtoTCP, Port: Port}} }
+
+// Protocols is GRE.
+func (*Helper) Protocols() []uint8 { return []uint8{packet.ProtoGRE} }
+
+func (h *Helper) off(now nat.Time, host, peer [4]byte) {
+	h.env.Event(now, nat.Event{Kind: nat.EventPassthroughOff, Host: host, Peer: peer, A: nat.PassOffPPTP})
+}
+
+// Outbound refuses a control connection when switched off, and follows
+// one a LAN client opens.
+func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
+	if !h.env.On() {
+		h.off(now, k.Src, k.Dst)
+		return 0, 0, nat.DropPPTPOff, true
+	}
+	id, dir, r := h.env.NewMapped(now, k)
+	if r == nat.DropNone && !h.attach(id, PNS) {
+		h.env.Delete(id)
+		r = nat.DropPPTPLimit
+	}
+	return id, dir, r, true
+}
+
+// Inbound leaves TCP 1723 from the WAN to port forwards and mappings.
+func (*Helper) Inbound(nat.Time, packet.IPv4, conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
+	return 0, 0, nat.DropNone, false
+}
+
+// Forwarded follows a control connection to a PPTP server on the LAN: its
+// calls' GRE needs it followed as for a client's.
+func (h *Helper) Forwarded(now nat.Time, id int32, f *conntrack.Flow, insidePort uint16) (bool, nat.DropReason) {
+	if f.Orig.Proto != packet.ProtoTCP || insidePort != Port {
+		return false, nat.DropNone
+	}
+	if !h.attach(id, PAC) {
+		return false, nat.DropPPTPLimit
+	}
+	return true, nat.DropNone
+}
+
+// attach gives a new control flow its state; false when the pool is used
+// up. role is the LAN host's: PNS for a flow from the LAN, PAC for one
+// from the WAN to a server on the LAN.
+func (h *Helper) attach(id int32, role Role) bool {
+	f := h.env.Flow(id)
+	host, peer := f.Orig.Src, f.Orig.Dst
+	if role == PAC {
+		host, peer = f.Reply.Src, f.Orig.Src
+	}
+	for i := range h.conns {
+		c := &h.conns[i]
+		if c.inUse {
+			continue
+		}
+		hOut, hIn := c.hOut, c.hIn
+		*c = conn{inUse: true, flow: id, gen: f.Gen, host: host, server: peer, hOut: hOut, hIn: hIn, role: role}
+		f.Helper = h.env.ID()
+		f.Data = uint64(i)
+		return true
+	}
+	return false
+}
+
+// FlowPacket follows the control stream of a segment and translates call
+// ids in it. Segments beyond what the stream has seen are dropped so the
+// sender repeats them in order: a call id in bytes not yet followed could
+// not be translated.
+func (h *Helper) FlowPacket(now nat.Time, id int32, f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4) nat.DropReason {
+	if f.Orig.Proto != packet.ProtoTCP || ip.IsFragment() {
+		return nat.DropNone
+	}
+	c := &h.conns[f.Data]
+	t := packet.TCP(ip.Payload())
+	st, hd := &c.out, &c.hOut
+	if (dir == conntrack.Reply) != (c.role == PAC) { // from the WAN
+		st, hd = &c.in, &c.hIn
+	}
+	if t.Flags()&packet.TCPSyn != 0 {
+		st.Start(t.Seq() + 1)
+		return nat.DropNone
+	}
+	p := t.Payload()
+	if len(p) == 0 {
+		return nat.DropNone
+	}
+	hd.now = now
+	v, changed := st.Feed(t.Seq(), p, hd)
+	if v == Ahead {
+		return nat.DropPPTPOutOfOrder
+	}
+	if st.Broken() != nil && !c.broken {
+		c.broken = true
+		h.unparsed++
+		h.env.Event(now, nat.Event{Kind: nat.EventPPTPUnparsed, Host: c.host, Peer: c.server})
+	}
+	if changed {
+		// The payload changed; the addresses and ports change next,
+		// incrementally, on top of a right checksum.
+		t[16], t[17] = 0, 0
+		sum := packet.PseudoHeaderSum(ip.Src(), ip.Dst(), packet.ProtoTCP, len(t))
+		binary.BigEndian.PutUint16(t[16:], packet.Fold(packet.Sum(t, sum)))
+	}
+	return nat.DropNone
+}
+
+func (hd *handler) Field(typ uint16, off int, val uint16) uint16 {
+	c, h := hd.c, hd.h
+	if hd.out {
+		if o, ok := OwnCallIDField(c.role, typ); !ok || o != off {
+			return val
+		}
+		if cl := c.callByInside(val); cl != nil {
+			return cl.outside
+		}
+		if typ == CallClearRequest || typ == CallDisconnectNotify {
+			return val // a call this connection never set up
+		}
+		cl := c.newCall()
+		if cl == nil {
+			return val
+		}
+		out, ok := h.allocCallID(c, val, cl)
+		if !ok {
+			*cl = call{}
+			return val
+		}
+		cl.inUse, cl.inside, cl.outside = true, val, out
+		return out
+	}
+	if o, ok := PeerCallIDField(c.role, typ); !ok || o != off {
+		return val
+	}
+	if cl := c.callByOutside(val); cl != nil {
+		return cl.inside
+	}
+	return val
+}
+
+func (hd *handler) Message(typ uint16, hdr []byte) {
+	c, h := hd.c, hd.h
+	if len(hdr) < 16 {
+		return
+	}
+	id12 := binary.BigEndian.Uint16(hdr[12:])
+	id14 := binary.BigEndian.Uint16(hdr[14:])
+	switch {
+	case typ == OutgoingCallReply || typ == IncomingCallReply:
+		// The answer to a call request (from the PAC to an outgoing call,
+		// from the PNS to an incoming one): hdr holds the sender's call id
+		// and its peer's. From the LAN that is the LAN host's own (inside)
+		// and the remote's; from the WAN the remote's and the outside id.
+		var cl *call
+		remote := id14
+		if hd.out {
+			cl = c.callByInside(id12)
+		} else {
+			cl, remote = c.callByOutside(id14), id12
+		}
+		if cl == nil {
+			return
+		}
+		if len(hdr) >= 17 && hdr[16] == 1 { // result: connected
+			cl.server = remote
+			h.callUp(hd.now, c, cl)
+		} else {
+			h.callEnd(hd.now, c, cl)
+		}
+	case typ == CallDisconnectNotify: // the PAC ends a call
+		for i := range c.calls {
+			if cl := &c.calls[i]; cl.inUse && (hd.out && cl.inside == id12 || !hd.out && cl.server == id12) {
+				h.callEnd(hd.now, c, cl)
+			}
+		}
+	case typ == StopCtrlConnReply:
+		for i := range c.calls {
+			if c.calls[i].inUse {
+				h.callEnd(hd.now, c, &c.calls[i])
+			}
+		}
+	}
+}
+
+func (c *conn) newCall() *call {
+	for i := range c.calls {
+		if !c.calls[i].inUse {
+			return &c.calls[i]
+		}
+	}
+	return nil
+}
+
+func (c *conn) callByInside(id uint16) *call {
+	for i := range c.calls {
+		if cl := &c.calls[i]; cl.inUse && cl.inside == id {
+			return cl
+		}
+	}
+	return nil
+}
+
+func (c *conn) callByOutside(id uint16) *call {
+	for i := range c.calls {
+		if cl := &c.calls[i]; cl.inUse && cl.outside == id {
+			return cl
+		}
+	}
+	return nil
+}
+
+func (h *Helper) callKey(server [4]byte, outside uint16) conntrack.Tuple {
+	return h.env.KeyOf(sideCall, server, uint64(outside))
+}
+
+// allocCallID picks the call id the server will see: the client's own
+// when no other client of this server uses it, else another with the same
+// high byte (so a field split across segments is still rewritten; see
+// Stream). Call id 0 is never used.
+func (h *Helper) allocCallID(c *conn, inside uint16, cl *call) (uint16, bool) {
+	ci := uint32(h.index(c))<<8 | uint32(c.index(cl))
+	try := func(id uint16) bool {
+		if id == 0 {
+			return false
+		}
+		if _, used := h.env.Key(h.callKey(c.server, id)); used {
+			return false
+		}
+		return h.env.PutKey(h.callKey(c.server, id), ci)
+	}
+	if try(inside) {
+		return inside, true
+	}
+	hi := inside & 0xff00
+	start := h.env.Random()
+	for i := uint16(0); i < 256; i++ {
+		if id := hi | (start+i)&0xff; try(id) {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+func (h *Helper) index(c *conn) int {
+	for i := range h.conns {
+		if &h.conns[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *conn) index(cl *call) int {
+	for i := range c.calls {
+		if &c.calls[i] == cl {
+			return i
+		}
+	}
+	return -1
+}
+
+// callUp makes the call's GRE flow.
+func (h *Helper) callUp(now nat.Time, c *conn, cl *call) {
+	cl.up = true
+	h.makeGRE(now, c, cl)
+	h.env.Event(now, nat.Event{Kind: nat.EventPPTPCall, Host: c.host, Peer: c.server, A: uint64(cl.inside)<<16 | uint64(cl.outside), B: uint64(cl.server)})
+}
+
+// makeGRE makes a call's GRE flow: from the client the key is the
+// server's call id, unchanged; from the server it is the outside call id,
+// translated back to the client's (Data) by Translated.
+func (h *Helper) makeGRE(now nat.Time, c *conn, cl *call) (int32, bool) {
+	orig := conntrack.Tuple{Src: c.host, Dst: c.server, DstID: cl.server, Proto: packet.ProtoGRE, Side: uint8(nat.LAN)}
+	reply := conntrack.Tuple{Src: c.server, Dst: h.env.WANAddr(), DstID: cl.outside, Proto: packet.ProtoGRE, Side: uint8(nat.WAN)}
+	id, f, r := h.env.NewFlow(now, orig, reply, false)
+	if r != nat.DropNone {
+		return 0, false
+	}
+	f.Data = uint64(cl.inside)
+	f.Aux = uint64(h.index(c))<<8 | uint64(c.index(cl))
+	h.env.SetFast(f, true)
+	cl.gre, cl.greGen = id, f.Gen
+	return id, true
+}
+
+// Packet handles PPTP's enhanced GRE: only calls a control connection set
+// up pass.
+func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, conntrack.Dir, nat.DropReason) {
+	k, ok := h.FastKey(from, ip)
+	if !ok {
+		return 0, 0, nat.DropUnsupportedProto
+	}
+	if from == nat.LAN && !h.env.On() {
+		h.off(now, ip.Src(), ip.Dst())
+		return 0, 0, nat.DropPPTPOff
+	}
+	id, dir, found := h.env.LookupLive(now, k)
+	if !found {
+		// A live call whose GRE flow timed out gets it back.
+		if id, dir, found = h.revive(now, from, k); !found {
+			host, peer := k.Src, k.Dst
+			if from == nat.WAN {
+				host, peer = peer, host
+			}
+			h.env.Event(now, nat.Event{Kind: nat.EventGRENoControl, Host: host, Peer: peer, A: uint64(k.DstID)})
+			return 0, 0, nat.DropGRENoControl
+		}
+	}
+	return id, dir, nat.DropNone
+}
+
+// FastKey is a GRE packet's tuple: its key, the receiver's call id.
+func (*Helper) FastKey(from nat.Iface, ip packet.IPv4) (conntrack.Tuple, bool) {
+	g, err := ParseGRE(ip.Payload())
+	if err != nil {
+		return conntrack.Tuple{}, false
+	}
+	return conntrack.Tuple{Src: ip.Src(), Dst: ip.Dst(), DstID: g.CallID(), Proto: packet.ProtoGRE, Side: uint8(from)}, true
+}
+
+// Translated gives GRE from the server the LAN client's own call id.
+func (*Helper) Translated(f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4) {
+	if dir == conntrack.Reply {
+		if g, err := ParseGRE(ip.Payload()); err == nil {
+			g.SetCallID(uint16(f.Data))
+		}
+	}
+}
+
+// revive recreates the GRE flow of a call that is still up when its GRE
+// flow timed out (an idle link whose LCP echoes were switched off).
+func (h *Helper) revive(now nat.Time, from nat.Iface, k conntrack.Tuple) (int32, conntrack.Dir, bool) {
+	var c *conn
+	var cl *call
+	if from == nat.WAN {
+		v, ok := h.env.Key(h.callKey(k.Src, k.DstID))
+		if !ok {
+			return 0, 0, false
+		}
+		c = &h.conns[v>>8]
+		cl = &c.calls[v&0xff]
+	} else {
+		for i := range h.conns {
+			if p := &h.conns[i]; p.inUse && p.host == k.Src && p.server == k.Dst {
+				for j := range p.calls {
+					if q := &p.calls[j]; q.inUse && q.up && q.server == k.DstID {
+						c, cl = p, q
+					}
+				}
+			}
+		}
+	}
+	if c == nil || !c.inUse || !cl.inUse || !cl.up {
+		return 0, 0, false
+	}
+	id, ok := h.makeGRE(now, c, cl)
+	dir := conntrack.Original
+	if from == nat.WAN {
+		dir = conntrack.Reply
+	}
+	return id, dir, ok
+}
+
+// callEnd ends a call: its GRE flow goes and its outside id is free.
+func (h *Helper) callEnd(now nat.Time, c *conn, cl *call) {
+	if cl.up {
+		h.env.Event(now, nat.Event{Kind: nat.EventPPTPCallEnd, Host: c.host, Peer: c.server, A: uint64(cl.outside)})
+	}
+	h.env.End(cl.gre, cl.greGen)
+	h.env.DelKey(h.callKey(c.server, cl.outside))
+	*cl = call{}
+}
+
+// Deleted ends every call of a control connection that is going, and
+// forgets a GRE flow that expired: the call stays, and revive brings the
+// flow back if the call carries data again.
+func (h *Helper) Deleted(id int32, f *conntrack.Flow) {
+	if f.Orig.Proto == packet.ProtoGRE {
+		c := &h.conns[f.Aux>>8]
+		if cl := &c.calls[f.Aux&0xff]; cl.inUse && cl.greGen == f.Gen && cl.server == f.Orig.DstID {
+			cl.gre, cl.greGen = -1, 0
+		}
+		return
+	}
+	c := &h.conns[f.Data]
+	if !c.inUse || c.gen != f.Gen {
+		return
+	}
+	for i := range c.calls {
+		if c.calls[i].inUse {
+			h.callEnd(h.env.Now(), c, &c.calls[i])
+		}
+	}
+	c.inUse = false
+}
+
+// Owns: every PPTP flow is the helper's own.
+func (*Helper) Owns(*conntrack.Flow) bool { return false }
+
+// Session: a control connection is one; its calls' GRE flows are not.
+func (*Helper) Session(f *conntrack.Flow) bool { return f.Orig.Proto != packet.ProtoGRE }
+
+// Describe shows a GRE flow's call ids with bare addresses, and a control
+// connection's last call.
+func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
+	fi.VPN = "pptp"
+	if f.Orig.Proto == packet.ProtoGRE {
+		fi.Proto = "gre"
+		fi.CallIDInside = uint16(f.Data)
+		fi.CallIDOutside = f.Reply.DstID
+		fi.CallIDServer = f.Orig.DstID
+		fi.Inside = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Src), 0)
+		fi.Outside = netip.AddrPortFrom(netip.AddrFrom4(h.env.WANAddr()), 0)
+		fi.Remote = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Dst), 0)
+		return
+	}
+	c := &h.conns[f.Data]
+	for i := range c.calls {
+		if cl := &c.calls[i]; cl.inUse {
+			fi.CallIDInside, fi.CallIDOutside, fi.CallIDServer = cl.inside, cl.outside, cl.server
+		}
+	}
+}
+
+// AddStats adds the control connections that could not be followed.
+func (h *Helper) AddStats(s *nat.Stats) { s.PPTPUnparsed = h.unparsed }

@@ -1,0 +1,191 @@
+package pptp_test
+
+// The engine's VPN passthrough tests, moved here from nat with the code
+// (nat/vpn_test.go): what crosses the NAT with the helper registered.
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"passgate/alg/pptp"
+	. "passgate/alg/vpntest"
+	. "passgate/nat"
+	"passgate/packet"
+	. "passgate/packet/pkttest"
+)
+
+func TestPPTPTwoClientsSameCallID(t *testing.T) {
+	e := NewEngine(t, nil)
+	clients := []*PPTPClient{
+		{T: t, E: e, Host: "192.168.50.10", Port: 40000, CSeq: 100, SSeq: 900},
+		{T: t, E: e, Host: "192.168.50.11", Port: 40000, CSeq: 100, SSeq: 900},
+	}
+	var outside [2]uint16
+	for i, c := range clients {
+		c.Connect()
+		// Both clients use call id 0x0100.
+		o := c.Out(Sec, PPTPMsg(pptp.OutgoingCallRequest, 0x0100, 0, 0), packet.TCPAck)
+		IPv4(t, o)
+		outside[i] = binary.BigEndian.Uint16(TCPPayload(o)[12:])
+		if outside[i]>>8 != 0x01 {
+			t.Fatalf("outside call id %#04x lost the high byte", outside[i])
+		}
+		// The server answers with its own call id and the outside one.
+		in := c.In(Sec, PPTPMsg(pptp.OutgoingCallReply, uint16(0x700+i), outside[i], 1), packet.TCPAck)
+		IPv4(t, in)
+		if peer := binary.BigEndian.Uint16(TCPPayload(in)[14:]); peer != 0x0100 {
+			t.Fatalf("peer call id back to the client %#04x, want 0x0100", peer)
+		}
+	}
+	if outside[0] == outside[1] {
+		t.Fatalf("both clients have outside call id %#04x", outside[0])
+	}
+	// GRE both ways for each.
+	for i, c := range clients {
+		g := Pass(t, e, 2*Sec, LAN, GRE(c.Host, "203.0.113.10", uint16(0x700+i), "ppp-out"), WAN)
+		IPv4(t, g, Src("203.0.113.1"))
+		if GREKey(g) != uint16(0x700+i) {
+			t.Fatal("outbound GRE key changed")
+		}
+		r := Pass(t, e, 2*Sec, WAN, GRE("203.0.113.10", "203.0.113.1", outside[i], "ppp-in"), LAN)
+		IPv4(t, r, Dst(c.Host))
+		if GREKey(r) != 0x0100 {
+			t.Fatalf("inbound GRE key %#04x, want the client's 0x0100", GREKey(r))
+		}
+	}
+	var calls int
+	e.Flows(2*Sec, func(fi FlowInfo) bool {
+		if fi.Proto == "gre" && fi.CallIDInside == 0x0100 && fi.CallIDOutside != 0 {
+			calls++
+		}
+		return true
+	})
+	if calls != 2 {
+		t.Fatalf("flow table shows %d GRE calls", calls)
+	}
+	// The server disconnects client 0's call: its GRE goes.
+	clients[0].In(3*Sec, PPTPMsg(pptp.CallDisconnectNotify, 0x700, 0, 0), packet.TCPAck)
+	Dropped(t, e, 3*Sec, WAN, GRE("203.0.113.10", "203.0.113.1", outside[0], "late"), DropGRENoControl)
+	Pass(t, e, 3*Sec, WAN, GRE("203.0.113.10", "203.0.113.1", outside[1], "still"), LAN)
+	// GRE with no control connection never passes.
+	Dropped(t, e, 3*Sec, LAN, GRE("192.168.50.12", "203.0.113.10", 0x55, "x"), DropGRENoControl)
+}
+
+func TestPPTPMessagesSplitAndShared(t *testing.T) {
+	e := NewEngine(t, nil)
+	c := &PPTPClient{T: t, E: e, Host: "192.168.50.10", Port: 41000, CSeq: 1, SSeq: 1}
+	c.Connect()
+	// Another client holds call id 0x0100 outside, so this one's moves.
+	other := &PPTPClient{T: t, E: e, Host: "192.168.50.11", Port: 41000, CSeq: 1, SSeq: 1}
+	other.Connect()
+	other.Out(Sec, PPTPMsg(7, 0x0100, 0, 0), packet.TCPAck)
+	// OCRQ split in the middle of the call id field.
+	m := PPTPMsg(7, 0x0100, 0, 0)
+	o1 := c.Out(Sec, m[:13], packet.TCPAck)
+	o2 := c.Out(Sec, m[13:], packet.TCPAck)
+	IPv4(t, o1)
+	IPv4(t, o2)
+	got := uint16(TCPPayload(o1)[12])<<8 | uint16(TCPPayload(o2)[0])
+	if got == 0x0100 || got>>8 != 1 {
+		t.Fatalf("split call id became %#04x", got)
+	}
+	// Echo reply and OCRP in one segment.
+
+	echo := PPTPMsg(1, 0, 0, 0)
+	binary.BigEndian.PutUint16(echo[8:], pptp.EchoReply)
+	echo = echo[:20]
+	binary.BigEndian.PutUint16(echo[0:], 20)
+	two := append(echo, PPTPMsg(8, 0x0999, got, 1)...)
+	in := c.In(Sec, two, packet.TCPAck)
+	IPv4(t, in)
+	if peer := binary.BigEndian.Uint16(TCPPayload(in)[20+14:]); peer != 0x0100 {
+		t.Fatalf("peer call id %#04x", peer)
+	}
+	r := Pass(t, e, Sec, WAN, GRE("203.0.113.10", "203.0.113.1", got, "x"), LAN)
+	IPv4(t, r, Dst("192.168.50.10"))
+}
+
+func TestPPTPOutOfOrderSegmentDropped(t *testing.T) {
+	e := NewEngine(t, nil)
+	c := &PPTPClient{T: t, E: e, Host: "192.168.50.10", Port: 42000, CSeq: 1, SSeq: 1}
+	c.Connect()
+	ahead := TCP(c.Host+":42000", "203.0.113.10:1723", packet.TCPAck, c.CSeq+100, c.SSeq, nil, PPTPMsg(7, 1, 0, 0))
+	Dropped(t, e, Sec, LAN, ahead, DropPPTPOutOfOrder)
+}
+
+// A PPTP server (the PAC) on the LAN behind a port forward of TCP 1723:
+// two remote clients, each with the same call id of its own, call it at
+// once; the server's call ids are followed in its replies and the GRE of
+// each call crosses both ways; a call the server ends takes its GRE along.
+func TestPPTPServerBehindForward(t *testing.T) {
+	e := NewEngine(t, func(c *Config) {
+		c.PortForwards = []PortForward{{Name: "vpn", Proto: 6, OutsideLo: 1723, OutsideHi: 1723, Host: netip.MustParseAddr("192.168.50.10"), InsidePort: 1723}}
+	})
+	const server = "192.168.50.10"
+	remotes := []string{"198.51.100.20", "198.51.100.21"}
+	type conn struct{ cseq, sseq uint32 }
+	conns := make([]conn, len(remotes))
+	fromRemote := func(i int, now Time, payload []byte, flags uint8) []byte {
+		c := &conns[i]
+		b := TCP(remotes[i]+":40000", "203.0.113.1:1723", flags, c.cseq, c.sseq, nil, payload)
+		c.cseq += uint32(len(payload))
+		if flags&packet.TCPSyn != 0 {
+			c.cseq++
+		}
+		return Pass(t, e, now, WAN, b, LAN)
+	}
+	fromServer := func(i int, now Time, payload []byte, flags uint8) []byte {
+		c := &conns[i]
+		b := TCP(server+":1723", remotes[i]+":40000", flags, c.sseq, c.cseq, nil, payload)
+		c.sseq += uint32(len(payload))
+		if flags&packet.TCPSyn != 0 {
+			c.sseq++
+		}
+		return Pass(t, e, now, LAN, b, WAN)
+	}
+	for i := range remotes {
+		conns[i] = conn{cseq: 100, sseq: 900}
+		IPv4(t, fromRemote(i, 0, nil, packet.TCPSyn), Dst(server+":1723"))
+		fromServer(i, 0, nil, packet.TCPSyn|packet.TCPAck)
+		fromRemote(i, 0, PPTPMsg(pptp.StartCtrlConnRequest, 0, 0, 0), packet.TCPAck)
+		fromServer(i, 0, PPTPMsg(pptp.StartCtrlConnReply, 0, 0, 1), packet.TCPAck)
+		// Both clients call with their call id 0x4000; the server answers
+		// each with a call id of its own.
+		req := fromRemote(i, Sec, PPTPMsg(pptp.OutgoingCallRequest, 0x4000, 0, 0), packet.TCPAck)
+		if id := binary.BigEndian.Uint16(TCPPayload(req)[12:]); id != 0x4000 {
+			t.Fatalf("remote %d: the client's own call id changed to %#04x", i, id)
+		}
+		rep := fromServer(i, Sec, PPTPMsg(pptp.OutgoingCallReply, uint16(0x100+i), 0x4000, 1), packet.TCPAck)
+		IPv4(t, rep, Src("203.0.113.1:1723"))
+		if id, peer := binary.BigEndian.Uint16(TCPPayload(rep)[12:]), binary.BigEndian.Uint16(TCPPayload(rep)[14:]); id != uint16(0x100+i) || peer != 0x4000 {
+			t.Fatalf("remote %d: reply call ids %#04x/%#04x, want %#04x/0x4000", i, id, peer, 0x100+i)
+		}
+	}
+	for i, r := range remotes {
+		in := Pass(t, e, 2*Sec, WAN, GRE(r, "203.0.113.1", uint16(0x100+i), "to-server"), LAN)
+		IPv4(t, in, Src(r), Dst(server))
+		if k := GREKey(in); k != uint16(0x100+i) {
+			t.Fatalf("remote %d: GRE to the server has key %#04x, want %#04x", i, k, 0x100+i)
+		}
+		out := Pass(t, e, 2*Sec, LAN, GRE(server, r, 0x4000, "to-client"), WAN)
+		IPv4(t, out, Src("203.0.113.1"), Dst(r))
+		if k := GREKey(out); k != 0x4000 {
+			t.Fatalf("remote %d: GRE to the client has key %#04x, want 0x4000", i, k)
+		}
+	}
+	var calls int
+	e.Flows(2*Sec, func(fi FlowInfo) bool {
+		if fi.Proto == "gre" && fi.Inside.Addr().String() == server {
+			calls++
+		}
+		return true
+	})
+	if calls != 2 {
+		t.Fatalf("flow table shows %d GRE calls of the server, want 2", calls)
+	}
+	// The server ends remote 0's call: that GRE goes, the other stays.
+	fromServer(0, 3*Sec, PPTPMsg(pptp.CallDisconnectNotify, 0x100, 0, 0), packet.TCPAck)
+	Dropped(t, e, 3*Sec, WAN, GRE(remotes[0], "203.0.113.1", 0x100, "late"), DropGRENoControl)
+	Pass(t, e, 3*Sec, WAN, GRE(remotes[1], "203.0.113.1", 0x101, "still"), LAN)
+}

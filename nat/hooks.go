@@ -1,0 +1,335 @@
+package nat
+
+// The engine's side of its helpers. Every protocol module, the VPN
+// passthroughs as much as the application-level gateways, is a Helper
+// (name and default) that implements the hooks it needs, NetBSD
+// npf_alg style: match a flow when it is created, inspect and translate
+// its packets, demultiplex inbound traffic on a shared port. The engine
+// type-asserts the hooks once, in RegisterHelpers, and keeps them in
+// tables indexed by the helper's id (conntrack.Flow.Helper), by IP
+// protocol and by server port, so the packet path asks only the helper
+// concerned and never a list.
+
+import (
+	"passgate/conntrack"
+	"passgate/packet"
+)
+
+// Attacher is implemented by helpers that keep per-engine state or make
+// flows of their own: Attach gives them the engine, once, at
+// registration; a helper instance serves one engine.
+type Attacher interface {
+	Attach(env *HelperEnv)
+}
+
+// Port is a transport protocol and port.
+type Port struct {
+	Proto uint8
+	Port  uint16
+}
+
+// FlowMaker is implemented by helpers that make the flows of a protocol
+// themselves: a shared outside port every LAN host keeps (IKE on 500,
+// L2TP on 1701), state attached when a control connection opens (PPTP),
+// or a protocol switched off.
+type FlowMaker interface {
+	// Ports lists the TCP and UDP server ports whose new flows the helper
+	// is asked about.
+	Ports() []Port
+	// Outbound is asked about a new flow from the LAN to one of Ports,
+	// before the engine maps it. handled says whether it made the flow
+	// (id, in direction dir) or refused it (r).
+	Outbound(now Time, ip packet.IPv4, k conntrack.Tuple) (id int32, dir conntrack.Dir, r DropReason, handled bool)
+	// Inbound is asked about a WAN packet to one of Ports on the public
+	// address that no flow, port forward or expectation took, before
+	// mappings and the DMZ: the demultiplexing of a shared port.
+	Inbound(now Time, ip packet.IPv4, k conntrack.Tuple) (id int32, dir conntrack.Dir, r DropReason, handled bool)
+}
+
+// SharedPorter is implemented by helpers whose outside port every LAN
+// host shares: while the helper is on, dynamic mappings never take it.
+type SharedPorter interface {
+	SharedPort() Port
+}
+
+// Forwarder is implemented by helpers that follow a connection a port
+// forward or the DMZ sends to a server on the LAN (a PPTP server). It is
+// asked first, before the payload helpers' Wants; claimed says the flow is
+// its own now, r refuses it (the engine deletes it).
+type Forwarder interface {
+	Forwarded(now Time, id int32, f *conntrack.Flow, insidePort uint16) (claimed bool, r DropReason)
+}
+
+// ProtocolHelper owns IP protocols other than TCP, UDP and ICMP (ESP, AH,
+// GRE): every packet of them that the fast path did not take goes to
+// Packet, which returns the flow to forward it on or why it is dropped.
+type ProtocolHelper interface {
+	Protocols() []uint8
+	Packet(now Time, from Iface, ip packet.IPv4) (id int32, dir conntrack.Dir, r DropReason)
+}
+
+// FastHelper lets the flows a helper marks with HelperEnv.SetFast take the
+// fast path. Both methods run under FastPath's contract: several
+// goroutines at once, under the data plane's read lock, so they read the
+// engine and the flow and write nothing but the packet, and allocate
+// nothing.
+type FastHelper interface {
+	// FastKey returns the lookup tuple of a packet of one of the helper's
+	// Protocols (an ESP SPI, a GRE key), as Packet looks it up; ok false
+	// sends the packet to Process.
+	FastKey(from Iface, ip packet.IPv4) (k conntrack.Tuple, ok bool)
+	// Translated finishes a packet after the engine rewrote its addresses
+	// (the GRE key back to the LAN client's call id), on the fast path and
+	// in Process alike; it is called for flows marked SetFast(f, true).
+	Translated(f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4)
+}
+
+// FlowPacketHelper sees, in Process, each packet of its flows before it
+// is translated (a PPTP control segment, an IKE message whose SPI it
+// learns); a reason other than DropNone drops the packet.
+type FlowPacketHelper interface {
+	FlowPacket(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4) DropReason
+}
+
+// FlowDeleter is told when one of its flows leaves the table, to release
+// what the flow held (keys, calls).
+type FlowDeleter interface {
+	Deleted(id int32, f *conntrack.Flow)
+}
+
+// PassthroughHelper is implemented by the VPN passthroughs: their flows are
+// sessions people count, and switching one off ends them.
+type PassthroughHelper interface {
+	// Owns says whether a flow no helper claimed belongs to the protocol
+	// (NAT-T on UDP 4500 is ordinary UDP, but IPsec's).
+	Owns(f *conntrack.Flow) bool
+	// Session says whether a flow of the protocol counts in
+	// Stats.VPNSessions (a PPTP call's GRE flow does not: its control
+	// connection is the session).
+	Session(f *conntrack.Flow) bool
+}
+
+// Describer fills the fields of FlowInfo that say what a flow of its
+// protocol carries (SPIs, call ids, tunnel ids). It is called for the
+// helper's flows and those it Owns.
+type Describer interface {
+	Describe(f *conntrack.Flow, fi *FlowInfo)
+}
+
+// StatsHelper adds its counters to Stats.
+type StatsHelper interface {
+	AddStats(s *Stats)
+}
+
+// HelperEnv is the engine as one helper sees it: its id and key space, the
+// flow table, its switch, events. Its methods are for the control path
+// (Process, Expire, under the data plane's write lock), never FastPath.
+type HelperEnv struct {
+	e   *Engine
+	idx int
+}
+
+// ID is the conntrack.Flow.Helper value of the helper's flows.
+func (v *HelperEnv) ID() uint8 { return uint8(v.idx + 1) }
+
+// Side returns the helper's own key space n (0-7), a conntrack.Tuple.Side
+// value no packet, mapping or other helper uses: for reply keys of flows
+// the helper indexes itself, and the keys of Key and PutKey.
+func (v *HelperEnv) Side(n uint8) uint8 { return sideHelpers + uint8(v.idx)*8 + n&7 }
+
+// On says whether the helper is switched on.
+func (v *HelperEnv) On() bool { return v.e.helperOn[v.idx] }
+
+// WANAddr is the public address.
+func (v *HelperEnv) WANAddr() [4]byte { return v.e.wanAddr }
+
+// Now is the time of the call in progress (Process's or Expire's).
+func (v *HelperEnv) Now() Time { return v.e.now }
+
+// Flow returns a flow of the table.
+func (v *HelperEnv) Flow(id int32) *conntrack.Flow { return v.e.ct.Get(id) }
+
+// Live says whether flow id is still the incarnation gen.
+func (v *HelperEnv) Live(id int32, gen uint32) bool { return v.e.ct.Live(id, gen) }
+
+// Lookup finds a flow by tuple, as it is (a reply key of the helper's
+// own, say).
+func (v *HelperEnv) Lookup(k conntrack.Tuple) (int32, conntrack.Dir, bool) { return v.e.ct.Lookup(k) }
+
+// LookupLive is Lookup treating a flow past its deadline as gone.
+func (v *HelperEnv) LookupLive(now Time, k conntrack.Tuple) (int32, conntrack.Dir, bool) {
+	return v.e.lookupLive(now, k)
+}
+
+// NewFlow makes a flow of the helper's with the UDP timeout (tunnels
+// live as long), orig seen from the LAN host and reply its reply key.
+// With perHost, the LAN host's flow limit applies first. Xlate is reply;
+// the caller sets it when reply is a key of its own.
+func (v *HelperEnv) NewFlow(now Time, orig, reply conntrack.Tuple, perHost bool) (int32, *conntrack.Flow, DropReason) {
+	e := v.e
+	if perHost && e.ct.HostFlows(orig.Src) >= e.cfg.MaxFlowsPerHost {
+		return 0, nil, DropHostLimit
+	}
+	id, err := e.ct.Insert(orig, reply, orig.Src, int64(now), int64(now+e.timeouts.udp))
+	if err != nil {
+		return 0, nil, insertReason(err)
+	}
+	f := e.ct.Get(id)
+	f.Helper = v.ID()
+	e.stats.Created++
+	return id, f, DropNone
+}
+
+// NewMapped makes an ordinary flow from the LAN, with the endpoint-
+// independent mapping every other flow gets.
+func (v *HelperEnv) NewMapped(now Time, k conntrack.Tuple) (int32, conntrack.Dir, DropReason) {
+	return v.e.newOutbound(now, k, originLAN)
+}
+
+// Rekey gives flow id a new reply key (an inbound SPI learned).
+func (v *HelperEnv) Rekey(id int32, reply conntrack.Tuple) error { return v.e.ct.Rekey(id, reply) }
+
+// SetFast lets a flow take the fast path (FastHelper), with Translated
+// called for its packets when translate is set.
+func (v *HelperEnv) SetFast(f *conntrack.Flow, translate bool) {
+	f.Flags |= flagFast
+	if translate {
+		f.Flags |= flagTranslate
+	}
+}
+
+// End ends a flow once the table is not being walked.
+func (v *HelperEnv) End(id int32, gen uint32) {
+	if v.e.ct.Live(id, gen) {
+		v.e.doom(id, gen)
+	}
+}
+
+// Delete removes a flow the helper just made and refuses.
+func (v *HelperEnv) Delete(id int32) { v.e.ct.Delete(id) }
+
+// Key reads one of the helper's keys (Side keys: SPIs, tunnel and call
+// ids mapped to hosts or state).
+func (v *HelperEnv) Key(k conntrack.Tuple) (uint32, bool) { return v.e.keys.Get(k) }
+
+// PutKey sets a key if there is room (the keys are bounded by what the
+// flow table can hold; a flood of ids cannot grow them): false, counted as
+// helper_table_full, when there is not.
+func (v *HelperEnv) PutKey(k conntrack.Tuple, val uint32) bool {
+	e := v.e
+	if _, ok := e.keys.Get(k); !ok && e.keys.Len() >= e.keysMax {
+		e.stats.Drops[DropHelperFull]++
+		return false
+	}
+	e.keys.Put(k, val)
+	return true
+}
+
+// DelKey removes a key.
+func (v *HelperEnv) DelKey(k conntrack.Tuple) { v.e.keys.Del(k) }
+
+// Event records an event for people.
+func (v *HelperEnv) Event(now Time, ev Event) { v.e.event(now, ev) }
+
+// Random returns a number from the engine's port randomiser, for ids a
+// helper picks.
+func (v *HelperEnv) Random() uint16 { return uint16(v.e.maps.next()) }
+
+// sideHelpers is the first Tuple.Side of the helpers' key spaces, apart
+// from the real sides (0, 1) and the mapper's (0x10, 0x11).
+const sideHelpers = 0x20
+
+// maxHelpers keeps the helpers' key spaces within a byte.
+const maxHelpers = (256 - sideHelpers) / 8
+
+// helperHooks are one helper's hooks, asserted once.
+type helperHooks struct {
+	payload  PayloadHelper
+	ended    HelperEnded
+	maker    FlowMaker
+	shared   SharedPorter
+	fwd      Forwarder
+	proto    ProtocolHelper
+	fast     FastHelper
+	pkt      FlowPacketHelper
+	deleted  FlowDeleter
+	pass     PassthroughHelper
+	describe Describer
+	stats    StatsHelper
+}
+
+func hooksOf(h Helper) helperHooks {
+	var k helperHooks
+	k.payload, _ = h.(PayloadHelper)
+	k.ended, _ = h.(HelperEnded)
+	k.maker, _ = h.(FlowMaker)
+	k.shared, _ = h.(SharedPorter)
+	k.fwd, _ = h.(Forwarder)
+	k.proto, _ = h.(ProtocolHelper)
+	k.fast, _ = h.(FastHelper)
+	k.pkt, _ = h.(FlowPacketHelper)
+	k.deleted, _ = h.(FlowDeleter)
+	k.pass, _ = h.(PassthroughHelper)
+	k.describe, _ = h.(Describer)
+	k.stats, _ = h.(StatsHelper)
+	return k
+}
+
+// portHook routes new flows to a FlowMaker by server port.
+type portHook struct {
+	Port
+	idx int
+}
+
+// owner returns the index of the helper a flow belongs to: its own, or a
+// passthrough that Owns it; -1 for none.
+func (e *Engine) owner(f *conntrack.Flow) int {
+	if f.Helper != 0 {
+		return int(f.Helper) - 1
+	}
+	for i := range e.hooks {
+		if p := e.hooks[i].pass; p != nil && p.Owns(f) {
+			return i
+		}
+	}
+	return -1
+}
+
+// sessionClass is a flow's counting class (conntrack.SetClass): its
+// passthrough's when it is one of its sessions, else 0. Stats reads the
+// sessions' counts from the table instead of walking it.
+func (e *Engine) sessionClass(f *conntrack.Flow) uint8 {
+	if i := e.owner(f); i >= 0 {
+		if p := e.hooks[i].pass; p != nil && p.Session(f) {
+			return e.passClass[i]
+		}
+	}
+	return 0
+}
+
+// makerFor returns the FlowMaker asked about new flows to proto/port.
+func (e *Engine) makerFor(proto uint8, port uint16) FlowMaker {
+	for _, p := range e.makerPorts {
+		if p.Port.Port == port && p.Proto == proto {
+			return e.hooks[p.idx].maker
+		}
+	}
+	return nil
+}
+
+// OpenedFromLAN says whether a flow began with a LAN host's packet to the
+// outside (not a port forward, the DMZ, a mapping's filter or an
+// expectation).
+func (v *HelperEnv) OpenedFromLAN(f *conntrack.Flow) bool { return f.Origin == originLAN }
+
+// KeyOf makes a key in the helper's key space n: an address and 64 bits
+// of ids (an SPI, a tunnel or call id).
+func (v *HelperEnv) KeyOf(n uint8, a [4]byte, x uint64) conntrack.Tuple {
+	return conntrack.Tuple{Src: a, Dst: AddrOf(uint32(x >> 32)), SrcID: uint16(x >> 16), DstID: uint16(x), Side: v.Side(n)}
+}
+
+// AddrValue packs an address into a key's value.
+func AddrValue(a [4]byte) uint32 { return be32(a) }
+
+// AddrOf unpacks an address from a key's value.
+func AddrOf(v uint32) [4]byte { return [4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
