@@ -6,6 +6,9 @@ package alg_test
 import (
 	"testing"
 
+	"passgate/alg/internal/passoff"
+	"passgate/alg/ipsec"
+	"passgate/alg/pptp"
 	. "passgate/alg/vpntest"
 	. "passgate/nat"
 	"passgate/packet"
@@ -25,17 +28,17 @@ func TestPassthroughSwitches(t *testing.T) {
 	if s := e.Stats(); s.VPNSessions["pptp"] != 0 || s.VPNSessions["ipsec"] != 1 {
 		t.Fatalf("sessions after PPTP off: %v", s.VPNSessions)
 	}
-	Dropped(t, e, Sec, LAN, TCP("192.168.50.10:43001", "203.0.113.10:1723", packet.TCPSyn, 1, 0, nil, nil), DropPPTPOff)
-	Dropped(t, e, Sec, LAN, GRE("192.168.50.10", "203.0.113.10", 1, "x"), DropPPTPOff)
+	Dropped(t, e, Sec, LAN, TCP("192.168.50.10:43001", "203.0.113.10:1723", packet.TCPSyn, 1, 0, nil, nil), pptp.DropPPTPOff)
+	Dropped(t, e, Sec, LAN, GRE("192.168.50.10", "203.0.113.10", 1, "x"), pptp.DropPPTPOff)
 	evs, _ := e.Events(0)
-	if evs[len(evs)-1].Kind != EventPassthroughOff || !Contains(evs[len(evs)-1].Message(), "PPTP passthrough is switched off") {
+	if evs[len(evs)-1].Kind != passoff.Kind || !Contains(evs[len(evs)-1].Message(), "PPTP passthrough is switched off") {
 		t.Fatalf("event %+v", evs[len(evs)-1])
 	}
 	cfg.Helpers = map[string]Switch{"pptp": On, "ipsec": Off}
 	e.Reconfigure(cfg, 2*Sec)
 	Pass(t, e, 2*Sec, LAN, TCP("192.168.50.10:43001", "203.0.113.10:1723", packet.TCPSyn, 1, 0, nil, nil), WAN)
-	Dropped(t, e, 2*Sec, LAN, UDP("192.168.50.10:500", "203.0.113.10:500", IKEMsg(1, 0, false, 40)), DropIPsecOff)
-	Dropped(t, e, 2*Sec, LAN, ESP("192.168.50.11", "203.0.113.10", 0x1000, "a"), DropIPsecOff)
+	Dropped(t, e, 2*Sec, LAN, UDP("192.168.50.10:500", "203.0.113.10:500", IKEMsg(1, 0, false, 40)), ipsec.DropIPsecOff)
+	Dropped(t, e, 2*Sec, LAN, ESP("192.168.50.11", "203.0.113.10", 0x1000, "a"), ipsec.DropIPsecOff)
 	if s := e.Stats(); s.VPNSessions["ipsec"] != 0 {
 		t.Fatalf("ipsec sessions after IPsec off: %v", s.VPNSessions)
 	}

@@ -319,7 +319,7 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 }
 
 // dropLocal is an internal marker: the packet is for the router itself.
-const dropLocal = numDropReasons + 1
+const dropLocal = maxDropReasons + 1
 
 func isL4(p uint8) bool {
 	return p == packet.ProtoTCP || p == packet.ProtoUDP || p == packet.ProtoICMP

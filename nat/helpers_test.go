@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"passgate/alg/ipsec"
+	"passgate/alg/l2tp"
 	"passgate/alg/pptp"
 	. "passgate/alg/vpntest"
 	. "passgate/nat"
@@ -275,7 +277,7 @@ func TestNonIKEOnPort500GetsAMapping(t *testing.T) {
 	evs, _ := e.Events(0)
 	n := 0
 	for _, ev := range evs {
-		if ev.Kind == EventIKEFallback {
+		if ev.Kind == ipsec.EventIKEFallback {
 			n++
 		}
 	}
@@ -318,7 +320,7 @@ func TestL2TPSharedPortOnlyHost(t *testing.T) {
 		t.Fatalf("SharedToOnlyHost %d, want 3", s.SharedToOnlyHost)
 	}
 	Pass(t, e, 2*Sec, LAN, UDP("192.168.50.11:1701", "203.0.113.10:1701", L2TPSCCRQ(6, false)), WAN)
-	Dropped(t, e, 2*Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", L2TPTo(77)), DropL2TPUnknownTunnel)
+	Dropped(t, e, 2*Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", L2TPTo(77)), l2tp.DropL2TPUnknownTunnel)
 	Dropped(t, e, 2*Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", notIKE[:4]), DropMalformed)
 	// .10's flow ends (its last packet at 1 s), .11's lives on: .11 is
 	// the only one again.

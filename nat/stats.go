@@ -24,69 +24,78 @@ const (
 	DropToRouter
 	DropNoRoute
 	DropEmitFull
-	DropAH
-	DropIPsecOff
-	DropPPTPOff
-	DropL2TPOff
-	DropGRENoControl
-	DropESPUnknownSPI
-	DropIKEUnknownSPI
-	DropL2TPUnknownTunnel
-	DropPPTPOutOfOrder
-	DropPPTPLimit
 	DropHelperFull
 	DropSpoofedSource
 	DropMACLimit
 	DropRuleLimit
-	numDropReasons
+	numCoreDrops
 )
 
-var dropNames = [numDropReasons]string{
-	DropNone:              "none",
-	DropMalformed:         "malformed",
-	DropNotIPv4:           "not_ipv4",
-	DropTTLExceeded:       "ttl_exceeded",
-	DropUnsolicited:       "unsolicited_inbound",
-	DropFiltered:          "filtered",
-	DropTableFull:         "table_full",
-	DropHostLimit:         "host_limit",
-	DropPortsExhausted:    "ports_exhausted",
-	DropFragNeeded:        "frag_needed",
-	DropFragments:         "fragment_limit",
-	DropUnsupportedProto:  "unsupported_protocol",
-	DropMartian:           "martian",
-	DropICMPNoFlow:        "icmp_error_no_flow",
-	DropTCPInvalid:        "tcp_invalid",
-	DropToRouter:          "to_router",
-	DropNoRoute:           "no_route",
-	DropEmitFull:          "emit_full",
-	DropAH:                "ah_cannot_cross_nat",
-	DropIPsecOff:          "ipsec_passthrough_off",
-	DropPPTPOff:           "pptp_passthrough_off",
-	DropL2TPOff:           "l2tp_passthrough_off",
-	DropGRENoControl:      "gre_without_control",
-	DropESPUnknownSPI:     "esp_unknown_spi",
-	DropIKEUnknownSPI:     "ike_unknown_spi",
-	DropL2TPUnknownTunnel: "l2tp_unknown_tunnel",
-	DropPPTPOutOfOrder:    "pptp_out_of_order",
-	DropPPTPLimit:         "pptp_control_limit",
-	DropHelperFull:        "helper_table_full",
-	DropSpoofedSource:     "lan_source_off_prefix",
-	DropMACLimit:          "mac_limit",
-	DropRuleLimit:         "inbound_rule_limit",
+// maxDropReasons bounds the engine's and the helpers' reasons together.
+const maxDropReasons = 48
+
+// dropNames are the counters' names: the engine's, then the ones helpers
+// add with NewDropReason while their packages initialise. Nothing writes
+// them after that.
+var dropNames = [maxDropReasons]string{
+	DropNone:             "none",
+	DropMalformed:        "malformed",
+	DropNotIPv4:          "not_ipv4",
+	DropTTLExceeded:      "ttl_exceeded",
+	DropUnsolicited:      "unsolicited_inbound",
+	DropFiltered:         "filtered",
+	DropTableFull:        "table_full",
+	DropHostLimit:        "host_limit",
+	DropPortsExhausted:   "ports_exhausted",
+	DropFragNeeded:       "frag_needed",
+	DropFragments:        "fragment_limit",
+	DropUnsupportedProto: "unsupported_protocol",
+	DropMartian:          "martian",
+	DropICMPNoFlow:       "icmp_error_no_flow",
+	DropTCPInvalid:       "tcp_invalid",
+	DropToRouter:         "to_router",
+	DropNoRoute:          "no_route",
+	DropEmitFull:         "emit_full",
+	DropHelperFull:       "helper_table_full",
+	DropSpoofedSource:    "lan_source_off_prefix",
+	DropMACLimit:         "mac_limit",
+	DropRuleLimit:        "inbound_rule_limit",
+}
+
+// numDrops is the number of reasons registered.
+var numDrops = numCoreDrops
+
+// NewDropReason adds a helper's drop reason (IPsec's
+// "ah_cannot_cross_nat", ...). Call it from a package-level variable's
+// initialiser, never later: name is the counter's name for good, and
+// must be new.
+func NewDropReason(name string) DropReason {
+	for r := DropReason(0); r < numDrops; r++ {
+		if dropNames[r] == name {
+			panic("nat: drop reason " + name + " registered twice")
+		}
+	}
+	if numDrops == maxDropReasons {
+		panic("nat: too many drop reasons")
+	}
+	r := numDrops
+	dropNames[r] = name
+	numDrops++
+	return r
 }
 
 func (r DropReason) String() string {
-	if r < numDropReasons {
+	if r < numDrops {
 		return dropNames[r]
 	}
 	return "unknown"
 }
 
-// DropReasons lists every reason, for exporters.
+// DropReasons lists every reason, the engine's and the registered
+// helpers', for exporters.
 func DropReasons() []DropReason {
-	rs := make([]DropReason, 0, numDropReasons)
-	for r := DropReason(0); r < numDropReasons; r++ {
+	rs := make([]DropReason, 0, numDrops)
+	for r := DropReason(0); r < numDrops; r++ {
 		rs = append(rs, r)
 	}
 	return rs
@@ -96,7 +105,7 @@ func DropReasons() []DropReason {
 type Stats struct {
 	Packets      [2]uint64
 	Bytes        [2]uint64
-	Drops        [numDropReasons]uint64
+	Drops        [maxDropReasons]uint64
 	ICMPSent     uint64
 	Flows        int
 	FlowsByProto map[string]int
@@ -104,14 +113,13 @@ type Stats struct {
 	Expired      uint64
 	Created      uint64
 
-	// VPN passthrough.
+	// VPN passthrough, filled by the helpers (StatsHelper).
 	ESPAmbiguous uint64 // inbound SPIs bound with more than one candidate host
 	L2TPFallback uint64 // L2TP tunnels given an ordinary port mapping
 	// IKEFallback counts first datagrams to UDP 500 that were no IKE,
 	// given an ordinary port mapping; SharedToOnlyHost datagrams on a
 	// shared port (500, 1701) that could not be demultiplexed, sent to
-	// the one LAN host talking that protocol with their sender
-	// (sharedport.go).
+	// the one LAN host talking that protocol with their sender.
 	IKEFallback      uint64
 	SharedToOnlyHost uint64
 	PPTPUnparsed     uint64         // control connections that could not be followed

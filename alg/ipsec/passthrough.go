@@ -23,10 +23,38 @@ import (
 	"fmt"
 	"net/netip"
 
+	"passgate/alg/internal/passoff"
 	"passgate/conntrack"
 	"passgate/nat"
 	"passgate/packet"
 )
+
+// Drop reasons and events of IPsec passthrough.
+var (
+	DropAH            = nat.NewDropReason("ah_cannot_cross_nat")
+	DropIPsecOff      = nat.NewDropReason("ipsec_passthrough_off")
+	DropESPUnknownSPI = nat.NewDropReason("esp_unknown_spi")
+	DropIKEUnknownSPI = nat.NewDropReason("ike_unknown_spi")
+
+	EventAHDropped = nat.NewEventKind("ah_dropped", func(ev nat.Event) string {
+		return fmt.Sprintf("AH from %s to %s dropped: AH authenticates the IP addresses, so it cannot cross NAT; use ESP (with NAT-T)", host(ev), peer(ev))
+	})
+	EventESPAmbiguous = nat.NewEventKind("esp_ambiguous", func(ev nat.Event) string {
+		return fmt.Sprintf("ESP SPI %#08x from %s was new and %d LAN hosts had unanswered ESP to it; bound to the oldest, %s", ev.A, peer(ev), ev.B, host(ev))
+	})
+	EventESPUnknownSPI = nat.NewEventKind("esp_unknown_spi", func(ev nat.Event) string {
+		return fmt.Sprintf("ESP SPI %#08x from %s matches no LAN host: dropped", ev.A, peer(ev))
+	})
+	EventIKEUnknownSPI = nat.NewEventKind("ike_unknown_spi", func(ev nat.Event) string {
+		return fmt.Sprintf("IKE from %s with initiator SPI %#016x matches no LAN host: dropped", peer(ev), ev.A)
+	})
+	EventIKEFallback = nat.NewEventKind("ike_fallback", func(ev nat.Event) string {
+		return fmt.Sprintf("UDP from %s port 500 to %s port 500 is no IKE; it gets its own port", host(ev), peer(ev))
+	})
+)
+
+func host(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Host) }
+func peer(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Peer) }
 
 // Key spaces of the helper (nat.HelperEnv.Side).
 const (
@@ -87,7 +115,7 @@ func (*Helper) SharedPort() nat.Port { return nat.Port{Proto: packet.ProtoUDP, P
 func (*Helper) Protocols() []uint8 { return []uint8{packet.ProtoESP, packet.ProtoAH} }
 
 func (h *Helper) off(now nat.Time, host, peer [4]byte) {
-	h.env.Event(now, nat.Event{Kind: nat.EventPassthroughOff, Host: host, Peer: peer, A: nat.PassOffIPsec})
+	h.env.Event(now, passoff.Event(passoff.IPsec, host, peer))
 }
 
 // Outbound refuses IKE and NAT-T when switched off, and gives IKE from
@@ -95,7 +123,7 @@ func (h *Helper) off(now nat.Time, host, peer [4]byte) {
 func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
 	if !h.env.On() {
 		h.off(now, k.Src, k.Dst)
-		return 0, 0, nat.DropIPsecOff, true
+		return 0, 0, DropIPsecOff, true
 	}
 	if k.SrcID != IKEPort || k.DstID != IKEPort {
 		return 0, 0, nat.DropNone, false // NAT-T: an ordinary mapping
@@ -104,7 +132,7 @@ func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int3
 		// Another protocol from port 500 to port 500: a shared port must
 		// never break it, so it gets an ordinary port mapping.
 		h.fallback++
-		h.env.Event(now, nat.Event{Kind: nat.EventIKEFallback, Host: k.Src, Peer: k.Dst})
+		h.env.Event(now, nat.Event{Kind: EventIKEFallback, Host: k.Src, Peer: k.Dst})
 		id, dir, r := h.env.NewMapped(now, k)
 		return id, dir, r, true
 	}
@@ -156,8 +184,8 @@ func (h *Helper) Inbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32
 			return id, conntrack.Reply, nat.DropNone, true
 		}
 	}
-	h.env.Event(now, nat.Event{Kind: nat.EventIKEUnknownSPI, Peer: k.Src, A: spi})
-	return 0, conntrack.Reply, nat.DropIKEUnknownSPI, true
+	h.env.Event(now, nat.Event{Kind: EventIKEUnknownSPI, Peer: k.Src, A: spi})
+	return 0, conntrack.Reply, DropIKEUnknownSPI, true
 }
 
 // ikeFlow finds the shared-port IKE flow of host with server:port.
@@ -203,8 +231,8 @@ func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, co
 		if from == nat.WAN {
 			host, peer = peer, host
 		}
-		h.env.Event(now, nat.Event{Kind: nat.EventAHDropped, Host: host, Peer: peer})
-		return 0, 0, nat.DropAH
+		h.env.Event(now, nat.Event{Kind: EventAHDropped, Host: host, Peer: peer})
+		return 0, 0, DropAH
 	}
 	k, ok := h.FastKey(from, ip)
 	if !ok {
@@ -213,7 +241,7 @@ func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, co
 	if from == nat.LAN {
 		if !h.env.On() {
 			h.off(now, ip.Src(), ip.Dst())
-			return 0, 0, nat.DropIPsecOff
+			return 0, 0, DropIPsecOff
 		}
 		if id, dir, found := h.env.LookupLive(now, k); found {
 			return id, dir, nat.DropNone
@@ -279,18 +307,18 @@ func (h *Helper) bindESP(now nat.Time, k conntrack.Tuple, spi uint32) (int32, na
 	}
 	h.pending = live
 	if n == 0 {
-		h.env.Event(now, nat.Event{Kind: nat.EventESPUnknownSPI, Peer: k.Src, A: uint64(spi)})
-		return 0, nat.DropESPUnknownSPI
+		h.env.Event(now, nat.Event{Kind: EventESPUnknownSPI, Peer: k.Src, A: uint64(spi)})
+		return 0, DropESPUnknownSPI
 	}
 	p := h.pending[best]
 	if err := h.env.Rekey(p.id, k); err != nil {
-		return 0, nat.DropESPUnknownSPI
+		return 0, DropESPUnknownSPI
 	}
 	f := h.env.Flow(p.id)
 	f.Aux = uint64(spi)
 	if n > 1 {
 		h.ambiguous++
-		h.env.Event(now, nat.Event{Kind: nat.EventESPAmbiguous, Host: f.Orig.Src, Peer: k.Src, A: uint64(spi), B: uint64(n)})
+		h.env.Event(now, nat.Event{Kind: EventESPAmbiguous, Host: f.Orig.Src, Peer: k.Src, A: uint64(spi), B: uint64(n)})
 	}
 	h.pending = append(h.pending[:best], h.pending[best+1:]...)
 	return p.id, nat.DropNone

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"passgate/alg/ipsec"
 	. "passgate/alg/vpntest"
 	. "passgate/nat"
 	"passgate/packet"
@@ -25,9 +26,9 @@ func TestIKESharedPort500(t *testing.T) {
 	ra := Pass(t, e, Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xaaaa, 0x11, true, 100)), LAN)
 	IPv4(t, ra, Dst("192.168.50.10:500"))
 	// A SPI nobody sent, with two candidates, is dropped and said.
-	Dropped(t, e, Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xcccc, 0, false, 100)), DropIKEUnknownSPI)
+	Dropped(t, e, Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xcccc, 0, false, 100)), ipsec.DropIKEUnknownSPI)
 	evs, _ := e.Events(0)
-	if len(evs) == 0 || evs[len(evs)-1].Kind != EventIKEUnknownSPI {
+	if len(evs) == 0 || evs[len(evs)-1].Kind != ipsec.EventIKEUnknownSPI {
 		t.Fatalf("events %+v", evs)
 	}
 	// Another app's port 500 never takes the shared port.
@@ -132,7 +133,7 @@ func TestRawESPTwoHosts(t *testing.T) {
 		t.Fatalf("esp flows %v %v", in, out)
 	}
 	// An SPI no host is waiting for is dropped.
-	Dropped(t, e, 5*Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x3000, "?"), DropESPUnknownSPI)
+	Dropped(t, e, 5*Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x3000, "?"), ipsec.DropESPUnknownSPI)
 }
 
 func TestRawESPAmbiguousIsSaid(t *testing.T) {
@@ -145,7 +146,7 @@ func TestRawESPAmbiguousIsSaid(t *testing.T) {
 		t.Fatal("ambiguity not counted")
 	}
 	evs, _ := e.Events(0)
-	if evs[len(evs)-1].Kind != EventESPAmbiguous {
+	if evs[len(evs)-1].Kind != ipsec.EventESPAmbiguous {
 		t.Fatalf("events %+v", evs)
 	}
 	// The other host's SPI then binds without doubt.
@@ -160,9 +161,9 @@ func TestAHDroppedAndSaid(t *testing.T) {
 	ah := ESP("192.168.50.10", "203.0.113.10", 0x1000, "ah")
 	ah[9] = packet.ProtoAH
 	packet.IPv4(ah).ComputeChecksum()
-	Dropped(t, e, 0, LAN, ah, DropAH)
+	Dropped(t, e, 0, LAN, ah, ipsec.DropAH)
 	evs, _ := e.Events(0)
-	if len(evs) != 1 || evs[0].Kind != EventAHDropped {
+	if len(evs) != 1 || evs[0].Kind != ipsec.EventAHDropped {
 		t.Fatalf("events %+v", evs)
 	}
 	if m := evs[0].Message(); m == "" || !Contains(m, "cannot cross NAT") {
@@ -184,5 +185,5 @@ func TestTunnelFlowsKeepTheUDPTimeout(t *testing.T) {
 	e.Expire(idle)
 	IPv4(t, Pass(t, e, idle, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "after"), LAN), Dst("192.168.50.10"))
 	e.Expire(idle + Time(DefaultTimeouts.UDP) + Sec)
-	Dropped(t, e, idle+Time(DefaultTimeouts.UDP)+Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "gone"), DropESPUnknownSPI)
+	Dropped(t, e, idle+Time(DefaultTimeouts.UDP)+Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "gone"), ipsec.DropESPUnknownSPI)
 }

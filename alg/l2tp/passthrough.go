@@ -11,10 +11,46 @@ package l2tp
 // lets the port change), which is counted and logged.
 
 import (
+	"fmt"
+	"net/netip"
+
+	"passgate/alg/internal/passoff"
 	"passgate/conntrack"
 	"passgate/nat"
 	"passgate/packet"
 )
+
+// Drop reasons and events of L2TP passthrough.
+var (
+	DropL2TPOff           = nat.NewDropReason("l2tp_passthrough_off")
+	DropL2TPUnknownTunnel = nat.NewDropReason("l2tp_unknown_tunnel")
+
+	EventL2TPFallback = nat.NewEventKind("l2tp_fallback", func(ev nat.Event) string {
+		return fmt.Sprintf("L2TP from %s to %s cannot share outside port 1701 (%s); it gets its own port", netip.AddrFrom4(ev.Host), netip.AddrFrom4(ev.Peer), why(ev.A))
+	})
+	EventL2TPUnknownTunnel = nat.NewEventKind("l2tp_unknown_tunnel", func(ev nat.Event) string {
+		return fmt.Sprintf("L2TP from %s for tunnel %d matches no LAN host: dropped", netip.AddrFrom4(ev.Peer), ev.A)
+	})
+)
+
+// Why a tunnel could not share port 1701 (EventL2TPFallback's A).
+const (
+	whyHidden  = 1 // the tunnel id is in a hidden AVP
+	whyClash   = 2 // another LAN host uses the id with the server
+	whyNoSCCRQ = 3 // the first message was no readable SCCRQ
+)
+
+func why(r uint64) string {
+	switch r {
+	case whyHidden:
+		return "its tunnel id is in a hidden AVP"
+	case whyClash:
+		return "another LAN host uses the same tunnel id with this server"
+	case whyNoSCCRQ:
+		return "its first message was not a readable SCCRQ"
+	}
+	return "unknown reason"
+}
 
 // Key spaces of the helper (nat.HelperEnv.Side).
 const (
@@ -55,8 +91,8 @@ func (*Helper) SharedPort() nat.Port { return nat.Port{Proto: packet.ProtoUDP, P
 // 1701 the shared outside port when its SCCRQ allows.
 func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
 	if !h.env.On() {
-		h.env.Event(now, nat.Event{Kind: nat.EventPassthroughOff, Host: k.Src, Peer: k.Dst, A: nat.PassOffL2TP})
-		return 0, 0, nat.DropL2TPOff, true
+		h.env.Event(now, passoff.Event(passoff.L2TP, k.Src, k.Dst))
+		return 0, 0, DropL2TPOff, true
 	}
 	if k.SrcID != Port {
 		return 0, 0, nat.DropNone, false
@@ -65,13 +101,13 @@ func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int3
 	if why == 0 {
 		if owner, ok := h.env.Key(h.env.KeyOf(sideTunnel, k.Dst, uint64(tid))); ok && owner != nat.AddrValue(k.Src) {
 			if _, alive := h.flowOf(k.Dst, k.DstID, nat.AddrOf(owner)); alive {
-				why = nat.L2TPWhyClash
+				why = whyClash
 			}
 		}
 	}
 	if why != 0 {
 		h.fallback++
-		h.env.Event(now, nat.Event{Kind: nat.EventL2TPFallback, Host: k.Src, Peer: k.Dst, A: why})
+		h.env.Event(now, nat.Event{Kind: EventL2TPFallback, Host: k.Src, Peer: k.Dst, A: why})
 		id, dir, r := h.env.NewMapped(now, k)
 		return id, dir, r, true
 	}
@@ -117,8 +153,8 @@ func (h *Helper) Inbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32
 			return id, conntrack.Reply, nat.DropNone, true
 		}
 	}
-	h.env.Event(now, nat.Event{Kind: nat.EventL2TPUnknownTunnel, Peer: k.Src, A: uint64(hd.TunnelID)})
-	return 0, conntrack.Reply, nat.DropL2TPUnknownTunnel, true
+	h.env.Event(now, nat.Event{Kind: EventL2TPUnknownTunnel, Peer: k.Src, A: uint64(hd.TunnelID)})
+	return 0, conntrack.Reply, DropL2TPUnknownTunnel, true
 }
 
 // flowOf finds the shared-port flow of host with server:port.
@@ -128,22 +164,22 @@ func (h *Helper) flowOf(server [4]byte, sport uint16, host [4]byte) (int32, bool
 }
 
 // assigned reads the Assigned Tunnel ID of an SCCRQ, or says why not
-// (nat.L2TPWhy...).
+// (why...).
 func assigned(ip packet.IPv4) (uint16, uint64) {
 	if ip.MoreFragments() {
-		return 0, nat.L2TPWhyNoSCCRQ
+		return 0, whyNoSCCRQ
 	}
 	p := packet.UDP(ip.Payload()).Payload()
 	hd, err := ParseHeader(p)
 	if err != nil || !hd.Control || hd.TunnelID != 0 {
-		return 0, nat.L2TPWhyNoSCCRQ
+		return 0, whyNoSCCRQ
 	}
 	ci, err := ParseControl(p, hd)
 	if err == ErrHidden {
-		return 0, nat.L2TPWhyHidden
+		return 0, whyHidden
 	}
 	if err != nil || ci.MessageType != SCCRQ || !ci.HasAssigned || ci.AssignedTunnelID == 0 {
-		return 0, nat.L2TPWhyNoSCCRQ
+		return 0, whyNoSCCRQ
 	}
 	return ci.AssignedTunnelID, 0
 }

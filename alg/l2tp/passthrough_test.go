@@ -6,6 +6,7 @@ package l2tp_test
 import (
 	"testing"
 
+	"passgate/alg/l2tp"
 	. "passgate/alg/vpntest"
 	. "passgate/nat"
 	"passgate/packet"
@@ -20,7 +21,7 @@ func TestL2TPSharedPort1701(t *testing.T) {
 	IPv4(t, b, Src("203.0.113.1:1701"))
 	IPv4(t, Pass(t, e, Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", L2TPTo(6)), LAN), Dst("192.168.50.11:1701"))
 	IPv4(t, Pass(t, e, Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", L2TPTo(5)), LAN), Dst("192.168.50.10:1701"))
-	Dropped(t, e, Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", L2TPTo(7)), DropL2TPUnknownTunnel)
+	Dropped(t, e, Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", L2TPTo(7)), l2tp.DropL2TPUnknownTunnel)
 
 	// Same tunnel id as another host, and a hidden AVP: ordinary ports.
 	c := Pass(t, e, 0, LAN, UDP("192.168.50.12:1701", "203.0.113.10:1701", L2TPSCCRQ(5, false)), WAN)

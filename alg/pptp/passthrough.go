@@ -11,12 +11,38 @@ package pptp
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 
+	"passgate/alg/internal/passoff"
 	"passgate/conntrack"
 	"passgate/nat"
 	"passgate/packet"
 )
+
+// Drop reasons and events of PPTP passthrough.
+var (
+	DropPPTPOff        = nat.NewDropReason("pptp_passthrough_off")
+	DropGRENoControl   = nat.NewDropReason("gre_without_control")
+	DropPPTPOutOfOrder = nat.NewDropReason("pptp_out_of_order")
+	DropPPTPLimit      = nat.NewDropReason("pptp_control_limit")
+
+	EventPPTPUnparsed = nat.NewEventKind("pptp_unparsed", func(ev nat.Event) string {
+		return fmt.Sprintf("PPTP control connection from %s to %s could not be followed; its calls will not work", host(ev), peer(ev))
+	})
+	EventGRENoControl = nat.NewEventKind("gre_without_control", func(ev nat.Event) string {
+		return fmt.Sprintf("GRE between %s and %s with call id %d belongs to no PPTP call: dropped", host(ev), peer(ev), ev.A)
+	})
+	EventPPTPCall = nat.NewEventKind("pptp_call", func(ev nat.Event) string {
+		return fmt.Sprintf("PPTP call from %s to %s: client call id %d is %d outside, server call id %d", host(ev), peer(ev), ev.A>>16, ev.A&0xffff, ev.B)
+	})
+	EventPPTPCallEnd = nat.NewEventKind("pptp_call_end", func(ev nat.Event) string {
+		return fmt.Sprintf("PPTP call from %s to %s ended (outside call id %d)", host(ev), peer(ev), ev.A)
+	})
+)
+
+func host(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Host) }
+func peer(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Peer) }
 
 const (
 	connsMax     = 256 // control connections followed at once
@@ -104,7 +130,7 @@ func (*Helper) Ports() []nat.Port { return []nat.Port{{Proto: packet.ProtoTCP, P
 func (*Helper) Protocols() []uint8 { return []uint8{packet.ProtoGRE} }
 
 func (h *Helper) off(now nat.Time, host, peer [4]byte) {
-	h.env.Event(now, nat.Event{Kind: nat.EventPassthroughOff, Host: host, Peer: peer, A: nat.PassOffPPTP})
+	h.env.Event(now, passoff.Event(passoff.PPTP, host, peer))
 }
 
 // Outbound refuses a control connection when switched off, and follows
@@ -112,12 +138,12 @@ func (h *Helper) off(now nat.Time, host, peer [4]byte) {
 func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
 	if !h.env.On() {
 		h.off(now, k.Src, k.Dst)
-		return 0, 0, nat.DropPPTPOff, true
+		return 0, 0, DropPPTPOff, true
 	}
 	id, dir, r := h.env.NewMapped(now, k)
 	if r == nat.DropNone && !h.attach(id, PNS) {
 		h.env.Delete(id)
-		r = nat.DropPPTPLimit
+		r = DropPPTPLimit
 	}
 	return id, dir, r, true
 }
@@ -134,7 +160,7 @@ func (h *Helper) Forwarded(now nat.Time, id int32, f *conntrack.Flow, insidePort
 		return false, nat.DropNone
 	}
 	if !h.attach(id, PAC) {
-		return false, nat.DropPPTPLimit
+		return false, DropPPTPLimit
 	}
 	return true, nat.DropNone
 }
@@ -187,12 +213,12 @@ func (h *Helper) FlowPacket(now nat.Time, id int32, f *conntrack.Flow, dir connt
 	hd.now = now
 	v, changed := st.Feed(t.Seq(), p, hd)
 	if v == Ahead {
-		return nat.DropPPTPOutOfOrder
+		return DropPPTPOutOfOrder
 	}
 	if st.Broken() != nil && !c.broken {
 		c.broken = true
 		h.unparsed++
-		h.env.Event(now, nat.Event{Kind: nat.EventPPTPUnparsed, Host: c.host, Peer: c.server})
+		h.env.Event(now, nat.Event{Kind: EventPPTPUnparsed, Host: c.host, Peer: c.server})
 	}
 	if changed {
 		// The payload changed; the addresses and ports change next,
@@ -362,7 +388,7 @@ func (c *conn) index(cl *call) int {
 func (h *Helper) callUp(now nat.Time, c *conn, cl *call) {
 	cl.up = true
 	h.makeGRE(now, c, cl)
-	h.env.Event(now, nat.Event{Kind: nat.EventPPTPCall, Host: c.host, Peer: c.server, A: uint64(cl.inside)<<16 | uint64(cl.outside), B: uint64(cl.server)})
+	h.env.Event(now, nat.Event{Kind: EventPPTPCall, Host: c.host, Peer: c.server, A: uint64(cl.inside)<<16 | uint64(cl.outside), B: uint64(cl.server)})
 }
 
 // makeGRE makes a call's GRE flow: from the client the key is the
@@ -391,7 +417,7 @@ func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, co
 	}
 	if from == nat.LAN && !h.env.On() {
 		h.off(now, ip.Src(), ip.Dst())
-		return 0, 0, nat.DropPPTPOff
+		return 0, 0, DropPPTPOff
 	}
 	id, dir, found := h.env.LookupLive(now, k)
 	if !found {
@@ -401,8 +427,8 @@ func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, co
 			if from == nat.WAN {
 				host, peer = peer, host
 			}
-			h.env.Event(now, nat.Event{Kind: nat.EventGRENoControl, Host: host, Peer: peer, A: uint64(k.DstID)})
-			return 0, 0, nat.DropGRENoControl
+			h.env.Event(now, nat.Event{Kind: EventGRENoControl, Host: host, Peer: peer, A: uint64(k.DstID)})
+			return 0, 0, DropGRENoControl
 		}
 	}
 	return id, dir, nat.DropNone
@@ -463,7 +489,7 @@ func (h *Helper) revive(now nat.Time, from nat.Iface, k conntrack.Tuple) (int32,
 // callEnd ends a call: its GRE flow goes and its outside id is free.
 func (h *Helper) callEnd(now nat.Time, c *conn, cl *call) {
 	if cl.up {
-		h.env.Event(now, nat.Event{Kind: nat.EventPPTPCallEnd, Host: c.host, Peer: c.server, A: uint64(cl.outside)})
+		h.env.Event(now, nat.Event{Kind: EventPPTPCallEnd, Host: c.host, Peer: c.server, A: uint64(cl.outside)})
 	}
 	h.env.End(cl.gre, cl.greGen)
 	h.env.DelKey(h.callKey(c.server, cl.outside))

@@ -66,10 +66,10 @@ func TestPPTPTwoClientsSameCallID(t *testing.T) {
 	}
 	// The server disconnects client 0's call: its GRE goes.
 	clients[0].In(3*Sec, PPTPMsg(pptp.CallDisconnectNotify, 0x700, 0, 0), packet.TCPAck)
-	Dropped(t, e, 3*Sec, WAN, GRE("203.0.113.10", "203.0.113.1", outside[0], "late"), DropGRENoControl)
+	Dropped(t, e, 3*Sec, WAN, GRE("203.0.113.10", "203.0.113.1", outside[0], "late"), pptp.DropGRENoControl)
 	Pass(t, e, 3*Sec, WAN, GRE("203.0.113.10", "203.0.113.1", outside[1], "still"), LAN)
 	// GRE with no control connection never passes.
-	Dropped(t, e, 3*Sec, LAN, GRE("192.168.50.12", "203.0.113.10", 0x55, "x"), DropGRENoControl)
+	Dropped(t, e, 3*Sec, LAN, GRE("192.168.50.12", "203.0.113.10", 0x55, "x"), pptp.DropGRENoControl)
 }
 
 func TestPPTPMessagesSplitAndShared(t *testing.T) {
@@ -111,7 +111,7 @@ func TestPPTPOutOfOrderSegmentDropped(t *testing.T) {
 	c := &PPTPClient{T: t, E: e, Host: "192.168.50.10", Port: 42000, CSeq: 1, SSeq: 1}
 	c.Connect()
 	ahead := TCP(c.Host+":42000", "203.0.113.10:1723", packet.TCPAck, c.CSeq+100, c.SSeq, nil, PPTPMsg(7, 1, 0, 0))
-	Dropped(t, e, Sec, LAN, ahead, DropPPTPOutOfOrder)
+	Dropped(t, e, Sec, LAN, ahead, pptp.DropPPTPOutOfOrder)
 }
 
 // A PPTP server (the PAC) on the LAN behind a port forward of TCP 1723:
@@ -186,6 +186,6 @@ func TestPPTPServerBehindForward(t *testing.T) {
 	}
 	// The server ends remote 0's call: that GRE goes, the other stays.
 	fromServer(0, 3*Sec, PPTPMsg(pptp.CallDisconnectNotify, 0x100, 0, 0), packet.TCPAck)
-	Dropped(t, e, 3*Sec, WAN, GRE(remotes[0], "203.0.113.1", 0x100, "late"), DropGRENoControl)
+	Dropped(t, e, 3*Sec, WAN, GRE(remotes[0], "203.0.113.1", 0x100, "late"), pptp.DropGRENoControl)
 	Pass(t, e, 3*Sec, WAN, GRE(remotes[1], "203.0.113.1", 0x101, "still"), LAN)
 }
