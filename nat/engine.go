@@ -1,7 +1,10 @@
 // Package nat is passgate's engine: a pure function of (clock, interface,
 // packet) that owns the flow table, the RFC 4787/5382/5508 mapping and
 // filtering, port forwarding and the DMZ host, hairpinning, ICMP query and
-// error translation, fragments, TTL and path MTU handling.
+// error translation, fragments, TTL and path MTU handling. Protocols the
+// engine does not know itself (VPN passthrough, application-level
+// gateways) are helpers in alg/, plugged in through the hooks of
+// helper.go and hooks.go; the engine keeps no protocol's code.
 //
 // The engine makes no system calls, starts no goroutines and never reads a
 // clock: the caller passes the time, so the lab, replays, fuzzers and

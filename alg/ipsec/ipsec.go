@@ -3,7 +3,8 @@
 // 2408, has the same layout for the fields used here), the non-ESP marker
 // that separates IKE from ESP on the NAT-T port (RFC 3948 section 2.2), the
 // NAT-T keepalive, and the ESP SPI (RFC 4303). It never decrypts anything
-// and never allocates.
+// and never allocates. Helper (passthrough.go) is IPsec passthrough, the
+// nat helper built on them.
 package ipsec
 
 import (

@@ -1,7 +1,8 @@
 // Package l2tp reads L2TPv2 headers and control-message AVPs (RFC 2661)
 // as far as a NAT passing L2TP through needs them: the tunnel id that
 // demultiplexes a shared outside port, and the Assigned Tunnel ID a peer
-// announces in SCCRQ and SCCRP. It never allocates.
+// announces in SCCRQ and SCCRP. It never allocates. Helper
+// (passthrough.go) is L2TP passthrough, the nat helper built on them.
 package l2tp
 
 import (

@@ -9,7 +9,8 @@
 // after its first byte is still rewritten: only its last byte ever changes,
 // and that byte is always in the segment that completes the field.
 // Retransmitted bytes get the rewrites they got the first time. It never
-// allocates.
+// allocates. Helper (passthrough.go) is PPTP passthrough, the nat helper
+// built on them.
 package pptp
 
 import (
