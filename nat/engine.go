@@ -77,11 +77,11 @@ type Engine struct {
 	// Helpers (helper.go, hooks.go), indexed by conntrack.Flow.Helper-1.
 	helpers     []Helper
 	hooks       []helperHooks
-	fast        []FastHelper // the fast path's hooks, nil for none
-	payload     []int        // the payload helpers, in order
-	makerPorts  []portHook   // server ports routed to a FlowMaker
-	protoOwner  [256]uint8   // IP protocol -> helper id (ProtocolHelper)
-	passClass   []uint8      // a passthrough's counting class (conntrack.SetClass), 0 for none
+	fast        [256]FastHelper // the fast path's hooks by helper id, nil for none
+	payload     []int           // the payload helpers, in order
+	makerPorts  []portHook      // server ports routed to a FlowMaker
+	protoOwner  [256]uint8      // IP protocol -> helper id (ProtocolHelper)
+	passClass   []uint8         // a passthrough's counting class (conntrack.SetClass), 0 for none
 	nextClass   uint8
 	shared      []Port // outside ports shared by LAN hosts (helpers on)
 	helperOn    []bool
@@ -433,7 +433,7 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 	oldSrc, oldDst := ip.Src(), ip.Dst()
 	rewrite(ip, nsrc, ndst, nsid, ndid)
 	if f.Flags&flagTranslate != 0 {
-		e.fast[f.Helper-1].Translated(f, dir, ip)
+		e.fast[f.Helper].Translated(f, dir, ip)
 	}
 	ip.DecTTL()
 	if isFirstFrag {

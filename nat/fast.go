@@ -115,10 +115,10 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		return Verdict{}, false
 	}
 	proto := ip.Protocol()
-	var owner uint8 // the helper owning a protocol other than TCP and UDP
+	var fh FastHelper // the hooks of the helper owning another protocol
 	if proto != packet.ProtoTCP && proto != packet.ProtoUDP {
-		owner = e.protoOwner[proto]
-		if owner == 0 || e.fast[owner-1] == nil || from == LAN && !e.helperOn[owner-1] {
+		owner := e.protoOwner[proto]
+		if fh = e.fast[owner]; fh == nil || from == LAN && !e.helperOn[owner-1] {
 			return Verdict{}, false
 		}
 	}
@@ -134,10 +134,10 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	}
 	var k conntrack.Tuple
 	var ok bool
-	if owner == 0 {
+	if fh == nil {
 		k, ok = tupleOf(ip, from)
 	} else {
-		k, ok = e.fast[owner-1].FastKey(from, ip)
+		k, ok = fh.FastKey(from, ip)
 	}
 	if !ok {
 		return Verdict{}, false
@@ -200,7 +200,7 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	if f.Flags&flagTranslate != 0 {
 		// A tunnel's data is translated like the rest, the GRE key back
 		// to the LAN host's call id on the way in.
-		e.fast[f.Helper-1].Translated(f, dir, ip)
+		e.fast[f.Helper].Translated(f, dir, ip)
 	}
 	ip.DecTTL()
 	return Verdict{Action: Forward, Out: out, NextHop: nh}, true

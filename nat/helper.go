@@ -215,7 +215,7 @@ func (e *Engine) RegisterHelpers(hs ...Helper) {
 				e.protoOwner[p] = uint8(i + 1)
 			}
 		}
-		e.fast = append(e.fast, k.fast)
+		e.fast[i+1] = k.fast
 		var class uint8
 		if k.pass != nil {
 			if e.nextClass == 0 {
