@@ -36,6 +36,8 @@ type Info struct {
 	Warning string
 	// Note is the few words `passgate status` shows beside it.
 	Note string
+	// Obsolete marks a protocol people should move away from.
+	Obsolete bool
 	// DefaultOn is the helper's default (its nat.Helper's DefaultOn).
 	DefaultOn bool
 	// New makes an instance for one engine.
@@ -50,7 +52,7 @@ var all = []Info{
 		New:         func() nat.Helper { return &ipsec.Helper{} },
 	},
 	{
-		Name: "pptp", Label: "PPTP", Kind: Passthrough, DefaultOn: true,
+		Name: "pptp", Label: "PPTP", Kind: Passthrough, DefaultOn: true, Obsolete: true,
 		Note:        "obsolete and insecure (MS-CHAPv2 is broken); prefer IPsec or WireGuard",
 		Description: "PPTP is obsolete and insecure: its MS-CHAPv2 authentication can be cracked; use it only for legacy servers (passthrough follows TCP 1723 and its GRE tunnel). On by default, as on home routers.",
 		Warning:     "Obsolete and insecure: prefer IPsec or WireGuard.",

@@ -487,7 +487,8 @@ func (h *handler) passthroughRows() []passthroughRow {
 		if !p.Available {
 			p.On = false // a helper that does not exist is not on
 		}
-		rows = append(rows, passthroughRow{Passthrough: p, Obsolete: p.Name == "pptp"})
+		a, _ := alg.ByName(p.Name)
+		rows = append(rows, passthroughRow{Passthrough: p, Obsolete: a.Obsolete})
 	}
 	return rows
 }
@@ -809,13 +810,8 @@ func duration(sec float64) string {
 }
 
 func vpnLabel(name string) string {
-	switch name {
-	case "ipsec":
-		return "IPsec"
-	case "pptp":
-		return "PPTP"
-	case "l2tp":
-		return "L2TP"
+	if a, ok := alg.ByName(name); ok {
+		return a.Label
 	}
 	return strings.ToUpper(name)
 }
