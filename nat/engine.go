@@ -75,19 +75,20 @@ type Engine struct {
 	srcMAC [6]byte // the LAN frame's source MAC (ProcessFrom), or zero
 
 	// Helpers (helper.go, hooks.go), indexed by conntrack.Flow.Helper-1.
-	helpers     []Helper
-	hooks       []helperHooks
-	fast        [256]FastHelper // the fast path's hooks by helper id, nil for none
-	payload     []int           // the payload helpers, in order
-	makerPorts  []portHook      // server ports routed to a FlowMaker
-	protoOwner  [256]uint8      // IP protocol -> helper id (ProtocolHelper)
-	passClass   []uint8         // a passthrough's counting class (conntrack.SetClass), 0 for none
-	nextClass   uint8
-	shared      []Port // outside ports shared by LAN hosts (helpers on)
-	helperOn    []bool
-	helperStats []HelperCounters
-	hp          HelperPacket
-	seqAdjs     []seqAdjs
+	helpers      []Helper
+	hooks        []helperHooks
+	fast         [256]FastHelper // the fast path's hooks by helper id, nil for none
+	payload      []int           // the payload helpers, in order
+	makerPorts   []portHook      // server ports routed to a FlowMaker
+	protoOwner   [256]uint8      // IP protocol -> helper id (ProtocolHelper)
+	passClass    []uint8         // a passthrough's counting class (conntrack.SetClass), 0 for none
+	nextClass    uint8
+	passthroughs []int  // the PassthroughHelpers, in order
+	shared       []Port // outside ports shared by LAN hosts (helpers on)
+	helperOn     []bool
+	helperStats  []HelperCounters
+	hp           HelperPacket
+	seqAdjs      []seqAdjs
 
 	hairpin hairpinPeers // hairpin.go
 

@@ -225,6 +225,7 @@ func (e *Engine) RegisterHelpers(hs ...Helper) {
 				panic("nat: too many passthrough helpers to count")
 			}
 			class, e.nextClass = e.nextClass, e.nextClass+1
+			e.passthroughs = append(e.passthroughs, i)
 		}
 		e.passClass = append(e.passClass, class)
 		if a, ok := h.(Attacher); ok {

@@ -287,8 +287,8 @@ func (e *Engine) owner(f *conntrack.Flow) int {
 	if f.Helper != 0 {
 		return int(f.Helper) - 1
 	}
-	for i := range e.hooks {
-		if p := e.hooks[i].pass; p != nil && p.Owns(f) {
+	for _, i := range e.passthroughs {
+		if e.hooks[i].pass.Owns(f) {
 			return i
 		}
 	}
