@@ -381,8 +381,11 @@ func translation(f *conntrack.Flow, dir conntrack.Dir) (src, dst [4]byte, sid, d
 // rewrite, TTL.
 func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir conntrack.Dir) Verdict {
 	f := e.ct.Get(id)
-	if c := e.sessionClass(f); c != f.Class() {
-		e.ct.SetClass(id, c) // counted for Stats as it comes and goes
+	if f.Flags&flagClassed == 0 {
+		// A flow's class never changes: it is counted for Stats as it
+		// comes and goes.
+		e.ct.SetClass(id, e.sessionClass(f))
+		f.Flags |= flagClassed
 	}
 	if f.Origin == originHairpin {
 		if r := e.hairpinStep(now, id, f, dir, ip); r != DropNone {

@@ -29,6 +29,7 @@ const (
 	flagReplied   // any packet seen in the reply direction
 	flagFast      // a helper's flow the fast path may take (HelperEnv.SetFast)
 	flagTranslate // ... and whose packets its helper finishes (FastHelper.Translated)
+	flagClassed   // its counting class is set (sessionClass)
 )
 
 // track advances a flow's state for a packet in direction dir and sets its
