@@ -14,7 +14,6 @@ import (
 
 	"passgate/config"
 	"passgate/control"
-	"passgate/nat"
 )
 
 // authedEndpoints are every call that needs authentication, with a body
@@ -400,7 +399,7 @@ func TestPutConfig(t *testing.T) {
 		t.Fatalf("good PUT: %d %s", r.code, r.body)
 	}
 	applied, n := e.gw.last()
-	if n != 1 || applied.Helpers["ipsec"] != nat.Off || applied.Timeouts.UDP != 3*time.Minute || len(applied.PortForwards) != 0 {
+	if n != 1 || switchOf(applied.NAT.Helpers["ipsec"]) != "off" || applied.NAT.Timeouts.UDP != 3*time.Minute || len(applied.NAT.PortForwards) != 0 {
 		t.Fatalf("applied %+v", applied)
 	}
 	if f := e.file(); !strings.Contains(f, `"ipsec": false`) || strings.Contains(f, "port_forwards") {
@@ -493,8 +492,8 @@ func TestPassthroughEndpoints(t *testing.T) {
 	if r.code != 200 || len(pr.Changes) != 1 || pr.Changes[0] != "PPTP passthrough: on -> off" || pr.Passthrough.On {
 		t.Fatalf("pptp off: %d %s", r.code, r.body)
 	}
-	if applied, _ := e.gw.last(); applied.Helpers["pptp"] != nat.Off || applied.Helpers["ipsec"] != nat.Default {
-		t.Fatalf("applied %+v", applied.Helpers)
+	if applied, _ := e.gw.last(); switchOf(applied.NAT.Helpers["pptp"]) != "off" || switchOf(applied.NAT.Helpers["ipsec"]) != "default" {
+		t.Fatalf("applied %+v", applied.NAT.Helpers)
 	}
 	if !strings.Contains(e.file(), `"pptp": false`) {
 		t.Fatalf("file:\n%s", e.file())
@@ -532,8 +531,8 @@ func TestPassthroughEndpoints(t *testing.T) {
 	if r.code != 200 || pr.Changes[0] != "SIP helper: off -> on" || !pr.Passthrough.On {
 		t.Fatalf("sip on: %d %s", r.code, r.body)
 	}
-	if applied, _ := e.gw.last(); applied.Helpers["sip"] != nat.On {
-		t.Fatalf("applied helpers %v", applied.Helpers)
+	if applied, _ := e.gw.last(); switchOf(applied.NAT.Helpers["sip"]) != "on" {
+		t.Fatalf("applied helpers %v", applied.NAT.Helpers)
 	}
 	r = c.do("PUT", "/api/v1/passthrough/ftp", `{"enabled":false}`)
 	r.decode(t, &pr)
@@ -576,8 +575,8 @@ func TestForwardEndpoints(t *testing.T) {
 		len(fr.Changes) != 1 || fr.Changes[0] != "port forward game added: udp 27000-27010 -> 192.168.50.11:27000-27010" {
 		t.Fatalf("add: %d %s", r.code, r.body)
 	}
-	if applied, _ := e.gw.last(); len(applied.PortForwards) != 2 || applied.PortForwards[1].OutsideHi != 27010 {
-		t.Fatalf("applied %+v", applied.PortForwards)
+	if applied, _ := e.gw.last(); len(applied.NAT.PortForwards) != 2 || applied.NAT.PortForwards[1].OutsideHi != 27010 {
+		t.Fatalf("applied %+v", applied.NAT.PortForwards)
 	}
 	for _, tc := range []struct {
 		method, path, body string
@@ -658,8 +657,8 @@ func TestDMZEndpoints(t *testing.T) {
 	if r.code != 200 || dr.Host != "192.168.50.20" || dr.Changes[0] != "DMZ host: off -> 192.168.50.20" {
 		t.Fatalf("set: %d %s", r.code, r.body)
 	}
-	if applied, _ := e.gw.last(); applied.DMZ.String() != "192.168.50.20" {
-		t.Fatalf("applied %v", applied.DMZ)
+	if applied, _ := e.gw.last(); applied.NAT.DMZ.String() != "192.168.50.20" {
+		t.Fatalf("applied %v", applied.NAT.DMZ)
 	}
 	for body, want := range map[string][2]string{
 		`{"host":"10.0.0.1"}`:     {"dmz", "not a host on the LAN"},

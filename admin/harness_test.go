@@ -21,7 +21,6 @@ import (
 
 	"passgate/config"
 	"passgate/control"
-	"passgate/nat"
 )
 
 const testConfig = `{
@@ -34,7 +33,7 @@ const testConfig = `{
 // fakeGateway stands in for the router: it records what was applied.
 type fakeGateway struct {
 	mu      sync.Mutex
-	applied []nat.Config
+	applied []config.Settings // what Reconfigure got, in order
 	pppoe   []bool
 	fail    error
 	flows   []control.Flow
@@ -93,7 +92,7 @@ func (g *fakeGateway) Reconfigure(s *config.Settings) error {
 	if g.fail != nil {
 		return g.fail
 	}
-	g.applied = append(g.applied, s.NAT)
+	g.applied = append(g.applied, *s)
 	return nil
 }
 
@@ -103,11 +102,11 @@ func (g *fakeGateway) SetPPPoERelay(on bool) {
 	g.pppoe = append(g.pppoe, on)
 }
 
-func (g *fakeGateway) last() (nat.Config, int) {
+func (g *fakeGateway) last() (config.Settings, int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.applied) == 0 {
-		return nat.Config{}, 0
+		return config.Settings{}, 0
 	}
 	return g.applied[len(g.applied)-1], len(g.applied)
 }
@@ -278,3 +277,16 @@ func (e *env) file() string {
 var errBoom = errors.New("boom")
 
 func (e *env) filter(proto string) control.FlowFilter { return control.FlowFilter{Proto: proto} }
+
+// switchOf names an engine switch as the configuration file does: "on",
+// "off", or "default" when the file leaves it unset. admin compares what
+// was applied through it, without importing the engine.
+func switchOf(s interface{ Enabled(def bool) bool }) string {
+	switch on, offByDefault := s.Enabled(true), s.Enabled(false); {
+	case on && offByDefault:
+		return "on"
+	case !on && !offByDefault:
+		return "off"
+	}
+	return "default"
+}

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"passgate/config"
-	"passgate/nat"
 )
 
 func TestReloadFromFile(t *testing.T) {
@@ -19,8 +18,8 @@ func TestReloadFromFile(t *testing.T) {
 	if err != nil || len(ch) != 1 || ch[0] != "L2TP passthrough: on -> off" {
 		t.Fatalf("reload: %v %v", ch, err)
 	}
-	if applied, _ := e.gw.last(); applied.Helpers["l2tp"] != nat.Off {
-		t.Fatalf("applied %+v", applied.Helpers)
+	if applied, _ := e.gw.last(); switchOf(applied.NAT.Helpers["l2tp"]) != "off" {
+		t.Fatalf("applied %+v", applied.NAT.Helpers)
 	}
 	good := e.file()
 	// A broken edit is refused, field by field; the running one stays.
@@ -66,7 +65,7 @@ func TestOverlayKeepsFileForm(t *testing.T) {
 	if strings.Contains(f, "workers") || strings.Contains(f, "gateway") || !strings.Contains(f, `"dmz": "192.168.50.30"`) {
 		t.Fatalf("the overrides leaked into the file:\n%s", f)
 	}
-	if applied, _ := e.gw.last(); applied.WANGateway.String() != "203.0.113.254" {
+	if applied, _ := e.gw.last(); applied.NAT.WANGateway.String() != "203.0.113.254" {
 		t.Fatalf("the overrides were not applied: %+v", applied)
 	}
 	// The file's own workers value can change under an override: the

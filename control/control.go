@@ -148,14 +148,10 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		ESPAmbiguous: s.ESPAmbiguous, L2TPFallback: s.L2TPFallback, PPTPUnparsed: s.PPTPUnparsed,
 		IKEFallback: s.IKEFallback, SharedToHost: s.SharedToOnlyHost,
 		VPNSessions: s.VPNSessions,
-		Guards: map[string]uint64{
-			"early_drop_table_full":    s.EarlyDropTableFull,
-			"early_drop_host_share":    s.EarlyDropHostShare,
-			"early_drop_mac_share":     s.EarlyDropMACShare,
-			"early_drop_rule_share":    s.EarlyDropRuleShare,
-			"rst_in_window_passed":     s.RSTInWindow,
-			"rst_out_of_window_passed": s.RSTOutOfWindow,
-		},
+		Guards:      make(map[string]uint64, len(GuardNames())),
+	}
+	for i, v := range [...]uint64{s.EarlyDropTableFull, s.EarlyDropHostShare, s.EarlyDropMACShare, s.EarlyDropRuleShare, s.RSTInWindow, s.RSTOutOfWindow} {
+		out.Guards[GuardNames()[i]] = v
 	}
 	if s.Helpers != nil {
 		out.Helpers = make(map[string]HelperCounters, len(s.Helpers))
@@ -176,6 +172,16 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		out.FlowsByProto = map[string]int{}
 	}
 	return out
+}
+
+// GuardNames are the keys of NATStats.Guards, in this order: flows ended
+// early to make room because the table, a host's, a MAC's or a rule's
+// share was full, and RSTs passed on without ending their flow.
+func GuardNames() []string {
+	return []string{
+		"early_drop_table_full", "early_drop_host_share", "early_drop_mac_share", "early_drop_rule_share",
+		"rst_in_window_passed", "rst_out_of_window_passed",
+	}
 }
 
 // TotalDrops sums the drop counters.

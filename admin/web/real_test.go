@@ -14,7 +14,6 @@ import (
 	"passgate/admin"
 	"passgate/config"
 	"passgate/control"
-	"passgate/nat"
 )
 
 // stillBackend is a gateway that never changes: enough for admin.Service.
@@ -47,13 +46,13 @@ func TestRealService(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var applied []nat.Config
+	var applied []config.Settings
 	svc, err := admin.NewService(admin.Options{
 		Backend: stillBackend{},
 		Reconfigure: func(s *config.Settings) error {
 			mu.Lock()
 			defer mu.Unlock()
-			applied = append(applied, s.NAT)
+			applied = append(applied, *s)
 			return nil
 		},
 		Store:  store,
@@ -104,7 +103,7 @@ func TestRealService(t *testing.T) {
 	}
 	mustContain(t, "apply", body, `<ul id="changes"><li>PPTP passthrough: on -&gt; off</li></ul>`)
 	mu.Lock()
-	if len(applied) != 1 || applied[0].Helpers["pptp"].Enabled(true) || !applied[0].Helpers["ipsec"].Enabled(true) {
+	if len(applied) != 1 || applied[0].NAT.Helpers["pptp"].Enabled(true) || !applied[0].NAT.Helpers["ipsec"].Enabled(true) {
 		t.Errorf("engine got %+v", applied)
 	}
 	mu.Unlock()

@@ -17,13 +17,15 @@ import (
 // its web pages and the lab) read the wire types of package control, never
 // the engine's or the router's own; nothing imports the binary. Checked on
 // the source, non-test files (and the lab's test files, where the lab's
-// tests decode what passgate answers).
+// tests decode what passgate answers, and admin's, engine's and drivers'
+// test files for the rules marked so).
 func TestLayers(t *testing.T) {
 	type rule struct {
 		pkgs      []string // import paths, "x/..." for x and below
 		forbidden []string
 		tests     bool // the rule holds for _test.go files too
 	}
+	drivers := []string{"passgate/dataplane/port/...", "passgate/dataplane/afpacket/...", "passgate/dataplane/afxdp/..."}
 	engine := []string{"passgate/packet/...", "passgate/conntrack/...", "passgate/nat/...", "passgate/alg/...", "passgate/pppoe/...", "passgate/dataplane/..."}
 	rules := []rule{
 		{engine, []string{"passgate/config/...", "passgate/control/...", "passgate/admin/...", "passgate/lab/...", "passgate/cmd/..."}, false},
@@ -32,6 +34,22 @@ func TestLayers(t *testing.T) {
 		{[]string{"passgate/control/..."}, []string{"passgate/admin/...", "passgate/lab/...", "passgate/cmd/..."}, false},
 		{[]string{"passgate/admin/..."}, []string{"passgate/nat/...", "passgate/dataplane/...", "passgate/cmd/..."}, false},
 		{[]string{"passgate/lab/..."}, []string{"passgate/nat/...", "passgate/dataplane/...", "passgate/admin/..."}, true},
+		// Port mapping (PCP, NAT-PMP, UPnP) sits on the engine: it asks
+		// nat for mappings, cmd/passgate wires it to the router and the
+		// API. The engine knows nothing of it, tests included.
+		{[]string{"passgate/portmap/..."}, []string{"passgate/config/...", "passgate/control/...", "passgate/admin/...", "passgate/lab/...", "passgate/cmd/..."}, false},
+		{engine, []string{"passgate/portmap/..."}, true},
+		// The drivers (and the port interface between them and the
+		// router) move raw frames: they sit below the router and know no
+		// protocol, NAT or other driver; tests included.
+		{drivers, []string{"passgate/dataplane/router/...", "passgate/dataplane/link/...", "passgate/packet/...", "passgate/conntrack/...", "passgate/nat/...", "passgate/alg/...", "passgate/pppoe/...", "passgate/portmap/..."}, true},
+		{[]string{"passgate/dataplane/port/..."}, []string{"passgate/dataplane/afpacket/...", "passgate/dataplane/afxdp/..."}, true},
+		{[]string{"passgate/dataplane/afpacket/..."}, []string{"passgate/dataplane/afxdp/..."}, true},
+		{[]string{"passgate/dataplane/afxdp/..."}, []string{"passgate/dataplane/afpacket/..."}, true},
+		// admin reads the gateway through control's wire types and
+		// config, tests included (they compare what was applied through
+		// config.Settings, never nat's own constants).
+		{[]string{"passgate/admin/..."}, []string{"passgate/nat/...", "passgate/dataplane/...", "passgate/portmap/...", "passgate/conntrack/...", "passgate/packet/...", "passgate/pppoe/..."}, true},
 	}
 	match := func(pattern, path string) bool {
 		if base, ok := strings.CutSuffix(pattern, "/..."); ok {
