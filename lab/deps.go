@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"bufio"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -10,50 +12,77 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // Python is the interpreter the lab uses: Debian's, which has scapy; a
 // python3 earlier on PATH (pyenv, venv) may lack it.
 const Python = "/usr/bin/python3"
 
-// Tool is a command the lab needs and the Debian package that provides it.
+// Tool is a Debian package the lab needs and what shows it installed.
 type Tool struct {
-	Command string // a name looked up on PATH, or an absolute path (any file: a plugin counts)
+	// Command is a name looked up on PATH, or an absolute path (a glob
+	// is allowed) that must exist, executable or not.
+	Command string
 	Package string
 }
 
-// BaseTools are what lab.sh and `passgate demo` need.
-var BaseTools = []Tool{
-	{"ip", "iproute2"},
-	{"nft", "nftables"},
-	{"ethtool", "ethtool"},
-	{"flock", "util-linux"},
-	{"sysctl", "procps"},
-	{"ping", "iputils-ping"},
-	{"curl", "curl"},
-	{"iperf3", "iperf3"},
-	{Python, "python3"},
+//go:embed packages.txt
+var packagesTxt string
+
+// Packages is the one list of the Debian packages the lab, the demo, the
+// lab tests and the benchmark need: packages.txt, which test.sh reads too.
+var Packages []Tool
+
+// BaseTools are the packages marked "demo" in packages.txt: what lab.sh
+// and `passgate demo` need.
+var BaseTools []Tool
+
+func init() {
+	var err error
+	Packages, BaseTools, err = parsePackages(packagesTxt)
+	if err != nil {
+		panic(err)
+	}
 }
 
-// TestTools are what the integration tests need beyond BaseTools.
-var TestTools = []Tool{
-	{"traceroute", "traceroute"},
-	{"tcpdump", "tcpdump"},
-	{"socat", "socat"},
+// parsePackages reads lines of PACKAGE PROBE [demo]; # starts a comment.
+func parsePackages(text string) (all, demo []Tool, err error) {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for n := 1; sc.Scan(); n++ {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+			continue
+		case len(f) < 2 || len(f) > 3 || (len(f) == 3 && f[2] != "demo"):
+			return nil, nil, fmt.Errorf("lab/packages.txt:%d: want PACKAGE PROBE [demo], got %q", n, sc.Text())
+		}
+		t := Tool{Command: f[1], Package: f[0]}
+		all = append(all, t)
+		if len(f) == 3 {
+			demo = append(demo, t)
+		}
+	}
+	return all, demo, sc.Err()
 }
 
-// Missing returns the Debian packages providing the tools that are absent,
-// sorted and without duplicates.
+// Present reports whether t's probe finds it installed.
+func (t Tool) Present() bool {
+	if filepath.IsAbs(t.Command) {
+		m, _ := filepath.Glob(t.Command)
+		return len(m) > 0
+	}
+	_, err := exec.LookPath(t.Command)
+	return err == nil
+}
+
+// Missing returns the Debian packages of tools that are absent, sorted and
+// without duplicates.
 func Missing(tools ...Tool) []string {
 	set := map[string]bool{}
 	for _, t := range tools {
-		var err error
-		if filepath.IsAbs(t.Command) {
-			_, err = os.Stat(t.Command)
-		} else {
-			_, err = exec.LookPath(t.Command)
-		}
-		if err != nil {
+		if !t.Present() {
 			set[t.Package] = true
 		}
 	}
@@ -72,7 +101,8 @@ const policyRCD = "/usr/sbin/policy-rc.d"
 // InstallMissing installs, with apt-get, the packages providing whichever of
 // tools are absent, writing apt's output to w. It does nothing when all are
 // present. While it installs, no package may start its service (unless the
-// machine has its own policy-rc.d), as .ci/run does.
+// machine has its own policy-rc.d), as test.sh does. Only the demo
+// installs: tests never do.
 func InstallMissing(ctx context.Context, w io.Writer, tools ...Tool) error {
 	pkgs := Missing(tools...)
 	if len(pkgs) == 0 {

@@ -1,3 +1,5 @@
+//go:build lab
+
 package lab_test
 
 // Integration tests: the real passgate daemon in the router namespace of a
@@ -51,9 +53,8 @@ const (
 )
 
 var (
-	pgBin      string // passgate binary built in TestMain
-	pgBuildErr error
-	itTmp      string
+	pgBin string // passgate, built by labtest
+	itTmp string // a directory for the whole package run
 
 	itOnce  sync.Once
 	itReady bool
@@ -66,23 +67,7 @@ var (
 	itMark  string        // lan1's marker page
 )
 
-func TestMain(m *testing.M) {
-	var err error
-	itTmp, err = os.MkdirTemp("", "passgate-it-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Chmod(itTmp, 0o755)
-	// $PASSGATE_TEST_BIN: a prebuilt binary, for debugging the tests themselves.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	pgBin, pgBuildErr = labtest.BuildPassgate(ctx, itTmp)
-	cancel()
-	code := m.Run()
-	teardownIntegration()
-	os.RemoveAll(itTmp)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { labtest.Main(m, teardownIntegration) }
 
 func teardownIntegration() {
 	if itPG != nil {
@@ -152,14 +137,10 @@ func itConfig() string {
 }
 
 func setupIntegration(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("the integration tests need root (network namespaces); run them with sudo")
-	}
-	if pgBuildErr != nil {
-		t.Fatal(pgBuildErr)
-	}
-	if missing := Missing(append(BaseTools, TestTools...)...); len(missing) > 0 {
-		t.Fatalf("missing Debian packages %v (.ci/run installs them)", missing)
+	pgBin = labtest.Passgate(t)
+	itTmp = filepath.Join(labtest.Dir(), "integration")
+	if err := os.Mkdir(itTmp, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

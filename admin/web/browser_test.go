@@ -154,41 +154,13 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
-// ensureChromium installs Debian's chromium if it is missing.
-func ensureChromium(t *testing.T, ctx context.Context) {
-	if _, err := os.Stat(chromiumPath); err == nil {
-		return
-	}
-	t.Logf("%s missing: installing chromium with apt-get", chromiumPath)
-	ictx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	run := func(args ...string) {
-		cmd := exec.CommandContext(ictx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	if err := exec.CommandContext(ictx, "apt-get", "install", "-y", "--no-install-recommends", "chromium").Run(); err != nil {
-		run("update")
-		run("install", "-y", "--no-install-recommends", "chromium")
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("chromium still missing after apt-get: %v", err)
-	}
-}
+// TestMain is the lab's: root and lab/packages.txt (chromium among
+// them), or the package fails.
+func TestMain(m *testing.M) { labtest.Main(m) }
 
 func TestBrowser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("the browser test builds network namespaces and must run as root (sudo ./test.sh ./admin/web)")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-
-	if err := lab.InstallMissing(ctx, testWriter{t}, lab.BaseTools...); err != nil {
-		t.Fatal(err)
-	}
-	ensureChromium(t, ctx)
 
 	shots := os.Getenv("PG_ARTIFACTS")
 	if shots == "" {
@@ -199,10 +171,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin, err := labtest.BuildPassgate(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := labtest.Passgate(t)
 
 	l := labtest.Up(t, browserPrefix, 5*time.Minute)
 
@@ -691,12 +660,4 @@ func TestBrowser(t *testing.T) {
 	if out, err := run(lab.Server2, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", "http://"+lab.WANAddr+":8080/login"); err == nil {
 		t.Errorf("the admin page answered on the WAN address: HTTP %s", out)
 	}
-}
-
-// testWriter sends apt's output to the test log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }

@@ -318,11 +318,8 @@ func (d *demoSession) run(ctx context.Context, install bool) error {
 // ordinary LAN client. The bridge carries bytes: TLS runs from the browser
 // to passgate, whose self-signed certificate also names 127.0.0.1.
 func (d *demoSession) holdAdmin(ctx context.Context) error {
-	if _, err := exec.LookPath("socat"); err != nil {
-		if err := lab.InstallMissing(ctx, &demoLineWriter{d: d, label: "apt"}, lab.Tool{Command: "socat", Package: "socat"}); err != nil {
-			return fmt.Errorf("installing socat: %w", err)
-		}
-	}
+	// socat is among lab.BaseTools (marked "demo" in lab/packages.txt):
+	// run installed it.
 	// socat reads ':' in an address as a separator, also inside SYSTEM's
 	// command line, so the inner address escapes them.
 	inner := fmt.Sprintf(`ip netns exec %s socat STDIO TCP\:%s\:8080`, d.lab.NS(lab.Lan1), lab.LANGateway)

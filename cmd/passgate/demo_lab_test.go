@@ -24,19 +24,11 @@ import (
 // installing anything) and read what it printed. Prefixes: pgdmo (the whole
 // demo) and pgdmi (interrupted).
 
-// demoTestBinary builds passgate for a demo test.
+// demoTestBinary is passgate for a demo test (labtest builds it once per
+// package run).
 func demoTestBinary(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("the demo tests must run as root (network namespaces)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bin, err := labtest.BuildPassgate(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return labtest.Passgate(t)
 }
 
 // demoLeftovers lists what a demo run with prefix left behind: its

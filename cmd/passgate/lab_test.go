@@ -1,10 +1,11 @@
+//go:build lab
+
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,21 +16,14 @@ import (
 	"passgate/lab/labtest"
 )
 
+// The lab tests' TestMain is labtest.Main (root and lab/packages.txt, or
+// the package fails); main_test.go's TestMain calls it.
+func init() { labMain = func(m *testing.M) { labtest.Main(m) } }
+
 // TestLabCLI runs `passgate run` in the lab's router namespace (this test
 // binary re-executed as passgate) and reads it with status and conntrack
 // over the control socket. Namespaces carry the prefix "pgrtc".
 func TestLabCLI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("lab test skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("lab test needs root")
-	}
-	for _, tool := range []string{"ip", "nft", "ethtool", "/usr/bin/python3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("lab test needs %s", tool)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l := labtest.Up(t, "pgrtc", 3*time.Minute)

@@ -1,3 +1,5 @@
+//go:build lab
+
 package afpacket
 
 // Test plumbing: every test builds its own pair of network namespaces joined

@@ -1,3 +1,5 @@
+//go:build lab
+
 package router_test
 
 import (
@@ -6,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PGRT_HELPER") == "router" {
 		os.Exit(helperRouter())
 	}
-	os.Exit(m.Run())
+	labtest.Main(m)
 }
 
 // helperRouter runs the router on the lab's interfaces until SIGTERM.
@@ -62,23 +63,7 @@ type labEnv struct {
 	dir string
 }
 
-func needLab(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("lab test skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("lab test needs root")
-	}
-	for _, tool := range []string{"ip", "nft", "ethtool", "/usr/bin/python3", "ping"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("lab test needs %s", tool)
-		}
-	}
-}
-
 func upLab(t *testing.T) *labEnv {
-	needLab(t)
 	l := labtest.Up(t, labPrefix, 3*time.Minute)
 	e := &labEnv{t: t, l: l, dir: t.TempDir()}
 	for name, src := range map[string]string{"udpecho.py": udpEcho, "udpclient.py": udpClient, "tcpserver.py": tcpServer, "tcpclient.py": tcpClient} {

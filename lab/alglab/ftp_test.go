@@ -1,3 +1,5 @@
+//go:build lab
+
 package alglab
 
 import (
@@ -51,7 +53,7 @@ dirmessage_enable=NO
 // and an active transfer's data connection is an "expected" flow from the
 // server's port 20.
 func TestFTP(t *testing.T) {
-	l := getLab(t, Tools...)
+	l := getLab(t)
 	root := publicDir(t, "ftproot")
 	want := blob(t, root, "blob.bin", 3<<20)
 	startVsftpd(t, l, root)

@@ -1,3 +1,5 @@
+//go:build lab
+
 package alglab
 
 import (
@@ -9,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -19,64 +20,32 @@ import (
 	"passgate/lab/labtest"
 )
 
-// The tests share one lab (prefix pgalg, built on first use and removed in
-// TestMain) and start a passgate daemon of their own with the
-// configuration they need. They never skip: without root, the packages or
-// a daemon that starts, they fail.
+// The tests share one lab (prefix pgalg, built on first use and removed
+// when the package's tests end) and start a passgate daemon of their own
+// with the configuration they need. They never skip: without root, the
+// packages of lab/packages.txt or a daemon that starts, they fail.
 
 const prefix = "pgalg"
 
-// Tools are what the tests need beyond lab.BaseTools; .ci/run installs the
-// packages.
-var Tools = []lab.Tool{
-	{Command: "vsftpd", Package: "vsftpd"},
-	{Command: "in.tftpd", Package: "tftpd-hpa"},
-	{Command: "tftp", Package: "tftp-hpa"},
-}
-
 var (
-	tmp      string
-	pgBin    string
-	buildErr error
-
 	labOnce sync.Once
 	theLab  *lab.Lab
 	labErr  error
 )
 
 func TestMain(m *testing.M) {
-	var err error
-	tmp, err = os.MkdirTemp("", "passgate-alglab-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Chmod(tmp, 0o755)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	pgBin, buildErr = labtest.BuildPassgate(ctx, tmp)
-	cancel()
-	code := m.Run()
-	if theLab != nil {
-		if err := theLab.Down(); err != nil {
-			fmt.Fprintln(os.Stderr, "alglab: lab down:", err)
+	labtest.Main(m, func() {
+		if theLab != nil {
+			if err := theLab.Down(); err != nil {
+				fmt.Fprintln(os.Stderr, "alglab: lab down:", err)
+			}
 		}
-	}
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	})
 }
 
 // getLab returns the shared lab, bringing it up on first use.
-func getLab(t *testing.T, tools ...lab.Tool) *lab.Lab {
+func getLab(t *testing.T) *lab.Lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("the lab tests need root (network namespaces)")
-	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	if missing := missing(append(append([]lab.Tool{}, lab.BaseTools...), tools...)); len(missing) > 0 {
-		t.Fatalf("missing Debian packages %v (.ci/run installs them)", missing)
-	}
 	labOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -86,31 +55,6 @@ func getLab(t *testing.T, tools ...lab.Tool) *lab.Lab {
 		t.Fatal(labErr)
 	}
 	return theLab
-}
-
-// missing is lab.Missing, except that a Command that is an absolute path
-// is a file that must exist (a typelib, a plugin), executable or not.
-func missing(tools []lab.Tool) []string {
-	var cmds []lab.Tool
-	set := map[string]bool{}
-	for _, t := range tools {
-		if filepath.IsAbs(t.Command) {
-			if _, err := os.Stat(t.Command); err != nil {
-				set[t.Package] = true
-			}
-			continue
-		}
-		cmds = append(cmds, t)
-	}
-	for _, p := range lab.Missing(cmds...) {
-		set[p] = true
-	}
-	var out []string
-	for p := range set {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // gate is a running passgate daemon.
@@ -133,7 +77,7 @@ func startGate(t *testing.T, l *lab.Lab, nat, helpers string) *gate {
   "control_socket": %q
 }
 `, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, nat, helpers, sock)
-	return &gate{labtest.StartGateT(context.Background(), t, l, labtest.GateOptions{Bin: pgBin, Dir: dir, Config: cfg, Sock: sock})}
+	return &gate{labtest.StartGateT(context.Background(), t, l, labtest.GateOptions{Bin: labtest.Passgate(t), Dir: dir, Config: cfg, Sock: sock})}
 }
 
 // flows reads the live flow table (`passgate conntrack --json`).
@@ -179,7 +123,7 @@ func sum(b []byte) string {
 // daemons dropping privileges can read (t.TempDir's parents are 0700).
 func publicDir(t *testing.T, name string) string {
 	t.Helper()
-	d, err := os.MkdirTemp(tmp, name+"-")
+	d, err := os.MkdirTemp(labtest.Dir(), name+"-")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,3 +1,5 @@
+//go:build lab
+
 package alglab
 
 import (
@@ -12,15 +14,6 @@ import (
 	"passgate/lab/labtest"
 )
 
-// RTSPTools are what TestRTSP needs.
-var RTSPTools = []lab.Tool{
-	{Command: "ffmpeg", Package: "ffmpeg"},
-	{Command: "/usr/lib/x86_64-linux-gnu/girepository-1.0/GstRtspServer-1.0.typelib", Package: "gir1.2-gst-rtsp-server-1.0"},
-	{Command: "/usr/lib/python3/dist-packages/gi/__init__.py", Package: "python3-gi"},
-	{Command: "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstrtp.so", Package: "gstreamer1.0-plugins-good"},
-	{Command: "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstaudiotestsrc.so", Package: "gstreamer1.0-plugins-base"},
-}
-
 var audioKB = regexp.MustCompile(`audio:(\d+)kB`)
 
 // TestRTSP plays a stream from gst-rtsp-server on srv1 with ffmpeg on lan1
@@ -29,7 +22,7 @@ var audioKB = regexp.MustCompile(`audio:(\d+)kB`)
 // client_port is rewritten to expected public ports, the reply mapped
 // back, and the media arrives.
 func TestRTSP(t *testing.T) {
-	l := getLab(t, RTSPTools...)
+	l := getLab(t)
 	srv, err := filepath.Abs("testdata/rtsp_server.py")
 	if err != nil {
 		t.Fatal(err)

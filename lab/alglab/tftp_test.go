@@ -1,3 +1,5 @@
+//go:build lab
+
 package alglab
 
 import (
@@ -46,7 +48,7 @@ func startTftpd(t *testing.T, l *lab.Lab, root string) {
 // expectation lets in. With the helper switched off in the configuration
 // the download fails.
 func TestTFTP(t *testing.T) {
-	l := getLab(t, Tools...)
+	l := getLab(t)
 	root := publicDir(t, "tftproot")
 	want := blob(t, root, "blob.bin", 256<<10)
 	startTftpd(t, l, root)

@@ -1,6 +1,12 @@
 // Package labtest is the harness the namespace-lab tests share, so each test
-// package keeps only its scenario. It owns:
+// package keeps only its scenario. Those tests are built with the lab tag
+// (`go test -tags lab`, which test.sh sets); plain `go test ./...` leaves
+// them out. It owns:
 //
+//   - Main, every lab test package's TestMain: root and the packages of
+//     lab/packages.txt, or the package fails (it never skips nor
+//     installs); Dir, the package run's temporary directory; and
+//     Passgate, the passgate binary, built once per package run;
 //   - Buffer, a goroutine-safe output buffer for a process writing while a
 //     test reads;
 //   - Proc and Group: processes a test starts in a lab node, remembered by
@@ -10,7 +16,7 @@
 //     signals a process it did not start, nor looks processes up by name;
 //   - Run, Stdout and WaitListen: commands in a node bounded by a timeout,
 //     and waiting for a listening socket;
-//   - GoBuild and BuildPassgate: building this module's commands;
+//   - GoBuild: building this module's other commands;
 //   - Gate: `passgate run --config FILE --control SOCK` in the router
 //     namespace, started and waited for until it forwards and its control
 //     socket answers, read through passgate/control's Client.
@@ -452,13 +458,13 @@ func GoBuild(ctx context.Context, pkg, out string) error {
 	return nil
 }
 
-// PassgateBinEnv names a prebuilt passgate for BuildPassgate to return
-// instead of building one (to debug the tests, or to test a release).
+// PassgateBinEnv names a prebuilt passgate for Passgate to return instead
+// of building one (to debug the tests, or to test a release).
 const PassgateBinEnv = "PASSGATE_TEST_BIN"
 
-// BuildPassgate builds passgate/cmd/passgate into dir/passgate, or returns
+// buildPassgate builds passgate/cmd/passgate into dir/passgate, or returns
 // $PASSGATE_TEST_BIN when that is set.
-func BuildPassgate(ctx context.Context, dir string) (string, error) {
+func buildPassgate(ctx context.Context, dir string) (string, error) {
 	if bin := os.Getenv(PassgateBinEnv); bin != "" {
 		if _, err := os.Stat(bin); err != nil {
 			return "", fmt.Errorf("$%s: %w", PassgateBinEnv, err)

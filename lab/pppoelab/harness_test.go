@@ -1,7 +1,8 @@
+//go:build lab
+
 package pppoelab
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -25,13 +26,7 @@ const (
 	pppoeServer = "/usr/sbin/pppoe-server"
 )
 
-// tools are what this test needs beyond lab.BaseTools.
-var tools = []lab.Tool{
-	{Command: pppoeClient, Package: "pppoe"},
-	{Command: pppoeServer, Package: "pppoe"},
-	{Command: "tcpdump", Package: "tcpdump"},
-	{Command: "ss", Package: "iproute2"},
-}
+func TestMain(m *testing.M) { labtest.Main(m) }
 
 // env is one test's lab, working directory and background processes.
 type env struct {
@@ -44,27 +39,18 @@ type env struct {
 	procs labtest.Group
 }
 
-// setup installs what is missing, builds passgate and the stand-in, and
-// brings the lab up; everything ends with the test, processes (by PID)
-// before the lab.
+// setup builds the stand-in, takes the package's passgate and brings the
+// lab up; everything ends with the test, processes (by PID) before the
+// lab.
 func setup(t *testing.T, prefix string, timeout time.Duration) (context.Context, *env) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
-	var out bytes.Buffer
-	if err := lab.InstallMissing(ctx, &out, append(append([]lab.Tool{}, lab.BaseTools...), tools...)...); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	if out.Len() > 0 {
-		t.Logf("%s", out.String())
-	}
 	e := &env{t: t, dir: t.TempDir()}
 	e.stub = e.path("pppstub")
-	e.pg = e.path("passgate")
-	for pkg, bin := range map[string]string{"passgate/lab/vpnlab/pppstub": e.stub, "passgate/cmd/passgate": e.pg} {
-		if err := labtest.GoBuild(ctx, pkg, bin); err != nil {
-			t.Fatal(err)
-		}
+	e.pg = labtest.Passgate(t)
+	if err := labtest.GoBuild(ctx, "passgate/lab/vpnlab/pppstub", e.stub); err != nil {
+		t.Fatal(err)
 	}
 	e.lab = labtest.Up(t, prefix, timeout)
 	t.Cleanup(e.procs.StopAll) // runs before Down

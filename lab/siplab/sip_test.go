@@ -1,3 +1,5 @@
+//go:build lab
+
 // Package siplab runs a real SIP call through passgate's SIP helper in the
 // namespace lab: sipp's uac_pcap on lan1 calls `sipp -sn uas -rtp_echo`
 // on srv1, and the test asserts the call completes, RTP reaches the server
@@ -187,15 +189,12 @@ for p in sys.argv[2:]:
 	}
 }
 
+func TestMain(m *testing.M) { labtest.Main(m) }
+
 func TestSIPCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	for _, bin := range []string{"sipp", "tcpdump"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s not installed (Debian: sip-tester, tcpdump): %v", bin, err)
-		}
-	}
-	dir, err := os.MkdirTemp("", "pgsip-")
+	dir, err := os.MkdirTemp(labtest.Dir(), "pgsip-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,12 +206,7 @@ func TestSIPCall(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "pcap", "g711a.pcap")); err != nil {
 		t.Fatal(err)
 	}
-	bctx, bcancel := context.WithTimeout(ctx, 2*time.Minute)
-	bin, err := labtest.BuildPassgate(bctx, dir)
-	bcancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := labtest.Passgate(t)
 
 	uctx, ucancel := context.WithTimeout(ctx, 2*time.Minute)
 	l, err := lab.Up(uctx, "pgsip")

@@ -1,3 +1,5 @@
+//go:build lab
+
 package vpnlab
 
 // IPsec passthrough through passgate itself: strongSwan from two LAN hosts
@@ -26,6 +28,7 @@ import (
 // and flow table are printed if the test fails.
 func ipsecWithPassgate(t *testing.T, prefix string, extra map[string]any) (context.Context, *lab.Lab, string, *ipsecPassgate) {
 	t.Helper()
+	bin := labtest.Passgate(t) // before the test's clock starts
 	ctx, l, tool := ipsecSetup(t, prefix, 110*time.Second)
 	if err := l.KernelNAT(false); err != nil {
 		t.Fatal(err)
@@ -35,12 +38,6 @@ func ipsecWithPassgate(t *testing.T, prefix string, extra map[string]any) (conte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	bctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	bin, err := ipsecBuildPassgate(bctx, dir)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	pg, err := ipsecStartPassgate(sctx, l, bin, dir, extra)
 	cancel()

@@ -1,9 +1,10 @@
+//go:build lab
+
 package vpnlab
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,30 +16,13 @@ import (
 )
 
 // The IPsec lab tests. Lab prefixes start with "pgip". They need root and
-// never skip: a missing package is installed with apt-get.
+// never skip (labtest.Main fails the package without root or a package).
 
-// ipsecSetup checks for root, installs what is missing, brings a lab up
-// under prefix (torn down at cleanup) and writes the crafted-packet tool.
+// ipsecSetup brings a lab up under prefix (torn down at cleanup) and
+// writes the crafted-packet tool.
 // The returned context bounds the whole test.
 func ipsecSetup(t *testing.T, prefix string, budget time.Duration) (context.Context, *lab.Lab, string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("the IPsec lab tests must run as root (network namespaces)")
-	}
-	ictx, icancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	err := ipsecEnsurePackages(ictx)
-	icancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if missing := lab.Missing(lab.BaseTools...); len(missing) > 0 {
-		ictx, icancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		err := lab.InstallMissing(ictx, os.Stderr, lab.BaseTools...)
-		icancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	t.Cleanup(cancel)
 	l, err := lab.Up(ctx, prefix)

@@ -11,10 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"passgate/lab"
@@ -36,52 +33,8 @@ const (
 	ipsecKeepAlive   = vpnpeer.KeepAlive
 )
 
-// ipsecFiles are what the harness needs: strongSwan, and scapy and the
-// rest for the crafted-packet tool.
-var ipsecFiles = append(append(append([]lab.Tool{}, vpnpeer.IPsecTools...), vpnpeer.ToolTools...),
-	lab.Tool{Command: "/usr/bin/ping", Package: "iputils-ping"},
-	lab.Tool{Command: "/usr/sbin/nft", Package: "nftables"},
-)
-
-// ipsecMissingPackages lists the Debian packages of the absent files.
-func ipsecMissingPackages() []string { return lab.Missing(ipsecFiles...) }
-
-// ipsecEnsurePackages installs, with apt-get, whatever the harness lacks.
-// The lab runs as root on Debian, so tests install rather than skip.
-func ipsecEnsurePackages(ctx context.Context) error {
-	pkgs := ipsecMissingPackages()
-	if len(pkgs) == 0 {
-		return nil
-	}
-	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	run := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"-o", "DPkg::Lock::Timeout=120"}, args...)...)
-		cmd.Env = env
-		cmd.WaitDelay = 5 * time.Second
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get %s: %w\n%s", strings.Join(args, " "), err, labtest.Tail(string(out), 2000))
-		}
-		return nil
-	}
-	if err := run("install", "-y", "--no-install-recommends", pkgs[0]); err != nil {
-		// The package lists may be missing or stale: update once, retry all.
-		if err := run("update"); err != nil {
-			return err
-		}
-	}
-	if err := run(append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)...); err != nil {
-		return err
-	}
-	if still := ipsecMissingPackages(); len(still) > 0 {
-		return fmt.Errorf("ipsec lab: still missing after apt-get install: %v", still)
-	}
-	return nil
-}
-
 // ipsecWriteTool writes ipsec_tool.py into dir and returns its path.
 func ipsecWriteTool(dir string) (string, error) { return vpnpeer.WriteTool(dir) }
-
-// ipsecTempDir makes a short directory under /tmp: unix socket paths are
 
 // ipsecTempDir makes a short directory under /tmp (unix socket paths are
 // limited to 108 bytes).
@@ -149,23 +102,6 @@ func ipsecPing(ctx context.Context, l *lab.Lab, node, dst string, count int) (in
 }
 
 // ---------------------------------------------------------------- passgate
-
-// ipsecPassgateBinEnv names a prebuilt passgate binary to use instead of
-// building ./cmd/passgate (e.g. to check that the tests catch a broken
-// engine, or to test a release build).
-const ipsecPassgateBinEnv = "PG_IPSEC_PASSGATE_BIN"
-
-// ipsecBuildPassgate builds ./cmd/passgate into dir, unless
-// $PG_IPSEC_PASSGATE_BIN names a binary.
-func ipsecBuildPassgate(ctx context.Context, dir string) (string, error) {
-	if bin := os.Getenv(ipsecPassgateBinEnv); bin != "" {
-		if _, err := os.Stat(bin); err != nil {
-			return "", fmt.Errorf("$%s: %w", ipsecPassgateBinEnv, err)
-		}
-		return bin, nil
-	}
-	return labtest.BuildPassgate(ctx, dir)
-}
 
 // ipsecPassgate is passgate running in the lab's router namespace.
 type ipsecPassgate struct{ *labtest.Gate }

@@ -1,3 +1,5 @@
+//go:build lab
+
 package vpnlab
 
 import (
@@ -37,9 +39,6 @@ func pptpForwardConfig(pptpOn bool) string {
 // flow is made, and passgate counts the GRE it dropped.
 func TestPPTPServerBehindForward(t *testing.T) {
 	ctx, e := pptpSetup(t, "pgppf", 60*time.Second)
-	if _, err := e.BuildPassgate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	remotes := []struct{ Node, Addr string }{{lab.Server1, lab.Srv1}, {lab.Server2, lab.Srv2}}
 	const filter = "tcp port 1723 or ip proto 47"
 	inside, err := e.StartCapture(ctx, lab.Switch, e.Lab.Prefix+"-rlan", "inside", filter)

@@ -1,29 +1,25 @@
+//go:build lab
+
 package vpnlab
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"sort"
 	"testing"
 	"time"
+
+	"passgate/lab/labtest"
 )
 
-// pptpSetup installs what is missing (on its own clock: a fresh machine
-// needs apt), then starts the test's clock of budget, brings the lab up
+// pptpSetup builds passgate (once per package run, before the test's
+// clock starts), starts the test's clock of budget, brings the lab up
 // under prefix and returns the context and the environment. Everything
 // started through the environment ends, and the lab goes down, when the
 // test ends; on failure the logs in its directory are printed.
 func pptpSetup(t *testing.T, prefix string, budget time.Duration) (context.Context, *pptpEnv) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("the VPN lab tests need root (network namespaces)")
-	}
-	ictx, icancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer icancel()
-	if err := pptpEnsureTools(ictx, pptpTestWriter{t}); err != nil {
-		t.Fatalf("installing the lab's packages: %v", err)
-	}
+	labtest.Passgate(t)
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
@@ -50,13 +46,4 @@ func pptpDumpLogs(t *testing.T, dir string) {
 	for _, f := range files {
 		t.Logf("==== %s ====\n%s", filepath.Base(f), pptpTail(f, 3000))
 	}
-}
-
-// pptpTestWriter sends apt's output to the test log.
-type pptpTestWriter struct{ t *testing.T }
-
-func (w pptpTestWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
 }

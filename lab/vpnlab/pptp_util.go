@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -24,19 +23,6 @@ import (
 	"passgate/lab/labtest"
 	"passgate/lab/vpnpeer"
 )
-
-// pptpTools are the Debian packages the PPTP and L2TP harnesses need.
-var pptpTools = append(append([]lab.Tool{}, vpnpeer.PPTPTools...),
-	lab.Tool{Command: "/usr/sbin/xl2tpd", Package: "xl2tpd"},
-	lab.Tool{Command: "tcpdump", Package: "tcpdump"},
-)
-
-// pptpEnsureTools installs whichever of the harness packages are missing.
-// Installing pptpd, pptp-linux or xl2tpd pulls in Debian's ppp, whose pppd
-// cannot work here (no /dev/ppp); the harness never runs it.
-func pptpEnsureTools(ctx context.Context, w io.Writer) error {
-	return lab.InstallMissing(ctx, w, append(append([]lab.Tool{}, lab.BaseTools...), pptpTools...)...)
-}
 
 // pptpStubPkg is the pppd stand-in.
 const pptpStubPkg = "passgate/lab/vpnlab/pppstub"
@@ -407,27 +393,15 @@ func l2tpMessages(pkts []pptpPacket) []l2tpMsg {
 
 // --- passgate ---
 
-// pptpPassgatePkg is passgate's command.
-const pptpPassgatePkg = "passgate/cmd/passgate"
-
 // pptpPassgate is passgate running in the lab's router namespace.
 type pptpPassgate struct{ *labtest.Gate }
-
-// BuildPassgate builds passgate into the environment's directory, once.
-func (e *pptpEnv) BuildPassgate(ctx context.Context) (string, error) {
-	bin := e.Path("passgate")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	return bin, labtest.GoBuild(ctx, pptpPassgatePkg, bin)
-}
 
 // StartPassgate writes config (a JSON object; "" means {}) to a file and
 // runs passgate with it in the router namespace, on the lab's interfaces
 // and addresses, then waits until its control socket answers. The name
 // tells runs apart (its files are NAME.json, NAME.sock, NAME.log).
 func (e *pptpEnv) StartPassgate(ctx context.Context, name, config string) (*pptpPassgate, error) {
-	bin, err := e.BuildPassgate(ctx)
+	bin, err := labtest.PassgateBin()
 	if err != nil {
 		return nil, err
 	}
