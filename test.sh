@@ -8,7 +8,7 @@
 #   sudo ./test.sh            everything
 #   sudo ./test.sh ./lab      only some packages
 #
-# The verbose log goes to $TEST_LOG (default ./test.log). TEST_NO_INSTALL=1
+# The verbose log goes to $TEST_LOG (default ./test.log). PG_NO_INSTALL=1
 # only reports missing packages (and fails) instead of installing them.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -16,49 +16,11 @@ export PATH="/usr/local/go/bin:$PATH"
 LOG="${TEST_LOG:-test.log}"
 PKGS=("${@:-./...}")
 
-# missing_packages prints the packages of lab/packages.txt whose probe
-# (a command on PATH, or an absolute path or glob that must exist) fails.
-missing_packages() {
-	local pkg probe
-	while read -r pkg probe _; do
-		if [[ "$probe" == /* ]]; then
-			compgen -G "$probe" >/dev/null || echo "$pkg"
-		else
-			command -v "$probe" >/dev/null || echo "$pkg"
-		fi
-	done < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' lab/packages.txt)
-}
+# shellcheck source=lab/packages.sh
+source lab/packages.sh
 
 echo "== packages (lab/packages.txt)"
-mapfile -t missing < <(missing_packages)
-if ((${#missing[@]})); then
-	if [[ "${TEST_NO_INSTALL:-}" == 1 ]]; then
-		echo "test.sh: missing Debian packages: ${missing[*]}" >&2
-		exit 1
-	fi
-	if [[ $EUID -ne 0 ]]; then
-		echo "test.sh: missing Debian packages (${missing[*]}); run it as root to install them" >&2
-		exit 1
-	fi
-	echo "installing: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	# Installing pptpd, xl2tpd or strongSwan must not start their services
-	# in the root namespace: the tests run their own copies in namespaces.
-	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-		chmod +x /usr/sbin/policy-rc.d
-		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-	fi
-	apt-get update
-	apt-get install -y --no-install-recommends "${missing[@]}"
-	rm -f /usr/sbin/policy-rc.d
-	trap - EXIT
-	mapfile -t still < <(missing_packages)
-	if ((${#still[@]})); then
-		echo "test.sh: still missing after apt-get install: ${still[*]}" >&2
-		exit 1
-	fi
-fi
+pg_install
 
 echo "== gofmt"
 unformatted="$(find . -name '*.go' -not -path './.git/*' -print0 | xargs -0 -r gofmt -l)"

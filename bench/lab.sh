@@ -95,16 +95,10 @@ flock -w 60 8 || {
 	exit 1
 }
 
-# Tools.
-missing=()
-for c in ip:iproute2 nft:nftables ethtool:ethtool trafgen:netsniff-ng iperf3:iperf3 ping:iputils-ping ss:iproute2 "$PY":python3; do
-	command -v "${c%%:*}" >/dev/null 2>&1 || missing+=("${c##*:}")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-	echo "bench: installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# Packages (lab/packages.txt): those the benchmark needs, installed if missing.
+# shellcheck source=../lab/packages.sh
+source "$ROOT/lab/packages.sh"
+pg_install iproute2 nftables ethtool netsniff-ng iperf3 iputils-ping python3
 
 # The passgate binary.
 PG_NOTE=""

@@ -9,8 +9,8 @@ import (
 )
 
 // TestPackagesList checks the one list of Debian packages (packages.txt)
-// as the Go code reads it, and that test.sh reads the same file while
-// .ci/run installs nothing of its own.
+// as the Go code reads it, and that the scripts install from it alone:
+// test.sh and bench/lab.sh through packages.sh, .ci/run through test.sh.
 func TestPackagesList(t *testing.T) {
 	seen := map[string]bool{}
 	for _, p := range Packages {
@@ -36,19 +36,24 @@ func TestPackagesList(t *testing.T) {
 		t.Errorf("demo packages: %s", got)
 	}
 
-	sh, err := os.ReadFile("../test.sh")
-	if err != nil {
-		t.Fatal(err)
+	read := func(name string) string {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
 	}
-	if !strings.Contains(string(sh), "lab/packages.txt") {
-		t.Error("test.sh does not read lab/packages.txt")
+	if !strings.Contains(read("packages.sh"), "/packages.txt\"") {
+		t.Error("packages.sh does not read packages.txt")
 	}
-	ci, err := os.ReadFile("../.ci/run")
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"../test.sh", "../bench/lab.sh"} {
+		s := read(f)
+		if !strings.Contains(s, "source \"$ROOT/lab/packages.sh\"") && !strings.Contains(s, "source lab/packages.sh") || !strings.Contains(s, "\npg_install") || strings.Contains(s, "apt-get install") {
+			t.Errorf("%s does not install with lab/packages.sh alone", f)
+		}
 	}
-	if strings.Contains(string(ci), "apt-get") {
-		t.Error(".ci/run installs packages itself; test.sh installs lab/packages.txt")
+	if ci := read("../.ci/run"); strings.Contains(ci, "apt-get") || !strings.Contains(ci, "\n./test.sh\n") {
+		t.Error(".ci/run should be ./test.sh, which installs lab/packages.txt")
 	}
 }
 
