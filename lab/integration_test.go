@@ -165,7 +165,7 @@ func setupIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 	itWeb1 = shared(t, l, Server1, Python, "-m", "http.server", "--bind", Srv1, "--directory", itBlob.dir, strconv.Itoa(httpPort))
-	shared(t, l, Lan1, Python, "-m", "http.server", "--bind", LAN1, "--directory", lan1Web, strconv.Itoa(httpPort))
+	lan1Srv := shared(t, l, Lan1, Python, "-m", "http.server", "--bind", LAN1, "--directory", lan1Web, strconv.Itoa(httpPort))
 	tool := nettool(t)
 	for _, s := range []struct {
 		node string
@@ -178,8 +178,9 @@ func setupIntegration(t *testing.T) {
 	} {
 		must(t, shared(t, l, s.node, Python, s.args...).WaitLine("ready", 10*time.Second))
 	}
-	must(t, labtest.WaitListen(l, Server1, "tcp", Srv1, httpPort, 10*time.Second, nil))
-	must(t, labtest.WaitListen(l, Lan1, "tcp", LAN1, httpPort, 10*time.Second, nil))
+	// A server that exits fails the wait at once, with its output.
+	must(t, labtest.WaitListen(l, Server1, "tcp", Srv1, httpPort, 10*time.Second, itWeb1))
+	must(t, labtest.WaitListen(l, Lan1, "tcp", LAN1, httpPort, 10*time.Second, lan1Srv))
 
 	// The daemon.
 	itSock = filepath.Join(itTmp, "passgate.sock")
