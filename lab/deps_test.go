@@ -32,7 +32,8 @@ func TestPackagesList(t *testing.T) {
 			t.Errorf("demo package %v not in Packages", b)
 		}
 	}
-	if got := strings.Join(demo, " "); got != "iproute2 nftables ethtool util-linux procps iputils-ping curl iperf3 socat python3" {
+	if got := strings.Join(demo, " "); got != "iproute2 nftables ethtool util-linux procps iputils-ping curl iperf3 socat python3 "+
+		"python3-scapy strongswan-charon strongswan-swanctl strongswan-libcharon libcharon-extra-plugins libstrongswan-standard-plugins pptpd pptp-linux" {
 		t.Errorf("demo packages: %s", got)
 	}
 

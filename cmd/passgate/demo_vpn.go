@@ -25,9 +25,6 @@ import (
 	"passgate/lab/vpnpeer"
 )
 
-// demoVPNTools are the packages the VPN steps need beyond lab.BaseTools.
-var demoVPNTools = append(append(append([]lab.Tool{}, vpnpeer.IPsecTools...), vpnpeer.ToolTools...), vpnpeer.PPTPTools...)
-
 // demoIPsecHosts are the LAN hosts that bring IPsec up.
 var demoIPsecHosts = []struct{ Node, Addr string }{{lab.Lan1, lab.LAN1}, {lab.Lan2, lab.LAN2}}
 

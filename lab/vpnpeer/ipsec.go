@@ -17,8 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"passgate/lab"
 )
 
 // Where Debian keeps strongSwan's programs and plugins.
@@ -57,20 +55,6 @@ const (
 	charonLoad = "random nonce openssl pem pkcs1 x509 pubkey kdf hmac sha1 sha2 aes gcm " +
 		"kernel-libipsec kernel-netlink socket-default vici"
 )
-
-// IPsecTools are the Debian packages strongSwan's lab setup needs, by a
-// file of each (the plugins are shared objects, not commands).
-var IPsecTools = []lab.Tool{
-	{Command: CharonPath, Package: "strongswan-charon"},
-	{Command: SwanctlPath, Package: "strongswan-swanctl"},
-	{Command: PluginDir + "/libstrongswan-vici.so", Package: "strongswan-swanctl"},
-	{Command: PluginDir + "/libstrongswan-socket-default.so", Package: "strongswan-libcharon"},
-	{Command: PluginDir + "/libstrongswan-kernel-libipsec.so", Package: "libcharon-extra-plugins"},
-	{Command: PluginDir + "/libstrongswan-kernel-netlink.so", Package: "libstrongswan"},
-	{Command: PluginDir + "/libstrongswan-openssl.so", Package: "libstrongswan-standard-plugins"},
-	{Command: PluginDir + "/libstrongswan-gcm.so", Package: "libstrongswan-standard-plugins"},
-	{Command: "unshare", Package: "util-linux"},
-}
 
 // Charon is one charon daemon in one lab namespace, with its own
 // strongswan.conf (STRONGSWAN_CONF), swanctl.conf, vici socket and a

@@ -26,13 +26,6 @@ import (
 	"passgate/lab"
 )
 
-// PPTPTools are the Debian packages PPTP's lab setup needs.
-var PPTPTools = []lab.Tool{
-	{Command: "/usr/sbin/pptpd", Package: "pptpd"},
-	{Command: "/usr/sbin/pptp", Package: "pptp-linux"},
-	{Command: "unshare", Package: "util-linux"},
-}
-
 // PPTPSetup is the working directory the PPTP ends share (configurations,
 // frame logs, the run script) and the pppd stand-in they run.
 type PPTPSetup struct {

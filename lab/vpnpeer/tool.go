@@ -25,12 +25,6 @@ import (
 //go:embed ipsec_tool.py
 var toolScript []byte
 
-// ToolTools are the Debian packages the tool needs.
-var ToolTools = []lab.Tool{
-	{Command: "/usr/lib/python3/dist-packages/scapy/__init__.py", Package: "python3-scapy"},
-	{Command: lab.Python, Package: "python3"},
-}
-
 // WriteTool writes ipsec_tool.py into dir and returns its path.
 func WriteTool(dir string) (string, error) {
 	p := filepath.Join(dir, "ipsec_tool.py")
