@@ -27,19 +27,8 @@ import (
 
 const prefix = "pgpm"
 
-// Tools are what the tests need beyond lab.BaseTools; .ci/run installs the
-// packages.
-var Tools = []lab.Tool{
-	{Command: "upnpc", Package: "miniupnpc"},
-	{Command: "natpmpc", Package: "natpmpc"},
-}
-
-var (
-	tmp      string
-	pgBin    string
-	self     string
-	buildErr error
-)
+// self is the test binary, which the LAN hosts run as their servers.
+var self string
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
@@ -50,18 +39,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	tmp, err = os.MkdirTemp("", "passgate-portmaplab-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Chmod(tmp, 0o755)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	pgBin, buildErr = labtest.BuildPassgate(ctx, tmp)
-	cancel()
-	code := m.Run()
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	labtest.Main(m)
 }
 
 func config(sock string) string {
@@ -132,7 +110,7 @@ func (e *env) mustNotReach(proto string, port int) {
 
 func (e *env) mappings() control.Mappings {
 	e.t.Helper()
-	out, err := labtest.Run(e.l, 10*time.Second, lab.Router, pgBin, "mappings", "--json", "--control", e.g.Sock)
+	out, err := labtest.Run(e.l, 10*time.Second, lab.Router, e.g.Bin, "mappings", "--json", "--control", e.g.Sock)
 	if err != nil {
 		e.t.Fatalf("passgate mappings: %v\n%s", err, out)
 	}
@@ -154,19 +132,11 @@ func (e *env) find(proto string, port uint16) (control.Mapping, bool) {
 
 func (e *env) start() {
 	sock := filepath.Join(e.dir, "passgate.sock")
-	e.g = labtest.StartGateT(context.Background(), e.t, e.l, labtest.GateOptions{Bin: pgBin, Dir: e.dir, Config: config(sock), Sock: sock})
+	e.g = labtest.StartGateT(context.Background(), e.t, e.l, labtest.GateOptions{Bin: labtest.Passgate(e.t), Dir: e.dir, Config: config(sock), Sock: sock})
 }
 
 func setup(t *testing.T) *env {
-	if os.Geteuid() != 0 {
-		t.Fatal("the lab tests need root (network namespaces)")
-	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	if missing := lab.Missing(append(append([]lab.Tool{}, lab.BaseTools...), Tools...)...); len(missing) > 0 {
-		t.Fatalf("missing Debian packages %v (.ci/run installs them)", missing)
-	}
+	labtest.Passgate(t) // built before the lab's clock starts
 	e := &env{t: t, l: labtest.Up(t, prefix, 3*time.Minute), dir: t.TempDir()}
 	os.Chmod(e.dir, 0o755)
 	var g labtest.Group
