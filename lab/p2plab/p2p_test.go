@@ -33,18 +33,22 @@ const (
 
 var filterings = []string{"endpoint-independent", "address-dependent", "address-and-port-dependent"}
 
+func TestMain(m *testing.M) {
+	if os.Getenv(peerEnv) != "" { // a peer (TestPeer) in a lab host
+		os.Exit(m.Run())
+	}
+	labtest.Main(m)
+}
+
 // TestP2P brings the lab up once and runs every check under each
 // filtering setting, with a passgate of its own for each.
 func TestP2P(t *testing.T) {
+	bin := labtest.Passgate(t)
 	l := labtest.Up(t, prefix, 3*time.Minute)
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin, err := labtest.BuildPassgate(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
