@@ -24,44 +24,23 @@ import (
 const prefix = "pggd"
 
 var (
-	tmp      string
-	pgBin    string
-	buildErr error
-	theLab   *lab.Lab
-	labErr   error
+	theLab *lab.Lab
+	labErr error
 )
 
 func TestMain(m *testing.M) {
-	var err error
-	tmp, err = os.MkdirTemp("", "passgate-guardlab-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	pgBin, buildErr = labtest.BuildPassgate(ctx, tmp)
-	cancel()
-	code := m.Run()
-	if theLab != nil {
-		if err := theLab.Down(); err != nil {
-			fmt.Fprintln(os.Stderr, "guardlab: lab down:", err)
+	labtest.Main(m, func() {
+		if theLab != nil {
+			if err := theLab.Down(); err != nil {
+				fmt.Fprintln(os.Stderr, "guardlab: lab down:", err)
+			}
 		}
-	}
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	})
 }
 
 func getLab(t *testing.T) *lab.Lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("the lab tests need root (network namespaces)")
-	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	if m := lab.Missing(lab.BaseTools...); len(m) > 0 {
-		t.Fatalf("missing Debian packages %v (.ci/run installs them)", m)
-	}
+	labtest.Passgate(t) // built before the lab's clock starts
 	if theLab == nil && labErr == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		theLab, labErr = lab.Up(ctx, prefix)
@@ -119,7 +98,7 @@ func gate(t *testing.T, l *lab.Lab, natJSON, extra string) *labtest.Gate {
   "control_socket": %q%s
 }
 `, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, natJSON, sock, extra)
-	return labtest.StartGateT(context.Background(), t, l, labtest.GateOptions{Bin: pgBin, Dir: dir, Config: cfg, Sock: sock})
+	return labtest.StartGateT(context.Background(), t, l, labtest.GateOptions{Bin: labtest.Passgate(t), Dir: dir, Config: cfg, Sock: sock})
 }
 
 // nonZero is a counter map without its zeros, for the log.
