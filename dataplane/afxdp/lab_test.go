@@ -57,6 +57,8 @@ for i in range(3):
 sys.exit("no answer")
 `
 
+func TestMain(m *testing.M) { labtest.Main(m) }
+
 type env struct {
 	t   *testing.T
 	ctx context.Context
@@ -68,12 +70,9 @@ type env struct {
 func setup(t *testing.T) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
+	bin := labtest.Passgate(t) // built before the lab's clock starts
 	l := labtest.Up(t, labPrefix, 3*time.Minute)
 	dir := t.TempDir()
-	bin, err := labtest.BuildPassgate(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for name, text := range map[string]string{"echo.py": udpEcho, "client.py": udpClient} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
