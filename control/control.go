@@ -150,7 +150,7 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		VPNSessions: s.VPNSessions,
 		Guards:      make(map[string]uint64, len(GuardNames())),
 	}
-	for i, v := range [...]uint64{s.EarlyDropTableFull, s.EarlyDropHostShare, s.EarlyDropMACShare, s.EarlyDropRuleShare, s.RSTInWindow, s.RSTOutOfWindow} {
+	for i, v := range [...]uint64{s.EarlyDropTableFull, s.EarlyDropHostShare, s.EarlyDropMACShare, s.EarlyDropRuleShare, s.RSTInWindow, s.RSTOutOfWindow, s.TCPStateIgnored} {
 		out.Guards[GuardNames()[i]] = v
 	}
 	if s.Helpers != nil {
@@ -176,11 +176,12 @@ func NATStatsFrom(s nat.Stats) NATStats {
 
 // GuardNames are the keys of NATStats.Guards, in this order: flows ended
 // early to make room because the table, a host's, a MAC's or a rule's
-// share was full, and RSTs passed on without ending their flow.
+// share was full, RSTs passed on without ending their flow, and SYNs and
+// FINs passed on without changing their flow's state.
 func GuardNames() []string {
 	return []string{
 		"early_drop_table_full", "early_drop_host_share", "early_drop_mac_share", "early_drop_rule_share",
-		"rst_in_window_passed", "rst_out_of_window_passed",
+		"rst_in_window_passed", "rst_out_of_window_passed", "syn_fin_implausible_passed",
 	}
 }
 

@@ -21,14 +21,17 @@ type Counters struct {
 // flowRun is consecutive packets of one direction of one flow. For TCP
 // it also holds back what the segments said of their direction's
 // sequence numbers (the furthest end, the last ACK and window), which
-// reach the flow with its counts.
+// reach the flow with its counts. Only segments whose ACK is near the
+// direction's last (ackNear, from ackLo over ackSpan) count, so that a
+// forged segment in a run of real ones moves nothing.
 type flowRun struct {
 	id             int32
 	gen            uint32
 	dir            conntrack.Dir
-	tcp            bool
+	tcp, learnt    bool // learnt: a segment's ACK was near
 	win            uint16
 	end, ack       uint32
+	ackLo, ackSpan uint32
 	packets, bytes uint64
 }
 
@@ -46,7 +49,7 @@ func (e *Engine) Flush(c *Counters) {
 // after. It is apart from flushRun so that flushRun stays small enough to
 // be inlined into the paths every packet takes.
 func (e *Engine) flushSeq(r *flowRun, shared bool) {
-	if f := e.ct.Get(r.id); r.packets != 0 && f.Gen == r.gen {
+	if f := e.ct.Get(r.id); r.learnt && f.Gen == r.gen {
 		seqAdvance(&f.Seq, r.dir, r.end, r.ack, r.win, true, false, !shared)
 	}
 }
@@ -181,18 +184,20 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		e.flushRun(run, true)
 		*run = flowRun{id: id, gen: f.Gen, dir: dir}
 		if tcp != nil {
-			run.tcp, run.end = true, tcp.Seq()
+			e.tcpRunStart(run, &f.Seq[dir])
 		}
 	}
 	if tcp != nil {
 		// Before the rewrite, which changes nothing read here. tupleOf
 		// checked the header is there; one bounds check covers it.
 		h := tcp[:packet.TCPMinHeader:packet.TCPMinHeader]
-		end := binary.BigEndian.Uint32(h[4:]) + uint32(len(tcp)-int(h[12]>>4)*4)
-		if int32(end-run.end) > 0 {
-			run.end = end
+		if ack := binary.BigEndian.Uint32(h[8:]); ack-run.ackLo <= run.ackSpan {
+			end := binary.BigEndian.Uint32(h[4:]) + uint32(len(tcp)-int(h[12]>>4)*4)
+			if int32(end-run.end) > 0 {
+				run.end = end
+			}
+			run.ack, run.win, run.learnt = ack, binary.BigEndian.Uint16(h[14:]), true
 		}
-		run.ack, run.win = binary.BigEndian.Uint32(h[8:]), binary.BigEndian.Uint16(h[14:])
 	}
 	run.packets++
 	run.bytes += uint64(len(ip))
@@ -204,4 +209,16 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	}
 	ip.DecTTL()
 	return Verdict{Action: Forward, Out: out, NextHop: nh}, true
+}
+
+// tcpRunStart starts a TCP run from its direction's sequence state s:
+// the edge as it is, and the acknowledgements near the last (ackNear;
+// any, when none is known yet).
+func (e *Engine) tcpRunStart(r *flowRun, s *conntrack.Seq) {
+	r.tcp, r.end = true, atomic.LoadUint32(&s.Next)
+	r.ackLo, r.ackSpan = 0, ^uint32(0)
+	if s.Seen&seqAck != 0 {
+		w := 2 * max(atomic.LoadUint32(&s.Win), minWindow)
+		r.ackLo, r.ackSpan = atomic.LoadUint32(&s.Ack)-w, 2*w
+	}
 }

@@ -136,6 +136,7 @@ type Stats struct {
 	EarlyDropRuleShare uint64 // a port forward's or the DMZ's share
 	RSTInWindow        uint64 // in the window but not at its edge: the endpoint will challenge it
 	RSTOutOfWindow     uint64 // outside the window: no endpoint takes it
+	TCPStateIgnored    uint64 // SYNs and FINs off the edge or with an implausible ACK: passed, the flow's state kept
 }
 
 // FlowInfo describes one flow for people and the control API.

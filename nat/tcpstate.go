@@ -70,8 +70,15 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 				e.stats.RSTOutOfWindow++
 				return DropNone
 			}
-		} else {
-			tcpLearn(&f.Seq, dir, t, tcpSegEnd(ip, t))
+		} else if !tcpLearn(&f.Seq, dir, f.State, t, tcpSegEnd(ip, t)) && fl&(packet.TCPSyn|packet.TCPFin) != 0 {
+			// A SYN or FIN a blind attacker could have sent (not at
+			// the edge, or acknowledging what the endpoint never
+			// would): passed on for the endpoint to judge (it answers
+			// a SYN with a challenge ACK, RFC 5961 4), the flow kept
+			// as it was. It would otherwise set the edge an RST is
+			// judged by, or cut the flow's timeout.
+			e.stats.TCPStateIgnored++
+			return DropNone
 		}
 		e.tcpStep(f, dir, fl)
 		if f.State >= tcpEstablished && f.State != tcpClosed {
@@ -210,15 +217,34 @@ func rstCheck(s *[2]conntrack.Seq, d conntrack.Dir, t packet.TCP) int {
 	return rstOutOfWindow
 }
 
-// tcpLearn takes what a segment other than an RST sent in direction d says
-// about its direction: a SYN sets where it starts and its window scale.
-func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, t packet.TCP, end uint32) {
+// tcpLearn takes what a segment other than an RST sent in direction d of
+// a flow in state st says about its direction: a SYN that opens the
+// connection sets where it starts and its window scale; any other segment
+// moves the edge and acknowledgement (seqAdvance). It reports whether the
+// segment is one the endpoint could have sent: a SYN of a synchronized
+// connection, a SYN-ACK not acknowledging the SYN, or a segment whose
+// acknowledgement is more than twice a window from this side's last
+// teaches nothing, so that a blind attacker must guess the sequence
+// number and the acknowledgement at once to move the edge (RFC 5961 5),
+// and cannot set it with a SYN.
+func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, st uint8, t packet.TCP, end uint32) bool {
 	fl := t.Flags()
-	me := &s[d]
+	me, peer := &s[d], &s[1-d]
 	if fl&packet.TCPSyn != 0 {
-		if d == conntrack.Original && fl&packet.TCPAck == 0 {
-			// A new connection (perhaps reusing the tuple): forget the old.
-			s[1] = conntrack.Seq{}
+		switch {
+		case d == conntrack.Original && fl&packet.TCPAck == 0 && (st == 0 || st == tcpSynSent || st == tcpClosed):
+			// A new connection (perhaps reusing the tuple after a
+			// reset), or its SYN again: forget the old.
+			*s = [2]conntrack.Seq{}
+		case me.Seen&seqNext == 0 && (fl&packet.TCPAck == 0 || peer.Seen&seqNext == 0 || t.Ack() == peer.Next):
+			// The answer to the SYN (acknowledging it exactly), or the
+			// other SYN of a simultaneous open.
+		case me.Seen&seqNext != 0 && end == me.Next:
+			// The same SYN again (a SYN-ACK retransmitted): its ACK
+			// may still teach.
+			return seqAdvance(s, d, end, t.Ack(), t.Window(), fl&packet.TCPAck != 0, true, true)
+		default:
+			return false
 		}
 		me.Next = end
 		me.Seen |= seqNext
@@ -226,8 +252,29 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, t packet.TCP, end uint32) {
 		if sc, ok := t.WScale(); ok {
 			me.Scale = min(sc, 14) + 1
 		}
+		seqAdvance(s, d, end, t.Ack(), t.Window(), fl&packet.TCPAck != 0, true, true)
+		return true
 	}
-	seqAdvance(s, d, end, t.Ack(), t.Window(), fl&packet.TCPAck != 0, fl&packet.TCPSyn != 0, true)
+	if !seqAdvance(s, d, end, t.Ack(), t.Window(), fl&packet.TCPAck != 0, false, true) {
+		return false
+	}
+	if fl&packet.TCPFin != 0 && me.Seen&seqNext != 0 {
+		// A FIN ends where the edge now is (it moved there, or was
+		// there: a retransmission); one beyond it was not the
+		// endpoint's.
+		return end == atomic.LoadUint32(&me.Next)
+	}
+	return true
+}
+
+// ackNear says whether ack is within twice a window (win, at least
+// minWindow) of last, either way: one the side whose last acknowledgement
+// was last could send (acknowledgements only move forward, by at most
+// what the other side sent; twice leaves room for a window grown since,
+// a run not yet flushed, and reordering).
+func ackNear(ack, last, win uint32) bool {
+	w := 2 * max(win, minWindow)
+	return ack-last+w <= 2*w
 }
 
 // seqAdvance moves direction d's state for a segment ending at end that
@@ -245,10 +292,15 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, t packet.TCP, end uint32) {
 // FastPath's workers may run it for the two directions of one flow at
 // once, so it reads and writes the numbers atomically; Seen and Scale
 // change only under the engine's write lock (locked).
-func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint16, acked, syn, locked bool) {
+func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint16, acked, syn, locked bool) bool {
 	me, peer := &s[d], &s[1-d]
 	if me.Seen&seqNext == 0 {
-		return
+		return true
+	}
+	if me.Seen&seqAck != 0 && !syn && (!acked || !ackNear(ack, atomic.LoadUint32(&me.Ack), atomic.LoadUint32(&me.Win))) {
+		// Not what this side could send: no ACK in a synchronized
+		// connection, or one far from its last (RFC 5961 5).
+		return false
 	}
 	if step := end - atomic.LoadUint32(&me.Next); int32(step) > 0 {
 		if peer.Seen&seqAck == 0 || step <= 2*max(atomic.LoadUint32(&peer.Win), minWindow) {
@@ -256,14 +308,14 @@ func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint1
 		}
 	}
 	if !acked || me.Seen&seqAck == 0 && !locked {
-		return
+		return true
 	}
 	if me.Seen&seqAck != 0 {
 		if step := ack - atomic.LoadUint32(&me.Ack); int32(step) < 0 || step > max(atomic.LoadUint32(&me.Win), minWindow) {
-			return // older than this side's last, or past what the other could send
+			return true // older than this side's last, or past what the other could send
 		}
 	} else if peer.Seen&seqNext != 0 && ack != atomic.LoadUint32(&peer.Next) {
-		return // the first ACK acknowledges the other side's SYN exactly
+		return true // the first ACK acknowledges the other side's SYN exactly
 	}
 	shift := uint8(0)
 	if me.Scale != 0 && peer.Scale != 0 && !syn {
@@ -276,4 +328,5 @@ func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint1
 	if locked {
 		me.Seen |= seqAck
 	}
+	return true
 }

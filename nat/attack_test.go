@@ -1,0 +1,142 @@
+package nat
+
+import (
+	"net/netip"
+	"testing"
+
+	"passgate/packet"
+	. "passgate/packet/pkttest"
+)
+
+// Attacks on the RST guard (RFC 5961): a blind attacker must not be able
+// to choose the edge passgate judges an RST by.
+
+// TestRSTAfterForgedSYNACK: a WAN host that knows a connection's server
+// and guesses its public port sends a SYN-ACK with a sequence number of
+// its choosing, then an RST at that number plus one. The SYN-ACK of a
+// synchronized connection teaches passgate nothing, so the RST is no
+// exact one and the flow stays.
+func TestRSTAfterForgedSYNACK(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40010", "203.0.113.10:80"
+	pub := handshake(t, e, c, s)
+	pass(t, e, sec, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 0x10000000, 0x55, nil, nil), LAN)
+	pass(t, e, sec, WAN, TCP(s, pub, packet.TCPRst, 0x10000001, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "established" {
+		t.Fatalf("a forged SYN-ACK then an RST at its edge: %+v", st)
+	}
+}
+
+// TestRSTAfterForgedSYN: the same from the WAN client's side of a port
+// forward (the flow's original direction): a bare SYN on an established
+// connection resets no sequence state.
+func TestRSTAfterForgedSYN(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.PortForwards = []PortForward{{Proto: 6, OutsideLo: 2222, OutsideHi: 2222, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: 22}}
+	})
+	cl, srv := "198.51.100.7:50000", "192.168.50.12:22"
+	pass(t, e, 0, WAN, TCP(cl, "203.0.113.1:2222", packet.TCPSyn, 1000, 0, nil, nil), LAN)
+	pass(t, e, 0, LAN, TCP(srv, cl, packet.TCPSyn|packet.TCPAck, 9000, 1001, nil, nil), WAN)
+	pass(t, e, 0, WAN, TCP(cl, "203.0.113.1:2222", packet.TCPAck, 1001, 9001, nil, nil), LAN)
+	if st := flowState(e); st.State != "established" {
+		t.Fatalf("handshake: %+v", st)
+	}
+	pass(t, e, sec, WAN, TCP(cl, "203.0.113.1:2222", packet.TCPSyn, 0x20000000, 0, nil, nil), LAN)
+	pass(t, e, sec, WAN, TCP(cl, "203.0.113.1:2222", packet.TCPRst, 0x20000001, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "established" {
+		t.Fatalf("a forged SYN then an RST at its edge: %+v", st)
+	}
+	// A LAN host forging the server's SYN-ACK does no better.
+	pass(t, e, sec, LAN, TCP(srv, cl, packet.TCPSyn|packet.TCPAck, 0x30000000, 0x1234, nil, nil), WAN)
+	pass(t, e, sec, LAN, TCP(srv, cl, packet.TCPRst, 0x30000001, 0, nil, nil), WAN)
+	if st := flowState(e); st.State != "established" {
+		t.Fatalf("a forged SYN-ACK from the LAN then an RST at its edge: %+v", st)
+	}
+}
+
+// TestRSTAfterForgedSYNACKHandshake: during the handshake a forged
+// SYN-ACK that does not acknowledge the SYN teaches nothing (the LAN host
+// refuses it), nor one after the real one, so the real one sets the edge.
+func TestRSTAfterForgedSYNACKHandshake(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40011", "203.0.113.10:80"
+	pub := "203.0.113.1:40011"
+	pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 100, 0, nil, nil), WAN)
+	pass(t, e, 0, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 0x40000000, 0x9999, nil, nil), LAN)
+	pass(t, e, 0, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+	// And after the real one, before the LAN host's ACK.
+	pass(t, e, 0, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 0x40000000, 101, nil, nil), LAN)
+	pass(t, e, 0, LAN, TCP(c, s, packet.TCPAck, 101, 501, nil, nil), WAN)
+	pass(t, e, sec, WAN, TCP(s, pub, packet.TCPRst, 0x40000001, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "established" {
+		t.Fatalf("an RST at a forged SYN-ACK's edge: %+v", st)
+	}
+	pass(t, e, sec, WAN, TCP(s, pub, packet.TCPRst, 501, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "closed" {
+		t.Fatalf("the real edge: %+v", st)
+	}
+}
+
+// TestRSTAfterInWindowData: a blind attacker that lands a data segment in
+// the window but cannot know the acknowledgement the server would send
+// does not move the edge, through Process or the fast path: it would
+// otherwise need one segment and one RST per two windows, no better than
+// the in-window reset RFC 5961 is meant to stop.
+func TestRSTAfterInWindowData(t *testing.T) {
+	for _, fast := range []bool{false, true} {
+		e := newEngine(t, nil)
+		c, s := "192.168.50.10:40012", "203.0.113.10:80"
+		pub := handshake(t, e, c, s)
+		// Some real traffic first, so the server's acknowledgement is known.
+		pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck|packet.TCPPsh, 101, 501, nil, []byte("GET /")), WAN)
+		pass(t, e, sec, WAN, TCP(s, pub, packet.TCPAck, 501, 106, nil, []byte("ok")), LAN)
+		pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck, 106, 503, nil, nil), WAN)
+		// The attacker's guess: 40000 ahead of the edge, a random ACK.
+		forged := TCP(s, pub, packet.TCPAck, 503+40000, 0x6b8b4567, nil, []byte("x"))
+		if fast {
+			var cnt Counters
+			if _, ok := e.FastPath(2*sec, WAN, forged, &cnt); !ok {
+				t.Fatal("fast path declined the forged segment")
+			}
+			e.Flush(&cnt)
+		} else {
+			pass(t, e, 2*sec, WAN, forged, LAN)
+		}
+		pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPRst, 503+40001, 0, nil, nil), LAN)
+		if st := flowState(e); st.State != "established" {
+			t.Fatalf("fast %v: an RST at a forged segment's end: %+v", fast, st)
+		}
+		// The real edge still works.
+		pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPRst, 503, 0, nil, nil), LAN)
+		if st := flowState(e); st.State != "closed" {
+			t.Fatalf("fast %v: the real edge: %+v", fast, st)
+		}
+	}
+}
+
+// TestBlindFIN: one forged FIN used to move an established connection to
+// fin-wait, cutting its timeout from 2 h 4 min to the transitory 4 min
+// (an idle SSH session died 4 minutes later). Now a FIN must be at the
+// edge with a plausible ACK to change the state; the real one does.
+func TestBlindFIN(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40013", "203.0.113.10:22"
+	pub := handshake(t, e, c, s)
+	for _, fin := range [][]byte{
+		TCP(s, pub, packet.TCPFin|packet.TCPAck, 0x7a3b9c01, 101, nil, nil), // far from the edge
+		TCP(s, pub, packet.TCPFin|packet.TCPAck, 501, 0x6b8b4567, nil, nil), // at the edge, an ACK the server never sent
+		TCP(s, pub, packet.TCPFin, 501, 0, nil, nil),                        // no ACK at all
+	} {
+		pass(t, e, sec, WAN, fin, LAN)
+		if st := flowState(e); st.State != "established" || st.ExpiresSec < 7000 {
+			t.Fatalf("after a forged FIN: %+v", st)
+		}
+	}
+	if n := e.Stats().TCPStateIgnored; n != 3 {
+		t.Fatalf("%d implausible FINs counted, want 3", n)
+	}
+	pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPFin|packet.TCPAck, 501, 101, nil, nil), LAN)
+	if st := flowState(e); st.State != "fin-wait" {
+		t.Fatalf("after the server's FIN: %+v", st)
+	}
+}
