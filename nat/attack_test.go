@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -139,4 +140,32 @@ func TestBlindFIN(t *testing.T) {
 	if st := flowState(e); st.State != "fin-wait" {
 		t.Fatalf("after the server's FIN: %+v", st)
 	}
+}
+
+// TestHeldFragmentsNotStarvedFromWAN: four WAN addresses (or one forging
+// its source, which the WAN cannot stop) each sent later fragments that
+// never complete, 32 apiece: the 128 buffers were full for the 30 s a
+// note lives, and about 4 packets a second kept every host's
+// out-of-order datagrams from crossing (RFC 4787 REQ-14). Now a full
+// pool gives up its oldest held fragments for a new one, so the flood
+// must outrun every datagram's own reordering.
+func TestHeldFragmentsNotStarvedFromWAN(t *testing.T) {
+	e := newEngine(t, nil)
+	for i := 0; i < heldBufs; i++ {
+		src := fmt.Sprintf("198.51.100.%d:9", 1+i/heldPerSource)
+		frags := Fragment(UDP(src, "203.0.113.1:9", make([]byte, 1600), ID(uint16(i))), 1000)
+		if v := e.Process(0, WAN, frags[1]); v.Action != Consumed {
+			t.Fatalf("flood fragment %d: %+v", i, v)
+		}
+	}
+	frags := Fragment(UDP("192.168.50.10:4000", "203.0.113.10:53", make([]byte, 1600), ID(5)), 1000)
+	if v := e.Process(sec, LAN, frags[1]); v.Action != Consumed {
+		t.Fatalf("a LAN host's later fragment, first: %+v", v)
+	}
+	pass(t, e, sec, LAN, frags[0], WAN)
+	em := e.Emitted()
+	if len(em) != 1 {
+		t.Fatalf("%d held fragments sent after the first, want 1", len(em))
+	}
+	IPv4(t, em[0].Frame[EtherHeadroom:], Src("203.0.113.1"), Dst("203.0.113.10"))
 }

@@ -15,7 +15,9 @@ import (
 // Every note lives the same fixed time, so notes expire in creation order
 // and a FIFO is the whole expiry structure. One source holds at most
 // heldPerSource of the buffers (a LAN frame's source is its MAC, so
-// forged addresses do not multiply it), so one host cannot take them all.
+// forged addresses do not multiply it), so one host cannot take them all;
+// when they are all taken anyway (several sources, or WAN addresses, which
+// anyone can forge), the oldest held fragments give way to new ones.
 
 const (
 	fragNotes     = 1024
@@ -123,6 +125,24 @@ func (t *fragTable) evict(id int16) {
 	t.n--
 }
 
+// dropOldestHeld frees the fragments held by the oldest note that holds
+// any, other than k's, and returns how many it freed.
+func (t *fragTable) dropOldestHeld(k fragKey) int {
+	for i := 0; i < t.n; i++ {
+		nt := &t.notes[t.fifo[(t.head+i)%fragNotes]]
+		if nt.nheld == 0 || nt.key == k {
+			continue
+		}
+		n := nt.nheld
+		for _, h := range nt.held[:n] {
+			t.release(h)
+		}
+		nt.nheld = 0
+		return n
+	}
+	return 0
+}
+
 func (t *fragTable) expire(now Time, e *Engine) {
 	for t.n > 0 {
 		id := t.fifo[t.head]
@@ -175,8 +195,18 @@ func (e *Engine) laterFragment(now Time, from Iface, ip packet.IPv4) Verdict {
 	if from == LAN && e.srcMAC != ([6]byte{}) {
 		src = fragSource{mac: true, addr: e.srcMAC}
 	}
-	if len(ip) > heldBufSize || len(e.frags.heldFree) == 0 || e.frags.holding(src) >= heldPerSource {
+	if len(ip) > heldBufSize || e.frags.holding(src) >= heldPerSource {
 		return e.drop(DropFragments)
+	}
+	if len(e.frags.heldFree) == 0 {
+		// Full: the oldest held fragments make room, so that sources
+		// the WAN cannot tell apart from forged ones, holding fragments
+		// that never complete, do not shut everyone out.
+		n := e.frags.dropOldestHeld(k)
+		if n == 0 {
+			return e.drop(DropFragments)
+		}
+		e.stats.Drops[DropFragments] += uint64(n)
 	}
 	nt := e.frags.note(k, now, e.timeouts.frag)
 	if nt.nheld == heldPerNote {
