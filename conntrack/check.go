@@ -7,7 +7,7 @@ import "fmt"
 // walks everything: for tests and fuzzers, not the packet path.
 func (t *Table) Check() error {
 	live, unreplied := 0, 0
-	hosts := map[[4]byte]int32{}
+	hosts := map[hostKey]int32{}
 	owners := map[Owner]int32{}
 	for i := range t.flows {
 		f := &t.flows[i]
@@ -19,7 +19,7 @@ func (t *Table) Check() error {
 			unreplied++
 		}
 		if f.Host != ([4]byte{}) {
-			hosts[f.Host]++
+			hosts[keyOfHost(f.Host, f.Owner)]++
 		}
 		if f.Owner.Kind != OwnerNone {
 			owners[f.Owner]++

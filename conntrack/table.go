@@ -127,7 +127,7 @@ type Table struct {
 	flows   []Flow
 	free    []int32
 	index   *Index // value: flow id << 1 | Dir
-	perHost map[[4]byte]int32
+	perHost map[hostKey]int32
 	maxHost int32
 	live    int
 	// byProto and byClass count live flows as they come and go, so
@@ -163,7 +163,7 @@ func New(max, perHost int, now int64) *Table {
 		flows:    make([]Flow, max),
 		free:     make([]int32, max),
 		index:    NewIndex(2 * max),
-		perHost:  make(map[[4]byte]int32, 256),
+		perHost:  make(map[hostKey]int32, 256),
 		maxHost:  int32(perHost),
 		perOwner: make(map[Owner]int32, 256),
 		maxRule:  int32(perHost),
@@ -210,8 +210,28 @@ func (t *Table) SetClass(id int32, c uint8) {
 	f.class = c
 }
 
-// HostFlows is the number of flows charged to host.
-func (t *Table) HostFlows(host [4]byte) int { return int(t.perHost[host]) }
+// hostKey is what a host's share is counted by: its address and the MAC
+// its flows came from (zero for those that did not come from a LAN
+// frame: made by a packet from the WAN, or with no MAC known). A host
+// forging another's address from its own MAC so uses up a share of its
+// own, never the other's; its MAC's share (the owner) still bounds all
+// it makes.
+type hostKey struct {
+	addr [4]byte
+	mac  [6]byte
+}
+
+func keyOfHost(addr [4]byte, o Owner) hostKey {
+	k := hostKey{addr: addr}
+	if o.Kind == OwnerMAC {
+		k.mac = o.ID
+	}
+	return k
+}
+
+// HostFlows is the number of flows charged to host from the MAC SetLink
+// last named (none: flows made from the WAN or with no MAC known).
+func (t *Table) HostFlows(host [4]byte) int { return int(t.perHost[keyOfHost(host, t.linkOwner)]) }
 
 // OwnerFlows is the number of flows charged to o.
 func (t *Table) OwnerFlows(o Owner) int { return int(t.perOwner[o]) }
@@ -238,8 +258,8 @@ func (t *Table) ownerMax(o Owner) int32 {
 	return 0
 }
 
-func (t *Table) hostFull(host [4]byte) bool {
-	return host != ([4]byte{}) && t.maxHost > 0 && t.perHost[host] >= t.maxHost
+func (t *Table) hostFull(host [4]byte, o Owner) bool {
+	return host != ([4]byte{}) && t.maxHost > 0 && t.perHost[keyOfHost(host, o)] >= t.maxHost
 }
 
 func (t *Table) ownerFull(o Owner) bool {
@@ -255,8 +275,9 @@ func (t *Table) ownerFull(o Owner) bool {
 // return, or nil. Removal runs OnDelete, so the caller must hold nothing
 // of a flow's (a mapping, a pointer) across the call.
 func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
-	if t.hostFull(host) {
-		if !t.evict(func(f *Flow) bool { return f.Host == host }) {
+	if t.hostFull(host, owner) {
+		hk := keyOfHost(host, owner)
+		if !t.evict(func(f *Flow) bool { return f.Host == host && keyOfHost(f.Host, f.Owner) == hk }) {
 			return ErrHostLimit
 		}
 		t.early.HostQuota++
@@ -351,7 +372,7 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 	if len(t.free) == 0 {
 		return noFlow, ErrFull
 	}
-	if t.hostFull(host) {
+	if t.hostFull(host, owner) {
 		return noFlow, ErrHostLimit
 	}
 	if t.ownerFull(owner) {
@@ -373,7 +394,7 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Owner: owner, Created: now, Deadline: deadline, Gen: f.Gen + 1, inUse: true,
 		unrNext: noFlow, unrPrev: t.unrTail}
 	if host != ([4]byte{}) {
-		t.perHost[host]++
+		t.perHost[keyOfHost(host, owner)]++
 	}
 	if owner.Kind != OwnerNone {
 		t.perOwner[owner]++
@@ -462,10 +483,11 @@ func (t *Table) remove(id int32) {
 	t.index.Del(f.Orig)
 	t.index.Del(f.Reply)
 	if f.Host != ([4]byte{}) {
-		if n := t.perHost[f.Host] - 1; n > 0 {
-			t.perHost[f.Host] = n
+		hk := keyOfHost(f.Host, f.Owner)
+		if n := t.perHost[hk] - 1; n > 0 {
+			t.perHost[hk] = n
 		} else {
-			delete(t.perHost, f.Host)
+			delete(t.perHost, hk)
 		}
 	}
 	if f.Owner.Kind != OwnerNone {

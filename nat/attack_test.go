@@ -169,3 +169,31 @@ func TestHeldFragmentsNotStarvedFromWAN(t *testing.T) {
 	}
 	IPv4(t, em[0].Frame[EtherHeadroom:], Src("203.0.113.1"), Dst("203.0.113.10"))
 }
+
+// TestForgedVictimAddressKeepsVictimsShare: a LAN host forging another
+// LAN host's address (on the prefix, so not dropped) with its own MAC,
+// to a WAN host of its own that answers every datagram, filled the
+// victim's whole share with answered flows no early drop takes: the
+// victim could open nothing for as long as the flood went on. The share
+// is per address and MAC now: the forger uses up one of its own.
+func TestForgedVictimAddressKeepsVictimsShare(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlows = 64; c.MaxFlowsPerHost = 8 })
+	evil, victim := [6]byte{2, 0, 0, 0, 0, 0xee}, [6]byte{2, 0, 0, 0, 0, 0x11}
+	for i := 0; i < 8; i++ {
+		src := fmt.Sprintf("192.168.50.10:%d", 7000+i)
+		if v := e.ProcessFrom(0, LAN, evil, UDP(src, "198.51.100.66:53", nil)); v.Action != Forward {
+			t.Fatalf("forged flow %d: %+v", i, v)
+		}
+		pass(t, e, 0, WAN, UDP("198.51.100.66:53", fmt.Sprintf("203.0.113.1:%d", 7000+i), nil), LAN)
+	}
+	for p := 0; p < 8; p++ {
+		v := e.ProcessFrom(sec, LAN, victim, UDP(fmt.Sprintf("192.168.50.10:%d", 5000+p), "203.0.113.10:53", nil))
+		if v.Action != Forward {
+			t.Fatalf("the victim's own flow %d: %+v", p, v)
+		}
+	}
+	// The forger is still bound by its MAC's share.
+	if v := e.ProcessFrom(sec, LAN, evil, UDP("192.168.50.10:7100", "198.51.100.66:53", nil)); v.Reason != DropHostLimit && v.Reason != DropMACLimit {
+		t.Fatalf("the forger past its share: %+v", v)
+	}
+}
