@@ -197,3 +197,19 @@ func TestForgedVictimAddressKeepsVictimsShare(t *testing.T) {
 		t.Fatalf("the forger past its share: %+v", v)
 	}
 }
+
+// TestOutboundICMPErrorFromLANRouter: an ICMP error about an inbound
+// packet from a LAN node other than its destination (a router in front
+// of the host, or a LAN host forging one) left with its private source
+// address (RFC 5508 REQ-5: the outer source is translated to the public
+// address).
+func TestOutboundICMPErrorFromLANRouter(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.PortForwards = []PortForward{{Proto: 17, OutsideLo: 6000, OutsideHi: 6000, Host: netip.MustParseAddr("192.168.50.10"), InsidePort: 7000}}
+	})
+	in := pass(t, e, 0, WAN, UDP("203.0.113.10:999", "203.0.113.1:6000", []byte("x")), LAN)
+	errPkt := ICMP("192.168.50.11", "203.0.113.10", packet.ICMPTimeExceeded, 0, 0, in[:28])
+	out := pass(t, e, 0, LAN, errPkt, WAN)
+	IPv4(t, out, Src("203.0.113.1"), Dst("203.0.113.10"), ICMPType(packet.ICMPTimeExceeded, 0),
+		Embedded(Src("203.0.113.10:999"), Dst("203.0.113.1:6000")))
+}

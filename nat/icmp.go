@@ -96,8 +96,11 @@ func (e *Engine) icmp(now Time, from Iface, ip packet.IPv4) Verdict {
 	osrc := ip.Src()
 	innerDst := inner.Dst()
 	setEmbedded(inner, ndst, nsrc, ndid, nsid)
-	if osrc == innerDst {
+	if osrc == innerDst || out == WAN {
 		// The peer itself reports: it appears as the translated peer.
+		// And no LAN address leaves by the WAN: an error from another
+		// LAN node (a router in front of the host) comes from the
+		// public address (RFC 5508 REQ-5), which nsrc then is.
 		ip.SetSrc(nsrc)
 	}
 	ip.SetDst(ndst)
