@@ -213,3 +213,34 @@ func TestOutboundICMPErrorFromLANRouter(t *testing.T) {
 	IPv4(t, out, Src("203.0.113.1"), Dst("203.0.113.10"), ICMPType(packet.ICMPTimeExceeded, 0),
 		Embedded(Src("203.0.113.10:999"), Dst("203.0.113.1:6000")))
 }
+
+// TestTCPFragmentAtOffsetOne: a TCP fragment at offset 8 can only be
+// there to overwrite the header's flags, acknowledgement and window in
+// the first fragment (RFC 3128's overlapping attack): dropped, as RFC 1858
+// advises, before the first or after it. A first fragment too short for
+// the whole header (RFC 1858's tiny fragment) was dropped already.
+func TestTCPFragmentAtOffsetOne(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40014", "203.0.113.10:80"
+	pub := handshake(t, e, c, s)
+	seg := TCP(s, pub, packet.TCPAck, 501, 101, nil, make([]byte, 40), ID(321))
+	tiny := Fragment(seg, packet.IPv4MinHeader+8)
+	if off := packet.IPv4(tiny[1]).FragmentOffset(); off != 8 {
+		t.Fatalf("offset %d", off)
+	}
+	dropped(t, e, sec, WAN, tiny[0], DropMalformed) // 8 bytes of TCP header
+	dropped(t, e, sec, WAN, tiny[1], DropMalformed)
+	// After a whole first fragment too.
+	first := Fragment(TCP(s, pub, packet.TCPAck, 501, 101, nil, make([]byte, 40), ID(322)), packet.IPv4MinHeader+32)[0]
+	pass(t, e, sec, WAN, first, LAN)
+	over := append([]byte(nil), tiny[1]...)
+	setIPID(over, 322)
+	dropped(t, e, sec, WAN, over, DropMalformed)
+}
+
+// setIPID sets an IPv4 packet's id and fixes its header checksum.
+func setIPID(b []byte, id uint16) {
+	ip := packet.IPv4(b)
+	b[4], b[5] = byte(id>>8), byte(id)
+	ip.ComputeChecksum()
+}

@@ -181,6 +181,12 @@ func (e *Engine) laterFragment(now Time, from Iface, ip packet.IPv4) Verdict {
 	if from == WAN && ip.Dst() != e.wanAddr {
 		return e.drop(DropMartian)
 	}
+	if ip.Protocol() == packet.ProtoTCP && ip.FragmentOffset() == 8 {
+		// No sender fragments a TCP header there: such a fragment can
+		// only overwrite the first one's flags and numbers on
+		// reassembly (RFC 1858 section 4, RFC 3128).
+		return e.drop(DropMalformed)
+	}
 	k := keyOf(ip, from)
 	if i, ok := e.frags.index[k]; ok && e.frags.notes[i].known {
 		nt := &e.frags.notes[i]
