@@ -36,7 +36,13 @@ const (
 	OwnerNone uint8 = iota
 	OwnerMAC
 	OwnerRule
+	OwnerInbound // no share of its own: a flow the WAN made through a host's mapping
 )
+
+// InboundOwner is the owner of flows the WAN makes through a LAN host's
+// mapping: like a rule's, they count against the host's inbound share
+// (hostKey), never its outbound one.
+var InboundOwner = Owner{Kind: OwnerInbound}
 
 // MACOwner is the owner for a LAN source MAC address.
 func MACOwner(mac [6]byte) Owner { return Owner{Kind: OwnerMAC, ID: mac} }
@@ -211,20 +217,28 @@ func (t *Table) SetClass(id int32, c uint8) {
 }
 
 // hostKey is what a host's share is counted by: its address and the MAC
-// its flows came from (zero for those that did not come from a LAN
-// frame: made by a packet from the WAN, or with no MAC known). A host
-// forging another's address from its own MAC so uses up a share of its
-// own, never the other's; its MAC's share (the owner) still bounds all
-// it makes.
+// its flows came from (zero when none is known), or inboundMark for flows
+// the WAN made (a rule's, or through the host's mapping: its inbound
+// share). A host forging another's address from its own MAC so uses up a
+// share of its own, never the other's, its MAC's share (the owner) still
+// bounding all it makes; and what comes in from the WAN never takes the
+// host's outbound share, nor gets more than one share however many
+// forwards lead to the host.
 type hostKey struct {
 	addr [4]byte
 	mac  [6]byte
 }
 
+// inboundMark is the broadcast address, never a frame's source.
+var inboundMark = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
 func keyOfHost(addr [4]byte, o Owner) hostKey {
 	k := hostKey{addr: addr}
-	if o.Kind == OwnerMAC {
+	switch o.Kind {
+	case OwnerMAC:
 		k.mac = o.ID
+	case OwnerRule, OwnerInbound:
+		k.mac = inboundMark
 	}
 	return k
 }
@@ -275,13 +289,6 @@ func (t *Table) ownerFull(o Owner) bool {
 // return, or nil. Removal runs OnDelete, so the caller must hold nothing
 // of a flow's (a mapping, a pointer) across the call.
 func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
-	if t.hostFull(host, owner) {
-		hk := keyOfHost(host, owner)
-		if !t.evict(func(f *Flow) bool { return f.Host == host && keyOfHost(f.Host, f.Owner) == hk }) {
-			return ErrHostLimit
-		}
-		t.early.HostQuota++
-	}
 	if t.ownerFull(owner) {
 		if !t.evict(func(f *Flow) bool { return f.Owner == owner }) {
 			return ErrOwnerLimit
@@ -291,6 +298,13 @@ func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
 		} else {
 			t.early.RuleQuota++
 		}
+	}
+	if t.hostFull(host, owner) {
+		hk := keyOfHost(host, owner)
+		if !t.evict(func(f *Flow) bool { return f.Host == host && keyOfHost(f.Host, f.Owner) == hk }) {
+			return ErrHostLimit
+		}
+		t.early.HostQuota++
 	}
 	if len(t.free) == 0 {
 		if !t.evict(nil) {

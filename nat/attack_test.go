@@ -244,3 +244,33 @@ func setIPID(b []byte, id uint16) {
 	b[4], b[5] = byte(id>>8), byte(id)
 	ip.ComputeChecksum()
 }
+
+// TestDynamicForwardsDoNotMultiplyShares: each forward has a share of its
+// own, and a LAN host may open many (PCP, NAT-PMP, UPnP: 32 by default).
+// One host opening ten, with a WAN accomplice whose connections it
+// answered, filled the whole table with established flows no early drop
+// takes, and no other host could open a flow. Inbound flows are charged
+// to their LAN host's inbound share as well as to their rule's.
+func TestDynamicForwardsDoNotMultiplyShares(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlows = 64; c.MaxFlowsPerHost = 8 })
+	evil := netip.MustParseAddr("192.168.50.66")
+	n := 0
+	for f := 0; f < 10; f++ {
+		out := uint16(41000 + f)
+		if err := e.AddDynamicForward(DynamicForward{Proto: 17, Outside: out, Host: evil, Inside: out, By: "pcp"}); err != nil {
+			t.Fatal(err)
+		}
+		for p := 0; p < 8; p++ {
+			src := fmt.Sprintf("198.51.100.9:%d", 1000+f*8+p)
+			if v := e.Process(0, WAN, UDP(src, fmt.Sprintf("203.0.113.1:%d", out), nil)); v.Action != Forward {
+				continue
+			}
+			pass(t, e, 0, LAN, UDP(fmt.Sprintf("192.168.50.66:%d", out), src, nil), WAN)
+			n++
+		}
+	}
+	if n != 8 {
+		t.Fatalf("%d answered inbound flows to one host, want its share 8", n)
+	}
+	pass(t, e, sec, LAN, UDP("192.168.50.10:5353", "203.0.113.10:53", nil), WAN)
+}

@@ -679,7 +679,7 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 		if !e.admits(k.Proto, k.DstID, k.Src) {
 			return 0, 0, DropFiltered
 		}
-		if err := e.ct.MakeRoom(e.maps.slab[m].key.host, conntrack.Owner{}); err != nil {
+		if err := e.ct.MakeRoom(e.maps.slab[m].key.host, conntrack.InboundOwner); err != nil {
 			return 0, 0, insertReason(err)
 		}
 		// Making room may have ended the mapping's last flow.
@@ -688,7 +688,7 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 		}
 		mp := &e.maps.slab[m]
 		orig := conntrack.Tuple{Src: mp.key.host, Dst: k.Src, SrcID: mp.key.port, DstID: k.SrcID, Proto: k.Proto, Side: uint8(LAN)}
-		id, err := e.ct.Insert(orig, k, mp.key.host, int64(now), int64(now+e.timeoutFor(k.Proto)))
+		id, err := e.ct.InsertOwned(orig, k, mp.key.host, conntrack.InboundOwner, int64(now), int64(now+e.timeoutFor(k.Proto)))
 		if err != nil {
 			return 0, 0, insertReason(err)
 		}
@@ -719,16 +719,18 @@ func (e *Engine) admits(proto uint8, ext uint16, remote [4]byte) bool {
 }
 
 // newDNAT makes a flow for an inbound packet sent on to a LAN host. It is
-// charged to the rule that let it in (owner), with a share of its own, not
-// to the LAN host: a flood from the WAN to a forwarded port uses up the
-// rule's share (its oldest unanswered flows go first) and leaves the host's
-// own outbound flows alone.
+// charged to the rule that let it in (owner), with a share of its own, and
+// to the LAN host's inbound share (its address with no MAC: apart from its
+// own outbound flows), so that a flood from the WAN to a forwarded port
+// uses up the rule's share (its oldest unanswered flows go first) and
+// leaves the host's outbound flows alone, and a host with many forwards
+// (a LAN program can open 32 with PCP) does not get a table's worth.
 func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16, origin uint8, owner conntrack.Owner) (int32, conntrack.Dir, DropReason) {
-	if err := e.ct.MakeRoom([4]byte{}, owner); err != nil {
+	if err := e.ct.MakeRoom(host, owner); err != nil {
 		return 0, 0, ruleRoomReason(err)
 	}
 	reply := conntrack.Tuple{Src: host, Dst: k.Src, SrcID: port, DstID: k.SrcID, Proto: k.Proto, Side: uint8(LAN)}
-	id, err := e.ct.InsertOwned(k, reply, [4]byte{}, owner, int64(now), int64(now+e.timeoutFor(k.Proto)))
+	id, err := e.ct.InsertOwned(k, reply, host, owner, int64(now), int64(now+e.timeoutFor(k.Proto)))
 	if err != nil {
 		return 0, 0, ruleRoomReason(err)
 	}
