@@ -4,9 +4,12 @@ package conntrack
 // of a PPTP call, the RTP of a SIP call, FTP data). It matches a packet
 // whose tuple equals Match, where a zero Match.SrcID matches any source id.
 type Expectation struct {
-	Match    Tuple
-	Reply    Tuple   // the reply tuple the new flow gets
-	Host     [4]byte // LAN host to charge
+	Match Tuple
+	Reply Tuple   // the reply tuple the new flow gets
+	Host  [4]byte // LAN host to charge
+	// Owner is charged too (the owner of the flow that predicted it: a
+	// LAN MAC, a rule), so a host forging addresses gets one share.
+	Owner    Owner
 	Helper   uint8
 	Data     uint64
 	Tag      uint64 // the helper's name for it, to remove it later
@@ -40,6 +43,9 @@ func (t *Table) Expect(e Expectation) error {
 	if (!ok || old.Host != e.Host) && e.Host != ([4]byte{}) && t.expHost[e.Host] >= maxExpectationsPerHost {
 		return ErrTooManyExpectations
 	}
+	if (!ok || old.Owner != e.Owner) && e.Owner.Kind != OwnerNone && t.expOwner[e.Owner] >= maxExpectationsPerHost {
+		return ErrTooManyExpectations
+	}
 	if ok {
 		t.unexpect(&old)
 		t.gone(&old)
@@ -48,12 +54,22 @@ func (t *Table) Expect(e Expectation) error {
 	if e.Host != ([4]byte{}) {
 		t.expHost[e.Host]++
 	}
+	if e.Owner.Kind != OwnerNone {
+		t.expOwner[e.Owner]++
+	}
 	return nil
 }
 
-// unexpect removes e and its charge to its host.
+// unexpect removes e and its charges to its host and owner.
 func (t *Table) unexpect(e *Expectation) {
 	delete(t.expect, e.Match)
+	if e.Owner.Kind != OwnerNone {
+		if n := t.expOwner[e.Owner] - 1; n > 0 {
+			t.expOwner[e.Owner] = n
+		} else {
+			delete(t.expOwner, e.Owner)
+		}
+	}
 	if e.Host == ([4]byte{}) {
 		return
 	}

@@ -151,8 +151,9 @@ type Table struct {
 	wheel    [wheelSize]int32
 	lastTick int64
 
-	expect  map[Tuple]Expectation
-	expHost map[[4]byte]int32
+	expect   map[Tuple]Expectation
+	expHost  map[[4]byte]int32
+	expOwner map[Owner]int32
 
 	// OnDelete, if set, is called for every flow just before it is removed
 	// (expiry or Delete), so the owner can release what the flow held.
@@ -178,6 +179,7 @@ func New(max, perHost int, now int64) *Table {
 		lastTick: now >> tickShift,
 		expect:   make(map[Tuple]Expectation, 64),
 		expHost:  make(map[[4]byte]int32, 16),
+		expOwner: make(map[Owner]int32, 16),
 	}
 	for i := range t.free {
 		t.free[i] = int32(max - 1 - i)

@@ -120,6 +120,7 @@ func (p *HelperPacket) Expect(x Expect) (uint16, bool) {
 		Match:    conntrack.Tuple{Src: x.Remote.As4(), Dst: e.wanAddr, SrcID: x.RemotePort, DstID: ext, Proto: x.Proto, Side: uint8(WAN)},
 		Reply:    conntrack.Tuple{Src: host, Dst: x.Remote.As4(), SrcID: x.Inside.Port(), DstID: x.RemotePort, Proto: x.Proto, Side: uint8(LAN)},
 		Host:     host,
+		Owner:    e.ct.Get(p.Flow.ID).Owner,
 		Helper:   p.helper,
 		Data:     uint64(m) + 1,
 		Tag:      x.Tag,

@@ -2,10 +2,12 @@ package tftp
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"passgate/nat"
 	"passgate/nat/nattest"
+	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
 
@@ -204,4 +206,36 @@ func BenchmarkTransferData(b *testing.B) {
 		b.Fatal(v)
 	}
 	nattest.Bench(b, e, sec, nat.WAN, pkt, nat.Forward)
+}
+
+// TestForgedAddressesCannotTakeExpectations: one LAN host (one MAC)
+// sending read requests from eight forged LAN addresses, 512 from each,
+// took every one of the 4096 expectations (a host's share was counted by
+// address alone) for the minute they live: no other host's transfer
+// could be predicted. Expectations count against the share of the MAC
+// whose flow made them too.
+func TestForgedAddressesCannotTakeExpectations(t *testing.T) {
+	e := nattest.Engine(t, func(c *nat.Config) {
+		c.Filtering = nat.AddressAndPortDependent
+		c.Helpers = map[string]nat.Switch{"tftp": nat.On}
+		c.MaxFlows = 16384
+		c.MaxFlowsPerHost = 8192
+	}, &Helper{})
+	evil, good := [6]byte{2, 0, 0, 0, 0, 0xee}, [6]byte{2, 0, 0, 0, 0, 0x11}
+	for i := 0; i < 4096; i++ {
+		src := fmt.Sprintf("192.168.50.%d:%d", 20+i/512, 10000+i%512)
+		if v := e.ProcessFrom(0, nat.LAN, evil, UDP(src, "203.0.113.10:69", rrq("x", "octet"))); v.Action != nat.Forward {
+			t.Fatalf("request %d: %+v", i, v)
+		}
+	}
+	req := UDP("192.168.50.10:40000", "203.0.113.10:69", rrq("boot/pxelinux.0", "octet"))
+	if v := e.ProcessFrom(sec, nat.LAN, good, req); v.Action != nat.Forward {
+		t.Fatalf("request: %+v (%v)", v, v.Reason)
+	}
+	pub := fmt.Sprintf("203.0.113.1:%d", packet.UDP(packet.IPv4(req).Payload()).SrcPort())
+	d := UDP("203.0.113.10:51000", pub, data(1, []byte("x")))
+	if v := e.Process(sec, nat.WAN, d); v.Action != nat.Forward {
+		t.Fatalf("the other host's DATA: %+v (%v)", v, v.Reason)
+	}
+	IPv4(t, d, Dst("192.168.50.10:40000"))
 }
