@@ -274,3 +274,51 @@ func TestDynamicForwardsDoNotMultiplyShares(t *testing.T) {
 	}
 	pass(t, e, sec, LAN, UDP("192.168.50.10:5353", "203.0.113.10:53", nil), WAN)
 }
+
+// TestTupleReusedAfterFINs: a client that closed a connection with FINs
+// and opens a new one from the same port within the transitory timeout
+// (its TIME_WAIT is 60 s, passgate's is 4 min) got a flow stuck in
+// "closing": every packet on the slow path and a 4 min idle timeout
+// instead of 2 h 4 min, and no sequence state, so its reset could never
+// end it. A bare SYN after both FINs starts the connection anew, as it
+// does after a reset.
+func TestTupleReusedAfterFINs(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40015", "203.0.113.10:80"
+	pub := handshake(t, e, c, s)
+	pass(t, e, sec, LAN, TCP(c, s, packet.TCPFin|packet.TCPAck, 101, 501, nil, nil), WAN)
+	pass(t, e, sec, WAN, TCP(s, pub, packet.TCPFin|packet.TCPAck, 501, 102, nil, nil), LAN)
+	pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck, 102, 502, nil, nil), WAN)
+	if st := flowState(e); st.State != "closing" {
+		t.Fatalf("after both FINs: %+v", st)
+	}
+	pass(t, e, 70*sec, LAN, TCP(c, s, packet.TCPSyn, 90000, 0, nil, nil), WAN)
+	pass(t, e, 70*sec, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 70000, 90001, nil, nil), LAN)
+	pass(t, e, 70*sec, LAN, TCP(c, s, packet.TCPAck, 90001, 70001, nil, nil), WAN)
+	if st := flowState(e); st.State != "established" || st.ExpiresSec < 7000 {
+		t.Fatalf("the new connection: %+v", st)
+	}
+	pass(t, e, 71*sec, WAN, TCP(s, pub, packet.TCPRst, 70001, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "closed" {
+		t.Fatalf("the new connection's reset: %+v", st)
+	}
+}
+
+// TestHeldHairpinStaysHeldAfterReset: A's SYN to B's public TCP mapping is
+// held (B's mapping has sent nothing to the public address). A then sent
+// its own RST, closing the held flow, and a new SYN: the state machine's
+// reopening cleared every flag, the hold too, and A's next SYN reached B's
+// port through B's filter, which never admitted it.
+func TestHeldHairpinStaysHeldAfterReset(t *testing.T) {
+	for _, filt := range []Filtering{AddressDependent, AddressAndPortDependent} {
+		t.Run(filt.testName(), func(t *testing.T) {
+			e := newEngine(t, func(c *Config) { c.Filtering = filt })
+			pass(t, e, 0, LAN, TCP(hpB, "203.0.113.10:80", packet.TCPSyn, 1, 0, nil, nil), WAN)
+			dropped(t, e, sec, LAN, TCP(hpA, hpPubB, packet.TCPSyn, 100, 0, nil, nil), DropFiltered)
+			dropped(t, e, sec, LAN, TCP(hpA, hpPubB, packet.TCPRst, 101, 0, nil, nil), DropFiltered)
+			for i := 0; i < 3; i++ {
+				dropped(t, e, sec, LAN, TCP(hpA, hpPubB, packet.TCPSyn, 100, 0, nil, nil), DropFiltered)
+			}
+		})
+	}
+}

@@ -41,9 +41,9 @@ import (
 const sideSelf = 0x12
 
 // flagHeld (conntrack.Flow.Flags) marks a hairpin flow the receiving
-// mapping's filter has not admitted yet. tcpStep never sees a held flow
-// (hairpinStep drops its packets before track runs), so its reset of the
-// flags cannot clear it.
+// mapping's filter has not admitted yet. tcpStep sees the sender's
+// packets of a held flow (hairpinStep tracks them before dropping them),
+// so its reset of the flags when a connection reopens keeps this one.
 const flagHeld uint16 = 1 << 15
 
 // peerSent marks, in hairpin.peer, a receiver that has answered: its

@@ -128,13 +128,18 @@ func (e *Engine) tcpStep(f *conntrack.Flow, dir conntrack.Dir, fl uint8) {
 			// Simultaneous open completes from either side.
 			f.State = tcpEstablished
 		}
-	case tcpClosed:
+	case tcpClosed, tcpClosing:
 		if fl&packet.TCPSyn != 0 && fl&packet.TCPAck == 0 && dir == conntrack.Original {
-			// A new connection reusing the tuple after a reset.
+			// A new connection reusing the tuple after a reset, or
+			// after both FINs (the client's TIME_WAIT is shorter than
+			// the transitory timeout).
 			f.State = tcpSynSent
-			f.Flags = 0
+			f.Flags &= flagHeld // a held hairpin stays held (hairpin.go)
+			return
 		}
-		return
+		if f.State == tcpClosed {
+			return
+		}
 	}
 	if fl&packet.TCPFin != 0 {
 		if dir == conntrack.Original {
@@ -232,9 +237,9 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, st uint8, t packet.TCP, end 
 	me, peer := &s[d], &s[1-d]
 	if fl&packet.TCPSyn != 0 {
 		switch {
-		case d == conntrack.Original && fl&packet.TCPAck == 0 && (st == 0 || st == tcpSynSent || st == tcpClosed):
+		case d == conntrack.Original && fl&packet.TCPAck == 0 && (st == 0 || st == tcpSynSent || st == tcpClosed || st == tcpClosing):
 			// A new connection (perhaps reusing the tuple after a
-			// reset), or its SYN again: forget the old.
+			// reset or both FINs), or its SYN again: forget the old.
 			*s = [2]conntrack.Seq{}
 		case me.Seen&seqNext == 0 && (fl&packet.TCPAck == 0 || peer.Seen&seqNext == 0 || t.Ack() == peer.Next):
 			// The answer to the SYN (acknowledging it exactly), or the
