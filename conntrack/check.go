@@ -40,13 +40,19 @@ func (t *Table) Check() error {
 		return fmt.Errorf("%d hosts and %d owners charged, counted %d and %d", len(hosts), len(owners), len(t.perHost), len(t.perOwner))
 	}
 	for h, n := range hosts {
-		if t.perHost[h] != n {
-			return fmt.Errorf("host %v: %d flows, counted %d", h, n, t.perHost[h])
+		if t.perHost[h].n != n {
+			return fmt.Errorf("host %v: %d flows, counted %d", h, n, t.perHost[h].n)
+		}
+		if err := t.checkShare(t.perHost[h], shareHost, func(f *Flow) bool { return f.Host != ([4]byte{}) && keyOfHost(f.Host, f.Owner) == h }); err != nil {
+			return fmt.Errorf("host %v: %w", h, err)
 		}
 	}
 	for o, n := range owners {
-		if t.perOwner[o] != n {
-			return fmt.Errorf("owner %v: %d flows, counted %d", o, n, t.perOwner[o])
+		if t.perOwner[o].n != n {
+			return fmt.Errorf("owner %v: %d flows, counted %d", o, n, t.perOwner[o].n)
+		}
+		if err := t.checkShare(t.perOwner[o], shareOwner, func(f *Flow) bool { return f.Owner == o }); err != nil {
+			return fmt.Errorf("owner %v: %w", o, err)
 		}
 	}
 	n, prev := 0, int32(noFlow)
@@ -59,6 +65,32 @@ func (t *Table) Check() error {
 	}
 	if n != unreplied || t.unrTail != prev {
 		return fmt.Errorf("unreplied list holds %d flows, %d unreplied", n, unreplied)
+	}
+	return nil
+}
+
+// checkShare verifies a share's unreplied list w: exactly its unreplied
+// flows (those mine accepts), linked both ways, oldest first.
+func (t *Table) checkShare(s share, w int, mine func(*Flow) bool) error {
+	want := 0
+	for i := range t.flows {
+		if f := &t.flows[i]; f.inUse && !f.replied && mine(f) {
+			want++
+		}
+	}
+	n, prev := 0, int32(noFlow)
+	for id := s.head; id != noFlow; id = t.flows[id].shNext[w] {
+		f := &t.flows[id]
+		if !f.inUse || f.replied || !mine(f) || f.shPrev[w] != prev || n > len(t.flows) {
+			return fmt.Errorf("unreplied list broken at flow %d", id)
+		}
+		if prev != noFlow && t.flows[prev].Created > f.Created {
+			return fmt.Errorf("unreplied list out of order at flow %d", id)
+		}
+		prev, n = id, n+1
+	}
+	if n != want || s.tail != prev {
+		return fmt.Errorf("unreplied list holds %d flows, %d unreplied", n, want)
 	}
 	return nil
 }

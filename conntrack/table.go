@@ -71,10 +71,19 @@ type EarlyDrops struct {
 	TableFull, HostQuota, MACQuota, RuleQuota uint64
 }
 
-// earlyDropScan bounds how many of the oldest unreplied flows one search
-// for a host's or an owner's looks at, so a new flow costs the same
-// however the table is filled.
-const earlyDropScan = 64
+// share is what is charged to a host or an owner: how many flows, and
+// its unreplied ones oldest first (by Flow.shNext, shPrev; which list is
+// shareHost or shareOwner), so that an early drop for a full share takes
+// the share's own oldest at once, however many unreplied flows of others
+// are older.
+type share struct {
+	n, head, tail int32
+}
+
+const (
+	shareHost  = 0
+	shareOwner = 1
+)
 
 // Flow is one tracked connection. The owner interprets State, Origin, Ext
 // and Data; the table owns the tuples, the deadline and the bookkeeping.
@@ -111,6 +120,8 @@ type Flow struct {
 	// first, which are the ones an early drop may remove.
 	replied          bool
 	unrNext, unrPrev int32
+	// The unreplied lists of the flow's host and owner shares.
+	shNext, shPrev [2]int32
 }
 
 // Class is the counting class the owner gave the flow (SetClass).
@@ -133,7 +144,7 @@ type Table struct {
 	flows   []Flow
 	free    []int32
 	index   *Index // value: flow id << 1 | Dir
-	perHost map[hostKey]int32
+	perHost map[hostKey]share
 	maxHost int32
 	live    int
 	// byProto and byClass count live flows as they come and go, so
@@ -141,7 +152,7 @@ type Table struct {
 	byProto [256]int32
 	byClass [NumClasses]int32
 
-	perOwner  map[Owner]int32
+	perOwner  map[Owner]share
 	maxRule   int32
 	linkOwner Owner // what Insert charges besides the host (SetLink)
 
@@ -170,9 +181,9 @@ func New(max, perHost int, now int64) *Table {
 		flows:    make([]Flow, max),
 		free:     make([]int32, max),
 		index:    NewIndex(2 * max),
-		perHost:  make(map[hostKey]int32, 256),
+		perHost:  make(map[hostKey]share, 256),
 		maxHost:  int32(perHost),
-		perOwner: make(map[Owner]int32, 256),
+		perOwner: make(map[Owner]share, 256),
 		maxRule:  int32(perHost),
 		unrHead:  noFlow,
 		unrTail:  noFlow,
@@ -247,10 +258,10 @@ func keyOfHost(addr [4]byte, o Owner) hostKey {
 
 // HostFlows is the number of flows charged to host from the MAC SetLink
 // last named (none: flows made from the WAN or with no MAC known).
-func (t *Table) HostFlows(host [4]byte) int { return int(t.perHost[keyOfHost(host, t.linkOwner)]) }
+func (t *Table) HostFlows(host [4]byte) int { return int(t.perHost[keyOfHost(host, t.linkOwner)].n) }
 
 // OwnerFlows is the number of flows charged to o.
-func (t *Table) OwnerFlows(o Owner) int { return int(t.perOwner[o]) }
+func (t *Table) OwnerFlows(o Owner) int { return int(t.perOwner[o].n) }
 
 // SetRuleLimit sets how many flows each OwnerRule owner may have (the
 // per-host limit until set; 0: none).
@@ -275,12 +286,12 @@ func (t *Table) ownerMax(o Owner) int32 {
 }
 
 func (t *Table) hostFull(host [4]byte, o Owner) bool {
-	return host != ([4]byte{}) && t.maxHost > 0 && t.perHost[keyOfHost(host, o)] >= t.maxHost
+	return host != ([4]byte{}) && t.maxHost > 0 && t.perHost[keyOfHost(host, o)].n >= t.maxHost
 }
 
 func (t *Table) ownerFull(o Owner) bool {
 	m := t.ownerMax(o)
-	return o.Kind != OwnerNone && m > 0 && t.perOwner[o] >= m
+	return o.Kind != OwnerNone && m > 0 && t.perOwner[o].n >= m
 }
 
 // MakeRoom makes sure a flow charged to host and to owner (the zero
@@ -292,7 +303,7 @@ func (t *Table) ownerFull(o Owner) bool {
 // of a flow's (a mapping, a pointer) across the call.
 func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
 	if t.ownerFull(owner) {
-		if !t.evict(func(f *Flow) bool { return f.Owner == owner }) {
+		if !t.evict(t.perOwner[owner].head) {
 			return ErrOwnerLimit
 		}
 		if owner.Kind == OwnerMAC {
@@ -302,14 +313,13 @@ func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
 		}
 	}
 	if t.hostFull(host, owner) {
-		hk := keyOfHost(host, owner)
-		if !t.evict(func(f *Flow) bool { return f.Host == host && keyOfHost(f.Host, f.Owner) == hk }) {
+		if !t.evict(t.perHost[keyOfHost(host, owner)].head) {
 			return ErrHostLimit
 		}
 		t.early.HostQuota++
 	}
 	if len(t.free) == 0 {
-		if !t.evict(nil) {
+		if !t.evict(t.unrHead) {
 			return ErrFull
 		}
 		t.early.TableFull++
@@ -317,19 +327,60 @@ func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
 	return nil
 }
 
-// evict removes the oldest unreplied flow that match accepts (any, when
-// nil) among the earlyDropScan oldest, and reports whether it found one.
-func (t *Table) evict(match func(*Flow) bool) bool {
-	id := t.unrHead
-	for n := 0; id != noFlow && n < earlyDropScan; n++ {
-		f := &t.flows[id]
-		if match == nil || match(f) {
-			t.Delete(id)
-			return true
-		}
-		id = f.unrNext
+// evict removes flow id, the head of an unreplied list, and reports
+// whether there was one.
+func (t *Table) evict(id int32) bool {
+	if id == noFlow {
+		return false
 	}
-	return false
+	t.Delete(id)
+	return true
+}
+
+// shareAdd charges flow id to s and puts it at the end of s's unreplied
+// list w.
+func (t *Table) shareAdd(s share, id int32, w int) share {
+	if s.n == 0 {
+		s.head, s.tail = noFlow, noFlow
+	}
+	s.n++
+	f := &t.flows[id]
+	f.shNext[w], f.shPrev[w] = noFlow, s.tail
+	if s.tail != noFlow {
+		t.flows[s.tail].shNext[w] = id
+	} else {
+		s.head = id
+	}
+	s.tail = id
+	return s
+}
+
+// shareUnlink takes flow id off s's unreplied list w.
+func (t *Table) shareUnlink(s share, id int32, w int) share {
+	f := &t.flows[id]
+	if p := f.shPrev[w]; p != noFlow {
+		t.flows[p].shNext[w] = f.shNext[w]
+	} else {
+		s.head = f.shNext[w]
+	}
+	if n := f.shNext[w]; n != noFlow {
+		t.flows[n].shPrev[w] = f.shPrev[w]
+	} else {
+		s.tail = f.shPrev[w]
+	}
+	f.shNext[w], f.shPrev[w] = noFlow, noFlow
+	return s
+}
+
+// sharesUnlink takes an unreplied flow off its shares' unreplied lists.
+func (t *Table) sharesUnlink(f *Flow, id int32) {
+	if f.Host != ([4]byte{}) {
+		hk := keyOfHost(f.Host, f.Owner)
+		t.perHost[hk] = t.shareUnlink(t.perHost[hk], id, shareHost)
+	}
+	if f.Owner.Kind != OwnerNone {
+		t.perOwner[f.Owner] = t.shareUnlink(t.perOwner[f.Owner], id, shareOwner)
+	}
 }
 
 // Replied marks a flow as having seen a reply: from then on no early
@@ -341,6 +392,7 @@ func (t *Table) Replied(id int32) {
 	}
 	f.replied = true
 	t.unrUnlink(id)
+	t.sharesUnlink(f, id)
 }
 
 func (t *Table) unrUnlink(id int32) {
@@ -410,10 +462,11 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Owner: owner, Created: now, Deadline: deadline, Gen: f.Gen + 1, inUse: true,
 		unrNext: noFlow, unrPrev: t.unrTail}
 	if host != ([4]byte{}) {
-		t.perHost[keyOfHost(host, owner)]++
+		hk := keyOfHost(host, owner)
+		t.perHost[hk] = t.shareAdd(t.perHost[hk], id, shareHost)
 	}
 	if owner.Kind != OwnerNone {
-		t.perOwner[owner]++
+		t.perOwner[owner] = t.shareAdd(t.perOwner[owner], id, shareOwner)
 	}
 	if t.unrTail != noFlow {
 		t.flows[t.unrTail].unrNext = id
@@ -498,23 +551,26 @@ func (t *Table) remove(id int32) {
 	}
 	t.index.Del(f.Orig)
 	t.index.Del(f.Reply)
+	if !f.replied {
+		t.unrUnlink(id)
+		t.sharesUnlink(f, id)
+	}
 	if f.Host != ([4]byte{}) {
 		hk := keyOfHost(f.Host, f.Owner)
-		if n := t.perHost[hk] - 1; n > 0 {
-			t.perHost[hk] = n
+		if s := t.perHost[hk]; s.n > 1 {
+			s.n--
+			t.perHost[hk] = s
 		} else {
 			delete(t.perHost, hk)
 		}
 	}
 	if f.Owner.Kind != OwnerNone {
-		if n := t.perOwner[f.Owner] - 1; n > 0 {
-			t.perOwner[f.Owner] = n
+		if s := t.perOwner[f.Owner]; s.n > 1 {
+			s.n--
+			t.perOwner[f.Owner] = s
 		} else {
 			delete(t.perOwner, f.Owner)
 		}
-	}
-	if !f.replied {
-		t.unrUnlink(id)
 	}
 	f.inUse = false
 	t.live--

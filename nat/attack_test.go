@@ -322,3 +322,34 @@ func TestHeldHairpinStaysHeldAfterReset(t *testing.T) {
 		})
 	}
 }
+
+// TestEarlyDropPastOthersUnansweredFlows: early drop looked only at the
+// 64 oldest unanswered flows of the whole table for one of the full
+// share's. 64 unanswered flows of any other host kept alive at the head
+// (a device retrying a dead server does it; so can an attacker, with 64
+// datagrams every 5 minutes) made every share's early drop fail: a SYN
+// flood to a forwarded port then kept real clients out for good.
+func TestEarlyDropPastOthersUnansweredFlows(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.MaxFlows = 1024
+		c.MaxFlowsPerHost = 64
+		c.PortForwards = []PortForward{{Proto: 6, OutsideLo: 8080, OutsideHi: 8080, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: 80}}
+	})
+	for i := 0; i < 64; i++ {
+		pass(t, e, 0, LAN, UDP(fmt.Sprintf("192.168.50.30:%d", 2000+i), "203.0.113.99:123", nil), WAN)
+	}
+	for i := 0; i < 200; i++ {
+		src := fmt.Sprintf("198.51.100.%d:%d", i%250+1, 1000+i)
+		v := e.Process(sec, WAN, TCP(src, "203.0.113.1:8080", packet.TCPSyn, uint32(i), 0, nil, nil))
+		if v.Action != Forward && i < 64 {
+			t.Fatalf("flood SYN %d: %+v", i, v)
+		}
+	}
+	syn := pass(t, e, 2*sec, WAN, TCP("203.0.113.77:5555", "203.0.113.1:8080", packet.TCPSyn, 77, 0, nil, nil), LAN)
+	IPv4(t, syn, Dst("192.168.50.12:80"))
+	// And a host whose own share is full of its unanswered flows still
+	// makes room among them.
+	for i := 0; i < 65; i++ {
+		pass(t, e, 3*sec, LAN, UDP(fmt.Sprintf("192.168.50.40:%d", 3000+i), "203.0.113.98:53", nil), WAN)
+	}
+}
