@@ -134,7 +134,9 @@ func (e *Engine) tcpStep(f *conntrack.Flow, dir conntrack.Dir, fl uint8) {
 			// after both FINs (the client's TIME_WAIT is shorter than
 			// the transitory timeout).
 			f.State = tcpSynSent
-			f.Flags &= flagHeld // a held hairpin stays held (hairpin.go)
+			// The connection's flags only: a held hairpin stays held
+			// (hairpin.go), a helper's flow keeps its fast path.
+			f.Flags &^= flagFinOrig | flagFinReply | flagSynReply | flagReplied
 			return
 		}
 		if f.State == tcpClosed {
