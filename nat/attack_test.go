@@ -353,3 +353,25 @@ func TestEarlyDropPastOthersUnansweredFlows(t *testing.T) {
 		pass(t, e, 3*sec, LAN, UDP(fmt.Sprintf("192.168.50.40:%d", 3000+i), "203.0.113.98:53", nil), WAN)
 	}
 }
+
+// TestSYNACKAnewDuringHandshake (held): a server that answers a
+// retransmitted SYN with a new initial sequence number (SYN cookies whose
+// counter moved) is not learnt from its second SYN-ACK, but the LAN
+// host's ACK of it is never learnt either, so nothing bounds the server's
+// edge and its first segment sets it: its own reset still closes the
+// flow.
+func TestSYNACKAnewDuringHandshake(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40016", "203.0.113.10:80"
+	pub := "203.0.113.1:40016"
+	pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 100, 0, nil, nil), WAN)
+	pass(t, e, 0, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+	pass(t, e, sec, LAN, TCP(c, s, packet.TCPSyn, 100, 0, nil, nil), WAN)
+	pass(t, e, sec, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 0x80000000, 101, nil, nil), LAN)
+	pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck, 101, 0x80000001, nil, nil), WAN)
+	pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPAck, 0x80000001, 101, nil, []byte("hi")), LAN)
+	pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPRst, 0x80000003, 0, nil, nil), LAN)
+	if st := flowState(e); st.State != "closed" {
+		t.Fatalf("the server's reset: %+v", st)
+	}
+}
