@@ -375,3 +375,30 @@ func TestSYNACKAnewDuringHandshake(t *testing.T) {
 		t.Fatalf("the server's reset: %+v", st)
 	}
 }
+
+// TestForgedMACPerPacket (held, within what is covered): a host forging
+// a new source MAC and address for every datagram has no share that
+// bounds it, but the table still does, and while its flows go unanswered
+// early drop gives their room to a real host. (Answered by a WAN
+// accomplice, they would hold the table: forging MACs is for switch port
+// security to stop, as README says.)
+func TestForgedMACPerPacket(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlows = 256; c.MaxFlowsPerHost = 64 })
+	for i := 0; i < 2000; i++ {
+		mac := [6]byte{2, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}
+		src := fmt.Sprintf("192.168.50.%d:%d", 20+i%200, 1000+i)
+		if v := e.ProcessFrom(0, LAN, mac, UDP(src, "203.0.113.10:9", nil)); v.Action != Forward {
+			t.Fatalf("flood datagram %d: %+v", i, v)
+		}
+	}
+	if s := e.Stats(); s.Flows != 256 || s.EarlyDropTableFull != 2000-256 {
+		t.Fatalf("%d flows, %d early drops for a full table", s.Flows, s.EarlyDropTableFull)
+	}
+	good := [6]byte{2, 0, 0, 0xaa, 0, 1}
+	for p := 0; p < 64; p++ {
+		out := e.ProcessFrom(sec, LAN, good, UDP(fmt.Sprintf("192.168.50.10:%d", 5000+p), "203.0.113.10:53", nil))
+		if out.Action != Forward {
+			t.Fatalf("a real host's flow %d: %+v", p, out)
+		}
+	}
+}
