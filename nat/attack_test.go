@@ -402,3 +402,22 @@ func TestForgedMACPerPacket(t *testing.T) {
 		}
 	}
 }
+
+// TestICMPErrorCannotEndFlow (held): a WAN host quoting another host's
+// connection in an ICMP error (port unreachable, as a blind attacker who
+// guessed the tuple would) gets it to the LAN host, whose TCP judges it,
+// but the flow keeps its state and timeout (RFC 5508 REQ-6, RFC 5382
+// REQ-10); quoting no flow gets nothing through.
+func TestICMPErrorCannotEndFlow(t *testing.T) {
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40017", "203.0.113.10:443"
+	pub := handshake(t, e, c, s)
+	quote := TCP(pub, s, packet.TCPAck, 501, 101, nil, nil)[:28]
+	in := pass(t, e, sec, WAN, ICMP("198.51.100.1", "203.0.113.1", packet.ICMPUnreachable, 3, 0, quote), LAN)
+	IPv4(t, in, Dst("192.168.50.10"), Embedded(Src(c), Dst(s)))
+	if st := flowState(e); st.State != "established" || st.ExpiresSec < 7000 {
+		t.Fatalf("after an ICMP error about it: %+v", st)
+	}
+	other := TCP("203.0.113.1:40018", s, packet.TCPAck, 1, 1, nil, nil)[:28]
+	dropped(t, e, sec, WAN, ICMP("198.51.100.1", "203.0.113.1", packet.ICMPUnreachable, 3, 0, other), DropICMPNoFlow)
+}
