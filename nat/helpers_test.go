@@ -339,3 +339,34 @@ func TestDynamicForwardRefusesSharedIKEPort(t *testing.T) {
 		t.Errorf("ike: %v, want %v", err, ErrForwardReserved)
 	}
 }
+
+// TestSharedPortOnlyHostNeedsItsServer (held): the only-host rule on the
+// shared ports 500 and 1701 delivers only what comes from the address and
+// port the host talks to: another WAN host, or the server from another
+// port, reaches nobody with non-IKE, an unknown SPI, or an L2TP tunnel
+// nobody announced; and a host's non-IKE fallback mapping filters as any
+// other (address-dependent by default).
+func TestSharedPortOnlyHostNeedsItsServer(t *testing.T) {
+	e := NewEngine(t, nil)
+	Pass(t, e, 0, LAN, UDP("192.168.50.10:500", "203.0.113.10:500", IKEMsg(0xaaaa, 0, false, 60)), WAN)
+	Pass(t, e, 0, LAN, UDP("192.168.50.10:1701", "203.0.113.10:1701", L2TPSCCRQ(5, false)), WAN)
+	for _, src := range []string{"203.0.113.66:500", "203.0.113.10:4500", "203.0.113.10:501"} {
+		v := e.Process(Sec, WAN, UDP(src, "203.0.113.1:500", notIKE))
+		if v.Action != Drop {
+			t.Fatalf("non-IKE from %s on 500: %+v", src, v)
+		}
+		if v := e.Process(Sec, WAN, UDP(src, "203.0.113.1:500", IKEMsg(0xcccc, 0, false, 60))); v.Action != Drop {
+			t.Fatalf("IKE with an unknown SPI from %s: %+v", src, v)
+		}
+	}
+	for _, src := range []string{"203.0.113.66:1701", "203.0.113.10:1702"} {
+		if v := e.Process(Sec, WAN, UDP(src, "203.0.113.1:1701", L2TPTo(0))); v.Action != Drop {
+			t.Fatalf("L2TP from %s: %+v", src, v)
+		}
+	}
+	out := Pass(t, e, Sec, LAN, UDP("192.168.50.11:500", "203.0.113.20:500", notIKE), WAN)
+	pub := "203.0.113.1:" + Itoa(packet.UDP(packet.IPv4(out).Payload()).SrcPort())
+	if v := e.Process(2*Sec, WAN, UDP("203.0.113.66:500", pub, notIKE)); v.Action != Drop {
+		t.Fatalf("another WAN host to the fallback mapping: %+v", v)
+	}
+}
