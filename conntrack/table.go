@@ -127,6 +127,10 @@ type Flow struct {
 // Class is the counting class the owner gave the flow (SetClass).
 func (f *Flow) Class() uint8 { return f.class }
 
+// Assured says whether the flow has seen a reply (Table.Replied: for TCP,
+// once established), so that no early drop takes it.
+func (f *Flow) Assured() bool { return f.replied }
+
 // NumClasses bounds the owner's counting classes: 0 (the default) to
 // NumClasses-1.
 const NumClasses = 8

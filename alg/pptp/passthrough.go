@@ -166,15 +166,44 @@ func (h *Helper) Forwarded(now nat.Time, id int32, f *conntrack.Flow, insidePort
 }
 
 // attach gives a new control flow its state; false when the pool is used
-// up. role is the LAN host's: PNS for a flow from the LAN, PAC for one
-// from the WAN to a server on the LAN.
+// up by established connections. When it is full, the oldest control
+// connection never established gives up its slot (its flow ends), as
+// early drop does for flows: SYNs that go unanswered, from the LAN or
+// from the WAN to a forwarded server, cannot keep the pool. role is the
+// LAN host's: PNS for a flow from the LAN, PAC for one from the WAN to a
+// server on the LAN.
 func (h *Helper) attach(id int32, role Role) bool {
 	f := h.env.Flow(id)
 	host, peer := f.Orig.Src, f.Orig.Dst
 	if role == PAC {
 		host, peer = f.Reply.Src, f.Orig.Src
 	}
+	free := -1
 	for i := range h.conns {
+		if !h.conns[i].inUse {
+			free = i
+			break
+		}
+	}
+	if free < 0 {
+		var oldest *conntrack.Flow
+		victim := -1
+		for i := range h.conns {
+			c := &h.conns[i]
+			if c.flow == id || !h.env.Live(c.flow, c.gen) {
+				continue
+			}
+			if g := h.env.Flow(c.flow); !g.Assured() && (oldest == nil || g.Created < oldest.Created) {
+				oldest, victim = g, i
+			}
+		}
+		if victim < 0 {
+			return false
+		}
+		h.env.Delete(h.conns[victim].flow) // Deleted frees the slot
+		free = victim
+	}
+	for i := free; i < len(h.conns); i++ {
 		c := &h.conns[i]
 		if c.inUse {
 			continue

@@ -189,3 +189,25 @@ func TestPPTPServerBehindForward(t *testing.T) {
 	Dropped(t, e, 3*Sec, WAN, GRE(remotes[0], "203.0.113.1", 0x100, "late"), pptp.DropGRENoControl)
 	Pass(t, e, 3*Sec, WAN, GRE(remotes[1], "203.0.113.1", 0x101, "still"), LAN)
 }
+
+// TestPPTPControlSlotsNotHeldByFlood: the 256 control connections
+// followed at once were taken by whoever came first and kept until their
+// flow ended: 256 SYNs from the WAN to a forwarded PPTP server (one a
+// second keeps them for the 4 min a half-open flow lives) left no slot
+// for any LAN host's PPTP client. A new control connection now takes the
+// slot of the oldest one never established.
+func TestPPTPControlSlotsNotHeldByFlood(t *testing.T) {
+	e := NewEngine(t, func(c *Config) {
+		c.MaxFlows = 4096
+		c.MaxFlowsPerRule = 1024
+		c.PortForwards = []PortForward{{Name: "vpn", Proto: 6, OutsideLo: 1723, OutsideHi: 1723, Host: netip.MustParseAddr("192.168.50.10"), InsidePort: 1723}}
+	})
+	for i := 0; i < 300; i++ {
+		src := "198.51.100." + Itoa(uint16(1+i%250)) + ":" + Itoa(uint16(20000+i))
+		if v := e.Process(0, WAN, TCP(src, "203.0.113.1:1723", packet.TCPSyn, uint32(i), 0, nil, nil)); v.Action != Forward && i < 256 {
+			t.Fatalf("flood SYN %d: %+v", i, v)
+		}
+	}
+	syn := Pass(t, e, Sec, LAN, TCP("192.168.50.11:41000", "203.0.113.20:1723", packet.TCPSyn, 1, 0, nil, nil), WAN)
+	IPv4(t, syn, Src("203.0.113.1:41000"), Dst("203.0.113.20:1723"))
+}
