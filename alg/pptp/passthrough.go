@@ -45,7 +45,8 @@ func host(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Host) }
 func peer(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Peer) }
 
 const (
-	connsMax     = 256 // control connections followed at once
+	connsMax     = 256          // control connections followed at once
+	connsPerSrc  = connsMax / 4 // ... of one LAN client, or one remote client of a LAN server
 	callsPerConn = 8
 	sideCall     = 0 // keys: (server, outside call id) -> conn<<8 | call
 )
@@ -166,7 +167,8 @@ func (h *Helper) Forwarded(now nat.Time, id int32, f *conntrack.Flow, insidePort
 }
 
 // attach gives a new control flow its state; false when the pool is used
-// up by established connections. When it is full, the oldest control
+// up by established connections or the source has its share (a quarter).
+// When it is full, the oldest control
 // connection never established gives up its slot (its flow ends), as
 // early drop does for flows: SYNs that go unanswered, from the LAN or
 // from the WAN to a forwarded server, cannot keep the pool. role is the
@@ -178,12 +180,21 @@ func (h *Helper) attach(id int32, role Role) bool {
 	if role == PAC {
 		host, peer = f.Reply.Src, f.Orig.Src
 	}
-	free := -1
+	free, mine := -1, 0
 	for i := range h.conns {
-		if !h.conns[i].inUse {
-			free = i
-			break
+		c := &h.conns[i]
+		if !c.inUse {
+			if free < 0 {
+				free = i
+			}
+		} else if c.role == role && (role == PNS && c.host == host || role == PAC && c.server == peer) {
+			mine++
 		}
+	}
+	if mine >= connsPerSrc {
+		// One source's share: a host (or a remote client of a LAN
+		// server) with that many control connections needs no more.
+		return false
 	}
 	if free < 0 {
 		var oldest *conntrack.Flow

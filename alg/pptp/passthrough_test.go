@@ -211,3 +211,32 @@ func TestPPTPControlSlotsNotHeldByFlood(t *testing.T) {
 	syn := Pass(t, e, Sec, LAN, TCP("192.168.50.11:41000", "203.0.113.20:1723", packet.TCPSyn, 1, 0, nil, nil), WAN)
 	IPv4(t, syn, Src("203.0.113.1:41000"), Dst("203.0.113.20:1723"))
 }
+
+// TestPPTPControlSlotsPerSource: one WAN address completing 300
+// handshakes with a forwarded PPTP server held every control slot with
+// established connections; now one source (a remote client's address, or
+// a LAN client) holds at most a quarter of them.
+func TestPPTPControlSlotsPerSource(t *testing.T) {
+	e := NewEngine(t, func(c *Config) {
+		c.MaxFlows = 4096
+		c.MaxFlowsPerRule = 1024
+		c.MaxFlowsPerHost = 1024
+		c.PortForwards = []PortForward{{Name: "vpn", Proto: 6, OutsideLo: 1723, OutsideHi: 1723, Host: netip.MustParseAddr("192.168.50.10"), InsidePort: 1723}}
+	})
+	held := 0
+	for i := 0; i < 300; i++ {
+		src := "198.51.100.66:" + Itoa(uint16(20000+i))
+		if v := e.Process(0, WAN, TCP(src, "203.0.113.1:1723", packet.TCPSyn, 1, 0, nil, nil)); v.Action != Forward {
+			continue
+		}
+		Pass(t, e, 0, LAN, TCP("192.168.50.10:1723", src, packet.TCPSyn|packet.TCPAck, 9, 2, nil, nil), WAN)
+		Pass(t, e, 0, WAN, TCP(src, "203.0.113.1:1723", packet.TCPAck, 2, 10, nil, nil), LAN)
+		held++
+	}
+	if held > 64 {
+		t.Fatalf("one WAN address holds %d control connections", held)
+	}
+	syn := Pass(t, e, Sec, LAN, TCP("192.168.50.11:41000", "203.0.113.20:1723", packet.TCPSyn, 1, 0, nil, nil), WAN)
+	IPv4(t, syn, Src("203.0.113.1:41000"))
+	Pass(t, e, Sec, WAN, TCP("198.51.100.67:30000", "203.0.113.1:1723", packet.TCPSyn, 1, 0, nil, nil), LAN)
+}
