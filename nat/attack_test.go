@@ -421,3 +421,15 @@ func TestICMPErrorCannotEndFlow(t *testing.T) {
 	other := TCP("203.0.113.1:40018", s, packet.TCPAck, 1, 1, nil, nil)[:28]
 	dropped(t, e, sec, WAN, ICMP("198.51.100.1", "203.0.113.1", packet.ICMPUnreachable, 3, 0, other), DropICMPNoFlow)
 }
+
+// TestDHCPNotCountedAsSpoofed: a booting host's DHCP discover (from
+// 0.0.0.0 to the broadcast address) and other broadcasts were counted as
+// LAN sources off the prefix, so lan_source_off_prefix rose with every
+// device that joined and said nothing of forging. They are martians;
+// only a real address off the prefix counts as forged.
+func TestDHCPNotCountedAsSpoofed(t *testing.T) {
+	e := newEngine(t, nil)
+	dropped(t, e, 0, LAN, UDP("0.0.0.0:68", "255.255.255.255:67", make([]byte, 300)), DropMartian)
+	dropped(t, e, 0, LAN, UDP("169.254.7.7:5353", "224.0.0.251:5353", nil), DropMartian)
+	dropped(t, e, 0, LAN, UDP("10.9.9.9:1", "203.0.113.10:9", nil), DropSpoofedSource)
+}

@@ -265,6 +265,12 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 	src, dst := ip.Src(), ip.Dst()
 	if from == LAN {
 		if !e.lanNet.contains(src) {
+			if src == ([4]byte{}) || src[0] == 169 && src[1] == 254 || dst[0] >= 224 {
+				// A host with no address yet (DHCP), a link-local
+				// one, or a broadcast or multicast: never routed, and
+				// no sign of forging.
+				return e.drop(DropMartian)
+			}
 			return e.drop(DropSpoofedSource)
 		}
 		if src == e.lanAddr || e.lanNet.edge(src) {
