@@ -426,6 +426,13 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 			c.notForUs++ // broadcast IPv4: nothing a NAT routes
 			return
 		}
+		if s := eth.Src(); s.IsZero() || s.IsMulticast() {
+			// No station sends from these (a Linux bridge drops them),
+			// and the engine reads a zero MAC as none known: its flows
+			// would be charged to no MAC's share.
+			c.notForUs++
+			return
+		}
 		ip := f[packet.EtherHeaderLen:]
 		if flags&port.CsumNotReady != 0 || flags&port.CsumUnknown != 0 && partialChecksum(ip) {
 			if completeChecksum(ip) {

@@ -366,3 +366,34 @@ func TestPartialChecksum(t *testing.T) {
 		t.Fatalf("completing a complete checksum changed it: %#04x, want %#04x", got, want)
 	}
 }
+
+// TestInvalidSourceMACDropped: the engine charges a LAN frame's flows to
+// its source MAC, and a zero MAC means "none known" there, so a host
+// sending frames from 00:00:00:00:00:00 (or a multicast address, which no
+// interface has) with forged LAN addresses had no MAC share at all.
+// Such frames are dropped before the engine (IEEE 802: no station sends
+// from them; a Linux bridge drops them too).
+func TestInvalidSourceMACDropped(t *testing.T) {
+	r, out := testRouter(t)
+	srvMAC := packet.MAC{2, 0, 0, 0, 0, 0x20}
+	learn(r, out, nat.WAN, srvMAC, [4]byte{203, 0, 113, 10})
+	wk := &worker{in: nat.LAN}
+	for _, src := range []packet.MAC{{}, {0x01, 0, 0x5e, 0, 0, 1}, {2, 0, 0, 0, 0, 0x10}} {
+		var c tally
+		ip := udpPacket([]byte("payload"))
+		binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20]))
+		frame := make([]byte, 14+len(ip))
+		packet.Ether(frame).SetHeader(r.nb[nat.LAN].MAC(), src, packet.EtherTypeIPv4)
+		copy(frame[14:], ip)
+		r.handle(1, wk, frame, 0, &out, &c)
+		out[nat.WAN].Reset()
+		if want := uint64(0); src[5] == 0x10 {
+			want = 1
+			if c.forwarded != want {
+				t.Fatalf("a valid source MAC: forwarded %d", c.forwarded)
+			}
+		} else if c.forwarded != 0 || c.notForUs != 1 {
+			t.Fatalf("source MAC %v: forwarded %d, not for us %d", src, c.forwarded, c.notForUs)
+		}
+	}
+}
