@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"passgate/conntrack"
 	"passgate/packet"
 	. "passgate/packet/pkttest"
 )
@@ -432,4 +433,20 @@ func TestDHCPNotCountedAsSpoofed(t *testing.T) {
 	dropped(t, e, 0, LAN, UDP("0.0.0.0:68", "255.255.255.255:67", make([]byte, 300)), DropMartian)
 	dropped(t, e, 0, LAN, UDP("169.254.7.7:5353", "224.0.0.251:5353", nil), DropMartian)
 	dropped(t, e, 0, LAN, UDP("10.9.9.9:1", "203.0.113.10:9", nil), DropSpoofedSource)
+}
+
+// TestAckFollowsGrownWindow: a receiver whose window grew within one run
+// of segments acknowledges more than the window passgate last saw; its
+// acknowledgement (and so its edge, which moves only with an ACK near
+// it) must still follow, or its own reset and FIN would never count.
+func TestAckFollowsGrownWindow(t *testing.T) {
+	var s [2]conntrack.Seq
+	s[conntrack.Original] = conntrack.Seq{Next: 1000, Ack: 5000, Win: 65535, Seen: seqNext | seqAck}
+	s[conntrack.Reply] = conntrack.Seq{Next: 5000 + 100000, Ack: 1000, Win: 65535, Seen: seqNext | seqAck}
+	if !seqAdvance(&s, conntrack.Original, 1000, 5000+100000, 65535, true, false, true) || s[conntrack.Original].Ack != 5000+100000 {
+		t.Fatalf("an acknowledgement 1.5 windows on: %+v", s[conntrack.Original])
+	}
+	if !seqAdvance(&s, conntrack.Original, 1010, 5000+100000, 65535, true, false, true) || s[conntrack.Original].Next != 1010 {
+		t.Fatalf("the edge after it: %+v", s[conntrack.Original])
+	}
 }

@@ -289,8 +289,10 @@ func ackNear(ack, last, win uint32) bool {
 // is scaled). Each number moves only forward and by at most what the
 // window allows from its own last value: the edge by twice the window the
 // other side last advertised (so a batch's worth of segments, or a window
-// grown since, still counts), the acknowledgement by the window this side
-// advertised. Bounding each by its own last value, not by the other
+// grown since, still counts), the acknowledgement by twice the window this
+// side advertised (the same span ackNear accepts a segment's ACK in, so a
+// segment that teaches also moves the acknowledgement, and a window grown
+// within a run cannot leave it behind for good). Bounding each by its own last value, not by the other
 // direction's, keeps them from holding each other back when the two
 // directions are flushed out of order (FastPath's workers flush a run at
 // the end of their batch). A blind attacker moving a number must land
@@ -318,7 +320,7 @@ func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint1
 		return true
 	}
 	if me.Seen&seqAck != 0 {
-		if step := ack - atomic.LoadUint32(&me.Ack); int32(step) < 0 || step > max(atomic.LoadUint32(&me.Win), minWindow) {
+		if step := ack - atomic.LoadUint32(&me.Ack); int32(step) < 0 || step > 2*max(atomic.LoadUint32(&me.Win), minWindow) {
 			return true // older than this side's last, or past what the other could send
 		}
 	} else if peer.Seen&seqNext != 0 && ack != atomic.LoadUint32(&peer.Next) {
