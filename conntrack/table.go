@@ -290,7 +290,13 @@ func (t *Table) ownerMax(o Owner) int32 {
 }
 
 func (t *Table) hostFull(host [4]byte, o Owner) bool {
-	return host != ([4]byte{}) && t.maxHost > 0 && t.perHost[keyOfHost(host, o)].n >= t.maxHost
+	limit := t.maxHost
+	if o.Kind == OwnerRule || o.Kind == OwnerInbound {
+		// The inbound share: as large as a rule's, so that raising
+		// the rules' limit for a busy server is not undone here.
+		limit = max(limit, t.maxRule)
+	}
+	return host != ([4]byte{}) && limit > 0 && t.perHost[keyOfHost(host, o)].n >= limit
 }
 
 func (t *Table) ownerFull(o Owner) bool {

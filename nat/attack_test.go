@@ -450,3 +450,19 @@ func TestAckFollowsGrownWindow(t *testing.T) {
 		t.Fatalf("the edge after it: %+v", s[conntrack.Original])
 	}
 }
+
+// TestInboundShareFollowsRuleLimit: a host's inbound share is as large as
+// a rule's, so raising max_flows_per_rule for a busy server still works.
+func TestInboundShareFollowsRuleLimit(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.MaxFlows = 256
+		c.MaxFlowsPerHost = 8
+		c.MaxFlowsPerRule = 32
+		c.PortForwards = []PortForward{{Proto: 17, OutsideLo: 9000, OutsideHi: 9000, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: 9000}}
+	})
+	for i := 0; i < 32; i++ {
+		src := fmt.Sprintf("198.51.100.7:%d", 1000+i)
+		pass(t, e, 0, WAN, UDP(src, "203.0.113.1:9000", nil), LAN)
+		pass(t, e, 0, LAN, UDP("192.168.50.12:9000", src, nil), WAN)
+	}
+}
