@@ -312,8 +312,14 @@ func (t *Table) ownerFull(o Owner) bool {
 // return, or nil. Removal runs OnDelete, so the caller must hold nothing
 // of a flow's (a mapping, a pointer) across the call.
 func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
+	return t.MakeRoomKeeping(host, owner, noFlow)
+}
+
+// MakeRoomKeeping is MakeRoom never removing flow keep (the flow whose
+// packet is being handled when a helper makes a flow of its own).
+func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 	if t.ownerFull(owner) {
-		if !t.evict(t.perOwner[owner].head) {
+		if !t.evict(t.shareHead(t.perOwner[owner], shareOwner, keep)) {
 			return ErrOwnerLimit
 		}
 		if owner.Kind == OwnerMAC {
@@ -323,19 +329,61 @@ func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
 		}
 	}
 	if t.hostFull(host, owner) {
-		if !t.evict(t.perHost[keyOfHost(host, owner)].head) {
+		if !t.evict(t.shareHead(t.perHost[keyOfHost(host, owner)], shareHost, keep)) {
 			return ErrHostLimit
 		}
 		t.early.HostQuota++
 	}
 	if len(t.free) == 0 {
-		if !t.evict(t.unrHead) {
+		id := t.unrHead
+		if id != noFlow && id == keep {
+			id = t.flows[id].unrNext
+		}
+		if !t.evict(id) {
 			return ErrFull
 		}
 		t.early.TableFull++
 	}
 	return nil
 }
+
+// shareHead is the oldest unreplied flow of s (list w) other than keep.
+func (t *Table) shareHead(s share, w int, keep int32) int32 {
+	if s.n == 0 {
+		return noFlow // a share never charged: its list is not set up
+	}
+	id := s.head
+	if id != noFlow && id == keep {
+		id = t.flows[id].shNext[w]
+	}
+	return id
+}
+
+// EvictOldest removes the oldest flow that has seen no reply among those
+// charged to host from owner's frames (the MAC, or none) and that match
+// accepts, looking at the evictScan oldest, as an early drop does for what
+// the caller bounds itself (a helper's ids held for a LAN host); it reports
+// whether it removed one. Flows that have seen a reply are never removed.
+// Removal runs OnDelete.
+func (t *Table) EvictOldest(host [4]byte, owner Owner, match func(*Flow) bool) bool {
+	s := t.perHost[keyOfHost(host, owner)]
+	if s.n == 0 {
+		return false
+	}
+	id := s.head
+	for n := 0; id != noFlow && n < evictScan; n++ {
+		f := &t.flows[id]
+		if match(f) {
+			return t.evict(id)
+		}
+		id = f.shNext[shareHost]
+	}
+	return false
+}
+
+// evictScan bounds how many of a host's unreplied flows one EvictOldest
+// looks at, so its cost does not grow with the host's share.
+const evictScan = 64
 
 // evict removes flow id, the head of an unreplied list, and reports
 // whether there was one.

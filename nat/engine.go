@@ -73,6 +73,15 @@ type Engine struct {
 	doomed []doomedFlow
 	now    Time
 	srcMAC [6]byte // the LAN frame's source MAC (ProcessFrom), or zero
+	// busy is the flow whose packet a helper is handling (FlowPacket), or
+	// -1: the flows a helper makes meanwhile never early-drop it.
+	busy int32
+	// keyHost charges the helper keys made with HelperEnv.PutKeyOf to a
+	// LAN host (value: its address), keysPerHost counts them, and
+	// keysHostMax is a host's share of keysMax.
+	keyHost     *conntrack.Index
+	keysPerHost map[[4]byte]int32
+	keysHostMax int32
 
 	// Helpers (helper.go, hooks.go), indexed by conntrack.Flow.Helper-1.
 	helpers      []Helper
@@ -125,6 +134,11 @@ func New(cfg Config, now Time) (*Engine, error) {
 		keys:    conntrack.NewIndex(2 * cfg.MaxFlows),
 		keysMax: 2 * cfg.MaxFlows,
 		doomed:  make([]doomedFlow, 0, doomedMax),
+		busy:    -1,
+
+		keyHost:     conntrack.NewIndex(2 * cfg.MaxFlows),
+		keysPerHost: make(map[[4]byte]int32, 256),
+		keysHostMax: int32(max(1, 2*cfg.MaxFlowsPerHost)),
 	}
 	e.seqAdjs = make([]seqAdjs, cfg.MaxFlows)
 	e.hairpin = make(hairpinPeers, cfg.MaxFlows)
@@ -425,7 +439,10 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 			}
 			ip, grown = nip, frame
 		} else if k.pkt != nil {
-			if r := k.pkt.FlowPacket(now, id, f, dir, ip); r != DropNone {
+			e.busy = id
+			r := k.pkt.FlowPacket(now, id, f, dir, ip)
+			e.busy = -1
+			if r != DropNone {
 				if len(e.doomed) > 0 {
 					e.reap()
 				}

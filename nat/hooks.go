@@ -163,12 +163,15 @@ func (v *HelperEnv) LookupLive(now Time, k conntrack.Tuple) (int32, conntrack.Di
 
 // NewFlow makes a flow of the helper's with the UDP timeout (tunnels
 // live as long), orig seen from the LAN host and reply its reply key.
-// With perHost, the LAN host's flow limit applies first. Xlate is reply;
-// the caller sets it when reply is a key of its own.
-func (v *HelperEnv) NewFlow(now Time, orig, reply conntrack.Tuple, perHost bool) (int32, *conntrack.Flow, DropReason) {
+// Room is made as for any new flow from the LAN host: where the host's
+// share, its MAC's or the table is full, the oldest flows that have seen no
+// reply go first (early drop), never one that has, nor the flow whose
+// packet the helper is handling. Xlate is reply; the caller sets it when
+// reply is a key of its own.
+func (v *HelperEnv) NewFlow(now Time, orig, reply conntrack.Tuple) (int32, *conntrack.Flow, DropReason) {
 	e := v.e
-	if perHost && e.ct.HostFlows(orig.Src) >= e.cfg.MaxFlowsPerHost {
-		return 0, nil, DropHostLimit
+	if err := e.ct.MakeRoomKeeping(orig.Src, e.linkOwner(), e.busy); err != nil {
+		return 0, nil, insertReason(err)
 	}
 	id, err := e.ct.Insert(orig, reply, orig.Src, int64(now), int64(now+e.timeouts.udp))
 	if err != nil {
@@ -179,6 +182,11 @@ func (v *HelperEnv) NewFlow(now Time, orig, reply conntrack.Tuple, perHost bool)
 	e.stats.Created++
 	return id, f, DropNone
 }
+
+// Established marks a flow as one no early drop may take, though it has
+// seen no reply yet: a PPTP call's GRE flow, which the call's control
+// connection set up.
+func (v *HelperEnv) Established(id int32) { v.e.ct.Replied(id) }
 
 // NewMapped makes an ordinary flow from the LAN, with the endpoint-
 // independent mapping every other flow gets.
@@ -225,8 +233,61 @@ func (v *HelperEnv) PutKey(k conntrack.Tuple, val uint32) bool {
 	return true
 }
 
-// DelKey removes a key.
-func (v *HelperEnv) DelKey(k conntrack.Tuple) { v.e.keys.Del(k) }
+// PutKeyOf sets a key LAN host host holds for flow f (an IKE SPI, an L2TP
+// tunnel id, a PPTP call id): besides the bound of PutKey, each host holds
+// at most its share of the keys (the same fraction of them as its share of
+// the flow table), so one host cannot take every id and lock the others
+// out. When its share (or the index) is full, the host's own oldest flows
+// of the helper that have seen no reply are ended to free theirs (never f,
+// nor the flow whose packet is being handled); if that frees none, the key
+// is refused, counted as helper_table_full.
+func (v *HelperEnv) PutKeyOf(host [4]byte, f *conntrack.Flow, k conntrack.Tuple, val uint32) bool {
+	e := v.e
+	if _, ok := e.keys.Get(k); ok {
+		e.keys.Put(k, val)
+		return true
+	}
+	id := v.ID()
+	busy := e.ct.Get(max(e.busy, 0))
+	if e.busy < 0 {
+		busy = nil
+	}
+	for tries := 0; e.keysPerHost[host] >= e.keysHostMax || e.keys.Len() >= e.keysMax; tries++ {
+		if tries == keyEvictTries || !e.ct.EvictOldest(host, f.Owner, func(g *conntrack.Flow) bool {
+			return g != f && g != busy && g.Helper == id
+		}) {
+			e.stats.Drops[DropHelperFull]++
+			return false
+		}
+	}
+	e.keys.Put(k, val)
+	if err := e.keyHost.Add(k, be32(host)); err == nil {
+		e.keysPerHost[host]++
+	}
+	return true
+}
+
+// keyEvictTries bounds the flows one PutKeyOf may end (each frees the
+// keys it held, maybe none).
+const keyEvictTries = 4
+
+// DelKey removes a key (and its charge to a host, if PutKeyOf made it).
+func (v *HelperEnv) DelKey(k conntrack.Tuple) {
+	e := v.e
+	e.keys.Del(k)
+	if h, ok := e.keyHost.Get(k); ok {
+		e.keyHost.Del(k)
+		host := AddrOf(h)
+		if n := e.keysPerHost[host] - 1; n > 0 {
+			e.keysPerHost[host] = n
+		} else {
+			delete(e.keysPerHost, host)
+		}
+	}
+}
+
+// KeysOf is the number of keys charged to a LAN host (PutKeyOf).
+func (v *HelperEnv) KeysOf(host [4]byte) int { return int(v.e.keysPerHost[host]) }
 
 // Event records an event for people.
 func (v *HelperEnv) Event(now Time, ev Event) { v.e.event(now, ev) }

@@ -137,7 +137,7 @@ func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int3
 		return id, dir, r, true
 	}
 	reply := conntrack.Tuple{Src: k.Dst, Dst: k.Src, SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: h.env.Side(sideIKE)}
-	id, f, r := h.env.NewFlow(now, k, reply, true)
+	id, f, r := h.env.NewFlow(now, k, reply)
 	if r != nat.DropNone {
 		return 0, 0, r, true
 	}
@@ -205,7 +205,7 @@ func (h *Helper) learn(f *conntrack.Flow, spi uint64) {
 		h.delIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, f.Aux), f.Orig.Src)
 	}
 	f.Aux, f.Data = f.Data, spi
-	h.env.PutKey(h.env.KeyOf(sideIKESPI, f.Orig.Dst, spi), nat.AddrValue(f.Orig.Src))
+	h.env.PutKeyOf(f.Orig.Src, f, h.env.KeyOf(sideIKESPI, f.Orig.Dst, spi), nat.AddrValue(f.Orig.Src))
 }
 
 func (h *Helper) delIfOwner(k conntrack.Tuple, host [4]byte) {
@@ -272,7 +272,7 @@ func (*Helper) Translated(*conntrack.Flow, conntrack.Dir, packet.IPv4) {}
 // learned from the server's first unknown SPI.
 func (h *Helper) newESP(now nat.Time, k conntrack.Tuple) (int32, nat.DropReason) {
 	key := conntrack.Tuple{Src: k.Dst, Dst: k.Src, SrcID: k.SrcID, DstID: k.DstID, Proto: packet.ProtoESP, Side: h.env.Side(sideESPPending)}
-	id, f, r := h.env.NewFlow(now, k, key, true)
+	id, f, r := h.env.NewFlow(now, k, key)
 	if r != nat.DropNone {
 		return 0, r
 	}

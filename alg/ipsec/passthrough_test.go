@@ -187,3 +187,45 @@ func TestTunnelFlowsKeepTheUDPTimeout(t *testing.T) {
 	e.Expire(idle + Time(DefaultTimeouts.UDP) + Sec)
 	Dropped(t, e, idle+Time(DefaultTimeouts.UDP)+Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "gone"), ipsec.DropESPUnknownSPI)
 }
+
+// A LAN host at its flow limit with unanswered UDP still brings its VPN
+// up: its IKE flow on the shared port 500 and its new ESP SA make room as
+// any new flow does, by early drop of its own oldest unreplied flows, and
+// its established ESP SA is never the one dropped.
+func TestVPNAtHostLimitEarlyDrops(t *testing.T) {
+	e := NewEngine(t, nil) // 1024 flows, 256 per host
+	const host = "192.168.50.10"
+	// An established SA: ESP out, the server's SPI back, both ways again.
+	Pass(t, e, 0, LAN, ESP(host, "203.0.113.10", 0x1000, "out"), WAN)
+	Pass(t, e, 0, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "in"), LAN)
+	Pass(t, e, 0, LAN, ESP(host, "203.0.113.10", 0x1000, "out2"), WAN)
+	// Its share filled with UDP nobody answers.
+	for p := 0; p < 300; p++ {
+		if v := e.Process(Sec, LAN, UDP(host+":"+Itoa(uint16(20000+p)), "198.51.100.7:53", []byte("q"))); v.Action != Forward {
+			t.Fatalf("query %d: %v", p, v)
+		}
+	}
+	if n := e.Stats().EarlyDropHostShare; n == 0 {
+		t.Fatal("the host's share never filled")
+	}
+	before := e.Stats().EarlyDropHostShare
+	ike := Pass(t, e, 2*Sec, LAN, UDP(host+":500", "203.0.113.20:500", IKEMsg(0xaaaa, 0, false, 100)), WAN)
+	IPv4(t, ike, Src("203.0.113.1:500"), Dst("203.0.113.20:500"))
+	esp := Pass(t, e, 2*Sec, LAN, ESP(host, "203.0.113.20", 0x3000, "new sa"), WAN)
+	IPv4(t, esp, Src("203.0.113.1"))
+	if got := ESPSPI(esp); got != 0x3000 {
+		t.Fatalf("ESP SPI %#x out, want 0x3000", got)
+	}
+	if got := e.Stats().EarlyDropHostShare - before; got != 2 {
+		t.Fatalf("%d of the host's unreplied flows dropped for IKE and ESP, want 2", got)
+	}
+	// The new SA binds and the old one still passes both ways.
+	r := Pass(t, e, 3*Sec, WAN, ESP("203.0.113.20", "203.0.113.1", 0x4000, "new in"), LAN)
+	IPv4(t, r, Dst(host))
+	Pass(t, e, 3*Sec, LAN, ESP(host, "203.0.113.10", 0x1000, "old out"), WAN)
+	r = Pass(t, e, 3*Sec, WAN, ESP("203.0.113.10", "203.0.113.1", 0x2000, "old in"), LAN)
+	IPv4(t, r, Dst(host))
+	if n := e.Stats().Drops[DropHostLimit]; n != 0 {
+		t.Fatalf("%d refused at the host limit", n)
+	}
+}

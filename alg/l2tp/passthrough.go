@@ -112,7 +112,7 @@ func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int3
 		return id, dir, r, true
 	}
 	reply := conntrack.Tuple{Src: k.Dst, Dst: k.Src, SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: h.env.Side(sideFlow)}
-	id, f, r := h.env.NewFlow(now, k, reply, true)
+	id, f, r := h.env.NewFlow(now, k, reply)
 	if r != nat.DropNone {
 		return 0, 0, r, true
 	}
@@ -192,7 +192,7 @@ func (h *Helper) learn(f *conntrack.Flow, tid uint16) {
 		case tid:
 			return
 		case 0:
-			if h.env.PutKey(h.env.KeyOf(sideTunnel, f.Orig.Dst, uint64(tid)), nat.AddrValue(f.Orig.Src)) {
+			if h.env.PutKeyOf(f.Orig.Src, f, h.env.KeyOf(sideTunnel, f.Orig.Dst, uint64(tid)), nat.AddrValue(f.Orig.Src)) {
 				f.Data |= uint64(tid) << (16 * i)
 			}
 			return

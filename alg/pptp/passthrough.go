@@ -26,6 +26,7 @@ var (
 	DropGRENoControl   = nat.NewDropReason("gre_without_control")
 	DropPPTPOutOfOrder = nat.NewDropReason("pptp_out_of_order")
 	DropPPTPLimit      = nat.NewDropReason("pptp_control_limit")
+	DropPPTPHostShare  = nat.NewDropReason("pptp_control_host_share")
 
 	EventPPTPUnparsed = nat.NewEventKind("pptp_unparsed", func(ev nat.Event) string {
 		return fmt.Sprintf("PPTP control connection from %s to %s could not be followed; its calls will not work", host(ev), peer(ev))
@@ -46,7 +47,7 @@ func peer(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Peer) }
 
 const (
 	connsMax     = 256          // control connections followed at once
-	connsPerSrc  = connsMax / 4 // ... of one LAN client, or one remote client of a LAN server
+	connsPerSrc  = connsMax / 4 // ... of one LAN client (and one LAN MAC), or one remote client of a LAN server
 	callsPerConn = 8
 	sideCall     = 0 // keys: (server, outside call id) -> conn<<8 | call
 )
@@ -75,6 +76,7 @@ type conn struct {
 	gen    uint32
 	host   [4]byte
 	server [4]byte
+	owner  conntrack.Owner // the control flow's LAN MAC, if any
 	out    Stream
 	in     Stream
 	hOut   handler
@@ -142,9 +144,10 @@ func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int3
 		return 0, 0, DropPPTPOff, true
 	}
 	id, dir, r := h.env.NewMapped(now, k)
-	if r == nat.DropNone && !h.attach(id, PNS) {
-		h.env.Delete(id)
-		r = DropPPTPLimit
+	if r == nat.DropNone {
+		if r = h.attach(id, PNS); r != nat.DropNone {
+			h.env.Delete(id)
+		}
 	}
 	return id, dir, r, true
 }
@@ -160,72 +163,93 @@ func (h *Helper) Forwarded(now nat.Time, id int32, f *conntrack.Flow, insidePort
 	if f.Orig.Proto != packet.ProtoTCP || insidePort != Port {
 		return false, nat.DropNone
 	}
-	if !h.attach(id, PAC) {
-		return false, DropPPTPLimit
+	if r := h.attach(id, PAC); r != nat.DropNone {
+		return false, r
 	}
 	return true, nat.DropNone
 }
 
-// attach gives a new control flow its state; false when the pool is used
-// up by established connections or the source has its share (a quarter).
-// When it is full, the oldest control
-// connection never established gives up its slot (its flow ends), as
-// early drop does for flows: SYNs that go unanswered, from the LAN or
-// from the WAN to a forwarded server, cannot keep the pool. role is the
-// LAN host's: PNS for a flow from the LAN, PAC for one from the WAN to a
-// server on the LAN.
-func (h *Helper) attach(id int32, role Role) bool {
+// attach gives a new control flow its state. role is the LAN host's: PNS
+// for a flow from the LAN, PAC for one from the WAN to a server on the LAN.
+// One source (a LAN client, and a LAN MAC address; or a remote client of a
+// LAN server) holds at most a quarter of the pool: at its share, its own
+// oldest connection never established gives up its slot (its flow ends),
+// as early drop does for flows, else pptp_control_host_share refuses the
+// new one. When the pool is full, the oldest connection never established
+// of anyone's gives up its slot, else pptp_control_limit refuses. So SYNs
+// that go unanswered, from the LAN or from the WAN to a forwarded server,
+// cannot keep the pool, and one host cannot lock the others out of PPTP.
+func (h *Helper) attach(id int32, role Role) nat.DropReason {
 	f := h.env.Flow(id)
 	host, peer := f.Orig.Src, f.Orig.Dst
 	if role == PAC {
 		host, peer = f.Reply.Src, f.Orig.Src
 	}
-	free, mine := -1, 0
-	for i := range h.conns {
-		c := &h.conns[i]
-		if !c.inUse {
-			if free < 0 {
-				free = i
-			}
-		} else if c.role == role && (role == PNS && c.host == host || role == PAC && c.server == peer) {
-			mine++
+	owner := f.Owner
+	if role != PNS || owner.Kind != conntrack.OwnerMAC {
+		owner = conntrack.Owner{} // a port forward's share is the engine's
+	}
+	src := func(c *conn) bool {
+		return c.role == role && (role == PNS && c.host == host || role == PAC && c.server == peer)
+	}
+	mac := func(c *conn) bool { return owner.Kind != conntrack.OwnerNone && c.owner == owner }
+	for _, share := range [2]func(*conn) bool{src, mac} {
+		if h.count(share) >= connsPerSrc && !h.evictUnestablished(id, share) {
+			return DropPPTPHostShare
 		}
 	}
-	if mine >= connsPerSrc {
-		// One source's share: a host (or a remote client of a LAN
-		// server) with that many control connections needs no more.
-		return false
+	free := -1
+	for i := range h.conns {
+		if !h.conns[i].inUse {
+			free = i
+			break
+		}
 	}
 	if free < 0 {
-		var oldest *conntrack.Flow
-		victim := -1
-		for i := range h.conns {
-			c := &h.conns[i]
-			if c.flow == id || !h.env.Live(c.flow, c.gen) {
-				continue
-			}
-			if g := h.env.Flow(c.flow); !g.Assured() && (oldest == nil || g.Created < oldest.Created) {
-				oldest, victim = g, i
-			}
+		if !h.evictUnestablished(id, func(*conn) bool { return true }) {
+			return DropPPTPLimit
 		}
-		if victim < 0 {
-			return false
-		}
-		h.env.Delete(h.conns[victim].flow) // Deleted frees the slot
-		free = victim
+		return h.attach(id, role) // a slot is free now
 	}
-	for i := free; i < len(h.conns); i++ {
+	c := &h.conns[free]
+	hOut, hIn := c.hOut, c.hIn
+	*c = conn{inUse: true, flow: id, gen: f.Gen, host: host, server: peer, owner: owner, hOut: hOut, hIn: hIn, role: role}
+	f.Helper = h.env.ID()
+	f.Data = uint64(free)
+	return nat.DropNone
+}
+
+// count is the number of connections in use that match accepts.
+func (h *Helper) count(match func(*conn) bool) int {
+	n := 0
+	for i := range h.conns {
+		if c := &h.conns[i]; c.inUse && match(c) {
+			n++
+		}
+	}
+	return n
+}
+
+// evictUnestablished ends the oldest connection that match accepts whose
+// control flow has seen no reply (not flow id, the one being attached):
+// its flow ends and Deleted frees its slot. False when there is none.
+func (h *Helper) evictUnestablished(id int32, match func(*conn) bool) bool {
+	var oldest *conntrack.Flow
+	victim := -1
+	for i := range h.conns {
 		c := &h.conns[i]
-		if c.inUse {
+		if !c.inUse || c.flow == id || !h.env.Live(c.flow, c.gen) || !match(c) {
 			continue
 		}
-		hOut, hIn := c.hOut, c.hIn
-		*c = conn{inUse: true, flow: id, gen: f.Gen, host: host, server: peer, hOut: hOut, hIn: hIn, role: role}
-		f.Helper = h.env.ID()
-		f.Data = uint64(i)
-		return true
+		if g := h.env.Flow(c.flow); !g.Assured() && (oldest == nil || g.Created < oldest.Created) {
+			oldest, victim = g, i
+		}
 	}
-	return false
+	if victim < 0 {
+		return false
+	}
+	h.env.Delete(h.conns[victim].flow) // Deleted frees the slot
+	return true
 }
 
 // FlowPacket follows the control stream of a segment and translates call
@@ -391,7 +415,7 @@ func (h *Helper) allocCallID(c *conn, inside uint16, cl *call) (uint16, bool) {
 		if _, used := h.env.Key(h.callKey(c.server, id)); used {
 			return false
 		}
-		return h.env.PutKey(h.callKey(c.server, id), ci)
+		return h.env.PutKeyOf(c.host, h.env.Flow(c.flow), h.callKey(c.server, id), ci)
 	}
 	if try(inside) {
 		return inside, true
@@ -437,13 +461,16 @@ func (h *Helper) callUp(now nat.Time, c *conn, cl *call) {
 func (h *Helper) makeGRE(now nat.Time, c *conn, cl *call) (int32, bool) {
 	orig := conntrack.Tuple{Src: c.host, Dst: c.server, DstID: cl.server, Proto: packet.ProtoGRE, Side: uint8(nat.LAN)}
 	reply := conntrack.Tuple{Src: c.server, Dst: h.env.WANAddr(), DstID: cl.outside, Proto: packet.ProtoGRE, Side: uint8(nat.WAN)}
-	id, f, r := h.env.NewFlow(now, orig, reply, false)
+	id, f, r := h.env.NewFlow(now, orig, reply)
 	if r != nat.DropNone {
 		return 0, false
 	}
 	f.Data = uint64(cl.inside)
 	f.Aux = uint64(h.index(c))<<8 | uint64(c.index(cl))
 	h.env.SetFast(f, true)
+	// The call is up: its tunnel is established, whatever GRE has passed
+	// yet, so no early drop takes it.
+	h.env.Established(id)
 	cl.gre, cl.greGen = id, f.Gen
 	return id, true
 }

@@ -240,3 +240,77 @@ func TestPPTPControlSlotsPerSource(t *testing.T) {
 	IPv4(t, syn, Src("203.0.113.1:41000"))
 	Pass(t, e, Sec, WAN, TCP("198.51.100.67:30000", "203.0.113.1:1723", packet.TCPSyn, 1, 0, nil, nil), LAN)
 }
+
+// One LAN host opening 300 control connections holds no more than its
+// share of the pool: its own oldest connections never established make
+// room for its new ones, its call that is up stays, and another host's call
+// still comes up with its call id translated.
+func TestPPTPControlPoolShare(t *testing.T) {
+	e := NewEngine(t, func(c *Config) { c.MaxFlows = 4096 }) // 1024 flows per host: the pool is the limit
+	a := &PPTPClient{T: t, E: e, Host: "192.168.50.10", Port: 30000, CSeq: 1, SSeq: 1}
+	a.Connect()
+	o := a.Out(Sec, PPTPMsg(pptp.OutgoingCallRequest, 0x0100, 0, 0), packet.TCPAck)
+	if id := binary.BigEndian.Uint16(TCPPayload(o)[12:]); id != 0x0100 {
+		t.Fatalf("first client's call id %#04x outside, want its own", id)
+	}
+	a.In(Sec, PPTPMsg(pptp.OutgoingCallReply, 0x0700, 0x0100, 1), packet.TCPAck)
+	for i := 0; i < 300; i++ {
+		syn := TCP("192.168.50.10:"+Itoa(uint16(31000+i)), "203.0.113.10:1723", packet.TCPSyn, 7, 0, nil, nil)
+		Pass(t, e, 2*Sec+Time(i), LAN, syn, WAN)
+	}
+	var conns int
+	e.Flows(3*Sec, func(fi FlowInfo) bool {
+		if fi.VPN == "pptp" && fi.Proto == "tcp" && fi.Inside.Addr().String() == "192.168.50.10" {
+			conns++
+		}
+		return true
+	})
+	if conns != 64 {
+		t.Fatalf("the host holds %d control connections, want its share of 64", conns)
+	}
+	b := &PPTPClient{T: t, E: e, Host: "192.168.50.11", Port: 40000, CSeq: 1, SSeq: 1}
+	b.Connect()
+	o = b.Out(4*Sec, PPTPMsg(pptp.OutgoingCallRequest, 0x0100, 0, 0), packet.TCPAck)
+	out := binary.BigEndian.Uint16(TCPPayload(o)[12:])
+	if out == 0x0100 || out>>8 != 0x01 {
+		t.Fatalf("second client's call id 0x0100 is %#04x outside, want another with the same high byte", out)
+	}
+	in := b.In(4*Sec, PPTPMsg(pptp.OutgoingCallReply, 0x0701, out, 1), packet.TCPAck)
+	if peer := binary.BigEndian.Uint16(TCPPayload(in)[14:]); peer != 0x0100 {
+		t.Fatalf("peer call id back to the second client %#04x, want 0x0100", peer)
+	}
+	g := Pass(t, e, 5*Sec, WAN, GRE("203.0.113.10", "203.0.113.1", out, "ppp-in"), LAN)
+	IPv4(t, g, Dst("192.168.50.11"))
+	if GREKey(g) != 0x0100 {
+		t.Fatalf("inbound GRE key %#04x, want the client's 0x0100", GREKey(g))
+	}
+	// The first host's call survived its own flood.
+	g = Pass(t, e, 5*Sec, WAN, GRE("203.0.113.10", "203.0.113.1", 0x0100, "ppp-in"), LAN)
+	IPv4(t, g, Dst("192.168.50.10"))
+	if n := e.Stats().Drops[pptp.DropPPTPLimit] + e.Stats().Drops[pptp.DropPPTPHostShare]; n != 0 {
+		t.Fatalf("%d control connections refused", n)
+	}
+}
+
+// A host whose whole share is established (with calls up) is refused its
+// next connection, counted, and nothing of its calls is ended for it.
+func TestPPTPControlShareRefused(t *testing.T) {
+	e := NewEngine(t, func(c *Config) { c.MaxFlows = 4096 })
+	for i := 0; i < 64; i++ {
+		c := &PPTPClient{T: t, E: e, Host: "192.168.50.10", Port: uint16(30000 + i), CSeq: 1, SSeq: 1}
+		c.Connect()
+		o := c.Out(Sec, PPTPMsg(pptp.OutgoingCallRequest, uint16(0x0100+i), 0, 0), packet.TCPAck)
+		c.In(Sec, PPTPMsg(pptp.OutgoingCallReply, uint16(0x0700+i), binary.BigEndian.Uint16(TCPPayload(o)[12:]), 1), packet.TCPAck)
+	}
+	syn := TCP("192.168.50.10:31000", "203.0.113.10:1723", packet.TCPSyn, 7, 0, nil, nil)
+	Dropped(t, e, 2*Sec, LAN, syn, pptp.DropPPTPHostShare)
+	if n := e.Stats().Drops[pptp.DropPPTPHostShare]; n != 1 {
+		t.Fatalf("pptp_control_host_share %d, want 1", n)
+	}
+	for i := 0; i < 64; i++ {
+		g := Pass(t, e, 3*Sec, WAN, GRE("203.0.113.10", "203.0.113.1", uint16(0x0100+i), "ppp-in"), LAN)
+		IPv4(t, g, Dst("192.168.50.10"))
+	}
+	// Another host is not refused.
+	Pass(t, e, 3*Sec, LAN, TCP("192.168.50.11:31000", "203.0.113.10:1723", packet.TCPSyn, 7, 0, nil, nil), WAN)
+}
