@@ -78,7 +78,8 @@ type Engine struct {
 	busy int32
 	// keyHost charges the helper keys made with HelperEnv.PutKeyOf to a
 	// LAN host (value: its address), keysPerHost counts them, and
-	// keysHostMax is a host's share of keysMax.
+	// keysHostMax is a host's share of keysMax: a quarter, as the flow
+	// table's default share (MaxFlowsPerHost), whatever that is set to.
 	keyHost     *conntrack.Index
 	keysPerHost map[[4]byte]int32
 	keysHostMax int32
@@ -138,7 +139,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 
 		keyHost:     conntrack.NewIndex(2 * cfg.MaxFlows),
 		keysPerHost: make(map[[4]byte]int32, 256),
-		keysHostMax: int32(max(1, 2*cfg.MaxFlowsPerHost)),
+		keysHostMax: int32(max(1, 2*cfg.MaxFlows/4)),
 	}
 	e.seqAdjs = make([]seqAdjs, cfg.MaxFlows)
 	e.hairpin = make(hairpinPeers, cfg.MaxFlows)

@@ -234,10 +234,9 @@ func (v *HelperEnv) PutKey(k conntrack.Tuple, val uint32) bool {
 }
 
 // PutKeyOf sets a key LAN host host holds for flow f (an IKE SPI, an L2TP
-// tunnel id, a PPTP call id): besides the bound of PutKey, each host holds
-// at most its share of the keys (the same fraction of them as its share of
-// the flow table), so one host cannot take every id and lock the others
-// out. When its share (or the index) is full, the host's own oldest flows
+// tunnel id, a PPTP call id, a server's count): besides the bound of
+// PutKey, each host holds at most a quarter of the keys, so one host cannot
+// take every id and lock the others out. When its share (or the index) is full, the host's own oldest flows
 // of the helper that have seen no reply are ended to free theirs (never f,
 // nor the flow whose packet is being handled); if that frees none, the key
 // is refused, counted as helper_table_full.

@@ -119,9 +119,11 @@ func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int3
 	f.Xlate = conntrack.Tuple{Src: k.Dst, Dst: h.env.WANAddr(), SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: uint8(nat.WAN)}
 	h.learn(f, tid)
 	sk := h.env.KeyOf(sideServer, k.Dst, 0)
+	// The server's keys are charged to the host that made them (a host
+	// talking to many servers holds many).
+	h.env.PutKeyOf(k.Src, f, h.env.KeyOf(sideHost, k.Dst, 0), nat.AddrValue(k.Src))
 	n, _ := h.env.Key(sk)
-	h.env.PutKey(sk, n+1)
-	h.env.PutKey(h.env.KeyOf(sideHost, k.Dst, 0), nat.AddrValue(k.Src))
+	h.env.PutKeyOf(k.Src, f, sk, n+1)
 	return id, conntrack.Original, nat.DropNone, true
 }
 
