@@ -314,3 +314,28 @@ func TestPPTPControlShareRefused(t *testing.T) {
 	// Another host is not refused.
 	Pass(t, e, 3*Sec, LAN, TCP("192.168.50.11:31000", "203.0.113.10:1723", packet.TCPSyn, 7, 0, nil, nil), WAN)
 }
+
+// A host forging LAN source addresses still has one share of the pool:
+// its MAC's.
+func TestPPTPControlPoolShareMAC(t *testing.T) {
+	e := NewEngine(t, func(c *Config) { c.MaxFlows = 4096 })
+	mac := [6]byte{2, 0, 0, 0, 0, 0x66}
+	for i := 0; i < 100; i++ {
+		syn := TCP("192.168.50."+Itoa(uint16(100+i))+":31000", "203.0.113.10:1723", packet.TCPSyn, 7, 0, nil, nil)
+		if v := e.ProcessFrom(Time(i), LAN, mac, syn); v.Action != Forward {
+			t.Fatalf("SYN %d: %+v", i, v)
+		}
+	}
+	var conns int
+	e.Flows(Sec, func(fi FlowInfo) bool {
+		if fi.VPN == "pptp" && fi.Proto == "tcp" {
+			conns++
+		}
+		return true
+	})
+	if conns != 64 {
+		t.Fatalf("one MAC holds %d control connections, want its share of 64", conns)
+	}
+	b := &PPTPClient{T: t, E: e, Host: "192.168.50.11", Port: 40000, CSeq: 1, SSeq: 1}
+	b.Connect()
+}
