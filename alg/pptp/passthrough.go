@@ -408,23 +408,24 @@ func (h *Helper) callKey(server [4]byte, outside uint16) conntrack.Tuple {
 // Stream). Call id 0 is never used.
 func (h *Helper) allocCallID(c *conn, inside uint16, cl *call) (uint16, bool) {
 	ci := uint32(h.index(c))<<8 | uint32(c.index(cl))
-	try := func(id uint16) bool {
-		if id == 0 {
-			return false
-		}
-		if _, used := h.env.Key(h.callKey(c.server, id)); used {
-			return false
-		}
+	// free says whether no client of the server holds id; put takes it,
+	// and fails only when the host's share of the ids is used up, which no
+	// other id would change (so it is tried, and counted, once).
+	free := func(id uint16) bool {
+		_, used := h.env.Key(h.callKey(c.server, id))
+		return id != 0 && !used
+	}
+	put := func(id uint16) bool {
 		return h.env.PutKeyOf(c.host, h.env.Flow(c.flow), h.callKey(c.server, id), ci)
 	}
-	if try(inside) {
-		return inside, true
+	if free(inside) {
+		return inside, put(inside)
 	}
 	hi := inside & 0xff00
 	start := h.env.Random()
 	for i := uint16(0); i < 256; i++ {
-		if id := hi | (start+i)&0xff; try(id) {
-			return id, true
+		if id := hi | (start+i)&0xff; free(id) {
+			return id, put(id)
 		}
 	}
 	return 0, false
