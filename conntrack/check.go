@@ -25,7 +25,7 @@ func (t *Table) Check() error {
 			owners[f.Owner]++
 		}
 		for d, k := range [2]Tuple{f.Orig, f.Reply} {
-			if v, ok := t.index.Get(k); !ok || v != uint32(i)<<1|uint32(d) {
+			if v, ok := t.get(&k); !ok || v != uint32(i)<<1|uint32(d) {
 				return fmt.Errorf("flow %d: tuple %v indexed as %d %v", i, k, v, ok)
 			}
 		}
@@ -33,8 +33,8 @@ func (t *Table) Check() error {
 	if live != t.live || live+len(t.free) != len(t.flows) {
 		return fmt.Errorf("%d live flows, counted %d, %d free of %d", live, t.live, len(t.free), len(t.flows))
 	}
-	if t.index.Len() != 2*live {
-		return fmt.Errorf("index holds %d tuples for %d flows", t.index.Len(), live)
+	if t.index.n != 2*live {
+		return fmt.Errorf("index holds %d tuples for %d flows", t.index.n, live)
 	}
 	if len(hosts) != len(t.perHost) || len(owners) != len(t.perOwner) {
 		return fmt.Errorf("%d hosts and %d owners charged, counted %d and %d", len(hosts), len(owners), len(t.perHost), len(t.perOwner))

@@ -87,6 +87,13 @@ const (
 
 // Flow is one tracked connection. The owner interprets State, Origin, Ext
 // and Data; the table owns the tuples, the deadline and the bookkeeping.
+//
+// The layout is for the packet path (TestFlowLayout keeps it): the first
+// 64 bytes hold all an established packet reads: the tuples (the index
+// compares a lookup's key with one of them), State, Helper, Flags, Gen,
+// the deadline and the low bits of its wheel tick (ExtendDeadline). The
+// next 64 hold the counts a run adds to and the owner's data; the rest
+// TCP sequence state and the table's lists.
 type Flow struct {
 	Orig, Reply Tuple
 	// Xlate is the reply tuple as it appears on the wire. It equals Reply
@@ -96,32 +103,33 @@ type Flow struct {
 	Xlate    Tuple
 	State    uint8
 	Origin   uint8
-	Helper   uint8  // which helper owns the flow (0: none)
-	Gen      uint32 // incremented each time the slot is reused
+	Helper   uint8 // which helper owns the flow (0: none)
+	inUse    bool
 	Flags    uint16
-	Host     [4]byte // LAN host charged for this flow (zero: none)
-	Ext      uint32  // owner's handle (for NAT: the mapping)
-	Data     uint64  // owner's or a helper's data
-	Aux      uint64  // more of a helper's data
-	Created  int64
+	Gen      uint32 // incremented each time the slot is reused
+	tick     uint32 // the low 32 bits of the wheel tick of the flow's slot (Table.flowTick)
 	Deadline int64
-	Packets  [2]uint64
-	Bytes    [2]uint64
-	Owner    Owner
-	// Seq is each direction's TCP sequence state (Original, Reply).
-	Seq [2]Seq
 
+	Packets [2]uint64
+	Bytes   [2]uint64
+	Data    uint64 // owner's or a helper's data
+	Aux     uint64 // more of a helper's data
+	Created int64
+	Ext     uint32  // owner's handle (for NAT: the mapping)
+	Host    [4]byte // LAN host charged for this flow (zero: none)
+
+	// Seq is each direction's TCP sequence state (Original, Reply).
+	Seq        [2]Seq
 	next, prev int32 // timing wheel list
-	slot       int32
-	tick       int64 // the wheel tick of slot
-	inUse      bool
-	class      uint8 // the owner's counting class (SetClass)
 	// The unreplied list: flows that have seen no reply yet, oldest
 	// first, which are the ones an early drop may remove.
-	replied          bool
 	unrNext, unrPrev int32
 	// The unreplied lists of the flow's host and owner shares.
 	shNext, shPrev [2]int32
+	Owner          Owner
+	class          uint8 // the owner's counting class (SetClass)
+	replied        bool
+	linked         bool // in the wheel's slot tick&(wheelSize-1)
 }
 
 // Class is the counting class the owner gave the flow (SetClass).
@@ -147,7 +155,7 @@ const (
 type Table struct {
 	flows   []Flow
 	free    []int32
-	index   *Index // value: flow id << 1 | Dir
+	index   flowIndex // value: flow id << 1 | Dir
 	perHost map[hostKey]share
 	maxHost int32
 	live    int
@@ -184,7 +192,7 @@ func New(max, perHost int, now int64) *Table {
 	t := &Table{
 		flows:    make([]Flow, max),
 		free:     make([]int32, max),
-		index:    NewIndex(2 * max),
+		index:    newFlowIndex(2 * max),
 		perHost:  make(map[hostKey]share, 256),
 		maxHost:  int32(perHost),
 		perOwner: make(map[Owner]share, 256),
@@ -470,7 +478,7 @@ func (t *Table) unrUnlink(id int32) {
 
 // Lookup finds the flow one of whose tuples is k.
 func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) {
-	v, ok := t.index.Get(k)
+	v, ok := t.get(&k)
 	if !ok {
 		return noFlow, 0, false
 	}
@@ -508,15 +516,18 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 		return noFlow, ErrExists
 	}
 	id := t.free[len(t.free)-1]
-	if err := t.index.Add(orig, uint32(id)<<1); err != nil {
+	// The index reads a tuple from its flow: the free flow holds them
+	// first.
+	f := &t.flows[id]
+	f.Orig, f.Reply = orig, reply
+	if err := t.add(&f.Orig, uint32(id)<<1); err != nil {
 		return noFlow, err
 	}
-	if err := t.index.Add(reply, uint32(id)<<1|1); err != nil {
-		t.index.Del(orig)
+	if err := t.add(&f.Reply, uint32(id)<<1|1); err != nil {
+		t.del(&f.Orig, uint32(id)<<1)
 		return noFlow, err
 	}
 	t.free = t.free[:len(t.free)-1]
-	f := &t.flows[id]
 	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Owner: owner, Created: now, Deadline: deadline, Gen: f.Gen + 1, inUse: true,
 		unrNext: noFlow, unrPrev: t.unrTail}
 	if host != ([4]byte{}) {
@@ -546,14 +557,19 @@ func (t *Table) Rekey(id int32, reply Tuple) error {
 	if reply == f.Reply {
 		return nil
 	}
-	if _, ok := t.index.Get(reply); ok {
+	if _, ok := t.get(&reply); ok {
 		return ErrExists
 	}
-	if err := t.index.Add(reply, uint32(id)<<1|1); err != nil {
+	v := uint32(id)<<1 | 1
+	old := f.Reply
+	t.del(&f.Reply, v)
+	f.Reply = reply
+	if err := t.add(&f.Reply, v); err != nil {
+		// Back as it was: old's run only got shorter.
+		f.Reply = old
+		_ = t.add(&f.Reply, v)
 		return err
 	}
-	t.index.Del(f.Reply)
-	f.Reply = reply
 	return nil
 }
 
@@ -563,7 +579,7 @@ func (t *Table) Rekey(id int32, reply Tuple) error {
 func (t *Table) SetDeadline(id int32, deadline int64) {
 	f := &t.flows[id]
 	f.Deadline = deadline
-	if deadline>>tickShift < f.tick && f.slot != noFlow {
+	if f.linked && deadline>>tickShift < t.flowTick(f) {
 		t.unlink(id)
 		t.link(id, deadline)
 	}
@@ -585,7 +601,7 @@ func (t *Table) ExtendDeadline(id int32, deadline int64) bool {
 		// first): a store would only pull the cache line to this core.
 		return true
 	}
-	if deadline>>tickShift < f.tick && f.slot != noFlow {
+	if f.linked && deadline>>tickShift < t.flowTick(f) {
 		return false
 	}
 	atomic.StoreInt64(&f.Deadline, deadline)
@@ -607,8 +623,8 @@ func (t *Table) remove(id int32) {
 	if t.OnDelete != nil {
 		t.OnDelete(id, f)
 	}
-	t.index.Del(f.Orig)
-	t.index.Del(f.Reply)
+	t.del(&f.Orig, uint32(id)<<1)
+	t.del(&f.Reply, uint32(id)<<1|1)
 	if !f.replied {
 		t.unrUnlink(id)
 		t.sharesUnlink(f, id)
@@ -667,7 +683,7 @@ func (t *Table) Expire(now int64) int {
 		for id != noFlow {
 			f := &t.flows[id]
 			next := f.next
-			f.next, f.prev, f.slot = noFlow, noFlow, noFlow
+			f.next, f.prev, f.linked = noFlow, noFlow, false
 			if f.Deadline <= now {
 				t.remove(id)
 				n++
@@ -696,8 +712,8 @@ func (t *Table) linkAfter(id int32, deadline int64, cur int64) {
 	}
 	s := int32(tick & (wheelSize - 1))
 	f := &t.flows[id]
-	f.slot = s
-	f.tick = tick
+	f.linked = true
+	f.tick = uint32(tick)
 	f.prev = noFlow
 	f.next = t.wheel[s]
 	if f.next != noFlow {
@@ -708,16 +724,24 @@ func (t *Table) linkAfter(id int32, deadline int64, cur int64) {
 
 func (t *Table) unlink(id int32) {
 	f := &t.flows[id]
-	if f.slot == noFlow {
+	if !f.linked {
 		return
 	}
 	if f.prev != noFlow {
 		t.flows[f.prev].next = f.next
 	} else {
-		t.wheel[f.slot] = f.next
+		t.wheel[f.tick&(wheelSize-1)] = f.next
 	}
 	if f.next != noFlow {
 		t.flows[f.next].prev = f.prev
 	}
-	f.next, f.prev, f.slot = noFlow, noFlow, noFlow
+	f.next, f.prev, f.linked = noFlow, noFlow, false
+}
+
+// flowTick is the wheel tick of a linked flow's slot. A flow keeps its
+// tick's low 32 bits only, to fit the line the packet path reads; the
+// rest follows from lastTick, which a linked flow's tick is always
+// within a turn of the wheel of.
+func (t *Table) flowTick(f *Flow) int64 {
+	return t.lastTick + int64(int32(f.tick-uint32(t.lastTick)))
 }

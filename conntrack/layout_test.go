@@ -1,0 +1,60 @@
+package conntrack
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// TestFlowLayout keeps Flow's layout (see its comment): everything an
+// established packet reads in the first 64 bytes, and no more than 208
+// bytes in all (1 M flows and their index within 256 MB).
+func TestFlowLayout(t *testing.T) {
+	var f Flow
+	if n := unsafe.Sizeof(f); n > 208 {
+		t.Errorf("Flow is %d bytes, want at most 208", n)
+	}
+	hot := map[string]uintptr{
+		"Orig": unsafe.Offsetof(f.Orig) + unsafe.Sizeof(f.Orig), "Reply": unsafe.Offsetof(f.Reply) + unsafe.Sizeof(f.Reply),
+		"Xlate": unsafe.Offsetof(f.Xlate) + unsafe.Sizeof(f.Xlate), "State": unsafe.Offsetof(f.State) + 1,
+		"Helper": unsafe.Offsetof(f.Helper) + 1, "Flags": unsafe.Offsetof(f.Flags) + 2, "Gen": unsafe.Offsetof(f.Gen) + 4,
+		"tick": unsafe.Offsetof(f.tick) + 4, "Deadline": unsafe.Offsetof(f.Deadline) + 8, "inUse": unsafe.Offsetof(f.inUse) + 1,
+	}
+	for name, end := range hot {
+		if end > 64 {
+			t.Errorf("Flow.%s ends at byte %d, past the first cache line", name, end)
+		}
+	}
+	tb := New(1024, 0, 0)
+	if s := uintptr(unsafe.Pointer(&tb.index.slots[0])); s%64 != 0 {
+		t.Errorf("index at %#x, not on a cache line", s)
+	}
+}
+
+// TestWheelTickLargeClock: a flow keeps its wheel tick's low 32 bits
+// only; with a clock of Unix nanoseconds (ticks past 1<<32) deadlines
+// still move, and flows still expire, when they should.
+func TestWheelTickLargeClock(t *testing.T) {
+	const sec = int64(1e9)
+	now := int64(1_765_000_000) * sec
+	tb := New(4, 0, now)
+	id, err := tb.Insert(tup(1, 0), tup(1, 1), [4]byte{}, now, now+30*sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tb.ExtendDeadline(id, now+40*sec) {
+		t.Fatal("a later deadline needed the wheel")
+	}
+	if tb.ExtendDeadline(id, now+400*sec) && tb.Deadline(id) != now+400*sec {
+		t.Fatal("deadline not moved")
+	}
+	tb.SetDeadline(id, now+5*sec) // earlier: the flow moves slot
+	if n := tb.Expire(now + 4*sec); n != 0 {
+		t.Fatalf("%d expired early", n)
+	}
+	if n := tb.Expire(now + 6*sec); n != 1 {
+		t.Fatalf("%d expired at its deadline, want 1", n)
+	}
+	if err := tb.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
