@@ -1,0 +1,127 @@
+package nat
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"passgate/packet"
+	"passgate/packet/pkttest"
+)
+
+// liveFlows is an engine holding n established UDP flows (n a power of
+// 4): side LAN endpoints, each talking to side remote hosts, every flow
+// answered. out and in hold each flow's packets both ways, stride bytes
+// apart, as they arrive.
+type liveFlows struct {
+	e       *Engine
+	out, in []byte
+	stride  int
+}
+
+func newLiveFlows(tb testing.TB, n int) *liveFlows {
+	side := 1
+	for side*side < n {
+		side *= 2
+	}
+	e := newEngine(tb, func(c *Config) { c.MaxFlows = n; c.MaxFlowsPerHost = n })
+	const stride = 20 + 8 + 18
+	l := &liveFlows{e: e, stride: stride, out: make([]byte, n*stride), in: make([]byte, n*stride)}
+	p := make([]byte, stride)
+	outT := pkttest.UDP("192.168.50.10:1", "198.18.0.1:9", make([]byte, 18))
+	inT := pkttest.UDP("198.18.0.1:9", "203.0.113.1:1", make([]byte, 18))
+	for i := range n {
+		lan, remote := i/side, i%side
+		raddr := [4]byte{198, 18, byte(remote >> 8), byte(remote)}
+		o := packet.IPv4(l.out[i*l.stride : (i+1)*l.stride])
+		copy(o, outT)
+		setAddrs(o, [4]byte{192, 168, 50, byte(10 + lan%200)}, raddr, uint16(10000+lan), 9)
+		copy(p, o)
+		if v := e.Process(0, LAN, p); v.Action != Forward {
+			tb.Fatalf("flow %d out: %+v", i, v)
+		}
+		ext := packet.UDP(packet.IPv4(p).Payload()).SrcPort()
+		in := packet.IPv4(l.in[i*l.stride : (i+1)*l.stride])
+		copy(in, inT)
+		setAddrs(in, raddr, [4]byte{203, 0, 113, 1}, 9, ext)
+		copy(p, in)
+		if v := e.Process(0, WAN, p); v.Action != Forward {
+			tb.Fatalf("flow %d in: %+v", i, v)
+		}
+	}
+	if got := e.ct.Len(); got != n {
+		tb.Fatalf("%d flows live, want %d", got, n)
+	}
+	return l
+}
+
+// setAddrs rewrites a UDP packet's endpoints, checksums kept right.
+func setAddrs(ip packet.IPv4, src, dst [4]byte, sport, dport uint16) {
+	u := packet.UDP(ip.Payload())
+	u.UpdateAddr(ip.Src(), src)
+	u.UpdateAddr(ip.Dst(), dst)
+	ip.SetSrc(src)
+	ip.SetDst(dst)
+	u.SetSrcPort(sport)
+	u.SetDstPort(dport)
+}
+
+// BenchmarkEstablishedUDPLive is BenchmarkEstablishedUDP with 1 k, 64 k
+// and 1 M live flows, a random one of them per iteration (its packet out
+// and its answer in): the cost per packet should not grow with the
+// table, but for the cache misses that a table larger than the caches
+// costs.
+func BenchmarkEstablishedUDPLive(b *testing.B) {
+	for _, n := range []int{1 << 10, 1 << 16, 1 << 20} {
+		b.Run("flows="+flowsName(n), func(b *testing.B) {
+			l := newLiveFlows(b, n)
+			order := rand.New(rand.NewPCG(1, 2)).Perm(n)
+			p := make([]byte, l.stride)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				j := order[i%n] * l.stride
+				copy(p, l.out[j:j+l.stride])
+				if v := l.e.Process(Time(i), LAN, p); v.Action != Forward {
+					b.Fatal(v)
+				}
+				copy(p, l.in[j:j+l.stride])
+				if v := l.e.Process(Time(i), WAN, p); v.Action != Forward {
+					b.Fatal(v)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/pkt")
+		})
+	}
+}
+
+func flowsName(n int) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%dM", n>>20)
+	}
+	return fmt.Sprintf("%dk", n>>10)
+}
+
+// BenchmarkEngineMemoryPerFlow reports what an engine holding 1 M live
+// flows (MaxFlows 1 M) takes per flow and in all: the flow table, the
+// mapper, the helpers' index and per-flow state.
+func BenchmarkEngineMemoryPerFlow(b *testing.B) {
+	const n = 1 << 20
+	var per float64
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		l := newLiveFlows(b, n)
+		// The packets are the benchmark's, not the engine's.
+		l.out, l.in = nil, nil
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		runtime.KeepAlive(l.e)
+		per = float64(m1.HeapAlloc-m0.HeapAlloc) / n
+	}
+	b.ReportMetric(per, "bytes/flow")
+	b.ReportMetric(per*n/(1<<20), "MB/1M-flows")
+}
