@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
 )
@@ -30,10 +31,17 @@ func newFlowIndex(entries int) flowIndex {
 	return flowIndex{slots: make([]uint64, size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
 }
 
-// tupleHash is Index's hash (see Index.hash), with the key passed in.
+// tupleHash is the hash of Index and flowIndex under key: the tuple's 14
+// bytes as two words, each xored with half of the key, through the
+// 64x64->128 multiply-and-fold (the mixing step of wyhash, which Go's
+// runtime uses for its own maps where AES is missing), then a fold by a
+// fixed odd constant to spread that over the low bits: a few nanoseconds,
+// and without the key its output says nothing useful about where another
+// tuple lands. The words are loaded in the machine's order (a hash needs
+// no byte order). It stays under the inliner's budget so that lookups pay
+// no call.
 func tupleHash(key *[2]uint64, k *Tuple) uint64 {
-	a := uint64(k.Src[0]) | uint64(k.Src[1])<<8 | uint64(k.Src[2])<<16 | uint64(k.Src[3])<<24 |
-		uint64(k.Dst[0])<<32 | uint64(k.Dst[1])<<40 | uint64(k.Dst[2])<<48 | uint64(k.Dst[3])<<56
+	a := uint64(binary.LittleEndian.Uint32(k.Src[:]))<<32 | uint64(binary.LittleEndian.Uint32(k.Dst[:]))
 	b := uint64(k.SrcID)<<32 | uint64(k.DstID)<<16 | uint64(k.Proto)<<8 | uint64(k.Side)
 	hi, lo := bits.Mul64(a^key[0], b^key[1])
 	hi, lo = bits.Mul64(hi^lo, 0x9e3779b97f4a7c15)
@@ -49,25 +57,32 @@ func (t *Table) tuple(v uint32) *Tuple {
 	return &f.Reply
 }
 
-// get finds k.
-func (t *Table) get(k *Tuple) (uint32, bool) {
+// Lookup finds the flow one of whose tuples is k. It is the index's
+// probe loop itself, the hash inlined: one call per packet.
+func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) {
 	x := &t.index
-	h := tupleHash(&x.key, k)
+	h := tupleHash(&x.key, &k)
 	tag := h << 32
 	i := h & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		s := x.slots[i]
 		if s == 0 {
-			return 0, false
+			break
 		}
 		if s&^(1<<32-1) == tag {
-			if v := uint32(s) &^ usedBit; *t.tuple(v) == *k {
-				return v, true
+			if v := uint32(s) &^ usedBit; *t.tuple(v) == k {
+				return int32(v >> 1), Dir(v & 1), true
 			}
 		}
 		i = (i + 1) & x.mask
 	}
-	return 0, false
+	return noFlow, 0, false
+}
+
+// get is Lookup's answer as the index holds it.
+func (t *Table) get(k *Tuple) (uint32, bool) {
+	id, dir, ok := t.Lookup(*k)
+	return uint32(id)<<1 | uint32(dir), ok
 }
 
 // add indexes k with value v, whose flow must hold k already. It reports

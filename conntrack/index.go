@@ -1,7 +1,6 @@
 package conntrack
 
 import (
-	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
 )
@@ -47,25 +46,12 @@ func NewIndex(entries int) *Index {
 	return &Index{slots: make([]slot, size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
 }
 
-// hash is the tuple's 14 bytes as two words, each xored with half of the
-// key, through the 64x64->128 multiply-and-fold (the mixing step of
-// wyhash, which Go's runtime uses for its own maps where AES is missing),
-// then a fold by a fixed odd constant to spread that over the low bits:
-// a few nanoseconds, and without the key its output says nothing useful
-// about where another tuple lands. The words are loaded in the machine's
-// order (a hash needs no byte order). It stays under the inliner's budget
-// so that lookups pay no call.
-func (x *Index) hash(k *Tuple) uint64 {
-	a := uint64(binary.LittleEndian.Uint32(k.Src[:]))<<32 | uint64(binary.LittleEndian.Uint32(k.Dst[:]))
-	b := uint64(k.SrcID)<<32 | uint64(k.DstID)<<16 | uint64(k.Proto)<<8 | uint64(k.Side)
-	hi, lo := bits.Mul64(a^x.key[0], b^x.key[1])
-	hi, lo = bits.Mul64(hi^lo, 0x9e3779b97f4a7c15)
-	return hi ^ lo
-}
+// hash is where k lands (tupleHash under the index's key).
+func (x *Index) hash(k *Tuple) uint64 { return tupleHash(&x.key, k) }
 
 // Get finds k.
 func (x *Index) Get(k Tuple) (uint32, bool) {
-	i := x.hash(&k) & x.mask
+	i := tupleHash(&x.key, &k) & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		s := &x.slots[i]
 		if !s.used {
@@ -92,7 +78,7 @@ func (x *Index) Put(k Tuple, v uint32) bool {
 
 // Del removes k if present.
 func (x *Index) Del(k Tuple) {
-	i := x.hash(&k) & x.mask
+	i := tupleHash(&x.key, &k) & x.mask
 	for n := 0; ; n++ {
 		s := &x.slots[i]
 		if !s.used || n > maxProbe {
@@ -110,7 +96,7 @@ func (x *Index) Del(k Tuple) {
 		if !s.used {
 			break
 		}
-		home := x.hash(&s.key) & x.mask
+		home := tupleHash(&x.key, &s.key) & x.mask
 		if (j-home)&x.mask >= (j-i)&x.mask {
 			x.slots[i] = *s
 			i = j
@@ -147,7 +133,7 @@ func (x *Index) Upsert(k Tuple) (*uint32, bool) {
 }
 
 func (x *Index) upsert(k Tuple) (v *uint32, found, ok bool) {
-	i := x.hash(&k) & x.mask
+	i := tupleHash(&x.key, &k) & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		s := &x.slots[i]
 		if !s.used {

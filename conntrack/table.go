@@ -476,15 +476,6 @@ func (t *Table) unrUnlink(id int32) {
 	f.unrNext, f.unrPrev = noFlow, noFlow
 }
 
-// Lookup finds the flow one of whose tuples is k.
-func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) {
-	v, ok := t.get(&k)
-	if !ok {
-		return noFlow, 0, false
-	}
-	return int32(v >> 1), Dir(v & 1), true
-}
-
 // Live reports whether id is a live flow of generation gen (ids are
 // reused, so whoever keeps an id keeps its Gen too).
 func (t *Table) Live(id int32, gen uint32) bool {
