@@ -201,13 +201,17 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	}
 	run.packets++
 	run.bytes += uint64(len(ip))
-	rewrite(ip, nsrc, ndst, nsid, ndid)
-	if f.Flags&flagTranslate != 0 {
-		// A tunnel's data is translated like the rest, the GRE key back
-		// to the LAN host's call id on the way in.
-		e.fast[f.Helper].Translated(f, dir, ip)
+	if fh != nil || f.Flags&flagTranslate != 0 {
+		rewrite(ip, nsrc, ndst, nsid, ndid)
+		if f.Flags&flagTranslate != 0 {
+			// A tunnel's data is translated like the rest, the GRE key
+			// back to the LAN host's call id on the way in.
+			e.fast[f.Helper].Translated(f, dir, ip)
+		}
+		ip.DecTTL()
+	} else {
+		rewritePorts(ip, proto == packet.ProtoUDP, nsrc, ndst, nsid, ndid)
 	}
-	ip.DecTTL()
 	return Verdict{Action: Forward, Out: out, NextHop: nh}, true
 }
 
@@ -221,4 +225,65 @@ func (e *Engine) tcpRunStart(r *flowRun, s *conntrack.Seq) {
 		w := 2 * max(atomic.LoadUint32(&s.Win), minWindow)
 		r.ackLo, r.ackSpan = atomic.LoadUint32(&s.Ack)-w, 2*w
 	}
+}
+
+// rewritePorts is rewrite and DecTTL for a TCP or UDP packet whose header
+// tupleOf checked, with each checksum updated once for all that changed
+// (RFC 1624 eqn. 3 over the sum of the changes). Ones'-complement sums
+// folded in full give the same bits whether the changes are added one by
+// one or at once, so the packet leaves exactly as rewrite and DecTTL
+// would leave it: a UDP checksum of zero (none) stays zero, a computed
+// zero goes out as 0xffff.
+func rewritePorts(ip packet.IPv4, udp bool, nsrc, ndst [4]byte, nsid, ndid uint16) {
+	h := ip[:packet.IPv4MinHeader:packet.IPv4MinHeader]
+	l4 := ip.Payload()
+	off := 16 // TCP's checksum
+	if udp {
+		off = 6
+	}
+	l4 = l4[: off+2 : off+2]
+	osrc, odst := [4]byte(h[12:16]), [4]byte(h[16:20])
+	var addrs uint32 // the addresses' change, covered by both checksums
+	if osrc != nsrc {
+		addrs += csumChange32(osrc, nsrc)
+		copy(h[12:16], nsrc[:])
+	}
+	if odst != ndst {
+		addrs += csumChange32(odst, ndst)
+		copy(h[16:20], ndst[:])
+	}
+	if c := binary.BigEndian.Uint16(l4[off:]); !udp || c != 0 {
+		s := uint32(^c) + addrs
+		if o := binary.BigEndian.Uint16(l4[0:]); o != nsid {
+			s += uint32(^o) + uint32(nsid)
+		}
+		if o := binary.BigEndian.Uint16(l4[2:]); o != ndid {
+			s += uint32(^o) + uint32(ndid)
+		}
+		c = csumFold(s)
+		if udp && c == 0 {
+			c = 0xffff
+		}
+		binary.BigEndian.PutUint16(l4[off:], c)
+	}
+	binary.BigEndian.PutUint16(l4[0:], nsid)
+	binary.BigEndian.PutUint16(l4[2:], ndid)
+	ttl := binary.BigEndian.Uint16(h[8:]) // TTL and protocol
+	h[8]--
+	s := uint32(^binary.BigEndian.Uint16(h[10:])) + addrs + uint32(^ttl) + uint32(ttl-0x100)
+	binary.BigEndian.PutUint16(h[10:], csumFold(s))
+}
+
+// csumChange32 is what a 32-bit field changing from o to n adds to a
+// checksum's sum.
+func csumChange32(o, n [4]byte) uint32 {
+	return uint32(^binary.BigEndian.Uint16(o[0:])) + uint32(^binary.BigEndian.Uint16(o[2:])) +
+		uint32(binary.BigEndian.Uint16(n[0:])) + uint32(binary.BigEndian.Uint16(n[2:]))
+}
+
+// csumFold folds a sum of at most 2^20 in full and complements it.
+func csumFold(s uint32) uint16 {
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	return ^uint16(s)
 }
