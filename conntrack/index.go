@@ -5,13 +5,14 @@ import (
 	"math/rand/v2"
 )
 
-// Index maps tuples to 32-bit values (flow ids here; the NAT mapper keys
-// its mappings and filters by tuples too). It is an open-addressing table with
-// linear probing and backward-shift deletion (no tombstones), sized once
-// to keep the load under one half: a lookup is a hash of two words and,
-// almost always, one cache line. It is what makes an established flow
-// cheap; Go's map hashes the 14-byte key with a generic routine that costs
-// more than the rest of the lookup.
+// Index maps tuples to 32-bit values (the NAT mapper keys its mappings
+// and filters by tuples, the helpers their ids; the flow table has an
+// index of its own on the same lines, flowIndex). It is an
+// open-addressing table with linear probing and backward-shift deletion
+// (no tombstones), sized once to keep the load under one half: a lookup is
+// a hash of two words and, almost always, one cache line. Go's map hashes
+// the 14-byte key with a generic routine that costs more than the rest of
+// the lookup.
 //
 // The hash is keyed with a random key per index, drawn when it is made:
 // where a tuple lands cannot be computed from outside, so a host choosing
