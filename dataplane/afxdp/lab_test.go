@@ -297,25 +297,43 @@ func attachForeign(t *testing.T, ns, dev string) link.Link {
 	}
 	ch := make(chan result)
 	go func() {
-		// The thread stays locked and exits with the goroutine: it is in
-		// another namespace now.
+		// The thread goes back to its own namespace before the goroutine
+		// ends. Left in ns, it would be discarded with the goroutine, except
+		// when it is the process's main thread, which the runtime keeps:
+		// the test process would then show in `ip netns pids` of the
+		// router's namespace, and the lab's teardown would SIGTERM it (as
+		// CI once saw). If going back fails, the thread stays locked and
+		// the runtime discards it (or, the main thread, wedges it).
 		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{err: err}
+			return
+		}
+		defer unix.Close(orig)
 		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err == nil {
 			err = unix.Setns(fd, unix.CLONE_NEWNET)
 			unix.Close(fd)
 		}
 		if err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: err}
 			return
 		}
-		ifi, err := netInterface(dev)
-		if err != nil {
-			ch <- result{err: err}
-			return
+		var r result
+		if ifi, err := netInterface(dev); err != nil {
+			r.err = err
+		} else {
+			r.l, r.err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifi, Flags: link.XDPDriverMode})
 		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifi, Flags: link.XDPDriverMode})
-		ch <- result{l, err}
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			r.err = errors.Join(r.err, fmt.Errorf("back to the test's namespace: %w", err))
+		} else {
+			runtime.UnlockOSThread()
+		}
+		ch <- r
 	}()
 	r := <-ch
 	if r.err != nil {
