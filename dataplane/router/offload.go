@@ -21,6 +21,11 @@ import (
 type offloader struct {
 	flows   *ebpf.Map
 	entries map[int32]*offEntry
+	// byKey finds an entry's flow and direction from its encoded key, for
+	// the batched reads of the counts.
+	byKey map[[offload.KeySize]byte]offRef
+	kbuf  [][offload.KeySize]byte
+	vbuf  [][offload.ValueSize]byte
 
 	live, installed, removed, full atomic.Uint64
 	packets, bytes                 atomic.Uint64 // forwarded in XDP, as credited
@@ -30,16 +35,28 @@ type offloader struct {
 type offEntry struct {
 	gen  uint32
 	keys [2]offload.Key
-	// The counts already credited, per direction.
+	// The counts already credited, per direction, and those read since.
 	packets, bytes [2]uint64
+	read           [2]bool
+	newP, newB     [2]uint64
 }
+
+type offRef struct {
+	id  int32
+	dir uint8
+}
+
+// offBatch is how many entries one BPF_MAP_LOOKUP_BATCH reads (a hash
+// map's batch must hold its fullest bucket).
+const offBatch = 512
 
 func newOffloader(maxFlows int) (*offloader, error) {
 	m, err := offload.NewMap(2 * maxFlows)
 	if err != nil {
 		return nil, err
 	}
-	return &offloader{flows: m, entries: map[int32]*offEntry{}}, nil
+	return &offloader{flows: m, entries: map[int32]*offEntry{}, byKey: map[[offload.KeySize]byte]offRef{},
+		kbuf: make([][offload.KeySize]byte, offBatch), vbuf: make([][offload.ValueSize]byte, offBatch)}, nil
 }
 
 func (o *offloader) close() error {
@@ -56,17 +73,38 @@ func (o *offloader) close() error {
 // r.mu's write lock.
 func (r *Router) offloadCredit(now nat.Time) {
 	o := r.off
-	var vb [offload.ValueSize]byte
+	if len(o.entries) == 0 {
+		return
+	}
+	var cur ebpf.MapBatchCursor
 	var v offload.Value
-	for id, en := range o.entries {
-		var pk, by [2]uint64
-		for d, k := range en.keys {
-			if err := o.flows.Lookup(k, &vb); err != nil {
+	for {
+		n, err := o.flows.BatchLookup(&cur, o.kbuf, o.vbuf, nil)
+		for i := range n {
+			ref, ok := o.byKey[o.kbuf[i]]
+			if !ok {
 				continue
 			}
-			v.Decode(&vb)
-			pk[d], by[d] = v.Packets-en.packets[d], v.Bytes-en.bytes[d]
-			en.packets[d], en.bytes[d] = v.Packets, v.Bytes
+			en := o.entries[ref.id]
+			v.Decode(&o.vbuf[i])
+			en.read[ref.dir], en.newP[ref.dir], en.newB[ref.dir] = true, v.Packets, v.Bytes
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			r.offloadErr("reading the counts", err)
+			break
+		}
+	}
+	for id, en := range o.entries {
+		var pk, by [2]uint64
+		for d := range en.read {
+			if en.read[d] {
+				pk[d], by[d] = en.newP[d]-en.packets[d], en.newB[d]-en.bytes[d]
+				en.packets[d], en.bytes[d] = en.newP[d], en.newB[d]
+				en.read[d] = false
+			}
 		}
 		o.packets.Add(pk[0] + pk[1])
 		o.bytes.Add(by[0] + by[1])
@@ -88,6 +126,9 @@ func (r *Router) offloadSync(now nat.Time) {
 			if err := o.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				r.offloadErr("withdrawing a flow", err)
 			}
+			var kb [offload.KeySize]byte
+			k.Encode(&kb)
+			delete(o.byKey, kb)
 		}
 		delete(o.entries, id)
 		o.removed.Add(1)
@@ -124,6 +165,11 @@ func (r *Router) offloadSync(now nat.Time) {
 			}
 		}
 		o.entries[f.ID] = en
+		for d, k := range en.keys {
+			var kb [offload.KeySize]byte
+			k.Encode(&kb)
+			o.byKey[kb] = offRef{id: f.ID, dir: uint8(d)}
+		}
 		o.installed.Add(1)
 		return true
 	})
