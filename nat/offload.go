@@ -81,6 +81,16 @@ func (e *Engine) OffloadCredit(now Time, id int32, gen uint32, packets, bytes [2
 	return true
 }
 
+// OffloadStarted tells the engine that the data plane now forwards flow id
+// of generation gen by itself: the packets it sees of the flow from then on
+// are not all of them (a TCP RST is then taken as it comes, its window
+// unknown).
+func (e *Engine) OffloadStarted(id int32, gen uint32) {
+	if e.ct.Live(id, gen) {
+		e.ct.Get(id).Flags |= flagOffloaded
+	}
+}
+
 func (e *Engine) offloadOK(now Time, f *conntrack.Flow) bool {
 	switch {
 	case f.Helper != 0, f.Flags&flagHeld != 0, f.Flags&flagReplied == 0,

@@ -30,6 +30,9 @@ const (
 	flagFast      // a helper's flow the fast path may take (HelperEnv.SetFast)
 	flagTranslate // ... and whose packets its helper finishes (FastHelper.Translated)
 	flagClassed   // its counting class is set (sessionClass)
+	// flagOffloaded: the data plane forwarded the flow by itself
+	// (OffloadStarted), so its sequence numbers went by unseen.
+	flagOffloaded
 )
 
 // track advances a flow's state for a packet in direction dir and sets its
@@ -53,7 +56,12 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 		if fl&packet.TCPSyn != 0 && e.cfg.MSSClamp != 0 {
 			t.ClampMSS(e.cfg.MSSClamp)
 		}
-		if fl&packet.TCPRst != 0 && f.State != tcpClosed {
+		if fl&packet.TCPRst != 0 && f.State != tcpClosed && f.Flags&flagOffloaded != 0 {
+			// The window went by in XDP unseen: an RST cannot be judged
+			// and ends the flow, as Linux's offloaded conntracks are
+			// liberal (nf_flow_table), rather than keeping a closed
+			// connection's flow and offload entry until they idle out.
+		} else if fl&packet.TCPRst != 0 && f.State != tcpClosed {
 			switch rstCheck(&f.Seq, dir, t) {
 			case rstInWindow:
 				// Passed on unchanged, the flow kept as it was (its

@@ -165,6 +165,7 @@ func (r *Router) offloadSync(now nat.Time) {
 			}
 		}
 		o.entries[f.ID] = en
+		r.eng.OffloadStarted(f.ID, f.Gen)
 		for d, k := range en.keys {
 			var kb [offload.KeySize]byte
 			k.Encode(&kb)
