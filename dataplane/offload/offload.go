@@ -168,7 +168,10 @@ const (
 
 // Match reports whether the program looks frame up at all, and with which
 // key (Ifindex left for the caller): plain IPv4 (no options, not a
-// fragment) TCP without SYN, FIN or RST, or UDP, with a TTL above 1.
+// fragment) TCP without SYN, FIN or RST, or UDP, with a TTL above 1, whose
+// transport checksum is not left partial (the field holding just the
+// pseudo-header sum, as a sender on this host relying on checksum offload
+// leaves it: the engine completes those).
 func Match(frame []byte) (Key, bool) {
 	const e = packet.EtherHeaderLen
 	if len(frame) < e+28 || frame[12] != 0x08 || frame[13] != 0 || frame[e] != 0x45 ||
@@ -183,6 +186,14 @@ func Match(frame []byte) (Key, bool) {
 			return Key{}, false
 		}
 	default:
+		return Key{}, false
+	}
+	off := e + 20 + 6
+	if k.Proto == packet.ProtoTCP {
+		off = e + 20 + 16
+	}
+	ps := packet.PseudoHeaderSum([4]byte(frame[e+12:]), [4]byte(frame[e+16:]), k.Proto, int(binary.BigEndian.Uint16(frame[e+2:])-20))
+	if f := binary.BigEndian.Uint16(frame[off:]); f != 0 && f == ^packet.Fold(ps) {
 		return Key{}, false
 	}
 	copy(k.Src[:], frame[e+12:])

@@ -26,6 +26,18 @@ func frame(ip []byte, dst, src [6]byte) []byte {
 	return f
 }
 
+// partial leaves ip's transport checksum as a sender relying on checksum
+// offload does: the pseudo-header sum, not complemented.
+func partial(ip []byte) []byte {
+	off := 20 + 6
+	if ip[9] == packet.ProtoTCP {
+		off = 20 + 16
+	}
+	ps := packet.PseudoHeaderSum([4]byte(ip[12:]), [4]byte(ip[16:]), ip[9], len(ip)-20)
+	binary.BigEndian.PutUint16(ip[off:], ^packet.Fold(ps))
+	return ip
+}
+
 func a4(s string) [4]byte { return netip.MustParseAddr(s).As4() }
 
 // outbound is the value for 10.0.0.2:sport -> 198.51.100.7:dport
@@ -131,6 +143,8 @@ func TestMatch(t *testing.T) {
 		{"fragment", frame(pkttest.Fragment(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", make([]byte, 100)), 68)[0], lanMAC, hostMAC), false},
 		{"icmp", frame(pkttest.Echo("10.0.0.2", "198.51.100.7", false, 1, 1, nil), lanMAC, hostMAC), false},
 		{"short", frame(udp, lanMAC, hostMAC)[:14+27], false},
+		{"udp partial checksum", frame(partial(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", []byte("xyz"))), lanMAC, hostMAC), false},
+		{"tcp partial checksum", frame(partial(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, []byte("xyz"))), lanMAC, hostMAC), false},
 	} {
 		if _, ok := Match(c.f); ok != c.want {
 			t.Errorf("%s: matched %v, want %v", c.name, ok, c.want)

@@ -95,7 +95,7 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		asm.LoadMem(asm.R5, data, ip+8, asm.Byte),
 		asm.JLE.Imm(asm.R5, 1, Label), // TTL: the engine answers
 		asm.LoadMem(proto, data, ip+9, asm.Byte),
-		asm.JEq.Imm(proto, 17, "offload_key"),
+		asm.JEq.Imm(proto, 17, "offload_partial"),
 		asm.JNE.Imm(proto, 6, Label),
 		asm.Mov.Reg(asm.R4, data),
 		asm.Add.Imm(asm.R4, l4+20),
@@ -103,6 +103,45 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		asm.LoadMem(asm.R5, data, l4+13, asm.Byte),
 		asm.And.Imm(asm.R5, 0x07), // FIN, SYN, RST: the engine's
 		asm.JNE.Imm(asm.R5, 0, Label),
+
+		// A transport checksum left partial (the pseudo-header sum, by
+		// a sender on this host relying on checksum offload) goes to
+		// the engine, which completes it: the sum in memory order.
+		asm.LoadMem(asm.R2, data, ip+12, asm.Half).WithSymbol("offload_partial"),
+		asm.LoadMem(asm.R3, data, ip+14, asm.Half),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.LoadMem(asm.R3, data, ip+16, asm.Half),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.LoadMem(asm.R3, data, ip+18, asm.Half),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.Mov.Reg(asm.R3, proto),
+		asm.LSh.Imm(asm.R3, 8),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.LoadMem(asm.R3, data, ip+2, asm.Byte), // total length - 20, swapped
+		asm.LSh.Imm(asm.R3, 8),
+		asm.LoadMem(asm.R4, data, ip+3, asm.Byte),
+		asm.Or.Reg(asm.R3, asm.R4),
+		asm.Sub.Imm(asm.R3, 20),
+		asm.And.Imm(asm.R3, 0xffff),
+		asm.Mov.Reg(asm.R4, asm.R3),
+		asm.RSh.Imm(asm.R4, 8),
+		asm.And.Imm(asm.R3, 0xff),
+		asm.LSh.Imm(asm.R3, 8),
+		asm.Or.Reg(asm.R3, asm.R4),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.RSh.Imm(asm.R3, 16),
+		asm.And.Imm(asm.R2, 0xffff),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.RSh.Imm(asm.R3, 16),
+		asm.And.Imm(asm.R2, 0xffff),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.LoadMem(asm.R3, data, l4+6, asm.Half),
+		asm.JEq.Imm(proto, 17, "offload_partial_cmp"),
+		asm.LoadMem(asm.R3, data, l4+16, asm.Half),
+		asm.JEq.Imm(asm.R3, 0, "offload_key").WithSymbol("offload_partial_cmp"), // UDP without checksum
+		asm.JEq.Reg(asm.R3, asm.R2, Label),
 
 		asm.LoadMem(asm.R5, ctx, mdIngressIfindex, asm.Word).WithSymbol("offload_key"),
 		asm.StoreMem(asm.RFP, keyo, asm.R5, asm.Word),

@@ -39,7 +39,15 @@ func TestProgramMatchesApply(t *testing.T) {
 		"tcp fin":   frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck|packet.TCPFin, 7, 9, nil, nil), lanMAC, hostMAC),
 		"ttl 1":     frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.TTL(1)), lanMAC, hostMAC),
 		"no entry":  frame(pkttest.UDP("10.0.0.9:5000", "198.51.100.7:53", payload), lanMAC, hostMAC),
+		"partial":   frame(partial(pkttest.TCP("10.0.0.2:5004", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload)), lanMAC, hostMAC),
 		"too large": frame(pkttest.UDP("10.0.0.2:5003", "198.51.100.7:53", make([]byte, 1473)), lanMAC, hostMAC),
+	}
+	// An entry for the partial checksum's flow too: the program must pass
+	// the frame on however.
+	pk := Key{Ifindex: lo, Proto: 6, Src: a4("10.0.0.2"), Dst: a4("198.51.100.7"), SrcPort: 5004, DstPort: 80}
+	pv := outbound(pk)
+	if err := m.Put(pk, valueBytes(&pv)); err != nil {
+		t.Fatal(err)
 	}
 	for _, name := range []string{"udp", "udp nocs", "tcp", "too large"} {
 		k, ok := Match(frames[name])
