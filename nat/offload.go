@@ -83,8 +83,8 @@ func (e *Engine) OffloadCredit(now Time, id int32, gen uint32, packets, bytes [2
 
 // OffloadStarted tells the engine that the data plane now forwards flow id
 // of generation gen by itself: the packets it sees of the flow from then on
-// are not all of them (a TCP RST is then taken as it comes, its window
-// unknown).
+// are not all of them, so a TCP flow's sequence numbers judge nothing any
+// more (an RST or FIN is taken as it comes).
 func (e *Engine) OffloadStarted(id int32, gen uint32) {
 	if e.ct.Live(id, gen) {
 		e.ct.Get(id).Flags |= flagOffloaded

@@ -56,12 +56,16 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 		if fl&packet.TCPSyn != 0 && e.cfg.MSSClamp != 0 {
 			t.ClampMSS(e.cfg.MSSClamp)
 		}
-		if fl&packet.TCPRst != 0 && f.State != tcpClosed && f.Flags&flagOffloaded != 0 {
-			// The window went by in XDP unseen: an RST cannot be judged
-			// and ends the flow, as Linux's offloaded conntracks are
-			// liberal (nf_flow_table), rather than keeping a closed
-			// connection's flow and offload entry until they idle out.
-		} else if fl&packet.TCPRst != 0 && f.State != tcpClosed {
+		if f.Flags&flagOffloaded != 0 {
+			// The data plane forwarded the flow by itself: its sequence
+			// numbers went by unseen, so nothing is judged by them any
+			// more (as Linux's offloaded conntracks are liberal,
+			// nf_flow_table). An RST ends the flow and a FIN closes it,
+			// rather than being taken for a blind attacker's and keeping
+			// a closed connection offloaded until it idles out.
+			f.Seq = [2]conntrack.Seq{}
+		}
+		if fl&packet.TCPRst != 0 && f.State != tcpClosed {
 			switch rstCheck(&f.Seq, dir, t) {
 			case rstInWindow:
 				// Passed on unchanged, the flow kept as it was (its
