@@ -358,6 +358,7 @@ func restartOnly(old, nw *config.Settings) config.Errors {
 	check("nat.max_flows_per_host", old.NAT.MaxFlowsPerHost, nw.NAT.MaxFlowsPerHost)
 	check("workers", old.Workers, nw.Workers)
 	check("driver", old.Driver, nw.Driver)
+	check("offload", old.Offload, nw.Offload)
 	check("control_socket", old.ControlSocket, nw.ControlSocket)
 	check("admin.enabled", old.Admin.Enabled, nw.Admin.Enabled)
 	check("admin.listen", old.Admin.Listen, nw.Admin.Listen)

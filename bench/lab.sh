@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# bench/lab.sh: the kernel's NAT, passgate on AF_PACKET and passgate on AF_XDP,
-# measured in ONE run on the same lab topology (docs/DESIGN.md "Measuring").
+# bench/lab.sh: the kernel's NAT, passgate on AF_PACKET, on AF_XDP and on AF_XDP
+# with flow offload, measured in ONE run on the same lab topology (docs/DESIGN.md
+# "Measuring").
 #
 #   sudo bash bench/lab.sh                 both halves
 #   sudo bash bench/lab.sh --kernel-only   only the kernel's NAT
-#   BENCH_DRIVERS="afpacket afxdp"         passgate's drivers to measure
+#   BENCH_DRIVERS="afpacket afxdp offload" passgate's drivers to measure
+#                                          (offload: --driver afxdp --offload)
 #
 # Environment:
 #   PASSGATE=/path/to/passgate   binary to run (default: go build ./cmd/passgate)
@@ -17,7 +19,9 @@
 #        srv1 (one flow, then BENCH_FLOWS flows by varying the source port);
 #        the figure is the packet rate arriving at srv1's eth0 (rx_packets),
 #        where an nftables netdev ingress rule drops the UDP so the server
-#        does no work. The first second of each run is not counted.
+#        does no work. In the first second, which is not counted, srv1
+#        answers each flow once (a NAT sees it both ways, as real UDP flows
+#        are, so offload takes them).
 #   TCP: iperf3 -c 203.0.113.10 (one stream, then -P 4) -t 8 from lan1,
 #        received Gbit/s.
 #   Loss: iperf3 -u -l 64 -b 51.2M (100k pkt/s offered) from lan1 to srv1,
@@ -34,7 +38,7 @@ case "${1:-}" in
 --kernel-only) KERNEL_ONLY=1 ;;
 "") ;;
 *)
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
@@ -180,14 +184,24 @@ HZ=$(getconf CLK_TCK)
 # srv1 over the run less its first second, and RES_CPU, RES_SIRQ: passgate's
 # CPU time and the machine's softirq time per received packet, in ns.
 udp_run() {
-	local conf="$1" pid tx1 rx1 t1 tx2 rx2 t2 c1 c2 s1 s2
+	local conf="$1" flows="$2" pid tx1 rx1 t1 tx2 rx2 t2 c1 c2 s1 s2
 	# timeout signals trafgen's whole process group: trafgen forks one
 	# process per CPU and does not pass a signal on to them itself.
 	ip netns exec "$P-lan1" timeout -s INT $((SECONDS_PER_RUN + 1)) \
 		trafgen --dev eth0 --conf "$conf" --cpus 2 >"$WORK/trafgen.log" 2>&1 &
 	pid=$!
 	BG_PIDS+=("$pid")
-	sleep 1
+	# One answer from srv1 to each flow, as a real UDP flow gets, in the
+	# second that is not counted: a NAT sees each flow both ways (offload
+	# takes only those). The outside port is the LAN one, which passgate and
+	# the kernel keep when it is free.
+	sleep 0.3
+	inns srv1 "$PY" -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("203.0.113.10", '"$UDP_PORT"'))
+for p in range(int(sys.argv[1]), int(sys.argv[2])):
+    s.sendto(b"reply", ("203.0.113.1", p))' "$SPORT0" "$((SPORT0 + flows))" || true
+	sleep 0.7
 	tx1=$(counter lan1 eth0 tx_packets)
 	rx1=$(counter srv1 eth0 rx_packets)
 	t1=$(now)
@@ -296,10 +310,10 @@ tcp_run() {
 measure() {
 	local name="$1"
 	echo "bench: $name: UDP 1 flow (${SECONDS_PER_RUN}s)"
-	udp_run "$WORK/udp-1flow.trafgen"
+	udp_run "$WORK/udp-1flow.trafgen" 1
 	eval "R_${name}_tx1=$RES_TX R_${name}_udp1=$RES_RX R_${name}_cpu1=$RES_CPU R_${name}_sirq1=$RES_SIRQ"
 	echo "bench: $name: UDP $FLOWS flows (${SECONDS_PER_RUN}s)"
-	udp_run "$WORK/udp-nflows.trafgen"
+	udp_run "$WORK/udp-nflows.trafgen" "$FLOWS"
 	eval "R_${name}_txn=$RES_TX R_${name}_udpn=$RES_RX R_${name}_cpun=$RES_CPU R_${name}_sirqn=$RES_SIRQ"
 	echo "bench: $name: TCP iperf3 one stream (${SECONDS_PER_RUN}s)"
 	tcp_run 1
@@ -329,14 +343,22 @@ measure kernel
 lab kernelnat off
 
 # (b) passgate, on each driver.
-DRIVERS="${BENCH_DRIVERS:-afpacket afxdp}"
+DRIVERS="${BENCH_DRIVERS:-afpacket afxdp offload}"
 PG_RAN=()
 declare -A PG_STATUS_FILE
 run_passgate() {
-	local drv="$1" name="pg_$1" ok=0
+	local drv="$1" name="pg_$1" ok=0 args=(--driver "$1") gro=off
+	if [[ $drv == offload ]]; then
+		# veth takes redirected frames only into a peer with NAPI: GRO
+		# on the switch's ends of lan0 and wan0, for this run only.
+		args=(--driver afxdp --offload)
+		gro=on
+	fi
+	inns sw ethtool -K "$P-rlan" gro "$gro"
+	inns sw ethtool -K "$P-rwan" gro "$gro"
 	SOCK="$WORK/passgate-$drv.sock"
 	ip netns exec "$P-rtr" "$PG_BIN" run --lan lan0 --lan-addr 192.168.50.1/24 --wan wan0 --wan-addr 203.0.113.1/24 \
-		--driver "$drv" --control "$SOCK" >"$WORK/passgate-$drv.log" 2>&1 &
+		"${args[@]}" --control "$SOCK" >"$WORK/passgate-$drv.log" 2>&1 &
 	PG_PID=$!
 	for _ in $(seq 100); do
 		kill -0 "$PG_PID" 2>/dev/null || break
@@ -357,6 +379,8 @@ run_passgate() {
 	kill -TERM "$PG_PID" 2>/dev/null || true
 	wait "$PG_PID" 2>/dev/null || true
 	PG_PID=""
+	inns sw ethtool -K "$P-rlan" gro off
+	inns sw ethtool -K "$P-rwan" gro off
 }
 if [[ $KERNEL_ONLY -eq 0 && -n "$PG_BIN" && -z "$PG_NOTE" ]]; then
 	for d in $DRIVERS; do
@@ -393,7 +417,10 @@ row() { # LABEL KEY
 	echo "$line"
 }
 hdr=$(printf '%-36s %12s' "measure" "kernel NAT")
-for d in $DRIVERS; do hdr+=$(printf ' %12s %6s' "pg $d" "x kern"); done
+for d in $DRIVERS; do
+	case $d in offload) l="xdp+offload" ;; *) l="pg $d" ;; esac
+	hdr+=$(printf ' %12s %6s' "$l" "x kern")
+done
 echo "$hdr"
 row "UDP 64B 1 flow, rx pkt/s" udp1
 row "UDP 64B $FLOWS flows, rx pkt/s" udpn
@@ -426,6 +453,7 @@ echo "  loss: ip netns exec $P-lan1 iperf3 -c 203.0.113.10 -u -l 64 -b 51200000 
 echo "        where: lan1 Udp SndbufErrors; lan1 eth0 tx_packets - srv1 eth0 rx_packets (NAT and links); srv1 Udp RcvbufErrors"
 echo "  kernel NAT: lab.sh kernelnat on (ip_forward=1, nft ip masquerade on wan0)"
 echo "  passgate:   ip netns exec $P-rtr passgate run --lan lan0 --lan-addr 192.168.50.1/24 --wan wan0 --wan-addr 203.0.113.1/24 --driver D"
+echo "              (offload: --driver afxdp --offload, with GRO on the switch's peers of lan0 and wan0)"
 if [[ -n "$PG_NOTE" ]]; then
 	echo
 	echo "passgate: $PG_NOTE"
@@ -433,7 +461,7 @@ fi
 for d in "${PG_RAN[@]}"; do
 	echo
 	echo "passgate --driver $d: status after the runs (driver, lost frames, sockets):"
-	sed -n '/^driver/p; /^LOST FRAMES/,/^$/p; /^SOCKETS/,$p' "${PG_STATUS_FILE[$d]}" | sed 's/^/  /' | head -30
+	sed -n '/^driver/p; /^offload/p; /^LOST FRAMES/,/^$/p; /^SOCKETS/,$p' "${PG_STATUS_FILE[$d]}" | sed 's/^/  /' | head -30
 done
 if [[ $KERNEL_ONLY -eq 0 && ${#PG_RAN[@]} -eq 0 ]]; then
 	exit 1

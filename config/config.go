@@ -26,16 +26,19 @@ const DefaultControlSocket = "/run/passgate/passgate.sock"
 // their defaults (docs/config.md); marshalling leaves zero fields out, so a
 // saved file holds what was set and nothing more.
 type Config struct {
-	LAN           LAN           `json:"lan,omitzero"`
-	WAN           WAN           `json:"wan,omitzero"`
-	NAT           NAT           `json:"nat,omitzero"`
-	Passthrough   Passthrough   `json:"passthrough,omitzero"`
-	Helpers       Helpers       `json:"helpers,omitzero"`
-	PortForwards  []PortForward `json:"port_forwards,omitzero"`
-	DMZ           string        `json:"dmz,omitzero"`
-	Workers       int           `json:"workers,omitzero"`
-	Driver        string        `json:"driver,omitzero"`
-	ControlSocket string        `json:"control_socket,omitzero"`
+	LAN          LAN           `json:"lan,omitzero"`
+	WAN          WAN           `json:"wan,omitzero"`
+	NAT          NAT           `json:"nat,omitzero"`
+	Passthrough  Passthrough   `json:"passthrough,omitzero"`
+	Helpers      Helpers       `json:"helpers,omitzero"`
+	PortForwards []PortForward `json:"port_forwards,omitzero"`
+	DMZ          string        `json:"dmz,omitzero"`
+	Workers      int           `json:"workers,omitzero"`
+	Driver       string        `json:"driver,omitzero"`
+	// Offload has the XDP program forward established flows itself
+	// (AF_XDP only; default off).
+	Offload       bool   `json:"offload,omitzero"`
+	ControlSocket string `json:"control_socket,omitzero"`
 	// ControlGroup names a group (or a numeric gid) whose members may use
 	// the control socket besides root; "": root only.
 	ControlGroup string      `json:"control_group,omitzero"`

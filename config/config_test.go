@@ -27,6 +27,7 @@ const full = `{
  "dmz":"192.168.50.20",
  "workers":2,
  "driver":"afxdp",
+ "offload":true,
  "control_socket":"/tmp/pg.sock"
 }`
 
@@ -80,7 +81,7 @@ func TestFullConfig(t *testing.T) {
 		}
 	}
 	if s.LANInterface != "lan0" || s.WANInterface != "wan0" || s.Workers != 2 || s.ControlSocket != "/tmp/pg.sock" ||
-		s.Driver != "afxdp" {
+		s.Driver != "afxdp" || !s.Offload {
 		t.Errorf("settings %+v", s)
 	}
 	if _, err := nat.New(s.NAT, 0); err != nil {
@@ -106,7 +107,7 @@ func TestDefaults(t *testing.T) {
 	if n.Timeouts != wantT {
 		t.Errorf("timeouts %+v, want %+v", n.Timeouts, wantT)
 	}
-	if s.ControlSocket != DefaultControlSocket || s.Workers != 0 || s.Driver != "auto" {
+	if s.ControlSocket != DefaultControlSocket || s.Workers != 0 || s.Driver != "auto" || s.Offload {
 		t.Errorf("settings %+v", s)
 	}
 	// Defaults are filled into the file form too.
@@ -479,5 +480,18 @@ func TestEveryHelperHasASwitch(t *testing.T) {
 		if got := a.On(s.NAT); got != on {
 			t.Errorf("%s: %v in the file is %v in the engine", path, on, got)
 		}
+	}
+}
+
+// TestOffloadField: offload is a strict boolean, off by default.
+func TestOffloadField(t *testing.T) {
+	for _, bad := range []string{`"yes"`, `1`} {
+		_, err := Parse([]byte(`{"offload":` + bad + `}`))
+		if err == nil || !strings.Contains(err.Error(), "offload") {
+			t.Errorf("offload %s: %v, want an error naming the field", bad, err)
+		}
+	}
+	if _, err := Parse([]byte(`{"offlaod":true}`)); err == nil {
+		t.Error("a misspelt offload accepted")
 	}
 }

@@ -79,6 +79,7 @@ type Settings struct {
 	NAT           nat.Config
 	Workers       int    // 0: one per CPU
 	Driver        string // auto, afxdp or afpacket
+	Offload       bool   // established flows forwarded in XDP (AF_XDP only)
 	ControlSocket string
 	ControlGroup  string // a group name or gid allowed on the control socket besides root
 	Admin         AdminSettings
@@ -191,7 +192,7 @@ func sw(b *bool) nat.Switch {
 func (c *Config) Validate() (*Settings, error) {
 	c.SetDefaults()
 	v := &validator{}
-	s := &Settings{ControlSocket: c.ControlSocket, ControlGroup: c.ControlGroup, Workers: c.Workers, Driver: c.Driver}
+	s := &Settings{ControlSocket: c.ControlSocket, ControlGroup: c.ControlGroup, Workers: c.Workers, Driver: c.Driver, Offload: c.Offload}
 	n := &s.NAT
 
 	s.LANInterface = v.ifname("lan.interface", c.LAN.Interface)

@@ -30,6 +30,9 @@ const (
 	flagFast      // a helper's flow the fast path may take (HelperEnv.SetFast)
 	flagTranslate // ... and whose packets its helper finishes (FastHelper.Translated)
 	flagClassed   // its counting class is set (sessionClass)
+	// flagOffloaded: the data plane forwarded the flow by itself
+	// (OffloadStarted), so its sequence numbers went by unseen.
+	flagOffloaded
 )
 
 // track advances a flow's state for a packet in direction dir and sets its
@@ -52,6 +55,15 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 		fl := t.Flags()
 		if fl&packet.TCPSyn != 0 && e.cfg.MSSClamp != 0 {
 			t.ClampMSS(e.cfg.MSSClamp)
+		}
+		if f.Flags&flagOffloaded != 0 {
+			// The data plane forwarded the flow by itself: its sequence
+			// numbers went by unseen, so nothing is judged by them any
+			// more (as Linux's offloaded conntracks are liberal,
+			// nf_flow_table). An RST ends the flow and a FIN closes it,
+			// rather than being taken for a blind attacker's and keeping
+			// a closed connection offloaded until it idles out.
+			f.Seq = [2]conntrack.Seq{}
 		}
 		if fl&packet.TCPRst != 0 && f.State != tcpClosed {
 			switch rstCheck(&f.Seq, dir, t) {

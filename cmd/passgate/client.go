@@ -163,6 +163,10 @@ func printStatus(w io.Writer, st *control.Status) {
 		}
 		fmt.Fprintln(w)
 	}
+	if n, ok := st.Dataplane["offload_flows"]; ok {
+		fmt.Fprintf(w, "offload on: %d flows forwarded in XDP now; %d packets, %d bytes so far\n",
+			n, st.Dataplane["offload_packets"], st.Dataplane["offload_bytes"])
+	}
 	fmt.Fprintln(w)
 
 	if a := st.Admin; a != nil && a.URL != "" {

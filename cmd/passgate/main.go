@@ -181,6 +181,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	sock := fs.String("control", "", "control `socket` (default "+config.DefaultControlSocket+")")
 	workers := fs.Int("workers", 0, "worker `count` (default: one per CPU)")
 	driver := fs.String("driver", "", "packet `driver`: auto (AF_XDP where its XDP program attaches, else AF_PACKET), afxdp or afpacket (default auto)")
+	offload := fs.Bool("offload", false, "forward established TCP and UDP flows inside the XDP program (AF_XDP only; default off)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
 	if err := parseFlags(fs, args, 0); err != nil {
@@ -225,6 +226,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}
 		if set["driver"] {
 			c.Driver = *driver
+		}
+		if set["offload"] {
+			c.Offload = *offload
 		}
 	}
 	validate := func(c config.Config) (*config.Settings, error) {
@@ -565,6 +569,7 @@ func routerOptions(s *config.Settings) router.Options {
 		NAT:     nc,
 		Workers: s.Workers,
 		Driver:  s.Driver,
+		Offload: s.Offload,
 
 		PPPoERelay: s.PPPoERelay,
 	}

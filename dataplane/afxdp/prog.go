@@ -10,6 +10,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"passgate/dataplane/offload"
 )
 
 // ProgramName is the name the XDP program is loaded with (bpftool prog
@@ -115,10 +117,20 @@ type Pass struct {
 type Program struct {
 	iface string
 	xsks  *ebpf.Map
+	flows *ebpf.Map // the offload map, not ours to close; nil without offload
 	prog  *ebpf.Program
 	link  link.Link
 	// Mode is "native" or "generic".
 	Mode string
+}
+
+// instructions is the program: with offload, its head (which hands the
+// frames it does not forward to offload.Label) before the steering.
+func (p *Program) instructions(pass []Pass) asm.Instructions {
+	if p.flows == nil {
+		return instructions(p.xsks, pass)
+	}
+	return append(offload.Instructions(p.flows), instructions(p.xsks, pass)...)
 }
 
 // ErrBusy is wrapped by Attach when the interface already has an XDP
@@ -132,16 +144,20 @@ var ErrBusy = errors.New("the interface already has an XDP program")
 // the kernel detaches the program with the last descriptor, so no stale
 // program is left behind. pass are destinations the program leaves to the
 // kernel.
-func Attach(iface string, ifindex, queues int, pass []Pass, generic bool) (*Program, error) {
-	p, err := attach(iface, ifindex, queues, pass, generic)
+//
+// flows, if not nil, is the offload flow map (dataplane/offload): the
+// program then forwards the frames of the flows in it itself, and steers
+// only the rest.
+func Attach(iface string, ifindex, queues int, pass []Pass, generic bool, flows *ebpf.Map) (*Program, error) {
+	p, err := attach(iface, ifindex, queues, pass, generic, flows)
 	if err != nil {
 		return nil, fmt.Errorf("afxdp: XDP program on %s: %w", iface, err)
 	}
 	return p, nil
 }
 
-func attach(iface string, ifindex, queues int, pass []Pass, generic bool) (_ *Program, err error) {
-	p := &Program{iface: iface}
+func attach(iface string, ifindex, queues int, pass []Pass, generic bool, flows *ebpf.Map) (_ *Program, err error) {
+	p := &Program{iface: iface, flows: flows}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -174,7 +190,7 @@ func attach(iface string, ifindex, queues int, pass []Pass, generic bool) (_ *Pr
 func (p *Program) load(pass []Pass) (*ebpf.Program, error) {
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name: ProgramName, Type: ebpf.XDP, License: "GPL",
-		Instructions: instructions(p.xsks, pass),
+		Instructions: p.instructions(pass),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"passgate/dataplane/afpacket"
@@ -60,6 +61,9 @@ func (r *Router) openPorts(names [2]string) ([2]hwInfo, error) {
 }
 
 func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
+	if r.opts.Offload {
+		r.log.Warn("offload needs the AF_XDP driver: off")
+	}
 	r.driver = DriverAFPacket
 	var hw [2]hwInfo
 	fanout := fanoutIDs()
@@ -99,6 +103,18 @@ func (r *Router) openAFXDP(names [2]string) ([2]hwInfo, error) {
 	r.driver = DriverAFXDP
 	var hw [2]hwInfo
 	var xsks [2][]*afxdp.Socket
+	var flows *ebpf.Map
+	if r.opts.Offload {
+		maxFlows := r.opts.NAT.MaxFlows
+		if maxFlows <= 0 {
+			maxFlows = 65536
+		}
+		off, err := newOffloader(maxFlows)
+		if err != nil {
+			return hw, fmt.Errorf("router: %w", err)
+		}
+		r.off, flows = off, off.flows
+	}
 	for in := nat.LAN; in <= nat.WAN; in++ {
 		ifi, err := net.InterfaceByName(names[in])
 		if err != nil {
@@ -108,7 +124,7 @@ func (r *Router) openAFXDP(names [2]string) ([2]hwInfo, error) {
 		if err != nil {
 			return hw, fmt.Errorf("router: %w", err)
 		}
-		prog, err := afxdp.Attach(names[in], ifi.Index, q, nil, r.opts.XDPGeneric)
+		prog, err := afxdp.Attach(names[in], ifi.Index, q, nil, r.opts.XDPGeneric, flows)
 		if err != nil {
 			return hw, fmt.Errorf("router: %w", err)
 		}
@@ -187,6 +203,10 @@ func (r *Router) closeSockets() {
 			errs = append(errs, p.Close())
 			r.progs[i] = nil
 		}
+	}
+	if r.off != nil {
+		errs = append(errs, r.off.close())
+		r.off = nil
 	}
 	if err := errors.Join(errs...); err != nil {
 		r.log.Error("detaching the XDP programs", "err", err)

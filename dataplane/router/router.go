@@ -70,6 +70,9 @@ type Options struct {
 	Driver string
 	// XDPGeneric attaches the XDP program in generic mode only.
 	XDPGeneric bool
+	// Offload has the XDP program forward the established flows the
+	// engine offers itself (dataplane/offload); AF_XDP only.
+	Offload bool
 }
 
 // Router is a running data plane.
@@ -93,6 +96,8 @@ type Router struct {
 	workers []*worker
 	socks   []sock
 	progs   [2]*afxdp.Program
+	off     *offloader // nil without offload
+	mtu     [2]int     // the engine's MTU per way out
 	started time.Time
 	fenced  bool
 
@@ -192,6 +197,7 @@ func New(opts Options) (*Router, error) {
 			mtus[i] = 1500
 		}
 	}
+	r.mtu = mtus
 	for in := nat.LAN; in <= nat.WAN; in++ {
 		s := hw[in]
 		mac, okMAC := packet.MACFrom(s.HardwareAddr())
@@ -295,7 +301,13 @@ func (r *Router) expireLoop(ctx context.Context) {
 		}
 		r.mu.Lock()
 		now := r.clock()
+		if r.off != nil {
+			r.offloadCredit(now)
+		}
 		r.eng.Expire(now)
+		if r.off != nil {
+			r.offloadSync(now)
+		}
 		r.ppp.Expire(time.Duration(now))
 		r.drainEvents()
 		r.mu.Unlock()

@@ -100,6 +100,7 @@ func (r *Router) Counters() map[string]uint64 {
 		m["tx_failed"] += c.txFailed.Load()
 	}
 	r.addPPPoECounters(m)
+	r.addOffloadCounters(m)
 	return m
 }
 

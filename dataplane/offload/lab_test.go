@@ -1,0 +1,216 @@
+//go:build lab
+
+package offload_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"passgate/lab"
+	"passgate/lab/labtest"
+)
+
+// The offload lab tests run passgate in a lab of prefix "pgofl".
+const labPrefix = "pgofl"
+
+// A short UDP timeout, so a transfer outlives it many times over.
+const gateConfig = `{
+  "lan":{"interface":"lan0","address":"192.168.50.1/24"},
+  "wan":{"interface":"wan0","address":"203.0.113.1/24"},
+  "nat":{"allow_short_timeouts":true,"timeouts":{"udp":"3s"}},
+  "offload":true,
+  "admin":{"enabled":false}
+}`
+
+// udpEcho answers each datagram with its bytes and the sender's address.
+const udpEcho = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    b, a = s.recvfrom(4096)
+    s.sendto(b + (" from %s:%d" % a).encode(), a)
+`
+
+// udpStream sends a numbered datagram every 2 ms for argv[3] seconds from
+// one socket and checks every answer: its own bytes back, seen from the
+// WAN address and always the same outside port. It prints sent, answered
+// and the outside ports seen.
+const udpStream = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setblocking(False)
+dst = (sys.argv[1], int(sys.argv[2]))
+end = time.time() + float(sys.argv[3])
+sent = ok = 0
+ports = set()
+bad = 0
+while time.time() < end:
+    m = (b"offload-%08d-" % sent) + bytes(range(256)) * 4
+    s.sendto(m, dst)
+    sent += 1
+    t = time.time() + 0.002
+    while time.time() < t:
+        try:
+            b = s.recv(4096)
+        except BlockingIOError:
+            time.sleep(0.0005)
+            continue
+        body, _, frm = b.rpartition(b" from ")
+        if not body.startswith(b"offload-") or body[17:] != bytes(range(256)) * 4:
+            bad += 1
+            continue
+        host, port = frm.decode().split(":")
+        if host != "203.0.113.1":
+            bad += 1
+            continue
+        ports.add(port)
+        ok += 1
+time.sleep(0.5)
+while True:
+    try:
+        b = s.recv(4096)
+        ok += 1
+    except BlockingIOError:
+        break
+print("sent %d answered %d bad %d ports %s" % (sent, ok, bad, ",".join(sorted(ports))))
+`
+
+func TestMain(m *testing.M) { labtest.Main(m) }
+
+func TestOffloadLab(t *testing.T) {
+	bin := labtest.Passgate(t) // built before the lab's clock starts
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	l := labtest.Up(t, labPrefix, 3*time.Minute)
+	dir := t.TempDir()
+	// veth delivers redirected frames only to a peer with NAPI: GRO on.
+	for _, dev := range []string{l.Prefix + "-rlan", l.Prefix + "-rwan"} {
+		labtest.RunT(t, l, 10*time.Second, lab.Switch, "ethtool", "-K", dev, "gro", "on")
+	}
+	big := filepath.Join(dir, "big.bin")
+	const size = 200 << 20
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	src := io.LimitReader(&pattern{}, size)
+	if _, err := io.Copy(io.MultiWriter(f, h), src); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	want := fmt.Sprintf("%x", h.Sum(nil))
+	for name, text := range map[string]string{"echo.py": udpEcho, "stream.py": udpStream} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	web := labtest.StartT(t, l, lab.Server1, "/usr/bin/python3", "-m", "http.server", "--bind", lab.Srv1, "--directory", dir, "8000")
+	if err := labtest.WaitListen(l, lab.Server1, "tcp", lab.Srv1, 8000, 10*time.Second, web); err != nil {
+		t.Fatal(err)
+	}
+	echo := labtest.StartT(t, l, lab.Server1, "/usr/bin/python3", filepath.Join(dir, "echo.py"), lab.Srv1, "9000")
+	if err := echo.WaitLine("ready", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	g := labtest.StartGateT(ctx, t, l, labtest.GateOptions{Bin: bin, Dir: dir, Config: gateConfig, Args: []string{"--driver", "afxdp"}})
+	counters := func() map[string]uint64 {
+		t.Helper()
+		st, err := g.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Dataplane
+	}
+	if _, ok := counters()["offload_flows"]; !ok {
+		t.Fatalf("status shows no offload: %v", counters())
+	}
+
+	t.Run("TCP", func(t *testing.T) {
+		c0 := counters()
+		// Paced so that the ~200 ms before the flow is offloaded is a
+		// small part of it: 200 MB at 40 MB/s, 5 s.
+		out, err := labtest.Run(l, 90*time.Second, lab.Lan1, "sh", "-c",
+			fmt.Sprintf("curl -sS --max-time 80 --limit-rate 40M http://%s:8000/big.bin | sha256sum", lab.Srv1))
+		if err != nil || !strings.HasPrefix(out, want) {
+			t.Fatalf("download through passgate: %v: sha256 %q, want %s", err, out, want)
+		}
+		if log := web.Output(); !strings.Contains(log, lab.WANAddr+` - - `) || !strings.Contains(log, "GET /big.bin") {
+			t.Errorf("the server did not see the download from %s:\n%s", lab.WANAddr, labtest.Tail(log, 2000))
+		}
+		// The FIN went through the engine: within a couple of sweeps
+		// the entry is gone.
+		var c map[string]uint64
+		err = labtest.Poll(ctx, 5*time.Second, func() (bool, string) {
+			c = counters()
+			return c["offload_flows"] == 0 && c["offload_removed"] > c0["offload_removed"], fmt.Sprint(c)
+		})
+		if err != nil {
+			t.Errorf("the offloaded flow was not withdrawn after the connection ended: %v", err)
+		}
+		inXDP := c["offload_packets"] - c0["offload_packets"]
+		inGo := c["forwarded"] - c0["forwarded"]
+		t.Logf("TCP: %d packets in XDP, %d in passgate's workers, %d offloads installed", inXDP, inGo, c["offload_installed"]-c0["offload_installed"])
+		if c["offload_installed"] == c0["offload_installed"] || inXDP < 9*inGo || inXDP < 100000 {
+			t.Errorf("%d packets forwarded in XDP and %d in userspace: want at least 100000 and 90%% in XDP", inXDP, inGo)
+		}
+	})
+
+	t.Run("UDP", func(t *testing.T) {
+		c0 := counters()
+		// 12 s of traffic: four times the UDP timeout of 3 s.
+		out, err := labtest.Run(l, 60*time.Second, lab.Lan1, "/usr/bin/python3", filepath.Join(dir, "stream.py"), lab.Srv1, "9000", "12")
+		if err != nil {
+			t.Fatalf("stream: %v: %s", err, out)
+		}
+		var sent, answered, bad int
+		var ports string
+		if _, err := fmt.Sscanf(out, "sent %d answered %d bad %d ports %s", &sent, &answered, &bad, &ports); err != nil {
+			t.Fatalf("stream said %q: %v", out, err)
+		}
+		c := counters()
+		inXDP := c["offload_packets"] - c0["offload_packets"]
+		inGo := c["forwarded"] - c0["forwarded"]
+		t.Logf("UDP: %s; %d packets in XDP, %d in passgate's workers", strings.TrimSpace(out), inXDP, inGo)
+		if bad != 0 || sent < 1000 || answered < sent*99/100 || strings.Contains(ports, ",") {
+			t.Errorf("UDP through passgate: %s; want every answer intact from one outside port", out)
+		}
+		if inXDP < uint64(sent) || inXDP < 9*inGo {
+			t.Errorf("%d packets forwarded in XDP, %d in userspace, of %d sent each way", inXDP, inGo, sent)
+		}
+		// Forwarded in XDP all along, the flow never expired: it was
+		// installed once and is still there.
+		if n := c["offload_installed"] - c0["offload_installed"]; n != 1 || c["offload_removed"] != c0["offload_removed"] || c["offload_flows"] != 1 {
+			t.Errorf("the UDP flow was offloaded %d times and withdrawn %d times (now %d offloaded): it expired during the transfer",
+				n, c["offload_removed"]-c0["offload_removed"], c["offload_flows"])
+		}
+		flows, err := g.Flows(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fl := range flows {
+			t.Logf("flow %+v", fl)
+		}
+	})
+}
+
+// pattern is an endless stream of bytes that is not all zero, so a
+// misplaced segment shows in the hash.
+type pattern struct{ n uint64 }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	for i := range b {
+		p.n++
+		b[i] = byte(p.n*2654435761>>13) ^ byte(p.n>>20)
+	}
+	return len(b), nil
+}

@@ -1,0 +1,196 @@
+package router
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"passgate/dataplane/offload"
+	"passgate/nat"
+)
+
+// offloader keeps the XDP flow map (dataplane/offload) in step with the
+// engine, from the expiry timer under the engine's write lock: it reads
+// back what the program forwarded and credits it to the flows (so a flow
+// forwarded in XDP does not expire in passgate), withdraws the entries of
+// flows the engine no longer offers (ended, FIN or RST seen, expired), and
+// installs those it newly offers once both next hops' MACs are known.
+type offloader struct {
+	flows   *ebpf.Map
+	entries map[int32]*offEntry
+	// byKey finds an entry's flow and direction from its encoded key, for
+	// the batched reads of the counts.
+	byKey map[[offload.KeySize]byte]offRef
+	kbuf  [][offload.KeySize]byte
+	vbuf  [][offload.ValueSize]byte
+
+	live, installed, removed, full atomic.Uint64
+	packets, bytes                 atomic.Uint64 // forwarded in XDP, as credited
+	errLog                         rateLimit
+}
+
+type offEntry struct {
+	gen  uint32
+	keys [2]offload.Key
+	// The counts already credited, per direction, and those read since.
+	packets, bytes [2]uint64
+	read           [2]bool
+	newP, newB     [2]uint64
+}
+
+type offRef struct {
+	id  int32
+	dir uint8
+}
+
+// offBatch is how many entries one BPF_MAP_LOOKUP_BATCH reads (a hash
+// map's batch must hold its fullest bucket).
+const offBatch = 512
+
+func newOffloader(maxFlows int) (*offloader, error) {
+	m, err := offload.NewMap(2 * maxFlows)
+	if err != nil {
+		return nil, err
+	}
+	return &offloader{flows: m, entries: map[int32]*offEntry{}, byKey: map[[offload.KeySize]byte]offRef{},
+		kbuf: make([][offload.KeySize]byte, offBatch), vbuf: make([][offload.ValueSize]byte, offBatch)}, nil
+}
+
+func (o *offloader) close() error {
+	if o == nil || o.flows == nil {
+		return nil
+	}
+	err := o.flows.Close()
+	o.flows = nil
+	return err
+}
+
+// offloadCredit reads back what the program forwarded since the last
+// time and credits it to the flows, before the engine expires any. Under
+// r.mu's write lock.
+func (r *Router) offloadCredit(now nat.Time) {
+	o := r.off
+	if len(o.entries) == 0 {
+		return
+	}
+	var cur ebpf.MapBatchCursor
+	var v offload.Value
+	for {
+		n, err := o.flows.BatchLookup(&cur, o.kbuf, o.vbuf, nil)
+		for i := range n {
+			ref, ok := o.byKey[o.kbuf[i]]
+			if !ok {
+				continue
+			}
+			en := o.entries[ref.id]
+			v.Decode(&o.vbuf[i])
+			en.read[ref.dir], en.newP[ref.dir], en.newB[ref.dir] = true, v.Packets, v.Bytes
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			r.offloadErr("reading the counts", err)
+			break
+		}
+	}
+	for id, en := range o.entries {
+		var pk, by [2]uint64
+		for d := range en.read {
+			if en.read[d] {
+				pk[d], by[d] = en.newP[d]-en.packets[d], en.newB[d]-en.bytes[d]
+				en.packets[d], en.bytes[d] = en.newP[d], en.newB[d]
+				en.read[d] = false
+			}
+		}
+		o.packets.Add(pk[0] + pk[1])
+		o.bytes.Add(by[0] + by[1])
+		r.eng.OffloadCredit(now, id, en.gen, pk, by)
+	}
+}
+
+// offloadSync withdraws the entries of flows the engine no longer offers
+// and installs those it newly does. Under r.mu's write lock, after the
+// engine expired flows.
+func (r *Router) offloadSync(now nat.Time) {
+	o := r.off
+	var vb [offload.ValueSize]byte
+	for id, en := range o.entries {
+		if r.eng.StillOffloadable(now, id, en.gen) {
+			continue
+		}
+		for _, k := range en.keys {
+			if err := o.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				r.offloadErr("withdrawing a flow", err)
+			}
+			var kb [offload.KeySize]byte
+			k.Encode(&kb)
+			delete(o.byKey, kb)
+		}
+		delete(o.entries, id)
+		o.removed.Add(1)
+	}
+	r.eng.Offloadable(now, func(f *nat.OffloadFlow) bool {
+		if en := o.entries[f.ID]; en != nil && en.gen == f.Gen {
+			return true
+		}
+		en := &offEntry{gen: f.Gen}
+		var vals [2]offload.Value
+		for d, od := range f.Dir {
+			mac, ok := r.nb[od.Out].Lookup(od.NextHop)
+			if !ok {
+				return true // next time, once the neighbour is resolved
+			}
+			out := r.ifaces[od.Out]
+			en.keys[d] = offload.Key{Ifindex: uint32(r.ifaces[od.In].index), Proto: f.Proto,
+				Src: od.Src, Dst: od.Dst, SrcPort: od.SrcPort, DstPort: od.DstPort}
+			vals[d] = offload.NewValue(en.keys[d], od.NewSrc, od.NewDst, od.NewSrcPort, od.NewDstPort,
+				uint32(out.index), mac, out.mac, min(out.mtu, r.mtu[od.Out]))
+		}
+		for d := range vals {
+			vals[d].Encode(&vb)
+			if err := o.flows.Put(en.keys[d], vb[:]); err != nil {
+				if d == 1 {
+					_ = o.flows.Delete(en.keys[0])
+				}
+				if errors.Is(err, unix.E2BIG) {
+					o.full.Add(1)
+				} else {
+					r.offloadErr("installing a flow", err)
+				}
+				return true
+			}
+		}
+		o.entries[f.ID] = en
+		r.eng.OffloadStarted(f.ID, f.Gen)
+		for d, k := range en.keys {
+			var kb [offload.KeySize]byte
+			k.Encode(&kb)
+			o.byKey[kb] = offRef{id: f.ID, dir: uint8(d)}
+		}
+		o.installed.Add(1)
+		return true
+	})
+	o.live.Store(uint64(len(o.entries)))
+}
+
+func (r *Router) offloadErr(what string, err error) {
+	if r.off.errLog.allow(time.Now()) {
+		r.log.Error("offload: "+what, "err", err)
+	}
+}
+
+func (r *Router) addOffloadCounters(m map[string]uint64) {
+	if r.off == nil {
+		return
+	}
+	m["offload_flows"] = r.off.live.Load()
+	m["offload_installed"] = r.off.installed.Load()
+	m["offload_removed"] = r.off.removed.Load()
+	m["offload_map_full"] = r.off.full.Load()
+	m["offload_packets"] = r.off.packets.Load()
+	m["offload_bytes"] = r.off.bytes.Load()
+}

@@ -1,0 +1,121 @@
+package nat
+
+import (
+	"passgate/conntrack"
+	"passgate/packet"
+)
+
+// OffloadDir is one direction of an offloaded flow: a packet arriving on
+// In as Src:SrcPort > Dst:DstPort leaves by Out as NewSrc:NewSrcPort >
+// NewDst:NewDstPort, to the neighbour NextHop.
+type OffloadDir struct {
+	In, Out                Iface
+	Src, Dst               [4]byte
+	SrcPort, DstPort       uint16
+	NewSrc, NewDst         [4]byte
+	NewSrcPort, NewDstPort uint16
+	NextHop                [4]byte
+}
+
+// OffloadFlow is a flow whose packets the data plane may forward without
+// the engine (Offloadable), identified by ID and Gen as long as it lives.
+type OffloadFlow struct {
+	ID    int32
+	Gen   uint32
+	Proto uint8
+	Dir   [2]OffloadDir // Original, Reply
+}
+
+// Offloadable calls fn for every flow the data plane may forward without
+// the engine, until fn returns false: an established TCP flow or a UDP
+// flow seen both ways, with no application helper, not a hairpin, both of
+// whose directions have a next hop. What it takes is what FastPath takes
+// of TCP and UDP, less what must stay with the engine packet by packet
+// (the data plane keeps SYN, FIN, RST, fragments, IP options, TTL 1 and
+// frames over the MTU for the engine). Not for the packet path.
+func (e *Engine) Offloadable(now Time, fn func(*OffloadFlow) bool) {
+	var of OffloadFlow
+	e.ct.Range(func(id int32, f *conntrack.Flow) bool {
+		if !e.offloadOK(now, f) || !e.offloadFlow(id, f, &of) {
+			return true
+		}
+		return fn(&of)
+	})
+}
+
+// StillOffloadable reports whether flow id of generation gen is still one
+// Offloadable would give: the data plane stops forwarding it by itself
+// otherwise (it ended, a FIN or RST came, it expired, ...).
+func (e *Engine) StillOffloadable(now Time, id int32, gen uint32) bool {
+	if !e.ct.Live(id, gen) {
+		return false
+	}
+	var of OffloadFlow
+	f := e.ct.Get(id)
+	return e.offloadOK(now, f) && e.offloadFlow(id, f, &of)
+}
+
+// OffloadCredit gives flow id of generation gen the packets and bytes the
+// data plane forwarded for it in each direction since the last credit, and
+// moves its deadline as those packets would have. It reports whether the
+// flow was still there.
+func (e *Engine) OffloadCredit(now Time, id int32, gen uint32, packets, bytes [2]uint64) bool {
+	if !e.ct.Live(id, gen) {
+		return false
+	}
+	f := e.ct.Get(id)
+	for d := range packets {
+		f.Packets[d] += packets[d]
+		f.Bytes[d] += bytes[d]
+	}
+	if packets[0]+packets[1] == 0 {
+		return true
+	}
+	timeout := e.timeouts.udp
+	if f.Orig.Proto == packet.ProtoTCP {
+		timeout = e.tcpTimeout(f.State)
+	}
+	if d := int64(now + timeout); d > e.ct.Deadline(id) {
+		e.ct.SetDeadline(id, d)
+	}
+	return true
+}
+
+// OffloadStarted tells the engine that the data plane now forwards flow id
+// of generation gen by itself: the packets it sees of the flow from then on
+// are not all of them, so a TCP flow's sequence numbers judge nothing any
+// more (an RST or FIN is taken as it comes).
+func (e *Engine) OffloadStarted(id int32, gen uint32) {
+	if e.ct.Live(id, gen) {
+		e.ct.Get(id).Flags |= flagOffloaded
+	}
+}
+
+func (e *Engine) offloadOK(now Time, f *conntrack.Flow) bool {
+	switch {
+	case f.Helper != 0, f.Flags&flagHeld != 0, f.Flags&flagReplied == 0,
+		f.Origin == originHairpin, f.Deadline <= int64(now):
+		return false
+	}
+	switch f.Orig.Proto {
+	case packet.ProtoTCP:
+		return f.State == tcpEstablished
+	case packet.ProtoUDP:
+		return f.Packets[conntrack.Original] != 0 && f.Packets[conntrack.Reply] != 0
+	}
+	return false
+}
+
+func (e *Engine) offloadFlow(id int32, f *conntrack.Flow, of *OffloadFlow) bool {
+	*of = OffloadFlow{ID: id, Gen: f.Gen, Proto: f.Orig.Proto}
+	for d, in := range [2]*conntrack.Tuple{&f.Orig, &f.Xlate} {
+		nsrc, ndst, nsid, ndid, out := translation(f, conntrack.Dir(d))
+		nh, ok := e.nextHop(out, ndst)
+		if !ok {
+			return false
+		}
+		of.Dir[d] = OffloadDir{In: Iface(in.Side), Out: out, Src: in.Src, Dst: in.Dst, SrcPort: in.SrcID, DstPort: in.DstID,
+			NewSrc: nsrc, NewDst: ndst, NewSrcPort: nsid, NewDstPort: ndid, NextHop: nh}
+	}
+	return true
+}

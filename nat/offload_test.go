@@ -1,0 +1,142 @@
+package nat
+
+import (
+	"net/netip"
+	"testing"
+
+	"passgate/packet"
+	. "passgate/packet/pkttest"
+)
+
+func offloadable(e *Engine, now Time) []OffloadFlow {
+	var fl []OffloadFlow
+	e.Offloadable(now, func(f *OffloadFlow) bool { fl = append(fl, *f); return true })
+	return fl
+}
+
+func ap(a [4]byte, p uint16) string { return netip.AddrPortFrom(netip.AddrFrom4(a), p).String() }
+
+// TestOffloadUDP: a UDP flow is offered once seen both ways, and each
+// direction's entry says what Process does to that direction's packets.
+func TestOffloadUDP(t *testing.T) {
+	e := newEngine(t, nil)
+	pass(t, e, 0, LAN, UDP("192.168.50.10:5000", "198.51.100.7:53", nil), WAN)
+	if fl := offloadable(e, 0); len(fl) != 0 {
+		t.Fatalf("offered before any reply: %+v", fl)
+	}
+	pass(t, e, 0, WAN, UDP("198.51.100.7:53", "203.0.113.1:5000", nil), LAN)
+	fl := offloadable(e, 0)
+	if len(fl) != 1 || fl[0].Proto != packet.ProtoUDP {
+		t.Fatalf("offered %+v, want the one UDP flow", fl)
+	}
+	for d, pkt := range [2]struct {
+		from Iface
+		b    []byte
+	}{{LAN, UDP("192.168.50.10:5000", "198.51.100.7:53", []byte("q"))}, {WAN, UDP("198.51.100.7:53", "203.0.113.1:5000", []byte("a"))}} {
+		od := fl[0].Dir[d]
+		in, _ := packet.ParseIPv4(pkt.b)
+		if od.In != pkt.from || ap(od.Src, od.SrcPort) != ap(in.Src(), packet.UDP(in.Payload()).SrcPort()) ||
+			ap(od.Dst, od.DstPort) != ap(in.Dst(), packet.UDP(in.Payload()).DstPort()) {
+			t.Fatalf("dir %d: key %+v does not match the packet", d, od)
+		}
+		v := e.Process(0, pkt.from, pkt.b)
+		if v.Action != Forward || v.Out != od.Out || v.NextHop != od.NextHop {
+			t.Fatalf("dir %d: Process %+v, entry %+v", d, v, od)
+		}
+		IPv4(t, pkt.b, Src(ap(od.NewSrc, od.NewSrcPort)), Dst(ap(od.NewDst, od.NewDstPort)))
+	}
+	if fl[0].Dir[1].NewDst != [4]byte{192, 168, 50, 10} || fl[0].Dir[0].NewSrc != [4]byte{203, 0, 113, 1} || fl[0].Dir[0].NextHop != [4]byte{203, 0, 113, 254} {
+		t.Fatalf("entry %+v", fl[0])
+	}
+}
+
+// TestOffloadTCPAndCredit: a TCP flow is offered once established and
+// withdrawn at its FIN; credit moves the deadline and adds the counts.
+func TestOffloadTCPAndCredit(t *testing.T) {
+	e := newEngine(t, nil)
+	pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPSyn, 100, 0, nil, nil), WAN)
+	pass(t, e, 0, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+	if fl := offloadable(e, 0); len(fl) != 0 {
+		t.Fatalf("offered before the handshake ended: %+v", fl)
+	}
+	pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPAck, 101, 501, nil, nil), WAN)
+	fl := offloadable(e, 0)
+	if len(fl) != 1 {
+		t.Fatalf("offered %d flows, want 1", len(fl))
+	}
+	id, gen := fl[0].ID, fl[0].Gen
+	// Long past the established timeout, kept alive by credit alone.
+	now := Time(0)
+	for range 3 {
+		now += e.timeouts.tcpEst - sec
+		if !e.OffloadCredit(now, id, gen, [2]uint64{10, 20}, [2]uint64{1000, 2000}) {
+			t.Fatal("flow gone")
+		}
+		e.Expire(now + sec/2)
+	}
+	if !e.StillOffloadable(now, id, gen) {
+		t.Fatal("flow not offloadable any more")
+	}
+	f := e.ct.Get(id)
+	if f.Packets != [2]uint64{32, 61} || f.Bytes[0] < 3000 || f.Bytes[1] < 6000 {
+		t.Fatalf("counts %v %v", f.Packets, f.Bytes)
+	}
+	pass(t, e, now, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPFin|packet.TCPAck, 101, 501, nil, nil), WAN)
+	if e.StillOffloadable(now, id, gen) || len(offloadable(e, now)) != 0 {
+		t.Fatal("still offloadable after FIN")
+	}
+	// Without credit it expires; then credit finds nothing.
+	e.Expire(now + e.timeouts.tcpEst + sec)
+	if e.OffloadCredit(now, id, gen, [2]uint64{1, 1}, [2]uint64{1, 1}) || e.StillOffloadable(now, id, gen) {
+		t.Fatal("credit to an ended flow")
+	}
+}
+
+// TestOffloadRST: the window of an offloaded flow went by unseen, so an
+// RST ends it (and its offload) however far its sequence number is from
+// what the engine last saw; a flow never offloaded keeps judging RSTs.
+// TestOffloadTCPAndCredit's FIN, at the sequence number of the handshake,
+// would pass either way; TestOffloadFINAfterTransfer's does not.
+func TestOffloadRST(t *testing.T) {
+	for _, offloaded := range []bool{false, true} {
+		e := newEngine(t, nil)
+		pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPSyn, 100, 0, nil, nil), WAN)
+		pass(t, e, 0, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+		pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPAck, 101, 501, nil, nil), WAN)
+		fl := offloadable(e, 0)
+		if len(fl) != 1 {
+			t.Fatalf("offered %d flows", len(fl))
+		}
+		if offloaded {
+			e.OffloadStarted(fl[0].ID, fl[0].Gen)
+		}
+		// 100 MB later, all of it forwarded in XDP.
+		pass(t, e, sec, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPRst, 501+100<<20, 0, nil, nil), LAN)
+		if got := e.StillOffloadable(sec, fl[0].ID, fl[0].Gen); got == offloaded {
+			t.Errorf("offloaded %v: still offloadable after the RST: %v", offloaded, got)
+		}
+	}
+}
+
+// TestOffloadFINAfterTransfer: after 100 MB went by in XDP, the FIN at the
+// real edge closes the offloaded flow; the same FIN on a flow the engine
+// saw all of is implausible there and changes nothing.
+func TestOffloadFINAfterTransfer(t *testing.T) {
+	for _, offloaded := range []bool{false, true} {
+		e := newEngine(t, nil)
+		pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPSyn, 100, 0, nil, nil), WAN)
+		pass(t, e, 0, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+		pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPAck, 101, 501, nil, nil), WAN)
+		fl := offloadable(e, 0)
+		if len(fl) != 1 {
+			t.Fatalf("offered %d flows", len(fl))
+		}
+		if offloaded {
+			e.OffloadStarted(fl[0].ID, fl[0].Gen)
+		}
+		pass(t, e, sec, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPFin|packet.TCPAck, 501+100<<20, 101, nil, nil), LAN)
+		if got := e.StillOffloadable(sec, fl[0].ID, fl[0].Gen); got == offloaded {
+			t.Errorf("offloaded %v: still offloadable after the FIN: %v", offloaded, got)
+		}
+	}
+}
