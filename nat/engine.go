@@ -681,6 +681,26 @@ func ruleRoomReason(err error) DropReason {
 	return insertReason(err)
 }
 
+// ownerRoomReason is the drop reason for a refusal to make a flow charged
+// to o.
+func ownerRoomReason(o conntrack.Owner, err error) DropReason {
+	if o.Kind == conntrack.OwnerRule {
+		return ruleRoomReason(err)
+	}
+	return insertReason(err)
+}
+
+// helperOwner is what a flow a helper makes now is charged to besides its
+// host: the LAN frame's source MAC, or, for a packet from the WAN (or a
+// LAN frame with no MAC known), the owner of the flow whose packet the
+// helper is handling.
+func (e *Engine) helperOwner() conntrack.Owner {
+	if o := e.linkOwner(); o.Kind != conntrack.OwnerNone || e.busy < 0 {
+		return o
+	}
+	return e.ct.Get(e.busy).Owner
+}
+
 // newInbound handles a WAN packet that matched no flow: a port forward, an
 // existing mapping that its filtering admits, the router itself, the DMZ
 // host, or nothing (unsolicited: dropped, no state).
@@ -691,8 +711,10 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	if host, port, lo, ok := e.forwardRule(k.Proto, k.DstID); ok {
 		return e.newDNAT(now, k, host, port, originForward, ruleOwner(k.Proto, lo))
 	}
-	if id, ok := e.expected(now, k); ok {
-		return id, conntrack.Original, DropNone
+	if id, r, ok := e.expected(now, k); ok {
+		// A refused expected flow is dropped, not let in through the
+		// mapping the expectation held (charged to the inbound share).
+		return id, conntrack.Original, r
 	}
 	if m := e.makerFor(k.Proto, k.DstID); m != nil {
 		if id, dir, r, ok := m.Inbound(now, ip, k); ok {

@@ -266,19 +266,29 @@ func (e *Engine) claim(f *conntrack.Flow, serverPort uint16) {
 }
 
 // expected makes the flow an expectation predicted for an inbound packet.
-func (e *Engine) expected(now Time, k conntrack.Tuple) (int32, bool) {
+// The flow is charged to what the expectation was charged to: the owner of
+// the flow that predicted it (the LAN MAC whose request a server answers,
+// or the rule or mapping that let an inbound flow in), not to the host's
+// address alone, and room is made for it as for any new flow (early drop).
+// ok reports whether an expectation matched; r is why its flow could not
+// be made.
+func (e *Engine) expected(now Time, k conntrack.Tuple) (id int32, r DropReason, ok bool) {
 	x, ok := e.ct.Expected(k, int64(now))
 	if !ok {
-		return 0, false
+		return 0, DropNone, false
 	}
 	reply := x.Reply
 	if reply.DstID == 0 {
 		reply.DstID = k.SrcID
 	}
-	id, err := e.ct.Insert(k, reply, x.Host, int64(now), int64(now+e.timeoutFor(k.Proto)))
+	// The expectation holds its mapping across the early drop.
+	err := e.ct.MakeRoom(x.Host, x.Owner)
+	if err == nil {
+		id, err = e.ct.InsertOwned(k, reply, x.Host, x.Owner, int64(now), int64(now+e.timeoutFor(k.Proto)))
+	}
 	if err != nil {
 		e.maps.release(uint32(x.Data - 1))
-		return 0, false
+		return 0, ownerRoomReason(x.Owner, err), true
 	}
 	f := e.ct.Get(id)
 	f.Ext = uint32(x.Data) // the mapping the expectation held
@@ -290,7 +300,7 @@ func (e *Engine) expected(now Time, k conntrack.Tuple) (int32, bool) {
 		e.helperStats[i].Expected++
 	}
 	e.stats.Created++
-	return id, true
+	return id, DropNone, true
 }
 
 func (e *Engine) expectationGone(x *conntrack.Expectation) {

@@ -163,19 +163,23 @@ func (v *HelperEnv) LookupLive(now Time, k conntrack.Tuple) (int32, conntrack.Di
 
 // NewFlow makes a flow of the helper's with the UDP timeout (tunnels
 // live as long), orig seen from the LAN host and reply its reply key.
-// Room is made as for any new flow from the LAN host: where the host's
-// share, its MAC's or the table is full, the oldest flows that have seen no
+// It is charged to the LAN frame's MAC, or, while the helper handles a
+// packet from the WAN, to the owner of that packet's flow (a PPTP call's
+// GRE flow made on the server's reply goes to the client's MAC). Room is
+// made as for any new flow from the LAN host: where the host's share, its
+// owner's or the table is full, the oldest flows that have seen no
 // reply go first (early drop), never one that has, nor the flow whose
 // packet the helper is handling. Xlate is reply; the caller sets it when
 // reply is a key of its own.
 func (v *HelperEnv) NewFlow(now Time, orig, reply conntrack.Tuple) (int32, *conntrack.Flow, DropReason) {
 	e := v.e
-	if err := e.ct.MakeRoomKeeping(orig.Src, e.linkOwner(), e.busy); err != nil {
-		return 0, nil, insertReason(err)
+	owner := e.helperOwner()
+	if err := e.ct.MakeRoomKeeping(orig.Src, owner, e.busy); err != nil {
+		return 0, nil, ownerRoomReason(owner, err)
 	}
-	id, err := e.ct.Insert(orig, reply, orig.Src, int64(now), int64(now+e.timeouts.udp))
+	id, err := e.ct.InsertOwned(orig, reply, orig.Src, owner, int64(now), int64(now+e.timeouts.udp))
 	if err != nil {
-		return 0, nil, insertReason(err)
+		return 0, nil, ownerRoomReason(owner, err)
 	}
 	f := e.ct.Get(id)
 	f.Helper = v.ID()

@@ -239,3 +239,68 @@ func TestForgedAddressesCannotTakeExpectations(t *testing.T) {
 	}
 	IPv4(t, d, Dst("192.168.50.10:40000"))
 }
+
+// TestForgedAddressesCannotTakeExpectedFlows: one LAN host (one MAC)
+// forging 40 LAN addresses, with a WAN accomplice answering each read
+// request from a new port, held 48 answered flows, three times its MAC's
+// share of 16 (the flows made from expectations were charged to the
+// forged address with no MAC, and made no room by early drop); three
+// other hosts then opened only 16 of 30 flows, the rest refused as
+// table_full. A flow made from an expectation is charged to the owner of
+// the flow that predicted it (the MAC) and goes through the early drop.
+func TestForgedAddressesCannotTakeExpectedFlows(t *testing.T) {
+	e := nattest.Engine(t, func(c *nat.Config) {
+		c.Filtering = nat.AddressAndPortDependent
+		c.Helpers = map[string]nat.Switch{"tftp": nat.On}
+		c.MaxFlows = 64
+		c.MaxFlowsPerHost = 16
+	}, &Helper{})
+	evil := [6]byte{2, 0, 0, 0, 0, 0xee}
+	answered := 0
+	for i := 0; i < 400; i++ {
+		src := fmt.Sprintf("192.168.50.%d:%d", 20+i%40, 10000+i)
+		req := UDP(src, "203.0.113.10:69", rrq("x", "octet"))
+		if v := e.ProcessFrom(sec, nat.LAN, evil, req); v.Action != nat.Forward {
+			continue
+		}
+		pub := fmt.Sprintf("203.0.113.1:%d", packet.UDP(packet.IPv4(req).Payload()).SrcPort())
+		server := fmt.Sprintf("203.0.113.10:%d", 30000+i)
+		if v := e.Process(sec, nat.WAN, UDP(server, pub, data(1, []byte("x")))); v.Action != nat.Forward {
+			continue
+		}
+		if v := e.ProcessFrom(sec, nat.LAN, evil, UDP(src, server, []byte{0, OpACK, 0, 1})); v.Action == nat.Forward {
+			answered++
+		}
+	}
+	if answered < 16 {
+		t.Fatalf("the forging host's transfers: %d answered, want at least its share of 16", answered)
+	}
+	held := 0
+	e.Flows(sec, func(f nat.FlowInfo) bool {
+		if a := f.Inside.Addr().As4(); a[3] >= 20 && a[3] < 60 {
+			held++
+		}
+		return true
+	})
+	if held > 16 {
+		t.Fatalf("the forging MAC holds %d flows, more than its share of 16", held)
+	}
+	if s := e.Stats(); s.EarlyDropMACShare == 0 {
+		t.Errorf("no early drop counted for the MAC's share: %+v", s)
+	}
+	// Three other hosts (their own MACs) each open ten answered flows.
+	for j := 0; j < 30; j++ {
+		mac := [6]byte{2, 0, 0, 0, byte(j / 10), 0x11}
+		inside := fmt.Sprintf("192.168.50.%d:%d", 10+j/10, 40000+j)
+		q := UDP(inside, "203.0.113.20:53", []byte("q"))
+		if v := e.ProcessFrom(2*sec, nat.LAN, mac, q); v.Action != nat.Forward {
+			t.Fatalf("other host's flow %d: %+v (%v)", j, v, v.Reason)
+		}
+		pub := fmt.Sprintf("203.0.113.1:%d", packet.UDP(packet.IPv4(q).Payload()).SrcPort())
+		a := UDP("203.0.113.20:53", pub, []byte("a"))
+		if v := e.Process(2*sec, nat.WAN, a); v.Action != nat.Forward {
+			t.Fatalf("answer %d: %+v (%v)", j, v, v.Reason)
+		}
+		IPv4(t, a, Dst(inside))
+	}
+}
