@@ -339,3 +339,57 @@ func TestPPTPControlPoolShareMAC(t *testing.T) {
 	b := &PPTPClient{T: t, E: e, Host: "192.168.50.11", Port: 40000, CSeq: 1, SSeq: 1}
 	b.Connect()
 }
+
+// A call's GRE flow, made while handling the server's Outgoing-Call-Reply
+// (a WAN packet), is charged to the MAC of the client whose control
+// connection it belongs to, not to the client's address with no MAC: with
+// a share of 3, the control connection and the GRE flow leave the MAC room
+// for one more answered flow, from whatever address it forges.
+func TestPPTPCallChargedToClientMAC(t *testing.T) {
+	e := NewEngine(t, func(c *Config) { c.MaxFlowsPerHost = 3 })
+	mac := [6]byte{2, 0, 0, 0, 0, 0x77}
+	cseq, sseq := uint32(100), uint32(900)
+	var pub string
+	out := func(flags uint8, payload []byte) []byte {
+		b := TCP("192.168.50.10:40000", "203.0.113.10:1723", flags, cseq, sseq, nil, payload)
+		if v := e.ProcessFrom(0, LAN, mac, b); v.Action != Forward {
+			t.Fatalf("client segment: %+v (%v)", v, v.Reason)
+		}
+		cseq += uint32(len(payload))
+		pub = "203.0.113.1:" + Itoa(packet.TCP(packet.IPv4(b).Payload()).SrcPort())
+		return b
+	}
+	in := func(flags uint8, payload []byte) []byte {
+		b := Pass(t, e, 0, WAN, TCP("203.0.113.10:1723", pub, flags, sseq, cseq, nil, payload), LAN)
+		sseq += uint32(len(payload))
+		return b
+	}
+	out(packet.TCPSyn, nil)
+	cseq++
+	in(packet.TCPSyn|packet.TCPAck, nil)
+	sseq++
+	out(packet.TCPAck, PPTPMsg(1, 0, 0, 0)) // Start-Control-Connection-Request
+	in(packet.TCPAck, PPTPMsg(2, 0, 0, 1))  // its Reply
+	o := out(packet.TCPAck, PPTPMsg(pptp.OutgoingCallRequest, 0x0100, 0, 0))
+	outside := binary.BigEndian.Uint16(TCPPayload(o)[12:])
+	in(packet.TCPAck, PPTPMsg(pptp.OutgoingCallReply, 0x0700, outside, 1))
+	r := Pass(t, e, Sec, WAN, GRE("203.0.113.10", "203.0.113.1", outside, "ppp-in"), LAN)
+	IPv4(t, r, Dst("192.168.50.10"))
+	// The same MAC from a forged address: one answered flow fits, the
+	// next is refused for the MAC's share.
+	for i := 0; i < 2; i++ {
+		q := UDP("192.168.50.99:"+Itoa(uint16(5000+i)), "203.0.113.20:53", []byte("q"))
+		v := e.ProcessFrom(Sec, LAN, mac, q)
+		if i == 1 {
+			if v.Action != Drop || v.Reason != DropMACLimit {
+				t.Fatalf("a fourth flow of the MAC: %+v (%v), want dropped for its share", v, v.Reason)
+			}
+			break
+		}
+		if v.Action != Forward {
+			t.Fatalf("flow %d: %+v (%v)", i, v, v.Reason)
+		}
+		Pass(t, e, Sec, WAN, UDP("203.0.113.20:53", "203.0.113.1:"+Itoa(packet.UDP(packet.IPv4(q).Payload()).SrcPort()), []byte("a")), LAN)
+	}
+	Pass(t, e, Sec, LAN, GRE("192.168.50.10", "203.0.113.10", 0x0700, "ppp-out"), WAN)
+}
