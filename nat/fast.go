@@ -85,11 +85,14 @@ func (e *Engine) flushRun(r *flowRun, shared bool) {
 // Unlike every other method, FastPath may run in several goroutines at
 // once, as long as none of them, nor anyone else, calls another method
 // meanwhile (a read lock for FastPath, the write lock for the rest). It
-// reads the engine and writes only the packet, the caller's counters, and
-// the flow's packet and byte counts and deadline, atomically. So the
+// reads the engine and writes only the packet, the caller's counters, and,
+// atomically, the flow's packet and byte counts, its deadline and, for
+// TCP, the sequence numbers of the packet's direction (Seq's Next, Ack and
+// Win, moved as seqAdvance does: never Seen, Scale nor the state). So the
 // data plane's workers forward the bulk of the traffic in parallel and
-// serialise only what changes state. The flow's counts reach it with
-// Flush, which must come before the read lock is given up.
+// serialise only what changes state. The flow's counts and sequence
+// numbers reach it with Flush, which must come before the read lock is
+// given up.
 func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict, bool) {
 	ip, err := packet.ParseIPv4(b)
 	if err != nil || !ip.ValidChecksum() {
@@ -109,9 +112,11 @@ func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict,
 // count, extend the deadline and rewrite: a transit packet (the
 // conditions below are Process's checks, all passed), of a live flow
 // without a helper or one its helper marked fast (a tunnel's: ESP, GRE),
-// not a held hairpin (hairpin.go), that changes no TCP state, marks no
-// first reply and fits the way out. Its counts go to run; Process flushes
-// them at once. A helper's protocol is keyed by its FastKey and finished
+// not a held hairpin (hairpin.go), that changes no TCP connection state
+// (an ACK-only segment of an established connection: it only moves the
+// direction's sequence numbers, Seq's Next, Ack and Win), marks no first
+// reply and fits the way out. Its counts and sequence numbers go to run;
+// Process flushes them at once. A helper's protocol is keyed by its FastKey and finished
 // by its Translated, both bound to FastPath's contract.
 func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun) (Verdict, bool) {
 	if ip.IsFragment() || ip.TTL() <= 1 {
