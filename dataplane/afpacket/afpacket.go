@@ -127,12 +127,9 @@ type Socket struct {
 	mtu     int
 	hwaddr  net.HardwareAddr
 
-	// closing is set once by Close; active counts Recv/Send calls in
-	// progress. Close waits for active to drop to zero before unmapping the
-	// ring and closing the fds, so a call never touches freed memory or a
-	// reused fd number.
-	closing   atomic.Bool
-	active    atomic.Int32
+	// gate counts Recv/Send calls in progress: Close waits for them before
+	// unmapping the ring and closing the fds.
+	gate      port.Gate
 	closeOnce sync.Once
 
 	rx rxRing
@@ -304,20 +301,6 @@ func (s *Socket) Index() int { return s.ifindex }
 // MTU+14.
 func (s *Socket) MTU() int { return s.mtu }
 
-// enter registers a Recv or Send in progress; it fails once Close started.
-// Go's atomics are sequentially consistent, so either Close sees our
-// increment or we see its flag.
-func (s *Socket) enter() bool {
-	s.active.Add(1)
-	if s.closing.Load() {
-		s.active.Add(-1)
-		return false
-	}
-	return true
-}
-
-func (s *Socket) exit() { s.active.Add(-1) }
-
 // Stats returns the cumulative counters. The kernel resets its counters on
 // every read, so Stats accumulates them; after Close it returns the final
 // totals.
@@ -362,11 +345,9 @@ func (s *Socket) harvestLocked() {
 // Recv and Send return net.ErrClosed.
 func (s *Socket) Close() error {
 	s.closeOnce.Do(func() {
-		s.closing.Store(true)
+		s.gate.Shut()
 		s.rx.wake()
-		for s.active.Load() != 0 {
-			time.Sleep(50 * time.Microsecond)
-		}
+		s.gate.Drain()
 		s.statsMu.Lock()
 		s.harvestLocked()
 		s.release()

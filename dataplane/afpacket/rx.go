@@ -120,10 +120,10 @@ func (r *rxRing) blockHdr(i int) *unix.TpacketHdrV1 {
 // socket error (e.g. ENETDOWN) when the kernel reports one, after which the
 // next call receives normally again.
 func (s *Socket) Recv(frames [][]byte, flags []uint32) (int, error) {
-	if !s.enter() {
+	if !s.gate.Enter() {
 		return 0, net.ErrClosed
 	}
-	defer s.exit()
+	defer s.gate.Exit()
 	r := &s.rx
 	if r.ring == nil {
 		return 0, ErrNoRx
@@ -151,7 +151,7 @@ func (s *Socket) Recv(frames [][]byte, flags []uint32) (int, error) {
 		}
 		r.ts = unix.NsecToTimespec(int64(wait))
 		_, err := unix.Ppoll(r.pfd[:], &r.ts, nil)
-		if s.closing.Load() {
+		if s.gate.Closing() {
 			return 0, net.ErrClosed
 		}
 		if err != nil && !errors.Is(err, unix.EINTR) {

@@ -54,10 +54,10 @@ func (t *txState) grow(n int) {
 // The kernel copies each frame before Send returns, so the caller may reuse
 // the buffers (or Recv again, if they are ring slices) immediately.
 func (s *Socket) Send(frames [][]byte) (int, error) {
-	if !s.enter() {
+	if !s.gate.Enter() {
 		return 0, net.ErrClosed
 	}
-	defer s.exit()
+	defer s.gate.Exit()
 	t := &s.tx
 	if len(frames) > len(t.hdrs) {
 		t.grow(len(frames))

@@ -102,8 +102,7 @@ type Socket struct {
 	txMu   sync.Mutex
 	txFree []uint64 // free TX frames
 
-	closing   atomic.Bool
-	active    atomic.Int32
+	gate      port.Gate // Recv and Send in progress, for Close
 	closeOnce sync.Once
 
 	rxPackets, txPackets  atomic.Uint64
@@ -274,17 +273,6 @@ func (s *Socket) Index() int { return s.ifindex }
 // MTU is the interface MTU as read at Open.
 func (s *Socket) MTU() int { return s.mtu }
 
-func (s *Socket) enter() bool {
-	s.active.Add(1)
-	if s.closing.Load() {
-		s.active.Add(-1)
-		return false
-	}
-	return true
-}
-
-func (s *Socket) exit() { s.active.Add(-1) }
-
 // Recv fills frames with up to len(frames) received frames; flags, if not
 // nil, get port.CsumUnknown (a veth peer on the same host may have left the
 // transport checksum to offload, and AF_XDP does not say). The slices point into
@@ -292,10 +280,10 @@ func (s *Socket) exit() { s.active.Add(-1) }
 // receive it waits up to Config.PollTimeout and returns 0, nil; after
 // Close, net.ErrClosed.
 func (s *Socket) Recv(frames [][]byte, flags []uint32) (int, error) {
-	if !s.enter() {
+	if !s.gate.Enter() {
 		return 0, net.ErrClosed
 	}
-	defer s.exit()
+	defer s.gate.Exit()
 	s.refill()
 	max := len(frames)
 	if flags != nil && len(flags) < max {
@@ -316,7 +304,7 @@ func (s *Socket) Recv(frames [][]byte, flags []uint32) (int, error) {
 		}
 		ts = unix.NsecToTimespec(int64(wait))
 		_, err := unix.Ppoll(s.pfd[:], &ts, nil)
-		if s.closing.Load() {
+		if s.gate.Closing() {
 			return 0, net.ErrClosed
 		}
 		if err != nil && !errors.Is(err, unix.EINTR) {
@@ -386,10 +374,10 @@ func frameAt(umem []byte, d unix.XDPDesc, frameSize uint64) ([]byte, bool) {
 // frames for which no TX frame or ring slot came free after a few kicks as
 // TxFull. Safe for several goroutines.
 func (s *Socket) Send(frames [][]byte) (int, error) {
-	if !s.enter() {
+	if !s.gate.Enter() {
 		return 0, net.ErrClosed
 	}
-	defer s.exit()
+	defer s.gate.Exit()
 	s.txMu.Lock()
 	defer s.txMu.Unlock()
 
@@ -504,15 +492,13 @@ func (s *Socket) Stats() port.Stats {
 // and releases the socket and its memory. Further calls return nil.
 func (s *Socket) Close() error {
 	s.closeOnce.Do(func() {
-		s.closing.Store(true)
+		s.gate.Shut()
 		if s.efd >= 0 {
 			var one [8]byte
 			binary.NativeEndian.PutUint64(one[:], 1)
 			_, _ = unix.Write(s.efd, one[:])
 		}
-		for s.active.Load() != 0 {
-			time.Sleep(50 * time.Microsecond)
-		}
+		s.gate.Drain()
 		s.Stats() // keep the kernel's last counts
 		s.statsMu.Lock()
 		s.release()
