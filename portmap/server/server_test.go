@@ -53,6 +53,33 @@ func (t *table) list() []nat.DynamicForward {
 	return out
 }
 
+// loopbackUDP is a UDP socket on 127.0.0.N, an ephemeral port, closed when
+// the test ends.
+func loopbackUDP(t *testing.T, n byte) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, n)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// serve runs Run with o until the test ends (before the sockets opened
+// earlier close), and fails the test if Run returns an error.
+func serve(t *testing.T, o Options) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+}
+
 // TestPMPSocket runs PCP and NAT-PMP on 127.0.0.1:5351 (the "LAN"
 // 127.0.0.0/8): a client on 127.0.0.2 gets the announcements at start, a
 // NAT-PMP and a PCP mapping, and 127.0.0.1 itself (the router's own
@@ -63,23 +90,9 @@ func TestPMPSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := loopbackUDP(t, 2)
 	ca := client.LocalAddr().(*net.UDPAddr).AddrPort()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, PCP: true, NATPMP: true, Manager: mgr, AnnounceTo: ca})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	serve(t, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, PCP: true, NATPMP: true, Manager: mgr, AnnounceTo: ca})
 	buf := make([]byte, 1500)
 	read := func() []byte {
 		client.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -113,11 +126,7 @@ func TestPMPSocket(t *testing.T) {
 		t.Fatalf("engine %+v", fs)
 	}
 	// Not answered: the router's own address (not a LAN host).
-	self, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer self.Close()
+	self := loopbackUDP(t, 1)
 	self.WriteToUDPAddrPort([]byte{0, 0}, server)
 	self.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if n, err := self.Read(buf); err == nil {
@@ -136,23 +145,9 @@ func TestEpochGoesOnWithTheLeases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, PCP: true, NATPMP: true, Manager: mgr,
-			AnnounceTo: client.LocalAddr().(*net.UDPAddr).AddrPort()})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	client := loopbackUDP(t, 2)
+	serve(t, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, PCP: true, NATPMP: true, Manager: mgr,
+		AnnounceTo: client.LocalAddr().(*net.UDPAddr).AddrPort()})
 	buf := make([]byte, 1500)
 	client.SetReadDeadline(time.Now().Add(3 * time.Second))
 	n, err := client.Read(buf)
@@ -259,28 +254,10 @@ func TestNATPMPOnlyIgnoresResponses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, NATPMP: true, Manager: mgr,
-			AnnounceTo: sink.LocalAddr().(*net.UDPAddr).AddrPort()})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	client := loopbackUDP(t, 2)
+	sink := loopbackUDP(t, 3)
+	serve(t, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, NATPMP: true, Manager: mgr,
+		AnnounceTo: sink.LocalAddr().(*net.UDPAddr).AddrPort()})
 	server := netip.MustParseAddrPort("127.0.0.1:5351")
 	buf := make([]byte, 1500)
 	var got []byte
