@@ -239,27 +239,38 @@ func (r *Router) NATConfig() nat.Config {
 	return r.opts.NAT
 }
 
-// partialChecksum reports whether ip is an unfragmented TCP or UDP packet
-// whose checksum field holds only the pseudo-header sum, as a sender that
-// left the checksum to offload wrote it. A complete checksum that happens
-// to hold the same value is harmless: completing it writes it unchanged
-// (the segment then sums to the complement of the pseudo-header).
-func partialChecksum(ip []byte) bool {
+// checksumField finds the transport checksum of an unfragmented IPv4 TCP
+// or UDP packet: ip's header length, its total length and the field's
+// offset in the segment. ok is false for anything else, or where the
+// segment within the total length (itself within ip) cannot hold the field.
+func checksumField(ip []byte) (hl, total, off int, ok bool) {
 	if len(ip) < 20 || ip[0]>>4 != 4 || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
-		return false
+		return 0, 0, 0, false
 	}
-	hl := int(ip[0]&0x0f) * 4
-	total := int(binary.BigEndian.Uint16(ip[2:]))
-	var off int
 	switch ip[9] {
 	case 6:
 		off = 16
 	case 17:
 		off = 6
 	default:
-		return false
+		return 0, 0, 0, false
 	}
+	hl = int(ip[0]&0x0f) * 4
+	total = int(binary.BigEndian.Uint16(ip[2:]))
 	if hl < 20 || total > len(ip) || total < hl+off+2 {
+		return 0, 0, 0, false
+	}
+	return hl, total, off, true
+}
+
+// partialChecksum reports whether ip is an unfragmented TCP or UDP packet
+// whose checksum field holds only the pseudo-header sum, as a sender that
+// left the checksum to offload wrote it. A complete checksum that happens
+// to hold the same value is harmless: completing it writes it unchanged
+// (the segment then sums to the complement of the pseudo-header).
+func partialChecksum(ip []byte) bool {
+	hl, total, off, ok := checksumField(ip)
+	if !ok {
 		return false
 	}
 	field := binary.BigEndian.Uint16(ip[hl+off:])
@@ -275,27 +286,11 @@ func partialChecksum(ip []byte) bool {
 // the pseudo-header sum, so the checksum is the complement of the sum over
 // the whole segment as it is. It reports whether it wrote one.
 func completeChecksum(ip []byte) bool {
-	if len(ip) < 20 || ip[0]>>4 != 4 {
-		return false
-	}
-	hl := int(ip[0]&0x0f) * 4
-	total := int(binary.BigEndian.Uint16(ip[2:]))
-	if hl < 20 || total < hl || total > len(ip) || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
+	hl, total, off, ok := checksumField(ip)
+	if !ok {
 		return false
 	}
 	seg := ip[hl:total]
-	var off int
-	switch ip[9] {
-	case 6:
-		off = 16
-	case 17:
-		off = 6
-	default:
-		return false
-	}
-	if len(seg) < off+2 {
-		return false
-	}
 	c := packet.Fold(packet.Sum(seg, 0))
 	if ip[9] == 17 && c == 0 {
 		c = 0xffff // a computed zero is sent as all ones (RFC 768)
