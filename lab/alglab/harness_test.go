@@ -7,13 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
-	"time"
 
 	"passgate/control"
 	"passgate/lab"
@@ -25,36 +22,14 @@ import (
 // with the configuration they need. They never skip: without root, the
 // packages of lab/packages.txt or a daemon that starts, they fail.
 
-const prefix = "pgalg"
+var shared = labtest.Shared{Prefix: "pgalg"}
 
-var (
-	labOnce sync.Once
-	theLab  *lab.Lab
-	labErr  error
-)
-
-func TestMain(m *testing.M) {
-	labtest.Main(m, func() {
-		if theLab != nil {
-			if err := theLab.Down(); err != nil {
-				fmt.Fprintln(os.Stderr, "alglab: lab down:", err)
-			}
-		}
-	})
-}
+func TestMain(m *testing.M) { labtest.Main(m, shared.Down) }
 
 // getLab returns the shared lab, bringing it up on first use.
 func getLab(t *testing.T) *lab.Lab {
 	t.Helper()
-	labOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		theLab, labErr = lab.Up(ctx, prefix)
-	})
-	if labErr != nil {
-		t.Fatal(labErr)
-	}
-	return theLab
+	return shared.Get(t)
 }
 
 // gate is a running passgate daemon.
@@ -66,18 +41,7 @@ type gate struct{ *labtest.Gate }
 // socket answers.
 func startGate(t *testing.T, l *lab.Lab, nat, helpers string) *gate {
 	t.Helper()
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "passgate.sock")
-	cfg := fmt.Sprintf(`{
-  "lan": {"interface": %q, "address": %q},
-  "wan": {"interface": %q, "address": %q},
-  "nat": {%s},
-  "helpers": {%s},
-  "admin": {"enabled": false},
-  "control_socket": %q
-}
-`, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, nat, helpers, sock)
-	return &gate{labtest.StartGateT(context.Background(), t, l, labtest.GateOptions{Bin: labtest.Passgate(t), Dir: dir, Config: cfg, Sock: sock})}
+	return &gate{labtest.StartLabGateT(t, l, `"nat": {`+nat+`}`, `"helpers": {`+helpers+`}`)}
 }
 
 // flows reads the live flow table (`passgate conntrack --json`).

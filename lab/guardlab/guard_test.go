@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,35 +20,14 @@ import (
 // The tests share one lab (prefix pggd, built on first use and removed in
 // TestMain); each starts a passgate daemon of its own with the limits it
 // needs. They never skip.
-const prefix = "pggd"
+var shared = labtest.Shared{Prefix: "pggd"}
 
-var (
-	theLab *lab.Lab
-	labErr error
-)
-
-func TestMain(m *testing.M) {
-	labtest.Main(m, func() {
-		if theLab != nil {
-			if err := theLab.Down(); err != nil {
-				fmt.Fprintln(os.Stderr, "guardlab: lab down:", err)
-			}
-		}
-	})
-}
+func TestMain(m *testing.M) { labtest.Main(m, shared.Down) }
 
 func getLab(t *testing.T) *lab.Lab {
 	t.Helper()
 	labtest.Passgate(t) // built before the lab's clock starts
-	if theLab == nil && labErr == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		theLab, labErr = lab.Up(ctx, prefix)
-		cancel()
-	}
-	if labErr != nil {
-		t.Fatal(labErr)
-	}
-	return theLab
+	return shared.Get(t)
 }
 
 func tool(t *testing.T) string {
@@ -85,20 +63,10 @@ func run(t *testing.T, l *lab.Lab, d time.Duration, node string, v any, args ...
 }
 
 // gate starts passgate with natJSON's fields in "nat" and extra top-level
-// fields (a leading comma and more, or nothing).
-func gate(t *testing.T, l *lab.Lab, natJSON, extra string) *labtest.Gate {
+// fields (`"name": value` each).
+func gate(t *testing.T, l *lab.Lab, natJSON string, extra ...string) *labtest.Gate {
 	t.Helper()
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "passgate.sock")
-	cfg := fmt.Sprintf(`{
-  "lan": {"interface": %q, "address": %q},
-  "wan": {"interface": %q, "address": %q},
-  "nat": {%s},
-  "admin": {"enabled": false},
-  "control_socket": %q%s
-}
-`, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, natJSON, sock, extra)
-	return labtest.StartGateT(context.Background(), t, l, labtest.GateOptions{Bin: labtest.Passgate(t), Dir: dir, Config: cfg, Sock: sock})
+	return labtest.StartLabGateT(t, l, append([]string{`"nat": {` + natJSON + `}`}, extra...)...)
 }
 
 // nonZero is a counter map without its zeros, for the log.
@@ -128,7 +96,7 @@ func status(t *testing.T, g *labtest.Gate) *control.Status {
 // sources filled the table and lan2 got none.
 func TestForgedSourceFlood(t *testing.T) {
 	l := getLab(t)
-	g := gate(t, l, `"max_flows": 2048, "max_flows_per_host": 512`, "")
+	g := gate(t, l, `"max_flows": 2048, "max_flows_per_host": 512`)
 	server(t, l, lab.Server1, "udp-echo", lab.Srv1, "9")
 	var sent struct{ Sent int }
 	run(t, l, time.Minute, lab.Lan1, &sent, "udp-forged", lab.Srv1, "9", "4000", "192.168.50")
@@ -158,8 +126,7 @@ func TestForgedSourceFlood(t *testing.T) {
 func TestSynFloodForwardedPort(t *testing.T) {
 	l := getLab(t)
 	g := gate(t, l, `"max_flows": 4096, "max_flows_per_host": 256`,
-		fmt.Sprintf(`,
-  "port_forwards": [{"name": "web", "proto": "tcp", "outside_port": 8080, "host": %q, "inside_port": 8080}]`, lab.LAN1))
+		fmt.Sprintf(`"port_forwards": [{"name": "web", "proto": "tcp", "outside_port": 8080, "host": %q, "inside_port": 8080}]`, lab.LAN1))
 	server(t, l, lab.Lan1, "tcp-echo", "0.0.0.0", "8080")
 	server(t, l, lab.Server1, "tcp-echo", lab.Srv1, "80")
 	var sent struct{ Sent int }
@@ -192,7 +159,7 @@ func TestSynFloodForwardedPort(t *testing.T) {
 // Before, that RST marked the flow closed and its next segment was dropped.
 func TestBlindRST(t *testing.T) {
 	l := getLab(t)
-	g := gate(t, l, "", "")
+	g := gate(t, l, "")
 	server(t, l, lab.Server1, "tcp-echo", lab.Srv1, "7000")
 	hold := labtest.StartT(t, l, lab.Lan1, lab.Python, tool(t), "tcp-hold", lab.Srv1, "7000", "14")
 	var local int
