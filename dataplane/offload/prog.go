@@ -38,6 +38,18 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		binary.BigEndian.PutUint16(b[:], v)
 		return int32(binary.NativeEndian.Uint16(b[:]))
 	}
+	// fold adds the carries above bit 16 of R2 back into it, twice, which
+	// leaves any sum of a few 16-bit words in 16 bits (R3 is scratch).
+	fold := asm.Instructions{
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.RSh.Imm(asm.R3, 16),
+		asm.And.Imm(asm.R2, 0xffff),
+		asm.Add.Reg(asm.R2, asm.R3),
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.RSh.Imm(asm.R3, 16),
+		asm.And.Imm(asm.R2, 0xffff),
+		asm.Add.Reg(asm.R2, asm.R3),
+	}
 	// csum updates the 16-bit field at off of the packet by the delta at
 	// doff of the value (R0): ~(~field + delta), folded twice.
 	csum := func(off int16, doff int16, udp bool, done string) asm.Instructions {
@@ -51,16 +63,9 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 			asm.Xor.Imm(asm.R2, 0xffff),
 			asm.LoadMem(asm.R3, asm.R0, doff, asm.Word),
 			asm.Add.Reg(asm.R2, asm.R3),
-			asm.Mov.Reg(asm.R3, asm.R2),
-			asm.RSh.Imm(asm.R3, 16),
-			asm.And.Imm(asm.R2, 0xffff),
-			asm.Add.Reg(asm.R2, asm.R3),
-			asm.Mov.Reg(asm.R3, asm.R2),
-			asm.RSh.Imm(asm.R3, 16),
-			asm.And.Imm(asm.R2, 0xffff),
-			asm.Add.Reg(asm.R2, asm.R3),
-			asm.Xor.Imm(asm.R2, 0xffff),
 		)
+		is = append(is, fold...)
+		is = append(is, asm.Xor.Imm(asm.R2, 0xffff))
 		if udp {
 			is = append(is,
 				asm.JNE.Imm(asm.R2, 0, done+"_put"),
@@ -129,14 +134,9 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		asm.LSh.Imm(asm.R3, 8),
 		asm.Or.Reg(asm.R3, asm.R4),
 		asm.Add.Reg(asm.R2, asm.R3),
-		asm.Mov.Reg(asm.R3, asm.R2),
-		asm.RSh.Imm(asm.R3, 16),
-		asm.And.Imm(asm.R2, 0xffff),
-		asm.Add.Reg(asm.R2, asm.R3),
-		asm.Mov.Reg(asm.R3, asm.R2),
-		asm.RSh.Imm(asm.R3, 16),
-		asm.And.Imm(asm.R2, 0xffff),
-		asm.Add.Reg(asm.R2, asm.R3),
+	}
+	is = append(is, fold...)
+	is = append(is,
 		asm.LoadMem(asm.R3, data, l4+6, asm.Half),
 		asm.JEq.Imm(proto, 17, "offload_partial_cmp"),
 		asm.LoadMem(asm.R3, data, l4+16, asm.Half),
@@ -173,7 +173,7 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		asm.LoadMem(asm.R5, data, ip+8, asm.Byte),
 		asm.Sub.Imm(asm.R5, 1),
 		asm.StoreMem(data, ip+8, asm.R5, asm.Byte),
-	}
+	)
 	is = append(is, csum(ip+10, vIPDelta, false, "")...)
 	is = append(is, asm.JEq.Imm(proto, 17, "offload_udp"))
 	is = append(is, csum(l4+16, vL4Delta, false, "")...)
