@@ -243,6 +243,18 @@ pg_losses() {
 	fi
 }
 
+# iperf3_server: starts a one-shot iperf3 server on srv1 (its JSON in
+# $WORK/iperf3-server.json), sets SRV_PID and waits up to 5 s for it to listen.
+iperf3_server() {
+	ip netns exec "$P-srv1" iperf3 -s -1 -B 203.0.113.10 -J >"$WORK/iperf3-server.json" 2>&1 &
+	SRV_PID=$!
+	BG_PIDS+=("$SRV_PID")
+	for _ in $(seq 50); do
+		inns srv1 ss -Hltn | awk '{print $4}' | grep -qx '203.0.113.10:5201' && break
+		sleep 0.1
+	done
+}
+
 # loss_run [IPERF3 ARGS]: sets RES_LOSS, the percentage of an iperf3 UDP
 # stream of 64-byte payloads at 100k pkt/s that did not arrive (server
 # side), RES_LOSS_N, lost/total packets, and RES_LOSS_WHERE.
@@ -252,13 +264,8 @@ loss_run() {
 	RES_LOSS=-
 	RES_LOSS_N=-
 	RES_LOSS_WHERE=-
-	ip netns exec "$P-srv1" iperf3 -s -1 -B 203.0.113.10 -J >"$WORK/iperf3-server.json" 2>&1 &
-	spid=$!
-	BG_PIDS+=("$spid")
-	for _ in $(seq 50); do
-		inns srv1 ss -Hltn | awk '{print $4}' | grep -qx '203.0.113.10:5201' && break
-		sleep 0.1
-	done
+	iperf3_server
+	spid=$SRV_PID
 	read -r -a a < <(loss_points)
 	pg_losses "$WORK/losses-before.json"
 	if inns lan1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 203.0.113.10 -u -l 64 -b 51200000 "$@" -t "$SECONDS_PER_RUN" -J >"$WORK/iperf3-client.json" 2>&1; then
@@ -289,13 +296,8 @@ print(",".join(d) or "none")' "$WORK/losses-before.json" "$WORK/losses-after.jso
 tcp_run() {
 	local spid streams="$1"
 	RES_TCP=0
-	ip netns exec "$P-srv1" iperf3 -s -1 -B 203.0.113.10 -J >"$WORK/iperf3-server.json" 2>&1 &
-	spid=$!
-	BG_PIDS+=("$spid")
-	for _ in $(seq 50); do
-		inns srv1 ss -Hltn | awk '{print $4}' | grep -qx '203.0.113.10:5201' && break
-		sleep 0.1
-	done
+	iperf3_server
+	spid=$SRV_PID
 	if inns lan1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 203.0.113.10 -P "$streams" -t "$SECONDS_PER_RUN" -J >"$WORK/iperf3-client.json" 2>&1; then
 		RES_TCP=$("$PY" -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e9))' "$WORK/iperf3-client.json")
 	else
