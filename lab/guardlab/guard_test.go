@@ -69,17 +69,6 @@ func gate(t *testing.T, l *lab.Lab, natJSON string, extra ...string) *labtest.Ga
 	return labtest.StartLabGateT(t, l, append([]string{`"nat": {` + natJSON + `}`}, extra...)...)
 }
 
-// nonZero is a counter map without its zeros, for the log.
-func nonZero(m map[string]uint64) map[string]uint64 {
-	out := map[string]uint64{}
-	for k, v := range m {
-		if v != 0 {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 func status(t *testing.T, g *labtest.Gate) *control.Status {
 	t.Helper()
 	st, err := g.Status(context.Background())
@@ -102,11 +91,11 @@ func TestForgedSourceFlood(t *testing.T) {
 	run(t, l, time.Minute, lab.Lan1, &sent, "udp-forged", lab.Srv1, "9", "4000", "192.168.50")
 	time.Sleep(time.Second) // the last of the flood through
 	st := status(t, g)
-	t.Logf("after %d forged datagrams: %d flows, drops %v, guards %v", sent.Sent, st.NAT.Flows, nonZero(st.NAT.Drops), nonZero(st.NAT.Guards))
+	t.Logf("after %d forged datagrams: %d flows, drops %v, guards %v", sent.Sent, st.NAT.Flows, labtest.NonZero(st.NAT.Drops), labtest.NonZero(st.NAT.Guards))
 	var probe struct{ Answered int }
 	run(t, l, time.Minute, lab.Lan2, &probe, "udp-probe", lab.Srv1, "9", "20")
 	st = status(t, g)
-	t.Logf("lan2: %d of 20 answered; %d flows, drops %v, guards %v", probe.Answered, st.NAT.Flows, nonZero(st.NAT.Drops), nonZero(st.NAT.Guards))
+	t.Logf("lan2: %d of 20 answered; %d flows, drops %v, guards %v", probe.Answered, st.NAT.Flows, labtest.NonZero(st.NAT.Drops), labtest.NonZero(st.NAT.Guards))
 	if probe.Answered < 19 {
 		t.Fatalf("lan2 got %d of 20 answers while lan1 flooded with forged sources", probe.Answered)
 	}
@@ -114,7 +103,7 @@ func TestForgedSourceFlood(t *testing.T) {
 		t.Fatalf("%d flows: the forging host holds more than its share of 512", st.NAT.Flows)
 	}
 	if st.NAT.Drops["mac_limit"]+st.NAT.Guards["early_drop_mac_share"] == 0 {
-		t.Fatalf("the flood met no per-MAC limit: drops %v, guards %v", nonZero(st.NAT.Drops), nonZero(st.NAT.Guards))
+		t.Fatalf("the flood met no per-MAC limit: drops %v, guards %v", labtest.NonZero(st.NAT.Drops), labtest.NonZero(st.NAT.Guards))
 	}
 }
 
@@ -133,7 +122,7 @@ func TestSynFloodForwardedPort(t *testing.T) {
 	run(t, l, time.Minute, lab.Server1, &sent, "syn-flood", lab.WANAddr, "8080", "2000", "203.0.113")
 	time.Sleep(time.Second)
 	st := status(t, g)
-	t.Logf("after %d SYNs: %d flows, drops %v, guards %v", sent.Sent, st.NAT.Flows, nonZero(st.NAT.Drops), nonZero(st.NAT.Guards))
+	t.Logf("after %d SYNs: %d flows, drops %v, guards %v", sent.Sent, st.NAT.Flows, labtest.NonZero(st.NAT.Drops), labtest.NonZero(st.NAT.Guards))
 	var out, in struct {
 		Connected int
 		Errors    []string
@@ -141,7 +130,7 @@ func TestSynFloodForwardedPort(t *testing.T) {
 	run(t, l, time.Minute, lab.Lan1, &out, "tcp-probe", lab.Srv1, "80", "10", "3")
 	run(t, l, time.Minute, lab.Server2, &in, "tcp-probe", lab.WANAddr, "8080", "5", "3")
 	st = status(t, g)
-	t.Logf("lan1 out: %d of 10 %v; srv2 in: %d of 5 %v; drops %v, guards %v", out.Connected, out.Errors, in.Connected, in.Errors, nonZero(st.NAT.Drops), nonZero(st.NAT.Guards))
+	t.Logf("lan1 out: %d of 10 %v; srv2 in: %d of 5 %v; drops %v, guards %v", out.Connected, out.Errors, in.Connected, in.Errors, labtest.NonZero(st.NAT.Drops), labtest.NonZero(st.NAT.Guards))
 	if out.Connected < 10 {
 		t.Fatalf("lan1 connected out %d of 10 times under a SYN flood to its forwarded port: %v", out.Connected, out.Errors)
 	}
@@ -205,7 +194,7 @@ func TestBlindRST(t *testing.T) {
 		t.Fatalf("tcp-hold: %v\n%s", err, hold.Output())
 	}
 	st := status(t, g)
-	t.Logf("second exchange: %s; drops %v, guards %v", res.Second, nonZero(st.NAT.Drops), nonZero(st.NAT.Guards))
+	t.Logf("second exchange: %s; drops %v, guards %v", res.Second, labtest.NonZero(st.NAT.Drops), labtest.NonZero(st.NAT.Guards))
 	if res.Second != "ok" {
 		t.Fatalf("the connection did not survive a blind RST past the closed timeout: %s", res.Second)
 	}

@@ -66,3 +66,14 @@ func StartLabGateT(t testing.TB, l *lab.Lab, fields ...string) *Gate {
 	fmt.Fprintf(&b, "  \"admin\": {\"enabled\": false},\n  \"control_socket\": %q\n}\n", sock)
 	return StartGateT(context.Background(), t, l, GateOptions{Bin: Passgate(t), Dir: dir, Config: b.String(), Sock: sock})
 }
+
+// NonZero is a counter map without its zeros, for a test's log.
+func NonZero(m map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -146,16 +146,6 @@ func (g *passgate) pppoeCounters(ctx context.Context) map[string]uint64 {
 	return m
 }
 
-func nonZero(m map[string]uint64) map[string]uint64 {
-	out := map[string]uint64{}
-	for k, v := range m {
-		if v != 0 {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // --- rp-pppoe ---
 
 // standIn is the "pppd" pppoe-server runs for each session (-q):

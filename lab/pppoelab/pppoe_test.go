@@ -63,7 +63,7 @@ func TestPPPoERelay(t *testing.T) {
 	for _, h := range hosts {
 		out := disc[h]
 		if !strings.Contains(out, "Access-Concentrator: "+acName) {
-			t.Fatalf("%s: pppoe -A saw no PADO from %s:\n%s\npassgate counters: %v", h, acName, out, nonZero(pg.pppoeCounters(ctx)))
+			t.Fatalf("%s: pppoe -A saw no PADO from %s:\n%s\npassgate counters: %v", h, acName, out, labtest.NonZero(pg.pppoeCounters(ctx)))
 		}
 		// The host sees the router as its AC.
 		if !strings.Contains(out, "AC-Ethernet-Address: "+rtrLAN.String()) {
@@ -164,7 +164,7 @@ func TestPPPoERelay(t *testing.T) {
 		t.Errorf("%v\n%s", err, e.describe(srv, clients, pg))
 	}
 	c := pg.pppoeCounters(ctx)
-	t.Logf("passgate PPPoE counters: %v", nonZero(c))
+	t.Logf("passgate PPPoE counters: %v", labtest.NonZero(c))
 	if c["pppoe_sessions"] != 0 || c["pppoe_sessions_opened"] != 2 || c["pppoe_sessions_closed_by_ac"] < 1 || c["pppoe_sessions_closed_by_host"] < 1 {
 		t.Errorf("after both PADTs: sessions %v, opened %v, closed by the AC %v, by a host %v; want 0, 2, >=1, >=1",
 			c["pppoe_sessions"], c["pppoe_sessions_opened"], c["pppoe_sessions_closed_by_ac"], c["pppoe_sessions_closed_by_host"])
