@@ -31,12 +31,7 @@ func FuzzFrames(f *testing.F) {
 	}
 	udp := udpPacket([]byte("query"))
 	binary.BigEndian.PutUint16(udp[10:], packet.Checksum(udp[:20]))
-	reply := udpPacket([]byte("answer"))
-	copy(reply[12:], []byte{203, 0, 113, 10})
-	copy(reply[16:], []byte{203, 0, 113, 1})
-	binary.BigEndian.PutUint16(reply[20:], 53)
-	binary.BigEndian.PutUint16(reply[22:], 40000)
-	binary.BigEndian.PutUint16(reply[10:], packet.Checksum(reply[:20]))
+	reply := udpReply([]byte("answer"))
 	arp := make([]byte, 60)
 	packet.BuildARP(arp, packet.Broadcast, srv, packet.ARPRequest, srv, [4]byte{203, 0, 113, 10}, packet.MAC{}, [4]byte{203, 0, 113, 1})
 	arpLAN := make([]byte, 60)

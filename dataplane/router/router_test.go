@@ -27,6 +27,19 @@ func udpPacket(payload []byte) []byte {
 	return ip
 }
 
+// udpReply is a UDP/IPv4 packet from 203.0.113.10:53 to the WAN address
+// 203.0.113.1:40000 (the answer to udpPacket once through the NAT), its
+// IPv4 checksum set, its UDP checksum 0.
+func udpReply(payload []byte) []byte {
+	ip := udpPacket(payload)
+	copy(ip[12:], []byte{203, 0, 113, 10})
+	copy(ip[16:], []byte{203, 0, 113, 1})
+	binary.BigEndian.PutUint16(ip[20:], 53)
+	binary.BigEndian.PutUint16(ip[22:], 40000)
+	binary.BigEndian.PutUint16(ip[10:], packet.Checksum(ip[:20]))
+	return ip
+}
+
 func tcpPacket(payload []byte) []byte {
 	ip := make([]byte, 20+20+len(payload))
 	ip[0] = 0x45
@@ -266,12 +279,7 @@ func TestFastForward(t *testing.T) {
 	}
 	out[nat.WAN].Reset()
 	// The reply, through handle (it marks the flow replied).
-	reply := udpPacket([]byte("answer"))
-	copy(reply[12:], []byte{203, 0, 113, 10})
-	copy(reply[16:], []byte{203, 0, 113, 1})
-	binary.BigEndian.PutUint16(reply[20:], 53)
-	binary.BigEndian.PutUint16(reply[22:], 40000)
-	binary.BigEndian.PutUint16(reply[10:], packet.Checksum(reply[:20]))
+	reply := udpReply([]byte("answer"))
 	partial(reply, 6)
 	completeChecksum(reply)
 	learn(r, out, nat.LAN, hostMAC, [4]byte{192, 168, 50, 10})
