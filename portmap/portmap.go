@@ -233,12 +233,8 @@ func New(cfg Config, table Table, path string, now time.Time, log *slog.Logger, 
 			err = ErrInvalid
 		case slices.ContainsFunc(m.leases, func(o Lease) bool { return o.Proto == l.Proto && o.Outside == l.Outside }):
 			err = ErrConflict
-		case m.count(l.Host) >= m.cfg.MaxPerHost:
-			err = ErrHostLimit
-		case len(m.leases) >= m.cfg.MaxMappings:
-			err = ErrTotalLimit
 		default:
-			err = m.install(l)
+			err = m.admit(l, m.leases)
 		}
 		if err != nil {
 			m.event(now, "mapping_refused", l.Host, "saved %s dropped: %v", describe(l), err)
@@ -260,21 +256,9 @@ func (m *Manager) Reconfigure(cfg Config, now time.Time) {
 	kept := m.leases[:0]
 	for _, l := range m.leases {
 		err := m.check(l.Host, l.Host, l.Proto, l.Outside, true, false)
-		n := 0
-		for _, k := range kept {
-			if k.Host == l.Host {
-				n++
-			}
-		}
-		switch {
-		case err != nil:
-		case n >= m.cfg.MaxPerHost:
-			err = ErrHostLimit
-		case len(kept) >= m.cfg.MaxMappings:
-			err = ErrTotalLimit
-		default:
-			// A configured forward may now own the port.
-			err = m.install(l)
+		if err == nil {
+			// A configured forward may now own the port: install says.
+			err = m.admit(l, kept)
 		}
 		if err != nil {
 			m.table.DeleteDynamicForward(l.Proto, l.Outside)
@@ -480,14 +464,30 @@ func (m *Manager) candidates(r Request) []uint16 {
 	return c
 }
 
-func (m *Manager) count(host netip.Addr) int {
+func (m *Manager) count(host netip.Addr) int { return countIn(m.leases, host) }
+
+// countIn is how many of leases host holds.
+func countIn(leases []Lease, host netip.Addr) int {
 	n := 0
-	for _, l := range m.leases {
+	for _, l := range leases {
 		if l.Host == host {
 			n++
 		}
 	}
 	return n
+}
+
+// admit takes back a lease that passed check (restored at start, or kept
+// under a new configuration) next to held, the leases taken back so far:
+// within the per-host and total limits, it installs it in the engine.
+func (m *Manager) admit(l Lease, held []Lease) error {
+	switch {
+	case countIn(held, l.Host) >= m.cfg.MaxPerHost:
+		return ErrHostLimit
+	case len(held) >= m.cfg.MaxMappings:
+		return ErrTotalLimit
+	}
+	return m.install(l)
 }
 
 // Delete removes a host's mapping, found by protocol and inside port
