@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -559,7 +560,11 @@ func tcpOpen(a peerArgs) (peerResult, error) {
 		if conn, err = d.Dial("tcp4", a.Peer); err == nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		// A refused attempt lasts a round trip, so with a fixed pause the
+		// two peers' attempts keep the phase they started with and may
+		// never overlap (CI once saw 386 refused SYNs each way in 20 s).
+		// A random pause lets the phases drift until two SYNs cross.
+		time.Sleep(time.Duration(20+rand.IntN(180)) * time.Millisecond)
 	}
 	if conn == nil {
 		return r, fmt.Errorf("simultaneous open to %s: %w", a.Peer, err)
