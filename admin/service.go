@@ -359,6 +359,7 @@ func restartOnly(old, nw *config.Settings) config.Errors {
 	check("workers", old.Workers, nw.Workers)
 	check("driver", old.Driver, nw.Driver)
 	check("offload", old.Offload, nw.Offload)
+	check("keep_rx_offloads", old.KeepRxOffloads, nw.KeepRxOffloads)
 	check("control_socket", old.ControlSocket, nw.ControlSocket)
 	check("admin.enabled", old.Admin.Enabled, nw.Admin.Enabled)
 	check("admin.listen", old.Admin.Listen, nw.Admin.Listen)

@@ -39,6 +39,9 @@ type Config struct {
 	// (AF_XDP only; default off).
 	Offload       bool   `json:"offload,omitzero"`
 	ControlSocket string `json:"control_socket,omitzero"`
+	// KeepRxOffloads leaves the interfaces' receive offloads (GRO, LRO,
+	// VLAN stripping) alone; default: off while passgate runs.
+	KeepRxOffloads bool `json:"keep_rx_offloads,omitzero"`
 	// ControlGroup names a group (or a numeric gid) whose members may use
 	// the control socket besides root; "": root only.
 	ControlGroup string      `json:"control_group,omitzero"`

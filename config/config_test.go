@@ -28,6 +28,7 @@ const full = `{
  "workers":2,
  "driver":"afxdp",
  "offload":true,
+ "keep_rx_offloads":true,
  "control_socket":"/tmp/pg.sock"
 }`
 
@@ -81,7 +82,7 @@ func TestFullConfig(t *testing.T) {
 		}
 	}
 	if s.LANInterface != "lan0" || s.WANInterface != "wan0" || s.Workers != 2 || s.ControlSocket != "/tmp/pg.sock" ||
-		s.Driver != "afxdp" || !s.Offload {
+		s.Driver != "afxdp" || !s.Offload || !s.KeepRxOffloads {
 		t.Errorf("settings %+v", s)
 	}
 	if _, err := nat.New(s.NAT, 0); err != nil {
@@ -107,7 +108,7 @@ func TestDefaults(t *testing.T) {
 	if n.Timeouts != wantT {
 		t.Errorf("timeouts %+v, want %+v", n.Timeouts, wantT)
 	}
-	if s.ControlSocket != DefaultControlSocket || s.Workers != 0 || s.Driver != "auto" || s.Offload {
+	if s.ControlSocket != DefaultControlSocket || s.Workers != 0 || s.Driver != "auto" || s.Offload || s.KeepRxOffloads {
 		t.Errorf("settings %+v", s)
 	}
 	// Defaults are filled into the file form too.
@@ -483,15 +484,36 @@ func TestEveryHelperHasASwitch(t *testing.T) {
 	}
 }
 
-// TestOffloadField: offload is a strict boolean, off by default.
-func TestOffloadField(t *testing.T) {
-	for _, bad := range []string{`"yes"`, `1`} {
-		_, err := Parse([]byte(`{"offload":` + bad + `}`))
-		if err == nil || !strings.Contains(err.Error(), "offload") {
-			t.Errorf("offload %s: %v, want an error naming the field", bad, err)
+// TestTopLevelBooleans: offload and keep_rx_offloads are strict
+// booleans, false by default; a misspelling is refused; true is saved and
+// false left out.
+func TestTopLevelBooleans(t *testing.T) {
+	for _, f := range []struct {
+		name, misspelt string
+		get            func(*Config) *bool
+	}{
+		{"offload", "offlaod", func(c *Config) *bool { return &c.Offload }},
+		{"keep_rx_offloads", "keep_rx_offload", func(c *Config) *bool { return &c.KeepRxOffloads }},
+	} {
+		for _, bad := range []string{`"yes"`, `1`} {
+			_, err := Parse([]byte(`{"` + f.name + `":` + bad + `}`))
+			if err == nil || !strings.Contains(err.Error(), f.name) {
+				t.Errorf("%s %s: %v, want an error naming the field", f.name, bad, err)
+			}
 		}
-	}
-	if _, err := Parse([]byte(`{"offlaod":true}`)); err == nil {
-		t.Error("a misspelt offload accepted")
+		if _, err := Parse([]byte(`{"` + f.misspelt + `":true}`)); err == nil {
+			t.Errorf("a misspelt %s accepted", f.name)
+		}
+		c, err := Parse([]byte(`{"` + f.name + `":true}`))
+		if err != nil || !*f.get(c) {
+			t.Fatalf("%s true: %+v %v", f.name, c, err)
+		}
+		if b, err := json.Marshal(c); err != nil || !strings.Contains(string(b), `"`+f.name+`":true`) {
+			t.Errorf("%s marshalled: %s %v", f.name, b, err)
+		}
+		*f.get(c) = false
+		if b, _ := json.Marshal(c); strings.Contains(string(b), f.name) {
+			t.Errorf("%s false marshalled: %s", f.name, b)
+		}
 	}
 }

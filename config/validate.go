@@ -82,9 +82,11 @@ type Settings struct {
 	Offload       bool   // established flows forwarded in XDP (AF_XDP only)
 	ControlSocket string
 	ControlGroup  string // a group name or gid allowed on the control socket besides root
-	Admin         AdminSettings
-	PPPoERelay    bool // passthrough.pppoe; default off
-	PortMapping   PortMappingSettings
+	// KeepRxOffloads leaves the interfaces' receive offloads as they are.
+	KeepRxOffloads bool
+	Admin          AdminSettings
+	PPPoERelay     bool // passthrough.pppoe; default off
+	PortMapping    PortMappingSettings
 }
 
 // PortMappingSettings are port_mapping's, checked.
@@ -192,7 +194,8 @@ func sw(b *bool) nat.Switch {
 func (c *Config) Validate() (*Settings, error) {
 	c.SetDefaults()
 	v := &validator{}
-	s := &Settings{ControlSocket: c.ControlSocket, ControlGroup: c.ControlGroup, Workers: c.Workers, Driver: c.Driver, Offload: c.Offload}
+	s := &Settings{ControlSocket: c.ControlSocket, ControlGroup: c.ControlGroup, Workers: c.Workers, Driver: c.Driver, Offload: c.Offload,
+		KeepRxOffloads: c.KeepRxOffloads}
 	n := &s.NAT
 
 	s.LANInterface = v.ifname("lan.interface", c.LAN.Interface)

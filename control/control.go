@@ -45,6 +45,11 @@ type Status struct {
 	XDPMode string `json:"xdp_mode,omitempty"`
 	// DriverFallback is why driver auto did not take AF_XDP.
 	DriverFallback string `json:"driver_fallback,omitempty"`
+	// RxOffloads are the interfaces' receive offloads (GRO, LRO, VLAN
+	// stripping) as passgate found them at start and what it did: state
+	// "turned off" (turned back on at exit), "off" (found off), "on" (left
+	// on: keep_rx_offloads, or the driver refused), "fixed on".
+	RxOffloads []RxOffload `json:"rx_offloads,omitempty"`
 	// Losses counts every frame lost on the way through, by reason: the
 	// sockets' (rx_ring_full, rx_no_buffer, rx_invalid, tx_full,
 	// tx_bad_frame, tx_down) and the interfaces' own drop counters since
@@ -64,6 +69,13 @@ type Status struct {
 	// and, until the first password is set, the setup code. Only the
 	// control socket (root) fills it, never the admin API.
 	Admin *AdminInfo `json:"admin,omitempty"`
+}
+
+// RxOffload is one receive offload on one interface.
+type RxOffload struct {
+	Interface string `json:"interface"`
+	Feature   string `json:"feature"`
+	State     string `json:"state"`
 }
 
 // AdminInfo is the admin server as root sees it on `passgate status`.

@@ -76,6 +76,9 @@ func (b *backend) Status() control.Status {
 		Losses:    b.r.Losses(),
 	}
 	s.Driver, s.XDPMode, s.DriverFallback = b.r.Driver()
+	for _, o := range b.r.RxOffloads() {
+		s.RxOffloads = append(s.RxOffloads, control.RxOffload{Interface: o.Interface, Feature: o.Feature, State: o.State})
+	}
 	for _, i := range b.r.Interfaces() {
 		ci := control.Interface{
 			Role: i.Role.String(), Name: i.Name, Index: i.Index, Address: i.Addr.String(),
@@ -163,6 +166,7 @@ func printStatus(w io.Writer, st *control.Status) {
 		}
 		fmt.Fprintln(w)
 	}
+	printRxOffloads(w, st.RxOffloads)
 	if n, ok := st.Dataplane["offload_flows"]; ok {
 		fmt.Fprintf(w, "offload on: %d flows forwarded in XDP now; %d packets, %d bytes so far\n",
 			n, st.Dataplane["offload_packets"], st.Dataplane["offload_bytes"])
@@ -459,4 +463,29 @@ func printFlows(w io.Writer, flows []control.Flow) {
 
 func secs(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}
+
+// printRxOffloads says on one line which receive offloads passgate turned
+// off, or that it found them off, and on another, loudly, any still on.
+func printRxOffloads(w io.Writer, offs []control.RxOffload) {
+	if len(offs) == 0 {
+		return
+	}
+	by := map[string][]string{}
+	for _, o := range offs {
+		f := o.Interface + " " + o.Feature
+		if o.State == "fixed on" {
+			f += " (fixed)"
+		}
+		by[o.State] = append(by[o.State], f)
+	}
+	on := append(by["on"], by["fixed on"]...)
+	if off := by["turned off"]; len(off) > 0 {
+		fmt.Fprintf(w, "receive offloads turned off by passgate (back on at exit): %s\n", strings.Join(off, ", "))
+	} else if len(on) == 0 {
+		fmt.Fprintln(w, "receive offloads (GRO, LRO, VLAN stripping): found off")
+	}
+	if len(on) > 0 {
+		fmt.Fprintf(w, "RECEIVE OFFLOADS ON (frames over the MTU or without their VLAN tag are dropped): %s\n", strings.Join(on, ", "))
+	}
 }

@@ -182,6 +182,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	workers := fs.Int("workers", 0, "worker `count` (default: one per CPU)")
 	driver := fs.String("driver", "", "packet `driver`: auto (AF_XDP where its XDP program attaches, else AF_PACKET), afxdp or afpacket (default auto)")
 	offload := fs.Bool("offload", false, "forward established TCP and UDP flows inside the XDP program (AF_XDP only; default off)")
+	keepRx := fs.Bool("keep-rx-offloads", false, "leave the interfaces' GRO, LRO and VLAN stripping as they are (default: turned off while passgate runs)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
 	if err := parseFlags(fs, args, 0); err != nil {
@@ -229,6 +230,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}
 		if set["offload"] {
 			c.Offload = *offload
+		}
+		if set["keep-rx-offloads"] {
+			c.KeepRxOffloads = *keepRx
 		}
 	}
 	validate := func(c config.Config) (*config.Settings, error) {
@@ -570,6 +574,8 @@ func routerOptions(s *config.Settings) router.Options {
 		Workers: s.Workers,
 		Driver:  s.Driver,
 		Offload: s.Offload,
+
+		KeepRxOffloads: s.KeepRxOffloads,
 
 		PPPoERelay: s.PPPoERelay,
 	}

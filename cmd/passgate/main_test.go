@@ -215,6 +215,39 @@ func TestRouterOptions(t *testing.T) {
 }
 
 // TestDrivers: the configuration accepts exactly the data plane's drivers.
+// TestRxOffloadsStatus: passgate status names the receive offloads it
+// turned off, or says it found them off, and shouts those still on.
+func TestRxOffloadsStatus(t *testing.T) {
+	line := func(offs ...control.RxOffload) string {
+		var b bytes.Buffer
+		printRxOffloads(&b, offs)
+		return b.String()
+	}
+	if got := line(); got != "" {
+		t.Errorf("no offloads known: %q", got)
+	}
+	off := []control.RxOffload{{Interface: "lan0", Feature: "rx-gro", State: "turned off"},
+		{Interface: "lan0", Feature: "rx-lro", State: "off"}, {Interface: "wan0", Feature: "rx-gro", State: "turned off"}}
+	if got, want := line(off...), "receive offloads turned off by passgate (back on at exit): lan0 rx-gro, wan0 rx-gro\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got, want := line(off[1]), "receive offloads (GRO, LRO, VLAN stripping): found off\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	got := line(off[1], control.RxOffload{Interface: "wan0", Feature: "rx-lro", State: "fixed on"}, control.RxOffload{Interface: "lan0", Feature: "rx-gro", State: "on"})
+	if want := "RECEIVE OFFLOADS ON (frames over the MTU or without their VLAN tag are dropped): lan0 rx-gro, wan0 rx-lro (fixed)\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	var b bytes.Buffer
+	printStatus(&b, &control.Status{Version: "x", Driver: "afpacket", RxOffloads: off})
+	if !strings.Contains(b.String(), "driver afpacket\nreceive offloads turned off by passgate") {
+		t.Errorf("status:\n%s", b.String())
+	}
+	if !routerOptions(&config.Settings{KeepRxOffloads: true}).KeepRxOffloads || routerOptions(&config.Settings{}).KeepRxOffloads {
+		t.Error("keep_rx_offloads not passed to the router")
+	}
+}
+
 func TestDrivers(t *testing.T) {
 	if !slices.Equal(config.Drivers, router.Drivers) || config.DriverAuto != router.DriverAuto {
 		t.Fatalf("config knows drivers %v (default %s), the router %v (%s)", config.Drivers, config.DriverAuto, router.Drivers, router.DriverAuto)

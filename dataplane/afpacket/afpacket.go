@@ -31,7 +31,8 @@
 //   - The kernel delivers what the NIC and the stack hand it: with GRO/LRO
 //     on, frames can be larger than the MTU (and Send refuses them); with
 //     VLAN offload on, the tag is not in the frame but only flagged with
-//     TP_STATUS_VLAN_VALID. passgate's interfaces should have both off.
+//     TP_STATUS_VLAN_VALID. The router turns those receive offloads off
+//     while it runs (dataplane/nicfeat, unless keep_rx_offloads).
 package afpacket
 
 import (

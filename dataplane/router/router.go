@@ -7,7 +7,9 @@
 // through the link layer and the NAT engine: receive a batch, forward what
 // belongs to established flows under the engine's read lock (workers in
 // parallel), the rest under its write lock, send what results. A timer
-// expires flows. On shutdown the interfaces are left as they were found.
+// expires flows. It turns the interfaces' receive offloads off while it
+// runs (features.go). On shutdown the interfaces are left as they were
+// found.
 package router
 
 import (
@@ -26,6 +28,7 @@ import (
 	"passgate/alg"
 	"passgate/dataplane/afxdp"
 	"passgate/dataplane/link"
+	"passgate/dataplane/nicfeat"
 	"passgate/dataplane/port"
 	"passgate/nat"
 	"passgate/packet"
@@ -73,6 +76,10 @@ type Options struct {
 	// Offload has the XDP program forward the established flows the
 	// engine offers itself (dataplane/offload); AF_XDP only.
 	Offload bool
+	// KeepRxOffloads leaves the interfaces' receive offloads (GRO, LRO,
+	// VLAN stripping: nicfeat.RxOffloads) as they are instead of turning
+	// them off for the run (features.go).
+	KeepRxOffloads bool
 }
 
 // Router is a running data plane.
@@ -103,6 +110,9 @@ type Router struct {
 
 	driver, xdpMode, fallback string
 	ifDrops0                  [2][2]uint64 // the interfaces' drop counters at New
+
+	rxOff         []nicfeat.Change // the receive offloads found, and turned off, at New
+	rxOffRestored bool
 }
 
 type ifaceInfo struct {
@@ -183,10 +193,12 @@ func New(opts Options) (*Router, error) {
 	defer func() {
 		if !ok {
 			r.closeSockets()
+			r.restoreRxOffloads()
 		}
 	}()
 	names := [2]string{opts.LAN, opts.WAN}
 	addrs := [2]netip.Prefix{opts.NAT.LANAddr, opts.NAT.WANAddr}
+	r.rxOffloadsOff(names)
 	hw, err := r.openPorts(names)
 	if err != nil {
 		return nil, err
@@ -237,6 +249,7 @@ func fanoutIDs() [2]uint16 {
 // Run forwards until ctx is done. It installs the fence first and removes
 // it, and closes every socket, before returning.
 func (r *Router) Run(ctx context.Context) error {
+	defer r.restoreRxOffloads() // after the sockets and XDP programs are gone
 	defer r.closeSockets()
 	if err := r.passLocal(lanAccepts(r.opts.FenceTable)); err != nil {
 		return fmt.Errorf("router: %w", err)
