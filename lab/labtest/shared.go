@@ -55,6 +55,13 @@ func (s *Shared) Down() {
 // for it as StartGateT does.
 func StartLabGateT(t testing.TB, l *lab.Lab, fields ...string) *Gate {
 	t.Helper()
+	return StartLabGateArgsT(t, l, nil, fields...)
+}
+
+// StartLabGateArgsT is StartLabGateT with args after passgate run's own
+// (GateOptions.Args: --driver afpacket overrides PASSGATE_DRIVER).
+func StartLabGateArgsT(t testing.TB, l *lab.Lab, args []string, fields ...string) *Gate {
+	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "passgate.sock")
 	var b strings.Builder
@@ -64,7 +71,7 @@ func StartLabGateT(t testing.TB, l *lab.Lab, fields ...string) *Gate {
 		b.WriteString("  " + f + ",\n")
 	}
 	fmt.Fprintf(&b, "  \"admin\": {\"enabled\": false},\n  \"control_socket\": %q\n}\n", sock)
-	return StartGateT(context.Background(), t, l, GateOptions{Bin: Passgate(t), Dir: dir, Config: b.String(), Sock: sock})
+	return StartGateT(context.Background(), t, l, GateOptions{Bin: Passgate(t), Dir: dir, Config: b.String(), Sock: sock, Args: args})
 }
 
 // NonZero is a counter map without its zeros, for a test's log.
