@@ -6,7 +6,7 @@ package alg_test
 import (
 	"testing"
 
-	"passgate/alg/internal/passoff"
+	"passgate/alg/internal/passthrough"
 	"passgate/alg/ipsec"
 	"passgate/alg/pptp"
 	. "passgate/alg/vpntest"
@@ -31,7 +31,7 @@ func TestPassthroughSwitches(t *testing.T) {
 	Dropped(t, e, Sec, LAN, TCP("192.168.50.10:43001", "203.0.113.10:1723", packet.TCPSyn, 1, 0, nil, nil), pptp.DropPPTPOff)
 	Dropped(t, e, Sec, LAN, GRE("192.168.50.10", "203.0.113.10", 1, "x"), pptp.DropPPTPOff)
 	evs, _ := e.Events(0)
-	if evs[len(evs)-1].Kind != passoff.Kind || !Contains(evs[len(evs)-1].Message(), "PPTP passthrough is switched off") {
+	if evs[len(evs)-1].Kind != passthrough.Kind || !Contains(evs[len(evs)-1].Message(), "PPTP passthrough is switched off") {
 		t.Fatalf("event %+v", evs[len(evs)-1])
 	}
 	cfg.Helpers = map[string]Switch{"pptp": On, "ipsec": Off}

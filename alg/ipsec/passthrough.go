@@ -21,9 +21,8 @@ package ipsec
 
 import (
 	"fmt"
-	"net/netip"
 
-	"passgate/alg/internal/passoff"
+	"passgate/alg/internal/passthrough"
 	"passgate/conntrack"
 	"passgate/nat"
 	"passgate/packet"
@@ -37,31 +36,26 @@ var (
 	DropIKEUnknownSPI = nat.NewDropReason("ike_unknown_spi")
 
 	EventAHDropped = nat.NewEventKind("ah_dropped", func(ev nat.Event) string {
-		return fmt.Sprintf("AH from %s to %s dropped: AH authenticates the IP addresses, so it cannot cross NAT; use ESP (with NAT-T)", host(ev), peer(ev))
+		return fmt.Sprintf("AH from %s to %s dropped: AH authenticates the IP addresses, so it cannot cross NAT; use ESP (with NAT-T)", passthrough.Host(ev), passthrough.Peer(ev))
 	})
 	EventESPAmbiguous = nat.NewEventKind("esp_ambiguous", func(ev nat.Event) string {
-		return fmt.Sprintf("ESP SPI %#08x from %s was new and %d LAN hosts had unanswered ESP to it; bound to the oldest, %s", ev.A, peer(ev), ev.B, host(ev))
+		return fmt.Sprintf("ESP SPI %#08x from %s was new and %d LAN hosts had unanswered ESP to it; bound to the oldest, %s", ev.A, passthrough.Peer(ev), ev.B, passthrough.Host(ev))
 	})
 	EventESPUnknownSPI = nat.NewEventKind("esp_unknown_spi", func(ev nat.Event) string {
-		return fmt.Sprintf("ESP SPI %#08x from %s matches no LAN host: dropped", ev.A, peer(ev))
+		return fmt.Sprintf("ESP SPI %#08x from %s matches no LAN host: dropped", ev.A, passthrough.Peer(ev))
 	})
 	EventIKEUnknownSPI = nat.NewEventKind("ike_unknown_spi", func(ev nat.Event) string {
-		return fmt.Sprintf("IKE from %s with initiator SPI %#016x matches no LAN host: dropped", peer(ev), ev.A)
+		return fmt.Sprintf("IKE from %s with initiator SPI %#016x matches no LAN host: dropped", passthrough.Peer(ev), ev.A)
 	})
 	EventIKEFallback = nat.NewEventKind("ike_fallback", func(ev nat.Event) string {
-		return fmt.Sprintf("UDP from %s port 500 to %s port 500 is no IKE; it gets its own port", host(ev), peer(ev))
+		return fmt.Sprintf("UDP from %s port 500 to %s port 500 is no IKE; it gets its own port", passthrough.Host(ev), passthrough.Peer(ev))
 	})
 )
 
-func host(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Host) }
-func peer(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Peer) }
-
-// Key spaces of the helper (nat.HelperEnv.Side).
+// Key spaces of the helper (nat.HelperEnv.Side); the shared port 500
+// (passthrough.Shared) has 0, 2 and 3.
 const (
-	sideIKE        = 0 // flow reply key: (server:port, host:500)
 	sideIKESPI     = 1 // keys: (server, initiator SPI) -> host
-	sideIKEServer  = 2 // keys: (server) -> number of IKE flows
-	sideIKEHost    = 3 // keys: (server) -> the host of the newest IKE flow
 	sideESPPending = 4 // flow reply key until the inbound SPI is known
 )
 
@@ -70,11 +64,13 @@ const espPendingMax = 256
 
 // Helper is IPsec passthrough. Register one per engine.
 type Helper struct {
-	env        *nat.HelperEnv
-	pending    []espPending
-	ambiguous  uint64
-	fallback   uint64 // non-IKE from 500 to 500 given an ordinary mapping
-	toOnlyHost uint64 // non-IKE on the shared port sent to the one host
+	env *nat.HelperEnv
+	// ike is the shared port 500; its Fallbacks are non-IKE from 500 to
+	// 500 given an ordinary mapping, its SentToOnlyHost non-IKE on the
+	// port sent to the one host.
+	ike       passthrough.Shared
+	pending   []espPending
+	ambiguous uint64
 }
 
 type espPending struct {
@@ -100,6 +96,7 @@ func (*Helper) DefaultOn() bool { return true }
 // Attach takes the engine and sizes the pending SPIs.
 func (h *Helper) Attach(env *nat.HelperEnv) {
 	h.env = env
+	h.ike = passthrough.Shared{Env: env, Port: IKEPort}
 	h.pending = make([]espPending, 0, espPendingMax)
 }
 
@@ -114,15 +111,10 @@ func (*Helper) SharedPort() nat.Port { return nat.Port{Proto: packet.ProtoUDP, P
 // Protocols are ESP and AH.
 func (*Helper) Protocols() []uint8 { return []uint8{packet.ProtoESP, packet.ProtoAH} }
 
-func (h *Helper) off(now nat.Time, host, peer [4]byte) {
-	h.env.Event(now, passoff.Event(passoff.IPsec, host, peer))
-}
-
 // Outbound refuses IKE and NAT-T when switched off, and gives IKE from
 // port 500 to port 500 the shared outside port.
 func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
-	if !h.env.On() {
-		h.off(now, k.Src, k.Dst)
+	if passthrough.Blocked(h.env, now, passthrough.IPsec, k.Src, k.Dst) {
 		return 0, 0, DropIPsecOff, true
 	}
 	if k.SrcID != IKEPort || k.DstID != IKEPort {
@@ -131,23 +123,13 @@ func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int3
 	if _, err := ParseIKE(packet.UDP(ip.Payload()).Payload()); err != nil {
 		// Another protocol from port 500 to port 500: a shared port must
 		// never break it, so it gets an ordinary port mapping.
-		h.fallback++
-		h.env.Event(now, nat.Event{Kind: EventIKEFallback, Host: k.Src, Peer: k.Dst})
-		id, dir, r := h.env.NewMapped(now, k)
-		return id, dir, r, true
+		return h.ike.Fallback(now, k, nat.Event{Kind: EventIKEFallback, Host: k.Src, Peer: k.Dst})
 	}
-	reply := conntrack.Tuple{Src: k.Dst, Dst: k.Src, SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: h.env.Side(sideIKE)}
-	id, f, r := h.env.NewFlow(now, k, reply)
+	id, f, r := h.ike.NewFlow(now, k)
 	if r != nat.DropNone {
 		return 0, 0, r, true
 	}
-	f.Xlate = conntrack.Tuple{Src: k.Dst, Dst: h.env.WANAddr(), SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: uint8(nat.WAN)}
-	sk := h.env.KeyOf(sideIKEServer, k.Dst, 0)
-	// The server's keys are charged to the host that made them (a host
-	// talking to many servers holds many).
-	h.env.PutKeyOf(k.Src, f, h.env.KeyOf(sideIKEHost, k.Dst, 0), nat.AddrValue(k.Src))
-	n, _ := h.env.Key(sk)
-	h.env.PutKeyOf(k.Src, f, sk, n+1)
+	h.ike.Count(k, f)
 	return id, conntrack.Original, nat.DropNone, true
 }
 
@@ -164,36 +146,23 @@ func (h *Helper) Inbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32
 		// No IKE, so no SPI: it goes to the LAN host when exactly one
 		// talks IKE with its sender on the shared port, as any NAT would
 		// deliver it.
-		if n, _ := h.env.Key(h.env.KeyOf(sideIKEServer, k.Src, 0)); n == 1 {
-			host, _ := h.env.Key(h.env.KeyOf(sideIKEHost, k.Src, 0))
-			if id, ok := h.ikeFlow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
-				h.toOnlyHost++
-				return id, conntrack.Reply, nat.DropNone, true
-			}
+		if id, ok := h.ike.ToOnlyHost(k.Src, k.SrcID); ok {
+			return id, conntrack.Reply, nat.DropNone, true
 		}
 		return 0, conntrack.Reply, nat.DropMalformed, true
 	}
 	spi := m.InitiatorSPI()
 	if host, ok := h.env.Key(h.env.KeyOf(sideIKESPI, k.Src, spi)); ok {
-		if id, ok := h.ikeFlow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
+		if id, ok := h.ike.Flow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
 			return id, conntrack.Reply, nat.DropNone, true
 		}
 	}
-	if n, _ := h.env.Key(h.env.KeyOf(sideIKEServer, k.Src, 0)); n == 1 {
-		host, _ := h.env.Key(h.env.KeyOf(sideIKEHost, k.Src, 0))
-		if id, ok := h.ikeFlow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
-			h.learn(h.env.Flow(id), spi)
-			return id, conntrack.Reply, nat.DropNone, true
-		}
+	if id, ok := h.ike.OnlyHost(k.Src, k.SrcID); ok {
+		h.learn(h.env.Flow(id), spi)
+		return id, conntrack.Reply, nat.DropNone, true
 	}
 	h.env.Event(now, nat.Event{Kind: EventIKEUnknownSPI, Peer: k.Src, A: spi})
 	return 0, conntrack.Reply, DropIKEUnknownSPI, true
-}
-
-// ikeFlow finds the shared-port IKE flow of host with server:port.
-func (h *Helper) ikeFlow(server [4]byte, sport uint16, host [4]byte) (int32, bool) {
-	id, _, ok := h.env.Lookup(conntrack.Tuple{Src: server, Dst: host, SrcID: sport, DstID: IKEPort, Proto: packet.ProtoUDP, Side: h.env.Side(sideIKE)})
-	return id, ok
 }
 
 // learn records an initiator SPI of a LAN host's IKE flow. A flow keeps
@@ -204,16 +173,10 @@ func (h *Helper) learn(f *conntrack.Flow, spi uint64) {
 		return
 	}
 	if f.Aux != 0 && f.Aux != spi {
-		h.delIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, f.Aux), f.Orig.Src)
+		h.ike.DelIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, f.Aux), f.Orig.Src)
 	}
 	f.Aux, f.Data = f.Data, spi
 	h.env.PutKeyOf(f.Orig.Src, f, h.env.KeyOf(sideIKESPI, f.Orig.Dst, spi), nat.AddrValue(f.Orig.Src))
-}
-
-func (h *Helper) delIfOwner(k conntrack.Tuple, host [4]byte) {
-	if v, ok := h.env.Key(k); ok && v == nat.AddrValue(host) {
-		h.env.DelKey(k)
-	}
 }
 
 // FlowPacket learns the initiator SPIs a LAN host sends on its IKE flow.
@@ -241,8 +204,7 @@ func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, co
 		return 0, 0, nat.DropMalformed
 	}
 	if from == nat.LAN {
-		if !h.env.On() {
-			h.off(now, ip.Src(), ip.Dst())
+		if passthrough.Blocked(h.env, now, passthrough.IPsec, ip.Src(), ip.Dst()) {
 			return 0, 0, DropIPsecOff
 		}
 		if id, dir, found := h.env.LookupLive(now, k); found {
@@ -331,16 +293,10 @@ func (h *Helper) Deleted(id int32, f *conntrack.Flow) {
 	if f.Orig.Proto != packet.ProtoUDP {
 		return
 	}
-	sk := h.env.KeyOf(sideIKEServer, f.Orig.Dst, 0)
-	if n, ok := h.env.Key(sk); ok && n > 1 {
-		h.env.PutKey(sk, n-1)
-	} else {
-		h.env.DelKey(sk)
-		h.env.DelKey(h.env.KeyOf(sideIKEHost, f.Orig.Dst, 0))
-	}
+	h.ike.Deleted(f)
 	for _, spi := range [2]uint64{f.Data, f.Aux} {
 		if spi != 0 {
-			h.delIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, spi), f.Orig.Src)
+			h.ike.DelIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, spi), f.Orig.Src)
 		}
 	}
 }
@@ -357,8 +313,7 @@ func (*Helper) Session(*conntrack.Flow) bool { return true }
 // Describe shows IKE initiator SPIs, and an ESP flow's SPIs with bare
 // addresses.
 func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
-	fi.VPN = "ipsec"
-	if f.Helper != h.env.ID() {
+	if !passthrough.Own(h.env, "ipsec", f, fi) {
 		return
 	}
 	switch f.Orig.Proto {
@@ -374,9 +329,7 @@ func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
 		if f.Aux != 0 {
 			fi.ESPSPIIn = fmt.Sprintf("%08x", uint32(f.Aux))
 		}
-		fi.Inside = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Src), 0)
-		fi.Outside = netip.AddrPortFrom(netip.AddrFrom4(h.env.WANAddr()), 0)
-		fi.Remote = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Dst), 0)
+		passthrough.BareAddrs(h.env, f, fi)
 	}
 }
 
@@ -384,6 +337,6 @@ func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
 // the shared port sent to its only host.
 func (h *Helper) AddStats(s *nat.Stats) {
 	s.ESPAmbiguous = h.ambiguous
-	s.IKEFallback = h.fallback
-	s.SharedToOnlyHost += h.toOnlyHost
+	s.IKEFallback = h.ike.Fallbacks
+	h.ike.AddStats(s)
 }

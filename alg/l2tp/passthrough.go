@@ -12,9 +12,8 @@ package l2tp
 
 import (
 	"fmt"
-	"net/netip"
 
-	"passgate/alg/internal/passoff"
+	"passgate/alg/internal/passthrough"
 	"passgate/conntrack"
 	"passgate/nat"
 	"passgate/packet"
@@ -26,10 +25,10 @@ var (
 	DropL2TPUnknownTunnel = nat.NewDropReason("l2tp_unknown_tunnel")
 
 	EventL2TPFallback = nat.NewEventKind("l2tp_fallback", func(ev nat.Event) string {
-		return fmt.Sprintf("L2TP from %s to %s cannot share outside port 1701 (%s); it gets its own port", netip.AddrFrom4(ev.Host), netip.AddrFrom4(ev.Peer), why(ev.A))
+		return fmt.Sprintf("L2TP from %s to %s cannot share outside port 1701 (%s); it gets its own port", passthrough.Host(ev), passthrough.Peer(ev), why(ev.A))
 	})
 	EventL2TPUnknownTunnel = nat.NewEventKind("l2tp_unknown_tunnel", func(ev nat.Event) string {
-		return fmt.Sprintf("L2TP from %s for tunnel %d matches no LAN host: dropped", netip.AddrFrom4(ev.Peer), ev.A)
+		return fmt.Sprintf("L2TP from %s for tunnel %d matches no LAN host: dropped", passthrough.Peer(ev), ev.A)
 	})
 )
 
@@ -52,19 +51,17 @@ func why(r uint64) string {
 	return "unknown reason"
 }
 
-// Key spaces of the helper (nat.HelperEnv.Side).
-const (
-	sideFlow   = 0 // flow reply key: (server:port, host:1701)
-	sideTunnel = 1 // keys: (server, tunnel id) -> host
-	sideServer = 2 // keys: (server) -> number of shared flows
-	sideHost   = 3 // keys: (server) -> the host of the newest
-)
+// Key space of the helper (nat.HelperEnv.Side); the shared port 1701
+// (passthrough.Shared) has 0, 2 and 3.
+const sideTunnel = 1 // keys: (server, tunnel id) -> host
 
 // Helper is L2TP passthrough. Register one per engine.
 type Helper struct {
-	env        *nat.HelperEnv
-	fallback   uint64
-	toOnlyHost uint64 // datagrams on 1701 no tunnel id placed, sent to the one host
+	env *nat.HelperEnv
+	// port is the shared port 1701; its Fallbacks are the tunnels given an
+	// ordinary mapping, its SentToOnlyHost the datagrams on 1701 no tunnel
+	// id placed, sent to the one host.
+	port passthrough.Shared
 }
 
 var (
@@ -79,7 +76,10 @@ func (*Helper) Name() string { return "l2tp" }
 func (*Helper) DefaultOn() bool { return true }
 
 // Attach takes the engine.
-func (h *Helper) Attach(env *nat.HelperEnv) { h.env = env }
+func (h *Helper) Attach(env *nat.HelperEnv) {
+	h.env = env
+	h.port = passthrough.Shared{Env: env, Port: Port}
+}
 
 // Ports is L2TP's.
 func (*Helper) Ports() []nat.Port { return []nat.Port{{Proto: packet.ProtoUDP, Port: Port}} }
@@ -90,8 +90,7 @@ func (*Helper) SharedPort() nat.Port { return nat.Port{Proto: packet.ProtoUDP, P
 // Outbound refuses L2TP when switched off and gives a tunnel from port
 // 1701 the shared outside port when its SCCRQ allows.
 func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
-	if !h.env.On() {
-		h.env.Event(now, passoff.Event(passoff.L2TP, k.Src, k.Dst))
+	if passthrough.Blocked(h.env, now, passthrough.L2TP, k.Src, k.Dst) {
 		return 0, 0, DropL2TPOff, true
 	}
 	if k.SrcID != Port {
@@ -100,30 +99,20 @@ func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int3
 	tid, why := assigned(ip)
 	if why == 0 {
 		if owner, ok := h.env.Key(h.env.KeyOf(sideTunnel, k.Dst, uint64(tid))); ok && owner != nat.AddrValue(k.Src) {
-			if _, alive := h.flowOf(k.Dst, k.DstID, nat.AddrOf(owner)); alive {
+			if _, alive := h.port.Flow(k.Dst, k.DstID, nat.AddrOf(owner)); alive {
 				why = whyClash
 			}
 		}
 	}
 	if why != 0 {
-		h.fallback++
-		h.env.Event(now, nat.Event{Kind: EventL2TPFallback, Host: k.Src, Peer: k.Dst, A: why})
-		id, dir, r := h.env.NewMapped(now, k)
-		return id, dir, r, true
+		return h.port.Fallback(now, k, nat.Event{Kind: EventL2TPFallback, Host: k.Src, Peer: k.Dst, A: why})
 	}
-	reply := conntrack.Tuple{Src: k.Dst, Dst: k.Src, SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: h.env.Side(sideFlow)}
-	id, f, r := h.env.NewFlow(now, k, reply)
+	id, f, r := h.port.NewFlow(now, k)
 	if r != nat.DropNone {
 		return 0, 0, r, true
 	}
-	f.Xlate = conntrack.Tuple{Src: k.Dst, Dst: h.env.WANAddr(), SrcID: k.DstID, DstID: k.SrcID, Proto: k.Proto, Side: uint8(nat.WAN)}
 	h.learn(f, tid)
-	sk := h.env.KeyOf(sideServer, k.Dst, 0)
-	// The server's keys are charged to the host that made them (a host
-	// talking to many servers holds many).
-	h.env.PutKeyOf(k.Src, f, h.env.KeyOf(sideHost, k.Dst, 0), nat.AddrValue(k.Src))
-	n, _ := h.env.Key(sk)
-	h.env.PutKeyOf(k.Src, f, sk, n+1)
+	h.port.Count(k, f)
 	return id, conntrack.Original, nat.DropNone, true
 }
 
@@ -139,30 +128,20 @@ func (h *Helper) Inbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32
 		// No L2TP, or a tunnel id no LAN host announced (a tunnel the
 		// server starts, id 0): it goes to the LAN host when exactly one
 		// talks L2TP with its sender on the shared port.
-		if n, _ := h.env.Key(h.env.KeyOf(sideServer, k.Src, 0)); n == 1 {
-			only, _ := h.env.Key(h.env.KeyOf(sideHost, k.Src, 0))
-			if id, ok := h.flowOf(k.Src, k.SrcID, nat.AddrOf(only)); ok {
-				h.toOnlyHost++
-				return id, conntrack.Reply, nat.DropNone, true
-			}
+		if id, ok := h.port.ToOnlyHost(k.Src, k.SrcID); ok {
+			return id, conntrack.Reply, nat.DropNone, true
 		}
 	}
 	if err != nil {
 		return 0, conntrack.Reply, nat.DropMalformed, true
 	}
 	if known {
-		if id, ok := h.flowOf(k.Src, k.SrcID, nat.AddrOf(host)); ok {
+		if id, ok := h.port.Flow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
 			return id, conntrack.Reply, nat.DropNone, true
 		}
 	}
 	h.env.Event(now, nat.Event{Kind: EventL2TPUnknownTunnel, Peer: k.Src, A: uint64(hd.TunnelID)})
 	return 0, conntrack.Reply, DropL2TPUnknownTunnel, true
-}
-
-// flowOf finds the shared-port flow of host with server:port.
-func (h *Helper) flowOf(server [4]byte, sport uint16, host [4]byte) (int32, bool) {
-	id, _, ok := h.env.Lookup(conntrack.Tuple{Src: server, Dst: host, SrcID: sport, DstID: Port, Proto: packet.ProtoUDP, Side: h.env.Side(sideFlow)})
-	return id, ok
 }
 
 // assigned reads the Assigned Tunnel ID of an SCCRQ, or says why not
@@ -214,19 +193,10 @@ func (h *Helper) FlowPacket(now nat.Time, id int32, f *conntrack.Flow, dir connt
 
 // Deleted releases a shared flow's tunnel ids and uncounts it.
 func (h *Helper) Deleted(id int32, f *conntrack.Flow) {
-	sk := h.env.KeyOf(sideServer, f.Orig.Dst, 0)
-	if n, ok := h.env.Key(sk); ok && n > 1 {
-		h.env.PutKey(sk, n-1)
-	} else {
-		h.env.DelKey(sk)
-		h.env.DelKey(h.env.KeyOf(sideHost, f.Orig.Dst, 0))
-	}
+	h.port.Deleted(f)
 	for i := 0; i < 4; i++ {
 		if tid := uint16(f.Data >> (16 * i)); tid != 0 {
-			k := h.env.KeyOf(sideTunnel, f.Orig.Dst, uint64(tid))
-			if v, ok := h.env.Key(k); ok && v == nat.AddrValue(f.Orig.Src) {
-				h.env.DelKey(k)
-			}
+			h.port.DelIfOwner(h.env.KeyOf(sideTunnel, f.Orig.Dst, uint64(tid)), f.Orig.Src)
 		}
 	}
 }
@@ -241,8 +211,7 @@ func (*Helper) Session(*conntrack.Flow) bool { return true }
 
 // Describe shows a shared flow's tunnel ids.
 func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
-	fi.VPN = "l2tp"
-	if f.Helper != h.env.ID() {
+	if !passthrough.Own(h.env, "l2tp", f, fi) {
 		return
 	}
 	for i := 0; i < 4; i++ {
@@ -255,6 +224,6 @@ func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
 // AddStats adds the tunnels given an ordinary mapping and what the shared
 // port sent to its only host.
 func (h *Helper) AddStats(s *nat.Stats) {
-	s.L2TPFallback = h.fallback
-	s.SharedToOnlyHost += h.toOnlyHost
+	s.L2TPFallback = h.port.Fallbacks
+	h.port.AddStats(s)
 }

@@ -12,9 +12,8 @@ package pptp
 import (
 	"encoding/binary"
 	"fmt"
-	"net/netip"
 
-	"passgate/alg/internal/passoff"
+	"passgate/alg/internal/passthrough"
 	"passgate/conntrack"
 	"passgate/nat"
 	"passgate/packet"
@@ -29,21 +28,18 @@ var (
 	DropPPTPHostShare  = nat.NewDropReason("pptp_control_host_share")
 
 	EventPPTPUnparsed = nat.NewEventKind("pptp_unparsed", func(ev nat.Event) string {
-		return fmt.Sprintf("PPTP control connection from %s to %s could not be followed; its calls will not work", host(ev), peer(ev))
+		return fmt.Sprintf("PPTP control connection from %s to %s could not be followed; its calls will not work", passthrough.Host(ev), passthrough.Peer(ev))
 	})
 	EventGRENoControl = nat.NewEventKind("gre_without_control", func(ev nat.Event) string {
-		return fmt.Sprintf("GRE between %s and %s with call id %d belongs to no PPTP call: dropped", host(ev), peer(ev), ev.A)
+		return fmt.Sprintf("GRE between %s and %s with call id %d belongs to no PPTP call: dropped", passthrough.Host(ev), passthrough.Peer(ev), ev.A)
 	})
 	EventPPTPCall = nat.NewEventKind("pptp_call", func(ev nat.Event) string {
-		return fmt.Sprintf("PPTP call from %s to %s: client call id %d is %d outside, server call id %d", host(ev), peer(ev), ev.A>>16, ev.A&0xffff, ev.B)
+		return fmt.Sprintf("PPTP call from %s to %s: client call id %d is %d outside, server call id %d", passthrough.Host(ev), passthrough.Peer(ev), ev.A>>16, ev.A&0xffff, ev.B)
 	})
 	EventPPTPCallEnd = nat.NewEventKind("pptp_call_end", func(ev nat.Event) string {
-		return fmt.Sprintf("PPTP call from %s to %s ended (outside call id %d)", host(ev), peer(ev), ev.A)
+		return fmt.Sprintf("PPTP call from %s to %s ended (outside call id %d)", passthrough.Host(ev), passthrough.Peer(ev), ev.A)
 	})
 )
-
-func host(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Host) }
-func peer(ev nat.Event) netip.Addr { return netip.AddrFrom4(ev.Peer) }
 
 const (
 	connsMax     = 256          // control connections followed at once
@@ -132,15 +128,10 @@ func (*Helper) Ports() []nat.Port { return []nat.Port{{Proto: packet.ProtoTCP, P
 // Protocols is GRE.
 func (*Helper) Protocols() []uint8 { return []uint8{packet.ProtoGRE} }
 
-func (h *Helper) off(now nat.Time, host, peer [4]byte) {
-	h.env.Event(now, passoff.Event(passoff.PPTP, host, peer))
-}
-
 // Outbound refuses a control connection when switched off, and follows
 // one a LAN client opens.
 func (h *Helper) Outbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, nat.DropReason, bool) {
-	if !h.env.On() {
-		h.off(now, k.Src, k.Dst)
+	if passthrough.Blocked(h.env, now, passthrough.PPTP, k.Src, k.Dst) {
 		return 0, 0, DropPPTPOff, true
 	}
 	id, dir, r := h.env.NewMapped(now, k)
@@ -483,8 +474,7 @@ func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, co
 	if !ok {
 		return 0, 0, nat.DropUnsupportedProto
 	}
-	if from == nat.LAN && !h.env.On() {
-		h.off(now, ip.Src(), ip.Dst())
+	if from == nat.LAN && passthrough.Blocked(h.env, now, passthrough.PPTP, ip.Src(), ip.Dst()) {
 		return 0, 0, DropPPTPOff
 	}
 	id, dir, found := h.env.LookupLive(now, k)
@@ -602,9 +592,7 @@ func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
 		fi.CallIDInside = uint16(f.Data)
 		fi.CallIDOutside = f.Reply.DstID
 		fi.CallIDServer = f.Orig.DstID
-		fi.Inside = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Src), 0)
-		fi.Outside = netip.AddrPortFrom(netip.AddrFrom4(h.env.WANAddr()), 0)
-		fi.Remote = netip.AddrPortFrom(netip.AddrFrom4(f.Orig.Dst), 0)
+		passthrough.BareAddrs(h.env, f, fi)
 		return
 	}
 	c := &h.conns[f.Data]
