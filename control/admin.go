@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
 	"passgate/config"
@@ -44,8 +41,8 @@ func WithAdmin(read, admin http.Handler) http.Handler {
 	return mux
 }
 
-// ServeHandler serves h on l until ctx is done, as ServeListener does for
-// the read API alone.
+// ServeHandler serves h on l until ctx is done (ServeListener is it for
+// the read API alone).
 func ServeHandler(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -65,7 +62,7 @@ func ServeHandler(ctx context.Context, l net.Listener, h http.Handler, log *slog
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx); err != nil { // closes l, which unlinks the socket file
 		return fmt.Errorf("control API shutdown: %w", err)
 	}
 	return nil
@@ -144,14 +141,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(req)
+	resp, data, err := c.fetch(req, path, 64<<20)
 	if err != nil {
-		return c.connError(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("control %s: reading response: %w", path, err)
+		return err
 	}
 	if resp.StatusCode >= 300 {
 		se := &StatusError{Code: resp.StatusCode}
@@ -175,21 +167,6 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 func (c *Client) Available(ctx context.Context) bool {
 	_, err := c.Status(ctx)
 	return err == nil
-}
-
-// connError explains a failure to reach the daemon.
-func (c *Client) connError(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) {
-		err = op // drop the URL wrapping: the socket path says it all
-	}
-	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("control socket %s: cannot connect (is passgate running?): %w", c.path, err)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("control socket %s: permission denied (it is readable by its owner only; try as root)", c.path)
-	}
-	return fmt.Errorf("control socket %s: %w", c.path, err)
 }
 
 // escape is url.PathEscape, for names in paths.

@@ -84,24 +84,9 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
-	resp, err := c.hc.Do(req)
+	resp, body, err := c.fetch(req, path, 256<<20)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) {
-			err = op // drop the URL wrapping: the socket path says it all
-		}
-		switch {
-		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
-			return fmt.Errorf("control socket %s: cannot connect (is passgate running?): %w", c.path, err)
-		case errors.Is(err, fs.ErrPermission):
-			return fmt.Errorf("control socket %s: permission denied (it is readable by its owner only; try as root)", c.path)
-		}
-		return fmt.Errorf("control socket %s: %w", c.path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return fmt.Errorf("control %s: reading response: %w", path, err)
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e apiError
@@ -114,4 +99,33 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 		return fmt.Errorf("control %s: decoding response: %w", path, err)
 	}
 	return nil
+}
+
+// fetch sends req (for path) and reads at most limit bytes of the answer.
+func (c *Client) fetch(req *http.Request, path string, limit int64) (*http.Response, []byte, error) {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, nil, c.connError(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, nil, fmt.Errorf("control %s: reading response: %w", path, err)
+	}
+	return resp, data, nil
+}
+
+// connError explains a failure to reach the daemon.
+func (c *Client) connError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op // drop the URL wrapping: the socket path says it all
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("control socket %s: cannot connect (is passgate running?): %w", c.path, err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("control socket %s: permission denied (it is readable by its owner only; try as root)", c.path)
+	}
+	return fmt.Errorf("control socket %s: %w", c.path, err)
 }

@@ -429,27 +429,5 @@ func Serve(ctx context.Context, path string, b Backend, log *slog.Logger) error 
 
 // ServeListener serves b on l until ctx is done.
 func ServeListener(ctx context.Context, l net.Listener, b Backend, log *slog.Logger) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	srv := &http.Server{
-		Handler:           NewHandler(b),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	log.Info("control API listening", "socket", l.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("control API: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx) // closes l, which unlinks the socket file
-	if err != nil {
-		return fmt.Errorf("control API shutdown: %w", err)
-	}
-	return nil
+	return ServeHandler(ctx, l, NewHandler(b), log)
 }
