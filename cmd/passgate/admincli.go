@@ -66,6 +66,45 @@ func adminCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
+// adminCall is what the calls of one admin command share: the client on
+// the control socket, their deadline, and where and how they print.
+type adminCall struct {
+	ctx            context.Context
+	c              *control.Client
+	asJSON         bool
+	stdout, stderr io.Writer
+}
+
+// dialAdmin parses args as adminArgs does (no extra flags) and makes the
+// command's client; cancel ends its deadline.
+func dialAdmin(name, synopsis string, args []string, stdout, stderr io.Writer) (a *adminCall, pos []string, cancel context.CancelFunc, err error) {
+	pos, asJSON, sock, err := adminArgs(name, synopsis, args, stderr, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := adminCtx()
+	return &adminCall{ctx: ctx, c: control.NewClient(sock), asJSON: asJSON, stdout: stdout, stderr: stderr}, pos, cancel, nil
+}
+
+// call calls the admin API (control.Client.Do), printing a refusal's
+// field errors (reportAdmin).
+func (a *adminCall) call(method, path string, in, out any) error {
+	if err := a.c.Do(a.ctx, method, path, in, out); err != nil {
+		return reportAdmin(a.stderr, err)
+	}
+	return nil
+}
+
+// changed prints a change's answer resp: as JSON with --json, else the
+// changes it lists, or none when there are none.
+func (a *adminCall) changed(resp any, ch admin.Changes, none string) error {
+	if a.asJSON {
+		return writeJSON(a.stdout, resp)
+	}
+	printChanges(a.stdout, ch, none)
+	return nil
+}
+
 // reportAdmin prints field errors one per line, like config check.
 func reportAdmin(stderr io.Writer, err error) error {
 	if es := config.AsErrors(err); len(es) > 0 {
@@ -88,18 +127,16 @@ func printChanges(w io.Writer, ch admin.Changes, none string) {
 }
 
 func cmdPassthrough(args []string, stdout, stderr io.Writer) error {
-	pos, asJSON, sock, err := adminArgs("passthrough", "[NAME [on|off]] [--json] [--control SOCKET]", args, stderr, nil)
+	a, pos, cancel, err := dialAdmin("passthrough", "[NAME [on|off]] [--json] [--control SOCKET]", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := adminCtx()
 	defer cancel()
-	c := control.NewClient(sock)
 	switch len(pos) {
 	case 0, 1:
 		var list []admin.Passthrough
-		if err := c.Do(ctx, http.MethodGet, control.AdminPath("passthrough"), nil, &list); err != nil {
-			return reportAdmin(stderr, err)
+		if err := a.call(http.MethodGet, control.AdminPath("passthrough"), nil, &list); err != nil {
+			return err
 		}
 		if len(pos) == 1 {
 			var one []admin.Passthrough
@@ -113,7 +150,7 @@ func cmdPassthrough(args []string, stdout, stderr io.Writer) error {
 			}
 			list = one
 		}
-		if asJSON {
+		if a.asJSON {
 			return writeJSON(stdout, list)
 		}
 		printPassthroughs(stdout, list)
@@ -128,11 +165,10 @@ func cmdPassthrough(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("passthrough %s: want on or off, not %q: %w", pos[0], pos[1], errUsage)
 		}
 		var resp admin.PassthroughResponse
-		err := c.Do(ctx, http.MethodPut, control.AdminPath("passthrough", strings.ToLower(pos[0])), admin.PassthroughRequest{Enabled: &on}, &resp)
-		if err != nil {
-			return reportAdmin(stderr, err)
+		if err := a.call(http.MethodPut, control.AdminPath("passthrough", strings.ToLower(pos[0])), admin.PassthroughRequest{Enabled: &on}, &resp); err != nil {
+			return err
 		}
-		if asJSON {
+		if a.asJSON {
 			return writeJSON(stdout, resp)
 		}
 		printChanges(stdout, resp.Changes, fmt.Sprintf("%s is %s already", resp.Passthrough.Label, onOff(resp.Passthrough.On)))
@@ -174,26 +210,24 @@ func printPassthroughs(w io.Writer, list []admin.Passthrough) {
 
 func cmdForward(args []string, stdout, stderr io.Writer) error {
 	const synopsis = "list | add NAME tcp|udp PORT[-PORT] HOST[:PORT] | del NAME  [--json] [--control SOCKET]"
-	pos, asJSON, sock, err := adminArgs("forward", synopsis, args, stderr, nil)
+	a, pos, cancel, err := dialAdmin("forward", synopsis, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
+	defer cancel()
 	if len(pos) == 0 {
 		pos = []string{"list"}
 	}
-	ctx, cancel := adminCtx()
-	defer cancel()
-	c := control.NewClient(sock)
 	switch pos[0] {
 	case "list", "ls":
 		if len(pos) != 1 {
 			return fmt.Errorf("forward list: unexpected argument %q: %w", pos[1], errUsage)
 		}
 		var list []config.PortForward
-		if err := c.Do(ctx, http.MethodGet, control.AdminPath("forwards"), nil, &list); err != nil {
-			return reportAdmin(stderr, err)
+		if err := a.call(http.MethodGet, control.AdminPath("forwards"), nil, &list); err != nil {
+			return err
 		}
-		if asJSON {
+		if a.asJSON {
 			return writeJSON(stdout, list)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -221,46 +255,36 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 			pf.Host, pf.InsidePort = h, n
 		}
 		var resp admin.ForwardResponse
-		if err := c.Do(ctx, http.MethodPost, control.AdminPath("forwards"), pf, &resp); err != nil {
-			return reportAdmin(stderr, err)
+		if err := a.call(http.MethodPost, control.AdminPath("forwards"), pf, &resp); err != nil {
+			return err
 		}
-		if asJSON {
-			return writeJSON(stdout, resp)
-		}
-		printChanges(stdout, resp.Changes, "nothing changed")
-		return nil
+		return a.changed(resp, resp.Changes, "nothing changed")
 	case "del", "delete", "rm":
 		if len(pos) != 2 {
 			return fmt.Errorf("forward del: want NAME: %w", errUsage)
 		}
 		var resp admin.ChangesResponse
-		if err := c.Do(ctx, http.MethodDelete, control.AdminPath("forwards", pos[1]), nil, &resp); err != nil {
-			return reportAdmin(stderr, err)
+		if err := a.call(http.MethodDelete, control.AdminPath("forwards", pos[1]), nil, &resp); err != nil {
+			return err
 		}
-		if asJSON {
-			return writeJSON(stdout, resp)
-		}
-		printChanges(stdout, resp.Changes, "nothing changed")
-		return nil
+		return a.changed(resp, resp.Changes, "nothing changed")
 	}
 	return fmt.Errorf("forward: unknown subcommand %q (want list, add or del): %w", pos[0], errUsage)
 }
 
 func cmdDMZ(args []string, stdout, stderr io.Writer) error {
-	pos, asJSON, sock, err := adminArgs("dmz", "[IP|off] [--json] [--control SOCKET]", args, stderr, nil)
+	a, pos, cancel, err := dialAdmin("dmz", "[IP|off] [--json] [--control SOCKET]", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := adminCtx()
 	defer cancel()
-	c := control.NewClient(sock)
 	switch len(pos) {
 	case 0:
 		var d admin.DMZBody
-		if err := c.Do(ctx, http.MethodGet, control.AdminPath("dmz"), nil, &d); err != nil {
-			return reportAdmin(stderr, err)
+		if err := a.call(http.MethodGet, control.AdminPath("dmz"), nil, &d); err != nil {
+			return err
 		}
-		if asJSON {
+		if a.asJSON {
 			return writeJSON(stdout, d)
 		}
 		host := "off"
@@ -275,14 +299,10 @@ func cmdDMZ(args []string, stdout, stderr io.Writer) error {
 			host = ""
 		}
 		var resp admin.DMZResponse
-		if err := c.Do(ctx, http.MethodPut, control.AdminPath("dmz"), admin.DMZBody{Host: &host}, &resp); err != nil {
-			return reportAdmin(stderr, err)
+		if err := a.call(http.MethodPut, control.AdminPath("dmz"), admin.DMZBody{Host: &host}, &resp); err != nil {
+			return err
 		}
-		if asJSON {
-			return writeJSON(stdout, resp)
-		}
-		printChanges(stdout, resp.Changes, "DMZ host unchanged")
-		return nil
+		return a.changed(resp, resp.Changes, "DMZ host unchanged")
 	}
 	return fmt.Errorf("dmz: want [IP|off]: %w", errUsage)
 }

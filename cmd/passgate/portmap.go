@@ -149,40 +149,38 @@ func protoText(p uint8) string {
 // cmdMappings lists or deletes the port mappings LAN applications made
 // (PCP, NAT-PMP, UPnP), over the control socket.
 func cmdMappings(args []string, stdout, stderr io.Writer) error {
-	pos, asJSON, sock, err := adminArgs("mappings", "[list | del tcp|udp PORT] [--json] [--control SOCKET]", args, stderr, nil)
+	a, pos, cancel, err := dialAdmin("mappings", "[list | del tcp|udp PORT] [--json] [--control SOCKET]", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
+	defer cancel()
 	if len(pos) == 0 {
 		pos = []string{"list"}
 	}
-	ctx, cancel := adminCtx()
-	defer cancel()
-	c := control.NewClient(sock)
 	var m control.Mappings
 	switch pos[0] {
 	case "list", "ls":
 		if len(pos) != 1 {
 			return fmt.Errorf("mappings list: unexpected argument %q: %w", pos[1], errUsage)
 		}
-		if err := c.Do(ctx, http.MethodGet, "/v1/mappings", nil, &m); err != nil {
+		if err := a.c.Do(a.ctx, http.MethodGet, "/v1/mappings", nil, &m); err != nil {
 			return err
 		}
 	case "del", "delete", "rm":
 		if len(pos) != 3 {
 			return fmt.Errorf("mappings del: want tcp|udp PORT: %w", errUsage)
 		}
-		if err := c.Do(ctx, http.MethodDelete, "/v1/mappings/"+url.PathEscape(pos[1])+"/"+url.PathEscape(pos[2]), nil, &m); err != nil {
+		if err := a.c.Do(a.ctx, http.MethodDelete, "/v1/mappings/"+url.PathEscape(pos[1])+"/"+url.PathEscape(pos[2]), nil, &m); err != nil {
 			return err
 		}
-		if !asJSON {
+		if !a.asJSON {
 			fmt.Fprintf(stdout, "deleted %s %s\n", pos[1], pos[2])
 			return nil
 		}
 	default:
 		return fmt.Errorf("mappings: unknown subcommand %q (want list or del): %w", pos[0], errUsage)
 	}
-	if asJSON {
+	if a.asJSON {
 		return writeJSON(stdout, m)
 	}
 	printMappings(stdout, m)
