@@ -33,11 +33,7 @@ func TestLabAdmin(t *testing.T) {
 	defer cancel()
 	l := labtest.Up(t, "pgad", 4*time.Minute)
 
-	dir, err := os.MkdirTemp("", "pgad")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := t.TempDir()
 	sock := filepath.Join(dir, "pg.sock")
 	py := filepath.Join(dir, "tcp.py")
 	os.WriteFile(py, []byte(pyTCP), 0o644)

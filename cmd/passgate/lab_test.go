@@ -28,11 +28,7 @@ func TestLabCLI(t *testing.T) {
 	defer cancel()
 	l := labtest.Up(t, "pgrtc", 3*time.Minute)
 
-	dir, err := os.MkdirTemp("", "pgrtc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := t.TempDir()
 	sock := filepath.Join(dir, "run", "pg.sock")
 	echo := filepath.Join(dir, "echo.py")
 	os.WriteFile(echo, []byte(pyServers), 0o644)

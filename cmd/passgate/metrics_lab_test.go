@@ -78,11 +78,7 @@ func TestLabMetricsHammer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	l := labtest.Up(t, "pgmx", 5*time.Minute)
-	dir, err := os.MkdirTemp("", "pgmx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := t.TempDir()
 	sock := filepath.Join(dir, "pg.sock")
 	for name, text := range map[string]string{"fill.py": pyFill, "hammer.py": pyHammer} {
 		os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644)
