@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -378,35 +377,13 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// ParseFlowFilter reads the host and proto query parameters of
-// GET /api/v1/flows; the error names the parameter.
-func ParseFlowFilter(q url.Values) (control.FlowFilter, *ErrorItem) {
-	var ff control.FlowFilter
-	if h := q.Get("host"); h != "" {
-		a, err := netip.ParseAddr(h)
-		if err != nil {
-			return ff, &ErrorItem{Field: "host", Message: fmt.Sprintf("%q is not an IP address", h)}
-		}
-		ff.Host = a.Unmap()
-	}
-	if p := q.Get("proto"); p != "" {
-		switch strings.ToLower(p) {
-		case "tcp", "udp", "icmp", "gre", "esp":
-			ff.Proto = strings.ToLower(p)
-		default:
-			return ff, &ErrorItem{Field: "proto", Message: fmt.Sprintf("%q is not tcp, udp, icmp, gre or esp", p)}
-		}
-	}
-	return ff, nil
-}
-
 func (a *api) flows(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r, "host", "proto") {
 		return
 	}
-	ff, e := ParseFlowFilter(r.URL.Query())
-	if e != nil {
-		writeErrors(w, http.StatusBadRequest, ErrorResponse{Errors: []ErrorItem{*e}})
+	ff, bad := control.ParseFlowFilter(r.URL.Query())
+	if bad != nil {
+		writeErrors(w, http.StatusBadRequest, apiErrors(bad.Field, bad.Message))
 		return
 	}
 	writeJSON(w, http.StatusOK, a.svc.Flows(ff))

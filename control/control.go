@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -237,6 +238,33 @@ type FlowFilter struct {
 	Proto string
 }
 
+// BadParam is a query parameter a request cannot take, and why.
+type BadParam struct {
+	Field, Message string
+}
+
+// ParseFlowFilter reads the host and proto query parameters of GET
+// /v1/flows (and the admin API's /api/v1/flows).
+func ParseFlowFilter(q url.Values) (FlowFilter, *BadParam) {
+	var ff FlowFilter
+	if h := q.Get("host"); h != "" {
+		a, err := netip.ParseAddr(h)
+		if err != nil {
+			return ff, &BadParam{Field: "host", Message: fmt.Sprintf("%q is not an IP address", h)}
+		}
+		ff.Host = a.Unmap()
+	}
+	if p := q.Get("proto"); p != "" {
+		switch strings.ToLower(p) {
+		case "tcp", "udp", "icmp", "gre", "esp":
+			ff.Proto = strings.ToLower(p)
+		default:
+			return ff, &BadParam{Field: "proto", Message: fmt.Sprintf("%q is not tcp, udp, icmp, gre or esp", p)}
+		}
+	}
+	return ff, nil
+}
+
 // Match reports whether f passes the filter.
 func (ff FlowFilter) Match(f Flow) bool {
 	if ff.Proto != "" && !strings.EqualFold(ff.Proto, f.Proto) {
@@ -263,24 +291,10 @@ func NewHandler(b Backend) http.Handler {
 		writeJSON(w, http.StatusOK, pppoeOf(b))
 	})
 	mux.HandleFunc("GET /v1/flows", func(w http.ResponseWriter, r *http.Request) {
-		var ff FlowFilter
-		q := r.URL.Query()
-		if h := q.Get("host"); h != "" {
-			a, err := netip.ParseAddr(h)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("host: %q is not an IP address", h))
-				return
-			}
-			ff.Host = a.Unmap()
-		}
-		if p := q.Get("proto"); p != "" {
-			switch strings.ToLower(p) {
-			case "tcp", "udp", "icmp", "gre", "esp":
-				ff.Proto = strings.ToLower(p)
-			default:
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("proto: %q is not tcp, udp, icmp, gre or esp", p))
-				return
-			}
+		ff, bad := ParseFlowFilter(r.URL.Query())
+		if bad != nil {
+			writeError(w, http.StatusBadRequest, bad.Field+": "+bad.Message)
+			return
 		}
 		flows := []Flow{}
 		b.Flows(func(f Flow) bool {

@@ -98,9 +98,14 @@ func TestHandler(t *testing.T) {
 			t.Errorf("%s: empty result is %s, want []", q, body)
 		}
 	}
-	for _, q := range []string{"?host=nope", "?proto=sctp"} {
-		if code, body := get("/v1/flows" + q); code != 400 || !strings.Contains(string(body), "error") {
-			t.Errorf("%s: %d %s", q, code, body)
+	for q, want := range map[string]string{
+		"?host=nope":  `host: "nope" is not an IP address`,
+		"?proto=sctp": `proto: "sctp" is not tcp, udp, icmp, gre or esp`,
+	} {
+		code, body := get("/v1/flows" + q)
+		var e apiError
+		if err := json.Unmarshal(body, &e); err != nil || code != 400 || e.Error != want {
+			t.Errorf("%s: %d %s, want 400 %q", q, code, body, want)
 		}
 	}
 
