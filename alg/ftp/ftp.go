@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"passgate/alg/internal/ascii"
 	"passgate/nat"
 	"passgate/packet"
 )
@@ -62,24 +63,7 @@ func (h *Helper) Inspect(p *nat.HelperPacket) {
 }
 
 func looksLikeAddress(b []byte) bool {
-	return hasPrefixFold(b, "PORT ") || hasPrefixFold(b, "EPRT ") || hasPrefixFold(b, "227 ") || hasPrefixFold(b, "229 ")
-}
-
-// hasPrefixFold is a case-insensitive prefix test that does not allocate.
-func hasPrefixFold(b []byte, pre string) bool {
-	if len(b) < len(pre) {
-		return false
-	}
-	for i := 0; i < len(pre); i++ {
-		c := b[i]
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		if c != pre[i] {
-			return false
-		}
-	}
-	return true
+	return ascii.HasPrefixFold(b, "PORT ") || ascii.HasPrefixFold(b, "EPRT ") || ascii.HasPrefixFold(b, "227 ") || ascii.HasPrefixFold(b, "229 ")
 }
 
 // rewrite returns the replacement for one line, or ok=false to leave it.
@@ -115,10 +99,10 @@ func (h *Helper) rewrite(p *nat.HelperPacket, line []byte) ([]byte, bool) {
 func dataAddress(line []byte, inside netip.Addr) (ap netip.AddrPort, kind string, found bool) {
 	var ok bool
 	switch {
-	case hasPrefixFold(line, "PORT "):
+	case ascii.HasPrefixFold(line, "PORT "):
 		ap, ok = parseHostPort(bytes.TrimSpace(line[5:]))
 		kind = "PORT"
-	case hasPrefixFold(line, "EPRT "):
+	case ascii.HasPrefixFold(line, "EPRT "):
 		ap, ok = parseEPRT(bytes.TrimSpace(line[5:]))
 		kind = "EPRT"
 	case bytes.HasPrefix(line, []byte("227 ")):

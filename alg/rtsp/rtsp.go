@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"passgate/alg/internal/ascii"
 	"passgate/nat"
 	"passgate/packet"
 )
@@ -75,9 +76,9 @@ func (h *Helper) Inspect(p *nat.HelperPacket) {
 	}
 	reply := bytes.HasPrefix(pl, []byte("RTSP/"))
 	switch {
-	case p.FromLAN && hasPrefixFold(pl, "SETUP "):
+	case p.FromLAN && ascii.HasPrefixFold(pl, "SETUP "):
 		h.transport(p, h.setupFromLAN)
-	case p.FromLAN && hasPrefixFold(pl, "TEARDOWN "):
+	case p.FromLAN && ascii.HasPrefixFold(pl, "TEARDOWN "):
 		// The session ends: media not started yet never will.
 		p.Forget(tag(p.Flow))
 	case !p.FromLAN && reply:
@@ -213,7 +214,7 @@ func findHeader(b []byte, name string) (vs, ve int, ok bool) {
 		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
 			return 0, 0, false // end of the headers
 		}
-		if hasPrefixFold(line, name) {
+		if ascii.HasPrefixFold(line, name) {
 			vs = start + len(name)
 			for vs < len(b) && (b[vs] == ' ' || b[vs] == '\t') {
 				vs++
@@ -234,29 +235,6 @@ func findHeader(b []byte, name string) (vs, ve int, ok bool) {
 	}
 	return 0, 0, false
 }
-
-// hasPrefixFold is an ASCII case-insensitive prefix test; pre is upper or
-// lower case as written, letters compared folded.
-func hasPrefixFold(b []byte, pre string) bool {
-	if len(b) < len(pre) {
-		return false
-	}
-	for i := 0; i < len(pre); i++ {
-		if lower(b[i]) != lower(pre[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-func equalFold(b []byte, s string) bool { return len(b) == len(s) && hasPrefixFold(b, s) }
 
 // PortRange is a client_port or server_port value: N is 0 when absent, 1
 // for a single port, 2 for a range Lo-Hi.
@@ -346,7 +324,7 @@ func parseSpec(val []byte, s *Spec) bool {
 		param := bytes.TrimRight(val[off:pe], " \t")
 		if first {
 			// RTP/AVP[/UDP|/TCP]
-			if i := bytes.LastIndexByte(param, '/'); i > 0 && equalFold(param[i+1:], "tcp") {
+			if i := bytes.LastIndexByte(param, '/'); i > 0 && ascii.EqualFold(param[i+1:], "tcp") {
 				s.TCP = true
 			}
 			first = false
@@ -362,23 +340,23 @@ func parseSpec(val []byte, s *Spec) bool {
 			}
 			at := [2]int{vo, vo + len(v)}
 			switch {
-			case equalFold(key, "interleaved"):
+			case ascii.EqualFold(key, "interleaved"):
 				s.Interleaved = true
-			case equalFold(key, "multicast"):
+			case ascii.EqualFold(key, "multicast"):
 				s.Multicast = true
-			case equalFold(key, "client_port"):
+			case ascii.EqualFold(key, "client_port"):
 				r, ok := parseRange(v)
 				if !ok || s.Client.N != 0 {
 					return false
 				}
 				s.Client, s.clientAt = r, at
-			case equalFold(key, "server_port"):
+			case ascii.EqualFold(key, "server_port"):
 				r, ok := parseRange(v)
 				if !ok || s.Server.N != 0 {
 					return false
 				}
 				s.Server, s.serverAt = r, at
-			case equalFold(key, "destination"):
+			case ascii.EqualFold(key, "destination"):
 				if len(v) == 0 {
 					break // "destination" alone: the client's own address
 				}
@@ -389,7 +367,7 @@ func parseSpec(val []byte, s *Spec) bool {
 				// another address than the inside one.
 				s.HasDest, s.destAt = true, at
 				s.Dest, _ = parseIPv4(v)
-			case equalFold(key, "source"):
+			case ascii.EqualFold(key, "source"):
 				if len(v) == 0 || s.HasSource {
 					return false
 				}

@@ -5,7 +5,11 @@ package sip
 // and the body by Content-Length. It records offsets into the payload and
 // never allocates.
 
-import "errors"
+import (
+	"errors"
+
+	"passgate/alg/internal/ascii"
+)
 
 var (
 	errIncomplete = errors.New("sip: incomplete message")
@@ -129,7 +133,7 @@ func parse(b []byte, m *message, stream bool) error {
 
 // startLine reads "METHOD URI SIP/2.0" or "SIP/2.0 CODE reason".
 func startLine(l []byte, m *message) bool {
-	if hasPrefixFold(l, "SIP/2.0 ") {
+	if ascii.HasPrefixFold(l, "SIP/2.0 ") {
 		r := l[8:]
 		if len(r) < 3 || !isDigit(r[0]) || !isDigit(r[1]) || !isDigit(r[2]) || (len(r) > 3 && r[3] != ' ') {
 			return false
@@ -138,7 +142,7 @@ func startLine(l []byte, m *message) bool {
 		return m.status >= 100
 	}
 	sp := indexByte(l, ' ')
-	if sp <= 0 || !isToken(l[:sp]) || len(l) < sp+1+8 || !hasSuffixFold(l, " SIP/2.0") {
+	if sp <= 0 || !isToken(l[:sp]) || len(l) < sp+1+8 || !ascii.HasSuffixFold(l, " SIP/2.0") {
 		return false
 	}
 	m.request = true
@@ -197,9 +201,9 @@ func (m *message) header(b []byte, name, val span) bool {
 // is reports whether a header name is long (lower case) or its compact form.
 func is(n []byte, long string, compact byte) bool {
 	if len(n) == 1 {
-		return compact != 0 && lower(n[0]) == compact
+		return compact != 0 && ascii.Lower(n[0]) == compact
 	}
-	return len(n) == len(long) && hasPrefixFold(n, long)
+	return len(n) == len(long) && ascii.HasPrefixFold(n, long)
 }
 
 // values calls fn with each comma-separated value of a header field,
@@ -277,13 +281,6 @@ func trimRight(b []byte) []byte {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
 // isToken reports whether b is an RFC 3261 token.
 func isToken(b []byte) bool {
 	for _, c := range b {
@@ -297,23 +294,7 @@ func isToken(b []byte) bool {
 	return len(b) > 0
 }
 
-func hasPrefixFold(b []byte, pre string) bool {
-	if len(b) < len(pre) {
-		return false
-	}
-	for i := 0; i < len(pre); i++ {
-		if lower(b[i]) != lower(pre[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func hasSuffixFold(b []byte, suf string) bool {
-	return len(b) >= len(suf) && hasPrefixFold(b[len(b)-len(suf):], suf)
-}
-
-func eqFold(b []byte, s string) bool { return len(b) == len(s) && hasPrefixFold(b, s) }
+func eqFold(b []byte, s string) bool { return len(b) == len(s) && ascii.HasPrefixFold(b, s) }
 
 // atoi reads a non-negative decimal number of at most 9 digits.
 func atoi(b []byte) (int, bool) {
@@ -471,9 +452,9 @@ func contactURI(b []byte, v span) (host, port span, sips, ok bool) {
 		off++
 	}
 	switch {
-	case hasPrefixFold(u, "sip:"):
+	case ascii.HasPrefixFold(u, "sip:"):
 		u, off = u[4:], off+4
-	case hasPrefixFold(u, "sips:"):
+	case ascii.HasPrefixFold(u, "sips:"):
 		u, off, sips = u[5:], off+5, true
 	default:
 		return host, port, false, false

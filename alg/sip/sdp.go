@@ -4,7 +4,11 @@ package sip
 // and m= (and whether a media section has its own a=rtcp), as offsets into
 // the body. It does not allocate.
 
-import "errors"
+import (
+	"errors"
+
+	"passgate/alg/internal/ascii"
+)
 
 var errSDP = errors.New("sip: malformed SDP")
 
@@ -97,7 +101,7 @@ func parseSDP(b []byte, s *sdp) error {
 			s.media[s.n] = media{kind: span{base + k.s, base + k.e}, port: span{base + p.s, base + p.e}, portVal: n, lineEnd: next, nl: nl}
 			s.n++
 		case 'a':
-			if s.n > 0 && hasPrefixFold(val, "rtcp:") {
+			if s.n > 0 && ascii.HasPrefixFold(val, "rtcp:") {
 				s.media[s.n-1].rtcp = true
 			}
 		}

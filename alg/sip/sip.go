@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"time"
 
+	"passgate/alg/internal/ascii"
 	"passgate/nat"
 	"passgate/packet"
 )
@@ -194,7 +195,7 @@ func (h *Helper) message(p *nat.HelperPacket, pl []byte, off int, m *message) {
 		h.restore(p, off, b, m)
 	}
 	bodyEdits := len(h.edits)
-	if m.body.e > m.body.s && hasPrefixFold(m.ctype, "application/sdp") {
+	if m.body.e > m.body.s && ascii.HasPrefixFold(m.ctype, "application/sdp") {
 		s := &h.sdp
 		body := m.body.of(b)
 		if err := parseSDP(body, s); err != nil {

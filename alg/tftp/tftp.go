@@ -10,6 +10,7 @@ package tftp
 import (
 	"bytes"
 
+	"passgate/alg/internal/ascii"
 	"passgate/nat"
 	"passgate/packet"
 )
@@ -91,29 +92,11 @@ func ParseRequest(b []byte) (Request, bool) {
 		return Request{}, false
 	}
 	r.Mode, rest = rest[:i], rest[i+1:]
-	if !equalFold(r.Mode, "netascii") && !equalFold(r.Mode, "octet") && !equalFold(r.Mode, "mail") {
+	if !ascii.EqualFold(r.Mode, "netascii") && !ascii.EqualFold(r.Mode, "octet") && !ascii.EqualFold(r.Mode, "mail") {
 		return Request{}, false
 	}
 	if len(rest) > 0 && rest[len(rest)-1] != 0 {
 		return Request{}, false // options must end with a NUL
 	}
 	return r, true
-}
-
-// equalFold is an ASCII case-insensitive comparison that does not
-// allocate.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(s) {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
