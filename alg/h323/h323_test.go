@@ -67,6 +67,26 @@ func udpTo(t *testing.T, e *nat.Engine, now nat.Time, from, to string) (nat.Verd
 	return e.Process(now, nat.WAN, b), b
 }
 
+// rtpIn sends RTP from the WAN (from, to the public address to) and
+// checks it reaches the LAN at lan; it returns the packet as it left.
+func rtpIn(t *testing.T, e *nat.Engine, now nat.Time, from, to, lan string) []byte {
+	t.Helper()
+	v, b := udpTo(t, e, now, from, to)
+	if v.Action != nat.Forward {
+		t.Fatalf("RTP: %+v (%v)", v, v.Reason)
+	}
+	IPv4(t, b, Dst(lan))
+	return b[:packet.IPv4(b).TotalLen()]
+}
+
+// mediaGone checks that the ended call's media expectation for to is gone.
+func mediaGone(t *testing.T, e *nat.Engine, now nat.Time, from, to string) {
+	t.Helper()
+	if v, _ := udpTo(t, e, now, from, to); v.Action == nat.Forward {
+		t.Fatal("media expectation survived ReleaseComplete")
+	}
+}
+
 // callFlow runs a call from a LAN phone with fast start and a separate
 // H.245 connection, returning every packet that left the engine.
 func callFlow(t *testing.T) (*nat.Engine, [][]byte) {
@@ -116,18 +136,11 @@ func callFlow(t *testing.T) (*nat.Engine, [][]byte) {
 	}
 
 	// RTP from the callee reaches the phone.
-	v, b := udpTo(t, e, 5*sec, "203.0.113.10:6000", "203.0.113.1:5000")
-	if v.Action != nat.Forward {
-		t.Fatalf("RTP: %+v (%v)", v, v.Reason)
-	}
-	IPv4(t, b, Dst("192.168.50.10:5000"))
-	out = append(out, b[:packet.IPv4(b).TotalLen()])
+	out = append(out, rtpIn(t, e, 5*sec, "203.0.113.10:6000", "203.0.113.1:5000", "192.168.50.10:5000"))
 
 	// ReleaseComplete ends the call: its pending expectations go.
 	c.SendAt(6*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x5a, 0x0001, releaseUU()))
-	if v, _ := udpTo(t, e, 7*sec, "203.0.113.10:6002", "203.0.113.1:5004"); v.Action == nat.Forward {
-		t.Fatal("media expectation survived ReleaseComplete")
-	}
+	mediaGone(t, e, 7*sec, "203.0.113.10:6002", "203.0.113.1:5004")
 	return e, out
 }
 
@@ -246,12 +259,7 @@ func progressFlow(t *testing.T, h235 sec235) (*nat.Engine, [][]byte) {
 
 	// Early media from the caller reaches the gateway, and so does the
 	// caller's H.245 connection.
-	v, b := udpTo(t, e, 3*sec, "203.0.113.20:6000", "203.0.113.1:7000")
-	if v.Action != nat.Forward {
-		t.Fatalf("RTP: %+v (%v)", v, v.Reason)
-	}
-	IPv4(t, b, Dst("192.168.50.12:7000"))
-	out = append(out, b[:packet.IPv4(b).TotalLen()])
+	out = append(out, rtpIn(t, e, 3*sec, "203.0.113.20:6000", "203.0.113.1:7000", "192.168.50.12:7000"))
 	h := &nattest.Conn{T: t, E: e, Check: true, LAN: "192.168.50.12:41000", Remote: "203.0.113.20:30011", Pub: "203.0.113.1:41000", LANSeq: 7000, RSeq: 9000, Out: &out}
 	h.SendAt(3*sec, false, packet.TCPSyn, nil)
 	IPv4(t, out[len(out)-1], Dst("192.168.50.12:41000"))

@@ -139,16 +139,9 @@ func tunnelFlow(t *testing.T) (*nat.Engine, [][]byte) {
 	if g := addrs(t, payloadOf(o), true); len(g[kRTP]) != 1 || g[kRTP][0] != ap(pubAddr, 5012) || g[kRTCP][0] != ap(pubAddr, 5013) {
 		t.Fatalf("tunnelled OLCAck %v", g)
 	}
-	v, b := udpTo(t, e, 3*sec, "203.0.113.10:6000", "203.0.113.1:5012")
-	if v.Action != nat.Forward {
-		t.Fatalf("RTP: %+v (%v)", v, v.Reason)
-	}
-	IPv4(t, b, Dst("192.168.50.10:5012"))
-	out = append(out, b[:packet.IPv4(b).TotalLen()])
+	out = append(out, rtpIn(t, e, 3*sec, "203.0.113.10:6000", "203.0.113.1:5012", "192.168.50.10:5012"))
 	c.SendAt(4*sec, true, packet.TCPAck|packet.TCPPsh, q931Msg(0x5a, 0x0002, releaseUU()))
-	if v, _ := udpTo(t, e, 5*sec, "203.0.113.10:6002", "203.0.113.1:5013"); v.Action == nat.Forward {
-		t.Fatal("media expectation survived ReleaseComplete")
-	}
+	mediaGone(t, e, 5*sec, "203.0.113.10:6002", "203.0.113.1:5013")
 	return e, out
 }
 
