@@ -682,12 +682,7 @@ func TestDMZEndpoints(t *testing.T) {
 func TestPasswordChange(t *testing.T) {
 	e := newEnv(t)
 	c := e.loggedIn()
-	tok, _, err := e.auth.CreateToken("script", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bot := e.client()
-	bot.bearer = tok
+	bot := e.tokenClient("script")
 	if r := bot.do("GET", "/api/v1/status", nil); r.code != 200 {
 		t.Fatalf("token before the change: %d", r.code)
 	}
@@ -959,12 +954,7 @@ func TestMetricsLocalhost(t *testing.T) {
 func TestResetRevokesTokens(t *testing.T) {
 	e := newEnv(t)
 	e.loggedIn()
-	tok, _, err := e.auth.CreateToken("script", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bot := e.client()
-	bot.bearer = tok
+	bot := e.tokenClient("script")
 	if r := bot.do("GET", "/api/v1/status", nil); r.code != 200 {
 		t.Fatalf("before: %d", r.code)
 	}

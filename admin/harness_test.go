@@ -169,6 +169,18 @@ type client struct {
 
 func (e *env) client() *client { return &client{e: e, remote: "192.168.50.10:50000"} }
 
+// tokenClient is a client that calls with a new API token named name.
+func (e *env) tokenClient(name string) *client {
+	e.t.Helper()
+	tok, _, err := e.auth.CreateToken(name, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := e.client()
+	c.bearer = tok
+	return c
+}
+
 type reply struct {
 	code int
 	hdr  http.Header
