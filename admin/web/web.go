@@ -185,10 +185,10 @@ var pageFiles = []string{
 func parsePages() map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	for _, p := range pageFiles {
-		pages[p] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(content, "templates/layout.html", "templates/"+p+".html"))
+		pages[p] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(content, "templates/layout.html", "templates/head.html", "templates/"+p+".html"))
 	}
 	for _, p := range []string{"login", "setup"} {
-		pages[p] = template.Must(template.New("bare.html").Funcs(funcs).ParseFS(content, "templates/bare.html", "templates/"+p+".html"))
+		pages[p] = template.Must(template.New("bare.html").Funcs(funcs).ParseFS(content, "templates/bare.html", "templates/head.html", "templates/"+p+".html"))
 	}
 	return pages
 }
