@@ -295,14 +295,7 @@ func (h *Helper) note(p *nat.HelperPacket, set, clear uint8, viaPort uint16) {
 			h.ends = make(map[endpoint]note, 64)
 		}
 		if len(h.ends) >= maxEndpoints {
-			var oldest endpoint
-			first := true
-			for k, v := range h.ends {
-				if first || v.last < h.ends[oldest].last {
-					oldest, first = k, false
-				}
-			}
-			delete(h.ends, oldest)
+			dropOldest(h.ends, func(n note) nat.Time { return n.last })
 		}
 	}
 	h.ends[k] = note{bits: bits, viaPort: viaPort, last: p.Now}
@@ -575,14 +568,7 @@ func (h *Helper) store(tag uint64, c call) {
 		h.calls = make(map[uint64]call)
 	}
 	if _, ok := h.calls[tag]; !ok && len(h.calls) >= maxCalls {
-		var oldest uint64
-		first := true
-		for k, v := range h.calls {
-			if first || v.last < h.calls[oldest].last {
-				oldest, first = k, false
-			}
-		}
-		delete(h.calls, oldest)
+		dropOldest(h.calls, func(c call) nat.Time { return c.last })
 	}
 	h.calls[tag] = c
 }
@@ -635,4 +621,17 @@ func callTag(id []byte) uint64 {
 		x *= 1099511628211
 	}
 	return x
+}
+
+// dropOldest deletes the entry of m whose last use is the oldest, to make
+// room in a bounded table.
+func dropOldest[K comparable, V any](m map[K]V, last func(V) nat.Time) {
+	var oldest K
+	first := true
+	for k, v := range m {
+		if first || last(v) < last(m[oldest]) {
+			oldest, first = k, false
+		}
+	}
+	delete(m, oldest)
 }
