@@ -367,6 +367,20 @@ func (r *Relay) Process(now time.Duration, in Side, frame []byte) Verdict {
 // end returns the frame up to the end of the PPPoE packet of length n
 // (header included), zero-padded to the Ethernet minimum where the
 // received frame had room.
+// discoveryOut sends a discovery frame of n bytes of PPPoE out of side
+// out to dst, from the relay's MAC address on that side, and counts it.
+func (r *Relay) discoveryOut(out Side, eth packet.Ether, dst packet.MAC, n int) Verdict {
+	eth.SetDst(dst)
+	if out == LAN {
+		eth.SetSrc(r.cfg.LANMAC)
+		r.stats.DiscoveryToLAN++
+	} else {
+		eth.SetSrc(r.cfg.WANMAC)
+		r.stats.DiscoveryToWAN++
+	}
+	return Verdict{Action: Forward, Out: out, Frame: end(eth, n)}
+}
+
 func end(frame []byte, n int) []byte {
 	n += packet.EtherHeaderLen
 	if n < packet.MinFrameLen && len(frame) >= packet.MinFrameLen {
@@ -574,11 +588,8 @@ func (r *Relay) fromHost(now time.Duration, eth packet.Ether, p Packet) Verdict 
 			d.until = now + r.cfg.DiscoveryTimeout
 			dst = ac
 		}
-		eth.SetDst(dst)
-		eth.SetSrc(r.cfg.WANMAC)
-		r.stats.DiscoveryToWAN++
 		r.stats.ForeignRelays++
-		return Verdict{Action: Forward, Out: WAN, Frame: end(eth, len(p))}
+		return r.discoveryOut(WAN, eth, dst, len(p))
 	}
 
 	if code == CodePADI {
@@ -589,10 +600,7 @@ func (r *Relay) fromHost(now time.Duration, eth packet.Ether, p Packet) Verdict 
 		}
 		if hasRID {
 			r.putID(rid, kindHost, host)
-			eth.SetDst(packet.Broadcast)
-			eth.SetSrc(r.cfg.WANMAC)
-			r.stats.DiscoveryToWAN++
-			return Verdict{Action: Forward, Out: WAN, Frame: end(eth, len(p))}
+			return r.discoveryOut(WAN, eth, packet.Broadcast, len(p))
 		}
 		return r.addRelayID(eth, p, packet.Broadcast)
 	}
@@ -609,10 +617,7 @@ func (r *Relay) fromHost(now time.Duration, eth packet.Ether, p Packet) Verdict 
 		}
 		d.until = now + r.cfg.DiscoveryTimeout
 		r.putID(rid, kindHost, host)
-		eth.SetDst(m)
-		eth.SetSrc(r.cfg.WANMAC)
-		r.stats.DiscoveryToWAN++
-		return Verdict{Action: Forward, Out: WAN, Frame: end(eth, len(p))}
+		return r.discoveryOut(WAN, eth, m, len(p))
 	}
 	// A host that did not echo the id: it can only mean the one AC that
 	// made an offer.
@@ -726,10 +731,7 @@ func (r *Relay) fromAC(now time.Duration, eth packet.Ether, p Packet) Verdict {
 		} else {
 			r.stats.ForeignRelays++
 		}
-		eth.SetDst(host)
-		eth.SetSrc(r.cfg.LANMAC)
-		r.stats.DiscoveryToLAN++
-		return Verdict{Action: Forward, Out: LAN, Frame: end(eth, len(p))}
+		return r.discoveryOut(LAN, eth, host, len(p))
 	}
 
 	// PADS. Session id 0 is the AC's refusal (with an error tag): relay it
@@ -746,10 +748,7 @@ func (r *Relay) fromAC(now time.Duration, eth packet.Ether, p Packet) Verdict {
 	}
 	if !own {
 		r.stats.ForeignRelays++
-		eth.SetDst(host)
-		eth.SetSrc(r.cfg.LANMAC)
-		r.stats.DiscoveryToLAN++
-		return Verdict{Action: Forward, Out: LAN, Frame: end(eth, len(p))}
+		return r.discoveryOut(LAN, eth, host, len(p))
 	}
 	// Our tag is for us only: take it out, in place (the frame shrinks).
 	pl := eth.Payload()
@@ -757,10 +756,7 @@ func (r *Relay) fromAC(now time.Duration, eth packet.Ether, p Packet) Verdict {
 	copy(pl[HeaderLen+rs:], pl[HeaderLen+re:HeaderLen+len(payload)])
 	newLen := len(payload) - cut
 	Packet(pl).SetHeader(code, sid, newLen)
-	eth.SetDst(host)
-	eth.SetSrc(r.cfg.LANMAC)
-	r.stats.DiscoveryToLAN++
-	return Verdict{Action: Forward, Out: LAN, Frame: end(eth, HeaderLen+newLen)}
+	return r.discoveryOut(LAN, eth, host, HeaderLen+newLen)
 }
 
 // open records the session a PADS sets up. On a refusal it sends the host
@@ -862,10 +858,7 @@ func (r *Relay) acMessage(now time.Duration, eth packet.Ether, p Packet) Verdict
 	}
 	s := &r.sessions[i]
 	s.last = now
-	eth.SetDst(s.host)
-	eth.SetSrc(r.cfg.LANMAC)
-	r.stats.DiscoveryToLAN++
-	return Verdict{Action: Forward, Out: LAN, Frame: end(eth, len(p))}
+	return r.discoveryOut(LAN, eth, s.host, len(p))
 }
 
 // alloc takes n bytes (at least the Ethernet minimum, zeroed) for a frame
