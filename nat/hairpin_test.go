@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"passgate/packet"
 	. "passgate/packet/pkttest"
@@ -403,4 +404,108 @@ func TestHairpinToDynamicForward(t *testing.T) {
 		{hpA, hpPubA, hpPubA, hpA},
 		{hpA, hpPubA, hpPubA, hpA},
 	})
+}
+
+// tcpSeg checks a forwarded TCP segment: its addresses, flags and numbers
+// as the receiver sees them.
+func tcpSeg(t *testing.T, b []byte, src, dst string, flags uint8, seq, ack uint32) {
+	t.Helper()
+	IPv4(t, b, Src(src), Dst(dst))
+	s := packet.TCP(packet.IPv4(b).Payload())
+	if s.Flags() != flags || s.Seq() != seq || s.Ack() != ack {
+		t.Fatalf("segment %#x seq %d ack %d, want %#x seq %d ack %d", s.Flags(), s.Seq(), s.Ack(), flags, seq, ack)
+	}
+}
+
+// TestHairpinTCPSimultaneousOpenAfterRefusals replays what the lab's
+// TCP simultaneous open (lab/p2plab) saw when it missed under
+// endpoint-independent filtering: each peer's connect sends a SYN, the
+// other's kernel, not connecting at that moment, answers RST|ACK, and the
+// peer tries again ~50-200 ms later, 180 times a side in 20 s, in either
+// order. Every one of those packets reaches the other peer unchanged (the
+// flow goes closed and its SYNs reopen it), and once two SYNs do cross,
+// whichever reaches passgate first, the connection opens: nothing the
+// refusals left in the flow refuses it.
+func TestHairpinTCPSimultaneousOpenAfterRefusals(t *testing.T) {
+	for _, bFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("crossing, B's SYN first: ", bFirst), func(t *testing.T) {
+			e := newEngine(t, func(c *Config) { c.Filtering = EndpointIndependent })
+			pass(t, e, 0, LAN, TCP(hpA, "203.0.113.10:3478", packet.TCPSyn, 1, 0, nil, nil), WAN)
+			pass(t, e, 0, LAN, TCP(hpB, "203.0.113.10:3478", packet.TCPSyn, 1, 0, nil, nil), WAN)
+			rng := uint32(0x9e3779b9)
+			next := func() uint32 {
+				rng ^= rng << 13
+				rng ^= rng >> 17
+				rng ^= rng << 5
+				return rng
+			}
+			const (
+				syn    = packet.TCPSyn
+				synAck = packet.TCPSyn | packet.TCPAck
+				rstAck = packet.TCPRst | packet.TCPAck
+				ack    = packet.TCPAck
+			)
+			type end struct{ lan, pub string }
+			a, b := end{hpA, hpPubA}, end{hpB, hpPubB}
+			now := sec
+			refused := func(x, y end, isn uint32) {
+				// x's SYN reaches y's kernel, which answers RST|ACK
+				// (sequence 0, acknowledging the SYN).
+				s := pass(t, e, now, LAN, TCP(x.lan, y.pub, syn, isn, 0, nil, nil), LAN)
+				tcpSeg(t, s, x.pub, y.lan, syn, isn, 0)
+				r := pass(t, e, now+Time(time.Millisecond)/10, LAN, TCP(y.lan, x.pub, rstAck, 0, isn+1, nil, nil), LAN)
+				tcpSeg(t, r, y.pub, x.lan, rstAck, 0, isn+1)
+			}
+			for i := 0; i < 180; i++ {
+				x, y := a, b
+				if next()&1 == 0 {
+					x, y = b, a
+				}
+				refused(x, y, next())
+				now += Time(20+next()%40) * Time(time.Millisecond)
+				refused(y, x, next())
+				now += Time(20+next()%40) * Time(time.Millisecond)
+				if i%20 == 0 {
+					e.Expire(now)
+				}
+			}
+			var flows []string
+			e.Flows(now, func(fi FlowInfo) bool {
+				if fi.Origin == "hairpin" {
+					flows = append(flows, fmt.Sprint(fi.State, " ", fi.PacketsOut, "/", fi.PacketsIn))
+				}
+				return true
+			})
+			if len(flows) != 1 || flows[0] != "closed 360/360" {
+				t.Fatalf("hairpin flows after the refusals %q, want one closed, 360 packets each way", flows)
+			}
+
+			// The SYNs cross: each kernel is in SYN-SENT when the other's
+			// arrives, answers SYN|ACK (RFC 9293 figure 8), then ACK.
+			isnA, isnB := next(), next()
+			x, y, ix, iy := a, b, isnA, isnB
+			if bFirst {
+				x, y, ix, iy = b, a, isnB, isnA
+			}
+			tcpSeg(t, pass(t, e, now, LAN, TCP(x.lan, y.pub, syn, ix, 0, nil, nil), LAN), x.pub, y.lan, syn, ix, 0)
+			tcpSeg(t, pass(t, e, now, LAN, TCP(y.lan, x.pub, syn, iy, 0, nil, nil), LAN), y.pub, x.lan, syn, iy, 0)
+			tcpSeg(t, pass(t, e, now, LAN, TCP(x.lan, y.pub, synAck, ix, iy+1, nil, nil), LAN), x.pub, y.lan, synAck, ix, iy+1)
+			tcpSeg(t, pass(t, e, now, LAN, TCP(y.lan, x.pub, synAck, iy, ix+1, nil, nil), LAN), y.pub, x.lan, synAck, iy, ix+1)
+			tcpSeg(t, pass(t, e, now, LAN, TCP(x.lan, y.pub, ack, ix+1, iy+1, nil, nil), LAN), x.pub, y.lan, ack, ix+1, iy+1)
+			tcpSeg(t, pass(t, e, now, LAN, TCP(y.lan, x.pub, ack, iy+1, ix+1, nil, nil), LAN), y.pub, x.lan, ack, iy+1, ix+1)
+			flows = flows[:0]
+			e.Flows(now, func(fi FlowInfo) bool {
+				if fi.Origin == "hairpin" {
+					flows = append(flows, fi.State)
+				}
+				return true
+			})
+			if len(flows) != 1 || flows[0] != "established" {
+				t.Fatalf("hairpin flows after the crossing %q, want one established", flows)
+			}
+			data := TCP(hpB, hpPubA, packet.TCPAck|packet.TCPPsh, isnB+1, isnA+1, nil, []byte("hello from B\n"))
+			pass(t, e, now, LAN, data, LAN)
+			IPv4(t, data, Src(hpPubB), Dst(hpA), L4Payload([]byte("hello from B\n")))
+		})
+	}
 }
