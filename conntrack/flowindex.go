@@ -31,19 +31,36 @@ func newFlowIndex(entries int) flowIndex {
 	return flowIndex{slots: make([]uint64, size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
 }
 
+// Key is a Tuple packed in two words: A holds the addresses as one
+// little-endian load of Src then Dst gives them (the 8 bytes an IPv4
+// header holds at 12), B the ids, protocol and side (SrcID<<32 |
+// DstID<<16 | Proto<<8 | Side). The packet path builds it straight from
+// the header (two loads, no Tuple on the stack to copy) and looks it up
+// with LookupKey; two words travel in registers where a 14-byte Tuple
+// goes through memory.
+type Key struct{ A, B uint64 }
+
+// Key packs t.
+func (t *Tuple) Key() Key {
+	return Key{
+		A: uint64(binary.LittleEndian.Uint32(t.Src[:])) | uint64(binary.LittleEndian.Uint32(t.Dst[:]))<<32,
+		B: uint64(t.SrcID)<<32 | uint64(t.DstID)<<16 | uint64(t.Proto)<<8 | uint64(t.Side),
+	}
+}
+
 // tupleHash is the hash of Index and flowIndex under key: the tuple's 14
-// bytes as two words, each xored with half of the key, through the
+// bytes as two words (Key), each xored with half of the key, through the
 // 64x64->128 multiply-and-fold (the mixing step of wyhash, which Go's
 // runtime uses for its own maps where AES is missing), then a fold by a
 // fixed odd constant to spread that over the low bits: a few nanoseconds,
 // and without the key its output says nothing useful about where another
-// tuple lands. The words are loaded in the machine's order (a hash needs
-// no byte order). It stays under the inliner's budget so that lookups pay
+// tuple lands. It stays under the inliner's budget so that lookups pay
 // no call.
-func tupleHash(key *[2]uint64, k *Tuple) uint64 {
-	a := uint64(binary.LittleEndian.Uint32(k.Src[:]))<<32 | uint64(binary.LittleEndian.Uint32(k.Dst[:]))
-	b := uint64(k.SrcID)<<32 | uint64(k.DstID)<<16 | uint64(k.Proto)<<8 | uint64(k.Side)
-	hi, lo := bits.Mul64(a^key[0], b^key[1])
+func tupleHash(key *[2]uint64, k *Tuple) uint64 { return keyHash(key, k.Key()) }
+
+// keyHash is tupleHash of a packed tuple.
+func keyHash(key *[2]uint64, k Key) uint64 {
+	hi, lo := bits.Mul64(k.A^key[0], k.B^key[1])
 	hi, lo = bits.Mul64(hi^lo, 0x9e3779b97f4a7c15)
 	return hi ^ lo
 }
@@ -57,11 +74,15 @@ func (t *Table) tuple(v uint32) *Tuple {
 	return &f.Reply
 }
 
-// Lookup finds the flow one of whose tuples is k. It is the index's
-// probe loop itself, the hash inlined: one call per packet.
-func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) {
+// Lookup finds the flow one of whose tuples is k.
+func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) { return t.LookupKey(k.Key()) }
+
+// LookupKey is Lookup of a packed tuple. It is the index's probe loop
+// itself, the hash inlined: one call per packet. A slot whose hash tag
+// matches is confirmed against the flow's tuple, packed as k is.
+func (t *Table) LookupKey(k Key) (id int32, dir Dir, ok bool) {
 	x := &t.index
-	h := tupleHash(&x.key, &k)
+	h := keyHash(&x.key, k)
 	tag := h << 32
 	i := h & x.mask
 	for n := 0; n <= maxProbe; n++ {
@@ -70,7 +91,7 @@ func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) {
 			break
 		}
 		if s&^(1<<32-1) == tag {
-			if v := uint32(s) &^ usedBit; *t.tuple(v) == k {
+			if v := uint32(s) &^ usedBit; t.tuple(v).Key() == k {
 				return int32(v >> 1), Dir(v & 1), true
 			}
 		}

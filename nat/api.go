@@ -52,6 +52,11 @@ type Verdict struct {
 	Out     Iface
 	NextHop [4]byte
 	Reason  DropReason
+	// Eight bytes in all: a copy is one load and one store, where seven
+	// took two overlapping ones that the CPU cannot forward from the
+	// byte stores that built the verdict (a stall per copy, 10% of an
+	// established packet's time).
+	_ uint8
 }
 
 // Emit is a packet the engine generated (ICMP error, echo reply, a fragment,

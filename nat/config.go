@@ -141,11 +141,16 @@ func mkPrefix(p netip.Prefix) prefix4 {
 	return prefix4{be32(a), m}
 }
 
-func (p prefix4) contains(a [4]byte) bool { return be32(a)&p.mask == p.net }
+func (p prefix4) contains(a [4]byte) bool { return p.has(be32(a)) }
+
+// has is contains for an address as an integer (be32).
+func (p prefix4) has(a uint32) bool { return a&p.mask == p.net }
 
 // broadcast reports whether a is the network's broadcast or network address.
-func (p prefix4) edge(a [4]byte) bool {
-	v := be32(a)
+func (p prefix4) edge(a [4]byte) bool { return p.edge32(be32(a)) }
+
+// edge32 is edge for an address as an integer (be32).
+func (p prefix4) edge32(v uint32) bool {
 	return p.mask != ^uint32(0) && (v == p.net || v == p.net|^p.mask)
 }
 

@@ -257,12 +257,12 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 	}
 	e.stats.Packets[from]++
 	e.stats.Bytes[from] += uint64(len(ip))
-	if v, ok := e.established(now, from, ip, &e.run); ok {
+	if out, nh, ok := e.established(now, from, ip, &e.run); ok {
 		if e.run.tcp {
 			e.flushSeq(&e.run, false)
 		}
 		e.flushRun(&e.run, false)
-		return v
+		return forwardTo(out, nh)
 	}
 	// Not a packet of an established flow: from here on it may make
 	// flows, which are charged to the frame's source MAC too.
@@ -531,6 +531,17 @@ func rewrite(ip packet.IPv4, nsrc, ndst [4]byte, nsid, ndid uint16) {
 	if odst != ndst {
 		ip.SetDst(ndst)
 	}
+}
+
+// nextHop32 is nextHop with addresses as integers (be32).
+func (e *Engine) nextHop32(out Iface, dst uint32) (uint32, bool) {
+	if out == LAN {
+		return dst, e.lanNet.has(dst)
+	}
+	if e.wanNet.has(dst) {
+		return dst, true
+	}
+	return be32(e.gateway), e.hasGW
 }
 
 // nextHop picks the neighbour a packet to dst leaves through on out.

@@ -98,12 +98,13 @@ func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict,
 	if err != nil || !ip.ValidChecksum() {
 		return Verdict{}, false
 	}
-	v, ok := e.established(now, from, ip, &c.run)
-	if ok {
-		c.Packets[from]++
-		c.Bytes[from] += uint64(len(ip))
+	out, nh, ok := e.established(now, from, ip, &c.run)
+	if !ok {
+		return Verdict{}, false
 	}
-	return v, ok
+	c.Packets[from]++
+	c.Bytes[from] += uint64(len(ip))
+	return forwardTo(out, nh), true
 }
 
 // established is the fast path behind FastPath, and Process's first step
@@ -118,70 +119,87 @@ func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict,
 // reply and fits the way out. Its counts and sequence numbers go to run;
 // Process flushes them at once. A helper's protocol is keyed by its FastKey and finished
 // by its Translated, both bound to FastPath's contract.
-func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun) (Verdict, bool) {
-	if ip.IsFragment() || ip.TTL() <= 1 {
-		return Verdict{}, false
+func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun) (out Iface, nh uint32, ok bool) {
+	// The header is read here once, its fields as words: ParseIPv4
+	// checked that the header, options and all, is there.
+	h := ip[:packet.IPv4MinHeader:packet.IPv4MinHeader]
+	if binary.BigEndian.Uint16(h[6:])&0x3fff != 0 || h[8] <= 1 {
+		return 0, 0, false // a fragment, or a TTL that ends here
 	}
-	proto := ip.Protocol()
+	proto := h[9]
 	var fh FastHelper // the hooks of the helper owning another protocol
 	if proto != packet.ProtoTCP && proto != packet.ProtoUDP {
 		owner := e.protoOwner[proto]
 		if fh = e.fast[owner]; fh == nil || from == LAN && !e.helperOn[owner-1] {
-			return Verdict{}, false
+			return 0, 0, false
 		}
 	}
-	src, dst := ip.Src(), ip.Dst()
+	src, dst := binary.BigEndian.Uint32(h[12:]), binary.BigEndian.Uint32(h[16:])
 	if from == LAN {
-		if !e.lanNet.contains(src) || src == e.lanAddr || e.lanNet.edge(src) ||
-			e.lanNet.contains(dst) || dst[0] >= 224 || dst[0] == 127 || dst[0] == 0 ||
-			!e.hasGW && !e.wanNet.contains(dst) {
-			return Verdict{}, false
+		if !e.lanNet.has(src) || src == be32(e.lanAddr) || e.lanNet.edge32(src) ||
+			e.lanNet.has(dst) || dst >= 224<<24 || dst>>24 == 127 || dst>>24 == 0 ||
+			!e.hasGW && !e.wanNet.has(dst) {
+			return 0, 0, false
 		}
-	} else if dst != e.wanAddr {
-		return Verdict{}, false
+	} else if dst != be32(e.wanAddr) {
+		return 0, 0, false
 	}
-	var k conntrack.Tuple
-	var ok bool
+	var k conntrack.Key
+	var l4 []byte
 	if fh == nil {
-		k, ok = tupleOf(ip, from)
+		// tupleOf's tuple, packed (conntrack.Key) from the header as
+		// it lies: the addresses in one load, the ports in another.
+		l4 = ip[int(h[0]&0x0f)*4:]
+		if proto == packet.ProtoTCP {
+			if len(l4) < packet.TCPMinHeader || int(l4[12]>>4)*4 < packet.TCPMinHeader || int(l4[12]>>4)*4 > len(l4) {
+				return 0, 0, false
+			}
+		} else if len(l4) < packet.UDPHeaderLen {
+			return 0, 0, false
+		}
+		k = conntrack.Key{
+			A: binary.LittleEndian.Uint64(h[12:]),
+			B: uint64(binary.BigEndian.Uint32(l4))<<16 | uint64(proto)<<8 | uint64(from),
+		}
 	} else {
-		k, ok = fh.FastKey(from, ip)
+		t, ok := fh.FastKey(from, ip)
+		if !ok {
+			return 0, 0, false
+		}
+		k = t.Key()
 	}
+	id, dir, ok := e.ct.LookupKey(k)
 	if !ok {
-		return Verdict{}, false
-	}
-	id, dir, ok := e.ct.Lookup(k)
-	if !ok {
-		return Verdict{}, false
+		return 0, 0, false
 	}
 	f := e.ct.Get(id)
 	if f.Flags&flagHeld != 0 || dir == conntrack.Reply && f.Flags&flagReplied == 0 {
-		return Verdict{}, false
+		return 0, 0, false
 	}
 	if f.Helper != 0 && f.Flags&flagFast == 0 {
 		// A helper's flow its helper must see (FlowPacket, Inspect).
-		return Verdict{}, false
+		return 0, 0, false
 	}
 	timeout := e.timeouts.udp
 	var tcp packet.TCP
 	if proto == packet.ProtoTCP {
-		tcp = packet.TCP(ip.Payload())
+		tcp = packet.TCP(l4)
 		// An established segment carries ACK; one without is no
 		// segment of this connection's to learn from.
 		if f.State != tcpEstablished || tcp.Flags()&(packet.TCPSyn|packet.TCPFin|packet.TCPRst|packet.TCPAck) != packet.TCPAck {
-			return Verdict{}, false
+			return 0, 0, false
 		}
 		timeout = e.timeouts.tcpEst
 	}
 	nsrc, ndst, nsid, ndid, out := translation(f, dir)
-	nh, ok := e.nextHop(out, ndst)
+	nh, ok = e.nextHop32(out, be32(ndst))
 	if !ok || len(ip) > e.mtu[out] || e.ct.Deadline(id) <= int64(now) {
-		return Verdict{}, false
+		return 0, 0, false
 	}
 	if run.packets == 0 || run.id != id || run.gen != f.Gen || run.dir != dir {
 		// The deadline moves once per run: now is the batch's.
 		if !e.ct.ExtendDeadline(id, int64(now+timeout)) {
-			return Verdict{}, false
+			return 0, 0, false
 		}
 		if run.tcp {
 			e.flushSeq(run, true)
@@ -193,8 +211,8 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		}
 	}
 	if tcp != nil {
-		// Before the rewrite, which changes nothing read here. tupleOf
-		// checked the header is there; one bounds check covers it.
+		// Before the rewrite, which changes nothing read here. The
+		// header is there (checked above); one bounds check covers it.
 		h := tcp[:packet.TCPMinHeader:packet.TCPMinHeader]
 		if ack := binary.BigEndian.Uint32(h[8:]); ack-run.ackLo <= run.ackSpan {
 			end := binary.BigEndian.Uint32(h[4:]) + uint32(len(tcp)-int(h[12]>>4)*4)
@@ -217,7 +235,15 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	} else {
 		rewritePorts(ip, proto == packet.ProtoUDP, nsrc, ndst, nsid, ndid)
 	}
-	return Verdict{Action: Forward, Out: out, NextHop: nh}, true
+	return out, nh, true
+}
+
+// forwardTo is the verdict forwarding a packet out to the next hop nh
+// (an address as an integer, be32).
+func forwardTo(out Iface, nh uint32) Verdict {
+	v := Verdict{Action: Forward, Out: out}
+	binary.BigEndian.PutUint32(v.NextHop[:], nh)
+	return v
 }
 
 // tcpRunStart starts a TCP run from its direction's sequence state s:
