@@ -28,7 +28,7 @@ const usedBit = 1 << 31
 
 func newFlowIndex(entries int) flowIndex {
 	size := 1 << bits.Len(uint(entries*2-1))
-	return flowIndex{slots: make([]uint64, size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
+	return flowIndex{slots: hugeSlice[uint64](size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
 }
 
 // Key is a Tuple packed in two words: A holds the addresses as one

@@ -44,7 +44,7 @@ func NewIndex(entries int) *Index {
 	// math/rand/v2's global source is seeded by the runtime from the
 	// system's randomness: the key is unpredictable and differs per index
 	// and per process.
-	return &Index{slots: make([]slot, size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
+	return &Index{slots: hugeSlice[slot](size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
 }
 
 // hash is where k lands (tupleHash under the index's key).

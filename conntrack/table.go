@@ -190,7 +190,7 @@ type Table struct {
 // to any one LAN host (0: no per-host limit).
 func New(max, perHost int, now int64) *Table {
 	t := &Table{
-		flows:    make([]Flow, max),
+		flows:    hugeSlice[Flow](max),
 		free:     make([]int32, max),
 		index:    newFlowIndex(2 * max),
 		perHost:  make(map[hostKey]share, 256),
