@@ -147,19 +147,8 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	var k conntrack.Key
 	var l4 []byte
 	if fh == nil {
-		// tupleOf's tuple, packed (conntrack.Key) from the header as
-		// it lies: the addresses in one load, the ports in another.
-		l4 = ip[int(h[0]&0x0f)*4:]
-		if proto == packet.ProtoTCP {
-			if len(l4) < packet.TCPMinHeader || int(l4[12]>>4)*4 < packet.TCPMinHeader || int(l4[12]>>4)*4 > len(l4) {
-				return 0, 0, false
-			}
-		} else if len(l4) < packet.UDPHeaderLen {
+		if k, l4, ok = fastKey(ip, from); !ok {
 			return 0, 0, false
-		}
-		k = conntrack.Key{
-			A: binary.LittleEndian.Uint64(h[12:]),
-			B: uint64(binary.BigEndian.Uint32(l4))<<16 | uint64(proto)<<8 | uint64(from),
 		}
 	} else {
 		t, ok := fh.FastKey(from, ip)
@@ -236,6 +225,64 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		rewritePorts(ip, proto == packet.ProtoUDP, nsrc, ndst, nsid, ndid)
 	}
 	return out, nh, true
+}
+
+// fastKey is tupleOf's tuple of a TCP or UDP packet, packed
+// (conntrack.Key) from the header as it lies: the addresses in one load,
+// the ports in another. ip's header must be there (ParseIPv4 checked it);
+// ok is false for other protocols and for a transport header cut short.
+func fastKey(ip packet.IPv4, from Iface) (k conntrack.Key, l4 []byte, ok bool) {
+	h := ip[:packet.IPv4MinHeader:packet.IPv4MinHeader]
+	proto := h[9]
+	l4 = ip[int(h[0]&0x0f)*4:]
+	switch proto {
+	case packet.ProtoTCP:
+		if len(l4) < packet.TCPMinHeader || int(l4[12]>>4)*4 < packet.TCPMinHeader || int(l4[12]>>4)*4 > len(l4) {
+			return k, nil, false
+		}
+	case packet.ProtoUDP:
+		if len(l4) < packet.UDPHeaderLen {
+			return k, nil, false
+		}
+	default:
+		return k, nil, false
+	}
+	k = conntrack.Key{
+		A: binary.LittleEndian.Uint64(h[12:]),
+		B: uint64(binary.BigEndian.Uint32(l4))<<16 | uint64(proto)<<8 | uint64(from),
+	}
+	return k, l4, true
+}
+
+// Warm readies the caches for a batch of packets that arrived on from
+// and are about to go through FastPath or Process: for each TCP or UDP
+// packet (pkts[i][off:], an IPv4 packet: off skips a link-layer header)
+// it hashes the tuple and loads the index slot and the flow the slot
+// names, all the batch's loads back to back, so that their cache misses
+// overlap instead of each packet waiting for its own when its turn comes
+// (with a million flows a lookup misses the caches and the TLB). It
+// changes nothing, skips what it cannot read, and may run under
+// FastPath's read lock; its result means nothing (it keeps the loads from
+// being optimised away).
+//
+//go:noinline
+func (e *Engine) Warm(from Iface, pkts [][]byte, off int) uint64 {
+	var sink uint64
+	var keys [conntrack.WarmBatch]conntrack.Key
+	n := 0
+	for i, b := range pkts {
+		if len(b) >= off+packet.IPv4MinHeader && b[off]>>4 == 4 && off+int(b[off]&0x0f)*4 <= len(b) {
+			if k, _, ok := fastKey(packet.IPv4(b[off:]), from); ok {
+				keys[n] = k
+				n++
+			}
+		}
+		if n == len(keys) || i == len(pkts)-1 {
+			sink ^= e.ct.Warm(keys[:n])
+			n = 0
+		}
+	}
+	return sink
 }
 
 // forwardTo is the verdict forwarding a packet out to the next hop nh
