@@ -365,6 +365,8 @@ func (r *Router) loop(ctx context.Context, wk *worker) {
 		var nc nat.Counters
 		i := 0
 		r.mu.RLock()
+		// The batch's lookups' cache misses at once, not one per frame.
+		r.eng.Warm(wk.in, frames[:got], packet.EtherHeaderLen)
 		for i < got && r.fast(now, wk, frames[i], &flags[i], &out, &t, &nc) {
 			i++
 		}
