@@ -11,11 +11,11 @@ func (t *Table) Check() error {
 	owners := map[Owner]int32{}
 	for i := range t.flows {
 		f := &t.flows[i]
-		if !f.inUse {
+		if f.st&stInUse == 0 {
 			continue
 		}
 		live++
-		if !f.replied {
+		if f.st&stReplied == 0 {
 			unreplied++
 		}
 		if f.Host != ([4]byte{}) {
@@ -48,17 +48,17 @@ func (t *Table) Check() error {
 		}
 	}
 	for o, n := range owners {
-		if t.perOwner[o].n != n {
-			return fmt.Errorf("owner %v: %d flows, counted %d", o, n, t.perOwner[o].n)
+		if t.perOwner[o.key()].n != n {
+			return fmt.Errorf("owner %v: %d flows, counted %d", o, n, t.perOwner[o.key()].n)
 		}
-		if err := t.checkShare(t.perOwner[o], shareOwner, func(f *Flow) bool { return f.Owner == o }); err != nil {
+		if err := t.checkShare(t.perOwner[o.key()], shareOwner, func(f *Flow) bool { return f.Owner == o }); err != nil {
 			return fmt.Errorf("owner %v: %w", o, err)
 		}
 	}
 	n, prev := 0, int32(noFlow)
 	for id := t.unrHead; id != noFlow; id = t.flows[id].unrNext {
 		f := &t.flows[id]
-		if !f.inUse || f.replied || f.unrPrev != prev || n > live {
+		if f.st&stInUse == 0 || f.st&stReplied != 0 || f.unrPrev != prev || n > live {
 			return fmt.Errorf("unreplied list broken at flow %d", id)
 		}
 		prev, n = id, n+1
@@ -74,17 +74,17 @@ func (t *Table) Check() error {
 func (t *Table) checkShare(s share, w int, mine func(*Flow) bool) error {
 	want := 0
 	for i := range t.flows {
-		if f := &t.flows[i]; f.inUse && !f.replied && mine(f) {
+		if f := &t.flows[i]; f.st&stInUse != 0 && f.st&stReplied == 0 && mine(f) {
 			want++
 		}
 	}
 	n, prev := 0, int32(noFlow)
 	for id := s.head; id != noFlow; id = t.flows[id].shNext[w] {
 		f := &t.flows[id]
-		if !f.inUse || f.replied || !mine(f) || f.shPrev[w] != prev || n > len(t.flows) {
+		if f.st&stInUse == 0 || f.st&stReplied != 0 || !mine(f) || f.shPrev[w] != prev || n > len(t.flows) {
 			return fmt.Errorf("unreplied list broken at flow %d", id)
 		}
-		if prev != noFlow && t.flows[prev].Created > f.Created {
+		if prev != noFlow && t.created[prev] > t.created[id] {
 			return fmt.Errorf("unreplied list out of order at flow %d", id)
 		}
 		prev, n = id, n+1

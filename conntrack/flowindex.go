@@ -121,9 +121,9 @@ func (t *Table) Warm(keys []Key) uint64 {
 	var sink uint64
 	for i := range keys {
 		if s := slots[i]; uint32(s>>32) == tags[i] {
-			// A flow is 208 bytes, so its first 96 (the tuples
-			// to the counts) span two or three lines: one load in
-			// each; and the TCP sequence state after them.
+			// A flow is three lines: the one the lookup compares
+			// and the packet reads, the counts', the TCP sequence
+			// state's.
 			f := &t.flows[(uint32(s)&^usedBit)>>1]
 			sink ^= uint64(f.Orig.Proto) ^ uint64(f.Deadline) ^ f.Bytes[1] ^ uint64(f.Seq[0].Next^f.Seq[1].Win)
 		}

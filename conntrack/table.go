@@ -29,11 +29,14 @@ var (
 type Owner struct {
 	Kind uint8
 	ID   [6]byte
-	// Always zero: eight bytes of plain memory make the maps keyed by
-	// an Owner hash and compare it as one word (their 64-bit fast
-	// path), not as seven bytes through the generic routines.
-	//lint:ignore U1000 read as part of the key
-	pad uint8
+}
+
+// key is o as one word, what the share map is keyed by: a map keyed by
+// a word takes the runtime's 64-bit fast path, one keyed by a 7-byte
+// struct hashes and compares it byte by byte.
+func (o Owner) key() uint64 {
+	return uint64(o.Kind) | uint64(o.ID[0])<<8 | uint64(o.ID[1])<<16 | uint64(o.ID[2])<<24 |
+		uint64(o.ID[3])<<32 | uint64(o.ID[4])<<40 | uint64(o.ID[5])<<48
 }
 
 // Owner kinds.
@@ -97,8 +100,12 @@ const (
 // 64 bytes hold all an established packet reads: the tuples (the index
 // compares a lookup's key with one of them), State, Helper, Flags, Gen,
 // the deadline and the low bits of its wheel tick (ExtendDeadline). The
-// next 64 hold the counts a run adds to and the owner's data; the rest
-// TCP sequence state and the table's lists.
+// next 64 hold the counts a run adds to and the owner's data; the last
+// 64 TCP sequence state and the table's lists. It is 192 bytes, three
+// lines, so every flow of the slab starts on a line and a packet touches
+// two of them (three for TCP); at 208 bytes three flows in four
+// straddled one more. (When a flow was made is kept apart:
+// Table.Created.)
 type Flow struct {
 	Orig, Reply Tuple
 	// Xlate is the reply tuple as it appears on the wire. It equals Reply
@@ -109,7 +116,7 @@ type Flow struct {
 	State    uint8
 	Origin   uint8
 	Helper   uint8 // which helper owns the flow (0: none)
-	inUse    bool
+	st       uint8 // stInUse, stReplied, stLinked
 	Flags    uint16
 	Gen      uint32 // incremented each time the slot is reused
 	tick     uint32 // the low 32 bits of the wheel tick of the flow's slot (Table.flowTick)
@@ -117,9 +124,8 @@ type Flow struct {
 
 	Packets [2]uint64
 	Bytes   [2]uint64
-	Data    uint64 // owner's or a helper's data
-	Aux     uint64 // more of a helper's data
-	Created int64
+	Data    uint64  // owner's or a helper's data
+	Aux     uint64  // more of a helper's data
 	Ext     uint32  // owner's handle (for NAT: the mapping)
 	Host    [4]byte // LAN host charged for this flow (zero: none)
 
@@ -133,16 +139,21 @@ type Flow struct {
 	shNext, shPrev [2]int32
 	Owner          Owner
 	class          uint8 // the owner's counting class (SetClass)
-	replied        bool
-	linked         bool // in the wheel's slot tick&(wheelSize-1)
 }
+
+// Flow.st's bits.
+const (
+	stInUse   = 1 << iota
+	stReplied // the flow has seen a reply (Assured)
+	stLinked  // in the wheel's slot tick&(wheelSize-1)
+)
 
 // Class is the counting class the owner gave the flow (SetClass).
 func (f *Flow) Class() uint8 { return f.class }
 
 // Assured says whether the flow has seen a reply (Table.Replied: for TCP,
 // once established), so that no early drop takes it.
-func (f *Flow) Assured() bool { return f.replied }
+func (f *Flow) Assured() bool { return f.st&stReplied != 0 }
 
 // NumClasses bounds the owner's counting classes: 0 (the default) to
 // NumClasses-1.
@@ -159,6 +170,7 @@ const (
 // packet path never allocates; both tuples of every flow are in one index.
 type Table struct {
 	flows   []Flow
+	created []int64 // by flow id: when it was made (Created), apart so a Flow fits three lines
 	free    []int32
 	index   flowIndex // value: flow id << 1 | Dir
 	perHost map[hostKey]share
@@ -169,7 +181,7 @@ type Table struct {
 	byProto [256]int32
 	byClass [NumClasses]int32
 
-	perOwner  map[Owner]share
+	perOwner  map[uint64]share // by Owner.key
 	maxRule   int32
 	linkOwner Owner // what Insert charges besides the host (SetLink)
 
@@ -196,11 +208,12 @@ type Table struct {
 func New(max, perHost int, now int64) *Table {
 	t := &Table{
 		flows:    hugeSlice[Flow](max),
+		created:  hugeSlice[int64](max),
 		free:     make([]int32, max),
 		index:    newFlowIndex(2 * max),
 		perHost:  make(map[hostKey]share, 256),
 		maxHost:  int32(perHost),
-		perOwner: make(map[Owner]share, 256),
+		perOwner: make(map[uint64]share, 256),
 		maxRule:  int32(perHost),
 		unrHead:  noFlow,
 		unrTail:  noFlow,
@@ -238,7 +251,7 @@ func (t *Table) ClassFlows(c uint8) int {
 // it is removed.
 func (t *Table) SetClass(id int32, c uint8) {
 	f := &t.flows[id]
-	if !f.inUse || c >= NumClasses || c == f.class {
+	if f.st&stInUse == 0 || c >= NumClasses || c == f.class {
 		return
 	}
 	t.byClass[f.class]--
@@ -283,7 +296,7 @@ func keyOfHost(addr [4]byte, o Owner) hostKey {
 func (t *Table) HostFlows(host [4]byte) int { return int(t.perHost[keyOfHost(host, t.linkOwner)].n) }
 
 // OwnerFlows is the number of flows charged to o.
-func (t *Table) OwnerFlows(o Owner) int { return int(t.perOwner[o].n) }
+func (t *Table) OwnerFlows(o Owner) int { return int(t.perOwner[o.key()].n) }
 
 // SetRuleLimit sets how many flows each OwnerRule owner may have (the
 // per-host limit until set; 0: none).
@@ -319,7 +332,7 @@ func (t *Table) hostFull(host [4]byte, o Owner) bool {
 
 func (t *Table) ownerFull(o Owner) bool {
 	m := t.ownerMax(o)
-	return o.Kind != OwnerNone && m > 0 && t.perOwner[o].n >= m
+	return o.Kind != OwnerNone && m > 0 && t.perOwner[o.key()].n >= m
 }
 
 // MakeRoom makes sure a flow charged to host and to owner (the zero
@@ -337,7 +350,7 @@ func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
 // packet is being handled when a helper makes a flow of its own).
 func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 	if t.ownerFull(owner) {
-		if !t.evict(t.shareHead(t.perOwner[owner], shareOwner, keep)) {
+		if !t.evict(t.shareHead(t.perOwner[owner.key()], shareOwner, keep)) {
 			return ErrOwnerLimit
 		}
 		if owner.Kind == OwnerMAC {
@@ -455,7 +468,7 @@ func (t *Table) sharesUnlink(f *Flow, id int32) {
 		t.perHost[hk] = t.shareUnlink(t.perHost[hk], id, shareHost)
 	}
 	if f.Owner.Kind != OwnerNone {
-		t.perOwner[f.Owner] = t.shareUnlink(t.perOwner[f.Owner], id, shareOwner)
+		t.perOwner[f.Owner.key()] = t.shareUnlink(t.perOwner[f.Owner.key()], id, shareOwner)
 	}
 }
 
@@ -463,10 +476,10 @@ func (t *Table) sharesUnlink(f *Flow, id int32) {
 // drop removes it.
 func (t *Table) Replied(id int32) {
 	f := &t.flows[id]
-	if f.replied {
+	if f.st&stReplied != 0 {
 		return
 	}
-	f.replied = true
+	f.st |= stReplied
 	t.unrUnlink(id)
 	t.sharesUnlink(f, id)
 }
@@ -489,8 +502,11 @@ func (t *Table) unrUnlink(id int32) {
 // Live reports whether id is a live flow of generation gen (ids are
 // reused, so whoever keeps an id keeps its Gen too).
 func (t *Table) Live(id int32, gen uint32) bool {
-	return id >= 0 && int(id) < len(t.flows) && t.flows[id].inUse && t.flows[id].Gen == gen
+	return id >= 0 && int(id) < len(t.flows) && t.flows[id].st&stInUse != 0 && t.flows[id].Gen == gen
 }
+
+// Created is when flow id was made (the now Insert was given).
+func (t *Table) Created(id int32) int64 { return t.created[id] }
 
 // Get returns the flow with id; valid until the flow is deleted.
 func (t *Table) Get(id int32) *Flow { return &t.flows[id] }
@@ -529,14 +545,15 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 		return noFlow, err
 	}
 	t.free = t.free[:len(t.free)-1]
-	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Owner: owner, Created: now, Deadline: deadline, Gen: f.Gen + 1, inUse: true,
+	t.created[id] = now
+	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Owner: owner, Deadline: deadline, Gen: f.Gen + 1, st: stInUse,
 		unrNext: noFlow, unrPrev: t.unrTail}
 	if host != ([4]byte{}) {
 		hk := keyOfHost(host, owner)
 		t.perHost[hk] = t.shareAdd(t.perHost[hk], id, shareHost)
 	}
 	if owner.Kind != OwnerNone {
-		t.perOwner[owner] = t.shareAdd(t.perOwner[owner], id, shareOwner)
+		t.perOwner[owner.key()] = t.shareAdd(t.perOwner[owner.key()], id, shareOwner)
 	}
 	if t.unrTail != noFlow {
 		t.flows[t.unrTail].unrNext = id
@@ -580,7 +597,7 @@ func (t *Table) Rekey(id int32, reply Tuple) error {
 func (t *Table) SetDeadline(id int32, deadline int64) {
 	f := &t.flows[id]
 	f.Deadline = deadline
-	if f.linked && deadline>>tickShift < t.flowTick(f) {
+	if f.st&stLinked != 0 && deadline>>tickShift < t.flowTick(f) {
 		t.unlink(id)
 		t.link(id, deadline)
 	}
@@ -615,7 +632,7 @@ func (t *Table) ExtendDeadline(id int32, deadline int64) bool {
 // Delete removes a flow now.
 func (t *Table) Delete(id int32) {
 	f := &t.flows[id]
-	if !f.inUse {
+	if f.st&stInUse == 0 {
 		return
 	}
 	t.unlink(id)
@@ -629,7 +646,7 @@ func (t *Table) remove(id int32) {
 	}
 	t.del(&f.Orig, uint32(id)<<1)
 	t.del(&f.Reply, uint32(id)<<1|1)
-	if !f.replied {
+	if f.st&stReplied == 0 {
 		t.unrUnlink(id)
 		t.sharesUnlink(f, id)
 	}
@@ -643,14 +660,14 @@ func (t *Table) remove(id int32) {
 		}
 	}
 	if f.Owner.Kind != OwnerNone {
-		if s := t.perOwner[f.Owner]; s.n > 1 {
+		if s := t.perOwner[f.Owner.key()]; s.n > 1 {
 			s.n--
-			t.perOwner[f.Owner] = s
+			t.perOwner[f.Owner.key()] = s
 		} else {
-			delete(t.perOwner, f.Owner)
+			delete(t.perOwner, f.Owner.key())
 		}
 	}
-	f.inUse = false
+	f.st &^= stInUse
 	t.live--
 	t.byProto[f.Orig.Proto]--
 	t.byClass[f.class]--
@@ -661,7 +678,7 @@ func (t *Table) remove(id int32) {
 // packet path.
 func (t *Table) Range(fn func(id int32, f *Flow) bool) {
 	for i := range t.flows {
-		if t.flows[i].inUse && !fn(int32(i), &t.flows[i]) {
+		if t.flows[i].st&stInUse != 0 && !fn(int32(i), &t.flows[i]) {
 			return
 		}
 	}
@@ -687,7 +704,8 @@ func (t *Table) Expire(now int64) int {
 		for id != noFlow {
 			f := &t.flows[id]
 			next := f.next
-			f.next, f.prev, f.linked = noFlow, noFlow, false
+			f.next, f.prev = noFlow, noFlow
+			f.st &^= stLinked
 			if f.Deadline <= now {
 				t.remove(id)
 				n++
@@ -716,7 +734,7 @@ func (t *Table) linkAfter(id int32, deadline int64, cur int64) {
 	}
 	s := int32(tick & (wheelSize - 1))
 	f := &t.flows[id]
-	f.linked = true
+	f.st |= stLinked
 	f.tick = uint32(tick)
 	f.prev = noFlow
 	f.next = t.wheel[s]
@@ -728,7 +746,7 @@ func (t *Table) linkAfter(id int32, deadline int64, cur int64) {
 
 func (t *Table) unlink(id int32) {
 	f := &t.flows[id]
-	if !f.linked {
+	if f.st&stLinked == 0 {
 		return
 	}
 	if f.prev != noFlow {
@@ -739,7 +757,8 @@ func (t *Table) unlink(id int32) {
 	if f.next != noFlow {
 		t.flows[f.next].prev = f.prev
 	}
-	f.next, f.prev, f.linked = noFlow, noFlow, false
+	f.next, f.prev = noFlow, noFlow
+	f.st &^= stLinked
 }
 
 // flowTick is the wheel tick of a linked flow's slot. A flow keeps its

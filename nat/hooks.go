@@ -149,6 +149,9 @@ func (v *HelperEnv) Now() Time { return v.e.now }
 // Flow returns a flow of the table.
 func (v *HelperEnv) Flow(id int32) *conntrack.Flow { return v.e.ct.Get(id) }
 
+// Created is when flow id was made.
+func (v *HelperEnv) Created(id int32) int64 { return v.e.ct.Created(id) }
+
 // Live says whether flow id is still the incarnation gen.
 func (v *HelperEnv) Live(id int32, gen uint32) bool { return v.e.ct.Live(id, gen) }
 

@@ -17,11 +17,11 @@ var protoNames = map[uint8]string{packet.ProtoTCP: "tcp", packet.ProtoUDP: "udp"
 // a helper has opened the way for.
 func (e *Engine) Flows(now Time, fn func(FlowInfo) bool) {
 	more := true
-	e.ct.Range(func(_ int32, f *conntrack.Flow) bool {
+	e.ct.Range(func(id int32, f *conntrack.Flow) bool {
 		if f.Deadline <= int64(now) {
 			return true
 		}
-		more = fn(e.describe(now, f))
+		more = fn(e.describe(now, id, f))
 		return more
 	})
 	if !more {
@@ -47,7 +47,7 @@ func (e *Engine) Flows(now Time, fn func(FlowInfo) bool) {
 	})
 }
 
-func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
+func (e *Engine) describe(now Time, id int32, f *conntrack.Flow) FlowInfo {
 	fi := FlowInfo{
 		Proto:      protoNames[f.Orig.Proto],
 		Origin:     originNames[f.Origin],
@@ -55,7 +55,7 @@ func (e *Engine) describe(now Time, f *conntrack.Flow) FlowInfo {
 		PacketsIn:  f.Packets[conntrack.Reply],
 		BytesOut:   f.Bytes[conntrack.Original],
 		BytesIn:    f.Bytes[conntrack.Reply],
-		AgeSec:     time.Duration(int64(now) - f.Created).Seconds(),
+		AgeSec:     time.Duration(int64(now) - e.ct.Created(id)).Seconds(),
 		ExpiresSec: time.Duration(f.Deadline - int64(now)).Seconds(),
 	}
 	if fi.Proto == "" {

@@ -225,15 +225,15 @@ func (h *Helper) count(match func(*conn) bool) int {
 // control flow has seen no reply (not flow id, the one being attached):
 // its flow ends and Deleted frees its slot. False when there is none.
 func (h *Helper) evictUnestablished(id int32, match func(*conn) bool) bool {
-	var oldest *conntrack.Flow
+	var oldest int64
 	victim := -1
 	for i := range h.conns {
 		c := &h.conns[i]
 		if !c.inUse || c.flow == id || !h.env.Live(c.flow, c.gen) || !match(c) {
 			continue
 		}
-		if g := h.env.Flow(c.flow); !g.Assured() && (oldest == nil || g.Created < oldest.Created) {
-			oldest, victim = g, i
+		if created := h.env.Created(c.flow); !h.env.Flow(c.flow).Assured() && (victim < 0 || created < oldest) {
+			oldest, victim = created, i
 		}
 	}
 	if victim < 0 {
