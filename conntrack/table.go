@@ -629,6 +629,21 @@ func (t *Table) ExtendDeadline(id int32, deadline int64) bool {
 	return true
 }
 
+// ExtendDeadlineLocked is ExtendDeadline for an owner that has the table
+// to itself (no goroutine reads it meanwhile): the deadline is stored
+// plainly, not with an atomic store (a full fence on x86).
+func (t *Table) ExtendDeadlineLocked(id int32, deadline int64) bool {
+	f := &t.flows[id]
+	if f.Deadline >= deadline {
+		return true
+	}
+	if deadline>>tickShift < t.flowTick(f) {
+		return false
+	}
+	f.Deadline = deadline
+	return true
+}
+
 // Delete removes a flow now.
 func (t *Table) Delete(id int32) {
 	f := &t.flows[id]

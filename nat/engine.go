@@ -105,6 +105,7 @@ type Engine struct {
 	events events
 	stats  Stats
 	run    flowRun // Process's own use of the fast path
+	zero   uint64  // always 0 (forwardTo)
 }
 
 type doomedFlow struct {
@@ -262,7 +263,7 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 			e.flushSeq(&e.run, false)
 		}
 		e.flushRun(&e.run, false)
-		return forwardTo(out, nh)
+		return forwardTo(out, nh, e.zero)
 	}
 	// Not a packet of an established flow: from here on it may make
 	// flows, which are charged to the frame's source MAC too.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"passgate/packet"
 	. "passgate/packet/pkttest"
@@ -158,5 +159,20 @@ func TestFastPathConcurrent(t *testing.T) {
 	})
 	if want := uint64(1 + workers*rounds); sharedOut != want {
 		t.Fatalf("shared flow counted %d packets out, want %d", sharedOut, want)
+	}
+}
+
+// TestVerdictLayout: forwardTo writes a Verdict as one word, which takes
+// its fields where they are here.
+func TestVerdictLayout(t *testing.T) {
+	var v Verdict
+	if unsafe.Sizeof(v) != 8 || unsafe.Offsetof(v.Action) != 0 || unsafe.Offsetof(v.Out) != 1 ||
+		unsafe.Offsetof(v.NextHop) != 2 || unsafe.Offsetof(v.Reason) != 6 {
+		t.Fatalf("Verdict layout changed: forwardTo must follow")
+	}
+	got := forwardTo(WAN, 0xcb007101, 0)
+	want := Verdict{Action: Forward, Out: WAN, NextHop: [4]byte{203, 0, 113, 1}}
+	if got != want {
+		t.Fatalf("forwardTo = %+v, want %+v", got, want)
 	}
 }
