@@ -173,7 +173,7 @@ type Table struct {
 	created []int64 // by flow id: when it was made (Created), apart so a Flow fits three lines
 	free    []int32
 	index   flowIndex // value: flow id << 1 | Dir
-	perHost map[hostKey]share
+	perHost hostShares
 	maxHost int32
 	live    int
 	// byProto and byClass count live flows as they come and go, so
@@ -211,7 +211,7 @@ func New(max, perHost int, now int64) *Table {
 		created:  hugeSlice[int64](max),
 		free:     make([]int32, max),
 		index:    newFlowIndex(2 * max),
-		perHost:  make(map[hostKey]share, 256),
+		perHost:  hostShares{m: make(map[hostKey]share, 256)},
 		maxHost:  int32(perHost),
 		perOwner: make(map[uint64]share, 256),
 		maxRule:  int32(perHost),
@@ -293,7 +293,40 @@ func keyOfHost(addr [4]byte, o Owner) hostKey {
 
 // HostFlows is the number of flows charged to host from the MAC SetLink
 // last named (none: flows made from the WAN or with no MAC known).
-func (t *Table) HostFlows(host [4]byte) int { return int(t.perHost[keyOfHost(host, t.linkOwner)].n) }
+func (t *Table) HostFlows(host [4]byte) int {
+	return int(t.perHost.get(keyOfHost(host, t.linkOwner)).n)
+}
+
+// hostShares are the hosts' shares by hostKey, and the last one read or
+// written: a host making a flow asks for its share four or five times
+// (its count, its room twice, its list), each a map lookup of some 120
+// instructions; the same host asks again and again. Every read and write
+// goes through get, set and del, so last always says what the map says.
+type hostShares struct {
+	m      map[hostKey]share
+	last   hostKey
+	lastS  share
+	lastOK bool
+}
+
+func (h *hostShares) get(k hostKey) share {
+	if h.lastOK && h.last == k {
+		return h.lastS
+	}
+	s := h.m[k]
+	h.last, h.lastS, h.lastOK = k, s, true
+	return s
+}
+
+func (h *hostShares) set(k hostKey, s share) {
+	h.m[k] = s
+	h.last, h.lastS, h.lastOK = k, s, true
+}
+
+func (h *hostShares) del(k hostKey) {
+	delete(h.m, k)
+	h.last, h.lastS, h.lastOK = k, share{}, true
+}
 
 // OwnerFlows is the number of flows charged to o.
 func (t *Table) OwnerFlows(o Owner) int { return int(t.perOwner[o.key()].n) }
@@ -327,7 +360,7 @@ func (t *Table) hostFull(host [4]byte, o Owner) bool {
 		// the rules' limit for a busy server is not undone here.
 		limit = max(limit, t.maxRule)
 	}
-	return host != ([4]byte{}) && limit > 0 && t.perHost[keyOfHost(host, o)].n >= limit
+	return host != ([4]byte{}) && limit > 0 && t.perHost.get(keyOfHost(host, o)).n >= limit
 }
 
 func (t *Table) ownerFull(o Owner) bool {
@@ -360,7 +393,7 @@ func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 		}
 	}
 	if t.hostFull(host, owner) {
-		if !t.evict(t.shareHead(t.perHost[keyOfHost(host, owner)], shareHost, keep)) {
+		if !t.evict(t.shareHead(t.perHost.get(keyOfHost(host, owner)), shareHost, keep)) {
 			return ErrHostLimit
 		}
 		t.early.HostQuota++
@@ -397,7 +430,7 @@ func (t *Table) shareHead(s share, w int, keep int32) int32 {
 // whether it removed one. Flows that have seen a reply are never removed.
 // Removal runs OnDelete.
 func (t *Table) EvictOldest(host [4]byte, owner Owner, match func(*Flow) bool) bool {
-	s := t.perHost[keyOfHost(host, owner)]
+	s := t.perHost.get(keyOfHost(host, owner))
 	if s.n == 0 {
 		return false
 	}
@@ -465,7 +498,7 @@ func (t *Table) shareUnlink(s share, id int32, w int) share {
 func (t *Table) sharesUnlink(f *Flow, id int32) {
 	if f.Host != ([4]byte{}) {
 		hk := keyOfHost(f.Host, f.Owner)
-		t.perHost[hk] = t.shareUnlink(t.perHost[hk], id, shareHost)
+		t.perHost.set(hk, t.shareUnlink(t.perHost.get(hk), id, shareHost))
 	}
 	if f.Owner.Kind != OwnerNone {
 		t.perOwner[f.Owner.key()] = t.shareUnlink(t.perOwner[f.Owner.key()], id, shareOwner)
@@ -550,7 +583,7 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 		unrNext: noFlow, unrPrev: t.unrTail}
 	if host != ([4]byte{}) {
 		hk := keyOfHost(host, owner)
-		t.perHost[hk] = t.shareAdd(t.perHost[hk], id, shareHost)
+		t.perHost.set(hk, t.shareAdd(t.perHost.get(hk), id, shareHost))
 	}
 	if owner.Kind != OwnerNone {
 		t.perOwner[owner.key()] = t.shareAdd(t.perOwner[owner.key()], id, shareOwner)
@@ -667,11 +700,11 @@ func (t *Table) remove(id int32) {
 	}
 	if f.Host != ([4]byte{}) {
 		hk := keyOfHost(f.Host, f.Owner)
-		if s := t.perHost[hk]; s.n > 1 {
+		if s := t.perHost.get(hk); s.n > 1 {
 			s.n--
-			t.perHost[hk] = s
+			t.perHost.set(hk, s)
 		} else {
-			delete(t.perHost, hk)
+			t.perHost.del(hk)
 		}
 	}
 	if f.Owner.Kind != OwnerNone {
