@@ -460,11 +460,19 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 
 	isFirstFrag := ip.MoreFragments()
 	oldSrc, oldDst := ip.Src(), ip.Dst()
-	rewrite(ip, nsrc, ndst, nsid, ndid)
-	if f.Flags&flagTranslate != 0 {
-		e.fast[f.Helper].Translated(f, dir, ip)
+	if p, l4 := ip.Protocol(), len(ip.Payload()); f.Flags&flagTranslate == 0 &&
+		(p == packet.ProtoUDP && l4 >= packet.UDPHeaderLen || p == packet.ProtoTCP && l4 >= packet.TCPMinHeader) {
+		// The same bytes as rewrite and DecTTL, each checksum
+		// updated once (a first fragment's too: the transport
+		// checksum's update is incremental).
+		rewritePorts(ip, p == packet.ProtoUDP, nsrc, ndst, nsid, ndid)
+	} else {
+		rewrite(ip, nsrc, ndst, nsid, ndid)
+		if f.Flags&flagTranslate != 0 {
+			e.fast[f.Helper].Translated(f, dir, ip)
+		}
+		ip.DecTTL()
 	}
-	ip.DecTTL()
 	if isFirstFrag {
 		e.firstFragment(now, from, oldSrc, oldDst, ip, out, nh)
 	}
