@@ -258,7 +258,8 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 	}
 	e.stats.Packets[from]++
 	e.stats.Bytes[from] += uint64(len(ip))
-	if out, nh, ok := e.established(now, from, ip, &e.run); ok {
+	out, nh, ok, missed := e.established(now, from, ip, &e.run)
+	if ok {
 		if e.run.tcp {
 			e.flushSeq(&e.run, false)
 		}
@@ -330,7 +331,12 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 		return e.drop(DropUnsupportedProto)
 	}
 
-	id, dir, found := e.lookupLive(now, k)
+	var id int32
+	var dir conntrack.Dir
+	found := false
+	if !missed {
+		id, dir, found = e.lookupLive(now, k)
+	}
 	if !found {
 		var r DropReason
 		id, dir, r = e.newFlow(now, from, ip, k)

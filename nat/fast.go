@@ -100,7 +100,7 @@ func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict,
 	if err != nil || !ip.ValidChecksum() {
 		return Verdict{}, false
 	}
-	out, nh, ok := e.established(now, from, ip, &c.run)
+	out, nh, ok, _ := e.established(now, from, ip, &c.run)
 	if !ok {
 		return Verdict{}, false
 	}
@@ -119,21 +119,22 @@ func (e *Engine) FastPath(now Time, from Iface, b []byte, c *Counters) (Verdict,
 // (an ACK-only segment of an established connection: it only moves the
 // direction's sequence numbers, Seq's Next, Ack and Win), marks no first
 // reply and fits the way out. Its counts and sequence numbers go to run;
-// Process flushes them at once. A helper's protocol is keyed by its FastKey and finished
+// Process flushes them at once. missed says the packet is TCP or UDP and
+// its flow is not in the table (Process then need not look it up again). A helper's protocol is keyed by its FastKey and finished
 // by its Translated, both bound to FastPath's contract.
-func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun) (out Iface, nh uint32, ok bool) {
+func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun) (out Iface, nh uint32, ok, missed bool) {
 	// The header is read here once, its fields as words: ParseIPv4
 	// checked that the header, options and all, is there.
 	h := ip[:packet.IPv4MinHeader:packet.IPv4MinHeader]
 	if binary.BigEndian.Uint16(h[6:])&0x3fff != 0 || h[8] <= 1 {
-		return 0, 0, false // a fragment, or a TTL that ends here
+		return 0, 0, false, false // a fragment, or a TTL that ends here
 	}
 	proto := h[9]
 	var fh FastHelper // the hooks of the helper owning another protocol
 	if proto != packet.ProtoTCP && proto != packet.ProtoUDP {
 		owner := e.protoOwner[proto]
 		if fh = e.fast[owner]; fh == nil || from == LAN && !e.helperOn[owner-1] {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 	}
 	src, dst := binary.BigEndian.Uint32(h[12:]), binary.BigEndian.Uint32(h[16:])
@@ -141,35 +142,37 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		if !e.lanNet.has(src) || src == be32(e.lanAddr) || e.lanNet.edge32(src) ||
 			e.lanNet.has(dst) || dst >= 224<<24 || dst>>24 == 127 || dst>>24 == 0 ||
 			!e.hasGW && !e.wanNet.has(dst) {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 	} else if dst != be32(e.wanAddr) {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	var k conntrack.Key
 	var l4 []byte
 	if fh == nil {
 		if k, l4, ok = fastKey(ip, from); !ok {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 	} else {
 		t, ok := fh.FastKey(from, ip)
 		if !ok {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 		k = t.Key()
 	}
 	id, dir, ok := e.ct.LookupKey(k)
 	if !ok {
-		return 0, 0, false
+		// Process need not look again (for TCP and UDP its tuple is
+		// this key, and the table has not changed since).
+		return 0, 0, false, fh == nil
 	}
 	f := e.ct.Get(id)
 	if f.Flags&flagHeld != 0 || dir == conntrack.Reply && f.Flags&flagReplied == 0 {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	if f.Helper != 0 && f.Flags&flagFast == 0 {
 		// A helper's flow its helper must see (FlowPacket, Inspect).
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	timeout := e.timeouts.udp
 	var tcp packet.TCP
@@ -178,21 +181,21 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		// An established segment carries ACK; one without is no
 		// segment of this connection's to learn from.
 		if f.State != tcpEstablished || tcp.Flags()&(packet.TCPSyn|packet.TCPFin|packet.TCPRst|packet.TCPAck) != packet.TCPAck {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 		timeout = e.timeouts.tcpEst
 	}
 	nsrc, ndst, nsid, ndid, out := translation(f, dir)
 	nh, ok = e.nextHop32(out, be32(ndst))
 	if !ok || len(ip) > e.mtu[out] || e.ct.Deadline(id) <= int64(now) {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	if run.packets == 0 || run.id != id || run.gen != f.Gen || run.dir != dir {
 		// The deadline moves once per run: now is the batch's.
 		// Process (run is its own) has the engine to itself.
 		if run == &e.run && !e.ct.ExtendDeadlineLocked(id, int64(now+timeout)) ||
 			run != &e.run && !e.ct.ExtendDeadline(id, int64(now+timeout)) {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 		if run.tcp {
 			e.flushSeq(run, true)
@@ -228,7 +231,7 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	} else {
 		rewritePorts(ip, proto == packet.ProtoUDP, nsrc, ndst, nsid, ndid)
 	}
-	return out, nh, true
+	return out, nh, true, false
 }
 
 // fastKey is tupleOf's tuple of a TCP or UDP packet, packed
