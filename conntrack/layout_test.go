@@ -61,3 +61,29 @@ func TestWheelTickLargeClock(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHugeSlab: a slab of 32 MB or more is placed on a huge page's
+// boundary inside a larger allocation (hugeSlice); the table works on
+// it as on any other (run with -race too: checkptr vets the placement).
+func TestHugeSlab(t *testing.T) {
+	const n = 1 << 18 // 48 MB of flows
+	tb := New(n, 0, 0)
+	if s := uintptr(unsafe.Pointer(&tb.flows[0])); s%(2<<20) != 0 {
+		t.Errorf("flows at %#x, not on a huge page", s)
+	}
+	if len(tb.flows) != n || cap(tb.flows) != n {
+		t.Fatalf("slab of %d (cap %d), want %d", len(tb.flows), cap(tb.flows), n)
+	}
+	for i := range 1000 {
+		if _, err := tb.Insert(tup(i, 0), tup(i, 1), [4]byte{}, 0, 1<<40); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.flows[n-1].Data = 1 // the last flow is the slab's
+	if id, dir, ok := tb.Lookup(tup(999, 1)); !ok || dir != Reply || tb.Get(id).Reply != tup(999, 1) {
+		t.Fatalf("lookup: %d %v %v", id, dir, ok)
+	}
+	if err := tb.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
