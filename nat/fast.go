@@ -74,7 +74,9 @@ func (e *Engine) flushRun(r *flowRun, shared bool) {
 			}
 		}
 	}
-	*r = flowRun{id: -1}
+	// Empty: no packets (the next packet starts a run of its own) and
+	// nothing learnt to flush; the rest is set when a run starts.
+	r.packets, r.tcp = 0, false
 }
 
 // FastPath forwards a packet of an established TCP or UDP flow, or of a
@@ -201,7 +203,11 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 			e.flushSeq(run, true)
 		}
 		e.flushRun(run, true)
-		*run = flowRun{id: id, gen: f.Gen, dir: dir}
+		// What a run starts with (flowRun's other fields are set
+		// before they are read: end and the span by tcpRunStart, ack
+		// and win with learnt).
+		run.id, run.gen, run.dir, run.packets, run.bytes = id, f.Gen, dir, 0, 0
+		run.tcp, run.learnt = false, false
 		if tcp != nil {
 			e.tcpRunStart(run, &f.Seq[dir])
 		}
