@@ -188,7 +188,8 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		timeout = e.timeouts.tcpEst
 	}
 	nsrc, ndst, nsid, ndid, out := translation(f, dir)
-	nh, ok = e.nextHop32(out, be32(ndst))
+	src32, dst32 := be32(nsrc), be32(ndst)
+	nh, ok = e.nextHop32(out, dst32)
 	if !ok || len(ip) > e.mtu[out] || e.ct.Deadline(id) <= int64(now) {
 		return 0, 0, false, false
 	}
@@ -235,7 +236,7 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		}
 		ip.DecTTL()
 	} else {
-		rewritePorts(ip, proto == packet.ProtoUDP, nsrc, ndst, nsid, ndid)
+		rewritePorts32(ip, proto == packet.ProtoUDP, src32, dst32, nsid, ndid)
 	}
 	return out, nh, true, false
 }
@@ -341,6 +342,12 @@ func (e *Engine) tcpRunStart(r *flowRun, s *conntrack.Seq) {
 // would leave it: a UDP checksum of zero (none) stays zero, a computed
 // zero goes out as 0xffff.
 func rewritePorts(ip packet.IPv4, udp bool, nsrc, ndst [4]byte, nsid, ndid uint16) {
+	rewritePorts32(ip, udp, be32(nsrc), be32(ndst), nsid, ndid)
+}
+
+// rewritePorts32 is rewritePorts with the addresses as integers (be32),
+// which travel in registers where a [4]byte goes through memory.
+func rewritePorts32(ip packet.IPv4, udp bool, nsrc, ndst uint32, nsid, ndid uint16) {
 	h := ip[:packet.IPv4MinHeader:packet.IPv4MinHeader]
 	l4 := ip.Payload()
 	off := 16 // TCP's checksum
@@ -348,15 +355,15 @@ func rewritePorts(ip packet.IPv4, udp bool, nsrc, ndst [4]byte, nsid, ndid uint1
 		off = 6
 	}
 	l4 = l4[: off+2 : off+2]
-	osrc, odst := [4]byte(h[12:16]), [4]byte(h[16:20])
+	osrc, odst := binary.BigEndian.Uint32(h[12:]), binary.BigEndian.Uint32(h[16:])
 	var addrs uint32 // the addresses' change, covered by both checksums
 	if osrc != nsrc {
 		addrs += csumChange32(osrc, nsrc)
-		copy(h[12:16], nsrc[:])
+		binary.BigEndian.PutUint32(h[12:], nsrc)
 	}
 	if odst != ndst {
 		addrs += csumChange32(odst, ndst)
-		copy(h[16:20], ndst[:])
+		binary.BigEndian.PutUint32(h[16:], ndst)
 	}
 	if c := binary.BigEndian.Uint16(l4[off:]); !udp || c != 0 {
 		s := uint32(^c) + addrs
@@ -382,9 +389,8 @@ func rewritePorts(ip packet.IPv4, udp bool, nsrc, ndst [4]byte, nsid, ndid uint1
 
 // csumChange32 is what a 32-bit field changing from o to n adds to a
 // checksum's sum.
-func csumChange32(o, n [4]byte) uint32 {
-	return uint32(^binary.BigEndian.Uint16(o[0:])) + uint32(^binary.BigEndian.Uint16(o[2:])) +
-		uint32(binary.BigEndian.Uint16(n[0:])) + uint32(binary.BigEndian.Uint16(n[2:]))
+func csumChange32(o, n uint32) uint32 {
+	return uint32(^uint16(o>>16)) + uint32(^uint16(o)) + n>>16 + n&0xffff
 }
 
 // csumFold folds a sum of at most 2^20 in full and complements it.
