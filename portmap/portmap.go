@@ -139,7 +139,8 @@ var (
 	ErrNoPort        = errors.New("no free outside port")
 	ErrInvalid       = errors.New("invalid mapping request")
 	ErrNoSuchLease   = errors.New("no such mapping")
-	ErrNonce         = errors.New("the mapping belongs to another PCP client (nonce mismatch)")
+	ErrNonce         = errors.New("the mapping belongs to a PCP client: only a request with its nonce changes or deletes it")
+	ErrOtherProtocol = errors.New("the mapping was made with UPnP or NAT-PMP: PCP does not take it over")
 )
 
 // Event is something the event log should say: a mapping made, refused,
@@ -390,17 +391,13 @@ func (m *Manager) mapLocked(now time.Time, r Request) (Lease, error) {
 		if l.Proto != r.Proto || l.Host != r.Host {
 			continue
 		}
-		same := l.Inside == r.Inside && (!r.Exact || l.Outside == r.Outside)
-		if r.Exact && l.Outside == r.Outside && l.Inside != r.Inside {
-			same = true // UPnP: the same outside port, now to another inside port
-		}
-		if !same {
+		// UPnP's AddPortMapping names the outside port (and may point it
+		// at another inside port); the others name the inside port.
+		if r.Exact && l.Outside != r.Outside || !r.Exact && l.Inside != r.Inside {
 			continue
 		}
-		// A PCP lease is changed only with its nonce: not by another PCP
-		// client, nor by NAT-PMP (which has none), from a spoofed source.
-		if l.By == "pcp" && (r.By == "natpmp" || r.By == "pcp" && l.Nonce != r.Nonce) {
-			return Lease{}, ErrNonce
+		if err := mayChange(*l, r.By, &r.Nonce); err != nil {
+			return Lease{}, err
 		}
 		if l.Inside != r.Inside {
 			nl := *l
@@ -423,7 +420,9 @@ func (m *Manager) mapLocked(now time.Time, r Request) (Lease, error) {
 	}
 	l := Lease{Proto: r.Proto, Host: r.Host, Inside: r.Inside, By: r.By, Description: r.Desc, Expires: now.Add(lease), Nonce: r.Nonce}
 	for _, out := range m.candidates(r) {
-		if m.check(r.Client, r.Host, r.Proto, out, true, r.ThirdParty) != nil {
+		if m.check(r.Client, r.Host, r.Proto, out, true, r.ThirdParty) != nil || !r.Exact && m.held(r.Proto, out) {
+			// A port another lease of this host holds is not free either:
+			// the engine would let the host repoint it.
 			continue
 		}
 		l.Outside = out
@@ -466,6 +465,32 @@ func (m *Manager) candidates(r Request) []uint16 {
 
 func (m *Manager) count(host netip.Addr) int { return countIn(m.leases, host) }
 
+// held says whether a lease holds outside port out.
+func (m *Manager) held(proto uint8, out uint16) bool {
+	return slices.ContainsFunc(m.leases, func(l Lease) bool { return l.Proto == proto && l.Outside == out })
+}
+
+// mayChange says whether a request of protocol by (PCP's with nonce) may
+// change or delete l, a lease of its host. A PCP lease belongs to its
+// nonce (RFC 6887 section 11.3): no request without it changes it, not
+// another PCP client's, nor NAT-PMP's or UPnP's, which carry none (RFC
+// 6970's interworking function maps its own UPnP requests to PCP with its
+// own nonce, and is refused the same way). A lease made without a nonce
+// (UPnP, NAT-PMP) is shared by those two from its host, as on other
+// routers (a program often asks with both for the same port), but PCP
+// does not take it over: that would bind it to a nonce its maker does not
+// know and lock the maker out, and a PCP request's UDP source is easily
+// forged.
+func mayChange(l Lease, by string, nonce *[12]byte) error {
+	switch {
+	case l.By == "pcp" && (by != "pcp" || nonce == nil || *nonce != l.Nonce):
+		return ErrNonce
+	case l.By != "pcp" && by == "pcp":
+		return fmt.Errorf("%w (made with %s)", ErrOtherProtocol, l.By)
+	}
+	return nil
+}
+
 // countIn is how many of leases host holds.
 func countIn(leases []Lease, host netip.Addr) int {
 	n := 0
@@ -492,15 +517,18 @@ func (m *Manager) admit(l Lease, held []Lease) error {
 
 // Delete removes a host's mapping, found by protocol and inside port
 // (NAT-PMP, PCP; inside 0: every mapping of the protocol, or of both
-// protocols with proto 0) or by outside port (UPnP: byOutside).
-// Only the host that holds a mapping may delete it, and a PCP mapping
-// found by inside port only with its nonce (NAT-PMP, which passes none,
-// cannot delete it).
-func (m *Manager) Delete(now time.Time, client netip.Addr, proto uint8, port uint16, byOutside bool, nonce *[12]byte) (int, error) {
+// protocols with proto 0) or by outside port (UPnP: byOutside). by is the
+// protocol asking ("pcp", "natpmp", "upnp") and nonce PCP's. Only the host
+// that holds a mapping may delete it, and only as mayChange allows: a PCP
+// mapping only with its nonce (neither NAT-PMP nor UPnP, which pass none,
+// can delete it), a UPnP or NAT-PMP one not with PCP. A refusal goes to
+// the event log.
+func (m *Manager) Delete(now time.Time, client netip.Addr, by string, proto uint8, port uint16, byOutside bool, nonce *[12]byte) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
 	var err error
+	var refused Lease
 	kept := m.leases[:0]
 	for _, l := range m.leases {
 		match := (proto == 0 || l.Proto == proto) && (byOutside && l.Outside == port || !byOutside && (port == 0 || l.Inside == port))
@@ -508,11 +536,13 @@ func (m *Manager) Delete(now time.Time, client netip.Addr, proto uint8, port uin
 		case !match:
 		case l.Host != client:
 			if byOutside {
-				err = ErrNotAuthorized
+				err, refused = ErrNotAuthorized, l
 			}
 			match = false
-		case l.By == "pcp" && !byOutside && (nonce == nil || l.Nonce != *nonce):
-			err, match = ErrNonce, false
+		default:
+			if e := mayChange(l, by, nonce); e != nil {
+				err, refused, match = e, l, false
+			}
 		}
 		if !match {
 			kept = append(kept, l)
@@ -528,7 +558,10 @@ func (m *Manager) Delete(now time.Time, client netip.Addr, proto uint8, port uin
 		return n, nil
 	}
 	if err == nil {
-		err = ErrNoSuchLease
+		return 0, ErrNoSuchLease
+	}
+	if m.refusalTold(now) {
+		m.event(now, "mapping_refused", client, "%s delete of %s mapping %s refused: %v", by, refused.By, describe(refused), err)
 	}
 	return 0, err
 }

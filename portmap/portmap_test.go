@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,7 @@ func TestDeleteAndExpire(t *testing.T) {
 	m, evs := manager(t, e, "", t0)
 	a, _ := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 5000, Lease: time.Minute})
 	b, _ := m.Map(t0, Request{Client: lan1, Proto: UDP, Inside: 5000, Lease: time.Hour})
-	if _, err := m.Delete(t0, lan2, TCP, a.Outside, true, nil); !errors.Is(err, ErrNotAuthorized) {
+	if _, err := m.Delete(t0, lan2, "upnp", TCP, a.Outside, true, nil); !errors.Is(err, ErrNotAuthorized) {
 		t.Fatalf("delete by another host: %v", err)
 	}
 	if m.Expire(t0.Add(59*time.Second)) != 0 || m.Expire(t0.Add(time.Minute)) != 1 {
@@ -137,7 +138,7 @@ func TestDeleteAndExpire(t *testing.T) {
 	if got := e.DynamicForwards(); len(got) != 1 || got[0].Outside != b.Outside || got[0].Proto != UDP {
 		t.Fatalf("after expiry the engine holds %+v", got)
 	}
-	if n, err := m.Delete(t0, lan1, UDP, 5000, false, nil); n != 1 || err != nil {
+	if n, err := m.Delete(t0, lan1, "natpmp", UDP, 5000, false, nil); n != 1 || err != nil {
 		t.Fatalf("delete: %d %v", n, err)
 	}
 	if len(e.DynamicForwards()) != 0 {
@@ -440,4 +441,113 @@ func TestDroppedLeaseRestartsEpoch(t *testing.T) {
 	if m.EpochStart() != t0 || len(m.Leases()) != 1 {
 		t.Fatalf("epoch start %v (want %v: a lease was lost), leases %+v", m.EpochStart(), t0, m.Leases())
 	}
+}
+
+// TestPCPLeaseBoundToItsNonce: a PCP mapping changes or goes only with
+// its nonce; UPnP from the same host (no nonce) can neither refresh,
+// repoint nor delete it. And PCP does not take over a UPnP mapping (which
+// would lock its maker out), while UPnP and NAT-PMP still share theirs.
+func TestPCPLeaseBoundToItsNonce(t *testing.T) {
+	e := engine(t)
+	m, evs := manager(t, e, "", t0)
+	nonce := [12]byte{7, 7, 7}
+	p, err := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 5000, Outside: 40000, Lease: time.Hour, By: "pcp", Nonce: nonce})
+	if err != nil || p.Outside != 40000 {
+		t.Fatalf("PCP map: %+v %v", p, err)
+	}
+	later := t0.Add(time.Minute)
+	for name, r := range map[string]Request{
+		"UPnP refresh":   {Client: lan1, Proto: TCP, Inside: 5000, Outside: 40000, Exact: true, By: "upnp", Desc: "mine now"},
+		"UPnP repoint":   {Client: lan1, Proto: TCP, Inside: 6000, Outside: 40000, Exact: true, By: "upnp"},
+		"UPnP AddAny":    {Client: lan1, Proto: TCP, Inside: 5000, By: "upnp"},
+		"NAT-PMP":        {Client: lan1, Proto: TCP, Inside: 5000, By: "natpmp"},
+		"another nonce":  {Client: lan1, Proto: TCP, Inside: 5000, By: "pcp", Nonce: [12]byte{1}},
+		"zero nonce PCP": {Client: lan1, Proto: TCP, Inside: 5000, By: "pcp"},
+	} {
+		if _, err := m.Map(later, r); !errors.Is(err, ErrNonce) {
+			t.Errorf("%s: %v, want ErrNonce", name, err)
+		}
+	}
+	if _, err := m.Delete(later, lan1, "upnp", TCP, 40000, true, nil); !errors.Is(err, ErrNonce) {
+		t.Errorf("UPnP delete: %v, want ErrNonce", err)
+	}
+	if _, err := m.Delete(later, lan1, "natpmp", 0, 0, false, nil); !errors.Is(err, ErrNonce) {
+		t.Errorf("NAT-PMP delete all: %v, want ErrNonce", err)
+	}
+	if got := m.Leases(); len(got) != 1 || got[0] != p {
+		t.Fatalf("the PCP lease changed: %+v, was %+v", got, p)
+	}
+	if got := e.DynamicForwards(); len(got) != 1 || got[0] != (nat.DynamicForward{Proto: TCP, Outside: 40000, Host: lan1, Inside: 5000, By: "pcp"}) {
+		t.Fatalf("engine: %+v", got)
+	}
+	var refusals []string
+	for _, ev := range *evs {
+		if ev.Kind == "mapping_refused" && ev.Host == lan1 {
+			refusals = append(refusals, ev.Message)
+		}
+	}
+	if len(refusals) != 8 || !containsSub(refusals, "upnp delete of pcp mapping TCP outside port 40000 to 192.168.50.10:5000 refused: the mapping belongs to a PCP client") ||
+		!containsSub(refusals, "upnp TCP 192.168.50.10:5000 (outside 40000) refused: the mapping belongs to a PCP client") {
+		t.Errorf("refusal events:\n%s", strings.Join(refusals, "\n"))
+	}
+	// Its own client, with the nonce, still refreshes and deletes it.
+	if r, err := m.Map(later, Request{Client: lan1, Proto: TCP, Inside: 5000, Outside: 40000, By: "pcp", Nonce: nonce, Lease: time.Hour}); err != nil || r.Expires != later.Add(time.Hour) {
+		t.Fatalf("PCP refresh with the nonce: %+v %v", r, err)
+	}
+
+	// A UPnP mapping: PCP neither takes it over nor deletes it.
+	u, err := m.Map(t0, Request{Client: lan1, Proto: UDP, Inside: 6000, Outside: 40001, Exact: true, Lease: time.Hour, By: "upnp", Desc: "game"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Map(later, Request{Client: lan1, Proto: UDP, Inside: 6000, By: "pcp", Nonce: nonce}); !errors.Is(err, ErrOtherProtocol) {
+		t.Errorf("PCP over a UPnP mapping: %v, want ErrOtherProtocol", err)
+	}
+	if _, err := m.Delete(later, lan1, "pcp", UDP, 6000, false, &nonce); !errors.Is(err, ErrOtherProtocol) {
+		t.Errorf("PCP delete of a UPnP mapping: %v, want ErrOtherProtocol", err)
+	}
+	if l, ok := m.Find(UDP, 40001); !ok || l != u {
+		t.Fatalf("the UPnP lease changed: %+v, was %+v", l, u)
+	}
+	// NAT-PMP and UPnP share theirs (a program often asks with both).
+	if r, err := m.Map(later, Request{Client: lan1, Proto: UDP, Inside: 6000, By: "natpmp"}); err != nil || r.Outside != 40001 {
+		t.Fatalf("NAT-PMP refresh of a UPnP mapping: %+v %v", r, err)
+	}
+	if n, err := m.Delete(later, lan1, "upnp", UDP, 40001, true, nil); n != 1 || err != nil {
+		t.Fatalf("UPnP delete: %d %v", n, err)
+	}
+	if n, err := m.Delete(later, lan1, "pcp", TCP, 5000, false, &nonce); n != 1 || err != nil {
+		t.Fatalf("PCP delete with the nonce: %d %v", n, err)
+	}
+	if len(e.DynamicForwards()) != 0 {
+		t.Fatalf("engine after the deletes: %+v", e.DynamicForwards())
+	}
+}
+
+// TestFreePortNotAnotherLeaseOfTheHost: a request for any port skips the
+// outside ports the host's other leases hold (the engine would let the
+// host repoint its own forward, leaving two leases on one port).
+func TestFreePortNotAnotherLeaseOfTheHost(t *testing.T) {
+	e := engine(t)
+	m, _ := manager(t, e, "", t0)
+	u, err := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 7000, Outside: 40002, Exact: true, By: "upnp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 7100, Outside: 40002, By: "natpmp"})
+	if err != nil || n.Outside == 40002 {
+		t.Fatalf("NAT-PMP suggesting a held port: %+v %v", n, err)
+	}
+	if l, _ := m.Find(TCP, 40002); l != u || len(m.Leases()) != 2 {
+		t.Fatalf("leases %+v", m.Leases())
+	}
+	for _, d := range e.DynamicForwards() {
+		if d.Outside == 40002 && d.Inside != 7000 {
+			t.Fatalf("engine repointed 40002: %+v", d)
+		}
+	}
+}
+
+func containsSub(ss []string, sub string) bool {
+	return slices.ContainsFunc(ss, func(s string) bool { return strings.Contains(s, sub) })
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,6 +267,20 @@ func TestPortMapping(t *testing.T) {
 			t.Fatalf("PCP MAP: %+v", r)
 		}
 		e.mustReach("tcp", 40004, "lan1 tcp")
+		// upnpc on the same host has no nonce: it can neither take the
+		// mapping over (718, or 729 on IGD:2) nor delete it (606).
+		out, _ := e.upnpc(lab.Lan1, "-e", "taken", "-a", lab.LAN1, "5001", "40004", "TCP", "600")
+		if !strings.Contains(out, "718") && !strings.Contains(out, "729") {
+			t.Fatalf("upnpc over the PCP mapping: want 718 or 729\n%s", out)
+		}
+		out, _ = e.upnpc(lab.Lan1, "-d", "40004", "TCP")
+		if !strings.Contains(out, "606") {
+			t.Fatalf("upnpc -d of the PCP mapping: want 606\n%s", out)
+		}
+		if m, ok := e.find("tcp", 40004); !ok || m.By != "pcp" || m.InsidePort != 5000 || m.LeaseLeftSec < 590 {
+			t.Fatalf("the PCP mapping after upnpc: %+v %v", m, ok)
+		}
+		e.mustReach("tcp", 40004, "lan1 tcp")
 		// lan2 for lan1: the client field must be the sender (ADDRESS_MISMATCH)
 		// and THIRD_PARTY is refused (NOT_AUTHORIZED).
 		if r := e.pcpAsk(lab.Lan2, pcpMap(lab.LAN1, 2, 6, 22, 40022, 600, "")); r.Result != pcp.AddressMismatch {
@@ -314,6 +329,11 @@ func TestPortMapping(t *testing.T) {
 		}
 		if kinds["mapping_made"] == 0 || kinds["mapping_refused"] == 0 || kinds["mapping_deleted"] == 0 || kinds["mapping_expired"] == 0 {
 			t.Fatalf("event kinds %v", kinds)
+		}
+		if !slices.ContainsFunc(evs, func(ev control.Event) bool {
+			return ev.Kind == "mapping_refused" && strings.Contains(ev.Message, "upnp delete of pcp mapping TCP outside port 40004")
+		}) {
+			t.Errorf("no event for upnpc's refused delete of the PCP mapping: %+v", evs)
 		}
 	})
 

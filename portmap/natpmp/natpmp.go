@@ -139,7 +139,7 @@ func (s *Server) Answer(now time.Time, client netip.Addr, b []byte) []byte {
 	if r.Lifetime == 0 {
 		// Deletion (section 3.4); internal port 0 deletes all of this
 		// host's mappings of the protocol. Deleting nothing succeeds.
-		_, err := s.Manager.Delete(now, client, proto, r.Internal, false, nil)
+		_, err := s.Manager.Delete(now, client, "natpmp", proto, r.Internal, false, nil)
 		if err != nil && !errors.Is(err, portmap.ErrNoSuchLease) {
 			return AppendMap(nil, r.Op, code(err), epoch, r.Internal, 0, 0)
 		}

@@ -322,9 +322,9 @@ func (s *Server) mapping(now time.Time, r Request, host netip.Addr, exact bool, 
 		return errResp(CannotProvideExternal)
 	}
 	if r.Lifetime == 0 {
-		_, err := s.Manager.Delete(now, host, r.Proto, r.Internal, false, &r.Nonce)
+		_, err := s.Manager.Delete(now, host, "pcp", r.Proto, r.Internal, false, &r.Nonce)
 		switch {
-		case errors.Is(err, portmap.ErrNonce):
+		case errors.Is(err, portmap.ErrNonce), errors.Is(err, portmap.ErrOtherProtocol):
 			return errResp(NotAuthorized)
 		case err != nil && !errors.Is(err, portmap.ErrNoSuchLease):
 			return errResp(NetworkFailure)
@@ -370,7 +370,7 @@ func Announcement(epoch uint32) []byte {
 
 func code(err error) uint8 {
 	switch {
-	case errors.Is(err, portmap.ErrNotAuthorized), errors.Is(err, portmap.ErrNotLAN), errors.Is(err, portmap.ErrNonce):
+	case errors.Is(err, portmap.ErrNotAuthorized), errors.Is(err, portmap.ErrNotLAN), errors.Is(err, portmap.ErrNonce), errors.Is(err, portmap.ErrOtherProtocol):
 		return NotAuthorized
 	case errors.Is(err, portmap.ErrHostLimit):
 		return UserExQuota

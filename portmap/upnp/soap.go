@@ -188,8 +188,10 @@ func (c *Control) Do(now time.Time, client netip.Addr, a Action) ([]Arg, error) 
 		if err != nil {
 			return nil, err
 		}
-		if _, err := c.Manager.Delete(now, client, proto, port, true, nil); err != nil {
-			if errors.Is(err, portmap.ErrNotAuthorized) {
+		if _, err := c.Manager.Delete(now, client, "upnp", proto, port, true, nil); err != nil {
+			// Another host's mapping, or a PCP client's (RFC 6970 answers
+			// PCP's NOT_AUTHORIZED with 606 too).
+			if errors.Is(err, portmap.ErrNotAuthorized) || errors.Is(err, portmap.ErrNonce) {
 				return nil, ErrNotAuthorized
 			}
 			return nil, ErrNoSuchEntry
@@ -304,8 +306,12 @@ func fault(err error, v2 bool) error {
 	switch {
 	case errors.Is(err, portmap.ErrNotAuthorized), errors.Is(err, portmap.ErrNotLAN), errors.Is(err, portmap.ErrLowPort):
 		return ErrNotAuthorized
-	case errors.Is(err, portmap.ErrReserved) && v2:
+	case (errors.Is(err, portmap.ErrReserved) || errors.Is(err, portmap.ErrNonce)) && v2:
+		// A PCP client's mapping is another mechanism's, as a configured
+		// forward's port is: v1 has only 718 for both.
 		return ErrConflictOther
+	case errors.Is(err, portmap.ErrNonce):
+		return ErrConflict
 	case errors.Is(err, portmap.ErrReserved), errors.Is(err, portmap.ErrConflict):
 		return ErrConflict
 	case errors.Is(err, portmap.ErrHostLimit), errors.Is(err, portmap.ErrNoPort), errors.Is(err, portmap.ErrTotalLimit):
@@ -337,7 +343,7 @@ func (c *Control) deleteRange(now time.Time, client netip.Addr, a Action) error 
 	n := 0
 	for _, l := range c.Manager.Leases() {
 		if l.Proto == proto && l.Outside >= lo && l.Outside <= hi && l.Host == client {
-			if k, _ := c.Manager.Delete(now, client, proto, l.Outside, true, nil); k > 0 {
+			if k, _ := c.Manager.Delete(now, client, "upnp", proto, l.Outside, true, nil); k > 0 {
 				n += k
 			}
 		}

@@ -271,3 +271,30 @@ func TestSOAPEntitiesAndNesting(t *testing.T) {
 		t.Fatalf("oversize body: %v", err)
 	}
 }
+
+// TestPCPMappingNotUPnPs: a mapping a PCP client made on the same host is
+// not UPnP's to refresh, repoint or delete (it has no nonce): 718 in v1,
+// 729 ConflictWithOtherMechanisms in v2, 606 on delete; the lease stays.
+func TestPCPMappingNotUPnPs(t *testing.T) {
+	h, m, _ := handler(t)
+	p, err := m.Map(T0, portmap.Request{Client: LAN1, Proto: portmap.TCP, Inside: 5000, Outside: 40000, Exact: true, By: "pcp", Nonce: [12]byte{1}, Lease: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l1 := LAN1.String()
+	for _, c := range []struct{ name, service, action, body, want string }{
+		{"add v1", WANIPConn1, "AddPortMapping", add(WANIPConn1, "AddPortMapping", "40000", "TCP", "5000", l1, "0"), "718"},
+		{"add v2, another inside port", WANIPConn2, "AddPortMapping", add(WANIPConn2, "AddPortMapping", "40000", "TCP", "6000", l1, "600"), "729"},
+		{"add any v2", WANIPConn2, "AddAnyPortMapping", add(WANIPConn2, "AddAnyPortMapping", "0", "TCP", "5000", l1, "600"), "729"},
+		{"delete", WANIPConn1, "DeletePortMapping", soap(WANIPConn1, "DeletePortMapping", "NewRemoteHost", "", "NewExternalPort", "40000", "NewProtocol", "TCP"), "606"},
+		{"delete range", WANIPConn2, "DeletePortMappingRange", soap(WANIPConn2, "DeletePortMappingRange", "NewStartPort", "1", "NewEndPort", "65535", "NewProtocol", "TCP", "NewManage", "1"), "730"},
+	} {
+		code, body := call(h, l1, "POST", "/ctl/WANIPConn", c.service, c.action, c.body)
+		if m := errorCode.FindStringSubmatch(body); code != 500 || m == nil || m[1] != c.want {
+			t.Errorf("%s: HTTP %d %s, want UPnP error %s", c.name, code, body, c.want)
+		}
+	}
+	if got := m.Leases(); len(got) != 1 || got[0] != p {
+		t.Fatalf("leases %+v, want the PCP one %+v untouched", got, p)
+	}
+}
