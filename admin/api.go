@@ -48,6 +48,7 @@ type SessionInfo struct {
 	Authenticated bool   `json:"authenticated"`
 	Via           string `json:"via,omitempty"`        // "session", "token" or "local" (the control socket)
 	CSRFToken     string `json:"csrf_token,omitempty"` // send it as X-CSRF-Token with changes
+	Scope         string `json:"scope,omitempty"`      // with a token: "admin" or "read"
 }
 
 // LoginRequest is the body of POST /api/v1/login.
@@ -102,11 +103,13 @@ type DMZResponse struct {
 	Host    string  `json:"host"`
 }
 
-// TokenRequest is the body of POST /api/v1/tokens: what the token is for
-// and how many days it lives (0: 90).
+// TokenRequest is the body of POST /api/v1/tokens: what the token is for,
+// how many days it lives (0: 90) and what it may do: "admin" (the
+// default) or "read".
 type TokenRequest struct {
 	Name        string `json:"name"`
 	ExpiresDays int    `json:"expires_days,omitzero"`
+	Scope       string `json:"scope,omitempty"`
 }
 
 // TokenResponse answers POST /api/v1/tokens; the token is shown only here.
@@ -120,6 +123,7 @@ type api struct {
 	auth    *Auth
 	trusted bool // the control socket: root, no login
 	log     *slog.Logger
+	routes  []string // the authenticated routes, as RouteKey makes them (for TestRouteScopes)
 }
 
 // NewAPI is the REST API for the admin HTTP server: every call but
@@ -143,6 +147,9 @@ func (a *api) handler() http.Handler {
 	open := func(path string, m methods) { mux.Handle(path, dispatch(m)) }
 	authed := func(path string, m methods) {
 		var h http.Handler = dispatch(m)
+		for method := range m {
+			a.routes = append(a.routes, RouteKey(method, path))
+		}
 		if !a.trusted {
 			h = a.auth.Require(h)
 		}
@@ -294,9 +301,9 @@ func (a *api) session(w http.ResponseWriter, r *http.Request) {
 		info.Authenticated, info.Via = true, "local"
 	} else if id, ok := a.auth.identify(r); ok {
 		info.Authenticated = true
-		info.Via, info.CSRFToken = "token", ""
+		info.Via, info.CSRFToken, info.Scope = "token", "", id.Scope
 		if id.Session {
-			info.Via, info.CSRFToken = "session", id.CSRF
+			info.Via, info.CSRFToken, info.Scope = "session", id.CSRF, ""
 		}
 	}
 	writeJSON(w, http.StatusOK, info)
@@ -559,7 +566,7 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusBadRequest, apiErrors("expires_days", "a token lives 1 or more days (0: 90)"))
 		return
 	}
-	tok, info, err := a.auth.CreateToken(req.Name, time.Duration(req.ExpiresDays)*24*time.Hour)
+	tok, info, err := a.auth.CreateToken(req.Name, time.Duration(req.ExpiresDays)*24*time.Hour, req.Scope)
 	if err != nil {
 		a.writeError(w, err)
 		return

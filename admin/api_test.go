@@ -778,7 +778,7 @@ func TestTokenExpiryAndLimit(t *testing.T) {
 	if r := c.do("POST", "/api/v1/tokens", `{"name":"x","expires_days":-1}`); r.code != 400 || !r.hasErr("expires_days", "") {
 		t.Fatalf("negative lifetime: %d %s", r.code, r.body)
 	}
-	long, info, err := e.auth.CreateToken("default", 0)
+	long, info, err := e.auth.CreateToken("default", 0, "")
 	if err != nil || !info.Expires.Equal(e.now.Add(DefaultTokenTTL).Truncate(time.Second)) {
 		t.Fatalf("default lifetime: %v %+v", err, info)
 	}
@@ -801,7 +801,7 @@ func TestTokenExpiryAndLimit(t *testing.T) {
 		t.Fatalf("list %+v", list)
 	}
 	for i := 1; i < MaxTokens; i++ { // the expired one makes room
-		if _, _, err := e.auth.CreateToken("n", 0); err != nil {
+		if _, _, err := e.auth.CreateToken("n", 0, ""); err != nil {
 			t.Fatalf("token %d: %v", i, err)
 		}
 	}
@@ -888,7 +888,7 @@ func TestServerHandler(t *testing.T) {
 		t.Fatalf("/metrics without a token: %d %s", rec.Code, rec.Body)
 	}
 	e.loggedIn()
-	tok, _, err := e.auth.CreateToken("prometheus", 0)
+	tok, _, err := e.auth.CreateToken("prometheus", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}

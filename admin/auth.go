@@ -133,6 +133,15 @@ type tokenEntry struct {
 	Hash    string    `json:"sha256"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires,omitzero"` // zero: a token from before expiry existed, Created+DefaultTokenTTL
+	Scope   string    `json:"scope,omitempty"`  // "" (a token from before scopes existed): ScopeAdmin
+}
+
+// scope is what the token may do.
+func (e tokenEntry) scope() string {
+	if e.Scope == "" {
+		return ScopeAdmin
+	}
+	return e.Scope
 }
 
 // expires is when the token stops working.
@@ -150,6 +159,7 @@ type TokenInfo struct {
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	Expired bool      `json:"expired,omitempty"`
+	Scope   string    `json:"scope"` // ScopeAdmin or ScopeRead
 }
 
 type session struct {
@@ -654,6 +664,7 @@ type Identity struct {
 	Session bool
 	CSRF    string // the session's CSRF token
 	Token   string // the API token's id
+	Scope   string // the API token's scope
 }
 
 type ctxKey struct{}
@@ -665,8 +676,8 @@ func (a *Auth) identify(r *http.Request) (Identity, bool) {
 		if !strings.EqualFold(scheme, "Bearer") {
 			return Identity{}, false
 		}
-		id, ok := a.checkToken(strings.TrimSpace(tok))
-		return Identity{Token: id}, ok
+		id, scope, ok := a.checkToken(strings.TrimSpace(tok))
+		return Identity{Token: id, Scope: scope}, ok
 	}
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
@@ -691,7 +702,9 @@ func (a *Auth) identify(r *http.Request) (Identity, bool) {
 
 // Require lets authenticated requests through to h: a session cookie, or
 // an API token as "Authorization: Bearer TOKEN". Others get 401 with a JSON
-// error under /api/, and a redirect to /login elsewhere. With a session,
+// error under /api/, and a redirect to /login elsewhere. A token of scope
+// ScopeRead gets 403 on every route RouteScopes does not mark read (see
+// tokenMay): this is the one place scopes are enforced. With a session,
 // every method but GET, HEAD and OPTIONS must carry the session's CSRF
 // token, in the X-CSRF-Token header or the csrf_token form field, or it is
 // refused with 403.
@@ -706,6 +719,15 @@ func (a *Auth) Require(h http.Handler) http.Handler {
 				return
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if !id.Session && !tokenMay(id.Scope, r) {
+			msg := fmt.Sprintf("this API token's scope is %q: it may only read (GET of status, flows, events, configuration, forwards, passthrough, DMZ, mappings, and /metrics); %s %s needs a token of scope %q or a session", id.Scope, r.Method, r.URL.Path, ScopeAdmin)
+			if api {
+				writeErrors(w, http.StatusForbidden, apiErrors("", msg))
+			} else {
+				http.Error(w, "Forbidden: "+msg, http.StatusForbidden)
+			}
 			return
 		}
 		if id.Session && !safeMethod(r.Method) && !csrfOK(r, id.CSRF) {
@@ -767,13 +789,20 @@ func RequestIdentity(r *http.Request) (Identity, bool) {
 }
 
 // CreateToken makes an API token for scripts ("Authorization: Bearer
-// TOKEN") that expires after ttl (0: DefaultTokenTTL), stores its SHA-256
-// hash and returns the token, which is shown this once only. Expired
-// tokens are dropped; with MaxTokens live ones it is ErrTooManyTokens.
-func (a *Auth) CreateToken(name string, ttl time.Duration) (token string, info TokenInfo, err error) {
+// TOKEN") that expires after ttl (0: DefaultTokenTTL) with scope
+// ScopeAdmin or ScopeRead ("": ScopeAdmin), stores its SHA-256 hash and
+// returns the token, which is shown this once only. Expired tokens are
+// dropped; with MaxTokens live ones it is ErrTooManyTokens.
+func (a *Auth) CreateToken(name string, ttl time.Duration, scope string) (token string, info TokenInfo, err error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 64 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return "", TokenInfo{}, config.Errors{{Field: "name", Msg: "1-64 printable characters required (what the token is for)"}}
+	}
+	if scope == "" {
+		scope = ScopeAdmin
+	}
+	if scope != ScopeAdmin && scope != ScopeRead {
+		return "", TokenInfo{}, config.Errors{{Field: "scope", Msg: fmt.Sprintf("%q or %q (what the token may do: everything, or only read)", ScopeAdmin, ScopeRead)}}
 	}
 	if ttl == 0 {
 		ttl = DefaultTokenTTL
@@ -793,18 +822,18 @@ func (a *Auth) CreateToken(name string, ttl time.Duration) (token string, info T
 		a.state.Tokens = prev
 		return "", TokenInfo{}, ErrTooManyTokens
 	}
-	e := tokenEntry{ID: hex.EncodeToString(sum[:4]), Name: name, Hash: hex.EncodeToString(sum[:]), Created: now, Expires: now.Add(ttl)}
+	e := tokenEntry{ID: hex.EncodeToString(sum[:4]), Name: name, Hash: hex.EncodeToString(sum[:]), Created: now, Expires: now.Add(ttl), Scope: scope}
 	a.state.Tokens = append(a.state.Tokens, e)
 	if err := a.save(); err != nil {
 		a.state.Tokens = prev
 		return "", TokenInfo{}, err
 	}
-	a.log.Info("API token created", "id", e.ID, "name", name, "expires", e.Expires)
+	a.log.Info("API token created", "id", e.ID, "name", name, "scope", scope, "expires", e.Expires)
 	return token, e.info(now), nil
 }
 
 func (e tokenEntry) info(now time.Time) TokenInfo {
-	return TokenInfo{ID: e.ID, Name: e.Name, Created: e.Created, Expires: e.expires(), Expired: !now.Before(e.expires())}
+	return TokenInfo{ID: e.ID, Name: e.Name, Created: e.Created, Expires: e.expires(), Expired: !now.Before(e.expires()), Scope: e.scope()}
 }
 
 // Tokens lists the API tokens.
@@ -840,10 +869,10 @@ func (a *Auth) RevokeToken(id string) error {
 }
 
 // checkToken finds the API token, if it has not expired; it returns the
-// token's id.
-func (a *Auth) checkToken(tok string) (string, bool) {
+// token's id and scope.
+func (a *Auth) checkToken(tok string) (id, scope string, ok bool) {
 	if !strings.HasPrefix(tok, TokenPrefix) {
-		return "", false
+		return "", "", false
 	}
 	sum := sha256.Sum256([]byte(tok))
 	want := hex.EncodeToString(sum[:])
@@ -854,10 +883,10 @@ func (a *Auth) checkToken(tok string) (string, bool) {
 	now := a.now()
 	for _, e := range a.state.Tokens {
 		if subtle.ConstantTimeCompare([]byte(e.Hash), []byte(want)) == 1 && now.Before(e.expires()) {
-			found = e.ID
+			found, scope = e.ID, e.scope()
 		}
 	}
-	return found, found != ""
+	return found, scope, found != ""
 }
 
 // AuthSuffix names the authentication state file next to the

@@ -172,7 +172,7 @@ func (e *env) client() *client { return &client{e: e, remote: "192.168.50.10:500
 // tokenClient is a client that calls with a new API token named name.
 func (e *env) tokenClient(name string) *client {
 	e.t.Helper()
-	tok, _, err := e.auth.CreateToken(name, 0)
+	tok, _, err := e.auth.CreateToken(name, 0, "")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -655,6 +655,31 @@ func TestBrowser(t *testing.T) {
 	})
 	do("untick auto-refresh", chromedp.Click(id("auto-refresh")))
 	do("Password page", chromedp.Click(id("nav-password")), chromedp.WaitVisible(id("password-form")), shot("password"))
+	// A read token made on the page (read is preselected): it reads the
+	// API and is refused a change, with a 403 naming its scope.
+	do("make a read token",
+		chromedp.SendKeys(id("token-name"), "grafana"),
+		chromedp.SetValue(id("token-days"), "30"),
+		chromedp.Click(id("token-create")),
+		chromedp.WaitVisible(id("new-token")), shot("read-token"))
+	readToken := text("new-token")
+	if got := text("tokens"); !strings.Contains(got, "grafana") || !strings.Contains(got, "read") {
+		t.Fatalf("token list after making a read token: %q", got)
+	}
+	curlToken := func(args ...string) string {
+		t.Helper()
+		out, err := run(lab.Lan1, append([]string{"curl", "-sS", "--cacert", cacert, "--max-time", "5", "-H", "Authorization: Bearer " + readToken}, args...)...)
+		if err != nil {
+			t.Fatalf("curl %v: %v %s", args, err, out)
+		}
+		return out
+	}
+	if code := curlToken("-o", "/dev/null", "-w", "%{http_code}", adminURL+"/api/v1/status"); code != "200" {
+		t.Errorf("read token, GET status: HTTP %s", code)
+	}
+	if out := curlToken("-w", "%{http_code}", "-X", "PUT", "-H", "Content-Type: application/json", "-d", `{"enabled":false}`, adminURL+"/api/v1/passthrough/pptp"); !strings.HasSuffix(out, "403") || !strings.Contains(out, `scope is \"read\"`) {
+		t.Errorf("read token, PUT passthrough: %s", out)
+	}
 
 	// The admin page is not served on the WAN side.
 	if out, err := run(lab.Server2, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", "http://"+lab.WANAddr+":8080/login"); err == nil {

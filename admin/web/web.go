@@ -57,6 +57,7 @@ type authenticator interface {
 	Setup(r *http.Request, code, pw string) error
 	SetPassword(r *http.Request, old, new string) error
 	Tokens() []admin.TokenInfo
+	CreateToken(name string, ttl time.Duration, scope string) (string, admin.TokenInfo, error)
 	RevokeToken(id string) error
 	Login(w http.ResponseWriter, r *http.Request, password string) error
 	Logout(w http.ResponseWriter, r *http.Request)
@@ -82,6 +83,8 @@ type handler struct {
 	csrf  func(*http.Request) string
 	pages map[string]*template.Template
 	next  http.Handler
+	// routes are the guarded routes' patterns (for TestRouteScopes).
+	routes []string
 }
 
 func newHandler(svc service, auth authenticator, csrf func(*http.Request) string) http.Handler {
@@ -102,7 +105,11 @@ func newHandler(svc service, auth authenticator, csrf func(*http.Request) string
 	mux.HandleFunc("GET /setup", h.setupPage)
 	mux.HandleFunc("POST /setup", h.setupPost)
 
-	guard := func(pattern string, fn http.HandlerFunc) { mux.Handle(pattern, auth.Require(fn)) }
+	// Require enforces the API token scopes of admin.RouteScopes here too.
+	guard := func(pattern string, fn http.HandlerFunc) {
+		h.routes = append(h.routes, pattern)
+		mux.Handle(pattern, auth.Require(fn))
+	}
 	guard("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/status", http.StatusSeeOther)
 	})
@@ -120,6 +127,7 @@ func newHandler(svc service, auth authenticator, csrf func(*http.Request) string
 	guard("GET /password", h.passwordPage)
 	guard("POST /password", h.passwordPost)
 	guard("POST /password/revoke", h.revokePost)
+	guard("POST /password/token", h.tokenPost)
 	guard("POST /logout", h.logoutPost)
 	// Besides the session's CSRF token (Require), refuse any cross-site
 	// form post by the browser's Sec-Fetch-Site and Origin headers: this
@@ -366,8 +374,32 @@ func (h *handler) logoutPost(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
+// passwordData is the password page's: the API tokens, and the one just
+// made (shown this once).
+type passwordData struct {
+	Tokens   []admin.TokenInfo
+	New      string
+	NewInfo  admin.TokenInfo
+	Scopes   []string
+	Days     int
+	NameTry  string // the name a refused creation asked for
+	ScopeTry string
+}
+
+// password renders the password page with res.
+func (h *handler) password(w http.ResponseWriter, r *http.Request, code int, res *result, d passwordData) {
+	d.Tokens, d.Scopes = h.auth.Tokens(), []string{admin.ScopeRead, admin.ScopeAdmin}
+	if d.Days == 0 {
+		d.Days = int(admin.DefaultTokenTTL / (24 * time.Hour))
+	}
+	if d.ScopeTry == "" {
+		d.ScopeTry = admin.ScopeRead
+	}
+	h.render(w, r, code, "password", &view{Title: "Password", Result: res, Data: d})
+}
+
 func (h *handler) passwordPage(w http.ResponseWriter, r *http.Request) {
-	h.render(w, r, http.StatusOK, "password", &view{Title: "Password", Data: h.auth.Tokens()})
+	h.password(w, r, http.StatusOK, nil, passwordData{})
 }
 
 // revokePost revokes one API token.
@@ -377,7 +409,28 @@ func (h *handler) revokePost(w http.ResponseWriter, r *http.Request) {
 	if err := h.auth.RevokeToken(id); err != nil {
 		res, code = outcome(nil, err, "revoke", "")
 	}
-	h.render(w, r, code, "password", &view{Title: "Password", Result: res, Data: h.auth.Tokens()})
+	h.password(w, r, code, res, passwordData{})
+}
+
+// tokenPost makes an API token with the scope chosen (read unless asked
+// otherwise) and shows it this once.
+func (h *handler) tokenPost(w http.ResponseWriter, r *http.Request) {
+	name, scope := r.PostFormValue("name"), r.PostFormValue("scope")
+	try := passwordData{NameTry: name, ScopeTry: scope}
+	days, err := strconv.Atoi(r.PostFormValue("expires_days"))
+	if err != nil || days < 1 {
+		h.password(w, r, http.StatusUnprocessableEntity, fieldResult("token", map[string]string{"expires_days": "a whole number of days, 1 or more"}), try)
+		return
+	}
+	try.Days = days
+	tok, info, err := h.auth.CreateToken(name, time.Duration(days)*24*time.Hour, scope)
+	if err != nil {
+		res, code := outcome(nil, err, "token", "", "name", "expires_days", "scope")
+		h.password(w, r, code, res, try)
+		return
+	}
+	res := &result{Applied: true, Changes: []string{fmt.Sprintf("API token %s (%s, scope %s) created", info.ID, info.Name, info.Scope)}}
+	h.password(w, r, http.StatusCreated, res, passwordData{New: tok, NewInfo: info})
 }
 
 // passwordPost changes the password. That ends every session, this one
@@ -405,16 +458,16 @@ func (h *handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 			fields["old"] = err.Error()
 		case errors.As(err, &rl):
 			w.Header().Set("Retry-After", strconv.Itoa(int(rl.RetryAfter.Seconds()+0.999)))
-			h.render(w, r, http.StatusTooManyRequests, "password", &view{Title: "Password", Result: fieldResult("password", map[string]string{"old": err.Error()}), Data: h.auth.Tokens()})
+			h.password(w, r, http.StatusTooManyRequests, fieldResult("password", map[string]string{"old": err.Error()}), passwordData{})
 			return
 		case errors.As(err, &pe):
 			fields["password"] = err.Error()
 		default:
-			h.render(w, r, http.StatusInternalServerError, "password", &view{Title: "Password", Result: &result{Errors: []string{err.Error()}}, Data: h.auth.Tokens()})
+			h.password(w, r, http.StatusInternalServerError, &result{Errors: []string{err.Error()}}, passwordData{})
 			return
 		}
 	}
-	h.render(w, r, http.StatusUnprocessableEntity, "password", &view{Title: "Password", Result: fieldResult("password", fields), Data: h.auth.Tokens()})
+	h.password(w, r, http.StatusUnprocessableEntity, fieldResult("password", fields), passwordData{})
 }
 
 // ---- status

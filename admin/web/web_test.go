@@ -797,11 +797,11 @@ func TestPasswordChange(t *testing.T) {
 // password change revokes them all, and it does.
 func TestTokensOnPasswordPage(t *testing.T) {
 	c, _, auth := setup(t)
-	_, info, err := auth.CreateToken("prometheus", 0)
+	_, info, err := auth.CreateToken("prometheus", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := auth.CreateToken("backup script", 0); err != nil {
+	if _, _, err := auth.CreateToken("backup script", 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	code, body, _ := c.get("/password")

@@ -412,12 +412,13 @@ func readNewPassword(stderr io.Writer) (string, error) {
 }
 
 func cmdToken(args []string, stdout, stderr io.Writer) error {
-	const synopsis = "create NAME [--days N] | list | revoke ID  [--json] [--control SOCKET] [--config FILE]"
-	var cfgPath *string
+	const synopsis = "create NAME [--days N] [--scope admin|read] | list | revoke ID  [--json] [--control SOCKET] [--config FILE]"
+	var cfgPath, scope *string
 	var days *int
 	pos, asJSON, sock, err := adminArgs("token", synopsis, args, stderr, func(f *flag.FlagSet) {
 		cfgPath = f.String("config", "", "configuration `file`: with passgate stopped, write the state file next to it")
 		days = f.Int("days", 90, "create: the token expires after this many `days`")
+		scope = f.String("scope", admin.ScopeAdmin, "create: what the token may do: `admin` (everything but change the password) or read (status, flows, events, configuration, mappings, /metrics; no change)")
 	})
 	if err != nil {
 		return err
@@ -438,9 +439,9 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 		}
 		var resp admin.TokenResponse
 		if t.auth != nil {
-			resp.Token, resp.TokenInfo, err = t.auth.CreateToken(pos[1], time.Duration(*days)*24*time.Hour)
+			resp.Token, resp.TokenInfo, err = t.auth.CreateToken(pos[1], time.Duration(*days)*24*time.Hour, *scope)
 		} else {
-			err = t.client.Do(ctx, http.MethodPost, control.AdminPath("tokens"), admin.TokenRequest{Name: pos[1], ExpiresDays: *days}, &resp)
+			err = t.client.Do(ctx, http.MethodPost, control.AdminPath("tokens"), admin.TokenRequest{Name: pos[1], ExpiresDays: *days, Scope: *scope}, &resp)
 		}
 		if err != nil {
 			return reportAdmin(stderr, err)
@@ -449,7 +450,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 			return writeJSON(stdout, resp)
 		}
 		fmt.Fprintln(stdout, resp.Token)
-		fmt.Fprintf(stderr, "API token %s (%s) created, expires %s; it is shown this once only.\nUse it as: curl --cacert CERT -H 'Authorization: Bearer TOKEN' https://LAN-ADDRESS:8080/api/v1/status\n", resp.ID, resp.Name, resp.Expires.Local().Format(time.DateTime))
+		fmt.Fprintf(stderr, "API token %s (%s, scope %s) created, expires %s; it is shown this once only.\nUse it as: curl --cacert CERT -H 'Authorization: Bearer TOKEN' https://LAN-ADDRESS:8080/api/v1/status\n", resp.ID, resp.Name, resp.Scope, resp.Expires.Local().Format(time.DateTime))
 		return nil
 	case "list", "ls":
 		var list []admin.TokenInfo
@@ -462,13 +463,13 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 			return writeJSON(stdout, list)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEXPIRES")
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPE\tCREATED\tEXPIRES")
 		for _, e := range list {
 			exp := e.Expires.Local().Format(time.DateTime)
 			if e.Expired {
 				exp += " (expired)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ID, e.Name, e.Created.Local().Format(time.DateTime), exp)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.ID, e.Name, e.Scope, e.Created.Local().Format(time.DateTime), exp)
 		}
 		tw.Flush()
 		return nil

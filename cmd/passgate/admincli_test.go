@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +202,18 @@ func TestPasswdAndTokenCLI(t *testing.T) {
 	var list []admin.TokenInfo
 	if code != 0 || json.Unmarshal([]byte(o), &list) != nil || len(list) != 1 || list[0].Name != "grafana" {
 		t.Fatalf("token list: %d %s", code, o)
+	}
+	if code != 0 || list[0].Scope != admin.ScopeAdmin {
+		t.Fatalf("default scope: %+v", list[0])
+	}
+	if code, o, e := runCLI("token", "create", "prometheus", "--scope", "read", "--control", sock); code != 0 || !strings.HasPrefix(o, admin.TokenPrefix) || !strings.Contains(e, "scope read") {
+		t.Fatalf("token create --scope read: %d %q %q", code, o, e)
+	}
+	if code, _, e := runCLI("token", "create", "x", "--scope", "root", "--control", sock); code == 0 || !strings.Contains(e, "scope") {
+		t.Fatalf("token create --scope root: %d %q", code, e)
+	}
+	if code, o, _ := runCLI("token", "list", "--control", sock); code != 0 || !strings.Contains(o, "SCOPE") || !regexp.MustCompile(`(?m)^\S+\s+prometheus\s+read\s`).MatchString(o) {
+		t.Fatalf("token list shows no scope: %d\n%s", code, o)
 	}
 	if code, o, _ := runCLI("token", "revoke", list[0].ID, "--control", sock); code != 0 || !strings.Contains(o, "revoked") {
 		t.Fatalf("revoke: %d %q", code, o)

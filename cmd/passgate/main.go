@@ -54,7 +54,7 @@ Usage:
   passgate dmz [IP|off] [--json] [--control SOCKET]
   passgate mappings [list | del tcp|udp PORT] [--json] [--control SOCKET]
   passgate passwd [--control SOCKET] [--config FILE]
-  passgate token create NAME | list | revoke ID [--json] [--control SOCKET] [--config FILE]
+  passgate token create NAME [--days N] [--scope admin|read] | list | revoke ID [--json] [--control SOCKET] [--config FILE]
   passgate config check FILE
   passgate demo [ARGS]
   passgate version
