@@ -28,7 +28,7 @@ import (
 // Sizes of the encoded key and value.
 const (
 	KeySize   = 20
-	ValueSize = 56
+	ValueSize = 64
 )
 
 // Offsets in the encoded value.
@@ -44,6 +44,11 @@ const (
 	vMaxFrame = 36 // largest frame (Ethernet header included) the way out takes
 	vPackets  = 40 // forwarded by the program, native order
 	vBytes    = 48 // their IPv4 lengths
+	// The transport checksum delta split in its pseudo-header part (the
+	// addresses) and the ports' part, for the tc program's checksum
+	// helpers: a checksum left partial takes only the first.
+	vAddrDelta = 56
+	vPortDelta = 60
 )
 
 // Key is a packet's tuple as it arrives.
@@ -80,9 +85,10 @@ type Value struct {
 	Ifindex          uint32
 	DstMAC, SrcMAC   [6]byte
 	// IPDelta and L4Delta are filled by NewValue.
-	IPDelta, L4Delta uint32
-	MaxFrame         uint32
-	Packets, Bytes   uint64
+	IPDelta, L4Delta     uint32
+	AddrDelta, PortDelta uint32
+	MaxFrame             uint32
+	Packets, Bytes       uint64
 }
 
 // NewValue is the entry for packets arriving as k and leaving translated
@@ -97,9 +103,10 @@ func NewValue(k Key, src, dst [4]byte, sport, dport uint16, ifindex uint32, dstM
 	// in ones' complement is adding ~0x0100 (RFC 1624 eqn. 3 with m' =
 	// m - 0x100: ~m + m' = 0xffff - 0x100).
 	v.IPDelta = memOrder(addr + 0xfeff)
-	l4 := delta16(addr, k.SrcPort, sport)
-	l4 = delta16(l4, k.DstPort, dport)
-	v.L4Delta = memOrder(l4)
+	ports := delta16(0, k.SrcPort, sport)
+	ports = delta16(ports, k.DstPort, dport)
+	v.L4Delta = memOrder(addr + ports)
+	v.AddrDelta, v.PortDelta = memOrder(addr), memOrder(ports)
 	return v
 }
 
@@ -142,6 +149,8 @@ func (v *Value) Encode(b *[ValueSize]byte) {
 	binary.NativeEndian.PutUint32(b[vMaxFrame:], v.MaxFrame)
 	binary.NativeEndian.PutUint64(b[vPackets:], v.Packets)
 	binary.NativeEndian.PutUint64(b[vBytes:], v.Bytes)
+	binary.NativeEndian.PutUint32(b[vAddrDelta:], v.AddrDelta)
+	binary.NativeEndian.PutUint32(b[vPortDelta:], v.PortDelta)
 }
 
 // Decode reads v from the map's layout.
@@ -158,6 +167,8 @@ func (v *Value) Decode(b *[ValueSize]byte) {
 	v.MaxFrame = binary.NativeEndian.Uint32(b[vMaxFrame:])
 	v.Packets = binary.NativeEndian.Uint64(b[vPackets:])
 	v.Bytes = binary.NativeEndian.Uint64(b[vBytes:])
+	v.AddrDelta = binary.NativeEndian.Uint32(b[vAddrDelta:])
+	v.PortDelta = binary.NativeEndian.Uint32(b[vPortDelta:])
 }
 
 // Verdicts of Apply, as the program's.

@@ -13,11 +13,25 @@ import (
 // socket steering) handle the frame as without offload.
 const Label = "offload_miss"
 
-// xdp_md field offsets.
+// Context field offsets: xdp_md's and __sk_buff's (include/uapi/linux/bpf.h).
 const (
 	mdData           = 0
 	mdDataEnd        = 4
 	mdIngressIfindex = 12
+
+	skbLen         = 0
+	skbVLANPresent = 20
+	skbIfindex     = 40
+	skbData        = 76
+	skbDataEnd     = 80
+)
+
+// Flags of the kernel's checksum helpers.
+const (
+	fPseudoHdr    = 0x10 // BPF_F_PSEUDO_HDR
+	fMarkMangled0 = 0x20 // BPF_F_MARK_MANGLED_0
+	tcActOK       = 0    // TC_ACT_OK
+	tcActRedirect = 7    // TC_ACT_REDIRECT, what bpf_redirect returns
 )
 
 // Instructions is the head of the XDP program with offload: it expects
@@ -26,6 +40,25 @@ const (
 // the entry and returns bpf_redirect to the entry's ifindex. Everything
 // else goes on at Label, which the caller's instructions must define.
 func Instructions(flows *ebpf.Map) asm.Instructions {
+	return instructions(flows, false)
+}
+
+// TCInstructions is the head of the tc (sched_cls) program with offload,
+// for skbs at ingress: the same lookup and rewrite, but the checksums are
+// updated by the kernel's helpers (bpf_l3_csum_replace and
+// bpf_l4_csum_replace, the addresses' part as a pseudo-header change), so
+// a checksum left partial (CHECKSUM_PARTIAL) and skb->csum of a
+// CHECKSUM_COMPLETE skb come out right too; the size checked against the
+// way out is skb->len, so GRO'd skbs larger than it go to passgate; VLAN
+// tagged skbs (an accelerated tag) are not looked up. A hit returns
+// bpf_redirect's TC_ACT_REDIRECT (out through the device's transmit, as
+// the kernel's own forwarding); everything else goes on at Label with R1
+// the context.
+func TCInstructions(flows *ebpf.Map) asm.Instructions {
+	return instructions(flows, true)
+}
+
+func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 	const (
 		e    = 14
 		ip   = e
@@ -77,15 +110,23 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		}
 		return is
 	}
-	xadd := func(off int16) asm.Instruction {
-		in := asm.StoreXAdd(asm.R0, asm.R5, asm.DWord)
-		in.Offset = off
-		return in
+	var is asm.Instructions
+	if tc {
+		is = asm.Instructions{
+			asm.Mov.Reg(ctx, asm.R1),
+			asm.LoadMem(asm.R5, ctx, skbVLANPresent, asm.Word),
+			asm.JNE.Imm(asm.R5, 0, Label),
+			asm.LoadMem(data, ctx, skbData, asm.Word),
+			asm.LoadMem(end, ctx, skbDataEnd, asm.Word),
+		}
+	} else {
+		is = asm.Instructions{
+			asm.Mov.Reg(ctx, asm.R1),
+			asm.LoadMem(data, ctx, mdData, asm.Word),
+			asm.LoadMem(end, ctx, mdDataEnd, asm.Word),
+		}
 	}
-	is := asm.Instructions{
-		asm.Mov.Reg(ctx, asm.R1),
-		asm.LoadMem(data, ctx, mdData, asm.Word),
-		asm.LoadMem(end, ctx, mdDataEnd, asm.Word),
+	is = append(is, asm.Instructions{
 		// Ethernet, a 20-byte IPv4 header and a UDP header at least.
 		asm.Mov.Reg(asm.R4, data),
 		asm.Add.Imm(asm.R4, l4+8),
@@ -108,7 +149,14 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		asm.LoadMem(asm.R5, data, l4+13, asm.Byte),
 		asm.And.Imm(asm.R5, 0x07), // FIN, SYN, RST: the engine's
 		asm.JNE.Imm(asm.R5, 0, Label),
-
+	}...)
+	if tc {
+		// The helpers handle a checksum left partial: straight to the key.
+		is = append(is, asm.Mov.Reg(asm.R1, ctx).WithSymbol("offload_partial")) // UDP's way in: a no-op
+		is = append(is, key(ctx, data, proto, skbIfindex, flows)...)
+		return append(is, tcRewrite(ctx, data, proto)...)
+	}
+	is = append(is, asm.Instructions{
 		// A transport checksum left partial (the pseudo-header sum, by
 		// a sender on this host relying on checksum offload) goes to
 		// the engine, which completes it: the sum in memory order.
@@ -134,7 +182,7 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		asm.LSh.Imm(asm.R3, 8),
 		asm.Or.Reg(asm.R3, asm.R4),
 		asm.Add.Reg(asm.R2, asm.R3),
-	}
+	}...)
 	is = append(is, fold...)
 	is = append(is,
 		asm.LoadMem(asm.R3, data, l4+6, asm.Half),
@@ -142,8 +190,57 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		asm.LoadMem(asm.R3, data, l4+16, asm.Half),
 		asm.JEq.Imm(asm.R3, 0, "offload_key").WithSymbol("offload_partial_cmp"), // UDP without checksum
 		asm.JEq.Reg(asm.R3, asm.R2, Label),
+	)
+	is = append(is, key(ctx, data, proto, mdIngressIfindex, flows)...)
+	is = append(is,
+		// Too large for the way out: the engine fragments or answers.
+		asm.Mov.Reg(asm.R4, end),
+		asm.Sub.Reg(asm.R4, data),
+		asm.LoadMem(asm.R5, asm.R0, vMaxFrame, asm.Word),
+		asm.JGT.Reg(asm.R4, asm.R5, Label),
+	)
+	is = append(is, rewrite(data, asm.R0)...)
+	is = append(is, csum(ip+10, vIPDelta, false, "")...)
+	is = append(is, asm.JEq.Imm(proto, 17, "offload_udp"))
+	is = append(is, csum(l4+16, vL4Delta, false, "")...)
+	is = append(is, asm.Ja.Label("offload_mac"))
+	udp := csum(l4+6, vL4Delta, true, "offload_mac")
+	udp[0] = udp[0].WithSymbol("offload_udp")
+	is = append(is, udp...)
+	is = append(is,
+		asm.Mov.Imm(asm.R5, 1).WithSymbol("offload_mac"),
+		xadd(asm.R0, vPackets),
+		asm.Mov.Reg(asm.R5, end),
+		asm.Sub.Reg(asm.R5, data),
+		asm.Sub.Imm(asm.R5, e),
+		xadd(asm.R0, vBytes),
+		asm.LoadMem(asm.R1, asm.R0, vIfindex, asm.Word),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.FnRedirect.Call(),
+		asm.Return(),
+		asm.Mov.Reg(asm.R1, ctx).WithSymbol(Label),
+	)
+	return is
+}
 
-		asm.LoadMem(asm.R5, ctx, mdIngressIfindex, asm.Word).WithSymbol("offload_key"),
+// xadd adds R5 to the 64-bit count at off of the value at base, atomically.
+func xadd(base asm.Register, off int16) asm.Instruction {
+	in := asm.StoreXAdd(base, asm.R5, asm.DWord)
+	in.Offset = off
+	return in
+}
+
+// key builds the Key of the frame at data on the stack, the ingress
+// ifindex read from the context at ifindexOff, and looks it up in flows:
+// R0 is the entry, and a miss goes to Label.
+func key(ctx, data, proto asm.Register, ifindexOff int16, flows *ebpf.Map) asm.Instructions {
+	const (
+		ip   = 14
+		l4   = ip + 20
+		keyo = -KeySize
+	)
+	return asm.Instructions{
+		asm.LoadMem(asm.R5, ctx, ifindexOff, asm.Word).WithSymbol("offload_key"),
 		asm.StoreMem(asm.RFP, keyo, asm.R5, asm.Word),
 		asm.LoadMem(asm.R5, data, ip+12, asm.Word),
 		asm.StoreMem(asm.RFP, keyo+4, asm.R5, asm.Word),
@@ -157,46 +254,92 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 		asm.Add.Imm(asm.R2, keyo),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, Label),
+	}
+}
 
-		// Too large for the way out: the engine fragments or answers.
-		asm.Mov.Reg(asm.R4, end),
-		asm.Sub.Reg(asm.R4, data),
-		asm.LoadMem(asm.R5, asm.R0, vMaxFrame, asm.Word),
-		asm.JGT.Reg(asm.R4, asm.R5, Label),
-
-		asm.LoadMem(asm.R5, asm.R0, vSrc, asm.Word),
+// rewrite writes the entry at val into the frame at data: addresses,
+// ports, the TTL's decrement and the MACs (not the checksums).
+func rewrite(data, val asm.Register) asm.Instructions {
+	const (
+		ip = 14
+		l4 = ip + 20
+	)
+	return asm.Instructions{
+		asm.LoadMem(asm.R5, val, vSrc, asm.Word),
 		asm.StoreMem(data, ip+12, asm.R5, asm.Word),
-		asm.LoadMem(asm.R5, asm.R0, vDst, asm.Word),
+		asm.LoadMem(asm.R5, val, vDst, asm.Word),
 		asm.StoreMem(data, ip+16, asm.R5, asm.Word),
-		asm.LoadMem(asm.R5, asm.R0, vPorts, asm.Word),
+		asm.LoadMem(asm.R5, val, vPorts, asm.Word),
 		asm.StoreMem(data, l4, asm.R5, asm.Word),
 		asm.LoadMem(asm.R5, data, ip+8, asm.Byte),
 		asm.Sub.Imm(asm.R5, 1),
 		asm.StoreMem(data, ip+8, asm.R5, asm.Byte),
-	)
-	is = append(is, csum(ip+10, vIPDelta, false, "")...)
-	is = append(is, asm.JEq.Imm(proto, 17, "offload_udp"))
-	is = append(is, csum(l4+16, vL4Delta, false, "")...)
-	is = append(is, asm.Ja.Label("offload_mac"))
-	udp := csum(l4+6, vL4Delta, true, "offload_mac")
-	udp[0] = udp[0].WithSymbol("offload_udp")
-	is = append(is, udp...)
-	is = append(is,
-		asm.LoadMem(asm.R5, asm.R0, vDstMAC, asm.Word).WithSymbol("offload_mac"),
+		asm.LoadMem(asm.R5, val, vDstMAC, asm.Word),
 		asm.StoreMem(data, 0, asm.R5, asm.Word),
-		asm.LoadMem(asm.R5, asm.R0, vDstMAC+4, asm.Half),
+		asm.LoadMem(asm.R5, val, vDstMAC+4, asm.Half),
 		asm.StoreMem(data, 4, asm.R5, asm.Half),
-		asm.LoadMem(asm.R5, asm.R0, vSrcMAC, asm.Half),
+		asm.LoadMem(asm.R5, val, vSrcMAC, asm.Half),
 		asm.StoreMem(data, 6, asm.R5, asm.Half),
-		asm.LoadMem(asm.R5, asm.R0, vSrcMAC+2, asm.Word),
+		asm.LoadMem(asm.R5, val, vSrcMAC+2, asm.Word),
 		asm.StoreMem(data, 8, asm.R5, asm.Word),
+	}
+}
+
+// tcRewrite is the tc program's hit, the entry in R0: the size check
+// against skb->len, the rewrite, the checksums by the kernel's helpers
+// (which leave the packet pointers invalid: nothing reads the packet
+// after them), the counts and the redirect.
+func tcRewrite(ctx, data, proto asm.Register) asm.Instructions {
+	const (
+		ip = 14
+		l4 = ip + 20
+	)
+	val, off := asm.R9, asm.R8 // callee-saved across the helpers
+	is := asm.Instructions{
+		asm.Mov.Reg(val, asm.R0),
+		asm.LoadMem(asm.R4, ctx, skbLen, asm.Word),
+		asm.LoadMem(asm.R5, val, vMaxFrame, asm.Word),
+		asm.JGT.Reg(asm.R4, asm.R5, Label),
+	}
+	is = append(is, rewrite(data, val)...)
+	is = append(is,
+		asm.Mov.Reg(asm.R1, ctx),
+		asm.Mov.Imm(asm.R2, ip+10),
+		asm.Mov.Imm(asm.R3, 0),
+		asm.LoadMem(asm.R4, val, vIPDelta, asm.Word),
+		asm.Mov.Imm(asm.R5, 0), // a diff (from 0)
+		asm.FnL3CsumReplace.Call(),
+
+		asm.Mov.Imm(off, l4+16),
+		asm.JNE.Imm(proto, 17, "offload_tc_addr"),
+		asm.Mov.Imm(off, l4+6),
+		// The addresses: a pseudo-header change (applied to a partial
+		// checksum and to skb->csum of a complete one); a UDP checksum
+		// of 0 (none) stays 0 and a result of 0 is written 0xffff.
+		asm.Mov.Reg(asm.R1, ctx).WithSymbol("offload_tc_addr"),
+		asm.Mov.Reg(asm.R2, off),
+		asm.Mov.Imm(asm.R3, 0),
+		asm.LoadMem(asm.R4, val, vAddrDelta, asm.Word),
+		asm.Mov.Imm(asm.R5, fPseudoHdr),
+		asm.JNE.Imm(proto, 17, "offload_tc_addr_call"),
+		asm.Mov.Imm(asm.R5, fPseudoHdr|fMarkMangled0),
+		asm.FnL4CsumReplace.Call().WithSymbol("offload_tc_addr_call"),
+		// The ports: covered by the checksum's data, not the header.
+		asm.Mov.Reg(asm.R1, ctx),
+		asm.Mov.Reg(asm.R2, off),
+		asm.Mov.Imm(asm.R3, 0),
+		asm.LoadMem(asm.R4, val, vPortDelta, asm.Word),
+		asm.Mov.Imm(asm.R5, 0),
+		asm.JNE.Imm(proto, 17, "offload_tc_port_call"),
+		asm.Mov.Imm(asm.R5, fMarkMangled0),
+		asm.FnL4CsumReplace.Call().WithSymbol("offload_tc_port_call"),
+
 		asm.Mov.Imm(asm.R5, 1),
-		xadd(vPackets),
-		asm.Mov.Reg(asm.R5, end),
-		asm.Sub.Reg(asm.R5, data),
-		asm.Sub.Imm(asm.R5, e),
-		xadd(vBytes),
-		asm.LoadMem(asm.R1, asm.R0, vIfindex, asm.Word),
+		xadd(val, vPackets),
+		asm.LoadMem(asm.R5, ctx, skbLen, asm.Word),
+		asm.Sub.Imm(asm.R5, ip),
+		xadd(val, vBytes),
+		asm.LoadMem(asm.R1, val, vIfindex, asm.Word),
 		asm.Mov.Imm(asm.R2, 0),
 		asm.FnRedirect.Call(),
 		asm.Return(),
