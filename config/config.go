@@ -35,9 +35,10 @@ type Config struct {
 	DMZ          string        `json:"dmz,omitzero"`
 	Workers      int           `json:"workers,omitzero"`
 	Driver       string        `json:"driver,omitzero"`
-	// Offload has the XDP program forward established flows itself
-	// (AF_XDP only; default off).
-	Offload       bool   `json:"offload,omitzero"`
+	// Offload has established flows forwarded in the kernel (the XDP
+	// program with AF_XDP, a tc program with AF_PACKET); default on,
+	// false turns it off.
+	Offload       *bool  `json:"offload,omitzero"`
 	ControlSocket string `json:"control_socket,omitzero"`
 	// KeepRxOffloads leaves the interfaces' receive offloads (GRO, LRO,
 	// VLAN stripping) alone; default: off while passgate runs.
@@ -280,6 +281,7 @@ func (c Config) Clone() Config {
 	c.Passthrough.L2TP = cloneBool(c.Passthrough.L2TP)
 	c.Passthrough.PPPoE = cloneBool(c.Passthrough.PPPoE)
 	c.Admin.Enabled = cloneBool(c.Admin.Enabled)
+	c.Offload = cloneBool(c.Offload)
 	c.Helpers = Helpers{FTP: cloneBool(c.Helpers.FTP), TFTP: cloneBool(c.Helpers.TFTP), SIP: cloneBool(c.Helpers.SIP), RTSP: cloneBool(c.Helpers.RTSP), H323: cloneBool(c.Helpers.H323)}
 	return c
 }

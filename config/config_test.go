@@ -108,7 +108,7 @@ func TestDefaults(t *testing.T) {
 	if n.Timeouts != wantT {
 		t.Errorf("timeouts %+v, want %+v", n.Timeouts, wantT)
 	}
-	if s.ControlSocket != DefaultControlSocket || s.Workers != 0 || s.Driver != "auto" || s.Offload || s.KeepRxOffloads {
+	if s.ControlSocket != DefaultControlSocket || s.Workers != 0 || s.Driver != "auto" || !s.Offload || s.KeepRxOffloads {
 		t.Errorf("settings %+v", s)
 	}
 	// Defaults are filled into the file form too.
@@ -484,15 +484,14 @@ func TestEveryHelperHasASwitch(t *testing.T) {
 	}
 }
 
-// TestTopLevelBooleans: offload and keep_rx_offloads are strict
-// booleans, false by default; a misspelling is refused; true is saved and
-// false left out.
+// TestTopLevelBooleans: keep_rx_offloads is a strict boolean, false by
+// default; a misspelling is refused; true is saved and false left out.
+// (offload, on by default, has TestOffloadField.)
 func TestTopLevelBooleans(t *testing.T) {
 	for _, f := range []struct {
 		name, misspelt string
 		get            func(*Config) *bool
 	}{
-		{"offload", "offlaod", func(c *Config) *bool { return &c.Offload }},
 		{"keep_rx_offloads", "keep_rx_offload", func(c *Config) *bool { return &c.KeepRxOffloads }},
 	} {
 		for _, bad := range []string{`"yes"`, `1`} {
@@ -515,5 +514,29 @@ func TestTopLevelBooleans(t *testing.T) {
 		if b, _ := json.Marshal(c); strings.Contains(string(b), f.name) {
 			t.Errorf("%s false marshalled: %s", f.name, b)
 		}
+	}
+}
+
+// TestOffloadField: offload is a strict boolean, on by default (left out
+// of the file), and false turns it off and is saved.
+func TestOffloadField(t *testing.T) {
+	c, err := Parse([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},"offload":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := c.Validate(); err != nil || s.Offload {
+		t.Fatalf("offload false: %v, settings say %v", err, s != nil && s.Offload)
+	}
+	if b, err := json.Marshal(c); err != nil || !strings.Contains(string(b), `"offload":false`) {
+		t.Errorf("offload false marshalled: %s %v", b, err)
+	}
+	for _, bad := range []string{`"yes"`, `1`} {
+		_, err := Parse([]byte(`{"offload":` + bad + `}`))
+		if err == nil || !strings.Contains(err.Error(), "offload") {
+			t.Errorf("offload %s: %v, want an error naming the field", bad, err)
+		}
+	}
+	if _, err := Parse([]byte(`{"offlaod":true}`)); err == nil {
+		t.Error("a misspelt offload accepted")
 	}
 }

@@ -79,7 +79,7 @@ type Settings struct {
 	NAT           nat.Config
 	Workers       int    // 0: one per CPU
 	Driver        string // auto, afxdp or afpacket
-	Offload       bool   // established flows forwarded in XDP (AF_XDP only)
+	Offload       bool   // established flows forwarded in the kernel (XDP or tc); default on
 	ControlSocket string
 	ControlGroup  string // a group name or gid allowed on the control socket besides root
 	// KeepRxOffloads leaves the interfaces' receive offloads as they are.
@@ -194,7 +194,7 @@ func sw(b *bool) nat.Switch {
 func (c *Config) Validate() (*Settings, error) {
 	c.SetDefaults()
 	v := &validator{}
-	s := &Settings{ControlSocket: c.ControlSocket, ControlGroup: c.ControlGroup, Workers: c.Workers, Driver: c.Driver, Offload: c.Offload,
+	s := &Settings{ControlSocket: c.ControlSocket, ControlGroup: c.ControlGroup, Workers: c.Workers, Driver: c.Driver, Offload: c.Offload == nil || *c.Offload,
 		KeepRxOffloads: c.KeepRxOffloads}
 	n := &s.NAT
 

@@ -168,8 +168,14 @@ func printStatus(w io.Writer, st *control.Status) {
 	}
 	printRxOffloads(w, st.RxOffloads)
 	if n, ok := st.Dataplane["offload_flows"]; ok {
-		fmt.Fprintf(w, "offload on: %d flows forwarded in XDP now; %d packets, %d bytes so far\n",
-			n, st.Dataplane["offload_packets"], st.Dataplane["offload_bytes"])
+		by := "the XDP program"
+		if st.Driver == "afpacket" {
+			by = "the tc program"
+		}
+		fmt.Fprintf(w, "offload on: %d flows forwarded by %s now; %d packets, %d bytes so far\n",
+			n, by, st.Dataplane["offload_packets"], st.Dataplane["offload_bytes"])
+	} else if st.Driver != "" {
+		fmt.Fprintln(w, "offload off")
 	}
 	fmt.Fprintln(w)
 

@@ -180,8 +180,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 	wanGW := fs.String("wan-gateway", "", "next hop for destinations off the WAN network (`IP`)")
 	sock := fs.String("control", "", "control `socket` (default "+config.DefaultControlSocket+")")
 	workers := fs.Int("workers", 0, "worker `count` (default: one per CPU)")
-	driver := fs.String("driver", "", "packet `driver`: auto (AF_XDP where its XDP program attaches, else AF_PACKET), afxdp or afpacket (default auto)")
-	offload := fs.Bool("offload", false, "forward established TCP and UDP flows inside the XDP program (AF_XDP only; default off)")
+	driver := fs.String("driver", "", "packet `driver`: auto (AF_PACKET on veth or where XDP would be generic, else AF_XDP), afxdp or afpacket (default auto)")
+	offload := fs.Bool("offload", true, "forward established TCP and UDP flows in the kernel (XDP program with AF_XDP, tc program with AF_PACKET); --offload=false turns it off")
 	keepRx := fs.Bool("keep-rx-offloads", false, "leave the interfaces' GRO, LRO and VLAN stripping as they are (default: turned off while passgate runs)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
@@ -229,7 +229,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 			c.Driver = *driver
 		}
 		if set["offload"] {
-			c.Offload = *offload
+			c.Offload = offload
 		}
 		if set["keep-rx-offloads"] {
 			c.KeepRxOffloads = *keepRx

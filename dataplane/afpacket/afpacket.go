@@ -100,6 +100,11 @@ type Config struct {
 	// Protocol is the ethertype received (host order); 0 means every
 	// frame (ETH_P_ALL).
 	Protocol uint16
+	// NotIPv4 has a receiving socket of every ethertype refuse IPv4 (a
+	// classic BPF filter on the Ethernet type): beside sockets bound to
+	// ETH_P_IP, which see frames only after tc ingress, it carries what
+	// else the interface receives (ARP, PPPoE).
+	NotIPv4 bool
 	// BlockSize is the TPACKET_V3 block size in bytes, a multiple of the
 	// page size; default 1<<14.
 	BlockSize int
@@ -228,6 +233,19 @@ func open(cfg Config) (_ *Socket, err error) {
 		proto = unix.ETH_P_ALL
 		if cfg.Protocol != 0 {
 			proto = cfg.Protocol
+		}
+		if cfg.NotIPv4 {
+			// Before bind: no frame is delivered unfiltered.
+			filter := []unix.SockFilter{
+				{Code: unix.BPF_LD | unix.BPF_H | unix.BPF_ABS, K: 12},
+				{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.ETH_P_IP},
+				{Code: unix.BPF_RET | unix.BPF_K, K: 0},
+				{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff},
+			}
+			prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+			if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+				return nil, fmt.Errorf("setsockopt SO_ATTACH_FILTER: %w", err)
+			}
 		}
 	}
 

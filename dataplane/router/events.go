@@ -69,9 +69,16 @@ func (r *Router) Reconfigure(cfg nat.Config) error {
 	if cfg.LANAddr != r.opts.NAT.LANAddr || cfg.WANAddr != r.opts.NAT.WANAddr {
 		return fmt.Errorf("router: interface addresses change only at restart")
 	}
+	if r.off != nil {
+		r.offloadCredit(r.clock())
+	}
 	if err := r.eng.Reconfigure(cfg, r.clock()); err != nil {
 		return err
 	}
+	// Nothing offloaded outlives the decision: flows the new configuration
+	// ended or took from the offload (a helper now) are withdrawn before
+	// the lock is given back.
+	r.offloadSync(r.clock())
 	r.opts.NAT = cfg
 	r.drainEvents()
 	return nil

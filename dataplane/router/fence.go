@@ -13,11 +13,21 @@ import (
 	"time"
 )
 
-// The fence keeps the kernel out of the forwarded path: a netdev table with
-// an ingress chain per interface that drops IPv4. AF_PACKET taps run before
-// netdev ingress, so passgate still sees every packet, while the kernel no
-// longer answers them (TCP RST, port unreachable, echo replies) nor routes
-// them. ARP still reaches the kernel.
+// The fence keeps the kernel out of the forwarded path: it drops the IPv4
+// passgate handles before the kernel's IP layer does anything with it, so
+// the kernel neither answers it (TCP RST, port unreachable, echo replies)
+// nor routes it. ARP still reaches the kernel. Where it sits depends on
+// the driver:
+//
+//   - AF_XDP: a netdev table with an ingress chain per interface that
+//     drops IPv4; what reaches it is only what the XDP program passed.
+//   - AF_PACKET: passgate's receiving sockets are bound to ETH_P_IP and get
+//     their copy after tc ingress (where the tc offload program runs) and
+//     after netdev ingress, which would drop it; so the fence is an ip
+//     table whose prerouting chain (priority -450: before defragmentation,
+//     raw and conntrack) jumps to a chain per interface that drops IPv4.
+//     The kernel's IP layer sees the frames only after the packet sockets
+//     got theirs.
 //
 // The exceptions are the router's own services, kernel sockets on the LAN
 // side: the admin server (package admin) and the port mapping servers
@@ -41,7 +51,8 @@ var fenceAccepts = struct {
 // the kernel's sockets through the fence on the LAN interface (the admin
 // server). Call it before Run, which installs the fence. passgate's engine
 // still sees those packets (AF_PACKET taps come first) and drops its copy
-// as addressed to the router.
+// as addressed to the router (with AF_PACKET it sees them before the
+// fence's ip table; with AF_XDP the XDP program passes them).
 func (r *Router) AllowLANTCP(ap netip.AddrPort) error {
 	lan := r.opts.NAT.LANAddr.Addr()
 	if ap.Addr() != lan || ap.Port() == 0 {
@@ -79,22 +90,47 @@ func lanAccepts(table string) (tcp, udp []netip.AddrPort) {
 	return slices.Clone(fenceAccepts.m[table]), slices.Clone(fenceAccepts.udp[table])
 }
 
-func fenceScript(table string, ifaces [2]string) string {
+// Fence families: where the fence sits, by driver.
+const (
+	fenceNetdev = "netdev" // AF_XDP
+	fenceIP     = "ip"     // AF_PACKET
+)
+
+func fenceScript(family, table string, ifaces [2]string) string {
 	tcp, udp := lanAccepts(table)
-	return fenceScriptWith(table, ifaces, tcp, udp...)
+	return fenceScriptWith(family, table, ifaces, tcp, udp...)
+}
+
+// clearFence is the nft script that deletes the fence's tables of both
+// families, whether or not they exist (adding then deleting).
+func clearFence(table string) string {
+	var b strings.Builder
+	for _, f := range []string{fenceNetdev, fenceIP} {
+		fmt.Fprintf(&b, "add table %s %s\ndelete table %s %s\n", f, table, f, table)
+	}
+	return b.String()
 }
 
 // fenceScriptWith is the fence with accepts for TCP (and UDP) to the
 // kernel on the LAN interface.
-func fenceScriptWith(table string, ifaces [2]string, accepts []netip.AddrPort, udp ...netip.AddrPort) string {
+func fenceScriptWith(family, table string, ifaces [2]string, accepts []netip.AddrPort, udp ...netip.AddrPort) string {
 	var b strings.Builder
-	// Adding then deleting clears a table left by a crashed run and works
-	// whether or not one exists, in one transaction.
-	fmt.Fprintf(&b, "add table netdev %s\ndelete table netdev %s\n", table, table)
-	fmt.Fprintf(&b, "table netdev %s {\n", table)
+	// Clearing first removes a table left by a crashed run (of either
+	// driver), in the same transaction.
+	b.WriteString(clearFence(table))
+	fmt.Fprintf(&b, "table %s %s {\n", family, table)
+	if family == fenceIP {
+		b.WriteString("\tchain prerouting {\n\t\ttype filter hook prerouting priority -450; policy accept;\n")
+		for i, name := range ifaces {
+			fmt.Fprintf(&b, "\t\tiifname %s jump %s_ingress\n", strconv.Quote(name), [2]string{"lan", "wan"}[i])
+		}
+		b.WriteString("\t}\n")
+	}
 	for i, name := range ifaces {
-		fmt.Fprintf(&b, "\tchain %s_ingress {\n\t\ttype filter hook ingress device %s priority -500; policy accept;\n",
-			[2]string{"lan", "wan"}[i], strconv.Quote(name))
+		fmt.Fprintf(&b, "\tchain %s_ingress {\n", [2]string{"lan", "wan"}[i])
+		if family == fenceNetdev {
+			fmt.Fprintf(&b, "\t\ttype filter hook ingress device %s priority -500; policy accept;\n", strconv.Quote(name))
+		}
 		if i == 0 {
 			for _, ap := range accepts {
 				fmt.Fprintf(&b, "\t\tip daddr %s tcp dport %d counter accept\n", ap.Addr(), ap.Port())
@@ -124,18 +160,17 @@ func runNft(ctx context.Context, script string) error {
 }
 
 // installFence creates (or recreates) the table.
-func installFence(ctx context.Context, table string, ifaces [2]string) error {
-	if err := runNft(ctx, fenceScript(table, ifaces)); err != nil {
+func installFence(ctx context.Context, family, table string, ifaces [2]string) error {
+	if err := runNft(ctx, fenceScript(family, table, ifaces)); err != nil {
 		return fmt.Errorf("fencing the kernel off %s and %s: %w", ifaces[0], ifaces[1], err)
 	}
 	return nil
 }
 
-// removeFence deletes the table; a table already gone is not an error.
+// removeFence deletes the tables; a table already gone is not an error.
 func removeFence(table string) error {
-	script := fmt.Sprintf("add table netdev %s\ndelete table netdev %s\n", table, table)
-	if err := runNft(context.Background(), script); err != nil {
-		return fmt.Errorf("removing nftables table netdev %s: %w", table, err)
+	if err := runNft(context.Background(), clearFence(table)); err != nil {
+		return fmt.Errorf("removing nftables tables netdev and ip %s: %w", table, err)
 	}
 	return nil
 }

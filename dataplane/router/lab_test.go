@@ -110,7 +110,9 @@ func TestLab(t *testing.T) {
 		}
 	}()
 
-	if out, err := e.run(10*time.Second, lab.Router, "nft", "list", "table", "netdev", "passgate"); err != nil || !strings.Contains(out, `device "lan0"`) {
+	// netdev with AF_XDP, ip with AF_PACKET (router.Router.FenceTable).
+	if out, err := e.run(10*time.Second, lab.Router, "nft", "list", "ruleset"); err != nil ||
+		!strings.Contains(out, "table netdev passgate") && !strings.Contains(out, "table ip passgate") || !strings.Contains(out, `"lan0"`) {
 		t.Fatalf("fence not installed: %v\n%s", err, out)
 	}
 

@@ -117,6 +117,9 @@ func (r *Router) offloadCredit(now nat.Time) {
 // engine expired flows.
 func (r *Router) offloadSync(now nat.Time) {
 	o := r.off
+	if o == nil {
+		return
+	}
 	var vb [offload.ValueSize]byte
 	for id, en := range o.entries {
 		if r.eng.StillOffloadable(now, id, en.gen) {

@@ -19,7 +19,9 @@ func (r *Router) AddDynamicForward(d nat.DynamicForward) error {
 func (r *Router) DeleteDynamicForward(proto uint8, outside uint16) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.eng.DeleteDynamicForward(proto, outside)
+	ok := r.eng.DeleteDynamicForward(proto, outside)
+	r.offloadSync(r.clock()) // its flows, withdrawn now
+	return ok
 }
 
 // OutboundMapping is a LAN endpoint's live outside port (PCP PEER).

@@ -11,13 +11,14 @@ import (
 
 	"passgate/dataplane/afpacket"
 	"passgate/dataplane/afxdp"
+	"passgate/dataplane/offload"
 	"passgate/dataplane/port"
 	"passgate/nat"
 )
 
 // Driver names, for Options.Driver.
 const (
-	DriverAuto     = "auto"     // AF_XDP where its XDP program attaches, else AF_PACKET
+	DriverAuto     = "auto"     // AF_XDP on NICs whose drivers run XDP natively, else AF_PACKET
 	DriverAFXDP    = "afxdp"    // AF_XDP or fail
 	DriverAFPacket = "afpacket" // AF_PACKET
 )
@@ -31,7 +32,7 @@ type sock struct {
 	iface  string
 	worker int
 	loop   string // the interface whose receive loop owns it
-	kind   string // rx, tx, xsk (both), arp (AF_PACKET ARP tap beside AF_XDP)
+	kind   string // rx, tx, xsk (both), arp (AF_PACKET ARP tap beside AF_XDP), other (AF_PACKET: all but IPv4)
 }
 
 // hwInfo is what the router reads from a driver socket about its interface.
@@ -43,6 +44,12 @@ type hwInfo interface {
 
 // openPorts opens the driver's sockets and makes the workers. It sets
 // r.driver; on error what was opened is in r.socks for closeSockets.
+//
+// auto takes AF_PACKET (with the tc flow offload) on interfaces whose
+// XDP would be generic or whose XDP_REDIRECT is slower than the kernel's
+// own forwarding (veth: a redirect goes through the peer's 256-frame ring
+// and costs the peer its GSO), and AF_XDP where both drivers run the XDP
+// program natively; see docs/DESIGN.md "Drivers" for the figures.
 func (r *Router) openPorts(names [2]string) ([2]hwInfo, error) {
 	switch r.opts.Driver {
 	case DriverAFPacket:
@@ -50,9 +57,18 @@ func (r *Router) openPorts(names [2]string) ([2]hwInfo, error) {
 	case DriverAFXDP:
 		return r.openAFXDP(names)
 	}
+	for _, n := range names {
+		if drv := ifaceDriver(n); drv == "veth" {
+			r.fallback = n + " is a veth"
+			return r.openAFPacket(names)
+		}
+	}
 	hw, err := r.openAFXDP(names)
-	if err == nil {
+	if err == nil && r.progs[0].Mode == "native" && r.progs[1].Mode == "native" {
 		return hw, nil
+	}
+	if err == nil {
+		err = errors.New("XDP only in generic mode")
 	}
 	r.log.Warn("AF_XDP unavailable, using AF_PACKET", "err", err)
 	r.closeSockets()
@@ -60,34 +76,102 @@ func (r *Router) openPorts(names [2]string) ([2]hwInfo, error) {
 	return r.openAFPacket(names)
 }
 
-func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
-	if r.opts.Offload {
-		r.log.Warn("offload needs the AF_XDP driver: off")
+// ifaceDriver is the name of the interface's driver (ETHTOOL_GDRVINFO),
+// "" if it cannot be read.
+func ifaceDriver(name string) string {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return ""
 	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlGetEthtoolDrvinfo(fd, name)
+	if err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(info.Driver[:])
+}
+
+// newOffload makes the offloader, sized for the engine's flows.
+func (r *Router) newOffload() error {
+	maxFlows := r.opts.NAT.MaxFlows
+	if maxFlows <= 0 {
+		maxFlows = 65536
+	}
+	off, err := newOffloader(maxFlows)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	r.off = off
+	r.offKick = make(chan struct{}, 1)
+	return nil
+}
+
+// openAFPacket opens per worker and interface one receiving socket bound
+// to ETH_P_IP, in the interface's fanout group, and a transmit socket per
+// interface; per interface one more socket, of every ethertype but IPv4
+// (ARP, PPPoE), read by one more worker. Bound to ETH_P_IP, the receiving
+// sockets see frames after tc ingress, where with offload the tc program
+// (dataplane/offload) forwards established flows: those never reach
+// passgate. (A socket of every ethertype is a tap that sees every frame
+// before tc ingress.)
+func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 	r.driver = DriverAFPacket
 	var hw [2]hwInfo
 	fanout := fanoutIDs()
+	txPair := func(w int, in nat.Iface) ([2]port.Port, error) {
+		var tx [2]port.Port
+		for out := nat.LAN; out <= nat.WAN; out++ {
+			s, err := afpacket.Open(afpacket.Config{Iface: names[out], NoRx: true})
+			if err != nil {
+				return tx, fmt.Errorf("router: worker %d transmit socket: %w", w, err)
+			}
+			tx[out] = s
+			r.socks = append(r.socks, sock{p: s, iface: names[out], worker: w, loop: names[in], kind: "tx"})
+		}
+		return tx, nil
+	}
 	for w := 0; w < r.opts.Workers; w++ {
 		for in := nat.LAN; in <= nat.WAN; in++ {
-			wk := &worker{id: w, in: in}
-			r.workers = append(r.workers, wk)
-			rx, err := afpacket.Open(afpacket.Config{Iface: names[in], FanoutID: fanout[in], PollTimeout: r.opts.PollTimeout})
+			rx, err := afpacket.Open(afpacket.Config{Iface: names[in], FanoutID: fanout[in],
+				Protocol: unix.ETH_P_IP, PollTimeout: r.opts.PollTimeout})
 			if err != nil {
 				return hw, fmt.Errorf("router: worker %d receive socket: %w", w, err)
 			}
-			wk.rx = rx
 			r.socks = append(r.socks, sock{p: rx, iface: names[in], worker: w, loop: names[in], kind: "rx"})
 			if hw[in] == nil {
 				hw[in] = rx
 			}
-			for out := nat.LAN; out <= nat.WAN; out++ {
-				tx, err := afpacket.Open(afpacket.Config{Iface: names[out], NoRx: true})
-				if err != nil {
-					return hw, fmt.Errorf("router: worker %d transmit socket: %w", w, err)
-				}
-				wk.tx[out] = tx
-				r.socks = append(r.socks, sock{p: tx, iface: names[out], worker: w, loop: names[in], kind: "tx"})
+			tx, err := txPair(w, in)
+			if err != nil {
+				return hw, err
 			}
+			r.workers = append(r.workers, &worker{id: w, in: in, rx: rx, tx: tx})
+		}
+	}
+	for in := nat.LAN; in <= nat.WAN; in++ {
+		w := r.opts.Workers
+		other, err := afpacket.Open(afpacket.Config{Iface: names[in], NotIPv4: true,
+			BlockSize: 1 << 16, NumBlocks: 16, PollTimeout: r.opts.PollTimeout})
+		if err != nil {
+			return hw, fmt.Errorf("router: %s: socket for ARP and PPPoE: %w", names[in], err)
+		}
+		r.socks = append(r.socks, sock{p: other, iface: names[in], worker: w, loop: names[in], kind: "other"})
+		tx, err := txPair(w, in)
+		if err != nil {
+			return hw, err
+		}
+		r.workers = append(r.workers, &worker{id: w, in: in, rx: other, tx: tx})
+	}
+	if r.opts.Offload {
+		if err := r.newOffload(); err != nil {
+			return hw, err
+		}
+		for in := nat.LAN; in <= nat.WAN; in++ {
+			p, err := offload.AttachTC(names[in], hw[in].Index(), r.off.flows)
+			if err != nil {
+				return hw, fmt.Errorf("router: %w", err)
+			}
+			r.tcProgs[in] = p
 		}
 	}
 	return hw, nil
@@ -105,15 +189,10 @@ func (r *Router) openAFXDP(names [2]string) ([2]hwInfo, error) {
 	var xsks [2][]*afxdp.Socket
 	var flows *ebpf.Map
 	if r.opts.Offload {
-		maxFlows := r.opts.NAT.MaxFlows
-		if maxFlows <= 0 {
-			maxFlows = 65536
+		if err := r.newOffload(); err != nil {
+			return hw, err
 		}
-		off, err := newOffloader(maxFlows)
-		if err != nil {
-			return hw, fmt.Errorf("router: %w", err)
-		}
-		r.off, flows = off, off.flows
+		flows = r.off.flows
 	}
 	for in := nat.LAN; in <= nat.WAN; in++ {
 		ifi, err := net.InterfaceByName(names[in])
@@ -204,12 +283,18 @@ func (r *Router) closeSockets() {
 			r.progs[i] = nil
 		}
 	}
+	for i, p := range r.tcProgs {
+		if p != nil {
+			errs = append(errs, p.Close())
+			r.tcProgs[i] = nil
+		}
+	}
 	if r.off != nil {
 		errs = append(errs, r.off.close())
 		r.off = nil
 	}
 	if err := errors.Join(errs...); err != nil {
-		r.log.Error("detaching the XDP programs", "err", err)
+		r.log.Error("detaching the XDP or tc programs", "err", err)
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"passgate/dataplane/afxdp"
 	"passgate/dataplane/link"
 	"passgate/dataplane/nicfeat"
+	"passgate/dataplane/offload"
 	"passgate/dataplane/port"
 	"passgate/nat"
 	"passgate/packet"
@@ -73,8 +74,9 @@ type Options struct {
 	Driver string
 	// XDPGeneric attaches the XDP program in generic mode only.
 	XDPGeneric bool
-	// Offload has the XDP program forward the established flows the
-	// engine offers itself (dataplane/offload); AF_XDP only.
+	// Offload has the established flows the engine offers forwarded in
+	// the kernel (dataplane/offload): by the XDP program with AF_XDP, by
+	// a tc program at ingress with AF_PACKET.
 	Offload bool
 	// KeepRxOffloads leaves the interfaces' receive offloads (GRO, LRO,
 	// VLAN stripping: nicfeat.RxOffloads) as they are instead of turning
@@ -103,8 +105,10 @@ type Router struct {
 	workers []*worker
 	socks   []sock
 	progs   [2]*afxdp.Program
-	off     *offloader // nil without offload
-	mtu     [2]int     // the engine's MTU per way out
+	tcProgs [2]*offload.TCProgram // AF_PACKET with offload
+	off     *offloader            // nil without offload
+	offKick chan struct{}         // a batch made flows offloadable
+	mtu     [2]int                // the engine's MTU per way out
 	started time.Time
 	fenced  bool
 
@@ -255,7 +259,8 @@ func (r *Router) Run(ctx context.Context) error {
 		return fmt.Errorf("router: %w", err)
 	}
 	if !r.opts.NoFence {
-		if err := installFence(ctx, r.opts.FenceTable, [2]string{r.opts.LAN, r.opts.WAN}); err != nil {
+		family := r.fenceFamily()
+		if err := installFence(ctx, family, r.opts.FenceTable, [2]string{r.opts.LAN, r.opts.WAN}); err != nil {
 			return fmt.Errorf("router: %w", err)
 		}
 		r.fenced = true
@@ -263,10 +268,10 @@ func (r *Router) Run(ctx context.Context) error {
 			if err := removeFence(r.opts.FenceTable); err != nil {
 				r.log.Error("leaving the kernel fenced off", "err", err)
 			} else {
-				r.log.Info("removed nftables table", "table", "netdev "+r.opts.FenceTable)
+				r.log.Info("removed nftables table", "table", family+" "+r.opts.FenceTable)
 			}
 		}()
-		r.log.Info("kernel fenced off the forwarded path", "table", "netdev "+r.opts.FenceTable)
+		r.log.Info("kernel fenced off the forwarded path", "table", family+" "+r.opts.FenceTable)
 	}
 	for _, in := range []nat.Iface{nat.LAN, nat.WAN} {
 		i := r.ifaces[in]
@@ -303,15 +308,44 @@ func (r *Router) Run(ctx context.Context) error {
 	return nil
 }
 
+// offloadGap is the least time between two offload syncs a worker's kick
+// asks for: a flow the engine newly offers is installed within it.
+const offloadGap = 10 * time.Millisecond
+
+// fenceFamily is the nftables family of the fence for the driver in use.
+func (r *Router) fenceFamily() string {
+	if r.driver == DriverAFPacket {
+		return fenceIP
+	}
+	return fenceNetdev
+}
+
+// FenceTable is the fence's nftables table as nft names it ("ip passgate",
+// "netdev passgate").
+func (r *Router) FenceTable() string { return r.fenceFamily() + " " + r.opts.FenceTable }
+
 func (r *Router) expireLoop(ctx context.Context) {
 	t := time.NewTicker(r.opts.ExpireInterval)
 	defer t.Stop()
+	var lastSync time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-r.offKick:
+			// Install what the last batches made offloadable now rather
+			// than at the next tick.
+			if d := offloadGap - time.Since(lastSync); d > 0 {
+				time.Sleep(d)
+			}
+			r.mu.Lock()
+			r.offloadSync(r.clock())
+			r.mu.Unlock()
+			lastSync = time.Now()
+			continue
 		case <-t.C:
 		}
+		lastSync = time.Now()
 		r.mu.Lock()
 		now := r.clock()
 		if r.off != nil {
@@ -385,6 +419,12 @@ func (r *Router) loop(ctx context.Context, wk *worker) {
 			r.takeEmitted(nowD, &out, &t)
 			r.takePPPoE(&out, &t)
 			r.mu.Unlock()
+			if r.off != nil {
+				select {
+				case r.offKick <- struct{}{}:
+				default:
+				}
+			}
 		}
 		wk.cnt.addNAT(&nc)
 		wk.cnt.add(&t)

@@ -122,7 +122,7 @@ func TestIPLen(t *testing.T) {
 }
 
 func TestFenceScript(t *testing.T) {
-	s := fenceScript("passgate", [2]string{"lan0", "wan0"})
+	s := fenceScript(fenceNetdev, "passgate", [2]string{"lan0", "wan0"})
 	for _, want := range []string{
 		"add table netdev passgate\ndelete table netdev passgate\n",
 		`hook ingress device "lan0"`, `hook ingress device "wan0"`,
