@@ -46,8 +46,8 @@ func helperRouter() int {
 	}
 	cfg.Timeouts.UDP = 30 * time.Second
 	err := router.Run(ctx, router.Options{
-		Driver: labtest.Driver(),
-		LAN:    lab.LANIface, WAN: lab.WANIface, NAT: cfg, Workers: 2, Logger: log,
+		Driver: labtest.Driver(), Offload: labtest.Offload(),
+		LAN: lab.LANIface, WAN: lab.WANIface, NAT: cfg, Workers: 2, Logger: log,
 		Ready: func(*router.Router) { fmt.Println("READY") },
 	})
 	if err != nil {

@@ -477,9 +477,23 @@ func buildPassgate(ctx context.Context, dir string) (string, error) {
 
 // DriverEnv names the environment variable that picks the packet driver
 // every lab test runs passgate with (passgate run --driver): auto (the
-// default), afxdp or afpacket. The lab suite runs whole on either driver:
-// PASSGATE_DRIVER=afpacket go test -tags lab ./...
+// default: AF_PACKET on the lab's veths), afxdp or afpacket. The lab suite
+// runs whole on either driver:
+// PASSGATE_DRIVER=afxdp go test -tags lab ./...
 const DriverEnv = "PASSGATE_DRIVER"
+
+// OffloadEnv names the environment variable that switches flow offload
+// for every lab test (passgate run --offload=VALUE): true (the default,
+// as passgate's) or false, which keeps established flows in passgate's
+// workers.
+const OffloadEnv = "PASSGATE_OFFLOAD"
+
+// Offload is whether the lab tests run passgate with flow offload, from
+// OffloadEnv: on unless it says false.
+func Offload() bool {
+	v, err := strconv.ParseBool(os.Getenv(OffloadEnv))
+	return err != nil || v
+}
 
 // Driver is the driver the lab tests use, from DriverEnv; "auto" if unset.
 // An unknown value is passed on, and passgate refuses it.
@@ -497,8 +511,9 @@ type GateOptions struct {
 	Name   string // base of those names; "passgate" if empty
 	Config string // the configuration file's text
 	Sock   string // the control socket; Dir/NAME.sock if empty
-	// Args are added after the driver's: --driver Driver() unless Args
-	// name one.
+	// Args are added after the driver's and offload's: --driver Driver()
+	// unless Args name one, --offload=Offload() unless Args hold an
+	// --offload.
 	Args []string
 	// Env is added to the environment; LogFile sends the output to
 	// Dir/NAME.log instead of a Buffer.
@@ -545,6 +560,9 @@ func StartGate(ctx context.Context, l *lab.Lab, o GateOptions) (*Gate, error) {
 	args := []string{"run", "--config", g.Config, "--control", g.Sock}
 	if !slices.Contains(o.Args, "--driver") {
 		args = append(args, "--driver", Driver())
+	}
+	if !slices.ContainsFunc(o.Args, func(a string) bool { return strings.HasPrefix(a, "--offload") }) {
+		args = append(args, "--offload="+strconv.FormatBool(Offload()))
 	}
 	args = append(args, o.Args...)
 	p, err := StartWith(l, lab.Router, po, o.Bin, args...)
