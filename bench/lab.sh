@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# bench/lab.sh: the kernel's NAT, passgate on AF_PACKET, on AF_XDP and on AF_XDP
-# with flow offload, measured in ONE run on the same lab topology (docs/DESIGN.md
-# "Measuring").
+# bench/lab.sh: the kernel's NAT and passgate in its default configuration,
+# on AF_PACKET and on AF_XDP without flow offload and on AF_XDP with it,
+# measured in ONE run on the same lab topology (docs/DESIGN.md "Measuring").
 #
 #   sudo bash bench/lab.sh                 both halves
 #   sudo bash bench/lab.sh --kernel-only   only the kernel's NAT
-#   BENCH_DRIVERS="afpacket afxdp offload" passgate's drivers to measure
-#                                          (offload: --driver afxdp --offload)
+#   BENCH_DRIVERS="default afpacket afxdp xdpoffload"  passgate's variants:
+#       default     no --driver, no --offload (on veth: AF_PACKET + tc offload)
+#       afpacket    --driver afpacket --offload=false
+#       afxdp       --driver afxdp --offload=false
+#       xdpoffload  --driver afxdp --offload (GRO on the switch's peers)
+#       tcoffload   --driver afpacket --offload
 #
 # Environment:
 #   PASSGATE=/path/to/passgate   binary to run (default: go build ./cmd/passgate)
@@ -38,7 +42,7 @@ case "${1:-}" in
 --kernel-only) KERNEL_ONLY=1 ;;
 "") ;;
 *)
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
@@ -345,17 +349,27 @@ measure kernel
 lab kernelnat off
 
 # (b) passgate, on each driver.
-DRIVERS="${BENCH_DRIVERS:-afpacket afxdp offload}"
+DRIVERS="${BENCH_DRIVERS:-default afpacket afxdp xdpoffload}"
 PG_RAN=()
 declare -A PG_STATUS_FILE
 run_passgate() {
-	local drv="$1" name="pg_$1" ok=0 args=(--driver "$1") gro=off
-	if [[ $drv == offload ]]; then
-		# veth takes redirected frames only into a peer with NAPI: GRO
-		# on the switch's ends of lan0 and wan0, for this run only.
+	local drv="$1" name="pg_$1" ok=0 args=() gro=off
+	case $drv in
+	default) ;;
+	afpacket | afxdp) args=(--driver "$drv" --offload=false) ;;
+	tcoffload) args=(--driver afpacket --offload) ;;
+	xdpoffload | offload)
+		# veth takes XDP_REDIRECTed frames only into a peer with NAPI:
+		# GRO on the switch's ends of lan0 and wan0, for this run only
+		# (the tc program's redirect takes the transmit path instead).
 		args=(--driver afxdp --offload)
 		gro=on
-	fi
+		;;
+	*)
+		PG_NOTE="$PG_NOTE unknown BENCH_DRIVERS entry $drv;"
+		return
+		;;
+	esac
 	inns sw ethtool -K "$P-rlan" gro "$gro"
 	inns sw ethtool -K "$P-rwan" gro "$gro"
 	SOCK="$WORK/passgate-$drv.sock"
@@ -420,7 +434,7 @@ row() { # LABEL KEY
 }
 hdr=$(printf '%-36s %12s' "measure" "kernel NAT")
 for d in $DRIVERS; do
-	case $d in offload) l="xdp+offload" ;; *) l="pg $d" ;; esac
+	case $d in xdpoffload | offload) l="xdp+offload" ;; tcoffload) l="tc+offload" ;; *) l="pg $d" ;; esac
 	hdr+=$(printf ' %12s %6s' "$l" "x kern")
 done
 echo "$hdr"
@@ -454,15 +468,16 @@ echo "       ip netns exec $P-lan1 iperf3 -c 203.0.113.10 [-P 4] -t $SECONDS_PER
 echo "  loss: ip netns exec $P-lan1 iperf3 -c 203.0.113.10 -u -l 64 -b 51200000 [-w 4M] -t $SECONDS_PER_RUN   (end.sum.lost_percent)"
 echo "        where: lan1 Udp SndbufErrors; lan1 eth0 tx_packets - srv1 eth0 rx_packets (NAT and links); srv1 Udp RcvbufErrors"
 echo "  kernel NAT: lab.sh kernelnat on (ip_forward=1, nft ip masquerade on wan0)"
-echo "  passgate:   ip netns exec $P-rtr passgate run --lan lan0 --lan-addr 192.168.50.1/24 --wan wan0 --wan-addr 203.0.113.1/24 --driver D"
-echo "              (offload: --driver afxdp --offload, with GRO on the switch's peers of lan0 and wan0)"
+echo "  passgate:   ip netns exec $P-rtr passgate run --lan lan0 --lan-addr 192.168.50.1/24 --wan wan0 --wan-addr 203.0.113.1/24 ARGS"
+echo "              default: no ARGS; afpacket/afxdp: --driver D --offload=false; tcoffload: --driver afpacket --offload;"
+echo "              xdpoffload: --driver afxdp --offload, with GRO on the switch's peers of lan0 and wan0"
 if [[ -n "$PG_NOTE" ]]; then
 	echo
 	echo "passgate: $PG_NOTE"
 fi
 for d in "${PG_RAN[@]}"; do
 	echo
-	echo "passgate --driver $d: status after the runs (driver, lost frames, sockets):"
+	echo "passgate ($d): status after the runs (driver, offload, lost frames, sockets):"
 	sed -n '/^driver/p; /^offload/p; /^LOST FRAMES/,/^$/p; /^SOCKETS/,$p' "${PG_STATUS_FILE[$d]}" | sed 's/^/  /' | head -30
 done
 if [[ $KERNEL_ONLY -eq 0 && ${#PG_RAN[@]} -eq 0 ]]; then

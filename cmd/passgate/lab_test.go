@@ -55,9 +55,10 @@ func TestLabCLI(t *testing.T) {
 		t.Fatalf("passgate not answering: %v\n%s", err, g.Log())
 	}
 	// AF_PACKET: one worker pair, each with a receive and two transmit
-	// sockets. AF_XDP: one socket and worker per queue (veth: one) and an
-	// ARP worker per interface, whatever --workers says.
-	wantWorkers, wantSockets := 2, 6
+	// sockets, and per interface a worker for all but IPv4 with the same.
+	// AF_XDP: one socket and worker per queue (veth: one) and an ARP
+	// worker per interface, whatever --workers says.
+	wantWorkers, wantSockets := 4, 12
 	if st.Driver == "afxdp" {
 		wantWorkers, wantSockets = 4, 4
 	}

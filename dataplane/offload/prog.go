@@ -50,7 +50,8 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 // a checksum left partial (CHECKSUM_PARTIAL) and skb->csum of a
 // CHECKSUM_COMPLETE skb come out right too; the size checked against the
 // way out is skb->len, so GRO'd skbs larger than it go to passgate; VLAN
-// tagged skbs (an accelerated tag) are not looked up. A hit returns
+// tagged skbs (an accelerated tag) are not looked up; headers outside
+// the skb's linear part are pulled in (bpf_skb_pull_data). A hit returns
 // bpf_redirect's TC_ACT_REDIRECT (out through the device's transmit, as
 // the kernel's own forwarding); everything else goes on at Label with R1
 // the context.
@@ -118,6 +119,22 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 			asm.JNE.Imm(asm.R5, 0, Label),
 			asm.LoadMem(data, ctx, skbData, asm.Word),
 			asm.LoadMem(end, ctx, skbDataEnd, asm.Word),
+			// The headers may not all be in the skb's linear part (a
+			// packet socket's TX ring, a driver's header split sends the
+			// rest as page fragments): pull what the program reads, the
+			// Ethernet, IPv4 and TCP headers, or the whole skb if it is
+			// shorter, and load the pointers again.
+			asm.Mov.Reg(asm.R4, data),
+			asm.Add.Imm(asm.R4, l4+20),
+			asm.JLE.Reg(asm.R4, end, "offload_linear"),
+			asm.LoadMem(asm.R2, ctx, skbLen, asm.Word),
+			asm.JLE.Imm(asm.R2, l4+20, "offload_pull"),
+			asm.Mov.Imm(asm.R2, l4+20),
+			asm.Mov.Reg(asm.R1, ctx).WithSymbol("offload_pull"),
+			asm.FnSkbPullData.Call(),
+			asm.LoadMem(data, ctx, skbData, asm.Word),
+			asm.LoadMem(end, ctx, skbDataEnd, asm.Word),
+			asm.Mov.Reg(asm.R1, ctx).WithSymbol("offload_linear"),
 		}
 	} else {
 		is = asm.Instructions{

@@ -60,6 +60,7 @@ func (r *Router) openPorts(names [2]string) ([2]hwInfo, error) {
 	for _, n := range names {
 		if drv := ifaceDriver(n); drv == "veth" {
 			r.fallback = n + " is a veth"
+			r.log.Info("driver auto: using AF_PACKET (and the tc offload): XDP_REDIRECT into a veth is slower than the kernel's transmit", "interface", n)
 			return r.openAFPacket(names)
 		}
 	}
