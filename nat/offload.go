@@ -119,3 +119,37 @@ func (e *Engine) offloadFlow(id int32, f *conntrack.Flow, of *OffloadFlow) bool 
 	}
 	return true
 }
+
+// OffloadSeq is what the data plane saw last of one direction of an
+// offloaded TCP flow: where its last segment ended, that segment's
+// acknowledgement and (unscaled) window. Seen is false if it forwarded
+// none in that direction.
+type OffloadSeq struct {
+	Next, Ack, Win uint32
+	Seen           bool
+}
+
+// OffloadResync gives offloaded TCP flow id of generation gen the
+// sequence edges the data plane saw, and has the engine judge the flow's
+// next segment by them, as if it had seen every one: the data plane calls
+// it before handing the engine an RST, FIN or SYN of the flow, so that a
+// blind RST or FIN is no more taken from an offloaded flow than from
+// another. OffloadStarted, once that segment is processed, makes the
+// flow's sequence numbers unseen again. It reports whether the flow was
+// an offloaded TCP flow.
+func (e *Engine) OffloadResync(id int32, gen uint32, seqs [2]OffloadSeq) bool {
+	if !e.ct.Live(id, gen) {
+		return false
+	}
+	f := e.ct.Get(id)
+	if f.Orig.Proto != packet.ProtoTCP || f.Flags&flagOffloaded == 0 {
+		return false
+	}
+	for d, s := range seqs {
+		if s.Seen {
+			f.Seq[d] = conntrack.Seq{Next: s.Next, Ack: s.Ack, Win: s.Win, Seen: seqNext | seqAck}
+		}
+	}
+	f.Flags &^= flagOffloaded
+	return true
+}

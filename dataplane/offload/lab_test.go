@@ -234,6 +234,46 @@ func offloadLab(ctx context.Context, t *testing.T, l *lab.Lab, driver string, o 
 			t.Logf("flow %+v", fl)
 		}
 	})
+
+	// A decision ends an offloaded flow: deleting the port forward it
+	// came in by withdraws its entry before the change is answered.
+	t.Run("forward deleted", func(t *testing.T) {
+		echo := labtest.StartT(t, l, lab.Lan1, "/usr/bin/python3", filepath.Join(dir, "echo.py"), lab.LAN1, "9000")
+		if err := echo.WaitLine("ready", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := g.CLI(ctx, "forward", "add", "offl", "udp", "9100", lab.LAN1+":9000"); err != nil {
+			t.Fatalf("forward add: %v: %s", err, out)
+		}
+		c0 := counters()
+		out, err := labtest.Run(l, 30*time.Second, lab.Server1, "/usr/bin/python3", "-c", `
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.05)
+ok = 0
+for i in range(60):
+    s.sendto(b"in-%d" % i, ("`+lab.WANAddr+`", 9100))
+    try:
+        s.recv(2048); ok += 1
+    except socket.timeout:
+        pass
+    time.sleep(0.02)
+print(ok)`)
+		if err != nil || strings.TrimSpace(out) == "0" {
+			t.Fatalf("no answers through the forward: %v %q", err, out)
+		}
+		c := counters()
+		if c["offload_installed"] == c0["offload_installed"] || c["offload_flows"] == 0 {
+			t.Fatalf("the forwarded flow was not offloaded: %v", c)
+		}
+		if out, err := g.CLI(ctx, "forward", "del", "offl"); err != nil {
+			t.Fatalf("forward del: %v: %s", err, out)
+		}
+		c1 := counters()
+		if c1["offload_removed"] <= c["offload_removed"] || c1["offload_flows"] >= c["offload_flows"] {
+			t.Errorf("the forward's offloaded flow outlived its deletion: before %v after %v", c, c1)
+		}
+	})
 }
 
 // pattern is an endless stream of bytes that is not all zero, so a

@@ -28,7 +28,7 @@ import (
 // Sizes of the encoded key and value.
 const (
 	KeySize   = 20
-	ValueSize = 64
+	ValueSize = 80
 )
 
 // Offsets in the encoded value.
@@ -49,6 +49,14 @@ const (
 	// helpers: a checksum left partial takes only the first.
 	vAddrDelta = 56
 	vPortDelta = 60
+	// What the program saw last of a TCP flow in this direction, native
+	// order: where the last segment ended (sequence number plus payload),
+	// its acknowledgement and window (unscaled). The router hands them to
+	// the engine before it judges an RST, FIN or SYN of the flow
+	// (nat.Engine.OffloadResync), whose sequence numbers went by unseen.
+	vSeqNext = 64
+	vSeqAck  = 68
+	vSeqWin  = 72
 )
 
 // Key is a packet's tuple as it arrives.
@@ -88,7 +96,10 @@ type Value struct {
 	IPDelta, L4Delta     uint32
 	AddrDelta, PortDelta uint32
 	MaxFrame             uint32
-	Packets, Bytes       uint64
+	// SeqNext, SeqAck and SeqWin: the last TCP segment the program
+	// forwarded (valid once Packets is not 0).
+	SeqNext, SeqAck, SeqWin uint32
+	Packets, Bytes          uint64
 }
 
 // NewValue is the entry for packets arriving as k and leaving translated
@@ -151,6 +162,9 @@ func (v *Value) Encode(b *[ValueSize]byte) {
 	binary.NativeEndian.PutUint64(b[vBytes:], v.Bytes)
 	binary.NativeEndian.PutUint32(b[vAddrDelta:], v.AddrDelta)
 	binary.NativeEndian.PutUint32(b[vPortDelta:], v.PortDelta)
+	binary.NativeEndian.PutUint32(b[vSeqNext:], v.SeqNext)
+	binary.NativeEndian.PutUint32(b[vSeqAck:], v.SeqAck)
+	binary.NativeEndian.PutUint32(b[vSeqWin:], v.SeqWin)
 }
 
 // Decode reads v from the map's layout.
@@ -169,6 +183,19 @@ func (v *Value) Decode(b *[ValueSize]byte) {
 	v.Bytes = binary.NativeEndian.Uint64(b[vBytes:])
 	v.AddrDelta = binary.NativeEndian.Uint32(b[vAddrDelta:])
 	v.PortDelta = binary.NativeEndian.Uint32(b[vPortDelta:])
+	v.SeqNext = binary.NativeEndian.Uint32(b[vSeqNext:])
+	v.SeqAck = binary.NativeEndian.Uint32(b[vSeqAck:])
+	v.SeqWin = binary.NativeEndian.Uint32(b[vSeqWin:])
+}
+
+// Seq is what Apply's caller records of a TCP segment as the program
+// does: its end (sequence number plus payload length), acknowledgement
+// and window.
+func Seq(frame []byte) (next, ack, win uint32) {
+	const e = packet.EtherHeaderLen
+	t := frame[e+20:]
+	payload := int(binary.BigEndian.Uint16(frame[e+2:])) - 20 - int(t[12]>>4)*4
+	return binary.BigEndian.Uint32(t[4:]) + uint32(payload), binary.BigEndian.Uint32(t[8:]), uint32(binary.BigEndian.Uint16(t[14:]))
 }
 
 // Verdicts of Apply, as the program's.

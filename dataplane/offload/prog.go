@@ -216,6 +216,7 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 		asm.LoadMem(asm.R5, asm.R0, vMaxFrame, asm.Word),
 		asm.JGT.Reg(asm.R4, asm.R5, Label),
 	)
+	is = append(is, recordSeq(data, asm.R0, proto)...)
 	is = append(is, rewrite(data, asm.R0)...)
 	is = append(is, csum(ip+10, vIPDelta, false, "")...)
 	is = append(is, asm.JEq.Imm(proto, 17, "offload_udp"))
@@ -238,6 +239,38 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 		asm.Mov.Reg(asm.R1, ctx).WithSymbol(Label),
 	)
 	return is
+}
+
+// recordSeq stores in the entry at val, for a TCP segment (proto 6) at
+// data, where it ends, its acknowledgement and window, in native order
+// (the fields offload.Seq reads). R2-R5 are scratch. The headers must be
+// in bounds: the TCP path checked 20 bytes of them.
+func recordSeq(data, val, proto asm.Register) asm.Instructions {
+	const (
+		ip = 14
+		l4 = ip + 20
+	)
+	return asm.Instructions{
+		asm.JNE.Imm(proto, 6, "offload_seq_done"),
+		asm.LoadMem(asm.R2, data, ip+2, asm.Half), // total length
+		asm.HostTo(asm.BE, asm.R2, asm.Half),
+		asm.Sub.Imm(asm.R2, 20),
+		asm.LoadMem(asm.R3, data, l4+12, asm.Byte), // data offset
+		asm.RSh.Imm(asm.R3, 4),
+		asm.LSh.Imm(asm.R3, 2),
+		asm.Sub.Reg(asm.R2, asm.R3),
+		asm.LoadMem(asm.R4, data, l4+4, asm.Word),
+		asm.HostTo(asm.BE, asm.R4, asm.Word),
+		asm.Add.Reg(asm.R4, asm.R2),
+		asm.StoreMem(val, vSeqNext, asm.R4, asm.Word),
+		asm.LoadMem(asm.R4, data, l4+8, asm.Word),
+		asm.HostTo(asm.BE, asm.R4, asm.Word),
+		asm.StoreMem(val, vSeqAck, asm.R4, asm.Word),
+		asm.LoadMem(asm.R4, data, l4+14, asm.Half),
+		asm.HostTo(asm.BE, asm.R4, asm.Half),
+		asm.StoreMem(val, vSeqWin, asm.R4, asm.Word),
+		asm.Mov.Reg(data, data).WithSymbol("offload_seq_done"),
+	}
 }
 
 // xadd adds R5 to the 64-bit count at off of the value at base, atomically.
@@ -318,6 +351,7 @@ func tcRewrite(ctx, data, proto asm.Register) asm.Instructions {
 		asm.LoadMem(asm.R5, val, vMaxFrame, asm.Word),
 		asm.JGT.Reg(asm.R4, asm.R5, Label),
 	}
+	is = append(is, recordSeq(data, val, proto)...)
 	is = append(is, rewrite(data, val)...)
 	is = append(is,
 		asm.Mov.Reg(asm.R1, ctx),

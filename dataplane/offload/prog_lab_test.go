@@ -125,6 +125,12 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 			if v.Packets != 1 || v.Bytes != uint64(len(f)-14) {
 				t.Errorf("%s: counted %d packets %d bytes, want 1 and %d", name, v.Packets, v.Bytes, len(f)-14)
 			}
+			if f[14+9] == 6 {
+				next, ack, win := Seq(f)
+				if v.SeqNext != next || v.SeqAck != ack || v.SeqWin != win {
+					t.Errorf("%s: recorded next %d ack %d win %d, want %d %d %d", name, v.SeqNext, v.SeqAck, v.SeqWin, next, ack, win)
+				}
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/binary"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"passgate/dataplane/offload"
 	"passgate/nat"
+	"passgate/packet"
 )
 
 // offloader keeps the XDP flow map (dataplane/offload) in step with the
@@ -27,9 +29,13 @@ type offloader struct {
 	kbuf  [][offload.KeySize]byte
 	vbuf  [][offload.ValueSize]byte
 
-	live, installed, removed, full atomic.Uint64
-	packets, bytes                 atomic.Uint64 // forwarded in XDP, as credited
-	errLog                         rateLimit
+	// kscr and vscr are offloadResync's buffers (under r.mu's write lock).
+	kscr [offload.KeySize]byte
+	vscr [offload.ValueSize]byte
+
+	live, installed, removed, full, resynced atomic.Uint64
+	packets, bytes                           atomic.Uint64 // forwarded in XDP, as credited
+	errLog                                   rateLimit
 }
 
 type offEntry struct {
@@ -180,6 +186,44 @@ func (r *Router) offloadSync(now nat.Time) {
 	o.live.Store(uint64(len(o.entries)))
 }
 
+// offloadResync hands the engine the sequence edges the program saw of
+// the offloaded TCP flow an RST, FIN or SYN arriving on in belongs to
+// (nat.Engine.OffloadResync), before the engine judges it: it reports the
+// flow, for OffloadStarted once it has. Under r.mu's write lock; rare
+// (what ends or restarts an offloaded flow), so a map read per direction
+// is affordable.
+func (r *Router) offloadResync(in nat.Iface, ip []byte) (id int32, gen uint32, ok bool) {
+	o := r.off
+	if o == nil || len(o.entries) == 0 || len(ip) < 40 || ip[0] != 0x45 || ip[9] != packet.ProtoTCP ||
+		binary.BigEndian.Uint16(ip[6:])&0x1fff != 0 || ip[33]&(packet.TCPFin|packet.TCPSyn|packet.TCPRst) == 0 {
+		return 0, 0, false
+	}
+	k := offload.Key{Ifindex: uint32(r.ifaces[in].index), Proto: packet.ProtoTCP, Src: [4]byte(ip[12:16]), Dst: [4]byte(ip[16:20]),
+		SrcPort: binary.BigEndian.Uint16(ip[20:]), DstPort: binary.BigEndian.Uint16(ip[22:])}
+	k.Encode(&o.kscr)
+	ref, found := o.byKey[o.kscr]
+	if !found {
+		return 0, 0, false
+	}
+	en := o.entries[ref.id]
+	var seqs [2]nat.OffloadSeq
+	var v offload.Value
+	for d, dk := range en.keys {
+		dk.Encode(&o.kscr)
+		if err := o.flows.Lookup(o.kscr[:], o.vscr[:]); err != nil {
+			r.offloadErr("reading a flow's sequence numbers", err)
+			return 0, 0, false
+		}
+		v.Decode(&o.vscr)
+		seqs[d] = nat.OffloadSeq{Next: v.SeqNext, Ack: v.SeqAck, Win: v.SeqWin, Seen: v.Packets > 0}
+	}
+	if !r.eng.OffloadResync(ref.id, en.gen, seqs) {
+		return 0, 0, false
+	}
+	o.resynced.Add(1)
+	return ref.id, en.gen, true
+}
+
 func (r *Router) offloadErr(what string, err error) {
 	if r.off.errLog.allow(time.Now()) {
 		r.log.Error("offload: "+what, "err", err)
@@ -194,6 +238,7 @@ func (r *Router) addOffloadCounters(m map[string]uint64) {
 	m["offload_installed"] = r.off.installed.Load()
 	m["offload_removed"] = r.off.removed.Load()
 	m["offload_map_full"] = r.off.full.Load()
+	m["offload_resynced"] = r.off.resynced.Load()
 	m["offload_packets"] = r.off.packets.Load()
 	m["offload_bytes"] = r.off.bytes.Load()
 }

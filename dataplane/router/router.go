@@ -508,7 +508,15 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 		}
 		// The source MAC: flows are charged to it as well as to the
 		// source address (nat.Engine.ProcessFrom).
+		// An RST, FIN or SYN of an offloaded TCP flow: the engine judges
+		// it by the sequence numbers the program saw; if the flow stays
+		// offloaded, its sequence numbers go unseen again (else the
+		// engine sees them all from here, once the entry is withdrawn).
+		offID, offGen, resynced := r.offloadResync(in, ip)
 		v := r.eng.ProcessFrom(now, in, [6]byte(eth.Src()), ip)
+		if resynced && r.eng.StillOffloadable(now, offID, offGen) {
+			r.eng.OffloadStarted(offID, offGen)
+		}
 		switch v.Action {
 		case nat.Forward:
 			frame := f[:packet.EtherHeaderLen+ipLen(ip)]
