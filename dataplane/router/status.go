@@ -80,6 +80,11 @@ func (c *counters) add(t *tally) {
 
 // Counters sums the workers' counters by name.
 func (r *Router) Counters() map[string]uint64 {
+	if r.off != nil {
+		r.mu.Lock()
+		r.offloadCredit(r.clock()) // the offload counts as of now
+		r.mu.Unlock()
+	}
 	m := map[string]uint64{}
 	for _, wk := range r.workers {
 		c := &wk.cnt
@@ -197,6 +202,9 @@ func readCounter(iface, name string) (uint64, error) {
 // on the fast path.
 func (r *Router) NATStats() nat.Stats {
 	r.mu.Lock()
+	if r.off != nil {
+		r.offloadCredit(r.clock())
+	}
 	s := r.eng.Stats()
 	r.mu.Unlock()
 	for _, wk := range r.workers {
@@ -209,10 +217,15 @@ func (r *Router) NATStats() nat.Stats {
 }
 
 // Flows calls fn for each flow. The table is copied under the engine lock
-// and fn runs without it, so a slow reader does not stall forwarding.
+// and fn runs without it, so a slow reader does not stall forwarding. What
+// the offload forwarded is credited first, so the counts are as of now,
+// not of the last 200 ms tick.
 func (r *Router) Flows(fn func(nat.FlowInfo) bool) {
 	r.mu.Lock()
 	now := r.clock()
+	if r.off != nil {
+		r.offloadCredit(now)
+	}
 	var flows []nat.FlowInfo
 	r.eng.Flows(now, func(f nat.FlowInfo) bool {
 		flows = append(flows, f)
