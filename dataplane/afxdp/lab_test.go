@@ -217,8 +217,9 @@ func TestLabSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatalf("XDP program left after SIGKILL: %v", err)
 	}
-	// The nftables fence a killed passgate leaves is replaced at start.
-	g, err = e.gate("pg-kill2", "auto")
+	// The nftables fence a killed passgate leaves is replaced at start,
+	// and AF_XDP attaches again (named: auto takes AF_PACKET on veth).
+	g, err = e.gate("pg-kill2", "afxdp")
 	if err != nil {
 		t.Fatal(err)
 	}
