@@ -170,7 +170,16 @@ func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 		for in := nat.LAN; in <= nat.WAN; in++ {
 			p, err := offload.AttachTC(names[in], hw[in].Index(), r.off.flows)
 			if err != nil {
-				return hw, fmt.Errorf("router: %w", err)
+				// A kernel without tcx (before 6.6), say: forward
+				// without offload rather than not at all.
+				r.log.Warn("flow offload off: the tc program does not attach", "err", err)
+				for i, p := range r.tcProgs {
+					_ = p.Close()
+					r.tcProgs[i] = nil
+				}
+				_ = r.off.close()
+				r.off, r.offKick = nil, nil
+				break
 			}
 			r.tcProgs[in] = p
 		}
