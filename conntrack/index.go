@@ -25,6 +25,9 @@ type Index struct {
 	mask  uint64
 	n     int
 	key   [2]uint64
+	// most is the size the index grows to (NewGrowingIndex); an index
+	// NewIndex made has it from the start.
+	most int
 }
 
 // maxProbe bounds how far from its home slot a key may lie. With a random
@@ -39,12 +42,43 @@ type slot struct {
 }
 
 // NewIndex makes an index for at most entries keys.
-func NewIndex(entries int) *Index {
-	size := 1 << bits.Len(uint(entries*2-1))
+func NewIndex(entries int) *Index { return NewGrowingIndex(entries, entries) }
+
+// NewGrowingIndex makes an index for at most entries keys that starts
+// with room for first of them and doubles when a key more would fill
+// it past one half, up to NewIndex(entries)'s size: for keys that only
+// some flows make (the helpers'), so that their room for the worst case
+// is not memory held for every flow. Growing rehashes every key, so an
+// insert that grows it costs time in proportion to the keys held, and
+// allocates; it happens only when the index holds more keys than ever
+// before, each time twice as many.
+func NewGrowingIndex(entries, first int) *Index {
+	most := indexSize(entries)
+	size := min(indexSize(first), most)
 	// math/rand/v2's global source is seeded by the runtime from the
 	// system's randomness: the key is unpredictable and differs per index
 	// and per process.
-	return &Index{slots: hugeSlice[slot](size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
+	return &Index{slots: hugeSlice[slot](size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}, most: most}
+}
+
+// indexSize is the slots an index of entries keys has: a power of two,
+// at least twice entries.
+func indexSize(entries int) int { return 1 << bits.Len(uint(max(entries, 1)*2-1)) }
+
+// grow doubles the slots, each key put again in the new ones.
+func (x *Index) grow() {
+	old := x.slots
+	size := 2 * len(old)
+	x.slots, x.mask = hugeSlice[slot](size), uint64(size-1)
+	for i := range old {
+		if s := &old[i]; s.used {
+			j := tupleHash(&x.key, &s.key) & x.mask
+			for x.slots[j].used {
+				j = (j + 1) & x.mask
+			}
+			x.slots[j] = *s
+		}
+	}
 }
 
 // hash is where k lands (tupleHash under the index's key).
@@ -134,6 +168,11 @@ func (x *Index) Upsert(k Tuple) (*uint32, bool) {
 }
 
 func (x *Index) upsert(k Tuple) (v *uint32, found, ok bool) {
+	if 2*(x.n+1) > len(x.slots) && len(x.slots) < x.most {
+		if _, there := x.Get(k); !there {
+			x.grow()
+		}
+	}
 	i := tupleHash(&x.key, &k) & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		s := &x.slots[i]

@@ -223,6 +223,44 @@ func TestIndexProbeBound(t *testing.T) {
 	}
 }
 
+// TestGrowingIndex: an index NewGrowingIndex made starts small, doubles
+// as keys come, never past NewIndex's size for its entries, and every
+// key put before and after a growth is found with its value, deleted
+// ones not.
+func TestGrowingIndex(t *testing.T) {
+	const entries = 5000
+	x := NewGrowingIndex(entries, 16)
+	if len(x.slots) != 32 {
+		t.Fatalf("first room %d slots, want 32", len(x.slots))
+	}
+	for i := range entries {
+		if err := x.Add(tup(i, 0), uint32(i)); err != nil {
+			t.Fatalf("key %d: %v", i, err)
+		}
+		if 2*x.Len() > len(x.slots) {
+			t.Fatalf("%d keys in %d slots", x.Len(), len(x.slots))
+		}
+		if i%3 == 0 {
+			x.Del(tup(i, 0))
+		}
+	}
+	if want := len(NewIndex(entries).slots); len(x.slots) > want {
+		t.Fatalf("grew to %d slots, NewIndex has %d", len(x.slots), want)
+	}
+	for i := range entries {
+		v, ok := x.Get(tup(i, 0))
+		if i%3 == 0 {
+			if ok {
+				t.Fatalf("deleted key %d found", i)
+			}
+			continue
+		}
+		if !ok || v != uint32(i) {
+			t.Fatalf("key %d: %d, %v", i, v, ok)
+		}
+	}
+}
+
 // TestIndexKeyed: two indexes hash the same tuple to unrelated slots, so
 // where a tuple lands in one says nothing about another process's.
 func TestIndexKeyed(t *testing.T) {

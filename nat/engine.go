@@ -65,7 +65,10 @@ type Engine struct {
 	ipID       uint16
 
 	// keys indexes helpers' ids (HelperEnv.Key): IKE SPIs, L2TP tunnel
-	// ids, PPTP call ids.
+	// ids, PPTP call ids. It may hold keysMax (two a flow, as many as
+	// every flow being a VPN tunnel could make) but grows to what it
+	// holds (conntrack.NewGrowingIndex): most flows make none, and room
+	// for two keys a flow was 80 bytes of every flow's memory.
 	keys    *conntrack.Index
 	keysMax int
 	// doomed are flows to delete once the table is not being walked (a
@@ -133,12 +136,12 @@ func New(cfg Config, now Time) (*Engine, error) {
 		frags: newFragTable(),
 		emits: make([]Emit, 0, emitBufs),
 
-		keys:    conntrack.NewIndex(2 * cfg.MaxFlows),
+		keys:    conntrack.NewGrowingIndex(2*cfg.MaxFlows, helperKeysFirst),
 		keysMax: 2 * cfg.MaxFlows,
 		doomed:  make([]doomedFlow, 0, doomedMax),
 		busy:    -1,
 
-		keyHost:     conntrack.NewIndex(2 * cfg.MaxFlows),
+		keyHost:     conntrack.NewGrowingIndex(2*cfg.MaxFlows, helperKeysFirst),
 		keysPerHost: make(map[[4]byte]int32, 256),
 		keysHostMax: int32(max(1, 2*cfg.MaxFlows/4)),
 	}

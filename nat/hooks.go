@@ -273,6 +273,10 @@ func (v *HelperEnv) PutKeyOf(host [4]byte, f *conntrack.Flow, k conntrack.Tuple,
 	return true
 }
 
+// helperKeysFirst is the helpers' key indexes' first room (keys and
+// keyHost grow from it).
+const helperKeysFirst = 1024
+
 // keyEvictTries bounds the flows one PutKeyOf may end (each frees the
 // keys it held, maybe none).
 const keyEvictTries = 4
