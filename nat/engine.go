@@ -101,7 +101,11 @@ type Engine struct {
 	helperOn     []bool
 	helperStats  []HelperCounters
 	hp           HelperPacket
-	seqAdjs      []seqAdjs
+	// seqAdjs are the TCP sequence corrections of the flows whose
+	// payload a helper resized, by flow id (a flow's entry goes with it,
+	// onDelete): a handful of flows have any, so they are kept apart, not
+	// in room for every flow (28 bytes each).
+	seqAdjs map[int32]seqAdjs
 
 	hairpin hairpinPeers // hairpin.go
 
@@ -145,7 +149,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 		keysPerHost: make(map[[4]byte]int32, 256),
 		keysHostMax: int32(max(1, 2*cfg.MaxFlows/4)),
 	}
-	e.seqAdjs = make([]seqAdjs, cfg.MaxFlows)
+	e.seqAdjs = make(map[int32]seqAdjs, 64)
 	e.hairpin = make(hairpinPeers, cfg.MaxFlows)
 	e.emitPool = make([][]byte, emitBufs)
 	for i := range e.emitPool {
@@ -873,6 +877,9 @@ func (e *Engine) onDelete(id int32, f *conntrack.Flow) {
 	}
 	if f.Helper != 0 {
 		e.helperEnded(id, f)
+	}
+	if len(e.seqAdjs) != 0 {
+		delete(e.seqAdjs, id)
 	}
 	e.stats.Expired++
 }

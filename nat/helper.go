@@ -324,8 +324,8 @@ func (e *Engine) algInspect(now Time, id int32, f *conntrack.Flow, dir conntrack
 	case packet.ProtoTCP:
 		t = packet.TCP(ip.Payload())
 		origSeq = t.Seq()
-		if adj := e.seqAdj(id, f); adj != nil {
-			e.adjustSeq(t, adj, dir)
+		if adj, ok := e.seqAdj(id, f); ok {
+			e.adjustSeq(t, &adj, dir)
 		}
 		payload = t.Payload()
 	case packet.ProtoUDP:
@@ -397,21 +397,22 @@ func (e *Engine) algInspect(now Time, id int32, f *conntrack.Flow, dir conntrack
 	return out, frame, DropNone
 }
 
-// seqAdj returns the flow's sequence corrections, or nil if none.
-func (e *Engine) seqAdj(id int32, f *conntrack.Flow) *seqAdjs {
-	a := &e.seqAdjs[id]
-	if a.gen != f.Gen {
-		return nil
+// seqAdj returns the flow's sequence corrections, and whether it has
+// any.
+func (e *Engine) seqAdj(id int32, f *conntrack.Flow) (seqAdjs, bool) {
+	if len(e.seqAdjs) == 0 {
+		return seqAdjs{}, false
 	}
-	return a
+	a, ok := e.seqAdjs[id]
+	return a, ok && a.gen == f.Gen
 }
 
 // recordSeqShift notes that dir's payload grew by delta at seq: later
 // bytes of that direction move, and the other side's acks move back.
 func (e *Engine) recordSeqShift(id int32, f *conntrack.Flow, dir conntrack.Dir, seq uint32, delta int32) {
-	a := &e.seqAdjs[id]
-	if a.gen != f.Gen {
-		*a = seqAdjs{gen: f.Gen}
+	a, ok := e.seqAdj(id, f)
+	if !ok {
+		a = seqAdjs{gen: f.Gen}
 	}
 	w := &a.dir[dir]
 	if w.before == w.after || int32(seq-w.pos) > 0 {
@@ -419,6 +420,7 @@ func (e *Engine) recordSeqShift(id int32, f *conntrack.Flow, dir conntrack.Dir, 
 		w.before = w.after
 		w.after += delta
 	}
+	e.seqAdjs[id] = a
 }
 
 // adjustSeq shifts a segment's sequence number by its direction's
