@@ -3,7 +3,6 @@ package conntrack
 import (
 	"encoding/binary"
 	"math/bits"
-	"math/rand/v2"
 )
 
 // flowIndex is the table's own index of its flows' tuples: Index's
@@ -15,21 +14,13 @@ import (
 // 32 bytes of index per flow at the load Index keeps (under one half).
 // Two tuples whose 32-bit hashes are equal cost one more comparison,
 // never a wrong answer: a hit is always confirmed against the flow.
-type flowIndex struct {
-	slots []uint64 // 0: empty; else hash<<32 | usedBit | value
-	mask  uint64
-	n     int
-	key   [2]uint64
-}
+type flowIndex = TagIndex
 
 // usedBit marks a slot in use; values are below it (a table holds fewer
 // than 1<<30 flows).
 const usedBit = 1 << 31
 
-func newFlowIndex(entries int) flowIndex {
-	size := 1 << bits.Len(uint(entries*2-1))
-	return flowIndex{slots: hugeSlice[uint64](size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
-}
+func newFlowIndex(entries int) flowIndex { return *NewTagIndex(entries) }
 
 // Key is a Tuple packed in two words: A holds the addresses as one
 // little-endian load of Src then Dst gives them (the 8 bytes an IPv4
@@ -164,34 +155,4 @@ func (t *Table) add(k *Tuple, v uint32) error {
 }
 
 // del removes k, indexed with value v.
-func (t *Table) del(k *Tuple, v uint32) {
-	x := &t.index
-	h := tupleHash(&x.key, k)
-	want := h<<32 | usedBit | uint64(v)
-	i := h & x.mask
-	for n := 0; ; n++ {
-		s := x.slots[i]
-		if s == 0 || n > maxProbe {
-			return
-		}
-		if s == want {
-			break
-		}
-		i = (i + 1) & x.mask
-	}
-	// Backward shift, as in Index.Del; a slot's home is its hash's low
-	// bits, which it keeps.
-	for j := (i + 1) & x.mask; ; j = (j + 1) & x.mask {
-		s := x.slots[j]
-		if s == 0 {
-			break
-		}
-		home := s >> 32 & x.mask
-		if (j-home)&x.mask >= (j-i)&x.mask {
-			x.slots[i] = s
-			i = j
-		}
-	}
-	x.slots[i] = 0
-	x.n--
-}
+func (t *Table) del(k *Tuple, v uint32) { t.index.Delete(tupleHash(&t.index.key, k), v) }

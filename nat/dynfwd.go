@@ -132,7 +132,7 @@ func (e *Engine) OutboundMapping(proto uint8, host netip.Addr, port uint16) (uin
 	if !host.Is4() {
 		return 0, false
 	}
-	i, ok := e.maps.byKey.Get(mapKey{host: host.As4(), port: port, proto: proto}.tuple())
+	i, ok := e.maps.lookup(proto, host.As4(), port)
 	if !ok {
 		return 0, false
 	}

@@ -11,13 +11,6 @@ import (
 	"passgate/packet"
 )
 
-// Mappings and filters are keyed by tuples in conntrack's index, with
-// Side values of their own so the key spaces never mix.
-const (
-	sideMapping = 0x10
-	sideFilter  = 0x11
-)
-
 // mapKey is the LAN endpoint of a mapping.
 type mapKey struct {
 	host  [4]byte
@@ -25,18 +18,28 @@ type mapKey struct {
 	proto uint8
 }
 
-func (k mapKey) tuple() conntrack.Tuple {
-	return conntrack.Tuple{Src: k.host, SrcID: k.port, Proto: k.proto, Side: sideMapping}
-}
-
-func filtTuple(proto uint8, ext uint16, remote [4]byte) conntrack.Tuple {
-	return conntrack.Tuple{Src: remote, DstID: ext, Proto: proto, Side: sideFilter}
+// packed is k as the indexes hash it.
+func (k mapKey) packed() conntrack.Key {
+	return conntrack.Key{A: uint64(be32(k.host)), B: uint64(k.port)<<8 | uint64(k.proto)}
 }
 
 type mapping struct {
 	key     mapKey
 	extPort uint16
-	refs    int32
+	refs    int32 // free: the next free mapping + 1 (0: none)
+}
+
+// filter counts the flows a mapping (its outside port) has to one
+// remote address: what address-dependent filtering admits.
+type filter struct {
+	remote [4]byte
+	ext    uint16
+	proto  uint8
+	n      uint32 // free: the next free filter + 1 (0: none)
+}
+
+func (f *filter) packed() conntrack.Key {
+	return conntrack.Key{A: uint64(be32(f.remote)), B: uint64(f.ext)<<8 | uint64(f.proto)}
 }
 
 // protoSlot indexes the per-protocol outside port tables.
@@ -51,36 +54,58 @@ func protoSlot(proto uint8) int {
 	}
 }
 
+// mapper's mappings and filters are in slabs sized for one a flow (its
+// worst case: a filter entry is a flow's to its remote; a hairpin flow
+// may hold two, so in theory a table of hairpin flows holds more filters
+// than flows, and a filter that finds no room is not made: fail closed,
+// counted as nothing), each indexed by a TagIndex (8-byte slots, the
+// key read from the slab), the free ones chained through refs and n.
 type mapper struct {
-	slab   []mapping
-	free   []uint32
-	byKey  *conntrack.Index // LAN endpoint -> slab index
-	byPort [3][]uint32      // outside port -> slab index + 1; 0 free
-	filt   *conntrack.Index // (remote, outside port) -> flows of the mapping to remote
-	rng    uint64
-	lo, hi uint16
+	slab     []mapping
+	freeMap  uint32              // the first free mapping + 1 (0: none)
+	byKey    *conntrack.TagIndex // LAN endpoint -> slab index
+	byPort   [3][]uint32         // outside port -> slab index + 1; 0 free
+	filts    []filter            // by filt's values
+	freeFilt uint32              // the first free filter + 1
+	filt     *conntrack.TagIndex // (proto, outside port, remote) -> filts index
+	rng      uint64
+	lo, hi   uint16
+	live     int
 }
 
 func newMapper(max int, lo, hi uint16, seed uint64) *mapper {
 	if seed == 0 {
 		seed = 0x9e3779b97f4a7c15
 	}
+	if max < 1 {
+		max = 1
+	}
 	m := &mapper{
 		slab:  make([]mapping, max),
-		free:  make([]uint32, max),
-		byKey: conntrack.NewIndex(max),
-		filt:  conntrack.NewIndex(max),
+		byKey: conntrack.NewTagIndex(max),
+		filts: make([]filter, max),
+		filt:  conntrack.NewTagIndex(max),
 		rng:   seed,
 		lo:    lo,
 		hi:    hi,
 	}
-	for i := range m.free {
-		m.free[i] = uint32(max - 1 - i)
+	for i := range m.slab {
+		m.slab[i].refs = int32(i + 2)
+		m.filts[i].n = uint32(i + 2)
 	}
+	m.slab[max-1].refs, m.filts[max-1].n = 0, 0
+	m.freeMap, m.freeFilt = 1, 1
 	for i := range m.byPort {
 		m.byPort[i] = make([]uint32, 65536)
 	}
 	return m
+}
+
+// find is the mapping of LAN endpoint k, and its hash in byKey.
+func (m *mapper) find(k mapKey) (uint32, uint64, bool) {
+	h := m.byKey.Hash(k.packed())
+	i, ok := m.byKey.Find(h, func(v uint32) bool { return m.slab[v].key == k })
+	return i, h, ok
 }
 
 // next is xorshift64*: deterministic for a seed, so replays with the fixed
@@ -103,28 +128,26 @@ func (m *mapper) lookupExt(proto uint8, port uint16) (uint32, bool) {
 // forwarding owns.
 func (m *mapper) acquire(proto uint8, host [4]byte, port uint16, reserved func(uint8, uint16) bool) (uint32, bool) {
 	k := mapKey{host: host, port: port, proto: proto}
-	v, found := m.byKey.Upsert(k.tuple())
-	if v == nil {
-		return 0, false
-	}
+	i, h, found := m.find(k)
 	if found {
-		m.slab[*v].refs++
-		return *v, true
+		m.slab[i].refs++
+		return i, true
 	}
-	var ext uint16
-	ok := len(m.free) > 0
-	if ok {
-		ext, ok = m.pickPort(proto, port, reserved)
-	}
-	if !ok {
-		m.byKey.Del(k.tuple())
+	if m.freeMap == 0 {
 		return 0, false
 	}
-	i := m.free[len(m.free)-1]
-	m.free = m.free[:len(m.free)-1]
+	ext, ok := m.pickPort(proto, port, reserved)
+	if !ok {
+		return 0, false
+	}
+	i = m.freeMap - 1
+	if !m.byKey.Insert(h, i) {
+		return 0, false // a probe run too long (conntrack.TagIndex): never with its random key
+	}
+	m.freeMap = uint32(m.slab[i].refs)
 	m.slab[i] = mapping{key: k, extPort: ext, refs: 1}
-	*v = i
 	m.byPort[protoSlot(proto)][ext] = i + 1
+	m.live++
 	return i, true
 }
 
@@ -175,27 +198,58 @@ func (m *mapper) release(i uint32) {
 	if mp.refs > 0 {
 		return
 	}
-	m.byKey.Del(mp.key.tuple())
+	m.byKey.Delete(m.byKey.Hash(mp.key.packed()), i)
 	m.byPort[protoSlot(mp.key.proto)][mp.extPort] = 0
-	m.free = append(m.free, i)
+	*mp = mapping{refs: int32(m.freeMap)}
+	m.freeMap = i + 1
+	m.live--
 }
 
-func (m *mapper) len() int { return m.byKey.Len() }
+func (m *mapper) len() int { return m.live }
 
+// lookup is the mapping of a LAN endpoint, if there is one.
+func (m *mapper) lookup(proto uint8, host [4]byte, port uint16) (uint32, bool) {
+	i, _, ok := m.find(mapKey{host: host, port: port, proto: proto})
+	return i, ok
+}
+
+// findFilter is the filter of (proto, ext, remote), and its hash.
+func (m *mapper) findFilter(k filter) (uint32, uint64, bool) {
+	h := m.filt.Hash(k.packed())
+	i, ok := m.filt.Find(h, func(v uint32) bool {
+		f := &m.filts[v]
+		return f.remote == k.remote && f.ext == k.ext && f.proto == k.proto
+	})
+	return i, h, ok
+}
+
+// filterAdd adds d to the flows the mapping of outside port ext has to
+// remote; the filter goes when none are left.
 func (m *mapper) filterAdd(proto uint8, ext uint16, remote [4]byte, d int32) {
-	k := filtTuple(proto, ext, remote)
-	v, _ := m.filt.Upsert(k)
-	if v == nil {
-		return // a probe run too long to add to (conntrack.Index): never with its random key
+	k := filter{remote: remote, ext: ext, proto: proto}
+	i, h, ok := m.findFilter(k)
+	if !ok {
+		if d <= 0 || m.freeFilt == 0 {
+			return
+		}
+		i = m.freeFilt - 1
+		if !m.filt.Insert(h, i) {
+			return // a probe run too long (conntrack.TagIndex): never with its random key
+		}
+		m.freeFilt = m.filts[i].n
+		m.filts[i] = k
 	}
-	if n := int32(*v) + d; n > 0 {
-		*v = uint32(n)
-	} else {
-		m.filt.Del(k)
+	f := &m.filts[i]
+	if n := int32(f.n) + d; n > 0 {
+		f.n = uint32(n)
+		return
 	}
+	m.filt.Delete(h, i)
+	*f = filter{n: m.freeFilt}
+	m.freeFilt = i + 1
 }
 
 func (m *mapper) filterHas(proto uint8, ext uint16, remote [4]byte) bool {
-	_, ok := m.filt.Get(filtTuple(proto, ext, remote))
+	_, _, ok := m.findFilter(filter{remote: remote, ext: ext, proto: proto})
 	return ok
 }
