@@ -30,8 +30,15 @@ func (t *Table) Check() error {
 			}
 		}
 	}
-	if live != t.live || live+len(t.free) != len(t.flows) {
-		return fmt.Errorf("%d live flows, counted %d, %d free of %d", live, t.live, len(t.free), len(t.flows))
+	free := len(t.flows) - int(t.fresh)
+	for id := t.freeHead; id != noFlow && free <= len(t.flows); id = t.flows[id].next {
+		if t.flows[id].st&stInUse != 0 {
+			return fmt.Errorf("flow %d live and free", id)
+		}
+		free++
+	}
+	if live != t.live || live+free != len(t.flows) {
+		return fmt.Errorf("%d live flows, counted %d, %d free of %d", live, t.live, free, len(t.flows))
 	}
 	if t.index.n != 2*live {
 		return fmt.Errorf("index holds %d tuples for %d flows", t.index.n, live)

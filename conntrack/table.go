@@ -171,7 +171,11 @@ const (
 type Table struct {
 	flows   []Flow
 	created []int64 // by flow id: when it was made (Created), apart so a Flow fits three lines
-	free    []int32
+	// The free flows: those removed, chained through Flow.next (a free
+	// flow is on no wheel slot), last removed first, then those never
+	// used, from fresh up; a list of ids was 4 bytes a flow more.
+	freeHead int32
+	fresh    int32
 	index   flowIndex // value: flow id << 1 | Dir
 	perHost hostShares
 	maxHost int32
@@ -209,7 +213,7 @@ func New(max, perHost int, now int64) *Table {
 	t := &Table{
 		flows:    hugeSlice[Flow](max),
 		created:  hugeSlice[int64](max),
-		free:     make([]int32, max),
+		freeHead: noFlow,
 		index:    newFlowIndex(2 * max),
 		perHost:  hostShares{m: make(map[hostKey]share, 256)},
 		maxHost:  int32(perHost),
@@ -222,14 +226,14 @@ func New(max, perHost int, now int64) *Table {
 		expHost:  make(map[[4]byte]int32, 16),
 		expOwner: make(map[Owner]int32, 16),
 	}
-	for i := range t.free {
-		t.free[i] = int32(max - 1 - i)
-	}
 	for i := range t.wheel {
 		t.wheel[i] = noFlow
 	}
 	return t
 }
+
+// full says whether no flow is free.
+func (t *Table) full() bool { return t.freeHead == noFlow && int(t.fresh) == len(t.flows) }
 
 // Len is the number of live flows; Cap the table size.
 func (t *Table) Len() int { return t.live }
@@ -398,7 +402,7 @@ func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 		}
 		t.early.HostQuota++
 	}
-	if len(t.free) == 0 {
+	if t.full() {
 		id := t.unrHead
 		if id != noFlow && id == keep {
 			id = t.flows[id].unrNext
@@ -553,7 +557,7 @@ func (t *Table) Insert(orig, reply Tuple, host [4]byte, now, deadline int64) (in
 
 // InsertOwned is Insert charging owner instead of what SetLink named.
 func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, deadline int64) (int32, error) {
-	if len(t.free) == 0 {
+	if t.full() {
 		return noFlow, ErrFull
 	}
 	if t.hostFull(host, owner) {
@@ -565,7 +569,10 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 	if orig == reply {
 		return noFlow, ErrExists
 	}
-	id := t.free[len(t.free)-1]
+	id := t.freeHead
+	if id == noFlow {
+		id = t.fresh
+	}
 	// The index reads a tuple from its flow: the free flow holds them
 	// first.
 	f := &t.flows[id]
@@ -577,7 +584,11 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 		t.del(&f.Orig, uint32(id)<<1)
 		return noFlow, err
 	}
-	t.free = t.free[:len(t.free)-1]
+	if id == t.freeHead {
+		t.freeHead = f.next
+	} else {
+		t.fresh++
+	}
 	t.created[id] = now
 	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Owner: owner, Deadline: deadline, Gen: f.Gen + 1, st: stInUse,
 		unrNext: noFlow, unrPrev: t.unrTail}
@@ -719,7 +730,8 @@ func (t *Table) remove(id int32) {
 	t.live--
 	t.byProto[f.Orig.Proto]--
 	t.byClass[f.class]--
-	t.free = append(t.free, id)
+	f.next = t.freeHead
+	t.freeHead = id
 }
 
 // Range calls fn for every live flow until fn returns false. Not for the

@@ -59,26 +59,26 @@ func protoSlot(proto uint8) int {
 // may hold two, so in theory a table of hairpin flows holds more filters
 // than flows, and a filter that finds no room is not made: fail closed,
 // counted as nothing), each indexed by a TagIndex (8-byte slots, the
-// key read from the slab), the free ones chained through refs and n.
+// key read from the slab), the free ones chained through refs and n,
+// last freed first, then those never used (from freshMap, freshFilt).
 type mapper struct {
-	slab     []mapping
-	freeMap  uint32              // the first free mapping + 1 (0: none)
-	byKey    *conntrack.TagIndex // LAN endpoint -> slab index
-	byPort   [3][]uint32         // outside port -> slab index + 1; 0 free
-	filts    []filter            // by filt's values
-	freeFilt uint32              // the first free filter + 1
-	filt     *conntrack.TagIndex // (proto, outside port, remote) -> filts index
-	rng      uint64
-	lo, hi   uint16
-	live     int
+	slab      []mapping
+	freeMap   uint32 // the first free mapping + 1 (0: none)
+	freshMap  uint32
+	byKey     *conntrack.TagIndex // LAN endpoint -> slab index
+	byPort    [3][]uint32         // outside port -> slab index + 1; 0 free
+	filts     []filter            // by filt's values
+	freeFilt  uint32              // the first free filter + 1
+	freshFilt uint32
+	filt      *conntrack.TagIndex // (proto, outside port, remote) -> filts index
+	rng       uint64
+	lo, hi    uint16
+	live      int
 }
 
 func newMapper(max int, lo, hi uint16, seed uint64) *mapper {
 	if seed == 0 {
 		seed = 0x9e3779b97f4a7c15
-	}
-	if max < 1 {
-		max = 1
 	}
 	m := &mapper{
 		slab:  make([]mapping, max),
@@ -89,12 +89,6 @@ func newMapper(max int, lo, hi uint16, seed uint64) *mapper {
 		lo:    lo,
 		hi:    hi,
 	}
-	for i := range m.slab {
-		m.slab[i].refs = int32(i + 2)
-		m.filts[i].n = uint32(i + 2)
-	}
-	m.slab[max-1].refs, m.filts[max-1].n = 0, 0
-	m.freeMap, m.freeFilt = 1, 1
 	for i := range m.byPort {
 		m.byPort[i] = make([]uint32, 65536)
 	}
@@ -106,6 +100,16 @@ func (m *mapper) find(k mapKey) (uint32, uint64, bool) {
 	h := m.byKey.Hash(k.packed())
 	i, ok := m.byKey.Find(h, func(v uint32) bool { return m.slab[v].key == k })
 	return i, h, ok
+}
+
+// takeFree is the entry to use next of a slab of n whose free ones are
+// chained from head (index + 1, 0: none), then from fresh up; the caller
+// takes it off (head moves on along the chain, or fresh up by one).
+func takeFree(head, fresh *uint32, n int) (uint32, bool) {
+	if *head != 0 {
+		return *head - 1, true
+	}
+	return *fresh, int(*fresh) < n
 }
 
 // next is xorshift64*: deterministic for a seed, so replays with the fixed
@@ -133,18 +137,22 @@ func (m *mapper) acquire(proto uint8, host [4]byte, port uint16, reserved func(u
 		m.slab[i].refs++
 		return i, true
 	}
-	if m.freeMap == 0 {
+	i, ok := takeFree(&m.freeMap, &m.freshMap, len(m.slab))
+	if !ok {
 		return 0, false
 	}
 	ext, ok := m.pickPort(proto, port, reserved)
 	if !ok {
 		return 0, false
 	}
-	i = m.freeMap - 1
 	if !m.byKey.Insert(h, i) {
 		return 0, false // a probe run too long (conntrack.TagIndex): never with its random key
 	}
-	m.freeMap = uint32(m.slab[i].refs)
+	if m.freeMap == i+1 {
+		m.freeMap = uint32(m.slab[i].refs)
+	} else {
+		m.freshMap++
+	}
 	m.slab[i] = mapping{key: k, extPort: ext, refs: 1}
 	m.byPort[protoSlot(proto)][ext] = i + 1
 	m.live++
@@ -229,14 +237,17 @@ func (m *mapper) filterAdd(proto uint8, ext uint16, remote [4]byte, d int32) {
 	k := filter{remote: remote, ext: ext, proto: proto}
 	i, h, ok := m.findFilter(k)
 	if !ok {
-		if d <= 0 || m.freeFilt == 0 {
+		if i, ok = takeFree(&m.freeFilt, &m.freshFilt, len(m.filts)); d <= 0 || !ok {
 			return
 		}
-		i = m.freeFilt - 1
 		if !m.filt.Insert(h, i) {
 			return // a probe run too long (conntrack.TagIndex): never with its random key
 		}
-		m.freeFilt = m.filts[i].n
+		if m.freeFilt == i+1 {
+			m.freeFilt = m.filts[i].n
+		} else {
+			m.freshFilt++
+		}
 		m.filts[i] = k
 	}
 	f := &m.filts[i]
