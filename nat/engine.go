@@ -150,7 +150,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 		keysHostMax: int32(max(1, 2*cfg.MaxFlows/4)),
 	}
 	e.seqAdjs = make(map[int32]seqAdjs, 64)
-	e.hairpin = make(hairpinPeers, cfg.MaxFlows)
+	e.hairpin = make(hairpinPeers, 16)
 	e.emitPool = make([][]byte, emitBufs)
 	for i := range e.emitPool {
 		e.emitPool[i] = make([]byte, emitSize)

@@ -51,9 +51,10 @@ const flagHeld uint16 = 1 << 15
 const peerSent = 1 << 31
 
 // hairpinPeers are the receiving mappings of the hairpin flows, by flow id:
-// the mapping's index + 1 (0: none, a port forward or the DMZ host), with
-// peerSent.
-type hairpinPeers []uint32
+// the mapping's index + 1 (none: a port forward or the DMZ host), with
+// peerSent. A map, as few flows are hairpins: room in every flow was 4
+// bytes each.
+type hairpinPeers map[int32]uint32
 
 // newHairpin makes the flow for a LAN packet to the router's public
 // address. The flow may come back held: forward drops its packets until
@@ -101,7 +102,7 @@ func (e *Engine) newHairpin(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	// The sender's mapping has sent to the public address (and, for a
 	// self-probe, its own filter has just been opened by it).
 	e.maps.filterAdd(k.Proto, ext, e.wanAddr, 1)
-	e.hairpin[id] = 0
+	delete(e.hairpin, id)
 	switch {
 	case self:
 		f.Xlate = conntrack.Tuple{Src: k.Src, Dst: e.wanAddr, SrcID: k.SrcID, DstID: ext, Proto: k.Proto, Side: uint8(LAN)}
@@ -141,7 +142,7 @@ func (e *Engine) hairpinStep(now Time, id int32, f *conntrack.Flow, dir conntrac
 // its count of the public address the flow was made with (f.Orig.Dst).
 func (e *Engine) hairpinGone(id int32, f *conntrack.Flow) {
 	p := e.hairpin[id]
-	e.hairpin[id] = 0
+	delete(e.hairpin, id)
 	m := p &^ peerSent
 	if m == 0 {
 		return
