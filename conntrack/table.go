@@ -590,8 +590,13 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 		t.fresh++
 	}
 	t.created[id] = now
-	*f = Flow{Orig: orig, Reply: reply, Xlate: reply, Host: host, Owner: owner, Deadline: deadline, Gen: f.Gen + 1, st: stInUse,
-		unrNext: noFlow, unrPrev: t.unrTail}
+	// Cleared, then set field by field: a Flow literal is built on
+	// the stack and copied, twice the stores.
+	gen := f.Gen + 1
+	*f = Flow{}
+	f.Orig, f.Reply, f.Xlate = orig, reply, reply
+	f.Host, f.Owner, f.Deadline, f.Gen, f.st = host, owner, deadline, gen, stInUse
+	f.unrNext, f.unrPrev = noFlow, t.unrTail
 	if host != ([4]byte{}) {
 		hk := keyOfHost(host, owner)
 		t.perHost.set(hk, t.shareAdd(t.perHost.get(hk), id, shareHost))
