@@ -187,8 +187,7 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		}
 		timeout = e.timeouts.tcpEst
 	}
-	nsrc, ndst, nsid, ndid, out := translation(f, dir)
-	src32, dst32 := be32(nsrc), be32(ndst)
+	src32, dst32, nsid, ndid, out := translation32(f, dir)
 	nh, ok = e.nextHop32(out, dst32)
 	if !ok || len(ip) > e.mtu[out] || e.ct.Deadline(id) <= int64(now) {
 		return 0, 0, false, false
@@ -228,7 +227,7 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 	run.packets++
 	run.bytes += uint64(len(ip))
 	if fh != nil || f.Flags&flagTranslate != 0 {
-		rewrite(ip, nsrc, ndst, nsid, ndid)
+		rewrite(ip, AddrOf(src32), AddrOf(dst32), nsid, ndid)
 		if f.Flags&flagTranslate != 0 {
 			// A tunnel's data is translated like the rest, the GRE key
 			// back to the LAN host's call id on the way in.
@@ -332,6 +331,16 @@ func (e *Engine) tcpRunStart(r *flowRun, s *conntrack.Seq) {
 		w := 2 * max(atomic.LoadUint32(&s.Win), minWindow)
 		r.ackLo, r.ackSpan = atomic.LoadUint32(&s.Ack)-w, 2*w
 	}
+}
+
+// translation32 is translation with the addresses as integers (one
+// load each, where [4]byte values go through memory).
+func translation32(f *conntrack.Flow, dir conntrack.Dir) (src, dst uint32, sid, did uint16, out Iface) {
+	r := &f.Orig
+	if dir == conntrack.Original {
+		r = &f.Xlate
+	}
+	return binary.BigEndian.Uint32(r.Dst[:]), binary.BigEndian.Uint32(r.Src[:]), r.DstID, r.SrcID, Iface(r.Side)
 }
 
 // rewritePorts is rewrite and DecTTL for a TCP or UDP packet whose header

@@ -327,7 +327,8 @@ func store32(p *uint32, v uint32, locked bool) {
 // locked: under the engine's write lock); Seen and Scale change only
 // under that lock.
 func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint16, acked, syn, locked bool) bool {
-	me, peer := &s[d], &s[1-d]
+	// d&1 and d^1: no bounds check (a Dir is 0 or 1).
+	me, peer := &s[d&1], &s[(d^1)&1]
 	if me.Seen&seqNext == 0 {
 		return true
 	}
@@ -356,7 +357,9 @@ func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint1
 		shift = me.Scale - 1
 	}
 	store32(&me.Ack, ack, locked)
-	if w := uint32(win) << shift; atomic.LoadUint32(&me.Win) != w {
+	// shift is at most 14 (Scale is kept at most 15): &31 spares the
+	// check for a shift past the width.
+	if w := uint32(win) << (shift & 31); atomic.LoadUint32(&me.Win) != w {
 		store32(&me.Win, w, locked) // seldom changes: spare the store
 	}
 	if locked {
