@@ -101,6 +101,9 @@ func (e *Engine) DynamicForwards() []DynamicForward {
 // dynTarget finds the dynamic forward for an outside port; it is on the
 // packet path (new inbound and hairpinned flows) and allocates nothing.
 func (e *Engine) dynTarget(proto uint8, port uint16) ([4]byte, uint16, bool) {
+	if len(e.dyn) == 0 {
+		return [4]byte{}, 0, false // the usual case: asked for every new mapping's port
+	}
 	d, ok := e.dyn[dynKey(proto, port)]
 	if !ok {
 		return [4]byte{}, 0, false
