@@ -43,14 +43,17 @@ func (t *Table) Check() error {
 	if t.index.n != 2*live {
 		return fmt.Errorf("index holds %d tuples for %d flows", t.index.n, live)
 	}
+	if len(t.perHost.m)+len(t.perHost.free) != len(t.perHost.s) {
+		return fmt.Errorf("%d hosts and %d free places in %d shares", len(t.perHost.m), len(t.perHost.free), len(t.perHost.s))
+	}
 	if len(hosts) != len(t.perHost.m) || len(owners) != len(t.perOwner) {
 		return fmt.Errorf("%d hosts and %d owners charged, counted %d and %d", len(hosts), len(owners), len(t.perHost.m), len(t.perOwner))
 	}
 	for h, n := range hosts {
-		if t.perHost.m[h].n != n {
-			return fmt.Errorf("host %v: %d flows, counted %d", h, n, t.perHost.m[h].n)
+		if t.perHost.get(h).n != n {
+			return fmt.Errorf("host %v: %d flows, counted %d", h, n, t.perHost.get(h).n)
 		}
-		if err := t.checkShare(t.perHost.m[h], shareHost, func(f *Flow) bool { return f.Host != ([4]byte{}) && keyOfHost(f.Host, f.Owner) == h }); err != nil {
+		if err := t.checkShare(t.perHost.get(h), shareHost, func(f *Flow) bool { return f.Host != ([4]byte{}) && keyOfHost(f.Host, f.Owner) == h }); err != nil {
 			return fmt.Errorf("host %v: %w", h, err)
 		}
 	}

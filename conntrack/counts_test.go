@@ -29,3 +29,34 @@ func TestCounts(t *testing.T) {
 		t.Fatalf("reused slot class %d, class 0 %d", tb.Get(c).Class(), tb.ClassFlows(0))
 	}
 }
+
+// TestHostShares: a host's share reads back as set, a host gone reads as
+// none (through the remembered last host too), and a place freed is
+// taken by the next new host, so the slab does not grow with churn.
+func TestHostShares(t *testing.T) {
+	h := newHostShares()
+	a, b := hostKey{addr: [4]byte{10, 0, 0, 1}}, hostKey{addr: [4]byte{10, 0, 0, 2}}
+	h.set(a, share{n: 3, head: 1, tail: 2})
+	h.set(b, share{n: 1})
+	if got := h.get(a); got != (share{n: 3, head: 1, tail: 2}) {
+		t.Fatalf("a: %+v", got)
+	}
+	h.del(a)
+	if got := h.get(a); got != (share{}) {
+		t.Fatalf("a after del: %+v", got)
+	}
+	if got := h.get(b); got.n != 1 {
+		t.Fatalf("b: %+v", got)
+	}
+	if got := h.get(a); got != (share{}) {
+		t.Fatalf("a after del, not last: %+v", got)
+	}
+	c := hostKey{addr: [4]byte{10, 0, 0, 3}}
+	h.set(c, share{n: 7})
+	if len(h.s) != 2 || len(h.m) != 2 || len(h.free) != 0 {
+		t.Fatalf("%d places, %d hosts, %d free: a freed place not reused", len(h.s), len(h.m), len(h.free))
+	}
+	if h.get(c).n != 7 || h.get(b).n != 1 || h.get(a).n != 0 {
+		t.Fatalf("after reuse: c %+v b %+v a %+v", h.get(c), h.get(b), h.get(a))
+	}
+}

@@ -176,10 +176,10 @@ type Table struct {
 	// used, from fresh up; a list of ids was 4 bytes a flow more.
 	freeHead int32
 	fresh    int32
-	index   flowIndex // value: flow id << 1 | Dir
-	perHost hostShares
-	maxHost int32
-	live    int
+	index    flowIndex // value: flow id << 1 | Dir
+	perHost  hostShares
+	maxHost  int32
+	live     int
 	// byProto and byClass count live flows as they come and go, so
 	// readers need not walk the table.
 	byProto [256]int32
@@ -215,7 +215,7 @@ func New(max, perHost int, now int64) *Table {
 		created:  hugeSlice[int64](max),
 		freeHead: noFlow,
 		index:    newFlowIndex(2 * max),
-		perHost:  hostShares{m: make(map[hostKey]share, 256)},
+		perHost:  newHostShares(),
 		maxHost:  int32(perHost),
 		perOwner: make(map[uint64]share, 256),
 		maxRule:  int32(perHost),
@@ -301,35 +301,69 @@ func (t *Table) HostFlows(host [4]byte) int {
 	return int(t.perHost.get(keyOfHost(host, t.linkOwner)).n)
 }
 
-// hostShares are the hosts' shares by hostKey, and the last one read or
-// written: a host making a flow asks for its share four or five times
-// (its count, its room twice, its list), each a map lookup of some 120
-// instructions; the same host asks again and again. Every read and write
-// goes through get, set and del, so last always says what the map says.
+// hostShares are the hosts' shares by hostKey: the map gives a host's
+// place in a slab of shares, so a share that changes (every flow made or
+// removed) is written in the slab, and the map only when a host comes or
+// goes (a map assignment of a 16-byte key was some 80 instructions of
+// each). It remembers the last host read or written: a host making a
+// flow asks for its share four or five times (its count, its room twice,
+// its list), the same host again and again. Every read and write goes
+// through get, set and del, so last always says what the map says.
 type hostShares struct {
-	m      map[hostKey]share
+	m      map[hostKey]int32 // place in s
+	s      []share
+	free   []int32 // places in s no host holds
 	last   hostKey
-	lastS  share
+	lastAt int32 // last's place, or -1: none
 	lastOK bool
 }
 
-func (h *hostShares) get(k hostKey) share {
+func newHostShares() hostShares {
+	return hostShares{m: make(map[hostKey]int32, 256), s: make([]share, 0, 256), free: make([]int32, 0, 256)}
+}
+
+// at is k's place in s, or -1.
+func (h *hostShares) at(k hostKey) int32 {
 	if h.lastOK && h.last == k {
-		return h.lastS
+		return h.lastAt
 	}
-	s := h.m[k]
-	h.last, h.lastS, h.lastOK = k, s, true
-	return s
+	i, ok := h.m[k]
+	if !ok {
+		i = -1
+	}
+	h.last, h.lastAt, h.lastOK = k, i, true
+	return i
+}
+
+func (h *hostShares) get(k hostKey) share {
+	if i := h.at(k); i >= 0 {
+		return h.s[i]
+	}
+	return share{}
 }
 
 func (h *hostShares) set(k hostKey, s share) {
-	h.m[k] = s
-	h.last, h.lastS, h.lastOK = k, s, true
+	i := h.at(k)
+	if i < 0 {
+		if n := len(h.free); n > 0 {
+			i, h.free = h.free[n-1], h.free[:n-1]
+		} else {
+			i = int32(len(h.s))
+			h.s = append(h.s, share{})
+		}
+		h.m[k] = i
+		h.lastAt = i
+	}
+	h.s[i] = s
 }
 
 func (h *hostShares) del(k hostKey) {
-	delete(h.m, k)
-	h.last, h.lastS, h.lastOK = k, share{}, true
+	if i := h.at(k); i >= 0 {
+		delete(h.m, k)
+		h.s[i] = share{}
+		h.free = append(h.free, i)
+		h.lastAt = -1
+	}
 }
 
 // OwnerFlows is the number of flows charged to o.
