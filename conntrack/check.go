@@ -43,11 +43,12 @@ func (t *Table) Check() error {
 	if t.index.n != 2*live {
 		return fmt.Errorf("index holds %d tuples for %d flows", t.index.n, live)
 	}
-	if len(t.perHost.m)+len(t.perHost.free) != len(t.perHost.s) {
-		return fmt.Errorf("%d hosts and %d free places in %d shares", len(t.perHost.m), len(t.perHost.free), len(t.perHost.s))
+	if len(t.perHost.m)+len(t.perHost.free) != len(t.perHost.s) || len(t.perOwner.m)+len(t.perOwner.free) != len(t.perOwner.s) {
+		return fmt.Errorf("%d hosts and %d free places in %d shares, %d owners and %d free places in %d", len(t.perHost.m), len(t.perHost.free), len(t.perHost.s),
+			len(t.perOwner.m), len(t.perOwner.free), len(t.perOwner.s))
 	}
-	if len(hosts) != len(t.perHost.m) || len(owners) != len(t.perOwner) {
-		return fmt.Errorf("%d hosts and %d owners charged, counted %d and %d", len(hosts), len(owners), len(t.perHost.m), len(t.perOwner))
+	if len(hosts) != len(t.perHost.m) || len(owners) != len(t.perOwner.m) {
+		return fmt.Errorf("%d hosts and %d owners charged, counted %d and %d", len(hosts), len(owners), len(t.perHost.m), len(t.perOwner.m))
 	}
 	for h, n := range hosts {
 		if t.perHost.get(h).n != n {
@@ -58,10 +59,10 @@ func (t *Table) Check() error {
 		}
 	}
 	for o, n := range owners {
-		if t.perOwner[o.key()].n != n {
-			return fmt.Errorf("owner %v: %d flows, counted %d", o, n, t.perOwner[o.key()].n)
+		if t.perOwner.get(o.key()).n != n {
+			return fmt.Errorf("owner %v: %d flows, counted %d", o, n, t.perOwner.get(o.key()).n)
 		}
-		if err := t.checkShare(t.perOwner[o.key()], shareOwner, func(f *Flow) bool { return f.Owner == o }); err != nil {
+		if err := t.checkShare(t.perOwner.get(o.key()), shareOwner, func(f *Flow) bool { return f.Owner == o }); err != nil {
 			return fmt.Errorf("owner %v: %w", o, err)
 		}
 	}

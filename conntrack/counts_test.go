@@ -30,11 +30,11 @@ func TestCounts(t *testing.T) {
 	}
 }
 
-// TestHostShares: a host's share reads back as set, a host gone reads as
+// TestHostShares: a host's share (shares) reads back as set, a host gone reads as
 // none (through the remembered last host too), and a place freed is
 // taken by the next new host, so the slab does not grow with churn.
 func TestHostShares(t *testing.T) {
-	h := newHostShares()
+	h := newShares[hostKey]()
 	a, b := hostKey{addr: [4]byte{10, 0, 0, 1}}, hostKey{addr: [4]byte{10, 0, 0, 2}}
 	h.set(a, share{n: 3, head: 1, tail: 2})
 	h.set(b, share{n: 1})

@@ -177,7 +177,7 @@ type Table struct {
 	freeHead int32
 	fresh    int32
 	index    flowIndex // value: flow id << 1 | Dir
-	perHost  hostShares
+	perHost  shares[hostKey]
 	maxHost  int32
 	live     int
 	// byProto and byClass count live flows as they come and go, so
@@ -185,7 +185,7 @@ type Table struct {
 	byProto [256]int32
 	byClass [NumClasses]int32
 
-	perOwner  map[uint64]share // by Owner.key
+	perOwner  shares[uint64] // by Owner.key
 	maxRule   int32
 	linkOwner Owner // what Insert charges besides the host (SetLink)
 
@@ -215,9 +215,9 @@ func New(max, perHost int, now int64) *Table {
 		created:  hugeSlice[int64](max),
 		freeHead: noFlow,
 		index:    newFlowIndex(2 * max),
-		perHost:  newHostShares(),
+		perHost:  newShares[hostKey](),
 		maxHost:  int32(perHost),
-		perOwner: make(map[uint64]share, 256),
+		perOwner: newShares[uint64](),
 		maxRule:  int32(perHost),
 		unrHead:  noFlow,
 		unrTail:  noFlow,
@@ -301,29 +301,30 @@ func (t *Table) HostFlows(host [4]byte) int {
 	return int(t.perHost.get(keyOfHost(host, t.linkOwner)).n)
 }
 
-// hostShares are the hosts' shares by hostKey: the map gives a host's
-// place in a slab of shares, so a share that changes (every flow made or
-// removed) is written in the slab, and the map only when a host comes or
-// goes (a map assignment of a 16-byte key was some 80 instructions of
-// each). It remembers the last host read or written: a host making a
-// flow asks for its share four or five times (its count, its room twice,
-// its list), the same host again and again. Every read and write goes
-// through get, set and del, so last always says what the map says.
-type hostShares struct {
-	m      map[hostKey]int32 // place in s
+// shares are the hosts' shares by hostKey (Table.perHost) or the owners'
+// by Owner.key (perOwner): the map gives a key's place in a slab of
+// shares, so a share that changes (every flow made or removed) is written
+// in the slab, and the map only when a host or owner comes or goes (a map
+// assignment of a 16-byte key was some 80 instructions of each). It
+// remembers the last key read or written: a host making a flow asks for
+// its share four or five times (its count, its room twice, its list), the
+// same host again and again. Every read and write goes through get, set
+// and del, so last always says what the map says.
+type shares[K comparable] struct {
+	m      map[K]int32 // place in s
 	s      []share
-	free   []int32 // places in s no host holds
-	last   hostKey
+	free   []int32 // places in s no key holds
+	last   K
 	lastAt int32 // last's place, or -1: none
 	lastOK bool
 }
 
-func newHostShares() hostShares {
-	return hostShares{m: make(map[hostKey]int32, 256), s: make([]share, 0, 256), free: make([]int32, 0, 256)}
+func newShares[K comparable]() shares[K] {
+	return shares[K]{m: make(map[K]int32, 256), s: make([]share, 0, 256), free: make([]int32, 0, 256)}
 }
 
 // at is k's place in s, or -1.
-func (h *hostShares) at(k hostKey) int32 {
+func (h *shares[K]) at(k K) int32 {
 	if h.lastOK && h.last == k {
 		return h.lastAt
 	}
@@ -335,14 +336,14 @@ func (h *hostShares) at(k hostKey) int32 {
 	return i
 }
 
-func (h *hostShares) get(k hostKey) share {
+func (h *shares[K]) get(k K) share {
 	if i := h.at(k); i >= 0 {
 		return h.s[i]
 	}
 	return share{}
 }
 
-func (h *hostShares) set(k hostKey, s share) {
+func (h *shares[K]) set(k K, s share) {
 	i := h.at(k)
 	if i < 0 {
 		if n := len(h.free); n > 0 {
@@ -357,7 +358,7 @@ func (h *hostShares) set(k hostKey, s share) {
 	h.s[i] = s
 }
 
-func (h *hostShares) del(k hostKey) {
+func (h *shares[K]) del(k K) {
 	if i := h.at(k); i >= 0 {
 		delete(h.m, k)
 		h.s[i] = share{}
@@ -367,7 +368,7 @@ func (h *hostShares) del(k hostKey) {
 }
 
 // OwnerFlows is the number of flows charged to o.
-func (t *Table) OwnerFlows(o Owner) int { return int(t.perOwner[o.key()].n) }
+func (t *Table) OwnerFlows(o Owner) int { return int(t.perOwner.get(o.key()).n) }
 
 // SetRuleLimit sets how many flows each OwnerRule owner may have (the
 // per-host limit until set; 0: none).
@@ -403,7 +404,7 @@ func (t *Table) hostFull(host [4]byte, o Owner) bool {
 
 func (t *Table) ownerFull(o Owner) bool {
 	m := t.ownerMax(o)
-	return o.Kind != OwnerNone && m > 0 && t.perOwner[o.key()].n >= m
+	return o.Kind != OwnerNone && m > 0 && t.perOwner.get(o.key()).n >= m
 }
 
 // MakeRoom makes sure a flow charged to host and to owner (the zero
@@ -421,7 +422,7 @@ func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
 // packet is being handled when a helper makes a flow of its own).
 func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 	if t.ownerFull(owner) {
-		if !t.evict(t.shareHead(t.perOwner[owner.key()], shareOwner, keep)) {
+		if !t.evict(t.shareHead(t.perOwner.get(owner.key()), shareOwner, keep)) {
 			return ErrOwnerLimit
 		}
 		if owner.Kind == OwnerMAC {
@@ -539,7 +540,8 @@ func (t *Table) sharesUnlink(f *Flow, id int32) {
 		t.perHost.set(hk, t.shareUnlink(t.perHost.get(hk), id, shareHost))
 	}
 	if f.Owner.Kind != OwnerNone {
-		t.perOwner[f.Owner.key()] = t.shareUnlink(t.perOwner[f.Owner.key()], id, shareOwner)
+		okey := f.Owner.key()
+		t.perOwner.set(okey, t.shareUnlink(t.perOwner.get(okey), id, shareOwner))
 	}
 }
 
@@ -636,7 +638,8 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 		t.perHost.set(hk, t.shareAdd(t.perHost.get(hk), id, shareHost))
 	}
 	if owner.Kind != OwnerNone {
-		t.perOwner[owner.key()] = t.shareAdd(t.perOwner[owner.key()], id, shareOwner)
+		okey := owner.key()
+		t.perOwner.set(okey, t.shareAdd(t.perOwner.get(okey), id, shareOwner))
 	}
 	if t.unrTail != noFlow {
 		t.flows[t.unrTail].unrNext = id
@@ -758,11 +761,12 @@ func (t *Table) remove(id int32) {
 		}
 	}
 	if f.Owner.Kind != OwnerNone {
-		if s := t.perOwner[f.Owner.key()]; s.n > 1 {
+		okey := f.Owner.key()
+		if s := t.perOwner.get(okey); s.n > 1 {
 			s.n--
-			t.perOwner[f.Owner.key()] = s
+			t.perOwner.set(okey, s)
 		} else {
-			delete(t.perOwner, f.Owner.key())
+			t.perOwner.del(okey)
 		}
 	}
 	f.st &^= stInUse

@@ -35,7 +35,14 @@ func BenchmarkEstablishedUDP(b *testing.B) {
 
 // BenchmarkNewFlow sets up a UDP flow per packet (a new source port each
 // time, so a new mapping too), with expiry keeping the table from filling.
-func BenchmarkNewFlow(b *testing.B) {
+func BenchmarkNewFlow(b *testing.B) { benchNewFlow(b, [6]byte{}) }
+
+// BenchmarkNewFlowFromMAC is BenchmarkNewFlow with the LAN frame's source
+// MAC known, as the data plane gives it (ProcessFrom): each flow is
+// charged to the MAC's share too.
+func BenchmarkNewFlowFromMAC(b *testing.B) { benchNewFlow(b, [6]byte{2, 0, 0, 0, 0, 1}) }
+
+func benchNewFlow(b *testing.B, mac [6]byte) {
 	e := newEngine(b, func(c *Config) { c.MaxFlows = 1 << 17; c.MaxFlowsPerHost = 1 << 17 })
 	tmpl := pkttest.UDP("192.168.50.10:1", "203.0.113.10:9", make([]byte, 18))
 	p := append([]byte(nil), tmpl...)
@@ -54,7 +61,13 @@ func BenchmarkNewFlow(b *testing.B) {
 			e.Expire(now)
 			b.StartTimer()
 		}
-		if v := e.Process(now, LAN, p); v.Action != Forward {
+		var v Verdict
+		if mac == ([6]byte{}) {
+			v = e.Process(now, LAN, p)
+		} else {
+			v = e.ProcessFrom(now, LAN, mac, p)
+		}
+		if v.Action != Forward {
 			b.Fatalf("%d: %+v", i, v)
 		}
 	}
