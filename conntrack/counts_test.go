@@ -35,7 +35,7 @@ func TestCounts(t *testing.T) {
 // taken by the next new host, so the slab does not grow with churn.
 func TestHostShares(t *testing.T) {
 	h := newShares[hostKey]()
-	a, b := hostKey{addr: [4]byte{10, 0, 0, 1}}, hostKey{addr: [4]byte{10, 0, 0, 2}}
+	a, b := keyOfHost([4]byte{10, 0, 0, 1}, Owner{}), keyOfHost([4]byte{10, 0, 0, 2}, Owner{})
 	h.set(a, share{n: 3, head: 1, tail: 2})
 	h.set(b, share{n: 1})
 	if got := h.get(a); got != (share{n: 3, head: 1, tail: 2}) {
@@ -51,12 +51,36 @@ func TestHostShares(t *testing.T) {
 	if got := h.get(a); got != (share{}) {
 		t.Fatalf("a after del, not last: %+v", got)
 	}
-	c := hostKey{addr: [4]byte{10, 0, 0, 3}}
+	c := keyOfHost([4]byte{10, 0, 0, 3}, MACOwner([6]byte{2, 0, 0, 0, 0, 1}))
 	h.set(c, share{n: 7})
 	if len(h.s) != 2 || len(h.m) != 2 || len(h.free) != 0 {
 		t.Fatalf("%d places, %d hosts, %d free: a freed place not reused", len(h.s), len(h.m), len(h.free))
 	}
 	if h.get(c).n != 7 || h.get(b).n != 1 || h.get(a).n != 0 {
 		t.Fatalf("after reuse: c %+v b %+v a %+v", h.get(c), h.get(b), h.get(a))
+	}
+}
+
+// TestShareKeys: keys made of different addresses, MACs and kinds of
+// owner differ, the same ones are equal, and an owner's key keeps every
+// byte of it.
+func TestShareKeys(t *testing.T) {
+	a := [4]byte{10, 0, 0, 1}
+	m1, m2 := MACOwner([6]byte{2, 0, 0, 0, 0, 1}), MACOwner([6]byte{3, 0, 0, 0, 0, 1})
+	keys := []hostKey{keyOfHost(a, Owner{}), keyOfHost(a, m1), keyOfHost(a, m2), keyOfHost(a, RuleOwner(1)),
+		keyOfHost([4]byte{10, 0, 0, 2}, m1), keyOfHost([4]byte{11, 0, 0, 1}, m1)}
+	for i := range keys {
+		for j := range keys {
+			if (keys[i] == keys[j]) != (i == j) {
+				t.Fatalf("keys %d and %d: %v, %v", i, j, keys[i], keys[j])
+			}
+		}
+	}
+	if keyOfHost(a, RuleOwner(1)) != keyOfHost(a, InboundOwner) {
+		t.Fatal("a rule's inbound share is not the host's inbound share")
+	}
+	o := Owner{Kind: OwnerMAC, ID: [6]byte{1, 2, 3, 4, 5, 6}}
+	if got, want := o.key(), uint64(0x06050403020101); got != want {
+		t.Fatalf("owner key %#x, want %#x", got, want)
 	}
 }

@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"encoding/binary"
 	"errors"
 	"sync/atomic"
 )
@@ -35,8 +36,7 @@ type Owner struct {
 // a word takes the runtime's 64-bit fast path, one keyed by a 7-byte
 // struct hashes and compares it byte by byte.
 func (o Owner) key() uint64 {
-	return uint64(o.Kind) | uint64(o.ID[0])<<8 | uint64(o.ID[1])<<16 | uint64(o.ID[2])<<24 |
-		uint64(o.ID[3])<<32 | uint64(o.ID[4])<<40 | uint64(o.ID[5])<<48
+	return uint64(o.Kind) | uint64(binary.LittleEndian.Uint32(o.ID[:4]))<<8 | uint64(binary.LittleEndian.Uint16(o.ID[4:]))<<40
 }
 
 // Owner kinds.
@@ -272,27 +272,29 @@ func (t *Table) SetClass(id int32, c uint8) {
 // host's outbound share, nor gets more than one share however many
 // forwards lead to the host.
 type hostKey struct {
-	addr [4]byte
-	mac  [6]byte
-	// Always zero: sixteen bytes of plain memory hash and compare as
-	// two words (the maps' 128-bit routines), not as ten bytes through
-	// the generic ones.
-	//lint:ignore U1000 read as part of the key
-	pad [6]byte
+	// The address's 4 bytes and the MAC's 6 as one little-endian
+	// 10-byte number, in two words: a map hashes and compares them as
+	// plain memory (its 128-bit routines) and the remembered last host
+	// (shares.at) is two compares, where a struct of byte arrays was
+	// compared byte by byte.
+	lo, hi uint64
 }
 
 // inboundMark is the broadcast address, never a frame's source.
 var inboundMark = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 func keyOfHost(addr [4]byte, o Owner) hostKey {
-	k := hostKey{addr: addr}
+	var mac [6]byte
 	switch o.Kind {
 	case OwnerMAC:
-		k.mac = o.ID
+		mac = o.ID
 	case OwnerRule, OwnerInbound:
-		k.mac = inboundMark
+		mac = inboundMark
 	}
-	return k
+	return hostKey{
+		lo: uint64(binary.LittleEndian.Uint32(addr[:])) | uint64(binary.LittleEndian.Uint32(mac[:4]))<<32,
+		hi: uint64(binary.LittleEndian.Uint16(mac[4:])),
+	}
 }
 
 // HostFlows is the number of flows charged to host from the MAC SetLink
