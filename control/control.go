@@ -163,7 +163,7 @@ func NATStatsFrom(s nat.Stats) NATStats {
 		VPNSessions: s.VPNSessions,
 		Guards:      make(map[string]uint64, len(GuardNames())),
 	}
-	for i, v := range [...]uint64{s.EarlyDropTableFull, s.EarlyDropHostShare, s.EarlyDropMACShare, s.EarlyDropRuleShare, s.RSTInWindow, s.RSTOutOfWindow, s.TCPStateIgnored} {
+	for i, v := range [...]uint64{s.EarlyDropTableFull, s.EarlyDropHostShare, s.EarlyDropMACShare, s.EarlyDropRuleShare, s.RSTInWindow, s.RSTOutOfWindow, s.TCPStateIgnored, s.ProhibitedSent, s.ProhibitedSuppressed} {
 		out.Guards[GuardNames()[i]] = v
 	}
 	if s.Helpers != nil {
@@ -189,12 +189,15 @@ func NATStatsFrom(s nat.Stats) NATStats {
 
 // GuardNames are the keys of NATStats.Guards, in this order: flows ended
 // early to make room because the table, a host's, a MAC's or a rule's
-// share was full, RSTs passed on without ending their flow, and SYNs and
-// FINs passed on without changing their flow's state.
+// share was full, RSTs passed on without ending their flow, SYNs and
+// FINs passed on without changing their flow's state, and the ICMP
+// administratively prohibited errors sent to LAN hosts whose new flow a
+// limit refused, and those the rate limits held back (RFC 5508 REQ-8).
 func GuardNames() []string {
 	return []string{
 		"early_drop_table_full", "early_drop_host_share", "early_drop_mac_share", "early_drop_rule_share",
 		"rst_in_window_passed", "rst_out_of_window_passed", "syn_fin_implausible_passed",
+		"icmp_prohibited_sent", "icmp_prohibited_suppressed",
 	}
 }
 

@@ -74,6 +74,7 @@ func wireNAT() nat.Stats {
 	s.EarlyDropTableFull, s.EarlyDropHostShare, s.EarlyDropMACShare, s.EarlyDropRuleShare = 7, 8, 9, 12
 	s.RSTInWindow, s.RSTOutOfWindow = 10, 11
 	s.TCPStateIgnored = 13
+	s.ProhibitedSent, s.ProhibitedSuppressed = 14, 15
 	s.VPNSessions = map[string]int{"ipsec": 1, "pptp": 1, "l2tp": 1}
 	s.Helpers = map[string]nat.HelperCounters{"ftp": {On: true, Flows: 1, Rewrites: 2, Expectations: 3, Expected: 4, Unparsed: 5}, "sip": {}}
 	return s

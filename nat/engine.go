@@ -60,8 +60,8 @@ type Engine struct {
 	emitPool [][]byte
 	emitUsed int
 
-	icmpTokens int64 // in 1/1000 of a packet
-	icmpLast   Time
+	icmpBucket bucket       // generated ICMP (icmpAllowed)
+	prohib     prohibLimits // administratively prohibited errors (icmp.go)
 	ipID       uint16
 
 	// keys indexes helpers' ids (HelperEnv.Key): IKE SPIs, L2TP tunnel
@@ -158,8 +158,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 	e.ct.OnDelete = e.onDelete
 	e.ct.OnExpectationGone = e.expectationGone
 	e.apply(cfg)
-	e.icmpTokens = int64(cfg.ICMPRate) * 1000
-	e.icmpLast = now
+	e.icmpBucket.last = now
 	return e, nil
 }
 
@@ -350,6 +349,9 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 		if r != DropNone {
 			if r == dropLocal {
 				return e.local(now, from, ip)
+			}
+			if from == LAN && refusedByLimit(r) {
+				e.prohibited(now, ip) // RFC 5508 REQ-8
 			}
 			return e.drop(r)
 		}

@@ -210,50 +210,81 @@ func setEmbedded(in packet.IPv4, src, dst [4]byte, sid, did uint16) {
 	copy(in[16:20], dst[:])
 }
 
-// icmpAllowed is a token bucket on generated ICMP (RFC 1812 4.3.2.8).
+// bucket is a token bucket kept in engine time: debt is how much of the
+// clock the packets it let through have drawn ahead (each costs a second
+// divided by the rate), paid back as time passes. Counting in nanoseconds
+// loses nothing to rounding however often it is asked, and its zero value
+// is full.
+type bucket struct {
+	debt, last Time
+}
+
+// fill pays back the time passed since the bucket was last looked at.
+func (b *bucket) fill(now Time) {
+	if el := now - b.last; el > 0 || b.debt == 0 {
+		b.debt = max(0, b.debt-max(el, 0))
+		b.last = now
+	}
+}
+
+// room says whether the bucket, filled, has a packet of cost to give
+// with burst packets at most drawn ahead.
+func (b *bucket) room(cost Time, burst int64) bool {
+	return b.debt+cost <= cost*Time(burst)
+}
+
+// take fills the bucket and takes a packet of cost if it has one.
+func (b *bucket) take(now, cost Time, burst int64) bool {
+	b.fill(now)
+	if !b.room(cost, burst) {
+		return false
+	}
+	b.debt += cost
+	return true
+}
+
+// icmpAllowed is a token bucket on generated ICMP (RFC 1812 4.3.2.8):
+// ICMPRate a second, as many at once.
 func (e *Engine) icmpAllowed(now Time) bool {
 	rate := int64(e.cfg.ICMPRate)
-	if rate == 0 {
+	if rate <= 0 {
 		return false
 	}
-	el := int64(now - e.icmpLast)
-	if el > 0 {
-		e.icmpTokens += el * rate / 1e6 // tokens in 1/1000 packet: rate*1000*el/1e9
-		if max := rate * 1000; e.icmpTokens > max {
-			e.icmpTokens = max
+	return e.icmpBucket.take(now, sec/Time(rate), rate)
+}
+
+// icmpQuotable says whether orig may be answered with an ICMP error at all
+// (RFC 1122 3.2.2, RFC 1812 4.3.2.7): never an error about an error, a
+// fragment other than the first, or a packet whose source cannot take one.
+func icmpQuotable(orig packet.IPv4) bool {
+	if orig.IsFragment() && orig.FragmentOffset() != 0 {
+		return false
+	}
+	if orig.Protocol() == packet.ProtoICMP {
+		if c, err := packet.ParseICMP(orig.Payload()); err != nil || c.IsError() {
+			return false
 		}
-		e.icmpLast = now
 	}
-	if e.icmpTokens < 1000 {
-		return false
-	}
-	e.icmpTokens -= 1000
-	return true
+	src := orig.Src()
+	return src != ([4]byte{}) && src[0] < 224 && src[0] != 127
 }
 
 // icmpError sends an ICMP error about orig (still as it arrived) back to its
 // sender, from the router's address on the side it came in by.
 func (e *Engine) icmpError(now Time, from Iface, orig packet.IPv4, typ, code uint8, mtu uint16) {
-	// Never an error about an error, a non-first fragment, or a packet
-	// whose source cannot take one (RFC 1122 3.2.2).
-	if orig.IsFragment() && orig.FragmentOffset() != 0 {
+	if !icmpQuotable(orig) || !e.icmpAllowed(now) {
 		return
 	}
-	if orig.Protocol() == packet.ProtoICMP {
-		if c, err := packet.ParseICMP(orig.Payload()); err != nil || c.IsError() {
-			return
-		}
-	}
+	e.sendICMPError(from, orig, typ, code, mtu)
+}
+
+// sendICMPError builds and emits the error icmpError sends, quoting as
+// much of orig as fits in 576 bytes (RFC 1812 4.3.2.3).
+func (e *Engine) sendICMPError(from Iface, orig packet.IPv4, typ, code uint8, mtu uint16) bool {
 	src := orig.Src()
-	if src == ([4]byte{}) || src[0] >= 224 {
-		return
-	}
-	if !e.icmpAllowed(now) {
-		return
-	}
 	nh, ok := e.nextHop(from, src)
 	if !ok {
-		return
+		return false
 	}
 	quote := len(orig)
 	const maxQuote = 576 - packet.IPv4MinHeader - packet.ICMPHeader
@@ -263,7 +294,7 @@ func (e *Engine) icmpError(now Time, from Iface, orig packet.IPv4, typ, code uin
 	n := packet.IPv4MinHeader + packet.ICMPHeader + quote
 	buf := e.emitBuf(n)
 	if buf == nil {
-		return
+		return false
 	}
 	pkt := buf[EtherHeadroom:]
 	me := e.lanAddr
@@ -281,4 +312,78 @@ func (e *Engine) icmpError(now Time, from Iface, orig packet.IPv4, typ, code uin
 	c.ComputeChecksum()
 	e.stats.ICMPSent++
 	e.emit(from, nh, buf)
+	return true
+}
+
+// Refused flows (RFC 5508 REQ-8). A LAN packet that would make a flow the
+// limits refuse (the table full, its host's or MAC's share, no outside
+// port left) is dropped and its sender told so with a destination
+// unreachable, communication administratively prohibited (code 13), so
+// that its connect fails at once rather than after its retries. A guest
+// LAN opening flows in a loop must not turn that into a flood, so the
+// messages have buckets of their own, apart from the other generated
+// errors' (which a flood of refusals must not starve): each LAN host
+// prohibHostBurst at once and prohibHostRate a second after that, and
+// all hosts together a quarter of ICMPRate (ICMPRate 0 sends none). A
+// sender on the WAN refused by a limit (a port forward's or the DMZ's
+// share, its LAN host's inbound share) gets nothing: the router answers
+// no unsolicited packet from outside, and a scanner would learn from the
+// answers which ports lead somewhere and when their shares are full.
+const (
+	prohibHostBurst = 4
+	prohibHostRate  = 1
+	// prohibSlots are the per-host buckets, by a hash of the address;
+	// hosts that share a slot share its rate.
+	prohibBits  = 10
+	prohibSlots = 1 << prohibBits
+	// icmpAdminProhibited is the destination unreachable code for a
+	// packet an administrative rule refused (RFC 1812 5.2.7.1).
+	icmpAdminProhibited = 13
+)
+
+// prohibLimits are the buckets of the administratively prohibited errors.
+type prohibLimits struct {
+	all  bucket
+	host [prohibSlots]bucket
+}
+
+// refusedByLimit says whether a drop reason is a flow the limits refused.
+func refusedByLimit(r DropReason) bool {
+	switch r {
+	case DropTableFull, DropHostLimit, DropMACLimit, DropPortsExhausted:
+		return true
+	}
+	return false
+}
+
+// prohibited answers a LAN packet whose flow the limits refused (r) with a
+// communication administratively prohibited error, rate-limited, and
+// counts what it sent and what the buckets held back.
+func (e *Engine) prohibited(now Time, ip packet.IPv4) {
+	dst := ip.Dst()
+	if !icmpQuotable(ip) || dst[0] >= 224 || e.wanNet.edge(dst) {
+		// No error about a broadcast or multicast (RFC 1122 3.2.2); a
+		// LAN broadcast never gets this far.
+		return
+	}
+	rate := int64(e.cfg.ICMPRate) / 4
+	if e.cfg.ICMPRate > 0 {
+		rate = max(rate, 1)
+	}
+	src := ip.Src()
+	hb := &e.prohib.host[(be32(src)*0x9e3779b1)>>(32-prohibBits)]
+	all := &e.prohib.all
+	hb.fill(now)
+	all.fill(now)
+	hostCost := sec / prohibHostRate
+	if rate == 0 || !hb.room(hostCost, prohibHostBurst) || !all.room(sec/Time(rate), rate) {
+		e.stats.ProhibitedSuppressed++
+		return
+	}
+	if !e.sendICMPError(LAN, ip, packet.ICMPUnreachable, icmpAdminProhibited, 0) {
+		return
+	}
+	hb.debt += hostCost
+	all.debt += sec / Time(rate)
+	e.stats.ProhibitedSent++
 }

@@ -137,6 +137,11 @@ type Stats struct {
 	RSTInWindow        uint64 // in the window but not at its edge: the endpoint will challenge it
 	RSTOutOfWindow     uint64 // outside the window: no endpoint takes it
 	TCPStateIgnored    uint64 // SYNs and FINs off the edge or with an implausible ACK: passed, the flow's state kept
+	// LAN packets whose flow a limit refused (table_full, host_limit,
+	// mac_limit, ports_exhausted): answered with an ICMP administratively
+	// prohibited, or not because the rate limits held it back.
+	ProhibitedSent       uint64
+	ProhibitedSuppressed uint64
 }
 
 // FlowInfo describes one flow for people and the control API.
