@@ -132,9 +132,13 @@ func (c *Config) Switch(name string) (field **bool, path string, ok bool) {
 type Timeouts struct {
 	UDP            string `json:"udp,omitzero"`
 	TCPEstablished string `json:"tcp_established,omitzero"`
-	TCPTransitory  string `json:"tcp_transitory,omitzero"`
-	TCPClosed      string `json:"tcp_closed,omitzero"`
-	ICMP           string `json:"icmp,omitzero"`
+	// TCPOpening and TCPClosing are the opening and closing phases'
+	// timeouts (RFC 7857 section 2.1); either left out is TCPTransitory.
+	TCPOpening    string `json:"tcp_opening,omitzero"`
+	TCPClosing    string `json:"tcp_closing,omitzero"`
+	TCPTransitory string `json:"tcp_transitory,omitzero"`
+	TCPClosed     string `json:"tcp_closed,omitzero"`
+	ICMP          string `json:"icmp,omitzero"`
 }
 
 // PortForward forwards inbound traffic on outside ports to a LAN host.

@@ -18,7 +18,7 @@ const full = `{
  "lan":{"interface":"lan0","address":"192.168.50.1/24","mtu":1500},
  "wan":{"interface":"wan0","address":"203.0.113.1/24","gateway":"203.0.113.254","mtu":1400},
  "nat":{"filtering":"endpoint-independent","port_range":"2000-3000","max_flows":1000,"max_flows_per_host":100,"mss_clamp":1400,
-        "timeouts":{"udp":"3m","tcp_established":"3h","tcp_transitory":"5m","tcp_closed":"20s","icmp":"90s"}},
+        "timeouts":{"udp":"3m","tcp_established":"3h","tcp_transitory":"5m","tcp_closing":"6m","tcp_closed":"20s","icmp":"90s"}},
  "port_forwards":[
    {"name":"web","proto":"tcp","outside_port":8080,"host":"192.168.50.10","inside_port":80},
    {"name":"game","proto":"udp","outside_port":"27000-27010","host":"192.168.50.11","inside_port":27000},
@@ -59,6 +59,8 @@ func TestFullConfig(t *testing.T) {
 		KernelTCP:       []uint16{8080}, // the admin page, on by default
 		Timeouts: nat.Timeouts{
 			UDP: 3 * time.Minute, TCPEstablished: 3 * time.Hour,
+			// tcp_opening left out: tcp_transitory's.
+			TCPOpening: 5 * time.Minute, TCPClosing: 6 * time.Minute,
 			TCPTransitory: 5 * time.Minute, TCPClosed: 20 * time.Second, ICMP: 90 * time.Second,
 			Fragment: nat.DefaultTimeouts.Fragment, Expectation: nat.DefaultTimeouts.Expectation,
 		},
@@ -242,6 +244,9 @@ func TestValidationErrors(t *testing.T) {
 		{"udp short", func(m map[string]any) { set(m, "nat.timeouts.udp", "30s") }, "nat.timeouts.udp", "below the RFC minimum 2m"},
 		{"tcp est short", func(m map[string]any) { set(m, "nat.timeouts.tcp_established", "2h") }, "nat.timeouts.tcp_established", "below the RFC minimum 2h4m"},
 		{"tcp trans short", func(m map[string]any) { set(m, "nat.timeouts.tcp_transitory", "1m") }, "nat.timeouts.tcp_transitory", "below the RFC minimum 4m"},
+		{"tcp opening short", func(m map[string]any) { set(m, "nat.timeouts.tcp_opening", "3m59s") }, "nat.timeouts.tcp_opening", "below the RFC minimum 4m"},
+		{"tcp closing syntax", func(m map[string]any) { set(m, "nat.timeouts.tcp_closing", "4") }, "nat.timeouts.tcp_closing", "not a duration"},
+		{"tcp closing negative", func(m map[string]any) { set(m, "nat.timeouts.tcp_closing", "-5m") }, "nat.timeouts.tcp_closing", "must be positive"},
 		{"icmp short", func(m map[string]any) { set(m, "nat.timeouts.icmp", "10s") }, "nat.timeouts.icmp", "below the RFC minimum 1m"},
 		{"fw proto", func(m map[string]any) { set(m, "port_forwards[0].proto", "sctp") }, "port_forwards[0].proto", `"sctp" is not tcp or udp`},
 		{"fw proto missing", func(m map[string]any) { set(m, "port_forwards[0].proto", nil) }, "port_forwards[0].proto", "required"},
@@ -538,5 +543,38 @@ func TestOffloadField(t *testing.T) {
 	}
 	if _, err := Parse([]byte(`{"offlaod":true}`)); err == nil {
 		t.Error("a misspelt offload accepted")
+	}
+}
+
+// TestTCPOpeningClosingTimeouts: the opening and closing phases' timeouts
+// (RFC 7857 section 2.1) are set apart, or both follow tcp_transitory, as
+// in the files from before they were; the engine gets them.
+func TestTCPOpeningClosingTimeouts(t *testing.T) {
+	base := `{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},"nat":{"timeouts":%s}}`
+	for _, tc := range []struct {
+		timeouts                string
+		opening, closing, trans time.Duration
+	}{
+		{`{}`, 4 * time.Minute, 4 * time.Minute, 4 * time.Minute},
+		{`{"tcp_transitory":"7m"}`, 7 * time.Minute, 7 * time.Minute, 7 * time.Minute},
+		{`{"tcp_opening":"5m","tcp_closing":"8m"}`, 5 * time.Minute, 8 * time.Minute, 4 * time.Minute},
+		{`{"tcp_transitory":"6m","tcp_opening":"9m"}`, 9 * time.Minute, 6 * time.Minute, 6 * time.Minute},
+	} {
+		c, err := Parse([]byte(strings.Replace(base, "%s", tc.timeouts, 1)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.timeouts, err)
+		}
+		s, err := c.Validate()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.timeouts, err)
+		}
+		got := s.NAT.Timeouts
+		if got.TCPOpening != tc.opening || got.TCPClosing != tc.closing || got.TCPTransitory != tc.trans {
+			t.Errorf("%s: opening %v, closing %v, transitory %v; want %v, %v, %v",
+				tc.timeouts, got.TCPOpening, got.TCPClosing, got.TCPTransitory, tc.opening, tc.closing, tc.trans)
+		}
+		if _, err := nat.New(s.NAT, 0); err != nil {
+			t.Errorf("%s: the engine refuses it: %v", tc.timeouts, err)
+		}
 	}
 }

@@ -15,6 +15,12 @@ import (
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(full))
 	f.Add([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"}}`))
+	f.Add([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},` +
+		`"nat":{"timeouts":{"tcp_opening":"5m","tcp_closing":"6m","tcp_transitory":"4m"}}}`))
+	// Malformed: tcp_opening empty (left out: tcp_transitory's) and
+	// tcp_closing below the RFC minimum, refused naming it.
+	f.Add([]byte(`{"lan":{"interface":"lan0","address":"192.168.50.1/24"},"wan":{"interface":"wan0","address":"203.0.113.1/24"},` +
+		`"nat":{"timeouts":{"tcp_opening":"","tcp_closing":"1s"}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
 		if err != nil {

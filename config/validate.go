@@ -55,6 +55,8 @@ var minTimeouts = map[string]time.Duration{
 	"udp_stream":      2 * time.Minute,             // RFC 4787 REQ-5
 	"tcp_established": 2*time.Hour + 4*time.Minute, // RFC 5382 REQ-5
 	"tcp_transitory":  4 * time.Minute,             // RFC 5382 REQ-5
+	"tcp_opening":     4 * time.Minute,             // RFC 5382 REQ-5, RFC 7857 2.1
+	"tcp_closing":     4 * time.Minute,             // RFC 5382 REQ-5, RFC 7857 2.1
 	"icmp":            60 * time.Second,            // RFC 5508 REQ-1
 }
 
@@ -258,6 +260,15 @@ func (c *Config) Validate() (*Settings, error) {
 	n.Timeouts.UDP = v.timeout("udp", t.UDP, short)
 	n.Timeouts.TCPEstablished = v.timeout("tcp_established", t.TCPEstablished, short)
 	n.Timeouts.TCPTransitory = v.timeout("tcp_transitory", t.TCPTransitory, short)
+	// tcp_opening and tcp_closing take tcp_transitory unless set (the
+	// files from before they were apart set only that).
+	n.Timeouts.TCPOpening, n.Timeouts.TCPClosing = n.Timeouts.TCPTransitory, n.Timeouts.TCPTransitory
+	if t.TCPOpening != "" {
+		n.Timeouts.TCPOpening = v.timeout("tcp_opening", t.TCPOpening, short)
+	}
+	if t.TCPClosing != "" {
+		n.Timeouts.TCPClosing = v.timeout("tcp_closing", t.TCPClosing, short)
+	}
 	n.Timeouts.TCPClosed = v.timeout("tcp_closed", t.TCPClosed, short)
 	n.Timeouts.ICMP = v.timeout("icmp", t.ICMP, short)
 	n.Timeouts.Fragment = nat.DefaultTimeouts.Fragment

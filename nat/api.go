@@ -96,11 +96,16 @@ type PortForward struct {
 type Timeouts struct {
 	UDP            time.Duration // default 5 min (REQ-5: at least 2 min)
 	TCPEstablished time.Duration // default 2 h 4 min (RFC 5382 REQ-5)
-	TCPTransitory  time.Duration // default 4 min
-	TCPClosed      time.Duration // after RST; default 10 s
-	ICMP           time.Duration // default 60 s (RFC 5508 REQ-1)
-	Fragment       time.Duration // reassembly state; default 30 s
-	Expectation    time.Duration // default 60 s
+	// TCPOpening is the timeout of a connection being opened (SYN sent
+	// or received), TCPClosing of one being closed (a FIN seen), RFC 7857
+	// section 2.1; each is TCPTransitory when zero. Default 4 min.
+	TCPOpening    time.Duration
+	TCPClosing    time.Duration
+	TCPTransitory time.Duration // both of those unless set; default 4 min
+	TCPClosed     time.Duration // after RST; default 10 s
+	ICMP          time.Duration // default 60 s (RFC 5508 REQ-1)
+	Fragment      time.Duration // reassembly state; default 30 s
+	Expectation   time.Duration // default 60 s
 }
 
 // Config is the engine's whole configuration.

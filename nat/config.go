@@ -11,6 +11,8 @@ import (
 var DefaultTimeouts = Timeouts{
 	UDP:            5 * time.Minute,
 	TCPEstablished: 2*time.Hour + 4*time.Minute,
+	TCPOpening:     4 * time.Minute,
+	TCPClosing:     4 * time.Minute,
 	TCPTransitory:  4 * time.Minute,
 	TCPClosed:      10 * time.Second,
 	ICMP:           60 * time.Second,
@@ -36,6 +38,14 @@ func (cfg Config) withDefaults() Config {
 		if *p.v == 0 {
 			*p.v = *p.d
 		}
+	}
+	// The opening and closing phases take the transitory timeout unless
+	// set apart.
+	if t.TCPOpening == 0 {
+		t.TCPOpening = t.TCPTransitory
+	}
+	if t.TCPClosing == 0 {
+		t.TCPClosing = t.TCPTransitory
 	}
 	if cfg.MaxFlows == 0 {
 		cfg.MaxFlows = 65536

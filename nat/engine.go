@@ -46,7 +46,7 @@ type Engine struct {
 	hasGW    bool
 	mtu      [2]int
 	timeouts struct {
-		udp, tcpEst, tcpTrans, tcpClosed, icmp, frag Time
+		udp, tcpEst, tcpOpen, tcpClose, tcpClosed, icmp, frag Time
 	}
 
 	ct    *conntrack.Table
@@ -177,7 +177,8 @@ func (e *Engine) apply(cfg Config) {
 	t := cfg.Timeouts
 	e.timeouts.udp = Time(t.UDP)
 	e.timeouts.tcpEst = Time(t.TCPEstablished)
-	e.timeouts.tcpTrans = Time(t.TCPTransitory)
+	e.timeouts.tcpOpen = Time(t.TCPOpening)
+	e.timeouts.tcpClose = Time(t.TCPClosing)
 	e.timeouts.tcpClosed = Time(t.TCPClosed)
 	e.timeouts.icmp = Time(t.ICMP)
 	e.timeouts.frag = Time(t.Fragment)
@@ -630,7 +631,7 @@ func isQueryRequest(ip packet.IPv4) bool {
 func (e *Engine) timeoutFor(proto uint8) Time {
 	switch proto {
 	case packet.ProtoTCP:
-		return e.timeouts.tcpTrans
+		return e.timeouts.tcpOpen
 	case packet.ProtoICMP:
 		return e.timeouts.icmp
 	default:

@@ -106,14 +106,18 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 	return DropNone
 }
 
+// tcpTimeout is the idle timeout of a flow in state s: RFC 7857 section
+// 2.1's opening and closing phases apart, each 4 min by default.
 func (e *Engine) tcpTimeout(s uint8) Time {
 	switch s {
 	case tcpEstablished:
 		return e.timeouts.tcpEst
+	case tcpFinWait, tcpClosing:
+		return e.timeouts.tcpClose
 	case tcpClosed:
 		return e.timeouts.tcpClosed
 	}
-	return e.timeouts.tcpTrans
+	return e.timeouts.tcpOpen // syn-sent, syn-recv
 }
 
 // tcpStep is the state machine. It is deliberately permissive about
