@@ -73,7 +73,7 @@ func NewCollector(svc *Service) prometheus.Collector {
 		pptpUnparsed:  d("pptp_unparsed_total", "PPTP control connections that could not be followed."),
 		ikeFallback:   d("ike_fallback_total", "Non-IKE traffic from UDP port 500 given its own port instead of 500."),
 		sharedToHost:  d("shared_port_to_only_host_total", "Inbound packets on UDP 500 or 1701 that could not be demultiplexed, sent to the one LAN host using the port."),
-		guards:        d("guards_total", "What the limits against floods and spoofing did besides dropping: flows ended early because the table's, a host's, a MAC's or a rule's share was full, RSTs passed without ending their flow.", "guard"),
+		guards:        d("guards_total", "What the limits against floods and spoofing did besides dropping: flows ended early because the table's, a host's, a MAC's or a rule's share was full, RSTs passed without ending their flow, ICMP administratively prohibited sent to LAN hosts whose new flow a limit refused and held back by its rate limits.", "guard"),
 		helpers:       d("helper_total", "Application-level gateways' counters (flows, rewrites, expectations, expected_flows, unparsed), by helper.", "helper", "counter"),
 		dataplane:     d("dataplane_total", "Data plane counters of the router loop, by name.", "counter"),
 		sockRx:        d("socket_rx_packets_total", "Packets received by the AF_PACKET sockets, by interface.", "interface"),

@@ -118,6 +118,8 @@ next:
 		`passgate_drops_total{reason="lan_source_off_prefix"} `,
 		`passgate_drops_total{reason="inbound_rule_limit"} `,
 		`passgate_guards_total{guard="early_drop_mac_share"} `,
+		`passgate_guards_total{guard="icmp_prohibited_sent"} `,
+		`passgate_guards_total{guard="icmp_prohibited_suppressed"} `,
 		`passgate_ike_fallback_total `,
 		`passgate_shared_port_to_only_host_total `,
 		`passgate_lost_frames_total{reason="made_up"} `,

@@ -174,3 +174,41 @@ func TestProhibitedRateLimited(t *testing.T) {
 		t.Fatalf("time exceeded not sent after the flood: %d emitted", len(em))
 	}
 }
+
+// BenchmarkRefusedFlow: a LAN packet whose flow finds no outside port,
+// answered with the administratively prohibited error (a second apart, so
+// the buckets always let it go) or held back by them (flood); neither
+// allocates.
+func BenchmarkRefusedFlow(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		step Time
+	}{{"sent", sec}, {"flood", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			e := newEngine(b, func(c *Config) { c.PortLo, c.PortHi = 10000, 10063 })
+			for p := 0; p < 64; p++ {
+				u := UDP(fmt.Sprintf("192.168.50.10:%d", 10000+p), "203.0.113.10:1", nil)
+				if v := e.Process(0, LAN, u); v.Action != Forward {
+					b.Fatal(v)
+				}
+			}
+			seg := UDP("192.168.50.11:10005", "198.51.100.7:53", make([]byte, 64))
+			p := append([]byte(nil), seg...)
+			now := 10 * sec
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				copy(p, seg)
+				now += tc.step
+				if v := e.Process(now, LAN, p); v.Reason != DropPortsExhausted {
+					b.Fatal(v)
+				}
+				e.ResetEmitted()
+			}
+			b.StopTimer()
+			if s := e.Stats(); tc.step != 0 && s.ProhibitedSent != uint64(b.N) {
+				b.Fatalf("sent %d of %d", s.ProhibitedSent, b.N)
+			}
+		})
+	}
+}
