@@ -11,7 +11,9 @@
 // the translated tuple, the RFC 1624 checksum deltas precomputed for the
 // IPv4 header (translation and the TTL decrement) and for the transport
 // checksum (pseudo-header and ports), the egress ifindex, the next hop's
-// and our own MAC, the largest frame the way out takes, and the packets
+// and our own MAC, the ingress interface's MAC (the only destination
+// forwarded: a frame for another station or a group is not the
+// router's), the largest frame the way out takes, and the packets
 // and bytes the program forwarded (atomic adds), which the router reads
 // back to keep the flow alive in the engine and counted.
 //
@@ -28,7 +30,7 @@ import (
 // Sizes of the encoded key and value.
 const (
 	KeySize   = 20
-	ValueSize = 80
+	ValueSize = 88
 )
 
 // Offsets in the encoded value.
@@ -57,6 +59,11 @@ const (
 	vSeqNext = 64
 	vSeqAck  = 68
 	vSeqWin  = 72
+	// The MAC of the interface the key's packets arrive on: a frame
+	// addressed to another station (a bridge flooding it, a promiscuous
+	// port) or to a group is none of the router's to forward, as the
+	// engine drops it.
+	vInMAC = 76
 )
 
 // Key is a packet's tuple as it arrives.
@@ -92,6 +99,9 @@ type Value struct {
 	SrcPort, DstPort uint16
 	Ifindex          uint32
 	DstMAC, SrcMAC   [6]byte
+	// InMAC is the ingress interface's own MAC: only frames addressed
+	// to it are forwarded.
+	InMAC [6]byte
 	// IPDelta and L4Delta are filled by NewValue.
 	IPDelta, L4Delta     uint32
 	AddrDelta, PortDelta uint32
@@ -102,11 +112,12 @@ type Value struct {
 	Packets, Bytes          uint64
 }
 
-// NewValue is the entry for packets arriving as k and leaving translated
-// to the given tuple through ifindex with at most mtu bytes of IPv4.
-func NewValue(k Key, src, dst [4]byte, sport, dport uint16, ifindex uint32, dstMAC, srcMAC [6]byte, mtu int) Value {
+// NewValue is the entry for packets arriving as k in frames addressed to
+// inMAC and leaving translated to the given tuple through ifindex with at
+// most mtu bytes of IPv4.
+func NewValue(k Key, src, dst [4]byte, sport, dport uint16, ifindex uint32, dstMAC, srcMAC, inMAC [6]byte, mtu int) Value {
 	v := Value{Src: src, Dst: dst, SrcPort: sport, DstPort: dport, Ifindex: ifindex,
-		DstMAC: dstMAC, SrcMAC: srcMAC, MaxFrame: uint32(mtu + packet.EtherHeaderLen)}
+		DstMAC: dstMAC, SrcMAC: srcMAC, InMAC: inMAC, MaxFrame: uint32(mtu + packet.EtherHeaderLen)}
 	var addr uint32
 	addr = delta4(addr, k.Src, src)
 	addr = delta4(addr, k.Dst, dst)
@@ -165,6 +176,7 @@ func (v *Value) Encode(b *[ValueSize]byte) {
 	binary.NativeEndian.PutUint32(b[vSeqNext:], v.SeqNext)
 	binary.NativeEndian.PutUint32(b[vSeqAck:], v.SeqAck)
 	binary.NativeEndian.PutUint32(b[vSeqWin:], v.SeqWin)
+	copy(b[vInMAC:], v.InMAC[:])
 }
 
 // Decode reads v from the map's layout.
@@ -186,6 +198,7 @@ func (v *Value) Decode(b *[ValueSize]byte) {
 	v.SeqNext = binary.NativeEndian.Uint32(b[vSeqNext:])
 	v.SeqAck = binary.NativeEndian.Uint32(b[vSeqAck:])
 	v.SeqWin = binary.NativeEndian.Uint32(b[vSeqWin:])
+	copy(v.InMAC[:], b[vInMAC:])
 }
 
 // Seq is what Apply's caller records of a TCP segment as the program
@@ -242,11 +255,12 @@ func Match(frame []byte) (Key, bool) {
 }
 
 // Apply does to frame, a match of v's key, what the program does: Miss
-// if it is larger than the way out takes, else the rewrite (tuple, TTL,
+// if it is not addressed to v.InMAC or is larger than the way out takes,
+// else the rewrite (tuple, TTL,
 // checksums by the deltas, MACs) and Redirect. It counts nothing.
 func Apply(frame []byte, v *Value) int {
 	const e = packet.EtherHeaderLen
-	if uint32(len(frame)) > v.MaxFrame {
+	if [6]byte(frame[0:6]) != v.InMAC || uint32(len(frame)) > v.MaxFrame {
 		return Miss
 	}
 	copy(frame[e+12:], v.Src[:])

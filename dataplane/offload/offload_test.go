@@ -43,7 +43,7 @@ func a4(s string) [4]byte { return netip.MustParseAddr(s).As4() }
 // outbound is the value for 10.0.0.2:sport -> 198.51.100.7:dport
 // translated to 203.0.113.1:40000.
 func outbound(k Key) Value {
-	return NewValue(k, a4("203.0.113.1"), k.Dst, 40000, k.DstPort, 7, gwMAC, wanMAC, 1500)
+	return NewValue(k, a4("203.0.113.1"), k.Dst, 40000, k.DstPort, 7, gwMAC, wanMAC, lanMAC, 1500)
 }
 
 func TestKeyValueEncoding(t *testing.T) {
@@ -120,8 +120,11 @@ func TestApplyChecksums(t *testing.T) {
 				}
 				return // TTL 1: the engine's
 			}
-			rv := NewValue(rk, k.Src, k.Dst, k.SrcPort, k.DstPort, 3, hostMAC, lanMAC, 1500)
-			Apply(f, &rv)
+			rv := NewValue(rk, k.Src, k.Dst, k.SrcPort, k.DstPort, 3, hostMAC, lanMAC, wanMAC, 1500)
+			copy(f[0:6], wanMAC[:]) // the reply arrives for the router's WAN MAC
+			if Apply(f, &rv) != Redirect {
+				t.Fatal("the reply is not forwarded")
+			}
 			pkttest.IPv4(t, f[14:], pkttest.Src(netip.AddrPortFrom(netip.AddrFrom4(k.Src), k.SrcPort).String()), pkttest.TTLIs(ttl-2))
 		})
 	}

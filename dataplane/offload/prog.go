@@ -209,6 +209,7 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 		asm.JEq.Reg(asm.R3, asm.R2, Label),
 	)
 	is = append(is, key(ctx, data, proto, mdIngressIfindex, flows)...)
+	is = append(is, forUs(data, asm.R0)...)
 	is = append(is,
 		// Too large for the way out: the engine fragments or answers.
 		asm.Mov.Reg(asm.R4, end),
@@ -270,6 +271,21 @@ func recordSeq(data, val, proto asm.Register) asm.Instructions {
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
 		asm.StoreMem(val, vSeqWin, asm.R4, asm.Word),
 		asm.Mov.Reg(data, data).WithSymbol("offload_seq_done"),
+	}
+}
+
+// forUs goes to Label unless the frame at data is addressed to the
+// entry's (at val) ingress MAC, as the engine drops frames for another
+// station or a group. R4 and R5 are scratch; the Ethernet header must be
+// in bounds.
+func forUs(data, val asm.Register) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R4, data, 0, asm.Word),
+		asm.LoadMem(asm.R5, val, vInMAC, asm.Word),
+		asm.JNE.Reg(asm.R4, asm.R5, Label),
+		asm.LoadMem(asm.R4, data, 4, asm.Half),
+		asm.LoadMem(asm.R5, val, vInMAC+4, asm.Half),
+		asm.JNE.Reg(asm.R4, asm.R5, Label),
 	}
 }
 
@@ -345,12 +361,13 @@ func tcRewrite(ctx, data, proto asm.Register) asm.Instructions {
 		l4 = ip + 20
 	)
 	val, off := asm.R9, asm.R8 // callee-saved across the helpers
-	is := asm.Instructions{
+	is := forUs(data, asm.R0)
+	is = append(is, asm.Instructions{
 		asm.Mov.Reg(val, asm.R0),
 		asm.LoadMem(asm.R4, ctx, skbLen, asm.Word),
 		asm.LoadMem(asm.R5, val, vMaxFrame, asm.Word),
 		asm.JGT.Reg(asm.R4, asm.R5, Label),
-	}
+	}...)
 	is = append(is, recordSeq(data, val, proto)...)
 	is = append(is, rewrite(data, val)...)
 	is = append(is,

@@ -67,6 +67,12 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 		"no entry":  frame(pkttest.UDP("10.0.0.9:5000", "198.51.100.7:53", payload), lanMAC, hostMAC),
 		"partial":   frame(partial(pkttest.TCP("10.0.0.2:5004", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload)), lanMAC, hostMAC),
 		"too large": frame(pkttest.UDP("10.0.0.2:5003", "198.51.100.7:53", make([]byte, 1473)), lanMAC, hostMAC),
+		// An offloaded flow's tuple in frames for another station (a
+		// bridge flooding them, a promiscuous port) or for all: the
+		// engine drops them, so the program must not forward them.
+		"other station": frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload), gwMAC, hostMAC),
+		"broadcast":     frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload), packet.Broadcast, hostMAC),
+		"one byte off":  frame(pkttest.UDP("10.0.0.2:5001", "198.51.100.7:53", payload[:33], pkttest.ZeroUDPChecksum()), [6]byte{2, 0, 0, 0, 0, 9}, hostMAC),
 	}
 	// An entry for the partial checksum's flow too: the program must pass
 	// the frame on however.

@@ -157,7 +157,7 @@ func (r *Router) offloadSync(now nat.Time) {
 			en.keys[d] = offload.Key{Ifindex: uint32(r.ifaces[od.In].index), Proto: f.Proto,
 				Src: od.Src, Dst: od.Dst, SrcPort: od.SrcPort, DstPort: od.DstPort}
 			vals[d] = offload.NewValue(en.keys[d], od.NewSrc, od.NewDst, od.NewSrcPort, od.NewDstPort,
-				uint32(out.index), mac, out.mac, min(out.mtu, r.mtu[od.Out]))
+				uint32(out.index), mac, out.mac, r.ifaces[od.In].mac, min(out.mtu, r.mtu[od.Out]))
 		}
 		for d := range vals {
 			vals[d].Encode(&vb)
