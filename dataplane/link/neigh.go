@@ -391,6 +391,11 @@ func (n *Neighbours) Expire(now time.Duration) {
 	}
 }
 
+// Gen is the table's generation, which moves whenever an entry changes
+// or goes: what was read from the table with Lookup at one generation
+// holds as long as it stays.
+func (n *Neighbours) Gen() uint64 { return n.gen.Load() }
+
 // Lookup returns the MAC of a resolved next hop.
 func (n *Neighbours) Lookup(ip [4]byte) (packet.MAC, bool) {
 	n.mu.Lock()

@@ -235,6 +235,47 @@ func offloadLab(ctx context.Context, t *testing.T, l *lab.Lab, driver string, o 
 		}
 	})
 
+	// The next hop answers from another MAC (a replaced gateway, an
+	// address taken over) while a flow to it is offloaded: the entry,
+	// made with the old MAC, must follow, or the flow's packets go on to
+	// a station that is no longer there.
+	t.Run("next hop's MAC changes", func(t *testing.T) {
+		c0 := counters()
+		old := strings.TrimSpace(labtest.RunT(t, l, 10*time.Second, lab.Server1, "cat", "/sys/class/net/eth0/address"))
+		defer labtest.Run(l, 10*time.Second, lab.Server1, "ip", "link", "set", "eth0", "address", old)
+		done := make(chan string, 1)
+		go func() {
+			// With arp_notify, the kernel announces the new MAC (a
+			// gratuitous ARP) when it changes.
+			out, err := labtest.Run(l, 20*time.Second, lab.Server1, "sh", "-c",
+				"sleep 2 && sysctl -qw net.ipv4.conf.eth0.arp_notify=1 && ip link set eth0 address 02:00:5e:10:00:99")
+			done <- fmt.Sprint(out, err)
+		}()
+		out, err := labtest.Run(l, 60*time.Second, lab.Lan1, "/usr/bin/python3", filepath.Join(dir, "stream.py"), lab.Srv1, "9000", "6")
+		if err != nil {
+			t.Fatalf("stream: %v: %s", err, out)
+		}
+		if msg := <-done; msg != "<nil>" {
+			t.Fatalf("changing srv1's MAC: %s", msg)
+		}
+		var sent, answered, bad int
+		var ports string
+		if _, err := fmt.Sscanf(out, "sent %d answered %d bad %d ports %s", &sent, &answered, &bad, &ports); err != nil {
+			t.Fatalf("stream said %q: %v", out, err)
+		}
+		c := counters()
+		t.Logf("UDP, srv1's MAC changed 2 s in: %s; offloads installed %d, withdrawn %d",
+			strings.TrimSpace(out), c["offload_installed"]-c0["offload_installed"], c["offload_removed"]-c0["offload_removed"])
+		// Until the new MAC is announced 2 s in a third of the stream;
+		// after it, a sync (200 ms) replaces the entry.
+		if sent < 1000 || answered < sent*9/10 {
+			t.Errorf("UDP to srv1 across its MAC change: %s; want 90%% answered", out)
+		}
+		if c["offload_installed"]-c0["offload_installed"] < 2 {
+			t.Errorf("the flow was not offloaded again with the new MAC: %v", c)
+		}
+	})
+
 	// A decision ends an offloaded flow: deleting the port forward it
 	// came in by withdraws its entry before the change is answered.
 	t.Run("forward deleted", func(t *testing.T) {

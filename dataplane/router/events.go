@@ -77,7 +77,8 @@ func (r *Router) Reconfigure(cfg nat.Config) error {
 	}
 	// Nothing offloaded outlives the decision: flows the new configuration
 	// ended or took from the offload (a helper now) are withdrawn before
-	// the lock is given back.
+	// the lock is given back, and entries made for another MTU replaced.
+	r.mtu = natMTUs(cfg)
 	r.offloadSync(r.clock())
 	r.opts.NAT = cfg
 	r.drainEvents()

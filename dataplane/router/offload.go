@@ -29,6 +29,11 @@ type offloader struct {
 	kbuf  [][offload.KeySize]byte
 	vbuf  [][offload.ValueSize]byte
 
+	// nbGen and mtu are the neighbour tables' generations and the MTUs
+	// the entries were last checked against (offloadCurrent).
+	nbGen [2]uint64
+	mtu   [2]int
+
 	// kscr and vscr are offloadResync's buffers (under r.mu's write lock).
 	kscr [offload.KeySize]byte
 	vscr [offload.ValueSize]byte
@@ -41,6 +46,12 @@ type offloader struct {
 type offEntry struct {
 	gen  uint32
 	keys [2]offload.Key
+	// What each direction's value was made of that can change while the
+	// flow lives: the way out, its next hop and the MAC it had, the MTU.
+	out [2]nat.Iface
+	hop [2][4]byte
+	mac [2][6]byte
+	mtu [2]int
 	// The counts already credited, per direction, and those read since.
 	packets, bytes [2]uint64
 	read           [2]bool
@@ -127,8 +138,13 @@ func (r *Router) offloadSync(now nat.Time) {
 		return
 	}
 	var vb [offload.ValueSize]byte
+	// The neighbours and MTUs the entries were made with, checked again
+	// only when either may have changed.
+	gens := [2]uint64{r.nb[nat.LAN].Gen(), r.nb[nat.WAN].Gen()}
+	recheck := gens != o.nbGen || r.mtu != o.mtu
+	o.nbGen, o.mtu = gens, r.mtu
 	for id, en := range o.entries {
-		if r.eng.StillOffloadable(now, id, en.gen) {
+		if r.eng.StillOffloadable(now, id, en.gen) && (!recheck || r.offloadCurrent(en)) {
 			continue
 		}
 		for _, k := range en.keys {
@@ -156,8 +172,9 @@ func (r *Router) offloadSync(now nat.Time) {
 			out := r.ifaces[od.Out]
 			en.keys[d] = offload.Key{Ifindex: uint32(r.ifaces[od.In].index), Proto: f.Proto,
 				Src: od.Src, Dst: od.Dst, SrcPort: od.SrcPort, DstPort: od.DstPort}
+			en.out[d], en.hop[d], en.mac[d], en.mtu[d] = od.Out, od.NextHop, mac, min(out.mtu, r.mtu[od.Out])
 			vals[d] = offload.NewValue(en.keys[d], od.NewSrc, od.NewDst, od.NewSrcPort, od.NewDstPort,
-				uint32(out.index), mac, out.mac, r.ifaces[od.In].mac, min(out.mtu, r.mtu[od.Out]))
+				uint32(out.index), mac, out.mac, r.ifaces[od.In].mac, en.mtu[d])
 		}
 		for d := range vals {
 			vals[d].Encode(&vb)
@@ -184,6 +201,24 @@ func (r *Router) offloadSync(now nat.Time) {
 		return true
 	})
 	o.live.Store(uint64(len(o.entries)))
+}
+
+// offloadCurrent reports whether en's values are still what the router
+// would install: each next hop resolved to the MAC the entry sends to,
+// and the MTU unchanged. A neighbour that answered from another MAC (a
+// replaced gateway, an address taken over) or that was forgotten
+// unconfirmed (the offloaded packets do not go through the neighbour
+// table, so nothing asks it again) has the entry withdrawn: the flow's
+// packets go through passgate, which resolves the next hop afresh, and it
+// is installed again with what that found.
+func (r *Router) offloadCurrent(en *offEntry) bool {
+	for d, out := range en.out {
+		mac, ok := r.nb[out].Lookup(en.hop[d])
+		if !ok || [6]byte(mac) != en.mac[d] || en.mtu[d] != min(r.ifaces[out].mtu, r.mtu[out]) {
+			return false
+		}
+	}
+	return true
 }
 
 // offloadResync hands the engine the sequence edges the program saw of

@@ -207,12 +207,7 @@ func New(opts Options) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	mtus := [2]int{opts.NAT.LANMTU, opts.NAT.WANMTU}
-	for i := range mtus {
-		if mtus[i] == 0 {
-			mtus[i] = 1500
-		}
-	}
+	mtus := natMTUs(opts.NAT)
 	r.mtu = mtus
 	for in := nat.LAN; in <= nat.WAN; in++ {
 		s := hw[in]
@@ -362,6 +357,17 @@ func (r *Router) expireLoop(ctx context.Context) {
 			nb.Expire(time.Duration(now))
 		}
 	}
+}
+
+// natMTUs is the engine's MTU per way out in cfg (0 is 1500).
+func natMTUs(cfg nat.Config) [2]int {
+	mtus := [2]int{cfg.LANMTU, cfg.WANMTU}
+	for i := range mtus {
+		if mtus[i] == 0 {
+			mtus[i] = 1500
+		}
+	}
+	return mtus
 }
 
 // loop is one worker goroutine.
