@@ -15,6 +15,13 @@ type OffloadDir struct {
 	NewSrc, NewDst         [4]byte
 	NewSrcPort, NewDstPort uint16
 	NextHop                [4]byte
+	// Seq is the engine's view of this direction of a TCP flow as it is
+	// offloaded (Seen if it has one), with the span the data plane may
+	// learn from: it records a later segment only if its acknowledgement
+	// is within Span of the last one's, as the engine learns (RFC 5961
+	// 5), so that a blind attacker cannot set the edges an RST is then
+	// judged by (OffloadResync) with one segment of its own.
+	Seq OffloadSeq
 }
 
 // OffloadFlow is a flow whose packets the data plane may forward without
@@ -116,6 +123,16 @@ func (e *Engine) offloadFlow(id int32, f *conntrack.Flow, of *OffloadFlow) bool 
 		}
 		of.Dir[d] = OffloadDir{In: Iface(in.Side), Out: out, Src: in.Src, Dst: in.Dst, SrcPort: in.SrcID, DstPort: in.DstID,
 			NewSrc: nsrc, NewDst: ndst, NewSrcPort: nsid, NewDstPort: ndid, NextHop: nh}
+		if me := &f.Seq[d]; f.Orig.Proto == packet.ProtoTCP && me.Seen == seqNext|seqAck {
+			// ackNear's bound for the largest window this side can
+			// advertise.
+			win := uint32(0xffff)
+			if peer := &f.Seq[1-d]; me.Scale != 0 && peer.Scale != 0 {
+				win <<= me.Scale - 1
+			}
+			of.Dir[d].Seq = OffloadSeq{Next: me.Next, Ack: me.Ack, Win: me.Win, Seen: true,
+				Span: uint32(min(2*uint64(max(win, minWindow)), 1<<31-1))}
+		}
 	}
 	return true
 }
@@ -127,6 +144,9 @@ func (e *Engine) offloadFlow(id int32, f *conntrack.Flow, of *OffloadFlow) bool 
 type OffloadSeq struct {
 	Next, Ack, Win uint32
 	Seen           bool
+	// Span (OffloadDir.Seq only): how far from Ack a later segment's
+	// acknowledgement may be for the data plane to record it.
+	Span uint32
 }
 
 // OffloadResync gives offloaded TCP flow id of generation gen the

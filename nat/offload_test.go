@@ -64,6 +64,13 @@ func TestOffloadTCPAndCredit(t *testing.T) {
 	if len(fl) != 1 {
 		t.Fatalf("offered %d flows, want 1", len(fl))
 	}
+	// The engine's edges seed the data plane's record of them, with the
+	// span it may learn from (no window scale: twice 64 KiB).
+	for d, want := range [2][2]uint32{{101, 501}, {501, 101}} {
+		if sq := fl[0].Dir[d].Seq; !sq.Seen || sq.Next != want[0] || sq.Ack != want[1] || sq.Span != 2*65535 {
+			t.Fatalf("dir %d: seeded %+v, want next %d ack %d span %d", d, sq, want[0], want[1], 2*65535)
+		}
+	}
 	id, gen := fl[0].ID, fl[0].Gen
 	// Long past the established timeout, kept alive by credit alone.
 	now := Time(0)

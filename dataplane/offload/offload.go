@@ -64,6 +64,10 @@ const (
 	// port) or to a group is none of the router's to forward, as the
 	// engine drops it.
 	vInMAC = 76
+	// How far from vSeqAck a TCP segment's acknowledgement may be for
+	// the program to record it (0: any): a blind attacker's segment
+	// must not set the edges the engine judges an RST by.
+	vAckSpan = 84
 )
 
 // Key is a packet's tuple as it arrives.
@@ -109,7 +113,12 @@ type Value struct {
 	// SeqNext, SeqAck and SeqWin: the last TCP segment the program
 	// forwarded (valid once Packets is not 0).
 	SeqNext, SeqAck, SeqWin uint32
-	Packets, Bytes          uint64
+	// AckSpan, if not 0, makes the program record a TCP segment only if
+	// its acknowledgement is within AckSpan of SeqAck (the engine's seed
+	// of SeqNext, SeqAck and SeqWin, then the last recorded segment's),
+	// as the engine learns from a segment (RFC 5961 5).
+	AckSpan        uint32
+	Packets, Bytes uint64
 }
 
 // NewValue is the entry for packets arriving as k in frames addressed to
@@ -177,6 +186,7 @@ func (v *Value) Encode(b *[ValueSize]byte) {
 	binary.NativeEndian.PutUint32(b[vSeqAck:], v.SeqAck)
 	binary.NativeEndian.PutUint32(b[vSeqWin:], v.SeqWin)
 	copy(b[vInMAC:], v.InMAC[:])
+	binary.NativeEndian.PutUint32(b[vAckSpan:], v.AckSpan)
 }
 
 // Decode reads v from the map's layout.
@@ -199,16 +209,25 @@ func (v *Value) Decode(b *[ValueSize]byte) {
 	v.SeqAck = binary.NativeEndian.Uint32(b[vSeqAck:])
 	v.SeqWin = binary.NativeEndian.Uint32(b[vSeqWin:])
 	copy(v.InMAC[:], b[vInMAC:])
+	v.AckSpan = binary.NativeEndian.Uint32(b[vAckSpan:])
 }
 
 // Seq is what Apply's caller records of a TCP segment as the program
-// does: its end (sequence number plus payload length), acknowledgement
-// and window.
+// does (if v.AckSpan lets it: Learns): its end (sequence number plus
+// payload length), acknowledgement and window.
 func Seq(frame []byte) (next, ack, win uint32) {
 	const e = packet.EtherHeaderLen
 	t := frame[e+20:]
 	payload := int(binary.BigEndian.Uint16(frame[e+2:])) - 20 - int(t[12]>>4)*4
 	return binary.BigEndian.Uint32(t[4:]) + uint32(payload), binary.BigEndian.Uint32(t[8:]), uint32(binary.BigEndian.Uint16(t[14:]))
+}
+
+// Learns reports whether the program records the TCP segment in frame
+// in v: always without AckSpan, else if its acknowledgement is within
+// AckSpan of v.SeqAck.
+func Learns(frame []byte, v *Value) bool {
+	ack := binary.BigEndian.Uint32(frame[packet.EtherHeaderLen+20+8:])
+	return v.AckSpan == 0 || ack-v.SeqAck+v.AckSpan <= 2*v.AckSpan
 }
 
 // Verdicts of Apply, as the program's.

@@ -243,8 +243,9 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 }
 
 // recordSeq stores in the entry at val, for a TCP segment (proto 6) at
-// data, where it ends, its acknowledgement and window, in native order
-// (the fields offload.Seq reads). R2-R5 are scratch. The headers must be
+// data whose acknowledgement the entry's AckSpan lets it learn from
+// (Learns), where it ends, its acknowledgement and window, in native
+// order (the fields offload.Seq reads). R2-R5 are scratch. The headers must be
 // in bounds: the TCP path checked 20 bytes of them.
 func recordSeq(data, val, proto asm.Register) asm.Instructions {
 	const (
@@ -253,7 +254,18 @@ func recordSeq(data, val, proto asm.Register) asm.Instructions {
 	)
 	return asm.Instructions{
 		asm.JNE.Imm(proto, 6, "offload_seq_done"),
-		asm.LoadMem(asm.R2, data, ip+2, asm.Half), // total length
+		// Learnt from only if the acknowledgement is near the last:
+		// (ack - last + span) mod 2^32 <= 2 span, as ackNear.
+		asm.LoadMem(asm.R5, val, vAckSpan, asm.Word),
+		asm.JEq.Imm(asm.R5, 0, "offload_seq_learn"),
+		asm.LoadMem(asm.R4, data, l4+8, asm.Word),
+		asm.HostTo(asm.BE, asm.R4, asm.Word),
+		asm.LoadMem(asm.R3, val, vSeqAck, asm.Word),
+		asm.Sub.Reg32(asm.R4, asm.R3),
+		asm.Add.Reg32(asm.R4, asm.R5),
+		asm.LSh.Imm32(asm.R5, 1),
+		asm.JGT.Reg32(asm.R4, asm.R5, "offload_seq_done"),
+		asm.LoadMem(asm.R2, data, ip+2, asm.Half).WithSymbol("offload_seq_learn"), // total length
 		asm.HostTo(asm.BE, asm.R2, asm.Half),
 		asm.Sub.Imm(asm.R2, 20),
 		asm.LoadMem(asm.R3, data, l4+12, asm.Byte), // data offset

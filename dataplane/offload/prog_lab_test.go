@@ -146,3 +146,82 @@ func valueBytes(v *Value) []byte {
 	v.Encode(&b)
 	return b[:]
 }
+
+// TestProgramsLearnNearAcksOnly: an entry seeded with the engine's edges
+// and an AckSpan. A segment whose acknowledgement is far from the last (a
+// blind attacker's, who knows the tuple but not the numbers) is forwarded
+// as the engine forwards it but must not move the recorded edges, which
+// the engine judges the flow's next RST by (nat.Engine.OffloadResync):
+// before, the program recorded every segment, so an ACK then an RST with
+// the same sequence number, both made up, ended an offloaded connection.
+// One whose acknowledgement is near is recorded.
+func TestProgramsLearnNearAcksOnly(t *testing.T) {
+	m, err := NewMap(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	xdp := Instructions(m)
+	xdp = append(xdp, asm.Mov.Imm(asm.R0, 2), asm.Return())
+	progs := map[string]*ebpf.ProgramSpec{
+		"xdp": {Name: "offload_test", Type: ebpf.XDP, License: "GPL", Instructions: xdp},
+		"tc":  TCProgramSpec(m),
+	}
+	redirect := map[string]uint32{"xdp": 4, "tc": 7}
+	for name, spec := range progs {
+		prog, err := ebpf.NewProgram(spec)
+		if err != nil {
+			t.Fatalf("%s: load: %v", name, err)
+		}
+		defer prog.Close()
+		const seedNext, seedAck, span = 100000, 5000000, 131070
+		k := Key{Ifindex: 1, Proto: 6, Src: a4("10.0.0.2"), Dst: a4("198.51.100.7"), SrcPort: 5010, DstPort: 80}
+		v := outbound(k)
+		v.SeqNext, v.SeqAck, v.SeqWin, v.AckSpan = seedNext, seedAck, 502, span
+		if err := m.Put(k, valueBytes(&v)); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name     string
+			seq, ack uint32
+			learnt   bool
+		}{
+			{"blind", 3000000000, seedAck + 1<<30, false},
+			{"just past the span", 3000000000, seedAck + span + 1, false},
+			{"near", seedNext + 10, seedAck + 1000, true},
+			{"behind, within the span", seedNext, seedAck + 1000 - span, true},
+		} {
+			f := frame(pkttest.TCP("10.0.0.2:5010", "198.51.100.7:80", packet.TCPAck, c.seq, c.ack, nil, []byte("xy")), lanMAC, hostMAC)
+			var before Value
+			var vb [ValueSize]byte
+			if err := m.Lookup(k, &vb); err != nil {
+				t.Fatal(err)
+			}
+			before.Decode(&vb)
+			if got := Learns(f, &before); got != c.learnt {
+				t.Fatalf("%s: Learns %v, want %v", c.name, got, c.learnt)
+			}
+			out := make([]byte, len(f))
+			ret, err := prog.Run(&ebpf.RunOptions{Data: f, DataOut: out})
+			if err != nil {
+				t.Fatalf("%s %s: run: %v", name, c.name, err)
+			}
+			if ret != redirect[name] {
+				t.Errorf("%s %s: verdict %d, want %d (forwarded either way)", name, c.name, ret, redirect[name])
+			}
+			if err := m.Lookup(k, &vb); err != nil {
+				t.Fatal(err)
+			}
+			var after Value
+			after.Decode(&vb)
+			wantNext, wantAck, wantWin := before.SeqNext, before.SeqAck, before.SeqWin
+			if c.learnt {
+				wantNext, wantAck, wantWin = Seq(f)
+			}
+			if after.SeqNext != wantNext || after.SeqAck != wantAck || after.SeqWin != wantWin {
+				t.Errorf("%s %s: recorded next %d ack %d win %d, want %d %d %d", name, c.name,
+					after.SeqNext, after.SeqAck, after.SeqWin, wantNext, wantAck, wantWin)
+			}
+		}
+	}
+}

@@ -175,6 +175,11 @@ func (r *Router) offloadSync(now nat.Time) {
 			en.out[d], en.hop[d], en.mac[d], en.mtu[d] = od.Out, od.NextHop, mac, min(out.mtu, r.mtu[od.Out])
 			vals[d] = offload.NewValue(en.keys[d], od.NewSrc, od.NewDst, od.NewSrcPort, od.NewDstPort,
 				uint32(out.index), mac, out.mac, r.ifaces[od.In].mac, en.mtu[d])
+			if od.Seq.Seen {
+				// The engine's edges, and the span a segment's
+				// acknowledgement must be in to move them.
+				vals[d].SeqNext, vals[d].SeqAck, vals[d].SeqWin, vals[d].AckSpan = od.Seq.Next, od.Seq.Ack, od.Seq.Win, od.Seq.Span
+			}
 		}
 		for d := range vals {
 			vals[d].Encode(&vb)
@@ -250,7 +255,7 @@ func (r *Router) offloadResync(in nat.Iface, ip []byte) (id int32, gen uint32, o
 			return 0, 0, false
 		}
 		v.Decode(&o.vscr)
-		seqs[d] = nat.OffloadSeq{Next: v.SeqNext, Ack: v.SeqAck, Win: v.SeqWin, Seen: v.Packets > 0}
+		seqs[d] = nat.OffloadSeq{Next: v.SeqNext, Ack: v.SeqAck, Win: v.SeqWin, Seen: v.Packets > 0 || v.AckSpan != 0}
 	}
 	if !r.eng.OffloadResync(ref.id, en.gen, seqs) {
 		return 0, 0, false

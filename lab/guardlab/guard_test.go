@@ -146,7 +146,18 @@ func TestSynFloodForwardedPort(t *testing.T) {
 // RST with a random sequence number to lan1's public port; the connection
 // must still carry a line 14 s later, past the 10 s closed-TCP timeout.
 // Before, that RST marked the flow closed and its next segment was dropped.
-func TestBlindRST(t *testing.T) {
+func TestBlindRST(t *testing.T) { blindRST(t, "rst") }
+
+// TestBlindACKThenRST: the same with an ACK segment first, its sequence
+// number and acknowledgement made up, and the RST at that sequence number.
+// The connection is offloaded by then (on by default): the data plane,
+// which recorded every segment's edges for the engine to judge the RST by
+// (nat.Engine.OffloadResync), took the ACK's, so the RST was exact and
+// ended the connection; it now records a segment only if its
+// acknowledgement is near the last, as the engine learns.
+func TestBlindACKThenRST(t *testing.T) { blindRST(t, "ack-rst") }
+
+func blindRST(t *testing.T, attack string) {
 	l := getLab(t)
 	g := gate(t, l, "")
 	server(t, l, lab.Server1, "tcp-echo", lab.Srv1, "7000")
@@ -177,7 +188,7 @@ func TestBlindRST(t *testing.T) {
 		t.Fatalf("no flow for lan1's port %d: %+v", local, flows)
 	}
 	var rst struct{ Seq uint32 }
-	run(t, l, 10*time.Second, lab.Server1, &rst, "rst", lab.Srv1, "7000", lab.WANAddr, strconv.Itoa(pub))
+	run(t, l, 10*time.Second, lab.Server1, &rst, attack, lab.Srv1, "7000", lab.WANAddr, strconv.Itoa(pub))
 	time.Sleep(500 * time.Millisecond)
 	flows, _ = g.Flows(context.Background())
 	for _, f := range flows {

@@ -11,6 +11,9 @@ one JSON object on stdout and exit. Every count and wait is bounded.
   syn-flood DST PORT COUNT NET   COUNT TCP SYNs to DST:PORT from forged
                                  sources NET.100-NET.249, random ports
   rst SRC SPORT DST DPORT        one RST with a random sequence number
+  ack-rst SRC SPORT DST DPORT    an ACK with a random sequence number and
+                                 acknowledgement, then an RST with that
+                                 sequence number
   udp-probe DST PORT N           N datagrams from N sockets, one answer each:
                                  {"answered": k}
   tcp-probe DST PORT N TIMEOUT   N connections, each sends a line and reads
@@ -110,6 +113,15 @@ def rst(src, sport, dst, dport):
     print(json.dumps({"seq": seq}), flush=True)
 
 
+def ack_rst(src, sport, dst, dport):
+    seq, ack = random.getrandbits(32), random.getrandbits(32)
+    s = raw()
+    s.sendto(tcp(src, int(sport), dst, int(dport), seq, ack, 0x10), (dst, 0))
+    time.sleep(0.05)
+    s.sendto(tcp(src, int(sport), dst, int(dport), seq, 0, 0x04), (dst, 0))
+    print(json.dumps({"seq": seq}), flush=True)
+
+
 def udp_echo(addr, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, int(port)))
@@ -198,7 +210,7 @@ def tcp_hold(dst, port, seconds):
 
 CMDS = {
     "udp-echo": udp_echo, "tcp-echo": tcp_echo, "udp-forged": udp_forged,
-    "syn-flood": syn_flood, "rst": rst, "udp-probe": udp_probe,
+    "syn-flood": syn_flood, "rst": rst, "ack-rst": ack_rst, "udp-probe": udp_probe,
     "tcp-probe": tcp_probe, "tcp-hold": tcp_hold,
 }
 
