@@ -105,6 +105,15 @@ type Config struct {
 	// ETH_P_IP, which see frames only after tc ingress, it carries what
 	// else the interface receives (ARP, PPPoE).
 	NotIPv4 bool
+	// HostOnly has a receiving socket refuse the frames the kernel did
+	// not address to this host (PACKET_OTHERHOST): those for another
+	// station's MAC, and those tagged with a VLAN (id not 0) the
+	// interface has no device for, which the kernel strips of their tag
+	// and hands on as if untagged (to a socket bound to ETH_P_IP with
+	// nothing left to tell them from the interface's own untagged
+	// frames; to one of every ethertype with the tag only in the ring's
+	// header).
+	HostOnly bool
 	// BlockSize is the TPACKET_V3 block size in bytes, a multiple of the
 	// page size; default 1<<14.
 	BlockSize int
@@ -234,14 +243,8 @@ func open(cfg Config) (_ *Socket, err error) {
 		if cfg.Protocol != 0 {
 			proto = cfg.Protocol
 		}
-		if cfg.NotIPv4 {
+		if filter := rxFilter(cfg); filter != nil {
 			// Before bind: no frame is delivered unfiltered.
-			filter := []unix.SockFilter{
-				{Code: unix.BPF_LD | unix.BPF_H | unix.BPF_ABS, K: 12},
-				{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.ETH_P_IP},
-				{Code: unix.BPF_RET | unix.BPF_K, K: 0},
-				{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff},
-			}
 			prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 			if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
 				return nil, fmt.Errorf("setsockopt SO_ATTACH_FILTER: %w", err)
@@ -384,6 +387,42 @@ func (s *Socket) release() {
 }
 
 // htons converts to network byte order, as sockaddr_ll and socket(2) want.
+// Classic BPF ancillary loads (SKF_AD_OFF + SKF_AD_PKTTYPE, _VLAN_TAG):
+// skb->pkt_type and the VLAN tag the kernel took off the frame.
+const (
+	skfAdPktType = 0xfffff000 + 4
+	skfAdVLANTag = 0xfffff000 + 44
+)
+
+// rxFilter is the socket filter cfg asks for (NotIPv4, HostOnly), or nil.
+func rxFilter(cfg Config) []unix.SockFilter {
+	if !cfg.NotIPv4 && !cfg.HostOnly {
+		return nil
+	}
+	var f []unix.SockFilter
+	drop := func(code uint16, k, eq uint32) {
+		f = append(f,
+			unix.SockFilter{Code: code, K: k},
+			unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: eq},
+			unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0})
+	}
+	if cfg.HostOnly {
+		drop(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, skfAdPktType, unix.PACKET_OTHERHOST)
+		// A socket of every ethertype sees a tagged frame before the
+		// kernel marks it another host's: its tag is off (in the skb),
+		// its VLAN id (not 0, a priority tag) is what tells it.
+		f = append(f,
+			unix.SockFilter{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfAdVLANTag},
+			unix.SockFilter{Code: unix.BPF_ALU | unix.BPF_AND | unix.BPF_K, K: 0x0fff},
+			unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 1, Jf: 0, K: 0},
+			unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0})
+	}
+	if cfg.NotIPv4 {
+		drop(unix.BPF_LD|unix.BPF_H|unix.BPF_ABS, 12, unix.ETH_P_IP)
+	}
+	return append(f, unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff})
+}
+
 func htons(v uint16) uint16 {
 	var b [2]byte
 	binary.BigEndian.PutUint16(b[:], v)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -358,3 +359,81 @@ func collect(t testing.TB, s *Socket, tok uint64, batch int, stop func(got int) 
 }
 
 func atLeast(n int) func(int) bool { return func(got int) bool { return got >= n } }
+
+// TestHostOnly: a socket bound to ETH_P_IP (the router's receiving
+// sockets) is handed, by the kernel, an IPv4 frame tagged with a VLAN the
+// interface has no device for with its tag stripped, and frames for
+// another station's MAC: on a trunk port, traffic of another VLAN would
+// be taken for the LAN's own. With HostOnly neither comes through; an
+// untagged frame to the socket's MAC and a broadcast one do. The same
+// for a socket of every ethertype but IPv4 (ARP, PPPoE) with HostOnly.
+func TestHostOnly(t *testing.T) {
+	l := newLab(t)
+	raw := rawIn(t, l.nsB, devB)
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		ipv4 bool
+	}{
+		{"ETH_P_IP", Config{Iface: devA, Protocol: unix.ETH_P_IP, PollTimeout: 20 * time.Millisecond}, true},
+		{"ETH_P_IP HostOnly", Config{Iface: devA, Protocol: unix.ETH_P_IP, HostOnly: true, PollTimeout: 20 * time.Millisecond}, true},
+		{"NotIPv4 HostOnly", Config{Iface: devA, NotIPv4: true, HostOnly: true, PollTimeout: 20 * time.Millisecond}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openIn(t, l.nsA, c.cfg)
+			tok := newToken()
+			mk := func(seq uint32, dst net.HardwareAddr, vlan uint16) []byte {
+				f := testFrame(tok, 1, seq, 100)
+				copy(f[0:6], dst)
+				if !c.ipv4 {
+					// An ethertype of its own, the rest as parseFrame
+					// reads it once it is put back.
+					binary.BigEndian.PutUint16(f[12:], 0x88b5)
+				}
+				if vlan == 0 {
+					return f
+				}
+				return append(append(append([]byte(nil), f[:12]...), 0x81, 0x00, byte(vlan>>8), byte(vlan)), f[12:]...)
+			}
+			sends := map[uint32]string{1: "untagged to us", 2: "broadcast", 3: "VLAN 5 to us", 4: "untagged to another station", 5: "VLAN 5 to another station"}
+			for seq, f := range map[uint32][]byte{
+				1: mk(1, s.HardwareAddr(), 0),
+				2: mk(2, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 0),
+				3: mk(3, s.HardwareAddr(), 5),
+				4: mk(4, testDst, 0),
+				5: mk(5, testDst, 5),
+			} {
+				if _, err := unix.Write(raw, f); err != nil {
+					t.Fatalf("send %s: %v", sends[seq], err)
+				}
+			}
+			var got []string
+			frames := make([][]byte, 16)
+			for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
+				n, err := s.Recv(frames, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range frames[:n] {
+					if !c.ipv4 && len(f) > 14 && binary.BigEndian.Uint16(f[12:]) == 0x88b5 {
+						f = append([]byte(nil), f...)
+						binary.BigEndian.PutUint16(f[12:], 0x0800)
+					}
+					if seq, ok := parseFrame(f, tok); ok {
+						got = append(got, sends[seq])
+					}
+				}
+			}
+			want := []string{"untagged to us", "broadcast"}
+			if !c.cfg.HostOnly {
+				// What the kernel hands a socket bound to ETH_P_IP.
+				want = []string{"untagged to us", "broadcast", "VLAN 5 to us", "untagged to another station", "VLAN 5 to another station"}
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("received %q, want %q", got, want)
+			}
+		})
+	}
+}

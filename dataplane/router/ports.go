@@ -134,7 +134,7 @@ func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 	for w := 0; w < r.opts.Workers; w++ {
 		for in := nat.LAN; in <= nat.WAN; in++ {
 			rx, err := afpacket.Open(afpacket.Config{Iface: names[in], FanoutID: fanout[in],
-				Protocol: unix.ETH_P_IP, PollTimeout: r.opts.PollTimeout})
+				Protocol: unix.ETH_P_IP, HostOnly: true, PollTimeout: r.opts.PollTimeout})
 			if err != nil {
 				return hw, fmt.Errorf("router: worker %d receive socket: %w", w, err)
 			}
@@ -151,7 +151,7 @@ func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 	}
 	for in := nat.LAN; in <= nat.WAN; in++ {
 		w := r.opts.Workers
-		other, err := afpacket.Open(afpacket.Config{Iface: names[in], NotIPv4: true,
+		other, err := afpacket.Open(afpacket.Config{Iface: names[in], NotIPv4: true, HostOnly: true,
 			BlockSize: 1 << 16, NumBlocks: 16, PollTimeout: r.opts.PollTimeout})
 		if err != nil {
 			return hw, fmt.Errorf("router: %s: socket for ARP and PPPoE: %w", names[in], err)
