@@ -213,7 +213,7 @@ func (v *Value) Decode(b *[ValueSize]byte) {
 }
 
 // Seq is what Apply's caller records of a TCP segment as the program
-// does (if v.AckSpan lets it: Learns): its end (sequence number plus
+// does (as far as v.AckSpan lets it: Record): its end (sequence number plus
 // payload length), acknowledgement and window.
 func Seq(frame []byte) (next, ack, win uint32) {
 	const e = packet.EtherHeaderLen
@@ -222,12 +222,21 @@ func Seq(frame []byte) (next, ack, win uint32) {
 	return binary.BigEndian.Uint32(t[4:]) + uint32(payload), binary.BigEndian.Uint32(t[8:]), uint32(binary.BigEndian.Uint16(t[14:]))
 }
 
-// Learns reports whether the program records the TCP segment in frame
-// in v: always without AckSpan, else if its acknowledgement is within
-// AckSpan of v.SeqAck.
-func Learns(frame []byte, v *Value) bool {
-	ack := binary.BigEndian.Uint32(frame[packet.EtherHeaderLen+20+8:])
-	return v.AckSpan == 0 || ack-v.SeqAck+v.AckSpan <= 2*v.AckSpan
+// Record does to v what the program records of the TCP segment in frame
+// (Seq): without AckSpan all of it; with it, nothing unless the
+// segment's acknowledgement is within AckSpan of v.SeqAck, and the edge
+// only if it moves forward by at most twice AckSpan. It reports whether
+// it took the segment's acknowledgement.
+func Record(frame []byte, v *Value) bool {
+	next, ack, win := Seq(frame)
+	if v.AckSpan != 0 && ack-v.SeqAck+v.AckSpan > 2*v.AckSpan {
+		return false
+	}
+	if v.AckSpan == 0 || next-v.SeqNext-1 < 2*v.AckSpan {
+		v.SeqNext = next
+	}
+	v.SeqAck, v.SeqWin = ack, win
+	return true
 }
 
 // Verdicts of Apply, as the program's.

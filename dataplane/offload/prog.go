@@ -243,9 +243,9 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 }
 
 // recordSeq stores in the entry at val, for a TCP segment (proto 6) at
-// data whose acknowledgement the entry's AckSpan lets it learn from
-// (Learns), where it ends, its acknowledgement and window, in native
-// order (the fields offload.Seq reads). R2-R5 are scratch. The headers must be
+// data whose acknowledgement the entry's AckSpan lets it learn from, its
+// acknowledgement and window and, if it moves the edge forward within
+// the span, where it ends, in native order (as Record does). R2-R5 are scratch. The headers must be
 // in bounds: the TCP path checked 20 bytes of them.
 func recordSeq(data, val, proto asm.Register) asm.Instructions {
 	const (
@@ -275,8 +275,19 @@ func recordSeq(data, val, proto asm.Register) asm.Instructions {
 		asm.LoadMem(asm.R4, data, l4+4, asm.Word),
 		asm.HostTo(asm.BE, asm.R4, asm.Word),
 		asm.Add.Reg(asm.R4, asm.R2),
-		asm.StoreMem(val, vSeqNext, asm.R4, asm.Word),
-		asm.LoadMem(asm.R4, data, l4+8, asm.Word),
+		// With a span, the edge moves only forward and by at most twice
+		// it (as the engine's, by at most twice the peer's window):
+		// (end - next - 1) mod 2^32 < 2 span.
+		asm.LoadMem(asm.R5, val, vAckSpan, asm.Word),
+		asm.JEq.Imm(asm.R5, 0, "offload_seq_next"),
+		asm.Mov.Reg(asm.R2, asm.R4),
+		asm.LoadMem(asm.R3, val, vSeqNext, asm.Word),
+		asm.Sub.Reg32(asm.R2, asm.R3),
+		asm.Sub.Imm32(asm.R2, 1),
+		asm.LSh.Imm32(asm.R5, 1),
+		asm.JGE.Reg32(asm.R2, asm.R5, "offload_seq_ack"),
+		asm.StoreMem(val, vSeqNext, asm.R4, asm.Word).WithSymbol("offload_seq_next"),
+		asm.LoadMem(asm.R4, data, l4+8, asm.Word).WithSymbol("offload_seq_ack"),
 		asm.HostTo(asm.BE, asm.R4, asm.Word),
 		asm.StoreMem(val, vSeqAck, asm.R4, asm.Word),
 		asm.LoadMem(asm.R4, data, l4+14, asm.Half),
