@@ -247,14 +247,16 @@ const (
 
 // Match reports whether the program looks frame up at all, and with which
 // key (Ifindex left for the caller): plain IPv4 (no options, not a
-// fragment) TCP without SYN, FIN or RST, or UDP, with a TTL above 1, whose
+// fragment, its header checksum right and its total length within the
+// frame: the engine drops others as malformed) TCP without SYN, FIN or RST, or UDP, with a TTL above 1, whose
 // transport checksum is not left partial (the field holding just the
 // pseudo-header sum, as a sender on this host relying on checksum offload
 // leaves it: the engine completes those).
 func Match(frame []byte) (Key, bool) {
 	const e = packet.EtherHeaderLen
 	if len(frame) < e+28 || frame[12] != 0x08 || frame[13] != 0 || frame[e] != 0x45 ||
-		binary.BigEndian.Uint16(frame[e+6:])&0x3fff != 0 || frame[e+8] <= 1 {
+		binary.BigEndian.Uint16(frame[e+6:])&0x3fff != 0 || frame[e+8] <= 1 ||
+		packet.Checksum(frame[e:e+20]) != 0 || e+int(binary.BigEndian.Uint16(frame[e+2:])) > len(frame) {
 		return Key{}, false
 	}
 	k := Key{Proto: frame[e+9]}

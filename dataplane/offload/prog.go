@@ -157,6 +157,24 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 		asm.JNE.Imm(asm.R5, 0, Label), // a fragment
 		asm.LoadMem(asm.R5, data, ip+8, asm.Byte),
 		asm.JLE.Imm(asm.R5, 1, Label), // TTL: the engine answers
+	}...)
+	// A header the engine drops as malformed: its checksum wrong (the
+	// sum of its words, in either byte order, folds to 0xffff), or a
+	// total length past the frame.
+	is = append(is, asm.LoadMem(asm.R2, data, ip, asm.Half))
+	for o := int16(2); o < 20; o += 2 {
+		is = append(is, asm.LoadMem(asm.R3, data, ip+o, asm.Half), asm.Add.Reg(asm.R2, asm.R3))
+	}
+	is = append(is, fold...)
+	is = append(is, asm.JNE.Imm(asm.R2, 0xffff, Label))
+	is = append(is, asm.LoadMem(asm.R2, data, ip+2, asm.Half), asm.HostTo(asm.BE, asm.R2, asm.Half), asm.Add.Imm(asm.R2, e))
+	if tc {
+		is = append(is, asm.LoadMem(asm.R3, ctx, skbLen, asm.Word))
+	} else {
+		is = append(is, asm.Mov.Reg(asm.R3, end), asm.Sub.Reg(asm.R3, data))
+	}
+	is = append(is, asm.JGT.Reg(asm.R2, asm.R3, Label))
+	is = append(is, asm.Instructions{
 		asm.LoadMem(proto, data, ip+9, asm.Byte),
 		asm.JEq.Imm(proto, 17, "offload_partial"),
 		asm.JNE.Imm(proto, 6, Label),

@@ -72,7 +72,11 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 		// engine drops them, so the program must not forward them.
 		"other station": frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload), gwMAC, hostMAC),
 		"broadcast":     frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload), packet.Broadcast, hostMAC),
-		"one byte off":  frame(pkttest.UDP("10.0.0.2:5001", "198.51.100.7:53", payload[:33], pkttest.ZeroUDPChecksum()), [6]byte{2, 0, 0, 0, 0, 9}, hostMAC),
+		// Malformed headers the engine drops, in an offloaded flow's
+		// tuple: a wrong header checksum, a total length past the frame.
+		"bad ip checksum": badIPChecksum(frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload), lanMAC, hostMAC)),
+		"truncated":       frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload), lanMAC, hostMAC)[:200],
+		"one byte off":    frame(pkttest.UDP("10.0.0.2:5001", "198.51.100.7:53", payload[:33], pkttest.ZeroUDPChecksum()), [6]byte{2, 0, 0, 0, 0, 9}, hostMAC),
 	}
 	// An entry for the partial checksum's flow too: the program must pass
 	// the frame on however.
@@ -139,6 +143,12 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 			}
 		}
 	}
+}
+
+// badIPChecksum spoils f's IPv4 header checksum.
+func badIPChecksum(f []byte) []byte {
+	f[14+10] ^= 0x40
+	return f
 }
 
 func valueBytes(v *Value) []byte {
