@@ -12,7 +12,11 @@ import (
 func (r *Router) AddDynamicForward(d nat.DynamicForward) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.eng.AddDynamicForward(d)
+	err := r.eng.AddDynamicForward(d)
+	// A mapping taken to another inside port ends the old one's flows:
+	// withdrawn now, as DeleteDynamicForward's, not at the next sweep.
+	r.offloadSync(r.clock())
+	return err
 }
 
 // DeleteDynamicForward removes one and ends its flows.
