@@ -44,7 +44,7 @@ var DefaultTimeouts = Timeouts{
 	UDP:            "5m",
 	TCPEstablished: "2h4m",
 	TCPTransitory:  "4m",
-	TCPClosed:      "10s",
+	TCPClosed:      "4m",
 	ICMP:           "60s",
 }
 

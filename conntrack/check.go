@@ -3,7 +3,8 @@ package conntrack
 import "fmt"
 
 // Check verifies the table's bookkeeping against its flows: the live count,
-// the per-host and per-owner counts, the unreplied list and the index. It
+// the per-host and per-owner counts, the unreplied lists (closed flows
+// first) and the index. It
 // walks everything: for tests and fuzzers, not the packet path.
 func (t *Table) Check() error {
 	live, unreplied := 0, 0
@@ -72,16 +73,23 @@ func (t *Table) Check() error {
 		if f.st&stInUse == 0 || f.st&stReplied != 0 || f.unrPrev != prev || n > live {
 			return fmt.Errorf("unreplied list broken at flow %d", id)
 		}
+		if f.st&stClosed != 0 && prev != noFlow && t.flows[prev].st&stClosed == 0 {
+			return fmt.Errorf("unreplied list: closed flow %d after one never answered", id)
+		}
 		prev, n = id, n+1
 	}
 	if n != unreplied || t.unrTail != prev {
 		return fmt.Errorf("unreplied list holds %d flows, %d unreplied", n, unreplied)
 	}
+	if ct := lastClosed(t.unrHead, func(id int32) int32 { return t.flows[id].unrNext }, t.flows); ct != t.unrCTail {
+		return fmt.Errorf("unreplied list: last closed flow %d, noted %d", ct, t.unrCTail)
+	}
 	return nil
 }
 
 // checkShare verifies a share's unreplied list w: exactly its unreplied
-// flows (those mine accepts), linked both ways, oldest first.
+// flows (those mine accepts), linked both ways, the closed ones (Closed)
+// first, then the others oldest first.
 func (t *Table) checkShare(s share, w int, mine func(*Flow) bool) error {
 	want := 0
 	for i := range t.flows {
@@ -95,13 +103,33 @@ func (t *Table) checkShare(s share, w int, mine func(*Flow) bool) error {
 		if f.st&stInUse == 0 || f.st&stReplied != 0 || !mine(f) || f.shPrev[w] != prev || n > len(t.flows) {
 			return fmt.Errorf("unreplied list broken at flow %d", id)
 		}
-		if prev != noFlow && t.created[prev] > t.created[id] {
-			return fmt.Errorf("unreplied list out of order at flow %d", id)
+		if prev != noFlow && t.flows[prev].st&stClosed == 0 {
+			// Past the closed flows at the head: never answered, oldest
+			// first.
+			if f.st&stClosed != 0 {
+				return fmt.Errorf("unreplied list: closed flow %d after one never answered", id)
+			}
+			if t.created[prev] > t.created[id] {
+				return fmt.Errorf("unreplied list out of order at flow %d", id)
+			}
 		}
 		prev, n = id, n+1
 	}
 	if n != want || s.tail != prev {
 		return fmt.Errorf("unreplied list holds %d flows, %d unreplied", n, want)
 	}
+	if ct := lastClosed(s.head, func(id int32) int32 { return t.flows[id].shNext[w] }, t.flows); ct != s.ctail {
+		return fmt.Errorf("unreplied list: last closed flow %d, noted %d", ct, s.ctail)
+	}
 	return nil
+}
+
+// lastClosed is the last closed flow of the run at the head of the
+// unreplied list from head (next follows it), or noFlow.
+func lastClosed(head int32, next func(int32) int32, flows []Flow) int32 {
+	last := int32(noFlow)
+	for id := head; id != noFlow && flows[id].st&stClosed != 0; id = next(id) {
+		last = id
+	}
+	return last
 }

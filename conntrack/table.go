@@ -80,12 +80,13 @@ type EarlyDrops struct {
 }
 
 // share is what is charged to a host or an owner: how many flows, and
-// its unreplied ones oldest first (by Flow.shNext, shPrev; which list is
-// shareHost or shareOwner), so that an early drop for a full share takes
-// the share's own oldest at once, however many unreplied flows of others
-// are older.
+// its unreplied ones (by Flow.shNext, shPrev; which list is shareHost or
+// shareOwner), the closed ones first (Table.Closed; ctail is the last of
+// them), in the order they closed, then the others oldest first, so that
+// an early drop for a full share takes the share's own first at once,
+// however many unreplied flows of others are older.
 type share struct {
-	n, head, tail int32
+	n, head, tail, ctail int32
 }
 
 const (
@@ -133,7 +134,8 @@ type Flow struct {
 	Seq        [2]Seq
 	next, prev int32 // timing wheel list
 	// The unreplied list: flows that have seen no reply yet, oldest
-	// first, which are the ones an early drop may remove.
+	// first, after the closed ones (Table.Closed): the ones an early
+	// drop may remove, in that order.
 	unrNext, unrPrev int32
 	// The unreplied lists of the flow's host and owner shares.
 	shNext, shPrev [2]int32
@@ -146,13 +148,17 @@ const (
 	stInUse   = 1 << iota
 	stReplied // the flow has seen a reply (Assured)
 	stLinked  // in the wheel's slot tick&(wheelSize-1)
+	// stClosed: the owner said the connection is over (Closed): back on
+	// the unreplied lists, at their heads, until it is answered again.
+	stClosed
 )
 
 // Class is the counting class the owner gave the flow (SetClass).
 func (f *Flow) Class() uint8 { return f.class }
 
 // Assured says whether the flow has seen a reply (Table.Replied: for TCP,
-// once established), so that no early drop takes it.
+// once established) and is not closed since (Table.Closed), so that no
+// early drop takes it.
 func (f *Flow) Assured() bool { return f.st&stReplied != 0 }
 
 // NumClasses bounds the owner's counting classes: 0 (the default) to
@@ -190,6 +196,7 @@ type Table struct {
 	linkOwner Owner // what Insert charges besides the host (SetLink)
 
 	unrHead, unrTail int32
+	unrCTail         int32 // the last closed flow on the unreplied list (Closed)
 	early            EarlyDrops
 
 	wheel    [wheelSize]int32
@@ -221,6 +228,7 @@ func New(max, perHost int, now int64) *Table {
 		maxRule:  int32(perHost),
 		unrHead:  noFlow,
 		unrTail:  noFlow,
+		unrCTail: noFlow,
 		lastTick: now >> tickShift,
 		expect:   make(map[Tuple]Expectation, 64),
 		expHost:  make(map[[4]byte]int32, 16),
@@ -410,10 +418,11 @@ func (t *Table) ownerFull(o Owner) bool {
 }
 
 // MakeRoom makes sure a flow charged to host and to owner (the zero
-// values: no one) fits, removing the oldest flows that have seen no reply
-// (half-open TCP, unanswered UDP) where the table, the host's share or the
-// owner's is full, as Linux's conntrack early_drop does; flows that have
-// seen a reply are never removed. It returns the error Insert would
+// values: no one) fits, removing a closed flow (Closed: a reset TCP
+// connection), else the oldest that has seen no reply (half-open TCP,
+// unanswered UDP), where the table, the host's share or the owner's is
+// full, as Linux's conntrack early_drop does; flows that have seen a
+// reply and are not closed are never removed. It returns the error Insert would
 // return, or nil. Removal runs OnDelete, so the caller must hold nothing
 // of a flow's (a mapping, a pointer) across the call.
 func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
@@ -452,7 +461,8 @@ func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 	return nil
 }
 
-// shareHead is the oldest unreplied flow of s (list w) other than keep.
+// shareHead is the first flow of s's unreplied list w (a closed one,
+// else the oldest) other than keep.
 func (t *Table) shareHead(s share, w int, keep int32) int32 {
 	if s.n == 0 {
 		return noFlow // a share never charged: its list is not set up
@@ -504,7 +514,7 @@ func (t *Table) evict(id int32) bool {
 // list w.
 func (t *Table) shareAdd(s share, id int32, w int) share {
 	if s.n == 0 {
-		s.head, s.tail = noFlow, noFlow
+		s.head, s.tail, s.ctail = noFlow, noFlow, noFlow
 	}
 	s.n++
 	f := &t.flows[id]
@@ -531,6 +541,9 @@ func (t *Table) shareUnlink(s share, id int32, w int) share {
 	} else {
 		s.tail = f.shPrev[w]
 	}
+	if s.ctail == id {
+		s.ctail = f.shPrev[w] // closed too, or none
+	}
 	f.shNext[w], f.shPrev[w] = noFlow, noFlow
 	return s
 }
@@ -555,8 +568,75 @@ func (t *Table) Replied(id int32) {
 		return
 	}
 	f.st |= stReplied
+	f.st &^= stClosed
 	t.unrUnlink(id)
 	t.sharesUnlink(f, id)
+}
+
+// Closed marks a flow whose connection is over (a TCP reset) as one of
+// the first an early drop may take: it is no longer assured, and goes on
+// the table's and its shares' unreplied lists after the closed flows at
+// their heads, before every flow never answered (a connection being
+// opened now, which losing would break). Among closed flows the one
+// closed longest ago goes first: what a reset's state is kept for (a lost
+// reset, the connection going on) comes soon after it if at all. Its
+// deadline is the owner's to keep: it stays until then unless room is
+// needed. Replied (the tuple reused by a new connection, established)
+// makes it assured again.
+func (t *Table) Closed(id int32) {
+	f := &t.flows[id]
+	if f.st&stInUse == 0 || f.st&(stClosed|stReplied) == stClosed {
+		return // already closed and not answered since: where it is
+	}
+	if f.st&stReplied == 0 {
+		t.unrUnlink(id)
+		t.sharesUnlink(f, id)
+	}
+	f.st = f.st&^stReplied | stClosed
+	p := t.unrCTail
+	n := t.unrHead
+	if p != noFlow {
+		n = t.flows[p].unrNext
+		t.flows[p].unrNext = id
+	} else {
+		t.unrHead = id
+	}
+	if n != noFlow {
+		t.flows[n].unrPrev = id
+	} else {
+		t.unrTail = id
+	}
+	f.unrPrev, f.unrNext = p, n
+	t.unrCTail = id
+	if f.Host != ([4]byte{}) {
+		hk := keyOfHost(f.Host, f.Owner)
+		t.perHost.set(hk, t.shareClose(t.perHost.get(hk), id, shareHost))
+	}
+	if f.Owner.Kind != OwnerNone {
+		okey := f.Owner.key()
+		t.perOwner.set(okey, t.shareClose(t.perOwner.get(okey), id, shareOwner))
+	}
+}
+
+// shareClose puts flow id, already charged to s, on s's unreplied list w
+// after its closed flows.
+func (t *Table) shareClose(s share, id int32, w int) share {
+	f := &t.flows[id]
+	p, n := s.ctail, s.head
+	if p != noFlow {
+		n = t.flows[p].shNext[w]
+		t.flows[p].shNext[w] = id
+	} else {
+		s.head = id
+	}
+	if n != noFlow {
+		t.flows[n].shPrev[w] = id
+	} else {
+		s.tail = id
+	}
+	f.shPrev[w], f.shNext[w] = p, n
+	s.ctail = id
+	return s
 }
 
 func (t *Table) unrUnlink(id int32) {
@@ -570,6 +650,9 @@ func (t *Table) unrUnlink(id int32) {
 		t.flows[f.unrNext].unrPrev = f.unrPrev
 	} else if t.unrTail == id {
 		t.unrTail = f.unrPrev
+	}
+	if t.unrCTail == id {
+		t.unrCTail = f.unrPrev
 	}
 	f.unrNext, f.unrPrev = noFlow, noFlow
 }

@@ -382,3 +382,102 @@ func TestExpectationHostShare(t *testing.T) {
 		t.Fatalf("after expiry: %d of the host's, %d in all", tb.HostExpectations(h), tb.Expectations())
 	}
 }
+
+// TestClosedEarlyDropFirst: a flow the owner says is over (Closed: a
+// reset TCP connection) is no longer assured and goes first when room is
+// needed, the one closed longest ago first, before the oldest never
+// answered; an
+// answered flow not closed is never taken, and one answered again
+// (Replied: the tuple reused, established) is assured again.
+func TestClosedEarlyDropFirst(t *testing.T) {
+	tb := New(5, 4, 0)
+	a, b, c := [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, [4]byte{10, 0, 0, 3}
+	mac := MACOwner([6]byte{2, 0, 0, 0, 0, 2})
+	var gone []int32
+	tb.OnDelete = func(id int32, f *Flow) { gone = append(gone, id) }
+	ins := func(i int, host [4]byte, o Owner) int32 {
+		t.Helper()
+		if err := tb.MakeRoom(host, o); err != nil {
+			t.Fatalf("room for %d: %v", i, err)
+		}
+		id, err := tb.InsertOwned(tup(i, 0), tup(i, 1), host, o, int64(i)*ms, 1000*ms)
+		if err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+		if err := tb.Check(); err != nil {
+			t.Fatalf("after insert %d: %v", i, err)
+		}
+		return id
+	}
+	check := func(what string) {
+		t.Helper()
+		if err := tb.Check(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	e0 := ins(0, a, Owner{}) // established, stays so
+	e1 := ins(1, a, Owner{}) // established, then reset
+	u2 := ins(2, a, Owner{}) // never answered
+	c3 := ins(3, a, Owner{}) // a SYN answered by a reset
+	b0 := ins(4, b, mac)     // never answered, older than any closing
+	tb.Replied(e0)
+	tb.Replied(e1)
+	tb.Closed(e1)
+	check("e1 closed")
+	tb.Closed(c3)
+	tb.Closed(c3) // again: stays where it is
+	check("c3 closed")
+	if tb.Get(e1).Assured() || !tb.Get(e0).Assured() {
+		t.Fatalf("assured: closed e1 %v, established e0 %v", tb.Get(e1).Assured(), tb.Get(e0).Assured())
+	}
+
+	// a's share is full: the first closed (e1) goes, not c3, closed
+	// since, nor u2, the oldest never answered.
+	x5 := ins(5, a, Owner{})
+	if len(gone) != 1 || gone[0] != e1 {
+		t.Fatalf("host share: removed %v, want [%d] (closed first), not c3 %d nor u2 %d", gone, e1, c3, u2)
+	}
+	// The table is full: the closed c3 goes, not b0, older and never
+	// answered, nor the established e0.
+	gone = gone[:0]
+	c6 := ins(6, c, Owner{})
+	if len(gone) != 1 || gone[0] != c3 {
+		t.Fatalf("table full: removed %v, want [%d] (closed), not b0 %d", gone, c3, b0)
+	}
+
+	// A closed flow reused and established again is assured again: off
+	// the lists, never taken.
+	gone = gone[:0]
+	tb.Closed(u2)
+	check("u2 closed")
+	tb.Replied(u2)
+	check("u2 answered again")
+	if !tb.Get(u2).Assured() {
+		t.Fatal("u2 answered again but not assured")
+	}
+	// a: e0 and u2 answered, x5 closed, x7 answered: x5 goes (c6 is
+	// gone to leave the table room).
+	tb.Delete(c6)
+	gone = gone[:0]
+	tb.Replied(x5)
+	tb.Closed(x5)
+	tb.Replied(ins(7, a, Owner{})) // a had 3: no drop
+	ins(8, a, Owner{})             // a full: x5, closed, goes
+	if len(gone) != 1 || gone[0] != x5 {
+		t.Fatalf("removed %v, want the closed x5 %d", gone, x5)
+	}
+	gone = gone[:0]
+	tb.Range(func(id int32, f *Flow) bool {
+		if f.Host == a {
+			tb.Replied(id)
+		}
+		return true
+	})
+	if err := tb.MakeRoom(a, Owner{}); err != ErrHostLimit {
+		t.Fatalf("only established flows left: %v", err)
+	}
+	if len(gone) != 0 || !tb.Live(e0, tb.Get(e0).Gen) {
+		t.Fatalf("removed %v, e0 live %v", gone, tb.Live(e0, tb.Get(e0).Gen))
+	}
+	check("end")
+}

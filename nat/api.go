@@ -102,7 +102,7 @@ type Timeouts struct {
 	TCPOpening    time.Duration
 	TCPClosing    time.Duration
 	TCPTransitory time.Duration // both of those unless set; default 4 min
-	TCPClosed     time.Duration // after RST; default 10 s
+	TCPClosed     time.Duration // after RST; default 4 min (RFC 7857 2.2)
 	ICMP          time.Duration // default 60 s (RFC 5508 REQ-1)
 	Fragment      time.Duration // reassembly state; default 30 s
 	Expectation   time.Duration // default 60 s

@@ -14,7 +14,7 @@ var DefaultTimeouts = Timeouts{
 	TCPOpening:     4 * time.Minute,
 	TCPClosing:     4 * time.Minute,
 	TCPTransitory:  4 * time.Minute,
-	TCPClosed:      10 * time.Second,
+	TCPClosed:      4 * time.Minute,
 	ICMP:           60 * time.Second,
 	Fragment:       30 * time.Second,
 	Expectation:    60 * time.Second,

@@ -174,10 +174,10 @@ func TestTCPHandshakeStatesAndTimeouts(t *testing.T) {
 		t.Fatalf("after FIN: %+v", st)
 	}
 	pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPRst, 506, 0, nil, nil), LAN)
-	if st := state(); st.State != "closed" || st.ExpiresSec > 11 {
+	if st := state(); st.State != "closed" || st.ExpiresSec > 241 {
 		t.Fatalf("after RST: %+v", st)
 	}
-	e.Expire(2*sec + Time(11*time.Second))
+	e.Expire(2*sec + Time(4*time.Minute))
 	if n := e.Stats().Flows; n != 0 {
 		t.Fatalf("flows after expiry: %d", n)
 	}

@@ -93,7 +93,12 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 			return DropNone
 		}
 		e.tcpStep(f, dir, fl)
-		if f.State >= tcpEstablished && f.State != tcpClosed {
+		if f.State == tcpClosed {
+			// Reset: among the first an early drop takes, so the 4 min
+			// RFC 7857 2.2 keeps it for cost no share a slot
+			// (conntrack Closed; nothing once it is there).
+			e.ct.Closed(id)
+		} else if f.State >= tcpEstablished {
 			// A half-open connection (a SYN answered by a SYN-ACK to a
 			// forged source, say) stays one an early drop may take.
 			e.ct.Replied(id)

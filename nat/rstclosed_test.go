@@ -1,0 +1,80 @@
+package nat
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"passgate/packet"
+	. "passgate/packet/pkttest"
+)
+
+// TestResetFlowsDoNotFillShare: RFC 7857 2.2 keeps a TCP session 4 min
+// after a reset, the default; a reset flow is the first an early drop
+// takes, so a host whose connections end in resets (SO_LINGER 0, a
+// scanner doing full connects) never fills its share with them. A share
+// of 64, 2 connections a second each established then reset by the
+// server, Expire every second as the daemon runs it, 100 s: none of the
+// 200 refused, 137 early drops (201 flows for 64 places), every one a
+// reset flow; a connection kept established all along still carries data.
+// (With the reset flows left answered, 137 of 200 are refused and none
+// early-dropped.)
+func TestResetFlowsDoNotFillShare(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlowsPerHost = 64 })
+	if e.timeouts.tcpClosed != Time(4*time.Minute) {
+		t.Fatalf("default tcp_closed %v, want 4 min", time.Duration(e.timeouts.tcpClosed))
+	}
+	srv := "203.0.113.10:80"
+	var kept string
+	refused := 0
+	now := Time(0)
+	for i := 0; i <= 200; i++ {
+		c := fmt.Sprintf("192.168.50.10:%d", 10000+i)
+		b := TCP(c, srv, packet.TCPSyn, 100, 0, nil, nil)
+		if v := e.Process(now, LAN, b); v.Action != Forward {
+			refused++
+			continue
+		}
+		ip := packet.IPv4(b)
+		src := ip.Src()
+		pub := fmt.Sprintf("%d.%d.%d.%d:%d", src[0], src[1], src[2], src[3], packet.TCP(ip.Payload()).SrcPort())
+		IPv4(t, pass(t, e, now, WAN, TCP(srv, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN), Dst(c))
+		pass(t, e, now, LAN, TCP(c, srv, packet.TCPAck, 101, 501, nil, nil), WAN)
+		if i == 0 {
+			kept = pub // stays established
+		} else {
+			IPv4(t, pass(t, e, now, WAN, TCP(srv, pub, packet.TCPRst, 501, 0, nil, nil), LAN), Dst(c))
+		}
+		if i%2 == 0 {
+			now += sec
+			e.Expire(now)
+		}
+		if err := e.ct.Check(); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	st := e.Stats()
+	if refused != 0 || st.EarlyDropHostShare != 137 || st.Flows != 64 {
+		t.Fatalf("%d of 200 refused, %d early drops, %d flows; want 0, 137, 64", refused, st.EarlyDropHostShare, st.Flows)
+	}
+	closed, est := 0, 0
+	e.Flows(now, func(f FlowInfo) bool {
+		switch f.State {
+		case "closed":
+			closed++
+			// The latest 63 resets (the last 32 s): the first reset
+			// went first.
+			if f.ExpiresSec < 240-33 {
+				t.Errorf("closed flow %v expires in %v s: an early drop kept it over a later one", f.Inside, f.ExpiresSec)
+			}
+		case "established":
+			est++
+		}
+		return true
+	})
+	if closed != 63 || est != 1 {
+		t.Fatalf("%d closed and %d established flows, want 63 and 1", closed, est)
+	}
+	data := pass(t, e, now, WAN, TCP(srv, kept, packet.TCPAck|packet.TCPPsh, 501, 101, nil, []byte("still here")), LAN)
+	IPv4(t, data, Dst("192.168.50.10:10000"), L4Payload([]byte("still here")))
+}
