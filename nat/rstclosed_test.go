@@ -16,8 +16,9 @@ import (
 // of 64, 2 connections a second each established then reset by the
 // server, Expire every second as the daemon runs it, 100 s: none of the
 // 200 refused, 137 early drops (201 flows for 64 places), every one a
-// reset flow; a connection kept established all along still carries data.
-// (With the reset flows left answered, 137 of 200 are refused and none
+// reset flow, the one reset longest ago first; a connection kept
+// established all along still carries data; opening and resetting one
+// more with the share full allocates nothing. (With the reset flows left answered, 137 of 200 are refused and none
 // early-dropped.)
 func TestResetFlowsDoNotFillShare(t *testing.T) {
 	e := newEngine(t, func(c *Config) { c.MaxFlowsPerHost = 64 })
@@ -74,6 +75,29 @@ func TestResetFlowsDoNotFillShare(t *testing.T) {
 	})
 	if closed != 63 || est != 1 {
 		t.Fatalf("%d closed and %d established flows, want 63 and 1", closed, est)
+	}
+	// A connection opened, established and reset with the share full
+	// (an early drop of a reset flow each) allocates nothing.
+	var pkts [][4][]byte
+	for i := 0; i < 21; i++ {
+		c := fmt.Sprintf("192.168.50.10:%d", 20000+i)
+		pub := fmt.Sprintf("203.0.113.1:%d", 20000+i)
+		pkts = append(pkts, [4][]byte{TCP(c, srv, packet.TCPSyn, 100, 0, nil, nil),
+			TCP(srv, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil),
+			TCP(c, srv, packet.TCPAck, 101, 501, nil, nil),
+			TCP(srv, pub, packet.TCPRst, 501, 0, nil, nil)})
+	}
+	n, fwd := 0, 0
+	allocs := testing.AllocsPerRun(20, func() {
+		for j, b := range pkts[n] {
+			if e.Process(now, [4]Iface{LAN, WAN, LAN, WAN}[j], b).Action == Forward {
+				fwd++
+			}
+		}
+		n++
+	})
+	if allocs != 0 || fwd != 4*21 {
+		t.Fatalf("%v allocs a connection, %d of %d packets forwarded", allocs, fwd, 4*21)
 	}
 	data := pass(t, e, now, WAN, TCP(srv, kept, packet.TCPAck|packet.TCPPsh, 501, 101, nil, []byte("still here")), LAN)
 	IPv4(t, data, Dst("192.168.50.10:10000"), L4Payload([]byte("still here")))
