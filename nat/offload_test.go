@@ -99,6 +99,25 @@ func TestOffloadTCPAndCredit(t *testing.T) {
 	}
 }
 
+// establishedTCP is an engine with one TCP connection established from
+// 192.168.50.10:5000 to 198.51.100.7:80 (client ISN 100, server 500), the
+// flow offered for offload and, if offloaded, taken.
+func establishedTCP(t *testing.T, offloaded bool) (*Engine, OffloadFlow) {
+	t.Helper()
+	e := newEngine(t, nil)
+	pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPSyn, 100, 0, nil, nil), WAN)
+	pass(t, e, 0, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+	pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPAck, 101, 501, nil, nil), WAN)
+	fl := offloadable(e, 0)
+	if len(fl) != 1 {
+		t.Fatalf("offered %d flows", len(fl))
+	}
+	if offloaded {
+		e.OffloadStarted(fl[0].ID, fl[0].Gen)
+	}
+	return e, fl[0]
+}
+
 // TestOffloadRST: the window of an offloaded flow went by unseen, so an
 // RST ends it (and its offload) however far its sequence number is from
 // what the engine last saw; a flow never offloaded keeps judging RSTs.
@@ -106,20 +125,10 @@ func TestOffloadTCPAndCredit(t *testing.T) {
 // would pass either way; TestOffloadFINAfterTransfer's does not.
 func TestOffloadRST(t *testing.T) {
 	for _, offloaded := range []bool{false, true} {
-		e := newEngine(t, nil)
-		pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPSyn, 100, 0, nil, nil), WAN)
-		pass(t, e, 0, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
-		pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPAck, 101, 501, nil, nil), WAN)
-		fl := offloadable(e, 0)
-		if len(fl) != 1 {
-			t.Fatalf("offered %d flows", len(fl))
-		}
-		if offloaded {
-			e.OffloadStarted(fl[0].ID, fl[0].Gen)
-		}
+		e, fl := establishedTCP(t, offloaded)
 		// 100 MB later, all of it forwarded in XDP.
 		pass(t, e, sec, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPRst, 501+100<<20, 0, nil, nil), LAN)
-		if got := e.StillOffloadable(sec, fl[0].ID, fl[0].Gen); got == offloaded {
+		if got := e.StillOffloadable(sec, fl.ID, fl.Gen); got == offloaded {
 			t.Errorf("offloaded %v: still offloadable after the RST: %v", offloaded, got)
 		}
 	}
@@ -130,19 +139,9 @@ func TestOffloadRST(t *testing.T) {
 // saw all of is implausible there and changes nothing.
 func TestOffloadFINAfterTransfer(t *testing.T) {
 	for _, offloaded := range []bool{false, true} {
-		e := newEngine(t, nil)
-		pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPSyn, 100, 0, nil, nil), WAN)
-		pass(t, e, 0, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
-		pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPAck, 101, 501, nil, nil), WAN)
-		fl := offloadable(e, 0)
-		if len(fl) != 1 {
-			t.Fatalf("offered %d flows", len(fl))
-		}
-		if offloaded {
-			e.OffloadStarted(fl[0].ID, fl[0].Gen)
-		}
+		e, fl := establishedTCP(t, offloaded)
 		pass(t, e, sec, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPFin|packet.TCPAck, 501+100<<20, 101, nil, nil), LAN)
-		if got := e.StillOffloadable(sec, fl[0].ID, fl[0].Gen); got == offloaded {
+		if got := e.StillOffloadable(sec, fl.ID, fl.Gen); got == offloaded {
 			t.Errorf("offloaded %v: still offloadable after the FIN: %v", offloaded, got)
 		}
 	}
