@@ -60,6 +60,7 @@ type Engine struct {
 	emitPool [][]byte
 	emitUsed int
 
+	ids        ipIDs        // IDs of the datagrams whose source it rewrites (ipid.go)
 	icmpBucket bucket       // generated ICMP (icmpAllowed)
 	prohib     prohibLimits // administratively prohibited errors (icmp.go)
 	ipID       uint16
@@ -155,6 +156,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 	for i := range e.emitPool {
 		e.emitPool[i] = make([]byte, emitSize)
 	}
+	e.ids.init(cfg.PortSeed)
 	e.ct.OnDelete = e.onDelete
 	e.ct.OnExpectationGone = e.expectationGone
 	e.apply(cfg)
@@ -464,6 +466,9 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 				if len(e.doomed) > 0 {
 					e.reap()
 				}
+				if from == LAN && refusedByLimit(r) {
+					e.prohibited(now, ip)
+				}
 				return e.drop(r)
 			}
 		}
@@ -475,7 +480,7 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 	f.Bytes[dir] += uint64(len(ip))
 
 	isFirstFrag := ip.MoreFragments()
-	oldSrc, oldDst := ip.Src(), ip.Dst()
+	oldSrc, oldDst, oldID := ip.Src(), ip.Dst(), ip.ID()
 	if p, l4 := ip.Protocol(), len(ip.Payload()); f.Flags&flagTranslate == 0 &&
 		(p == packet.ProtoUDP && l4 >= packet.UDPHeaderLen || p == packet.ProtoTCP && l4 >= packet.TCPMinHeader) {
 		// The same bytes as rewrite and DecTTL, each checksum
@@ -489,8 +494,13 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 		}
 		ip.DecTTL()
 	}
+	if nsrc != oldSrc && nonAtomic(ip) {
+		// One public source for many hosts: an ID unique toward the
+		// destination (RFC 7857 section 10, ipid.go).
+		setID32(ip, e.ids.next(be32(ndst), ip.Protocol()))
+	}
 	if isFirstFrag {
-		e.firstFragment(now, from, oldSrc, oldDst, ip, out, nh)
+		e.firstFragment(now, from, oldSrc, oldDst, oldID, ip, out, nh)
 	}
 	if tooBig {
 		e.fragmentOut(ip, out, nh)

@@ -90,7 +90,7 @@ func (e *Engine) flushRun(r *flowRun, shared bool) {
 // once, as long as none of them, nor anyone else, calls another method
 // meanwhile (a read lock for FastPath, the write lock for the rest). It
 // reads the engine and writes only the packet, the caller's counters, and,
-// atomically, the flow's packet and byte counts, its deadline and, for
+// atomically, the IP ID counters (ipid.go), the flow's packet and byte counts, its deadline and, for
 // TCP, the sequence numbers of the packet's direction (Seq's Next, Ack and
 // Win, moved as seqAdvance does: never Seen, Scale nor the state). So the
 // data plane's workers forward the bulk of the traffic in parallel and
@@ -236,6 +236,11 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		ip.DecTTL()
 	} else {
 		rewritePorts32(ip, proto == packet.ProtoUDP, src32, dst32, nsid, ndid)
+	}
+	if h[6]&0x40 == 0 && src32 != src {
+		// DF clear (a fragment did not come this way): an ID unique
+		// toward the destination (ipid.go).
+		setID32(ip, e.ids.next(dst32, proto))
 	}
 	return out, nh, true, false
 }

@@ -45,6 +45,7 @@ type fragNote struct {
 	known    bool
 	nsrc     [4]byte
 	ndst     [4]byte
+	nid      uint16 // the datagram's ID after translation (ipid.go)
 	out      Iface
 	nh       [4]byte
 	deadline Time
@@ -158,13 +159,13 @@ func (t *fragTable) expire(now Time, e *Engine) {
 }
 
 // firstFragment records how the datagram whose first fragment was just
-// translated (orig addresses osrc, odst as it arrived) is rewritten, and
-// sends the fragments held for it.
-func (e *Engine) firstFragment(now Time, from Iface, osrc, odst [4]byte, ip packet.IPv4, out Iface, nh [4]byte) {
-	k := fragKey{src: osrc, dst: odst, id: ip.ID(), proto: ip.Protocol(), side: uint8(from)}
+// translated (addresses osrc, odst and ID oid as it arrived) is
+// rewritten, and sends the fragments held for it.
+func (e *Engine) firstFragment(now Time, from Iface, osrc, odst [4]byte, oid uint16, ip packet.IPv4, out Iface, nh [4]byte) {
+	k := fragKey{src: osrc, dst: odst, id: oid, proto: ip.Protocol(), side: uint8(from)}
 	nt := e.frags.note(k, now, e.timeouts.frag)
 	nt.known = true
-	nt.nsrc, nt.ndst, nt.out, nt.nh = ip.Src(), ip.Dst(), out, nh
+	nt.nsrc, nt.ndst, nt.nid, nt.out, nt.nh = ip.Src(), ip.Dst(), ip.ID(), out, nh
 	for _, h := range nt.held[:nt.nheld] {
 		b := e.frags.held[h][:e.frags.heldLen[h]]
 		e.sendFragment(packet.IPv4(b), nt, true)
@@ -229,7 +230,7 @@ func (e *Engine) laterFragment(now Time, from Iface, ip packet.IPv4) Verdict {
 	return Verdict{Action: Consumed}
 }
 
-// sendFragment rewrites a later fragment's addresses. A held fragment
+// sendFragment rewrites a later fragment's addresses and ID. A held fragment
 // (copy true) goes out as an emitted packet, since its buffer is the
 // engine's; a fresh one is forwarded in place.
 func (e *Engine) sendFragment(ip packet.IPv4, nt *fragNote, copied bool) Verdict {
@@ -238,6 +239,9 @@ func (e *Engine) sendFragment(ip packet.IPv4, nt *fragNote, copied bool) Verdict
 	}
 	if ip.Dst() != nt.ndst {
 		ip.SetDst(nt.ndst)
+	}
+	if ip.ID() != nt.nid {
+		ip.SetID(nt.nid)
 	}
 	ip.DecTTL()
 	if len(ip) > e.mtu[nt.out] {

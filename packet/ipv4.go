@@ -115,6 +115,13 @@ func (p IPv4) SetDst(a [4]byte) {
 	copy(p[16:20], a[:])
 }
 
+// SetID rewrites the identification and updates the checksum.
+func (p IPv4) SetID(id uint16) {
+	old := binary.BigEndian.Uint16(p[4:])
+	binary.BigEndian.PutUint16(p[4:], id)
+	p.setChecksum(Update16(p.Checksum(), old, id))
+}
+
 // DecTTL decrements the TTL and updates the checksum (RFC 1624 example).
 func (p IPv4) DecTTL() {
 	old := binary.BigEndian.Uint16(p[8:])

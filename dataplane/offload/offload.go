@@ -2,8 +2,10 @@
 // hardware does it: the packets of established TCP and UDP flows are
 // rewritten and redirected to the way out inside the XDP program, from a
 // BPF hash map the router fills, and never cross into userspace; new
-// flows, helpers, fragments, IP options, TTL expiry, TCP SYN/FIN/RST and
-// everything else stateful still go to the engine, which alone decides
+// flows, helpers, fragments, IP options, TTL expiry, TCP SYN/FIN/RST,
+// datagrams with DF clear whose source is rewritten (the engine gives them
+// a new IP ID, nat/ipid.go) and everything else stateful still go to the
+// engine, which alone decides
 // what is offloaded and when it stops being.
 //
 // A map entry is keyed by a packet's 5-tuple as it arrives (ingress
@@ -285,12 +287,14 @@ func Match(frame []byte) (Key, bool) {
 }
 
 // Apply does to frame, a match of v's key, what the program does: Miss
-// if it is not addressed to v.InMAC or is larger than the way out takes,
-// else the rewrite (tuple, TTL,
+// if it is not addressed to v.InMAC, is larger than the way out takes, or
+// has DF clear and v rewrites its source (the engine gives such a
+// datagram a new IP ID: nat/ipid.go), else the rewrite (tuple, TTL,
 // checksums by the deltas, MACs) and Redirect. It counts nothing.
 func Apply(frame []byte, v *Value) int {
 	const e = packet.EtherHeaderLen
-	if [6]byte(frame[0:6]) != v.InMAC || uint32(len(frame)) > v.MaxFrame {
+	if [6]byte(frame[0:6]) != v.InMAC || uint32(len(frame)) > v.MaxFrame ||
+		frame[e+6]&0x40 == 0 && [4]byte(frame[e+12:]) != v.Src {
 		return Miss
 	}
 	copy(frame[e+12:], v.Src[:])

@@ -84,12 +84,12 @@ func TestApplyChecksums(t *testing.T) {
 		name string
 		ip   []byte
 	}{
-		{"udp", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload)},
-		{"udp odd length", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload[:101])},
-		{"udp no checksum", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.ZeroUDPChecksum())},
-		{"tcp ack", pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 2, nil, payload)},
-		{"tcp psh ttl 2", pkttest.TCP("10.0.0.2:65535", "198.51.100.7:443", packet.TCPAck|packet.TCPPsh, 0xffffffff, 0, nil, nil, pkttest.TTL(2))},
-		{"tcp extreme", pkttest.TCP("255.255.255.254:65535", "0.0.0.1:1", packet.TCPAck, 0, 0, nil, []byte{0xff, 0xff}, pkttest.TTL(255), pkttest.ID(0xffff))},
+		{"udp", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.DF())},
+		{"udp odd length", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload[:101], pkttest.DF())},
+		{"udp no checksum", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.ZeroUDPChecksum(), pkttest.DF())},
+		{"tcp ack", pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 2, nil, payload, pkttest.DF())},
+		{"tcp psh ttl 2", pkttest.TCP("10.0.0.2:65535", "198.51.100.7:443", packet.TCPAck|packet.TCPPsh, 0xffffffff, 0, nil, nil, pkttest.TTL(2), pkttest.DF())},
+		{"tcp extreme", pkttest.TCP("255.255.255.254:65535", "0.0.0.1:1", packet.TCPAck, 0, 0, nil, []byte{0xff, 0xff}, pkttest.TTL(255), pkttest.ID(0xffff), pkttest.DF())},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -127,6 +127,38 @@ func TestApplyChecksums(t *testing.T) {
 			}
 			pkttest.IPv4(t, f[14:], pkttest.Src(netip.AddrPortFrom(netip.AddrFrom4(k.Src), k.SrcPort).String()), pkttest.TTLIs(ttl-2))
 		})
+	}
+}
+
+// TestApplyLeavesIDToEngine: a datagram with DF clear whose source the
+// entry rewrites goes to the engine, which gives it a new IP ID (RFC 7857
+// section 10, nat/ipid.go); with DF set, or inbound (the source kept), the
+// entry forwards it with its ID.
+func TestApplyLeavesIDToEngine(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		ip      []byte
+		inbound bool
+		want    int
+	}{
+		{"df clear", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", []byte("x"), pkttest.ID(7)), false, Miss},
+		{"df set", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", []byte("x"), pkttest.ID(7), pkttest.DF()), false, Redirect},
+		{"df clear inbound", pkttest.UDP("198.51.100.7:53", "203.0.113.1:40000", []byte("x"), pkttest.ID(7)), true, Redirect},
+	} {
+		f := frame(c.ip, lanMAC, hostMAC)
+		k, ok := Match(f)
+		if !ok {
+			t.Fatalf("%s: not matched", c.name)
+		}
+		v := outbound(k)
+		if c.inbound {
+			v = NewValue(k, k.Src, a4("10.0.0.2"), k.SrcPort, 5000, 3, hostMAC, lanMAC, lanMAC, 1500)
+		}
+		if got := Apply(f, &v); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		} else if got == Redirect && packet.IPv4(f[14:]).ID() != 7 {
+			t.Errorf("%s: ID %d, want 7", c.name, packet.IPv4(f[14:]).ID())
+		}
 	}
 }
 

@@ -228,6 +228,7 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 	)
 	is = append(is, key(ctx, data, proto, mdIngressIfindex, flows)...)
 	is = append(is, forUs(data, asm.R0)...)
+	is = append(is, keepsID(data, asm.R0)...)
 	is = append(is,
 		// Too large for the way out: the engine fragments or answers.
 		asm.Mov.Reg(asm.R4, end),
@@ -312,6 +313,24 @@ func recordSeq(data, val, proto asm.Register) asm.Instructions {
 		asm.HostTo(asm.BE, asm.R4, asm.Half),
 		asm.StoreMem(val, vSeqWin, asm.R4, asm.Word),
 		asm.Mov.Reg(data, data).WithSymbol("offload_seq_done"),
+	}
+}
+
+// keepsID goes to Label if the frame at data is a datagram with DF clear
+// (fragments went before) whose source the entry at val rewrites: the
+// engine gives it a new IP ID (RFC 7857 section 10, nat/ipid.go), from
+// counters the program does not have. R4 and R5 are scratch; the IPv4
+// header must be in bounds.
+func keepsID(data, val asm.Register) asm.Instructions {
+	const ip = 14
+	return asm.Instructions{
+		asm.LoadMem(asm.R4, data, ip+6, asm.Byte),
+		asm.And.Imm(asm.R4, 0x40),
+		asm.JNE.Imm(asm.R4, 0, "offload_keeps_id"),
+		asm.LoadMem(asm.R4, data, ip+12, asm.Word),
+		asm.LoadMem(asm.R5, val, vSrc, asm.Word),
+		asm.JNE.Reg(asm.R4, asm.R5, Label),
+		asm.Mov.Reg(data, data).WithSymbol("offload_keeps_id"),
 	}
 }
 
@@ -403,6 +422,7 @@ func tcRewrite(ctx, data, proto asm.Register) asm.Instructions {
 	)
 	val, off := asm.R9, asm.R8 // callee-saved across the helpers
 	is := forUs(data, asm.R0)
+	is = append(is, keepsID(data, asm.R0)...)
 	is = append(is, asm.Instructions{
 		asm.Mov.Reg(val, asm.R0),
 		asm.LoadMem(asm.R4, ctx, skbLen, asm.Word),

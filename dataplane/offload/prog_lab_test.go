@@ -59,14 +59,17 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 	const lo = 1 // BPF_PROG_TEST_RUN's frames arrive on lo
 	payload := bytes.Repeat([]byte{0xfe, 0x01}, 300)
 	frames := map[string][]byte{
-		"udp":       frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload), lanMAC, hostMAC),
-		"udp nocs":  frame(pkttest.UDP("10.0.0.2:5001", "198.51.100.7:53", payload[:33], pkttest.ZeroUDPChecksum()), lanMAC, hostMAC),
-		"tcp":       frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck|packet.TCPPsh, 7, 9, nil, payload), lanMAC, hostMAC),
+		"udp":      frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.DF()), lanMAC, hostMAC),
+		"udp nocs": frame(pkttest.UDP("10.0.0.2:5001", "198.51.100.7:53", payload[:33], pkttest.ZeroUDPChecksum(), pkttest.DF()), lanMAC, hostMAC),
+		"tcp":      frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck|packet.TCPPsh, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC),
+		// DF clear, its source rewritten: the engine gives it a new IP
+		// ID (nat/ipid.go), so the program must leave it.
+		"df clear":  frame(pkttest.UDP("10.0.0.2:5005", "198.51.100.7:53", payload), lanMAC, hostMAC),
 		"tcp fin":   frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck|packet.TCPFin, 7, 9, nil, nil), lanMAC, hostMAC),
 		"ttl 1":     frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.TTL(1)), lanMAC, hostMAC),
 		"no entry":  frame(pkttest.UDP("10.0.0.9:5000", "198.51.100.7:53", payload), lanMAC, hostMAC),
 		"partial":   frame(partial(pkttest.TCP("10.0.0.2:5004", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload)), lanMAC, hostMAC),
-		"too large": frame(pkttest.UDP("10.0.0.2:5003", "198.51.100.7:53", make([]byte, 1473)), lanMAC, hostMAC),
+		"too large": frame(pkttest.UDP("10.0.0.2:5003", "198.51.100.7:53", make([]byte, 1473), pkttest.DF()), lanMAC, hostMAC),
 		// An offloaded flow's tuple in frames for another station (a
 		// bridge flooding them, a promiscuous port) or for all: the
 		// engine drops them, so the program must not forward them.
@@ -85,7 +88,7 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 	if err := m.Put(pk, valueBytes(&pv)); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"udp", "udp nocs", "tcp", "too large"} {
+	for _, name := range []string{"udp", "udp nocs", "tcp", "too large", "df clear"} {
 		k, ok := Match(frames[name])
 		if !ok {
 			t.Fatalf("%s not matched", name)
@@ -118,6 +121,9 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 		ret, err := prog.Run(&ebpf.RunOptions{Data: f, DataOut: out})
 		if err != nil {
 			t.Fatalf("%s: run: %v", name, err)
+		}
+		if wantv, ok := map[string]uint32{"udp": redirect, "tcp": redirect, "df clear": pass}[name]; ok && verdict != wantv {
+			t.Errorf("%s: Apply's verdict %d, want %d", name, verdict, wantv)
 		}
 		if ret != verdict || !bytes.Equal(out, want) {
 			t.Errorf("%s: verdict %d, want %d\n got % x\nwant % x", name, ret, verdict, out, want)
@@ -206,7 +212,7 @@ func TestProgramsLearnNearAcksOnly(t *testing.T) {
 			{"ack near, seq far", 3000000000, seedAck + 1000 - span, true, seedNext + 12},
 			{"a window on", seedNext + 12 + 60000, seedAck + 1000 - span, true, seedNext + 12 + 60002},
 		} {
-			f := frame(pkttest.TCP("10.0.0.2:5010", "198.51.100.7:80", packet.TCPAck, c.seq, c.ack, nil, []byte("xy")), lanMAC, hostMAC)
+			f := frame(pkttest.TCP("10.0.0.2:5010", "198.51.100.7:80", packet.TCPAck, c.seq, c.ack, nil, []byte("xy"), pkttest.DF()), lanMAC, hostMAC)
 			var before Value
 			var vb [ValueSize]byte
 			if err := m.Lookup(k, &vb); err != nil {

@@ -3,6 +3,7 @@
 // source addresses while another opens flows, a SYN flood to a forwarded
 // port while the LAN host behind it connects out, and a blind RST from the
 // WAN while the connection lives on past the closed-TCP timeout. The
-// attacks are testdata/guard.py, bounded in count. The package has no code
-// besides its tests.
+// attacks are testdata/guard.py, bounded in count. TestIPIDFragments sends
+// two LAN hosts' fragmented datagrams with the same IP ID to one server.
+// The package has no code besides its tests.
 package guardlab

@@ -213,3 +213,34 @@ func blindRST(t *testing.T, attack string) {
 		t.Fatalf("the RST was not counted: guards %v", st.NAT.Guards)
 	}
 }
+
+// TestIPIDFragments: lan1 and lan2 each send srv1 one UDP datagram of
+// 2400 bytes in three fragments, both with IP ID 4242, lan2's first
+// fragment between lan1's first and the rest. Both reach srv1 from the
+// one public address: without a new ID for each (RFC 7857 section 10),
+// srv1's kernel took lan2's fragments for pieces of lan1's datagram and
+// only lan1's arrived.
+func TestIPIDFragments(t *testing.T) {
+	l := getLab(t)
+	g := gate(t, l, `"max_flows": 1024`)
+	p := labtest.StartT(t, l, lab.Server1, lab.Python, tool(t), "udp-collect", lab.Srv1, "9000", "2", "10")
+	if err := p.WaitLine("ready", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	labtest.StartT(t, l, lab.Lan2, lab.Python, tool(t), "udp-frags", lab.LAN2, "5000", lab.Srv1, "9000", "4242", "b2", "2400", "0.5")
+	var sent struct{ Sent int }
+	run(t, l, 30*time.Second, lab.Lan1, &sent, "udp-frags", lab.LAN1, "5000", lab.Srv1, "9000", "4242", "a1", "2400", "0")
+	if err := p.Wait(15 * time.Second); err != nil {
+		t.Fatalf("udp-collect: %v\n%s", err, p.Output())
+	}
+	lines := strings.Split(strings.TrimSpace(p.Output()), "\n")
+	var got struct{ Got []string }
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("udp-collect: %v: %s", err, p.Output())
+	}
+	st := status(t, g)
+	t.Logf("lan1 sent %d fragments; srv1 got %v; drops %v", sent.Sent, got.Got, labtest.NonZero(st.NAT.Drops))
+	if want := []string{"a1*2400", "b2*2400"}; strings.Join(got.Got, " ") != strings.Join(want, " ") {
+		t.Fatalf("srv1 got %v, want %v (both datagrams whole)", got.Got, want)
+	}
+}

@@ -21,6 +21,15 @@ one JSON object on stdout and exit. Every count and wait is bounded.
   tcp-hold DST PORT SECONDS      connect, exchange a line, print
                                  "exchanged LOCALPORT", wait SECONDS, exchange
                                  another: {"second": "ok"|error}
+  udp-frags SRC SPORT DST DPORT ID BYTE SIZE DELAY
+                                 one UDP datagram of SIZE bytes BYTE (hex), IP
+                                 ID ID, in fragments of at most 1000 bytes:
+                                 after DELAY s the first, 1 s later the rest:
+                                 {"sent": fragments}
+  udp-collect ADDR PORT N SECONDS
+                                 (a server) the first N datagrams within
+                                 SECONDS, each "BYTE*LEN" if uniform, else
+                                 "mixed*LEN": {"got": [...]}
 """
 import json
 import random
@@ -122,6 +131,43 @@ def ack_rst(src, sport, dst, dport):
     print(json.dumps({"seq": seq}), flush=True)
 
 
+def udp_frags(src, sport, dst, dport, ident, byte, size, delay):
+    whole = udp(src, int(sport), dst, int(dport), bytes([int(byte, 16)]) * int(size))
+    hdr, body = bytearray(whole[:20]), whole[20:]
+    frags = []
+    for off in range(0, len(body), 976):
+        chunk = body[off:off + 976]
+        h = bytearray(hdr)
+        more = 0x2000 if off + len(chunk) < len(body) else 0
+        struct.pack_into("!HHH", h, 2, 20 + len(chunk), int(ident), more | off // 8)
+        struct.pack_into("!H", h, 10, 0)
+        struct.pack_into("!H", h, 10, csum(bytes(h)))
+        frags.append(bytes(h) + chunk)
+    s = raw()
+    time.sleep(float(delay))
+    s.sendto(frags[0], (dst, 0))
+    time.sleep(1)
+    for f in frags[1:]:
+        s.sendto(f, (dst, 0))
+    print(json.dumps({"sent": len(frags)}), flush=True)
+
+
+def udp_collect(addr, port, n, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, int(port)))
+    ready()
+    got, end = [], time.time() + float(seconds)
+    while len(got) < int(n) and time.time() < end:
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            d = s.recv(65535)
+        except socket.timeout:
+            break
+        kind = "%02x" % d[0] if d and d == d[:1] * len(d) else "mixed"
+        got.append("%s*%d" % (kind, len(d)))
+    print(json.dumps({"got": sorted(got)}), flush=True)
+
+
 def udp_echo(addr, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, int(port)))
@@ -211,7 +257,8 @@ def tcp_hold(dst, port, seconds):
 CMDS = {
     "udp-echo": udp_echo, "tcp-echo": tcp_echo, "udp-forged": udp_forged,
     "syn-flood": syn_flood, "rst": rst, "ack-rst": ack_rst, "udp-probe": udp_probe,
-    "tcp-probe": tcp_probe, "tcp-hold": tcp_hold,
+    "tcp-probe": tcp_probe, "tcp-hold": tcp_hold, "udp-frags": udp_frags,
+    "udp-collect": udp_collect,
 }
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+package nat
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+
+	"passgate/packet"
+)
+
+// IP identification (RFC 7857 section 10, RFC 6864 section 5.3.1). A
+// receiver reassembles the fragments of a datagram by (source,
+// destination, protocol, ID), so the ID must be unique for that triple
+// while the datagram may live. LAN hosts choose their IDs each on its
+// own; once their source is the one public address, two hosts' datagrams
+// to one server could share an ID, and the server would splice the
+// fragments of one into the other. So a datagram that may be fragmented
+// (non-atomic: DF clear, or a fragment already) whose source the NAT
+// rewrites (outbound, hairpinned) gets a new ID from a counter chosen by
+// its destination and protocol, and every fragment of it the same one
+// (frag.go's note carries it). Atomic datagrams (DF set, unfragmented)
+// keep theirs: RFC 6864 lets their ID be anything and nothing reassembles
+// them. Inbound datagrams keep theirs too: only their destination
+// changes, which splits, never merges, the servers' ID spaces.
+//
+// The counters are ipIDBuckets words, a destination and protocol hashed
+// (keyed by the port seed) to one: a destination's IDs come from its
+// counter alone, shared with the few others hashed there, so they wrap
+// after 65,536 datagrams to it and those others, not to everyone. They
+// start at values drawn from the seed. FastPath's workers take IDs
+// concurrently, so the counters move by atomic adds.
+
+const ipIDBuckets = 1024
+
+type ipIDs struct {
+	key uint64
+	ctr [ipIDBuckets]uint32
+}
+
+func (g *ipIDs) init(seed uint64) {
+	if seed == 0 {
+		seed = 0x9e3779b97f4a7c15
+	}
+	g.key = seed
+	x := seed
+	for i := range g.ctr {
+		// xorshift64*, as the mapper's
+		x ^= x >> 12
+		x ^= x << 25
+		x ^= x >> 27
+		g.ctr[i] = uint32((x * 0x2545f4914f6cdd1d) >> 48)
+	}
+}
+
+// next is the next ID toward dst (an address as an integer, be32) for
+// proto.
+func (g *ipIDs) next(dst uint32, proto uint8) uint16 {
+	h := (uint64(dst)<<8 | uint64(proto)) ^ g.key
+	h *= 0x9e3779b97f4a7c15
+	return uint16(atomic.AddUint32(&g.ctr[h>>(64-10)&(ipIDBuckets-1)], 1))
+}
+
+// nonAtomic reports whether ip is not atomic (RFC 6864 section 4): DF
+// clear, or a fragment.
+func nonAtomic(ip packet.IPv4) bool { return binary.BigEndian.Uint16(ip[6:])&0x7fff != 0x4000 }
+
+// setID32 gives ip the ID id, updating the header checksum.
+func setID32(ip packet.IPv4, id uint16) {
+	h := ip[:packet.IPv4MinHeader:packet.IPv4MinHeader]
+	old := binary.BigEndian.Uint16(h[4:])
+	binary.BigEndian.PutUint16(h[4:], id)
+	binary.BigEndian.PutUint16(h[10:], csumFold(uint32(^binary.BigEndian.Uint16(h[10:]))+uint32(^old)+uint32(id)))
+}
