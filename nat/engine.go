@@ -325,6 +325,9 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 		// A protocol a helper owns (ESP, AH, GRE): it finds the flow.
 		id, dir, r := e.hooks[h-1].proto.Packet(now, from, ip)
 		if r != DropNone {
+			if from == LAN && refusedFlow(r) {
+				e.prohibited(now, ip) // RFC 5508 REQ-8
+			}
 			return e.drop(r)
 		}
 		return e.forward(now, from, ip, id, dir)
@@ -353,7 +356,7 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 			if r == dropLocal {
 				return e.local(now, from, ip)
 			}
-			if from == LAN && refusedByLimit(r) {
+			if from == LAN && refusedFlow(r) {
 				e.prohibited(now, ip) // RFC 5508 REQ-8
 			}
 			return e.drop(r)
@@ -466,7 +469,7 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 				if len(e.doomed) > 0 {
 					e.reap()
 				}
-				if from == LAN && refusedByLimit(r) {
+				if from == LAN && refusedFlow(r) {
 					e.prohibited(now, ip)
 				}
 				return e.drop(r)

@@ -317,7 +317,10 @@ func (e *Engine) sendICMPError(from Iface, orig packet.IPv4, typ, code uint8, mt
 
 // Refused flows (RFC 5508 REQ-8). A LAN packet that would make a flow the
 // limits refuse (the table full, its host's or MAC's share, no outside
-// port left) is dropped and its sender told so with a destination
+// port left), or a helper refuses by a limit or a setting (a VPN
+// passthrough switched off, PPTP's connection pool or a host's share of
+// it: NewRefusalReason), on any path (TCP, UDP and ICMP; ESP and GRE; a
+// helper's packet hook), is dropped and its sender told so with a destination
 // unreachable, communication administratively prohibited (code 13), so
 // that its connect fails at once rather than after its retries. A guest
 // LAN opening flows in a loop must not turn that into a flood, so the
@@ -347,14 +350,10 @@ type prohibLimits struct {
 	host [prohibSlots]bucket
 }
 
-// refusedByLimit says whether a drop reason is a flow the limits refused.
-func refusedByLimit(r DropReason) bool {
-	switch r {
-	case DropTableFull, DropHostLimit, DropMACLimit, DropPortsExhausted:
-		return true
-	}
-	return false
-}
+// refusedFlow says whether a drop reason is a flow a limit or a setting
+// refused (refusals: the engine's limits and the helpers'
+// NewRefusalReason).
+func refusedFlow(r DropReason) bool { return int(r) < len(refusals) && refusals[r] }
 
 // prohibited answers a LAN packet whose flow the limits refused (r) with a
 // communication administratively prohibited error, rate-limited, and

@@ -62,8 +62,32 @@ var dropNames = [maxDropReasons]string{
 	DropRuleLimit:        "inbound_rule_limit",
 }
 
+// refusals are the reasons that refuse a LAN packet the flow it would
+// make, by a limit or by a setting (RFC 5508 REQ-8): its sender is told
+// with an administratively prohibited error (prohibited, icmp.go). The
+// engine's limits, then the helpers' NewRefusalReason; nothing writes it
+// after their packages initialise.
+var refusals = [maxDropReasons]bool{
+	DropTableFull:      true,
+	DropHostLimit:      true,
+	DropMACLimit:       true,
+	DropPortsExhausted: true,
+}
+
 // numDrops is the number of reasons registered.
 var numDrops = numCoreDrops
+
+// NewRefusalReason is NewDropReason for a reason that refuses a LAN
+// packet its flow by a limit or a setting (a VPN passthrough switched off,
+// a helper's pool or a host's share of it full): the engine answers such a
+// packet from the LAN with destination unreachable, communication
+// administratively prohibited, as it does for its own limits (RFC 5508
+// REQ-8, same rate limits). Not for packets that break a protocol's rules.
+func NewRefusalReason(name string) DropReason {
+	r := NewDropReason(name)
+	refusals[r] = true
+	return r
+}
 
 // NewDropReason adds a helper's drop reason (IPsec's
 // "ah_cannot_cross_nat", ...). Call it from a package-level variable's

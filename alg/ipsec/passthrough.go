@@ -31,7 +31,7 @@ import (
 // Drop reasons and events of IPsec passthrough.
 var (
 	DropAH            = nat.NewDropReason("ah_cannot_cross_nat")
-	DropIPsecOff      = nat.NewDropReason("ipsec_passthrough_off")
+	DropIPsecOff      = nat.NewRefusalReason("ipsec_passthrough_off")
 	DropESPUnknownSPI = nat.NewDropReason("esp_unknown_spi")
 	DropIKEUnknownSPI = nat.NewDropReason("ike_unknown_spi")
 

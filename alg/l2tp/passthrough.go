@@ -21,7 +21,7 @@ import (
 
 // Drop reasons and events of L2TP passthrough.
 var (
-	DropL2TPOff           = nat.NewDropReason("l2tp_passthrough_off")
+	DropL2TPOff           = nat.NewRefusalReason("l2tp_passthrough_off")
 	DropL2TPUnknownTunnel = nat.NewDropReason("l2tp_unknown_tunnel")
 
 	EventL2TPFallback = nat.NewEventKind("l2tp_fallback", func(ev nat.Event) string {

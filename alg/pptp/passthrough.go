@@ -21,11 +21,11 @@ import (
 
 // Drop reasons and events of PPTP passthrough.
 var (
-	DropPPTPOff        = nat.NewDropReason("pptp_passthrough_off")
+	DropPPTPOff        = nat.NewRefusalReason("pptp_passthrough_off")
 	DropGRENoControl   = nat.NewDropReason("gre_without_control")
 	DropPPTPOutOfOrder = nat.NewDropReason("pptp_out_of_order")
-	DropPPTPLimit      = nat.NewDropReason("pptp_control_limit")
-	DropPPTPHostShare  = nat.NewDropReason("pptp_control_host_share")
+	DropPPTPLimit      = nat.NewRefusalReason("pptp_control_limit")
+	DropPPTPHostShare  = nat.NewRefusalReason("pptp_control_host_share")
 
 	EventPPTPUnparsed = nat.NewEventKind("pptp_unparsed", func(ev nat.Event) string {
 		return fmt.Sprintf("PPTP control connection from %s to %s could not be followed; its calls will not work", passthrough.Host(ev), passthrough.Peer(ev))
