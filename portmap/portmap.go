@@ -16,10 +16,11 @@
 // renamed over the old one, then the directory synced) after every change,
 // and loaded at start: a lease survives a restart and still expires at its
 // time. The file also keeps the start of the epoch PCP and NAT-PMP report
-// (RFC 6887 section 8.5, RFC 6886 section 3.6): while the leases survive,
-// the epoch goes on counting across restarts; when they are lost (no file,
-// an unreadable or corrupted one, a saved lease dropped) it starts again at
-// 0, which tells the clients to map again. A corrupted file does not stop passgate: it is
+// (RFC 6887 section 8.5, RFC 6886 section 3.6) and the public address:
+// while the leases survive, the epoch goes on counting across restarts;
+// when they are lost (no file, an unreadable or corrupted one, a saved
+// lease dropped) or the public address changed, it starts again at 0,
+// which tells the clients to map again. A corrupted file does not stop passgate: it is
 // logged, kept aside as FILE.corrupt, and no lease is loaded; a saved lease
 // the policy refuses (not a LAN host, a duplicate, over max_per_host) is
 // dropped and logged.
@@ -63,6 +64,11 @@ type Config struct {
 	// RouterPorts are the ports the router itself serves (the admin
 	// page, the mapping servers); no mapping takes them.
 	RouterPorts []uint16
+	// Public is the router's public address, saved with the leases: when
+	// the saved one differs, the mappings point at an address the clients
+	// no longer hold, so the epoch starts again (RFC 6887 section 8.5,
+	// RFC 6886 section 3.6). It changes while running only by SetPublic.
+	Public netip.Addr
 }
 
 // Defaults.
@@ -219,6 +225,12 @@ func New(cfg Config, table Table, path string, now time.Time, log *slog.Logger, 
 	if es := saved.EpochStart; !es.IsZero() && !es.After(now) {
 		m.epochStart = es
 	}
+	if was, is := saved.Public, m.cfg.Public; was.IsValid() && is.IsValid() && was != is {
+		// Renumbered while stopped (a new address from the ISP, a
+		// changed wan.address): the clients must map again.
+		m.log.Info("public address changed since the leases were saved: the PCP and NAT-PMP epoch starts again", "was", was, "now", is)
+		m.epochStart = now
+	}
 	for _, l := range saved.Leases {
 		if !l.Expires.After(now) {
 			m.event(now, "mapping_expired", l.Host, "%s expired while passgate was stopped", describe(l))
@@ -249,10 +261,12 @@ func New(cfg Config, table Table, path string, now time.Time, log *slog.Logger, 
 	return m, m.save()
 }
 
-// Reconfigure changes the policy; leases it no longer allows end.
+// Reconfigure changes the policy; leases it no longer allows end. The
+// public address stays (SetPublic changes it).
 func (m *Manager) Reconfigure(cfg Config, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	cfg.Public = m.cfg.Public
 	m.cfg = cfg.withDefaults()
 	kept := m.leases[:0]
 	for _, l := range m.leases {
@@ -275,8 +289,36 @@ func (m *Manager) Reconfigure(cfg Config, now time.Time) {
 	m.saveLogged(now)
 }
 
+// SetPublic records a new public address of the router. When it replaces
+// another, the epoch starts again at now (RFC 6887 section 8.5: the
+// clients, told by the announcements, map again) and that is saved; it
+// reports whether the address changed. The first address set (none was
+// known) changes no epoch.
+func (m *Manager) SetPublic(a netip.Addr, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	was := m.cfg.Public
+	if !a.IsValid() || a == was {
+		return false
+	}
+	m.cfg.Public = a
+	if was.IsValid() {
+		m.log.Info("public address changed: the PCP and NAT-PMP epoch starts again", "was", was, "now", a)
+		m.epochStart = now
+	}
+	m.saveLogged(now)
+	return true
+}
+
+// Public is the router's public address (Config.Public, SetPublic).
+func (m *Manager) Public() netip.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg.Public
+}
+
 // EpochStart is when the epoch PCP and NAT-PMP report began: kept across
-// a restart that kept the leases.
+// a restart that kept the leases and the public address.
 func (m *Manager) EpochStart() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -701,8 +743,9 @@ func protoName(p uint8) string {
 }
 
 type file struct {
-	EpochStart time.Time `json:"epoch_start,omitzero"`
-	Leases     []Lease   `json:"leases"`
+	EpochStart time.Time  `json:"epoch_start,omitzero"`
+	Public     netip.Addr `json:"public,omitzero"`
+	Leases     []Lease    `json:"leases"`
 }
 
 var errCorrupt = errors.New("corrupted leases file")
@@ -742,7 +785,7 @@ func (m *Manager) save() error {
 	if m.path == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(file{EpochStart: m.epochStart, Leases: m.leases}, "", "  ")
+	b, err := json.MarshalIndent(file{EpochStart: m.epochStart, Public: m.cfg.Public, Leases: m.leases}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("portmap: %w", err)
 	}

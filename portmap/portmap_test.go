@@ -551,3 +551,52 @@ func TestFreePortNotAnotherLeaseOfTheHost(t *testing.T) {
 func containsSub(ss []string, sub string) bool {
 	return slices.ContainsFunc(ss, func(s string) bool { return strings.Contains(s, sub) })
 }
+
+// TestEpochStartsAgainWithANewPublicAddress: the public address is saved
+// with the leases. A restart with the same one keeps the epoch; with
+// another (renumbered while stopped) the leases stay but the epoch starts
+// again (RFC 6887 section 8.5), and so it does when SetPublic changes it
+// while running. Reconfigure does not touch it.
+func TestEpochStartsAgainWithANewPublicAddress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passgate.json.leases")
+	a, b, c := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("198.51.100.9")
+	open := func(pub netip.Addr, now time.Time) *Manager {
+		t.Helper()
+		cfg := testConfig()
+		cfg.Public = pub
+		m, err := New(cfg, engine(t), path, now, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := open(a, t0)
+	if _, err := m.Map(t0, Request{Client: lan1, Proto: TCP, Inside: 5000, Lease: 2 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if m = open(a, t0.Add(time.Minute)); m.EpochStart() != t0 {
+		t.Fatalf("same address: epoch start %v, want %v", m.EpochStart(), t0)
+	}
+	t1 := t0.Add(2 * time.Minute)
+	if m = open(b, t1); m.EpochStart() != t1 || len(m.Leases()) != 1 || m.Public() != b {
+		t.Fatalf("new address: epoch start %v (want %v), leases %+v, public %v", m.EpochStart(), t1, m.Leases(), m.Public())
+	}
+	if saved, _ := os.ReadFile(path); !strings.Contains(string(saved), `"public": "203.0.113.2"`) {
+		t.Fatalf("public address not saved:\n%s", saved)
+	}
+	cfg := testConfig() // no Public
+	m.Reconfigure(cfg, t1)
+	if m.Public() != b || m.EpochStart() != t1 {
+		t.Fatalf("after Reconfigure: public %v, epoch start %v", m.Public(), m.EpochStart())
+	}
+	t2 := t0.Add(3 * time.Minute)
+	if !m.SetPublic(c, t2) || m.EpochStart() != t2 || m.Public() != c {
+		t.Fatalf("SetPublic: epoch start %v (want %v), public %v", m.EpochStart(), t2, m.Public())
+	}
+	if m.SetPublic(c, t2.Add(time.Second)) || m.EpochStart() != t2 {
+		t.Fatalf("SetPublic of the same address changed the epoch: %v", m.EpochStart())
+	}
+	if m = open(c, t2.Add(time.Minute)); m.EpochStart() != t2 {
+		t.Fatalf("after SetPublic and a restart: epoch start %v, want %v", m.EpochStart(), t2)
+	}
+}

@@ -36,6 +36,7 @@ func portmapConfig(s *config.Settings) portmap.Config {
 		MaxMappings:   s.PortMapping.MaxMappings,
 		AllowLowPorts: s.PortMapping.AllowLowPorts, AllowThirdParty: s.PortMapping.AllowThirdParty,
 		RouterPorts: append(append([]uint16(nil), s.NAT.KernelTCP...), s.NAT.KernelUDP...),
+		Public:      s.NAT.WANAddr.Addr(),
 	}
 }
 

@@ -4,6 +4,7 @@ package portmaplab
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 	labtest.Main(m)
 }
 
-func config(sock string) string {
+func config(sock, wan string) string {
 	return fmt.Sprintf(`{
   "lan": {"interface": %q, "address": %q},
   "wan": {"interface": %q, "address": %q},
@@ -52,7 +53,7 @@ func config(sock string) string {
   "admin": {"enabled": false},
   "control_socket": %q
 }
-`, lab.LANIface, lab.LANCIDR, lab.WANIface, lab.WANCIDR, lab.LAN1, sock)
+`, lab.LANIface, lab.LANCIDR, lab.WANIface, wan, lab.LAN1, sock)
 }
 
 type env struct {
@@ -60,6 +61,7 @@ type env struct {
 	l   *lab.Lab
 	dir string
 	g   *labtest.Gate
+	wan string // wan.address; lab.WANCIDR if empty
 }
 
 // run runs a command in node (15 s at most) and returns its output.
@@ -133,7 +135,11 @@ func (e *env) find(proto string, port uint16) (control.Mapping, bool) {
 
 func (e *env) start() {
 	sock := filepath.Join(e.dir, "passgate.sock")
-	e.g = labtest.StartGateT(context.Background(), e.t, e.l, labtest.GateOptions{Bin: labtest.Passgate(e.t), Dir: e.dir, Config: config(sock), Sock: sock})
+	wan := e.wan
+	if wan == "" {
+		wan = lab.WANCIDR
+	}
+	e.g = labtest.StartGateT(context.Background(), e.t, e.l, labtest.GateOptions{Bin: labtest.Passgate(e.t), Dir: e.dir, Config: config(sock, wan), Sock: sock})
 }
 
 func setup(t *testing.T) *env {
@@ -393,6 +399,53 @@ func TestPortMapping(t *testing.T) {
 		copy(wan[:], netip.MustParseAddr(lab.WANAddr).AsSlice())
 		if !strings.Contains(lis.Output(), hex.EncodeToString(wan[:])) {
 			t.Errorf("NAT-PMP announcement without the public address:\n%s", lis.Output())
+		}
+	})
+
+	// Restarted with another public address (wan.address changed, as an
+	// ISP's new lease would): the leases stay, but they now point at an
+	// address the clients no longer know, so the epoch starts again at 0
+	// (RFC 6887 8.5, RFC 6886 3.6) and the announcements on the LAN carry
+	// the new address; the clients then map again (before, the epoch
+	// went on from the old address's).
+	t.Run("new public address", func(t *testing.T) {
+		e.t = t
+		e.start() // the last subtest's passgate ended with it
+		r := e.pcpAsk(lab.Lan1, pcpMap(lab.LAN1, 3, 17, 5001, 40005, 3600, ""))
+		if r.Result != pcp.Success || r.Epoch < 5 {
+			t.Fatalf("PCP MAP before: %+v (the test needs an epoch of 5 s at least)", r)
+		}
+		lis := labtest.StartWithT(t, e.l, lab.Lan3, labtest.Options{Env: []string{helperEnv + "=listen"}}, self, "5350", "20000")
+		defer lis.Stop()
+		if err := lis.WaitLine("listening", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		e.g.Stop()
+		e.wan = "203.0.113.2/24"
+		e.start()
+		want := hex.EncodeToString(netip.MustParseAddr("203.0.113.2").AsSlice())
+		var got []string
+		err := lis.WaitFor(5*time.Second, "NAT-PMP announcement of 203.0.113.2", func() bool {
+			got = got[:0]
+			for _, line := range strings.Split(lis.Output(), "\n") {
+				if h, ok := strings.CutPrefix(line, lab.LANGateway+":5351 0080"); ok && len(h) == 20 && strings.HasSuffix(h, want) {
+					got = append(got, h)
+				}
+			}
+			return len(got) > 0
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, lis.Output())
+		}
+		b, _ := hex.DecodeString(got[0])
+		if epoch := binary.BigEndian.Uint32(b[2:6]); epoch > 2 {
+			t.Fatalf("NAT-PMP announcement of the new address: epoch %d (before the restart %d), want 0 (a new epoch)", epoch, r.Epoch)
+		}
+		if _, ok := e.find("udp", 40005); !ok {
+			t.Fatal("the lease did not survive the restart")
+		}
+		if r2 := e.pcpAsk(lab.Lan1, pcpMap(lab.LAN1, 3, 17, 5001, 40005, 3600, "")); r2.Result != pcp.Success || r2.Epoch > 3 {
+			t.Fatalf("PCP MAP after: %+v, want a new epoch", r2)
 		}
 	})
 

@@ -3,9 +3,10 @@
 // version byte), SSDP on 239.255.255.250:1900 joined on the LAN interface
 // only, and the UPnP description and control over HTTP. Every socket is
 // bound to the LAN address (or joined on the LAN interface), and requests
-// from outside the LAN prefix are ignored. At start it announces on the LAN:
-// the NAT-PMP public address and a PCP ANNOUNCE to 224.0.0.1:5350 (RFC 6886
-// 3.2.1, RFC 6887 14.1.3), and SSDP alive; at stop SSDP byebye.
+// from outside the LAN prefix are ignored. At start, and when the public
+// address changes (Options.Addresses), it announces on the LAN: the
+// NAT-PMP public address and a PCP ANNOUNCE to 224.0.0.1:5350 (RFC 6886
+// 3.2.1, RFC 6887 14.1.3); SSDP alive at start; at stop SSDP byebye.
 package server
 
 import (
@@ -46,6 +47,13 @@ type Options struct {
 	// AnnounceTo is where announcements go; default 224.0.0.1:5350
 	// (tests change it).
 	AnnounceTo netip.AddrPort
+	// Addresses brings the public address when it changes while running
+	// (nil: it never does; the router takes a new WAN address only at a
+	// restart today): the servers answer with it, the epoch starts again
+	// (portmap.Manager.SetPublic) and the announcements go out again.
+	Addresses <-chan netip.Addr
+	// After is the announcements' timer; default time.After (tests).
+	After func(time.Duration) <-chan time.Time
 }
 
 // Ports.
@@ -86,12 +94,21 @@ func Run(ctx context.Context, o Options) error {
 	if !o.AnnounceTo.IsValid() {
 		o.AnnounceTo = netip.MustParseAddrPort("224.0.0.1:5350")
 	}
+	if o.After == nil {
+		o.After = time.After
+	}
 	start := o.Clock()
 	// The epoch goes on from the leases' (portmap.Manager.EpochStart):
-	// clients see it restart at 0 only when the mappings were lost.
-	epochStart := o.Manager.EpochStart()
-	epoch := func(now time.Time) uint32 { return uint32(max(now.Sub(epochStart), 0) / time.Second) }
-	public := func() netip.Addr { return o.Public }
+	// clients see it restart at 0 only when the mappings were lost or the
+	// public address changed.
+	epoch := func(now time.Time) uint32 { return uint32(max(now.Sub(o.Manager.EpochStart()), 0) / time.Second) }
+	o.Manager.SetPublic(o.Public, start)
+	public := func() netip.Addr {
+		if a := o.Manager.Public(); a.IsValid() {
+			return a
+		}
+		return o.Public
+	}
 	lan := o.LAN.Addr()
 	allowed := func(a netip.Addr) bool { return a.Is4() && o.LAN.Contains(a) && a != lan }
 	var closers []func()
@@ -102,6 +119,9 @@ func Run(ctx context.Context, o Options) error {
 	}()
 	done := make(chan struct{}, 8)
 	var running int
+	// announceAgain starts the announcements over (nil: no PCP nor
+	// NAT-PMP).
+	var announceAgain func()
 
 	if o.PCP || o.NATPMP {
 		c, err := listenUDP(netip.AddrPortFrom(lan, PMPPort), lan)
@@ -132,7 +152,14 @@ func Run(ctx context.Context, o Options) error {
 				return natpmp.AppendHeader(nil, b[1], natpmp.UnsupportedVer, epoch(now))
 			})
 		}()
-		go o.announce(ctx, c, epoch)
+		actx, stop := context.WithCancel(ctx)
+		go o.announce(actx, c, epoch, public)
+		announceAgain = func() {
+			stop()
+			actx, stop = context.WithCancel(ctx)
+			go o.announce(actx, c, epoch, public)
+		}
+		closers = append(closers, func() { stop() })
 	}
 	if o.UPnP {
 		base := fmt.Sprintf("http://%s:%d", lan, o.httpPort())
@@ -216,27 +243,40 @@ func Run(ctx context.Context, o Options) error {
 			return nil
 		case <-t.C:
 			o.Manager.Expire(o.Clock())
+		case a := <-o.Addresses:
+			if o.Manager.SetPublic(a, o.Clock()) {
+				o.Logger.Info("public address changed: announced on the LAN", "address", a)
+				if announceAgain != nil {
+					announceAgain()
+				}
+			}
 		}
 	}
 }
 
 // announce sends the NAT-PMP public address and a PCP ANNOUNCE to the
 // LAN's all-hosts group ten times, 250 ms apart and doubling (RFC 6886
-// 3.2.1).
-func (o Options) announce(ctx context.Context, c *net.UDPConn, epoch func(time.Time) uint32) {
+// 3.2.1, RFC 6887 14.1.3), until ctx is done.
+func (o Options) announce(ctx context.Context, c *net.UDPConn, epoch func(time.Time) uint32, public func() netip.Addr) {
 	wait := 250 * time.Millisecond
 	for i := 0; i < 10; i++ {
+		if ctx.Err() != nil {
+			return
+		}
 		now := o.Clock()
 		if o.NATPMP {
-			c.WriteToUDPAddrPort(natpmp.AppendAddress(nil, natpmp.Success, epoch(now), o.Public), o.AnnounceTo)
+			c.WriteToUDPAddrPort(natpmp.AppendAddress(nil, natpmp.Success, epoch(now), public()), o.AnnounceTo)
 		}
 		if o.PCP {
 			c.WriteToUDPAddrPort(pcp.Announcement(epoch(now)), o.AnnounceTo)
 		}
+		if i == 9 {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-o.After(wait):
 		}
 		wait *= 2
 	}

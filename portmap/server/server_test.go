@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -276,5 +277,84 @@ func TestNATPMPOnlyIgnoresResponses(t *testing.T) {
 	client.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if n, err := client.Read(buf); err == nil {
 		t.Fatalf("a PCP response answered: % x", buf[:n])
+	}
+}
+
+// TestAnnounceNewPublicAddress: when the public address changes while
+// running (Options.Addresses), NAT-PMP's announcement of the new address
+// and PCP's ANNOUNCE go out again, ten of each, 250 ms apart and doubling
+// (the timer faked), with the epoch started again at 0 (RFC 6886 3.2.1,
+// RFC 6887 8.5 and 14.1.3); before, it was an hour old.
+func TestAnnounceNewPublicAddress(t *testing.T) {
+	start := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	mgr, err := portmap.New(portmap.Config{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public}, &table{}, "", start, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := start.Add(time.Hour)
+	var waits []time.Duration
+	fired := make(chan time.Time, 1)
+	close(fired) // every wait over at once
+	client := loopbackUDP(t, 2)
+	addrs := make(chan netip.Addr)
+	serve(t, Options{LAN: netip.MustParsePrefix("127.0.0.1/8"), Public: Public, PCP: true, NATPMP: true, Manager: mgr,
+		AnnounceTo: client.LocalAddr().(*net.UDPAddr).AddrPort(), Addresses: addrs,
+		Clock: func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+		After: func(d time.Duration) <-chan time.Time { mu.Lock(); waits = append(waits, d); mu.Unlock(); return fired }})
+	buf := make([]byte, 1500)
+	// pmp and pcp count the announcements of address want (and PCP's
+	// after it) until each has n, requiring the epoch to be epoch.
+	read := func(want netip.Addr, n int, epoch uint32) {
+		t.Helper()
+		pmp, pcps := 0, 0
+		for pmp < n || pcps < n {
+			client.SetReadDeadline(time.Now().Add(3 * time.Second))
+			k, err := client.Read(buf)
+			if err != nil {
+				t.Fatalf("%d NAT-PMP and %d PCP announcements of %v: %v", pmp, pcps, want, err)
+			}
+			b := buf[:k]
+			switch {
+			case k == 12 && b[1] == 128:
+				if got := netip.AddrFrom4([4]byte(b[8:12])); got != want {
+					continue // the last of the old address's
+				}
+				if e := binary.BigEndian.Uint32(b[4:8]); e != epoch {
+					t.Fatalf("NAT-PMP announcement of %v: epoch %d, want %d", want, e, epoch)
+				}
+				pmp++
+			default:
+				r, err := pcp.ParseResponse(b)
+				if err != nil || r.Op != pcp.OpAnnounce {
+					t.Fatalf("announcement % x: %+v %v", b, r, err)
+				}
+				if pmp > 0 {
+					if r.Epoch != epoch {
+						t.Fatalf("PCP ANNOUNCE after %v's: epoch %d, want %d", want, r.Epoch, epoch)
+					}
+					pcps++
+				}
+			}
+		}
+	}
+	read(Public, 10, 3600)
+	other := netip.MustParseAddr("198.51.100.77")
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	addrs <- other
+	read(other, 10, 0)
+	if mgr.Public() != other || mgr.EpochStart() != start.Add(time.Hour+time.Minute) {
+		t.Fatalf("manager: public %v, epoch start %v", mgr.Public(), mgr.EpochStart())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []time.Duration{250 * time.Millisecond}
+	for len(want) < 9 {
+		want = append(want, 2*want[len(want)-1])
+	}
+	if len(waits) != 18 || !slices.Equal(waits[9:], want) || !slices.Equal(waits[:9], want) {
+		t.Fatalf("waits %v, want %v twice", waits, want)
 	}
 }
