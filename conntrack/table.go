@@ -45,6 +45,9 @@ const (
 	OwnerMAC
 	OwnerRule
 	OwnerInbound // no share of its own: a flow the WAN made through a host's mapping
+	// OwnerMACInbound: a flow the WAN made through the mapping of a host
+	// whose frames came from the MAC (ID): the MAC's inbound share.
+	OwnerMACInbound
 )
 
 // InboundOwner is the owner of flows the WAN makes through a LAN host's
@@ -54,6 +57,14 @@ var InboundOwner = Owner{Kind: OwnerInbound}
 
 // MACOwner is the owner for a LAN source MAC address.
 func MACOwner(mac [6]byte) Owner { return Owner{Kind: OwnerMAC, ID: mac} }
+
+// MACInboundOwner is InboundOwner for a mapping made from a known LAN
+// MAC: the flow counts against the host's inbound share and against the
+// MAC's inbound share (its own, as large as the host's inbound share, not
+// the MAC's outbound one), so a host forging many LAN addresses, each
+// with its mappings, still gets one share of the flows the WAN makes
+// through them.
+func MACInboundOwner(mac [6]byte) Owner { return Owner{Kind: OwnerMACInbound, ID: mac} }
 
 // RuleOwner is the owner for an inbound rule (a port forward's index; the
 // owner picks a number for the DMZ).
@@ -296,7 +307,7 @@ func keyOfHost(addr [4]byte, o Owner) hostKey {
 	switch o.Kind {
 	case OwnerMAC:
 		mac = o.ID
-	case OwnerRule, OwnerInbound:
+	case OwnerRule, OwnerInbound, OwnerMACInbound:
 		mac = inboundMark
 	}
 	return hostKey{
@@ -398,13 +409,15 @@ func (t *Table) ownerMax(o Owner) int32 {
 		return t.maxHost
 	case OwnerRule:
 		return t.maxRule
+	case OwnerMACInbound:
+		return max(t.maxHost, t.maxRule) // as the host's inbound share
 	}
 	return 0
 }
 
 func (t *Table) hostFull(host [4]byte, o Owner) bool {
 	limit := t.maxHost
-	if o.Kind == OwnerRule || o.Kind == OwnerInbound {
+	if o.Kind == OwnerRule || o.Kind == OwnerInbound || o.Kind == OwnerMACInbound {
 		// The inbound share: as large as a rule's, so that raising
 		// the rules' limit for a busy server is not undone here.
 		limit = max(limit, t.maxRule)
@@ -436,7 +449,7 @@ func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 		if !t.evict(t.shareHead(t.perOwner.get(owner.key()), shareOwner, keep)) {
 			return ErrOwnerLimit
 		}
-		if owner.Kind == OwnerMAC {
+		if owner.Kind == OwnerMAC || owner.Kind == OwnerMACInbound {
 			t.early.MACQuota++
 		} else {
 			t.early.RuleQuota++

@@ -667,7 +667,7 @@ func (e *Engine) newOutbound(now Time, k conntrack.Tuple, origin uint8) (int32, 
 	if o := e.linkOwner(); o.Kind != conntrack.OwnerNone && e.ct.OwnerFlows(o) >= e.cfg.MaxFlowsPerHost {
 		return 0, 0, DropMACLimit
 	}
-	m, ok := e.maps.acquire(k.Proto, k.Src, k.SrcID, e.reserved)
+	m, ok := e.maps.acquire(k.Proto, k.Src, k.SrcID, e.srcMAC, e.reserved)
 	if !ok {
 		return 0, 0, DropPortsExhausted
 	}
@@ -774,7 +774,15 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 		if !e.admits(k.Proto, k.DstID, k.Src) {
 			return 0, 0, DropFiltered
 		}
-		if err := e.ct.MakeRoom(e.maps.slab[m].key.host, conntrack.InboundOwner); err != nil {
+		// Charged to the host's inbound share and, when the mapping was
+		// made from a known MAC, to that MAC's (a host forging many
+		// addresses gets one share for what comes in through all their
+		// mappings, as for what it sends).
+		owner := conntrack.InboundOwner
+		if mac, ok := e.maps.macOf(m); ok {
+			owner = conntrack.MACInboundOwner(mac)
+		}
+		if err := e.ct.MakeRoom(e.maps.slab[m].key.host, owner); err != nil {
 			return 0, 0, insertReason(err)
 		}
 		// Making room may have ended the mapping's last flow.
@@ -783,7 +791,7 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 		}
 		mp := &e.maps.slab[m]
 		orig := conntrack.Tuple{Src: mp.key.host, Dst: k.Src, SrcID: mp.key.port, DstID: k.SrcID, Proto: k.Proto, Side: uint8(LAN)}
-		id, err := e.ct.InsertOwned(orig, k, mp.key.host, conntrack.InboundOwner, int64(now), int64(now+e.timeoutFor(k.Proto)))
+		id, err := e.ct.InsertOwned(orig, k, mp.key.host, owner, int64(now), int64(now+e.timeoutFor(k.Proto)))
 		if err != nil {
 			return 0, 0, insertReason(err)
 		}

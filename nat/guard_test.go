@@ -255,3 +255,59 @@ func TestFastPathTCPSequenceConcurrent(t *testing.T) {
 		t.Fatalf("RST at the edge after concurrent fast-path data: %+v", st)
 	}
 }
+
+// TestInboundThroughForgedMappingsShareOneMAC: under endpoint-independent
+// filtering, a MAC forging 8 LAN addresses opens a mapping from each (its
+// 8 outbound flows answered, so none is early-dropped), then 20 WAN hosts
+// send to every mapping. The flows they make are charged to the MAC's
+// inbound share (8, as a host's) too, not to each forged address's alone:
+// 8 live, the rest of the 160 taking the oldest's place (early drops of
+// the MAC's share), where before each address held 8 (64). Another host's
+// mapping, from another MAC, still takes its inbound flows, and a mapping
+// made without a MAC known is charged to its address as before.
+func TestInboundThroughForgedMappingsShareOneMAC(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlows = 1024; c.MaxFlowsPerHost = 8; c.Filtering = EndpointIndependent })
+	evil, good := [6]byte{2, 0, 0, 0, 0, 0xee}, [6]byte{2, 0, 0, 0, 0, 0x11}
+	var ext [8]uint16
+	for i := range ext {
+		o := UDP(fmt.Sprintf("192.168.50.%d:4000", 100+i), "203.0.113.10:9", nil)
+		if v := e.ProcessFrom(0, LAN, evil, o); v.Action != Forward {
+			t.Fatalf("mapping %d: %+v", i, v)
+		}
+		ext[i] = extPort(o)
+		pass(t, e, 0, WAN, UDP("203.0.113.10:9", fmt.Sprintf("203.0.113.1:%d", ext[i]), nil), LAN)
+	}
+	for r := 0; r < 20; r++ {
+		for i := range ext {
+			pass(t, e, Time(r+1), WAN, UDP(fmt.Sprintf("203.0.113.%d:7", 20+r), fmt.Sprintf("203.0.113.1:%d", ext[i]), nil), LAN)
+		}
+	}
+	s := e.Stats()
+	if n := e.ct.OwnerFlows(conntrack.MACInboundOwner(evil)); n != 8 || s.Flows != 16 || s.EarlyDropMACShare != 152 {
+		t.Fatalf("the MAC's inbound share holds %d flows (want 8), %d flows in all (want 16), %d early drops of a MAC's share (want 152)", n, s.Flows, s.EarlyDropMACShare)
+	}
+	// Another host's mapping: its inbound flows are its own.
+	o := UDP("192.168.50.10:5000", "203.0.113.10:9", nil)
+	if v := e.ProcessFrom(30, LAN, good, o); v.Action != Forward {
+		t.Fatalf("other host: %+v", v)
+	}
+	for r := 0; r < 5; r++ {
+		pass(t, e, 30, WAN, UDP(fmt.Sprintf("203.0.113.%d:7", 60+r), fmt.Sprintf("203.0.113.1:%d", extPort(o)), nil), LAN)
+	}
+	if n := e.ct.OwnerFlows(conntrack.MACInboundOwner(good)); n != 5 {
+		t.Fatalf("the other MAC's inbound share holds %d flows, want 5", n)
+	}
+	// No MAC known (Process): the address's inbound share alone.
+	o = pass(t, e, 31, LAN, UDP("192.168.50.11:5000", "203.0.113.10:9", nil), WAN)
+	for r := 0; r < 3; r++ {
+		pass(t, e, 31, WAN, UDP(fmt.Sprintf("203.0.113.%d:7", 60+r), fmt.Sprintf("203.0.113.1:%d", extPort(o)), nil), LAN)
+	}
+	if n := e.ct.OwnerFlows(conntrack.InboundOwner); n != 3 {
+		t.Fatalf("inbound flows charged to no MAC: %d, want 3", n)
+	}
+	// The MAC ids go with their mappings.
+	e.Expire(Time(3600) * sec)
+	if s := e.Stats(); s.Flows != 0 || len(e.maps.macs.ids) != 0 || len(e.maps.macs.free) != macIDs {
+		t.Fatalf("after expiry: %d flows, %d MAC ids held, %d free", s.Flows, len(e.maps.macs.ids), len(e.maps.macs.free))
+	}
+}

@@ -78,7 +78,7 @@ func (e *Engine) newHairpin(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 	if e.ct.HostFlows(k.Src) >= e.cfg.MaxFlowsPerHost {
 		return 0, 0, DropHostLimit
 	}
-	m, ok := e.maps.acquire(k.Proto, k.Src, k.SrcID, e.reserved)
+	m, ok := e.maps.acquire(k.Proto, k.Src, k.SrcID, e.srcMAC, e.reserved)
 	if !ok {
 		return 0, 0, DropPortsExhausted
 	}

@@ -107,7 +107,7 @@ func (p *HelperPacket) Expect(x Expect) (uint16, bool) {
 		return 0, false
 	}
 	host := x.Inside.Addr().As4()
-	m, ok := e.maps.acquire(x.Proto, host, x.Inside.Port(), e.reserved)
+	m, ok := e.maps.acquire(x.Proto, host, x.Inside.Port(), e.srcMAC, e.reserved)
 	if !ok {
 		return 0, false
 	}

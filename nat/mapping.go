@@ -26,7 +26,62 @@ func (k mapKey) packed() conntrack.Key {
 type mapping struct {
 	key     mapKey
 	extPort uint16
-	refs    int32 // free: the next free mapping + 1 (0: none)
+	mac     uint16 // the LAN MAC it was made from (macTable id), 0 unknown
+	refs    int32  // free: the next free mapping + 1 (0: none)
+}
+
+// macTable names the LAN MACs mappings were made from by 16-bit ids, so
+// that a mapping keeps its maker's MAC in room it had spare (the flows
+// the WAN makes through it are charged to that MAC: newInbound). An id
+// lives while a mapping holds it. A LAN has a handful of MACs; a host
+// forging more than macIDs (which defeats a per-MAC share anyway) gets
+// id 0 for the rest, whose inbound flows are charged to their address
+// alone, as before. Sized at the start: nothing allocates later.
+type macTable struct {
+	ids  map[[6]byte]uint16
+	macs [macIDs + 1][6]byte // by id
+	refs [macIDs + 1]int32
+	free []uint16
+}
+
+const macIDs = 4096
+
+func newMACTable() *macTable {
+	t := &macTable{ids: make(map[[6]byte]uint16, macIDs), free: make([]uint16, macIDs)}
+	for i := range t.free {
+		t.free[i] = uint16(macIDs - i) // id 1 first
+	}
+	return t
+}
+
+// ref takes a reference to mac's id (0 for no MAC, or none left).
+func (t *macTable) ref(mac [6]byte) uint16 {
+	if mac == ([6]byte{}) {
+		return 0
+	}
+	id, ok := t.ids[mac]
+	if !ok {
+		n := len(t.free)
+		if n == 0 {
+			return 0
+		}
+		id, t.free = t.free[n-1], t.free[:n-1]
+		t.ids[mac], t.macs[id] = id, mac
+	}
+	t.refs[id]++
+	return id
+}
+
+// unref gives a reference back; the id is free with its last.
+func (t *macTable) unref(id uint16) {
+	if id == 0 {
+		return
+	}
+	if t.refs[id]--; t.refs[id] == 0 {
+		delete(t.ids, t.macs[id])
+		t.macs[id] = [6]byte{}
+		t.free = append(t.free, id)
+	}
 }
 
 // filter counts the flows a mapping (its outside port) has to one
@@ -74,6 +129,7 @@ type mapper struct {
 	rng       uint64
 	lo, hi    uint16
 	live      int
+	macs      *macTable
 }
 
 func newMapper(max int, lo, hi uint16, seed uint64) *mapper {
@@ -88,6 +144,7 @@ func newMapper(max int, lo, hi uint16, seed uint64) *mapper {
 		rng:   seed,
 		lo:    lo,
 		hi:    hi,
+		macs:  newMACTable(),
 	}
 	for i := range m.byPort {
 		m.byPort[i] = make([]uint32, 65536)
@@ -129,8 +186,9 @@ func (m *mapper) lookupExt(proto uint8, port uint16) (uint32, bool) {
 
 // acquire returns the mapping for a LAN endpoint, creating it if needed,
 // and takes a reference. reserved says which outside ports port
-// forwarding owns.
-func (m *mapper) acquire(proto uint8, host [4]byte, port uint16, reserved func(uint8, uint16) bool) (uint32, bool) {
+// forwarding owns. A new mapping keeps mac (the LAN frame's source, or
+// zero) as its maker's.
+func (m *mapper) acquire(proto uint8, host [4]byte, port uint16, mac [6]byte, reserved func(uint8, uint16) bool) (uint32, bool) {
 	k := mapKey{host: host, port: port, proto: proto}
 	i, h, found := m.find(k)
 	if found {
@@ -153,7 +211,7 @@ func (m *mapper) acquire(proto uint8, host [4]byte, port uint16, reserved func(u
 	} else {
 		m.freshMap++
 	}
-	m.slab[i] = mapping{key: k, extPort: ext, refs: 1}
+	m.slab[i] = mapping{key: k, extPort: ext, mac: m.macs.ref(mac), refs: 1}
 	m.byPort[protoSlot(proto)][ext] = i + 1
 	m.live++
 	return i, true
@@ -208,12 +266,19 @@ func (m *mapper) release(i uint32) {
 	}
 	m.byKey.Delete(m.byKey.Hash(mp.key.packed()), i)
 	m.byPort[protoSlot(mp.key.proto)][mp.extPort] = 0
+	m.macs.unref(mp.mac)
 	*mp = mapping{refs: int32(m.freeMap)}
 	m.freeMap = i + 1
 	m.live--
 }
 
 func (m *mapper) len() int { return m.live }
+
+// macOf is the LAN MAC mapping i was made from, if known.
+func (m *mapper) macOf(i uint32) ([6]byte, bool) {
+	id := m.slab[i].mac
+	return m.macs.macs[id], id != 0
+}
 
 // lookup is the mapping of a LAN endpoint, if there is one.
 func (m *mapper) lookup(proto uint8, host [4]byte, port uint16) (uint32, bool) {
