@@ -325,9 +325,10 @@ func (e *Engine) sendICMPError(from Iface, orig packet.IPv4, typ, code uint8, mt
 // that its connect fails at once rather than after its retries. A guest
 // LAN opening flows in a loop must not turn that into a flood, so the
 // messages have buckets of their own, apart from the other generated
-// errors' (which a flood of refusals must not starve): each LAN host
-// prohibHostBurst at once and prohibHostRate a second after that, and
-// all hosts together a quarter of ICMPRate (ICMPRate 0 sends none). A
+// errors' (which a flood of refusals must not starve): each LAN station
+// (source MAC, prohibBucket) prohibHostBurst at once and prohibHostRate a
+// second after that, and all hosts together a quarter of ICMPRate
+// (ICMPRate 0 sends none). A
 // sender on the WAN refused by a limit (a port forward's or the DMZ's
 // share, its LAN host's inbound share) gets nothing: the router answers
 // no unsolicited packet from outside, and a scanner would learn from the
@@ -355,6 +356,22 @@ type prohibLimits struct {
 // NewRefusalReason).
 func refusedFlow(r DropReason) bool { return int(r) < len(refusals) && refusals[r] }
 
+// prohibBucket is the per-host bucket of the station that sent a refused
+// packet from src: by its frame's source MAC, by src when no MAC is
+// known. Not by the address alone: a station may send from any address
+// of the prefix (a Wi-Fi access point binds a station to its MAC, not to
+// an address), and one forging many would otherwise draw the buckets of
+// all of them, spend the budget for all hosts and leave the real ones
+// untold (TestProhibitedForgedSourcesOneStation), as the flows are
+// charged to the MAC (mac_limit) for the same reason.
+func (e *Engine) prohibBucket(src [4]byte) *bucket {
+	k := be32(src)
+	if m := e.srcMAC; m != ([6]byte{}) {
+		k = binary.BigEndian.Uint32(m[2:]) ^ uint32(binary.BigEndian.Uint16(m[:2]))*0x85ebca6b
+	}
+	return &e.prohib.host[(k*0x9e3779b1)>>(32-prohibBits)]
+}
+
 // prohibited answers a LAN packet whose flow the limits refused (r) with a
 // communication administratively prohibited error, rate-limited, and
 // counts what it sent and what the buckets held back.
@@ -369,8 +386,7 @@ func (e *Engine) prohibited(now Time, ip packet.IPv4) {
 	if e.cfg.ICMPRate > 0 {
 		rate = max(rate, 1)
 	}
-	src := ip.Src()
-	hb := &e.prohib.host[(be32(src)*0x9e3779b1)>>(32-prohibBits)]
+	hb := e.prohibBucket(ip.Src())
 	all := &e.prohib.all
 	hb.fill(now)
 	all.fill(now)

@@ -212,3 +212,55 @@ func BenchmarkRefusedFlow(b *testing.B) {
 		})
 	}
 }
+
+// TestProhibitedForgedSourcesOneStation: one station (one MAC, as on a
+// Wi-Fi guest network, where the access point binds a station to its
+// MAC but not to an address) past its MAC's share, forging 200 LAN
+// addresses for 10 s, drew the per-host buckets of all 200: 25 errors a
+// second, the whole budget for all hosts, sent to hosts that sent
+// nothing, and a real host refused meanwhile was told nothing. The
+// buckets are per station now (the frame's source MAC, the address when
+// there is none): the forger gets prohibHostBurst and prohibHostRate a
+// second in all, and the real host is told of each refusal.
+func TestProhibitedForgedSourcesOneStation(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlows = 64; c.MaxFlowsPerHost = 4; c.ICMPRate = 100 })
+	evil, good := [6]byte{2, 0, 0, 0, 0, 0xee}, [6]byte{2, 0, 0, 0, 0, 0x11}
+	fill := func(mac [6]byte, src string) {
+		for p := 0; p < 4; p++ {
+			u := UDP(fmt.Sprintf("%s:%d", src, 2000+p), "203.0.113.10:1", nil)
+			if v := e.ProcessFrom(0, LAN, mac, u); v.Action != Forward {
+				t.Fatalf("%s flow %d: %+v", src, p, v)
+			}
+			pass(t, e, 0, WAN, UDP("203.0.113.10:1", fmt.Sprintf("203.0.113.1:%d", extPort(u)), nil), LAN)
+		}
+	}
+	fill(evil, "192.168.50.9")
+	fill(good, "192.168.50.10")
+	toForged, toGood := 0, 0
+	for i := 0; i < 100000; i++ {
+		now := Time(i) * 100 * 1000 // 10 000 packets a second
+		src := fmt.Sprintf("192.168.50.%d:%d", 20+i%200, 10000+i%1000)
+		if v := e.ProcessFrom(now, LAN, evil, UDP(src, "198.51.100.7:53", nil)); v.Reason != DropMACLimit {
+			t.Fatalf("forged packet %d: %+v", i, v)
+		}
+		if i%10000 == 5000 {
+			// The real host, its share full, once a second.
+			u := UDP(fmt.Sprintf("192.168.50.10:%d", 3000+i/10000), "198.51.100.7:443", nil)
+			if v := e.ProcessFrom(now, LAN, good, u); v.Reason != DropMACLimit {
+				t.Fatalf("real host's packet %d: %+v", i, v)
+			}
+		}
+		for _, m := range e.Emitted() {
+			if m.NextHop == addr4("192.168.50.10") {
+				toGood++
+			} else {
+				toForged++
+			}
+		}
+		e.ResetEmitted()
+	}
+	if toGood != 10 || toForged != prohibHostBurst+9 {
+		t.Fatalf("the real host was told of %d of its 10 refusals, the forged addresses got %d errors; want 10 and %d",
+			toGood, toForged, prohibHostBurst+9)
+	}
+}
