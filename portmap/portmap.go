@@ -147,6 +147,7 @@ var (
 	ErrNoSuchLease   = errors.New("no such mapping")
 	ErrNonce         = errors.New("the mapping belongs to a PCP client: only a request with its nonce changes or deletes it")
 	ErrOtherProtocol = errors.New("the mapping was made with UPnP or NAT-PMP: PCP does not take it over")
+	ErrUPnPLease     = errors.New("the mapping was made with UPnP: only UPnP deletes it (a NAT-PMP request's source is easily forged)")
 )
 
 // Event is something the event log should say: a mapping made, refused,
@@ -441,6 +442,14 @@ func (m *Manager) mapLocked(now time.Time, r Request) (Lease, error) {
 		if err := mayChange(*l, r.By, &r.Nonce); err != nil {
 			return Lease{}, err
 		}
+		if l.By == "upnp" && r.By == "natpmp" {
+			// A UDP request, its source easily forged: it may keep the
+			// UPnP lease alive, not shorten it (nor delete it: Delete).
+			if e := now.Add(lease); e.After(l.Expires) {
+				l.Expires = e
+			}
+			return *l, nil
+		}
 		if l.Inside != r.Inside {
 			nl := *l
 			nl.Inside = r.Inside
@@ -522,7 +531,9 @@ func (m *Manager) held(proto uint8, out uint16) bool {
 // routers (a program often asks with both for the same port), but PCP
 // does not take it over: that would bind it to a nonce its maker does not
 // know and lock the maker out, and a PCP request's UDP source is easily
-// forged.
+// forged. For that reason too NAT-PMP may only keep a UPnP lease alive,
+// not shorten or delete it (mapLocked, Delete): a UPnP request comes over
+// TCP, which a host forging its neighbour's address cannot open.
 func mayChange(l Lease, by string, nonce *[12]byte) error {
 	switch {
 	case l.By == "pcp" && (by != "pcp" || nonce == nil || *nonce != l.Nonce):
@@ -582,7 +593,11 @@ func (m *Manager) Delete(now time.Time, client netip.Addr, by string, proto uint
 			}
 			match = false
 		default:
-			if e := mayChange(l, by, nonce); e != nil {
+			e := mayChange(l, by, nonce)
+			if e == nil && l.By == "upnp" && by == "natpmp" {
+				e = ErrUPnPLease
+			}
+			if e != nil {
 				err, refused, match = e, l, false
 			}
 		}

@@ -600,3 +600,55 @@ func TestEpochStartsAgainWithANewPublicAddress(t *testing.T) {
 		t.Fatalf("after SetPublic and a restart: epoch start %v, want %v", m.EpochStart(), t2)
 	}
 }
+
+// TestForgedNATPMPKeepsUPnPLease: a NAT-PMP request is a UDP datagram,
+// its source as easily forged by any LAN host as not (a Wi-Fi access
+// point binds a station to its MAC, not to an address); a UPnP request
+// comes over TCP, which a forger off the path cannot open. NAT-PMP from
+// a host's address deleted its UPnP mappings (one datagram, inside port
+// 0, deletes them all) and cut them to a second, so a neighbour could
+// end a game console's mappings as fast as it made them. NAT-PMP may
+// still keep a UPnP lease alive (a program asking with both), never
+// shorten or delete it; UPnP deletes it as before.
+func TestForgedNATPMPKeepsUPnPLease(t *testing.T) {
+	e := engine(t)
+	m, evs := manager(t, e, "", t0)
+	u, err := m.Map(t0, Request{Client: lan1, Proto: UDP, Inside: 3074, Outside: 43074, Exact: true, Lease: time.Hour, By: "upnp", Desc: "console"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := t0.Add(time.Minute)
+	if _, err := m.Delete(later, lan1, "natpmp", UDP, 3074, false, nil); !errors.Is(err, ErrUPnPLease) {
+		t.Errorf("NAT-PMP delete of the UPnP mapping: %v, want ErrUPnPLease", err)
+	}
+	if _, err := m.Delete(later, lan1, "natpmp", UDP, 0, false, nil); !errors.Is(err, ErrUPnPLease) {
+		t.Errorf("NAT-PMP delete all: %v, want ErrUPnPLease", err)
+	}
+	r, err := m.Map(later, Request{Client: lan1, Proto: UDP, Inside: 3074, Lease: time.Second, By: "natpmp"})
+	if err != nil || r != u {
+		t.Errorf("NAT-PMP for a second over the UPnP mapping: %+v %v, want the lease unchanged %+v", r, err, u)
+	}
+	if l, ok := m.Find(UDP, 43074); !ok || l != u {
+		t.Fatalf("the UPnP lease changed: %+v, was %+v", l, u)
+	}
+	if got := e.DynamicForwards(); len(got) != 1 || got[0].Outside != 43074 || got[0].Inside != 3074 {
+		t.Fatalf("engine: %+v", got)
+	}
+	// A longer NAT-PMP lease keeps it alive longer.
+	much := t0.Add(50 * time.Minute)
+	if r, err := m.Map(much, Request{Client: lan1, Proto: UDP, Inside: 3074, Lease: time.Hour, By: "natpmp"}); err != nil || r.Expires != much.Add(time.Hour) || r.By != "upnp" {
+		t.Errorf("NAT-PMP refresh: %+v %v", r, err)
+	}
+	refused := 0
+	for _, ev := range *evs {
+		if ev.Kind == "mapping_refused" && ev.Host == lan1 && strings.Contains(ev.Message, "only UPnP deletes it") {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d refusals logged, want 2: %+v", refused, *evs)
+	}
+	if n, err := m.Delete(much, lan1, "upnp", UDP, 43074, true, nil); n != 1 || err != nil {
+		t.Fatalf("UPnP delete: %d %v", n, err)
+	}
+}
