@@ -466,3 +466,59 @@ func TestInboundShareFollowsRuleLimit(t *testing.T) {
 		pass(t, e, 0, LAN, UDP("192.168.50.12:9000", src, nil), WAN)
 	}
 }
+
+// TestRSTAtForgedAck: a reset is exact at its sender's edge or at the
+// acknowledgement its peer last sent (the reset a closed socket answers a
+// segment with takes that segment's ACK). A forged segment whose ACK
+// fell within two windows ahead of the peer's last (one guess in
+// 2^32/2W, 1 in 32768 with 64 KB windows, better with scaled ones)
+// moved that acknowledgement whatever its sequence number, through the
+// fast path, Process and a FIN: an RST at the forged ACK, one more guess
+// that costs nothing, was then exact, and the connection was closed for
+// passgate (an idle timeout of 4 min, the first an early drop takes)
+// while both endpoints kept it, the RST in their window. A segment now
+// teaches only with its sequence number within two windows of the
+// edge as well, so the attacker must guess both at once (RFC 5961 5).
+func TestRSTAtForgedAck(t *testing.T) {
+	for _, how := range []string{"process", "fast", "fin"} {
+		e := newEngine(t, nil)
+		c, s := "192.168.50.10:40014", "203.0.113.10:22"
+		pub := handshake(t, e, c, s)
+		pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck|packet.TCPPsh, 101, 501, nil, []byte("SSH-2.0")), WAN)
+		pass(t, e, sec, WAN, TCP(s, pub, packet.TCPAck|packet.TCPPsh, 501, 108, nil, []byte("SSH-2.0-x")), LAN)
+		pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck, 108, 510, nil, nil), WAN)
+		// From a LAN host forging the client: the server's edge is 510;
+		// the guess lands 30000 ahead, the sequence number anywhere.
+		flags := uint8(packet.TCPAck)
+		if how == "fin" {
+			flags |= packet.TCPFin
+		}
+		forged := TCP(c, s, flags, 108+0xc0000000, 510+30000, nil, nil) // a quarter of the space behind
+		if how == "fast" {
+			// In a run behind one of the client's own, whose end the
+			// run keeps.
+			var cnt Counters
+			for _, b := range [][]byte{TCP(c, s, packet.TCPAck, 108, 510, nil, nil), forged} {
+				if _, ok := e.FastPath(2*sec, LAN, b, &cnt); !ok {
+					t.Fatal("fast path declined a segment")
+				}
+			}
+			e.Flush(&cnt)
+		} else {
+			pass(t, e, 2*sec, LAN, forged, WAN)
+		}
+		// And from the WAN, forging the server: an RST at that ACK.
+		pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPRst, 510+30000, 0, nil, nil), LAN)
+		if st := flowState(e); st.State != "established" || st.ExpiresSec < 7000 {
+			t.Fatalf("%s: an RST at a forged segment's ACK: %+v", how, st)
+		}
+		// The real ones still teach: the client's ACK of more data, and
+		// the server's reset at it.
+		pass(t, e, 3*sec, WAN, TCP(s, pub, packet.TCPAck|packet.TCPPsh, 510, 108, nil, []byte("more")), LAN)
+		pass(t, e, 3*sec, LAN, TCP(c, s, packet.TCPAck, 108, 514, nil, nil), WAN)
+		pass(t, e, 3*sec, WAN, TCP(s, pub, packet.TCPRst, 514, 0, nil, nil), LAN)
+		if st := flowState(e); st.State != "closed" {
+			t.Fatalf("%s: the server's own reset: %+v", how, st)
+		}
+	}
+}

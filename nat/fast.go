@@ -24,7 +24,8 @@ type Counters struct {
 // it also holds back what the segments said of their direction's
 // sequence numbers (the furthest end, the last ACK and window), which
 // reach the flow with its counts. Only segments whose ACK is near the
-// direction's last (ackNear, from ackLo over ackSpan) count, so that a
+// direction's last (ackNear, from ackLo over ackSpan) and whose end is
+// near its edge (seqNear, from endLo over endSpan) count, so that a
 // forged segment in a run of real ones moves nothing.
 type flowRun struct {
 	id             int32
@@ -34,6 +35,7 @@ type flowRun struct {
 	win            uint16
 	end, ack       uint32
 	ackLo, ackSpan uint32
+	endLo, endSpan uint32
 	packets, bytes uint64
 }
 
@@ -209,15 +211,15 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		run.id, run.gen, run.dir, run.packets, run.bytes = id, f.Gen, dir, 0, 0
 		run.tcp, run.learnt = false, false
 		if tcp != nil {
-			e.tcpRunStart(run, &f.Seq[dir])
+			e.tcpRunStart(run, &f.Seq[dir&1], &f.Seq[(dir^1)&1])
 		}
 	}
 	if tcp != nil {
 		// Before the rewrite, which changes nothing read here. The
 		// header is there (checked above); one bounds check covers it.
 		h := tcp[:packet.TCPMinHeader:packet.TCPMinHeader]
-		if ack := binary.BigEndian.Uint32(h[8:]); ack-run.ackLo <= run.ackSpan {
-			end := binary.BigEndian.Uint32(h[4:]) + uint32(len(tcp)-int(h[12]>>4)*4)
+		end := binary.BigEndian.Uint32(h[4:]) + uint32(len(tcp)-int(h[12]>>4)*4)
+		if ack := binary.BigEndian.Uint32(h[8:]); ack-run.ackLo <= run.ackSpan && end-run.endLo <= run.endSpan {
 			if int32(end-run.end) > 0 {
 				run.end = end
 			}
@@ -326,15 +328,19 @@ func forwardTo(out Iface, nh uint32, zero uint64) (v Verdict) {
 	return v
 }
 
-// tcpRunStart starts a TCP run from its direction's sequence state s:
-// the edge as it is, and the acknowledgements near the last (ackNear;
-// any, when none is known yet).
-func (e *Engine) tcpRunStart(r *flowRun, s *conntrack.Seq) {
+// tcpRunStart starts a TCP run from its direction's sequence state s and
+// the other direction's, peer: the edge as it is, the acknowledgements
+// near the last (ackNear) and the segment ends near the edge (seqNear);
+// any of either until both directions' acknowledgements are known (a
+// flushed run is judged again by seqAdvance).
+func (e *Engine) tcpRunStart(r *flowRun, s, peer *conntrack.Seq) {
 	r.tcp, r.end = true, atomic.LoadUint32(&s.Next)
-	r.ackLo, r.ackSpan = 0, ^uint32(0)
-	if s.Seen&seqAck != 0 {
+	r.ackSpan, r.endSpan = ^uint32(0), ^uint32(0) // any x: x-lo <= span
+	if s.Seen&peer.Seen&seqAck != 0 {
 		w := 2 * max(atomic.LoadUint32(&s.Win), minWindow)
 		r.ackLo, r.ackSpan = atomic.LoadUint32(&s.Ack)-w, 2*w
+		w = 2 * max(atomic.LoadUint32(&peer.Win), minWindow)
+		r.endLo, r.endSpan = r.end-w, 2*w
 	}
 }
 

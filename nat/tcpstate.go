@@ -283,6 +283,13 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, st uint8, t packet.TCP, end 
 		seqAdvance(s, d, end, t.Ack(), t.Window(), fl&packet.TCPAck != 0, true, true)
 		return true
 	}
+	if me.Seen&peer.Seen&seqAck != 0 && !seqNear(end, me.Next, peer.Win) {
+		// Far from the edge: an ACK near the last alone would move the
+		// acknowledgement an RST is exact at (TestRSTAtForgedAck). As
+		// for a run of the fast path (tcpRunStart), which seqAdvance
+		// then trusts with this.
+		return false
+	}
 	if !seqAdvance(s, d, end, t.Ack(), t.Window(), fl&packet.TCPAck != 0, false, true) {
 		return false
 	}
@@ -303,6 +310,18 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, st uint8, t packet.TCP, end 
 func ackNear(ack, last, win uint32) bool {
 	w := 2 * max(win, minWindow)
 	return ack-last+w <= 2*w
+}
+
+// seqNear says whether a segment ending at end is within twice a window
+// (win, the receiver's, at least minWindow) of the edge next, either way:
+// one the side could send (ahead by at most the receiver's window; behind
+// by what it may retransmit). A segment teaches (tcpLearn, a fast-path
+// run) only if both its end and its acknowledgement are near, so that a
+// blind attacker must guess both at once (RFC 5961 5): with the ACK alone
+// it moved the acknowledgement an RST is exact at.
+func seqNear(end, next, win uint32) bool {
+	w := 2 * max(win, minWindow)
+	return end-next+w <= 2*w
 }
 
 // store32 stores v at p: plainly under the engine's write lock (locked:
