@@ -207,10 +207,15 @@ func TestProgramsLearnNearAcksOnly(t *testing.T) {
 			{"just past the span", 3000000000, seedAck + span + 1, false, seedNext},
 			{"near", seedNext + 10, seedAck + 1000, true, seedNext + 12},
 			{"behind, within the span", seedNext, seedAck + 1000 - span, true, seedNext + 12},
-			// The acknowledgement guessed, the sequence number not: the
-			// edge stays (the engine's moves by two windows at most).
-			{"ack near, seq far", 3000000000, seedAck + 1000 - span, true, seedNext + 12},
+			// The acknowledgement guessed, the sequence number not:
+			// nothing is recorded. The acknowledgement it set was one an
+			// RST is exact at (the engine's TestRSTAtForgedAck), so a
+			// guessed ACK and a free RST closed an offloaded connection
+			// for the engine while both ends kept it.
+			{"ack near, seq far", 3000000000, seedAck + 1000 - span, false, seedNext + 12},
 			{"a window on", seedNext + 12 + 60000, seedAck + 1000 - span, true, seedNext + 12 + 60002},
+			{"ack near, end just past the span ahead", seedNext + 12 + 60002 + span - 1, seedAck + 1000, false, seedNext + 12 + 60002},
+			{"ack near, end at the span ahead", seedNext + 12 + 60002 + span - 2, seedAck + 1000, true, seedNext + 12 + 60002 + span},
 		} {
 			f := frame(pkttest.TCP("10.0.0.2:5010", "198.51.100.7:80", packet.TCPAck, c.seq, c.ack, nil, []byte("xy"), pkttest.DF()), lanMAC, hostMAC)
 			var before Value
