@@ -66,10 +66,10 @@ const (
 	// port) or to a group is none of the router's to forward, as the
 	// engine drops it.
 	vInMAC = 76
-	// How far from vSeqAck a TCP segment's acknowledgement, and from
-	// vSeqNext its end, may be for the program to record it (0: any): a
-	// blind attacker's segment must not set the edges the engine judges
-	// an RST by.
+	// How far from vSeqAck a TCP segment's acknowledgement may be, and
+	// its end behind vSeqNext (twice as far ahead), for the program to
+	// record it (0: any): a blind attacker's segment must not set the
+	// edges the engine judges an RST by.
 	vAckSpan = 84
 )
 
@@ -117,10 +117,10 @@ type Value struct {
 	// forwarded (valid once Packets is not 0).
 	SeqNext, SeqAck, SeqWin uint32
 	// AckSpan, if not 0, makes the program record a TCP segment only if
-	// its acknowledgement is within AckSpan of SeqAck and its end within
-	// AckSpan of SeqNext (the engine's seed of SeqNext, SeqAck and
-	// SeqWin, then the last recorded segment's), as the engine learns
-	// from a segment (RFC 5961 5).
+	// its acknowledgement is within AckSpan of SeqAck and its end at most
+	// twice AckSpan ahead of SeqNext or AckSpan behind it (the engine's
+	// seed of SeqNext, SeqAck and SeqWin, then the last recorded
+	// segment's), as the engine learns from a segment (RFC 5961 5).
 	AckSpan        uint32
 	Packets, Bytes uint64
 }
@@ -228,18 +228,19 @@ func Seq(frame []byte) (next, ack, win uint32) {
 
 // Record does to v what the program records of the TCP segment in frame
 // (Seq): without AckSpan all of it; with it, nothing unless the
-// segment's acknowledgement is within AckSpan of v.SeqAck and its end
-// within AckSpan of v.SeqNext (a guessed ACK alone set the acknowledgement
-// an RST is exact at: nat's TestRSTAtForgedAck), and the edge only if it
-// moves forward by at most twice AckSpan. It reports whether it took the
-// segment's acknowledgement.
+// segment's acknowledgement is within AckSpan of v.SeqAck and its end at
+// most twice AckSpan ahead of v.SeqNext or AckSpan behind it (a guessed
+// ACK alone set the acknowledgement an RST is exact at: nat's
+// TestRSTAtForgedAck), and the edge only if it moves forward by at most
+// twice AckSpan. It reports whether it took the segment's
+// acknowledgement.
 func Record(frame []byte, v *Value) bool {
 	next, ack, win := Seq(frame)
-	if v.AckSpan != 0 && (ack-v.SeqAck+v.AckSpan > 2*v.AckSpan || next-v.SeqNext+v.AckSpan > 2*v.AckSpan) {
-		return false
-	}
-	if v.AckSpan == 0 || next-v.SeqNext-1 < 2*v.AckSpan {
+	switch {
+	case v.AckSpan == 0 || next-v.SeqNext-1 < 2*v.AckSpan && ack-v.SeqAck+v.AckSpan <= 2*v.AckSpan:
 		v.SeqNext = next
+	case ack-v.SeqAck+v.AckSpan > 2*v.AckSpan || v.SeqNext-next > v.AckSpan:
+		return false
 	}
 	v.SeqAck, v.SeqWin = ack, win
 	return true

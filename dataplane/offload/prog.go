@@ -262,9 +262,10 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 }
 
 // recordSeq stores in the entry at val, for a TCP segment (proto 6) at
-// data whose acknowledgement and end the entry's AckSpan lets it learn from, its
-// acknowledgement and window and, if it moves the edge forward within
-// the span, where it ends, in native order (as Record does). R2-R5 are scratch. The headers must be
+// data whose acknowledgement the entry's AckSpan lets it learn from and
+// that ends at most twice the span ahead of the edge or the span behind
+// it, its acknowledgement and window and, if it moves the edge forward,
+// where it ends, in native order (as Record does). R2-R5 are scratch. The headers must be
 // in bounds: the TCP path checked 20 bytes of them.
 func recordSeq(data, val, proto asm.Register) asm.Instructions {
 	const (
@@ -294,24 +295,27 @@ func recordSeq(data, val, proto asm.Register) asm.Instructions {
 		asm.LoadMem(asm.R4, data, l4+4, asm.Word),
 		asm.HostTo(asm.BE, asm.R4, asm.Word),
 		asm.Add.Reg(asm.R4, asm.R2),
-		// With a span, nothing is learnt from a segment whose end is
-		// not within it of the edge either, (end - next + span) mod
-		// 2^32 <= 2 span, as the engine's seqNear (an ACK guessed alone
-		// set the acknowledgement an RST is exact at); and the edge
-		// moves only forward and by at most twice it (as the engine's,
-		// by at most twice the peer's window): (end - next - 1) mod 2^32
-		// < 2 span.
+		// With a span, the edge moves only forward and by at most twice
+		// it (as the engine's, by at most twice the peer's window):
+		// (end - next - 1) mod 2^32 < 2 span. A segment that does not
+		// move it teaches nothing either unless it ends at most the span
+		// behind it, (next - end) mod 2^32 <= span: an ACK guessed with
+		// the sequence number anywhere set the acknowledgement an RST is
+		// exact at (as the engine's seqNear).
 		asm.LoadMem(asm.R5, val, vAckSpan, asm.Word),
 		asm.JEq.Imm(asm.R5, 0, "offload_seq_next"),
 		asm.Mov.Reg(asm.R2, asm.R4),
 		asm.LoadMem(asm.R3, val, vSeqNext, asm.Word),
 		asm.Sub.Reg32(asm.R2, asm.R3),
 		asm.Mov.Reg(asm.R3, asm.R2),
-		asm.Add.Reg32(asm.R3, asm.R5),
+		asm.Sub.Imm32(asm.R3, 1),
 		asm.LSh.Imm32(asm.R5, 1),
+		asm.JLT.Reg32(asm.R3, asm.R5, "offload_seq_next"),
+		asm.Mov.Imm32(asm.R3, 0),
+		asm.Sub.Reg32(asm.R3, asm.R2),
+		asm.RSh.Imm32(asm.R5, 1),
 		asm.JGT.Reg32(asm.R3, asm.R5, "offload_seq_done"),
-		asm.Sub.Imm32(asm.R2, 1),
-		asm.JGE.Reg32(asm.R2, asm.R5, "offload_seq_ack"),
+		asm.Ja.Label("offload_seq_ack"),
 		asm.StoreMem(val, vSeqNext, asm.R4, asm.Word).WithSymbol("offload_seq_next"),
 		asm.LoadMem(asm.R4, data, l4+8, asm.Word).WithSymbol("offload_seq_ack"),
 		asm.HostTo(asm.BE, asm.R4, asm.Word),

@@ -214,8 +214,10 @@ func TestProgramsLearnNearAcksOnly(t *testing.T) {
 			// for the engine while both ends kept it.
 			{"ack near, seq far", 3000000000, seedAck + 1000 - span, false, seedNext + 12},
 			{"a window on", seedNext + 12 + 60000, seedAck + 1000 - span, true, seedNext + 12 + 60002},
-			{"ack near, end just past the span ahead", seedNext + 12 + 60002 + span - 1, seedAck + 1000, false, seedNext + 12 + 60002},
-			{"ack near, end at the span ahead", seedNext + 12 + 60002 + span - 2, seedAck + 1000, true, seedNext + 12 + 60002 + span},
+			{"ack near, end just past twice the span ahead", seedNext + 12 + 60002 + 2*span - 1, seedAck + 1000, false, seedNext + 12 + 60002},
+			{"ack near, end twice the span ahead", seedNext + 12 + 60002 + 2*span - 2, seedAck + 1000, true, seedNext + 12 + 60002 + 2*span},
+			{"ack near, end just past the span behind", seedNext + 12 + 60002 + span - 3, seedAck + 1000, false, seedNext + 12 + 60002 + 2*span},
+			{"ack near, end the span behind", seedNext + 12 + 60002 + span - 2, seedAck + 1000, true, seedNext + 12 + 60002 + 2*span},
 		} {
 			f := frame(pkttest.TCP("10.0.0.2:5010", "198.51.100.7:80", packet.TCPAck, c.seq, c.ack, nil, []byte("xy"), pkttest.DF()), lanMAC, hostMAC)
 			var before Value
