@@ -27,13 +27,23 @@ import (
 // counter alone, shared with the few others hashed there, so they wrap
 // after 65,536 datagrams to it and those others, not to everyone. They
 // start at values drawn from the seed. FastPath's workers take IDs
-// concurrently, so the counters move by atomic adds.
+// concurrently, so the counters move by atomic adds. The flow offload's
+// programs (dataplane/offload) give IDs to the DF-clear datagrams they
+// forward from the same counters and key (ShareIPIDs), so that one
+// destination's IDs are one sequence whichever of the two translates.
+
+// IPIDBuckets is how many ID counters there are (ShareIPIDs).
+const IPIDBuckets = ipIDBuckets
 
 const ipIDBuckets = 1024
 
+// IPIDHashMul is the multiplier of IPIDBucket's hash.
+const IPIDHashMul = 0x9e3779b97f4a7c15
+
 type ipIDs struct {
 	key uint64
-	ctr [ipIDBuckets]uint32
+	ctr *[ipIDBuckets]uint32 // own, or shared (ShareIPIDs)
+	own [ipIDBuckets]uint32
 }
 
 func (g *ipIDs) init(seed uint64) {
@@ -41,6 +51,7 @@ func (g *ipIDs) init(seed uint64) {
 		seed = 0x9e3779b97f4a7c15
 	}
 	g.key = seed
+	g.ctr = &g.own
 	x := seed
 	for i := range g.ctr {
 		// xorshift64*, as the mapper's
@@ -54,9 +65,37 @@ func (g *ipIDs) init(seed uint64) {
 // next is the next ID toward dst (an address as an integer, be32) for
 // proto.
 func (g *ipIDs) next(dst uint32, proto uint8) uint16 {
-	h := (uint64(dst)<<8 | uint64(proto)) ^ g.key
-	h *= 0x9e3779b97f4a7c15
-	return uint16(atomic.AddUint32(&g.ctr[h>>(64-10)&(ipIDBuckets-1)], 1))
+	return uint16(atomic.AddUint32(&g.ctr[IPIDBucket(g.key, dst, proto)], 1))
+}
+
+// IPIDBucket is the counter an ID toward dst (an address as an integer,
+// big-endian) for proto comes from, under key: the top 10 bits of
+// ((dst<<8 | proto) xor key) times 0x9e3779b97f4a7c15, mod 2^64.
+func IPIDBucket(key uint64, dst uint32, proto uint8) int {
+	h := (uint64(dst)<<8 | uint64(proto)) ^ key
+	h *= IPIDHashMul
+	return int(h >> (64 - 10) & (ipIDBuckets - 1))
+}
+
+// ShareIPIDs makes the engine take the IDs it gives non-atomic datagrams
+// from ctr (IPIDBuckets counters, each moved by an atomic add of 1, the
+// ID its new value's low 16 bits, the counter picked by IPIDBucket under
+// the key it returns), memory it shares with another translator to the
+// same public address, such as the flow offload's programs. It copies its
+// counters there first, so the IDs go on from where they were. ctr nil
+// takes the engine's own counters back. ctr must stay valid while the
+// engine lives. Call it before the engine forwards (no method running).
+func (e *Engine) ShareIPIDs(ctr *[IPIDBuckets]uint32) (key uint64) {
+	if ctr == nil {
+		ctr = &e.ids.own
+	}
+	if ctr != e.ids.ctr {
+		for i := range ctr {
+			atomic.StoreUint32(&ctr[i], atomic.LoadUint32(&e.ids.ctr[i]))
+		}
+	}
+	e.ids.ctr = ctr
+	return e.ids.key
 }
 
 // nonAtomic reports whether ip is not atomic (RFC 6864 section 4): DF

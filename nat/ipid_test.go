@@ -135,6 +135,37 @@ func TestIPIDUnfragmented(t *testing.T) {
 	}
 }
 
+// TestShareIPIDs: the engine takes IDs from the counters it is given
+// (the offload programs' too), going on from where its own were, sees what
+// another added to them, and goes back to its own, from there, when
+// given nil.
+func TestShareIPIDs(t *testing.T) {
+	e := newEngine(t, nil)
+	next := func() uint16 {
+		p := pass(t, e, 0, LAN, UDP("192.168.50.10:5000", "203.0.113.10:9000", []byte("x"), ID(5)), WAN)
+		return packet.IPv4(p).ID()
+	}
+	first := next()
+	var ctr [IPIDBuckets]uint32
+	key := e.ShareIPIDs(&ctr)
+	b := IPIDBucket(key, be32([4]byte{203, 0, 113, 10}), packet.ProtoUDP)
+	if uint16(ctr[b]) != first {
+		t.Fatalf("shared bucket %d at %#x, want the engine's counter %#x copied", b, ctr[b], first)
+	}
+	if id := next(); id != first+1 || uint16(ctr[b]) != first+1 {
+		t.Fatalf("ID %d (bucket %#x), want %d from the shared counters", id, ctr[b], first+1)
+	}
+	ctr[b] += 5 // another translator's five
+	if id := next(); id != first+7 {
+		t.Fatalf("ID %d, want %d: after the other's", id, first+7)
+	}
+	e.ShareIPIDs(nil)
+	ctr[b] += 100
+	if id := next(); id != first+8 {
+		t.Fatalf("ID %d, want %d: its own counters again, from where the shared ones were", id, first+8)
+	}
+}
+
 func keys[K comparable, V any](m map[K]V) []K {
 	var ks []K
 	for k := range m {

@@ -118,6 +118,7 @@ type Program struct {
 	iface string
 	xsks  *ebpf.Map
 	flows *ebpf.Map // the offload map, not ours to close; nil without offload
+	ids   *ebpf.Map // the offload's IP ID map, likewise
 	prog  *ebpf.Program
 	link  link.Link
 	// Mode is "native" or "generic".
@@ -130,7 +131,7 @@ func (p *Program) instructions(pass []Pass) asm.Instructions {
 	if p.flows == nil {
 		return instructions(p.xsks, pass)
 	}
-	return append(offload.Instructions(p.flows), instructions(p.xsks, pass)...)
+	return append(offload.Instructions(p.flows, p.ids), instructions(p.xsks, pass)...)
 }
 
 // ErrBusy is wrapped by Attach when the interface already has an XDP
@@ -145,19 +146,19 @@ var ErrBusy = errors.New("the interface already has an XDP program")
 // program is left behind. pass are destinations the program leaves to the
 // kernel.
 //
-// flows, if not nil, is the offload flow map (dataplane/offload): the
-// program then forwards the frames of the flows in it itself, and steers
-// only the rest.
-func Attach(iface string, ifindex, queues int, pass []Pass, generic bool, flows *ebpf.Map) (*Program, error) {
-	p, err := attach(iface, ifindex, queues, pass, generic, flows)
+// flows, if not nil, is the offload flow map (dataplane/offload), and
+// ids its IP ID map (offload.NewIDMap): the program then forwards the
+// frames of the flows in it itself, and steers only the rest.
+func Attach(iface string, ifindex, queues int, pass []Pass, generic bool, flows, ids *ebpf.Map) (*Program, error) {
+	p, err := attach(iface, ifindex, queues, pass, generic, flows, ids)
 	if err != nil {
 		return nil, fmt.Errorf("afxdp: XDP program on %s: %w", iface, err)
 	}
 	return p, nil
 }
 
-func attach(iface string, ifindex, queues int, pass []Pass, generic bool, flows *ebpf.Map) (_ *Program, err error) {
-	p := &Program{iface: iface, flows: flows}
+func attach(iface string, ifindex, queues int, pass []Pass, generic bool, flows, ids *ebpf.Map) (_ *Program, err error) {
+	p := &Program{iface: iface, flows: flows, ids: ids}
 	defer func() {
 		if err != nil {
 			p.Close()

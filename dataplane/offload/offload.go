@@ -2,11 +2,11 @@
 // hardware does it: the packets of established TCP and UDP flows are
 // rewritten and redirected to the way out inside the XDP program, from a
 // BPF hash map the router fills, and never cross into userspace; new
-// flows, helpers, fragments, IP options, TTL expiry, TCP SYN/FIN/RST,
-// datagrams with DF clear whose source is rewritten (the engine gives them
-// a new IP ID, nat/ipid.go) and everything else stateful still go to the
-// engine, which alone decides
-// what is offloaded and when it stops being.
+// flows, helpers, fragments, IP options, TTL expiry, TCP SYN/FIN/RST and
+// everything else stateful still go to the engine, which alone decides
+// what is offloaded and when it stops being. A datagram with DF clear
+// whose source an entry rewrites gets a new IP ID from the counters the
+// programs share with the engine (IDMap, nat/ipid.go).
 //
 // A map entry is keyed by a packet's 5-tuple as it arrives (ingress
 // ifindex, protocol, source and destination address and port) and holds
@@ -292,15 +292,20 @@ func Match(frame []byte) (Key, bool) {
 }
 
 // Apply does to frame, a match of v's key, what the program does: Miss
-// if it is not addressed to v.InMAC, is larger than the way out takes, or
-// has DF clear and v rewrites its source (the engine gives such a
-// datagram a new IP ID: nat/ipid.go), else the rewrite (tuple, TTL,
-// checksums by the deltas, MACs) and Redirect. It counts nothing.
-func Apply(frame []byte, v *Value) int {
+// if it is not addressed to v.InMAC or is larger than the way out takes,
+// else the rewrite (tuple, TTL, checksums by the deltas, MACs, and if it
+// has DF clear and v rewrites its source an IP ID from ids: IDs.Next) and
+// Redirect. It counts nothing.
+func Apply(frame []byte, v *Value, ids *IDs) int {
 	const e = packet.EtherHeaderLen
-	if [6]byte(frame[0:6]) != v.InMAC || uint32(len(frame)) > v.MaxFrame ||
-		frame[e+6]&0x40 == 0 && [4]byte(frame[e+12:]) != v.Src {
+	if [6]byte(frame[0:6]) != v.InMAC || uint32(len(frame)) > v.MaxFrame {
 		return Miss
+	}
+	var idDelta uint32 // the header checksum's, in memory order
+	if frame[e+6]&0x40 == 0 && [4]byte(frame[e+12:]) != v.Src {
+		old := binary.NativeEndian.Uint16(frame[e+4:])
+		binary.BigEndian.PutUint16(frame[e+4:], ids.Next(v.Dst, frame[e+9]))
+		idDelta = uint32(^old) + uint32(binary.NativeEndian.Uint16(frame[e+4:]))
 	}
 	copy(frame[e+12:], v.Src[:])
 	copy(frame[e+16:], v.Dst[:])
@@ -321,7 +326,7 @@ func Apply(frame []byte, v *Value) int {
 		}
 		binary.NativeEndian.PutUint16(frame[off:], n)
 	}
-	put(e+10, v.IPDelta, false)
+	put(e+10, v.IPDelta+idDelta, false)
 	if frame[e+9] == packet.ProtoTCP {
 		put(e+20+16, v.L4Delta, false)
 	} else {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"passgate/nat"
 	"passgate/packet"
 	"passgate/packet/pkttest"
 )
@@ -90,6 +91,14 @@ func TestApplyChecksums(t *testing.T) {
 		{"tcp ack", pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 2, nil, payload, pkttest.DF())},
 		{"tcp psh ttl 2", pkttest.TCP("10.0.0.2:65535", "198.51.100.7:443", packet.TCPAck|packet.TCPPsh, 0xffffffff, 0, nil, nil, pkttest.TTL(2), pkttest.DF())},
 		{"tcp extreme", pkttest.TCP("255.255.255.254:65535", "0.0.0.1:1", packet.TCPAck, 0, 0, nil, []byte{0xff, 0xff}, pkttest.TTL(255), pkttest.ID(0xffff), pkttest.DF())},
+		// DF clear: a new ID too (IDs), its change in the header checksum.
+		{"udp df clear", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.ID(0))},
+		{"tcp df clear", pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 2, nil, payload, pkttest.ID(0xffff))},
+		{"udp df clear extreme", pkttest.UDP("255.255.255.254:65535", "0.0.0.1:1", payload[:3], pkttest.ID(0x1234), pkttest.TTL(255))},
+	}
+	ids := &IDs{Key: 0x0123456789abcdef}
+	for i := range ids.Counters {
+		ids.Counters[i] = uint32(i)*0x10001 + 0xfffe
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -99,9 +108,13 @@ func TestApplyChecksums(t *testing.T) {
 				t.Fatal("not matched")
 			}
 			k.Ifindex = 3
-			ttl := f[14+8]
+			ttl, id := f[14+8], packet.IPv4(f[14:]).ID()
+			if !packet.IPv4(f[14:]).DontFragment() {
+				sim := *ids
+				id = sim.Next(k.Dst, k.Proto)
+			}
 			v := outbound(k)
-			if Apply(f, &v) != Redirect {
+			if Apply(f, &v, ids) != Redirect {
 				t.Fatal("not redirected")
 			}
 			checks := []pkttest.Check{pkttest.Src("203.0.113.1:40000"), pkttest.Dst(netip.AddrPortFrom(netip.AddrFrom4(k.Dst), k.DstPort).String()), pkttest.TTLIs(ttl - 1)}
@@ -109,6 +122,9 @@ func TestApplyChecksums(t *testing.T) {
 				checks = append(checks, pkttest.UDPChecksumZero())
 			}
 			pkttest.IPv4(t, f[14:], checks...)
+			if got := packet.IPv4(f[14:]).ID(); got != id {
+				t.Fatalf("ID %#x, want %#x", got, id)
+			}
 			if [6]byte(f[0:6]) != gwMAC || [6]byte(f[6:12]) != wanMAC {
 				t.Fatalf("MACs % x", f[:12])
 			}
@@ -121,29 +137,43 @@ func TestApplyChecksums(t *testing.T) {
 				return // TTL 1: the engine's
 			}
 			rv := NewValue(rk, k.Src, k.Dst, k.SrcPort, k.DstPort, 3, hostMAC, lanMAC, wanMAC, 1500)
+			if !packet.IPv4(f[14:]).DontFragment() {
+				sim := *ids // its source rewritten as well
+				id = sim.Next(k.Dst, k.Proto)
+			}
 			copy(f[0:6], wanMAC[:]) // the reply arrives for the router's WAN MAC
-			if Apply(f, &rv) != Redirect {
+			if Apply(f, &rv, ids) != Redirect {
 				t.Fatal("the reply is not forwarded")
 			}
 			pkttest.IPv4(t, f[14:], pkttest.Src(netip.AddrPortFrom(netip.AddrFrom4(k.Src), k.SrcPort).String()), pkttest.TTLIs(ttl-2))
+			if got := packet.IPv4(f[14:]).ID(); got != id {
+				t.Fatalf("the reply's ID %#x, want %#x", got, id)
+			}
 		})
 	}
 }
 
-// TestApplyLeavesIDToEngine: a datagram with DF clear whose source the
-// entry rewrites goes to the engine, which gives it a new IP ID (RFC 7857
-// section 10, nat/ipid.go); with DF set, or inbound (the source kept), the
-// entry forwards it with its ID.
-func TestApplyLeavesIDToEngine(t *testing.T) {
+// TestApplyNewID: a datagram with DF clear whose source the entry
+// rewrites is forwarded with a new IP ID (RFC 7857 section 10,
+// nat/ipid.go), the next of the counter of its destination and protocol;
+// with DF set, or inbound (the source kept), it keeps its ID and the
+// counters stay.
+func TestApplyNewID(t *testing.T) {
+	ids := &IDs{Key: 0xfeedface12345678}
+	for i := range ids.Counters {
+		ids.Counters[i] = uint32(i) << 4
+	}
 	for _, c := range []struct {
 		name    string
 		ip      []byte
 		inbound bool
-		want    int
+		newID   bool
 	}{
-		{"df clear", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", []byte("x"), pkttest.ID(7)), false, Miss},
-		{"df set", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", []byte("x"), pkttest.ID(7), pkttest.DF()), false, Redirect},
-		{"df clear inbound", pkttest.UDP("198.51.100.7:53", "203.0.113.1:40000", []byte("x"), pkttest.ID(7)), true, Redirect},
+		{"df clear", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", []byte("x"), pkttest.ID(7)), false, true},
+		{"df clear again", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", []byte("x"), pkttest.ID(7)), false, true},
+		{"df clear tcp", pkttest.TCP("10.0.0.2:5000", "198.51.100.7:53", packet.TCPAck, 1, 1, nil, []byte("x"), pkttest.ID(7)), false, true},
+		{"df set", pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", []byte("x"), pkttest.ID(7), pkttest.DF()), false, false},
+		{"df clear inbound", pkttest.UDP("198.51.100.7:53", "203.0.113.1:40000", []byte("x"), pkttest.ID(7)), true, false},
 	} {
 		f := frame(c.ip, lanMAC, hostMAC)
 		k, ok := Match(f)
@@ -154,10 +184,25 @@ func TestApplyLeavesIDToEngine(t *testing.T) {
 		if c.inbound {
 			v = NewValue(k, k.Src, a4("10.0.0.2"), k.SrcPort, 5000, 3, hostMAC, lanMAC, lanMAC, 1500)
 		}
-		if got := Apply(f, &v); got != c.want {
-			t.Errorf("%s: %d, want %d", c.name, got, c.want)
-		} else if got == Redirect && packet.IPv4(f[14:]).ID() != 7 {
-			t.Errorf("%s: ID %d, want 7", c.name, packet.IPv4(f[14:]).ID())
+		b := nat.IPIDBucket(ids.Key, binary.BigEndian.Uint32(v.Dst[:]), k.Proto)
+		before := ids.Counters
+		want := uint16(7)
+		if c.newID {
+			want = uint16(before[b] + 1)
+		}
+		if got := Apply(f, &v, ids); got != Redirect {
+			t.Fatalf("%s: verdict %d, want Redirect", c.name, got)
+		}
+		if got := packet.IPv4(f[14:]).ID(); got != want {
+			t.Errorf("%s: ID %d, want %d", c.name, got, want)
+		}
+		pkttest.IPv4(t, f[14:]) // the checksums
+		after := before
+		if c.newID {
+			after[b]++
+		}
+		if ids.Counters != after {
+			t.Errorf("%s: counters moved other than bucket %d's by 1", c.name, b)
 		}
 	}
 }
@@ -193,7 +238,60 @@ func TestMatch(t *testing.T) {
 	big := frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", make([]byte, 1473)), lanMAC, hostMAC)
 	k, _ := Match(big)
 	v := outbound(k)
-	if Apply(big, &v) != Miss {
+	if Apply(big, &v, &IDs{}) != Miss {
 		t.Error("a frame over the MTU was offloaded")
+	}
+}
+
+// TestEngineAndApplyShareIDs: the engine and Apply, the program's model,
+// give DF-clear datagrams to one destination IDs from one counter
+// sequence (nat.Engine.ShareIPIDs): two hosts, one translated by each.
+func TestEngineAndApplyShareIDs(t *testing.T) {
+	ids := &IDs{}
+	engineAndProgramShareIDs(t, ids, func(f []byte) []byte {
+		k, ok := Match(f)
+		if !ok {
+			t.Fatal("not matched")
+		}
+		v := outbound(k)
+		if Apply(f, &v, ids) != Redirect {
+			t.Fatal("not redirected")
+		}
+		return f
+	})
+}
+
+// engineAndProgramShareIDs makes an engine that takes its IP IDs from
+// ids and sends, in turn, a DF-clear UDP datagram of 192.168.50.10
+// through it and one of 192.168.50.11 through kernel (which returns the
+// frame as forwarded), both with ID 7 to 198.51.100.7:53: the IDs that
+// leave must be one counter's, each one more than the last.
+func engineAndProgramShareIDs(t *testing.T, ids *IDs, kernel func(frame []byte) []byte) {
+	t.Helper()
+	e, err := nat.New(nat.Config{LANAddr: netip.MustParsePrefix("192.168.50.1/24"), WANAddr: netip.MustParsePrefix("203.0.113.1/24"),
+		WANGateway: netip.MustParseAddr("203.0.113.254"), MaxFlows: 64, PortSeed: 99}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids.Key = e.ShareIPIDs(&ids.Counters)
+	var got []uint16
+	for i := range 6 {
+		var ip []byte
+		if i%2 == 0 {
+			p := pkttest.UDP("192.168.50.10:5000", "198.51.100.7:53", []byte("engine"), pkttest.ID(7))
+			if v := e.Process(0, nat.LAN, p); v.Action != nat.Forward {
+				t.Fatalf("engine: %+v", v)
+			}
+			ip = p
+		} else {
+			ip = kernel(frame(pkttest.UDP("192.168.50.11:5000", "198.51.100.7:53", []byte("kernel"), pkttest.ID(7)), lanMAC, hostMAC))[14:]
+		}
+		pkttest.IPv4(t, ip, pkttest.Src("203.0.113.1"))
+		got = append(got, packet.IPv4(ip).ID())
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] != got[i-1]+1 {
+			t.Fatalf("IDs %v (engine, kernel in turn): want one counter's sequence", got)
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+
+	"passgate/nat"
 )
 
 // Label is where Instructions jumps when a frame is not offloaded, with
@@ -36,11 +38,13 @@ const (
 
 // Instructions is the head of the XDP program with offload: it expects
 // the context in R1, looks frames Match takes up in flows (a hash map of
-// Key to Value) and on a hit rewrites them as Apply does, counts them in
-// the entry and returns bpf_redirect to the entry's ifindex. Everything
-// else goes on at Label, which the caller's instructions must define.
-func Instructions(flows *ebpf.Map) asm.Instructions {
-	return instructions(flows, false)
+// Key to Value) and on a hit rewrites them as Apply does, a new IP ID
+// from ids (NewIDMap's map) to a datagram with DF clear whose source it
+// rewrites, counts them in the entry and returns bpf_redirect to the
+// entry's ifindex. Everything else goes on at Label, which the caller's
+// instructions must define.
+func Instructions(flows, ids *ebpf.Map) asm.Instructions {
+	return instructions(flows, ids, false)
 }
 
 // TCInstructions is the head of the tc (sched_cls) program with offload,
@@ -55,11 +59,11 @@ func Instructions(flows *ebpf.Map) asm.Instructions {
 // bpf_redirect's TC_ACT_REDIRECT (out through the device's transmit, as
 // the kernel's own forwarding); everything else goes on at Label with R1
 // the context.
-func TCInstructions(flows *ebpf.Map) asm.Instructions {
-	return instructions(flows, true)
+func TCInstructions(flows, ids *ebpf.Map) asm.Instructions {
+	return instructions(flows, ids, true)
 }
 
-func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
+func instructions(flows, ids *ebpf.Map, tc bool) asm.Instructions {
 	const (
 		e    = 14
 		ip   = e
@@ -85,8 +89,9 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 		asm.Add.Reg(asm.R2, asm.R3),
 	}
 	// csum updates the 16-bit field at off of the packet by the delta at
-	// doff of the value (R0): ~(~field + delta), folded twice.
-	csum := func(off int16, doff int16, udp bool, done string) asm.Instructions {
+	// doff of the value (R0), and by the register add if there is one:
+	// ~(~field + delta + add), folded twice.
+	csum := func(off int16, doff int16, udp bool, done string, add ...asm.Register) asm.Instructions {
 		is := asm.Instructions{
 			asm.LoadMem(asm.R2, data, off, asm.Half),
 		}
@@ -98,6 +103,9 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 			asm.LoadMem(asm.R3, asm.R0, doff, asm.Word),
 			asm.Add.Reg(asm.R2, asm.R3),
 		)
+		for _, r := range add {
+			is = append(is, asm.Add.Reg(asm.R2, r))
+		}
 		is = append(is, fold...)
 		is = append(is, asm.Xor.Imm(asm.R2, 0xffff))
 		if udp {
@@ -189,7 +197,7 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 		// The helpers handle a checksum left partial: straight to the key.
 		is = append(is, asm.Mov.Reg(asm.R1, ctx).WithSymbol("offload_partial")) // UDP's way in: a no-op
 		is = append(is, key(ctx, data, proto, skbIfindex, flows)...)
-		return append(is, tcRewrite(ctx, data, proto)...)
+		return append(is, tcRewrite(ctx, data, proto, ids)...)
 	}
 	is = append(is, asm.Instructions{
 		// A transport checksum left partial (the pseudo-header sum, by
@@ -228,7 +236,6 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 	)
 	is = append(is, key(ctx, data, proto, mdIngressIfindex, flows)...)
 	is = append(is, forUs(data, asm.R0)...)
-	is = append(is, keepsID(data, asm.R0)...)
 	is = append(is,
 		// Too large for the way out: the engine fragments or answers.
 		asm.Mov.Reg(asm.R4, end),
@@ -237,8 +244,9 @@ func instructions(flows *ebpf.Map, tc bool) asm.Instructions {
 		asm.JGT.Reg(asm.R4, asm.R5, Label),
 	)
 	is = append(is, recordSeq(data, asm.R0, proto)...)
+	is = append(is, newID(data, asm.R0, proto, asm.R1, ids)...)
 	is = append(is, rewrite(data, asm.R0)...)
-	is = append(is, csum(ip+10, vIPDelta, false, "")...)
+	is = append(is, csum(ip+10, vIPDelta, false, "", asm.R1)...)
 	is = append(is, asm.JEq.Imm(proto, 17, "offload_udp"))
 	is = append(is, csum(l4+16, vL4Delta, false, "")...)
 	is = append(is, asm.Ja.Label("offload_mac"))
@@ -327,22 +335,62 @@ func recordSeq(data, val, proto asm.Register) asm.Instructions {
 	}
 }
 
-// keepsID goes to Label if the frame at data is a datagram with DF clear
-// (fragments went before) whose source the entry at val rewrites: the
-// engine gives it a new IP ID (RFC 7857 section 10, nat/ipid.go), from
-// counters the program does not have. R4 and R5 are scratch; the IPv4
-// header must be in bounds.
-func keepsID(data, val asm.Register) asm.Instructions {
+// newID gives the frame at data, if it is a datagram with DF clear
+// (fragments went before) whose source the entry at val rewrites, a new
+// IP ID as the engine does (RFC 7857 section 10, nat/ipid.go): from the
+// counter of ids's value (IDs) that nat.IPIDBucket picks for the entry's
+// new destination and proto, by an atomic fetch-add of 1, the ID the
+// low 16 bits of the sum. It leaves in add what the IPv4 header checksum
+// must add for the change (~old + new, words in memory order; 0 without
+// one). Before the rewrite, which overwrites the source; R2-R5 are
+// scratch, and the IPv4 header must be in bounds.
+func newID(data, val, proto, add asm.Register, ids *ebpf.Map) asm.Instructions {
 	const ip = 14
+	mul := uint64(nat.IPIDHashMul)
 	return asm.Instructions{
-		asm.LoadMem(asm.R4, data, ip+6, asm.Byte),
-		asm.And.Imm(asm.R4, 0x40),
-		asm.JNE.Imm(asm.R4, 0, "offload_keeps_id"),
-		asm.LoadMem(asm.R4, data, ip+12, asm.Word),
-		asm.LoadMem(asm.R5, val, vSrc, asm.Word),
-		asm.JNE.Reg(asm.R4, asm.R5, Label),
-		asm.Mov.Reg(data, data).WithSymbol("offload_keeps_id"),
+		asm.Mov.Imm(add, 0),
+		asm.LoadMem(asm.R2, data, ip+6, asm.Byte),
+		asm.And.Imm(asm.R2, 0x40),
+		asm.JNE.Imm(asm.R2, 0, "offload_id_done"), // DF: atomic, keeps its ID
+		asm.LoadMem(asm.R2, data, ip+12, asm.Word),
+		asm.LoadMem(asm.R3, val, vSrc, asm.Word),
+		asm.JEq.Reg(asm.R2, asm.R3, "offload_id_done"), // source kept
+		// The bucket: ((dst<<8 | proto) ^ key) * mul >> 54, dst the new
+		// destination as a big-endian integer.
+		asm.LoadMapValue(asm.R5, ids.FD(), 0),
+		asm.LoadMem(asm.R2, asm.R5, idsKey, asm.DWord),
+		asm.LoadMem(asm.R3, val, vDst, asm.Word),
+		asm.HostTo(asm.BE, asm.R3, asm.Word),
+		asm.LSh.Imm(asm.R3, 8),
+		asm.Or.Reg(asm.R3, proto),
+		asm.Xor.Reg(asm.R3, asm.R2),
+		asm.LoadImm(asm.R2, int64(mul), asm.DWord),
+		asm.Mul.Reg(asm.R3, asm.R2),
+		asm.RSh.Imm(asm.R3, 64-10),
+		asm.LSh.Imm(asm.R3, 2),
+		asm.Add.Reg(asm.R5, asm.R3),
+		asm.Mov.Imm(asm.R2, 1),
+		fetchAdd(asm.R5, asm.R2),
+		asm.Add.Imm(asm.R2, 1),
+		asm.HostTo(asm.BE, asm.R2, asm.Half), // the low 16 bits, in memory order
+		asm.LoadMem(asm.R3, data, ip+4, asm.Half),
+		asm.StoreMem(data, ip+4, asm.R2, asm.Half),
+		asm.Xor.Imm(asm.R3, 0xffff),
+		asm.Add.Reg(asm.R3, asm.R2),
+		asm.Mov.Reg(add, asm.R3),
+		asm.Mov.Reg(data, data).WithSymbol("offload_id_done"),
 	}
+}
+
+// fetchAdd adds src to the word at dst atomically and leaves in src what
+// the word was (BPF_ATOMIC | BPF_W, imm BPF_ADD | BPF_FETCH). cilium/ebpf
+// v0.22's Marshal writes the immediate from Constant, taken before it
+// sets the atomic operation's (asm.FetchAdd's fetch bit is lost, the add
+// left plain): Constant carries it too.
+func fetchAdd(dst, src asm.Register) asm.Instruction {
+	in := asm.FetchAdd.Mem(dst, src, asm.Word, 0)
+	in.Constant = 0x01 // BPF_ADD | BPF_FETCH
+	return in
 }
 
 // forUs goes to Label unless the frame at data is addressed to the
@@ -426,14 +474,13 @@ func rewrite(data, val asm.Register) asm.Instructions {
 // against skb->len, the rewrite, the checksums by the kernel's helpers
 // (which leave the packet pointers invalid: nothing reads the packet
 // after them), the counts and the redirect.
-func tcRewrite(ctx, data, proto asm.Register) asm.Instructions {
+func tcRewrite(ctx, data, proto asm.Register, ids *ebpf.Map) asm.Instructions {
 	const (
 		ip = 14
 		l4 = ip + 20
 	)
 	val, off := asm.R9, asm.R8 // callee-saved across the helpers
 	is := forUs(data, asm.R0)
-	is = append(is, keepsID(data, asm.R0)...)
 	is = append(is, asm.Instructions{
 		asm.Mov.Reg(val, asm.R0),
 		asm.LoadMem(asm.R4, ctx, skbLen, asm.Word),
@@ -441,12 +488,15 @@ func tcRewrite(ctx, data, proto asm.Register) asm.Instructions {
 		asm.JGT.Reg(asm.R4, asm.R5, Label),
 	}...)
 	is = append(is, recordSeq(data, val, proto)...)
+	is = append(is, newID(data, val, proto, asm.R0, ids)...)
 	is = append(is, rewrite(data, val)...)
 	is = append(is,
+		// The header's delta and the new ID's (R0), one diff.
 		asm.Mov.Reg(asm.R1, ctx),
 		asm.Mov.Imm(asm.R2, ip+10),
 		asm.Mov.Imm(asm.R3, 0),
 		asm.LoadMem(asm.R4, val, vIPDelta, asm.Word),
+		asm.Add.Reg(asm.R4, asm.R0),
 		asm.Mov.Imm(asm.R5, 0), // a diff (from 0)
 		asm.FnL3CsumReplace.Call(),
 

@@ -4,11 +4,14 @@ package offload
 
 import (
 	"bytes"
+	"encoding/binary"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 
+	"passgate/nat"
 	"passgate/packet"
 	"passgate/packet/pkttest"
 )
@@ -16,21 +19,24 @@ import (
 // TestProgramMatchesApply loads the offload instructions (a miss returns
 // XDP_PASS) and runs crafted frames through the kernel's verifier and
 // BPF_PROG_TEST_RUN: a hit must come out as XDP_REDIRECT byte for byte
-// what Apply makes, counted in the entry; a miss untouched.
+// what Apply makes, counted in the entry, a DF-clear one with its new IP
+// ID from the shared counters, moved as Apply moves them; a miss
+// untouched.
 func TestProgramMatchesApply(t *testing.T) {
 	m, err := NewMap(16)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	is := Instructions(m)
+	ids := newIDMap(t)
+	is := Instructions(m, ids.Map())
 	is = append(is, asm.Mov.Imm(asm.R0, 2), asm.Return())
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "offload_test", Type: ebpf.XDP, License: "GPL", Instructions: is})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
 	defer prog.Close()
-	runMatchesApply(t, m, prog, 2, 4, false)
+	runMatchesApply(t, m, ids, prog, 2, 4, false)
 }
 
 // TestTCProgramMatchesApply is the same for the tc program (a miss is
@@ -46,15 +52,34 @@ func TestTCProgramMatchesApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	prog, err := ebpf.NewProgram(TCProgramSpec(m))
+	ids := newIDMap(t)
+	prog, err := ebpf.NewProgram(TCProgramSpec(m, ids.Map()))
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
 	defer prog.Close()
-	runMatchesApply(t, m, prog, 0, 7, true)
+	runMatchesApply(t, m, ids, prog, 0, 7, true)
 }
 
-func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redirect uint32, tc bool) {
+// newIDMap is an ID map with a key and counters set, closed by the test's
+// end.
+func newIDMap(t *testing.T) *IDMap {
+	t.Helper()
+	ids, err := NewIDMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ids.Close() })
+	s := ids.IDs()
+	s.Key = 0x5eed0123456789ab
+	for i := range s.Counters {
+		// Each bucket's next ID a few below 0xffff and past it.
+		s.Counters[i] = uint32(i)<<16 | 0xfffd
+	}
+	return ids
+}
+
+func runMatchesApply(t *testing.T, m *ebpf.Map, ids *IDMap, prog *ebpf.Program, pass, redirect uint32, tc bool) {
 	t.Helper()
 	const lo = 1 // BPF_PROG_TEST_RUN's frames arrive on lo
 	payload := bytes.Repeat([]byte{0xfe, 0x01}, 300)
@@ -62,14 +87,18 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 		"udp":      frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.DF()), lanMAC, hostMAC),
 		"udp nocs": frame(pkttest.UDP("10.0.0.2:5001", "198.51.100.7:53", payload[:33], pkttest.ZeroUDPChecksum(), pkttest.DF()), lanMAC, hostMAC),
 		"tcp":      frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck|packet.TCPPsh, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC),
-		// DF clear, its source rewritten: the engine gives it a new IP
-		// ID (nat/ipid.go), so the program must leave it.
-		"df clear":  frame(pkttest.UDP("10.0.0.2:5005", "198.51.100.7:53", payload), lanMAC, hostMAC),
-		"tcp fin":   frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck|packet.TCPFin, 7, 9, nil, nil), lanMAC, hostMAC),
-		"ttl 1":     frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.TTL(1)), lanMAC, hostMAC),
-		"no entry":  frame(pkttest.UDP("10.0.0.9:5000", "198.51.100.7:53", payload), lanMAC, hostMAC),
-		"partial":   frame(partial(pkttest.TCP("10.0.0.2:5004", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload)), lanMAC, hostMAC),
-		"too large": frame(pkttest.UDP("10.0.0.2:5003", "198.51.100.7:53", make([]byte, 1473), pkttest.DF()), lanMAC, hostMAC),
+		// DF clear, its source rewritten: a new IP ID from the counters
+		// shared with the engine (nat/ipid.go).
+		"df clear":      frame(pkttest.UDP("10.0.0.2:5005", "198.51.100.7:53", payload, pkttest.ID(7)), lanMAC, hostMAC),
+		"df clear tcp":  frame(pkttest.TCP("10.0.0.2:5006", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload, pkttest.ID(0xffff)), lanMAC, hostMAC),
+		"df clear nocs": frame(pkttest.UDP("10.0.0.2:5007", "198.51.100.9:53", payload[:3], pkttest.ZeroUDPChecksum(), pkttest.ID(0)), lanMAC, hostMAC),
+		// DF clear, its source kept (inbound): its ID kept.
+		"df clear inbound": frame(pkttest.UDP("198.51.100.7:53", "203.0.113.1:40001", payload, pkttest.ID(7)), lanMAC, hostMAC),
+		"tcp fin":          frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck|packet.TCPFin, 7, 9, nil, nil), lanMAC, hostMAC),
+		"ttl 1":            frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload, pkttest.TTL(1)), lanMAC, hostMAC),
+		"no entry":         frame(pkttest.UDP("10.0.0.9:5000", "198.51.100.7:53", payload), lanMAC, hostMAC),
+		"partial":          frame(partial(pkttest.TCP("10.0.0.2:5004", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload)), lanMAC, hostMAC),
+		"too large":        frame(pkttest.UDP("10.0.0.2:5003", "198.51.100.7:53", make([]byte, 1473), pkttest.DF()), lanMAC, hostMAC),
 		// An offloaded flow's tuple in frames for another station (a
 		// bridge flooding them, a promiscuous port) or for all: the
 		// engine drops them, so the program must not forward them.
@@ -88,13 +117,16 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 	if err := m.Put(pk, valueBytes(&pv)); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"udp", "udp nocs", "tcp", "too large", "df clear"} {
+	for _, name := range []string{"udp", "udp nocs", "tcp", "too large", "df clear", "df clear tcp", "df clear nocs", "df clear inbound"} {
 		k, ok := Match(frames[name])
 		if !ok {
 			t.Fatalf("%s not matched", name)
 		}
 		k.Ifindex = lo
 		v := outbound(k)
+		if name == "df clear inbound" {
+			v = NewValue(k, k.Src, a4("10.0.0.2"), k.SrcPort, 5000, 7, hostMAC, lanMAC, lanMAC, 1500)
+		}
 		if err := m.Put(k, valueBytes(&v)); err != nil {
 			t.Fatal(err)
 		}
@@ -107,12 +139,13 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 		k.Ifindex = lo
 		want := append([]byte(nil), f...)
 		verdict := pass
+		sim := *ids.IDs() // what the counters become
 		if hit {
 			var v Value
 			var vb [ValueSize]byte
 			if err := m.Lookup(k, &vb); err == nil {
 				v.Decode(&vb)
-				if Apply(want, &v) == Redirect {
+				if Apply(want, &v, &sim) == Redirect {
 					verdict = redirect
 				}
 			}
@@ -122,14 +155,31 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 		if err != nil {
 			t.Fatalf("%s: run: %v", name, err)
 		}
-		if wantv, ok := map[string]uint32{"udp": redirect, "tcp": redirect, "df clear": pass}[name]; ok && verdict != wantv {
+		if wantv, ok := map[string]uint32{"udp": redirect, "tcp": redirect, "df clear": redirect, "df clear tcp": redirect,
+			"df clear nocs": redirect, "df clear inbound": redirect}[name]; ok && verdict != wantv {
 			t.Errorf("%s: Apply's verdict %d, want %d", name, verdict, wantv)
 		}
 		if ret != verdict || !bytes.Equal(out, want) {
 			t.Errorf("%s: verdict %d, want %d\n got % x\nwant % x", name, ret, verdict, out, want)
 		}
+		if ids.IDs().Counters != sim.Counters {
+			t.Errorf("%s: the program moved the ID counters other than Apply", name)
+		}
+		if strings.HasPrefix(name, "df clear") {
+			// The ID: the next of the bucket of the destination and
+			// protocol (kept inbound), a new one to each of the kind.
+			id := uint16(7)
+			if name != "df clear inbound" {
+				b := nat.IPIDBucket(sim.Key, binary.BigEndian.Uint32(f[14+16:]), f[14+9])
+				id = uint16(sim.Counters[b])
+			}
+			if got := packet.IPv4(out[14:]).ID(); got != id {
+				t.Errorf("%s: ID %#x, want %#x", name, got, id)
+			}
+			pkttest.IPv4(t, out[14:]) // the checksums, from scratch
+		}
 		if verdict == redirect {
-			if name != "partial" {
+			if name != "partial" && name != "df clear inbound" {
 				pkttest.IPv4(t, out[14:], pkttest.Src("203.0.113.1:40000"))
 			}
 			var vb [ValueSize]byte
@@ -148,6 +198,45 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, prog *ebpf.Program, pass, redire
 				}
 			}
 		}
+	}
+}
+
+// TestEngineAndProgramsShareIDs: the engine and each program give
+// DF-clear datagrams to one destination IDs from one counter sequence, in
+// the ID map (NewIDMap, nat.Engine.ShareIPIDs): no ID repeats across the
+// two.
+func TestEngineAndProgramsShareIDs(t *testing.T) {
+	m, err := NewMap(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, tc := range []bool{false, true} {
+		ids := newIDMap(t)
+		spec := TCProgramSpec(m, ids.Map())
+		if !tc {
+			is := Instructions(m, ids.Map())
+			is = append(is, asm.Mov.Imm(asm.R0, 2), asm.Return())
+			spec = &ebpf.ProgramSpec{Name: "offload_test", Type: ebpf.XDP, License: "GPL", Instructions: is}
+		}
+		prog, err := ebpf.NewProgram(spec)
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		defer prog.Close()
+		engineAndProgramShareIDs(t, ids.IDs(), func(f []byte) []byte {
+			k, _ := Match(f)
+			k.Ifindex = 1 // lo
+			v := outbound(k)
+			if err := m.Put(k, valueBytes(&v)); err != nil {
+				t.Fatal(err)
+			}
+			out := make([]byte, len(f))
+			if ret, err := prog.Run(&ebpf.RunOptions{Data: f, DataOut: out}); err != nil || ret != map[bool]uint32{false: 4, true: 7}[tc] {
+				t.Fatalf("tc %v: run: %d %v", tc, ret, err)
+			}
+			return out
+		})
 	}
 }
 
@@ -177,11 +266,12 @@ func TestProgramsLearnNearAcksOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	xdp := Instructions(m)
+	ids := newIDMap(t)
+	xdp := Instructions(m, ids.Map())
 	xdp = append(xdp, asm.Mov.Imm(asm.R0, 2), asm.Return())
 	progs := map[string]*ebpf.ProgramSpec{
 		"xdp": {Name: "offload_test", Type: ebpf.XDP, License: "GPL", Instructions: xdp},
-		"tc":  TCProgramSpec(m),
+		"tc":  TCProgramSpec(m, ids.Map()),
 	}
 	redirect := map[string]uint32{"xdp": 4, "tc": 7}
 	for name, spec := range progs {

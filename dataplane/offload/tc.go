@@ -25,16 +25,17 @@ type TCProgram struct {
 
 // TCProgramSpec is the whole program: TCInstructions, a miss returning
 // TC_ACT_OK.
-func TCProgramSpec(flows *ebpf.Map) *ebpf.ProgramSpec {
-	is := TCInstructions(flows)
+func TCProgramSpec(flows, ids *ebpf.Map) *ebpf.ProgramSpec {
+	is := TCInstructions(flows, ids)
 	is = append(is, asm.Mov.Imm(asm.R0, tcActOK), asm.Return())
 	return &ebpf.ProgramSpec{Name: TCProgramName, Type: ebpf.SchedCLS, License: "GPL", Instructions: is}
 }
 
-// AttachTC loads the program for flows and attaches it at the ingress of
-// the interface ifindex (iface names it in errors).
-func AttachTC(iface string, ifindex int, flows *ebpf.Map) (*TCProgram, error) {
-	prog, err := ebpf.NewProgram(TCProgramSpec(flows))
+// AttachTC loads the program for flows and ids (NewIDMap's map) and
+// attaches it at the ingress of the interface ifindex (iface names it in
+// errors).
+func AttachTC(iface string, ifindex int, flows, ids *ebpf.Map) (*TCProgram, error) {
+	prog, err := ebpf.NewProgram(TCProgramSpec(flows, ids))
 	if err != nil {
 		return nil, fmt.Errorf("offload: tc program for %s: load: %w", iface, err)
 	}

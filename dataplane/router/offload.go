@@ -21,7 +21,10 @@ import (
 // flows the engine no longer offers (ended, FIN or RST seen, expired), and
 // installs those it newly offers once both next hops' MACs are known.
 type offloader struct {
-	flows   *ebpf.Map
+	flows *ebpf.Map
+	// ids is the IP ID counters the programs share with the engine
+	// (nat.Engine.ShareIPIDs).
+	ids     *offload.IDMap
 	entries map[int32]*offEntry
 	// byKey finds an entry's flow and direction from its encoded key, for
 	// the batched reads of the counts.
@@ -72,7 +75,12 @@ func newOffloader(maxFlows int) (*offloader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &offloader{flows: m, entries: map[int32]*offEntry{}, byKey: map[[offload.KeySize]byte]offRef{},
+	ids, err := offload.NewIDMap()
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &offloader{flows: m, ids: ids, entries: map[int32]*offEntry{}, byKey: map[[offload.KeySize]byte]offRef{},
 		kbuf: make([][offload.KeySize]byte, offBatch), vbuf: make([][offload.ValueSize]byte, offBatch)}, nil
 }
 
@@ -80,7 +88,7 @@ func (o *offloader) close() error {
 	if o == nil || o.flows == nil {
 		return nil
 	}
-	err := o.flows.Close()
+	err := errors.Join(o.flows.Close(), o.ids.Close())
 	o.flows = nil
 	return err
 }

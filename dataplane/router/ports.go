@@ -102,6 +102,10 @@ func (r *Router) newOffload() error {
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
+	// The programs give IDs from the engine's counters (RFC 7857
+	// section 10): the engine moves its own there, before any packet.
+	ids := off.ids.IDs()
+	ids.Key = r.eng.ShareIPIDs(&ids.Counters)
 	r.off = off
 	r.offKick = make(chan struct{}, 1)
 	return nil
@@ -168,7 +172,7 @@ func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 			return hw, err
 		}
 		for in := nat.LAN; in <= nat.WAN; in++ {
-			p, err := offload.AttachTC(names[in], hw[in].Index(), r.off.flows)
+			p, err := offload.AttachTC(names[in], hw[in].Index(), r.off.flows, r.off.ids.Map())
 			if err != nil {
 				// A kernel without tcx (before 6.6), say: forward
 				// without offload rather than not at all.
@@ -178,6 +182,7 @@ func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 					r.tcProgs[i] = nil
 				}
 				_ = r.off.close()
+				r.eng.ShareIPIDs(nil)
 				r.off, r.offKick = nil, nil
 				break
 			}
@@ -197,12 +202,12 @@ func (r *Router) openAFXDP(names [2]string) ([2]hwInfo, error) {
 	r.driver = DriverAFXDP
 	var hw [2]hwInfo
 	var xsks [2][]*afxdp.Socket
-	var flows *ebpf.Map
+	var flows, ids *ebpf.Map
 	if r.opts.Offload {
 		if err := r.newOffload(); err != nil {
 			return hw, err
 		}
-		flows = r.off.flows
+		flows, ids = r.off.flows, r.off.ids.Map()
 	}
 	for in := nat.LAN; in <= nat.WAN; in++ {
 		ifi, err := net.InterfaceByName(names[in])
@@ -213,7 +218,7 @@ func (r *Router) openAFXDP(names [2]string) ([2]hwInfo, error) {
 		if err != nil {
 			return hw, fmt.Errorf("router: %w", err)
 		}
-		prog, err := afxdp.Attach(names[in], ifi.Index, q, nil, r.opts.XDPGeneric, flows)
+		prog, err := afxdp.Attach(names[in], ifi.Index, q, nil, r.opts.XDPGeneric, flows, ids)
 		if err != nil {
 			return hw, fmt.Errorf("router: %w", err)
 		}
