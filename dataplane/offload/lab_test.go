@@ -5,10 +5,12 @@ package offload_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +86,81 @@ while True:
 print("sent %d answered %d bad %d ports %s" % (sent, ok, bad, ",".join(sorted(ports))))
 `
 
+// idEcho answers each UDP datagram to argv[2] with its bytes and records
+// the IP ID of each (a raw socket's copy), by the datagram's first byte,
+// for argv[3] seconds; then prints {"ids": {tag: [id, ...]}, "df": how
+// many had DF set}.
+const idEcho = `
+import json, select, socket, struct, sys, time
+addr, port = sys.argv[1], int(sys.argv[2])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((addr, port))
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+print("ready", flush=True)
+ids, df = {}, 0
+end = time.time() + float(sys.argv[3])
+while time.time() < end:
+    rd, _, _ = select.select([u, r], [], [], 0.1)
+    if u in rd:
+        b, a = u.recvfrom(4096)
+        u.sendto(b, a)
+    if r in rd:
+        p = r.recv(65535)
+        ihl = (p[0] & 15) * 4
+        if struct.unpack("!H", p[ihl+2:ihl+4])[0] != port:
+            continue
+        if p[6] & 0x40:
+            df += 1
+        ids.setdefault(chr(p[ihl+8]), []).append(struct.unpack("!H", p[4:6])[0])
+print(json.dumps({"ids": ids, "df": df}), flush=True)
+`
+
+// idStream sends from argv[1]:5000 to argv[2]:argv[3] a UDP datagram
+// every 4 ms for argv[6] seconds, each with DF clear and IP ID argv[4]
+// (a raw socket: the kernel would pick its own), its payload starting
+// with argv[5], and counts the answers (to a socket bound to the port):
+// {"sent": n, "answered": m}.
+const idStream = `
+import json, socket, struct, sys, time
+src, dst, dport, ident, tag = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((src, 5000))
+u.setblocking(False)
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+sent = got = 0
+end = time.time() + float(sys.argv[6])
+while time.time() < end:
+    body = (tag + "-%06d" % sent).encode()
+    n = 8 + len(body)
+    ph = struct.pack("!4s4sBBH", socket.inet_aton(src), socket.inet_aton(dst), 0, 17, n)
+    c = csum(ph + struct.pack("!HHHH", 5000, dport, n, 0) + body) or 0xffff
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + n, ident, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    r.sendto(ip + struct.pack("!HHHH", 5000, dport, n, c) + body, (dst, 0))
+    sent += 1
+    t = time.time() + 0.004
+    while time.time() < t:
+        try:
+            u.recv(4096)
+            got += 1
+        except BlockingIOError:
+            time.sleep(0.0005)
+time.sleep(0.3)
+while True:
+    try:
+        u.recv(4096)
+        got += 1
+    except BlockingIOError:
+        break
+print(json.dumps({"sent": sent, "answered": got}), flush=True)
+`
+
 func TestMain(m *testing.M) { labtest.Main(m) }
 
 func TestOffloadLab(t *testing.T) {
@@ -105,7 +182,7 @@ func TestOffloadLab(t *testing.T) {
 	}
 	f.Close()
 	want := fmt.Sprintf("%x", h.Sum(nil))
-	for name, text := range map[string]string{"echo.py": udpEcho, "stream.py": udpStream} {
+	for name, text := range map[string]string{"echo.py": udpEcho, "stream.py": udpStream, "idecho.py": idEcho, "idstream.py": idStream} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -235,6 +312,85 @@ func offloadLab(ctx context.Context, t *testing.T, l *lab.Lab, driver string, o 
 		}
 	})
 
+	// Windows sends UDP with DF clear, as do many games and phones: such
+	// a flow is offloaded all the same, the programs giving each datagram
+	// a new IP ID from the engine's counters (RFC 7857 section 10). lan1
+	// and lan2 send srv1 datagrams all with ID 4242: srv1 must see each
+	// once, all with different IDs, from the one counter of srv1 and UDP
+	// (no more IDs between the first and the last than were sent), most
+	// forwarded in the kernel.
+	t.Run("UDP DF clear", func(t *testing.T) {
+		srv := labtest.StartT(t, l, lab.Server1, "/usr/bin/python3", filepath.Join(dir, "idecho.py"), lab.Srv1, "9001", "12")
+		if err := srv.WaitLine("ready", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c0 := counters()
+		type sent struct{ Sent, Answered int }
+		var hosts [2]sent
+		errs := make(chan error, 2)
+		for i, h := range [][3]string{{lab.Lan1, lab.LAN1, "a"}, {lab.Lan2, lab.LAN2, "b"}} {
+			go func() {
+				out, err := labtest.Run(l, 30*time.Second, h[0], "/usr/bin/python3", filepath.Join(dir, "idstream.py"), h[1], lab.Srv1, "9001", "4242", h[2], "5")
+				if err == nil {
+					err = json.Unmarshal([]byte(out), &hosts[i])
+				}
+				if err != nil {
+					err = fmt.Errorf("%s: %v: %s", h[0], err, out)
+				}
+				errs <- err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := counters()
+		if err := srv.Wait(20 * time.Second); err != nil {
+			t.Fatalf("idecho: %v\n%s", err, srv.Output())
+		}
+		lines := strings.Split(strings.TrimSpace(srv.Output()), "\n")
+		var got struct {
+			IDs map[string][]uint16
+			DF  int
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+			t.Fatalf("idecho: %v: %s", err, srv.Output())
+		}
+		inXDP := c["offload_packets"] - c0["offload_packets"]
+		inGo := c["forwarded"] - c0["forwarded"]
+		total := hosts[0].Sent + hosts[1].Sent
+		seen := map[uint16]int{}
+		for _, ids := range got.IDs {
+			for _, id := range ids {
+				seen[id]++
+			}
+		}
+		var repeats []uint16
+		for id, n := range seen {
+			if n > 1 {
+				repeats = append(repeats, id)
+			}
+		}
+		span := idSpan(seen)
+		t.Logf("sent %+v; srv1 got %d of lan1, %d of lan2, %d IDs spanning %d, %d with DF; %d packets in the kernel, %d in passgate's workers, %d offloads installed",
+			hosts, len(got.IDs["a"]), len(got.IDs["b"]), len(seen), span, got.DF, inXDP, inGo, c["offload_installed"]-c0["offload_installed"])
+		for i, h := range hosts {
+			if h.Sent < 500 || h.Answered < h.Sent*95/100 || len(got.IDs[string(rune('a'+i))]) < h.Sent*95/100 {
+				t.Errorf("lan%d sent %d, %d answered, srv1 got %d: want 95%%", i+1, h.Sent, h.Answered, len(got.IDs[string(rune('a'+i))]))
+			}
+		}
+		if len(repeats) != 0 || got.DF != 0 {
+			t.Errorf("srv1 saw IDs %v more than once (and %d datagrams with DF): want every ID once", repeats, got.DF)
+		}
+		if span > total {
+			t.Errorf("the IDs span %d for %d datagrams sent: not one counter's", span, total)
+		}
+		if c["offload_installed"]-c0["offload_installed"] < 2 || inXDP < uint64(total) || inXDP < 9*inGo {
+			t.Errorf("%d packets forwarded in the kernel, %d in userspace, of %d sent each way: want the DF-clear flows offloaded", inXDP, inGo, total)
+		}
+	})
+
 	// The next hop answers from another MAC (a replaced gateway, an
 	// address taken over) while a flow to it is offloaded: the entry,
 	// made with the old MAC, must follow, or the flow's packets go on to
@@ -315,6 +471,24 @@ print(ok)`)
 			t.Errorf("the forward's offloaded flow outlived its deletion: before %v after %v", c, c1)
 		}
 	})
+}
+
+// idSpan is how many IDs, wrapping at 65536, the smallest run that holds
+// every ID of seen covers.
+func idSpan(seen map[uint16]int) int {
+	if len(seen) == 0 {
+		return 0
+	}
+	ids := make([]int, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, int(id))
+	}
+	sort.Ints(ids)
+	gap := ids[0] + 65536 - ids[len(ids)-1] // the wrap's
+	for i := 1; i < len(ids); i++ {
+		gap = max(gap, ids[i]-ids[i-1])
+	}
+	return 65536 - gap + 1
 }
 
 // pattern is an endless stream of bytes that is not all zero, so a
