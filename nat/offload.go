@@ -38,8 +38,9 @@ type OffloadFlow struct {
 // flow seen both ways, with no application helper, not a hairpin, both of
 // whose directions have a next hop. What it takes is what FastPath takes
 // of TCP and UDP, less what must stay with the engine packet by packet
-// (the data plane keeps SYN, FIN, RST, fragments, IP options, TTL 1 and
-// frames over the MTU for the engine). Not for the packet path.
+// (the data plane keeps TCP segments with SYN, FIN, RST or without ACK,
+// fragments, IP options, TTL 1 and frames over the MTU for the engine).
+// Not for the packet path.
 func (e *Engine) Offloadable(now Time, fn func(*OffloadFlow) bool) {
 	var of OffloadFlow
 	e.ct.Range(func(id int32, f *conntrack.Flow) bool {

@@ -39,6 +39,13 @@ func partial(ip []byte) []byte {
 	return ip
 }
 
+// tcpHeaderBits sets bits of the TCP header's byte 12 (after the data
+// offset: three reserved bits and AE) in frame f and returns it.
+func tcpHeaderBits(f []byte, bits byte) []byte {
+	f[14+20+12] |= bits
+	return f
+}
+
 func a4(s string) [4]byte { return netip.MustParseAddr(s).As4() }
 
 // outbound is the value for 10.0.0.2:sport -> 198.51.100.7:dport
@@ -220,6 +227,14 @@ func TestMatch(t *testing.T) {
 		{"fin", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPFin|packet.TCPAck, 0, 0, nil, nil), lanMAC, hostMAC), false},
 		{"rst", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPRst, 0, 0, nil, nil), lanMAC, hostMAC), false},
 		{"ttl 1", frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", nil, pkttest.TTL(1)), lanMAC, hostMAC), false},
+		// Only ACK with PSH, URG, ECE, CWR: a segment without ACK, or
+		// with AE or a reserved bit, is the engine's to judge.
+		{"ack", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), true},
+		{"ack psh urg ece cwr", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck|packet.TCPPsh|0x20|0x40|0x80, 1, 1, nil, nil), lanMAC, hostMAC), true},
+		{"psh without ack", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPPsh, 1, 0, nil, []byte("x")), lanMAC, hostMAC), false},
+		{"no flags", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", 0, 1, 0, nil, nil), lanMAC, hostMAC), false},
+		{"ack ae", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x01), false},
+		{"ack reserved", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x08), false},
 		{"fragment", frame(pkttest.Fragment(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", make([]byte, 100)), 68)[0], lanMAC, hostMAC), false},
 		{"icmp", frame(pkttest.Echo("10.0.0.2", "198.51.100.7", false, 1, 1, nil), lanMAC, hostMAC), false},
 		{"short", frame(udp, lanMAC, hostMAC)[:14+27], false},

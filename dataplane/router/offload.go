@@ -235,15 +235,17 @@ func (r *Router) offloadCurrent(en *offEntry) bool {
 }
 
 // offloadResync hands the engine the sequence edges the program saw of
-// the offloaded TCP flow an RST, FIN or SYN arriving on in belongs to
-// (nat.Engine.OffloadResync), before the engine judges it: it reports the
+// the offloaded TCP flow a segment arriving on in belongs to
+// (nat.Engine.OffloadResync), before the engine judges it, if the
+// programs leave it to the engine for its flags (not offload.PlainACK:
+// an RST, FIN or SYN, a segment without ACK, ...): it reports the
 // flow, for OffloadStarted once it has. Under r.mu's write lock; rare
 // (what ends or restarts an offloaded flow), so a map read per direction
 // is affordable.
 func (r *Router) offloadResync(in nat.Iface, ip []byte) (id int32, gen uint32, ok bool) {
 	o := r.off
 	if o == nil || len(o.entries) == 0 || len(ip) < 40 || ip[0] != 0x45 || ip[9] != packet.ProtoTCP ||
-		binary.BigEndian.Uint16(ip[6:])&0x1fff != 0 || ip[33]&(packet.TCPFin|packet.TCPSyn|packet.TCPRst) == 0 {
+		binary.BigEndian.Uint16(ip[6:])&0x1fff != 0 || offload.PlainACK(ip[32], ip[33]) {
 		return 0, 0, false
 	}
 	k := offload.Key{Ifindex: uint32(r.ifaces[in].index), Proto: packet.ProtoTCP, Src: [4]byte(ip[12:16]), Dst: [4]byte(ip[16:20]),

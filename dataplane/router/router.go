@@ -514,7 +514,8 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 		}
 		// The source MAC: flows are charged to it as well as to the
 		// source address (nat.Engine.ProcessFrom).
-		// An RST, FIN or SYN of an offloaded TCP flow: the engine judges
+		// An RST, FIN or SYN of an offloaded TCP flow (any segment the
+		// programs leave to it for its flags): the engine judges
 		// it by the sequence numbers the program saw; if the flow stays
 		// offloaded, its sequence numbers go unseen again (else the
 		// engine sees them all from here, once the entry is withdrawn).
