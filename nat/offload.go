@@ -126,12 +126,13 @@ func (e *Engine) offloadFlow(id int32, f *conntrack.Flow, of *OffloadFlow) bool 
 			NewSrc: nsrc, NewDst: ndst, NewSrcPort: nsid, NewDstPort: ndid, NextHop: nh}
 		if me := &f.Seq[d]; f.Orig.Proto == packet.ProtoTCP && me.Seen == seqNext|seqAck {
 			// ackNear's bound for the largest window this side can
-			// advertise.
-			win := uint32(0xffff)
-			if peer := &f.Seq[1-d]; me.Scale != 0 && peer.Scale != 0 {
-				win <<= me.Scale - 1
-			}
-			of.Dir[d].Seq = OffloadSeq{Next: me.Next, Ack: me.Ack, Win: me.Win, Seen: true,
+			// advertise. The window as a segment carries it (rounded
+			// up: a SYN's is not scaled): the data plane records the
+			// field unscaled.
+			shift := winShift(&f.Seq, conntrack.Dir(d))
+			win := uint32(0xffff) << shift
+			field := uint32((uint64(me.Win) + 1<<shift - 1) >> shift)
+			of.Dir[d].Seq = OffloadSeq{Next: me.Next, Ack: me.Ack, Win: field, Seen: true,
 				Span: uint32(min(2*uint64(max(win, minWindow)), 1<<31-1))}
 		}
 	}
@@ -140,8 +141,9 @@ func (e *Engine) offloadFlow(id int32, f *conntrack.Flow, of *OffloadFlow) bool 
 
 // OffloadSeq is what the data plane saw last of one direction of an
 // offloaded TCP flow: where its last segment ended, that segment's
-// acknowledgement and (unscaled) window. Seen is false if it forwarded
-// none in that direction.
+// acknowledgement and window as the segment carried it (unscaled: the
+// engine scales it by the scales the SYNs agreed, OffloadResync). Seen
+// is false if it forwarded none in that direction.
 type OffloadSeq struct {
 	Next, Ack, Win uint32
 	Seen           bool
@@ -166,9 +168,16 @@ func (e *Engine) OffloadResync(id int32, gen uint32, seqs [2]OffloadSeq) bool {
 	if f.Orig.Proto != packet.ProtoTCP || f.Flags&flagOffloaded == 0 {
 		return false
 	}
+	var shift [2]uint8
+	for d := range seqs {
+		shift[d] = winShift(&f.Seq, conntrack.Dir(d))
+	}
 	for d, s := range seqs {
 		if s.Seen {
-			f.Seq[d] = conntrack.Seq{Next: s.Next, Ack: s.Ack, Win: s.Win, Seen: seqNext | seqAck}
+			// The scale the SYNs agreed stays: the window is scaled by
+			// it, as seqAdvance scales a segment's.
+			f.Seq[d] = conntrack.Seq{Next: s.Next, Ack: s.Ack, Win: s.Win << (shift[d] & 31),
+				Scale: f.Seq[d].Scale, Seen: seqNext | seqAck}
 		}
 	}
 	f.Flags &^= flagOffloaded

@@ -146,3 +146,82 @@ func TestOffloadFINAfterTransfer(t *testing.T) {
 		}
 	}
 }
+
+// TestOffloadResyncScaledWindow: both SYNs with window scale 7, then
+// 100 MB from the server forwarded by the data plane, which recorded the
+// client's last window as its segments carry it (1000, 128000 bytes
+// scaled). The engine judges RSTs by the scaled window: one 100000 bytes
+// past the client's acknowledgement is in it (passed for a challenge ACK,
+// the flow kept), one 200000 past is not. Before, the window was taken
+// unscaled (at least 64 KiB) and the first was judged out of window. A
+// resync from the entries as seeded gives the engine its own windows back.
+func TestOffloadResyncScaledWindow(t *testing.T) {
+	ws := []byte{1, 3, 3, 7} // NOP, window scale 7
+	e := newEngine(t, nil)
+	pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPSyn, 100, 0, ws, nil), WAN)
+	pass(t, e, 0, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPSyn|packet.TCPAck, 500, 101, ws, nil), LAN)
+	pass(t, e, 0, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPAck, 101, 501, nil, nil), WAN)
+	fl := offloadable(e, 0)
+	if len(fl) != 1 {
+		t.Fatalf("offered %d flows", len(fl))
+	}
+	id, gen := fl[0].ID, fl[0].Gen
+	f := e.ct.Get(id)
+	before := f.Seq
+	// The client's window is its ACK's, scaled; the server's its
+	// SYN-ACK's, not scaled (rounded up to a field's unit).
+	for d, want := range [2]uint32{65535, 512} {
+		if w := fl[0].Dir[d].Seq.Win; w != want {
+			t.Fatalf("dir %d: seeded window %d, want the field's %d", d, w, want)
+		}
+	}
+	e.OffloadStarted(id, gen)
+	if !e.OffloadResync(id, gen, [2]OffloadSeq{fl[0].Dir[0].Seq, fl[0].Dir[1].Seq}) {
+		t.Fatal("not resynced")
+	}
+	for d := range before {
+		got, was := f.Seq[d], before[d]
+		if got.Win-was.Win >= 1<<7 {
+			t.Fatalf("dir %d: window %d resynced from the seed, was %d", d, got.Win, was.Win)
+		}
+		if got.Win = was.Win; got != was {
+			t.Fatalf("dir %d: resynced from the seed to %+v, was %+v", d, f.Seq[d], was)
+		}
+	}
+	const n = 100 << 20
+	for _, c := range []struct {
+		off     uint32
+		in, out uint64
+	}{{100000, 1, 0}, {200000, 1, 1}} {
+		e.OffloadStarted(id, gen)
+		// A segment the engine judges of the offloaded flow without a
+		// resync (not FastPath's: no ACK) leaves the scales as the
+		// SYNs agreed them.
+		pass(t, e, sec, LAN, TCP("192.168.50.10:5000", "198.51.100.7:80", packet.TCPPsh, 101, 0, nil, []byte("x")), WAN)
+		seqs := [2]OffloadSeq{
+			{Next: 101, Ack: 501 + n, Win: 1000, Seen: true},
+			{Next: 501 + n, Ack: 101, Win: 1000, Seen: true},
+		}
+		if !e.OffloadResync(id, gen, seqs) {
+			t.Fatal("not resynced")
+		}
+		if w := f.Seq[0].Win; w != 1000<<7 {
+			t.Fatalf("client window %d after resync, want %d", w, 1000<<7)
+		}
+		pass(t, e, sec, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPRst, 501+n+c.off, 0, nil, nil), LAN)
+		if st := e.Stats(); st.RSTInWindow != c.in || st.RSTOutOfWindow != c.out {
+			t.Fatalf("RST %d past the acknowledgement: in window %d, out of window %d; want %d, %d",
+				c.off, st.RSTInWindow, st.RSTOutOfWindow, c.in, c.out)
+		}
+		if !e.StillOffloadable(sec, id, gen) {
+			t.Fatalf("RST %d past the acknowledgement ended the flow", c.off)
+		}
+	}
+	// The RST at the edge ends it.
+	e.OffloadStarted(id, gen)
+	e.OffloadResync(id, gen, [2]OffloadSeq{{Next: 101, Ack: 501 + n, Win: 1000, Seen: true}, {Next: 501 + n, Ack: 101, Win: 1000, Seen: true}})
+	pass(t, e, sec, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPRst, 501+n, 0, nil, nil), LAN)
+	if e.StillOffloadable(sec, id, gen) {
+		t.Fatal("the exact RST did not end the flow")
+	}
+}

@@ -63,7 +63,9 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 			// nf_flow_table). An RST ends the flow and a FIN closes it,
 			// rather than being taken for a blind attacker's and keeping
 			// a closed connection offloaded until it idles out.
-			f.Seq = [2]conntrack.Seq{}
+			// The window scales the SYNs agreed stay (OffloadResync
+			// scales the data plane's windows by them).
+			f.Seq = [2]conntrack.Seq{{Scale: f.Seq[0].Scale}, {Scale: f.Seq[1].Scale}}
 		}
 		if fl&packet.TCPRst != 0 && f.State != tcpClosed {
 			switch rstCheck(&f.Seq, dir, t) {
@@ -300,6 +302,15 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, st uint8, t packet.TCP, end 
 		return end == atomic.LoadUint32(&me.Next)
 	}
 	return true
+}
+
+// winShift is how far direction d's window field is scaled: by its SYN's
+// window scale if both SYNs had one (RFC 7323 2.2), else not at all.
+func winShift(s *[2]conntrack.Seq, d conntrack.Dir) uint8 {
+	if me, peer := &s[d&1], &s[(d^1)&1]; me.Scale != 0 && peer.Scale != 0 {
+		return min(me.Scale-1, 14)
+	}
+	return 0
 }
 
 // ackNear says whether ack is within twice a window (win, at least
