@@ -44,7 +44,8 @@ type Engine struct {
 	wanNet   prefix4
 	gateway  [4]byte
 	hasGW    bool
-	mtu      [2]int
+	mtu      [2]int // the configured MTUs, less the interfaces' (setMTU)
+	linkMTU  [2]int // the interfaces' MTUs, 0 if not known (SetLinkMTU)
 	timeouts struct {
 		udp, tcpEst, tcpOpen, tcpClose, tcpClosed, icmp, frag Time
 	}
@@ -164,6 +165,27 @@ func New(cfg Config, now Time) (*Engine, error) {
 	return e, nil
 }
 
+// SetLinkMTU tells the engine the MTU of the interface on side in (0:
+// not known): it sends, fragments and answers frag-needed by the smaller
+// of it and the configured MTU, so that a packet the interface would
+// refuse is fragmented or answered instead. The data plane calls it at
+// start and when the interface's MTU changes. Under the write lock.
+func (e *Engine) SetLinkMTU(in Iface, mtu int) {
+	e.linkMTU[in&1] = mtu
+	e.setMTU()
+}
+
+// setMTU sets the MTUs the engine sends by: the configured ones, less
+// where the interface's (SetLinkMTU) is smaller.
+func (e *Engine) setMTU() {
+	e.mtu = [2]int{e.cfg.LANMTU, e.cfg.WANMTU}
+	for i, l := range e.linkMTU {
+		if l >= 68 && l < e.mtu[i] { // 68: IPv4's least (RFC 791)
+			e.mtu[i] = l
+		}
+	}
+}
+
 // apply installs the parts of cfg that can change while flows live.
 func (e *Engine) apply(cfg Config) {
 	e.cfg = cfg
@@ -175,7 +197,7 @@ func (e *Engine) apply(cfg Config) {
 	if e.hasGW {
 		e.gateway = cfg.WANGateway.As4()
 	}
-	e.mtu = [2]int{cfg.LANMTU, cfg.WANMTU}
+	e.setMTU()
 	t := cfg.Timeouts
 	e.timeouts.udp = Time(t.UDP)
 	e.timeouts.tcpEst = Time(t.TCPEstablished)

@@ -490,3 +490,45 @@ func TestKernelTCPNotCountedAsDrop(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// TestLinkMTU: the WAN interface's MTU lowered to 1400 below the
+// configured 1500 (ip link set ... mtu 1400 while running): a 1450-byte
+// packet with DF is answered frag-needed with 1400, one without DF
+// fragmented to it; back at 1500 (or unknown) the configured MTU holds.
+func TestLinkMTU(t *testing.T) {
+	e := newEngine(t, nil)
+	big := func(df bool) []byte {
+		if df {
+			return UDP("192.168.50.10:5000", "203.0.113.10:5000", make([]byte, 1450), DF())
+		}
+		return UDP("192.168.50.10:5000", "203.0.113.10:5000", make([]byte, 1450))
+	}
+	pass(t, e, 0, LAN, big(true), WAN)
+	e.SetLinkMTU(WAN, 1400)
+	dropped(t, e, 0, LAN, big(true), DropFragNeeded)
+	em := e.Emitted()
+	if len(em) != 1 {
+		t.Fatalf("emitted %d packets", len(em))
+	}
+	IPv4(t, em[0].Frame[EtherHeadroom:], Dst("192.168.50.10"), ICMPType(packet.ICMPUnreachable, packet.ICMPFragNeeded),
+		func(t testing.TB, ip packet.IPv4) {
+			if mtu := uint16(ip.Payload()[6])<<8 | uint16(ip.Payload()[7]); mtu != 1400 {
+				t.Errorf("next-hop mtu %d, want 1400", mtu)
+			}
+		})
+	if v := e.Process(0, LAN, big(false)); v.Action != Consumed {
+		t.Fatalf("without DF: %+v, want fragments", v)
+	}
+	for i, em := range e.Emitted() {
+		if n := len(em.Frame[EtherHeadroom:]); n > 1400 {
+			t.Fatalf("fragment %d is %d bytes", i, n)
+		}
+	}
+	// A LAN interface MTU above the configured one changes nothing.
+	e.SetLinkMTU(LAN, 9000)
+	e.SetLinkMTU(WAN, 1500)
+	pass(t, e, 0, LAN, big(true), WAN)
+	e.SetLinkMTU(WAN, 1400)
+	e.SetLinkMTU(WAN, 0)
+	pass(t, e, 0, LAN, big(true), WAN)
+}

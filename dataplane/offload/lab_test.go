@@ -161,6 +161,55 @@ while True:
 print(json.dumps({"sent": sent, "answered": got}), flush=True)
 `
 
+// mtuProbe keeps a UDP flow to argv[1]:argv[2] busy with small datagrams
+// (so it is offloaded) and, at 1 s and again at 4 s (after the test
+// lowered the way out's MTU), sends one of argv[3] bytes with DF set
+// (IP_PMTUDISC_PROBE: whatever the path MTU) on the same flow. It prints
+// for each what came back: "echo N", "timeout" or "error EMSGSIZE mtu M"
+// (the frag-needed answer, and the path MTU it taught), then how many
+// small datagrams were answered of how many.
+const mtuProbe = `
+import socket, sys, time, errno
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 3)  # IP_MTU_DISCOVER: IP_PMTUDISC_PROBE
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.settimeout(0.3)
+sent = ok = 0
+def small(d):
+    global sent, ok
+    end = time.time() + d
+    while time.time() < end:
+        s.send(b"small-%d" % sent)
+        sent += 1
+        try:
+            s.recv(4096)
+            ok += 1
+        except OSError:
+            pass
+        time.sleep(0.02)
+def big(name):
+    s.send(b"B" * int(sys.argv[3]))
+    end = time.time() + 1
+    while time.time() < end:
+        try:
+            b = s.recv(4096)
+        except socket.timeout:
+            break
+        except OSError as e:
+            print("%s error %s mtu %d" % (name, errno.errorcode[e.errno], s.getsockopt(socket.IPPROTO_IP, 14)), flush=True)
+            return
+        if b.startswith(b"BBBB"):
+            print("%s echo %d" % (name, len(b.rpartition(b" from ")[0])), flush=True)
+            return
+    print("%s timeout" % name, flush=True)
+small(1)
+big("before")
+small(3)
+big("after")
+small(1)
+print("small %d of %d" % (ok, sent), flush=True)
+`
+
 func TestMain(m *testing.M) { labtest.Main(m) }
 
 func TestOffloadLab(t *testing.T) {
@@ -182,7 +231,7 @@ func TestOffloadLab(t *testing.T) {
 	}
 	f.Close()
 	want := fmt.Sprintf("%x", h.Sum(nil))
-	for name, text := range map[string]string{"echo.py": udpEcho, "stream.py": udpStream, "idecho.py": idEcho, "idstream.py": idStream} {
+	for name, text := range map[string]string{"echo.py": udpEcho, "stream.py": udpStream, "idecho.py": idEcho, "idstream.py": idStream, "mtu.py": mtuProbe} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -388,6 +437,47 @@ func offloadLab(ctx context.Context, t *testing.T, l *lab.Lab, driver string, o 
 		}
 		if c["offload_installed"]-c0["offload_installed"] < 2 || inXDP < uint64(total) || inXDP < 9*inGo {
 			t.Errorf("%d packets forwarded in the kernel, %d in userspace, of %d sent each way: want the DF-clear flows offloaded", inXDP, inGo, total)
+		}
+	})
+
+	// The way out's MTU lowered while a flow is offloaded (ip link set
+	// dev wan0 mtu 1400): the entry, made for 1500, must follow, or the
+	// program sends on frames the interface no longer takes; passgate
+	// answers those with frag-needed at the new MTU instead.
+	t.Run("MTU lowered", func(t *testing.T) {
+		c0 := counters()
+		p := labtest.StartT(t, l, lab.Lan1, "/usr/bin/python3", filepath.Join(dir, "mtu.py"), lab.Srv1, "9000", "1400")
+		if err := p.WaitOutput("before ", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		labtest.RunT(t, l, 10*time.Second, lab.Router, "ip", "link", "set", "wan0", "mtu", "1400")
+		defer labtest.Run(l, 10*time.Second, lab.Router, "ip", "link", "set", "wan0", "mtu", "1500")
+		if err := p.Wait(20 * time.Second); err != nil {
+			t.Fatalf("mtu.py: %v\n%s", err, p.Output())
+		}
+		out := p.Output()
+		c := counters()
+		t.Logf("wan0's MTU lowered to 1400 3 s in:\n%s; offloads installed %d, withdrawn %d",
+			strings.TrimSpace(out), c["offload_installed"]-c0["offload_installed"], c["offload_removed"]-c0["offload_removed"])
+		var ok, sent int
+		if i := strings.Index(out, "small "); i < 0 {
+			t.Fatalf("mtu.py said %q", out)
+		} else if _, err := fmt.Sscanf(out[i:], "small %d of %d", &ok, &sent); err != nil {
+			t.Fatalf("mtu.py said %q: %v", out, err)
+		}
+		// 1400 bytes of data: a 1428-byte packet, its echo longer.
+		if !strings.Contains(out, "before echo 1400") {
+			t.Errorf("the large datagram did not cross before the MTU changed: %q", out)
+		}
+		if !strings.Contains(out, "after error EMSGSIZE mtu 1400") {
+			t.Errorf("the large datagram after the MTU changed was not answered frag-needed 1400: %q", out)
+		}
+		if sent < 100 || ok < sent*9/10 {
+			t.Errorf("small datagrams: %d of %d answered", ok, sent)
+		}
+		// The entries made for 1500 were replaced by ones for 1400.
+		if c["offload_installed"]-c0["offload_installed"] < 2 || c["offload_removed"] == c0["offload_removed"] {
+			t.Errorf("the flow was not offloaded again for the new MTU: %v", c)
 		}
 	})
 

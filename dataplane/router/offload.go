@@ -149,8 +149,9 @@ func (r *Router) offloadSync(now nat.Time) {
 	// The neighbours and MTUs the entries were made with, checked again
 	// only when either may have changed.
 	gens := [2]uint64{r.nb[nat.LAN].Gen(), r.nb[nat.WAN].Gen()}
-	recheck := gens != o.nbGen || r.mtu != o.mtu
-	o.nbGen, o.mtu = gens, r.mtu
+	mtus := [2]int{r.wayMTU(nat.LAN), r.wayMTU(nat.WAN)}
+	recheck := gens != o.nbGen || mtus != o.mtu
+	o.nbGen, o.mtu = gens, mtus
 	for id, en := range o.entries {
 		if r.eng.StillOffloadable(now, id, en.gen) && (!recheck || r.offloadCurrent(en)) {
 			continue
@@ -180,7 +181,7 @@ func (r *Router) offloadSync(now nat.Time) {
 			out := r.ifaces[od.Out]
 			en.keys[d] = offload.Key{Ifindex: uint32(r.ifaces[od.In].index), Proto: f.Proto,
 				Src: od.Src, Dst: od.Dst, SrcPort: od.SrcPort, DstPort: od.DstPort}
-			en.out[d], en.hop[d], en.mac[d], en.mtu[d] = od.Out, od.NextHop, mac, min(out.mtu, r.mtu[od.Out])
+			en.out[d], en.hop[d], en.mac[d], en.mtu[d] = od.Out, od.NextHop, mac, r.wayMTU(od.Out)
 			vals[d] = offload.NewValue(en.keys[d], od.NewSrc, od.NewDst, od.NewSrcPort, od.NewDstPort,
 				uint32(out.index), mac, out.mac, r.ifaces[od.In].mac, en.mtu[d])
 			if od.Seq.Seen {
@@ -227,12 +228,16 @@ func (r *Router) offloadSync(now nat.Time) {
 func (r *Router) offloadCurrent(en *offEntry) bool {
 	for d, out := range en.out {
 		mac, ok := r.nb[out].Lookup(en.hop[d])
-		if !ok || [6]byte(mac) != en.mac[d] || en.mtu[d] != min(r.ifaces[out].mtu, r.mtu[out]) {
+		if !ok || [6]byte(mac) != en.mac[d] || en.mtu[d] != r.wayMTU(out) {
 			return false
 		}
 	}
 	return true
 }
+
+// wayMTU is the MTU frames leaving by out are sent by: the configured
+// one, less if the interface's (as last read: followMTU) is smaller.
+func (r *Router) wayMTU(out nat.Iface) int { return min(r.ifaces[out].mtu, r.mtu[out]) }
 
 // offloadResync hands the engine the sequence edges the program saw of
 // the offloaded TCP flow a segment arriving on in belongs to

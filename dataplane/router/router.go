@@ -217,9 +217,10 @@ func New(opts Options) (*Router, error) {
 		}
 		r.ifaces[in] = ifaceInfo{name: names[in], index: s.Index(), mac: mac, mtu: s.MTU(), addr: addrs[in]}
 		if s.MTU() < mtus[in] {
-			r.log.Warn("interface MTU below the configured MTU: larger packets will not be sent",
+			r.log.Warn("interface MTU below the configured MTU: sending by the interface's",
 				"interface", names[in], "interface_mtu", s.MTU(), "configured_mtu", mtus[in])
 		}
+		eng.SetLinkMTU(in, s.MTU())
 		r.nb[in], err = link.NewNeighbours(link.NeighbourConfig{
 			MAC: mac, Addr: addrs[in], BufSize: packet.EtherHeaderLen + max(s.MTU(), mtus[in]),
 		})
@@ -322,6 +323,12 @@ func (r *Router) FenceTable() string { return r.fenceFamily() + " " + r.opts.Fen
 func (r *Router) expireLoop(ctx context.Context) {
 	t := time.NewTicker(r.opts.ExpireInterval)
 	defer t.Stop()
+	mw, err := newMTUWatch()
+	if err != nil {
+		r.log.Error("interface MTU changes will not be followed", "err", err)
+	}
+	defer mw.close()
+	names := [2]string{r.ifaces[nat.LAN].name, r.ifaces[nat.WAN].name}
 	var lastSync time.Time
 	for {
 		select {
@@ -341,7 +348,9 @@ func (r *Router) expireLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		lastSync = time.Now()
+		mtus := mw.read(names)
 		r.mu.Lock()
+		r.followMTU(mtus)
 		now := r.clock()
 		if r.off != nil {
 			r.offloadCredit(now)

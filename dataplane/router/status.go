@@ -121,6 +121,8 @@ type Interface struct {
 
 // Interfaces lists LAN then WAN.
 func (r *Router) Interfaces() []Interface {
+	r.mu.RLock() // followMTU changes the MTUs
+	defer r.mu.RUnlock()
 	out := make([]Interface, 0, 2)
 	for in := nat.LAN; in <= nat.WAN; in++ {
 		i := r.ifaces[in]
