@@ -488,3 +488,65 @@ func TestHopCache(t *testing.T) {
 		t.Fatalf("%v allocations per cached send", a)
 	}
 }
+
+// TestUsedKeepsEntry: a neighbour the offloaded flows send to, every
+// 200 ms (Used), with no packet through Output. Once stale (60 s) it is
+// asked directly (a unicast request, sent by Poll) and, answering from
+// the same MAC, stays resolved: 10 minutes on the entry is there with
+// its MAC. Before, it was forgotten at 120 s, which withdrew and
+// reinstalled every offloaded flow through it. One that stops answering
+// is resolved anew (broadcast), as Output does.
+func TestUsedKeepsEntry(t *testing.T) {
+	n := newTable(t)
+	s := newSink()
+	n.Input(0, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+	s.all()
+	probes := 0
+	var at time.Duration
+	for at = 200 * time.Millisecond; at <= 10*time.Minute; at += 200 * time.Millisecond {
+		n.Used(at, hostIP)
+		n.Poll(at, s.b)
+		for _, f := range s.all() {
+			e := packet.Ether(f)
+			if e.Type() != packet.EtherTypeARP || e.Dst() != hostMAC {
+				t.Fatalf("at %v: sent % x, want a unicast request", at, f)
+			}
+			probes++
+			// The neighbour answers.
+			n.Input(at+time.Millisecond, arpFrame(ourMAC, hostMAC, packet.ARPReply, hostMAC, hostIP, ourMAC, ourIP), s.b)
+		}
+		n.Expire(at)
+	}
+	if mac, ok := n.Lookup(hostIP); !ok || mac != hostMAC {
+		t.Fatalf("after 10 min in use: %v %v, want %v", mac, ok, hostMAC)
+	}
+	// One request per reachable period: 600 s / 60 s.
+	if probes < 9 || probes > 10 {
+		t.Fatalf("%d requests, want 9 or 10", probes)
+	}
+	// Silent from here: unicast requests, then a broadcast resolution.
+	gen := n.Gen()
+	var unicast, broadcast int
+	for end := at + 2*time.Minute; at < end; at += 200 * time.Millisecond {
+		n.Used(at, hostIP)
+		n.Poll(at, s.b)
+		for _, f := range s.all() {
+			if packet.Ether(f).Dst() == packet.Broadcast {
+				broadcast++
+			} else {
+				unicast++
+			}
+		}
+		n.Expire(at)
+	}
+	if _, ok := n.Lookup(hostIP); ok || n.Gen() == gen || unicast != 3 || broadcast != 3 {
+		t.Fatalf("silent neighbour: resolved %v, gen moved %v, %d unicast and %d broadcast requests; want gone, moved, 3 and 3",
+			ok, n.Gen() != gen, unicast, broadcast)
+	}
+	// Used on an entry it does not know creates none.
+	before := n.Stats().Entries
+	n.Used(at, host2IP)
+	if got := n.Stats().Entries; got != before {
+		t.Fatalf("entries %d, was %d", got, before)
+	}
+}

@@ -130,6 +130,7 @@ type entry struct {
 	reqs      int           // requests sent in the current resolution or probe
 	since     time.Duration // when the current state began
 	used      time.Duration // last time a packet went to it
+	probe     bool          // Used asks Poll to re-confirm it (a unicast request)
 	queue     [][]byte      // waiting frames (pooled buffers), oldest first
 }
 
@@ -146,6 +147,7 @@ type Neighbours struct {
 	pool     [][]byte     // free queue buffers
 	waiting  int          // buffers out of the pool
 	pending  atomic.Int32 // incomplete entries; read without the lock by Poll
+	probes   atomic.Int32 // entries Used marked for a unicast request
 	nextPoll time.Duration
 	stats    NeighbourStats
 }
@@ -348,16 +350,24 @@ func (n *Neighbours) Input(now time.Duration, frame packet.Ether, b *Batch) bool
 // not answer. Workers call it every loop; it does work at most four times
 // per RetryInterval.
 func (n *Neighbours) Poll(now time.Duration, b *Batch) {
-	if n.pending.Load() == 0 {
+	if n.pending.Load() == 0 && n.probes.Load() == 0 {
 		return // the common case, without taking the lock every workers' loop shares
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.pending.Load() == 0 || now < n.nextPoll {
+	if n.pending.Load() == 0 && n.probes.Load() == 0 || now < n.nextPoll {
 		return
 	}
 	n.nextPoll = now + n.cfg.RetryInterval/4
 	for ip, e := range n.entries {
+		if e.probe {
+			e.probe = false
+			n.probes.Add(-1)
+			if e.state == stateReachable {
+				n.request(now, ip, e, e.mac, b)
+			}
+			continue
+		}
 		if e.state != stateIncomplete || now-e.lastReq < n.cfg.RetryInterval {
 			continue
 		}
@@ -367,6 +377,40 @@ func (n *Neighbours) Poll(now time.Duration, b *Batch) {
 			continue
 		}
 		n.request(now, ip, e, packet.Broadcast, b)
+	}
+}
+
+// Used tells the table that packets went to nh by another way than
+// Output (the flow offload's programs forward established flows in the
+// kernel, dataplane/offload): the entry is kept as Output keeps one in
+// use. Fresh, it is marked used; stale, it is still used while the
+// neighbour is asked directly (a unicast request, which the next Poll
+// sends), so a neighbour that answers is confirmed, MAC and generation
+// unchanged, rather than forgotten two ReachableTimes on; one that does
+// not answer within the retries is resolved anew, as Output would (the
+// generation moves: what was read with Lookup no longer holds). Not for
+// the packet path: once per next hop and expiry tick.
+func (n *Neighbours) Used(now time.Duration, nh [4]byte) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e := n.entries[nh]
+	if e == nil || e.state != stateReachable {
+		return
+	}
+	age := now - e.confirmed
+	switch {
+	case age < n.cfg.ReachableTime:
+		e.used = now
+	case age < n.cfg.ReachableTime+time.Duration(n.cfg.Retries)*n.cfg.RetryInterval:
+		e.used = now
+		if now-e.lastReq >= n.cfg.RetryInterval && !e.probe {
+			e.probe = true
+			n.probes.Add(1)
+		}
+	default:
+		// Gone quiet: resolve it anew (Poll asks).
+		e.used = now
+		n.setState(e, stateIncomplete, now)
 	}
 }
 
@@ -384,6 +428,9 @@ func (n *Neighbours) Expire(now time.Duration) {
 			}
 		case stateReachable:
 			if now-e.used >= 2*n.cfg.ReachableTime && now-e.confirmed >= 2*n.cfg.ReachableTime {
+				if e.probe {
+					n.probes.Add(-1)
+				}
 				delete(n.entries, ip)
 				n.gen.Add(1)
 			}

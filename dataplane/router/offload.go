@@ -37,6 +37,11 @@ type offloader struct {
 	nbGen [2]uint64
 	mtu   [2]int
 
+	// hops are the next hops the programs forwarded to since the last
+	// credit, per way out: the neighbour tables are told (Used), once
+	// each.
+	hops [2]map[[4]byte]struct{}
+
 	// kscr and vscr are offloadResync's buffers (under r.mu's write lock).
 	kscr [offload.KeySize]byte
 	vscr [offload.ValueSize]byte
@@ -81,6 +86,7 @@ func newOffloader(maxFlows int) (*offloader, error) {
 		return nil, err
 	}
 	return &offloader{flows: m, ids: ids, entries: map[int32]*offEntry{}, byKey: map[[offload.KeySize]byte]offRef{},
+		hops: [2]map[[4]byte]struct{}{{}, {}},
 		kbuf: make([][offload.KeySize]byte, offBatch), vbuf: make([][offload.ValueSize]byte, offBatch)}, nil
 }
 
@@ -94,8 +100,13 @@ func (o *offloader) close() error {
 }
 
 // offloadCredit reads back what the program forwarded since the last
-// time and credits it to the flows, before the engine expires any. Under
-// r.mu's write lock.
+// time and credits it to the flows, before the engine expires any, and
+// tells the neighbour tables which next hops it forwarded to
+// (link.Neighbours.Used): the offloaded packets do not go through the
+// table, which would otherwise forget a neighbour in use two reachable
+// times on, unconfirmed, and have every flow through it withdrawn and
+// installed again; in use, it is re-confirmed as passgate's own packets
+// have it. Under r.mu's write lock.
 func (r *Router) offloadCredit(now nat.Time) {
 	o := r.off
 	if len(o.entries) == 0 {
@@ -134,6 +145,17 @@ func (r *Router) offloadCredit(now nat.Time) {
 		o.packets.Add(pk[0] + pk[1])
 		o.bytes.Add(by[0] + by[1])
 		r.eng.OffloadCredit(now, id, en.gen, pk, by)
+		for d, n := range pk {
+			if n != 0 {
+				o.hops[en.out[d]][en.hop[d]] = struct{}{}
+			}
+		}
+	}
+	for out, hops := range o.hops {
+		for hop := range hops {
+			r.nb[out].Used(time.Duration(now), hop)
+		}
+		clear(hops)
 	}
 }
 
