@@ -50,12 +50,19 @@ type Engine struct {
 		udp, tcpEst, tcpOpen, tcpClose, tcpClosed, icmp, frag Time
 	}
 
-	ct    *conntrack.Table
-	maps  *mapper
-	fwd   []PortForward
-	dyn   map[uint32]DynamicForward // dynfwd.go
-	dmz   [4]byte
-	frags *fragTable
+	ct   *conntrack.Table
+	maps *mapper
+	// offQ holds the flows that may have become offloadable since the
+	// last OffloadNew (a packet through Process left one established or
+	// answered, OffloadAgain); offScan has the next OffloadNew walk the
+	// whole table instead (after Reconfigure).
+	offQ    []offCand
+	offScan bool
+	offFlow OffloadFlow // OffloadNew's, given to its fn
+	fwd     []PortForward
+	dyn     map[uint32]DynamicForward // dynfwd.go
+	dmz     [4]byte
+	frags   *fragTable
 
 	emits    []Emit
 	emitPool [][]byte
@@ -474,6 +481,7 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 	if r := e.track(now, id, f, dir, ip); r != DropNone {
 		return e.drop(r)
 	}
+	e.offloadMaybe(id, f)
 	var grown []byte // set when a helper's rewrite outgrew the packet's buffer
 	if f.Helper != 0 {
 		k := &e.hooks[f.Helper-1]

@@ -150,6 +150,7 @@ func (e *Engine) Reconfigure(cfg Config, now Time) error {
 	addrChanged := old.LANAddr != cfg.LANAddr || old.WANAddr != cfg.WANAddr
 	e.now = now
 	e.apply(cfg)
+	e.offScan = true // a helper switched off may leave flows offloadable
 	var doomed []int32
 	e.ct.Range(func(id int32, f *conntrack.Flow) bool {
 		switch i := e.owner(f); {

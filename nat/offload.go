@@ -51,6 +51,87 @@ func (e *Engine) Offloadable(now Time, fn func(*OffloadFlow) bool) {
 	})
 }
 
+// offCand is a flow queued for OffloadNew.
+type offCand struct {
+	id  int32
+	gen uint32
+}
+
+// offloadMaybe queues flow id for OffloadNew if a packet may have made it
+// offloadable: a TCP flow established, a UDP flow answered, not offloaded
+// already. Process calls it for each packet a flow's state took; the
+// queue holds a flow once (flagOffQueued).
+func (e *Engine) offloadMaybe(id int32, f *conntrack.Flow) {
+	if f.Flags&(flagOffQueued|flagOffloaded) != 0 {
+		return
+	}
+	switch f.Orig.Proto {
+	case packet.ProtoTCP:
+		if f.State != tcpEstablished {
+			return
+		}
+	case packet.ProtoUDP:
+		if f.Flags&flagReplied == 0 {
+			return
+		}
+	default:
+		return
+	}
+	f.Flags |= flagOffQueued
+	e.offQ = append(e.offQ, offCand{id, f.Gen})
+}
+
+// OffloadNew calls fn for each flow that became offloadable since the
+// last call, as Offloadable does for every flow, but the work follows
+// the flows Process made established or answered since (and those
+// OffloadAgain gave back), not the size of the table: the data plane
+// calls it at every sync, as often as every few milliseconds while the
+// slow path is busy. A flow fn returns false for (its next hop not yet
+// resolved, the map full) is kept for the next call; one that is not
+// offloadable any more is dropped, to be queued again by its next packet
+// through Process. After Reconfigure the next call walks every flow. fn
+// must not call OffloadAgain. Not for the packet path.
+func (e *Engine) OffloadNew(now Time, fn func(*OffloadFlow) bool) {
+	of := &e.offFlow
+	if e.offScan {
+		e.offScan = false
+		e.ct.Range(func(id int32, f *conntrack.Flow) bool {
+			if f.Flags&flagOffQueued == 0 && e.offloadOK(now, f) && e.offloadFlow(id, f, of) && !fn(of) {
+				f.Flags |= flagOffQueued
+				e.offQ = append(e.offQ, offCand{id, f.Gen})
+			}
+			return true
+		})
+	}
+	keep := e.offQ[:0]
+	for _, c := range e.offQ {
+		if !e.ct.Live(c.id, c.gen) {
+			continue // ended; its slot may hold another flow now
+		}
+		f := e.ct.Get(c.id)
+		if e.offloadOK(now, f) && e.offloadFlow(c.id, f, of) && !fn(of) {
+			keep = append(keep, c)
+			continue
+		}
+		f.Flags &^= flagOffQueued
+	}
+	clear(e.offQ[len(keep):])
+	e.offQ = keep
+}
+
+// OffloadAgain gives flow id of generation gen back to OffloadNew: the
+// data plane withdrew it for a reason of its own (its next hop's MAC or
+// the way out's MTU changed) while the engine still offers it.
+func (e *Engine) OffloadAgain(id int32, gen uint32) {
+	if !e.ct.Live(id, gen) {
+		return
+	}
+	if f := e.ct.Get(id); f.Flags&flagOffQueued == 0 {
+		f.Flags |= flagOffQueued
+		e.offQ = append(e.offQ, offCand{id, gen})
+	}
+}
+
 // StillOffloadable reports whether flow id of generation gen is still one
 // Offloadable would give: the data plane stops forwarding it by itself
 // otherwise (it ended, a FIN or RST came, it expired, ...).

@@ -225,3 +225,58 @@ func TestOffloadResyncScaledWindow(t *testing.T) {
 		t.Fatal("the exact RST did not end the flow")
 	}
 }
+
+// TestOffloadNew: OffloadNew gives a flow once Process made it
+// offloadable (a UDP flow answered, a TCP flow established), again while
+// the data plane refuses it (next hop not resolved) and never once taken,
+// until OffloadAgain gives it back; after Reconfigure it finds every
+// offloadable flow, queued or not.
+func TestOffloadNew(t *testing.T) {
+	e := newEngine(t, nil)
+	got := func(take bool) []int32 {
+		var ids []int32
+		e.OffloadNew(0, func(f *OffloadFlow) bool { ids = append(ids, f.ID); return take })
+		return ids
+	}
+	pass(t, e, 0, LAN, UDP("192.168.50.10:5000", "198.51.100.7:53", nil), WAN)
+	if ids := got(true); len(ids) != 0 {
+		t.Fatalf("offered before the answer: %v", ids)
+	}
+	pass(t, e, 0, WAN, UDP("198.51.100.7:53", "203.0.113.1:5000", nil), LAN)
+	ids := got(false)
+	if len(ids) != 1 {
+		t.Fatalf("offered %v after the answer, want the flow", ids)
+	}
+	udp := ids[0]
+	if again := got(true); len(again) != 1 || again[0] != udp {
+		t.Fatalf("refused flow offered %v next time, want %d", again, udp)
+	}
+	pass(t, e, 0, LAN, UDP("192.168.50.10:5000", "198.51.100.7:53", nil), WAN)
+	if ids := got(true); len(ids) != 0 {
+		t.Fatalf("taken flow offered again: %v", ids)
+	}
+	e.OffloadAgain(udp, e.ct.Get(udp).Gen)
+	e.OffloadAgain(udp, e.ct.Get(udp).Gen) // once in the queue
+	if ids := got(true); len(ids) != 1 || ids[0] != udp {
+		t.Fatalf("after OffloadAgain: %v, want %d once", ids, udp)
+	}
+	// TCP: offered at the handshake's last ACK, not before.
+	pass(t, e, 0, LAN, TCP("192.168.50.10:5001", "198.51.100.7:80", packet.TCPSyn, 100, 0, nil, nil), WAN)
+	pass(t, e, 0, WAN, TCP("198.51.100.7:80", "203.0.113.1:5001", packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+	if ids := got(true); len(ids) != 0 {
+		t.Fatalf("offered before established: %v", ids)
+	}
+	pass(t, e, 0, LAN, TCP("192.168.50.10:5001", "198.51.100.7:80", packet.TCPAck, 101, 501, nil, nil), WAN)
+	if ids := got(true); len(ids) != 1 || ids[0] == udp {
+		t.Fatalf("offered %v after the handshake, want the TCP flow", ids)
+	}
+	if err := e.Reconfigure(e.cfg, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ids := got(true); len(ids) != 2 {
+		t.Fatalf("after Reconfigure: %v, want both flows", ids)
+	}
+	if ids := got(true); len(ids) != 0 {
+		t.Fatalf("offered again: %v", ids)
+	}
+}

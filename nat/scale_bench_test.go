@@ -178,3 +178,33 @@ func BenchmarkEstablishedUDPLiveBatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOffloadSync is what the router's install sync costs the engine
+// with one flow newly offloadable and n flows live, all offloaded: New is
+// OffloadNew (the queue), Walk the walk of every flow (Offloadable) it
+// replaces, whose cost grew with the table.
+func BenchmarkOffloadSync(b *testing.B) {
+	for _, n := range []int{1024, 16384, 65536} {
+		l := newLiveFlows(b, n)
+		var ids []int32
+		l.e.OffloadNew(0, func(f *OffloadFlow) bool { ids = append(ids, f.ID); return true })
+		if len(ids) != n {
+			b.Fatalf("%d flows offered, want %d", len(ids), n)
+		}
+		take := func(*OffloadFlow) bool { return true }
+		b.Run(fmt.Sprintf("New/flows=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				id := ids[i%n]
+				l.e.OffloadAgain(id, l.e.ct.Get(id).Gen)
+				l.e.OffloadNew(0, take)
+			}
+		})
+		b.Run(fmt.Sprintf("Walk/flows=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				l.e.Offloadable(0, take)
+			}
+		})
+	}
+}

@@ -33,6 +33,8 @@ const (
 	// flagOffloaded: the data plane forwarded the flow by itself
 	// (OffloadStarted), so its sequence numbers went by unseen.
 	flagOffloaded
+	// flagOffQueued: the flow is in Engine.offQ (OffloadNew).
+	flagOffQueued
 )
 
 // track advances a flow's state for a packet in direction dir and sets its

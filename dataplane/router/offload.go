@@ -160,14 +160,14 @@ func (r *Router) offloadCredit(now nat.Time) {
 }
 
 // offloadSync withdraws the entries of flows the engine no longer offers
-// and installs those it newly does. Under r.mu's write lock, after the
-// engine expired flows.
+// and installs those it newly does (offloadInstall). Under r.mu's write
+// lock, after the engine expired flows; its work follows the entries
+// installed (the 200 ms tick reads all of their counts anyway).
 func (r *Router) offloadSync(now nat.Time) {
 	o := r.off
 	if o == nil {
 		return
 	}
-	var vb [offload.ValueSize]byte
 	// The neighbours and MTUs the entries were made with, checked again
 	// only when either may have changed.
 	gens := [2]uint64{r.nb[nat.LAN].Gen(), r.nb[nat.WAN].Gen()}
@@ -175,30 +175,62 @@ func (r *Router) offloadSync(now nat.Time) {
 	recheck := gens != o.nbGen || mtus != o.mtu
 	o.nbGen, o.mtu = gens, mtus
 	for id, en := range o.entries {
-		if r.eng.StillOffloadable(now, id, en.gen) && (!recheck || r.offloadCurrent(en)) {
+		still := r.eng.StillOffloadable(now, id, en.gen)
+		if still && (!recheck || r.offloadCurrent(en)) {
 			continue
 		}
-		for _, k := range en.keys {
-			if err := o.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				r.offloadErr("withdrawing a flow", err)
-			}
-			var kb [offload.KeySize]byte
-			k.Encode(&kb)
-			delete(o.byKey, kb)
+		r.offloadWithdraw(id, en)
+		if still {
+			// Made with a MAC or MTU that no longer holds: installed
+			// again once the next hop is resolved afresh.
+			r.eng.OffloadAgain(id, en.gen)
 		}
-		delete(o.entries, id)
-		o.removed.Add(1)
 	}
-	r.eng.Offloadable(now, func(f *nat.OffloadFlow) bool {
+	r.offloadInstall(now)
+}
+
+// offloadWithdraw deletes flow id's entry en from the map. Under r.mu's
+// write lock.
+func (r *Router) offloadWithdraw(id int32, en *offEntry) {
+	o := r.off
+	for _, k := range en.keys {
+		if err := o.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			r.offloadErr("withdrawing a flow", err)
+		}
+		var kb [offload.KeySize]byte
+		k.Encode(&kb)
+		delete(o.byKey, kb)
+	}
+	delete(o.entries, id)
+	o.removed.Add(1)
+	o.live.Store(uint64(len(o.entries)))
+}
+
+// offloadInstall installs the flows the engine newly offers
+// (nat.Engine.OffloadNew: its work follows those flows, not the size of
+// the flow table), so a worker's kick may run it every offloadGap. A
+// flow whose next hop is not resolved yet, or that finds the map full,
+// stays with the engine for the next time. Under r.mu's write lock.
+func (r *Router) offloadInstall(now nat.Time) {
+	o := r.off
+	if o == nil {
+		return
+	}
+	var vb [offload.ValueSize]byte
+	full := false
+	r.eng.OffloadNew(now, func(f *nat.OffloadFlow) bool {
 		if en := o.entries[f.ID]; en != nil && en.gen == f.Gen {
 			return true
+		}
+		if full {
+			return false // no room this time: not one more Put each
 		}
 		en := &offEntry{gen: f.Gen}
 		var vals [2]offload.Value
 		for d, od := range f.Dir {
 			mac, ok := r.nb[od.Out].Lookup(od.NextHop)
 			if !ok {
-				return true // next time, once the neighbour is resolved
+				return false // next time, once the neighbour is resolved
 			}
 			out := r.ifaces[od.Out]
 			en.keys[d] = offload.Key{Ifindex: uint32(r.ifaces[od.In].index), Proto: f.Proto,
@@ -220,9 +252,10 @@ func (r *Router) offloadSync(now nat.Time) {
 				}
 				if errors.Is(err, unix.E2BIG) {
 					o.full.Add(1)
-				} else {
-					r.offloadErr("installing a flow", err)
+					full = true
+					return false
 				}
+				r.offloadErr("installing a flow", err)
 				return true
 			}
 		}

@@ -341,7 +341,7 @@ func (r *Router) expireLoop(ctx context.Context) {
 				time.Sleep(d)
 			}
 			r.mu.Lock()
-			r.offloadSync(r.clock())
+			r.offloadInstall(r.clock())
 			r.mu.Unlock()
 			lastSync = time.Now()
 			continue
@@ -530,8 +530,14 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 		// engine sees them all from here, once the entry is withdrawn).
 		offID, offGen, resynced := r.offloadResync(in, ip)
 		v := r.eng.ProcessFrom(now, in, [6]byte(eth.Src()), ip)
-		if resynced && r.eng.StillOffloadable(now, offID, offGen) {
-			r.eng.OffloadStarted(offID, offGen)
+		if resynced {
+			if r.eng.StillOffloadable(now, offID, offGen) {
+				r.eng.OffloadStarted(offID, offGen)
+			} else if en := r.off.entries[offID]; en != nil && en.gen == offGen {
+				// Ended (RST), closing (FIN), restarted (SYN): withdrawn
+				// now rather than at the next sync.
+				r.offloadWithdraw(offID, en)
+			}
 		}
 		switch v.Action {
 		case nat.Forward:
