@@ -57,24 +57,47 @@ func (r *Router) openPorts(names [2]string) ([2]hwInfo, error) {
 	case DriverAFXDP:
 		return r.openAFXDP(names)
 	}
-	for _, n := range names {
-		if drv := ifaceDriver(n); drv == "veth" {
-			r.fallback = n + " is a veth"
-			r.log.Info("driver auto: using AF_PACKET (and the tc offload): XDP_REDIRECT into a veth is slower than the kernel's transmit", "interface", n)
-			return r.openAFPacket(names)
-		}
+	drivers := [2]string{ifaceDriver(names[0]), ifaceDriver(names[1])}
+	if reason := autoAFPacket(names, drivers); reason != "" {
+		r.fallback = reason
+		r.log.Info("driver auto: using AF_PACKET (and the tc offload): XDP_REDIRECT into a veth is slower than the kernel's transmit",
+			"reason", reason, "drivers", drivers[0]+","+drivers[1])
+		return r.openAFPacket(names)
 	}
 	hw, err := r.openAFXDP(names)
-	if err == nil && r.progs[0].Mode == "native" && r.progs[1].Mode == "native" {
-		return hw, nil
+	if err == nil {
+		err = autoXDPModes([2]string{r.progs[0].Mode, r.progs[1].Mode})
 	}
 	if err == nil {
-		err = errors.New("XDP only in generic mode")
+		return hw, nil
 	}
 	r.log.Warn("AF_XDP unavailable, using AF_PACKET", "err", err)
 	r.closeSockets()
 	r.fallback = err.Error()
 	return r.openAFPacket(names)
+}
+
+// autoAFPacket is auto's first choice, by the interfaces' drivers as
+// ETHTOOL_GDRVINFO names them (not by the interfaces' names: a veth may
+// be called anything, and eth0 may be one): why it takes AF_PACKET at
+// once (an interface is a veth), or "" to try AF_XDP (a driver it could
+// not read included: the XDP modes then decide).
+func autoAFPacket(names, drivers [2]string) string {
+	for i, d := range drivers {
+		if d == "veth" {
+			return names[i] + " is a veth"
+		}
+	}
+	return ""
+}
+
+// autoXDPModes is auto's second choice, once the XDP program is
+// attached: AF_XDP only where both interfaces run it natively.
+func autoXDPModes(modes [2]string) error {
+	if modes[0] != "native" || modes[1] != "native" {
+		return errors.New("XDP only in generic mode")
+	}
+	return nil
 }
 
 // ifaceDriver is the name of the interface's driver (ETHTOOL_GDRVINFO),
