@@ -371,13 +371,17 @@ func TestHostOnly(t *testing.T) {
 	l := newLab(t)
 	raw := rawIn(t, l.nsB, devB)
 	for _, c := range []struct {
-		name string
-		cfg  Config
-		ipv4 bool
+		name  string
+		cfg   Config
+		etype uint16 // the frames' ethertype (IPv4 with 0)
 	}{
-		{"ETH_P_IP", Config{Iface: devA, Protocol: unix.ETH_P_IP, PollTimeout: 20 * time.Millisecond}, true},
-		{"ETH_P_IP HostOnly", Config{Iface: devA, Protocol: unix.ETH_P_IP, HostOnly: true, PollTimeout: 20 * time.Millisecond}, true},
-		{"NotIPv4 HostOnly", Config{Iface: devA, NotIPv4: true, HostOnly: true, PollTimeout: 20 * time.Millisecond}, false},
+		{"ETH_P_IP", Config{Iface: devA, Protocol: unix.ETH_P_IP, PollTimeout: 20 * time.Millisecond}, 0},
+		{"ETH_P_IP HostOnly", Config{Iface: devA, Protocol: unix.ETH_P_IP, HostOnly: true, PollTimeout: 20 * time.Millisecond}, 0},
+		{"NotIPv4 HostOnly", Config{Iface: devA, NotIPv4: true, HostOnly: true, PollTimeout: 20 * time.Millisecond}, 0x88b5},
+		// The router's ARP and PPPoE sockets.
+		{"ETH_P_ARP", Config{Iface: devA, Protocol: unix.ETH_P_ARP, PollTimeout: 20 * time.Millisecond}, unix.ETH_P_ARP},
+		{"ETH_P_ARP HostOnly", Config{Iface: devA, Protocol: unix.ETH_P_ARP, HostOnly: true, PollTimeout: 20 * time.Millisecond}, unix.ETH_P_ARP},
+		{"PPPoE session HostOnly", Config{Iface: devA, Protocol: 0x8864, HostOnly: true, PollTimeout: 20 * time.Millisecond}, 0x8864},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := openIn(t, l.nsA, c.cfg)
@@ -385,10 +389,10 @@ func TestHostOnly(t *testing.T) {
 			mk := func(seq uint32, dst net.HardwareAddr, vlan uint16) []byte {
 				f := testFrame(tok, 1, seq, 100)
 				copy(f[0:6], dst)
-				if !c.ipv4 {
+				if c.etype != 0 {
 					// An ethertype of its own, the rest as parseFrame
 					// reads it once it is put back.
-					binary.BigEndian.PutUint16(f[12:], 0x88b5)
+					binary.BigEndian.PutUint16(f[12:], c.etype)
 				}
 				if vlan == 0 {
 					return f
@@ -415,7 +419,7 @@ func TestHostOnly(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, f := range frames[:n] {
-					if !c.ipv4 && len(f) > 14 && binary.BigEndian.Uint16(f[12:]) == 0x88b5 {
+					if c.etype != 0 && len(f) > 14 && binary.BigEndian.Uint16(f[12:]) == c.etype {
 						f = append([]byte(nil), f...)
 						binary.BigEndian.PutUint16(f[12:], 0x0800)
 					}
@@ -426,7 +430,7 @@ func TestHostOnly(t *testing.T) {
 			}
 			want := []string{"untagged to us", "broadcast"}
 			if !c.cfg.HostOnly {
-				// What the kernel hands a socket bound to ETH_P_IP.
+				// What the kernel hands a socket bound to an ethertype.
 				want = []string{"untagged to us", "broadcast", "VLAN 5 to us", "untagged to another station", "VLAN 5 to another station"}
 			}
 			slices.Sort(got)

@@ -116,6 +116,29 @@ func TestLab(t *testing.T) {
 		t.Fatalf("fence not installed: %v\n%s", err, out)
 	}
 
+	// No packet socket of every ethertype (ETH_P_ALL, a tap that sees
+	// every frame, offloaded ones included, before tc ingress): each is
+	// bound to its own, IPv4's (AF_PACKET), ARP's and, with AF_PACKET,
+	// the two PPPoE ones.
+	t.Run("sockets bound to their ethertypes", func(t *testing.T) {
+		out, err := e.run(10*time.Second, lab.Router, "cat", "/proc/net/packet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		protos := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 3 {
+				protos[f[3]]++
+			}
+		}
+		t.Logf("packet sockets by protocol: %v", protos)
+		if protos["0003"] != 0 || protos["0806"] != 2 {
+			t.Errorf("packet sockets by protocol %v: want none of ETH_P_ALL (0003), one of ARP (0806) per interface", protos)
+		}
+		if protos["0800"] != 0 && (protos["8863"] != 2 || protos["8864"] != 2) {
+			t.Errorf("packet sockets by protocol %v: want one of each PPPoE ethertype per interface", protos)
+		}
+	})
 	t.Run("ping through", func(t *testing.T) {
 		// The first echo waits in the neighbour queue while the router
 		// resolves the server: none may be lost.

@@ -14,6 +14,7 @@ import (
 	"passgate/dataplane/offload"
 	"passgate/dataplane/port"
 	"passgate/nat"
+	"passgate/pppoe"
 )
 
 // Driver names, for Options.Driver.
@@ -134,14 +135,30 @@ func (r *Router) newOffload() error {
 	return nil
 }
 
+// otherSockets are the AF_PACKET driver's sockets beside IPv4's, one of
+// each per interface and each read by a worker of its own: each bound to
+// its ethertype (a socket of every ethertype, ETH_P_ALL, would be a tap
+// that sees every frame, offloaded ones included, before tc ingress, and
+// runs its filter on each), with a ring (blocks of 64 KiB) for the
+// traffic it carries: PPPoE sessions' data, ARP and PPPoE discovery's
+// little.
+var otherSockets = [...]struct {
+	kind   string
+	proto  uint16
+	blocks int
+}{
+	{"arp", unix.ETH_P_ARP, 4},
+	{"pppoe-discovery", pppoe.EtherTypeDiscovery, 4},
+	{"pppoe-session", pppoe.EtherTypeSession, 16},
+}
+
 // openAFPacket opens per worker and interface one receiving socket bound
 // to ETH_P_IP, in the interface's fanout group, and a transmit socket per
-// interface; per interface one more socket, of every ethertype but IPv4
-// (ARP, PPPoE), read by one more worker. Bound to ETH_P_IP, the receiving
-// sockets see frames after tc ingress, where with offload the tc program
-// (dataplane/offload) forwards established flows: those never reach
-// passgate. (A socket of every ethertype is a tap that sees every frame
-// before tc ingress.)
+// interface; per interface one more socket for each of ARP and the two
+// PPPoE ethertypes (otherSockets), each read by one more worker. Bound
+// to their ethertypes, the receiving sockets see frames after tc ingress,
+// where with offload the tc program (dataplane/offload) forwards
+// established flows: those never reach passgate.
 func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 	r.driver = DriverAFPacket
 	var hw [2]hwInfo
@@ -177,18 +194,20 @@ func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 		}
 	}
 	for in := nat.LAN; in <= nat.WAN; in++ {
-		w := r.opts.Workers
-		other, err := afpacket.Open(afpacket.Config{Iface: names[in], NotIPv4: true, HostOnly: true,
-			BlockSize: 1 << 16, NumBlocks: 16, PollTimeout: r.opts.PollTimeout})
-		if err != nil {
-			return hw, fmt.Errorf("router: %s: socket for ARP and PPPoE: %w", names[in], err)
+		for i, o := range otherSockets {
+			w := r.opts.Workers + i
+			s, err := afpacket.Open(afpacket.Config{Iface: names[in], Protocol: o.proto, HostOnly: true,
+				BlockSize: 1 << 16, NumBlocks: o.blocks, PollTimeout: r.opts.PollTimeout})
+			if err != nil {
+				return hw, fmt.Errorf("router: %s: %s socket: %w", names[in], o.kind, err)
+			}
+			r.socks = append(r.socks, sock{p: s, iface: names[in], worker: w, loop: names[in], kind: o.kind})
+			tx, err := txPair(w, in)
+			if err != nil {
+				return hw, err
+			}
+			r.workers = append(r.workers, &worker{id: w, in: in, rx: s, tx: tx})
 		}
-		r.socks = append(r.socks, sock{p: other, iface: names[in], worker: w, loop: names[in], kind: "other"})
-		tx, err := txPair(w, in)
-		if err != nil {
-			return hw, err
-		}
-		r.workers = append(r.workers, &worker{id: w, in: in, rx: other, tx: tx})
 	}
 	if r.opts.Offload {
 		if err := r.newOffload(); err != nil {
