@@ -114,6 +114,11 @@ type Config struct {
 	// frames; to one of every ethertype with the tag only in the ring's
 	// header).
 	HostOnly bool
+	// MarkedHost, if not 0, has HostOnly take a frame marked
+	// PACKET_OTHERHOST whose skb->mark is MarkedHost: the tc offload
+	// program so marks the IPv4 frames it leaves to passgate, so that the
+	// kernel's IP layer drops them at once (dataplane/offload MissMark).
+	MarkedHost uint32
 	// BlockSize is the TPACKET_V3 block size in bytes, a multiple of the
 	// page size; default 1<<14.
 	BlockSize int
@@ -391,6 +396,7 @@ func (s *Socket) release() {
 // skb->pkt_type and the VLAN tag the kernel took off the frame.
 const (
 	skfAdPktType = 0xfffff000 + 4
+	skfAdMark    = 0xfffff000 + 20
 	skfAdVLANTag = 0xfffff000 + 44
 )
 
@@ -406,8 +412,18 @@ func rxFilter(cfg Config) []unix.SockFilter {
 			unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: eq},
 			unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0})
 	}
-	if cfg.HostOnly {
+	if cfg.HostOnly && cfg.MarkedHost != 0 {
+		// Another host's, unless marked so by passgate's tc program.
+		f = append(f,
+			unix.SockFilter{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfAdPktType},
+			unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 3, K: unix.PACKET_OTHERHOST},
+			unix.SockFilter{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: skfAdMark},
+			unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 1, Jf: 0, K: cfg.MarkedHost},
+			unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0})
+	} else if cfg.HostOnly {
 		drop(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, skfAdPktType, unix.PACKET_OTHERHOST)
+	}
+	if cfg.HostOnly {
 		// A socket of every ethertype sees a tagged frame before the
 		// kernel marks it another host's: its tag is off (in the skb),
 		// its VLAN id (not 0, a priority tag) is what tells it.

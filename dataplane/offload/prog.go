@@ -22,6 +22,9 @@ const (
 	mdIngressIfindex = 12
 
 	skbLen         = 0
+	skbPktType     = 4
+	skbMark        = 8
+	skbProtocol    = 16
 	skbVLANPresent = 20
 	skbIfindex     = 40
 	skbData        = 76

@@ -53,7 +53,7 @@ func TestTCProgramMatchesApply(t *testing.T) {
 	}
 	defer m.Close()
 	ids := newIDMap(t)
-	prog, err := ebpf.NewProgram(TCProgramSpec(m, ids.Map()))
+	prog, err := ebpf.NewProgram(TCProgramSpec(m, ids.Map(), TCOptions{}))
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -228,7 +228,7 @@ func TestEngineAndProgramsShareIDs(t *testing.T) {
 	defer m.Close()
 	for _, tc := range []bool{false, true} {
 		ids := newIDMap(t)
-		spec := TCProgramSpec(m, ids.Map())
+		spec := TCProgramSpec(m, ids.Map(), TCOptions{})
 		if !tc {
 			is := Instructions(m, ids.Map())
 			is = append(is, asm.Mov.Imm(asm.R0, 2), asm.Return())
@@ -286,7 +286,7 @@ func TestProgramsLearnNearAcksOnly(t *testing.T) {
 	xdp = append(xdp, asm.Mov.Imm(asm.R0, 2), asm.Return())
 	progs := map[string]*ebpf.ProgramSpec{
 		"xdp": {Name: "offload_test", Type: ebpf.XDP, License: "GPL", Instructions: xdp},
-		"tc":  TCProgramSpec(m, ids.Map()),
+		"tc":  TCProgramSpec(m, ids.Map(), TCOptions{}),
 	}
 	redirect := map[string]uint32{"xdp": 4, "tc": 7}
 	for name, spec := range progs {
@@ -353,5 +353,56 @@ func TestProgramsLearnNearAcksOnly(t *testing.T) {
 					after.SeqNext, after.SeqAck, after.SeqWin, want.SeqNext, want.SeqAck, want.SeqWin)
 			}
 		}
+	}
+}
+
+// TestTCProgramMarksMisses: with MarkMissed, the tc program marks the
+// IPv4 frames to this host it leaves to passgate (MissMark, and
+// PACKET_OTHERHOST: afpacket's TestOtherHostMeasured shows what that
+// does), but not those to the spared address, another station's, or
+// other ethertypes; without it, none. BPF_PROG_TEST_RUN's skb arrives on
+// lo, whose MAC is all zero: a frame to it is PACKET_HOST.
+func TestTCProgramMarksMisses(t *testing.T) {
+	m, err := NewMap(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	spare := a4("192.168.50.1")
+	var lo [6]byte
+	payload := bytes.Repeat([]byte{1}, 64)
+	arp := frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload), lo, hostMAC)
+	arp[12], arp[13] = 0x08, 0x06
+	frames := map[string]struct {
+		f    []byte
+		mark bool
+	}{
+		"udp to us":          {frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload), lo, hostMAC), true},
+		"tcp syn to us":      {frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPSyn, 1, 0, nil, nil), lo, hostMAC), true},
+		"to the spared addr": {frame(pkttest.UDP("10.0.0.2:5000", "192.168.50.1:80", payload), lo, hostMAC), false},
+		"other station":      {frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", payload), lanMAC, hostMAC), false},
+		"arp":                {arp, false},
+	}
+	for _, markMissed := range []bool{false, true} {
+		prog, err := ebpf.NewProgram(TCProgramSpec(m, newIDMap(t).Map(), TCOptions{MarkMissed: markMissed, Spare: spare}))
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		for name, c := range frames {
+			ctx := make([]byte, 192) // struct __sk_buff
+			ret, err := prog.Run(&ebpf.RunOptions{Data: c.f, ContextOut: ctx})
+			if err != nil {
+				t.Fatalf("%s: run: %v", name, err)
+			}
+			mark := binary.NativeEndian.Uint32(ctx[skbMark:])
+			want := uint32(0)
+			if markMissed && c.mark {
+				want = MissMark
+			}
+			if ret != tcActOK || mark != want {
+				t.Errorf("MarkMissed %v, %s: verdict %d mark %#x, want %d and %#x", markMissed, name, ret, mark, tcActOK, want)
+			}
+		}
+		prog.Close()
 	}
 }

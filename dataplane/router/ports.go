@@ -163,6 +163,15 @@ func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 	r.driver = DriverAFPacket
 	var hw [2]hwInfo
 	fanout := fanoutIDs()
+	// With the fence and the tc program, the IPv4 frames the program
+	// leaves to passgate are marked another host's (offload.TCOptions),
+	// so that the kernel's IP layer drops them at once: the sockets take
+	// them by their mark.
+	markMissed := r.opts.Offload && !r.opts.NoFence
+	var marked uint32
+	if markMissed {
+		marked = offload.MissMark
+	}
 	txPair := func(w int, in nat.Iface) ([2]port.Port, error) {
 		var tx [2]port.Port
 		for out := nat.LAN; out <= nat.WAN; out++ {
@@ -178,7 +187,7 @@ func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 	for w := 0; w < r.opts.Workers; w++ {
 		for in := nat.LAN; in <= nat.WAN; in++ {
 			rx, err := afpacket.Open(afpacket.Config{Iface: names[in], FanoutID: fanout[in],
-				Protocol: unix.ETH_P_IP, HostOnly: true, PollTimeout: r.opts.PollTimeout})
+				Protocol: unix.ETH_P_IP, HostOnly: true, MarkedHost: marked, PollTimeout: r.opts.PollTimeout})
 			if err != nil {
 				return hw, fmt.Errorf("router: worker %d receive socket: %w", w, err)
 			}
@@ -214,7 +223,11 @@ func (r *Router) openAFPacket(names [2]string) ([2]hwInfo, error) {
 			return hw, err
 		}
 		for in := nat.LAN; in <= nat.WAN; in++ {
-			p, err := offload.AttachTC(names[in], hw[in].Index(), r.off.flows, r.off.ids.Map())
+			o := offload.TCOptions{MarkMissed: markMissed}
+			if in == nat.LAN {
+				o.Spare = r.opts.NAT.LANAddr.Addr().As4()
+			}
+			p, err := offload.AttachTC(names[in], hw[in].Index(), r.off.flows, r.off.ids.Map(), o)
 			if err != nil {
 				// A kernel without tcx (before 6.6), say: forward
 				// without offload rather than not at all.
