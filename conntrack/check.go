@@ -7,7 +7,7 @@ import "fmt"
 // first) and the index. It
 // walks everything: for tests and fuzzers, not the packet path.
 func (t *Table) Check() error {
-	live, unreplied := 0, 0
+	live, unreplied, exts := 0, 0, 0
 	hosts := map[hostKey]int32{}
 	owners := map[Owner]int32{}
 	for i := range t.flows {
@@ -18,6 +18,14 @@ func (t *Table) Check() error {
 		live++
 		if f.st&stReplied == 0 {
 			unreplied++
+		}
+		if f.x != 0 {
+			exts++
+			if d, a := t.Data(int32(i)); f.st&stReplied != 0 && d == 0 && a == 0 {
+				return fmt.Errorf("flow %d: answered, no data, and holds a record", i)
+			}
+		} else if f.st&stReplied == 0 {
+			return fmt.Errorf("flow %d: unanswered and holds no record", i)
 		}
 		if f.Host != ([4]byte{}) {
 			hosts[keyOfHost(f.Host, f.Owner)]++
@@ -40,6 +48,9 @@ func (t *Table) Check() error {
 	}
 	if live != t.live || live+free != len(t.flows) {
 		return fmt.Errorf("%d live flows, counted %d, %d free of %d", live, t.live, free, len(t.flows))
+	}
+	if held := t.xp.held(); held != exts {
+		return fmt.Errorf("%d records held by flows, %d handed out", exts, held)
 	}
 	if t.index.n != 2*live {
 		return fmt.Errorf("index holds %d tuples for %d flows", t.index.n, live)
@@ -68,9 +79,9 @@ func (t *Table) Check() error {
 		}
 	}
 	n, prev := 0, int32(noFlow)
-	for id := t.unrHead; id != noFlow; id = t.flows[id].unrNext {
+	for id := t.unrHead; id != noFlow; id = t.ext(id).unrNext {
 		f := &t.flows[id]
-		if f.st&stInUse == 0 || f.st&stReplied != 0 || f.unrPrev != prev || n > live {
+		if f.st&stInUse == 0 || f.st&stReplied != 0 || f.x == 0 || t.ext(id).unrPrev != prev || n > live {
 			return fmt.Errorf("unreplied list broken at flow %d", id)
 		}
 		if f.st&stClosed != 0 && prev != noFlow && t.flows[prev].st&stClosed == 0 {
@@ -81,7 +92,7 @@ func (t *Table) Check() error {
 	if n != unreplied || t.unrTail != prev {
 		return fmt.Errorf("unreplied list holds %d flows, %d unreplied", n, unreplied)
 	}
-	if ct := lastClosed(t.unrHead, func(id int32) int32 { return t.flows[id].unrNext }, t.flows); ct != t.unrCTail {
+	if ct := lastClosed(t.unrHead, func(id int32) int32 { return t.ext(id).unrNext }, t.flows); ct != t.unrCTail {
 		return fmt.Errorf("unreplied list: last closed flow %d, noted %d", ct, t.unrCTail)
 	}
 	return nil
@@ -98,9 +109,9 @@ func (t *Table) checkShare(s share, w int, mine func(*Flow) bool) error {
 		}
 	}
 	n, prev := 0, int32(noFlow)
-	for id := s.head; id != noFlow; id = t.flows[id].shNext[w] {
+	for id := s.head; id != noFlow; id = t.ext(id).shNext[w] {
 		f := &t.flows[id]
-		if f.st&stInUse == 0 || f.st&stReplied != 0 || !mine(f) || f.shPrev[w] != prev || n > len(t.flows) {
+		if f.st&stInUse == 0 || f.st&stReplied != 0 || !mine(f) || t.ext(id).shPrev[w] != prev || n > len(t.flows) {
 			return fmt.Errorf("unreplied list broken at flow %d", id)
 		}
 		if prev != noFlow && t.flows[prev].st&stClosed == 0 {
@@ -109,7 +120,7 @@ func (t *Table) checkShare(s share, w int, mine func(*Flow) bool) error {
 			if f.st&stClosed != 0 {
 				return fmt.Errorf("unreplied list: closed flow %d after one never answered", id)
 			}
-			if t.created[prev] > t.created[id] {
+			if t.Created(prev) > t.Created(id) {
 				return fmt.Errorf("unreplied list out of order at flow %d", id)
 			}
 		}
@@ -118,7 +129,7 @@ func (t *Table) checkShare(s share, w int, mine func(*Flow) bool) error {
 	if n != want || s.tail != prev {
 		return fmt.Errorf("unreplied list holds %d flows, %d unreplied", n, want)
 	}
-	if ct := lastClosed(s.head, func(id int32) int32 { return t.flows[id].shNext[w] }, t.flows); ct != s.ctail {
+	if ct := lastClosed(s.head, func(id int32) int32 { return t.ext(id).shNext[w] }, t.flows); ct != s.ctail {
 		return fmt.Errorf("unreplied list: last closed flow %d, noted %d", ct, s.ctail)
 	}
 	return nil

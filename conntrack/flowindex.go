@@ -112,11 +112,15 @@ func (t *Table) Warm(keys []Key) uint64 {
 	var sink uint64
 	for i := range keys {
 		if s := slots[i]; uint32(s>>32) == tags[i] {
-			// A flow is three lines: the one the lookup compares
-			// and the packet reads, the counts', the TCP sequence
-			// state's.
-			f := &t.flows[(uint32(s)&^usedBit)>>1]
-			sink ^= uint64(f.Orig.Proto) ^ uint64(f.Deadline) ^ f.Bytes[1] ^ uint64(f.Seq[0].Next^f.Seq[1].Win)
+			// A flow is two lines: the one the lookup compares
+			// and the packet reads, the counts'; a TCP flow's
+			// sequence state is a third, apart.
+			id := (uint32(s) &^ usedBit) >> 1
+			f := &t.flows[id]
+			sink ^= uint64(f.Orig.Proto) ^ uint64(f.Deadline) ^ f.Bytes[1]
+			if f.Orig.Proto == protoTCP {
+				sink ^= uint64(t.seq[id][0].Next ^ t.seq[id][1].Win)
+			}
 		}
 	}
 	return sink

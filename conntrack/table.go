@@ -91,7 +91,7 @@ type EarlyDrops struct {
 }
 
 // share is what is charged to a host or an owner: how many flows, and
-// its unreplied ones (by Flow.shNext, shPrev; which list is shareHost or
+// its unreplied ones (by flowExt.shNext, shPrev; which list is shareHost or
 // shareOwner), the closed ones first (Table.Closed; ctail is the last of
 // them), in the order they closed, then the others oldest first, so that
 // an early drop for a full share takes the share's own first at once,
@@ -106,18 +106,20 @@ const (
 )
 
 // Flow is one tracked connection. The owner interprets State, Origin, Ext
-// and Data; the table owns the tuples, the deadline and the bookkeeping.
+// and its data (Table.Data); the table owns the tuples, the deadline and
+// the bookkeeping.
 //
-// The layout is for the packet path (TestFlowLayout keeps it): the first
-// 64 bytes hold all an established packet reads: the tuples (the index
-// compares a lookup's key with one of them), State, Helper, Flags, Gen,
-// the deadline and the low bits of its wheel tick (ExtendDeadline). The
-// next 64 hold the counts a run adds to and the owner's data; the last
-// 64 TCP sequence state and the table's lists. It is 192 bytes, three
-// lines, so every flow of the slab starts on a line and a packet touches
-// two of them (three for TCP); at 208 bytes three flows in four
-// straddled one more. (When a flow was made is kept apart:
-// Table.Created.)
+// The layout is for the packet path and for memory (TestFlowLayout keeps
+// it): 128 bytes, two cache lines, so every flow of the slab starts on
+// one. The first holds all an established packet reads: the tuples (the
+// index compares a lookup's key with one of them), State, Helper, Flags,
+// Gen, the deadline and the low bits of its wheel tick (ExtendDeadline).
+// The second the counts a run adds to and what every flow has: its
+// mapping, host and owner, its place on the timing wheel, when it was
+// made. What only some flows need is apart: TCP sequence state in an
+// array by flow id (Table.Seq; it is read with the flow's lines on every
+// segment), a helper's data and the early-drop lists in a record the
+// flow holds while it needs one (flowExt).
 type Flow struct {
 	Orig, Reply Tuple
 	// Xlate is the reply tuple as it appears on the wire. It equals Reply
@@ -128,30 +130,21 @@ type Flow struct {
 	State    uint8
 	Origin   uint8
 	Helper   uint8 // which helper owns the flow (0: none)
-	st       uint8 // stInUse, stReplied, stLinked
+	st       uint8 // stInUse, stReplied, stLinked, stClosed
 	Flags    uint16
 	Gen      uint32 // incremented each time the slot is reused
 	tick     uint32 // the low 32 bits of the wheel tick of the flow's slot (Table.flowTick)
 	Deadline int64
 
-	Packets [2]uint64
-	Bytes   [2]uint64
-	Data    uint64  // owner's or a helper's data
-	Aux     uint64  // more of a helper's data
-	Ext     uint32  // owner's handle (for NAT: the mapping)
-	Host    [4]byte // LAN host charged for this flow (zero: none)
-
-	// Seq is each direction's TCP sequence state (Original, Reply).
-	Seq        [2]Seq
-	next, prev int32 // timing wheel list
-	// The unreplied list: flows that have seen no reply yet, oldest
-	// first, after the closed ones (Table.Closed): the ones an early
-	// drop may remove, in that order.
-	unrNext, unrPrev int32
-	// The unreplied lists of the flow's host and owner shares.
-	shNext, shPrev [2]int32
-	Owner          Owner
-	class          uint8 // the owner's counting class (SetClass)
+	Packets    [2]uint64
+	Bytes      [2]uint64
+	Ext        uint32  // owner's handle (for NAT: the mapping)
+	Host       [4]byte // LAN host charged for this flow (zero: none)
+	next, prev int32   // timing wheel list
+	created    uint32  // when it was made, in units of 1<<createdShift ns (Created)
+	x          int32   // its flowExt record's handle (0: none)
+	Owner      Owner
+	class      uint8 // the owner's counting class (SetClass)
 }
 
 // Flow.st's bits.
@@ -181,13 +174,15 @@ const (
 	wheelBits = 10 // 1024 slots: one turn is about 275 s
 	wheelSize = 1 << wheelBits
 	noFlow    = -1
+	protoTCP  = 6
 )
 
 // Table is the flow table. Flows live in a slab sized at creation, so the
 // packet path never allocates; both tuples of every flow are in one index.
 type Table struct {
-	flows   []Flow
-	created []int64 // by flow id: when it was made (Created), apart so a Flow fits three lines
+	flows []Flow
+	seq   [][2]Seq // by flow id: TCP sequence state (Seq), apart so a Flow fits two lines
+	xp    extPool  // what only some flows need (flowExt)
 	// The free flows: those removed, chained through Flow.next (a free
 	// flow is on no wheel slot), last removed first, then those never
 	// used, from fresh up; a list of ids was 4 bytes a flow more.
@@ -230,7 +225,7 @@ type Table struct {
 func New(max, perHost int, now int64) *Table {
 	t := &Table{
 		flows:    hugeSlice[Flow](max),
-		created:  hugeSlice[int64](max),
+		seq:      hugeSlice[[2]Seq](max),
 		freeHead: noFlow,
 		index:    newFlowIndex(2 * max),
 		perHost:  newShares[hostKey](),
@@ -464,7 +459,7 @@ func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 	if t.full() {
 		id := t.unrHead
 		if id != noFlow && id == keep {
-			id = t.flows[id].unrNext
+			id = t.ext(id).unrNext
 		}
 		if !t.evict(id) {
 			return ErrFull
@@ -482,7 +477,7 @@ func (t *Table) shareHead(s share, w int, keep int32) int32 {
 	}
 	id := s.head
 	if id != noFlow && id == keep {
-		id = t.flows[id].shNext[w]
+		id = t.ext(id).shNext[w]
 	}
 	return id
 }
@@ -500,11 +495,10 @@ func (t *Table) EvictOldest(host [4]byte, owner Owner, match func(*Flow) bool) b
 	}
 	id := s.head
 	for n := 0; id != noFlow && n < evictScan; n++ {
-		f := &t.flows[id]
-		if match(f) {
+		if match(&t.flows[id]) {
 			return t.evict(id)
 		}
-		id = f.shNext[shareHost]
+		id = t.ext(id).shNext[shareHost]
 	}
 	return false
 }
@@ -530,10 +524,10 @@ func (t *Table) shareAdd(s share, id int32, w int) share {
 		s.head, s.tail, s.ctail = noFlow, noFlow, noFlow
 	}
 	s.n++
-	f := &t.flows[id]
+	f := t.ext(id)
 	f.shNext[w], f.shPrev[w] = noFlow, s.tail
 	if s.tail != noFlow {
-		t.flows[s.tail].shNext[w] = id
+		t.ext(s.tail).shNext[w] = id
 	} else {
 		s.head = id
 	}
@@ -543,14 +537,14 @@ func (t *Table) shareAdd(s share, id int32, w int) share {
 
 // shareUnlink takes flow id off s's unreplied list w.
 func (t *Table) shareUnlink(s share, id int32, w int) share {
-	f := &t.flows[id]
+	f := t.ext(id)
 	if p := f.shPrev[w]; p != noFlow {
-		t.flows[p].shNext[w] = f.shNext[w]
+		t.ext(p).shNext[w] = f.shNext[w]
 	} else {
 		s.head = f.shNext[w]
 	}
 	if n := f.shNext[w]; n != noFlow {
-		t.flows[n].shPrev[w] = f.shPrev[w]
+		t.ext(n).shPrev[w] = f.shPrev[w]
 	} else {
 		s.tail = f.shPrev[w]
 	}
@@ -584,6 +578,7 @@ func (t *Table) Replied(id int32) {
 	f.st &^= stClosed
 	t.unrUnlink(id)
 	t.sharesUnlink(f, id)
+	t.dropExt(f)
 }
 
 // Closed marks a flow whose connection is over (a TCP reset) as one of
@@ -604,22 +599,25 @@ func (t *Table) Closed(id int32) {
 	if f.st&stReplied == 0 {
 		t.unrUnlink(id)
 		t.sharesUnlink(f, id)
+	} else if f.x == 0 {
+		f.x = t.newExt()
 	}
 	f.st = f.st&^stReplied | stClosed
 	p := t.unrCTail
 	n := t.unrHead
 	if p != noFlow {
-		n = t.flows[p].unrNext
-		t.flows[p].unrNext = id
+		n = t.ext(p).unrNext
+		t.ext(p).unrNext = id
 	} else {
 		t.unrHead = id
 	}
 	if n != noFlow {
-		t.flows[n].unrPrev = id
+		t.ext(n).unrPrev = id
 	} else {
 		t.unrTail = id
 	}
-	f.unrPrev, f.unrNext = p, n
+	r := t.ext(id)
+	r.unrPrev, r.unrNext = p, n
 	t.unrCTail = id
 	if f.Host != ([4]byte{}) {
 		hk := keyOfHost(f.Host, f.Owner)
@@ -634,16 +632,16 @@ func (t *Table) Closed(id int32) {
 // shareClose puts flow id, already charged to s, on s's unreplied list w
 // after its closed flows.
 func (t *Table) shareClose(s share, id int32, w int) share {
-	f := &t.flows[id]
+	f := t.ext(id)
 	p, n := s.ctail, s.head
 	if p != noFlow {
-		n = t.flows[p].shNext[w]
-		t.flows[p].shNext[w] = id
+		n = t.ext(p).shNext[w]
+		t.ext(p).shNext[w] = id
 	} else {
 		s.head = id
 	}
 	if n != noFlow {
-		t.flows[n].shPrev[w] = id
+		t.ext(n).shPrev[w] = id
 	} else {
 		s.tail = id
 	}
@@ -653,14 +651,14 @@ func (t *Table) shareClose(s share, id int32, w int) share {
 }
 
 func (t *Table) unrUnlink(id int32) {
-	f := &t.flows[id]
+	f := t.ext(id)
 	if f.unrPrev != noFlow {
-		t.flows[f.unrPrev].unrNext = f.unrNext
+		t.ext(f.unrPrev).unrNext = f.unrNext
 	} else if t.unrHead == id {
 		t.unrHead = f.unrNext
 	}
 	if f.unrNext != noFlow {
-		t.flows[f.unrNext].unrPrev = f.unrPrev
+		t.ext(f.unrNext).unrPrev = f.unrPrev
 	} else if t.unrTail == id {
 		t.unrTail = f.unrPrev
 	}
@@ -676,8 +674,22 @@ func (t *Table) Live(id int32, gen uint32) bool {
 	return id >= 0 && int(id) < len(t.flows) && t.flows[id].st&stInUse != 0 && t.flows[id].Gen == gen
 }
 
-// Created is when flow id was made (the now Insert was given).
-func (t *Table) Created(id int32) int64 { return t.created[id] }
+// createdShift: a flow keeps when it was made in units of 2^24 ns (some
+// 17 ms) in 32 bits, which span 2.3 years; Created reads them as within
+// half that of the wheel's clock (lastTick).
+const createdShift = 24
+
+// Created is when flow id was made (the now Insert was given, to some
+// 17 ms: createdShift).
+func (t *Table) Created(id int32) int64 {
+	ref := t.lastTick << (tickShift - createdShift)
+	return (ref + int64(int32(t.flows[id].created-uint32(ref)))) << createdShift
+}
+
+// Seq is flow id's TCP sequence state (zero when a TCP flow is made;
+// meaningless for other protocols). It stays where it is: the pointer is
+// good while the flow lives.
+func (t *Table) Seq(id int32) *[2]Seq { return &t.seq[id] }
 
 // Get returns the flow with id; valid until the flow is deleted.
 func (t *Table) Get(id int32) *Flow { return &t.flows[id] }
@@ -723,14 +735,18 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 	} else {
 		t.fresh++
 	}
-	t.created[id] = now
 	// Cleared, then set field by field: a Flow literal is built on
 	// the stack and copied, twice the stores.
 	gen := f.Gen + 1
 	*f = Flow{}
 	f.Orig, f.Reply, f.Xlate = orig, reply, reply
 	f.Host, f.Owner, f.Deadline, f.Gen, f.st = host, owner, deadline, gen, stInUse
-	f.unrNext, f.unrPrev = noFlow, t.unrTail
+	f.created = uint32(now >> createdShift)
+	if orig.Proto == protoTCP {
+		t.seq[id] = [2]Seq{}
+	}
+	f.x = t.newExt()
+	t.xp.at(f.x).unrPrev = t.unrTail
 	if host != ([4]byte{}) {
 		hk := keyOfHost(host, owner)
 		t.perHost.set(hk, t.shareAdd(t.perHost.get(hk), id, shareHost))
@@ -740,7 +756,7 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 		t.perOwner.set(okey, t.shareAdd(t.perOwner.get(okey), id, shareOwner))
 	}
 	if t.unrTail != noFlow {
-		t.flows[t.unrTail].unrNext = id
+		t.ext(t.unrTail).unrNext = id
 	} else {
 		t.unrHead = id
 	}
@@ -848,6 +864,10 @@ func (t *Table) remove(id int32) {
 	if f.st&stReplied == 0 {
 		t.unrUnlink(id)
 		t.sharesUnlink(f, id)
+	}
+	if f.x != 0 {
+		t.xp.put(f.x)
+		f.x = 0
 	}
 	if f.Host != ([4]byte{}) {
 		hk := keyOfHost(f.Host, f.Owner)

@@ -54,7 +54,7 @@ func (e *Engine) Flush(c *Counters) {
 // be inlined into the paths every packet takes.
 func (e *Engine) flushSeq(r *flowRun, shared bool) {
 	if f := e.ct.Get(r.id); r.learnt && f.Gen == r.gen {
-		seqAdvance(&f.Seq, r.dir, r.end, r.ack, r.win, true, false, !shared)
+		seqAdvance(e.ct.Seq(r.id), r.dir, r.end, r.ack, r.win, true, false, !shared)
 	}
 }
 
@@ -211,7 +211,8 @@ func (e *Engine) established(now Time, from Iface, ip packet.IPv4, run *flowRun)
 		run.id, run.gen, run.dir, run.packets, run.bytes = id, f.Gen, dir, 0, 0
 		run.tcp, run.learnt = false, false
 		if tcp != nil {
-			e.tcpRunStart(run, &f.Seq[dir&1], &f.Seq[(dir^1)&1])
+			seq := e.ct.Seq(id)
+			e.tcpRunStart(run, &seq[dir&1], &seq[(dir^1)&1])
 		}
 	}
 	if tcp != nil {

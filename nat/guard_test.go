@@ -247,7 +247,7 @@ func TestFastPathTCPSequenceConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	id, _, _ := e.ct.Lookup(conntrack.Tuple{Src: [4]byte{192, 168, 50, 10}, Dst: [4]byte{203, 0, 113, 10}, SrcID: 40003, DstID: 80, Proto: 6})
-	if got := e.ct.Get(id).Seq[conntrack.Reply].Next; got != 501+rounds*100 {
+	if got := (*e.ct.Seq(id))[conntrack.Reply].Next; got != 501+rounds*100 {
 		t.Fatalf("the server's edge is %d, want %d", got, 501+rounds*100)
 	}
 	pass(t, e, 2*sec, WAN, TCP(s, pub, packet.TCPRst, 501+rounds*100, 0, nil, nil), LAN)

@@ -149,6 +149,15 @@ func (v *HelperEnv) Now() Time { return v.e.now }
 // Flow returns a flow of the table.
 func (v *HelperEnv) Flow(id int32) *conntrack.Flow { return v.e.ct.Get(id) }
 
+// Data is the helper's data of flow f (zero until SetData): two words
+// the table keeps apart from the flow, for the flows that have them.
+func (v *HelperEnv) Data(f *conntrack.Flow) (data, aux uint64) { return v.e.ct.DataOf(f) }
+
+// SetData sets the helper's data of flow f.
+func (v *HelperEnv) SetData(f *conntrack.Flow, data, aux uint64) {
+	v.e.ct.SetData(v.e.ct.ID(f), data, aux)
+}
+
 // Created is when flow id was made.
 func (v *HelperEnv) Created(id int32) int64 { return v.e.ct.Created(id) }
 

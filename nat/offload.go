@@ -205,12 +205,15 @@ func (e *Engine) offloadFlow(id int32, f *conntrack.Flow, of *OffloadFlow) bool 
 		}
 		of.Dir[d] = OffloadDir{In: Iface(in.Side), Out: out, Src: in.Src, Dst: in.Dst, SrcPort: in.SrcID, DstPort: in.DstID,
 			NewSrc: nsrc, NewDst: ndst, NewSrcPort: nsid, NewDstPort: ndid, NextHop: nh}
-		if me := &f.Seq[d]; f.Orig.Proto == packet.ProtoTCP && me.Seen == seqNext|seqAck {
+		if f.Orig.Proto != packet.ProtoTCP {
+			continue
+		}
+		if me := &e.ct.Seq(id)[d]; me.Seen == seqNext|seqAck {
 			// ackNear's bound for the largest window this side can
 			// advertise. The window as a segment carries it (rounded
 			// up: a SYN's is not scaled): the data plane records the
 			// field unscaled.
-			shift := winShift(&f.Seq, conntrack.Dir(d))
+			shift := winShift(e.ct.Seq(id), conntrack.Dir(d))
 			win := uint32(0xffff) << shift
 			field := uint32((uint64(me.Win) + 1<<shift - 1) >> shift)
 			of.Dir[d].Seq = OffloadSeq{Next: me.Next, Ack: me.Ack, Win: field, Seen: true,
@@ -249,16 +252,17 @@ func (e *Engine) OffloadResync(id int32, gen uint32, seqs [2]OffloadSeq) bool {
 	if f.Orig.Proto != packet.ProtoTCP || f.Flags&flagOffloaded == 0 {
 		return false
 	}
+	sq := e.ct.Seq(id)
 	var shift [2]uint8
 	for d := range seqs {
-		shift[d] = winShift(&f.Seq, conntrack.Dir(d))
+		shift[d] = winShift(sq, conntrack.Dir(d))
 	}
 	for d, s := range seqs {
 		if s.Seen {
 			// The scale the SYNs agreed stays: the window is scaled by
 			// it, as seqAdvance scales a segment's.
-			f.Seq[d] = conntrack.Seq{Next: s.Next, Ack: s.Ack, Win: s.Win << (shift[d] & 31),
-				Scale: f.Seq[d].Scale, Seen: seqNext | seqAck}
+			sq[d] = conntrack.Seq{Next: s.Next, Ack: s.Ack, Win: s.Win << (shift[d] & 31),
+				Scale: sq[d].Scale, Seen: seqNext | seqAck}
 		}
 	}
 	f.Flags &^= flagOffloaded

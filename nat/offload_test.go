@@ -166,8 +166,8 @@ func TestOffloadResyncScaledWindow(t *testing.T) {
 		t.Fatalf("offered %d flows", len(fl))
 	}
 	id, gen := fl[0].ID, fl[0].Gen
-	f := e.ct.Get(id)
-	before := f.Seq
+	sq := e.ct.Seq(id)
+	before := *sq
 	// The client's window is its ACK's, scaled; the server's its
 	// SYN-ACK's, not scaled (rounded up to a field's unit).
 	for d, want := range [2]uint32{65535, 512} {
@@ -180,12 +180,12 @@ func TestOffloadResyncScaledWindow(t *testing.T) {
 		t.Fatal("not resynced")
 	}
 	for d := range before {
-		got, was := f.Seq[d], before[d]
+		got, was := sq[d], before[d]
 		if got.Win-was.Win >= 1<<7 {
 			t.Fatalf("dir %d: window %d resynced from the seed, was %d", d, got.Win, was.Win)
 		}
 		if got.Win = was.Win; got != was {
-			t.Fatalf("dir %d: resynced from the seed to %+v, was %+v", d, f.Seq[d], was)
+			t.Fatalf("dir %d: resynced from the seed to %+v, was %+v", d, sq[d], was)
 		}
 	}
 	const n = 100 << 20
@@ -205,7 +205,7 @@ func TestOffloadResyncScaledWindow(t *testing.T) {
 		if !e.OffloadResync(id, gen, seqs) {
 			t.Fatal("not resynced")
 		}
-		if w := f.Seq[0].Win; w != 1000<<7 {
+		if w := sq[0].Win; w != 1000<<7 {
 			t.Fatalf("client window %d after resync, want %d", w, 1000<<7)
 		}
 		pass(t, e, sec, WAN, TCP("198.51.100.7:80", "203.0.113.1:5000", packet.TCPRst, 501+n+c.off, 0, nil, nil), LAN)

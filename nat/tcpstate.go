@@ -67,10 +67,11 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 			// a closed connection offloaded until it idles out.
 			// The window scales the SYNs agreed stay (OffloadResync
 			// scales the data plane's windows by them).
-			f.Seq = [2]conntrack.Seq{{Scale: f.Seq[0].Scale}, {Scale: f.Seq[1].Scale}}
+			sq := e.ct.Seq(id)
+			*sq = [2]conntrack.Seq{{Scale: sq[0].Scale}, {Scale: sq[1].Scale}}
 		}
 		if fl&packet.TCPRst != 0 && f.State != tcpClosed {
-			switch rstCheck(&f.Seq, dir, t) {
+			switch rstCheck(e.ct.Seq(id), dir, t) {
 			case rstInWindow:
 				// Passed on unchanged, the flow kept as it was (its
 				// deadline too): the endpoint answers with a challenge
@@ -86,7 +87,7 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 				e.stats.RSTOutOfWindow++
 				return DropNone
 			}
-		} else if !tcpLearn(&f.Seq, dir, f.State, t, tcpSegEnd(ip, t)) && fl&(packet.TCPSyn|packet.TCPFin) != 0 {
+		} else if !tcpLearn(e.ct.Seq(id), dir, f.State, t, tcpSegEnd(ip, t)) && fl&(packet.TCPSyn|packet.TCPFin) != 0 {
 			// A SYN or FIN a blind attacker could have sent (not at
 			// the edge, or acknowledging what the endpoint never
 			// would): passed on for the endpoint to judge (it answers

@@ -169,13 +169,14 @@ func (h *Helper) Inbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32
 // its two newest SPIs (the IKE SA and the one replacing it at a rekey);
 // older ones leave the index.
 func (h *Helper) learn(f *conntrack.Flow, spi uint64) {
-	if spi == 0 || spi == f.Data {
+	data, aux := h.env.Data(f)
+	if spi == 0 || spi == data {
 		return
 	}
-	if f.Aux != 0 && f.Aux != spi {
-		h.ike.DelIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, f.Aux), f.Orig.Src)
+	if aux != 0 && aux != spi {
+		h.ike.DelIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, aux), f.Orig.Src)
 	}
-	f.Aux, f.Data = f.Data, spi
+	h.env.SetData(f, spi, data)
 	h.env.PutKeyOf(f.Orig.Src, f, h.env.KeyOf(sideIKESPI, f.Orig.Dst, spi), nat.AddrValue(f.Orig.Src))
 }
 
@@ -241,7 +242,7 @@ func (h *Helper) newESP(now nat.Time, k conntrack.Tuple) (int32, nat.DropReason)
 		return 0, r
 	}
 	f.Xlate = conntrack.Tuple{Src: k.Dst, Dst: h.env.WANAddr(), Proto: packet.ProtoESP, Side: uint8(nat.WAN)}
-	f.Data = uint64(k.SrcID)<<16 | uint64(k.DstID)
+	h.env.SetData(f, uint64(k.SrcID)<<16|uint64(k.DstID), 0)
 	h.env.SetFast(f, false)
 	if len(h.pending) == espPendingMax {
 		copy(h.pending, h.pending[1:])
@@ -279,7 +280,8 @@ func (h *Helper) bindESP(now nat.Time, k conntrack.Tuple, spi uint32) (int32, na
 		return 0, DropESPUnknownSPI
 	}
 	f := h.env.Flow(p.id)
-	f.Aux = uint64(spi)
+	data, _ := h.env.Data(f)
+	h.env.SetData(f, data, uint64(spi))
 	if n > 1 {
 		h.ambiguous++
 		h.env.Event(now, nat.Event{Kind: EventESPAmbiguous, Host: f.Orig.Src, Peer: k.Src, A: uint64(spi), B: uint64(n)})
@@ -294,7 +296,8 @@ func (h *Helper) Deleted(id int32, f *conntrack.Flow) {
 		return
 	}
 	h.ike.Deleted(f)
-	for _, spi := range [2]uint64{f.Data, f.Aux} {
+	data, aux := h.env.Data(f)
+	for _, spi := range [2]uint64{data, aux} {
 		if spi != 0 {
 			h.ike.DelIfOwner(h.env.KeyOf(sideIKESPI, f.Orig.Dst, spi), f.Orig.Src)
 		}
@@ -316,18 +319,19 @@ func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
 	if !passthrough.Own(h.env, "ipsec", f, fi) {
 		return
 	}
+	data, aux := h.env.Data(f)
 	switch f.Orig.Proto {
 	case packet.ProtoUDP:
-		for _, spi := range [2]uint64{f.Data, f.Aux} {
+		for _, spi := range [2]uint64{data, aux} {
 			if spi != 0 {
 				fi.IKESPIs = append(fi.IKESPIs, fmt.Sprintf("%016x", spi))
 			}
 		}
 	case packet.ProtoESP:
 		fi.Proto = "esp"
-		fi.ESPSPIOut = fmt.Sprintf("%08x", uint32(f.Data))
-		if f.Aux != 0 {
-			fi.ESPSPIIn = fmt.Sprintf("%08x", uint32(f.Aux))
+		fi.ESPSPIOut = fmt.Sprintf("%08x", uint32(data))
+		if aux != 0 {
+			fi.ESPSPIIn = fmt.Sprintf("%08x", uint32(aux))
 		}
 		passthrough.BareAddrs(h.env, f, fi)
 	}

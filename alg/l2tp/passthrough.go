@@ -168,13 +168,14 @@ func assigned(ip packet.IPv4) (uint16, uint64) {
 // learn adds a tunnel id to a shared flow; a flow holds up to four (Data,
 // 16 bits each), one per tunnel the host opens to the server.
 func (h *Helper) learn(f *conntrack.Flow, tid uint16) {
+	data, aux := h.env.Data(f)
 	for i := 0; i < 4; i++ {
-		switch uint16(f.Data >> (16 * i)) {
+		switch uint16(data >> (16 * i)) {
 		case tid:
 			return
 		case 0:
 			if h.env.PutKeyOf(f.Orig.Src, f, h.env.KeyOf(sideTunnel, f.Orig.Dst, uint64(tid)), nat.AddrValue(f.Orig.Src)) {
-				f.Data |= uint64(tid) << (16 * i)
+				h.env.SetData(f, data|uint64(tid)<<(16*i), aux)
 			}
 			return
 		}
@@ -194,8 +195,9 @@ func (h *Helper) FlowPacket(now nat.Time, id int32, f *conntrack.Flow, dir connt
 // Deleted releases a shared flow's tunnel ids and uncounts it.
 func (h *Helper) Deleted(id int32, f *conntrack.Flow) {
 	h.port.Deleted(f)
+	data, _ := h.env.Data(f)
 	for i := 0; i < 4; i++ {
-		if tid := uint16(f.Data >> (16 * i)); tid != 0 {
+		if tid := uint16(data >> (16 * i)); tid != 0 {
 			h.port.DelIfOwner(h.env.KeyOf(sideTunnel, f.Orig.Dst, uint64(tid)), f.Orig.Src)
 		}
 	}
@@ -214,8 +216,9 @@ func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
 	if !passthrough.Own(h.env, "l2tp", f, fi) {
 		return
 	}
+	data, _ := h.env.Data(f)
 	for i := 0; i < 4; i++ {
-		if tid := uint16(f.Data >> (16 * i)); tid != 0 {
+		if tid := uint16(data >> (16 * i)); tid != 0 {
 			fi.TunnelIDs = append(fi.TunnelIDs, tid)
 		}
 	}

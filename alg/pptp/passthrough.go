@@ -206,7 +206,7 @@ func (h *Helper) attach(id int32, role Role) nat.DropReason {
 	hOut, hIn := c.hOut, c.hIn
 	*c = conn{inUse: true, flow: id, gen: f.Gen, host: host, server: peer, owner: owner, hOut: hOut, hIn: hIn, role: role}
 	f.Helper = h.env.ID()
-	f.Data = uint64(free)
+	h.env.SetData(f, uint64(free), 0)
 	return nat.DropNone
 }
 
@@ -251,7 +251,8 @@ func (h *Helper) FlowPacket(now nat.Time, id int32, f *conntrack.Flow, dir connt
 	if f.Orig.Proto != packet.ProtoTCP || ip.IsFragment() {
 		return nat.DropNone
 	}
-	c := &h.conns[f.Data]
+	conn, _ := h.env.Data(f)
+	c := &h.conns[conn]
 	t := packet.TCP(ip.Payload())
 	st, hd := &c.out, &c.hOut
 	if (dir == conntrack.Reply) != (c.role == PAC) { // from the WAN
@@ -457,8 +458,7 @@ func (h *Helper) makeGRE(now nat.Time, c *conn, cl *call) (int32, bool) {
 	if r != nat.DropNone {
 		return 0, false
 	}
-	f.Data = uint64(cl.inside)
-	f.Aux = uint64(h.index(c))<<8 | uint64(c.index(cl))
+	h.env.SetData(f, uint64(cl.inside), uint64(h.index(c))<<8|uint64(c.index(cl)))
 	h.env.SetFast(f, true)
 	// The call is up: its tunnel is established, whatever GRE has passed
 	// yet, so no early drop takes it.
@@ -502,10 +502,11 @@ func (*Helper) FastKey(from nat.Iface, ip packet.IPv4) (conntrack.Tuple, bool) {
 }
 
 // Translated gives GRE from the server the LAN client's own call id.
-func (*Helper) Translated(f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4) {
+func (h *Helper) Translated(f *conntrack.Flow, dir conntrack.Dir, ip packet.IPv4) {
 	if dir == conntrack.Reply {
 		if g, err := ParseGRE(ip.Payload()); err == nil {
-			g.SetCallID(uint16(f.Data))
+			inside, _ := h.env.Data(f)
+			g.SetCallID(uint16(inside))
 		}
 	}
 }
@@ -558,14 +559,15 @@ func (h *Helper) callEnd(now nat.Time, c *conn, cl *call) {
 // forgets a GRE flow that expired: the call stays, and revive brings the
 // flow back if the call carries data again.
 func (h *Helper) Deleted(id int32, f *conntrack.Flow) {
+	data, aux := h.env.Data(f)
 	if f.Orig.Proto == packet.ProtoGRE {
-		c := &h.conns[f.Aux>>8]
-		if cl := &c.calls[f.Aux&0xff]; cl.inUse && cl.greGen == f.Gen && cl.server == f.Orig.DstID {
+		c := &h.conns[aux>>8]
+		if cl := &c.calls[aux&0xff]; cl.inUse && cl.greGen == f.Gen && cl.server == f.Orig.DstID {
 			cl.gre, cl.greGen = -1, 0
 		}
 		return
 	}
-	c := &h.conns[f.Data]
+	c := &h.conns[data]
 	if !c.inUse || c.gen != f.Gen {
 		return
 	}
@@ -587,15 +589,16 @@ func (*Helper) Session(f *conntrack.Flow) bool { return f.Orig.Proto != packet.P
 // connection's last call.
 func (h *Helper) Describe(f *conntrack.Flow, fi *nat.FlowInfo) {
 	fi.VPN = "pptp"
+	data, _ := h.env.Data(f)
 	if f.Orig.Proto == packet.ProtoGRE {
 		fi.Proto = "gre"
-		fi.CallIDInside = uint16(f.Data)
+		fi.CallIDInside = uint16(data)
 		fi.CallIDOutside = f.Reply.DstID
 		fi.CallIDServer = f.Orig.DstID
 		passthrough.BareAddrs(h.env, f, fi)
 		return
 	}
-	c := &h.conns[f.Data]
+	c := &h.conns[data]
 	for i := range c.calls {
 		if cl := &c.calls[i]; cl.inUse {
 			fi.CallIDInside, fi.CallIDOutside, fi.CallIDServer = cl.inside, cl.outside, cl.server

@@ -1,0 +1,132 @@
+package conntrack
+
+import "unsafe"
+
+// flowExt is what only some flows need, kept apart from Flow so that a
+// Flow is two cache lines: a helper's data (Data, Aux) and the early-drop
+// lists' links (only flows that have seen no reply, or are closed, are on
+// them). A flow holds one (Flow.x) from Insert until it is answered, and
+// after that only if a helper gave it data or it is closed again.
+type flowExt struct {
+	data, aux uint64
+	// The unreplied list (Table.unrHead): closed flows first, then
+	// those never answered, oldest first. A free record is chained
+	// through unrNext.
+	unrNext, unrPrev int32
+	// The unreplied lists of the flow's host and owner shares.
+	shNext, shPrev [2]int32
+}
+
+// extChunkBits sets how many records an extPool grows by at once: 1024,
+// 40 KB, so that a pool growing with the unanswered flows allocates
+// once per thousand of them, never shrinks, and moves no record (a
+// pointer to one stays good while its flow holds it).
+const extChunkBits = 10
+
+// extPool holds flowExt records, handed out by handle (its index + 1;
+// 0 is none), in chunks it grows by as more flows at once need one:
+// storage that follows the flows needing it (those not yet answered,
+// and helpers' flows), not the table's size.
+type extPool struct {
+	chunks [][]flowExt
+	free   int32 // the last record put back (handle), chained through unrNext
+	n      int32 // records ever handed out
+}
+
+// at is the record of handle x (not 0).
+func (p *extPool) at(x int32) *flowExt {
+	i := x - 1
+	return &p.chunks[i>>extChunkBits][i&(1<<extChunkBits-1)]
+}
+
+// get hands out a zeroed record, the last put back first (still in the
+// caches, most likely).
+func (p *extPool) get() int32 {
+	if x := p.free; x != 0 {
+		r := p.at(x)
+		p.free = r.unrNext
+		*r = flowExt{}
+		return x
+	}
+	if int(p.n) == len(p.chunks)<<extChunkBits {
+		p.chunks = append(p.chunks, make([]flowExt, 1<<extChunkBits))
+	}
+	p.n++
+	return p.n
+}
+
+// put gives back the record of handle x.
+func (p *extPool) put(x int32) {
+	p.at(x).unrNext = p.free
+	p.free = x
+}
+
+// held is how many records are handed out now (for Check).
+func (p *extPool) held() int {
+	n := int(p.n)
+	for x := p.free; x != 0 && n >= 0; x = p.at(x).unrNext {
+		n--
+	}
+	return n
+}
+
+// ext is flow id's record; the flow must hold one.
+func (t *Table) ext(id int32) *flowExt { return t.xp.at(t.flows[id].x) }
+
+// Data is the owner's or a helper's data of flow id (zero until set).
+func (t *Table) Data(id int32) (data, aux uint64) {
+	if x := t.flows[id].x; x != 0 {
+		r := t.xp.at(x)
+		return r.data, r.aux
+	}
+	return 0, 0
+}
+
+// SetData sets the owner's or a helper's data of flow id. It may
+// allocate, once for a thousand flows holding data or unanswered at
+// once (extPool).
+func (t *Table) SetData(id int32, data, aux uint64) {
+	f := &t.flows[id]
+	if f.x == 0 {
+		if data == 0 && aux == 0 {
+			return
+		}
+		f.x = t.newExt()
+	}
+	r := t.xp.at(f.x)
+	r.data, r.aux = data, aux
+}
+
+// newExt hands out a record, on no list.
+func (t *Table) newExt() int32 {
+	x := t.xp.get()
+	r := t.xp.at(x)
+	r.unrNext, r.unrPrev = noFlow, noFlow
+	r.shNext, r.shPrev = [2]int32{noFlow, noFlow}, [2]int32{noFlow, noFlow}
+	return x
+}
+
+// dropExt gives back flow id's record if it needs it no more: answered,
+// not closed, and no data.
+func (t *Table) dropExt(f *Flow) {
+	if f.x != 0 && f.st&stReplied != 0 {
+		if r := t.xp.at(f.x); r.data == 0 && r.aux == 0 {
+			t.xp.put(f.x)
+			f.x = 0
+		}
+	}
+}
+
+// ID is the id of f, a flow of t (what Get returned).
+func (t *Table) ID(f *Flow) int32 {
+	return int32((uintptr(unsafe.Pointer(f)) - uintptr(unsafe.Pointer(&t.flows[0]))) / unsafe.Sizeof(Flow{}))
+}
+
+// DataOf is Data of f, a flow of t.
+func (t *Table) DataOf(f *Flow) (data, aux uint64) {
+	if f.x != 0 {
+		r := t.xp.at(f.x)
+		return r.data, r.aux
+	}
+	return 0, 0
+}
