@@ -3,24 +3,44 @@ package conntrack
 import (
 	"encoding/binary"
 	"math/bits"
+	"math/rand/v2"
 )
 
 // flowIndex is the table's own index of its flows' tuples: Index's
 // open addressing, linear probing, keyed hash, bounded probe runs and
-// backward-shift deletion, but a slot is one word, the tuple's 32-bit
-// hash beside the value (flow id << 1 | Dir), and the tuple itself is
-// read from the flow it names, which the packet reads next anyway. So a
-// slot is 8 bytes where Index's is 20: eight slots to a cache line, and
-// 32 bytes of index per flow at the load Index keeps (under one half).
-// Two tuples whose 32-bit hashes are equal cost one more comparison,
-// never a wrong answer: a hit is always confirmed against the flow.
-type flowIndex = TagIndex
+// backward-shift deletion, but a slot is 4 bytes: the value (flow id << 1
+// | Dir) plus one in its low bits (vmask: as few as the table's values
+// need; 0 is an empty slot) and, above them, the top bits of the tuple's
+// hash as a tag. The tuple itself is read from the flow the slot names,
+// which the packet reads next anyway. So an index holds sixteen slots to
+// a cache line, and 16 bytes a flow at the load Index keeps (under one
+// half; with 8-byte slots, the hash's 32 bits beside the value, it was
+// 32). The tag is what the value leaves of 32 bits, 10 for a million
+// flows: a slot whose tag matches but whose flow is another costs a
+// comparison (one probed slot in a thousand), never a wrong answer. A
+// slot does not say where its key's run starts, so a deletion's backward
+// shift hashes the tuples of the slots it moves, from their flows.
+type flowIndex struct {
+	slots []uint32
+	mask  uint64
+	vmask uint32 // the value bits of a slot
+	n     int
+	key   [2]uint64
+}
 
-// usedBit marks a slot in use; values are below it (a table holds fewer
-// than 1<<30 flows).
-const usedBit = 1 << 31
+func newFlowIndex(entries int) flowIndex {
+	size := indexSize(entries)
+	return flowIndex{
+		slots: hugeSlice[uint32](size), mask: uint64(size - 1),
+		// Values are below entries: value+1 fits in Len(entries) bits.
+		vmask: uint32(uint64(1)<<bits.Len(uint(entries)) - 1),
+		key:   [2]uint64{rand.Uint64(), rand.Uint64()},
+	}
+}
 
-func newFlowIndex(entries int) flowIndex { return *NewTagIndex(entries) }
+// tag is the part of a slot that h, a tuple's hash, fixes: its top bits
+// above vmask (the slot's place comes from its low bits).
+func (x *flowIndex) tag(h uint64) uint32 { return uint32(h>>32) &^ x.vmask }
 
 // Key is a Tuple packed in two words: A holds the addresses as one
 // little-endian load of Src then Dst gives them (the 8 bytes an IPv4
@@ -74,15 +94,16 @@ func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) { return t.LookupKe
 func (t *Table) LookupKey(k Key) (id int32, dir Dir, ok bool) {
 	x := &t.index
 	h := keyHash(&x.key, k)
-	tag := h << 32
+	vm := x.vmask
+	tag := uint32(h>>32) &^ vm
 	i := h & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		s := x.slots[i]
 		if s == 0 {
 			break
 		}
-		if s&^(1<<32-1) == tag {
-			if v := uint32(s) &^ usedBit; t.tuple(v).Key() == k {
+		if s&^vm == tag {
+			if v := s&vm - 1; t.tuple(v).Key() == k {
 				return int32(v >> 1), Dir(v & 1), true
 			}
 		}
@@ -102,20 +123,20 @@ func (t *Table) LookupKey(k Key) (id int32, dir Dir, ok bool) {
 // are how the CPU overlaps them). At most WarmBatch keys are read.
 func (t *Table) Warm(keys []Key) uint64 {
 	x := &t.index
-	var slots [WarmBatch]uint64
-	var tags [WarmBatch]uint32
+	var slots, tags [WarmBatch]uint32
 	keys = keys[:min(len(keys), WarmBatch)]
+	vm := x.vmask
 	for i, k := range keys {
 		h := keyHash(&x.key, k)
-		slots[i], tags[i] = x.slots[h&x.mask], uint32(h)
+		slots[i], tags[i] = x.slots[h&x.mask], uint32(h>>32)&^vm
 	}
 	var sink uint64
 	for i := range keys {
-		if s := slots[i]; uint32(s>>32) == tags[i] {
+		if s := slots[i]; s != 0 && s&^vm == tags[i] {
 			// A flow is two lines: the one the lookup compares
 			// and the packet reads, the counts'; a TCP flow's
 			// sequence state is a third, apart.
-			id := (uint32(s) &^ usedBit) >> 1
+			id := (s&vm - 1) >> 1
 			f := &t.flows[id]
 			sink ^= uint64(f.Orig.Proto) ^ uint64(f.Deadline) ^ f.Bytes[1]
 			if f.Orig.Proto == protoTCP {
@@ -141,16 +162,17 @@ func (t *Table) get(k *Tuple) (uint32, bool) {
 func (t *Table) add(k *Tuple, v uint32) error {
 	x := &t.index
 	h := tupleHash(&x.key, k)
-	tag := h << 32
+	vm := x.vmask
+	tag := x.tag(h)
 	i := h & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		s := x.slots[i]
 		if s == 0 {
-			x.slots[i] = tag | usedBit | uint64(v)
+			x.slots[i] = tag | (v + 1)
 			x.n++
 			return nil
 		}
-		if s&^(1<<32-1) == tag && uint32(s)&^usedBit != v && *t.tuple(uint32(s) &^ usedBit) == *k {
+		if s&^vm == tag && s&vm-1 != v && *t.tuple(s&vm - 1) == *k {
 			return ErrExists
 		}
 		i = (i + 1) & x.mask
@@ -158,5 +180,35 @@ func (t *Table) add(k *Tuple, v uint32) error {
 	return ErrProbe
 }
 
-// del removes k, indexed with value v.
-func (t *Table) del(k *Tuple, v uint32) { t.index.Delete(tupleHash(&t.index.key, k), v) }
+// del removes k, indexed with value v. The backward shift (Index.Del's)
+// needs each later slot's home, its tuple's hash: read from its flow.
+func (t *Table) del(k *Tuple, v uint32) {
+	x := &t.index
+	h := tupleHash(&x.key, k)
+	vm := x.vmask
+	want := x.tag(h) | (v + 1)
+	i := h & x.mask
+	for n := 0; ; n++ {
+		s := x.slots[i]
+		if s == 0 || n > maxProbe {
+			return
+		}
+		if s == want {
+			break
+		}
+		i = (i + 1) & x.mask
+	}
+	for j := (i + 1) & x.mask; ; j = (j + 1) & x.mask {
+		s := x.slots[j]
+		if s == 0 {
+			break
+		}
+		home := tupleHash(&x.key, t.tuple(s&vm-1)) & x.mask
+		if (j-home)&x.mask >= (j-i)&x.mask {
+			x.slots[i] = s
+			i = j
+		}
+	}
+	x.slots[i] = 0
+	x.n--
+}

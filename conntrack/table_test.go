@@ -481,3 +481,95 @@ func TestClosedEarlyDropFirst(t *testing.T) {
 	}
 	check("end")
 }
+
+// TestFlowIndexChurn makes and removes flows at random in a small table
+// (64 flows, 256 index slots, so probe runs meet and the backward shift
+// moves slots of other flows and of the same flow's other tuple), with
+// tuples drawn from few values so that runs collide, against a model:
+// every live flow is found by both tuples, every removed one by neither,
+// and Check holds throughout. The index's 4-byte slots keep a tag of 23
+// bits here; TestFlowIndexTagClash forces equal tags.
+func TestFlowIndexChurn(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	tb := New(64, 0, 0)
+	live := map[int32][2]Tuple{}
+	byTuple := map[Tuple]int32{}
+	for op := range 200000 {
+		if r.Intn(2) == 0 && len(live) < 64 {
+			o := Tuple{Src: [4]byte{10, 0, 0, byte(r.Intn(8))}, SrcID: uint16(r.Intn(16)), Proto: 17}
+			rp := Tuple{Dst: [4]byte{100, 0, 0, 1}, SrcID: 9, DstID: uint16(r.Intn(256)), Proto: 17, Side: 1}
+			_, o1 := byTuple[o]
+			_, r1 := byTuple[rp]
+			id, err := tb.Insert(o, rp, [4]byte{}, 0, 1<<40)
+			if o1 || r1 {
+				if err == nil {
+					t.Fatalf("op %d: %v %v made though tracked", op, o, rp)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("op %d: %v", op, err)
+			}
+			live[id] = [2]Tuple{o, rp}
+			byTuple[o], byTuple[rp] = id, id
+		} else if len(live) > 0 {
+			for id, k := range live {
+				tb.Delete(id)
+				delete(live, id)
+				delete(byTuple, k[0])
+				delete(byTuple, k[1])
+				break
+			}
+		}
+		if op%1000 == 0 {
+			if err := tb.Check(); err != nil {
+				t.Fatalf("op %d: %v", op, err)
+			}
+		}
+		for k, id := range byTuple {
+			if got, _, ok := tb.Lookup(k); !ok || got != id {
+				t.Fatalf("op %d: %v found as %d %v, want %d", op, k, got, ok, id)
+			}
+			break
+		}
+	}
+	for k, id := range byTuple {
+		if got, _, ok := tb.Lookup(k); !ok || got != id {
+			t.Fatalf("%v found as %d %v, want %d", k, got, ok, id)
+		}
+	}
+	if _, _, ok := tb.Lookup(Tuple{Src: [4]byte{1, 2, 3, 4}, Proto: 17}); ok {
+		t.Fatal("found a tuple never made")
+	}
+}
+
+// TestFlowIndexTagClash: with every slot's tag equal (the worst a 4-byte
+// slot's few tag bits allow), lookups, duplicate detection and deletion
+// still tell flows apart by their tuples.
+func TestFlowIndexTagClash(t *testing.T) {
+	tb := New(64, 0, 0)
+	tb.index.vmask = ^uint32(0) // no tag bits: every used slot matches
+	ids := make([]int32, 0, 40)
+	for i := range 40 {
+		id, err := tb.Insert(tup(i, 0), tup(i, 1), [4]byte{}, 0, 1<<40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if _, err := tb.Insert(tup(3, 0), tup(99, 1), [4]byte{}, 0, 1<<40); err != ErrExists {
+		t.Fatalf("a tracked tuple again: %v", err)
+	}
+	for i := 0; i < 40; i += 2 {
+		tb.Delete(ids[i])
+	}
+	for i := range 40 {
+		_, dir, ok := tb.Lookup(tup(i, 1))
+		if ok != (i%2 == 1) || ok && dir != Reply {
+			t.Fatalf("flow %d: found %v %v", i, ok, dir)
+		}
+	}
+	if err := tb.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -16,6 +16,9 @@ type TagIndex struct {
 	key   [2]uint64
 }
 
+// usedBit marks a slot in use; values are below it.
+const usedBit = 1 << 31
+
 // NewTagIndex makes a TagIndex for at most entries keys.
 func NewTagIndex(entries int) *TagIndex {
 	size := indexSize(entries)
