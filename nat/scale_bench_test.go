@@ -106,24 +106,70 @@ func flowsName(n int) string {
 
 // BenchmarkEngineMemoryPerFlow reports what an engine holding 1 M live
 // flows (MaxFlows 1 M) takes per flow and in all: the flow table, the
-// mapper, the helpers' index and per-flow state.
+// mapper, the helpers' index and per-flow state; for established UDP
+// flows (newLiveFlows) and established TCP ones (newLiveTCPFlows: most
+// of a real router's flows are TCP, and a TCP flow has sequence state).
 func BenchmarkEngineMemoryPerFlow(b *testing.B) {
 	const n = 1 << 20
-	var per float64
-	for i := 0; i < b.N; i++ {
-		runtime.GC()
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		l := newLiveFlows(b, n)
-		// The packets are the benchmark's, not the engine's.
-		l.out, l.in = nil, nil
-		runtime.GC()
-		runtime.ReadMemStats(&m1)
-		runtime.KeepAlive(l.e)
-		per = float64(m1.HeapAlloc-m0.HeapAlloc) / n
+	for _, proto := range []string{"udp", "tcp"} {
+		b.Run(proto, func(b *testing.B) {
+			var per float64
+			for i := 0; i < b.N; i++ {
+				runtime.GC()
+				var m0, m1 runtime.MemStats
+				runtime.ReadMemStats(&m0)
+				var e *Engine
+				if proto == "udp" {
+					l := newLiveFlows(b, n)
+					// The packets are the benchmark's, not the engine's.
+					l.out, l.in = nil, nil
+					e = l.e
+				} else {
+					e = newLiveTCPFlows(b, n)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				runtime.KeepAlive(e)
+				per = float64(m1.HeapAlloc-m0.HeapAlloc) / n
+			}
+			b.ReportMetric(per, "bytes/flow")
+			b.ReportMetric(per*n/(1<<20), "MB/1M-flows")
+		})
 	}
-	b.ReportMetric(per, "bytes/flow")
-	b.ReportMetric(per*n/(1<<20), "MB/1M-flows")
+}
+
+// newLiveTCPFlows is an engine holding n established TCP connections
+// (n a power of 4), laid out as newLiveFlows's UDP flows: each opened
+// from the LAN with a SYN, answered with a SYN-ACK, acknowledged.
+func newLiveTCPFlows(tb testing.TB, n int) *Engine {
+	side := 1
+	for side*side < n {
+		side *= 2
+	}
+	e := newEngine(tb, func(c *Config) { c.MaxFlows = n; c.MaxFlowsPerHost = n })
+	for i := range n {
+		lan, remote := i/side, i%side
+		c := fmt.Sprintf("192.168.50.%d:%d", 10+lan%200, 10000+lan)
+		s := fmt.Sprintf("198.18.%d.%d:80", remote>>8, remote&0xff)
+		syn := pkttest.TCP(c, s, packet.TCPSyn, 100, 0, nil, nil)
+		if v := e.Process(0, LAN, syn); v.Action != Forward {
+			tb.Fatalf("flow %d syn: %+v", i, v)
+		}
+		pub := fmt.Sprintf("203.0.113.1:%d", packet.TCP(packet.IPv4(syn).Payload()).SrcPort())
+		if v := e.Process(0, WAN, pkttest.TCP(s, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil)); v.Action != Forward {
+			tb.Fatalf("flow %d syn-ack: %+v", i, v)
+		}
+		if v := e.Process(0, LAN, pkttest.TCP(c, s, packet.TCPAck, 101, 501, nil, nil)); v.Action != Forward {
+			tb.Fatalf("flow %d ack: %+v", i, v)
+		}
+	}
+	if got := e.ct.Len(); got != n {
+		tb.Fatalf("%d flows live, want %d", got, n)
+	}
+	if got := e.ct.ProtoFlows(packet.ProtoTCP); got != n {
+		tb.Fatalf("%d TCP flows live, want %d", got, n)
+	}
+	return e
 }
 
 // BenchmarkEstablishedUDPLiveBatch is the data plane's way with the live
