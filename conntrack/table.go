@@ -581,7 +581,7 @@ func (t *Table) Replied(id int32) {
 	t.dropExt(f)
 }
 
-// Closed marks a flow whose connection is over (a TCP reset) as one of
+// Closed marks a flow whose connection is over (a TCP reset, or both FINs) as one of
 // the first an early drop may take: it is no longer assured, and goes on
 // the table's and its shares' unreplied lists after the closed flows at
 // their heads, before every flow never answered (a connection being

@@ -98,10 +98,14 @@ func (e *Engine) track(now Time, id int32, f *conntrack.Flow, dir conntrack.Dir,
 			return DropNone
 		}
 		e.tcpStep(f, dir, fl)
-		if f.State == tcpClosed {
-			// Reset: among the first an early drop takes, so the 4 min
-			// RFC 7857 2.2 keeps it for cost no share a slot
-			// (conntrack Closed; nothing once it is there).
+		if f.State == tcpClosed || f.State == tcpClosing {
+			// Reset, or both FINs seen (a FIN then a reset is reset):
+			// the connection is over, kept only for a retransmission
+			// or a lost reset, so among the first an early drop
+			// takes, and the 4 min RFC 7857 2.2 keeps it for cost no
+			// share a slot (conntrack Closed; nothing once it is
+			// there). One FIN alone leaves it assured: the other side
+			// may send for long.
 			e.ct.Closed(id)
 		} else if f.State >= tcpEstablished {
 			// A half-open connection (a SYN answered by a SYN-ACK to a
