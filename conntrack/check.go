@@ -78,22 +78,27 @@ func (t *Table) Check() error {
 			return fmt.Errorf("owner %v: %w", o, err)
 		}
 	}
-	n, prev := 0, int32(noFlow)
-	for id := t.unrHead; id != noFlow; id = t.ext(id).unrNext {
+	n, prev := 0, int32(noFlow) // prev: a record
+	for x := t.unrHead; x != noFlow; x = t.xp.at(x).unrNext {
+		r := t.xp.at(x)
+		id := r.id
+		if id < 0 || int(id) >= len(t.flows) {
+			return fmt.Errorf("unreplied list: record %d of flow %d", x, id)
+		}
 		f := &t.flows[id]
-		if f.st&stInUse == 0 || f.st&stReplied != 0 || f.x == 0 || t.ext(id).unrPrev != prev || n > live {
+		if f.st&stInUse == 0 || f.st&stReplied != 0 || f.x != x || r.unrPrev != prev || n > live {
 			return fmt.Errorf("unreplied list broken at flow %d", id)
 		}
-		if f.st&stClosed != 0 && prev != noFlow && t.flows[prev].st&stClosed == 0 {
+		if f.st&stClosed != 0 && prev != noFlow && t.flows[t.xp.at(prev).id].st&stClosed == 0 {
 			return fmt.Errorf("unreplied list: closed flow %d after one never answered", id)
 		}
-		prev, n = id, n+1
+		prev, n = x, n+1
 	}
 	if n != unreplied || t.unrTail != prev {
 		return fmt.Errorf("unreplied list holds %d flows, %d unreplied", n, unreplied)
 	}
-	if ct := lastClosed(t.unrHead, func(id int32) int32 { return t.ext(id).unrNext }, t.flows); ct != t.unrCTail {
-		return fmt.Errorf("unreplied list: last closed flow %d, noted %d", ct, t.unrCTail)
+	if ct := t.lastClosed(t.unrHead, func(x int32) int32 { return t.xp.at(x).unrNext }); ct != t.unrCTail {
+		return fmt.Errorf("unreplied list: last closed record %d, noted %d", ct, t.unrCTail)
 	}
 	return nil
 }
@@ -108,39 +113,44 @@ func (t *Table) checkShare(s share, w int, mine func(*Flow) bool) error {
 			want++
 		}
 	}
-	n, prev := 0, int32(noFlow)
-	for id := s.head; id != noFlow; id = t.ext(id).shNext[w] {
+	n, prev := 0, int32(noFlow) // prev: a record
+	for x := s.head; x != noFlow; x = t.xp.at(x).shNext[w] {
+		r := t.xp.at(x)
+		id := r.id
+		if id < 0 || int(id) >= len(t.flows) {
+			return fmt.Errorf("unreplied list: record %d of flow %d", x, id)
+		}
 		f := &t.flows[id]
-		if f.st&stInUse == 0 || f.st&stReplied != 0 || !mine(f) || t.ext(id).shPrev[w] != prev || n > len(t.flows) {
+		if f.st&stInUse == 0 || f.st&stReplied != 0 || !mine(f) || f.x != x || r.shPrev[w] != prev || n > len(t.flows) {
 			return fmt.Errorf("unreplied list broken at flow %d", id)
 		}
-		if prev != noFlow && t.flows[prev].st&stClosed == 0 {
+		if prev != noFlow && t.flows[t.xp.at(prev).id].st&stClosed == 0 {
 			// Past the closed flows at the head: never answered, oldest
 			// first.
 			if f.st&stClosed != 0 {
 				return fmt.Errorf("unreplied list: closed flow %d after one never answered", id)
 			}
-			if t.Created(prev) > t.Created(id) {
+			if t.Created(t.xp.at(prev).id) > t.Created(id) {
 				return fmt.Errorf("unreplied list out of order at flow %d", id)
 			}
 		}
-		prev, n = id, n+1
+		prev, n = x, n+1
 	}
 	if n != want || s.tail != prev {
 		return fmt.Errorf("unreplied list holds %d flows, %d unreplied", n, want)
 	}
-	if ct := lastClosed(s.head, func(id int32) int32 { return t.ext(id).shNext[w] }, t.flows); ct != s.ctail {
-		return fmt.Errorf("unreplied list: last closed flow %d, noted %d", ct, s.ctail)
+	if ct := t.lastClosed(s.head, func(x int32) int32 { return t.xp.at(x).shNext[w] }); ct != s.ctail {
+		return fmt.Errorf("unreplied list: last closed record %d, noted %d", ct, s.ctail)
 	}
 	return nil
 }
 
-// lastClosed is the last closed flow of the run at the head of the
-// unreplied list from head (next follows it), or noFlow.
-func lastClosed(head int32, next func(int32) int32, flows []Flow) int32 {
+// lastClosed is the record of the last closed flow of the run at the
+// head of the unreplied list from head (next follows it), or noFlow.
+func (t *Table) lastClosed(head int32, next func(int32) int32) int32 {
 	last := int32(noFlow)
-	for id := head; id != noFlow && flows[id].st&stClosed != 0; id = next(id) {
-		last = id
+	for x := head; x != noFlow && t.flows[t.xp.at(x).id].st&stClosed != 0; x = next(x) {
+		last = x
 	}
 	return last
 }

@@ -9,6 +9,9 @@ import "unsafe"
 // after that only if a helper gave it data or it is closed again.
 type flowExt struct {
 	data, aux uint64
+	id        int32 // the flow holding it
+	// The lists link records (handles), so that unlinking a flow
+	// touches its neighbours' records, not their flows.
 	// The unreplied list (Table.unrHead): closed flows first, then
 	// those never answered, oldest first. A free record is chained
 	// through unrNext.
@@ -21,35 +24,36 @@ type flowExt struct {
 // 40 KB, so that a pool growing with the unanswered flows allocates
 // once per thousand of them, never shrinks, and moves no record (a
 // pointer to one stays good while its flow holds it).
-const extChunkBits = 10
+const (
+	extChunkBits = 10
+	extChunk     = 1 << extChunkBits
+)
 
 // extPool holds flowExt records, handed out by handle (its index + 1;
 // 0 is none), in chunks it grows by as more flows at once need one:
 // storage that follows the flows needing it (those not yet answered,
 // and helpers' flows), not the table's size.
 type extPool struct {
-	chunks [][]flowExt
+	chunks []*[extChunk]flowExt
 	free   int32 // the last record put back (handle), chained through unrNext
 	n      int32 // records ever handed out
 }
 
 // at is the record of handle x (not 0).
 func (p *extPool) at(x int32) *flowExt {
-	i := x - 1
-	return &p.chunks[i>>extChunkBits][i&(1<<extChunkBits-1)]
+	i := uint32(x - 1)
+	return &p.chunks[i>>extChunkBits][i&(extChunk-1)]
 }
 
-// get hands out a zeroed record, the last put back first (still in the
-// caches, most likely).
+// get hands out a record, the last put back first (still in the
+// caches, most likely); its fields are the caller's to set.
 func (p *extPool) get() int32 {
 	if x := p.free; x != 0 {
-		r := p.at(x)
-		p.free = r.unrNext
-		*r = flowExt{}
+		p.free = p.at(x).unrNext
 		return x
 	}
 	if int(p.n) == len(p.chunks)<<extChunkBits {
-		p.chunks = append(p.chunks, make([]flowExt, 1<<extChunkBits))
+		p.chunks = append(p.chunks, new([extChunk]flowExt))
 	}
 	p.n++
 	return p.n
@@ -70,9 +74,6 @@ func (p *extPool) held() int {
 	return n
 }
 
-// ext is flow id's record; the flow must hold one.
-func (t *Table) ext(id int32) *flowExt { return t.xp.at(t.flows[id].x) }
-
 // Data is the owner's or a helper's data of flow id (zero until set).
 func (t *Table) Data(id int32) (data, aux uint64) {
 	if x := t.flows[id].x; x != 0 {
@@ -91,18 +92,19 @@ func (t *Table) SetData(id int32, data, aux uint64) {
 		if data == 0 && aux == 0 {
 			return
 		}
-		f.x = t.newExt()
+		f.x = t.newExt(id)
 	}
 	r := t.xp.at(f.x)
 	r.data, r.aux = data, aux
 }
 
-// newExt hands out a record, on no list.
-func (t *Table) newExt() int32 {
+// newExt hands out a record for flow id, on no list.
+func (t *Table) newExt(id int32) int32 {
 	x := t.xp.get()
 	r := t.xp.at(x)
+	r.data, r.aux, r.id = 0, 0, id
 	r.unrNext, r.unrPrev = noFlow, noFlow
-	r.shNext, r.shPrev = [2]int32{noFlow, noFlow}, [2]int32{noFlow, noFlow}
+	r.shNext[0], r.shNext[1], r.shPrev[0], r.shPrev[1] = noFlow, noFlow, noFlow, noFlow
 	return x
 }
 

@@ -123,14 +123,14 @@ func BenchmarkMemoryPerFlow(b *testing.B) {
 // TestMemoryPerFlow: a full table of answered flows takes at most 184
 // bytes a flow (the flow 128, its TCP state 32, its index 16, the huge
 // pages' alignment), leaving the NAT's mapper room within 256 bytes a
-// flow, so 1 M flows fit in 256 MB; unanswered ones at most 40 bytes
-// more (measured on 64 k flows: the table's parts are all per flow, so
+// flow, so 1 M flows fit in 256 MB; unanswered ones at most 48 bytes
+// more (their records) (measured on 64 k flows: the table's parts are all per flow, so
 // it scales).
 func TestMemoryPerFlow(t *testing.T) {
 	for _, c := range []struct {
 		answered bool
 		most     float64
-	}{{true, 184}, {false, 224}} {
+	}{{true, 184}, {false, 232}} {
 		if per := tableBytesPerFlow(t, 1<<16, c.answered); per > c.most {
 			t.Errorf("answered %v: %.0f bytes a flow, want at most %.0f", c.answered, per, c.most)
 		} else {

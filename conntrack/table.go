@@ -91,8 +91,8 @@ type EarlyDrops struct {
 }
 
 // share is what is charged to a host or an owner: how many flows, and
-// its unreplied ones (by flowExt.shNext, shPrev; which list is shareHost or
-// shareOwner), the closed ones first (Table.Closed; ctail is the last of
+// its unreplied ones (their records, flowExt, linked by shNext, shPrev;
+// which list is shareHost or shareOwner), the closed ones first (Table.Closed; ctail is the last of
 // them), in the order they closed, then the others oldest first, so that
 // an early drop for a full share takes the share's own first at once,
 // however many unreplied flows of others are older.
@@ -201,8 +201,10 @@ type Table struct {
 	maxRule   int32
 	linkOwner Owner // what Insert charges besides the host (SetLink)
 
+	// The unreplied list, of the flows' records (flowExt): its ends
+	// and the last closed flow's (Closed).
 	unrHead, unrTail int32
-	unrCTail         int32 // the last closed flow on the unreplied list (Closed)
+	unrCTail         int32
 	early            EarlyDrops
 
 	wheel    [wheelSize]int32
@@ -457,11 +459,11 @@ func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 		t.early.HostQuota++
 	}
 	if t.full() {
-		id := t.unrHead
-		if id != noFlow && id == keep {
-			id = t.ext(id).unrNext
+		x := t.unrHead
+		if x != noFlow && t.xp.at(x).id == keep {
+			x = t.xp.at(x).unrNext
 		}
-		if !t.evict(id) {
+		if !t.evict(x) {
 			return ErrFull
 		}
 		t.early.TableFull++
@@ -469,17 +471,17 @@ func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 	return nil
 }
 
-// shareHead is the first flow of s's unreplied list w (a closed one,
-// else the oldest) other than keep.
+// shareHead is the record of the first flow of s's unreplied list w (a
+// closed one, else the oldest) other than keep.
 func (t *Table) shareHead(s share, w int, keep int32) int32 {
 	if s.n == 0 {
 		return noFlow // a share never charged: its list is not set up
 	}
-	id := s.head
-	if id != noFlow && id == keep {
-		id = t.ext(id).shNext[w]
+	x := s.head
+	if x != noFlow && t.xp.at(x).id == keep {
+		x = t.xp.at(x).shNext[w]
 	}
-	return id
+	return x
 }
 
 // EvictOldest removes the oldest flow that has seen no reply among those
@@ -493,12 +495,13 @@ func (t *Table) EvictOldest(host [4]byte, owner Owner, match func(*Flow) bool) b
 	if s.n == 0 {
 		return false
 	}
-	id := s.head
-	for n := 0; id != noFlow && n < evictScan; n++ {
-		if match(&t.flows[id]) {
-			return t.evict(id)
+	x := s.head
+	for n := 0; x != noFlow && n < evictScan; n++ {
+		r := t.xp.at(x)
+		if match(&t.flows[r.id]) {
+			return t.evict(x)
 		}
-		id = t.ext(id).shNext[shareHost]
+		x = r.shNext[shareHost]
 	}
 	return false
 }
@@ -507,48 +510,50 @@ func (t *Table) EvictOldest(host [4]byte, owner Owner, match func(*Flow) bool) b
 // looks at, so its cost does not grow with the host's share.
 const evictScan = 64
 
-// evict removes flow id, the head of an unreplied list, and reports
-// whether there was one.
-func (t *Table) evict(id int32) bool {
-	if id == noFlow {
+// evict removes the flow of record x, the head of an unreplied list,
+// and reports whether there was one.
+func (t *Table) evict(x int32) bool {
+	if x == noFlow {
 		return false
 	}
-	t.Delete(id)
+	t.Delete(t.xp.at(x).id)
 	return true
 }
 
 // shareAdd charges flow id to s and puts it at the end of s's unreplied
-// list w.
+// list w. The lists link the flows' records (flowExt), not the flows.
 func (t *Table) shareAdd(s share, id int32, w int) share {
 	if s.n == 0 {
 		s.head, s.tail, s.ctail = noFlow, noFlow, noFlow
 	}
 	s.n++
-	f := t.ext(id)
-	f.shNext[w], f.shPrev[w] = noFlow, s.tail
+	x := t.flows[id].x
+	r := t.xp.at(x)
+	r.shNext[w], r.shPrev[w] = noFlow, s.tail
 	if s.tail != noFlow {
-		t.ext(s.tail).shNext[w] = id
+		t.xp.at(s.tail).shNext[w] = x
 	} else {
-		s.head = id
+		s.head = x
 	}
-	s.tail = id
+	s.tail = x
 	return s
 }
 
 // shareUnlink takes flow id off s's unreplied list w.
 func (t *Table) shareUnlink(s share, id int32, w int) share {
-	f := t.ext(id)
+	x := t.flows[id].x
+	f := t.xp.at(x)
 	if p := f.shPrev[w]; p != noFlow {
-		t.ext(p).shNext[w] = f.shNext[w]
+		t.xp.at(p).shNext[w] = f.shNext[w]
 	} else {
 		s.head = f.shNext[w]
 	}
 	if n := f.shNext[w]; n != noFlow {
-		t.ext(n).shPrev[w] = f.shPrev[w]
+		t.xp.at(n).shPrev[w] = f.shPrev[w]
 	} else {
 		s.tail = f.shPrev[w]
 	}
-	if s.ctail == id {
+	if s.ctail == x {
 		s.ctail = f.shPrev[w] // closed too, or none
 	}
 	f.shNext[w], f.shPrev[w] = noFlow, noFlow
@@ -600,25 +605,26 @@ func (t *Table) Closed(id int32) {
 		t.unrUnlink(id)
 		t.sharesUnlink(f, id)
 	} else if f.x == 0 {
-		f.x = t.newExt()
+		f.x = t.newExt(id)
 	}
 	f.st = f.st&^stReplied | stClosed
+	x := f.x
 	p := t.unrCTail
 	n := t.unrHead
 	if p != noFlow {
-		n = t.ext(p).unrNext
-		t.ext(p).unrNext = id
+		n = t.xp.at(p).unrNext
+		t.xp.at(p).unrNext = x
 	} else {
-		t.unrHead = id
+		t.unrHead = x
 	}
 	if n != noFlow {
-		t.ext(n).unrPrev = id
+		t.xp.at(n).unrPrev = x
 	} else {
-		t.unrTail = id
+		t.unrTail = x
 	}
-	r := t.ext(id)
+	r := t.xp.at(x)
 	r.unrPrev, r.unrNext = p, n
-	t.unrCTail = id
+	t.unrCTail = x
 	if f.Host != ([4]byte{}) {
 		hk := keyOfHost(f.Host, f.Owner)
 		t.perHost.set(hk, t.shareClose(t.perHost.get(hk), id, shareHost))
@@ -632,37 +638,39 @@ func (t *Table) Closed(id int32) {
 // shareClose puts flow id, already charged to s, on s's unreplied list w
 // after its closed flows.
 func (t *Table) shareClose(s share, id int32, w int) share {
-	f := t.ext(id)
+	x := t.flows[id].x
+	f := t.xp.at(x)
 	p, n := s.ctail, s.head
 	if p != noFlow {
-		n = t.ext(p).shNext[w]
-		t.ext(p).shNext[w] = id
+		n = t.xp.at(p).shNext[w]
+		t.xp.at(p).shNext[w] = x
 	} else {
-		s.head = id
+		s.head = x
 	}
 	if n != noFlow {
-		t.ext(n).shPrev[w] = id
+		t.xp.at(n).shPrev[w] = x
 	} else {
-		s.tail = id
+		s.tail = x
 	}
 	f.shPrev[w], f.shNext[w] = p, n
-	s.ctail = id
+	s.ctail = x
 	return s
 }
 
 func (t *Table) unrUnlink(id int32) {
-	f := t.ext(id)
+	x := t.flows[id].x
+	f := t.xp.at(x)
 	if f.unrPrev != noFlow {
-		t.ext(f.unrPrev).unrNext = f.unrNext
-	} else if t.unrHead == id {
+		t.xp.at(f.unrPrev).unrNext = f.unrNext
+	} else if t.unrHead == x {
 		t.unrHead = f.unrNext
 	}
 	if f.unrNext != noFlow {
-		t.ext(f.unrNext).unrPrev = f.unrPrev
-	} else if t.unrTail == id {
+		t.xp.at(f.unrNext).unrPrev = f.unrPrev
+	} else if t.unrTail == x {
 		t.unrTail = f.unrPrev
 	}
-	if t.unrCTail == id {
+	if t.unrCTail == x {
 		t.unrCTail = f.unrPrev
 	}
 	f.unrNext, f.unrPrev = noFlow, noFlow
@@ -745,8 +753,9 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 	if orig.Proto == protoTCP {
 		t.seq[id] = [2]Seq{}
 	}
-	f.x = t.newExt()
-	t.xp.at(f.x).unrPrev = t.unrTail
+	x := t.newExt(id)
+	f.x = x
+	t.xp.at(x).unrPrev = t.unrTail
 	if host != ([4]byte{}) {
 		hk := keyOfHost(host, owner)
 		t.perHost.set(hk, t.shareAdd(t.perHost.get(hk), id, shareHost))
@@ -756,11 +765,11 @@ func (t *Table) InsertOwned(orig, reply Tuple, host [4]byte, owner Owner, now, d
 		t.perOwner.set(okey, t.shareAdd(t.perOwner.get(okey), id, shareOwner))
 	}
 	if t.unrTail != noFlow {
-		t.ext(t.unrTail).unrNext = id
+		t.xp.at(t.unrTail).unrNext = x
 	} else {
-		t.unrHead = id
+		t.unrHead = x
 	}
-	t.unrTail = id
+	t.unrTail = x
 	t.live++
 	t.byProto[orig.Proto]++
 	t.byClass[0]++

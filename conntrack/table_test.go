@@ -308,7 +308,7 @@ func TestEarlyDrop(t *testing.T) {
 	}
 	tb.Replied(a2)
 	// b fills the table; then one more: the oldest unreplied anywhere.
-	a3 := tb.unrHead
+	a3 := tb.xp.at(tb.unrHead).id
 	b0 := ins(4, b, mac)
 	ins(5, b, mac)
 	ins(6, b, mac)
