@@ -96,6 +96,7 @@ func (t *Table) SetData(id int32, data, aux uint64) {
 	}
 	r := t.xp.at(f.x)
 	r.data, r.aux = data, aux
+	t.dropExt(f) // zero data on an answered flow: no record needed
 }
 
 // newExt hands out a record for flow id, on no list.

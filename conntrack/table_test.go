@@ -573,3 +573,43 @@ func TestFlowIndexTagClash(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFlowData: a flow's data (Table.Data) is kept in the record it holds
+// while unanswered, stays when the flow is answered if it has any, goes
+// with the record when set to zero on an answered flow, and a record is
+// taken again when an answered flow gets data or is closed; Check
+// counts the records held against the flows holding them.
+func TestFlowData(t *testing.T) {
+	tb := New(8, 0, 0)
+	a, _ := tb.Insert(tup(1, 0), tup(1, 1), [4]byte{}, 0, 1<<40)
+	b, _ := tb.Insert(tup(2, 0), tup(2, 1), [4]byte{}, 0, 1<<40)
+	tb.SetData(a, 7, 9)
+	tb.Replied(a)
+	tb.Replied(b)
+	if d, x := tb.Data(a); d != 7 || x != 9 || tb.flows[a].x == 0 {
+		t.Fatalf("answered flow's data %d %d, record %d", d, x, tb.flows[a].x)
+	}
+	if d, x := tb.Data(b); d != 0 || x != 0 || tb.flows[b].x != 0 {
+		t.Fatalf("answered flow without data: %d %d, record %d", d, x, tb.flows[b].x)
+	}
+	if err := tb.Check(); err != nil {
+		t.Fatal(err)
+	}
+	tb.SetData(a, 0, 0)
+	tb.SetData(b, 0, 5)
+	if tb.flows[a].x != 0 || tb.flows[b].x == 0 {
+		t.Fatalf("records %d %d, want none and one", tb.flows[a].x, tb.flows[b].x)
+	}
+	if d, x := tb.DataOf(tb.Get(b)); d != 0 || x != 5 || tb.ID(tb.Get(b)) != b {
+		t.Fatalf("DataOf %d %d, ID %d", d, x, tb.ID(tb.Get(b)))
+	}
+	tb.Closed(a)
+	if err := tb.Check(); err != nil {
+		t.Fatal(err)
+	}
+	tb.Delete(a)
+	tb.Delete(b)
+	if n := tb.xp.held(); n != 0 {
+		t.Fatalf("%d records held with no flow", n)
+	}
+}
