@@ -9,38 +9,40 @@ import (
 // flowIndex is the table's own index of its flows' tuples: Index's
 // open addressing, linear probing, keyed hash, bounded probe runs and
 // backward-shift deletion, but a slot is 4 bytes: the value (flow id << 1
-// | Dir) plus one in its low bits (vmask: as few as the table's values
-// need; 0 is an empty slot) and, above them, the top bits of the tuple's
-// hash as a tag. The tuple itself is read from the flow the slot names,
-// which the packet reads next anyway. So an index holds sixteen slots to
-// a cache line, and 16 bytes a flow at the load Index keeps (under one
-// half; with 8-byte slots, the hash's 32 bits beside the value, it was
-// 32). The tag is what the value leaves of 32 bits, 10 for a million
-// flows: a slot whose tag matches but whose flow is another costs a
-// comparison (one probed slot in a thousand), never a wrong answer. A
-// slot does not say where its key's run starts, so a deletion's backward
-// shift hashes the tuples of the slots it moves, from their flows.
+// | Dir) plus one in its low 24 bits (0 is an empty slot; a table holds
+// at most MaxFlows) and the top 8 bits of the tuple's hash as a tag. The
+// tuple itself is read from the flow the slot names, which the packet
+// reads next anyway. So an index holds sixteen slots to a cache line,
+// and 16 bytes a flow at the load Index keeps (under one half; with
+// 8-byte slots, the hash's 32 bits beside the value, it was 32). A slot
+// whose tag matches but whose flow is another costs a comparison (one
+// probed slot in 256), never a wrong answer. The masks are constants,
+// not the fewest bits a table's values need, so that a lookup holds no
+// mask in a register (it spilled). A slot does not say where its key's
+// run starts, so a deletion's backward shift hashes the tuples of the
+// slots it moves, from their flows.
 type flowIndex struct {
 	slots []uint32
 	mask  uint64
-	vmask uint32 // the value bits of a slot
 	n     int
 	key   [2]uint64
 }
 
+// slotValue is the value bits of a flowIndex slot.
+const slotValue = 1<<24 - 1
+
+// MaxFlows is the most flows a table holds: its values (flow id << 1 |
+// Dir) plus one fit a slot's 24 bits.
+const MaxFlows = 1 << 23
+
 func newFlowIndex(entries int) flowIndex {
 	size := indexSize(entries)
-	return flowIndex{
-		slots: hugeSlice[uint32](size), mask: uint64(size - 1),
-		// Values are below entries: value+1 fits in Len(entries) bits.
-		vmask: uint32(uint64(1)<<bits.Len(uint(entries)) - 1),
-		key:   [2]uint64{rand.Uint64(), rand.Uint64()},
-	}
+	return flowIndex{slots: hugeSlice[uint32](size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
 }
 
-// tag is the part of a slot that h, a tuple's hash, fixes: its top bits
-// above vmask (the slot's place comes from its low bits).
-func (x *flowIndex) tag(h uint64) uint32 { return uint32(h>>32) &^ x.vmask }
+// slotTag is the part of a slot that h, a tuple's hash, fixes: the top
+// 8 bits (its place comes from the low ones).
+func slotTag(h uint64) uint32 { return uint32(h>>32) &^ slotValue }
 
 // Key is a Tuple packed in two words: A holds the addresses as one
 // little-endian load of Src then Dst gives them (the 8 bytes an IPv4
@@ -94,16 +96,15 @@ func (t *Table) Lookup(k Tuple) (id int32, dir Dir, ok bool) { return t.LookupKe
 func (t *Table) LookupKey(k Key) (id int32, dir Dir, ok bool) {
 	x := &t.index
 	h := keyHash(&x.key, k)
-	vm := x.vmask
-	tag := uint32(h>>32) &^ vm
+	tag := slotTag(h)
 	i := h & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		s := x.slots[i]
 		if s == 0 {
 			break
 		}
-		if s&^vm == tag {
-			if v := s&vm - 1; t.tuple(v).Key() == k {
+		if s&^slotValue == tag {
+			if v := s&slotValue - 1; t.tuple(v).Key() == k {
 				return int32(v >> 1), Dir(v & 1), true
 			}
 		}
@@ -125,18 +126,17 @@ func (t *Table) Warm(keys []Key) uint64 {
 	x := &t.index
 	var slots, tags [WarmBatch]uint32
 	keys = keys[:min(len(keys), WarmBatch)]
-	vm := x.vmask
 	for i, k := range keys {
 		h := keyHash(&x.key, k)
-		slots[i], tags[i] = x.slots[h&x.mask], uint32(h>>32)&^vm
+		slots[i], tags[i] = x.slots[h&x.mask], slotTag(h)
 	}
 	var sink uint64
 	for i := range keys {
-		if s := slots[i]; s != 0 && s&^vm == tags[i] {
+		if s := slots[i]; s != 0 && s&^slotValue == tags[i] {
 			// A flow is two lines: the one the lookup compares
 			// and the packet reads, the counts'; a TCP flow's
 			// sequence state is a third, apart.
-			id := (s&vm - 1) >> 1
+			id := (s&slotValue - 1) >> 1
 			f := &t.flows[id]
 			sink ^= uint64(f.Orig.Proto) ^ uint64(f.Deadline) ^ f.Bytes[1]
 			if f.Orig.Proto == protoTCP {
@@ -162,8 +162,7 @@ func (t *Table) get(k *Tuple) (uint32, bool) {
 func (t *Table) add(k *Tuple, v uint32) error {
 	x := &t.index
 	h := tupleHash(&x.key, k)
-	vm := x.vmask
-	tag := x.tag(h)
+	tag := slotTag(h)
 	i := h & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		s := x.slots[i]
@@ -172,7 +171,7 @@ func (t *Table) add(k *Tuple, v uint32) error {
 			x.n++
 			return nil
 		}
-		if s&^vm == tag && s&vm-1 != v && *t.tuple(s&vm - 1) == *k {
+		if s&^slotValue == tag && s&slotValue-1 != v && *t.tuple(s&slotValue - 1) == *k {
 			return ErrExists
 		}
 		i = (i + 1) & x.mask
@@ -185,8 +184,7 @@ func (t *Table) add(k *Tuple, v uint32) error {
 func (t *Table) del(k *Tuple, v uint32) {
 	x := &t.index
 	h := tupleHash(&x.key, k)
-	vm := x.vmask
-	want := x.tag(h) | (v + 1)
+	want := slotTag(h) | (v + 1)
 	i := h & x.mask
 	for n := 0; ; n++ {
 		s := x.slots[i]
@@ -203,7 +201,7 @@ func (t *Table) del(k *Tuple, v uint32) {
 		if s == 0 {
 			break
 		}
-		home := tupleHash(&x.key, t.tuple(s&vm-1)) & x.mask
+		home := tupleHash(&x.key, t.tuple(s&slotValue-1)) & x.mask
 		if (j-home)&x.mask >= (j-i)&x.mask {
 			x.slots[i] = s
 			i = j

@@ -222,9 +222,13 @@ type Table struct {
 	OnExpectationGone func(e *Expectation)
 }
 
-// New makes a table for at most max flows, at most perHost of them charged
-// to any one LAN host (0: no per-host limit).
+// New makes a table for at most max flows (at most MaxFlows: it panics
+// past that), at most perHost of them charged to any one LAN host (0: no
+// per-host limit).
 func New(max, perHost int, now int64) *Table {
+	if max > MaxFlows {
+		panic("conntrack: a table of more than MaxFlows flows")
+	}
 	t := &Table{
 		flows:    hugeSlice[Flow](max),
 		seq:      hugeSlice[[2]Seq](max),

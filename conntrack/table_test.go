@@ -487,8 +487,7 @@ func TestClosedEarlyDropFirst(t *testing.T) {
 // moves slots of other flows and of the same flow's other tuple), with
 // tuples drawn from few values so that runs collide, against a model:
 // every live flow is found by both tuples, every removed one by neither,
-// and Check holds throughout. The index's 4-byte slots keep a tag of 23
-// bits here; TestFlowIndexTagClash forces equal tags.
+// and Check holds throughout. TestFlowIndexTagClash forces equal tags.
 func TestFlowIndexChurn(t *testing.T) {
 	r := rand.New(rand.NewSource(11))
 	tb := New(64, 0, 0)
@@ -543,30 +542,47 @@ func TestFlowIndexChurn(t *testing.T) {
 	}
 }
 
-// TestFlowIndexTagClash: with every slot's tag equal (the worst a 4-byte
-// slot's few tag bits allow), lookups, duplicate detection and deletion
-// still tell flows apart by their tuples.
+// TestFlowIndexTagClash: flows whose tuples' hashes share their tag
+// (the 8 bits a 4-byte slot keeps) and land in one probe run: lookups,
+// duplicate detection and deletion still tell them apart by their
+// tuples.
 func TestFlowIndexTagClash(t *testing.T) {
-	tb := New(64, 0, 0)
-	tb.index.vmask = ^uint32(0) // no tag bits: every used slot matches
-	ids := make([]int32, 0, 40)
-	for i := range 40 {
-		id, err := tb.Insert(tup(i, 0), tup(i, 1), [4]byte{}, 0, 1<<40)
+	tb := New(64, 0, 0) // 256 slots
+	x := &tb.index
+	var origs []Tuple
+	want := uint32(0)
+	for i := 0; len(origs) < 24 && i < 1<<22; i++ {
+		k := tup(i, 0)
+		h := tupleHash(&x.key, &k)
+		if len(origs) == 0 {
+			want = slotTag(h)
+		}
+		if slotTag(h) == want && h&x.mask < 32 {
+			origs = append(origs, k)
+		}
+	}
+	if len(origs) < 24 {
+		t.Fatalf("only %d tuples of one tag found", len(origs))
+	}
+	reply := func(i int) Tuple { return tup(1000+i, 1) }
+	ids := make([]int32, len(origs))
+	for i, k := range origs {
+		id, err := tb.Insert(k, reply(i), [4]byte{}, 0, 1<<40)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, id)
+		ids[i] = id
 	}
-	if _, err := tb.Insert(tup(3, 0), tup(99, 1), [4]byte{}, 0, 1<<40); err != ErrExists {
+	if _, err := tb.Insert(origs[3], tup(2000, 1), [4]byte{}, 0, 1<<40); err != ErrExists {
 		t.Fatalf("a tracked tuple again: %v", err)
 	}
-	for i := 0; i < 40; i += 2 {
+	for i := 0; i < len(ids); i += 2 {
 		tb.Delete(ids[i])
 	}
-	for i := range 40 {
-		_, dir, ok := tb.Lookup(tup(i, 1))
-		if ok != (i%2 == 1) || ok && dir != Reply {
-			t.Fatalf("flow %d: found %v %v", i, ok, dir)
+	for i, k := range origs {
+		id, dir, ok := tb.Lookup(k)
+		if ok != (i%2 == 1) || ok && (dir != Original || id != ids[i]) {
+			t.Fatalf("flow %d: found %d %v %v", i, id, ok, dir)
 		}
 	}
 	if err := tb.Check(); err != nil {
