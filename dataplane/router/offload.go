@@ -42,7 +42,8 @@ type offloader struct {
 	// each.
 	hops [2]map[[4]byte]struct{}
 
-	// kscr and vscr are offloadResync's buffers (under r.mu's write lock).
+	// kscr and vscr are offloadResync's and offloadCreditLast's buffers
+	// (under r.mu's write lock).
 	kscr [offload.KeySize]byte
 	vscr [offload.ValueSize]byte
 
@@ -159,6 +160,37 @@ func (r *Router) offloadCredit(now nat.Time) {
 	}
 }
 
+// offloadCreditLast credits what the program forwarded of en since the
+// last read, before its entries are deleted: a flow withdrawn between two
+// sweeps (its FIN, a sync, a reconfiguration) would otherwise lose up to a
+// sweep's worth of its counts, all of a short download's. Under r.mu's
+// write lock.
+func (r *Router) offloadCreditLast(now nat.Time, id int32, en *offEntry) {
+	o := r.off
+	var pk, by [2]uint64
+	var v offload.Value
+	for d, k := range en.keys {
+		k.Encode(&o.kscr)
+		if err := o.flows.Lookup(o.kscr[:], o.vscr[:]); err != nil {
+			if !errors.Is(err, ebpf.ErrKeyNotExist) {
+				r.offloadErr("reading a withdrawn flow's counts", err)
+			}
+			continue
+		}
+		v.Decode(&o.vscr)
+		if v.Packets >= en.packets[d] && v.Bytes >= en.bytes[d] {
+			pk[d], by[d] = v.Packets-en.packets[d], v.Bytes-en.bytes[d]
+			en.packets[d], en.bytes[d] = v.Packets, v.Bytes
+		}
+	}
+	if pk[0]+pk[1] == 0 {
+		return
+	}
+	o.packets.Add(pk[0] + pk[1])
+	o.bytes.Add(by[0] + by[1])
+	r.eng.OffloadCredit(now, id, en.gen, pk, by)
+}
+
 // offloadSync withdraws the entries of flows the engine no longer offers
 // and installs those it newly does (offloadInstall). Under r.mu's write
 // lock, after the engine expired flows; its work follows the entries
@@ -179,7 +211,7 @@ func (r *Router) offloadSync(now nat.Time) {
 		if still && (!recheck || r.offloadCurrent(en)) {
 			continue
 		}
-		r.offloadWithdraw(id, en)
+		r.offloadWithdraw(now, id, en)
 		if still {
 			// Made with a MAC or MTU that no longer holds: installed
 			// again once the next hop is resolved afresh.
@@ -189,10 +221,12 @@ func (r *Router) offloadSync(now nat.Time) {
 	r.offloadInstall(now)
 }
 
-// offloadWithdraw deletes flow id's entry en from the map. Under r.mu's
-// write lock.
-func (r *Router) offloadWithdraw(id int32, en *offEntry) {
+// offloadWithdraw deletes flow id's entry en from the map, after
+// crediting what the program forwarded of it since the last read
+// (offloadCreditLast). Under r.mu's write lock.
+func (r *Router) offloadWithdraw(now nat.Time, id int32, en *offEntry) {
 	o := r.off
+	r.offloadCreditLast(now, id, en)
 	for _, k := range en.keys {
 		if err := o.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			r.offloadErr("withdrawing a flow", err)

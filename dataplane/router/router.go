@@ -536,7 +536,7 @@ func (r *Router) handle(now nat.Time, wk *worker, f []byte, flags uint32, out *[
 			} else if en := r.off.entries[offID]; en != nil && en.gen == offGen {
 				// Ended (RST), closing (FIN), restarted (SYN): withdrawn
 				// now rather than at the next sync.
-				r.offloadWithdraw(offID, en)
+				r.offloadWithdraw(now, offID, en)
 			}
 		}
 		switch v.Action {
