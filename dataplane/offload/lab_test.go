@@ -330,6 +330,10 @@ func offloadLab(ctx context.Context, t *testing.T, l *lab.Lab, driver string, o 
 		if err != nil {
 			t.Fatal(err)
 		}
+		st0, err := g.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		seen := map[netip.AddrPort]bool{}
 		for _, f := range fs0 {
 			seen[f.Inside] = true
@@ -359,6 +363,15 @@ func offloadLab(ctx context.Context, t *testing.T, l *lab.Lab, driver string, o 
 		}
 		if got.BytesIn < smallSize {
 			t.Errorf("the %d-byte download's flow counts %d bytes in (%d packets): the offloaded ones were lost", smallSize, got.BytesIn, got.PacketsIn)
+		}
+		// The NAT's traffic counters (status, the admin page's Traffic,
+		// /metrics) count the offloaded packets too.
+		st, err := g.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in, out := st.NAT.BytesIn-st0.NAT.BytesIn, st.NAT.PacketsOut-st0.NAT.PacketsOut; in < got.BytesIn || out < got.PacketsOut {
+			t.Errorf("the NAT counted %d bytes WAN to LAN and %d packets LAN to WAN during the download, its flow alone %d and %d", in, out, got.BytesIn, got.PacketsOut)
 		}
 	})
 	if driver == "afpacket" {

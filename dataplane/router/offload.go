@@ -49,12 +49,16 @@ type offloader struct {
 
 	live, installed, removed, full, resynced atomic.Uint64
 	packets, bytes                           atomic.Uint64 // forwarded in XDP, as credited
-	errLog                                   rateLimit
+	// inPackets and inBytes are the same by the interface they came in
+	// on, for the NAT's traffic counters (Router.NATStats).
+	inPackets, inBytes [2]atomic.Uint64
+	errLog             rateLimit
 }
 
 type offEntry struct {
 	gen  uint32
 	keys [2]offload.Key
+	in   [2]nat.Iface // each direction's way in
 	// What each direction's value was made of that can change while the
 	// flow lives: the way out, its next hop and the MAC it had, the MTU.
 	out [2]nat.Iface
@@ -143,9 +147,7 @@ func (r *Router) offloadCredit(now nat.Time) {
 				en.read[d] = false
 			}
 		}
-		o.packets.Add(pk[0] + pk[1])
-		o.bytes.Add(by[0] + by[1])
-		r.eng.OffloadCredit(now, id, en.gen, pk, by)
+		r.offloadCount(now, id, en, pk, by)
 		for d, n := range pk {
 			if n != 0 {
 				o.hops[en.out[d]][en.hop[d]] = struct{}{}
@@ -158,6 +160,19 @@ func (r *Router) offloadCredit(now nat.Time) {
 		}
 		clear(hops)
 	}
+}
+
+// offloadCount credits what the program forwarded of en's flow to the
+// flow and to the counters.
+func (r *Router) offloadCount(now nat.Time, id int32, en *offEntry, pk, by [2]uint64) {
+	o := r.off
+	for d := range pk {
+		o.inPackets[en.in[d]].Add(pk[d])
+		o.inBytes[en.in[d]].Add(by[d])
+	}
+	o.packets.Add(pk[0] + pk[1])
+	o.bytes.Add(by[0] + by[1])
+	r.eng.OffloadCredit(now, id, en.gen, pk, by)
 }
 
 // offloadCreditLast credits what the program forwarded of en since the
@@ -183,12 +198,9 @@ func (r *Router) offloadCreditLast(now nat.Time, id int32, en *offEntry) {
 			en.packets[d], en.bytes[d] = v.Packets, v.Bytes
 		}
 	}
-	if pk[0]+pk[1] == 0 {
-		return
+	if pk[0]+pk[1] != 0 {
+		r.offloadCount(now, id, en, pk, by)
 	}
-	o.packets.Add(pk[0] + pk[1])
-	o.bytes.Add(by[0] + by[1])
-	r.eng.OffloadCredit(now, id, en.gen, pk, by)
 }
 
 // offloadSync withdraws the entries of flows the engine no longer offers
@@ -269,7 +281,7 @@ func (r *Router) offloadInstall(now nat.Time) {
 			out := r.ifaces[od.Out]
 			en.keys[d] = offload.Key{Ifindex: uint32(r.ifaces[od.In].index), Proto: f.Proto,
 				Src: od.Src, Dst: od.Dst, SrcPort: od.SrcPort, DstPort: od.DstPort}
-			en.out[d], en.hop[d], en.mac[d], en.mtu[d] = od.Out, od.NextHop, mac, r.wayMTU(od.Out)
+			en.in[d], en.out[d], en.hop[d], en.mac[d], en.mtu[d] = od.In, od.Out, od.NextHop, mac, r.wayMTU(od.Out)
 			vals[d] = offload.NewValue(en.keys[d], od.NewSrc, od.NewDst, od.NewSrcPort, od.NewDstPort,
 				uint32(out.index), mac, out.mac, r.ifaces[od.In].mac, en.mtu[d])
 			if od.Seq.Seen {

@@ -201,7 +201,7 @@ func readCounter(iface, name string) (uint64, error) {
 }
 
 // NATStats returns the engine's counters, with what the workers forwarded
-// on the fast path.
+// on the fast path and the offload in the kernel.
 func (r *Router) NATStats() nat.Stats {
 	r.mu.Lock()
 	if r.off != nil {
@@ -213,6 +213,12 @@ func (r *Router) NATStats() nat.Stats {
 		for i := range s.Packets {
 			s.Packets[i] += wk.cnt.natPackets[i].Load()
 			s.Bytes[i] += wk.cnt.natBytes[i].Load()
+		}
+	}
+	if r.off != nil {
+		for i := range s.Packets {
+			s.Packets[i] += r.off.inPackets[i].Load()
+			s.Bytes[i] += r.off.inBytes[i].Load()
 		}
 	}
 	return s
