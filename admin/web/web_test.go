@@ -674,6 +674,12 @@ func TestForwarding(t *testing.T) {
 	if pf := svc.cfg.PortForwards[1]; pf.Proto != "udp" || pf.OutsidePort != "9000-9010" || pf.Host != "192.168.50.12" || pf.InsidePort != 0 {
 		t.Fatalf("added %+v", pf)
 	}
+	// A range to another first port shows the whole inside range.
+	_, body, _ = c.post("/forwarding/add", url.Values{"name": {"games"}, "proto": {"tcp"}, "outside_port": {"65000-65535"}, "host": {"192.168.50.12"}, "inside_port": {"1000"}})
+	mustContain(t, "add range", body, `id="fwd-games"`, "<code>65000-65535</code>", "<td>1000-1535</td>")
+	if code, body, _ = c.post("/forwarding/delete", url.Values{"name": {"games"}}); code != http.StatusOK {
+		t.Fatalf("delete games: %d\n%s", code, body)
+	}
 
 	// Bad input: errors next to the fields, the typed values kept.
 	code, body, _ = c.post("/forwarding/add", url.Values{"name": {"web"}, "proto": {"tcp"}, "outside_port": {"70000"}, "host": {"10.0.0.5"}, "inside_port": {"80"}})
