@@ -766,7 +766,11 @@ func TestConnectionsFilter(t *testing.T) {
 	if code != http.StatusBadRequest {
 		t.Fatalf("bad filter: %d", code)
 	}
-	mustContain(t, "bad filter", body, `id="filter-host-error"`, `id="filter-proto-error"`)
+	mustContain(t, "bad filter", body, `id="filter-host-error"`, `id="filter-proto-error"`, "Not filtered")
+	// A filter changes nothing: no word of a configuration.
+	if strings.Contains(body, "Not applied") || strings.Contains(body, "running configuration") {
+		t.Error("a bad filter is reported as a configuration change not applied")
+	}
 	// Nothing matches.
 	_, body, _ = c.get("/connections?proto=gre")
 	mustContain(t, "empty", body, "No connections match the filter")
