@@ -150,6 +150,22 @@ type PortForward struct {
 	InsidePort  int      `json:"inside_port,omitzero"` // first inside port; default: the first outside port
 }
 
+// InsidePorts is the inside port or range a rule forwards to, as the
+// admin page and the CLI show it: "1000-1535" for outside 65000-65535 to
+// inside port 1000, "80" for one port, "" when it is the outside one (no
+// inside_port). An outside port Validate would refuse gives the first
+// inside port alone.
+func (pf PortForward) InsidePorts() string {
+	if pf.InsidePort == 0 {
+		return ""
+	}
+	lo, hi, err := parsePortRange(string(pf.OutsidePort))
+	if err != nil || hi == lo {
+		return strconv.Itoa(pf.InsidePort)
+	}
+	return strconv.Itoa(pf.InsidePort) + "-" + strconv.Itoa(pf.InsidePort+int(hi-lo))
+}
+
 // Admin is the admin plane: the web page, the REST API and /metrics, served
 // on the LAN address only.
 type Admin struct {

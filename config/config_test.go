@@ -420,6 +420,25 @@ func TestPortSpecJSON(t *testing.T) {
 	}
 }
 
+func TestInsidePorts(t *testing.T) {
+	for _, tc := range []struct {
+		outside PortSpec
+		inside  int
+		want    string
+	}{
+		{"8080", 0, ""},
+		{"8080", 80, "80"},
+		{"65000-65535", 1000, "1000-1535"},
+		{"8000-8010", 0, ""},
+		{"8000-8000", 9000, "9000"},
+		{"junk", 80, "80"},
+	} {
+		if got := (PortForward{OutsidePort: tc.outside, InsidePort: tc.inside}).InsidePorts(); got != tc.want {
+			t.Errorf("outside %s inside %d: %q, want %q", tc.outside, tc.inside, got, tc.want)
+		}
+	}
+}
+
 func TestPassthroughSwitches(t *testing.T) {
 	for _, tc := range []struct {
 		json             string

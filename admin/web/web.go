@@ -785,8 +785,13 @@ var funcs = template.FuncMap{
 		}
 		return ap.String()
 	},
-	"insideText": insideText,
-	"join":       func(sep string, xs []string) string { return strings.Join(xs, sep) },
+	"insideText": func(pf config.PortForward) string {
+		if pf.InsidePort == 0 {
+			return "same as outside"
+		}
+		return pf.InsidePorts()
+	},
+	"join": func(sep string, xs []string) string { return strings.Join(xs, sep) },
 	"ids": func(xs []uint16) string {
 		s := make([]string, len(xs))
 		for i, x := range xs {
@@ -914,23 +919,4 @@ func vpnFirst(f control.Flow) int {
 		return 0
 	}
 	return 1
-}
-
-// insideText is a rule's inside port as the Rules table shows it: the
-// whole range the outside range goes to ("1000-1535" for 65000-65535 to
-// 1000), not only its first port.
-func insideText(pf config.PortForward) string {
-	if pf.InsidePort == 0 {
-		return "same as outside"
-	}
-	lo, hi, ok := strings.Cut(string(pf.OutsidePort), "-")
-	if !ok {
-		return strconv.Itoa(pf.InsidePort)
-	}
-	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
-	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
-	if err1 != nil || err2 != nil || h <= l {
-		return strconv.Itoa(pf.InsidePort)
-	}
-	return fmt.Sprintf("%d-%d", pf.InsidePort, pf.InsidePort+h-l)
 }

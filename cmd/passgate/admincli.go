@@ -233,9 +233,9 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tPROTO\tOUTSIDE PORT\tHOST\tINSIDE PORT")
 		for _, pf := range list {
-			inside := "same"
-			if pf.InsidePort != 0 {
-				inside = strconv.Itoa(pf.InsidePort)
+			inside := pf.InsidePorts()
+			if inside == "" {
+				inside = "same"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", pf.Name, pf.Proto, pf.OutsidePort, pf.Host, inside)
 		}

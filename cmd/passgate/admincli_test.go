@@ -161,6 +161,13 @@ func TestForwardAndDMZCLI(t *testing.T) {
 	if code, _, e := runCLI("forward", "frob", "--control", sock); code != 2 || !strings.Contains(e, "unknown subcommand") {
 		t.Fatalf("frob: %d %q", code, e)
 	}
+	// A range to another first port lists the whole inside range.
+	if code, o, e := runCLI("forward", "add", "games", "tcp", "65000-65535", "192.168.50.12:1000", "--control", sock); code != 0 {
+		t.Fatalf("add range: %d %q %q", code, o, e)
+	}
+	if code, o, e := runCLI("forward", "list", "--control", sock); code != 0 || !regexp.MustCompile(`(?m)^games\s+tcp\s+65000-65535\s+192\.168\.50\.12\s+1000-1535$`).MatchString(o) {
+		t.Fatalf("list range: %d\n%s%s", code, o, e)
+	}
 
 	code, o, _ = runCLI("dmz", "--control", sock)
 	if code != 0 || strings.TrimSpace(o) != "DMZ host: off" {
