@@ -548,6 +548,7 @@ func (d *demoSession) stepIperf(ctx context.Context) error {
 		return err
 	}
 	// Some company for the iperf3 flows in the table: lan1 pings srv2.
+	d.say("   meanwhile lan1 pings srv2 (%s) once a second: its flow shows in the table too", lab.Srv2)
 	side1, err := d.start(ctx, lab.Lan1, nil, "ping", "-n", "-q", "-i", "1", "-c", strconv.Itoa(d.iperfSecs+1), lab.Srv2)
 	if err != nil {
 		return err
