@@ -43,7 +43,8 @@ const usageText = `passgate: a userspace NAT gateway
 
 Usage:
   passgate run [--config FILE] [--lan IFACE --lan-addr CIDR --wan IFACE --wan-addr CIDR]
-               [--wan-gateway IP] [--control SOCKET] [--workers N] [--log-level LEVEL]
+               [--wan-gateway IP] [--control SOCKET] [--workers N] [--log-level LEVEL] [--log-json]
+               [--driver auto|afxdp|afpacket] [--offload=false] [--keep-rx-offloads]
   passgate status [--json] [--control SOCKET]
   passgate conntrack [--json] [--host IP] [--proto tcp|udp|icmp|gre|esp] [--vpn] [--control SOCKET]
   passgate conntrack --pppoe [--json] [--control SOCKET]

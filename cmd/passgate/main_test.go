@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -43,6 +44,18 @@ func TestUsage(t *testing.T) {
 	}
 	if code, o, _ := runCLI("help"); code != 0 || !strings.Contains(o, "passgate conntrack") {
 		t.Errorf("help: %d %q", code, o)
+	}
+	// The overview names every flag run takes.
+	_, help, _ := runCLI("help")
+	_, ro, re := runCLI("run", "-h")
+	flags := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(ro+re, -1)
+	if len(flags) < 10 {
+		t.Fatalf("run -h lists %d flags:\n%s%s", len(flags), ro, re)
+	}
+	for _, f := range flags {
+		if !strings.Contains(help, "--"+f[1]) {
+			t.Errorf("passgate help does not name run's --%s", f[1])
+		}
 	}
 	if code, o, _ := runCLI("version"); code != 0 || !strings.HasPrefix(o, "passgate ") {
 		t.Errorf("version: %d %q", code, o)
