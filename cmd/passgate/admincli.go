@@ -418,7 +418,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 	pos, asJSON, sock, err := adminArgs("token", synopsis, args, stderr, func(f *flag.FlagSet) {
 		cfgPath = f.String("config", "", "configuration `file`: with passgate stopped, write the state file next to it")
 		days = f.Int("days", 90, "create: the token expires after this many `days`")
-		scope = f.String("scope", admin.ScopeAdmin, "create: what the token may do: `admin` (everything but change the password) or read (status, flows, events, configuration, mappings, /metrics; no change)")
+		scope = f.String("scope", admin.ScopeAdmin, "create: what the token may do (its `scope`): admin (everything but change the password) or read (status, flows, events, configuration, mappings, /metrics; no change)")
 	})
 	if err != nil {
 		return err

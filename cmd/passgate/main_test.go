@@ -57,6 +57,9 @@ func TestUsage(t *testing.T) {
 			t.Errorf("passgate help does not name run's --%s", f[1])
 		}
 	}
+	if _, o, e := runCLI("token", "-h"); !strings.Contains(o+e, "-scope scope") {
+		t.Errorf("token -h names --scope's value oddly:\n%s%s", o, e)
+	}
 	if code, o, _ := runCLI("version"); code != 0 || !strings.HasPrefix(o, "passgate ") {
 		t.Errorf("version: %d %q", code, o)
 	}
