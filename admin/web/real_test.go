@@ -121,7 +121,10 @@ func TestRealService(t *testing.T) {
 	}
 	mustContain(t, "bad rule", body, `id="fw-outside-error"`, `id="fw-host-error"`, `name="outside_port" value="70000"`)
 	_, body, _ = c.post("/forwarding/add", url.Values{"name": {"web2"}, "proto": {"tcp"}, "outside_port": {"8000-8090"}, "host": {"192.168.50.11"}})
-	mustContain(t, "overlapping rule", body, `id="fw-outside-error"`, "overlaps")
+	// Another rule is named as the page shows it, not by its place in the file.
+	mustContain(t, "overlapping rule", body, `id="fw-outside-error">8000-8090 overlaps rule &#34;web&#34; (tcp 8080)<`)
+	_, body, _ = c.post("/forwarding/add", url.Values{"name": {"web"}, "proto": {"tcp"}, "outside_port": {"9000"}, "host": {"192.168.50.11"}})
+	mustContain(t, "same name", body, `id="fw-name-error">&#34;web&#34; is already the name of another rule; names must be unique<`)
 	code, body, _ = c.post("/forwarding/add", url.Values{"name": {"game"}, "proto": {"udp"}, "outside_port": {"27000-27010"}, "host": {"192.168.50.11"}})
 	if code != http.StatusOK {
 		t.Fatalf("add: %d\n%s", code, body)

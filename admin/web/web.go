@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -669,6 +670,9 @@ func (h *handler) forwardChange(w http.ResponseWriter, r *http.Request, editing 
 		var changes admin.Changes
 		changes, err := apply()
 		res, code = outcome(changes, err, "forward", fmt.Sprintf("port_forwards[%d].", at), forwardFields...)
+		for k, msg := range res.Fields {
+			res.Fields[k] = ruleWords(msg)
+		}
 	}
 	d := h.forwardingData()
 	if res.failed() {
@@ -677,6 +681,20 @@ func (h *handler) forwardChange(w http.ResponseWriter, r *http.Request, editing 
 	}
 	h.render(w, r, code, "forwarding", &view{Title: "Port Forwarding", Nav: "forwarding", Result: res, Data: d})
 }
+
+// ruleWords says "rule "web"" where the configuration's message next to a
+// field names another rule by its place in the file, port_forwards[0]
+// "web", which the page shows nowhere; a rule without a name is "another
+// rule".
+func ruleWords(msg string) string {
+	msg = ruleRefNamed.ReplaceAllString(msg, "rule $1")
+	return ruleRef.ReplaceAllString(msg, "another rule")
+}
+
+var (
+	ruleRefNamed = regexp.MustCompile(`port_forwards\[\d+\] ("(?:[^"\\]|\\.)*")`)
+	ruleRef      = regexp.MustCompile(`port_forwards\[\d+\]`)
+)
 
 func (h *handler) forwardDelete(w http.ResponseWriter, r *http.Request) {
 	changes, err := h.svc.DeleteForward(r.PostFormValue("name"))
