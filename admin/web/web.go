@@ -766,10 +766,38 @@ func (h *handler) connectionsPage(w http.ResponseWriter, r *http.Request) {
 
 // ---- events
 
+// eventRow is one row of the Events page: an event, and the like ones
+// just before it folded into it.
+type eventRow struct {
+	control.Event
+	Since time.Time // the oldest folded into it, if any
+	More  uint64    // like events not shown: folded rows and what the rate limit left out
+}
+
 func (h *handler) eventsPage(w http.ResponseWriter, r *http.Request) {
 	evs := slices.Clone(h.svc.Events())
 	slices.SortStableFunc(evs, func(a, b control.Event) int { return b.Time.Compare(a.Time) })
-	h.render(w, r, http.StatusOK, "events", &view{Title: "Events", Refresh: true, Data: evs})
+	h.render(w, r, http.StatusOK, "events", &view{Title: "Events", Refresh: true, Data: foldEvents(evs)})
+}
+
+// foldEvents folds each run of events (newest first) that say the same
+// thing about the same hosts into its newest: a flood of one kind, which
+// the per-kind rate limit lets through once a second, is one row saying
+// how many and since when, not a page of identical rows.
+func foldEvents(evs []control.Event) []eventRow {
+	var rows []eventRow
+	for _, ev := range evs {
+		if n := len(rows); n > 0 {
+			last := &rows[n-1]
+			if last.Kind == ev.Kind && last.Host == ev.Host && last.Peer == ev.Peer && last.Message == ev.Message {
+				last.Since = ev.Time
+				last.More += 1 + ev.Suppressed
+				continue
+			}
+		}
+		rows = append(rows, eventRow{Event: ev, More: ev.Suppressed})
+	}
+	return rows
 }
 
 // ---- template helpers

@@ -529,6 +529,31 @@ func TestPagesRender(t *testing.T) {
 	}
 }
 
+func TestEventsFolded(t *testing.T) {
+	c, svc, _ := setup(t)
+	at := func(s int) time.Time { return time.Date(2025, 1, 1, 12, 0, s, 0, time.UTC) }
+	gre := func(s int, n uint64) control.Event {
+		return control.Event{Time: at(s), Kind: "gre_without_control", Host: "203.0.113.1", Peer: "203.0.113.10", Message: "GRE with call id 7 belongs to no PPTP call: dropped", Suppressed: n}
+	}
+	svc.events = []control.Event{
+		{Time: at(0), Kind: "pptp_call_end", Host: "192.168.50.12", Peer: "203.0.113.10", Message: "PPTP call ended"},
+		gre(1, 0), gre(2, 4), gre(3, 5), gre(4, 4),
+		{Time: at(5), Kind: "passthrough_off", Host: "192.168.50.12", Peer: "203.0.113.10", Message: "PPTP blocked"},
+		gre(6, 3),
+	}
+	_, body, _ := c.get("/events")
+	// The run of four is one row: the newest, with the 3 other rows and
+	// the 13 the rate limit left out of all four (16), since the oldest;
+	// the one after the other event stays apart, with its own 3.
+	if n := strings.Count(body, "belongs to no PPTP call"); n != 2 {
+		t.Errorf("%d GRE rows, want 2:\n%s", n, body)
+	}
+	mustContain(t, "folded", body, "(and 16 more like it since <time", "(and 3 more like it not shown)", "PPTP blocked", "PPTP call ended")
+	if i, j := strings.Index(body, "16 more"), strings.Index(body, "PPTP blocked"); i < j {
+		t.Error("the folded row is not after the newer event")
+	}
+}
+
 func TestUnauthenticated(t *testing.T) {
 	svc, auth := newFakeService(), newAuth(t, "correct horse")
 	c := newClient(t, newHandler(svc, auth, admin.CSRFToken))
