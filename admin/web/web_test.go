@@ -792,6 +792,10 @@ func TestConnectionsFilter(t *testing.T) {
 		t.Fatalf("bad filter: %d", code)
 	}
 	mustContain(t, "bad filter", body, `id="filter-host-error"`, `id="filter-proto-error"`, "Not filtered")
+	// No table pretends the bad filter matched nothing.
+	if strings.Contains(body, "match the filter") || strings.Contains(body, `id="flows"`) {
+		t.Error("a bad filter shows an empty table as if it had been applied")
+	}
 	// A filter changes nothing: no word of a configuration.
 	if strings.Contains(body, "Not applied") || strings.Contains(body, "running configuration") {
 		t.Error("a bad filter is reported as a configuration change not applied")
