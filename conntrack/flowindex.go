@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
+	"unsafe"
 )
 
 // flowIndex is the table's own index of its flows' tuples: Index's
@@ -113,39 +114,76 @@ func (t *Table) LookupKey(k Key) (id int32, dir Dir, ok bool) {
 	return noFlow, 0, false
 }
 
-// Warm loads what LookupKey of each of keys and the packet after it
-// read first: the index slot the key hashes to and, if its tag is the
-// key's, the flow it names (the lines the lookup compares and the packet
-// reads, and the counts it adds to). It changes nothing; its result only keeps the loads
-// from being optimised away. The slots' loads go back to back, then the
-// flows': no load waits for another but a flow's for its slot's, so the
-// batch's cache misses overlap, which one packet's lookup after another
-// cannot (Go has no prefetch instruction; independent loads in one loop
-// are how the CPU overlaps them). At most WarmBatch keys are read.
+// Warm starts loading what LookupKey of each of keys and the packet
+// after it read: the index slot of the key and the flow it names (the
+// line the lookup compares and the packet reads, the line of the counts
+// it adds to and, for TCP, its sequence state). It changes nothing. The
+// slots are prefetched all at once, then read (their misses overlap: one
+// memory round trip for the batch), and the flows' lines prefetched in
+// turn; Warm returns without waiting for them, so they arrive while the
+// caller works through the batch's first packets. At most WarmBatch keys
+// are read. Its result means nothing (the slots read, folded together).
 func (t *Table) Warm(keys []Key) uint64 {
 	x := &t.index
-	var slots, tags [WarmBatch]uint32
+	var hs [WarmBatch]uint64
+	var at [3 * WarmBatch]uintptr
 	keys = keys[:min(len(keys), WarmBatch)]
 	for i, k := range keys {
 		h := keyHash(&x.key, k)
-		slots[i], tags[i] = x.slots[h&x.mask], slotTag(h)
+		hs[i] = h
+		at[i] = uintptr(unsafe.Pointer(&x.slots[h&x.mask]))
 	}
-	var sink uint64
-	for i := range keys {
-		if s := slots[i]; s != 0 && s&^slotValue == tags[i] {
-			// A flow is two lines: the one the lookup compares
-			// and the packet reads, the counts'; a TCP flow's
-			// sequence state is a third, apart.
-			id := (s&slotValue - 1) >> 1
-			f := &t.flows[id]
-			sink ^= uint64(f.Orig.Proto) ^ uint64(f.Deadline) ^ f.Bytes[1]
-			if f.Orig.Proto == protoTCP {
-				sink ^= uint64(t.seq[id][0].Next ^ t.seq[id][1].Win)
-			}
-		}
-	}
+	prefetch(&at[0], len(keys))
+	n, sink := t.warmLines(keys, &hs, &at)
+	prefetch(&at[0], n)
 	return sink
 }
+
+// warmLines puts in at the lines of the flows of keys (hashed to hs) the
+// index names, and says how many; sink folds the slots read together.
+func (t *Table) warmLines(keys []Key, hs *[WarmBatch]uint64, at *[3 * WarmBatch]uintptr) (n int, sink uint64) {
+	x := &t.index
+	for i, k := range keys {
+		// The key's slot is its home slot or, for a quarter of the
+		// keys at the index's load, one of the few after it, mostly
+		// on the same line: looked for as LookupKey does, up to
+		// warmProbe slots (a tag that matches another key's costs a
+		// needless prefetch, nothing else). Looking at the home slot
+		// alone, a quarter of the flows were not fetched.
+		h := hs[i]
+		tag := slotTag(h)
+		j := h & x.mask
+		var s uint32
+		for range warmProbe {
+			s = x.slots[j]
+			if s == 0 || s&^slotValue == tag {
+				break
+			}
+			j = (j + 1) & x.mask
+		}
+		sink ^= uint64(s)
+		if s == 0 || s&^slotValue != tag {
+			continue
+		}
+		// A flow is two lines: the one the lookup compares and the
+		// packet reads, the counts'; a TCP flow's sequence state is
+		// a third, apart.
+		id := (s&slotValue - 1) >> 1
+		f := &t.flows[id]
+		at[n], at[n+1] = uintptr(unsafe.Pointer(f)), uintptr(unsafe.Pointer(&f.Packets))
+		n += 2
+		if uint8(k.B>>8) == protoTCP {
+			at[n] = uintptr(unsafe.Pointer(&t.seq[id]))
+			n++
+		}
+	}
+	return n, sink
+}
+
+// warmProbe bounds the slots Warm reads for a key: at the index's load
+// (one half) a key lies that far from its home slot or further about
+// once in 170 (0.6% of 131,072 tuples in 262,144 slots).
+const warmProbe = 8
 
 // WarmBatch is the most keys one Warm reads.
 const WarmBatch = 32

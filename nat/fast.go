@@ -278,13 +278,13 @@ func fastKey(ip packet.IPv4, from Iface) (k conntrack.Key, l4 []byte, ok bool) {
 // Warm readies the caches for a batch of packets that arrived on from
 // and are about to go through FastPath or Process: for each TCP or UDP
 // packet (pkts[i][off:], an IPv4 packet: off skips a link-layer header)
-// it hashes the tuple and loads the index slot and the flow the slot
-// names, all the batch's loads back to back, so that their cache misses
-// overlap instead of each packet waiting for its own when its turn comes
-// (with a million flows a lookup misses the caches and the TLB). It
-// changes nothing, skips what it cannot read, and may run under
-// FastPath's read lock; its result means nothing (it keeps the loads from
-// being optimised away).
+// it hashes the tuple and has the CPU fetch the index slot and then the
+// lines of the flow the slot names (conntrack.Table.Warm: prefetches,
+// the batch's misses in flight together, the flows' still arriving when
+// Warm returns), so that each packet does not wait for its own misses
+// when its turn comes (with a million flows a lookup misses the caches
+// and the TLB). It changes nothing, skips what it cannot read, and may
+// run under FastPath's read lock; its result means nothing.
 //
 //go:noinline
 func (e *Engine) Warm(from Iface, pkts [][]byte, off int) uint64 {
