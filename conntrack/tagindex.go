@@ -1,6 +1,9 @@
 package conntrack
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"unsafe"
+)
 
 // TagIndex is flowIndex's way for an owner whose keys live in a slab of
 // its own (the NAT mapper's mappings and filters): open addressing,
@@ -97,3 +100,7 @@ func (x *TagIndex) Delete(h uint64, v uint32) {
 
 // Len is the number of keys.
 func (x *TagIndex) Len() int { return x.n }
+
+// SlotAt is where the home slot of a key hashing to h lies, for
+// Prefetch.
+func (x *TagIndex) SlotAt(h uint64) uintptr { return uintptr(unsafe.Pointer(&x.slots[h&x.mask])) }

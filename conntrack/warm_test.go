@@ -45,6 +45,66 @@ func TestWarmChangesNothing(t *testing.T) {
 	}
 }
 
+// TestInsertLines: the lines InsertLines names are those Insert then
+// writes: the reply tuple's home slot (empty before, so the tuple lands
+// there) holding the new flow's reply, and the new flow itself, fresh
+// or reused.
+func TestInsertLines(t *testing.T) {
+	tb := New(8, 0, 0)
+	for i := range 12 {
+		if i == 6 {
+			tb.Delete(2) // from here on the free flow and record are reused
+		}
+		o, r := tup(100+i, 0), tup(100+i, 1)
+		var at [5]uintptr
+		tb.InsertLines(&at, r.Key())
+		x := &tb.index
+		home := &x.slots[keyHash(&x.key, r.Key())&x.mask]
+		was, xFree := *home, tb.xp.free
+		id, err := tb.Insert(o, r, [4]byte{}, 0, 1000*ms)
+		if i >= 7 && err == ErrFull {
+			continue
+		}
+		if err != nil {
+			t.Fatal(i, err)
+		}
+		f := &tb.flows[id]
+		if at[1] != uintptr(unsafe.Pointer(f)) || at[2] != uintptr(unsafe.Pointer(&f.Packets)) || at[3] != uintptr(unsafe.Pointer(&tb.seq[id])) {
+			t.Fatalf("%d: flow %d at %#x, InsertLines said %#x", i, id, uintptr(unsafe.Pointer(f)), at[1:])
+		}
+		if wantX := uintptr(unsafe.Pointer(tb.xp.at(f.x))); xFree != 0 && at[4] != wantX {
+			t.Fatalf("%d: flow %d's record at %#x, InsertLines said %#x", i, id, wantX, at[4])
+		}
+		if at[0] != uintptr(unsafe.Pointer(home)) {
+			t.Fatalf("%d: reply's home slot %p, InsertLines said %#x", i, home, at[0])
+		}
+		// A home slot taken already puts the tuple further along
+		// its run (the prefetch then misses it); an empty one it
+		// takes, or the flow's original tuple, added first, did.
+		if v := *home&slotValue - 1; was == 0 && v>>1 != uint32(id) {
+			t.Fatalf("%d: reply's empty home slot holds %#x, want flow %d's reply", i, *home, id)
+		}
+	}
+}
+
+// TestTagIndexSlotAt: SlotAt names the slot a key inserted into an
+// empty run takes.
+func TestTagIndexSlotAt(t *testing.T) {
+	x := NewTagIndex(16)
+	for i := range 8 {
+		k := tup(i, 0)
+		h := x.Hash(k.Key())
+		at := x.SlotAt(h)
+		empty := x.slots[h&x.mask] == 0
+		if !x.Insert(h, uint32(i)) {
+			t.Fatal(i)
+		}
+		if s := &x.slots[h&x.mask]; at != uintptr(unsafe.Pointer(s)) || empty && uint32(*s)&^usedBit != uint32(i) {
+			t.Fatalf("%d: SlotAt %#x, home %p holds %#x", i, at, s, *s)
+		}
+	}
+}
+
 // TestWarmFindsDisplacedFlows: Warm fetches the flow of every key of a
 // full table whose slot is within warmProbe of its home, the quarter not
 // in their home slot too (a full table is at the index's greatest load),

@@ -17,6 +17,7 @@
 package nat
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"passgate/conntrack"
@@ -304,6 +305,9 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 		e.flushRun(&e.run, false)
 		return forwardTo(out, nh, e.zero)
 	}
+	if missed && from == LAN {
+		e.prefetchNew(ip)
+	}
 	// Not a packet of an established flow: from here on it may make
 	// flows, which are charged to the frame's source MAC too.
 	e.srcMAC = [6]byte{}
@@ -392,6 +396,31 @@ func (e *Engine) ProcessFrom(now Time, from Iface, srcMAC [6]byte, b []byte) Ver
 		}
 	}
 	return e.forward(now, from, ip, id, dir)
+}
+
+// prefetchNew has the CPU start loading what making an outbound flow
+// for a TCP or UDP packet from the LAN that matched no flow will touch
+// (established checked its headers): the mapper's slots and entries, the
+// reply tuple's index slot and the free flow's lines and records, all at
+// once, so that their misses overlap with each other and with the checks
+// before the flow is made, where each was waited for in turn. It guesses
+// the outside port is the LAN port (kept, as it mostly is); if not, the
+// filter's and the reply's slots are missed as before.
+func (e *Engine) prefetchNew(ip packet.IPv4) {
+	h := ip[:packet.IPv4MinHeader:packet.IPv4MinHeader]
+	l4 := ip[int(h[0]&0x0f)*4:]
+	l4 = l4[:4:4]
+	proto := h[9]
+	src, dst := [4]byte(h[12:16]), [4]byte(h[16:20])
+	sport, dport := binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:])
+	var at [10]uintptr
+	e.maps.lines((*[5]uintptr)(at[:5]), proto, src, sport, dst)
+	reply := conntrack.Key{
+		A: uint64(binary.LittleEndian.Uint32(dst[:])) | uint64(binary.LittleEndian.Uint32(e.wanAddr[:]))<<32,
+		B: uint64(dport)<<32 | uint64(sport)<<16 | uint64(proto)<<8 | uint64(WAN),
+	}
+	e.ct.InsertLines((*[5]uintptr)(at[5:]), reply)
+	conntrack.Prefetch(at[:])
 }
 
 // dropLocal is an internal marker: the packet is for the router itself.

@@ -7,6 +7,8 @@ package nat
 // admits.
 
 import (
+	"unsafe"
+
 	"passgate/conntrack"
 	"passgate/packet"
 )
@@ -328,4 +330,22 @@ func (m *mapper) filterAdd(proto uint8, ext uint16, remote [4]byte, d int32) {
 func (m *mapper) filterHas(proto uint8, ext uint16, remote [4]byte) bool {
 	_, _, ok := m.findFilter(filter{remote: remote, ext: ext, proto: proto})
 	return ok
+}
+
+// lines puts in at where acquire and filterAdd of a new flow from LAN
+// endpoint (proto, host, port) to remote read and write: the mapping's
+// index slot, the outside port's entry, the slab entry a new mapping
+// would take, and the filter's slot and slab entry for outside port port
+// (what a kept port gives; another port's filter slot is missed).
+func (m *mapper) lines(at *[5]uintptr, proto uint8, host [4]byte, port uint16, remote [4]byte) {
+	k := mapKey{host: host, port: port, proto: proto}
+	f := filter{remote: remote, ext: port, proto: proto}
+	at[0] = m.byKey.SlotAt(m.byKey.Hash(k.packed()))
+	at[1] = m.filt.SlotAt(m.filt.Hash(f.packed()))
+	at[2] = uintptr(unsafe.Pointer(&m.byPort[protoSlot(proto)][port]))
+	i, _ := takeFree(&m.freeMap, &m.freshMap, len(m.slab))
+	j, _ := takeFree(&m.freeFilt, &m.freshFilt, len(m.filts))
+	// Past the end when full: the entry before, harmless.
+	at[3] = uintptr(unsafe.Pointer(&m.slab[min(int(i), len(m.slab)-1)]))
+	at[4] = uintptr(unsafe.Pointer(&m.filts[min(int(j), len(m.filts)-1)]))
 }
