@@ -714,18 +714,27 @@ func (e *Engine) timeoutFor(proto uint8) Time {
 	}
 }
 
-// newOutbound maps a LAN endpoint (endpoint-independent: the same mapping
-// for every destination) and makes the flow.
-func (e *Engine) newOutbound(now Time, k conntrack.Tuple, origin uint8) (int32, conntrack.Dir, DropReason) {
-	if e.ct.HostFlows(k.Src) >= e.cfg.MaxFlowsPerHost {
-		return 0, 0, DropHostLimit
+// outboundRoom says why a flow from LAN host src may not be made now
+// (the host's share, the table, the MAC's share full), before a mapping
+// is taken for it: for a helper's flow (HelperEnv.NewMapped). newFlow
+// has made room already (MakeRoom), which these would only check again.
+func (e *Engine) outboundRoom(src [4]byte) DropReason {
+	if e.ct.HostFlows(src) >= e.cfg.MaxFlowsPerHost {
+		return DropHostLimit
 	}
 	if e.ct.Len() >= e.ct.Cap() {
-		return 0, 0, DropTableFull
+		return DropTableFull
 	}
 	if o := e.linkOwner(); o.Kind != conntrack.OwnerNone && e.ct.OwnerFlows(o) >= e.cfg.MaxFlowsPerHost {
-		return 0, 0, DropMACLimit
+		return DropMACLimit
 	}
+	return DropNone
+}
+
+// newOutbound maps a LAN endpoint (endpoint-independent: the same mapping
+// for every destination) and makes the flow. The table's room is the
+// caller's to see to (MakeRoom, outboundRoom); Insert checks it again.
+func (e *Engine) newOutbound(now Time, k conntrack.Tuple, origin uint8) (int32, conntrack.Dir, DropReason) {
 	m, ok := e.maps.acquire(k.Proto, k.Src, k.SrcID, e.srcMAC, e.reserved)
 	if !ok {
 		return 0, 0, DropPortsExhausted

@@ -207,6 +207,9 @@ func (v *HelperEnv) Established(id int32) { v.e.ct.Replied(id) }
 // NewMapped makes an ordinary flow from the LAN, with the endpoint-
 // independent mapping every other flow gets.
 func (v *HelperEnv) NewMapped(now Time, k conntrack.Tuple) (int32, conntrack.Dir, DropReason) {
+	if r := v.e.outboundRoom(k.Src); r != DropNone {
+		return 0, 0, r
+	}
 	return v.e.newOutbound(now, k, originLAN)
 }
 
