@@ -54,11 +54,12 @@ func TestLabCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("passgate not answering: %v\n%s", err, g.Log())
 	}
-	// AF_PACKET: one worker pair, each with a receive and two transmit
-	// sockets, and per interface a worker for all but IPv4 with the same.
+	// AF_PACKET: one worker pair for IPv4, and per interface a worker
+	// each for ARP, PPPoE discovery and PPPoE session, each worker with a
+	// receive socket bound to its ethertype and two transmit sockets.
 	// AF_XDP: one socket and worker per queue (veth: one) and an ARP
 	// worker per interface, whatever --workers says.
-	wantWorkers, wantSockets := 4, 12
+	wantWorkers, wantSockets := 8, 24
 	if st.Driver == "afxdp" {
 		wantWorkers, wantSockets = 4, 4
 	}
