@@ -66,7 +66,7 @@ func NewCollector(svc *Service) prometheus.Collector {
 		mappings:      d("mappings", "Live NAT mappings (outside address and port in use)."),
 		created:       d("flows_created_total", "Flows created."),
 		expired:       d("flows_expired_total", "Flows expired or ended."),
-		vpnSessions:   d("vpn_sessions", "Live VPN passthrough flows, by protocol (ipsec, pptp, l2tp).", "proto"),
+		vpnSessions:   d("vpn_sessions", "Live VPN passthrough sessions (tunnels: IPsec LAN host and server pairs, PPTP control connections, L2TP tunnels), by protocol (ipsec, pptp, l2tp).", "proto"),
 		passthrough:   d("passthrough_enabled", "Whether a switch of the NAT Passthrough page is on (1) or off (0): VPN passthroughs, helpers, PPPoE relay.", "proto"),
 		espAmbiguous:  d("esp_ambiguous_total", "Inbound ESP SPIs bound with more than one candidate LAN host."),
 		l2tpFallback:  d("l2tp_fallback_total", "L2TP tunnels given an ordinary port mapping instead of port 1701."),

@@ -98,13 +98,19 @@ type Engine struct {
 	keysHostMax int32
 
 	// Helpers (helper.go, hooks.go), indexed by conntrack.Flow.Helper-1.
-	helpers      []Helper
-	hooks        []helperHooks
-	fast         [256]FastHelper // the fast path's hooks by helper id, nil for none
-	payload      []int           // the payload helpers, in order
-	makerPorts   []portHook      // server ports routed to a FlowMaker
-	protoOwner   [256]uint8      // IP protocol -> helper id (ProtocolHelper)
-	passClass    []uint8         // a passthrough's counting class (conntrack.SetClass), 0 for none
+	helpers    []Helper
+	hooks      []helperHooks
+	fast       [256]FastHelper // the fast path's hooks by helper id, nil for none
+	payload    []int           // the payload helpers, in order
+	makerPorts []portHook      // server ports routed to a FlowMaker
+	protoOwner [256]uint8      // IP protocol -> helper id (ProtocolHelper)
+	passClass  []uint8         // a passthrough's counting class (conntrack.SetClass), 0 for none
+	// classTunnels marks the counting classes of TunnelHelpers; tunnels
+	// holds how many of their flows each (class, LAN host, remote) has
+	// (tunnelKey), tunnelCount how many such keys each class has.
+	classTunnels [conntrack.NumClasses]bool
+	tunnels      *conntrack.Index
+	tunnelCount  [conntrack.NumClasses]int
 	nextClass    uint8
 	passthroughs []int  // the PassthroughHelpers, in order
 	shared       []Port // outside ports shared by LAN hosts (helpers on)
@@ -156,6 +162,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 		busy:    -1,
 
 		keyHost:     conntrack.NewGrowingIndex(2*cfg.MaxFlows, helperKeysFirst),
+		tunnels:     conntrack.NewGrowingIndex(cfg.MaxFlows, helperKeysFirst),
 		keysPerHost: make(map[[4]byte]int32, 256),
 		keysHostMax: int32(max(1, 2*cfg.MaxFlows/4)),
 	}
@@ -485,8 +492,7 @@ func (e *Engine) forward(now Time, from Iface, ip packet.IPv4, id int32, dir con
 	if f.Flags&flagClassed == 0 {
 		// A flow's class never changes: it is counted for Stats as it
 		// comes and goes.
-		e.ct.SetClass(id, e.sessionClass(f))
-		f.Flags |= flagClassed
+		e.classify(id, f)
 	}
 	if f.Origin == originHairpin {
 		if r := e.hairpinStep(now, id, f, dir, ip); r != DropNone {
@@ -970,6 +976,7 @@ func (e *Engine) onDelete(id int32, f *conntrack.Flow) {
 	if f.Helper != 0 {
 		e.helperEnded(id, f)
 	}
+	e.unclassify(f)
 	if len(e.seqAdjs) != 0 {
 		delete(e.seqAdjs, id)
 	}

@@ -227,6 +227,7 @@ func (e *Engine) RegisterHelpers(hs ...Helper) {
 			}
 			class, e.nextClass = e.nextClass, e.nextClass+1
 			e.passthroughs = append(e.passthroughs, i)
+			_, e.classTunnels[class] = h.(TunnelHelper)
 		}
 		e.passClass = append(e.passClass, class)
 		if a, ok := h.(Attacher); ok {

@@ -182,15 +182,23 @@ func FuzzProcess(f *testing.F) {
 }
 
 // walkCounts counts flows by protocol and VPN sessions by walking the
-// table (Flows), as Stats did before it kept counters.
+// table (Flows), as Stats did before it kept counters: IPsec's sessions
+// are its tunnels, the pairs of LAN host and server among its flows.
 func walkCounts(e *Engine, now Time) (byProto, vpn map[string]int) {
 	byProto, vpn = map[string]int{}, map[string]int{}
+	tunnels := map[[2]netip.Addr]bool{}
 	e.Flows(now, func(fi FlowInfo) bool {
 		if fi.State == "expected" {
 			return true
 		}
 		byProto[fi.Proto]++
-		if fi.VPN != "" && fi.Proto != "gre" {
+		switch {
+		case fi.VPN == "ipsec":
+			if k := [2]netip.Addr{fi.Inside.Addr(), fi.Remote.Addr()}; !tunnels[k] {
+				tunnels[k] = true
+				vpn[fi.VPN]++
+			}
+		case fi.VPN != "" && fi.Proto != "gre":
 			vpn[fi.VPN]++
 		}
 		return true
@@ -223,13 +231,17 @@ func TestStatsCountsMatchWalk(t *testing.T) {
 	Pass(t, e, 0, LAN, UDP("192.168.50.12:500", "203.0.113.10:500", IKEMsg(1, 0, false, 40)), WAN)
 	Pass(t, e, 0, LAN, UDP("192.168.50.12:1701", "203.0.113.10:1701", L2TPSCCRQ(5, false)), WAN)
 	Pass(t, e, 0, LAN, UDP("192.168.50.12:4500", "203.0.113.20:4500", []byte("natt")), WAN)
+	// One tunnel more of flows: .12's IKE with .10 floated to NAT-T, a
+	// second ESP SA of .11's with .10.
+	Pass(t, e, 0, LAN, UDP("192.168.50.12:4500", "203.0.113.10:4500", []byte("natt")), WAN)
+	Pass(t, e, 0, LAN, ESP("192.168.50.11", "203.0.113.10", 0x2000, "b"), WAN)
 	for i := range 20 {
 		Pass(t, e, 0, LAN, UDP("192.168.50.13:"+Itoa(2000+uint16(i)), "203.0.113.10:53", []byte("q")), WAN)
 	}
 	Pass(t, e, 0, LAN, TCP("192.168.50.13:40000", "203.0.113.10:80", packet.TCPSyn, 1, 0, nil, nil), WAN)
 	check("after opening", 0)
 	s := e.Stats()
-	if s.VPNSessions["pptp"] != 1 || s.VPNSessions["ipsec"] != 3 || s.VPNSessions["l2tp"] != 1 || s.FlowsByProto["udp"] != 23 || s.FlowsByProto["esp"] != 1 {
+	if s.VPNSessions["pptp"] != 1 || s.VPNSessions["ipsec"] != 3 || s.VPNSessions["l2tp"] != 1 || s.FlowsByProto["udp"] != 24 || s.FlowsByProto["esp"] != 2 {
 		t.Fatalf("counts %v %v", s.FlowsByProto, s.VPNSessions)
 	}
 	cfg := LabConfig()

@@ -109,6 +109,17 @@ type PassthroughHelper interface {
 	Session(f *conntrack.Flow) bool
 }
 
+// TunnelHelper is a PassthroughHelper whose session is a tunnel of several
+// flows: IPsec's IKE SA on UDP 500, NAT-T on 4500 and raw ESP. Its
+// Stats.VPNSessions count the pairs of LAN host and server among its
+// session flows, not the flows, so two tunnels are 2 however many flows
+// each has.
+type TunnelHelper interface {
+	PassthroughHelper
+	// Tunnels marks the helper; it is never called.
+	Tunnels()
+}
+
 // Describer fills the fields of FlowInfo that say what a flow of its
 // protocol carries (SPIs, call ids, tunnel ids). It is called for the
 // helper's flows and those it Owns.
@@ -388,6 +399,49 @@ func (e *Engine) sessionClass(f *conntrack.Flow) uint8 {
 		}
 	}
 	return 0
+}
+
+// tunnelKey is the key in Engine.tunnels of a flow in counting class c: its
+// LAN host and the remote end.
+func tunnelKey(c uint8, f *conntrack.Flow) conntrack.Tuple {
+	if f.Origin == originLAN {
+		return conntrack.Tuple{Src: f.Orig.Src, Dst: f.Orig.Dst, Side: c}
+	}
+	return conntrack.Tuple{Src: f.Reply.Src, Dst: f.Orig.Src, Side: c}
+}
+
+// classify puts a flow in its counting class when it is first forwarded
+// and, for a TunnelHelper's, counts its tunnel.
+func (e *Engine) classify(id int32, f *conntrack.Flow) {
+	c := e.sessionClass(f)
+	e.ct.SetClass(id, c)
+	f.Flags |= flagClassed
+	if c == 0 || !e.classTunnels[c] {
+		return
+	}
+	if n, found := e.tunnels.Upsert(tunnelKey(c, f)); n != nil {
+		*n++
+		if !found {
+			e.tunnelCount[c]++
+		}
+	}
+}
+
+// unclassify forgets a leaving flow's share of its tunnel.
+func (e *Engine) unclassify(f *conntrack.Flow) {
+	c := f.Class()
+	if c == 0 || !e.classTunnels[c] {
+		return
+	}
+	k := tunnelKey(c, f)
+	switch n, ok := e.tunnels.Get(k); {
+	case !ok:
+	case n > 1:
+		e.tunnels.Put(k, n-1)
+	default:
+		e.tunnels.Del(k)
+		e.tunnelCount[c]--
+	}
 }
 
 // makerFor returns the FlowMaker asked about new flows to proto/port.

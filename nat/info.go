@@ -124,7 +124,10 @@ func (e *Engine) Stats() Stats {
 		}
 	}
 	for i := range e.hooks {
-		if c := e.passClass[i]; c != 0 {
+		switch c := e.passClass[i]; {
+		case e.classTunnels[c]:
+			s.VPNSessions[e.helpers[i].Name()] = e.tunnelCount[c]
+		case c != 0:
 			s.VPNSessions[e.helpers[i].Name()] = e.ct.ClassFlows(c)
 		}
 		if st := e.hooks[i].stats; st != nil {

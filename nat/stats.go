@@ -146,8 +146,11 @@ type Stats struct {
 	// the one LAN host talking that protocol with their sender.
 	IKEFallback      uint64
 	SharedToOnlyHost uint64
-	PPTPUnparsed     uint64         // control connections that could not be followed
-	VPNSessions      map[string]int // live flows per passthrough protocol
+	PPTPUnparsed     uint64 // control connections that could not be followed
+	// VPNSessions are the live sessions per passthrough protocol: IPsec
+	// tunnels (LAN host and server pairs, however many IKE, NAT-T and ESP
+	// flows each has), PPTP control connections, L2TP flows.
+	VPNSessions map[string]int
 	// Helpers are the application-level gateways' counters by name.
 	Helpers map[string]HelperCounters
 

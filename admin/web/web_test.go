@@ -478,7 +478,7 @@ func TestPagesRender(t *testing.T) {
 	c, _, _ := setup(t)
 	pages := map[string][]string{
 		"/status": {`id="uptime">1h 30m</dd>`, `id="interfaces"`, `id="if-lan0"`, "192.168.50.1/24", "203.0.113.1/24",
-			`id="packets-out">1,234,567<`, "3.0 GiB", `id="flow-count">4<`, `id="vpn-pptp"`, `id="drop-count">45<`,
+			`id="packets-out">1,234,567<`, "3.0 GiB", `id="flow-count">4<`, `id="vpn-pptp"`, "A session is one VPN tunnel", `id="drop-count">45<`,
 			"Unsolicited inbound", "PPTP passthrough is off"},
 		"/passthrough": {`id="pptp"`, `id="apply"`, "Obsolete · insecure", "PPTP is obsolete and insecure.",
 			`id="sip" name="sip" value="on" disabled`, "not available yet", "PPPoE relay", "H.323", "FTP", "RTSP"},

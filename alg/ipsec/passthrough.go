@@ -81,10 +81,10 @@ type espPending struct {
 }
 
 var (
-	_ nat.FlowMaker         = (*Helper)(nil)
-	_ nat.ProtocolHelper    = (*Helper)(nil)
-	_ nat.FastHelper        = (*Helper)(nil)
-	_ nat.PassthroughHelper = (*Helper)(nil)
+	_ nat.FlowMaker      = (*Helper)(nil)
+	_ nat.ProtocolHelper = (*Helper)(nil)
+	_ nat.FastHelper     = (*Helper)(nil)
+	_ nat.TunnelHelper   = (*Helper)(nil)
 )
 
 // Name is the switch name.
@@ -310,8 +310,13 @@ func (h *Helper) Owns(f *conntrack.Flow) bool {
 	return f.Orig.Proto == packet.ProtoUDP && h.env.OpenedFromLAN(f) && (f.Orig.DstID == NATTPort || f.Orig.DstID == IKEPort)
 }
 
-// Session: every IPsec flow is one.
+// Session: every IPsec flow is part of one, a tunnel: a LAN host's IKE SA
+// with a server and its NAT-T or ESP (Tunnels).
 func (*Helper) Session(*conntrack.Flow) bool { return true }
+
+// Tunnels makes Stats.VPNSessions["ipsec"] count tunnels (LAN host and
+// server pairs), not the IKE, NAT-T and ESP flows each is made of.
+func (*Helper) Tunnels() {}
 
 // Describe shows IKE initiator SPIs, and an ESP flow's SPIs with bare
 // addresses.

@@ -229,3 +229,40 @@ func TestVPNAtHostLimitEarlyDrops(t *testing.T) {
 		t.Fatalf("%d refused at the host limit", n)
 	}
 }
+
+// IPsec sessions are tunnels: a LAN host's IKE on 500, its NAT-T on 4500
+// and its ESP SAs with one server are one, however many flows; two
+// tunnels of six flows are 2 sessions. A tunnel counts until its last
+// flow goes.
+func TestSessionsAreTunnels(t *testing.T) {
+	e := NewEngine(t, nil)
+	for _, h := range []string{"192.168.50.10", "192.168.50.11"} {
+		Pass(t, e, 0, LAN, UDP(h+":500", "203.0.113.10:500", IKEMsg(1, 0, false, 40)), WAN)
+		Pass(t, e, 0, LAN, UDP(h+":4500", "203.0.113.10:4500", []byte{0xff}), WAN)
+	}
+	Pass(t, e, 0, LAN, ESP("192.168.50.10", "203.0.113.10", 0x1000, "a"), WAN)
+	Pass(t, e, 0, LAN, ESP("192.168.50.11", "203.0.113.10", 0x1001, "b"), WAN)
+	s := e.Stats()
+	if s.Flows != 6 || s.VPNSessions["ipsec"] != 2 {
+		t.Fatalf("%d flows, sessions %v: want 6 flows, 2 ipsec sessions", s.Flows, s.VPNSessions)
+	}
+	// The second host's tunnel with another server is a third.
+	Pass(t, e, Sec, LAN, UDP("192.168.50.11:4500", "203.0.113.20:4500", []byte{0xff}), WAN)
+	if n := e.Stats().VPNSessions["ipsec"]; n != 3 {
+		t.Fatalf("ipsec sessions %d, want 3", n)
+	}
+	// Only the first host's NAT-T keeps going: its tunnel stays, the
+	// others end with their flows.
+	now := Sec
+	for ; now < Sec+Time(DefaultTimeouts.UDP)+2*Time(time.Minute); now += 20 * Sec {
+		Pass(t, e, now, LAN, UDP("192.168.50.10:4500", "203.0.113.10:4500", []byte{0xff}), WAN)
+		e.Expire(now)
+	}
+	if s := e.Stats(); s.Flows != 1 || s.VPNSessions["ipsec"] != 1 {
+		t.Fatalf("%d flows, sessions %v after the others idled out: want 1, 1", s.Flows, s.VPNSessions)
+	}
+	e.Expire(now + 3600*Sec)
+	if n := e.Stats().VPNSessions["ipsec"]; n != 0 {
+		t.Fatalf("ipsec sessions %d with no flow", n)
+	}
+}

@@ -222,7 +222,7 @@ func printStatus(w io.Writer, st *control.Status) {
 		if st.Passthrough[p.Name] {
 			state = "on"
 		}
-		fmt.Fprintf(w, "  %-6s %-3s  %d sessions  (%s)\n", p.Label, state, n.VPNSessions[p.Name], p.Note)
+		fmt.Fprintf(w, "  %-6s %-3s  %-11s  (%s)\n", p.Label, state, count(n.VPNSessions[p.Name], "session"), p.Note)
 	}
 	if n.ESPAmbiguous+n.L2TPFallback+n.PPTPUnparsed > 0 {
 		fmt.Fprintf(w, "  esp ambiguous %d, l2tp fallback %d, pptp unparsed %d (see passgate events)\n", n.ESPAmbiguous, n.L2TPFallback, n.PPTPUnparsed)
@@ -281,6 +281,14 @@ func byProto(m map[string]int) string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
+// count says n things: "1 session", "2 sessions".
+func count[N int | uint64](n N, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
 func nonZero(m map[string]uint64) string {
 	keys := make([]string, 0, len(m))
 	for k, v := range m {
@@ -327,7 +335,7 @@ func printPPPoE(w io.Writer, p *control.PPPoE, ind string) {
 			dm[r] = v
 		}
 	}
-	fmt.Fprintf(w, "%s%s, %d sessions, %d drops%s\n", ind, state, len(p.Sessions), drops, nonZero(dm))
+	fmt.Fprintf(w, "%s%s, %s, %s%s\n", ind, state, count(len(p.Sessions), "session"), count(drops, "drop"), nonZero(dm))
 	if len(p.Sessions) == 0 {
 		return
 	}

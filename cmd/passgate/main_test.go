@@ -143,14 +143,16 @@ func TestRunRefusesBadConfig(t *testing.T) {
 func TestPrinters(t *testing.T) {
 	var b bytes.Buffer
 	st := &control.Status{Version: "x", Workers: 2, UptimeSec: 61,
-		Interfaces: []control.Interface{{Role: "lan", Name: "lan0", Address: "192.168.50.1/24", MAC: "02:00:00:00:00:01", MTU: 1500}},
-		NAT:        control.NATStats{Drops: map[string]uint64{"filtered": 2, "malformed": 0}, FlowsByProto: map[string]int{"udp": 1}, Flows: 1},
-		Sockets:    []control.SocketStats{{Interface: "lan0", Kind: "rx", RxPackets: 7}},
-		Dataplane:  map[string]uint64{"rx_frames": 7},
+		Interfaces:  []control.Interface{{Role: "lan", Name: "lan0", Address: "192.168.50.1/24", MAC: "02:00:00:00:00:01", MTU: 1500}},
+		NAT:         control.NATStats{Drops: map[string]uint64{"filtered": 2, "malformed": 0}, FlowsByProto: map[string]int{"udp": 1}, Flows: 1, VPNSessions: map[string]int{"ipsec": 1, "pptp": 2}},
+		Sockets:     []control.SocketStats{{Interface: "lan0", Kind: "rx", RxPackets: 7}},
+		Dataplane:   map[string]uint64{"rx_frames": 7},
+		Passthrough: map[string]bool{"ipsec": true, "pptp": true},
 	}
 	printStatus(&b, st)
 	out := b.String()
-	for _, want := range []string{"up 1m1s", "lan0", "192.168.50.1/24", "drops      2: filtered 2", "flows      1 (udp 1)", "rx_frames", "RX PACKETS"} {
+	for _, want := range []string{"up 1m1s", "lan0", "192.168.50.1/24", "drops      2: filtered 2", "flows      1 (udp 1)", "rx_frames", "RX PACKETS",
+		"IPsec  on   1 session    (", "PPTP   on   2 sessions   (", "L2TP   off  0 sessions   ("} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
@@ -164,7 +166,7 @@ func TestPrinters(t *testing.T) {
 	b.Reset()
 	st.PPPoE = &control.PPPoE{On: true, Sessions: []control.PPPoESession{{ID: 1, Host: "02:00:00:00:00:0a", AC: "02:00:00:00:01:01", AgeSec: 61, FramesToWAN: 5, FramesToLAN: 6}}}
 	printStatus(&b, st)
-	if out := b.String(); !strings.Contains(out, "\nPPPOE RELAY\n  on, 1 sessions, 0 drops\n  SESSION") || !strings.Contains(out, "1m1s") || !strings.Contains(out, "5/6") {
+	if out := b.String(); !strings.Contains(out, "\nPPPOE RELAY\n  on, 1 session, 0 drops\n  SESSION") || !strings.Contains(out, "1m1s") || !strings.Contains(out, "5/6") {
 		t.Errorf("status PPPoE section:\n%s", out)
 	}
 	// Root sees the admin page's address, fingerprint and setup code.
