@@ -533,7 +533,7 @@ func TestEventsFolded(t *testing.T) {
 	c, svc, _ := setup(t)
 	at := func(s int) time.Time { return time.Date(2025, 1, 1, 12, 0, s, 0, time.UTC) }
 	gre := func(s int, n uint64) control.Event {
-		return control.Event{Time: at(s), Kind: "gre_without_control", Host: "203.0.113.1", Peer: "203.0.113.10", Message: "GRE with call id 7 belongs to no PPTP call: dropped", Suppressed: n}
+		return control.Event{Time: at(s), Kind: "gre_without_control", Peer: "203.0.113.10", Message: "GRE from 203.0.113.10 to this router with call id 7 belongs to no PPTP call: dropped", Suppressed: n}
 	}
 	svc.events = []control.Event{
 		{Time: at(0), Kind: "pptp_call_end", Host: "192.168.50.12", Peer: "203.0.113.10", Message: "PPTP call ended"},

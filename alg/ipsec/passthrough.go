@@ -36,6 +36,9 @@ var (
 	DropIKEUnknownSPI = nat.NewDropReason("ike_unknown_spi")
 
 	EventAHDropped = nat.NewEventKind("ah_dropped", func(ev nat.Event) string {
+		if ev.Host == ([4]byte{}) {
+			return fmt.Sprintf("AH from %s to this router dropped: AH authenticates the IP addresses, so it cannot cross NAT; use ESP (with NAT-T)", passthrough.Peer(ev))
+		}
 		return fmt.Sprintf("AH from %s to %s dropped: AH authenticates the IP addresses, so it cannot cross NAT; use ESP (with NAT-T)", passthrough.Host(ev), passthrough.Peer(ev))
 	})
 	EventESPAmbiguous = nat.NewEventKind("esp_ambiguous", func(ev nat.Event) string {
@@ -193,11 +196,13 @@ func (h *Helper) FlowPacket(now nat.Time, id int32, f *conntrack.Flow, dir connt
 // Packet handles raw ESP (protocol 50) and AH (51).
 func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, conntrack.Dir, nat.DropReason) {
 	if ip.Protocol() == packet.ProtoAH {
-		host, peer := ip.Src(), ip.Dst()
+		// The event's host is a LAN host: AH from the WAN is to the
+		// router's own address, so it names none.
+		ev := nat.Event{Kind: EventAHDropped, Host: ip.Src(), Peer: ip.Dst()}
 		if from == nat.WAN {
-			host, peer = peer, host
+			ev.Host, ev.Peer = [4]byte{}, ip.Src()
 		}
-		h.env.Event(now, nat.Event{Kind: EventAHDropped, Host: host, Peer: peer})
+		h.env.Event(now, ev)
 		return 0, 0, DropAH
 	}
 	k, ok := h.FastKey(from, ip)

@@ -166,8 +166,20 @@ func TestAHDroppedAndSaid(t *testing.T) {
 	if len(evs) != 1 || evs[0].Kind != ipsec.EventAHDropped {
 		t.Fatalf("events %+v", evs)
 	}
-	if m := evs[0].Message(); m == "" || !Contains(m, "cannot cross NAT") {
-		t.Fatalf("message %q", m)
+	if m := evs[0].Message(); evs[0].Host != [4]byte{192, 168, 50, 10} || evs[0].Peer != [4]byte{203, 0, 113, 10} ||
+		m != "AH from 192.168.50.10 to 203.0.113.10 dropped: AH authenticates the IP addresses, so it cannot cross NAT; use ESP (with NAT-T)" {
+		t.Fatalf("LAN AH event %+v %q", evs[0], m)
+	}
+	// AH from the WAN is to the router itself: the event's host (a LAN
+	// host) is none, not the router's WAN address; the sender is the peer.
+	in := ESP("203.0.113.10", "203.0.113.1", 0x1000, "ah")
+	in[9] = packet.ProtoAH
+	packet.IPv4(in).ComputeChecksum()
+	Dropped(t, e, 2*Sec, WAN, in, ipsec.DropAH)
+	evs, _ = e.Events(0)
+	if m := evs[len(evs)-1].Message(); len(evs) != 2 || evs[1].Host != ([4]byte{}) || evs[1].Peer != [4]byte{203, 0, 113, 10} ||
+		m != "AH from 203.0.113.10 to this router dropped: AH authenticates the IP addresses, so it cannot cross NAT; use ESP (with NAT-T)" {
+		t.Fatalf("WAN AH event %+v %q", evs, m)
 	}
 }
 

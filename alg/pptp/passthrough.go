@@ -31,7 +31,10 @@ var (
 		return fmt.Sprintf("PPTP control connection from %s to %s could not be followed; its calls will not work", passthrough.Host(ev), passthrough.Peer(ev))
 	})
 	EventGRENoControl = nat.NewEventKind("gre_without_control", func(ev nat.Event) string {
-		return fmt.Sprintf("GRE between %s and %s with call id %d belongs to no PPTP call: dropped", passthrough.Host(ev), passthrough.Peer(ev), ev.A)
+		if ev.Host == ([4]byte{}) {
+			return fmt.Sprintf("GRE from %s to this router with call id %d belongs to no PPTP call: dropped", passthrough.Peer(ev), ev.A)
+		}
+		return fmt.Sprintf("GRE from %s to %s with call id %d belongs to no PPTP call: dropped", passthrough.Host(ev), passthrough.Peer(ev), ev.A)
 	})
 	EventPPTPCall = nat.NewEventKind("pptp_call", func(ev nat.Event) string {
 		return fmt.Sprintf("PPTP call from %s to %s: client call id %d is %d outside, server call id %d", passthrough.Host(ev), passthrough.Peer(ev), ev.A>>16, ev.A&0xffff, ev.B)
@@ -481,11 +484,13 @@ func (h *Helper) Packet(now nat.Time, from nat.Iface, ip packet.IPv4) (int32, co
 	if !found {
 		// A live call whose GRE flow timed out gets it back.
 		if id, dir, found = h.revive(now, from, k); !found {
-			host, peer := k.Src, k.Dst
+			// The event's host is a LAN host: from the WAN, with no call,
+			// none is known (the packet is to the router's own address).
+			ev := nat.Event{Kind: EventGRENoControl, Host: k.Src, Peer: k.Dst, A: uint64(k.DstID)}
 			if from == nat.WAN {
-				host, peer = peer, host
+				ev.Host, ev.Peer = [4]byte{}, k.Src
 			}
-			h.env.Event(now, nat.Event{Kind: EventGRENoControl, Host: host, Peer: peer, A: uint64(k.DstID)})
+			h.env.Event(now, ev)
 			return 0, 0, DropGRENoControl
 		}
 	}

@@ -393,3 +393,25 @@ func TestPPTPCallChargedToClientMAC(t *testing.T) {
 	}
 	Pass(t, e, Sec, LAN, GRE("192.168.50.10", "203.0.113.10", 0x0700, "ppp-out"), WAN)
 }
+
+// GRE with no call says who sent it. From the WAN it is to the router's
+// own address: the event names no LAN host (not the WAN address in the
+// admin page's LAN host column), and the sender as the peer; from the LAN
+// the host is the sender.
+func TestGREWithoutControlEventHosts(t *testing.T) {
+	e := NewEngine(t, nil)
+	Dropped(t, e, 0, WAN, GRE("203.0.113.10", "203.0.113.1", 0x55, "x"), pptp.DropGRENoControl)
+	Dropped(t, e, 2*Sec, LAN, GRE("192.168.50.12", "203.0.113.10", 0x56, "x"), pptp.DropGRENoControl)
+	evs, _ := e.Events(0)
+	if len(evs) != 2 {
+		t.Fatalf("events %+v", evs)
+	}
+	if ev := evs[0]; ev.Host != ([4]byte{}) || ev.Peer != [4]byte{203, 0, 113, 10} ||
+		ev.Message() != "GRE from 203.0.113.10 to this router with call id 85 belongs to no PPTP call: dropped" {
+		t.Errorf("WAN event %+v %q", ev, ev.Message())
+	}
+	if ev := evs[1]; ev.Host != [4]byte{192, 168, 50, 12} || ev.Peer != [4]byte{203, 0, 113, 10} ||
+		ev.Message() != "GRE from 192.168.50.12 to 203.0.113.10 with call id 86 belongs to no PPTP call: dropped" {
+		t.Errorf("LAN event %+v %q", ev, ev.Message())
+	}
+}
