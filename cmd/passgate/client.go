@@ -236,15 +236,22 @@ func printStatus(w io.Writer, st *control.Status) {
 	if len(st.Dataplane) > 0 {
 		fmt.Fprintf(w, "\nDATA PLANE\n")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		keys := make([]string, 0, len(st.Dataplane))
-		for k := range st.Dataplane {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		// The PPPoE relay's counters (some 30) only when it is on or
+		// they count something: with it off they are noise. The JSON
+		// (--json, the API) has them all.
+		pppoeOn := st.PPPoE != nil && st.PPPoE.On
+		hidden := 0
+		for _, k := range slices.Sorted(maps.Keys(st.Dataplane)) {
+			if strings.HasPrefix(k, "pppoe_") && !pppoeOn && st.Dataplane[k] == 0 {
+				hidden++
+				continue
+			}
 			fmt.Fprintf(tw, "  %s\t%d\n", k, st.Dataplane[k])
 		}
 		tw.Flush()
+		if hidden > 0 {
+			fmt.Fprintf(w, "  (%d zero pppoe_ counters of the PPPoE relay, which is off, not shown; --json has every counter)\n", hidden)
+		}
 	}
 
 	if len(st.Losses) > 0 {

@@ -160,7 +160,27 @@ func TestPrinters(t *testing.T) {
 	if strings.Contains(out, "malformed") {
 		t.Errorf("zero drop reasons printed:\n%s", out)
 	}
-	if strings.Contains(out, "PPPOE") {
+	// The PPPoE relay off: its zero counters are left out of the text
+	// (said), a non-zero one is shown; on, all are.
+	st.Dataplane = map[string]uint64{"rx_frames": 7, "pppoe_padi": 0, "pppoe_sessions": 0, "pppoe_drop_not_pppoe": 3}
+	st.PPPoE = &control.PPPoE{On: false}
+	b.Reset()
+	printStatus(&b, st)
+	out = b.String()
+	if strings.Contains(out, "pppoe_padi") || strings.Contains(out, "pppoe_sessions") || !strings.Contains(out, "pppoe_drop_not_pppoe  3") ||
+		!strings.Contains(out, "(2 zero pppoe_ counters of the PPPoE relay, which is off, not shown; --json has every counter)") {
+		t.Errorf("status with the PPPoE relay off:\n%s", out)
+	}
+	st.PPPoE.On = true
+	b.Reset()
+	printStatus(&b, st)
+	if out = b.String(); !strings.Contains(out, "pppoe_padi") || strings.Contains(out, "not shown") {
+		t.Errorf("status with the PPPoE relay on:\n%s", out)
+	}
+	st.PPPoE, st.Dataplane = nil, map[string]uint64{"rx_frames": 7}
+	b.Reset()
+	printStatus(&b, st)
+	if out = b.String(); strings.Contains(out, "PPPOE") {
 		t.Errorf("PPPoE section without PPPoE state:\n%s", out)
 	}
 	b.Reset()
