@@ -63,8 +63,10 @@ type Service struct {
 
 // Changes are what an Apply changed, one human line each, e.g.
 // "PPTP passthrough: on -> off" or
-// "port forward web added: tcp 8080 -> 192.168.50.10:80". Empty when
-// nothing changed.
+// "port forward web added: tcp 8080 -> 192.168.50.10:80", and after a
+// forward added or changed that takes a port a VPN passthrough uses (UDP
+// 500, 4500, 1701, TCP 1723), a line "note: ..." saying what that means
+// (forwardNotes). Empty when nothing changed.
 type Changes []string
 
 // Errors the helpers return besides config.Errors.
@@ -95,6 +97,11 @@ func NewService(o Options) (*Service, error) {
 		return nil, fmt.Errorf("admin: running configuration: %w", err)
 	}
 	s.cfg, s.eff, s.settings = o.Config.Clone(), eff, settings
+	for _, pf := range eff.PortForwards {
+		for _, n := range forwardNotes(&eff, pf) {
+			s.log.Warn("port forward on a VPN passthrough port", "note", strings.TrimPrefix(n, "note: "))
+		}
+	}
 	return s, nil
 }
 
@@ -211,6 +218,10 @@ func (s *Service) apply(c config.Config, source string) (Changes, error) {
 		s.log.Info("configuration saved; nothing the gateway uses changed", "source", source)
 	}
 	for _, ch := range changes {
+		if n, ok := strings.CutPrefix(ch, "note: "); ok {
+			s.log.Warn("port forward on a VPN passthrough port", "source", source, "note", n)
+			continue
+		}
 		s.log.Info("configuration changed", "source", source, "change", ch)
 	}
 	return changes, nil
@@ -403,8 +414,10 @@ func diff(old, nw config.Config) Changes {
 		switch {
 		case !ok:
 			ch = append(ch, fmt.Sprintf("port forward %s added: %s", pf.Name, ForwardText(pf)))
+			ch = append(ch, forwardNotes(&nw, pf)...)
 		case ForwardText(was) != ForwardText(pf):
 			ch = append(ch, fmt.Sprintf("port forward %s changed: %s => %s", pf.Name, ForwardText(was), ForwardText(pf)))
+			ch = append(ch, forwardNotes(&nw, pf)...)
 		}
 	}
 	for _, pf := range old.PortForwards {

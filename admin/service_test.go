@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,5 +98,40 @@ func TestHelperErrors(t *testing.T) {
 	}
 	if e.svc.Events()[0].Kind != "passthrough_off" {
 		t.Fatal("events")
+	}
+}
+
+// A port forward of a port a VPN passthrough uses is accepted (a VPN
+// server on the LAN) and said: a note after the change line says where
+// that port's traffic from the WAN goes and how LAN clients' own
+// passthrough fares, as the engine does it (alg/ipsec
+// TestIPsecServerBehindForwards); an ordinary forward has none.
+func TestForwardOnVPNPortNoted(t *testing.T) {
+	e := newEnv(t)
+	ch, err := e.svc.AddForward(config.PortForward{Name: "ike", Proto: "udp", OutsidePort: "500", Host: "192.168.50.20"})
+	want := []string{
+		"port forward ike added: udp 500 -> 192.168.50.20:500",
+		"note: port forward ike takes UDP 500, which IPsec passthrough uses: IKE from the WAN to port 500 goes to 192.168.50.20:500 (a VPN server there); " +
+			"LAN clients' own IPsec passthrough still works: their servers' IKE answers on UDP 500 still reach them (told apart by IKE SPI, or as the one LAN host talking IKE with that server); " +
+			"IKE no LAN client's exchange explains goes to 192.168.50.20; an IPsec server behind NAT talks NAT-T on UDP 4500: forward that to 192.168.50.20 too",
+	}
+	if err != nil || !slices.Equal(ch, want) {
+		t.Fatalf("add udp 500: %v\n%q", err, ch)
+	}
+	ch, err = e.svc.AddForward(config.PortForward{Name: "natt", Proto: "udp", OutsidePort: "4500", Host: "192.168.50.20"})
+	if err != nil || len(ch) != 2 || ch[1] != "note: port forward natt takes UDP 4500, which IPsec passthrough uses: NAT-T (IPsec over UDP) from the WAN to port 4500 goes to 192.168.50.20:4500 (a VPN server there); LAN clients' own IPsec passthrough still works: their NAT-T gets an outside port of its own" {
+		t.Fatalf("add udp 4500: %v\n%q", err, ch)
+	}
+	// PPTP switched off, a range over 1723: said so.
+	if _, err := e.svc.SetPassthrough("pptp", false); err != nil {
+		t.Fatal(err)
+	}
+	ch, err = e.svc.AddForward(config.PortForward{Name: "many", Proto: "tcp", OutsidePort: "1700-1800", Host: "192.168.50.21", InsidePort: 2700})
+	if err != nil || len(ch) != 2 || ch[1] != "note: port forward many takes TCP 1723, which PPTP passthrough uses: PPTP (control connections; their calls' GRE follows) from the WAN to port 1723 goes to 192.168.50.21:2723 (a VPN server there); PPTP passthrough is off, so LAN clients' own PPTP does not pass (the forward does not need it)" {
+		t.Fatalf("add tcp 1700-1800: %v\n%q", err, ch)
+	}
+	ch, err = e.svc.AddForward(config.PortForward{Name: "dns", Proto: "udp", OutsidePort: "53", Host: "192.168.50.21"})
+	if err != nil || len(ch) != 1 {
+		t.Fatalf("add udp 53: %v %q", err, ch)
 	}
 }

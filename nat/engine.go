@@ -832,6 +832,9 @@ func (e *Engine) newInbound(now Time, ip packet.IPv4, k conntrack.Tuple) (int32,
 		return 0, 0, dropLocal // a query to the router's public address
 	}
 	if host, port, lo, ok := e.forwardRule(k.Proto, k.DstID); ok {
+		if id, dir, ok := e.sharedAnswer(now, ip, k); ok {
+			return id, dir, DropNone
+		}
 		return e.newDNAT(now, k, host, port, originForward, ruleOwner(k.Proto, lo))
 	}
 	if id, r, ok := e.expected(now, k); ok {
@@ -921,6 +924,25 @@ func (e *Engine) newDNAT(now Time, k conntrack.Tuple, host [4]byte, port uint16,
 	}
 	e.stats.Created++
 	return id, conntrack.Original, DropNone
+}
+
+// sharedAnswer sends a WAN packet to a forwarded port that a passthrough
+// on shares (IKE's UDP 500, L2TP's 1701) to the LAN host whose flow on the
+// shared port it answers, when the passthrough places it
+// (SharedReplier): the forward takes the rest.
+func (e *Engine) sharedAnswer(now Time, ip packet.IPv4, k conntrack.Tuple) (int32, conntrack.Dir, bool) {
+	for i := range e.hooks {
+		sr := e.hooks[i].replier
+		if sr == nil || !e.helperOn[i] {
+			continue
+		}
+		if p := sr.SharedPort(); p.Proto != k.Proto || p.Port != k.DstID || !sr.Places(ip, k) {
+			continue
+		}
+		id, dir, r, handled := sr.Inbound(now, ip, k)
+		return id, dir, handled && r == DropNone
+	}
+	return 0, 0, false
 }
 
 // forwardTarget finds the port forward for an outside port: a configured

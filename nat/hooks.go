@@ -52,6 +52,18 @@ type SharedPorter interface {
 	SharedPort() Port
 }
 
+// SharedReplier is a SharedPorter whose port a port forward may take too
+// (a VPN server on the LAN behind UDP 500). The forward gets what comes in
+// to the port, except what Places says answers a LAN host's flow on the
+// shared port (a reply to its own IKE): that still goes to Inbound, so a
+// forward never takes LAN clients' passthrough away. Places must have no
+// side effects and agree with Inbound.
+type SharedReplier interface {
+	SharedPorter
+	FlowMaker
+	Places(ip packet.IPv4, k conntrack.Tuple) bool
+}
+
 // Forwarder is implemented by helpers that follow a connection a port
 // forward or the DMZ sends to a server on the LAN (a PPTP server). It is
 // asked first, before the payload helpers' Wants; claimed says the flow is
@@ -342,6 +354,7 @@ type helperHooks struct {
 	ended    HelperEnded
 	maker    FlowMaker
 	shared   SharedPorter
+	replier  SharedReplier
 	fwd      Forwarder
 	proto    ProtocolHelper
 	fast     FastHelper
@@ -358,6 +371,7 @@ func hooksOf(h Helper) helperHooks {
 	k.ended, _ = h.(HelperEnded)
 	k.maker, _ = h.(FlowMaker)
 	k.shared, _ = h.(SharedPorter)
+	k.replier, _ = h.(SharedReplier)
 	k.fwd, _ = h.(Forwarder)
 	k.proto, _ = h.(ProtocolHelper)
 	k.fast, _ = h.(FastHelper)

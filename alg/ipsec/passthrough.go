@@ -144,28 +144,58 @@ func (h *Helper) Inbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32
 	if k.DstID != IKEPort || !h.env.On() {
 		return 0, 0, nat.DropNone, false
 	}
-	m, err := ParseIKE(packet.UDP(ip.Payload()).Payload())
-	if err != nil {
-		// No IKE, so no SPI: it goes to the LAN host when exactly one
-		// talks IKE with its sender on the shared port, as any NAT would
-		// deliver it.
-		if id, ok := h.ike.ToOnlyHost(k.Src, k.SrcID); ok {
-			return id, conntrack.Reply, nat.DropNone, true
-		}
-		return 0, conntrack.Reply, nat.DropMalformed, true
-	}
-	spi := m.InitiatorSPI()
-	if host, ok := h.env.Key(h.env.KeyOf(sideIKESPI, k.Src, spi)); ok {
-		if id, ok := h.ike.Flow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
-			return id, conntrack.Reply, nat.DropNone, true
-		}
-	}
-	if id, ok := h.ike.OnlyHost(k.Src, k.SrcID); ok {
-		h.learn(h.env.Flow(id), spi)
+	id, spi, ike, how := h.place(ip, k)
+	switch how {
+	case bySPI:
 		return id, conntrack.Reply, nat.DropNone, true
+	case onlyHost:
+		if !ike {
+			// No IKE, so no SPI: to the one LAN host talking IKE with its
+			// sender, as any NAT would deliver it.
+			h.ike.SentToOnlyHost++
+		} else {
+			h.learn(h.env.Flow(id), spi)
+		}
+		return id, conntrack.Reply, nat.DropNone, true
+	}
+	if !ike {
+		return 0, conntrack.Reply, nat.DropMalformed, true
 	}
 	h.env.Event(now, nat.Event{Kind: EventIKEUnknownSPI, Peer: k.Src, A: spi})
 	return 0, conntrack.Reply, DropIKEUnknownSPI, true
+}
+
+// Places says whether Inbound sends a datagram to port 500 to a LAN host
+// (nat.SharedReplier): with a port forward of UDP 500, only what it does
+// not place goes to the forward.
+func (h *Helper) Places(ip packet.IPv4, k conntrack.Tuple) bool {
+	_, _, _, how := h.place(ip, k)
+	return how != unplaced
+}
+
+// How place found a datagram's LAN host.
+const (
+	unplaced = iota
+	bySPI    // its initiator SPI names the host's IKE SA
+	onlyHost // the one host talking IKE with its sender
+)
+
+// place finds, with no side effects, the shared flow a datagram from the
+// WAN to port 500 goes to, and whether it is IKE, with its initiator SPI.
+func (h *Helper) place(ip packet.IPv4, k conntrack.Tuple) (id int32, spi uint64, ike bool, how int) {
+	m, err := ParseIKE(packet.UDP(ip.Payload()).Payload())
+	if ike = err == nil; ike {
+		spi = m.InitiatorSPI()
+		if host, ok := h.env.Key(h.env.KeyOf(sideIKESPI, k.Src, spi)); ok {
+			if id, ok := h.ike.Flow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
+				return id, spi, true, bySPI
+			}
+		}
+	}
+	if id, ok := h.ike.OnlyHost(k.Src, k.SrcID); ok {
+		return id, spi, ike, onlyHost
+	}
+	return 0, spi, ike, unplaced
 }
 
 // learn records an initiator SPI of a LAN host's IKE flow. A flow keeps

@@ -4,6 +4,7 @@ package ipsec_test
 // (nat/vpn_test.go): what crosses the NAT with the helper registered.
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -277,4 +278,52 @@ func TestSessionsAreTunnels(t *testing.T) {
 	if n := e.Stats().VPNSessions["ipsec"]; n != 0 {
 		t.Fatalf("ipsec sessions %d with no flow", n)
 	}
+}
+
+// An IPsec server on the LAN behind port forwards of UDP 500 and 4500
+// (192.168.50.20): IKE and NAT-T a remote client sends to the public
+// address reach it, and its answers go back from ports 500 and 4500. LAN
+// clients' own IPsec passthrough keeps working beside it: IKE answers
+// from their servers on the shared port 500 still reach them (by
+// initiator SPI, or as the one host talking IKE with the server), never
+// the forward's host; their NAT-T gets an outside port of its own, 4500
+// being the forward's.
+func TestIPsecServerBehindForwards(t *testing.T) {
+	server := netip.MustParseAddr("192.168.50.20")
+	e := NewEngine(t, func(c *Config) {
+		c.PortForwards = []PortForward{
+			{Name: "ike", Proto: packet.ProtoUDP, OutsideLo: 500, OutsideHi: 500, Host: server, InsidePort: 500},
+			{Name: "natt", Proto: packet.ProtoUDP, OutsideLo: 4500, OutsideHi: 4500, Host: server, InsidePort: 4500},
+		}
+	})
+	// Two LAN clients' IKE with one server, a third's with another.
+	for i, h := range []string{"192.168.50.10", "192.168.50.11"} {
+		IPv4(t, Pass(t, e, 0, LAN, UDP(h+":500", "203.0.113.10:500", IKEMsg(uint64(0xa0+i), 0, false, 100)), WAN), Src("203.0.113.1:500"))
+	}
+	Pass(t, e, 0, LAN, UDP("192.168.50.12:500", "203.0.113.20:500", IKEMsg(0xc0, 0, false, 100)), WAN)
+	// A remote client's IKE_SA_INIT to the public address: the server.
+	r := Pass(t, e, Sec, WAN, UDP("198.51.100.7:500", "203.0.113.1:500", IKEMsg(0x77, 0, false, 100)), LAN)
+	IPv4(t, r, Dst("192.168.50.20:500"), L4Payload(IKEMsg(0x77, 0, false, 100)))
+	// The LAN clients' answers reach them, in any order.
+	IPv4(t, Pass(t, e, Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xa1, 0x11, true, 100)), LAN), Dst("192.168.50.11:500"))
+	IPv4(t, Pass(t, e, Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xa0, 0x10, true, 100)), LAN), Dst("192.168.50.10:500"))
+	// An exchange the server 203.0.113.20 starts (a new SPI) goes to the
+	// one LAN host talking IKE with it.
+	IPv4(t, Pass(t, e, Sec, WAN, UDP("203.0.113.20:500", "203.0.113.1:500", IKEMsg(0xd0, 0, false, 100)), LAN), Dst("192.168.50.12:500"))
+	// The LAN server answers its remote client from the public port 500.
+	IPv4(t, Pass(t, e, 2*Sec, LAN, UDP("192.168.50.20:500", "198.51.100.7:500", IKEMsg(0x77, 0x78, true, 100)), WAN), Src("203.0.113.1:500"), Dst("198.51.100.7:500"))
+	// What no LAN client's IKE explains goes to the forward: a new SPI
+	// from the server two LAN hosts talk to (with no forward: dropped,
+	// ike_unknown_spi), a second remote client.
+	IPv4(t, Pass(t, e, 2*Sec, WAN, UDP("203.0.113.10:500", "203.0.113.1:500", IKEMsg(0xee, 0, false, 100)), LAN), Dst("192.168.50.20:500"))
+	IPv4(t, Pass(t, e, 2*Sec, WAN, UDP("198.51.100.8:500", "203.0.113.1:500", IKEMsg(0x88, 0, false, 100)), LAN), Dst("192.168.50.20:500"))
+	// NAT-T: a remote client's to the server; a LAN client's gets
+	// another outside port, and its answers come back on it.
+	IPv4(t, Pass(t, e, 3*Sec, WAN, UDP("198.51.100.7:4500", "203.0.113.1:4500", []byte{0, 0, 0, 0, 1}), LAN), Dst("192.168.50.20:4500"))
+	o := Pass(t, e, 3*Sec, LAN, UDP("192.168.50.10:4500", "203.0.113.10:4500", []byte{0xff}), WAN)
+	p := packet.UDP(packet.IPv4(o).Payload()).SrcPort()
+	if p == 4500 {
+		t.Fatal("a LAN client's NAT-T took the forwarded outside port 4500")
+	}
+	IPv4(t, Pass(t, e, 3*Sec, WAN, UDP("203.0.113.10:4500", "203.0.113.1:"+Itoa(p), []byte{0xff}), LAN), Dst("192.168.50.10:4500"))
 }

@@ -67,6 +67,7 @@ type Helper struct {
 var (
 	_ nat.FlowMaker         = (*Helper)(nil)
 	_ nat.PassthroughHelper = (*Helper)(nil)
+	_ nat.SharedReplier     = (*Helper)(nil)
 )
 
 // Name is the switch name.
@@ -122,26 +123,47 @@ func (h *Helper) Inbound(now nat.Time, ip packet.IPv4, k conntrack.Tuple) (int32
 	if !h.env.On() {
 		return 0, 0, nat.DropNone, false
 	}
-	hd, err := ParseHeader(packet.UDP(ip.Payload()).Payload())
-	host, known := h.env.Key(h.env.KeyOf(sideTunnel, k.Src, uint64(hd.TunnelID)))
-	if err != nil || !known {
+	id, hd, byTunnel, err := h.place(ip, k)
+	switch {
+	case byTunnel:
+		return id, conntrack.Reply, nat.DropNone, true
+	case id >= 0:
 		// No L2TP, or a tunnel id no LAN host announced (a tunnel the
-		// server starts, id 0): it goes to the LAN host when exactly one
-		// talks L2TP with its sender on the shared port.
-		if id, ok := h.port.ToOnlyHost(k.Src, k.SrcID); ok {
-			return id, conntrack.Reply, nat.DropNone, true
-		}
-	}
-	if err != nil {
+		// server starts, id 0): to the LAN host when exactly one talks
+		// L2TP with its sender on the shared port.
+		h.port.SentToOnlyHost++
+		return id, conntrack.Reply, nat.DropNone, true
+	case err != nil:
 		return 0, conntrack.Reply, nat.DropMalformed, true
-	}
-	if known {
-		if id, ok := h.port.Flow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
-			return id, conntrack.Reply, nat.DropNone, true
-		}
 	}
 	h.env.Event(now, nat.Event{Kind: EventL2TPUnknownTunnel, Peer: k.Src, A: uint64(hd.TunnelID)})
 	return 0, conntrack.Reply, DropL2TPUnknownTunnel, true
+}
+
+// Places says whether Inbound sends a datagram to port 1701 to a LAN host
+// (nat.SharedReplier): with a port forward of UDP 1701, only what it does
+// not place goes to the forward.
+func (h *Helper) Places(ip packet.IPv4, k conntrack.Tuple) bool {
+	id, _, _, _ := h.place(ip, k)
+	return id >= 0
+}
+
+// place finds, with no side effects, the shared flow a datagram from the
+// WAN goes to (-1: none): by its tunnel id, else the one host talking
+// L2TP with its sender.
+func (h *Helper) place(ip packet.IPv4, k conntrack.Tuple) (id int32, hd Header, byTunnel bool, err error) {
+	hd, err = ParseHeader(packet.UDP(ip.Payload()).Payload())
+	host, known := h.env.Key(h.env.KeyOf(sideTunnel, k.Src, uint64(hd.TunnelID)))
+	if err == nil && known {
+		if id, ok := h.port.Flow(k.Src, k.SrcID, nat.AddrOf(host)); ok {
+			return id, hd, true, nil
+		}
+		return -1, hd, false, nil
+	}
+	if id, ok := h.port.OnlyHost(k.Src, k.SrcID); ok {
+		return id, hd, false, err
+	}
+	return -1, hd, false, err
 }
 
 // assigned reads the Assigned Tunnel ID of an SCCRQ, or says why not

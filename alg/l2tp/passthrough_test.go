@@ -4,6 +4,7 @@ package l2tp_test
 // (nat/vpn_test.go): what crosses the NAT with the helper registered.
 
 import (
+	"net/netip"
 	"testing"
 
 	"passgate/alg/l2tp"
@@ -85,4 +86,21 @@ func TestL2TPTunnelKeysShare(t *testing.T) {
 	if keys := tunnels + 2*flows; keys > 512 || keys < 400 {
 		t.Fatalf("the flooding host holds %d keys (%d flows, %d tunnels), want at most its share of 512", keys, flows, tunnels)
 	}
+}
+
+// An L2TP server on the LAN behind a port forward of UDP 1701: a remote
+// client's tunnel reaches it, while a LAN client's tunnel on the shared
+// port 1701 still gets its server's answers (by tunnel id), and an id no
+// LAN client announced goes to the forward, not dropped.
+func TestL2TPServerBehindForward(t *testing.T) {
+	e := NewEngine(t, func(c *Config) {
+		c.PortForwards = []PortForward{{Name: "l2tp", Proto: packet.ProtoUDP, OutsideLo: 1701, OutsideHi: 1701, Host: netip.MustParseAddr("192.168.50.20"), InsidePort: 1701}}
+	})
+	IPv4(t, Pass(t, e, 0, LAN, UDP("192.168.50.10:1701", "203.0.113.10:1701", L2TPSCCRQ(5, false)), WAN), Src("203.0.113.1:1701"))
+	Pass(t, e, 0, LAN, UDP("192.168.50.11:1701", "203.0.113.10:1701", L2TPSCCRQ(6, false)), WAN)
+	IPv4(t, Pass(t, e, Sec, WAN, UDP("198.51.100.7:1701", "203.0.113.1:1701", L2TPSCCRQ(9, false)), LAN), Dst("192.168.50.20:1701"))
+	IPv4(t, Pass(t, e, Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", L2TPTo(6)), LAN), Dst("192.168.50.11:1701"))
+	IPv4(t, Pass(t, e, Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", L2TPTo(5)), LAN), Dst("192.168.50.10:1701"))
+	IPv4(t, Pass(t, e, Sec, WAN, UDP("203.0.113.10:1701", "203.0.113.1:1701", L2TPTo(7)), LAN), Dst("192.168.50.20:1701"))
+	IPv4(t, Pass(t, e, 2*Sec, LAN, UDP("192.168.50.20:1701", "198.51.100.7:1701", L2TPTo(9)), WAN), Src("203.0.113.1:1701"))
 }

@@ -26,8 +26,8 @@ type Shared struct {
 	Port uint16
 	// Fallbacks counts the flows given an ordinary mapping (Fallback).
 	Fallbacks uint64
-	// SentToOnlyHost counts what went to a server's only host
-	// (ToOnlyHost).
+	// SentToOnlyHost counts what named no host and went to a server's
+	// only host (OnlyHost); the helper counts it.
 	SentToOnlyHost uint64
 }
 
@@ -76,16 +76,6 @@ func (s *Shared) OnlyHost(server [4]byte, sport uint16) (int32, bool) {
 	}
 	host, _ := s.Env.Key(s.Env.KeyOf(sideHost, server, 0))
 	return s.Flow(server, sport, nat.AddrOf(host))
-}
-
-// ToOnlyHost is OnlyHost for a datagram that names no host (no id, or an
-// unknown one), counted in SentToOnlyHost when it finds the flow.
-func (s *Shared) ToOnlyHost(server [4]byte, sport uint16) (int32, bool) {
-	id, ok := s.OnlyHost(server, sport)
-	if ok {
-		s.SentToOnlyHost++
-	}
-	return id, ok
 }
 
 // Deleted uncounts a shared flow that leaves the table (the caller
