@@ -327,3 +327,31 @@ func TestIPsecServerBehindForwards(t *testing.T) {
 	}
 	IPv4(t, Pass(t, e, 3*Sec, WAN, UDP("203.0.113.10:4500", "203.0.113.1:"+Itoa(p), []byte{0xff}), LAN), Dst("192.168.50.10:4500"))
 }
+
+// BenchmarkNewTunnel makes NAT-T flows to ever new servers, each a tunnel
+// counted (TestSessionsAreTunnels), and lets them expire: counting
+// tunnels allocates nothing.
+func BenchmarkNewTunnel(b *testing.B) {
+	e := NewEngine(b, func(c *Config) { c.MaxFlows = 1 << 16; c.MaxFlowsPerHost = 1 << 16 })
+	tmpl := UDP("192.168.50.10:4500", "198.51.100.1:4500", []byte{0xff})
+	p := append([]byte(nil), tmpl...)
+	b.ReportAllocs()
+	now := Time(0)
+	for i := 0; b.Loop(); i++ {
+		copy(p, tmpl)
+		ip := packet.IPv4(p)
+		dst := [4]byte{198, 51, byte((i >> 8) % 200), byte(i)}
+		copy(ip[16:20], dst[:])
+		ip.ComputeChecksum()
+		if i%40000 == 39999 {
+			now += Time(DefaultTimeouts.UDP) + Sec
+			e.Expire(now)
+		}
+		if v := e.Process(now, LAN, p); v.Action != Forward {
+			b.Fatalf("%d: %+v", i, v)
+		}
+	}
+	if e.Stats().VPNSessions["ipsec"] == 0 {
+		b.Fatal("no tunnel counted")
+	}
+}
