@@ -93,6 +93,22 @@ func TestIPsecPassgateStrongSwan(t *testing.T) {
 			t.Errorf("passgate shows no NAT-T flow %s:4500 -> %s:4500 carrying packets both ways", h, lab.Srv1)
 		}
 	}
+	// Two tunnels are 2 IPsec sessions, however many flows (IKE on 500,
+	// NAT-T on 4500) each has.
+	st, err := pg.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range flows {
+		if f.VPN == "ipsec" {
+			n++
+		}
+	}
+	t.Logf("%d IPsec sessions, %d IPsec flows", st.NAT.VPNSessions["ipsec"], n)
+	if st.NAT.VPNSessions["ipsec"] != 2 || n < 3 {
+		t.Errorf("passgate shows %d IPsec sessions for 2 tunnels of %d flows, want 2 (of at least 3 flows)", st.NAT.VPNSessions["ipsec"], n)
+	}
 }
 
 // TestIPsecPassgateRawESP: raw ESP (protocol 50, no UDP) from two LAN hosts
