@@ -127,7 +127,7 @@ func TestForwardOnVPNPortNoted(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch, err = e.svc.AddForward(config.PortForward{Name: "many", Proto: "tcp", OutsidePort: "1700-1800", Host: "192.168.50.21", InsidePort: 2700})
-	if err != nil || len(ch) != 2 || ch[1] != "note: port forward many takes TCP 1723, which PPTP passthrough uses: PPTP (control connections; their calls' GRE follows) from the WAN to port 1723 goes to 192.168.50.21:2723 (a VPN server there); PPTP passthrough is off, so LAN clients' own PPTP does not pass (the forward does not need it)" {
+	if err != nil || len(ch) != 2 || ch[1] != "note: port forward many takes TCP 1723, which PPTP passthrough uses: PPTP (control connections; their calls' GRE follows) from the WAN to port 1723 goes to 192.168.50.21:2723 (a VPN server there); PPTP passthrough is off: control connections still reach 192.168.50.21, but no call's GRE crosses: a PPTP server needs PPTP passthrough on too" {
 		t.Fatalf("add tcp 1700-1800: %v\n%q", err, ch)
 	}
 	ch, err = e.svc.AddForward(config.PortForward{Name: "dns", Proto: "udp", OutsidePort: "53", Host: "192.168.50.21"})

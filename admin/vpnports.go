@@ -19,19 +19,25 @@ type vpnPort struct {
 	// lan says how LAN clients' own passthrough fares beside the forward
 	// (HOST: the forward's host), as the engine does it (nat
 	// SharedReplier; alg/ipsec and alg/l2tp TestIPsecServerBehindForwards,
-	// TestL2TPServerBehindForward).
-	lan string
+	// TestL2TPServerBehindForward); off what the forward does with the
+	// passthrough switched off (alg/ipsec TestIPsecServerBehindForwardsOff,
+	// lab/vpnlab TestPPTPServerBehindForward).
+	lan, off string
 }
 
 var vpnPorts = []vpnPort{
 	{"udp", 500, "ipsec", "IKE",
-		"their servers' IKE answers on UDP 500 still reach them (told apart by IKE SPI, or as the one LAN host talking IKE with that server); IKE no LAN client's exchange explains goes to HOST"},
+		"their servers' IKE answers on UDP 500 still reach them (told apart by IKE SPI, or as the one LAN host talking IKE with that server); IKE no LAN client's exchange explains goes to HOST",
+		"IKE through the forward still reaches HOST and its answers go back, but no IPsec a LAN host starts leaves (neither LAN clients' nor an exchange HOST starts itself)"},
 	{"udp", 4500, "ipsec", "NAT-T (IPsec over UDP)",
-		"their NAT-T gets an outside port of its own"},
+		"their NAT-T gets an outside port of its own",
+		"NAT-T through the forward still reaches HOST and its answers go back, but no IPsec a LAN host starts leaves (neither LAN clients' nor what HOST starts itself)"},
 	{"tcp", 1723, "pptp", "PPTP (control connections; their calls' GRE follows)",
-		"they connect from ports of their own and their calls' GRE is told apart by call id"},
+		"they connect from ports of their own and their calls' GRE is told apart by call id",
+		"control connections still reach HOST, but no call's GRE crosses: a PPTP server needs PPTP passthrough on too"},
 	{"udp", 1701, "l2tp", "L2TP",
-		"their servers' answers on UDP 1701 still reach them (told apart by tunnel id, or as the one LAN host talking L2TP with that server); L2TP no LAN client's tunnel explains goes to HOST"},
+		"their servers' answers on UDP 1701 still reach them (told apart by tunnel id, or as the one LAN host talking L2TP with that server); L2TP no LAN client's tunnel explains goes to HOST",
+		"L2TP through the forward still reaches HOST and its answers go back, but no L2TP a LAN host starts leaves (neither LAN clients' nor a tunnel HOST starts itself)"},
 }
 
 // forwardNotes says, for a port forward c has that covers a port a VPN
@@ -60,7 +66,7 @@ func forwardNotes(c *config.Config, pf config.PortForward) []string {
 		if d.isOn(c) {
 			n += fmt.Sprintf("LAN clients' own %s passthrough still works: ", d.label) + strings.ReplaceAll(v.lan, "HOST", host)
 		} else {
-			n += fmt.Sprintf("%s passthrough is off, so LAN clients' own %s does not pass (the forward does not need it)", d.label, d.label)
+			n += fmt.Sprintf("%s passthrough is off: ", d.label) + strings.ReplaceAll(v.off, "HOST", host)
 		}
 		if v.port == 500 && !forwards(c, "udp", 4500, pf.Host) {
 			n += fmt.Sprintf("; an IPsec server behind NAT talks NAT-T on UDP 4500: forward that to %s too", host)

@@ -355,3 +355,18 @@ func BenchmarkNewTunnel(b *testing.B) {
 		b.Fatal("no tunnel counted")
 	}
 }
+
+// With IPsec passthrough off, a forward of UDP 500 still takes a remote
+// client's IKE to the LAN server and its answers back, but an exchange a
+// LAN host starts, the server's own included, is refused (what the admin
+// note says).
+func TestIPsecServerBehindForwardsOff(t *testing.T) {
+	e := NewEngine(t, func(c *Config) {
+		c.PortForwards = []PortForward{{Name: "ike", Proto: packet.ProtoUDP, OutsideLo: 500, OutsideHi: 500, Host: netip.MustParseAddr("192.168.50.20"), InsidePort: 500}}
+		c.Helpers = map[string]Switch{"ipsec": Off}
+	})
+	IPv4(t, Pass(t, e, 0, WAN, UDP("198.51.100.7:500", "203.0.113.1:500", IKEMsg(0x77, 0, false, 100)), LAN), Dst("192.168.50.20:500"))
+	IPv4(t, Pass(t, e, 0, LAN, UDP("192.168.50.20:500", "198.51.100.7:500", IKEMsg(0x77, 0x78, true, 100)), WAN), Src("203.0.113.1:500"))
+	Dropped(t, e, 0, LAN, UDP("192.168.50.20:500", "198.51.100.8:500", IKEMsg(0x99, 0, false, 100)), ipsec.DropIPsecOff)
+	Dropped(t, e, 0, LAN, UDP("192.168.50.10:500", "203.0.113.10:500", IKEMsg(0xa0, 0, false, 100)), ipsec.DropIPsecOff)
+}
