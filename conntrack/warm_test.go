@@ -5,9 +5,10 @@ import (
 	"unsafe"
 )
 
-// TestWarmChangesNothing: Warm over more keys than WarmBatch, of flows
-// there (TCP and UDP, both directions) and not there, leaves every
-// lookup's answer and every flow as they were.
+// TestWarmChangesNothing: Warm, and its two stages WarmSlots and
+// WarmFlows, over more keys than WarmBatch, of flows there (TCP and UDP,
+// both directions) and not there, leave every lookup's answer and every
+// flow as they were; WarmFlows reads the slots Warm reads.
 func TestWarmChangesNothing(t *testing.T) {
 	tb := New(64, 0, 0)
 	var keys []Key
@@ -29,9 +30,15 @@ func TestWarmChangesNothing(t *testing.T) {
 		want[o.Key()], want[r.Key()] = id, id
 	}
 	before := append([]Flow(nil), tb.flows...)
-	tb.Warm(keys)
+	whole := tb.Warm(keys)
 	tb.Warm(keys[WarmBatch:])
 	tb.Warm(nil)
+	tb.WarmSlots(keys)
+	tb.WarmSlots(nil)
+	if got := tb.WarmFlows(keys); got != whole {
+		t.Fatalf("WarmFlows read slots folding to %#x, Warm %#x", got, whole)
+	}
+	tb.WarmFlows(nil)
 	for i := range before {
 		if before[i] != tb.flows[i] {
 			t.Fatalf("flow %d changed: %+v -> %+v", i, before[i], tb.flows[i])

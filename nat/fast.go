@@ -293,6 +293,18 @@ func (e *Engine) Warm(from Iface, pkts [][]byte, off int) uint64 {
 	}
 	var sink uint64
 	var keys [conntrack.WarmBatch]conntrack.Key
+	for len(pkts) > 0 {
+		var n int
+		n, pkts = warmKeys(&keys, from, pkts, off)
+		sink ^= e.ct.Warm(keys[:n])
+	}
+	return sink
+}
+
+// warmKeys puts in keys the lookup keys of pkts's TCP and UDP packets (as
+// Warm takes them) until keys is full, and returns how many and the
+// packets it did not reach.
+func warmKeys(keys *[conntrack.WarmBatch]conntrack.Key, from Iface, pkts [][]byte, off int) (int, [][]byte) {
 	n := 0
 	for i, b := range pkts {
 		if len(b) >= off+packet.IPv4MinHeader && b[off]>>4 == 4 && off+int(b[off]&0x0f)*4 <= len(b) {
@@ -301,12 +313,11 @@ func (e *Engine) Warm(from Iface, pkts [][]byte, off int) uint64 {
 				n++
 			}
 		}
-		if n == len(keys) || i == len(pkts)-1 {
-			sink ^= e.ct.Warm(keys[:n])
-			n = 0
+		if n == len(keys) {
+			return n, pkts[i+1:]
 		}
 	}
-	return sink
+	return n, nil
 }
 
 // warmMinFlows is the fewest live flows Warm bothers with: fewer (their

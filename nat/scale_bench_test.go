@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"passgate/conntrack"
 	"passgate/packet"
 	"passgate/packet/pkttest"
 )
@@ -229,6 +230,102 @@ func BenchmarkEstablishedUDPLiveBatch(b *testing.B) {
 	}
 }
 
+// BenchmarkEstablishedUDPLiveBatchPipelined is ...LiveBatch's mode warm
+// (here warm, the baseline, in the same process) against Warm's two
+// stages run ahead of FastPath (software pipelining across batches).
+// Batch k is 32 packets out (k even) or in (k odd), each of a random
+// flow, copied as ...LiveBatch copies them. Mode pipe2 holds two batches:
+// WarmSlots(k+1), FastPath of k's first half, WarmFlows(k+1), k's second
+// half (the slots and the flows each have half a batch's time to come).
+// Mode pipe3 holds three: WarmSlots(k+2), WarmFlows(k+1), FastPath(k)
+// (each a whole batch's time). Modes warmonly and pipe3only are warm and
+// pipe3 without FastPath: the copies and the warming alone. None is
+// ahead of warm at any size (docs/DESIGN.md, "The engine's own cost").
+func BenchmarkEstablishedUDPLiveBatchPipelined(b *testing.B) {
+	const batch = 32
+	for _, n := range []int{1 << 10, 1 << 16, 1 << 20} {
+		l := newLiveFlows(b, n)
+		order := rand.New(rand.NewPCG(1, 2)).Perm(n)
+		var sets [3][][]byte
+		for s := range sets {
+			sets[s] = make([][]byte, batch)
+			for i := range sets[s] {
+				sets[s][i] = make([]byte, l.stride)
+			}
+		}
+		// load copies batch k into its set and says which it is.
+		load := func(k int) (Iface, [][]byte) {
+			src, base := l.out, (k>>1)*batch
+			if k&1 == 1 {
+				src = l.in
+			}
+			pkts := sets[k%3]
+			for j := range pkts {
+				o := order[(base+j)%n] * l.stride
+				copy(pkts[j], src[o:o+l.stride])
+			}
+			return Iface(k & 1), pkts
+		}
+		fast := func(k int, dir Iface, pkts [][]byte, c *Counters) {
+			for _, p := range pkts {
+				if _, ok := l.e.FastPath(Time(k>>1), dir, p, c); !ok {
+					b.Fatal("declined")
+				}
+			}
+		}
+		for _, mode := range []string{"warm", "pipe2", "pipe3", "warmonly", "pipe3only"} {
+			b.Run(fmt.Sprintf("flows=%s/mode=%s", flowsName(n), mode), func(b *testing.B) {
+				var c Counters
+				var sink uint64
+				var dirs [3]Iface
+				switch mode {
+				case "pipe2":
+					dirs[0], _ = load(0)
+					sink ^= l.e.Warm(dirs[0], sets[0], 0)
+				case "pipe3", "pipe3only":
+					dirs[0], _ = load(0)
+					dirs[1], _ = load(1)
+					sink ^= l.e.Warm(dirs[0], sets[0], 0)
+					warmStage(l.e, warmSlots, dirs[1], sets[1], 0)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for k := 0; k < 2*b.N; k++ {
+					switch mode {
+					case "warm":
+						dir, pkts := load(k)
+						sink ^= l.e.Warm(dir, pkts, 0)
+						fast(k, dir, pkts, &c)
+					case "pipe2":
+						next, npkts := load(k + 1)
+						dirs[(k+1)%3] = next
+						warmStage(l.e, warmSlots, next, npkts, 0)
+						pkts := sets[k%3]
+						fast(k, dirs[k%3], pkts[:batch/2], &c)
+						sink ^= warmStage(l.e, warmFlows, next, npkts, 0)
+						fast(k, dirs[k%3], pkts[batch/2:], &c)
+					case "pipe3", "pipe3only":
+						next2, n2pkts := load(k + 2)
+						dirs[(k+2)%3] = next2
+						warmStage(l.e, warmSlots, next2, n2pkts, 0)
+						sink ^= warmStage(l.e, warmFlows, dirs[(k+1)%3], sets[(k+1)%3], 0)
+						if mode == "pipe3" {
+							fast(k, dirs[k%3], sets[k%3], &c)
+						}
+					case "warmonly":
+						dir, pkts := load(k)
+						sink ^= l.e.Warm(dir, pkts, 0)
+					}
+					l.e.Flush(&c)
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*batch*b.N), "ns/pkt")
+				runtime.KeepAlive(sink)
+			})
+		}
+	}
+}
+
 // BenchmarkOffloadSync is what the router's install sync costs the engine
 // with one flow newly offloadable and n flows live, all offloaded: New is
 // OffloadNew (the queue), Walk the walk of every flow (Offloadable) it
@@ -257,4 +354,32 @@ func BenchmarkOffloadSync(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The stages of Warm warmStage runs.
+const (
+	warmSlots = iota // conntrack.Table.WarmSlots: prefetch the index slots
+	warmFlows        // conntrack.Table.WarmFlows: read them, prefetch the flows
+)
+
+// warmStage is one of Warm's two stages (conntrack.Table.WarmSlots, then
+// WarmFlows a batch later) over pkts as Warm takes them, for
+// BenchmarkEstablishedUDPLiveBatchPipelined; the router does not pipeline
+// (docs/DESIGN.md, "The engine's own cost": it did not help).
+func warmStage(e *Engine, stage int, from Iface, pkts [][]byte, off int) uint64 {
+	if e.ct.Len() < warmMinFlows {
+		return 0
+	}
+	var sink uint64
+	var keys [conntrack.WarmBatch]conntrack.Key
+	for len(pkts) > 0 {
+		var n int
+		n, pkts = warmKeys(&keys, from, pkts, off)
+		if stage == warmSlots {
+			e.ct.WarmSlots(keys[:n])
+		} else {
+			sink ^= e.ct.WarmFlows(keys[:n])
+		}
+	}
+	return sink
 }
