@@ -1,15 +1,25 @@
 package nat
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // Helpers add drop reasons and event kinds by name; the names are what
 // counters and the API show, so one cannot be taken twice.
+// Registered once for the process, as helpers register theirs, so that
+// go test -count=N runs the test again without registering twice.
+var (
+	testOnlyDrop  = NewDropReason("test_only_drop")
+	testOnlyEvent = NewEventKind("test_only_event", func(ev Event) string { return "said " + ev.Kind.String() })
+)
+
 func TestRegisteredVocabulary(t *testing.T) {
-	r := NewDropReason("test_only_drop")
-	if r.String() != "test_only_drop" || DropReasons()[len(DropReasons())-1] != r || r < numCoreDrops {
+	r := testOnlyDrop
+	if r.String() != "test_only_drop" || !slices.Contains(DropReasons(), r) || r < numCoreDrops {
 		t.Fatalf("registered reason %d is %q", r, r)
 	}
-	k := NewEventKind("test_only_event", func(ev Event) string { return "said " + ev.Kind.String() })
+	k := testOnlyEvent
 	if (Event{Kind: k}).Message() != "said test_only_event" || EventKind(0).String() != "unknown" {
 		t.Fatalf("event kind %d renders %q", k, Event{Kind: k}.Message())
 	}
