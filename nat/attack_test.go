@@ -522,3 +522,51 @@ func TestRSTAtForgedAck(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedSYNWhileOpening: a LAN host forging a neighbour's address
+// that knows the ports of a connection while it opens sends a SYN with
+// another initial sequence number between the real SYN and the server's
+// SYN-ACK. The SYN-ACK acknowledges the real SYN, not the forged one:
+// passgate took the forged SYN's for the connection's, ignored the real
+// SYN-ACK and left the connection, working end to end, opening (4 min
+// idle timeout, early-droppable, never offloaded). Now the first SYN's is
+// kept beside the last, a SYN-ACK acknowledging either is the answer, and
+// the edges are the real ones (an RST at the server's edge is exact).
+func TestForgedSYNWhileOpening(t *testing.T) {
+	for _, forged := range []int{1, 3} {
+		e := newEngine(t, nil)
+		c, s := "192.168.50.10:40020", "203.0.113.10:80"
+		pub := "203.0.113.1:40020"
+		pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 100, 0, nil, nil), WAN)
+		for i := range forged {
+			pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 0x50000000+uint32(i)<<20, 0, nil, nil), WAN)
+		}
+		pass(t, e, 0, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+		pass(t, e, 0, LAN, TCP(c, s, packet.TCPAck, 101, 501, nil, nil), WAN)
+		if st := flowState(e); st.State != "established" || st.ExpiresSec < 7000 {
+			t.Fatalf("%d forged SYNs: after the real handshake: %+v", forged, st)
+		}
+		// The edges are the real connection's: data moves them, an RST
+		// at a forged SYN's edge is no exact one, the server's is.
+		pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck|packet.TCPPsh, 101, 501, nil, []byte("GET /")), WAN)
+		pass(t, e, sec, WAN, TCP(s, pub, packet.TCPAck, 501, 106, nil, []byte("ok")), LAN)
+		pass(t, e, sec, LAN, TCP(c, s, packet.TCPRst, 0x50000001, 0, nil, nil), WAN)
+		if st := flowState(e); st.State != "established" {
+			t.Fatalf("%d forged SYNs: an RST at the forged SYN's edge: %+v", forged, st)
+		}
+		pass(t, e, sec, WAN, TCP(s, pub, packet.TCPRst, 503, 0, nil, nil), LAN)
+		if st := flowState(e); st.State != "closed" {
+			t.Fatalf("%d forged SYNs: an RST at the server's edge: %+v", forged, st)
+		}
+	}
+	// A server refusing the real SYN (port closed) resets the flow
+	// after a forged SYN too.
+	e := newEngine(t, nil)
+	c, s := "192.168.50.10:40021", "203.0.113.10:81"
+	pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 100, 0, nil, nil), WAN)
+	pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 0x50000000, 0, nil, nil), WAN)
+	pass(t, e, 0, WAN, TCP(s, "203.0.113.1:40021", packet.TCPRst|packet.TCPAck, 0, 101, nil, nil), LAN)
+	if st := flowState(e); st.State != "closed" {
+		t.Fatalf("the server's RST to the real SYN: %+v", st)
+	}
+}

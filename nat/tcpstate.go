@@ -205,6 +205,10 @@ const (
 const (
 	seqNext = 1 << iota // Seq.Next is known
 	seqAck              // Seq.Ack and Seq.Win are
+	// seqFirst: the original direction is opening (no ACK sent yet) and
+	// Seq.Ack holds the end of the first SYN, another SYN's being Next
+	// (synAnswers).
+	seqFirst
 )
 
 // minWindow is the least window assumed of a side, so that zero windows
@@ -235,7 +239,7 @@ func rstCheck(s *[2]conntrack.Seq, d conntrack.Dir, t packet.TCP) int {
 	if me.Seen&seqNext == 0 {
 		// This side sent nothing passgate saw: the answer to a SYN,
 		// acceptable if it acknowledges it (RFC 9293 3.10.7.3).
-		if peer.Seen&seqNext == 0 || t.Flags()&packet.TCPAck != 0 && t.Ack() == peer.Next {
+		if peer.Seen&seqNext == 0 || t.Flags()&packet.TCPAck != 0 && synAnswers(peer, t.Ack()) {
 			return rstExact
 		}
 		return rstOutOfWindow
@@ -272,10 +276,30 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, st uint8, t packet.TCP, end 
 		case d == conntrack.Original && fl&packet.TCPAck == 0 && (st == 0 || st == tcpSynSent || st == tcpClosed || st == tcpClosing):
 			// A new connection (perhaps reusing the tuple after a
 			// reset or both FINs), or its SYN again: forget the old.
+			// While it opens, a SYN with another initial sequence
+			// number may be a LAN host's forging its neighbour's
+			// address (or the host's own, having restarted): the
+			// first SYN's end is kept beside it, and the answer may
+			// acknowledge either (synAnswers), as Linux's conntrack
+			// takes a SYN-ACK acknowledging a SYN it ignored.
+			first, keep := me.Next, st == tcpSynSent && me.Seen&seqNext != 0 && me.Seen&seqAck == 0 && end != me.Next
+			if me.Seen&seqFirst != 0 {
+				first = me.Ack
+			}
 			*s = [2]conntrack.Seq{}
-		case me.Seen&seqNext == 0 && (fl&packet.TCPAck == 0 || peer.Seen&seqNext == 0 || t.Ack() == peer.Next):
-			// The answer to the SYN (acknowledging it exactly), or the
-			// other SYN of a simultaneous open.
+			if keep && first != end {
+				me.Ack, me.Seen = first, seqFirst
+			}
+		case me.Seen&seqNext == 0 && (fl&packet.TCPAck == 0 || peer.Seen&seqNext == 0 || synAnswers(peer, t.Ack())):
+			// The answer to the SYN (acknowledging it exactly, the
+			// first's or the last's: the edge is then the one it
+			// acknowledges), or the other SYN of a simultaneous open.
+			if peer.Seen&seqFirst != 0 {
+				if fl&packet.TCPAck != 0 {
+					peer.Next = t.Ack()
+				}
+				peer.Ack, peer.Seen = 0, peer.Seen&^seqFirst
+			}
 		case me.Seen&seqNext != 0 && end == me.Next:
 			// The same SYN again (a SYN-ACK retransmitted): its ACK
 			// may still teach.
@@ -318,6 +342,13 @@ func winShift(s *[2]conntrack.Seq, d conntrack.Dir) uint8 {
 		return min(me.Scale-1, 14)
 	}
 	return 0
+}
+
+// synAnswers says whether ack acknowledges the SYN of the side whose
+// sequence state is peer, one passgate saw: the last one's end, or the
+// first one's while that side is opening (seqFirst).
+func synAnswers(peer *conntrack.Seq, ack uint32) bool {
+	return ack == peer.Next || peer.Seen&seqFirst != 0 && ack == peer.Ack
 }
 
 // ackNear says whether ack is within twice a window (win, at least
@@ -409,7 +440,7 @@ func seqAdvance(s *[2]conntrack.Seq, d conntrack.Dir, end, ack uint32, win uint1
 		store32(&me.Win, w, locked) // seldom changes: spare the store
 	}
 	if locked {
-		me.Seen |= seqAck
+		me.Seen = me.Seen&^seqFirst | seqAck
 	}
 	return true
 }
