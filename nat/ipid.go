@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"sync/atomic"
 
@@ -23,10 +24,11 @@ import (
 // changes, which splits, never merges, the servers' ID spaces.
 //
 // The counters are ipIDBuckets words, a destination and protocol hashed
-// (keyed by the port seed) to one: a destination's IDs come from its
+// (keyed by a key drawn one way from the port seed) to one: a destination's IDs come from its
 // counter alone, shared with the few others hashed there, so they wrap
 // after 65,536 datagrams to it and those others, not to everyone. They
-// start at values drawn from the seed. FastPath's workers take IDs
+// start at values drawn one way from the seed too (neither may give the
+// port generator away). FastPath's workers take IDs
 // concurrently, so the counters move by atomic adds. The flow offload's
 // programs (dataplane/offload) give IDs to the DF-clear datagrams they
 // forward from the same counters and key (ShareIPIDs), so that one
@@ -50,9 +52,18 @@ func (g *ipIDs) init(seed uint64) {
 	if seed == 0 {
 		seed = 0x9e3779b97f4a7c15
 	}
-	g.key = seed
+	// The key and the counters' starts come from the seed one way: the
+	// seed is the port generator's state too (mapper.next), which the
+	// key (learnt from which destinations share a counter, or read from
+	// the offload's map) or the starts (the first IDs a server sees)
+	// must not give away.
+	var b [24]byte
+	copy(b[:], "passgate ip id v1")
+	binary.LittleEndian.PutUint64(b[16:], seed)
+	h := sha256.Sum256(b[:])
+	g.key = binary.LittleEndian.Uint64(h[:])
 	g.ctr = &g.own
-	x := seed
+	x := binary.LittleEndian.Uint64(h[8:]) | 1 // xorshift's state is never 0
 	for i := range g.ctr {
 		// xorshift64*, as the mapper's
 		x ^= x >> 12

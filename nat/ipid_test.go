@@ -173,3 +173,32 @@ func keys[K comparable, V any](m map[K]V) []K {
 	}
 	return ks
 }
+
+// TestIPIDKeyRevealsNoPortSeed: the ID counters' key (in the offload's
+// BPF map, and what an attacker learns by finding which of its addresses
+// share a counter) and their starting values (the first ID a server of
+// its sees from a counter, less one) were the port seed itself and the
+// top bits of the port generator's first 1024 draws: knowing the key gave
+// every outside port the engine would pick (RFC 6056's defence of a LAN
+// resolver's queries gone). Now both come from the seed one way.
+func TestIPIDKeyRevealsNoPortSeed(t *testing.T) {
+	const seed = 0x1234_5678_9abc_def1
+	e := newEngine(t, func(c *Config) { c.PortSeed = seed })
+	key := e.ShareIPIDs(nil)
+	guess := newMapper(16, 1024, 65535, key)
+	for i := range 16 {
+		if got, want := guess.next(), e.maps.next(); got == want {
+			t.Fatalf("draw %d: the ID key predicts the port generator (%#x)", i, got)
+		}
+	}
+	e = newEngine(t, func(c *Config) { c.PortSeed = seed })
+	same := 0
+	for i := range IPIDBuckets {
+		if uint32(e.maps.next()>>48) == e.ids.own[i] {
+			same++
+		}
+	}
+	if same > 4 {
+		t.Fatalf("%d of %d counters start at the port generator's draws", same, IPIDBuckets)
+	}
+}
