@@ -173,6 +173,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 		e.emitPool[i] = make([]byte, emitSize)
 	}
 	e.ids.init(cfg.PortSeed)
+	e.prohib.init(cfg.PortSeed)
 	e.ct.OnDelete = e.onDelete
 	e.ct.OnExpectationGone = e.expectationGone
 	e.apply(cfg)

@@ -349,6 +349,12 @@ const (
 type prohibLimits struct {
 	all  bucket
 	host [prohibSlots]bucket
+	key  uint64 // of prohibBucket's hash
+}
+
+func (p *prohibLimits) init(seed uint64) {
+	h := seedHash(seed, "prohibited buckets")
+	p.key = binary.LittleEndian.Uint64(h[:])
 }
 
 // refusedFlow says whether a drop reason is a flow a limit or a setting
@@ -363,13 +369,16 @@ func refusedFlow(r DropReason) bool { return int(r) < len(refusals) && refusals[
 // an address), and one forging many would otherwise draw the buckets of
 // all of them, spend the budget for all hosts and leave the real ones
 // untold (TestProhibitedForgedSourcesOneStation), as the flows are
-// charged to the MAC (mac_limit) for the same reason.
+// charged to the MAC (mac_limit) for the same reason. The hash is keyed
+// (from the port seed), or a station would set its MAC to one sharing a
+// neighbour's slot and spend the neighbour's bucket
+// (TestProhibitedCollidingStation).
 func (e *Engine) prohibBucket(src [4]byte) *bucket {
-	k := be32(src)
+	k := uint64(be32(src)) | 1<<48 // apart from any MAC
 	if m := e.srcMAC; m != ([6]byte{}) {
-		k = binary.BigEndian.Uint32(m[2:]) ^ uint32(binary.BigEndian.Uint16(m[:2]))*0x85ebca6b
+		k = uint64(binary.BigEndian.Uint16(m[:2]))<<32 | uint64(binary.BigEndian.Uint32(m[2:]))
 	}
-	return &e.prohib.host[(k*0x9e3779b1)>>(32-prohibBits)]
+	return &e.prohib.host[((k^e.prohib.key)*0x9e3779b97f4a7c15)>>(64-prohibBits)]
 }
 
 // prohibited answers a LAN packet whose flow the limits refused (r) with a

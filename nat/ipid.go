@@ -57,10 +57,7 @@ func (g *ipIDs) init(seed uint64) {
 	// key (learnt from which destinations share a counter, or read from
 	// the offload's map) or the starts (the first IDs a server sees)
 	// must not give away.
-	var b [24]byte
-	copy(b[:], "passgate ip id v1")
-	binary.LittleEndian.PutUint64(b[16:], seed)
-	h := sha256.Sum256(b[:])
+	h := seedHash(seed, "ip id")
 	g.key = binary.LittleEndian.Uint64(h[:])
 	g.ctr = &g.own
 	x := binary.LittleEndian.Uint64(h[8:]) | 1 // xorshift's state is never 0
@@ -71,6 +68,17 @@ func (g *ipIDs) init(seed uint64) {
 		x ^= x >> 27
 		g.ctr[i] = uint32((x * 0x2545f4914f6cdd1d) >> 48)
 	}
+}
+
+// seedHash is SHA-256 of the port seed and what for: keys drawn from the
+// seed one way, so that learning one (the IP ID key from which
+// destinations share a counter, say) gives neither the others nor the
+// port generator's state (the seed itself).
+func seedHash(seed uint64, what string) [sha256.Size]byte {
+	b := make([]byte, 0, 8+len("passgate ")+len(what))
+	b = binary.LittleEndian.AppendUint64(b, seed)
+	b = append(b, "passgate "...)
+	return sha256.Sum256(append(b, what...))
 }
 
 // next is the next ID toward dst (an address as an integer, be32) for

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"testing"
 
@@ -262,5 +263,58 @@ func TestProhibitedForgedSourcesOneStation(t *testing.T) {
 	if toGood != 10 || toForged != prohibHostBurst+9 {
 		t.Fatalf("the real host was told of %d of its 10 refusals, the forged addresses got %d errors; want 10 and %d",
 			toGood, toForged, prohibHostBurst+9)
+	}
+}
+
+// TestProhibitedCollidingStation: the per-station buckets were picked by
+// a hash anyone could compute, so a station that set its MAC to one
+// hashing to a neighbour's slot (the neighbour's MAC is in every ARP it
+// sends) and drew the bucket down once a second left the neighbour
+// untold of its own refusals, one MAC and no forging. The hash is keyed
+// now: the attacker's MAC lands elsewhere.
+func TestProhibitedCollidingStation(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.MaxFlows = 64; c.MaxFlowsPerHost = 4; c.ICMPRate = 100 })
+	good := [6]byte{2, 0, 0, 0, 0, 0x11}
+	slot := func(m [6]byte) uint32 { // the unkeyed hash, as the source has it
+		k := binary.BigEndian.Uint32(m[2:]) ^ uint32(binary.BigEndian.Uint16(m[:2]))*0x85ebca6b
+		return (k * 0x9e3779b1) >> (32 - prohibBits)
+	}
+	evil := [6]byte{2, 0, 0, 0, 0, 0xee}
+	for i := uint32(0); slot(evil) != slot(good); i++ {
+		binary.BigEndian.PutUint32(evil[2:], 0x10000+i)
+	}
+	for _, st := range []struct {
+		mac [6]byte
+		src string
+	}{{evil, "192.168.50.9"}, {good, "192.168.50.10"}} {
+		for p := 0; p < 4; p++ {
+			u := UDP(fmt.Sprintf("%s:%d", st.src, 2000+p), "203.0.113.10:1", nil)
+			if v := e.ProcessFrom(0, LAN, st.mac, u); v.Action != Forward {
+				t.Fatalf("%s flow %d: %+v", st.src, p, v)
+			}
+			pass(t, e, 0, WAN, UDP("203.0.113.10:1", fmt.Sprintf("203.0.113.1:%d", extPort(u)), nil), LAN)
+		}
+	}
+	toGood := 0
+	for i := 0; i < 40; i++ {
+		now := Time(i) * sec / 4
+		if v := e.ProcessFrom(now, LAN, evil, UDP(fmt.Sprintf("192.168.50.9:%d", 3000+i), "198.51.100.7:53", nil)); !refusedFlow(v.Reason) {
+			t.Fatalf("attacker's packet %d: %+v", i, v)
+		}
+		if i%4 == 2 {
+			u := UDP(fmt.Sprintf("192.168.50.10:%d", 3000+i), "198.51.100.7:443", nil)
+			if v := e.ProcessFrom(now, LAN, good, u); !refusedFlow(v.Reason) {
+				t.Fatalf("real host's packet %d: %+v", i, v)
+			}
+		}
+		for _, m := range e.Emitted() {
+			if m.NextHop == addr4("192.168.50.10") {
+				toGood++
+			}
+		}
+		e.ResetEmitted()
+	}
+	if toGood != 10 {
+		t.Fatalf("the real host was told of %d of its 10 refusals, want 10", toGood)
 	}
 }
