@@ -81,7 +81,7 @@ type Seq struct {
 	Next, Ack uint32
 	Win       uint32 // scaled
 	Scale     uint8  // the SYN's window scale + 1 (0: none)
-	Seen      uint8  // bit 0: Next is known; bit 1: Ack and Win are; bit 2: Ack is the first SYN's end (nat)
+	Seen      uint8  // bit 0: Next is known; bit 1: Ack and Win are (before: Ack is the first SYN's end if bit 2, Win the SYN's data; nat)
 }
 
 // EarlyDrops counts flows removed to make room for a new one, by what was

@@ -570,3 +570,42 @@ func TestForgedSYNWhileOpening(t *testing.T) {
 		t.Fatalf("the server's RST to the real SYN: %+v", st)
 	}
 }
+
+// TestFastOpenDataNotTaken: a TCP Fast Open SYN carries data (RFC 7413);
+// a server that does not take it (no cookie yet, a stale one, or under
+// load) acknowledges the SYN alone, and the client sends the data again
+// after the handshake. passgate wanted the SYN-ACK to acknowledge the
+// data too, ignored it and left the connection opening (4 min idle
+// timeout, early-droppable, never offloaded). Now a SYN-ACK may
+// acknowledge a data-carrying SYN with or without its data; an ACK
+// anywhere in between is still ignored.
+func TestFastOpenDataNotTaken(t *testing.T) {
+	data := make([]byte, 100)
+	for _, tc := range []struct {
+		ack   uint32
+		state string
+	}{{101, "established"}, {201, "established"}, {150, "syn-sent"}} {
+		e := newEngine(t, nil)
+		c, s := "192.168.50.10:40022", "203.0.113.10:443"
+		pub := "203.0.113.1:40022"
+		pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 100, 0, nil, data), WAN)
+		pass(t, e, 0, WAN, TCP(s, pub, packet.TCPSyn|packet.TCPAck, 500, tc.ack, nil, nil), LAN)
+		pass(t, e, 0, LAN, TCP(c, s, packet.TCPAck, tc.ack, 501, nil, nil), WAN)
+		if st := flowState(e); st.State != tc.state {
+			t.Fatalf("SYN-ACK acknowledging %d: %+v, want %s", tc.ack, st, tc.state)
+		}
+		if tc.state != "established" {
+			continue
+		}
+		// The data again, if it was not taken, and the edges are right: an
+		// RST at the client's edge after it is exact.
+		if tc.ack == 101 {
+			pass(t, e, sec, LAN, TCP(c, s, packet.TCPAck|packet.TCPPsh, 101, 501, nil, data), WAN)
+			pass(t, e, sec, WAN, TCP(s, pub, packet.TCPAck, 501, 201, nil, nil), LAN)
+		}
+		pass(t, e, sec, LAN, TCP(c, s, packet.TCPRst, 201, 0, nil, nil), WAN)
+		if st := flowState(e); st.State != "closed" {
+			t.Fatalf("SYN-ACK acknowledging %d: an RST at the client's edge: %+v", tc.ack, st)
+		}
+	}
+}

@@ -272,6 +272,7 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, st uint8, t packet.TCP, end 
 	fl := t.Flags()
 	me, peer := &s[d], &s[1-d]
 	if fl&packet.TCPSyn != 0 {
+		var synData uint32
 		switch {
 		case d == conntrack.Original && fl&packet.TCPAck == 0 && (st == 0 || st == tcpSynSent || st == tcpClosed || st == tcpClosing):
 			// A new connection (perhaps reusing the tuple after a
@@ -290,15 +291,18 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, st uint8, t packet.TCP, end 
 			if keep && first != end {
 				me.Ack, me.Seen = first, seqFirst
 			}
+			// What it carries (TCP Fast Open, RFC 7413), which the
+			// server may take or leave (synAnswers).
+			synData = end - t.Seq() - 1
 		case me.Seen&seqNext == 0 && (fl&packet.TCPAck == 0 || peer.Seen&seqNext == 0 || synAnswers(peer, t.Ack())):
 			// The answer to the SYN (acknowledging it exactly, the
 			// first's or the last's: the edge is then the one it
 			// acknowledges), or the other SYN of a simultaneous open.
-			if peer.Seen&seqFirst != 0 {
+			if peer.Seen&seqAck == 0 && (peer.Seen&seqFirst != 0 || peer.Win != 0) {
 				if fl&packet.TCPAck != 0 {
 					peer.Next = t.Ack()
 				}
-				peer.Ack, peer.Seen = 0, peer.Seen&^seqFirst
+				peer.Ack, peer.Win, peer.Seen = 0, 0, peer.Seen&^seqFirst
 			}
 		case me.Seen&seqNext != 0 && end == me.Next:
 			// The same SYN again (a SYN-ACK retransmitted): its ACK
@@ -314,6 +318,9 @@ func tcpLearn(s *[2]conntrack.Seq, d conntrack.Dir, st uint8, t packet.TCP, end 
 			me.Scale = min(sc, 14) + 1
 		}
 		seqAdvance(s, d, end, t.Ack(), t.Window(), fl&packet.TCPAck != 0, true, true)
+		if synData != 0 {
+			me.Win = synData // until its first ACK: unused, as Ack
+		}
 		return true
 	}
 	if me.Seen&peer.Seen&seqAck != 0 && !seqNear(end, me.Next, peer.Win) {
@@ -346,9 +353,12 @@ func winShift(s *[2]conntrack.Seq, d conntrack.Dir) uint8 {
 
 // synAnswers says whether ack acknowledges the SYN of the side whose
 // sequence state is peer, one passgate saw: the last one's end, or the
-// first one's while that side is opening (seqFirst).
+// first one's while that side is opening (seqFirst), or the last one
+// without the data it carried (Win while that side sent no ACK: a server
+// need not take a Fast Open SYN's data, RFC 7413 section 4.2).
 func synAnswers(peer *conntrack.Seq, ack uint32) bool {
-	return ack == peer.Next || peer.Seen&seqFirst != 0 && ack == peer.Ack
+	return ack == peer.Next || peer.Seen&seqFirst != 0 && ack == peer.Ack ||
+		peer.Seen&seqAck == 0 && peer.Win != 0 && ack == peer.Next-peer.Win
 }
 
 // ackNear says whether ack is within twice a window (win, at least
