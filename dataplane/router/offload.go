@@ -239,6 +239,18 @@ func (r *Router) offloadSync(now nat.Time) {
 func (r *Router) offloadWithdraw(now nat.Time, id int32, en *offEntry) {
 	o := r.off
 	r.offloadCreditLast(now, id, en)
+	if en.keys[0].Proto == packet.ProtoTCP {
+		// The engine sees the flow's segments from here on: it takes
+		// the edges the program saw, and judges by them, not liberally
+		// as while the flow was offloaded, where a blind RST ended a
+		// flow withdrawn for a neighbour forgotten or changed
+		// (lab/guardlab TestBlindRSTAfterWithdrawal), and the flow went
+		// back unseeded (the program then recorded any segment). A flow
+		// the engine resynced already (its RST or FIN) is left as it is.
+		if seqs, ok := r.offloadSeqs(en); ok {
+			r.eng.OffloadResync(id, en.gen, seqs)
+		}
+	}
 	for _, k := range en.keys {
 		if err := o.flows.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			r.offloadErr("withdrawing a flow", err)
@@ -362,22 +374,29 @@ func (r *Router) offloadResync(in nat.Iface, ip []byte) (id int32, gen uint32, o
 		return 0, 0, false
 	}
 	en := o.entries[ref.id]
-	var seqs [2]nat.OffloadSeq
+	seqs, ok := r.offloadSeqs(en)
+	if !ok || !r.eng.OffloadResync(ref.id, en.gen, seqs) {
+		return 0, 0, false
+	}
+	o.resynced.Add(1)
+	return ref.id, en.gen, true
+}
+
+// offloadSeqs reads the sequence edges the program recorded of en's flow,
+// each direction (nat.OffloadSeq). Under r.mu's write lock.
+func (r *Router) offloadSeqs(en *offEntry) (seqs [2]nat.OffloadSeq, ok bool) {
+	o := r.off
 	var v offload.Value
 	for d, dk := range en.keys {
 		dk.Encode(&o.kscr)
 		if err := o.flows.Lookup(o.kscr[:], o.vscr[:]); err != nil {
 			r.offloadErr("reading a flow's sequence numbers", err)
-			return 0, 0, false
+			return seqs, false
 		}
 		v.Decode(&o.vscr)
 		seqs[d] = nat.OffloadSeq{Next: v.SeqNext, Ack: v.SeqAck, Win: v.SeqWin, Seen: v.Packets > 0 || v.AckSpan != 0}
 	}
-	if !r.eng.OffloadResync(ref.id, en.gen, seqs) {
-		return 0, 0, false
-	}
-	o.resynced.Add(1)
-	return ref.id, en.gen, true
+	return seqs, true
 }
 
 func (r *Router) offloadErr(what string, err error) {

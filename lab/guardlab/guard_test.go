@@ -244,3 +244,75 @@ func TestIPIDFragments(t *testing.T) {
 		t.Fatalf("srv1 got %v, want %v (both datagrams whole)", got.Got, want)
 	}
 }
+
+// TestBlindRSTAfterWithdrawal: lan1 holds an idle TCP connection to
+// srv1, offloaded. Its packets do not go through passgate's neighbour
+// table, so two minutes on lan1's entry is forgotten and the flow's
+// offload withdrawn (it goes back once lan1 is resolved again). The
+// engine took the flow's sequence numbers as unseen for as long as it
+// had been offloaded, withdrawn or not: srv1's one RST with a random
+// sequence number marked the idle connection closed (4 min, then its
+// next segment dropped). Now the withdrawal hands the engine the edges
+// the data plane saw, and the RST is out of the window.
+func TestBlindRSTAfterWithdrawal(t *testing.T) {
+	l := getLab(t)
+	g := gate(t, l, "")
+	server(t, l, lab.Server1, "tcp-echo", lab.Srv1, "7001")
+	hold := labtest.StartT(t, l, lab.Lan1, lab.Python, tool(t), "tcp-hold", lab.Srv1, "7001", "600")
+	local := 0
+	if err := hold.WaitFor(10*time.Second, "the first exchange", func() bool {
+		for _, line := range strings.Split(hold.Output(), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "exchanged" {
+				local, _ = strconv.Atoi(f[1])
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flow := func() control.Flow {
+		t.Helper()
+		flows, err := g.Flows(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range flows {
+			if f.Proto == "tcp" && f.Inside.Port() == uint16(local) {
+				return f
+			}
+		}
+		t.Fatalf("no flow for lan1's port %d: %+v", local, flows)
+		return control.Flow{}
+	}
+	pub := int(flow().Outside.Port())
+	st := status(t, g)
+	c0 := st.Dataplane
+	if c0["offload_flows"] == 0 {
+		t.Fatalf("the connection was not offloaded: %v", labtest.NonZero(c0))
+	}
+	deadline := time.Now().Add(200 * time.Second)
+	for {
+		st = status(t, g)
+		if st.Dataplane["offload_removed"] > c0["offload_removed"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle connection's offload was not withdrawn in 200 s: %v", labtest.NonZero(st.Dataplane))
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Logf("withdrawn: %v", labtest.NonZero(st.Dataplane))
+	var rst struct{ Seq uint32 }
+	run(t, l, 10*time.Second, lab.Server1, &rst, "rst", lab.Srv1, "7001", lab.WANAddr, strconv.Itoa(pub))
+	time.Sleep(500 * time.Millisecond)
+	f := flow()
+	st = status(t, g)
+	t.Logf("after the RST (seq %d): %s, expires in %.0f s; guards %v", rst.Seq, f.State, f.ExpiresSec, labtest.NonZero(st.NAT.Guards))
+	if f.State != "established" || f.ExpiresSec < 3600 {
+		t.Fatalf("a blind RST after the offload was withdrawn: %s, expires in %.0f s", f.State, f.ExpiresSec)
+	}
+	if st.NAT.Guards["rst_out_of_window_passed"]+st.NAT.Guards["rst_in_window_passed"] == 0 {
+		t.Fatalf("the RST was not counted: guards %v", st.NAT.Guards)
+	}
+}
