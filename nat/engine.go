@@ -19,6 +19,7 @@ package nat
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 
 	"passgate/conntrack"
 	"passgate/packet"
@@ -72,7 +73,9 @@ type Engine struct {
 	ids        ipIDs        // IDs of the datagrams whose source it rewrites (ipid.go)
 	icmpBucket bucket       // generated ICMP (icmpAllowed)
 	prohib     prohibLimits // administratively prohibited errors (icmp.go)
-	ipID       uint16
+	// errIDs gives the IP IDs of the ICMP errors the engine sends
+	// (nextIPID).
+	errIDs *rand.ChaCha8
 
 	// keys indexes helpers' ids (HelperEnv.Key): IKE SPIs, L2TP tunnel
 	// ids, PPTP call ids. It may hold keysMax (two a flow, as many as
@@ -174,6 +177,7 @@ func New(cfg Config, now Time) (*Engine, error) {
 	}
 	e.ids.init(cfg.PortSeed)
 	e.prohib.init(cfg.PortSeed)
+	e.errIDs = rand.NewChaCha8(seedHash(cfg.PortSeed, "icmp error ids"))
 	e.ct.OnDelete = e.onDelete
 	e.ct.OnExpectationGone = e.expectationGone
 	e.apply(cfg)
@@ -1046,7 +1050,9 @@ func (e *Engine) emit(out Iface, nh [4]byte, frame []byte) {
 	e.emits = append(e.emits, Emit{Out: out, NextHop: nh, Frame: frame})
 }
 
-func (e *Engine) nextIPID() uint16 {
-	e.ipID++
-	return e.ipID
-}
+// nextIPID is the IP ID of an ICMP error the engine sends: drawn from a
+// generator keyed by the port seed, where a counter let a host that drew
+// two errors count those sent to anyone in between (a LAN traceroute's,
+// refusals: TestICMPErrorIDsCountNothing). An error is never fragmented,
+// so its ID needs no more than that.
+func (e *Engine) nextIPID() uint16 { return uint16(e.errIDs.Uint64()) }
