@@ -559,6 +559,27 @@ func TestForgedSYNWhileOpening(t *testing.T) {
 			t.Fatalf("%d forged SYNs: an RST at the server's edge: %+v", forged, st)
 		}
 	}
+	// Nor does a forged segment other than a SYN while the connection
+	// opens, alone (a sequence number ahead of the SYN's moved the edge
+	// the SYN-ACK is judged by) or after a forged SYN (its ACK was taken
+	// for the side's first, and the first SYN's end with it).
+	for i, forged := range [][][]byte{
+		{TCP("192.168.50.10:40023", "203.0.113.10:80", packet.TCPAck|packet.TCPPsh, 0x40000000, 0x1234, nil, []byte("x"))},
+		{TCP("192.168.50.10:40023", "203.0.113.10:80", packet.TCPSyn, 0x50000000, 0, nil, nil),
+			TCP("192.168.50.10:40023", "203.0.113.10:80", packet.TCPAck, 0x50000001, 0x1234, nil, nil)},
+	} {
+		e := newEngine(t, nil)
+		c, s := "192.168.50.10:40023", "203.0.113.10:80"
+		pass(t, e, 0, LAN, TCP(c, s, packet.TCPSyn, 100, 0, nil, nil), WAN)
+		for _, f := range forged {
+			pass(t, e, 0, LAN, f, WAN)
+		}
+		pass(t, e, 0, WAN, TCP(s, "203.0.113.1:40023", packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN)
+		pass(t, e, 0, LAN, TCP(c, s, packet.TCPAck, 101, 501, nil, nil), WAN)
+		if st := flowState(e); st.State != "established" {
+			t.Fatalf("forged segments %d while opening: after the real handshake: %+v", i, st)
+		}
+	}
 	// A server refusing the real SYN (port closed) resets the flow
 	// after a forged SYN too.
 	e := newEngine(t, nil)
