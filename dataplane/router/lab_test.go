@@ -230,8 +230,16 @@ except ConnectionRefusedError:
 	// it counted every one of them (61 in a run).
 	t.Run("missed frames dropped before the fence", func(t *testing.T) {
 		out, err := e.run(10*time.Second, lab.Router, "nft", "list", "chain", "ip", "passgate", "wan_ingress")
+		if labtest.Driver() == "afxdp" {
+			// AF_XDP takes every frame before the kernel's IP layer: no
+			// nft fence, so nothing to mark.
+			if err == nil {
+				t.Errorf("an nft ip fence with AF_XDP:\n%s", out)
+			}
+			return
+		}
 		if err != nil {
-			t.Skipf("no ip fence (driver %s): %v", labtest.Driver(), err)
+			t.Fatalf("no ip fence (driver %s): %v", labtest.Driver(), err)
 		}
 		var n, bytes int
 		if i := strings.Index(out, "counter packets "); i < 0 {
