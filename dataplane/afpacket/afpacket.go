@@ -101,9 +101,10 @@ type Config struct {
 	// frame (ETH_P_ALL).
 	Protocol uint16
 	// NotIPv4 has a receiving socket of every ethertype refuse IPv4 (a
-	// classic BPF filter on the Ethernet type): beside sockets bound to
-	// ETH_P_IP, which see frames only after tc ingress, it carries what
-	// else the interface receives (ARP, PPPoE).
+	// classic BPF filter on the Ethernet type). The router no longer
+	// uses it: a socket of every ethertype is a tap that sees every frame
+	// before tc ingress, so its ARP and PPPoE sockets are bound to their
+	// ethertypes instead.
 	NotIPv4 bool
 	// HostOnly has a receiving socket refuse the frames the kernel did
 	// not address to this host (PACKET_OTHERHOST): those for another
@@ -170,8 +171,8 @@ type Socket struct {
 
 // Open creates a socket on cfg.Iface in the calling thread's network
 // namespace. Unless cfg.NoRx, it maps a receive ring and starts receiving
-// every frame that arrives on the interface (ETH_P_ALL), except frames the
-// host itself transmits.
+// the frames of cfg.Protocol that arrive on the interface (every frame,
+// ETH_P_ALL, when it is 0), except frames the host itself transmits.
 func Open(cfg Config) (*Socket, error) {
 	s, err := open(cfg)
 	if err != nil {
