@@ -71,12 +71,12 @@ var all = []Info{
 	},
 	{
 		Name: "rtsp", Label: "RTSP", Kind: Gateway, DefaultOn: false,
-		Description: "RTSP helper (TCP 554): opens the UDP ports a stream's SETUP negotiates. Off by default, as RFC 4787 (REQ-10) and RFC 5382 ask of helpers other than FTP; players fall back to RTP over TCP.",
+		Description: "RTSP helper (TCP 554 and 8554): opens the UDP ports a stream's SETUP negotiates. Off by default, as RFC 4787 (REQ-10) and RFC 5382 ask of helpers other than FTP; players fall back to RTP over TCP.",
 		New:         func() nat.Helper { return &rtsp.Helper{} },
 	},
 	{
 		Name: "h323", Label: "H.323", Kind: Gateway, DefaultOn: false,
-		Description: "H.323 helper (TCP 1720): follows call signalling and H.245 to open the media ports of calls (RAS on UDP 1719 is not handled). Off by default, as RFC 4787 (REQ-10) and RFC 5382 ask of helpers other than FTP.",
+		Description: "H.323 helper (TCP 1720, and RAS registrations on UDP 1719): follows call signalling and H.245 to open the media ports of calls, and lets a gatekeeper's calls reach an endpoint registered with it. Off by default, as RFC 4787 (REQ-10) and RFC 5382 ask of helpers other than FTP.",
 		New:         func() nat.Helper { return &h323.Helper{} },
 	},
 	{
