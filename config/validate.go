@@ -66,8 +66,9 @@ var filterings = map[string]nat.Filtering{
 	"address-and-port-dependent": nat.AddressAndPortDependent,
 }
 
-// DriverAuto is the default packet driver: AF_XDP where its XDP program
-// attaches, else AF_PACKET.
+// DriverAuto is the default packet driver: AF_XDP on NICs whose drivers
+// run XDP natively (where its program attaches), else AF_PACKET (veth, and
+// where XDP would only run in generic mode).
 const DriverAuto = "auto"
 
 // Drivers are the packet drivers field driver accepts: the data plane's
