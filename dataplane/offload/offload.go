@@ -252,22 +252,25 @@ const (
 	Redirect        // rewritten, out through Value.Ifindex
 )
 
-// PlainACK reports whether a TCP segment whose data offset byte (the
-// header's byte 12: the data offset, then the reserved bits and AE) and
-// flags byte (13) are off and flags is one the programs may forward: ACK
-// set, with at most PSH, URG, ECE and CWR besides. A segment without ACK
-// (which the engine drops or judges) or with SYN, FIN, RST, AE or a
-// reserved bit goes to the engine.
+// PlainACK reports whether a TCP segment whose data offset byte off (the
+// header's byte 12: the data offset, then three reserved bits and AE) and
+// flags byte (13) flags are ones the programs may forward: no reserved bit,
+// ACK
+// set, with at most PSH, URG, ECE and CWR besides, and AE (Accurate ECN,
+// RFC 9768: an AccECN endpoint sets it on many segments, and with ACK it
+// changes nothing the NAT tracks). A segment without ACK (which the
+// engine drops or judges) or with SYN, FIN, RST or a reserved bit goes to
+// the engine.
 func PlainACK(off, flags byte) bool {
 	const others = 0x08 | 0x20 | 0x40 | 0x80 // PSH, URG, ECE, CWR
-	return off&0x0f == 0 && flags&^others == packet.TCPAck
+	return off&0x0e == 0 && flags&^others == packet.TCPAck
 }
 
 // Match reports whether the program looks frame up at all, and with which
 // key (Ifindex left for the caller): plain IPv4 (no options, not a
 // fragment, its header checksum right and its total length within the
 // frame: the engine drops others as malformed) TCP with ACK and no other
-// flag than PSH, URG, ECE and CWR (PlainACK), or UDP, with a TTL above 1, whose
+// flag than PSH, URG, ECE, CWR and AE (PlainACK), or UDP, with a TTL above 1, whose
 // transport checksum is not left partial (the field holding just the
 // pseudo-header sum, as a sender on this host relying on checksum offload
 // leaves it: the engine completes those).

@@ -40,9 +40,13 @@ func partial(ip []byte) []byte {
 }
 
 // tcpHeaderBits sets bits of the TCP header's byte 12 (after the data
-// offset: three reserved bits and AE) in frame f and returns it.
+// offset: three reserved bits and AE) in frame f, keeping its TCP checksum
+// right, and returns it.
 func tcpHeaderBits(f []byte, bits byte) []byte {
-	f[14+20+12] |= bits
+	const t = 14 + 20
+	old := binary.BigEndian.Uint16(f[t+12:])
+	f[t+12] |= bits
+	binary.BigEndian.PutUint16(f[t+16:], packet.Update16(binary.BigEndian.Uint16(f[t+16:]), old, binary.BigEndian.Uint16(f[t+12:])))
 	return f
 }
 
@@ -227,14 +231,20 @@ func TestMatch(t *testing.T) {
 		{"fin", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPFin|packet.TCPAck, 0, 0, nil, nil), lanMAC, hostMAC), false},
 		{"rst", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPRst, 0, 0, nil, nil), lanMAC, hostMAC), false},
 		{"ttl 1", frame(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", nil, pkttest.TTL(1)), lanMAC, hostMAC), false},
-		// Only ACK with PSH, URG, ECE, CWR: a segment without ACK, or
-		// with AE or a reserved bit, is the engine's to judge.
+		// Only ACK with PSH, URG, ECE, CWR, AE: a segment without ACK,
+		// or with a reserved bit, is the engine's to judge.
 		{"ack", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), true},
 		{"ack psh urg ece cwr", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck|packet.TCPPsh|0x20|0x40|0x80, 1, 1, nil, nil), lanMAC, hostMAC), true},
 		{"psh without ack", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPPsh, 1, 0, nil, []byte("x")), lanMAC, hostMAC), false},
 		{"no flags", frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", 0, 1, 0, nil, nil), lanMAC, hostMAC), false},
-		{"ack ae", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x01), false},
-		{"ack reserved", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x08), false},
+		{"ack ae", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x01), true},
+		{"ack psh ece cwr ae", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck|packet.TCPPsh|0x40|0x80, 1, 1, nil, []byte("x")), lanMAC, hostMAC), 0x01), true},
+		{"ack reserved 0x800", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x08), false},
+		{"ack reserved 0x400", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x04), false},
+		{"ack reserved 0x200 ae", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x03), false},
+		{"syn ack ae", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPSyn|packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x01), false},
+		{"fin ack ae", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPFin|packet.TCPAck, 1, 1, nil, nil), lanMAC, hostMAC), 0x01), false},
+		{"ae without ack", tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5000", "198.51.100.7:80", packet.TCPPsh, 1, 0, nil, []byte("x")), lanMAC, hostMAC), 0x01), false},
 		{"fragment", frame(pkttest.Fragment(pkttest.UDP("10.0.0.2:5000", "198.51.100.7:53", make([]byte, 100)), 68)[0], lanMAC, hostMAC), false},
 		{"icmp", frame(pkttest.Echo("10.0.0.2", "198.51.100.7", false, 1, 1, nil), lanMAC, hostMAC), false},
 		{"short", frame(udp, lanMAC, hostMAC)[:14+27], false},

@@ -192,14 +192,14 @@ func instructions(flows, ids *ebpf.Map, tc bool) asm.Instructions {
 		asm.Mov.Reg(asm.R4, data),
 		asm.Add.Imm(asm.R4, l4+20),
 		asm.JGT.Reg(asm.R4, end, Label),
-		// ACK, with at most PSH, URG, ECE and CWR besides (PlainACK):
-		// a segment without ACK, or with SYN, FIN, RST, AE or a reserved
-		// bit, is the engine's.
+		// ACK, with at most PSH, URG, ECE, CWR and AE besides
+		// (PlainACK): a segment without ACK, or with SYN, FIN, RST or a
+		// reserved bit, is the engine's.
 		asm.LoadMem(asm.R5, data, l4+13, asm.Byte),
 		asm.And.Imm(asm.R5, 0x17), // FIN, SYN, RST, ACK
 		asm.JNE.Imm(asm.R5, 0x10, Label),
 		asm.LoadMem(asm.R5, data, l4+12, asm.Byte),
-		asm.And.Imm(asm.R5, 0x0f), // reserved, AE
+		asm.And.Imm(asm.R5, 0x0e), // reserved (not AE, 0x01)
 		asm.JNE.Imm(asm.R5, 0, Label),
 	}...)
 	if tc {

@@ -100,13 +100,16 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, ids *IDMap, prog *ebpf.Program, 
 		"partial":          frame(partial(pkttest.TCP("10.0.0.2:5004", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload)), lanMAC, hostMAC),
 		"too large":        frame(pkttest.UDP("10.0.0.2:5003", "198.51.100.7:53", make([]byte, 1473), pkttest.DF()), lanMAC, hostMAC),
 		// In an offloaded flow's tuple, segments the engine must judge:
-		// without ACK, or with AE or a reserved bit. ACK with PSH, URG,
-		// ECE and CWR is forwarded.
-		"tcp no ack":   frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPPsh, 7, 0, nil, payload, pkttest.DF()), lanMAC, hostMAC),
-		"tcp no flags": frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", 0, 7, 0, nil, nil, pkttest.DF()), lanMAC, hostMAC),
-		"tcp ae":       tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC), 0x01),
-		"tcp reserved": tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC), 0x02),
-		"tcp ecn urg":  frame(pkttest.TCP("10.0.0.2:5008", "198.51.100.7:80", packet.TCPAck|packet.TCPPsh|0x20|0x40|0x80, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC),
+		// without ACK, or with a reserved bit. ACK with PSH, URG, ECE,
+		// CWR and AE (Accurate ECN) is forwarded.
+		"tcp no ack":         frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPPsh, 7, 0, nil, payload, pkttest.DF()), lanMAC, hostMAC),
+		"tcp no flags":       frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", 0, 7, 0, nil, nil, pkttest.DF()), lanMAC, hostMAC),
+		"tcp ae":             tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5009", "198.51.100.7:80", packet.TCPAck|packet.TCPPsh|0x40|0x80, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC), 0x01),
+		"tcp reserved":       tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC), 0x02),
+		"tcp reserved 0x800": tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC), 0x08),
+		"tcp reserved ae":    tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC), 0x05),
+		"tcp fin ae":         tcpHeaderBits(frame(pkttest.TCP("10.0.0.2:5002", "198.51.100.7:80", packet.TCPAck|packet.TCPFin, 7, 9, nil, nil), lanMAC, hostMAC), 0x01),
+		"tcp ecn urg":        frame(pkttest.TCP("10.0.0.2:5008", "198.51.100.7:80", packet.TCPAck|packet.TCPPsh|0x20|0x40|0x80, 7, 9, nil, payload, pkttest.DF()), lanMAC, hostMAC),
 		// An offloaded flow's tuple in frames for another station (a
 		// bridge flooding them, a promiscuous port) or for all: the
 		// engine drops them, so the program must not forward them.
@@ -119,7 +122,8 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, ids *IDMap, prog *ebpf.Program, 
 		"one byte off":    frame(pkttest.UDP("10.0.0.2:5001", "198.51.100.7:53", payload[:33], pkttest.ZeroUDPChecksum()), [6]byte{2, 0, 0, 0, 0, 9}, hostMAC),
 	}
 	// What must reach the engine whatever entry its tuple has.
-	engineOnly := map[string]bool{"tcp fin": true, "tcp no ack": true, "tcp no flags": true, "tcp ae": true, "tcp reserved": true}
+	engineOnly := map[string]bool{"tcp fin": true, "tcp no ack": true, "tcp no flags": true, "tcp reserved": true,
+		"tcp reserved 0x800": true, "tcp reserved ae": true, "tcp fin ae": true}
 	// An entry for the partial checksum's flow too: the program must pass
 	// the frame on however.
 	pk := Key{Ifindex: lo, Proto: 6, Src: a4("10.0.0.2"), Dst: a4("198.51.100.7"), SrcPort: 5004, DstPort: 80}
@@ -127,7 +131,7 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, ids *IDMap, prog *ebpf.Program, 
 	if err := m.Put(pk, valueBytes(&pv)); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"udp", "udp nocs", "tcp", "too large", "df clear", "df clear tcp", "df clear nocs", "df clear inbound", "tcp ecn urg"} {
+	for _, name := range []string{"udp", "udp nocs", "tcp", "too large", "df clear", "df clear tcp", "df clear nocs", "df clear inbound", "tcp ecn urg", "tcp ae"} {
 		k, ok := Match(frames[name])
 		if !ok {
 			t.Fatalf("%s not matched", name)
@@ -171,7 +175,7 @@ func runMatchesApply(t *testing.T, m *ebpf.Map, ids *IDMap, prog *ebpf.Program, 
 			t.Fatalf("%s: run: %v", name, err)
 		}
 		if wantv, ok := map[string]uint32{"udp": redirect, "tcp": redirect, "df clear": redirect, "df clear tcp": redirect,
-			"df clear nocs": redirect, "df clear inbound": redirect}[name]; ok && verdict != wantv {
+			"df clear nocs": redirect, "df clear inbound": redirect, "tcp ae": redirect}[name]; ok && verdict != wantv {
 			t.Errorf("%s: Apply's verdict %d, want %d", name, verdict, wantv)
 		}
 		if ret != verdict || !bytes.Equal(out, want) {
