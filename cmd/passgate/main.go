@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -577,6 +578,9 @@ func routerOptions(s *config.Settings) router.Options {
 		Offload: s.Offload,
 
 		KeepRxOffloads: s.KeepRxOffloads,
+		// The receive offloads' records beside the control socket, in
+		// the runtime directory control.Listen made.
+		StateDir: filepath.Dir(s.ControlSocket),
 
 		PPPoERelay: s.PPPoERelay,
 	}

@@ -300,18 +300,29 @@ func inspect(f *Features, iface string, names []string) []Change {
 
 // Disable turns off each of names that is on and can change on iface, and
 // reports every one the kernel knows, as Inspect. Only a feature found on
-// and turned off is marked Changed: one found off, even because an earlier
-// run died before it could restore it, is not this run's to turn on.
-func Disable(iface string, names []string) ([]Change, error) {
+// and turned off is marked Changed: one found off is not this run's to
+// turn on (unless a state file says an earlier run now gone turned it off:
+// AdoptChanges). Before it changes anything it calls before (if not nil)
+// with the features it is about to turn off (maybe none), for the caller
+// to record them (StateDir.Write); an error from before is returned and
+// nothing changed.
+func Disable(iface string, names []string, before func(off []string) error) ([]Change, error) {
 	f, err := Get(iface)
 	if err != nil {
 		return nil, err
 	}
 	out := inspect(f, iface, names)
 	want := map[string]bool{}
+	var off []string
 	for _, c := range out {
 		if c.Before && !c.Fixed {
 			want[c.Feature] = false
+			off = append(off, c.Feature)
+		}
+	}
+	if before != nil {
+		if err := before(off); err != nil {
+			return out, err
 		}
 	}
 	if len(want) == 0 {

@@ -82,6 +82,11 @@ type Options struct {
 	// VLAN stripping: nicfeat.RxOffloads) as they are instead of turning
 	// them off for the run (features.go).
 	KeepRxOffloads bool
+	// StateDir is the runtime directory where the run records the receive
+	// offloads it turns off (nicfeat.StateDir: passgate's control socket's
+	// directory), so that a run after one killed before restoring them
+	// restores them at its exit; empty: not recorded.
+	StateDir string
 }
 
 // Router is a running data plane.
@@ -117,6 +122,8 @@ type Router struct {
 
 	rxOff         []nicfeat.Change // the receive offloads found, and turned off, at New
 	rxOffRestored bool
+	rxState       *nicfeat.StateDir // nil without Options.StateDir
+	rxStateFiles  []string          // the interfaces whose state file this run owns
 }
 
 type ifaceInfo struct {

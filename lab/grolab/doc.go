@@ -5,8 +5,8 @@
 // 64 KiB, as a NIC driver's GRO does). passgate runs on AF_PACKET, which
 // sees frames after GRO (native XDP on veth runs before it). The test
 // checks that passgate turns the offloads off while it runs and back on
-// when it stops, that a bulk TCP transfer from srv1 to lan1 then arrives
-// whole and quickly, and, with keep_rx_offloads, what happens otherwise.
+// when it stops (after a run killed by SIGKILL, the next run's stop), that
+// a bulk TCP transfer from srv1 to lan1 then arrives whole and quickly, and, with keep_rx_offloads, what happens otherwise.
 // testdata/bulk.py is the transfer's two ends. The package has no code
 // besides its test.
 package grolab

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -180,10 +181,12 @@ func TestGRO(t *testing.T) {
 		t.Run("turned off/"+d, func(t *testing.T) { turnedOff(t, l, tool, d) })
 	}
 
-	// SIGKILL leaves them off; the next run finds them off and, not having
-	// turned them off itself, leaves them off at exit too.
+	// SIGKILL leaves them off; the next run (its runtime directory the
+	// same) finds the killed run's record, takes them as its own, and
+	// turns them back on at its exit.
 	t.Run("killed", func(t *testing.T) {
-		g := labtest.StartLabGateArgsT(t, l, afpacket)
+		dir := t.TempDir()
+		g := labtest.StartLabGateDirT(t, l, dir, afpacket)
 		if err := g.Proc.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -191,15 +194,20 @@ func TestGRO(t *testing.T) {
 			t.Fatal(err)
 		}
 		expect(t, l, "after SIGKILL", "off", gro, vlan)
-		g = labtest.StartLabGateArgsT(t, l, afpacket)
-		if s := states(status(t, g)); s["lan0 rx-gro"] != "off" || s["wan0 rx-gro"] != "off" {
-			t.Errorf("second run: status %v, want rx-gro found off", s)
+		g = labtest.StartLabGateDirT(t, l, dir, afpacket)
+		if s := states(status(t, g)); s["lan0 rx-gro"] != "turned off" || s["wan0 rx-gro"] != "turned off" {
+			t.Errorf("second run: status %v, want rx-gro turned off (the killed run's, back on at exit)", s)
 		}
-		if out, err := g.CLI(context.Background(), "status"); err != nil || !strings.Contains(string(out), "receive offloads (GRO, LRO, VLAN stripping): found off") {
-			t.Errorf("passgate status: %v\n%s", err, out)
+		if !strings.Contains(g.Log(), `msg="receive offload left off by a passgate that did not restore it: turned back on at exit" interface=lan0 feature=rx-gro`) {
+			t.Errorf("no log line for adopting lan0 rx-gro:\n%s", labtest.Tail(g.Log(), 3000))
 		}
-		g.Stop()
-		expect(t, l, "after the second run", "off", gro, vlan)
+		if killed := g.Stop(); killed {
+			t.Error("passgate needed SIGKILL")
+		}
+		expect(t, l, "after the second run", "on", gro, vlan)
+		if _, err := os.Stat(filepath.Join(dir, "rx-offloads.lan0.json")); err == nil {
+			t.Error("the record stayed after a clean restore")
+		}
 	})
 }
 

@@ -62,7 +62,14 @@ func StartLabGateT(t testing.TB, l *lab.Lab, fields ...string) *Gate {
 // (GateOptions.Args: --driver afpacket overrides PASSGATE_DRIVER).
 func StartLabGateArgsT(t testing.TB, l *lab.Lab, args []string, fields ...string) *Gate {
 	t.Helper()
-	dir := t.TempDir()
+	return StartLabGateDirT(t, l, t.TempDir(), args, fields...)
+}
+
+// StartLabGateDirT is StartLabGateArgsT with passgate's directory (its
+// config, its control socket and the runtime records beside it) dir, for
+// a run that must find what an earlier one left there.
+func StartLabGateDirT(t testing.TB, l *lab.Lab, dir string, args []string, fields ...string) *Gate {
+	t.Helper()
 	sock := filepath.Join(dir, "passgate.sock")
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n  \"lan\": {\"interface\": %q, \"address\": %q},\n  \"wan\": {\"interface\": %q, \"address\": %q},\n",
