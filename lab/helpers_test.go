@@ -47,15 +47,6 @@ func nettool(t testing.TB) string {
 	return p
 }
 
-// startNettoolServer starts a nettool server mode in node and waits for it
-// to be ready.
-func startNettoolServer(t testing.TB, l *Lab, node string, args ...string) *labtest.Proc {
-	t.Helper()
-	p := labtest.StartT(t, l, node, Python, append([]string{nettool(t)}, args...)...)
-	must(t, p.WaitLine("ready", 10*time.Second))
-	return p
-}
-
 // nettoolJSON runs a nettool client mode in node and decodes its JSON answer.
 func nettoolJSON(t testing.TB, l *Lab, d time.Duration, node string, v any, args ...string) {
 	t.Helper()

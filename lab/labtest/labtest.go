@@ -36,7 +36,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -446,9 +445,10 @@ func Up(t testing.TB, prefix string, d time.Duration) *lab.Lab {
 // out. The working directory must be inside the module (go test runs in
 // the package's).
 func GoBuild(ctx context.Context, pkg, out string) error {
+	// go test puts its GOROOT's bin first on the tests' PATH.
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return fmt.Errorf("go build %s: %w", pkg, err)
 	}
 	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
 	cmd.WaitDelay = pipeWaitDelay

@@ -140,7 +140,7 @@ func sdpOf(t *testing.T, text string) (string, int) {
 
 // call runs sipp's uac_pcap on lan1 to the uas on srv1 and returns its
 // error and final statistics screen.
-func call(ctx context.Context, l *lab.Lab, dir string) (error, string) {
+func call(ctx context.Context, l *lab.Lab, dir string) (string, error) {
 	screen := filepath.Join(dir, "uac-screen.log")
 	os.Remove(screen)
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -151,9 +151,9 @@ func call(ctx context.Context, l *lab.Lab, dir string) (error, string) {
 	out, err := cmd.CombinedOutput()
 	s, _ := os.ReadFile(screen)
 	if err != nil {
-		return fmt.Errorf("sipp uac: %w\n%s", err, labtest.Tail(string(out), 3000)), string(s)
+		return string(s), fmt.Errorf("sipp uac: %w\n%s", err, labtest.Tail(string(out), 3000))
 	}
-	return nil, string(s)
+	return string(s), nil
 }
 
 // successful reads the "Successful call" cumulative count of sipp's
@@ -247,7 +247,7 @@ func TestSIPCall(t *testing.T) {
 		occupy(ctx, t, l, lab.Lan2, lab.LAN2, 5060, 6000, 6001)
 		srv := startCapture(ctx, t, l, lab.Server1, dir)
 		lan := startCapture(ctx, t, l, lab.Lan1, dir)
-		err, screen := call(ctx, l, dir)
+		screen, err := call(ctx, l, dir)
 		if err != nil {
 			t.Fatalf("%v\nscreen:\n%s", err, labtest.Tail(screen, 3000))
 		}
@@ -320,7 +320,7 @@ func TestSIPCall(t *testing.T) {
 	t.Run("helper off", func(t *testing.T) {
 		pg := startPassgate(ctx, t, l, bin, dir, false)
 		srv := startCapture(ctx, t, l, lab.Server1, dir)
-		err, _ := call(ctx, l, dir) // the call may or may not complete
+		_, err := call(ctx, l, dir) // the call may or may not complete
 		text := srv.text(ctx, t)
 		addr, port := sdpOf(t, text)
 		t.Logf("helper off: SDP at srv1 c=%s m=audio %d; sipp: %v", addr, port, err)

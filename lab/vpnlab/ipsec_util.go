@@ -1,3 +1,5 @@
+//go:build lab
+
 package vpnlab
 
 // IPsec harness for the namespace lab: strongSwan (charon with the

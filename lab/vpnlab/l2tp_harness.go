@@ -1,3 +1,5 @@
+//go:build lab
+
 package vpnlab
 
 // The L2TP harness: xl2tpd as LNS on a server and as LAC on clients.

@@ -1,3 +1,5 @@
+//go:build lab
+
 package vpnlab
 
 // The PPTP harness: pptpEnv (pptp_util.go) with a lab of its own. The

@@ -1,3 +1,5 @@
+//go:build lab
+
 package vpnlab
 
 // Shared helpers of the PPTP and L2TP lab harnesses: packages, building the
