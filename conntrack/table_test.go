@@ -633,3 +633,54 @@ func TestFlowData(t *testing.T) {
 		t.Fatalf("%d records held with no flow", n)
 	}
 }
+
+// TestInsertAfterMakeRoom: the room MakeRoom made spares Insert its
+// checks for that host and owner once; a second Insert, another host or
+// owner, or a rule limit changed in between is checked again.
+func TestInsertAfterMakeRoom(t *testing.T) {
+	a, b := [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}
+	mac := MACOwner([6]byte{2, 0, 0, 0, 0, 7})
+	tb := New(16, 1, 0)
+	if err := tb.MakeRoom(a, mac); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.InsertOwned(tup(1, 0), tup(1, 1), a, mac, 0, 1000*ms); err != nil {
+		t.Fatal(err)
+	}
+	// The room was the first flow's: a's share and the MAC's are full.
+	if _, err := tb.InsertOwned(tup(2, 0), tup(2, 1), a, mac, 0, 1000*ms); err != ErrHostLimit {
+		t.Fatalf("second flow of a after one MakeRoom: %v, want %v", err, ErrHostLimit)
+	}
+	if _, err := tb.InsertOwned(tup(2, 0), tup(2, 1), b, mac, 0, 1000*ms); err != ErrOwnerLimit {
+		t.Fatalf("b from the full MAC: %v, want %v", err, ErrOwnerLimit)
+	}
+	// Room made for b alone says nothing of a.
+	if err := tb.MakeRoom(b, Owner{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.InsertOwned(tup(3, 0), tup(3, 1), a, Owner{}, 0, 1000*ms); err != nil {
+		t.Fatalf("a with no MAC: %v", err) // a's share from no MAC is its own
+	}
+	if _, err := tb.InsertOwned(tup(4, 0), tup(4, 1), a, Owner{}, 0, 1000*ms); err != ErrHostLimit {
+		t.Fatalf("a again, room made for b: %v, want %v", err, ErrHostLimit)
+	}
+	// A rule's room, then its limit lowered: checked again.
+	rule := RuleOwner(1)
+	tb.SetRuleLimit(2)
+	if _, err := tb.InsertOwned(tup(5, 0), tup(5, 1), b, rule, 0, 1000*ms); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.MakeRoom(b, rule); err != nil {
+		t.Fatal(err)
+	}
+	tb.SetRuleLimit(1)
+	if _, err := tb.InsertOwned(tup(6, 0), tup(6, 1), b, rule, 0, 1000*ms); err == nil {
+		t.Fatal("a second flow of a rule limited to 1 made")
+	}
+	if got := tb.OwnerFlows(rule); got != 1 {
+		t.Fatalf("rule holds %d flows, want 1", got)
+	}
+	if err := tb.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

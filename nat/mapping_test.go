@@ -45,3 +45,27 @@ func TestMapperLines(t *testing.T) {
 		}
 	}
 }
+
+// TestMACTableLast: the MAC ref last named is remembered, and forgotten
+// with its id, so an id freed is never handed out twice.
+func TestMACTableLast(t *testing.T) {
+	a, b := [6]byte{2, 0, 0, 0, 0, 1}, [6]byte{2, 0, 0, 0, 0, 2}
+	m := newMACTable()
+	ia := m.ref(a)
+	if ia == 0 || m.ref(a) != ia || m.refs[ia] != 2 {
+		t.Fatalf("a: id %d, refs %d; want one id, 2 refs", ia, m.refs[ia])
+	}
+	m.unref(ia)
+	m.unref(ia) // a's id is free now
+	ia2 := m.ref(a)
+	ib := m.ref(b)
+	if ia2 == ib || ia2 == 0 || ib == 0 {
+		t.Fatalf("a again took id %d, then b %d", ia2, ib)
+	}
+	if m.macs[ia2] != a || m.macs[ib] != b || m.refs[ia2] != 1 || m.refs[ib] != 1 {
+		t.Fatalf("ids %d %d name %v %v with refs %d %d", ia2, ib, m.macs[ia2], m.macs[ib], m.refs[ia2], m.refs[ib])
+	}
+	if m.ref(b) != ib || m.ref(a) != ia2 || m.refs[ib] != 2 || m.refs[ia2] != 2 {
+		t.Fatal("refs of a and b in turn")
+	}
+}
