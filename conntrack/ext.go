@@ -20,48 +20,47 @@ type flowExt struct {
 	shNext, shPrev [2]int32
 }
 
-// extChunkBits sets how many records an extPool grows by at once: 1024,
-// 40 KB, so that a pool growing with the unanswered flows allocates
-// once per thousand of them, never shrinks, and moves no record (a
-// pointer to one stays good while its flow holds it).
-const (
-	extChunkBits = 10
-	extChunk     = 1 << extChunkBits
-)
-
-// extPool holds flowExt records, handed out by handle (its index + 1;
-// 0 is none), in chunks it grows by as more flows at once need one:
-// storage that follows the flows needing it (those not yet answered,
-// and helpers' flows), not the table's size.
+// extPool holds flowExt records, handed out by handle (its index in
+// recs; 0 is none). A flow holds at most one, so the pool is sized for
+// the table's every flow when the table is made, and the packet path
+// never grows it (it grew by 1024 records there, an allocation per
+// thousand flows more than were ever unanswered at once). Only the
+// records ever handed out take memory: on Linux recs is address space
+// mapped apart from Go's heap (reserveExt, MAP_NORESERVE), its pages
+// made resident by the kernel as records on them are first written;
+// freed records are handed out again last freed first, so those pages
+// are the peak of unanswered flows' (ExtMemory).
 type extPool struct {
-	chunks []*[extChunk]flowExt
-	free   int32 // the last record put back (handle), chained through unrNext
-	n      int32 // records ever handed out
+	recs []flowExt // by handle; recs[0] unused
+	free int32     // the last record put back (handle), chained through unrNext
+	n    int32     // records ever handed out: recs[1:n+1]
 }
 
 // at is the record of handle x (not 0).
-func (p *extPool) at(x int32) *flowExt {
-	i := uint32(x - 1)
-	return &p.chunks[i>>extChunkBits][i&(extChunk-1)]
-}
+func (p *extPool) at(x int32) *flowExt { return &p.recs[x] }
 
 // get hands out a record, the last put back first (still in the
 // caches, most likely); its fields are the caller's to set.
 func (p *extPool) get() int32 {
 	if x := p.free; x != 0 {
-		p.free = p.at(x).unrNext
+		p.free = p.recs[x].unrNext
 		return x
 	}
-	if int(p.n) == len(p.chunks)<<extChunkBits {
-		p.chunks = append(p.chunks, new([extChunk]flowExt))
-	}
-	p.n++
+	p.n++ // never past len(recs)-1: one record a flow at most
 	return p.n
+}
+
+// next is the handle get would hand out now.
+func (p *extPool) next() int32 {
+	if p.free != 0 {
+		return p.free
+	}
+	return p.n + 1
 }
 
 // put gives back the record of handle x.
 func (p *extPool) put(x int32) {
-	p.at(x).unrNext = p.free
+	p.recs[x].unrNext = p.free
 	p.free = x
 }
 
@@ -83,9 +82,7 @@ func (t *Table) Data(id int32) (data, aux uint64) {
 	return 0, 0
 }
 
-// SetData sets the owner's or a helper's data of flow id. It may
-// allocate, once for a thousand flows holding data or unanswered at
-// once (extPool).
+// SetData sets the owner's or a helper's data of flow id.
 func (t *Table) SetData(id int32, data, aux uint64) {
 	f := &t.flows[id]
 	if f.x == 0 {

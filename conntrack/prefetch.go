@@ -17,7 +17,8 @@ func Prefetch(at []uintptr) {
 // reply writes: the index slot reply hashes to, the two lines of the
 // flow it would take, its TCP sequence state (for a TCP tuple) and the
 // record it would take (flowExt; the last given back, mostly in the
-// caches already); a line named twice where there is none of these. The
+// caches already, or the next never used); a line named twice where
+// there is none of these. The
 // original tuple's slot is the one the lookup that missed it has just
 // read. When the table is full, the first flow's, which does no harm.
 func (t *Table) InsertLines(at *[5]uintptr, reply Key) {
@@ -36,7 +37,7 @@ func (t *Table) InsertLines(at *[5]uintptr, reply Key) {
 	if uint8(reply.B>>8) == protoTCP {
 		at[3] = uintptr(unsafe.Pointer(&t.seq[id]))
 	}
-	if r := t.xp.free; r != 0 {
+	if r := t.xp.next(); int(r) < len(t.xp.recs) {
 		at[4] = uintptr(unsafe.Pointer(t.xp.at(r)))
 	}
 }

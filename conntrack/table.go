@@ -229,6 +229,11 @@ type Table struct {
 	// OnExpectationGone, if set, is called for every expectation that goes
 	// unfulfilled (expired, replaced or removed), for the same reason.
 	OnExpectationGone func(e *Expectation)
+
+	// extMapped is the mapping the record pool lies in (reserveExt),
+	// nil when on Go's heap; here, not in the pool, to leave the hot
+	// fields before it where they were.
+	extMapped []byte
 }
 
 // New makes a table for at most max flows (at most MaxFlows: it panics
@@ -258,6 +263,7 @@ func New(max, perHost int, now int64) *Table {
 	for i := range t.wheel {
 		t.wheel[i] = noFlow
 	}
+	reserveExt(t, max)
 	return t
 }
 
