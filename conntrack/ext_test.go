@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"math/rand/v2"
 	"runtime"
 	"testing"
 	"unsafe"
@@ -45,3 +46,47 @@ func TestExtPoolNoGrowth(t *testing.T) {
 }
 
 const extTestStep = 1500
+
+// TestTagIndexDelete checks TagIndex against a model: keys in a slab,
+// inserted and deleted at random in an index kept near its fullest (so
+// runs are long and Delete's backward shift moves slots, hashing their
+// keys from the slab), each live key found with its value, each deleted
+// one not.
+func TestTagIndexDelete(t *testing.T) {
+	const n = 512
+	x := NewTagIndex(n)
+	slab := make([]Key, n)
+	live := map[uint32]bool{}
+	hashOf := func(v uint32) uint64 { return x.Hash(slab[v]) }
+	r := rand.New(rand.NewPCG(3, 4))
+	next := uint64(0)
+	for step := range 20000 {
+		v := uint32(r.IntN(n))
+		if live[v] {
+			if r.IntN(4) != 0 {
+				continue // four inserts to a delete: some 80% live
+			}
+			x.Delete(x.Hash(slab[v]), v, hashOf)
+			delete(live, v)
+		} else if len(live) < n {
+			next++
+			slab[v] = Key{A: next, B: next * 7}
+			if !x.Insert(x.Hash(slab[v]), v) {
+				t.Fatalf("step %d: insert %d refused", step, v)
+			}
+			live[v] = true
+		}
+		if step%97 != 0 {
+			continue
+		}
+		if x.Len() != len(live) {
+			t.Fatalf("step %d: Len %d, %d live", step, x.Len(), len(live))
+		}
+		for w := range uint32(n) {
+			got, ok := x.Find(x.Hash(slab[w]), func(u uint32) bool { return slab[u] == slab[w] })
+			if ok != live[w] || ok && got != w {
+				t.Fatalf("step %d: key of %d found %v as %d, live %v", step, w, ok, got, live[w])
+			}
+		}
+	}
+}

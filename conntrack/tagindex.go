@@ -8,41 +8,45 @@ import (
 // TagIndex is flowIndex's way for an owner whose keys live in a slab of
 // its own (the NAT mapper's mappings and filters): open addressing,
 // linear probing, a random key for the hash (HashKey), probe runs bounded
-// by maxProbe and backward-shift deletion, one word a slot (the key's
-// hash beside a 31-bit value, the slab index), and the key confirmed by
-// the owner against the slab entry a slot names. Room for n keys is 16
-// bytes each (at most half the slots used), where Index's is 40.
+// by maxProbe and backward-shift deletion, 4 bytes a slot as flowIndex's
+// (the value, a slab index, plus one in the low 24 bits, the top 8 bits
+// of the key's hash as a tag), and the key confirmed by the owner against
+// the slab entry a slot names. Room for n keys is 8 bytes each (at most
+// half the slots used; 16 with 8-byte slots), where Index's is 40. A slot
+// does not say where its key's run starts, so Delete's backward shift
+// asks the owner for the hash of each entry it may move (from its slab).
 type TagIndex struct {
-	slots []uint64 // 0: empty; else hash<<32 | usedBit | value
+	slots []uint32 // 0: empty; else slotTag(hash) | value+1
 	mask  uint64
 	n     int
 	key   [2]uint64
 }
 
-// usedBit marks a slot in use; values are below it.
-const usedBit = 1 << 31
+// MaxTagValue bounds a TagIndex's values: they are below it.
+const MaxTagValue = slotValue
 
-// NewTagIndex makes a TagIndex for at most entries keys.
+// NewTagIndex makes a TagIndex for at most entries keys (values below
+// MaxTagValue).
 func NewTagIndex(entries int) *TagIndex {
 	size := indexSize(entries)
-	return &TagIndex{slots: hugeSlice[uint64](size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
+	return &TagIndex{slots: hugeSlice[uint32](size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
 }
 
 // Hash is k's hash under x's key, what Find, Insert and Delete take.
 func (x *TagIndex) Hash(k Key) uint64 { return keyHash(&x.key, k) }
 
 // Find is the value of the key hashing to h that is: is says, of a value
-// whose slot's hash matches h, whether its slab entry is the key sought.
+// whose slot's tag matches h's, whether its slab entry is the key sought.
 func (x *TagIndex) Find(h uint64, is func(v uint32) bool) (uint32, bool) {
-	tag := h << 32
+	tag := slotTag(h)
 	i := h & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		s := x.slots[i]
 		if s == 0 {
 			break
 		}
-		if s&^(1<<32-1) == tag {
-			if v := uint32(s) &^ usedBit; is(v) {
+		if s&^slotValue == tag {
+			if v := s&slotValue - 1; is(v) {
 				return v, true
 			}
 		}
@@ -51,14 +55,14 @@ func (x *TagIndex) Find(h uint64, is func(v uint32) bool) (uint32, bool) {
 	return 0, false
 }
 
-// Insert adds value v (below 1<<31) of a key hashing to h, which must
-// not be there (Find first). It reports false, changing nothing, when
-// the key's probe run would pass maxProbe.
+// Insert adds value v (below MaxTagValue) of a key hashing to h, which
+// must not be there (Find first). It reports false, changing nothing,
+// when the key's probe run would pass maxProbe.
 func (x *TagIndex) Insert(h uint64, v uint32) bool {
 	i := h & x.mask
 	for n := 0; n <= maxProbe; n++ {
 		if x.slots[i] == 0 {
-			x.slots[i] = h<<32 | usedBit | uint64(v)
+			x.slots[i] = slotTag(h) | (v + 1)
 			x.n++
 			return true
 		}
@@ -67,9 +71,11 @@ func (x *TagIndex) Insert(h uint64, v uint32) bool {
 	return false
 }
 
-// Delete removes value v of the key hashing to h, if there.
-func (x *TagIndex) Delete(h uint64, v uint32) {
-	want := h<<32 | usedBit | uint64(v)
+// Delete removes value v of the key hashing to h, if there. hashOf is
+// the hash of the key of a value still in x (its slab entry's), for the
+// backward shift.
+func (x *TagIndex) Delete(h uint64, v uint32, hashOf func(v uint32) uint64) {
+	want := slotTag(h) | (v + 1)
 	i := h & x.mask
 	for n := 0; ; n++ {
 		s := x.slots[i]
@@ -81,14 +87,14 @@ func (x *TagIndex) Delete(h uint64, v uint32) {
 		}
 		i = (i + 1) & x.mask
 	}
-	// Backward shift, as in Index.Del; a slot's home is its hash's low
-	// bits, which it keeps.
+	// Backward shift, as in Index.Del; a slot's home is its key's hash's
+	// low bits.
 	for j := (i + 1) & x.mask; ; j = (j + 1) & x.mask {
 		s := x.slots[j]
 		if s == 0 {
 			break
 		}
-		home := s >> 32 & x.mask
+		home := hashOf(s&slotValue-1) & x.mask
 		if (j-home)&x.mask >= (j-i)&x.mask {
 			x.slots[i] = s
 			i = j

@@ -106,7 +106,7 @@ func TestTagIndexSlotAt(t *testing.T) {
 		if !x.Insert(h, uint32(i)) {
 			t.Fatal(i)
 		}
-		if s := &x.slots[h&x.mask]; at != uintptr(unsafe.Pointer(s)) || empty && uint32(*s)&^usedBit != uint32(i) {
+		if s := &x.slots[h&x.mask]; at != uintptr(unsafe.Pointer(s)) || empty && *s&slotValue != uint32(i)+1 {
 			t.Fatalf("%d: SlotAt %#x, home %p holds %#x", i, at, s, *s)
 		}
 	}

@@ -43,9 +43,9 @@ func BenchmarkNewFlow(b *testing.B) { benchNewFlow(b, [6]byte{}, 1<<17) }
 func BenchmarkNewFlowFromMAC(b *testing.B) { benchNewFlow(b, [6]byte{2, 0, 0, 0, 0, 1}, 1<<17) }
 
 // BenchmarkNewFlowBigTable is BenchmarkNewFlow in a table made for 1 M
-// flows: its indexes (16 MB of flow index, 16 MB each of the mapper's)
+// flows: its indexes (16 MB of flow index, 8 MB each of the mapper's)
 // are far past the caches, so every slot a new flow reads is a miss to
-// memory, where BenchmarkNewFlow's (2 MB and 2 MB) are partly cached.
+// memory, where BenchmarkNewFlow's (2 MB and 1 MB) are partly cached.
 func BenchmarkNewFlowBigTable(b *testing.B) { benchNewFlow(b, [6]byte{}, 1<<20) }
 
 func benchNewFlow(b *testing.B, mac [6]byte, max int) {

@@ -128,7 +128,7 @@ func protoSlot(proto uint8) int {
 // worst case: a filter entry is a flow's to its remote; a hairpin flow
 // may hold two, so in theory a table of hairpin flows holds more filters
 // than flows, and a filter that finds no room is not made: fail closed,
-// counted as nothing), each indexed by a TagIndex (8-byte slots, the
+// counted as nothing), each indexed by a TagIndex (4-byte slots, the
 // key read from the slab), the free ones chained through refs and n,
 // last freed first, then those never used (from freshMap, freshFilt).
 type mapper struct {
@@ -279,7 +279,7 @@ func (m *mapper) release(i uint32) {
 	if mp.refs > 0 {
 		return
 	}
-	m.byKey.Delete(m.byKey.Hash(mp.key.packed()), i)
+	m.byKey.Delete(m.byKey.Hash(mp.key.packed()), i, func(v uint32) uint64 { return m.byKey.Hash(m.slab[v].key.packed()) })
 	m.byPort[protoSlot(mp.key.proto)][mp.extPort] = 0
 	m.macs.unref(mp.mac)
 	*mp = mapping{refs: int32(m.freeMap)}
@@ -335,7 +335,7 @@ func (m *mapper) filterAdd(proto uint8, ext uint16, remote [4]byte, d int32) {
 		f.n = uint32(n)
 		return
 	}
-	m.filt.Delete(h, i)
+	m.filt.Delete(h, i, func(v uint32) uint64 { return m.filt.Hash(m.filts[v].packed()) })
 	*f = filter{n: m.freeFilt}
 	m.freeFilt = i + 1
 }
