@@ -28,6 +28,9 @@ const MaxTagValue = slotValue
 // NewTagIndex makes a TagIndex for at most entries keys (values below
 // MaxTagValue).
 func NewTagIndex(entries int) *TagIndex {
+	if entries >= MaxTagValue {
+		panic("conntrack: a TagIndex of more than MaxTagValue keys")
+	}
 	size := indexSize(entries)
 	return &TagIndex{slots: hugeSlice[uint32](size), mask: uint64(size - 1), key: [2]uint64{rand.Uint64(), rand.Uint64()}}
 }
