@@ -461,6 +461,7 @@ func (t *Table) MakeRoom(host [4]byte, owner Owner) error {
 // MakeRoomKeeping is MakeRoom never removing flow keep (the flow whose
 // packet is being handled when a helper makes a flow of its own).
 func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
+	dropped := false
 	if t.ownerFull(owner) {
 		if !t.evict(t.shareHead(t.perOwner.get(owner.key()), shareOwner, keep)) {
 			return ErrOwnerLimit
@@ -470,12 +471,14 @@ func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 		} else {
 			t.early.RuleQuota++
 		}
+		dropped = true
 	}
 	if t.hostFull(host, owner) {
 		if !t.evict(t.shareHead(t.perHost.get(keyOfHost(host, owner)), shareHost, keep)) {
 			return ErrHostLimit
 		}
 		t.early.HostQuota++
+		dropped = true
 	}
 	if t.full() {
 		x := t.unrHead
@@ -486,6 +489,17 @@ func (t *Table) MakeRoomKeeping(host [4]byte, owner Owner, keep int32) error {
 			return ErrFull
 		}
 		t.early.TableFull++
+	}
+	if dropped {
+		// One drop a share: a share over its limit by more (a rule
+		// limit lowered, SetRuleLimit) is still full, and Insert,
+		// trusting the room, would keep it over the limit for good.
+		if t.hostFull(host, owner) {
+			return ErrHostLimit
+		}
+		if t.ownerFull(owner) {
+			return ErrOwnerLimit
+		}
 	}
 	t.room, t.roomHost, t.roomOwner = true, host, owner
 	return nil

@@ -684,3 +684,34 @@ func TestInsertAfterMakeRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMakeRoomAfterLimitLowered: a rule's limit lowered below the flows
+// it holds (Reconfigure) leaves its share over the limit by more than the
+// one flow MakeRoom's early drop takes; the room it reports must then be
+// none, else Insert, trusting it, kept the share over the new limit
+// forever (one dropped, one made, each new flow).
+func TestMakeRoomAfterLimitLowered(t *testing.T) {
+	b := [4]byte{10, 0, 0, 2}
+	rule := RuleOwner(1)
+	tb := New(16, 8, 0)
+	tb.SetRuleLimit(4)
+	for i := range 4 {
+		if _, err := tb.InsertOwned(tup(i, 0), tup(i, 1), b, rule, 0, 1000*ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.SetRuleLimit(1)
+	for i := 4; i < 8; i++ {
+		mrErr := tb.MakeRoom(b, rule)
+		_, err := tb.InsertOwned(tup(i, 0), tup(i, 1), b, rule, 0, 1000*ms)
+		if err == nil && tb.OwnerFlows(rule) > 1 {
+			t.Fatalf("flow %d made (MakeRoom: %v) with the rule holding %d, limit 1", i, mrErr, tb.OwnerFlows(rule))
+		}
+		if (mrErr == nil) != (err == nil) {
+			t.Fatalf("flow %d: MakeRoom said %v, Insert %v", i, mrErr, err)
+		}
+	}
+	if err := tb.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
