@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"math/bits"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -86,6 +87,71 @@ func TestTagIndexDelete(t *testing.T) {
 			got, ok := x.Find(x.Hash(slab[w]), func(u uint32) bool { return slab[u] == slab[w] })
 			if ok != live[w] || ok && got != w {
 				t.Fatalf("step %d: key of %d found %v as %d, live %v", step, w, ok, got, live[w])
+			}
+		}
+	}
+}
+
+// TestTagIndexAdversarial checks TagIndex against a model with hashes
+// chosen to collide: a few home slots astride the end of the slots (runs
+// wrap), two tags, the index at its capacity and runs past maxProbe (an
+// Insert refused must change nothing). Every step checks every key.
+func TestTagIndexAdversarial(t *testing.T) {
+	for _, tc := range []struct {
+		n, homes, tags int
+	}{{64, 4, 1}, {64, 3, 2}, {512, 2, 2}, {512, 16, 1}, {1000, 40, 3}} {
+		x := NewTagIndex(tc.n)
+		mask := uint64(len(x.slots) - 1)
+		hash := make([]uint64, tc.n)
+		live := map[uint32]bool{}
+		hashOf := func(v uint32) uint64 {
+			if !live[v] {
+				t.Fatalf("hash asked of %d, not in the index", v)
+			}
+			return hash[v]
+		}
+		r := rand.New(rand.NewPCG(uint64(tc.n), uint64(tc.homes)))
+		for step := range 6000 {
+			v := uint32(r.IntN(tc.n))
+			if live[v] {
+				if r.IntN(3) == 0 {
+					x.Delete(hash[v], v, hashOf)
+					delete(live, v)
+				}
+			} else {
+				home := (mask - uint64(tc.homes/2) + uint64(r.IntN(tc.homes)) + 1) & mask
+				h := uint64(r.IntN(tc.tags))<<56 | uint64(r.Uint32())<<uint(bits.Len64(mask))&(1<<56-1) | home
+				if h&mask != home {
+					t.Fatal("bad test hash")
+				}
+				hash[v] = h
+				if x.Insert(h, v) {
+					live[v] = true
+				}
+			}
+			if x.Len() != len(live) {
+				t.Fatalf("%+v step %d: Len %d, %d live", tc, step, x.Len(), len(live))
+			}
+			if step%7 != 0 && step < 5000 {
+				continue
+			}
+			for w := range uint32(tc.n) {
+				got, ok := x.Find(hash[w], func(u uint32) bool { return u == w })
+				if ok != live[w] || ok && got != w {
+					t.Fatalf("%+v step %d: %d found %v as %d, live %v", tc, step, w, ok, got, live[w])
+				}
+				if ok {
+					// Within maxProbe of its home, where Find looks.
+					at := uint64(0)
+					for i := range x.slots {
+						if x.slots[i]&slotValue == w+1 {
+							at = uint64(i)
+						}
+					}
+					if d := (at - hash[w]) & mask; d > maxProbe {
+						t.Fatalf("%+v step %d: %d at %d from its home", tc, step, w, d)
+					}
+				}
 			}
 		}
 	}
