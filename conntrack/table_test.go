@@ -715,3 +715,90 @@ func TestMakeRoomAfterLimitLowered(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRoomNeverOverLimits drives the table at random the engine's way
+// (MakeRoom, then Insert, or something else in between: another host's
+// flow, a reply, a close, a delete, data set and cleared, a rule limit
+// changed) and checks after each step that no share nor the table holds
+// more than its limit, past what it held when its limit was lowered.
+func TestRoomNeverOverLimits(t *testing.T) {
+	const maxFlows, perHost = 24, 5
+	hosts := [][4]byte{{10, 0, 0, 1}, {10, 0, 0, 2}, {10, 0, 0, 3}, {}}
+	owners := []Owner{{}, MACOwner([6]byte{2, 0, 0, 0, 0, 1}), MACOwner([6]byte{2, 0, 0, 0, 0, 2}),
+		RuleOwner(1), InboundOwner, MACInboundOwner([6]byte{2, 0, 0, 0, 0, 1})}
+	r := rand.New(rand.NewSource(56))
+	tb := New(maxFlows, perHost, 0)
+	rule := 8
+	tb.SetRuleLimit(rule)
+	var ids []int32
+	next := 0
+	over := map[Owner]int{} // an owner's count when its limit was lowered below it
+	for step := range 200000 {
+		switch op := r.Intn(10); {
+		case op < 6:
+			h, o := hosts[r.Intn(len(hosts))], owners[r.Intn(len(owners))]
+			if r.Intn(4) != 0 {
+				_ = tb.MakeRoom(h, o)
+			}
+			if r.Intn(8) == 0 { // something else made in between
+				h2, o2 := hosts[r.Intn(len(hosts))], owners[r.Intn(len(owners))]
+				next++
+				if id, err := tb.InsertOwned(tup(next, 0), tup(next, 1), h2, o2, 0, 1<<40); err == nil {
+					ids = append(ids, id)
+				}
+			}
+			next++
+			if id, err := tb.InsertOwned(tup(next, 0), tup(next, 1), h, o, 0, 1<<40); err == nil {
+				ids = append(ids, id)
+			}
+		case op == 6 && len(ids) > 0:
+			i := r.Intn(len(ids))
+			if f := tb.Get(ids[i]); f.st&stInUse != 0 {
+				switch r.Intn(4) {
+				case 0:
+					tb.Replied(ids[i])
+				case 1:
+					tb.Closed(ids[i])
+				case 2:
+					tb.SetData(ids[i], uint64(r.Intn(2)), 0)
+				default:
+					tb.Delete(ids[i])
+				}
+			}
+		case op == 7:
+			rule = 1 + r.Intn(10)
+			tb.SetRuleLimit(rule)
+			for _, o := range owners {
+				if m := int(tb.ownerMax(o)); m > 0 && tb.OwnerFlows(o) > m {
+					over[o] = max(over[o], tb.OwnerFlows(o))
+				}
+			}
+		}
+		if tb.Len() > maxFlows {
+			t.Fatalf("step %d: %d flows, max %d", step, tb.Len(), maxFlows)
+		}
+		for _, o := range owners {
+			if o.Kind == OwnerNone {
+				continue
+			}
+			lim := int(tb.ownerMax(o))
+			if n := tb.OwnerFlows(o); lim > 0 && n > lim && n > over[o] {
+				t.Fatalf("step %d: %v holds %d, limit %d (%d when lowered)", step, o, n, lim, over[o])
+			} else if n <= lim {
+				delete(over, o)
+			}
+		}
+		for _, h := range hosts[:3] {
+			for _, o := range []Owner{{}, owners[1], owners[2]} {
+				if n := int(tb.perHost.get(keyOfHost(h, o)).n); n > perHost {
+					t.Fatalf("step %d: host %v from %v holds %d, limit %d", step, h, o, n, perHost)
+				}
+			}
+		}
+		if step%1000 == 0 {
+			if err := tb.Check(); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+		}
+	}
+}
