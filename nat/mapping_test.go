@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"math/rand/v2"
 	"testing"
 	"unsafe"
 )
@@ -67,5 +68,69 @@ func TestMACTableLast(t *testing.T) {
 	}
 	if m.ref(b) != ib || m.ref(a) != ia2 || m.refs[ib] != 2 || m.refs[ia2] != 2 {
 		t.Fatal("refs of a and b in turn")
+	}
+}
+
+// TestMACTableModel: ref and unref at random, with the ids running out
+// (more MACs than macIDs) and the last MAC named freed and its id taken
+// by another: every id ref hands out names the MAC asked for, with the
+// references counted as a model counts them.
+func TestMACTableModel(t *testing.T) {
+	for _, tc := range []struct{ macs, held int }{{3, 4}, {40, 30}, {5000, 6000}} {
+		macTableModel(t, tc.macs, tc.held)
+	}
+}
+
+func macTableModel(t *testing.T, macs, most int) {
+	m := newMACTable()
+	type held struct {
+		mac [6]byte
+		id  uint16
+	}
+	var refs []held
+	count := map[uint16]int32{}
+	owner := map[uint16][6]byte{}
+	byMAC := map[[6]byte]uint16{}
+	r := rand.New(rand.NewPCG(7, uint64(macs)))
+	for step := range 300000 {
+		if len(refs) > 0 && (r.IntN(2) == 0 || len(refs) > most) {
+			i := r.IntN(len(refs))
+			h := refs[i]
+			refs[i] = refs[len(refs)-1]
+			refs = refs[:len(refs)-1]
+			m.unref(h.id)
+			if h.id != 0 {
+				if count[h.id]--; count[h.id] == 0 {
+					delete(count, h.id)
+					delete(owner, h.id)
+				}
+			}
+			continue
+		}
+		// Runs of one MAC, as a LAN's flows come.
+		n := r.IntN(macs)
+		if r.IntN(3) != 0 && len(refs) > 0 {
+			n = int(refs[len(refs)-1].mac[5]) | int(refs[len(refs)-1].mac[4])<<8
+		}
+		mac := [6]byte{2, 0, 0, 0, byte(n >> 8), byte(n)}
+		id := m.ref(mac)
+		refs = append(refs, held{mac, id})
+		if id == 0 {
+			if len(owner) < macIDs {
+				t.Fatalf("%d MACs, step %d: no id for %v with %d of %d taken", macs, step, mac, len(owner), macIDs)
+			}
+			continue
+		}
+		if o, ok := owner[id]; ok && o != mac {
+			t.Fatalf("%d MACs, step %d: id %d handed to %v, held by %v", macs, step, id, mac, o)
+		}
+		if h := byMAC[mac]; h != 0 && h != id && count[h] > 0 && owner[h] == mac {
+			t.Fatalf("%d MACs, step %d: %v holds ids %d and %d", macs, step, mac, h, id)
+		}
+		owner[id], byMAC[mac] = mac, id
+		count[id]++
+		if m.macs[id] != mac || m.refs[id] != count[id] {
+			t.Fatalf("%d MACs, step %d: id %d names %v with %d refs, want %v with %d", macs, step, id, m.macs[id], m.refs[id], mac, count[id])
+		}
 	}
 }
