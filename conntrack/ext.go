@@ -82,9 +82,14 @@ func (t *Table) Data(id int32) (data, aux uint64) {
 	return 0, 0
 }
 
-// SetData sets the owner's or a helper's data of flow id.
+// SetData sets the owner's or a helper's data of flow id; on a flow that
+// has ended it does nothing (a record taken there would be lost when the
+// id is reused, and the pool holds one a flow).
 func (t *Table) SetData(id int32, data, aux uint64) {
 	f := &t.flows[id]
+	if f.st&stInUse == 0 {
+		return
+	}
 	if f.x == 0 {
 		if data == 0 && aux == 0 {
 			return

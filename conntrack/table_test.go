@@ -802,3 +802,26 @@ func TestRoomNeverOverLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestSetDataOnEndedFlow: data set on a flow that has ended (a helper
+// holding its id past the end) takes no record: the pool is sized for
+// one record a flow when the table is made, and a record taken by an
+// ended flow was lost when its id was reused (Insert takes another), so
+// such calls ran the pool past its end (index out of range).
+func TestSetDataOnEndedFlow(t *testing.T) {
+	tb := New(4, 0, 0)
+	for i := range 16 {
+		id, err := tb.Insert(tup(i, 0), tup(i, 1), [4]byte{}, 0, 1<<40)
+		if err != nil {
+			t.Fatalf("flow %d: %v", i, err)
+		}
+		tb.Delete(id)
+		tb.SetData(id, 1, 2)
+		if d, x := tb.Data(id); d != 0 || x != 0 {
+			t.Fatalf("ended flow's data %d %d", d, x)
+		}
+	}
+	if n := tb.xp.held(); n != 0 {
+		t.Fatalf("%d records held with no flow", n)
+	}
+}
