@@ -630,3 +630,32 @@ func TestFastOpenDataNotTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleLimitLoweredHolds: max_flows_per_rule lowered below the flows a
+// forward holds (Reconfigure) bounds it from the next new flow on: each
+// new flow from the WAN early-drops one of the rule's unanswered flows and
+// is refused until the share is under its new limit. MakeRoom remembering
+// the room it made let Insert make the flow anyway, so a flood kept the
+// rule at its old limit for good (8 flows after 12 more, limit 2).
+func TestRuleLimitLoweredHolds(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.MaxFlows = 256
+		c.MaxFlowsPerHost = 8
+		c.MaxFlowsPerRule = 8
+		c.PortForwards = []PortForward{{Proto: 17, OutsideLo: 9000, OutsideHi: 9000, Host: netip.MustParseAddr("192.168.50.12"), InsidePort: 9000}}
+	})
+	for i := range 8 {
+		pass(t, e, 0, WAN, UDP(fmt.Sprintf("198.51.100.7:%d", 1000+i), "203.0.113.1:9000", nil), LAN)
+	}
+	cfg := e.cfg
+	cfg.MaxFlowsPerRule = 2
+	if err := e.Reconfigure(cfg, sec); err != nil {
+		t.Fatal(err)
+	}
+	for i := 8; i < 20; i++ {
+		e.Process(sec, WAN, UDP(fmt.Sprintf("198.51.100.7:%d", 1000+i), "203.0.113.1:9000", nil))
+	}
+	if n := e.ct.Len(); n > 2 {
+		t.Fatalf("%d flows of a forward limited to 2 after 12 more", n)
+	}
+}
