@@ -33,8 +33,9 @@ type flowIndex struct {
 const slotValue = 1<<24 - 1
 
 // MaxFlows is the most flows a table holds: its values (flow id << 1 |
-// Dir) plus one fit a slot's 24 bits.
-const MaxFlows = 1 << 23
+// Dir) plus one fit a slot's 24 bits (1 << 23 did not: its last flow's
+// reply value plus one is 1 << 24).
+const MaxFlows = 1<<23 - 1
 
 func newFlowIndex(entries int) flowIndex {
 	size := indexSize(entries)

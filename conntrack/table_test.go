@@ -825,3 +825,28 @@ func TestSetDataOnEndedFlow(t *testing.T) {
 		t.Fatalf("%d records held with no flow", n)
 	}
 }
+
+// TestLastFlowOfLargestTable: a table of MaxFlows flows indexes its last
+// flow's reply tuple too. Its value (id << 1 | 1) plus one is 1 << 24
+// where MaxFlows was 1 << 23, past a slot's 24 bits: the slot's value read
+// back was 0 - 1 (its tag changed, so it was not found, nor deleted).
+func TestLastFlowOfLargestTable(t *testing.T) {
+	tb := New(MaxFlows, 0, 0)      // address space; a few pages touched
+	tb.fresh = int32(MaxFlows - 1) // as after MaxFlows-1 flows made
+	id, err := tb.Insert(tup(1, 0), tup(1, 1), [4]byte{}, 0, 1<<40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != MaxFlows-1 {
+		t.Fatalf("flow %d, want the last, %d", id, MaxFlows-1)
+	}
+	for d, k := range []Tuple{tup(1, 0), tup(1, 1)} {
+		if got, dir, ok := tb.Lookup(k); !ok || got != id || dir != Dir(d) {
+			t.Fatalf("tuple %d: flow %d dir %d found %v", d, got, dir, ok)
+		}
+	}
+	tb.Delete(id)
+	if _, _, ok := tb.Lookup(tup(1, 1)); ok {
+		t.Fatal("the reply tuple found after the flow's delete")
+	}
+}
