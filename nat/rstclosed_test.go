@@ -31,16 +31,11 @@ func TestResetFlowsDoNotFillShare(t *testing.T) {
 	now := Time(0)
 	for i := 0; i <= 200; i++ {
 		c := fmt.Sprintf("192.168.50.10:%d", 10000+i)
-		b := TCP(c, srv, packet.TCPSyn, 100, 0, nil, nil)
-		if v := e.Process(now, LAN, b); v.Action != Forward {
+		pub, ok := openTCP(t, e, now, c, srv)
+		if !ok {
 			refused++
 			continue
 		}
-		ip := packet.IPv4(b)
-		src := ip.Src()
-		pub := fmt.Sprintf("%d.%d.%d.%d:%d", src[0], src[1], src[2], src[3], packet.TCP(ip.Payload()).SrcPort())
-		IPv4(t, pass(t, e, now, WAN, TCP(srv, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN), Dst(c))
-		pass(t, e, now, LAN, TCP(c, srv, packet.TCPAck, 101, 501, nil, nil), WAN)
 		if i == 0 {
 			kept = pub // stays established
 		} else {
@@ -123,16 +118,11 @@ func TestFinClosedFlowsDoNotFillShare(t *testing.T) {
 	now := Time(0)
 	for i := 0; i <= 200; i++ {
 		c := fmt.Sprintf("192.168.50.10:%d", 10000+i)
-		b := TCP(c, srv, packet.TCPSyn, 100, 0, nil, nil)
-		if v := e.Process(now, LAN, b); v.Action != Forward {
+		pub, ok := openTCP(t, e, now, c, srv)
+		if !ok {
 			refused++
 			continue
 		}
-		ip := packet.IPv4(b)
-		src := ip.Src()
-		pub := fmt.Sprintf("%d.%d.%d.%d:%d", src[0], src[1], src[2], src[3], packet.TCP(ip.Payload()).SrcPort())
-		IPv4(t, pass(t, e, now, WAN, TCP(srv, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN), Dst(c))
-		pass(t, e, now, LAN, TCP(c, srv, packet.TCPAck, 101, 501, nil, nil), WAN)
 		switch {
 		case i == 0:
 			kept = pub // stays established
@@ -177,4 +167,21 @@ func TestFinClosedFlowsDoNotFillShare(t *testing.T) {
 	}
 	data := pass(t, e, now, WAN, TCP(srv, kept, packet.TCPAck|packet.TCPPsh, 501, 101, nil, []byte("still here")), LAN)
 	IPv4(t, data, Dst("192.168.50.10:10000"), L4Payload([]byte("still here")))
+}
+
+// openTCP opens a connection from c to srv at now (SYN, SYN-ACK, ACK) and
+// says at which public address and port it went out; false if the SYN
+// was refused.
+func openTCP(t *testing.T, e *Engine, now Time, c, srv string) (string, bool) {
+	t.Helper()
+	b := TCP(c, srv, packet.TCPSyn, 100, 0, nil, nil)
+	if v := e.Process(now, LAN, b); v.Action != Forward {
+		return "", false
+	}
+	ip := packet.IPv4(b)
+	src := ip.Src()
+	pub := fmt.Sprintf("%d.%d.%d.%d:%d", src[0], src[1], src[2], src[3], packet.TCP(ip.Payload()).SrcPort())
+	IPv4(t, pass(t, e, now, WAN, TCP(srv, pub, packet.TCPSyn|packet.TCPAck, 500, 101, nil, nil), LAN), Dst(c))
+	pass(t, e, now, LAN, TCP(c, srv, packet.TCPAck, 101, 501, nil, nil), WAN)
+	return pub, true
 }
